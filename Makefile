@@ -1,0 +1,77 @@
+# pg_streamml — build, install and test with PGXS.
+#
+#   make                 build the extension and the dev Kafka broker
+#   make install         install into the server found by pg_config
+#   make installcheck    pg_regress suite on a throw-away instance (library preloaded)
+#   make prove           TAP suite (workers, dev broker, restarts, crashes)
+#   make test            everything, from a fresh machine: deps, -Werror build, both suites
+#   make demo            the end-to-end demo on a throw-away server
+#   make bench           the benchmarks under test/bench (by hand, never in CI)
+
+EXTENSION  = pg_streamml
+EXTVERSION = 0.1.0
+MODULE_big = pg_streamml
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+# The install script is assembled from one SQL fragment per area, each kept
+# next to the C it declares: first the common part, then the areas in order.
+SQL_PARTS = src/pg_streamml.sql $(sort $(wildcard src/*/*.sql))
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
+PG_CPPFLAGS = -I$(srcdir)/src -Wextra -Wno-unused-parameter \
+	-Wno-missing-field-initializers -Wno-sign-compare
+SHLIB_LINK = -lrdkafka -lm
+
+# pg_regress: every file in sql/, on a temporary instance that preloads the
+# library (and pg_cron), so "make installcheck" never touches a live server.
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --temp-instance=tmp_check_regress \
+	--temp-config=$(srcdir)/test/regress.conf
+
+BROKER = test/broker/streamml-dev-broker
+EXTRA_CLEAN = $(BROKER) tmp_check tmp_check_regress tmp_install results \
+	regression.diffs regression.out log
+
+ifeq ($(PGXS),)
+# No server headers yet (a fresh machine): install the dependencies, then
+# run the requested target again with PGXS available.
+.DEFAULT_GOAL := test
+all install installcheck prove test demo bench:
+	bash test/install-deps.sh
+	$(MAKE) $@
+else
+include $(PGXS)
+
+all: $(BROKER)
+
+$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS)
+	cat $^ > $@
+
+$(OBJS): $(wildcard src/*.h src/*/*.h)
+
+# The dev Kafka broker: librdkafka's mock cluster behind a small CLI.
+$(BROKER): test/broker/dev_broker.c
+	$(CC) $(CFLAGS) $(COPT) -Wextra -o $@ $< -lrdkafka
+
+# TAP tests (PostgreSQL::Test::Cluster from the PGXS package).
+prove: $(BROKER)
+	rm -rf tmp_check && mkdir -p tmp_check
+	TESTDIR='$(CURDIR)' PATH="$(bindir):$$PATH" PGPORT='6$(DEF_PGPORT)' \
+	STREAMML_BROKER='$(CURDIR)/$(BROKER)' \
+	$(PROVE) $(PG_PROVE_FLAGS) -I test/perl $(PROVE_FLAGS) \
+		$(if $(PROVE_TESTS),$(PROVE_TESTS),test/t/*.pl)
+
+test:
+	bash test/run-tests.sh
+
+demo:
+	bash test/demo.sh
+
+bench: all
+	bash test/bench/run.sh
+
+.PHONY: prove test demo bench
+endif

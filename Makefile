@@ -56,10 +56,24 @@ $(OBJS): $(wildcard src/*.h src/*/*.h)
 $(BROKER): test/broker/dev_broker.c
 	$(CC) $(CFLAGS) $(COPT) -Wextra -o $@ $< -lrdkafka
 
-# TAP tests (PostgreSQL::Test::Cluster from the PGXS package).
+# A private copy of the server with the extension installed into it, so the
+# test suites need no write access to system directories.  PostgreSQL finds
+# its share and lib directories relative to its binaries, so the copy works.
+TMP_INSTALL = $(CURDIR)/tmp_install
+tmp-install: all
+	rm -rf '$(TMP_INSTALL)'
+	for d in '$(bindir)' '$(pkglibdir)' '$(datadir)'; do \
+		mkdir -p "$(TMP_INSTALL)$$(dirname $$d)" && \
+		cp -a "$$d" "$(TMP_INSTALL)$$d"; done
+	$(MAKE) install DESTDIR='$(TMP_INSTALL)' >/dev/null
+
+# TAP tests (PostgreSQL::Test::Cluster from the PGXS package), against the
+# server in TEST_BINDIR (the installed one unless run-tests.sh says otherwise).
+TEST_BINDIR ?= $(bindir)
 prove: $(BROKER)
 	rm -rf tmp_check && mkdir -p tmp_check
-	TESTDIR='$(CURDIR)' PATH="$(bindir):$$PATH" PGPORT='6$(DEF_PGPORT)' \
+	TESTDIR='$(CURDIR)' PATH="$(TEST_BINDIR):$$PATH" PGPORT='6$(DEF_PGPORT)' \
+	PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
 	STREAMML_BROKER='$(CURDIR)/$(BROKER)' \
 	$(PROVE) $(PG_PROVE_FLAGS) -I test/perl $(PROVE_FLAGS) \
 		$(if $(PROVE_TESTS),$(PROVE_TESTS),test/t/*.pl)
@@ -73,5 +87,5 @@ demo:
 bench: all
 	bash test/bench/run.sh
 
-.PHONY: prove test demo bench
+.PHONY: tmp-install prove test demo bench
 endif

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The whole pg_streamml test suite, from a fresh machine: installs what is
+# missing, builds with -Werror, installs into a private copy of the server
+# (tmp_install/, so no system directory is written), then runs the pg_regress
+# suite and the TAP suite.  README's "make test" and CI's .ci/run call it.
+#
+# PostgreSQL refuses to run as root.  Invoked as root, the script copies the
+# tree to a scratch directory owned by an unprivileged user (postgres, or
+# STREAMML_TEST_USER) and runs itself there as that user.
+set -uo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$top"
+
+if [ -z "${STREAMML_DEPS_DONE:-}" ]; then
+	bash test/install-deps.sh || exit 1
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+	user=${STREAMML_TEST_USER:-postgres}
+	scratch=$(mktemp -d /tmp/pg_streamml-test.XXXXXX)
+	tar --exclude=./.git --exclude=./tmp_install --exclude=./tmp_check \
+		--exclude=./tmp_check_regress -cf - . | tar -C "$scratch" -xf -
+	chown -R "$user" "$scratch"
+	chmod 755 "$scratch"
+	echo "run-tests: running as $user in $scratch"
+	runuser -u "$user" -- env STREAMML_DEPS_DONE=1 HOME="$scratch" \
+		bash "$scratch/test/run-tests.sh"
+	rc=$?
+	[ $rc -eq 0 ] && [ -z "${STREAMML_KEEP_SCRATCH:-}" ] && rm -rf "$scratch"
+	exit $rc
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+pg_bindir=$(pg_config --bindir)
+tmp_bindir="$top/tmp_install$pg_bindir"
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "build (-Werror)"
+make -s clean >/dev/null
+make -s -j"$jobs" COPT=-Werror || exit 1
+
+step "install into tmp_install"
+make -s tmp-install || exit 1
+
+step "pg_regress suite"
+regress_log=$(mktemp)
+make -s installcheck EXTRA_REGRESS_OPTS="--bindir=$tmp_bindir" 2>&1 | tee "$regress_log"
+regress_rc=${PIPESTATUS[0]}
+if [ "$regress_rc" -ne 0 ] && [ -f regression.diffs ]; then
+	step "regression.diffs"
+	cat regression.diffs
+fi
+
+step "TAP suite"
+tap_log=$(mktemp)
+make -s prove TEST_BINDIR="$tmp_bindir" 2>&1 | tee "$tap_log"
+tap_rc=${PIPESTATUS[0]}
+if [ "$tap_rc" -ne 0 ]; then
+	for f in tmp_check/log/regress_log_*; do
+		[ -f "$f" ] || continue
+		step "tail of $f"
+		tail -n 60 "$f"
+	done
+fi
+
+# One closing line for the whole run: regression tests and TAP test files.
+r_ok=$(grep -cE '^(ok|test) .*\.\.\. ok|^ok [0-9]+ ' "$regress_log")
+r_bad=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' "$regress_log")
+t_files=$(ls test/t/*.pl 2>/dev/null | wc -l)
+t_bad=$(sed -n 's/^Failed \([0-9]*\)\/[0-9]* test programs.*/\1/p' "$tap_log")
+t_bad=${t_bad:-0}
+[ "$tap_rc" -ne 0 ] && [ "$t_bad" -eq 0 ] && t_bad=1
+passed=$((r_ok + t_files - t_bad))
+failed=$((r_bad + t_bad))
+[ "$regress_rc" -ne 0 ] && [ "$r_bad" -eq 0 ] && failed=$((failed + 1))
+rm -f "$regress_log" "$tap_log"
+echo
+echo "pg_streamml: $passed passed, $failed failed"
+[ "$regress_rc" -eq 0 ] && [ "$tap_rc" -eq 0 ]

@@ -45,8 +45,7 @@ all install installcheck prove test demo bench:
 else
 include $(PGXS)
 
-# (the broker source arrives with the dev-broker work; until then skip it)
-all: $(if $(wildcard test/broker/dev_broker.c),$(BROKER))
+all: $(BROKER)
 
 $(EXTENSION)--$(EXTVERSION).sql: $(SQL_PARTS)
 	cat $^ > $@
@@ -71,7 +70,7 @@ tmp-install: all
 # TAP tests (PostgreSQL::Test::Cluster from the PGXS package), against the
 # server in TEST_BINDIR (the installed one unless run-tests.sh says otherwise).
 TEST_BINDIR ?= $(bindir)
-prove: $(if $(wildcard test/broker/dev_broker.c),$(BROKER))
+prove: $(BROKER)
 	rm -rf tmp_check && mkdir -p tmp_check
 	TESTDIR='$(CURDIR)' PATH="$(TEST_BINDIR):$$PATH" PGPORT='6$(DEF_PGPORT)' \
 	PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \

@@ -26,7 +26,7 @@ SELECT c.feature, abs(c.coefficient - e.coefficient) <= 1e-6 * abs(e.coefficient
 SELECT max(abs(streamml.predict_proba('churn', ARRAY[x1, x2, x3, x4, flag::int]) - p.proba)) < 1e-9 AS proba_ok
   FROM logit l JOIN logit_proba p USING (id);
 -- Standard errors, z values and p-values of the intercept and x1.
-SELECT feature, round(std_error::numeric, 4) AS se, round(z_value::numeric, 2) AS z,
+SELECT feature, round(std_error::numeric, 3) AS se, round(z_value::numeric) AS z,
 	   p_value < 1e-10 AS significant, round(odds_ratio::numeric, 4) AS odds_ratio
   FROM streamml.coefficients WHERE model = 'churn' AND feature IN ('(intercept)', 'x1', 'flag')
  ORDER BY feature;

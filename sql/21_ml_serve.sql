@@ -68,3 +68,20 @@ RESET ROLE;
 SELECT streamml.drop_model('alice_model');
 DROP OWNED BY ml_alice, ml_bob;
 DROP ROLE ml_alice, ml_bob;
+
+-- Multinomial (softmax) regression on text classes; the last class is the
+-- reference whose coefficients are zero.
+SELECT setseed(0.25);
+CREATE TABLE three AS
+SELECT i AS id, x1, x2,
+	   CASE WHEN random() < 0.2 THEN (ARRAY['a', 'b', 'c'])[1 + i % 3]
+			WHEN x1 > 0.6 THEN 'a' WHEN x2 > 0.5 THEN 'b' ELSE 'c' END AS c
+  FROM (SELECT i, random() AS x1, random() AS x2 FROM generate_series(1, 3000) i) s;
+SELECT model, converged, (metrics->>'accuracy')::float8 > 0.7 AS accurate
+  FROM streamml.train_logreg('three', 'three', 'c', ARRAY['x1', 'x2'], '{"l2": 0.001}');
+SELECT kind, classes FROM streamml.models WHERE name = 'three';
+SELECT streamml.predict_class('three', ARRAY[0.9, 0.1]::float8[]) AS a,
+	   streamml.predict_class('three', ARRAY[0.1, 0.9]::float8[]) AS b,
+	   streamml.predict_class('three', ARRAY[0.1, 0.1]::float8[]) AS c;
+SELECT count(*) FROM streamml.coefficients WHERE model = 'three' AND class = 'c' AND coefficient = 0;
+SELECT streamml.predict_proba('three', ARRAY[0.9, 0.1]::float8[]);

@@ -571,11 +571,18 @@ GroupPenalty(TrainRun *run, GroupFit *g, int i)
 	return (double) g->count * run->l2 * g->pen[j - 1];
 }
 
-/* True when coefficient index i belongs to a constant column. */
+/*
+ * True when coefficient index i is held at zero: a constant column, or the
+ * last class of a multinomial model (the reference class, which makes the
+ * softmax parameters identifiable).
+ */
 static inline bool
 GroupFixed(GroupFit *g, int i)
 {
 	int			j = i % (g->p + 1);
+
+	if (g->blocks > 1 && i / (g->p + 1) == g->blocks - 1)
+		return true;
 
 	return j > 0 && g->invs[j - 1] == 0.0;
 }
@@ -669,7 +676,13 @@ GroupNewtonStep(TrainRun *run, GroupFit *g, double loss, const double *grad,
 	g->iterations++;
 	g->obj = obj;
 
-	if (maxd <= run->tol * (1.0 + maxg))
+	/*
+	 * Newton converges quadratically: once a step is below sqrt(tol), the
+	 * next one would be below tol, so the pass that would only confirm it
+	 * is skipped (the step just taken already lands within tol).
+	 */
+	if (maxd <= run->tol * (1.0 + maxg) ||
+		(g->iterations >= 2 && maxd * maxd <= run->tol * (1.0 + maxg)))
 	{
 		g->converged = true;
 		g->active = false;

@@ -1,0 +1,424 @@
+/*
+ * irls_state.c
+ *		One Newton (IRLS) pass of logistic regression as a parallel aggregate.
+ *
+ * streamml.irls_pass(label, features, weight, params, group_keys, group_key)
+ * evaluates, at the coefficients given in params, the weighted negative
+ * log-likelihood, its gradient and its Hessian (packed upper triangle) on
+ * the standardised scale z = (x - mean) * inv_scale, plus the counts and the
+ * confusion matrix at probability 0.5.  States are plain sums, so partial
+ * aggregates from parallel workers (or Citus shards) just add up; only the
+ * sums travel between processes, never the parameters.
+ *
+ * params is [K, means(p), inv_scales(p), coefficients], K = 2 for a binary
+ * model (coefficients: intercept then p slopes) or the number of classes of
+ * a multinomial (softmax) one (K blocks of intercept and p slopes); with
+ * group_by it is a two-dimensional array, one such row per group, and the
+ * row used is the one whose position in group_keys matches group_key.  It is
+ * decoded once per state, not per row.
+ *
+ * The loss is computed as softplus(eta) - y * eta with softplus written so
+ * that it never overflows, so perfectly separated rows cost log(1+e^-|eta|)
+ * instead of log(0).
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "libpq/pqformat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "ml/ml.h"
+#include "ml/passes.h"
+
+typedef struct IrlsState
+{
+	int			p;				/* features, -1 before the parameters are read */
+	int			classes;		/* K */
+	int			blocks;			/* 1 for binary, K for multinomial */
+	int			k;				/* parameters: blocks * (p + 1) */
+	int64		count;
+	int64		skipped;
+	double		w;
+	double		loss;
+	double		correct;
+	double		confusion[4];	/* tp, fp, tn, fn */
+	double	   *grad;			/* k */
+	double	   *hess;			/* packed, order k */
+	/* the parameters, decoded from the params argument (not serialised) */
+	double	   *mean;
+	double	   *invs;
+	double	   *coef;
+	double	   *z;				/* scratch: 1, z1, ..., zp */
+	double	   *prob;			/* scratch: K class probabilities */
+} IrlsState;
+
+/* Allocates the accumulators of a state for p features and K classes. */
+static void
+IrlsAlloc(IrlsState *state, int p, int classes)
+{
+	state->p = p;
+	state->classes = classes;
+	state->blocks = (classes == 2) ? 1 : classes;
+	state->k = state->blocks * (p + 1);
+	state->grad = palloc0(sizeof(double) * state->k);
+	state->hess = palloc0(sizeof(double) * PACKED_SIZE(state->k));
+}
+
+/* Decodes the parameters for this state's group from the params argument. */
+static void
+IrlsLoadParams(IrlsState *state, FunctionCallInfo fcinfo)
+{
+	ArrayType  *params;
+	int			len;
+	int			row = 0;
+	int			classes;
+	int			blocks;
+	int			p;
+	double	   *d;
+
+	if (PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("irls_pass parameters must not be null")));
+	params = PG_GETARG_ARRAYTYPE_P(4);
+	if (ARR_ELEMTYPE(params) != FLOAT8OID || ARR_NDIM(params) < 1 ||
+		ARR_NDIM(params) > 2 || ARR_HASNULL(params))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("irls_pass parameters must be a float8 array without nulls")));
+	len = ARR_DIMS(params)[ARR_NDIM(params) - 1];
+	d = (double *) ARR_DATA_PTR(params);
+
+	if (ARR_NDIM(params) == 2)
+	{
+		ArrayType  *keys;
+		Datum	   *kd;
+		bool	   *kn;
+		int			nkeys;
+		text	   *key;
+
+		if (PG_ARGISNULL(5) || PG_ARGISNULL(6))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("irls_pass needs group keys with per-group parameters")));
+		keys = PG_GETARG_ARRAYTYPE_P(5);
+		key = PG_GETARG_TEXT_PP(6);
+		deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &kd, &kn,
+						  &nkeys);
+		row = -1;
+		for (int i = 0; i < nkeys; i++)
+		{
+			text	   *t = DatumGetTextPP(kd[i]);
+
+			if (!kn[i] &&
+				VARSIZE_ANY_EXHDR(t) == VARSIZE_ANY_EXHDR(key) &&
+				memcmp(VARDATA_ANY(t), VARDATA_ANY(key),
+					   VARSIZE_ANY_EXHDR(key)) == 0)
+			{
+				row = i;
+				break;
+			}
+		}
+		if (row < 0 || row >= ARR_DIMS(params)[0])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("irls_pass has no parameters for group \"%s\"",
+							text_to_cstring(key))));
+	}
+	d += row * len;
+	classes = (int) d[0];
+	if (classes < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("irls_pass needs at least 2 classes")));
+	blocks = (classes == 2) ? 1 : classes;
+	p = (len - 1 - blocks) / (2 + blocks);
+	if (p < 0 || 1 + 2 * p + blocks * (p + 1) != len)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("irls_pass parameters have an invalid length %d", len)));
+
+	IrlsAlloc(state, p, classes);
+	state->mean = palloc(sizeof(double) * (len - 1));
+	memcpy(state->mean, d + 1, sizeof(double) * (len - 1));
+	state->invs = state->mean + p;
+	state->coef = state->invs + p;
+	state->z = palloc(sizeof(double) * (p + 1));
+	state->prob = palloc(sizeof(double) * classes);
+}
+
+/* Adds one binary row: z holds 1, z1..zp. */
+static void
+IrlsAddBinary(IrlsState *state, double y, double w)
+{
+	int			n1 = state->p + 1;
+	double	   *z = state->z;
+	double		eta = 0.0;
+	double		pr;
+	double		r;
+	double		h;
+	double	   *hp = state->hess;
+
+	for (int i = 0; i < n1; i++)
+		eta += state->coef[i] * z[i];
+	pr = Sigmoid(eta);
+	state->loss += w * LogisticLoss(eta, y);
+	r = w * (pr - y);
+	h = w * pr * (1.0 - pr);
+	for (int i = 0; i < n1; i++)
+	{
+		double		a = h * z[i];
+
+		state->grad[i] += r * z[i];
+		for (int j = i; j < n1; j++)
+			*hp++ += a * z[j];
+	}
+	if (pr >= 0.5)
+		state->confusion[y >= 0.5 ? 0 : 1] += 1.0;
+	else
+		state->confusion[y >= 0.5 ? 3 : 2] += 1.0;
+	if ((pr >= 0.5) == (y >= 0.5))
+		state->correct += 1.0;
+}
+
+/* Adds one multinomial row: y is the class index. */
+static void
+IrlsAddMultinomial(IrlsState *state, double y, double w)
+{
+	int			n1 = state->p + 1;
+	int			kk = state->classes;
+	int			k = state->k;
+	int			cls = (int) y;
+	double	   *z = state->z;
+	double	   *pr = state->prob;
+	double		maxeta = -INFINITY;
+	double		sum = 0.0;
+	int			best = 0;
+
+	if (cls < 0 || cls >= kk || cls != y)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("class index %g is out of range for %d classes", y, kk)));
+	for (int c = 0; c < kk; c++)
+	{
+		double		eta = 0.0;
+		const double *b = state->coef + c * n1;
+
+		for (int i = 0; i < n1; i++)
+			eta += b[i] * z[i];
+		pr[c] = eta;
+		maxeta = Max(maxeta, eta);
+	}
+	for (int c = 0; c < kk; c++)
+	{
+		sum += exp(pr[c] - maxeta);
+		if (pr[c] > pr[best])
+			best = c;
+	}
+	/* -log softmax of the true class, computed with log-sum-exp */
+	state->loss += w * (maxeta + log(sum) - pr[cls]);
+	for (int c = 0; c < kk; c++)
+		pr[c] = exp(pr[c] - maxeta) / sum;
+	if (best == cls)
+		state->correct += 1.0;
+
+	for (int c = 0; c < kk; c++)
+	{
+		double		r = w * (pr[c] - (c == cls ? 1.0 : 0.0));
+
+		for (int i = 0; i < n1; i++)
+			state->grad[c * n1 + i] += r * z[i];
+		for (int d = c; d < kk; d++)
+		{
+			double		h = w * pr[c] * ((c == d ? 1.0 : 0.0) - pr[d]);
+
+			for (int i = 0; i < n1; i++)
+			{
+				int			row = c * n1 + i;
+				double		a = h * z[i];
+				double	   *hp = state->hess + PACKED_INDEX(k, row, 0);
+
+				/* columns (d, j) with row <= column */
+				for (int j = (d == c ? i : 0); j < n1; j++)
+					hp[d * n1 + j] += a * z[j];
+			}
+		}
+	}
+}
+
+PG_FUNCTION_INFO_V1(irls_pass_transfn);
+
+/* Transition of streamml.irls_pass: adds one row at the given parameters. */
+Datum
+irls_pass_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext = PassAggContext(fcinfo, "irls_pass_transfn");
+	IrlsState  *state;
+	double		y;
+	double		w;
+	double	   *x;
+	int			p;
+
+	if (PG_ARGISNULL(0))
+	{
+		MemoryContext old = MemoryContextSwitchTo(aggcontext);
+
+		state = palloc0(sizeof(IrlsState));
+		IrlsLoadParams(state, fcinfo);
+		MemoryContextSwitchTo(old);
+	}
+	else
+		state = (IrlsState *) PG_GETARG_POINTER(0);
+
+	if (!PassReadRow(fcinfo, 1, state->p, &y, &x, &p, &w))
+	{
+		state->skipped++;
+		PG_RETURN_POINTER(state);
+	}
+	state->count++;
+	state->w += w;
+	state->z[0] = 1.0;
+	for (int i = 0; i < p; i++)
+		state->z[i + 1] = (x[i] - state->mean[i]) * state->invs[i];
+	if (state->classes == 2)
+	{
+		if (y != 0.0 && y != 1.0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("binary label must be 0 or 1, not %g", y)));
+		IrlsAddBinary(state, y, w);
+	}
+	else
+		IrlsAddMultinomial(state, y, w);
+	PG_RETURN_POINTER(state);
+}
+
+PG_FUNCTION_INFO_V1(irls_pass_combinefn);
+
+/* Combine function of streamml.irls_pass: adds the sums. */
+Datum
+irls_pass_combinefn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcontext = PassAggContext(fcinfo, "irls_pass_combinefn");
+	IrlsState  *a;
+	IrlsState  *b;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+	b = (IrlsState *) PG_GETARG_POINTER(1);
+	if (PG_ARGISNULL(0))
+	{
+		MemoryContext old = MemoryContextSwitchTo(aggcontext);
+
+		a = palloc0(sizeof(IrlsState));
+		IrlsAlloc(a, b->p, b->classes);
+		MemoryContextSwitchTo(old);
+	}
+	else
+		a = (IrlsState *) PG_GETARG_POINTER(0);
+	if (a->k != b->k)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot combine irls_pass states of different sizes")));
+	a->count += b->count;
+	a->skipped += b->skipped;
+	a->w += b->w;
+	a->loss += b->loss;
+	a->correct += b->correct;
+	for (int i = 0; i < 4; i++)
+		a->confusion[i] += b->confusion[i];
+	for (int i = 0; i < a->k; i++)
+		a->grad[i] += b->grad[i];
+	for (int i = 0; i < PACKED_SIZE(a->k); i++)
+		a->hess[i] += b->hess[i];
+	PG_RETURN_POINTER(a);
+}
+
+PG_FUNCTION_INFO_V1(irls_pass_serialfn);
+
+/* Serialises the sums of an irls_pass state. */
+Datum
+irls_pass_serialfn(PG_FUNCTION_ARGS)
+{
+	IrlsState  *state = (IrlsState *) PG_GETARG_POINTER(0);
+	StringInfoData buf;
+
+	pq_begintypsend(&buf);
+	pq_sendint32(&buf, state->p);
+	pq_sendint32(&buf, state->classes);
+	pq_sendint64(&buf, state->count);
+	pq_sendint64(&buf, state->skipped);
+	pq_sendfloat8(&buf, state->w);
+	pq_sendfloat8(&buf, state->loss);
+	pq_sendfloat8(&buf, state->correct);
+	pq_sendbytes(&buf, (char *) state->confusion, sizeof(state->confusion));
+	pq_sendbytes(&buf, (char *) state->grad, sizeof(double) * state->k);
+	pq_sendbytes(&buf, (char *) state->hess,
+				 sizeof(double) * PACKED_SIZE(state->k));
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+PG_FUNCTION_INFO_V1(irls_pass_deserialfn);
+
+/* Deserialises the sums of an irls_pass state. */
+Datum
+irls_pass_deserialfn(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	IrlsState  *state = palloc0(sizeof(IrlsState));
+	StringInfoData buf;
+	int			p;
+	int			classes;
+
+	PassAggContext(fcinfo, "irls_pass_deserialfn");
+	PassReadBuffer(&buf, b);
+	p = pq_getmsgint(&buf, 4);
+	classes = pq_getmsgint(&buf, 4);
+	IrlsAlloc(state, p, classes);
+	state->count = pq_getmsgint64(&buf);
+	state->skipped = pq_getmsgint64(&buf);
+	state->w = pq_getmsgfloat8(&buf);
+	state->loss = pq_getmsgfloat8(&buf);
+	state->correct = pq_getmsgfloat8(&buf);
+	pq_copymsgbytes(&buf, (char *) state->confusion, sizeof(state->confusion));
+	pq_copymsgbytes(&buf, (char *) state->grad, sizeof(double) * state->k);
+	pq_copymsgbytes(&buf, (char *) state->hess,
+					sizeof(double) * PACKED_SIZE(state->k));
+	PG_RETURN_POINTER(state);
+}
+
+PG_FUNCTION_INFO_V1(irls_pass_finalfn);
+
+/*
+ * Final function of streamml.irls_pass: a float8[] laid out as in passes.h
+ * (counts, sum of weights, loss, correct, confusion, k), then the gradient
+ * (k) and the packed Hessian.
+ */
+Datum
+irls_pass_finalfn(PG_FUNCTION_ARGS)
+{
+	IrlsState  *state;
+	int			len;
+	double	   *out;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	state = (IrlsState *) PG_GETARG_POINTER(0);
+	len = IRLS_OUT_HEADER + state->k + PACKED_SIZE(state->k);
+	out = palloc(sizeof(double) * len);
+	out[IRLS_OUT_COUNT] = state->count;
+	out[IRLS_OUT_SKIPPED] = state->skipped;
+	out[IRLS_OUT_WEIGHT] = state->w;
+	out[IRLS_OUT_LOSS] = state->loss;
+	out[IRLS_OUT_CORRECT] = state->correct;
+	memcpy(out + IRLS_OUT_TP, state->confusion, sizeof(state->confusion));
+	out[IRLS_OUT_K] = state->k;
+	memcpy(out + IRLS_OUT_HEADER, state->grad, sizeof(double) * state->k);
+	memcpy(out + IRLS_OUT_HEADER + state->k, state->hess,
+		   sizeof(double) * PACKED_SIZE(state->k));
+	PG_RETURN_ARRAYTYPE_P(Float8ArrayBuild(out, len));
+}

@@ -1,0 +1,537 @@
+/*
+ * metrics.c
+ *		Evaluation aggregates: streamml.classification_metrics,
+ *		streamml.multiclass_metrics and streamml.regression_metrics.
+ *
+ * They are ordinary parallel-safe aggregates that users call in SQL on any
+ * (label, prediction) pairs, and that training and streamml.evaluate use on
+ * the holdout.  Accuracy, precision, recall, F1, log-loss and the confusion
+ * matrix are sums; the areas under the ROC and precision-recall curves are
+ * exact, so the state keeps every (score, label) pair and the final function
+ * sorts them once (16 bytes a row: 16 MB for a million rows).
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "ml/ml.h"
+#include "ml/passes.h"
+
+/* Appends "key": number (null when not finite) to a JSON object. */
+void
+JsonAppendNumber(StringInfo buf, const char *key, double v)
+{
+	if (buf->len > 1)
+		appendStringInfoString(buf, ", ");
+	if (isfinite(v))
+		appendStringInfo(buf, "\"%s\": %.15g", key, v);
+	else
+		appendStringInfo(buf, "\"%s\": null", key);
+}
+
+/* Converts JSON text to a jsonb Datum. */
+static Datum
+JsonbFromText(const char *s)
+{
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(s));
+}
+
+typedef struct ScoredRow
+{
+	double		score;
+	double		label;
+} ScoredRow;
+
+typedef struct ClassState
+{
+	int64		n;
+	int64		cap;
+	ScoredRow  *rows;
+	double		loss;
+	double		confusion[4];	/* tp, fp, tn, fn at 0.5 */
+} ClassState;
+
+/* Makes room for more rows in a classification state. */
+static void
+ClassReserve(ClassState *s, int64 more, MemoryContext cxt)
+{
+	if (s->n + more <= s->cap)
+		return;
+	s->cap = Max(s->cap * 2, Max(s->n + more, 1024));
+	if (s->rows == NULL)
+		s->rows = MemoryContextAllocHuge(cxt, sizeof(ScoredRow) * s->cap);
+	else
+		s->rows = repalloc_huge(s->rows, sizeof(ScoredRow) * s->cap);
+}
+
+/* Adds one (label, probability) pair. */
+static void
+ClassAdd(ClassState *s, bool label, double prob)
+{
+	double		y = label ? 1.0 : 0.0;
+	double		pc = Min(Max(prob, 1e-15), 1.0 - 1e-15);
+
+	s->rows[s->n].score = prob;
+	s->rows[s->n].label = y;
+	s->n++;
+	s->loss -= label ? log(pc) : log1p(-pc);
+	if (prob >= 0.5)
+		s->confusion[label ? 0 : 1] += 1.0;
+	else
+		s->confusion[label ? 3 : 2] += 1.0;
+}
+
+PG_FUNCTION_INFO_V1(classification_metrics_transfn);
+
+/* Transition of streamml.classification_metrics(label, probability). */
+Datum
+classification_metrics_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = PassAggContext(fcinfo, "classification_metrics_transfn");
+	ClassState *s;
+	double		prob;
+
+	if (PG_ARGISNULL(0))
+		s = MemoryContextAllocZero(cxt, sizeof(ClassState));
+	else
+		s = (ClassState *) PG_GETARG_POINTER(0);
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_POINTER(s);
+	prob = PG_GETARG_FLOAT8(2);
+	if (isnan(prob) || prob < 0.0 || prob > 1.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("probability %g is not between 0 and 1", prob)));
+	ClassReserve(s, 1, cxt);
+	ClassAdd(s, PG_GETARG_BOOL(1), prob);
+	PG_RETURN_POINTER(s);
+}
+
+PG_FUNCTION_INFO_V1(classification_metrics_combinefn);
+
+/* Combine function of streamml.classification_metrics. */
+Datum
+classification_metrics_combinefn(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = PassAggContext(fcinfo, "classification_metrics_combinefn");
+	ClassState *a;
+	ClassState *b;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+	b = (ClassState *) PG_GETARG_POINTER(1);
+	if (PG_ARGISNULL(0))
+		a = MemoryContextAllocZero(cxt, sizeof(ClassState));
+	else
+		a = (ClassState *) PG_GETARG_POINTER(0);
+	ClassReserve(a, b->n, cxt);
+	if (b->n > 0)
+		memcpy(a->rows + a->n, b->rows, sizeof(ScoredRow) * b->n);
+	a->n += b->n;
+	a->loss += b->loss;
+	for (int i = 0; i < 4; i++)
+		a->confusion[i] += b->confusion[i];
+	PG_RETURN_POINTER(a);
+}
+
+PG_FUNCTION_INFO_V1(classification_metrics_serialfn);
+
+/* Serialises a classification state. */
+Datum
+classification_metrics_serialfn(PG_FUNCTION_ARGS)
+{
+	ClassState *s = (ClassState *) PG_GETARG_POINTER(0);
+	StringInfoData buf;
+
+	pq_begintypsend(&buf);
+	pq_sendint64(&buf, s->n);
+	pq_sendfloat8(&buf, s->loss);
+	pq_sendbytes(&buf, (char *) s->confusion, sizeof(s->confusion));
+	if (s->n > 0)
+		pq_sendbytes(&buf, (char *) s->rows, sizeof(ScoredRow) * s->n);
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+PG_FUNCTION_INFO_V1(classification_metrics_deserialfn);
+
+/* Deserialises a classification state. */
+Datum
+classification_metrics_deserialfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = PassAggContext(fcinfo, "classification_metrics_deserialfn");
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	ClassState *s = MemoryContextAllocZero(cxt, sizeof(ClassState));
+	StringInfoData buf;
+	int64		n;
+
+	PassReadBuffer(&buf, b);
+	n = pq_getmsgint64(&buf);
+	s->loss = pq_getmsgfloat8(&buf);
+	pq_copymsgbytes(&buf, (char *) s->confusion, sizeof(s->confusion));
+	ClassReserve(s, n, cxt);
+	if (n > 0)
+		pq_copymsgbytes(&buf, (char *) s->rows, sizeof(ScoredRow) * n);
+	s->n = n;
+	PG_RETURN_POINTER(s);
+}
+
+/* Orders scored rows by decreasing score. */
+static int
+ScoredRowCompare(const void *a, const void *b)
+{
+	double		x = ((const ScoredRow *) a)->score;
+	double		y = ((const ScoredRow *) b)->score;
+
+	return (x < y) ? 1 : (x > y) ? -1 : 0;
+}
+
+PG_FUNCTION_INFO_V1(classification_metrics_finalfn);
+
+/*
+ * Final function of streamml.classification_metrics: the metrics as jsonb.
+ * ROC AUC by the trapezoidal rule over distinct thresholds (ties count
+ * half); PR AUC as average precision, Σ (R_k - R_k-1) P_k.
+ */
+Datum
+classification_metrics_finalfn(PG_FUNCTION_ARGS)
+{
+	ClassState *s;
+	StringInfoData b;
+	double		tp;
+	double		fp;
+	double		tn;
+	double		fn;
+	double		pos;
+	double		neg;
+	double		prec;
+	double		rec;
+	double		auc = 0.0;
+	double		ap = 0.0;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	s = (ClassState *) PG_GETARG_POINTER(0);
+	if (s->n == 0)
+		PG_RETURN_NULL();
+	tp = s->confusion[0];
+	fp = s->confusion[1];
+	tn = s->confusion[2];
+	fn = s->confusion[3];
+	pos = tp + fn;
+	neg = fp + tn;
+
+	qsort(s->rows, s->n, sizeof(ScoredRow), ScoredRowCompare);
+	{
+		double		ctp = 0.0;
+		double		cfp = 0.0;
+
+		for (int64 i = 0; i < s->n;)
+		{
+			double		ptp = ctp;
+			double		pfp = cfp;
+			int64		j = i;
+
+			while (j < s->n && s->rows[j].score == s->rows[i].score)
+			{
+				ctp += s->rows[j].label;
+				cfp += 1.0 - s->rows[j].label;
+				j++;
+			}
+			auc += (cfp - pfp) * (ctp + ptp) / 2.0;
+			if (pos > 0)
+				ap += (ctp - ptp) / pos * (ctp / (ctp + cfp));
+			i = j;
+		}
+	}
+
+	prec = (tp + fp) > 0 ? tp / (tp + fp) : 0.0;
+	rec = pos > 0 ? tp / pos : 0.0;
+	initStringInfo(&b);
+	appendStringInfoChar(&b, '{');
+	JsonAppendNumber(&b, "rows", (double) s->n);
+	JsonAppendNumber(&b, "accuracy", (tp + tn) / s->n);
+	JsonAppendNumber(&b, "precision", prec);
+	JsonAppendNumber(&b, "recall", rec);
+	JsonAppendNumber(&b, "f1", (prec + rec) > 0 ? 2 * prec * rec / (prec + rec) : 0.0);
+	JsonAppendNumber(&b, "roc_auc", (pos > 0 && neg > 0) ? auc / (pos * neg) : NAN);
+	JsonAppendNumber(&b, "pr_auc", pos > 0 ? ap : NAN);
+	JsonAppendNumber(&b, "log_loss", s->loss / s->n);
+	appendStringInfo(&b, ", \"confusion_matrix\": {\"tp\": %.0f, \"fp\": %.0f, \"tn\": %.0f, \"fn\": %.0f}}",
+					 tp, fp, tn, fn);
+	PG_RETURN_DATUM(JsonbFromText(b.data));
+}
+
+/* State of streamml.regression_metrics. */
+typedef struct RegState
+{
+	double		n;
+	double		abs_err;
+	double		sq_err;
+	double		mean;			/* of the actual values */
+	double		m2;
+} RegState;
+
+PG_FUNCTION_INFO_V1(regression_metrics_transfn);
+
+/* Transition of streamml.regression_metrics(actual, predicted). */
+Datum
+regression_metrics_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = PassAggContext(fcinfo, "regression_metrics_transfn");
+	RegState   *s;
+	double		y;
+	double		e;
+	double		d;
+
+	if (PG_ARGISNULL(0))
+		s = MemoryContextAllocZero(cxt, sizeof(RegState));
+	else
+		s = (RegState *) PG_GETARG_POINTER(0);
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_POINTER(s);
+	y = PG_GETARG_FLOAT8(1);
+	e = y - PG_GETARG_FLOAT8(2);
+	if (!isfinite(y) || !isfinite(e))
+		PG_RETURN_POINTER(s);
+	s->n += 1.0;
+	s->abs_err += fabs(e);
+	s->sq_err += e * e;
+	d = y - s->mean;
+	s->mean += d / s->n;
+	s->m2 += d * (y - s->mean);
+	PG_RETURN_POINTER(s);
+}
+
+PG_FUNCTION_INFO_V1(regression_metrics_combinefn);
+
+/* Combine function of streamml.regression_metrics (Chan's formula). */
+Datum
+regression_metrics_combinefn(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = PassAggContext(fcinfo, "regression_metrics_combinefn");
+	RegState   *a;
+	RegState   *b;
+	double		n;
+	double		d;
+
+	if (PG_ARGISNULL(1))
+		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+	b = (RegState *) PG_GETARG_POINTER(1);
+	if (PG_ARGISNULL(0))
+		a = MemoryContextAllocZero(cxt, sizeof(RegState));
+	else
+		a = (RegState *) PG_GETARG_POINTER(0);
+	if (b->n == 0)
+		PG_RETURN_POINTER(a);
+	n = a->n + b->n;
+	d = b->mean - a->mean;
+	a->m2 += b->m2 + d * d * a->n * b->n / n;
+	a->mean += d * b->n / n;
+	a->n = n;
+	a->abs_err += b->abs_err;
+	a->sq_err += b->sq_err;
+	PG_RETURN_POINTER(a);
+}
+
+PG_FUNCTION_INFO_V1(regression_metrics_serialfn);
+
+/* Serialises a regression state. */
+Datum
+regression_metrics_serialfn(PG_FUNCTION_ARGS)
+{
+	RegState   *s = (RegState *) PG_GETARG_POINTER(0);
+	bytea	   *b = palloc(VARHDRSZ + sizeof(RegState));
+
+	SET_VARSIZE(b, VARHDRSZ + sizeof(RegState));
+	memcpy(VARDATA(b), s, sizeof(RegState));
+	PG_RETURN_BYTEA_P(b);
+}
+
+PG_FUNCTION_INFO_V1(regression_metrics_deserialfn);
+
+/* Deserialises a regression state. */
+Datum
+regression_metrics_deserialfn(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	RegState   *s = palloc(sizeof(RegState));
+
+	PassAggContext(fcinfo, "regression_metrics_deserialfn");
+	if (VARSIZE_ANY_EXHDR(b) != sizeof(RegState))
+		elog(ERROR, "invalid regression_metrics state");
+	memcpy(s, VARDATA_ANY(b), sizeof(RegState));
+	PG_RETURN_POINTER(s);
+}
+
+PG_FUNCTION_INFO_V1(regression_metrics_finalfn);
+
+/* Final function of streamml.regression_metrics: rmse, mae, r2 as jsonb. */
+Datum
+regression_metrics_finalfn(PG_FUNCTION_ARGS)
+{
+	RegState   *s;
+	StringInfoData b;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	s = (RegState *) PG_GETARG_POINTER(0);
+	if (s->n == 0)
+		PG_RETURN_NULL();
+	initStringInfo(&b);
+	appendStringInfoChar(&b, '{');
+	JsonAppendNumber(&b, "rows", s->n);
+	JsonAppendNumber(&b, "rmse", sqrt(s->sq_err / s->n));
+	JsonAppendNumber(&b, "mae", s->abs_err / s->n);
+	JsonAppendNumber(&b, "r2", s->m2 > 0 ? 1.0 - s->sq_err / s->m2 : NAN);
+	appendStringInfoChar(&b, '}');
+	PG_RETURN_DATUM(JsonbFromText(b.data));
+}
+
+/* State of streamml.multiclass_metrics: counts, loss, confusion matrix. */
+typedef struct MultiState
+{
+	int32		k;
+	double		n;
+	double		correct;
+	double		loss;
+	double		confusion[FLEXIBLE_ARRAY_MEMBER];	/* k × k, actual-major */
+} MultiState;
+
+/* Allocates a multiclass state for k classes. */
+static MultiState *
+MultiAlloc(MemoryContext cxt, int k)
+{
+	MultiState *s = MemoryContextAllocZero(cxt, offsetof(MultiState, confusion) +
+										   sizeof(double) * k * k);
+
+	s->k = k;
+	return s;
+}
+
+PG_FUNCTION_INFO_V1(multiclass_metrics_transfn);
+
+/* Transition of streamml.multiclass_metrics(class index, probabilities). */
+Datum
+multiclass_metrics_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = PassAggContext(fcinfo, "multiclass_metrics_transfn");
+	MultiState *s = PG_ARGISNULL(0) ? NULL : (MultiState *) PG_GETARG_POINTER(0);
+	int			y;
+	int			k;
+	double	   *pr;
+	int			best = 0;
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_POINTER(s);
+	y = PG_GETARG_INT32(1);
+	pr = Float8ArrayData(PG_GETARG_ARRAYTYPE_P(2), &k, "probabilities");
+	if (s == NULL)
+		s = MultiAlloc(cxt, k);
+	if (k != s->k || y < 0 || y >= k)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("class %d and %d probabilities do not match %d classes",
+						y, k, s->k)));
+	for (int c = 1; c < k; c++)
+		if (pr[c] > pr[best])
+			best = c;
+	s->n += 1.0;
+	s->correct += (best == y);
+	s->loss -= log(Min(Max(pr[y], 1e-15), 1.0));
+	s->confusion[y * k + best] += 1.0;
+	PG_RETURN_POINTER(s);
+}
+
+PG_FUNCTION_INFO_V1(multiclass_metrics_combinefn);
+
+/* Combine function of streamml.multiclass_metrics. */
+Datum
+multiclass_metrics_combinefn(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = PassAggContext(fcinfo, "multiclass_metrics_combinefn");
+	MultiState *a = PG_ARGISNULL(0) ? NULL : (MultiState *) PG_GETARG_POINTER(0);
+	MultiState *b = PG_ARGISNULL(1) ? NULL : (MultiState *) PG_GETARG_POINTER(1);
+
+	if (b == NULL)
+		PG_RETURN_POINTER(a);
+	if (a == NULL)
+		a = MultiAlloc(cxt, b->k);
+	if (a->k != b->k)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot combine metrics of %d and %d classes", a->k, b->k)));
+	a->n += b->n;
+	a->correct += b->correct;
+	a->loss += b->loss;
+	for (int i = 0; i < a->k * a->k; i++)
+		a->confusion[i] += b->confusion[i];
+	PG_RETURN_POINTER(a);
+}
+
+PG_FUNCTION_INFO_V1(multiclass_metrics_serialfn);
+
+/* Serialises a multiclass state. */
+Datum
+multiclass_metrics_serialfn(PG_FUNCTION_ARGS)
+{
+	MultiState *s = (MultiState *) PG_GETARG_POINTER(0);
+	Size		size = offsetof(MultiState, confusion) + sizeof(double) * s->k * s->k;
+	bytea	   *b = palloc(VARHDRSZ + size);
+
+	SET_VARSIZE(b, VARHDRSZ + size);
+	memcpy(VARDATA(b), s, size);
+	PG_RETURN_BYTEA_P(b);
+}
+
+PG_FUNCTION_INFO_V1(multiclass_metrics_deserialfn);
+
+/* Deserialises a multiclass state. */
+Datum
+multiclass_metrics_deserialfn(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	MultiState *s = palloc(VARSIZE_ANY_EXHDR(b));
+
+	PassAggContext(fcinfo, "multiclass_metrics_deserialfn");
+	memcpy(s, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+	PG_RETURN_POINTER(s);
+}
+
+PG_FUNCTION_INFO_V1(multiclass_metrics_finalfn);
+
+/* Final function of streamml.multiclass_metrics: jsonb. */
+Datum
+multiclass_metrics_finalfn(PG_FUNCTION_ARGS)
+{
+	MultiState *s;
+	StringInfoData b;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	s = (MultiState *) PG_GETARG_POINTER(0);
+	if (s->n == 0)
+		PG_RETURN_NULL();
+	initStringInfo(&b);
+	appendStringInfoChar(&b, '{');
+	JsonAppendNumber(&b, "rows", s->n);
+	JsonAppendNumber(&b, "accuracy", s->correct / s->n);
+	JsonAppendNumber(&b, "log_loss", s->loss / s->n);
+	appendStringInfoString(&b, ", \"confusion_matrix\": [");
+	for (int i = 0; i < s->k; i++)
+	{
+		appendStringInfo(&b, "%s[", i > 0 ? ", " : "");
+		for (int j = 0; j < s->k; j++)
+			appendStringInfo(&b, "%s%.0f", j > 0 ? ", " : "", s->confusion[i * s->k + j]);
+		appendStringInfoChar(&b, ']');
+	}
+	appendStringInfoString(&b, "]}");
+	PG_RETURN_DATUM(JsonbFromText(b.data));
+}

@@ -1,0 +1,39 @@
+/*
+ * ml.h
+ *		Declarations shared by the in-database training and serving code.
+ *
+ * Training runs as a few passes of parallel-safe aggregates over the data
+ * (moments.c, irls_state.c), driven from C by train.c; the dense linear
+ * algebra and the distribution functions the statistics need live in
+ * linalg.c; predict.c serves the deployed versions from a per-backend cache.
+ */
+#ifndef STREAMML_ML_H
+#define STREAMML_ML_H
+
+#include "postgres.h"
+
+#include "utils/array.h"
+
+/* Index of (i, j), i <= j, in a packed upper triangle of order n. */
+#define PACKED_INDEX(n, i, j) ((i) * (n) - ((i) * ((i) - 1)) / 2 + ((j) - (i)))
+#define PACKED_SIZE(n) ((n) * ((n) + 1) / 2)
+
+extern void MlInit(void);
+
+/* linalg.c */
+extern bool CholeskySolve(int n, const double *packed, const double *b,
+						  double *x, double *inverse);
+extern double NormalTwoSidedP(double z);
+extern double StudentTwoSidedP(double t, double df);
+extern double LogisticLoss(double eta, double y);
+extern double Sigmoid(double eta);
+
+/* Helpers for float8[] arguments. */
+extern double *Float8ArrayData(ArrayType *a, int *n, const char *what);
+extern ArrayType *Float8ArrayBuild(const double *v, int n);
+
+/* metrics.c */
+struct StringInfoData;
+extern void JsonAppendNumber(struct StringInfoData *buf, const char *key, double v);
+
+#endif							/* STREAMML_ML_H */

@@ -1,0 +1,564 @@
+
+-- ==========================================================================
+-- Machine learning: training, model catalog, serving, evaluation (src/ml)
+-- ==========================================================================
+
+-- Models are per user (row-level security below), so every role may use
+-- the schema; what each one sees is decided row by row.
+GRANT USAGE ON SCHEMA streamml TO PUBLIC;
+
+-- The model catalog.  A model is a name with a training spec; every
+-- training run adds a version (one row per group with group_by); one
+-- version is deployed and served by streamml.predict*.
+CREATE TABLE streamml.models (
+	name text PRIMARY KEY,
+	kind text NOT NULL CHECK (kind IN ('logistic', 'multinomial', 'linear')),
+	label text NOT NULL,
+	features text[] NOT NULL,
+	feature_columns text[] NOT NULL,
+	classes text[],
+	group_by text,
+	source text NOT NULL,
+	options jsonb NOT NULL DEFAULT '{}',
+	deployed_version integer,
+	owner name NOT NULL DEFAULT CURRENT_USER,
+	created timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE streamml.models IS
+	'models trained in the database: training spec and deployed version';
+
+CREATE TABLE streamml.model_versions (
+	model text NOT NULL REFERENCES streamml.models (name) ON DELETE CASCADE
+		ON UPDATE CASCADE,
+	version integer NOT NULL,
+	group_key text,
+	intercepts float8[] NOT NULL,
+	coefficients float8[] NOT NULL,
+	std_errors float8[],
+	p_values float8[],
+	means float8[] NOT NULL,
+	scales float8[] NOT NULL,
+	features text[] NOT NULL,
+	rows_used bigint NOT NULL,
+	rows_skipped bigint NOT NULL,
+	iterations integer NOT NULL,
+	converged boolean NOT NULL,
+	metrics jsonb NOT NULL DEFAULT '{}',
+	l2 float8 NOT NULL DEFAULT 0,
+	df float8,
+	duration interval,
+	data_cutoff text,
+	trained_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	UNIQUE NULLS NOT DISTINCT (model, version, group_key)
+);
+COMMENT ON TABLE streamml.model_versions IS
+	'one row per training run and group: coefficients, standardisation, statistics and metrics';
+
+CREATE TABLE streamml.deployments (
+	id bigserial PRIMARY KEY,
+	model text NOT NULL REFERENCES streamml.models (name) ON DELETE CASCADE
+		ON UPDATE CASCADE,
+	version integer NOT NULL,
+	deployed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	deployed_by name NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE streamml.deployments IS
+	'history of deployments, for streamml.rollback';
+
+CREATE TABLE streamml.model_grants (
+	model text NOT NULL REFERENCES streamml.models (name) ON DELETE CASCADE
+		ON UPDATE CASCADE,
+	grantee name NOT NULL,
+	PRIMARY KEY (model, grantee)
+);
+COMMENT ON TABLE streamml.model_grants IS
+	'roles allowed to see and use a model they do not own';
+
+SELECT pg_catalog.pg_extension_config_dump('streamml.models', '');
+SELECT pg_catalog.pg_extension_config_dump('streamml.model_versions', '');
+SELECT pg_catalog.pg_extension_config_dump('streamml.deployments', '');
+SELECT pg_catalog.pg_extension_config_dump('streamml.deployments_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('streamml.model_grants', '');
+
+-- True when the current user may see and use a model owned by owner.
+CREATE FUNCTION streamml.model_visible(model text, owner name) RETURNS boolean
+	LANGUAGE sql STABLE PARALLEL SAFE
+	RETURN owner = CURRENT_USER
+		OR pg_catalog.pg_has_role(CURRENT_USER, owner, 'MEMBER')
+		OR EXISTS (SELECT 1 FROM streamml.model_grants g
+				   WHERE g.model = model_visible.model
+					 AND (g.grantee = 'public'
+						  OR g.grantee = CURRENT_USER
+						  OR pg_catalog.pg_has_role(CURRENT_USER, g.grantee, 'MEMBER')));
+COMMENT ON FUNCTION streamml.model_visible(text, name) IS
+	'whether the current user owns or was granted a model (row-level security of the model catalog)';
+
+-- Row-level security: users see the models they own or were granted, and
+-- change only those they own.
+ALTER TABLE streamml.models ENABLE ROW LEVEL SECURITY;
+CREATE POLICY models_read ON streamml.models FOR SELECT
+	USING (streamml.model_visible(name, owner));
+CREATE POLICY models_insert ON streamml.models FOR INSERT
+	WITH CHECK (owner = CURRENT_USER);
+CREATE POLICY models_update ON streamml.models FOR UPDATE
+	USING (pg_catalog.pg_has_role(CURRENT_USER, owner, 'MEMBER'));
+CREATE POLICY models_delete ON streamml.models FOR DELETE
+	USING (pg_catalog.pg_has_role(CURRENT_USER, owner, 'MEMBER'));
+
+ALTER TABLE streamml.model_versions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_versions_read ON streamml.model_versions FOR SELECT
+	USING (EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = model));
+CREATE POLICY model_versions_write ON streamml.model_versions FOR ALL
+	USING (EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = model
+				   AND pg_catalog.pg_has_role(CURRENT_USER, m.owner, 'MEMBER')))
+	WITH CHECK (EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = model
+				   AND pg_catalog.pg_has_role(CURRENT_USER, m.owner, 'MEMBER')));
+
+ALTER TABLE streamml.deployments ENABLE ROW LEVEL SECURITY;
+CREATE POLICY deployments_read ON streamml.deployments FOR SELECT
+	USING (EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = model));
+CREATE POLICY deployments_write ON streamml.deployments FOR INSERT
+	WITH CHECK (EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = model
+				   AND pg_catalog.pg_has_role(CURRENT_USER, m.owner, 'MEMBER')));
+
+ALTER TABLE streamml.model_grants ENABLE ROW LEVEL SECURITY;
+CREATE POLICY model_grants_read ON streamml.model_grants FOR SELECT
+	USING (true);
+CREATE POLICY model_grants_write ON streamml.model_grants FOR ALL
+	USING (EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = model
+				   AND pg_catalog.pg_has_role(CURRENT_USER, m.owner, 'MEMBER')))
+	WITH CHECK (EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = model
+				   AND pg_catalog.pg_has_role(CURRENT_USER, m.owner, 'MEMBER')));
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON streamml.models, streamml.model_versions,
+	streamml.model_grants TO PUBLIC;
+GRANT SELECT, INSERT ON streamml.deployments TO PUBLIC;
+GRANT USAGE ON SEQUENCE streamml.deployments_id_seq TO PUBLIC;
+
+-- Every change to the catalog tells all backends to drop their cached
+-- deployments (see src/ml/predict.c).
+CREATE FUNCTION streamml.model_cache_invalidate() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'model_cache_invalidate'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.model_cache_invalidate() IS
+	'trigger: invalidates the per-backend cache of deployed models';
+CREATE TRIGGER models_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON streamml.models FOR EACH STATEMENT
+	EXECUTE FUNCTION streamml.model_cache_invalidate();
+CREATE TRIGGER model_versions_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON streamml.model_versions FOR EACH STATEMENT
+	EXECUTE FUNCTION streamml.model_cache_invalidate();
+
+-- The coefficients of every version with their statistics, intercept first
+-- under the feature name '(intercept)'.
+CREATE VIEW streamml.coefficients WITH (security_invoker = true) AS
+SELECT c.model, c.version, c.group_key, c.class, c.feature, c.coefficient,
+	   c.std_error,
+	   CASE WHEN c.kind <> 'linear' THEN c.coefficient / NULLIF(c.std_error, 0) END
+		   AS z_value,
+	   CASE WHEN c.kind = 'linear' THEN c.coefficient / NULLIF(c.std_error, 0) END
+		   AS t_value,
+	   c.p_value,
+	   CASE WHEN c.kind = 'linear' THEN NULL
+			WHEN c.coefficient < -708 THEN 0
+			WHEN c.coefficient > 709 THEN 'Infinity'::float8
+			ELSE pg_catalog.exp(c.coefficient) END AS odds_ratio
+  FROM (SELECT v.model, v.version, v.group_key, m.kind,
+			   CASE WHEN m.kind = 'multinomial' THEN m.classes[b.i] END AS class,
+			   f.feature,
+			   CASE WHEN f.ord = 1 THEN v.intercepts[b.i]
+					ELSE v.coefficients[(b.i - 1) * pg_catalog.cardinality(v.features)
+										+ f.ord::integer - 1] END AS coefficient,
+			   NULLIF(v.std_errors[(b.i - 1) * (pg_catalog.cardinality(v.features) + 1)
+								   + f.ord::integer], 'NaN') AS std_error,
+			   NULLIF(v.p_values[(b.i - 1) * (pg_catalog.cardinality(v.features) + 1)
+								 + f.ord::integer], 'NaN') AS p_value
+		  FROM streamml.model_versions v
+		  JOIN streamml.models m ON m.name = v.model
+		 CROSS JOIN LATERAL pg_catalog.generate_series(1,
+				pg_catalog.cardinality(v.intercepts)) AS b(i)
+		 CROSS JOIN LATERAL pg_catalog.unnest(ARRAY['(intercept)'] || v.features)
+			   WITH ORDINALITY AS f(feature, ord)) c;
+COMMENT ON VIEW streamml.coefficients IS
+	'coefficients of every model version and group, with standard errors, z or t values, p-values and odds ratios';
+GRANT SELECT ON streamml.coefficients TO PUBLIC;
+
+-- Training passes: parallel-safe aggregates (src/ml/moments.c, irls_state.c).
+CREATE FUNCTION streamml.ml_moments_transfn(internal, float8, float8[], float8)
+	RETURNS internal AS 'MODULE_PATHNAME', 'ml_moments_transfn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ml_moments_transfn(internal, float8, float8[], float8) IS
+	'transition function of streamml.ml_moments';
+CREATE FUNCTION streamml.ml_moments_combinefn(internal, internal)
+	RETURNS internal AS 'MODULE_PATHNAME', 'ml_moments_combinefn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ml_moments_combinefn(internal, internal) IS
+	'combine function of streamml.ml_moments';
+CREATE FUNCTION streamml.ml_moments_serialfn(internal) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'ml_moments_serialfn'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ml_moments_serialfn(internal) IS
+	'serialisation function of streamml.ml_moments';
+CREATE FUNCTION streamml.ml_moments_deserialfn(bytea, internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'ml_moments_deserialfn'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ml_moments_deserialfn(bytea, internal) IS
+	'deserialisation function of streamml.ml_moments';
+CREATE FUNCTION streamml.ml_moments_finalfn(internal) RETURNS float8[]
+	AS 'MODULE_PATHNAME', 'ml_moments_finalfn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ml_moments_finalfn(internal) IS
+	'final function of streamml.ml_moments';
+CREATE AGGREGATE streamml.ml_moments(label float8, features float8[], weight float8) (
+	SFUNC = streamml.ml_moments_transfn,
+	STYPE = internal,
+	COMBINEFUNC = streamml.ml_moments_combinefn,
+	SERIALFUNC = streamml.ml_moments_serialfn,
+	DESERIALFUNC = streamml.ml_moments_deserialfn,
+	FINALFUNC = streamml.ml_moments_finalfn,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.ml_moments(float8, float8[], float8) IS
+	'weighted means and co-moments of label and features: [sum of weights, rows used, rows skipped, p, means, packed co-moments]';
+
+CREATE FUNCTION streamml.irls_pass_transfn(internal, float8, float8[], float8,
+	float8[], text[], text)
+	RETURNS internal AS 'MODULE_PATHNAME', 'irls_pass_transfn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.irls_pass_transfn(internal, float8, float8[], float8, float8[], text[], text) IS
+	'transition function of streamml.irls_pass';
+CREATE FUNCTION streamml.irls_pass_combinefn(internal, internal)
+	RETURNS internal AS 'MODULE_PATHNAME', 'irls_pass_combinefn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.irls_pass_combinefn(internal, internal) IS
+	'combine function of streamml.irls_pass';
+CREATE FUNCTION streamml.irls_pass_serialfn(internal) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'irls_pass_serialfn'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.irls_pass_serialfn(internal) IS
+	'serialisation function of streamml.irls_pass';
+CREATE FUNCTION streamml.irls_pass_deserialfn(bytea, internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'irls_pass_deserialfn'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.irls_pass_deserialfn(bytea, internal) IS
+	'deserialisation function of streamml.irls_pass';
+CREATE FUNCTION streamml.irls_pass_finalfn(internal) RETURNS float8[]
+	AS 'MODULE_PATHNAME', 'irls_pass_finalfn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.irls_pass_finalfn(internal) IS
+	'final function of streamml.irls_pass';
+CREATE AGGREGATE streamml.irls_pass(label float8, features float8[], weight float8,
+	params float8[], group_keys text[], group_key text) (
+	SFUNC = streamml.irls_pass_transfn,
+	STYPE = internal,
+	COMBINEFUNC = streamml.irls_pass_combinefn,
+	SERIALFUNC = streamml.irls_pass_serialfn,
+	DESERIALFUNC = streamml.irls_pass_deserialfn,
+	FINALFUNC = streamml.irls_pass_finalfn,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.irls_pass(float8, float8[], float8, float8[], text[], text) IS
+	'one Newton pass of logistic regression: loss, gradient and Hessian at the given coefficients';
+
+-- Scoring explicit coefficients (training's holdout evaluation).
+CREATE FUNCTION streamml.ml_score(params float8[], group_keys text[],
+	group_key text, features float8[], kind text) RETURNS float8
+	AS 'MODULE_PATHNAME', 'ml_score'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ml_score(float8[], text[], text, float8[], text) IS
+	'prediction (linear) or probability (logistic) of explicit per-group coefficients';
+CREATE FUNCTION streamml.ml_score_classes(params float8[], group_keys text[],
+	group_key text, features float8[]) RETURNS float8[]
+	AS 'MODULE_PATHNAME', 'ml_score_classes'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ml_score_classes(float8[], text[], text, float8[]) IS
+	'class probabilities of explicit per-group multinomial coefficients';
+
+-- Evaluation aggregates (src/ml/metrics.c).
+CREATE FUNCTION streamml.classification_metrics_transfn(internal, boolean, float8)
+	RETURNS internal AS 'MODULE_PATHNAME', 'classification_metrics_transfn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.classification_metrics_transfn(internal, boolean, float8) IS
+	'transition function of streamml.classification_metrics';
+CREATE FUNCTION streamml.classification_metrics_combinefn(internal, internal)
+	RETURNS internal AS 'MODULE_PATHNAME', 'classification_metrics_combinefn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.classification_metrics_combinefn(internal, internal) IS
+	'combine function of streamml.classification_metrics';
+CREATE FUNCTION streamml.classification_metrics_serialfn(internal) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'classification_metrics_serialfn'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.classification_metrics_serialfn(internal) IS
+	'serialisation function of streamml.classification_metrics';
+CREATE FUNCTION streamml.classification_metrics_deserialfn(bytea, internal)
+	RETURNS internal AS 'MODULE_PATHNAME', 'classification_metrics_deserialfn'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.classification_metrics_deserialfn(bytea, internal) IS
+	'deserialisation function of streamml.classification_metrics';
+CREATE FUNCTION streamml.classification_metrics_finalfn(internal) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'classification_metrics_finalfn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.classification_metrics_finalfn(internal) IS
+	'final function of streamml.classification_metrics';
+CREATE AGGREGATE streamml.classification_metrics(label boolean, probability float8) (
+	SFUNC = streamml.classification_metrics_transfn,
+	STYPE = internal,
+	COMBINEFUNC = streamml.classification_metrics_combinefn,
+	SERIALFUNC = streamml.classification_metrics_serialfn,
+	DESERIALFUNC = streamml.classification_metrics_deserialfn,
+	FINALFUNC = streamml.classification_metrics_finalfn,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.classification_metrics(boolean, float8) IS
+	'binary classification metrics: accuracy, precision, recall, f1, roc_auc, pr_auc, log_loss, confusion matrix';
+
+CREATE FUNCTION streamml.regression_metrics_transfn(internal, float8, float8)
+	RETURNS internal AS 'MODULE_PATHNAME', 'regression_metrics_transfn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.regression_metrics_transfn(internal, float8, float8) IS
+	'transition function of streamml.regression_metrics';
+CREATE FUNCTION streamml.regression_metrics_combinefn(internal, internal)
+	RETURNS internal AS 'MODULE_PATHNAME', 'regression_metrics_combinefn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.regression_metrics_combinefn(internal, internal) IS
+	'combine function of streamml.regression_metrics';
+CREATE FUNCTION streamml.regression_metrics_serialfn(internal) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'regression_metrics_serialfn'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.regression_metrics_serialfn(internal) IS
+	'serialisation function of streamml.regression_metrics';
+CREATE FUNCTION streamml.regression_metrics_deserialfn(bytea, internal)
+	RETURNS internal AS 'MODULE_PATHNAME', 'regression_metrics_deserialfn'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.regression_metrics_deserialfn(bytea, internal) IS
+	'deserialisation function of streamml.regression_metrics';
+CREATE FUNCTION streamml.regression_metrics_finalfn(internal) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'regression_metrics_finalfn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.regression_metrics_finalfn(internal) IS
+	'final function of streamml.regression_metrics';
+CREATE AGGREGATE streamml.regression_metrics(actual float8, predicted float8) (
+	SFUNC = streamml.regression_metrics_transfn,
+	STYPE = internal,
+	COMBINEFUNC = streamml.regression_metrics_combinefn,
+	SERIALFUNC = streamml.regression_metrics_serialfn,
+	DESERIALFUNC = streamml.regression_metrics_deserialfn,
+	FINALFUNC = streamml.regression_metrics_finalfn,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.regression_metrics(float8, float8) IS
+	'regression metrics: rmse, mae, r2';
+
+CREATE FUNCTION streamml.multiclass_metrics_transfn(internal, integer, float8[])
+	RETURNS internal AS 'MODULE_PATHNAME', 'multiclass_metrics_transfn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.multiclass_metrics_transfn(internal, integer, float8[]) IS
+	'transition function of streamml.multiclass_metrics';
+CREATE FUNCTION streamml.multiclass_metrics_combinefn(internal, internal)
+	RETURNS internal AS 'MODULE_PATHNAME', 'multiclass_metrics_combinefn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.multiclass_metrics_combinefn(internal, internal) IS
+	'combine function of streamml.multiclass_metrics';
+CREATE FUNCTION streamml.multiclass_metrics_serialfn(internal) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'multiclass_metrics_serialfn'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.multiclass_metrics_serialfn(internal) IS
+	'serialisation function of streamml.multiclass_metrics';
+CREATE FUNCTION streamml.multiclass_metrics_deserialfn(bytea, internal)
+	RETURNS internal AS 'MODULE_PATHNAME', 'multiclass_metrics_deserialfn'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.multiclass_metrics_deserialfn(bytea, internal) IS
+	'deserialisation function of streamml.multiclass_metrics';
+CREATE FUNCTION streamml.multiclass_metrics_finalfn(internal) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'multiclass_metrics_finalfn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.multiclass_metrics_finalfn(internal) IS
+	'final function of streamml.multiclass_metrics';
+CREATE AGGREGATE streamml.multiclass_metrics(class integer, probabilities float8[]) (
+	SFUNC = streamml.multiclass_metrics_transfn,
+	STYPE = internal,
+	COMBINEFUNC = streamml.multiclass_metrics_combinefn,
+	SERIALFUNC = streamml.multiclass_metrics_serialfn,
+	DESERIALFUNC = streamml.multiclass_metrics_deserialfn,
+	FINALFUNC = streamml.multiclass_metrics_finalfn,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.multiclass_metrics(integer, float8[]) IS
+	'multiclass metrics from the class index (0-based) and the class probabilities: accuracy, log_loss, confusion matrix';
+
+-- Training (src/ml/train.c).
+CREATE FUNCTION streamml.train_logreg(model text, source text, label text,
+	features text[], options jsonb DEFAULT '{}')
+	RETURNS TABLE (model text, version integer, group_key text,
+		rows_used bigint, rows_skipped bigint, iterations integer,
+		converged boolean, deployed boolean, metrics jsonb)
+	AS 'MODULE_PATHNAME', 'train_logreg'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.train_logreg(text, text, text, text[], jsonb) IS
+	'trains a logistic (binary or multinomial) regression and records a new model version';
+
+CREATE FUNCTION streamml.train_linreg(model text, source text, target text,
+	features text[], options jsonb DEFAULT '{}')
+	RETURNS TABLE (model text, version integer, group_key text,
+		rows_used bigint, rows_skipped bigint, iterations integer,
+		converged boolean, deployed boolean, metrics jsonb)
+	AS 'MODULE_PATHNAME', 'train_linreg'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.train_linreg(text, text, text, text[], jsonb) IS
+	'trains a linear (least squares or ridge) regression and records a new model version';
+
+-- Serving (src/ml/predict.c).
+CREATE FUNCTION streamml.predict(model text, features float8[]) RETURNS float8
+	AS 'MODULE_PATHNAME', 'predict'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict(text, float8[]) IS
+	'prediction of the deployed version: the value of a regression, the class 0/1 of a binary model';
+CREATE FUNCTION streamml.predict(model text, group_key anyelement, features float8[])
+	RETURNS float8 AS 'MODULE_PATHNAME', 'predict_group'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict(text, anyelement, float8[]) IS
+	'prediction of the deployed version for one group of a grouped model';
+CREATE FUNCTION streamml.predict(model text, group_key text, features float8[])
+	RETURNS float8 AS 'MODULE_PATHNAME', 'predict_group'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict(text, text, float8[]) IS
+	'prediction of the deployed version for one group of a grouped model (text key)';
+CREATE FUNCTION streamml.predict_proba(model text, features float8[]) RETURNS float8
+	AS 'MODULE_PATHNAME', 'predict_proba'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict_proba(text, float8[]) IS
+	'probability of the positive class (true, 1, or the second class) by the deployed version';
+CREATE FUNCTION streamml.predict_proba(model text, group_key anyelement,
+	features float8[]) RETURNS float8
+	AS 'MODULE_PATHNAME', 'predict_proba_group'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict_proba(text, anyelement, float8[]) IS
+	'probability of the positive class for one group of a grouped model';
+CREATE FUNCTION streamml.predict_proba(model text, group_key text, features float8[])
+	RETURNS float8 AS 'MODULE_PATHNAME', 'predict_proba_group'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict_proba(text, text, float8[]) IS
+	'probability of the positive class for one group of a grouped model (text key)';
+CREATE FUNCTION streamml.predict_class(model text, features float8[]) RETURNS text
+	AS 'MODULE_PATHNAME', 'predict_class'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict_class(text, float8[]) IS
+	'most probable class label by the deployed version';
+CREATE FUNCTION streamml.predict_class(model text, group_key anyelement,
+	features float8[]) RETURNS text
+	AS 'MODULE_PATHNAME', 'predict_class_group'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict_class(text, anyelement, float8[]) IS
+	'most probable class label for one group of a grouped model';
+CREATE FUNCTION streamml.predict_class(model text, group_key text, features float8[])
+	RETURNS text AS 'MODULE_PATHNAME', 'predict_class_group'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict_class(text, text, float8[]) IS
+	'most probable class label for one group of a grouped model (text key)';
+
+-- Deployment.
+CREATE FUNCTION streamml.deploy(model text, version integer) RETURNS integer
+	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = deploy.model) THEN
+		RAISE EXCEPTION 'model "%" does not exist', deploy.model
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM streamml.model_versions v
+				   WHERE v.model = deploy.model AND v.version = deploy.version) THEN
+		RAISE EXCEPTION 'model "%" has no version %', deploy.model, deploy.version
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	UPDATE streamml.models m SET deployed_version = deploy.version
+	 WHERE m.name = deploy.model;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'permission denied for model "%"', deploy.model
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'Only the owner of a model can deploy it.';
+	END IF;
+	INSERT INTO streamml.deployments (model, version)
+		VALUES (deploy.model, deploy.version);
+	RETURN deploy.version;
+END
+$$;
+COMMENT ON FUNCTION streamml.deploy(text, integer) IS
+	'makes a version the one served by streamml.predict*; returns it';
+
+CREATE FUNCTION streamml.rollback(model text) RETURNS integer
+	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	current integer;
+	previous integer;
+BEGIN
+	SELECT m.deployed_version INTO current FROM streamml.models m
+	 WHERE m.name = rollback.model;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'model "%" does not exist', rollback.model
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	SELECT d.version INTO previous FROM streamml.deployments d
+	 WHERE d.model = rollback.model AND d.version IS DISTINCT FROM current
+	   AND d.id < (SELECT max(d2.id) FROM streamml.deployments d2
+				   WHERE d2.model = rollback.model AND d2.version = current)
+	 ORDER BY d.id DESC LIMIT 1;
+	IF previous IS NULL THEN
+		RAISE EXCEPTION 'model "%" has no earlier deployment to roll back to', rollback.model
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	RETURN streamml.deploy(rollback.model, previous);
+END
+$$;
+COMMENT ON FUNCTION streamml.rollback(text) IS
+	'deploys again the version that was deployed before the current one; returns it';
+
+CREATE FUNCTION streamml.drop_model(model text) RETURNS void
+	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM streamml.models m WHERE m.name = drop_model.model;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'model "%" does not exist or is not yours', drop_model.model
+			USING ERRCODE = 'undefined_object';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION streamml.drop_model(text) IS
+	'deletes a model with all its versions';
+
+CREATE FUNCTION streamml.grant_model(model text, grantee name) RETURNS void
+	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = grant_model.model
+				   AND pg_has_role(CURRENT_USER, m.owner, 'MEMBER')) THEN
+		RAISE EXCEPTION 'model "%" does not exist or is not yours', grant_model.model
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	INSERT INTO streamml.model_grants (model, grantee)
+		VALUES (grant_model.model, grant_model.grantee)
+		ON CONFLICT DO NOTHING;
+	-- the cache of other sessions keys on user: a grant must reach them too
+	UPDATE streamml.models m SET owner = m.owner WHERE m.name = grant_model.model;
+END
+$$;
+COMMENT ON FUNCTION streamml.grant_model(text, name) IS
+	'lets a role (or public) see and use a model';
+
+CREATE FUNCTION streamml.revoke_model(model text, grantee name) RETURNS void
+	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM streamml.model_grants g
+	 WHERE g.model = revoke_model.model AND g.grantee = revoke_model.grantee;
+	UPDATE streamml.models m SET owner = m.owner WHERE m.name = revoke_model.model;
+END
+$$;
+COMMENT ON FUNCTION streamml.revoke_model(text, name) IS
+	'withdraws a grant made by streamml.grant_model';

@@ -1,0 +1,782 @@
+/*
+ * predict.c
+ *		Serving: streamml.predict, predict_proba and predict_class, with a
+ *		per-backend cache of the deployed versions.
+ *
+ * Scoring a row is a dot product; what costs is finding the model.  So the
+ * deployed coefficients of a model (all its groups) are read once per backend
+ * and user, through SPI with the caller's privileges (row-level security on
+ * the catalog decides what a user may use), into a hash table; each call
+ * site then keeps a pointer to its model in fn_extra and revalidates it with
+ * one comparison of a generation counter, with no catalog access and no
+ * palloc per row.
+ *
+ * Freshness: a statement-level trigger on streamml.models and
+ * streamml.model_versions (streamml.model_cache_invalidate) sends a relcache
+ * invalidation for the table at every change.  Every backend receives it at
+ * its next command (or immediately for the changing backend itself, and on
+ * abort the change is undone the same way), and the relcache callback
+ * registered by MlInit bumps the generation, so a new deployment is used by
+ * the very next statement everywhere.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "ml/ml.h"
+#include "pg_streamml.h"
+
+#define GROUP_KEY_MAX 256
+
+/* A deployed model as served: coefficients on the original scale. */
+typedef struct CachedModel
+{
+	char		kind;			/* 'g' logistic, 'm' multinomial, 'l' linear */
+	int			p;
+	int			blocks;
+	int			nclasses;
+	char	  **classes;
+	bool		grouped;
+	double	   *coef;			/* ungrouped: blocks × (p + 1) */
+	HTAB	   *groups;			/* grouped: key → coefficients */
+	char		name[NAMEDATALEN];
+} CachedModel;
+
+typedef struct ModelCacheKey
+{
+	Oid			userid;
+	char		name[NAMEDATALEN];
+} ModelCacheKey;
+
+typedef struct ModelCacheEntry
+{
+	ModelCacheKey key;
+	CachedModel *model;
+} ModelCacheEntry;
+
+typedef struct GroupEntry
+{
+	char		key[GROUP_KEY_MAX];
+	double	   *coef;
+} GroupEntry;
+
+/* What one call site remembers between rows. */
+typedef struct PredictCallCache
+{
+	uint64		generation;
+	Oid			userid;
+	int			namelen;
+	char		name[NAMEDATALEN];
+	CachedModel *model;
+	int			grouplen;
+	char		group[GROUP_KEY_MAX];
+	const double *coef;
+	Oid			group_type;
+	FmgrInfo	group_out;
+} PredictCallCache;
+
+static HTAB *ModelCache = NULL;
+static MemoryContext ModelCacheContext = NULL;
+static uint64 ModelCacheGeneration = 1;
+static bool ModelCacheStale = false;
+static Oid	ModelsRelid = InvalidOid;
+static Oid	VersionsRelid = InvalidOid;
+
+/* Relcache callback: drops the cache when the model catalog changes. */
+static void
+ModelCacheInvalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == ModelsRelid || relid == VersionsRelid)
+	{
+		ModelCacheGeneration++;
+		ModelCacheStale = true;
+	}
+}
+
+/* Registers the invalidation callback of the predict cache. */
+void
+MlInit(void)
+{
+	CacheRegisterRelcacheCallback(ModelCacheInvalidate, (Datum) 0);
+}
+
+/* Reads the deployed version of a model into the cache's memory. */
+static CachedModel *
+ModelLoad(const char *name)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	CachedModel *m;
+	MemoryContext old;
+	int			ret;
+	bool		isnull;
+	char	   *kind;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (!OidIsValid(ModelsRelid))
+	{
+		Oid			nsp = get_namespace_oid(STREAMML_SCHEMA, false);
+
+		ModelsRelid = get_relname_relid("models", nsp);
+		VersionsRelid = get_relname_relid("model_versions", nsp);
+	}
+	ret = SPI_execute_with_args(
+								"SELECT m.kind, m.classes, pg_catalog.cardinality(v.features), m.group_by IS NOT NULL, "
+								"m.deployed_version, v.group_key, v.intercepts, v.coefficients "
+								"FROM streamml.models m LEFT JOIN streamml.model_versions v "
+								"ON v.model = m.name AND v.version = m.deployed_version WHERE m.name = $1",
+								1, types, values, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read model \"%s\"", name);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name),
+				 errhint("Train it with streamml.train_logreg or streamml.train_linreg, or ask its owner for access.")));
+	SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has no deployed version", name),
+				 errhint("Deploy one with streamml.deploy.")));
+
+	old = MemoryContextSwitchTo(ModelCacheContext);
+	m = palloc0(sizeof(CachedModel));
+	strlcpy(m->name, name, NAMEDATALEN);
+	kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	m->kind = strcmp(kind, "linear") == 0 ? 'l' :
+		strcmp(kind, "logistic") == 0 ? 'g' : 'm';
+	m->p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 3, &isnull));
+	m->grouped = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 4, &isnull));
+	{
+		Datum		cd = SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 2, &isnull);
+
+		if (!isnull)
+		{
+			Datum	   *elems;
+			int			n;
+
+			deconstruct_array(DatumGetArrayTypeP(cd), TEXTOID, -1, false,
+							  TYPALIGN_INT, &elems, NULL, &n);
+			m->nclasses = n;
+			m->classes = palloc(sizeof(char *) * n);
+			for (int i = 0; i < n; i++)
+				m->classes[i] = TextDatumGetCString(elems[i]);
+		}
+	}
+	m->blocks = (m->kind == 'm') ? m->nclasses : 1;
+	if (m->grouped)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = GROUP_KEY_MAX;
+		ctl.entrysize = sizeof(GroupEntry);
+		ctl.hcxt = ModelCacheContext;
+		m->groups = hash_create("pg_streamml model groups",
+								Max(SPI_processed, 16), &ctl,
+								HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		Datum		ic = SPI_getbinval(tup, SPI_tuptable->tupdesc, 7, &isnull);
+		Datum		cf;
+		double	   *coef;
+		int			ni;
+		int			nc;
+		double	   *di;
+		double	   *dc;
+
+		if (isnull)
+			continue;
+		cf = SPI_getbinval(tup, SPI_tuptable->tupdesc, 8, &isnull);
+		di = Float8ArrayData(DatumGetArrayTypeP(ic), &ni, "intercepts");
+		dc = Float8ArrayData(DatumGetArrayTypeP(cf), &nc, "coefficients");
+		if (ni != m->blocks || nc != m->blocks * m->p)
+			elog(ERROR, "model \"%s\" has coefficients of the wrong size", name);
+		coef = palloc(sizeof(double) * m->blocks * (m->p + 1));
+		for (int b = 0; b < m->blocks; b++)
+		{
+			coef[b * (m->p + 1)] = di[b];
+			for (int j = 0; j < m->p; j++)
+				coef[b * (m->p + 1) + j + 1] = dc[b * m->p + j];
+		}
+		if (m->grouped)
+		{
+			char	   *key = SPI_getvalue(tup, SPI_tuptable->tupdesc, 6);
+			GroupEntry *e;
+
+			if (key == NULL || strlen(key) >= GROUP_KEY_MAX)
+				continue;
+			e = hash_search(m->groups, key, HASH_ENTER, NULL);
+			e->coef = coef;
+		}
+		else
+			m->coef = coef;
+	}
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+	return m;
+}
+
+/* Finds (or loads) the deployed model of this name for the current user. */
+static CachedModel *
+ModelLookup(const char *name, int len)
+{
+	ModelCacheKey key;
+	ModelCacheEntry *e;
+	bool		found;
+
+	if (len >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%.*s\" does not exist", len, name)));
+	if (ModelCacheContext == NULL)
+		ModelCacheContext = AllocSetContextCreate(TopMemoryContext,
+												  "pg_streamml model cache",
+												  ALLOCSET_DEFAULT_SIZES);
+	if (ModelCacheStale)
+	{
+		MemoryContextReset(ModelCacheContext);
+		ModelCache = NULL;
+		ModelCacheStale = false;
+	}
+	if (ModelCache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(ModelCacheKey);
+		ctl.entrysize = sizeof(ModelCacheEntry);
+		ctl.hcxt = ModelCacheContext;
+		ModelCache = hash_create("pg_streamml model cache", 16, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memset(&key, 0, sizeof(key));
+	key.userid = GetUserId();
+	memcpy(key.name, name, len);
+	e = hash_search(ModelCache, &key, HASH_FIND, &found);
+	if (found)
+		return e->model;
+	{
+		CachedModel *m = ModelLoad(key.name);
+
+		/* the load may have seen an invalidation: then do not keep it */
+		if (ModelCacheStale)
+			return m;
+		e = hash_search(ModelCache, &key, HASH_ENTER, &found);
+		e->model = m;
+		return m;
+	}
+}
+
+/* Returns the call site's cache, creating it on first use. */
+static PredictCallCache *
+CallCache(FunctionCallInfo fcinfo)
+{
+	if (fcinfo->flinfo->fn_extra == NULL)
+		fcinfo->flinfo->fn_extra =
+			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+								   sizeof(PredictCallCache));
+	return (PredictCallCache *) fcinfo->flinfo->fn_extra;
+}
+
+/*
+ * Resolves the coefficients for a call: model name in argument 0, group
+ * key in argument 1 when grouped is true.  Fast path: same model, same
+ * group, same generation as the previous row.
+ */
+static const double *
+ResolveCoefficients(FunctionCallInfo fcinfo, bool grouped, CachedModel **model)
+{
+	PredictCallCache *cc = CallCache(fcinfo);
+	text	   *name = PG_GETARG_TEXT_PP(0);
+	int			namelen = VARSIZE_ANY_EXHDR(name);
+	Oid			userid = GetUserId();
+	const char *gkey = NULL;
+	int			gkeylen = 0;
+
+	if (grouped)
+	{
+		Oid			type = get_fn_expr_argtype(fcinfo->flinfo, 1);
+
+		if (type == TEXTOID || type == VARCHAROID || type == BPCHAROID ||
+			type == UNKNOWNOID)
+		{
+			text	   *g = PG_GETARG_TEXT_PP(1);
+
+			gkey = VARDATA_ANY(g);
+			gkeylen = VARSIZE_ANY_EXHDR(g);
+		}
+		else
+		{
+			if (cc->group_type != type)
+			{
+				Oid			out;
+				bool		varlena;
+
+				getTypeOutputInfo(type, &out, &varlena);
+				fmgr_info_cxt(out, &cc->group_out, fcinfo->flinfo->fn_mcxt);
+				cc->group_type = type;
+			}
+			gkey = OutputFunctionCall(&cc->group_out, PG_GETARG_DATUM(1));
+			gkeylen = strlen(gkey);
+		}
+	}
+
+	if (cc->model != NULL && cc->generation == ModelCacheGeneration &&
+		cc->userid == userid && cc->namelen == namelen &&
+		memcmp(cc->name, VARDATA_ANY(name), namelen) == 0 &&
+		(!grouped || (cc->grouplen == gkeylen &&
+					  memcmp(cc->group, gkey, gkeylen) == 0)))
+	{
+		*model = cc->model;
+		return cc->coef;
+	}
+
+	/* slow path: look the model (and group) up */
+	{
+		uint64		generation = ModelCacheGeneration;
+		CachedModel *m;
+		const double *coef;
+
+		if (cc->model == NULL || cc->generation != generation ||
+			cc->userid != userid || cc->namelen != namelen ||
+			memcmp(cc->name, VARDATA_ANY(name), namelen) != 0)
+		{
+			cc->model = NULL;
+			m = ModelLookup(VARDATA_ANY(name), namelen);
+		}
+		else
+			m = cc->model;
+
+		if (m->grouped && !grouped)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("model \"%s\" has one version per group", m->name),
+					 errhint("Pass the group key: streamml.predict(model, group_key, features).")));
+		if (!m->grouped && grouped)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("model \"%s\" is not grouped", m->name),
+					 errhint("Call it without a group key.")));
+		if (grouped)
+		{
+			char		keybuf[GROUP_KEY_MAX];
+			GroupEntry *e = NULL;
+
+			if (gkeylen < GROUP_KEY_MAX)
+			{
+				memset(keybuf, 0, sizeof(keybuf));
+				memcpy(keybuf, gkey, gkeylen);
+				e = hash_search(m->groups, keybuf, HASH_FIND, NULL);
+			}
+			if (e == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("model \"%s\" has no group \"%.*s\"", m->name,
+								gkeylen, gkey)));
+			coef = e->coef;
+			cc->grouplen = gkeylen;
+			memcpy(cc->group, gkey, gkeylen);
+		}
+		else
+			coef = m->coef;
+		if (coef == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("model \"%s\" has no deployed version", m->name)));
+
+		cc->generation = generation;
+		cc->userid = userid;
+		cc->namelen = namelen;
+		memcpy(cc->name, VARDATA_ANY(name), namelen);
+		cc->model = m;
+		cc->coef = coef;
+		*model = m;
+		return coef;
+	}
+}
+
+/*
+ * Reads the feature array argument; returns NULL (the prediction is then
+ * NULL) when it holds a NULL.
+ */
+static const double *
+FeatureArgument(FunctionCallInfo fcinfo, int argno, CachedModel *m)
+{
+	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(argno);
+	int			n;
+
+	if (ARR_ELEMTYPE(a) != FLOAT8OID || ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("features must be a one-dimensional float8 array")));
+	n = (ARR_NDIM(a) == 0) ? 0 : ARR_DIMS(a)[0];
+	if (n != m->p)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model \"%s\" expects %d features, got %d", m->name,
+						m->p, n)));
+	if (ARR_HASNULL(a) && array_contains_nulls(a))
+		return NULL;
+	return (const double *) ARR_DATA_PTR(a);
+}
+
+/* b0 + Σ bj xj */
+static inline double
+LinearPredictor(const double *coef, const double *x, int p)
+{
+	double		eta = coef[0];
+
+	for (int j = 0; j < p; j++)
+		eta += coef[j + 1] * x[j];
+	return eta;
+}
+
+/* Index of the most probable class of a multinomial model. */
+static int
+ArgmaxClass(CachedModel *m, const double *coef, const double *x)
+{
+	int			best = 0;
+	double		top = -INFINITY;
+
+	for (int c = 0; c < m->blocks; c++)
+	{
+		double		eta = LinearPredictor(coef + c * (m->p + 1), x, m->p);
+
+		if (eta > top)
+		{
+			top = eta;
+			best = c;
+		}
+	}
+	return best;
+}
+
+/* Shared body of predict: value of a regression, 0/1 of a binary model. */
+static Datum
+PredictValue(FunctionCallInfo fcinfo, bool grouped)
+{
+	CachedModel *m;
+	const double *coef = ResolveCoefficients(fcinfo, grouped, &m);
+	const double *x = FeatureArgument(fcinfo, grouped ? 2 : 1, m);
+	double		eta;
+
+	if (x == NULL)
+		PG_RETURN_NULL();
+	if (m->kind == 'm')
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("model \"%s\" has more than two classes", m->name),
+				 errhint("Use streamml.predict_class.")));
+	eta = LinearPredictor(coef, x, m->p);
+	if (m->kind == 'l')
+		PG_RETURN_FLOAT8(eta);
+	PG_RETURN_FLOAT8(eta >= 0.0 ? 1.0 : 0.0);
+}
+
+/* Shared body of predict_proba: probability of the positive class. */
+static Datum
+PredictProba(FunctionCallInfo fcinfo, bool grouped)
+{
+	CachedModel *m;
+	const double *coef = ResolveCoefficients(fcinfo, grouped, &m);
+	const double *x = FeatureArgument(fcinfo, grouped ? 2 : 1, m);
+
+	if (x == NULL)
+		PG_RETURN_NULL();
+	if (m->kind != 'g')
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("model \"%s\" is not a binary classifier", m->name),
+				 errhint(m->kind == 'l' ? "Use streamml.predict for a regression." :
+						 "Use streamml.predict_class for a multinomial model.")));
+	PG_RETURN_FLOAT8(Sigmoid(LinearPredictor(coef, x, m->p)));
+}
+
+/* Shared body of predict_class: the label of the most probable class. */
+static Datum
+PredictClass(FunctionCallInfo fcinfo, bool grouped)
+{
+	CachedModel *m;
+	const double *coef = ResolveCoefficients(fcinfo, grouped, &m);
+	const double *x = FeatureArgument(fcinfo, grouped ? 2 : 1, m);
+	int			c;
+
+	if (x == NULL)
+		PG_RETURN_NULL();
+	if (m->kind == 'l')
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("model \"%s\" is a regression", m->name),
+				 errhint("Use streamml.predict.")));
+	if (m->kind == 'g')
+		c = LinearPredictor(coef, x, m->p) >= 0.0 ? 1 : 0;
+	else
+		c = ArgmaxClass(m, coef, x);
+	PG_RETURN_TEXT_P(cstring_to_text(m->classes[c]));
+}
+
+PG_FUNCTION_INFO_V1(predict);
+
+/* SQL streamml.predict(model, features). */
+Datum
+predict(PG_FUNCTION_ARGS)
+{
+	return PredictValue(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(predict_group);
+
+/* SQL streamml.predict(model, group_key, features). */
+Datum
+predict_group(PG_FUNCTION_ARGS)
+{
+	return PredictValue(fcinfo, true);
+}
+
+PG_FUNCTION_INFO_V1(predict_proba);
+
+/* SQL streamml.predict_proba(model, features). */
+Datum
+predict_proba(PG_FUNCTION_ARGS)
+{
+	return PredictProba(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(predict_proba_group);
+
+/* SQL streamml.predict_proba(model, group_key, features). */
+Datum
+predict_proba_group(PG_FUNCTION_ARGS)
+{
+	return PredictProba(fcinfo, true);
+}
+
+PG_FUNCTION_INFO_V1(predict_class);
+
+/* SQL streamml.predict_class(model, features). */
+Datum
+predict_class(PG_FUNCTION_ARGS)
+{
+	return PredictClass(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(predict_class_group);
+
+/* SQL streamml.predict_class(model, group_key, features). */
+Datum
+predict_class_group(PG_FUNCTION_ARGS)
+{
+	return PredictClass(fcinfo, true);
+}
+
+PG_FUNCTION_INFO_V1(model_cache_invalidate);
+
+/*
+ * Statement trigger on the model catalog: tells every backend (this one
+ * included) to drop its cached deployments.
+ */
+Datum
+model_cache_invalidate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("model_cache_invalidate must be called as a trigger")));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}
+
+/* Parameters of streamml.ml_score decoded once per call site. */
+typedef struct ScoreCache
+{
+	ArrayType  *params;			/* the array these were decoded from */
+	int			len;
+	int			nrows;
+	double	   *data;
+	HTAB	   *rows;			/* key → row */
+} ScoreCache;
+
+typedef struct ScoreRowEntry
+{
+	char		key[GROUP_KEY_MAX];
+	int			row;
+} ScoreRowEntry;
+
+/* Finds the coefficient row of a group for streamml.ml_score*. */
+static const double *
+ScoreCoefficients(FunctionCallInfo fcinfo, int *len)
+{
+	ScoreCache *sc = (ScoreCache *) fcinfo->flinfo->fn_extra;
+	text	   *key = PG_GETARG_TEXT_PP(2);
+	char		keybuf[GROUP_KEY_MAX];
+	ScoreRowEntry *e;
+
+	if (sc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		ArrayType  *params = PG_GETARG_ARRAYTYPE_P_COPY(0);
+		ArrayType  *keys = PG_GETARG_ARRAYTYPE_P(1);
+		Datum	   *kd;
+		int			nkeys;
+		HASHCTL		ctl;
+
+		sc = palloc0(sizeof(ScoreCache));
+		if (ARR_NDIM(params) != 2 || ARR_HASNULL(params) ||
+			ARR_ELEMTYPE(params) != FLOAT8OID)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ml_score parameters must be a two-dimensional float8 array")));
+		sc->nrows = ARR_DIMS(params)[0];
+		sc->len = ARR_DIMS(params)[1];
+		sc->data = (double *) ARR_DATA_PTR(params);
+		deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &kd, NULL,
+						  &nkeys);
+		ctl.keysize = GROUP_KEY_MAX;
+		ctl.entrysize = sizeof(ScoreRowEntry);
+		ctl.hcxt = fcinfo->flinfo->fn_mcxt;
+		sc->rows = hash_create("pg_streamml ml_score", Max(nkeys, 16), &ctl,
+							   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		for (int i = 0; i < nkeys && i < sc->nrows; i++)
+		{
+			char	   *k = TextDatumGetCString(kd[i]);
+
+			if (strlen(k) >= GROUP_KEY_MAX)
+				continue;
+			memset(keybuf, 0, sizeof(keybuf));
+			strcpy(keybuf, k);
+			e = hash_search(sc->rows, keybuf, HASH_ENTER, NULL);
+			e->row = i;
+		}
+		fcinfo->flinfo->fn_extra = sc;
+		MemoryContextSwitchTo(old);
+	}
+	*len = sc->len;
+	if (VARSIZE_ANY_EXHDR(key) >= GROUP_KEY_MAX)
+		return NULL;
+	memset(keybuf, 0, sizeof(keybuf));
+	memcpy(keybuf, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	e = hash_search(sc->rows, keybuf, HASH_FIND, NULL);
+	return e ? sc->data + e->row * sc->len : NULL;
+}
+
+/* Reads the features of ml_score and checks their count. */
+static const double *
+ScoreFeatures(FunctionCallInfo fcinfo, int p)
+{
+	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(3);
+	int			n;
+
+	if (ARR_ELEMTYPE(a) != FLOAT8OID || ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("features must be a one-dimensional float8 array")));
+	n = (ARR_NDIM(a) == 0) ? 0 : ARR_DIMS(a)[0];
+	if (n != p)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expected %d features, got %d", p, n)));
+	if (ARR_HASNULL(a) && array_contains_nulls(a))
+		return NULL;
+	for (int i = 0; i < n; i++)
+		if (!isfinite(((double *) ARR_DATA_PTR(a))[i]))
+			return NULL;
+	return (const double *) ARR_DATA_PTR(a);
+}
+
+PG_FUNCTION_INFO_V1(ml_score);
+
+/*
+ * SQL streamml.ml_score(params, group_keys, group_key, features, kind):
+ * the prediction of explicit coefficients (one row [b0, b1..bp] per group),
+ * 'linear' or 'logistic'.  Used by training on the holdout.
+ */
+Datum
+ml_score(PG_FUNCTION_ARGS)
+{
+	int			len;
+	const double *coef = ScoreCoefficients(fcinfo, &len);
+	const double *x;
+	double		eta;
+
+	if (coef == NULL)
+		PG_RETURN_NULL();
+	x = ScoreFeatures(fcinfo, len - 1);
+	if (x == NULL)
+		PG_RETURN_NULL();
+	eta = LinearPredictor(coef, x, len - 1);
+	if (strcmp(text_to_cstring(PG_GETARG_TEXT_PP(4)), "logistic") == 0)
+		eta = Sigmoid(eta);
+	PG_RETURN_FLOAT8(eta);
+}
+
+PG_FUNCTION_INFO_V1(ml_score_classes);
+
+/*
+ * SQL streamml.ml_score_classes(params, group_keys, group_key, features):
+ * the class probabilities (softmax) of explicit multinomial coefficients,
+ * K blocks of [b0, b1..bp] per group row.
+ */
+Datum
+ml_score_classes(PG_FUNCTION_ARGS)
+{
+	int			len;
+	const double *coef = ScoreCoefficients(fcinfo, &len);
+	const double *x;
+	int			p;
+	int			k;
+	double	   *pr;
+	double		maxeta = -INFINITY;
+	double		sum = 0.0;
+
+	if (coef == NULL)
+		PG_RETURN_NULL();
+	/* len = K (p + 1): the feature count tells p */
+	{
+		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(3);
+
+		p = (ARR_NDIM(a) == 0) ? 0 : ARR_DIMS(a)[0];
+	}
+	if (len % (p + 1) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("parameters do not match %d features", p)));
+	x = ScoreFeatures(fcinfo, p);
+	if (x == NULL)
+		PG_RETURN_NULL();
+	k = len / (p + 1);
+	pr = palloc(sizeof(double) * k);
+	for (int c = 0; c < k; c++)
+	{
+		pr[c] = LinearPredictor(coef + c * (p + 1), x, p);
+		maxeta = Max(maxeta, pr[c]);
+	}
+	for (int c = 0; c < k; c++)
+	{
+		pr[c] = exp(pr[c] - maxeta);
+		sum += pr[c];
+	}
+	for (int c = 0; c < k; c++)
+		pr[c] /= sum;
+	PG_RETURN_ARRAYTYPE_P(Float8ArrayBuild(pr, k));
+}

@@ -1,0 +1,1857 @@
+/*
+ * train.c
+ *		streamml.train_logreg and streamml.train_linreg: the training driver.
+ *
+ * A training run is a short sequence of SPI queries over the source, each a
+ * parallel-safe aggregate that parallel workers can share:
+ *
+ *	1. streamml.ml_moments: means and co-moments of label and features, per
+ *	   group.  This gives the standardisation, the whole solution of a linear
+ *	   model (normal equations on centred, scaled data) and the first Newton
+ *	   step of a logistic one (at β = 0 every weight is 1/4, so the Hessian is
+ *	   the scaled covariance).
+ *	2. streamml.irls_pass, once per Newton step, at the current coefficients
+ *	   of every group, until the step is below tol (quadratic convergence:
+ *	   usually 4 to 7 passes), with step halving when the objective rises.
+ *	3. the evaluation aggregates on the holdout, for the new version and for
+ *	   the deployed one (deploy 'if_better').
+ *
+ * All of them run with SPI_execute_snapshot under one registered snapshot,
+ * the one of the calling statement, so rows inserted while training runs
+ * (a Kafka stream) never mix into later passes.  The Newton systems are
+ * solved in C on the standardised scale; coefficients, standard errors and
+ * p-values are reported on the original scale.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/regproc.h"
+#include "utils/snapmgr.h"
+#include "utils/typcache.h"
+
+#include "ml/ml.h"
+#include "ml/passes.h"
+#include "ml/train.h"
+
+/* One model being fitted: the whole source, or one group of it. */
+typedef struct GroupFit
+{
+	char	   *key;			/* group value as text, NULL without group_by */
+	int			p;
+	int			blocks;			/* coefficient blocks: 1, or K (multinomial) */
+	int			k;				/* blocks * (p + 1) */
+	double		w;				/* sum of weights */
+	int64		count;
+	int64		skipped;
+	double	   *mean;			/* p */
+	double	   *scale;			/* p, 0 for a constant column */
+	double	   *invs;			/* p, 1/scale or 0 */
+	double	   *pen;			/* p, penalty factor on the standardised scale */
+	double	   *gamma;			/* k, standardised scale */
+	double	   *prev_gamma;
+	double		obj;
+	double		prev_obj;
+	int			halvings;
+	int			iterations;
+	bool		converged;
+	bool		active;
+	bool		separable;
+	double		loss;			/* at the last pass */
+	double		last[9];		/* header of the last irls_pass output */
+	double	   *cov;			/* k × k, standardised scale */
+	double		df;				/* residual degrees of freedom (linear) */
+	double		r2;
+	/* results on the original scale */
+	double	   *beta;			/* k: per block, intercept then slopes */
+	double	   *se;				/* k */
+	double	   *pvalue;			/* k */
+	char	   *metrics;		/* JSON text */
+	double		holdout_score;	/* the deploy metric on the holdout */
+	double		deployed_score; /* the deployed version's, same holdout */
+	double		holdout_rows;
+	double	   *deployed_coef;	/* the deployed version's, original scale */
+	double	   *moments_mean;	/* the first pass's output, p + 1 */
+	double	   *moments_comom;
+} GroupFit;
+
+/* Looks up one option of the options object. */
+static JsonbValue *
+OptionGet(Jsonb *options, const char *key)
+{
+	if (options == NULL)
+		return NULL;
+	return getKeyJsonValueFromContainer(&options->root, key, strlen(key), NULL);
+}
+
+/* Returns a numeric option or the default, checking its range. */
+static double
+OptionNumber(Jsonb *options, const char *key, double dflt, double min,
+			 double max)
+{
+	JsonbValue *v = OptionGet(options, key);
+	double		d;
+
+	if (v == NULL || v->type == jbvNull)
+		return dflt;
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a number", key)));
+	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+										   NumericGetDatum(v->val.numeric)));
+	if (!(d >= min && d <= max))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be between %g and %g", key, min, max)));
+	return d;
+}
+
+/* Returns a string option or the default. */
+static char *
+OptionString(Jsonb *options, const char *key, const char *dflt)
+{
+	JsonbValue *v = OptionGet(options, key);
+
+	if (v == NULL || v->type == jbvNull)
+		return dflt ? pstrdup(dflt) : NULL;
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a string", key)));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* Returns a boolean option or the default. */
+static bool
+OptionBool(Jsonb *options, const char *key, bool dflt)
+{
+	JsonbValue *v = OptionGet(options, key);
+
+	if (v == NULL || v->type == jbvNull)
+		return dflt;
+	if (v->type != jbvBool)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be true or false", key)));
+	return v->val.boolean;
+}
+
+/* Errors on option keys this kind of model does not know. */
+static void
+OptionCheckKeys(Jsonb *options, const char *const *known)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (options == NULL)
+		return;
+	if (!JB_ROOT_IS_OBJECT(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a JSON object")));
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		bool		found = false;
+		char	   *key;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		for (int i = 0; known[i] != NULL; i++)
+			if (strcmp(known[i], key) == 0)
+				found = true;
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown training option \"%s\"", key)));
+	}
+}
+
+/* Returns true when the source text is a query rather than a relation name. */
+static bool
+SourceIsQuery(const char *source)
+{
+	const char *s = source;
+
+	while (*s && isspace((unsigned char) *s))
+		s++;
+	return *s == '(' ||
+		pg_strncasecmp(s, "select", 6) == 0 ||
+		pg_strncasecmp(s, "with", 4) == 0 ||
+		pg_strncasecmp(s, "values", 6) == 0 ||
+		pg_strncasecmp(s, "table", 5) == 0;
+}
+
+/* Builds the FROM item for the source: a quoted relation or a subquery. */
+static char *
+SourceFromItem(const char *source)
+{
+	Oid			relid;
+
+	if (SourceIsQuery(source))
+		return psprintf("(%s) s", source);
+	relid = DatumGetObjectId(DirectFunctionCall1(regclassin,
+												 CStringGetDatum(source)));
+	return psprintf("%s s",
+					quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+											   get_rel_name(relid)));
+}
+
+/* Finds a column of the source by name; errors naming it when absent. */
+static Oid
+SourceColumnType(TupleDesc desc, const char *column, const char *role,
+				 const char *source)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), column) == 0)
+			return att->atttypid;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("%s column \"%s\" does not exist in \"%s\"", role, column,
+					source)));
+	return InvalidOid;
+}
+
+/* True for the types a feature or a regression target may have. */
+static bool
+TypeIsNumeric(Oid type)
+{
+	switch (type)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* An SQL expression converting column c of type t to float8. */
+static char *
+Float8Expr(const char *column, Oid type)
+{
+	if (type == BOOLOID)
+		return psprintf("(s.%s)::int::float8", quote_identifier(column));
+	return psprintf("(s.%s)::float8", quote_identifier(column));
+}
+
+/* Appends a SQL string literal. */
+static void
+AppendLiteral(StringInfo buf, const char *s)
+{
+	appendStringInfoString(buf, quote_literal_cstr(s));
+}
+
+/* Runs a read-only query under the run's snapshot, parallel plans allowed. */
+static void
+RunQuery(TrainRun *run, const char *sql, int nargs, Oid *types,
+		 Datum *values, const char *nulls)
+{
+	SPIPlanPtr	plan;
+	int			ret;
+
+	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_PARALLEL_OK);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	ret = SPI_execute_snapshot(plan, values, nulls, run->snapshot,
+							   InvalidSnapshot, true, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql,
+			 SPI_result_code_string(ret));
+	SPI_freeplan(plan);
+}
+
+/* Returns column col of row row of the last result as a C string or NULL. */
+static char *
+ResultText(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+/* Returns a float8[] result column, copied into the caller's context. */
+static double *
+ResultFloat8Array(int row, int col, int *n, MemoryContext cxt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+								  col, &isnull);
+	ArrayType  *a;
+	double	   *data;
+	double	   *copy;
+
+	if (isnull)
+	{
+		*n = 0;
+		return NULL;
+	}
+	a = DatumGetArrayTypeP(d);
+	data = Float8ArrayData(a, n, "pass result");
+	copy = MemoryContextAlloc(cxt, sizeof(double) * Max(*n, 1));
+	memcpy(copy, data, sizeof(double) * *n);
+	return copy;
+}
+
+/*
+ * Resolves the label: its SQL expression as float8 (0/1, or the class index
+ * of a multinomial model) and the classes, by a DISTINCT query when the type
+ * does not say.
+ */
+static void
+ResolveLabel(TrainRun *run, TupleDesc desc)
+{
+	Oid			type = SourceColumnType(desc, run->label, "label", run->source);
+	const char *ql = quote_identifier(run->label);
+	StringInfoData sql;
+
+	if (run->kind == MODEL_LINEAR)
+	{
+		if (!TypeIsNumeric(type) && type != BOOLOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("target column \"%s\" must be numeric, not %s",
+							run->label, format_type_be(type))));
+		run->yexpr = Float8Expr(run->label, type);
+		return;
+	}
+	if (type == BOOLOID)
+	{
+		run->nclasses = 2;
+		run->classes = palloc(sizeof(char *) * 2);
+		run->classes[0] = "false";
+		run->classes[1] = "true";
+		run->yexpr = Float8Expr(run->label, type);
+		return;
+	}
+
+	initStringInfo(&sql);
+	if (TypeIsNumeric(type))
+		appendStringInfo(&sql,
+						 "SELECT v::text FROM (SELECT DISTINCT (s.%s)::float8 AS v FROM %s WHERE (s.%s) IS NOT NULL) d ORDER BY v LIMIT 1001",
+						 ql, run->from, ql);
+	else
+		appendStringInfo(&sql,
+						 "SELECT v FROM (SELECT DISTINCT (s.%s)::text AS v FROM %s WHERE (s.%s) IS NOT NULL) d ORDER BY v LIMIT 1001",
+						 ql, run->from, ql);
+	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
+	run->nclasses = SPI_processed;
+	if (run->nclasses < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("label column \"%s\" has a single class", run->label),
+				 errdetail("Classification needs at least two distinct label values in the training data.")));
+	if (run->nclasses > 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("label column \"%s\" has more than 1000 classes",
+						run->label)));
+	run->classes = palloc(sizeof(char *) * run->nclasses);
+	for (int i = 0; i < run->nclasses; i++)
+		run->classes[i] = MemoryContextStrdup(run->cxt, ResultText(i, 1));
+
+	if (run->nclasses == 2 && TypeIsNumeric(type) &&
+		strcmp(run->classes[0], "0") == 0 && strcmp(run->classes[1], "1") == 0)
+		run->yexpr = Float8Expr(run->label, type);
+	else if (run->nclasses == 2)
+	{
+		/* the second class in sort order is the positive one */
+		StringInfoData e;
+
+		initStringInfo(&e);
+		appendStringInfo(&e, "((s.%s)::%s = ", ql,
+						 TypeIsNumeric(type) ? "float8" : "text");
+		AppendLiteral(&e, run->classes[1]);
+		appendStringInfo(&e, "%s)::int::float8",
+						 TypeIsNumeric(type) ? "::float8" : "");
+		run->yexpr = e.data;
+	}
+	else
+	{
+		StringInfoData e;
+
+		run->kind = MODEL_MULTINOMIAL;
+		initStringInfo(&e);
+		appendStringInfo(&e, "(pg_catalog.array_position(ARRAY[");
+		for (int i = 0; i < run->nclasses; i++)
+		{
+			if (i > 0)
+				appendStringInfoChar(&e, ',');
+			AppendLiteral(&e, run->classes[i]);
+		}
+		appendStringInfo(&e, "]::%s[], (s.%s)::%s) - 1)::float8",
+						 TypeIsNumeric(type) ? "float8" : "text", ql,
+						 TypeIsNumeric(type) ? "float8" : "text");
+		run->yexpr = e.data;
+	}
+}
+
+/* Resolves the features: the float8[] expression and the feature names. */
+static void
+ResolveFeatures(TrainRun *run, TupleDesc desc)
+{
+	StringInfoData e;
+
+	if (run->nfeaturecols == 1)
+	{
+		Oid			type = SourceColumnType(desc, run->featurecols[0], "feature",
+											run->source);
+		Oid			elem = get_element_type(type);
+
+		if (OidIsValid(elem))
+		{
+			if (!TypeIsNumeric(elem))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("feature column \"%s\" must be a numeric array, not %s",
+								run->featurecols[0], format_type_be(type))));
+			run->featarray = true;
+			run->xexpr = psprintf("(s.%s)::float8[]",
+								  quote_identifier(run->featurecols[0]));
+			return;
+		}
+	}
+
+	initStringInfo(&e);
+	appendStringInfoString(&e, "ARRAY[");
+	for (int i = 0; i < run->nfeaturecols; i++)
+	{
+		Oid			type = SourceColumnType(desc, run->featurecols[i], "feature",
+											run->source);
+
+		if (!TypeIsNumeric(type) && type != BOOLOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("feature column \"%s\" must be numeric or boolean, not %s",
+							run->featurecols[i], format_type_be(type)),
+					 errhint("Pass a single float8[] column or numeric columns.")));
+		if (i > 0)
+			appendStringInfoChar(&e, ',');
+		appendStringInfoString(&e, Float8Expr(run->featurecols[i], type));
+	}
+	appendStringInfoString(&e, "]::float8[]");
+	run->xexpr = e.data;
+	run->p = run->nfeaturecols;
+}
+
+/* Resolves weight, group and order columns and the holdout split. */
+static void
+ResolveColumns(TrainRun *run, TupleDesc desc)
+{
+	run->wexpr = "1::float8";
+	if (run->weight)
+	{
+		Oid			type = SourceColumnType(desc, run->weight, "weight",
+											run->source);
+
+		if (!TypeIsNumeric(type))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("weight column \"%s\" must be numeric", run->weight)));
+		run->wexpr = Float8Expr(run->weight, type);
+	}
+	run->gexpr = "NULL::text";
+	if (run->group_by)
+	{
+		SourceColumnType(desc, run->group_by, "group_by", run->source);
+		run->gexpr = psprintf("(s.%s)::text", quote_identifier(run->group_by));
+	}
+	if (run->order_by)
+	{
+		Oid			type = SourceColumnType(desc, run->order_by, "order_by",
+											run->source);
+
+		run->order_type = format_type_be_qualified(type);
+	}
+}
+
+/* Computes the holdout cutoff and the WHERE clauses of training and test. */
+static void
+ResolveSplit(TrainRun *run)
+{
+	const char *qo;
+	StringInfoData sql;
+
+	run->train_where = run->group_by ?
+		psprintf("%s IS NOT NULL", run->gexpr) : "true";
+	run->test_where = NULL;
+	if (run->order_by == NULL)
+		return;
+	qo = quote_identifier(run->order_by);
+	initStringInfo(&sql);
+	if (run->test_fraction > 0.0)
+		appendStringInfo(&sql,
+						 "SELECT (pg_catalog.percentile_disc(%.17g) WITHIN GROUP (ORDER BY s.%s))::text FROM %s",
+						 1.0 - run->test_fraction, qo, run->from);
+	else
+		appendStringInfo(&sql, "SELECT (pg_catalog.max(s.%s))::text FROM %s",
+						 qo, run->from);
+	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
+	run->cutoff = ResultText(0, 1);
+	if (run->cutoff == NULL)
+		return;
+	run->cutoff = MemoryContextStrdup(run->cxt, run->cutoff);
+	if (run->test_fraction > 0.0)
+	{
+		StringInfoData w;
+
+		initStringInfo(&w);
+		appendStringInfo(&w, "%s AND s.%s <= ", run->train_where, qo);
+		AppendLiteral(&w, run->cutoff);
+		appendStringInfo(&w, "::%s", run->order_type);
+		run->train_where = w.data;
+		initStringInfo(&w);
+		appendStringInfo(&w, "%s AND s.%s > ",
+						 run->group_by ? psprintf("%s IS NOT NULL", run->gexpr) : "true",
+						 qo);
+		AppendLiteral(&w, run->cutoff);
+		appendStringInfo(&w, "::%s", run->order_type);
+		run->test_where = w.data;
+	}
+}
+
+/* Sets up the standardisation of a group from its moments. */
+static void
+GroupInitScale(TrainRun *run, GroupFit *g, const double *mean,
+			   const double *comom)
+{
+	int			p = g->p;
+
+	g->mean = palloc(sizeof(double) * p);
+	g->scale = palloc(sizeof(double) * p);
+	g->invs = palloc(sizeof(double) * p);
+	g->pen = palloc(sizeof(double) * p);
+	for (int j = 0; j < p; j++)
+	{
+		double		var = comom[PACKED_INDEX(p + 1, j + 1, j + 1)] / g->w;
+		double		sd = sqrt(Max(var, 0.0));
+
+		g->mean[j] = mean[j + 1];
+		/* a column whose spread is lost in rounding of its mean is constant */
+		if (!(sd > 1e-13 * Max(fabs(g->mean[j]), 1e-300)) || !isfinite(sd))
+			sd = 0.0;
+		g->scale[j] = sd;
+		g->invs[j] = (sd > 0.0) ? 1.0 / sd : 0.0;
+		/* penalty on the standardised scale, or on the raw one */
+		g->pen[j] = run->standardize ? 1.0 : g->invs[j] * g->invs[j];
+	}
+}
+
+/* Penalty of coefficient index i (0 for intercepts and constant columns). */
+static inline double
+GroupPenalty(TrainRun *run, GroupFit *g, int i)
+{
+	int			j = i % (g->p + 1);
+
+	if (j == 0)
+		return 0.0;
+	return (double) g->count * run->l2 * g->pen[j - 1];
+}
+
+/*
+ * True when coefficient index i is held at zero: a constant column, or the
+ * last class of a multinomial model (the reference class, which makes the
+ * softmax parameters identifiable).
+ */
+static inline bool
+GroupFixed(GroupFit *g, int i)
+{
+	int			j = i % (g->p + 1);
+
+	if (g->blocks > 1 && i / (g->p + 1) == g->blocks - 1)
+		return true;
+
+	return j > 0 && g->invs[j - 1] == 0.0;
+}
+
+/*
+ * Solves the penalised system (H + P) d = rhs for a group, with the
+ * coefficients of constant columns held at zero; optionally returns the
+ * inverse (the covariance on the standardised scale, up to a factor).
+ */
+static void
+GroupSolve(TrainRun *run, GroupFit *g, const double *hess, const double *rhs,
+		   double *d, double *inverse)
+{
+	int			k = g->k;
+	double	   *h = palloc(sizeof(double) * PACKED_SIZE(k));
+	double	   *b = palloc(sizeof(double) * k);
+
+	memcpy(h, hess, sizeof(double) * PACKED_SIZE(k));
+	for (int i = 0; i < k; i++)
+	{
+		b[i] = rhs[i];
+		if (GroupFixed(g, i))
+		{
+			for (int j = 0; j < k; j++)
+				h[i <= j ? PACKED_INDEX(k, i, j) : PACKED_INDEX(k, j, i)] = 0.0;
+			h[PACKED_INDEX(k, i, i)] = 1.0;
+			b[i] = 0.0;
+		}
+		else
+			h[PACKED_INDEX(k, i, i)] += GroupPenalty(run, g, i);
+	}
+	if (!CholeskySolve(k, h, b, d, inverse))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("could not solve the normal equations of model \"%s\"",
+						run->model),
+				 errdetail("The features are degenerate.")));
+	if (inverse)
+		for (int i = 0; i < k; i++)
+			if (GroupFixed(g, i))
+				inverse[i * k + i] = NAN;
+	pfree(h);
+	pfree(b);
+}
+
+/*
+ * One Newton step of a classification group from the loss, gradient and
+ * Hessian at g->gamma.  Halves the previous step instead when the objective
+ * went up.  Marks the group converged or inactive as appropriate.
+ */
+static void
+GroupNewtonStep(TrainRun *run, GroupFit *g, double loss, const double *grad,
+				const double *hess)
+{
+	int			k = g->k;
+	double		obj = loss;
+	double	   *rhs = palloc(sizeof(double) * k);
+	double	   *d = palloc(sizeof(double) * k);
+	double		maxd = 0.0;
+	double		maxg = 0.0;
+
+	for (int i = 0; i < k; i++)
+		obj += 0.5 * GroupPenalty(run, g, i) * g->gamma[i] * g->gamma[i];
+	g->loss = loss;
+
+	if (g->iterations > 0 && obj > g->prev_obj + 1e-12 * fabs(g->prev_obj) &&
+		g->halvings < 40)
+	{
+		/* the full step overshot: go back half-way */
+		for (int i = 0; i < k; i++)
+			g->gamma[i] = 0.5 * (g->gamma[i] + g->prev_gamma[i]);
+		g->halvings++;
+		return;
+	}
+	g->halvings = 0;
+
+	for (int i = 0; i < k; i++)
+		rhs[i] = grad[i] + GroupPenalty(run, g, i) * g->gamma[i];
+	if (g->cov == NULL)
+		g->cov = palloc(sizeof(double) * k * k);
+	GroupSolve(run, g, hess, rhs, d, g->cov);
+
+	memcpy(g->prev_gamma, g->gamma, sizeof(double) * k);
+	g->prev_obj = obj;
+	for (int i = 0; i < k; i++)
+	{
+		g->gamma[i] -= d[i];
+		maxd = Max(maxd, fabs(d[i]));
+		maxg = Max(maxg, fabs(g->gamma[i]));
+	}
+	g->iterations++;
+	g->obj = obj;
+
+	/*
+	 * Newton converges quadratically: once a step is below sqrt(tol), the
+	 * next one would be below tol, so the pass that would only confirm it
+	 * is skipped (the step just taken already lands within tol).
+	 */
+	if (maxd <= run->tol * (1.0 + maxg) ||
+		(g->iterations >= 2 && maxd * maxd <= run->tol * (1.0 + maxg)))
+	{
+		g->converged = true;
+		g->active = false;
+	}
+	else if (run->l2 == 0.0 && loss <= 1e-7 * g->w)
+	{
+		/* every row classified with certainty: the optimum is at infinity */
+		g->separable = true;
+		g->active = false;
+	}
+	else if (g->iterations >= run->max_iter)
+		g->active = false;
+	pfree(rhs);
+	pfree(d);
+}
+
+/*
+ * Transforms coefficients and covariance from the standardised scale to the
+ * original one: β_j = γ_j / s_j and b0 = γ0 - Σ γ_j m_j / s_j, per block.
+ */
+static void
+GroupToOriginalScale(GroupFit *g, bool linear)
+{
+	int			n1 = g->p + 1;
+
+	g->beta = palloc(sizeof(double) * g->k);
+	g->se = palloc(sizeof(double) * g->k);
+	g->pvalue = palloc(sizeof(double) * g->k);
+	for (int b = 0; b < g->blocks; b++)
+	{
+		const double *gm = g->gamma + b * n1;
+		double	   *bt = g->beta + b * n1;
+		double	   *t = palloc0(sizeof(double) * n1 * n1);
+
+		bt[0] = gm[0];
+		t[0] = 1.0;
+		for (int j = 1; j < n1; j++)
+		{
+			bt[j] = gm[j] * g->invs[j - 1];
+			bt[0] -= gm[j] * g->invs[j - 1] * g->mean[j - 1];
+			t[j] = -g->invs[j - 1] * g->mean[j - 1];
+			t[j * n1 + j] = g->invs[j - 1];
+		}
+		/* variance of row i of T γ: Σ_a Σ_c T[i,a] C[a,c] T[i,c] */
+		for (int i = 0; i < n1; i++)
+		{
+			double		v = 0.0;
+
+			if (g->cov == NULL || (i > 0 && g->invs[i - 1] == 0.0))
+			{
+				g->se[b * n1 + i] = NAN;
+				continue;
+			}
+			for (int a = 0; a < n1; a++)
+			{
+				if (t[i * n1 + a] == 0.0 || (a > 0 && g->invs[a - 1] == 0.0))
+					continue;
+				for (int c = 0; c < n1; c++)
+				{
+					if (t[i * n1 + c] == 0.0 || (c > 0 && g->invs[c - 1] == 0.0))
+						continue;
+					v += t[i * n1 + a] *
+						g->cov[(b * n1 + a) * g->k + (b * n1 + c)] *
+						t[i * n1 + c];
+				}
+			}
+			g->se[b * n1 + i] = sqrt(Max(v, 0.0));
+		}
+		for (int i = 0; i < n1; i++)
+		{
+			double		se = g->se[b * n1 + i];
+			double		stat = bt[i] / se;
+
+			if (!isfinite(se) || se <= 0.0)
+				g->pvalue[b * n1 + i] = NAN;
+			else
+				g->pvalue[b * n1 + i] = linear ? StudentTwoSidedP(stat, g->df) :
+					NormalTwoSidedP(stat);
+		}
+		pfree(t);
+	}
+}
+
+/* Creates a group from one row of the moments pass. */
+static GroupFit *
+GroupFromMoments(TrainRun *run, char *key, const double *m, int len)
+{
+	GroupFit   *g = palloc0(sizeof(GroupFit));
+	int			p = (int) m[3];
+
+	g->key = key;
+	g->w = m[0];
+	g->count = (int64) m[1];
+	g->skipped = (int64) m[2];
+	g->p = p;
+	g->active = true;
+	if (p < 0 || g->count == 0 || g->w <= 0.0)
+		return g;
+	if (run->p >= 0 && p != run->p)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("feature array has %d elements, expected %d", p, run->p)));
+	run->p = p;
+	g->blocks = (run->kind == MODEL_MULTINOMIAL) ? run->nclasses : 1;
+	g->k = g->blocks * (p + 1);
+	g->gamma = palloc0(sizeof(double) * g->k);
+	g->prev_gamma = palloc0(sizeof(double) * g->k);
+	g->moments_mean = (double *) m + 4;
+	g->moments_comom = (double *) m + 5 + p;
+	GroupInitScale(run, g, m + 4, m + 5 + p);
+	return g;
+}
+
+/*
+ * Fits a linear model from its moments: the ridge normal equations on the
+ * centred, scaled features; σ² from the residual sum of squares.
+ */
+static void
+GroupFitLinear(TrainRun *run, GroupFit *g, const double *mean,
+			   const double *comom)
+{
+	int			p = g->p;
+	int			n1 = p + 1;
+	double	   *szz = palloc0(sizeof(double) * PACKED_SIZE(p));
+	double	   *szy = palloc0(sizeof(double) * p);
+	double	   *gam = palloc0(sizeof(double) * Max(p, 1));
+	double	   *inv = palloc(sizeof(double) * Max(p * p, 1));
+	double		syy = comom[PACKED_INDEX(n1, 0, 0)];
+	double		sse;
+	double		sigma2;
+	int			rank = 0;
+	GroupFit	sub;
+
+	for (int i = 0; i < p; i++)
+	{
+		szy[i] = comom[PACKED_INDEX(n1, 0, i + 1)] * g->invs[i];
+		for (int j = i; j < p; j++)
+			szz[PACKED_INDEX(p, i, j)] =
+				comom[PACKED_INDEX(n1, i + 1, j + 1)] * g->invs[i] * g->invs[j];
+		if (g->invs[i] != 0.0)
+			rank++;
+	}
+	/* solve on the slopes only: a view of g without the intercept */
+	if (p > 0)
+	{
+		double	   *pen = palloc(sizeof(double) * p);
+
+		memset(&sub, 0, sizeof(sub));
+		sub.p = p;
+		sub.k = p;
+		sub.count = g->count;
+		sub.invs = g->invs;
+		for (int i = 0; i < p; i++)
+		{
+			pen[i] = g->pen[i];
+			szz[PACKED_INDEX(p, i, i)] += (double) g->count * run->l2 *
+				(g->invs[i] != 0.0 ? pen[i] : 0.0);
+		}
+		for (int i = 0; i < p; i++)
+			if (g->invs[i] == 0.0)
+			{
+				for (int j = 0; j < p; j++)
+					szz[i <= j ? PACKED_INDEX(p, i, j) : PACKED_INDEX(p, j, i)] = 0.0;
+				szz[PACKED_INDEX(p, i, i)] = 1.0;
+				szy[i] = 0.0;
+			}
+		if (!CholeskySolve(p, szz, szy, gam, inv))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("could not solve the normal equations of model \"%s\"",
+							run->model)));
+	}
+	/* residual sum of squares, from the unpenalised cross-products */
+	sse = syy;
+	for (int i = 0; i < p; i++)
+	{
+		if (g->invs[i] == 0.0)
+			continue;
+		sse -= 2.0 * gam[i] * comom[PACKED_INDEX(n1, 0, i + 1)] * g->invs[i];
+		for (int j = 0; j < p; j++)
+		{
+			int			a = Min(i, j) + 1;
+			int			c = Max(i, j) + 1;
+
+			if (g->invs[j] == 0.0)
+				continue;
+			sse += gam[i] * gam[j] * comom[PACKED_INDEX(n1, a, c)] *
+				g->invs[i] * g->invs[j];
+		}
+	}
+	sse = Max(sse, 0.0);
+	g->df = g->w - rank - 1;
+	sigma2 = (g->df > 0) ? sse / g->df : NAN;
+	g->r2 = (syy > 0.0) ? 1.0 - sse / syy : NAN;
+	g->loss = sse;
+
+	g->gamma[0] = mean[0];
+	for (int i = 0; i < p; i++)
+		g->gamma[i + 1] = gam[i];
+	g->cov = palloc0(sizeof(double) * n1 * n1);
+	g->cov[0] = sigma2 / g->w;
+	for (int i = 0; i < p; i++)
+		for (int j = 0; j < p; j++)
+			g->cov[(i + 1) * n1 + (j + 1)] = sigma2 * inv[i * p + j];
+	g->iterations = 1;
+	g->converged = true;
+	g->active = false;
+}
+
+/*
+ * Builds the params argument of streamml.irls_pass for the active groups:
+ * per group [K, means, inv_scales, gamma]; a 2-D array when grouped.
+ */
+static Datum
+BuildPassParams(TrainRun *run, List *groups, Datum *keys)
+{
+	int			ngroups = 0;
+	int			len = 0;
+	Datum	   *d;
+	int			n = 0;
+	ArrayType  *a;
+	ListCell   *lc;
+	int			dims[2];
+	int			lbs[2] = {1, 1};
+	Datum	   *kd;
+
+	foreach(lc, groups)
+	{
+		GroupFit   *g = lfirst(lc);
+
+		if (!g->active)
+			continue;
+		len = 1 + 2 * g->p + g->k;
+		ngroups++;
+	}
+	d = palloc(sizeof(Datum) * ngroups * len);
+	kd = palloc(sizeof(Datum) * Max(ngroups, 1));
+	foreach(lc, groups)
+	{
+		GroupFit   *g = lfirst(lc);
+
+		if (!g->active)
+			continue;
+		if (g->key)
+			kd[n / len] = CStringGetTextDatum(g->key);
+		d[n++] = Float8GetDatum(run->nclasses);
+		for (int j = 0; j < g->p; j++)
+			d[n++] = Float8GetDatum(g->mean[j]);
+		for (int j = 0; j < g->p; j++)
+			d[n++] = Float8GetDatum(g->invs[j]);
+		for (int j = 0; j < g->k; j++)
+			d[n++] = Float8GetDatum(g->gamma[j]);
+	}
+	dims[0] = ngroups;
+	dims[1] = len;
+	if (run->group_by)
+	{
+		a = construct_md_array(d, NULL, 2, dims, lbs, FLOAT8OID, 8,
+							   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+		*keys = PointerGetDatum(construct_array(kd, ngroups, TEXTOID, -1,
+												false, TYPALIGN_INT));
+	}
+	else
+		a = construct_array(d, len, FLOAT8OID, 8, FLOAT8PASSBYVAL,
+							TYPALIGN_DOUBLE);
+	return PointerGetDatum(a);
+}
+
+/* Finds a group by key (NULL for the ungrouped model). */
+static GroupFit *
+FindGroup(List *groups, const char *key)
+{
+	ListCell   *lc;
+
+	foreach(lc, groups)
+	{
+		GroupFit   *g = lfirst(lc);
+
+		if ((g->key == NULL && key == NULL) ||
+			(g->key && key && strcmp(g->key, key) == 0))
+			return g;
+	}
+	return NULL;
+}
+
+/* Runs Newton passes until every group has converged or stopped. */
+static void
+FitClassification(TrainRun *run, List *groups)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT %s AS g, streamml.irls_pass(%s, %s, %s, $1, $2, %s) FROM %s WHERE %s%s%s%s GROUP BY 1",
+					 run->gexpr, run->yexpr, run->xexpr, run->wexpr_fit,
+					 run->gexpr, run->from, run->train_where,
+					 run->group_by ? " AND " : "",
+					 run->group_by ? run->gexpr : "",
+					 run->group_by ? " = ANY ($2)" : "");
+	for (;;)
+	{
+		Oid			types[2] = {FLOAT8ARRAYOID, TEXTARRAYOID};
+		Datum		values[2];
+		char		nulls[2] = {' ', run->group_by ? ' ' : 'n'};
+		bool		any = false;
+		ListCell   *lc;
+
+		foreach(lc, groups)
+			any |= ((GroupFit *) lfirst(lc))->active;
+		if (!any)
+			break;
+		CHECK_FOR_INTERRUPTS();
+		values[1] = (Datum) 0;
+		values[0] = BuildPassParams(run, groups, &values[1]);
+		RunQuery(run, sql.data, 2, types, values, nulls);
+		run->passes++;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			char	   *key = ResultText(r, 1);
+			GroupFit   *g = FindGroup(groups, key);
+			int			n;
+			double	   *out;
+
+			if (g == NULL || !g->active)
+				continue;
+			out = ResultFloat8Array(r, 2, &n, CurrentMemoryContext);
+			if (out == NULL || (int) out[IRLS_OUT_K] != g->k)
+				elog(ERROR, "unexpected irls_pass result");
+			memcpy(g->last, out, sizeof(g->last));
+			GroupNewtonStep(run, g, out[IRLS_OUT_LOSS], out + IRLS_OUT_HEADER,
+							out + IRLS_OUT_HEADER + g->k);
+			pfree(out);
+		}
+	}
+}
+
+/*
+ * The first Newton step of a binary model, from the moments alone: at γ = 0
+ * every probability is 1/2, so the gradient is Σ w (1/2 - y) z and the
+ * Hessian Σ w z zᵀ / 4, both functions of the means and co-moments.
+ */
+static void
+GroupFirstStepFromMoments(TrainRun *run, GroupFit *g, const double *mean,
+						  const double *comom)
+{
+	int			p = g->p;
+	int			n1 = p + 1;
+	double	   *grad = palloc0(sizeof(double) * n1);
+	double	   *hess = palloc0(sizeof(double) * PACKED_SIZE(n1));
+
+	grad[0] = g->w * (0.5 - mean[0]);
+	hess[0] = 0.25 * g->w;
+	for (int i = 0; i < p; i++)
+	{
+		grad[i + 1] = -comom[PACKED_INDEX(n1, 0, i + 1)] * g->invs[i];
+		for (int j = i; j < p; j++)
+			hess[PACKED_INDEX(n1, i + 1, j + 1)] = 0.25 *
+				comom[PACKED_INDEX(n1, i + 1, j + 1)] * g->invs[i] * g->invs[j];
+	}
+	GroupNewtonStep(run, g, g->w * M_LN2, grad, hess);
+	pfree(grad);
+	pfree(hess);
+}
+
+/* In-sample metrics of a classification group, from its last pass. */
+static char *
+TrainingMetrics(TrainRun *run, GroupFit *g)
+{
+	StringInfoData b;
+	double		n = g->last[IRLS_OUT_COUNT];
+	double		wsum = g->last[IRLS_OUT_WEIGHT];
+
+	initStringInfo(&b);
+	appendStringInfoChar(&b, '{');
+	if (run->kind == MODEL_LINEAR)
+	{
+		JsonAppendNumber(&b, "r2", g->r2);
+		JsonAppendNumber(&b, "rmse", sqrt(g->loss / g->w));
+	}
+	else
+	{
+		double		tp = g->last[IRLS_OUT_TP];
+		double		fp = g->last[IRLS_OUT_FP];
+		double		fn = g->last[IRLS_OUT_FN];
+
+		JsonAppendNumber(&b, "accuracy", n > 0 ? g->last[IRLS_OUT_CORRECT] / n : NAN);
+		JsonAppendNumber(&b, "log_loss", wsum > 0 ? g->loss / wsum : NAN);
+		if (run->kind == MODEL_LOGISTIC)
+		{
+			double		prec = (tp + fp) > 0 ? tp / (tp + fp) : 0.0;
+			double		rec = (tp + fn) > 0 ? tp / (tp + fn) : 0.0;
+
+			JsonAppendNumber(&b, "precision", prec);
+			JsonAppendNumber(&b, "recall", rec);
+			JsonAppendNumber(&b, "f1", (prec + rec) > 0 ? 2 * prec * rec / (prec + rec) : 0.0);
+		}
+	}
+	appendStringInfoString(&b, ", \"on\": \"training\"}");
+	return b.data;
+}
+
+/* Builds the params argument of streamml.ml_score: [b0, b1..bp] per group. */
+static Datum
+BuildScoreParams(List *groups, bool deployed, Datum *keys, int *ngroups)
+{
+	ListCell   *lc;
+	int			len = 0;
+	int			n = 0;
+	int			ng = 0;
+	Datum	   *d;
+	Datum	   *kd;
+	int			dims[2];
+	int			lbs[2] = {1, 1};
+
+	foreach(lc, groups)
+	{
+		GroupFit   *g = lfirst(lc);
+		double	   *b = deployed ? g->deployed_coef : g->beta;
+
+		if (b == NULL)
+			continue;
+		len = g->k;
+		ng++;
+	}
+	d = palloc(sizeof(Datum) * Max(ng * len, 1));
+	kd = palloc(sizeof(Datum) * Max(ng, 1));
+	foreach(lc, groups)
+	{
+		GroupFit   *g = lfirst(lc);
+		double	   *b = deployed ? g->deployed_coef : g->beta;
+
+		if (b == NULL)
+			continue;
+		kd[n / Max(len, 1)] = CStringGetTextDatum(g->key ? g->key : "");
+		for (int j = 0; j < g->k; j++)
+			d[n++] = Float8GetDatum(b[j]);
+	}
+	*ngroups = ng;
+	dims[0] = ng;
+	dims[1] = len;
+	*keys = PointerGetDatum(construct_array(kd, ng, TEXTOID, -1, false,
+											TYPALIGN_INT));
+	return PointerGetDatum(construct_md_array(d, NULL, 2, dims, lbs, FLOAT8OID,
+											  8, FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+}
+
+/* Reads a number out of a metrics jsonb result, NaN when absent or null. */
+static double
+JsonbGetNumber(Jsonb *j, const char *key)
+{
+	JsonbValue *v = getKeyJsonValueFromContainer(&j->root, key, strlen(key),
+												 NULL);
+
+	if (v == NULL || v->type != jbvNumeric)
+		return NAN;
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+											  NumericGetDatum(v->val.numeric)));
+}
+
+/*
+ * Evaluates the groups on the rows in WHERE clause "where" with the
+ * evaluation aggregates; when deployed is true, the coefficients evaluated
+ * are the deployed version's (deployed_coef).  Fills metrics
+ * (or deployed_score) per group.
+ */
+static void
+EvaluateGroups(TrainRun *run, List *groups, const char *where, bool deployed)
+{
+	StringInfoData sql;
+	Oid			types[2] = {FLOAT8ARRAYOID, TEXTARRAYOID};
+	Datum		values[2];
+	int			ng;
+	const char *gkey = run->group_by ?
+		psprintf("coalesce(%s, '')", run->gexpr) : "''::text";
+
+	values[0] = BuildScoreParams(groups, deployed, &values[1], &ng);
+	if (ng == 0)
+		return;
+	initStringInfo(&sql);
+	if (run->kind == MODEL_LINEAR)
+		appendStringInfo(&sql,
+						 "SELECT %s AS g, streamml.regression_metrics(%s, streamml.ml_score($1, $2, %s, %s, 'linear')) FROM %s WHERE %s GROUP BY 1",
+						 gkey, run->yexpr, gkey, run->xexpr, run->from, where);
+	else if (run->kind == MODEL_LOGISTIC)
+		appendStringInfo(&sql,
+						 "SELECT %s AS g, streamml.classification_metrics((%s)::int::boolean, streamml.ml_score($1, $2, %s, %s, 'logistic')) FROM %s WHERE %s GROUP BY 1",
+						 gkey, run->yexpr, gkey, run->xexpr, run->from, where);
+	else
+		appendStringInfo(&sql,
+						 "SELECT %s AS g, streamml.multiclass_metrics((%s)::int, streamml.ml_score_classes($1, $2, %s, %s)) FROM %s WHERE %s GROUP BY 1",
+						 gkey, run->yexpr, gkey, run->xexpr, run->from, where);
+	RunQuery(run, sql.data, 2, types, values, NULL);
+	run->passes++;
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		char	   *key = ResultText(r, 1);
+		char	   *json = ResultText(r, 2);
+		GroupFit   *g = FindGroup(groups, run->group_by ? key : NULL);
+		Jsonb	   *j;
+		double		score;
+
+		if (g == NULL || json == NULL)
+			continue;
+		j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+		score = JsonbGetNumber(j, run->deploy_metric);
+		if (deployed)
+			g->deployed_score = score;
+		else
+		{
+			g->metrics = MemoryContextStrdup(run->cxt, json);
+			g->holdout_score = score;
+			g->holdout_rows = JsonbGetNumber(j, "rows");
+		}
+	}
+}
+
+/* The options each kind of model accepts. */
+static const char *const LogregOptions[] = {
+	"l2", "standardize", "max_iter", "tol", "class_weight", "weight",
+	"group_by", "test_fraction", "order_by", "warm_start", "deploy",
+	"deploy_metric", NULL
+};
+static const char *const LinregOptions[] = {
+	"l2", "standardize", "weight", "group_by", "test_fraction", "order_by",
+	"deploy", "deploy_metric", NULL
+};
+
+/* Parses and checks the options of a training run. */
+static void
+ParseOptions(TrainRun *run, Jsonb *options)
+{
+	OptionCheckKeys(options, run->kind == MODEL_LINEAR ? LinregOptions : LogregOptions);
+	run->l2 = OptionNumber(options, "l2", 0.0, 0.0, 1e12);
+	run->standardize = OptionBool(options, "standardize", true);
+	run->max_iter = (int) OptionNumber(options, "max_iter", 100, 1, 100000);
+	run->tol = OptionNumber(options, "tol", 1e-8, 1e-15, 1.0);
+	run->weight = OptionString(options, "weight", NULL);
+	run->group_by = OptionString(options, "group_by", NULL);
+	run->order_by = OptionString(options, "order_by", NULL);
+	run->test_fraction = OptionNumber(options, "test_fraction", 0.0, 0.0, 0.9);
+	run->warm_start = OptionBool(options, "warm_start", false);
+	run->deploy = OptionString(options, "deploy", "always");
+	run->deploy_metric = OptionString(options, "deploy_metric", NULL);
+	if (strcmp(run->deploy, "always") != 0 &&
+		strcmp(run->deploy, "if_better") != 0 &&
+		strcmp(run->deploy, "never") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"deploy\" must be 'always', 'if_better' or 'never'")));
+	if (run->test_fraction > 0.0 && run->order_by == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"test_fraction\" needs option \"order_by\""),
+				 errhint("The holdout is the latest rows by order_by.")));
+	if (strcmp(run->deploy, "if_better") == 0 && run->test_fraction == 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("deploy 'if_better' needs a holdout"),
+				 errhint("Set the options \"test_fraction\" and \"order_by\".")));
+	run->class_weight = OptionGet(options, "class_weight");
+}
+
+/* Builds the weight expression of the Newton passes, class weights applied. */
+static void
+ResolveClassWeights(TrainRun *run, List *groups)
+{
+	JsonbValue *cw = run->class_weight;
+	StringInfoData e;
+	double	   *weights;
+
+	run->wexpr_fit = run->wexpr;
+	if (cw == NULL || cw->type == jbvNull || run->kind == MODEL_LINEAR)
+		return;
+	weights = palloc(sizeof(double) * run->nclasses);
+	if (cw->type == jbvString &&
+		cw->val.string.len == 8 && strncmp(cw->val.string.val, "balanced", 8) == 0)
+	{
+		/* n / (K · n_c), counting rows per class in one more query */
+		StringInfoData sql;
+		double		total = 0.0;
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "SELECT (%s)::int, pg_catalog.count(*)::float8 FROM %s WHERE %s AND (%s) IS NOT NULL GROUP BY 1",
+						 run->yexpr, run->from, run->train_where, run->yexpr);
+		RunQuery(run, sql.data, 0, NULL, NULL, NULL);
+		for (int c = 0; c < run->nclasses; c++)
+			weights[c] = 0.0;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			int			c = atoi(ResultText(r, 1));
+
+			if (c >= 0 && c < run->nclasses)
+			{
+				weights[c] = strtod(ResultText(r, 2), NULL);
+				total += weights[c];
+			}
+		}
+		for (int c = 0; c < run->nclasses; c++)
+			weights[c] = weights[c] > 0 ? total / (run->nclasses * weights[c]) : 0.0;
+	}
+	else if (cw->type == jbvBinary)
+	{
+		Jsonb	   *obj = JsonbValueToJsonb(cw);
+
+		if (!JB_ROOT_IS_OBJECT(obj))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"class_weight\" must be 'balanced' or an object of class weights")));
+		for (int c = 0; c < run->nclasses; c++)
+		{
+			weights[c] = OptionNumber(obj, run->classes[c], 1.0, 0.0, 1e12);
+			/* boolean labels also accept "0"/"1" as class names */
+			if (run->nclasses == 2 && OptionGet(obj, run->classes[c]) == NULL)
+				weights[c] = OptionNumber(obj, c == 0 ? "0" : "1", 1.0, 0.0, 1e12);
+		}
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"class_weight\" must be 'balanced' or an object of class weights")));
+
+	initStringInfo(&e);
+	appendStringInfo(&e, "(%s) * (ARRAY[", run->wexpr);
+	for (int c = 0; c < run->nclasses; c++)
+		appendStringInfo(&e, "%s%.17g", c > 0 ? "," : "", weights[c]);
+	appendStringInfo(&e, "]::float8[])[(%s)::int + 1]", run->yexpr);
+	run->wexpr_fit = e.data;
+	run->class_weights = weights;
+}
+
+/* Feature names: the columns, or name[1..p] for one array column. */
+static Datum
+FeatureNamesArray(TrainRun *run)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(run->p, 1));
+
+	for (int i = 0; i < run->p; i++)
+		d[i] = CStringGetTextDatum(run->featarray ?
+								   psprintf("%s[%d]", run->featurecols[0], i + 1) :
+								   run->featurecols[i]);
+	return PointerGetDatum(construct_array(d, run->p, TEXTOID, -1, false,
+										   TYPALIGN_INT));
+}
+
+/*
+ * Loads the deployed version's coefficients (original scale) into each
+ * group's deployed_coef for the champion/challenger comparison, and its
+ * standardised-scale equivalent into gamma for warm_start.  Returns false
+ * when the model has no deployed version with the same features.
+ */
+static bool
+LoadDeployed(TrainRun *run, List *groups, bool for_warm_start)
+{
+	Oid			types[3] = {TEXTOID, TEXTARRAYOID, TEXTOID};
+	Datum		values[3];
+	int			ret;
+	bool		found = false;
+
+	values[0] = CStringGetTextDatum(run->model);
+	values[1] = FeatureNamesArray(run);
+	values[2] = CStringGetTextDatum(run->deploy_metric);
+	ret = SPI_execute_with_args(
+								"SELECT v.group_key, v.intercepts, v.coefficients, v.features = $2, "
+								"(v.metrics->>$3)::float8 "
+								"FROM streamml.models m JOIN streamml.model_versions v ON v.model = m.name AND v.version = m.deployed_version "
+								"WHERE m.name = $1",
+								3, types, values, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the deployed version");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		char	   *key = ResultText(r, 1);
+		GroupFit   *g = FindGroup(groups, run->group_by ? key : NULL);
+		int			ni;
+		int			nc;
+		double	   *ic;
+		double	   *cf;
+		char	   *same = ResultText(r, 4);
+
+		if (g == NULL || g->gamma == NULL)
+			continue;
+		if (same == NULL || strcmp(same, "t") != 0)
+		{
+			/* other features: only its own holdout score can be compared */
+			char	   *stored = ResultText(r, 5);
+
+			if (!for_warm_start && stored != NULL)
+				g->deployed_score = strtod(stored, NULL);
+			continue;
+		}
+		ic = ResultFloat8Array(r, 2, &ni, CurrentMemoryContext);
+		cf = ResultFloat8Array(r, 3, &nc, CurrentMemoryContext);
+		if (ni != g->blocks || nc != g->blocks * g->p)
+			continue;
+		found = true;
+		g->deployed_coef = palloc(sizeof(double) * g->k);
+		for (int b = 0; b < g->blocks; b++)
+		{
+			double	   *dst = g->deployed_coef + b * (g->p + 1);
+
+			dst[0] = ic[b];
+			for (int j = 0; j < g->p; j++)
+				dst[j + 1] = cf[b * g->p + j];
+			if (for_warm_start)
+			{
+				/* γ_j = β_j s_j, γ0 = b0 + Σ β_j m_j */
+				double	   *gm = g->gamma + b * (g->p + 1);
+
+				gm[0] = dst[0];
+				for (int j = 0; j < g->p; j++)
+				{
+					gm[j + 1] = (g->invs[j] != 0.0) ? dst[j + 1] * g->scale[j] : 0.0;
+					gm[0] += (g->invs[j] != 0.0) ? dst[j + 1] * g->mean[j] : 0.0;
+				}
+			}
+		}
+	}
+	return found;
+}
+
+/* True when a larger value of the metric is better. */
+static bool
+MetricHigherIsBetter(const char *metric)
+{
+	return !(strcmp(metric, "rmse") == 0 || strcmp(metric, "mae") == 0 ||
+			 strcmp(metric, "log_loss") == 0);
+}
+
+/* Builds a text[] of the classes. */
+static Datum
+ClassesArray(TrainRun *run)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(run->nclasses, 1));
+
+	for (int i = 0; i < run->nclasses; i++)
+		d[i] = CStringGetTextDatum(run->classes[i]);
+	return PointerGetDatum(construct_array(d, run->nclasses, TEXTOID, -1,
+										   false, TYPALIGN_INT));
+}
+
+/* Array of k values of one group in the catalog's shape for that part. */
+static Datum
+GroupArray(GroupFit *g, const double *v, bool intercepts)
+{
+	int			n1 = g->p + 1;
+	int			n = 0;
+	Datum	   *d = palloc(sizeof(Datum) * Max(g->k, 1));
+
+	for (int b = 0; b < g->blocks; b++)
+		for (int j = intercepts ? 0 : 1; j < (intercepts ? 1 : n1); j++)
+			d[n++] = Float8GetDatum(v ? v[b * n1 + j] : NAN);
+	return PointerGetDatum(construct_array(d, n, FLOAT8OID, 8, FLOAT8PASSBYVAL,
+										   TYPALIGN_DOUBLE));
+}
+
+/* Array of the per-feature standardisation values of a group. */
+static Datum
+GroupVector(GroupFit *g, const double *v)
+{
+	return PointerGetDatum(Float8ArrayBuild(v, g->p));
+}
+
+/*
+ * Records the run in the catalog: creates or updates the model, inserts one
+ * version row per group, and deploys according to the deploy option.
+ * Returns the version number.
+ */
+static int
+RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
+{
+	Oid			t1[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTOID, JSONBOID, TEXTOID, TEXTARRAYOID};
+	Datum		v1[9];
+	char		n1[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	const char *kind = run->kind == MODEL_LINEAR ? "linear" :
+		run->kind == MODEL_LOGISTIC ? "logistic" : "multinomial";
+	int			ret;
+	int			version;
+	bool		isnull;
+	ListCell   *lc;
+	Datum	   *fc = palloc(sizeof(Datum) * run->nfeaturecols);
+
+	for (int i = 0; i < run->nfeaturecols; i++)
+		fc[i] = CStringGetTextDatum(run->featurecols[i]);
+
+	v1[0] = CStringGetTextDatum(run->model);
+	v1[1] = CStringGetTextDatum(kind);
+	v1[2] = CStringGetTextDatum(run->label);
+	v1[3] = FeatureNamesArray(run);
+	v1[4] = PointerGetDatum(construct_array(fc, run->nfeaturecols, TEXTOID, -1,
+											false, TYPALIGN_INT));
+	v1[5] = CStringGetTextDatum(run->source);
+	v1[6] = JsonbPGetDatum(options);
+	v1[7] = run->group_by ? CStringGetTextDatum(run->group_by) : (Datum) 0;
+	n1[7] = run->group_by ? ' ' : 'n';
+	v1[8] = run->nclasses > 0 ? ClassesArray(run) : (Datum) 0;
+	n1[8] = run->nclasses > 0 ? ' ' : 'n';
+
+	ret = SPI_execute_with_args(
+								"INSERT INTO streamml.models AS m (name, kind, label, features, feature_columns, source, options, group_by, classes) "
+								"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+								"ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, label = excluded.label, "
+								"features = excluded.features, feature_columns = excluded.feature_columns, "
+								"source = excluded.source, options = excluded.options, group_by = excluded.group_by, "
+								"classes = excluded.classes "
+								"RETURNING (SELECT coalesce(max(version), 0) + 1 FROM streamml.model_versions WHERE model = $1)",
+								9, t1, v1, n1, false, 0);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("could not record model \"%s\"", run->model)));
+	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+
+	foreach(lc, groups)
+	{
+		GroupFit   *g = lfirst(lc);
+		Oid			t2[19] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
+			FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
+			FLOAT8ARRAYOID, INT8OID, INT8OID, INT4OID, BOOLOID, JSONBOID,
+			FLOAT8OID, TEXTOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID};
+		Datum		v2[19];
+		char		n2[19];
+		double	   *ints = g->beta;
+
+		if (g->beta == NULL)
+			continue;
+		memset(n2, ' ', sizeof(n2));
+		v2[0] = CStringGetTextDatum(run->model);
+		v2[1] = Int32GetDatum(version);
+		v2[2] = g->key ? CStringGetTextDatum(g->key) : (Datum) 0;
+		n2[2] = g->key ? ' ' : 'n';
+		v2[3] = GroupArray(g, ints, true);
+		v2[4] = GroupArray(g, g->beta, false);
+		v2[5] = PointerGetDatum(Float8ArrayBuild(g->se, g->k));
+		v2[6] = PointerGetDatum(Float8ArrayBuild(g->pvalue, g->k));
+		v2[7] = GroupVector(g, g->mean);
+		v2[8] = GroupVector(g, g->scale);
+		v2[9] = Int64GetDatum(g->count);
+		v2[10] = Int64GetDatum(g->skipped + run->extra_skipped);
+		v2[11] = Int32GetDatum(g->iterations);
+		v2[12] = BoolGetDatum(g->converged);
+		v2[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum(g->metrics));
+		v2[14] = Float8GetDatum(run->duration);
+		v2[15] = run->cutoff ? CStringGetTextDatum(run->cutoff) : (Datum) 0;
+		n2[15] = run->cutoff ? ' ' : 'n';
+		v2[16] = FeatureNamesArray(run);
+		v2[17] = Float8GetDatum(run->l2);
+		v2[18] = Float8GetDatum(g->df);
+		n2[18] = run->kind == MODEL_LINEAR ? ' ' : 'n';
+		ret = SPI_execute_with_args(
+									"INSERT INTO streamml.model_versions (model, version, group_key, "
+									"intercepts, coefficients, std_errors, p_values, means, scales, "
+									"rows_used, rows_skipped, iterations, converged, metrics, duration, "
+									"data_cutoff, features, l2, df) "
+									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+									"pg_catalog.make_interval(secs => $15), $16, $17, $18, $19)",
+									19, t2, v2, n2, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not record a version of model \"%s\"", run->model);
+	}
+
+	/* deploy */
+	*deployed = false;
+	if (strcmp(run->deploy, "always") == 0)
+		*deployed = true;
+	else if (strcmp(run->deploy, "if_better") == 0)
+	{
+		double		new_score = 0.0;
+		double		old_score = 0.0;
+		double		rows = 0.0;
+		bool		have_old = false;
+
+		foreach(lc, groups)
+		{
+			GroupFit   *g = lfirst(lc);
+
+			if (!isfinite(g->holdout_score) || !(g->holdout_rows > 0))
+				continue;
+			rows += g->holdout_rows;
+			new_score += g->holdout_rows * g->holdout_score;
+			if (isfinite(g->deployed_score))
+			{
+				have_old = true;
+				old_score += g->holdout_rows * g->deployed_score;
+			}
+		}
+		if (!have_old)
+			*deployed = true;
+		else if (MetricHigherIsBetter(run->deploy_metric))
+			*deployed = new_score > old_score;
+		else
+			*deployed = new_score < old_score;
+		if (!*deployed)
+			ereport(NOTICE,
+					(errmsg("version %d of model \"%s\" is not deployed: its holdout %s %g is not better than the deployed version's %g",
+							version, run->model, run->deploy_metric,
+							rows > 0 ? new_score / rows : NAN,
+							rows > 0 ? old_score / rows : NAN)));
+	}
+	if (*deployed)
+	{
+		Oid			t3[2] = {TEXTOID, INT4OID};
+		Datum		v3[2] = {CStringGetTextDatum(run->model), Int32GetDatum(version)};
+
+		ret = SPI_execute_with_args("SELECT streamml.deploy($1, $2)",
+									2, t3, v3, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not deploy model \"%s\"", run->model);
+	}
+	return version;
+}
+
+/* Checks a model name: not empty, not too long for the predict cache. */
+static void
+CheckModelName(const char *model)
+{
+	if (model[0] == '\0' || strlen(model) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("model name must have between 1 and %d bytes",
+						NAMEDATALEN - 1)));
+}
+
+/*
+ * The shared body of train_logreg and train_linreg: one row per group in
+ * the result (model, version, group_key, rows_used, rows_skipped,
+ * iterations, converged, deployed, metrics).
+ */
+static Datum
+TrainModel(FunctionCallInfo fcinfo, ModelKind kind)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TrainRun   *run = palloc0(sizeof(TrainRun));
+	Jsonb	   *options = PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4);
+	ArrayType  *fa = PG_GETARG_ARRAYTYPE_P(3);
+	Datum	   *fd;
+	bool	   *fn;
+	int			nf;
+	StringInfoData sql;
+	List	   *groups = NIL;
+	ListCell   *lc;
+	instr_time	start;
+	instr_time	duration;
+	int			version;
+	bool		deployed;
+
+	INSTR_TIME_SET_CURRENT(start);
+	InitMaterializedSRF(fcinfo, 0);
+
+	run->cxt = CurrentMemoryContext;
+	run->kind = kind;
+	run->model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	run->source = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	run->label = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	run->p = -1;
+	CheckModelName(run->model);
+	deconstruct_array(fa, TEXTOID, -1, false, TYPALIGN_INT, &fd, &fn, &nf);
+	if (nf == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("features must name at least one column")));
+	run->featurecols = palloc(sizeof(char *) * nf);
+	for (int i = 0; i < nf; i++)
+	{
+		if (fn[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("feature names must not be null")));
+		run->featurecols[i] = TextDatumGetCString(fd[i]);
+	}
+	run->nfeaturecols = nf;
+	ParseOptions(run, options);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* one snapshot, the calling statement's, for every pass of the run */
+	run->snapshot = RegisterSnapshot(GetActiveSnapshot());
+
+	run->from = SourceFromItem(run->source);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT * FROM %s LIMIT 0", run->from);
+	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
+	{
+		TupleDesc	desc = CreateTupleDescCopy(SPI_tuptable->tupdesc);
+
+		ResolveLabel(run, desc);
+		ResolveFeatures(run, desc);
+		ResolveColumns(run, desc);
+	}
+	if (run->kind == MODEL_LINEAR && run->deploy_metric == NULL)
+		run->deploy_metric = "rmse";
+	else if (run->deploy_metric == NULL)
+		run->deploy_metric = run->kind == MODEL_LOGISTIC ? "roc_auc" : "accuracy";
+	ResolveSplit(run);
+
+	/* pass 1: moments */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT %s AS g, streamml.ml_moments(%s, %s, %s) FROM %s WHERE %s GROUP BY 1 ORDER BY 1",
+					 run->gexpr, run->yexpr, run->xexpr, run->wexpr, run->from,
+					 run->train_where);
+	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
+	run->passes++;
+	{
+		SPITupleTable *tt = SPI_tuptable;
+		uint64		nrows = SPI_processed;
+
+		for (uint64 r = 0; r < nrows; r++)
+		{
+			char	   *key;
+			int			len;
+			double	   *m;
+			GroupFit   *g;
+
+			SPI_tuptable = tt;
+			key = ResultText(r, 1);
+			m = ResultFloat8Array(r, 2, &len, run->cxt);
+			if (m == NULL)
+				continue;
+			g = GroupFromMoments(run, key ? pstrdup(key) : NULL, m, len);
+			if (g->gamma == NULL)
+			{
+				run->extra_skipped += g->skipped;
+				continue;
+			}
+			groups = lappend(groups, g);
+			if (run->kind == MODEL_LINEAR)
+				GroupFitLinear(run, g, m + 4, m + 5 + g->p);
+			else if (run->kind == MODEL_LOGISTIC)
+			{
+				double		ymean = m[4];
+
+				if (ymean <= 0.0 || ymean >= 1.0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("label column \"%s\" has a single class%s%s",
+									run->label,
+									g->key ? " in group " : "",
+									g->key ? quote_literal_cstr(g->key) : ""),
+							 errdetail("Classification needs both classes in the training data.")));
+			}
+		}
+		SPI_freetuptable(tt);
+	}
+	if (groups == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("no usable rows in \"%s\"", run->source),
+				 errdetail("Rows whose label, weight or features are null or not finite are skipped.")));
+
+	if (run->kind != MODEL_LINEAR)
+	{
+		ResolveClassWeights(run, groups);
+		if (run->warm_start && LoadDeployed(run, groups, true))
+			;
+		else if (run->kind == MODEL_LOGISTIC && run->class_weights == NULL)
+		{
+			/* the moments give the first Newton step for free */
+			foreach(lc, groups)
+			{
+				GroupFit   *g = lfirst(lc);
+
+				GroupFirstStepFromMoments(run, g, g->moments_mean,
+										  g->moments_comom);
+			}
+		}
+		FitClassification(run, groups);
+	}
+
+	foreach(lc, groups)
+	{
+		GroupFit   *g = lfirst(lc);
+
+		GroupToOriginalScale(g, run->kind == MODEL_LINEAR);
+		if (g->separable)
+			ereport(WARNING,
+					(errcode(ERRCODE_WARNING),
+					 errmsg("the classes of model \"%s\"%s%s are perfectly separable",
+							run->model, g->key ? " in group " : "",
+							g->key ? quote_literal_cstr(g->key) : ""),
+					 errdetail("The maximum likelihood coefficients are infinite; the reported ones are where training stopped."),
+					 errhint("Set option \"l2\" to a positive value.")));
+		else if (!g->converged && run->kind != MODEL_LINEAR)
+			ereport(WARNING,
+					(errcode(ERRCODE_WARNING),
+					 errmsg("model \"%s\"%s%s did not converge in %d iterations",
+							run->model, g->key ? " in group " : "",
+							g->key ? quote_literal_cstr(g->key) : "",
+							g->iterations),
+					 errhint("Raise option \"max_iter\" or \"tol\", or set option \"l2\".")));
+		g->metrics = NULL;
+		g->holdout_score = NAN;
+		g->deployed_score = NAN;
+	}
+
+	if (run->test_where)
+	{
+		EvaluateGroups(run, groups, run->test_where, false);
+		if (strcmp(run->deploy, "if_better") == 0 &&
+			LoadDeployed(run, groups, false))
+			EvaluateGroups(run, groups, run->test_where, true);
+	}
+	else if (run->kind == MODEL_LINEAR)
+		EvaluateGroups(run, groups, run->train_where, false);
+	foreach(lc, groups)
+	{
+		GroupFit   *g = lfirst(lc);
+
+		if (g->metrics == NULL)
+			g->metrics = TrainingMetrics(run, g);
+		else if (!run->test_where)
+		{
+			/* in-sample metrics from the evaluation pass */
+			g->metrics[strlen(g->metrics) - 1] = '\0';
+			g->metrics = psprintf("%s, \"on\": \"training\"}", g->metrics);
+		}
+		else
+		{
+			g->metrics[strlen(g->metrics) - 1] = '\0';
+			g->metrics = psprintf("%s, \"on\": \"holdout\"}", g->metrics);
+		}
+	}
+
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, start);
+	run->duration = INSTR_TIME_GET_DOUBLE(duration);
+	version = RecordRun(run, groups, options, &deployed);
+
+	foreach(lc, groups)
+	{
+		GroupFit   *g = lfirst(lc);
+		Datum		values[9];
+		bool		nulls[9] = {false};
+
+		values[0] = CStringGetTextDatum(run->model);
+		values[1] = Int32GetDatum(version);
+		values[2] = g->key ? CStringGetTextDatum(g->key) : (Datum) 0;
+		nulls[2] = (g->key == NULL);
+		values[3] = Int64GetDatum(g->count);
+		values[4] = Int64GetDatum(g->skipped + run->extra_skipped);
+		values[5] = Int32GetDatum(g->iterations);
+		values[6] = BoolGetDatum(g->converged);
+		values[7] = BoolGetDatum(deployed);
+		values[8] = DirectFunctionCall1(jsonb_in, CStringGetDatum(g->metrics));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+
+	UnregisterSnapshot(run->snapshot);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(train_logreg);
+
+/* SQL streamml.train_logreg(model, source, label, features, options). */
+Datum
+train_logreg(PG_FUNCTION_ARGS)
+{
+	return TrainModel(fcinfo, MODEL_LOGISTIC);
+}
+
+PG_FUNCTION_INFO_V1(train_linreg);
+
+/* SQL streamml.train_linreg(model, source, target, features, options). */
+Datum
+train_linreg(PG_FUNCTION_ARGS)
+{
+	return TrainModel(fcinfo, MODEL_LINEAR);
+}

@@ -1,0 +1,62 @@
+/*
+ * train.h
+ *		The state of one training run (train.c).
+ */
+#ifndef STREAMML_TRAIN_H
+#define STREAMML_TRAIN_H
+
+#include "utils/jsonb.h"
+#include "utils/snapshot.h"
+
+typedef enum ModelKind
+{
+	MODEL_LOGISTIC,
+	MODEL_MULTINOMIAL,
+	MODEL_LINEAR
+} ModelKind;
+
+typedef struct TrainRun
+{
+	MemoryContext cxt;
+	ModelKind	kind;
+	char	   *model;
+	char	   *source;
+	char	   *label;
+	char	  **featurecols;
+	int			nfeaturecols;
+	bool		featarray;		/* one array column of features */
+	int			p;				/* number of features, -1 until known */
+	/* options */
+	double		l2;
+	bool		standardize;
+	int			max_iter;
+	double		tol;
+	char	   *weight;
+	char	   *group_by;
+	char	   *order_by;
+	double		test_fraction;
+	bool		warm_start;
+	char	   *deploy;
+	char	   *deploy_metric;
+	JsonbValue *class_weight;
+	double	   *class_weights;
+	/* derived */
+	char	   *from;
+	char	   *yexpr;
+	char	   *xexpr;
+	char	   *wexpr;
+	char	   *wexpr_fit;
+	char	   *gexpr;
+	char	   *order_type;
+	char	   *train_where;
+	char	   *test_where;
+	char	   *cutoff;
+	char	  **classes;
+	int			nclasses;
+	int64		extra_skipped;
+	int			passes;
+	double		duration;
+	Snapshot	snapshot;
+} TrainRun;
+
+#endif							/* STREAMML_TRAIN_H */

@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+"""Generates the ML test fixtures and their expected values, once.
+
+Run with Debian's python3-sklearn (scikit-learn 1.2) and numpy:
+    /usr/bin/python3 test/data/make_fixtures.py
+The CSVs it writes are committed, so the test suite needs no scikit-learn.
+
+  logit.csv            2000 rows: id, grp, x1..x4 (scales 1, 1e-6, 1e9, 1e3),
+                       flag (boolean feature), y (boolean label)
+  logit_expected.csv   coefficients of LogisticRegression(penalty=None) and of
+                       l2 with C = 1/(n*lambda) on standardized features,
+                       lambda = 0.01 (reported on the original scale)
+  logit_raw_expected.csv  l2 with standardize false: sklearn on raw features
+                       (x1, x4 only), C = 1/(n*lambda), lambda = 0.01
+  logit_proba.csv      id, sklearn predict_proba of the unpenalized model
+  linear.csv           1000 rows: id, a, b, c, t
+  linear_expected.csv  numpy least squares coefficients and R^2
+"""
+import csv
+import os
+import warnings
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+# newton-cg stops on rounding noise near the optimum at this tolerance
+warnings.simplefilter("ignore")
+here = os.path.dirname(os.path.abspath(__file__))
+rng = np.random.default_rng(20240501)
+
+
+def write(name, header, rows):
+    with open(os.path.join(here, name), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for r in rows:
+            w.writerow(r)
+
+
+def fmt(v):
+    return repr(float(v))
+
+
+def fit_standardized(X, y, C=None):
+    """Fits on standardized features, returns (b0, beta) on the original scale."""
+    sc = StandardScaler().fit(X)
+    Z = sc.transform(X)
+    if C is None:
+        m = LogisticRegression(penalty=None, solver="newton-cg", tol=1e-10,
+                               max_iter=10000)
+    else:
+        m = LogisticRegression(C=C, solver="newton-cg", tol=1e-10,
+                               max_iter=10000)
+    m.fit(Z, y)
+    beta = m.coef_[0] / sc.scale_
+    b0 = m.intercept_[0] - np.sum(m.coef_[0] * sc.mean_ / sc.scale_)
+    return b0, beta, m, sc
+
+
+# --- logistic ---------------------------------------------------------------
+n = 2000
+x1 = rng.normal(0.0, 1.0, n)
+x2 = rng.normal(0.0, 1.0, n) * 1e-6
+x3 = 1e9 + rng.normal(0.0, 1.0, n) * 1e9 * 0.1
+x4 = rng.normal(5.0, 2.0, n) * 1e3
+flag = rng.random(n) < 0.3
+eta = (-0.5 + 1.2 * x1 - 0.8 * x2 / 1e-6 + 0.6 * (x3 - 1e9) / 1e8
+       + 0.3 * (x4 - 5e3) / 2e3 + 0.7 * flag)
+y = rng.random(n) < 1.0 / (1.0 + np.exp(-eta))
+grp = np.where(np.arange(n) % 2 == 0, "A", "B")
+X = np.column_stack([x1, x2, x3, x4, flag.astype(float)])
+names = ["x1", "x2", "x3", "x4", "flag"]
+
+write("logit.csv", ["id", "grp", "x1", "x2", "x3", "x4", "flag", "y"],
+      [[i + 1, grp[i], fmt(x1[i]), fmt(x2[i]), fmt(x3[i]), fmt(x4[i]),
+        "t" if flag[i] else "f", "t" if y[i] else "f"] for i in range(n)])
+
+lam = 0.01
+b0, beta, m_none, sc = fit_standardized(X, y)
+b0r, betar, _, _ = fit_standardized(X, y, C=1.0 / (n * lam))
+rows = [["none", "(intercept)", fmt(b0)]]
+rows += [["none", names[j], fmt(beta[j])] for j in range(5)]
+rows += [["l2", "(intercept)", fmt(b0r)]]
+rows += [["l2", names[j], fmt(betar[j])] for j in range(5)]
+write("logit_expected.csv", ["fit", "feature", "coefficient"], rows)
+
+proba = m_none.predict_proba(sc.transform(X))[:, 1]
+write("logit_proba.csv", ["id", "proba"],
+      [[i + 1, fmt(proba[i])] for i in range(n)])
+
+# raw-scale l2 (standardize false) on the two well-scaled features
+Xr = np.column_stack([x1, x4 / 1e3])
+mr = LogisticRegression(C=1.0 / (n * lam), solver="newton-cg", tol=1e-10,
+                        max_iter=10000).fit(Xr, y)
+write("logit_raw_expected.csv", ["feature", "coefficient"],
+      [["(intercept)", fmt(mr.intercept_[0])], ["x1", fmt(mr.coef_[0][0])],
+       ["x4k", fmt(mr.coef_[0][1])]])
+
+# --- linear -----------------------------------------------------------------
+n = 1000
+a = rng.normal(0.0, 1.0, n)
+b = rng.normal(10.0, 3.0, n)
+c = rng.integers(0, 100, n).astype(float)
+t = 3.0 + 2.0 * a - 0.5 * b + 0.01 * c + rng.normal(0.0, 0.5, n)
+write("linear.csv", ["id", "a", "b", "c", "t"],
+      [[i + 1, fmt(a[i]), fmt(b[i]), int(c[i]), fmt(t[i])] for i in range(n)])
+A = np.column_stack([np.ones(n), a, b, c])
+coef, *_ = np.linalg.lstsq(A, t, rcond=None)
+resid = t - A @ coef
+r2 = 1.0 - resid @ resid / np.sum((t - t.mean()) ** 2)
+write("linear_expected.csv", ["feature", "coefficient"],
+      [["(intercept)", fmt(coef[0])], ["a", fmt(coef[1])], ["b", fmt(coef[2])],
+       ["c", fmt(coef[3])], ["r2", fmt(r2)]])

@@ -1,0 +1,191 @@
+
+-- Windowed features: aggregates with an inverse transition, so that a
+-- sliding window frame costs O(1) per row (src/features/*.c).
+
+-- rolling_sum, rolling_mean, rolling_var(_pop), rolling_stddev(_pop): one
+-- shared state (rolling.c), one final function each.
+
+CREATE FUNCTION streamml.rolling_accum(internal, pg_catalog.float8)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'rolling_accum'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_accum(internal, pg_catalog.float8) IS
+	'forward transition of the rolling_sum/mean/var/stddev aggregates';
+
+CREATE FUNCTION streamml.rolling_retract(internal, pg_catalog.float8)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'rolling_retract'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_retract(internal, pg_catalog.float8) IS
+	'inverse transition of the rolling_sum/mean/var/stddev aggregates';
+
+CREATE FUNCTION streamml.rolling_combine(internal, internal)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'rolling_combine'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_combine(internal, internal) IS
+	'combine function of the rolling_sum/mean/var/stddev aggregates';
+
+CREATE FUNCTION streamml.rolling_serialize(internal)
+	RETURNS pg_catalog.bytea
+	AS 'MODULE_PATHNAME', 'rolling_serialize'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_serialize(internal) IS
+	'serialization function of the rolling_sum/mean/var/stddev aggregates';
+
+CREATE FUNCTION streamml.rolling_deserialize(pg_catalog.bytea, internal)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'rolling_deserialize'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_deserialize(pg_catalog.bytea, internal) IS
+	'deserialization function of the rolling_sum/mean/var/stddev aggregates';
+
+CREATE FUNCTION streamml.rolling_sum_final(internal)
+	RETURNS pg_catalog.float8
+	AS 'MODULE_PATHNAME', 'rolling_sum_final'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_sum_final(internal) IS
+	'final function of streamml.rolling_sum';
+
+CREATE FUNCTION streamml.rolling_mean_final(internal)
+	RETURNS pg_catalog.float8
+	AS 'MODULE_PATHNAME', 'rolling_mean_final'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_mean_final(internal) IS
+	'final function of streamml.rolling_mean';
+
+CREATE FUNCTION streamml.rolling_var_final(internal)
+	RETURNS pg_catalog.float8
+	AS 'MODULE_PATHNAME', 'rolling_var_final'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_var_final(internal) IS
+	'final function of streamml.rolling_var';
+
+CREATE FUNCTION streamml.rolling_var_pop_final(internal)
+	RETURNS pg_catalog.float8
+	AS 'MODULE_PATHNAME', 'rolling_var_pop_final'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_var_pop_final(internal) IS
+	'final function of streamml.rolling_var_pop';
+
+CREATE FUNCTION streamml.rolling_stddev_final(internal)
+	RETURNS pg_catalog.float8
+	AS 'MODULE_PATHNAME', 'rolling_stddev_final'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_stddev_final(internal) IS
+	'final function of streamml.rolling_stddev';
+
+CREATE FUNCTION streamml.rolling_stddev_pop_final(internal)
+	RETURNS pg_catalog.float8
+	AS 'MODULE_PATHNAME', 'rolling_stddev_pop_final'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_stddev_pop_final(internal) IS
+	'final function of streamml.rolling_stddev_pop';
+
+CREATE AGGREGATE streamml.rolling_sum(pg_catalog.float8) (
+	SFUNC = streamml.rolling_accum,
+	STYPE = internal,
+	SSPACE = 104,
+	FINALFUNC = streamml.rolling_sum_final,
+	COMBINEFUNC = streamml.rolling_combine,
+	SERIALFUNC = streamml.rolling_serialize,
+	DESERIALFUNC = streamml.rolling_deserialize,
+	MSFUNC = streamml.rolling_accum,
+	MINVFUNC = streamml.rolling_retract,
+	MSTYPE = internal,
+	MSSPACE = 104,
+	MFINALFUNC = streamml.rolling_sum_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.rolling_sum(pg_catalog.float8) IS
+	'sum of the non-NULL values, like sum(float8), compensated, O(1) per row over a sliding frame';
+
+CREATE AGGREGATE streamml.rolling_mean(pg_catalog.float8) (
+	SFUNC = streamml.rolling_accum,
+	STYPE = internal,
+	SSPACE = 104,
+	FINALFUNC = streamml.rolling_mean_final,
+	COMBINEFUNC = streamml.rolling_combine,
+	SERIALFUNC = streamml.rolling_serialize,
+	DESERIALFUNC = streamml.rolling_deserialize,
+	MSFUNC = streamml.rolling_accum,
+	MINVFUNC = streamml.rolling_retract,
+	MSTYPE = internal,
+	MSSPACE = 104,
+	MFINALFUNC = streamml.rolling_mean_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.rolling_mean(pg_catalog.float8) IS
+	'mean of the non-NULL values, like avg(float8), O(1) per row over a sliding frame';
+
+CREATE AGGREGATE streamml.rolling_var(pg_catalog.float8) (
+	SFUNC = streamml.rolling_accum,
+	STYPE = internal,
+	SSPACE = 104,
+	FINALFUNC = streamml.rolling_var_final,
+	COMBINEFUNC = streamml.rolling_combine,
+	SERIALFUNC = streamml.rolling_serialize,
+	DESERIALFUNC = streamml.rolling_deserialize,
+	MSFUNC = streamml.rolling_accum,
+	MINVFUNC = streamml.rolling_retract,
+	MSTYPE = internal,
+	MSSPACE = 104,
+	MFINALFUNC = streamml.rolling_var_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.rolling_var(pg_catalog.float8) IS
+	'sample variance, like var_samp(float8), O(1) per row over a sliding frame';
+
+CREATE AGGREGATE streamml.rolling_var_pop(pg_catalog.float8) (
+	SFUNC = streamml.rolling_accum,
+	STYPE = internal,
+	SSPACE = 104,
+	FINALFUNC = streamml.rolling_var_pop_final,
+	COMBINEFUNC = streamml.rolling_combine,
+	SERIALFUNC = streamml.rolling_serialize,
+	DESERIALFUNC = streamml.rolling_deserialize,
+	MSFUNC = streamml.rolling_accum,
+	MINVFUNC = streamml.rolling_retract,
+	MSTYPE = internal,
+	MSSPACE = 104,
+	MFINALFUNC = streamml.rolling_var_pop_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.rolling_var_pop(pg_catalog.float8) IS
+	'population variance, like var_pop(float8), O(1) per row over a sliding frame';
+
+CREATE AGGREGATE streamml.rolling_stddev(pg_catalog.float8) (
+	SFUNC = streamml.rolling_accum,
+	STYPE = internal,
+	SSPACE = 104,
+	FINALFUNC = streamml.rolling_stddev_final,
+	COMBINEFUNC = streamml.rolling_combine,
+	SERIALFUNC = streamml.rolling_serialize,
+	DESERIALFUNC = streamml.rolling_deserialize,
+	MSFUNC = streamml.rolling_accum,
+	MINVFUNC = streamml.rolling_retract,
+	MSTYPE = internal,
+	MSSPACE = 104,
+	MFINALFUNC = streamml.rolling_stddev_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.rolling_stddev(pg_catalog.float8) IS
+	'sample standard deviation, like stddev_samp(float8), O(1) per row over a sliding frame';
+
+CREATE AGGREGATE streamml.rolling_stddev_pop(pg_catalog.float8) (
+	SFUNC = streamml.rolling_accum,
+	STYPE = internal,
+	SSPACE = 104,
+	FINALFUNC = streamml.rolling_stddev_pop_final,
+	COMBINEFUNC = streamml.rolling_combine,
+	SERIALFUNC = streamml.rolling_serialize,
+	DESERIALFUNC = streamml.rolling_deserialize,
+	MSFUNC = streamml.rolling_accum,
+	MINVFUNC = streamml.rolling_retract,
+	MSTYPE = internal,
+	MSSPACE = 104,
+	MFINALFUNC = streamml.rolling_stddev_pop_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.rolling_stddev_pop(pg_catalog.float8) IS
+	'population standard deviation, like stddev_pop(float8), O(1) per row over a sliding frame';

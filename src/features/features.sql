@@ -189,3 +189,65 @@ CREATE AGGREGATE streamml.rolling_stddev_pop(pg_catalog.float8) (
 );
 COMMENT ON AGGREGATE streamml.rolling_stddev_pop(pg_catalog.float8) IS
 	'population standard deviation, like stddev_pop(float8), O(1) per row over a sliding frame';
+
+-- rolling_min, rolling_max: the built-in float8smaller/float8larger for
+-- GROUP BY and growing frames, a monotonic deque for sliding frames
+-- (rolling_minmax.c).
+
+CREATE FUNCTION streamml.rolling_min_accum(internal, pg_catalog.float8)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'rolling_min_accum'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_min_accum(internal, pg_catalog.float8) IS
+	'moving forward transition of streamml.rolling_min';
+
+CREATE FUNCTION streamml.rolling_max_accum(internal, pg_catalog.float8)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'rolling_max_accum'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_max_accum(internal, pg_catalog.float8) IS
+	'moving forward transition of streamml.rolling_max';
+
+CREATE FUNCTION streamml.rolling_minmax_retract(internal, pg_catalog.float8)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'rolling_minmax_retract'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_minmax_retract(internal, pg_catalog.float8) IS
+	'moving inverse transition of streamml.rolling_min and streamml.rolling_max';
+
+CREATE FUNCTION streamml.rolling_minmax_final(internal)
+	RETURNS pg_catalog.float8
+	AS 'MODULE_PATHNAME', 'rolling_minmax_final'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_minmax_final(internal) IS
+	'moving final function of streamml.rolling_min and streamml.rolling_max';
+
+CREATE AGGREGATE streamml.rolling_min(pg_catalog.float8) (
+	SFUNC = pg_catalog.float8smaller,
+	STYPE = pg_catalog.float8,
+	COMBINEFUNC = pg_catalog.float8smaller,
+	SORTOP = OPERATOR(pg_catalog.<),
+	MSFUNC = streamml.rolling_min_accum,
+	MINVFUNC = streamml.rolling_minmax_retract,
+	MSTYPE = internal,
+	MSSPACE = 64,
+	MFINALFUNC = streamml.rolling_minmax_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.rolling_min(pg_catalog.float8) IS
+	'minimum, like min(float8), amortized O(1) per row over a sliding frame';
+
+CREATE AGGREGATE streamml.rolling_max(pg_catalog.float8) (
+	SFUNC = pg_catalog.float8larger,
+	STYPE = pg_catalog.float8,
+	COMBINEFUNC = pg_catalog.float8larger,
+	SORTOP = OPERATOR(pg_catalog.>),
+	MSFUNC = streamml.rolling_max_accum,
+	MINVFUNC = streamml.rolling_minmax_retract,
+	MSTYPE = internal,
+	MSSPACE = 64,
+	MFINALFUNC = streamml.rolling_minmax_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.rolling_max(pg_catalog.float8) IS
+	'maximum, like max(float8), amortized O(1) per row over a sliding frame';

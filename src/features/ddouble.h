@@ -161,18 +161,6 @@ DDDivD(DDouble a, double b)
 	return DDFastTwoSum(q1, r);
 }
 
-/* a / b, by one Newton-style correction of the double quotient. */
-static inline DDouble
-DDDiv(DDouble a, DDouble b)
-{
-	double		q1 = a.hi / b.hi;
-	DDouble		r = DDSub(a, DDMulD(b, q1));
-	double		q2 = r.hi / b.hi;
-
-	r = DDSub(r, DDMulD(b, q2));
-	return DDAdd(DDFastTwoSum(q1, q2), DDFromDouble(r.hi / b.hi));
-}
-
 /* The square of x - s as a DDouble, where d = x - s is itself a DDouble. */
 static inline DDouble
 DDSquare(DDouble d)

@@ -251,3 +251,65 @@ CREATE AGGREGATE streamml.rolling_max(pg_catalog.float8) (
 );
 COMMENT ON AGGREGATE streamml.rolling_max(pg_catalog.float8) IS
 	'maximum, like max(float8), amortized O(1) per row over a sliding frame';
+
+-- rolling_slope(y, x): least-squares slope, like regr_slope (rolling_slope.c).
+
+CREATE FUNCTION streamml.rolling_slope_accum(internal, pg_catalog.float8, pg_catalog.float8)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'rolling_slope_accum'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_slope_accum(internal, pg_catalog.float8, pg_catalog.float8) IS
+	'forward transition of streamml.rolling_slope';
+
+CREATE FUNCTION streamml.rolling_slope_retract(internal, pg_catalog.float8, pg_catalog.float8)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'rolling_slope_retract'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_slope_retract(internal, pg_catalog.float8, pg_catalog.float8) IS
+	'inverse transition of streamml.rolling_slope';
+
+CREATE FUNCTION streamml.rolling_slope_combine(internal, internal)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'rolling_slope_combine'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_slope_combine(internal, internal) IS
+	'combine function of streamml.rolling_slope';
+
+CREATE FUNCTION streamml.rolling_slope_serialize(internal)
+	RETURNS pg_catalog.bytea
+	AS 'MODULE_PATHNAME', 'rolling_slope_serialize'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_slope_serialize(internal) IS
+	'serialization function of streamml.rolling_slope';
+
+CREATE FUNCTION streamml.rolling_slope_deserialize(pg_catalog.bytea, internal)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'rolling_slope_deserialize'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_slope_deserialize(pg_catalog.bytea, internal) IS
+	'deserialization function of streamml.rolling_slope';
+
+CREATE FUNCTION streamml.rolling_slope_final(internal)
+	RETURNS pg_catalog.float8
+	AS 'MODULE_PATHNAME', 'rolling_slope_final'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.rolling_slope_final(internal) IS
+	'final function of streamml.rolling_slope';
+
+CREATE AGGREGATE streamml.rolling_slope(y pg_catalog.float8, x pg_catalog.float8) (
+	SFUNC = streamml.rolling_slope_accum,
+	STYPE = internal,
+	SSPACE = 176,
+	FINALFUNC = streamml.rolling_slope_final,
+	COMBINEFUNC = streamml.rolling_slope_combine,
+	SERIALFUNC = streamml.rolling_slope_serialize,
+	DESERIALFUNC = streamml.rolling_slope_deserialize,
+	MSFUNC = streamml.rolling_slope_accum,
+	MINVFUNC = streamml.rolling_slope_retract,
+	MSTYPE = internal,
+	MSSPACE = 176,
+	MFINALFUNC = streamml.rolling_slope_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.rolling_slope(pg_catalog.float8, pg_catalog.float8) IS
+	'least-squares slope of y on x, like regr_slope, O(1) per row over a sliding frame';

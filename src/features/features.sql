@@ -313,3 +313,96 @@ CREATE AGGREGATE streamml.rolling_slope(y pg_catalog.float8, x pg_catalog.float8
 );
 COMMENT ON AGGREGATE streamml.rolling_slope(pg_catalog.float8, pg_catalog.float8) IS
 	'least-squares slope of y on x, like regr_slope, O(1) per row over a sliding frame';
+
+-- ewma(x, alpha) and ewma(x, ts, half_life): exponentially weighted means
+-- (ewma.c).
+
+CREATE FUNCTION streamml.ewma_accum(internal, pg_catalog.float8, pg_catalog.float8)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'ewma_accum'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ewma_accum(internal, pg_catalog.float8, pg_catalog.float8) IS
+	'forward transition of streamml.ewma(x, alpha)';
+
+CREATE FUNCTION streamml.ewma_retract(internal, pg_catalog.float8, pg_catalog.float8)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'ewma_retract'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ewma_retract(internal, pg_catalog.float8, pg_catalog.float8) IS
+	'inverse transition of streamml.ewma(x, alpha)';
+
+CREATE FUNCTION streamml.ewma_time_accum(internal, pg_catalog.float8, pg_catalog.timestamptz, pg_catalog.interval)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'ewma_time_accum'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ewma_time_accum(internal, pg_catalog.float8, pg_catalog.timestamptz, pg_catalog.interval) IS
+	'forward transition of streamml.ewma(x, ts, half_life)';
+
+CREATE FUNCTION streamml.ewma_time_retract(internal, pg_catalog.float8, pg_catalog.timestamptz, pg_catalog.interval)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'ewma_time_retract'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ewma_time_retract(internal, pg_catalog.float8, pg_catalog.timestamptz, pg_catalog.interval) IS
+	'inverse transition of streamml.ewma(x, ts, half_life)';
+
+CREATE FUNCTION streamml.ewma_combine(internal, internal)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'ewma_combine'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ewma_combine(internal, internal) IS
+	'combine function of streamml.ewma(x, ts, half_life)';
+
+CREATE FUNCTION streamml.ewma_serialize(internal)
+	RETURNS pg_catalog.bytea
+	AS 'MODULE_PATHNAME', 'ewma_serialize'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ewma_serialize(internal) IS
+	'serialization function of streamml.ewma(x, ts, half_life)';
+
+CREATE FUNCTION streamml.ewma_deserialize(pg_catalog.bytea, internal)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'ewma_deserialize'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ewma_deserialize(pg_catalog.bytea, internal) IS
+	'deserialization function of streamml.ewma(x, ts, half_life)';
+
+CREATE FUNCTION streamml.ewma_final(internal)
+	RETURNS pg_catalog.float8
+	AS 'MODULE_PATHNAME', 'ewma_final'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ewma_final(internal) IS
+	'final function of both streamml.ewma aggregates';
+
+-- Order-dependent: no combine function, so never split across workers.
+CREATE AGGREGATE streamml.ewma(x pg_catalog.float8, alpha pg_catalog.float8) (
+	SFUNC = streamml.ewma_accum,
+	STYPE = internal,
+	SSPACE = 120,
+	FINALFUNC = streamml.ewma_final,
+	MSFUNC = streamml.ewma_accum,
+	MINVFUNC = streamml.ewma_retract,
+	MSTYPE = internal,
+	MSSPACE = 120,
+	MFINALFUNC = streamml.ewma_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.ewma(pg_catalog.float8, pg_catalog.float8) IS
+	'exponentially weighted mean in input order, weight (1 - alpha)^k k rows back; O(1) per row over a sliding frame';
+
+CREATE AGGREGATE streamml.ewma(x pg_catalog.float8, ts pg_catalog.timestamptz, half_life pg_catalog.interval) (
+	SFUNC = streamml.ewma_time_accum,
+	STYPE = internal,
+	SSPACE = 120,
+	FINALFUNC = streamml.ewma_final,
+	COMBINEFUNC = streamml.ewma_combine,
+	SERIALFUNC = streamml.ewma_serialize,
+	DESERIALFUNC = streamml.ewma_deserialize,
+	MSFUNC = streamml.ewma_time_accum,
+	MINVFUNC = streamml.ewma_time_retract,
+	MSTYPE = internal,
+	MSSPACE = 120,
+	MFINALFUNC = streamml.ewma_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.ewma(pg_catalog.float8, pg_catalog.timestamptz, pg_catalog.interval) IS
+	'time-decayed mean, weight 2^(-age / half_life) relative to the newest row; O(1) per row over a sliding frame';

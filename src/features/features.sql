@@ -406,3 +406,14 @@ CREATE AGGREGATE streamml.ewma(x pg_catalog.float8, ts pg_catalog.timestamptz, h
 );
 COMMENT ON AGGREGATE streamml.ewma(pg_catalog.float8, pg_catalog.timestamptz, pg_catalog.interval) IS
 	'time-decayed mean, weight 2^(-age / half_life) relative to the newest row; O(1) per row over a sliding frame';
+
+-- hop(ts, size, slide, origin): hopping windows (hop.c).
+
+CREATE FUNCTION streamml.hop(ts pg_catalog.timestamptz, size pg_catalog.interval,
+							 slide pg_catalog.interval,
+							 origin pg_catalog.timestamptz DEFAULT '2000-01-01 00:00:00+00')
+	RETURNS SETOF pg_catalog.timestamptz
+	AS 'MODULE_PATHNAME', 'hop'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 4;
+COMMENT ON FUNCTION streamml.hop(pg_catalog.timestamptz, pg_catalog.interval, pg_catalog.interval, pg_catalog.timestamptz) IS
+	'starts of the hopping windows [start, start + size), one every slide from origin, that contain ts';

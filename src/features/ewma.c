@@ -42,12 +42,6 @@
 /* Rescale the sums before any weight exceeds exp(EWMA_MAX_LOG_WEIGHT). */
 #define EWMA_MAX_LOG_WEIGHT 64.0
 
-/*
- * The rate used for alpha = 1: the previous row's weight is then e^-700,
- * zero for any practical purpose, yet the rescale factor stays normal.
- */
-#define EWMA_ALPHA_ONE_RATE 700.0
-
 typedef struct EwmaState
 {
 	double		param;			/* alpha, or half-life in microseconds */
@@ -174,13 +168,13 @@ EwmaRemove(EwmaState *st, double x, int64 p)
 static double
 EwmaAlphaRate(double alpha)
 {
-	if (!(alpha > 0.0 && alpha <= 1.0))
+	if (!(alpha > 0.0 && alpha < 1.0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ewma alpha must be greater than 0 and at most 1"),
-				 errdetail("The alpha given is %g.", alpha)));
-	if (alpha == 1.0)
-		return EWMA_ALPHA_ONE_RATE;
+				 errmsg("ewma alpha must be between 0 and 1, exclusive"),
+				 errdetail("The alpha given is %g.", alpha),
+				 alpha >= 1.0 ?
+				 errhint("With alpha = 1 only the newest row would count: use the value itself.") : 0));
 	return -log1p(-alpha);
 }
 

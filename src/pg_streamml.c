@@ -16,6 +16,7 @@
 #include "utils/guc.h"
 
 #include "pg_streamml.h"
+#include "ingest/ingest.h"
 
 PG_MODULE_MAGIC;
 
@@ -34,6 +35,8 @@ _PG_init(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pg_streamml can only be loaded via shared_preload_libraries"),
 				 errhint("Add pg_streamml to the shared_preload_libraries configuration variable in postgresql.conf and restart the server.")));
+
+	IngestInit();
 
 	MarkGUCPrefixReserved("streamml");
 }

@@ -493,10 +493,12 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 	PG_TRY();
 	{
 		SetUserIdAndSecContext(cfg->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		ForTargets(LoaderBegin);
 		ForTargets(LoaderRangeStart);
 		for (i = lo; i < hi; i++)
 			LoaderAddMessage(TargetOf(&msgs[i]), &msgs[i]);
 		ForTargets(LoaderRangeFinish);
+		ForTargets(LoaderEnd);
 		SetUserIdAndSecContext(save_user, save_sec);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
@@ -575,6 +577,9 @@ ProcessBatch(KafkaMessage *msgs, int n)
 	int64	   *co;
 	int			nc = 0;
 
+	/* In the batch's memory: these outlive the transaction. */
+	cp = palloc(sizeof(int32) * nparts);
+	co = palloc(sizeof(int64) * nparts);
 	for (i = 0; i < n; i++)
 	{
 		PartState  *ps = &parts[msgs[i].partition];
@@ -589,12 +594,8 @@ ProcessBatch(KafkaMessage *msgs, int n)
 	pgstat_report_activity(STATE_RUNNING, "loading a batch");
 	if (relcache_changed)
 		PlanTargets();
-	ForTargets(LoaderBegin);
 	LoadRange(msgs, 0, n);
-	ForTargets(LoaderEnd);
 
-	cp = palloc(sizeof(int32) * nparts);
-	co = palloc(sizeof(int64) * nparts);
 	for (i = 0; i < nparts; i++)
 	{
 		PartState  *ps = &parts[i];
@@ -748,6 +749,8 @@ StreamConsumerMain(Datum arg)
 		kc = KafkaConsumerCreate(cfg->brokers, cfg->kafka_props, group,
 								 cfg->group != NULL, errbuf, sizeof(errbuf));
 	}
+	if (kc)
+		errbuf[0] = '\0';		/* librdkafka leaves notes there on success */
 	if (kc == NULL)
 	{
 		StatsError(cfg->id, -1, errbuf, MyProcPid);

@@ -54,6 +54,7 @@ LoaderBegin(TargetState *ts)
 {
 	RangeTblEntry *rte = makeNode(RangeTblEntry);
 	TupleDesc	desc;
+	MemoryContext old;
 	ListCell   *lc;
 	int			i;
 
@@ -75,6 +76,7 @@ LoaderBegin(TargetState *ts)
 
 	ts->estate = CreateExecutorState();
 	ts->estate->es_output_cid = GetCurrentCommandId(true);
+	old = MemoryContextSwitchTo(ts->estate->es_query_cxt);
 	ExecInitRangeTable(ts->estate, list_make1(rte));
 	ts->present = palloc(sizeof(bool) * ts->natts);
 
@@ -120,6 +122,7 @@ LoaderBegin(TargetState *ts)
 		if (ts->spi_plan == NULL)
 			elog(ERROR, "cannot prepare insert into target: %s",
 				 SPI_result_code_string(SPI_result));
+		MemoryContextSwitchTo(old);
 		return;
 	}
 
@@ -131,6 +134,7 @@ LoaderBegin(TargetState *ts)
 				   ts->rri->ri_TrigDesc->trig_insert_instead_row));
 	ts->slots = palloc0(sizeof(TupleTableSlot *) * MAX_BUFFERED_ROWS);
 	ts->nbuffered = 0;
+	MemoryContextSwitchTo(old);
 }
 
 /* Starts a range: statement triggers, the after-trigger queue. */
@@ -297,25 +301,24 @@ LoaderRangeFinish(TargetState *ts)
 	ts->bistate = NULL;
 }
 
-/* Forgets a range whose subtransaction was rolled back. */
+/*
+ * Forgets a range whose subtransaction was rolled back.  The abort has
+ * released the relation, its indexes, locks, pins and tuple descriptors;
+ * what is left is memory.
+ */
 void
 LoaderRangeAbort(TargetState *ts)
 {
-	int			i;
-
-	if (ts->use_spi)
-		return;
-	for (i = 0; i < ts->nbuffered; i++)
-		ExecClearTuple(ts->slots[i]);
+	if (ts->estate)
+		MemoryContextDelete(ts->estate->es_query_cxt);
+	ts->estate = NULL;
+	ts->rri = NULL;
+	ts->slots = NULL;
+	ts->slot_desc = NULL;
 	ts->nbuffered = 0;
-	if (ts->bistate)
-	{
-		/* The abort released the pin already. */
-		ts->bistate->current_buf = InvalidBuffer;
-		FreeBulkInsertState(ts->bistate);
-		ts->bistate = NULL;
-	}
-	ResetPerTupleExprContext(ts->estate);
+	ts->bistate = NULL;
+	ts->spi_plan = NULL;
+	ts->rel = NULL;
 }
 
 /* Closes the target at the end of the transaction. */

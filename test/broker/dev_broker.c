@@ -44,8 +44,10 @@
  * Exit status: 0 after "stop" or a signal, 1 when the cluster or one of our
  * files cannot be set up or the FIFO fails, 2 for a bad command line.
  *
- * What the librdkafka 2.0.2 mock cluster does, checked against its code and
- * by test/t/001_dev_broker.pl where noted; the ingestion code depends on it:
+ * What the librdkafka 2.0.2 mock cluster does, read in its code and tried
+ * with kcat and a small librdkafka client (headers, ports and leadership are
+ * also asserted by test/t/001_dev_broker.pl); the ingestion code depends on
+ * it:
  *
  * - Consumer groups: yes.  JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
  *	 OffsetCommit and OffsetFetch are implemented; committed offsets are kept
@@ -58,22 +60,26 @@
  *	 timestamps come back as sent.
  * - More partitions for an existing topic: no.  There is no CreatePartitions
  *	 (nor CreateTopics) handler, and rd_kafka_mock_topic_create() refuses an
- *	 existing topic with TOPIC_ALREADY_EXISTS; "topic" reports that.
- * - Auto-creation: a Metadata request that names an unknown topic and
- *	 allows auto-creation creates it with 4 partitions and replication
- *	 factor min(3, brokers), and this cannot be turned off.  librdkafka
- *	 producers allow it by default (allow.auto.create.topics), consumers do
- *	 not, so producing to an unknown topic creates it and consuming from one
- *	 fails with "unknown topic or partition".  Create topics first when the
- *	 partition count matters.
+ *	 existing topic with TOPIC_ALREADY_EXISTS; "topic" reports that.  An
+ *	 admin-API CreatePartitions request goes unanswered until it times out.
+ * - Auto-creation: always, for every client.  The mock speaks Metadata
+ *	 v0..v2 only, which has no "allow auto-creation" flag, so any metadata
+ *	 request that names an unknown topic creates it, with 4 partitions and
+ *	 replication factor min(3, brokers): producers, and consumers too, even
+ *	 with allow.auto.create.topics=false (checked with kcat -C and -G).  It
+ *	 cannot be turned off; listing all topics creates nothing.  So a
+ *	 consumer of a misspelt topic waits on an empty topic instead of
+ *	 failing, and a topic whose partition count matters must be created
+ *	 before any client names it.
  * - Stable ports: not possible.  Each broker binds port 0 in the mock's own
  *	 code, and 2.0.2 has no option or hook to choose the port, so there is
  *	 no --port-base; read the bootstrap file instead.  A broker keeps its
  *	 port across "down" and "up".
- * - Leadership: a partition's leader is fixed when the topic is created and
- *	 "down" does not move it, so with one broker down the partitions it leads
- *	 are unavailable and the others still serve.
- * - Retention: each partition keeps at most 100000 record batches or 5 MB,
+ * - Leadership: partition leaders are spread over the brokers from a random
+ *	 first one when the topic is created, and "down" does not move them, so
+ *	 with one broker down the partitions it leads (which ones varies from
+ *	 run to run) are unavailable and the others still serve.
+ * - Retention: each partition keeps at most 100000 record batches or 5 MiB,
  *	 whichever comes first; older batches are dropped and the log start
  *	 offset moves on.  Long benchmarks must consume while they produce.
  */
@@ -336,8 +342,12 @@ SetBrokerState(DevBroker *broker, int id, bool up)
 	EndMockRequest(broker);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
-		LogError("could not set broker %d %s: %s", id, state,
-				 rd_kafka_err2str(err));
+		if (id == -1)
+			LogError("could not set all brokers %s: %s", state,
+					 rd_kafka_err2str(err));
+		else
+			LogError("could not set broker %d %s: %s", id, state,
+					 rd_kafka_err2str(err));
 		return false;
 	}
 

@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
@@ -514,6 +515,12 @@ CheckTarget(Oid target, List *column_map)
 	AclResult	acl;
 	ListCell   *lc;
 
+	if (IsCatalogNamespace(get_rel_namespace(target)) ||
+		IsToastNamespace(get_rel_namespace(target)) ||
+		get_rel_namespace(target) == get_namespace_oid("streamml", false))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot load a stream into system table \"%s\"", get_rel_name(target))));
 	if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),

@@ -9,6 +9,8 @@
 -- security), so that librdkafka options such as passwords stay private.
 -- ---------------------------------------------------------------------------
 
+GRANT USAGE ON SCHEMA streamml TO PUBLIC;
+
 CREATE TABLE streamml.streams (
 	id serial NOT NULL UNIQUE,
 	name text PRIMARY KEY CHECK (name OPERATOR(pg_catalog.<>) ''),

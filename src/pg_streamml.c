@@ -16,6 +16,7 @@
 #include "utils/guc.h"
 
 #include "pg_streamml.h"
+#include "ingest/ingest.h"
 #include "ml/ml.h"
 
 PG_MODULE_MAGIC;
@@ -36,6 +37,7 @@ _PG_init(void)
 				 errmsg("pg_streamml can only be loaded via shared_preload_libraries"),
 				 errhint("Add pg_streamml to the shared_preload_libraries configuration variable in postgresql.conf and restart the server.")));
 
+	IngestInit();
 	MlInit();
 
 	MarkGUCPrefixReserved("streamml");

@@ -6,6 +6,11 @@
 
 \echo Use "CREATE EXTENSION pg_streamml" to load this file. \quit
 
+-- Every role may use the schema: streams and models are per user, and what
+-- each role sees of the catalogs is decided row by row (row-level security);
+-- the functions that change them check ownership and privileges themselves.
+GRANT USAGE ON SCHEMA streamml TO PUBLIC;
+
 CREATE FUNCTION streamml.version() RETURNS text
 	AS 'MODULE_PATHNAME', 'streamml_version'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

@@ -3,10 +3,6 @@
 -- Machine learning: training, model catalog, serving, evaluation (src/ml)
 -- ==========================================================================
 
--- Models are per user (row-level security below), so every role may use
--- the schema; what each one sees is decided row by row.
-GRANT USAGE ON SCHEMA streamml TO PUBLIC;
-
 -- The model catalog.  A model is a name with a training spec; every
 -- training run adds a version (one row per group with group_by); one
 -- version is deployed and served by streamml.predict*.

@@ -1,0 +1,83 @@
+-- The stream catalog API and its errors (no Kafka needed: the broker below
+-- does not exist, and the launcher runs in another database).
+CREATE TABLE trades (id int PRIMARY KEY, symbol text, price float8, "Odd ""col""" text);
+SELECT streamml.create_stream('s1', 'trades', '127.0.0.1:1', 'trades');
+SELECT name, target, brokers, topic, format, options, enabled, generation,
+       owner = (SELECT oid FROM pg_roles WHERE rolname = current_user) AS mine
+  FROM streamml.streams;
+-- Names are data, never SQL: quotes and odd names are fine.
+SELECT streamml.create_stream('s2; DROP TABLE trades', 'trades', '127.0.0.1:1', 'x',
+	'csv', '{"delimiter": ";", "header": true, "columns": {"Odd \"col\"": "$key"}}');
+SELECT name, format, options FROM streamml.streams ORDER BY id;
+-- Errors.
+SELECT streamml.create_stream('s1', 'trades', '127.0.0.1:1', 'trades');
+SELECT streamml.create_stream('s3', 'trades', '127.0.0.1:1', 'trades', 'avro');
+SELECT streamml.create_stream('s3', 'trades', '127.0.0.1:1', 'trades', 'json', '{"wokers": 2}');
+SELECT streamml.create_stream('s3', 'trades', '127.0.0.1:1', 'trades', 'json', '{"workers": 0}');
+SELECT streamml.create_stream('s3', 'trades', '127.0.0.1:1', 'trades', 'json', '{"start": "yesterday-ish"}');
+SELECT streamml.create_stream('s3', 'trades', '127.0.0.1:1', 'trades', 'json', '{"columns": {"nope": "a.b"}}');
+SELECT streamml.create_stream('s3', 'trades', '127.0.0.1:1', 'trades', 'json', '{"columns": {"price": "$nope"}}');
+SELECT streamml.create_stream('s3', 'trades', '127.0.0.1:1', 'trades', 'json', '{"columns": {"price": "a..b"}}');
+SELECT streamml.create_stream('s3', 'trades', '127.0.0.1:1', 'trades', 'csv', '{"columns": {"price": "x"}}');
+SELECT streamml.create_stream('s3', 'trades', '127.0.0.1:1', 'trades', 'json', '{"kafka": {"bootstrap.servers": "x"}}');
+SELECT streamml.create_stream('s3', 'trades', '127.0.0.1:1', 'trades', 'json', '{"group": "g", "workers": 2}');
+SELECT streamml.create_stream('s3', 'trades', '127.0.0.1:1', 'trades', 'json', '[1]');
+SELECT streamml.create_stream('', 'trades', '127.0.0.1:1', 'trades');
+SELECT streamml.create_stream('s3', 'trades', '', 'trades');
+SELECT streamml.create_stream('s3', 'pg_class', '127.0.0.1:1', 'trades');
+CREATE VIEW v AS SELECT 1 AS x;
+SELECT streamml.create_stream('s3', 'v', '127.0.0.1:1', 'trades');
+-- stop, start, alter, reset.
+SELECT streamml.stop_stream('s1');
+SELECT name, enabled FROM streamml.streams WHERE name = 's1';
+SELECT streamml.start_stream('s1');
+SELECT streamml.alter_stream('s1', '{"workers": 4, "batch_size": 500}');
+SELECT options, generation FROM streamml.streams WHERE name = 's1';
+SELECT streamml.alter_stream('s1', '{"batch_size": null}');
+SELECT options, generation FROM streamml.streams WHERE name = 's1';
+SELECT streamml.alter_stream('s1', '{"workers": "many"}');
+SELECT streamml.reset_stream('s1', 'latest');
+SELECT streamml.reset_stream('s1', '2024-01-01 00:00:00+00');
+SELECT options->>'start' AS start, generation FROM streamml.streams WHERE name = 's1';
+SELECT streamml.reset_stream('s1', 'somewhere');
+SELECT streamml.stop_stream('nope');
+SELECT streamml.drop_stream('nope');
+-- Privileges: another user sees nothing and may not touch the stream; a
+-- stream needs INSERT on its target.
+CREATE ROLE streamml_other;
+SET ROLE streamml_other;
+SELECT count(*) FROM streamml.streams;
+SELECT count(*) FROM streamml.offsets;
+SELECT count(*) FROM streamml.stream_stats;
+SELECT streamml.stop_stream('s1');
+SELECT streamml.drop_stream('s1');
+SELECT streamml.create_stream('mine', 'trades', '127.0.0.1:1', 'trades');
+UPDATE streamml.streams SET enabled = false;
+SELECT streamml.produce('127.0.0.1:1', 't', 'v');
+RESET ROLE;
+GRANT INSERT ON trades TO streamml_other;
+SET ROLE streamml_other;
+SELECT streamml.create_stream('mine', 'trades', '127.0.0.1:1', 'trades', 'json',
+	'{"kafka": {"sasl.password": "secret"}}');
+SELECT name, options FROM streamml.streams;
+RESET ROLE;
+SELECT name FROM streamml.streams ORDER BY id;
+-- Dropping.
+SELECT streamml.drop_stream('mine');
+SELECT streamml.drop_stream('s1');
+SELECT streamml.drop_stream('s2; DROP TABLE trades');
+SELECT count(*) FROM streamml.streams;
+REVOKE ALL ON trades FROM streamml_other;
+DROP ROLE streamml_other;
+-- The objects of the API carry comments.
+SELECT p.proname, obj_description(p.oid, 'pg_proc') IS NOT NULL AS commented
+  FROM pg_proc p WHERE p.pronamespace = 'streamml'::regnamespace
+   AND p.proname IN ('create_stream', 'stop_stream', 'start_stream', 'drop_stream',
+                     'alter_stream', 'reset_stream', 'produce', 'stream_stats_raw')
+ ORDER BY 1;
+SELECT c.relname, obj_description(c.oid, 'pg_class') IS NOT NULL AS commented
+  FROM pg_class c WHERE c.relnamespace = 'streamml'::regnamespace
+   AND c.relname IN ('streams', 'offsets', 'dead_letters', 'stream_stats')
+ ORDER BY 1;
+DROP TABLE trades;
+DROP VIEW v;

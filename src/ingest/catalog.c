@@ -1,0 +1,741 @@
+/*
+ * catalog.c
+ *		The SQL functions that manage streams (create, stop, start, drop,
+ *		alter, reset) and the parsing of a stream's options.
+ *
+ * The functions run as the caller and check what the caller may do: own
+ * the stream, hold INSERT on the target.  They then write the catalog as
+ * the bootstrap superuser (a local user id change, undone by the end of
+ * the function or by the abort of the transaction), because the catalog
+ * tables grant users nothing but SELECT: a user cannot write another
+ * user's stream or move its offsets by hand.
+ *
+ * The launcher learns about a change when the transaction commits: a
+ * transaction callback wakes it, so a stream starts within milliseconds.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/catalog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/regproc.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "ingest.h"
+
+static bool wake_registered = false;
+static bool wake_pending = false;
+
+/* Wakes the launcher once the transaction that changed streams commits. */
+static void
+WakeAtCommit(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && wake_pending)
+		StatsWakeLauncher();
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+		wake_pending = false;
+}
+
+/* Asks for the launcher to be woken at commit. */
+static void
+WakeLauncherAtCommit(void)
+{
+	if (!wake_registered)
+	{
+		RegisterXactCallback(WakeAtCommit, NULL);
+		wake_registered = true;
+	}
+	wake_pending = true;
+}
+
+/* Runs a catalog statement as the bootstrap superuser; returns SPI_processed. */
+static uint64
+CatalogExec(const char *sql, int nargs, Oid *types, Datum *values,
+			const char *nulls, int expect)
+{
+	Oid			save_user;
+	int			save_sec;
+	int			save_nest;
+	int			rc;
+
+	/* A superuser must not resolve names through the caller's path. */
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	save_nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	AtEOXact_GUC(true, save_nest);
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (rc != expect)
+		elog(ERROR, "catalog statement failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/* Finds a stream the caller owns; errors if missing or not owned. */
+static int32
+LookupOwnedStream(const char *name)
+{
+	Datum		arg = CStringGetTextDatum(name);
+	bool		isnull;
+	int32		id;
+	Oid			owner;
+
+	CatalogExec("SELECT id, owner FROM streamml.streams WHERE name = $1",
+				1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("stream \"%s\" does not exist", name)));
+	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									 SPI_tuptable->tupdesc, 1, &isnull));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 2, &isnull));
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of stream \"%s\"", name)));
+	return id;
+}
+
+/* ---- option parsing ---- */
+
+/* The value of key in a jsonb object, or NULL. */
+static JsonbValue *
+GetOpt(Jsonb *j, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(&j->root, JB_FOBJECT, &k);
+}
+
+/* An option that must be a string. */
+static char *
+OptString(JsonbValue *v, const char *key)
+{
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a string", key)));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* An option that must be an integer within [min, max]. */
+static int
+OptInt(JsonbValue *v, const char *key, int min, int max)
+{
+	int64		n;
+
+	if (v->type == jbvNumeric)
+		n = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+											  NumericGetDatum(v->val.numeric)));
+	else if (v->type == jbvString)
+		n = pg_strtoint64(pnstrdup(v->val.string.val, v->val.string.len));
+	else
+		n = PG_INT64_MIN;
+	if (n < min || n > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be an integer between %d and %d",
+						key, min, max)));
+	return (int) n;
+}
+
+/* An option that must be a boolean. */
+static bool
+OptBool(JsonbValue *v, const char *key)
+{
+	if (v->type != jbvBool)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be true or false", key)));
+	return v->val.boolean;
+}
+
+/* The scalar value of a jsonb value as text (for librdkafka properties). */
+static char *
+ScalarText(JsonbValue *v, const char *key)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("kafka property \"%s\" must be a string, number or boolean",
+							key)));
+	}
+	return NULL;
+}
+
+/*
+ * Parses a start position: earliest, latest or a timestamp (returned as
+ * milliseconds since the Unix epoch with *is_time set).
+ */
+int64
+ParseStartPosition(const char *pos, bool *is_time)
+{
+	TimestampTz ts;
+
+	*is_time = false;
+	if (pg_strcasecmp(pos, "earliest") == 0)
+		return KAFKA_OFFSET_BEGINNING;
+	if (pg_strcasecmp(pos, "latest") == 0)
+		return KAFKA_OFFSET_END;
+	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+												 CStringGetDatum(pos),
+												 ObjectIdGetDatum(InvalidOid),
+												 Int32GetDatum(-1)));
+	if (TIMESTAMP_NOT_FINITE(ts))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("start position must be earliest, latest or a finite timestamp")));
+	*is_time = true;
+	/* PostgreSQL counts microseconds from 2000-01-01; Kafka ms from 1970. */
+	return ts / 1000 +
+		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+}
+
+/* Parses one "columns" entry: a metadata name or a path. */
+static ColumnSpec *
+ParseColumnSpec(const char *column, const char *src, const char *format)
+{
+	ColumnSpec *c = palloc0(sizeof(ColumnSpec));
+
+	c->column = pstrdup(column);
+	c->path = pstrdup(src);
+	if (src[0] == '$')
+	{
+		if (strcmp(src, "$topic") == 0)
+			c->source = SRC_TOPIC;
+		else if (strcmp(src, "$partition") == 0)
+			c->source = SRC_PARTITION;
+		else if (strcmp(src, "$offset") == 0)
+			c->source = SRC_OFFSET;
+		else if (strcmp(src, "$key") == 0)
+			c->source = SRC_KEY;
+		else if (strcmp(src, "$timestamp") == 0)
+			c->source = SRC_TIMESTAMP;
+		else if (strcmp(src, "$value") == 0)
+			c->source = SRC_VALUE;
+		else if (strncmp(src, "$headers.", 9) == 0 && src[9] != '\0')
+		{
+			c->source = SRC_HEADER;
+			c->path = pstrdup(src + 9);
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown message metadata \"%s\" for column \"%s\"",
+							src, column),
+					 errhint("Use $topic, $partition, $offset, $key, $timestamp, $value or $headers.NAME.")));
+	}
+	else if (strcmp(format, "csv") == 0)
+	{
+		int			n = 0;
+		const char *p;
+
+		for (p = src; *p; p++)
+		{
+			if (!isdigit((unsigned char) *p) || n > 100000)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("csv field of column \"%s\" must be a field number from 1, not \"%s\"",
+								column, src)));
+			n = n * 10 + (*p - '0');
+		}
+		if (n < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("csv field of column \"%s\" must be a field number from 1, not \"%s\"",
+							column, src)));
+		c->source = SRC_FIELD;
+	}
+	else if (strcmp(format, "json") == 0)
+	{
+		if (src[0] == '\0' || src[0] == '.' || src[strlen(src) - 1] == '.' ||
+			strstr(src, "..") != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid json path \"%s\" for column \"%s\"", src, column)));
+		c->source = SRC_PATH;
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("format text maps only message metadata and $value, not \"%s\"",
+						src)));
+	return c;
+}
+
+/* Returns the relation OID named by a routing entry; checks it. */
+static Oid
+RouteTarget(const char *relname)
+{
+	List	   *names = stringToQualifiedNameList(relname);
+
+	return RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
+}
+
+/*
+ * Parses and checks a stream's options.  for_worker skips the checks made
+ * once at creation that need the caller's identity.
+ */
+StreamConfig *
+StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
+				  const char *brokers, const char *topic, const char *format,
+				  Jsonb *options, int generation, bool for_worker)
+{
+	StreamConfig *cfg = palloc0(sizeof(StreamConfig));
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	JsonbValue *o;
+	static const char *const known[] = {
+		"start", "workers", "batch_size", "flush_ms", "columns", "kafka",
+		"delimiter", "header", "epoch_unit", "group", "route_field",
+		"routes", "metadata_refresh_ms", NULL
+	};
+
+	cfg->id = id;
+	cfg->name = pstrdup(name);
+	cfg->owner = owner;
+	cfg->target = target;
+	cfg->brokers = pstrdup(brokers);
+	cfg->topic = pstrdup(topic);
+	cfg->format = pstrdup(format);
+	cfg->options = options;
+	cfg->generation = generation;
+	cfg->start = "earliest";
+	cfg->workers = 1;
+	cfg->batch_size = 10000;
+	cfg->flush_ms = 50;
+	cfg->csv_delimiter = ',';
+	cfg->metadata_refresh_ms = 10000;
+
+	if (strcmp(format, "json") != 0 && strcmp(format, "csv") != 0 &&
+		strcmp(format, "text") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown format \"%s\"", format),
+				 errhint("The formats are json, csv and text.")));
+	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a json object")));
+
+	/* Unknown keys are mistakes: say so rather than ignore them. */
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			int			i;
+			bool		ok = false;
+
+			for (i = 0; known[i]; i++)
+				if (v.val.string.len == strlen(known[i]) &&
+					memcmp(v.val.string.val, known[i], v.val.string.len) == 0)
+					ok = true;
+			if (!ok)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unknown option \"%.*s\"", v.val.string.len,
+								v.val.string.val),
+						 errhint("The options are start, workers, batch_size, flush_ms, columns, kafka, delimiter, header, epoch_unit, group, route_field, routes and metadata_refresh_ms.")));
+		}
+	}
+
+	if ((o = GetOpt(options, "start")) != NULL)
+	{
+		bool		is_time;
+
+		cfg->start = OptString(o, "start");
+		(void) ParseStartPosition(cfg->start, &is_time);
+	}
+	if ((o = GetOpt(options, "workers")) != NULL)
+		cfg->workers = OptInt(o, "workers", 1, 64);
+	if ((o = GetOpt(options, "batch_size")) != NULL)
+		cfg->batch_size = OptInt(o, "batch_size", 1, 1000000);
+	if ((o = GetOpt(options, "flush_ms")) != NULL)
+		cfg->flush_ms = OptInt(o, "flush_ms", 0, 600000);
+	if ((o = GetOpt(options, "metadata_refresh_ms")) != NULL)
+		cfg->metadata_refresh_ms = OptInt(o, "metadata_refresh_ms", 100, 3600000);
+	if ((o = GetOpt(options, "group")) != NULL)
+		cfg->group = OptString(o, "group");
+	if ((o = GetOpt(options, "header")) != NULL)
+		cfg->csv_header = OptBool(o, "header");
+	if ((o = GetOpt(options, "delimiter")) != NULL)
+	{
+		char	   *d = OptString(o, "delimiter");
+
+		if (strlen(d) != 1 || d[0] == '"' || d[0] == '\n' || d[0] == '\r')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"delimiter\" must be one character other than a quote or a newline")));
+		cfg->csv_delimiter = d[0];
+	}
+	if ((o = GetOpt(options, "epoch_unit")) != NULL)
+	{
+		char	   *u = OptString(o, "epoch_unit");
+
+		if (strcmp(u, "s") == 0)
+			cfg->epoch_ms = false;
+		else if (strcmp(u, "ms") == 0)
+			cfg->epoch_ms = true;
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"epoch_unit\" must be \"s\" or \"ms\"")));
+	}
+
+	/* kafka: librdkafka properties, as given. */
+	if ((o = GetOpt(options, "kafka")) != NULL)
+	{
+		if (o->type != jbvBinary || !JsonContainerIsObject(o->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"kafka\" must be an object of librdkafka properties")));
+		it = JsonbIteratorInit(o->val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+			{
+				KafkaProperty *p = palloc(sizeof(KafkaProperty));
+
+				p->name = pnstrdup(v.val.string.val, v.val.string.len);
+				tok = JsonbIteratorNext(&it, &v, true);
+				p->value = ScalarText(&v, p->name);
+				if (strcmp(p->name, "bootstrap.servers") == 0 ||
+					strcmp(p->name, "enable.auto.commit") == 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("kafka property \"%s\" is set by pg_streamml", p->name)));
+				cfg->kafka_props = lappend(cfg->kafka_props, p);
+			}
+		}
+	}
+
+	/* columns: target column -> path, field or metadata. */
+	if ((o = GetOpt(options, "columns")) != NULL)
+	{
+		if (o->type != jbvBinary || !JsonContainerIsObject(o->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"columns\" must be an object mapping columns to sources")));
+		it = JsonbIteratorInit(o->val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+			{
+				char	   *col = pnstrdup(v.val.string.val, v.val.string.len);
+				char	   *src;
+
+				tok = JsonbIteratorNext(&it, &v, true);
+				if (v.type == jbvNumeric)
+					src = ScalarText(&v, col);
+				else if (v.type == jbvString)
+					src = pnstrdup(v.val.string.val, v.val.string.len);
+				else
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("source of column \"%s\" must be a string", col)));
+				cfg->column_map = lappend(cfg->column_map,
+										  ParseColumnSpec(col, src, format));
+			}
+		}
+	}
+
+	/* routes: one topic into several tables by the value of a field. */
+	if ((o = GetOpt(options, "route_field")) != NULL)
+		cfg->route_field = OptString(o, "route_field");
+	if ((o = GetOpt(options, "routes")) != NULL)
+	{
+		if (cfg->route_field == NULL || strcmp(format, "json") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"routes\" needs option \"route_field\" and format json")));
+		if (o->type != jbvBinary || !JsonContainerIsObject(o->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"routes\" must be an object mapping field values to tables")));
+		it = JsonbIteratorInit(o->val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+			{
+				RouteSpec  *r = palloc(sizeof(RouteSpec));
+
+				r->value = pnstrdup(v.val.string.val, v.val.string.len);
+				tok = JsonbIteratorNext(&it, &v, true);
+				r->target = RouteTarget(OptString(&v, "routes"));
+				cfg->routes = lappend(cfg->routes, r);
+			}
+		}
+	}
+	else if (cfg->route_field)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"route_field\" needs option \"routes\"")));
+	if (cfg->group && cfg->workers > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"workers\" must be 1 with option \"group\""),
+				 errhint("Each server joins the group with one consumer; run the stream on several servers to spread partitions.")));
+	return cfg;
+}
+
+/* Checks that the caller may load into a table and that it is a table. */
+static void
+CheckTarget(Oid target, List *column_map)
+{
+	char		kind = get_rel_relkind(target);
+	AclResult	acl;
+	ListCell   *lc;
+
+	if (IsCatalogNamespace(get_rel_namespace(target)) ||
+		IsToastNamespace(get_rel_namespace(target)) ||
+		get_rel_namespace(target) == get_namespace_oid("streamml", false))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot load a stream into system table \"%s\"", get_rel_name(target))));
+	if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", get_rel_name(target))));
+	acl = pg_class_aclcheck(target, GetUserId(), ACL_INSERT);
+	if (acl != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(target)),
+				 errdetail("Creating a stream requires INSERT on its target table.")));
+	foreach(lc, column_map)
+	{
+		ColumnSpec *c = lfirst(lc);
+
+		if (get_attnum(target, c->column) == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of relation \"%s\" does not exist",
+							c->column, get_rel_name(target))));
+	}
+}
+
+/* Checks a full configuration as the caller, for create and alter. */
+static StreamConfig *
+CheckConfig(const char *name, Oid target, const char *brokers,
+			const char *topic, const char *format, Jsonb *options)
+{
+	StreamConfig *cfg;
+	ListCell   *lc;
+
+	if (name[0] == '\0' || strlen(name) > 63)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("stream name must have 1 to 63 characters")));
+	if (brokers[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("brokers must not be empty")));
+	if (topic[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("topic must not be empty")));
+	cfg = StreamConfigParse(0, name, GetUserId(), target, brokers, topic,
+							format, options, 1, false);
+	CheckTarget(target, cfg->column_map);
+	foreach(lc, cfg->routes)
+		CheckTarget(((RouteSpec *) lfirst(lc))->target, NIL);
+	return cfg;
+}
+
+PG_FUNCTION_INFO_V1(streamml_create_stream);
+
+/* SQL streamml.create_stream(): records a stream; the launcher starts it. */
+Datum
+streamml_create_stream(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			target = PG_GETARG_OID(1);
+	char	   *brokers = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	char	   *topic = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *format = text_to_cstring(PG_GETARG_TEXT_PP(4));
+	Jsonb	   *options = PG_GETARG_JSONB_P(5);
+	Datum		args[7];
+
+	CheckConfig(name, target, brokers, topic, format, options);
+
+	SPI_connect();
+	args[0] = CStringGetTextDatum(name);
+	CatalogExec("SELECT 1 FROM streamml.streams WHERE name = $1",
+				1, (Oid[]) {TEXTOID}, args, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("stream \"%s\" already exists", name)));
+	args[1] = ObjectIdGetDatum(GetUserId());
+	args[2] = ObjectIdGetDatum(target);
+	args[3] = CStringGetTextDatum(brokers);
+	args[4] = CStringGetTextDatum(topic);
+	args[5] = CStringGetTextDatum(format);
+	args[6] = JsonbPGetDatum(options);
+	CatalogExec("INSERT INTO streamml.streams (name, owner, target, brokers, topic, format, options) "
+				"VALUES ($1, $2, $3, $4, $5, $6, $7)",
+				7, (Oid[]) {TEXTOID, OIDOID, REGCLASSOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID},
+				args, NULL, SPI_OK_INSERT);
+	SPI_finish();
+	WakeLauncherAtCommit();
+	PG_RETURN_VOID();
+}
+
+/* Sets enabled on a stream the caller owns. */
+static void
+SetEnabled(text *name, bool enabled)
+{
+	Datum		args[2];
+
+	SPI_connect();
+	args[0] = Int32GetDatum(LookupOwnedStream(text_to_cstring(name)));
+	args[1] = BoolGetDatum(enabled);
+	CatalogExec("UPDATE streamml.streams SET enabled = $2 WHERE id = $1",
+				2, (Oid[]) {INT4OID, BOOLOID}, args, NULL, SPI_OK_UPDATE);
+	SPI_finish();
+	WakeLauncherAtCommit();
+}
+
+PG_FUNCTION_INFO_V1(streamml_stop_stream);
+
+/* SQL streamml.stop_stream(): the launcher stops the stream's workers. */
+Datum
+streamml_stop_stream(PG_FUNCTION_ARGS)
+{
+	SetEnabled(PG_GETARG_TEXT_PP(0), false);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(streamml_start_stream);
+
+/* SQL streamml.start_stream(): starts a stopped stream again. */
+Datum
+streamml_start_stream(PG_FUNCTION_ARGS)
+{
+	SetEnabled(PG_GETARG_TEXT_PP(0), true);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(streamml_drop_stream);
+
+/* SQL streamml.drop_stream(): forgets a stream and its offsets. */
+Datum
+streamml_drop_stream(PG_FUNCTION_ARGS)
+{
+	Datum		arg;
+
+	SPI_connect();
+	arg = Int32GetDatum(LookupOwnedStream(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+	CatalogExec("DELETE FROM streamml.streams WHERE id = $1",
+				1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);
+	SPI_finish();
+	StatsForgetStream(DatumGetInt32(arg));
+	WakeLauncherAtCommit();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(streamml_alter_stream);
+
+/*
+ * SQL streamml.alter_stream(): merges options into the stream's (a JSON
+ * null removes a key), checks the result and restarts the workers.
+ */
+Datum
+streamml_alter_stream(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Jsonb	   *changes = PG_GETARG_JSONB_P(1);
+	Datum		args[2];
+	bool		isnull;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	Jsonb	   *merged;
+
+	if (!JB_ROOT_IS_OBJECT(changes) || JB_ROOT_IS_SCALAR(changes))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a json object")));
+	SPI_connect();
+	args[0] = Int32GetDatum(LookupOwnedStream(name));
+	args[1] = JsonbPGetDatum(changes);
+	/* Merge, then drop the keys set to null. */
+	CatalogExec("SELECT (SELECT coalesce(jsonb_object_agg(key, value), '{}') "
+				"        FROM jsonb_each(s.options || $2) WHERE value <> 'null'), "
+				"       target, brokers, topic, format "
+				"FROM streamml.streams s WHERE id = $1",
+				2, (Oid[]) {INT4OID, JSONBOID}, args, NULL, SPI_OK_SELECT);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	merged = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 1, &isnull));
+	CheckConfig(name, DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull)),
+				SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4),
+				SPI_getvalue(tup, desc, 5), merged);
+	args[1] = JsonbPGetDatum(merged);
+	CatalogExec("UPDATE streamml.streams SET options = $2, generation = generation + 1 "
+				"WHERE id = $1",
+				2, (Oid[]) {INT4OID, JSONBOID}, args, NULL, SPI_OK_UPDATE);
+	SPI_finish();
+	WakeLauncherAtCommit();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(streamml_reset_stream);
+
+/*
+ * SQL streamml.reset_stream(): forgets the stored offsets and makes the
+ * position the stream's start.  A running worker whose batch would commit
+ * after this finds its offsets gone and gives the batch up, so the reset
+ * wins; the launcher then restarts the workers, which look the position up
+ * in Kafka (by time for a timestamp).
+ */
+Datum
+streamml_reset_stream(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *position = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	bool		is_time;
+	Datum		args[2];
+
+	(void) ParseStartPosition(position, &is_time);
+	SPI_connect();
+	args[0] = Int32GetDatum(LookupOwnedStream(name));
+	args[1] = CStringGetTextDatum(position);
+	CatalogExec("UPDATE streamml.streams "
+				"SET options = options || jsonb_build_object('start', $2::text), "
+				"    generation = generation + 1 WHERE id = $1",
+				2, (Oid[]) {INT4OID, TEXTOID}, args, NULL, SPI_OK_UPDATE);
+	CatalogExec("DELETE FROM streamml.offsets WHERE stream_id = $1",
+				1, (Oid[]) {INT4OID}, args, NULL, SPI_OK_DELETE);
+	SPI_finish();
+	WakeLauncherAtCommit();
+	PG_RETURN_VOID();
+}

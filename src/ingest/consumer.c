@@ -1,0 +1,907 @@
+/*
+ * consumer.c
+ *		The consumer background worker: loads the partitions of one stream
+ *		that belong to it into the target table, exactly once.
+ *
+ * Worker i of a stream with N workers owns the partitions p with
+ * p % N = i, assigned by hand (rd_kafka_assign) at the offsets stored in
+ * streamml.offsets; no consumer group is involved, so nothing but the
+ * catalog decides where a partition resumes.  Partitions without a stored
+ * offset get one before anything is read: the start position (earliest,
+ * latest, or the first offset at a timestamp) is resolved once and written
+ * down, so a restart never resolves "latest" to a later place.
+ *
+ * One transaction per batch: the batch's rows, its dead letters and the
+ * new offsets commit together, so after any crash the stream resumes
+ * exactly after the last committed batch.  The offset update is
+ * conditional on the stored value being the one this worker read: if a
+ * reset (or, by mistake, another worker) moved it, the batch is given up.
+ * Messages below the stored offset are skipped, whatever Kafka sends.
+ *
+ * Inside the transaction the batch is loaded in a subtransaction, as the
+ * stream's owner; if it fails with an error that a message can cause (bad
+ * data, a constraint, a trigger), the batch is split in halves and each
+ * loaded again, down to the single messages that fail, which become dead
+ * letters.  A clean batch pays one subtransaction.  Errors that no message
+ * causes (a missing table, a revoked privilege, a lost lock) abort the
+ * batch instead: the worker shows the error in stream_stats, rewinds to
+ * the stored offsets and tries again later.
+ *
+ * In group mode (option "group") the worker joins a Kafka consumer group
+ * instead, and answers each assignment with the offsets of the catalog;
+ * the same conditional update keeps exactly-once as long as all servers
+ * sharing the group load into tables of one database... see the README.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/pmsignal.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "consumer.h"
+#include "loader.h"
+
+/* What this worker knows about one partition. */
+typedef struct PartState
+{
+	bool		mine;
+	int64		next;			/* stored next offset (-2: earliest) */
+	int64		batch_next;		/* next offset after this batch */
+	int64		rows;
+	int64		rejected;
+	int64		high;
+} PartState;
+
+static StreamConfig *cfg;
+static KafkaClient *kc;
+static TargetState *main_target;
+static List *route_targets;		/* of TargetState */
+static PartState *parts;
+static int	nparts;
+static ConsumerArgs args;
+static SPIPlanPtr dead_letter_plan;
+static SPIPlanPtr offset_update_plan;
+static bool relcache_changed = false;
+static char errbuf[512];
+
+/* Notes that a target table changed, so its mapping is planned again. */
+static void
+RelcacheCallback(Datum arg, Oid relid)
+{
+	relcache_changed = true;
+}
+
+/* Runs a catalog query through SPI; errors if it fails. */
+static void
+Exec(const char *sql, int nargs, Oid *types, Datum *values, int expect)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL,
+										   false, 0);
+
+	if (rc != expect)
+		elog(ERROR, "catalog query failed: %s", SPI_result_code_string(rc));
+}
+
+/* Exits when the stream's row is gone, disabled or changed. */
+static void
+CheckGeneration(void)
+{
+	Datum		id = Int32GetDatum(cfg->id);
+	bool		isnull;
+	bool		same;
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	Exec("SELECT generation FROM streamml.streams WHERE id = $1 AND enabled",
+		 1, (Oid[]) {INT4OID}, &id, SPI_OK_SELECT);
+	same = SPI_processed == 1 &&
+		DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull)) == args.generation;
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	if (!same)
+		proc_exit(0);
+}
+
+/* Reads the stream's row; exits when it is gone, disabled or changed. */
+static void
+LoadStream(void)
+{
+	Datum		id = Int32GetDatum(DatumGetInt32(MyBgworkerEntry->bgw_main_arg));
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	MemoryContext old;
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	Exec("SELECT name, owner, target, brokers, topic, format, options, "
+		 "enabled, generation FROM streamml.streams WHERE id = $1",
+		 1, (Oid[]) {INT4OID}, &id, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		proc_exit(0);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	if (!DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull)) ||
+		DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull)) != args.generation)
+		proc_exit(0);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	cfg = StreamConfigParse(DatumGetInt32(id),
+							SPI_getvalue(tup, desc, 1),
+							DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull)),
+							DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull)),
+							SPI_getvalue(tup, desc, 4),
+							SPI_getvalue(tup, desc, 5),
+							SPI_getvalue(tup, desc, 6),
+							DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull)),
+							args.generation, true);
+	MemoryContextSwitchTo(old);
+	StatsSetOwner(cfg->owner);
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+}
+
+/* Plans the targets' mappings (again after a table change). */
+static void
+PlanTargets(void)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	ListCell   *lc;
+
+	main_target = TargetStateCreate(cfg, cfg->target, NULL);
+	route_targets = NIL;
+	foreach(lc, cfg->routes)
+	{
+		RouteSpec  *r = lfirst(lc);
+
+		route_targets = lappend(route_targets,
+								TargetStateCreate(cfg, r->target, r->value));
+	}
+	MemoryContextSwitchTo(old);
+	relcache_changed = false;
+}
+
+/* Makes room for partitions up to n - 1. */
+static void
+GrowParts(int n)
+{
+	if (n <= nparts)
+		return;
+	if (parts == NULL)
+		parts = MemoryContextAllocZero(TopMemoryContext, sizeof(PartState) * n);
+	else
+	{
+		parts = repalloc(parts, sizeof(PartState) * n);
+		memset(parts + nparts, 0, sizeof(PartState) * (n - nparts));
+	}
+	nparts = n;
+}
+
+/*
+ * Resolves where partitions without a stored offset start, and stores it.
+ * Partitions found after the stream started begin at their earliest
+ * offset: everything in them is new.
+ */
+static void
+StoreStartOffsets(int32 *list, int n, bool later)
+{
+	int64	   *offs = palloc(sizeof(int64) * n);
+	bool		is_time;
+	int64		pos = later ? KAFKA_OFFSET_BEGINNING
+		: ParseStartPosition(cfg->start, &is_time);
+	int			i;
+
+	for (i = 0; i < n; i++)
+		offs[i] = pos;
+	if (!later && is_time)
+	{
+		if (!KafkaOffsetsForTime(kc, cfg->topic, n, list, pos, offs, 10000,
+								 errbuf, sizeof(errbuf)))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("%s", errbuf)));
+		for (i = 0; i < n; i++)
+		{
+			/* No message at or after the time: start at the end. */
+			if (offs[i] < 0)
+			{
+				int64		low,
+							high;
+
+				if (!KafkaQueryWatermarks(kc, cfg->topic, list[i], &low, &high,
+										  10000, errbuf, sizeof(errbuf)))
+					ereport(ERROR,
+							(errcode(ERRCODE_CONNECTION_FAILURE),
+							 errmsg("%s", errbuf)));
+				offs[i] = high;
+			}
+		}
+	}
+	else if (pos == KAFKA_OFFSET_END)
+	{
+		for (i = 0; i < n; i++)
+		{
+			int64		low;
+
+			if (!KafkaQueryWatermarks(kc, cfg->topic, list[i], &low, &offs[i],
+									  10000, errbuf, sizeof(errbuf)))
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("%s", errbuf)));
+		}
+	}
+	for (i = 0; i < n; i++)
+	{
+		Datum		a[3];
+
+		a[0] = Int32GetDatum(cfg->id);
+		a[1] = Int32GetDatum(list[i]);
+		a[2] = Int64GetDatum(offs[i]);
+		Exec("INSERT INTO streamml.offsets (stream_id, partition, next_offset) "
+			 "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+			 3, (Oid[]) {INT4OID, INT4OID, INT8OID}, a, SPI_OK_INSERT);
+	}
+}
+
+/*
+ * Reads the stored offsets of the given partitions (storing start offsets
+ * where there are none) into parts[], in a transaction of its own.
+ */
+static void
+ReadOffsets(int32 *list, int n, bool later)
+{
+	Datum		id = Int32GetDatum(cfg->id);
+	int32	   *missing = palloc(sizeof(int32) * (n + 1));
+	int			nmissing = 0;
+	int			i;
+	uint64		r;
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	for (i = 0; i < n; i++)
+		parts[list[i]].next = PG_INT64_MIN;
+	for (int pass = 0; pass < 2; pass++)
+	{
+		Exec("SELECT partition, next_offset FROM streamml.offsets WHERE stream_id = $1",
+			 1, (Oid[]) {INT4OID}, &id, SPI_OK_SELECT);
+		for (r = 0; r < SPI_processed; r++)
+		{
+			bool		isnull;
+			int32		p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r],
+														SPI_tuptable->tupdesc, 1, &isnull));
+
+			if (p >= 0 && p < nparts)
+				parts[p].next = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[r],
+															SPI_tuptable->tupdesc, 2, &isnull));
+		}
+		if (pass == 1)
+			break;
+		for (i = 0; i < n; i++)
+			if (parts[list[i]].next == PG_INT64_MIN)
+				missing[nmissing++] = list[i];
+		if (nmissing == 0)
+			break;
+		StoreStartOffsets(missing, nmissing, later);
+	}
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+}
+
+/* Assigns all partitions of this worker at their stored offsets. */
+static void
+AssignAll(void)
+{
+	int32	   *list = palloc(sizeof(int32) * (nparts + 1));
+	int64	   *offs = palloc(sizeof(int64) * (nparts + 1));
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < nparts; i++)
+		if (parts[i].mine)
+			list[n++] = i;
+	ReadOffsets(list, n, false);
+	for (i = 0; i < n; i++)
+		offs[i] = parts[list[i]].next;
+	if (!KafkaAssign(kc, cfg->topic, n, list, offs, errbuf, sizeof(errbuf)))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("%s", errbuf)));
+	for (i = 0; i < n; i++)
+		StatsBatch(cfg->id, list[i], offs[i] >= 0 ? offs[i] : -1, -1, 0, 0,
+				   MyProcPid);
+}
+
+/*
+ * Reads the topic's partition count and takes this worker's share; new
+ * partitions are assigned from their earliest offset.  Returns false
+ * while Kafka cannot be reached.
+ */
+static bool
+RefreshPartitions(bool first)
+{
+	int			n = KafkaPartitionCount(kc, cfg->topic, 5000, errbuf,
+										sizeof(errbuf));
+	int			old = nparts;
+	int			i;
+	bool		grew = false;
+
+	if (n < 0)
+	{
+		StatsError(cfg->id, -1, errbuf, MyProcPid);
+		return false;
+	}
+	GrowParts(n);
+	for (i = old; i < n; i++)
+	{
+		parts[i].mine = (i % cfg->workers) == args.worker;
+		grew |= parts[i].mine;
+	}
+	if (first || grew)
+	{
+		if (!first)
+			elog(LOG, "pg_streamml: stream \"%s\" has %d partitions now, was %d",
+				 cfg->name, n, old);
+		if (!first)
+		{
+			int32	   *list = palloc(sizeof(int32) * n);
+			int			k = 0;
+
+			for (i = old; i < n; i++)
+				if (parts[i].mine)
+					list[k++] = i;
+			ReadOffsets(list, k, true);
+		}
+		AssignAll();
+	}
+	return true;
+}
+
+/* Is this an error that a message can cause (so: a dead letter)? */
+static bool
+IsMessageError(int sqlerrcode)
+{
+	char		cls[3];
+
+	cls[0] = PGUNSIXBIT(sqlerrcode);
+	cls[1] = PGUNSIXBIT(sqlerrcode >> 6);
+	cls[2] = '\0';
+	/* connection, resources, shutdown, system, internal, rollback */
+	if (strcmp(cls, "08") == 0 || strcmp(cls, "53") == 0 ||
+		strcmp(cls, "57") == 0 || strcmp(cls, "58") == 0 ||
+		strcmp(cls, "XX") == 0 || strcmp(cls, "40") == 0 ||
+		strcmp(cls, "25") == 0 || sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		return false;
+	return true;
+}
+
+/* The target of a message (routing), inside the range's subtransaction. */
+static TargetState *
+TargetOf(KafkaMessage *m)
+{
+	char	   *v;
+	ListCell   *lc;
+
+	if (route_targets == NIL || !JsonRouteValue(m, cfg->route_field, &v))
+		return main_target;
+	foreach(lc, route_targets)
+	{
+		TargetState *ts = lfirst(lc);
+
+		if (strcmp(ts->route_value, v) == 0)
+			return ts;
+	}
+	return main_target;
+}
+
+/* Applies f to every target. */
+static void
+ForTargets(void (*f) (TargetState *))
+{
+	ListCell   *lc;
+
+	f(main_target);
+	foreach(lc, route_targets)
+		f(lfirst(lc));
+}
+
+/* Records a message that could not be loaded. */
+static void
+DeadLetter(KafkaMessage *m, const char *error)
+{
+	Datum		v[7];
+	char		n[7] = "       ";
+	bytea	   *b;
+	int			rc;
+
+	if (dead_letter_plan == NULL)
+	{
+		dead_letter_plan = SPI_prepare("INSERT INTO streamml.dead_letters "
+									   "(stream, topic, partition, \"offset\", key, payload, error) "
+									   "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7,
+									   (Oid[]) {TEXTOID, TEXTOID, INT4OID, INT8OID,
+									   BYTEAOID, BYTEAOID, TEXTOID});
+		if (dead_letter_plan == NULL || SPI_keepplan(dead_letter_plan) != 0)
+			elog(ERROR, "cannot prepare the dead letter insert");
+	}
+	v[0] = CStringGetTextDatum(cfg->name);
+	v[1] = CStringGetTextDatum(cfg->topic);
+	v[2] = Int32GetDatum(m->partition);
+	v[3] = Int64GetDatum(m->offset);
+	if (m->key)
+	{
+		b = palloc(VARHDRSZ + m->key_len);
+		SET_VARSIZE(b, VARHDRSZ + m->key_len);
+		memcpy(VARDATA(b), m->key, m->key_len);
+		v[4] = PointerGetDatum(b);
+	}
+	else
+		n[4] = 'n';
+	if (m->payload)
+	{
+		b = palloc(VARHDRSZ + m->payload_len);
+		SET_VARSIZE(b, VARHDRSZ + m->payload_len);
+		memcpy(VARDATA(b), m->payload, m->payload_len);
+		v[5] = PointerGetDatum(b);
+	}
+	else
+		n[5] = 'n';
+	v[6] = CStringGetTextDatum(error);
+	rc = SPI_execute_plan(dead_letter_plan, v, n, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "cannot insert a dead letter: %s", SPI_result_code_string(rc));
+	parts[m->partition].rejected++;
+}
+
+/*
+ * Loads msgs[lo, hi) in a subtransaction as the stream's owner; on an
+ * error a message can cause, bisects down to the bad messages.
+ */
+static void
+LoadRange(KafkaMessage *msgs, int lo, int hi)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+	Oid			save_user;
+	int			save_sec;
+	int			i;
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		SetUserIdAndSecContext(cfg->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		ForTargets(LoaderBegin);
+		ForTargets(LoaderRangeStart);
+		for (i = lo; i < hi; i++)
+			LoaderAddMessage(TargetOf(&msgs[i]), &msgs[i]);
+		ForTargets(LoaderRangeFinish);
+		ForTargets(LoaderEnd);
+		SetUserIdAndSecContext(save_user, save_sec);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ForTargets(LoaderRangeAbort);
+	}
+	PG_END_TRY();
+
+	if (edata == NULL)
+	{
+		for (i = lo; i < hi; i++)
+			parts[msgs[i].partition].rows++;
+		return;
+	}
+	if (!IsMessageError(edata->sqlerrcode))
+		ReThrowError(edata);
+	if (hi - lo == 1)
+		DeadLetter(&msgs[lo], edata->message);
+	else
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		LoadRange(msgs, lo, mid);
+		LoadRange(msgs, mid, hi);
+	}
+	FreeErrorData(edata);
+}
+
+/* Moves the stored offset of a partition, if nobody moved it meanwhile. */
+static void
+UpdateOffset(int32 p, int64 next, int64 expected)
+{
+	Datum		v[4];
+	int			rc;
+
+	if (offset_update_plan == NULL)
+	{
+		offset_update_plan = SPI_prepare("UPDATE streamml.offsets SET next_offset = $3, "
+										 "updated_at = pg_catalog.now() "
+										 "WHERE stream_id = $1 AND partition = $2 "
+										 "AND next_offset = $4", 4,
+										 (Oid[]) {INT4OID, INT4OID, INT8OID, INT8OID});
+		if (offset_update_plan == NULL || SPI_keepplan(offset_update_plan) != 0)
+			elog(ERROR, "cannot prepare the offset update");
+	}
+	v[0] = Int32GetDatum(cfg->id);
+	v[1] = Int32GetDatum(p);
+	v[2] = Int64GetDatum(next);
+	v[3] = Int64GetDatum(expected);
+	rc = SPI_execute_plan(offset_update_plan, v, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "cannot update offsets: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("stored offset of partition %d of stream \"%s\" changed under the worker",
+						p, cfg->name),
+				 errdetail("The stream was reset, or another worker loads the partition.")));
+}
+
+/* Loads one batch: rows, dead letters and offsets in one transaction. */
+static void
+ProcessBatch(KafkaMessage *msgs, int n)
+{
+	int			i;
+	int32	   *cp;
+	int64	   *co;
+	int			nc = 0;
+
+	/* In the batch's memory: these outlive the transaction. */
+	cp = palloc(sizeof(int32) * nparts);
+	co = palloc(sizeof(int64) * nparts);
+	for (i = 0; i < n; i++)
+	{
+		PartState  *ps = &parts[msgs[i].partition];
+
+		ps->batch_next = msgs[i].offset + 1;
+		ps->rows = ps->rejected = 0;
+	}
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "loading a batch");
+	if (relcache_changed)
+		PlanTargets();
+	LoadRange(msgs, 0, n);
+
+	for (i = 0; i < nparts; i++)
+	{
+		PartState  *ps = &parts[i];
+
+		if (ps->batch_next == 0)
+			continue;
+		UpdateOffset(i, ps->batch_next, ps->next);
+		cp[nc] = i;
+		co[nc++] = ps->batch_next;
+	}
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	/* Committed: now the batch counts, and Kafka may hear about it. */
+	for (i = 0; i < nc; i++)
+	{
+		PartState  *ps = &parts[cp[i]];
+		int64		low,
+					high = -1;
+
+		ps->next = ps->batch_next;
+		ps->batch_next = 0;
+		if (!KafkaWatermarks(kc, cfg->topic, cp[i], &low, &high))
+			high = -1;
+		StatsBatch(cfg->id, cp[i], ps->next, high, ps->rows, ps->rejected,
+				   MyProcPid);
+	}
+	if (nc > 0)
+		KafkaCommitAsync(kc, cfg->topic, nc, cp, co);
+}
+
+/*
+ * After a failed batch: forget its progress and go back to the stored
+ * offsets, so the same messages are read again.
+ */
+static void
+Rewind(void)
+{
+	int			i;
+
+	for (i = 0; i < nparts; i++)
+		parts[i].batch_next = 0;
+	CheckGeneration();
+	if (cfg->group == NULL)
+		AssignAll();
+	else
+		proc_exit(1);			/* the launcher starts a fresh member */
+}
+
+/* Answers a group rebalance with the offsets of the catalog. */
+static void
+HandleRebalance(void)
+{
+	int32	   *list;
+	int			n,
+				i;
+	KafkaRebalance r = KafkaPollRebalance(kc, &list, &n);
+	int64	   *offs;
+
+	if (r == KAFKA_REBALANCE_NONE)
+		return;
+	if (r == KAFKA_REBALANCE_REVOKE)
+	{
+		for (i = 0; i < nparts; i++)
+			parts[i].mine = false;
+		KafkaAnswerRebalance(kc, r, cfg->topic, 0, NULL, NULL);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		GrowParts(list[i] + 1);
+	for (i = 0; i < nparts; i++)
+		parts[i].mine = false;
+	for (i = 0; i < n; i++)
+		parts[list[i]].mine = true;
+	ReadOffsets(list, n, false);
+	offs = palloc(sizeof(int64) * (n + 1));
+	for (i = 0; i < n; i++)
+		offs[i] = parts[list[i]].next;
+	KafkaAnswerRebalance(kc, r, cfg->topic, n, list, offs);
+	elog(LOG, "pg_streamml: stream \"%s\" was assigned %d partitions by group \"%s\"",
+		 cfg->name, n, cfg->group);
+}
+
+/* Sleeps on the latch, waking for signals and postmaster death. */
+static void
+Nap(long ms)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* Checks signals, the postmaster, the launcher and the configuration. */
+static void
+Interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (!PostmasterIsAlive())
+		proc_exit(1);
+	if (StatsGetLauncherPid() != args.launcher_pid)
+		proc_exit(0);			/* a new launcher owns the workers now */
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+/* Closes the Kafka client at exit. */
+static void
+CloseClient(int code, Datum arg)
+{
+	if (kc)
+		KafkaClientDestroy(kc);
+	kc = NULL;
+}
+
+/* Entry point of a consumer worker: arg is the stream id. */
+void
+StreamConsumerMain(Datum arg)
+{
+	KafkaMessage *msgs;
+	MemoryContext batch_cxt;
+	TimestampTz last_refresh;
+	volatile long backoff = 1000;
+	volatile int have_error = 0;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(ConsumerArgs));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(args.database, InvalidOid, 0);
+	pgstat_report_appname("pg_streamml consumer");
+
+	LoadStream();
+	StartTransactionCommand();
+	PlanTargets();
+	CommitTransactionCommand();
+	CacheRegisterRelcacheCallback(RelcacheCallback, (Datum) 0);
+	elog(LOG, "pg_streamml: consumer %d of stream \"%s\" started",
+		 args.worker, cfg->name);
+
+	{
+		char	   *group = cfg->group;
+
+		if (group == NULL)
+			group = psprintf("pg_streamml.%s", cfg->name);
+		kc = KafkaConsumerCreate(cfg->brokers, cfg->kafka_props, group,
+								 cfg->group != NULL, errbuf, sizeof(errbuf));
+	}
+	if (kc)
+		errbuf[0] = '\0';		/* librdkafka leaves notes there on success */
+	if (kc == NULL)
+	{
+		StatsError(cfg->id, -1, errbuf, MyProcPid);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("stream \"%s\": %s", cfg->name, errbuf)));
+	}
+	before_shmem_exit(CloseClient, (Datum) 0);
+
+	/* Until Kafka answers, show why and try again. */
+	if (cfg->group)
+	{
+		if (!KafkaSubscribe(kc, cfg->topic, errbuf, sizeof(errbuf)))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("stream \"%s\": %s", cfg->name, errbuf)));
+	}
+	else
+	{
+		while (!RefreshPartitions(true))
+		{
+			Interrupts();
+			Nap(backoff);
+			backoff = Min(backoff * 2, 10000);
+		}
+	}
+	StatsError(cfg->id, -1, NULL, MyProcPid);
+	last_refresh = GetCurrentTimestamp();
+
+	msgs = MemoryContextAlloc(TopMemoryContext, sizeof(KafkaMessage) * cfg->batch_size);
+	batch_cxt = AllocSetContextCreate(TopMemoryContext, "pg_streamml batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	backoff = 1000;
+	for (;;)
+	{
+		int			n = 0;
+		int			kept = 0;
+		TimestampTz first = 0;
+		int			i;
+
+		Interrupts();
+		MemoryContextReset(batch_cxt);
+		MemoryContextSwitchTo(batch_cxt);
+
+		/* Collect a batch: batch_size messages or flush_ms after the first. */
+		while (n < cfg->batch_size)
+		{
+			int			wait = 100;
+			int			got;
+
+			if (n > 0)
+			{
+				long		secs;
+				int			usecs;
+
+				TimestampDifference(first, GetCurrentTimestamp(), &secs, &usecs);
+				wait = cfg->flush_ms - (int) (secs * 1000 + usecs / 1000);
+				if (wait <= 0)
+					break;
+			}
+			got = KafkaConsumeBatch(kc, wait, msgs + n,
+									Min(cfg->batch_size - n, 1024),
+									errbuf, sizeof(errbuf));
+			if (got < 0 || errbuf[0])
+			{
+				StatsError(cfg->id, -1, errbuf, MyProcPid);
+				errbuf[0] = '\0';
+				have_error = 1;
+				got = Max(got, 0);
+			}
+			if (n == 0 && got > 0)
+				first = GetCurrentTimestamp();
+			n += got;
+			if (n == 0)
+				break;			/* idle: look at signals again */
+			CHECK_FOR_INTERRUPTS();
+		}
+		KafkaServe(kc);
+		if (KafkaTakeError(kc, errbuf, sizeof(errbuf)))
+		{
+			StatsError(cfg->id, -1, errbuf, MyProcPid);
+			have_error = 1;
+		}
+		errbuf[0] = '\0';
+		if (cfg->group)
+			HandleRebalance();
+
+		/* Drop what the catalog says is loaded already, or not ours. */
+		for (i = 0; i < n; i++)
+		{
+			int32		p = msgs[i].partition;
+
+			if (p >= nparts || !parts[p].mine ||
+				(parts[p].next >= 0 && msgs[i].offset < parts[p].next))
+				KafkaMessageFree(&msgs[i]);
+			else
+				msgs[kept++] = msgs[i];
+		}
+
+		if (kept > 0)
+		{
+			volatile bool failed = false;
+
+			PG_TRY();
+			{
+				ProcessBatch(msgs, kept);
+			}
+			PG_CATCH();
+			{
+				ErrorData  *edata;
+
+				MemoryContextSwitchTo(batch_cxt);
+				edata = CopyErrorData();
+				FlushErrorState();
+				AbortCurrentTransaction();
+				StatsError(cfg->id, -1, edata->message, MyProcPid);
+				ereport(LOG,
+						(errmsg("pg_streamml: stream \"%s\" could not load a batch: %s",
+								cfg->name, edata->message)));
+				failed = true;
+			}
+			PG_END_TRY();
+			for (i = 0; i < kept; i++)
+				KafkaMessageFree(&msgs[i]);
+			if (failed)
+			{
+				Nap(backoff);
+				backoff = Min(backoff * 2, 30000);
+				Rewind();
+				continue;
+			}
+			backoff = 1000;
+			if (have_error)
+			{
+				StatsClearError(cfg->id, MyProcPid);
+				have_error = 0;
+			}
+		}
+
+		/* New partitions appear without a restart. */
+		if (cfg->group == NULL &&
+			TimestampDifferenceExceeds(last_refresh, GetCurrentTimestamp(),
+									   cfg->metadata_refresh_ms))
+		{
+			if (RefreshPartitions(false) && have_error && n == 0)
+			{
+				/* Kafka answers again; an idle stream shows no outage. */
+				StatsClearError(cfg->id, MyProcPid);
+				have_error = 0;
+			}
+			last_refresh = GetCurrentTimestamp();
+		}
+	}
+}

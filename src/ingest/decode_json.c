@@ -1,0 +1,659 @@
+/*
+ * decode_json.c
+ *		Format json: one JSON object per message, its keys into columns.
+ *
+ * No jsonb is built per message.  A small scanner walks the top-level
+ * object once, validating all of it, and keeps for each mapped column the
+ * span of its value; dotted paths descend into the spans of nested objects
+ * the same way.  Values are then converted straight to datums: numbers by
+ * strtod, strings after unescaping, arrays of numbers into float8[]
+ * directly, objects and arrays into jsonb, json or arrays through their
+ * input functions.  Anything malformed raises an error naming the problem,
+ * which makes the message a dead letter.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "loader.h"
+
+/* The kinds of JSON values. */
+typedef enum JType
+{
+	JT_NONE,					/* key absent */
+	JT_STRING,
+	JT_NUMBER,
+	JT_TRUE,
+	JT_FALSE,
+	JT_NULL,
+	JT_OBJECT,
+	JT_ARRAY
+} JType;
+
+/* A value found in the message: its type and its bytes. */
+typedef struct JSpan
+{
+	JType		type;
+	const char *start;			/* strings: after the opening quote */
+	int			len;			/* strings: up to the closing quote */
+	bool		escaped;		/* a string with backslashes */
+} JSpan;
+
+#define MAX_DEPTH 64
+
+/* Reports malformed JSON. */
+static void pg_attribute_noreturn()
+BadJson(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("invalid json in message: %s", what)));
+}
+
+/* Skips white space. */
+static inline const char *
+SkipWs(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* Scans a string after its opening quote; returns the closing quote. */
+static const char *
+ScanString(const char *p, const char *end, bool *escaped)
+{
+	*escaped = false;
+	while (p < end)
+	{
+		unsigned char ch = *p;
+
+		if (ch == '"')
+			return p;
+		if (ch == '\\')
+		{
+			*escaped = true;
+			p++;
+			if (p >= end)
+				break;
+			if (*p == 'u')
+			{
+				int			i;
+
+				for (i = 1; i <= 4; i++)
+					if (p + i >= end || !isxdigit((unsigned char) p[i]))
+						BadJson("bad \\u escape");
+				p += 4;
+			}
+			else if (strchr("\"\\/bfnrt", *p) == NULL)
+				BadJson("bad escape in string");
+		}
+		else if (ch < 0x20)
+			BadJson("control character in string");
+		p++;
+	}
+	BadJson("unterminated string");
+}
+
+/* Scans any value; fills span and returns the byte after it. */
+static const char *
+ScanValue(const char *p, const char *end, JSpan *span, int depth)
+{
+	const char *s;
+
+	p = SkipWs(p, end);
+	if (p >= end)
+		BadJson("value expected");
+	s = p;
+	switch (*p)
+	{
+		case '"':
+			span->type = JT_STRING;
+			span->start = p + 1;
+			p = ScanString(p + 1, end, &span->escaped);
+			span->len = p - span->start;
+			return p + 1;
+		case '{':
+		case '[':
+			{
+				char		close = *p == '{' ? '}' : ']';
+				bool		obj = *p == '{';
+				JSpan		inner;
+
+				if (depth >= MAX_DEPTH)
+					BadJson("nesting too deep");
+				p = SkipWs(p + 1, end);
+				if (p < end && *p == close)
+					p++;
+				else
+				{
+					for (;;)
+					{
+						if (obj)
+						{
+							bool		esc;
+
+							p = SkipWs(p, end);
+							if (p >= end || *p != '"')
+								BadJson("object key expected");
+							p = ScanString(p + 1, end, &esc) + 1;
+							p = SkipWs(p, end);
+							if (p >= end || *p != ':')
+								BadJson("colon expected");
+							p++;
+						}
+						p = ScanValue(p, end, &inner, depth + 1);
+						p = SkipWs(p, end);
+						if (p < end && *p == ',')
+						{
+							p++;
+							continue;
+						}
+						if (p < end && *p == close)
+						{
+							p++;
+							break;
+						}
+						BadJson(obj ? "comma or } expected" : "comma or ] expected");
+					}
+				}
+				span->type = obj ? JT_OBJECT : JT_ARRAY;
+				span->start = s;
+				span->len = p - s;
+				span->escaped = false;
+				return p;
+			}
+		case 't':
+			if (end - p >= 4 && memcmp(p, "true", 4) == 0)
+			{
+				span->type = JT_TRUE;
+				span->start = p;
+				span->len = 4;
+				return p + 4;
+			}
+			break;
+		case 'f':
+			if (end - p >= 5 && memcmp(p, "false", 5) == 0)
+			{
+				span->type = JT_FALSE;
+				span->start = p;
+				span->len = 5;
+				return p + 5;
+			}
+			break;
+		case 'n':
+			if (end - p >= 4 && memcmp(p, "null", 4) == 0)
+			{
+				span->type = JT_NULL;
+				span->start = p;
+				span->len = 4;
+				return p + 4;
+			}
+			break;
+		default:
+			if (*p == '-' || isdigit((unsigned char) *p))
+			{
+				/* JSON number grammar */
+				if (*p == '-')
+					p++;
+				if (p >= end || !isdigit((unsigned char) *p))
+					break;
+				if (*p == '0')
+					p++;
+				else
+					while (p < end && isdigit((unsigned char) *p))
+						p++;
+				if (p < end && *p == '.')
+				{
+					p++;
+					if (p >= end || !isdigit((unsigned char) *p))
+						break;
+					while (p < end && isdigit((unsigned char) *p))
+						p++;
+				}
+				if (p < end && (*p == 'e' || *p == 'E'))
+				{
+					p++;
+					if (p < end && (*p == '+' || *p == '-'))
+						p++;
+					if (p >= end || !isdigit((unsigned char) *p))
+						break;
+					while (p < end && isdigit((unsigned char) *p))
+						p++;
+				}
+				span->type = JT_NUMBER;
+				span->start = s;
+				span->len = p - s;
+				return p;
+			}
+	}
+	BadJson("unexpected character");
+}
+
+/* Reads four hex digits. */
+static unsigned int
+Hex4(const char *p)
+{
+	unsigned int v = 0;
+	int			i;
+
+	for (i = 0; i < 4; i++)
+	{
+		char		ch = p[i];
+
+		v = v * 16 + (isdigit((unsigned char) ch) ? ch - '0' :
+					  (pg_tolower((unsigned char) ch) - 'a' + 10));
+	}
+	return v;
+}
+
+/* The text of a string span with its escapes resolved (palloc'ed). */
+static char *
+Unescape(const JSpan *sp, int *outlen)
+{
+	char	   *out = palloc(sp->len * 2 + 1);
+	char	   *o = out;
+	const char *p = sp->start;
+	const char *end = sp->start + sp->len;
+
+	while (p < end)
+	{
+		if (*p != '\\')
+		{
+			*o++ = *p++;
+			continue;
+		}
+		p++;
+		switch (*p)
+		{
+			case 'b':
+				*o++ = '\b';
+				break;
+			case 'f':
+				*o++ = '\f';
+				break;
+			case 'n':
+				*o++ = '\n';
+				break;
+			case 'r':
+				*o++ = '\r';
+				break;
+			case 't':
+				*o++ = '\t';
+				break;
+			case 'u':
+				{
+					pg_wchar	c = Hex4(p + 1);
+
+					p += 4;
+					if (c >= 0xD800 && c <= 0xDBFF)
+					{
+						if (p + 6 < end + 0 && p[1] == '\\' && p[2] == 'u')
+						{
+							pg_wchar	lo = Hex4(p + 3);
+
+							if (lo < 0xDC00 || lo > 0xDFFF)
+								BadJson("bad unicode surrogate pair");
+							c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
+							p += 6;
+						}
+						else
+							BadJson("bad unicode surrogate pair");
+					}
+					else if (c >= 0xDC00 && c <= 0xDFFF)
+						BadJson("bad unicode surrogate pair");
+					if (c == 0)
+						ereport(ERROR,
+								(errcode(ERRCODE_UNTRANSLATABLE_CHARACTER),
+								 errmsg("invalid json in message: \\u0000 cannot be converted to text")));
+					pg_unicode_to_server(c, (unsigned char *) o);
+					o += pg_mblen(o);
+					break;
+				}
+			default:
+				*o++ = *p;		/* " \ / */
+		}
+		p++;
+	}
+	*o = '\0';
+	*outlen = o - out;
+	return out;
+}
+
+/* Compares a key span with a name. */
+static inline bool
+KeyIs(const JSpan *k, const char *name, int len)
+{
+	int			ulen;
+	char	   *u;
+
+	if (!k->escaped)
+		return k->len == len && memcmp(k->start, name, len) == 0;
+	u = Unescape(k, &ulen);
+	return ulen == len && memcmp(u, name, len) == 0;
+}
+
+/* Finds key in the object span obj; JT_NONE when absent. */
+static JSpan
+FindKey(const JSpan *obj, const char *name, int len)
+{
+	const char *p = obj->start + 1;
+	const char *end = obj->start + obj->len - 1;
+	JSpan		found = {JT_NONE};
+
+	for (;;)
+	{
+		JSpan		key;
+		JSpan		val;
+
+		p = SkipWs(p, end);
+		if (p >= end || *p != '"')
+			break;
+		key.start = p + 1;
+		p = ScanString(p + 1, end, &key.escaped);
+		key.len = p - key.start;
+		p = SkipWs(p + 1, end) + 1; /* the colon */
+		p = ScanValue(p, end, &val, 1);
+		if (KeyIs(&key, name, len))
+			found = val;		/* the last duplicate wins, as in jsonb */
+		p = SkipWs(p, end);
+		if (p < end && *p == ',')
+			p++;
+	}
+	return found;
+}
+
+/* A JSON array of numbers as a float8[], or false to take the slow way. */
+static bool
+Float8Array(const JSpan *sp, Datum *value)
+{
+	const char *p = sp->start + 1;
+	const char *end = sp->start + sp->len - 1;
+	Datum		buf[64];
+	Datum	   *elems = buf;
+	int			n = 0,
+				cap = lengthof(buf);
+
+	for (;;)
+	{
+		JSpan		v;
+		char		tmp[64];
+
+		p = SkipWs(p, end);
+		if (p >= end)
+			break;
+		p = ScanValue(p, end, &v, 1);
+		if (v.type != JT_NUMBER || v.len >= sizeof(tmp))
+			return false;
+		memcpy(tmp, v.start, v.len);
+		tmp[v.len] = '\0';
+		if (n == cap)
+		{
+			Datum	   *more = palloc(sizeof(Datum) * cap * 2);
+
+			memcpy(more, elems, sizeof(Datum) * n);
+			elems = more;
+			cap *= 2;
+		}
+		elems[n++] = Float8GetDatum(float8in_internal(tmp, NULL, "double precision", tmp));
+		p = SkipWs(p, end);
+		if (p < end && *p == ',')
+			p++;
+	}
+	*value = PointerGetDatum(construct_array(elems, n, FLOAT8OID, 8,
+											 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return true;
+}
+
+/* A JSON array as a PostgreSQL array literal: brackets become braces. */
+static char *
+ArrayLiteral(const JSpan *sp)
+{
+	char	   *out = pnstrdup(sp->start, sp->len);
+	char	   *o;
+	bool		in_str = false;
+
+	for (o = out; *o; o++)
+	{
+		if (in_str)
+		{
+			if (*o == '\\')
+				o++;
+			else if (*o == '"')
+				in_str = false;
+		}
+		else if (*o == '"')
+			in_str = true;
+		else if (*o == '[')
+			*o = '{';
+		else if (*o == ']')
+			*o = '}';
+		else if (*o == '{')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("cannot convert a json array of objects to an array")));
+	}
+	return out;
+}
+
+/* Converts one JSON value into the column's type. */
+static void
+SetFromJson(ColumnPlan *c, StreamConfig *cfg, const JSpan *sp, Datum *value,
+			bool *isnull)
+{
+	*isnull = false;
+	switch (sp->type)
+	{
+		case JT_NULL:
+		case JT_NONE:
+			*isnull = true;
+			return;
+		case JT_STRING:
+			if (c->kind == CK_JSONB || c->kind == CK_JSON)
+				break;			/* keep the quotes: a JSON string */
+			if (sp->escaped)
+			{
+				int			len;
+				char	   *s = Unescape(sp, &len);
+
+				SetFromText(c, s, len, value, isnull);
+			}
+			else
+				SetFromText(c, sp->start, sp->len, value, isnull);
+			return;
+		case JT_NUMBER:
+			if (c->kind == CK_TIMESTAMPTZ || c->typid == TIMESTAMPOID)
+			{
+				char	   *s = pnstrdup(sp->start, sp->len);
+				double		d = float8in_internal(s, NULL, "double precision", s);
+
+				*value = TimestampTzGetDatum(EpochToTimestamptz(d, cfg->epoch_ms));
+				return;
+			}
+			if (c->kind == CK_BOOL)
+			{
+				if (sp->len == 1 && (sp->start[0] == '0' || sp->start[0] == '1'))
+				{
+					*value = BoolGetDatum(sp->start[0] == '1');
+					return;
+				}
+			}
+			if (c->kind != CK_JSONB && c->kind != CK_JSON)
+			{
+				SetFromText(c, sp->start, sp->len, value, isnull);
+				return;
+			}
+			break;
+		case JT_TRUE:
+		case JT_FALSE:
+			if (c->kind == CK_BOOL)
+			{
+				*value = BoolGetDatum(sp->type == JT_TRUE);
+				return;
+			}
+			if (c->kind != CK_JSONB && c->kind != CK_JSON)
+			{
+				SetFromText(c, sp->start, sp->len, value, isnull);
+				return;
+			}
+			break;
+		case JT_ARRAY:
+			if (c->kind == CK_FLOAT8_ARRAY && Float8Array(sp, value))
+				return;
+			if (c->kind != CK_JSONB && c->kind != CK_JSON && c->kind != CK_TEXT)
+			{
+				if (!type_is_array(c->typid))
+					ereport(ERROR,
+							(errcode(ERRCODE_DATATYPE_MISMATCH),
+							 errmsg("cannot convert a json array into column \"%s\" of type %s",
+									c->attname, format_type_be(c->typid))));
+				*value = InputFunctionCall(&c->infunc, ArrayLiteral(sp),
+										   c->ioparam, c->typmod);
+				return;
+			}
+			break;
+		case JT_OBJECT:
+			if (c->kind != CK_JSONB && c->kind != CK_JSON && c->kind != CK_TEXT)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("cannot convert a json object into column \"%s\" of type %s",
+								c->attname, format_type_be(c->typid))));
+			break;
+	}
+	/* jsonb, json or text from any JSON value: its text as received. */
+	if (c->kind == CK_TEXT)
+		*value = PointerGetDatum(cstring_to_text_with_len(sp->start, sp->len));
+	else
+	{
+		const char *s = sp->type == JT_STRING ? sp->start - 1 : sp->start;
+		int			len = sp->type == JT_STRING ? sp->len + 2 : sp->len;
+
+		*value = InputFunctionCall(&c->infunc, pnstrdup(s, len), c->ioparam,
+								   c->typmod);
+	}
+}
+
+/* Scans the top-level object of a message; checks the whole message. */
+static JSpan
+TopObject(KafkaMessage *m)
+{
+	JSpan		top;
+	const char *end;
+
+	if (m->payload == NULL)
+		BadJson("empty message");
+	ValidateEncoding(m->payload, m->payload_len);
+	end = m->payload + m->payload_len;
+	if (SkipWs(ScanValue(m->payload, end, &top, 0), end) != end)
+		BadJson("data after the json value");
+	if (top.type != JT_OBJECT)
+		BadJson("not a json object");
+	return top;
+}
+
+/*
+ * Decodes a message into values: each mapped column's path is looked up,
+ * metadata comes from the message; present[] marks the columns that got
+ * a value (the others take their default).
+ */
+void
+DecodeJson(TargetState *ts, KafkaMessage *m, Datum *values, bool *nulls,
+		   bool *present)
+{
+	JSpan		top = TopObject(m);
+	JSpan	   *found;
+	bool	   *whole;
+	const char *p = top.start + 1;
+	const char *end = top.start + top.len - 1;
+	int			i;
+
+	found = palloc0(sizeof(JSpan) * ts->ncols);
+	whole = palloc0(sizeof(bool) * ts->ncols);
+
+	/* One pass over the top-level keys for every column's first part. */
+	for (;;)
+	{
+		JSpan		key;
+		JSpan		val;
+
+		p = SkipWs(p, end);
+		if (p >= end || *p != '"')
+			break;
+		key.start = p + 1;
+		p = ScanString(p + 1, end, &key.escaped);
+		key.len = p - key.start;
+		p = SkipWs(p + 1, end) + 1;
+		p = ScanValue(p, end, &val, 1);
+		for (i = 0; i < ts->ncols; i++)
+		{
+			ColumnPlan *c = &ts->cols[i];
+
+			if (c->source != SRC_PATH)
+				continue;
+			/* A whole dotted key names the column before its path does. */
+			if (KeyIs(&key, c->path, strlen(c->path)))
+			{
+				found[i] = val;
+				whole[i] = true;
+			}
+			else if (c->nparts > 1 && !whole[i] &&
+					 KeyIs(&key, c->parts[0], c->part_lens[0]))
+				found[i] = val;
+		}
+		p = SkipWs(p, end);
+		if (p < end && *p == ',')
+			p++;
+	}
+
+	for (i = 0; i < ts->ncols; i++)
+	{
+		ColumnPlan *c = &ts->cols[i];
+		int			a = c->attnum - 1;
+
+		if (c->source != SRC_PATH)
+		{
+			present[a] = true;
+			SetFromMetadata(c, ts->cfg, m, &values[a], &nulls[a]);
+			continue;
+		}
+		if (c->nparts > 1 && found[i].type != JT_NONE && !whole[i])
+		{
+			/* Descend into nested objects, part by part. */
+			JSpan		cur = found[i];
+			int			k;
+
+			for (k = 1; k < c->nparts && cur.type == JT_OBJECT; k++)
+				cur = FindKey(&cur, c->parts[k], c->part_lens[k]);
+			if (k < c->nparts)
+				cur.type = JT_NONE;
+			found[i] = cur;
+		}
+		if (found[i].type == JT_NONE)
+			continue;			/* absent: the column default */
+		present[a] = true;
+		SetFromJson(c, ts->cfg, &found[i], &values[a], &nulls[a]);
+	}
+}
+
+/* The value of a top-level field as text, for routing. */
+bool
+JsonRouteValue(KafkaMessage *m, const char *field, char **value)
+{
+	JSpan		top = TopObject(m);
+	JSpan		v = FindKey(&top, field, strlen(field));
+	int			len;
+
+	if (v.type == JT_NONE || v.type == JT_NULL)
+		return false;
+	if (v.type == JT_STRING)
+		*value = v.escaped ? Unescape(&v, &len) : pnstrdup(v.start, v.len);
+	else
+		*value = pnstrdup(v.start, v.len);
+	return true;
+}

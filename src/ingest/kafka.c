@@ -1,0 +1,572 @@
+/*
+ * kafka.c
+ *		The only file of pg_streamml that includes rdkafka.h: a small
+ *		interface over librdkafka for the consumer workers and produce().
+ *
+ * librdkafka runs its own threads, which must never call into the backend
+ * (no elog, no palloc).  So nothing here is registered as a callback that
+ * librdkafka threads could run: logs are sent to the client's main queue
+ * (log.queue) and errors, logs, delivery reports and rebalances are served
+ * by KafkaServe() from the backend's own thread, where the callbacks only
+ * copy text into a fixed buffer of the client.  The worker's main loop then
+ * picks the last error up with KafkaTakeError() and reports it.
+ *
+ * Memory: the client struct is malloc'ed (it outlives transactions and
+ * memory contexts, and librdkafka keeps a pointer to it as opaque); every
+ * array handed to librdkafka is its own (topic partition lists).
+ */
+#include "postgres.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include "ingest.h"
+
+struct KafkaClient
+{
+	rd_kafka_t *rk;
+	rd_kafka_queue_t *queue;	/* consumer queue (messages) */
+	rd_kafka_queue_t *main_queue;	/* logs, errors, rebalances */
+	bool		has_error;
+	char		error[512];		/* last error from a callback */
+	int			delivery_err;	/* last delivery report error */
+	bool		delivered;
+	/* pending rebalance (group mode) */
+	KafkaRebalance rebalance;
+	rd_kafka_topic_partition_list_t *rebalance_parts;
+};
+
+/* Records an error seen by librdkafka; runs in the backend's thread. */
+static void
+ErrorCallback(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	KafkaClient *kc = opaque;
+
+	if (kc == NULL)
+		return;
+	snprintf(kc->error, sizeof(kc->error), "%s: %s",
+			 rd_kafka_err2str((rd_kafka_resp_err_t) err), reason);
+	kc->has_error = true;
+}
+
+/* Keeps warnings and errors from librdkafka's log as the last error. */
+static void
+LogCallback(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	KafkaClient *kc = rd_kafka_opaque(rk);
+
+	if (kc == NULL || level > 4)	/* LOG_WARNING and worse only */
+		return;
+	snprintf(kc->error, sizeof(kc->error), "%s: %s", fac, buf);
+	kc->has_error = true;
+}
+
+/* Delivery report of produce(): remembers the outcome of the message. */
+static void
+DeliveryCallback(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	KafkaClient *kc = opaque;
+
+	kc->delivered = true;
+	kc->delivery_err = m->err;
+	if (m->err)
+		snprintf(kc->error, sizeof(kc->error), "%s", rd_kafka_err2str(m->err));
+}
+
+/* Rebalance in group mode: stash it for the main loop to answer. */
+static void
+RebalanceCallback(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+				  rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	KafkaClient *kc = opaque;
+
+	if (kc->rebalance_parts)
+		rd_kafka_topic_partition_list_destroy(kc->rebalance_parts);
+	kc->rebalance_parts = rd_kafka_topic_partition_list_copy(parts);
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+		kc->rebalance = KAFKA_REBALANCE_ASSIGN;
+	else
+	{
+		/* Revocation needs no catalog lookup: answer it here. */
+		rd_kafka_assign(rk, NULL);
+		kc->rebalance = KAFKA_REBALANCE_REVOKE;
+	}
+}
+
+/* Builds a configuration from the broker list and user properties. */
+static rd_kafka_conf_t *
+MakeConf(KafkaClient *kc, const char *brokers, List *props,
+		 char *errbuf, size_t errlen)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	ListCell   *lc;
+
+	rd_kafka_conf_set_opaque(conf, kc);
+	rd_kafka_conf_set_error_cb(conf, ErrorCallback);
+	rd_kafka_conf_set_log_cb(conf, LogCallback);
+	if (rd_kafka_conf_set(conf, "log.queue", "true", errbuf, errlen) != RD_KAFKA_CONF_OK ||
+		rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errbuf, errlen) != RD_KAFKA_CONF_OK)
+	{
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	foreach(lc, props)
+	{
+		KafkaProperty *p = lfirst(lc);
+
+		if (rd_kafka_conf_set(conf, p->name, p->value, errbuf, errlen) != RD_KAFKA_CONF_OK)
+		{
+			rd_kafka_conf_destroy(conf);
+			return NULL;
+		}
+	}
+	return conf;
+}
+
+/* Finishes a client: logs to the main queue, which KafkaServe() serves. */
+static KafkaClient *
+FinishClient(KafkaClient *kc, rd_kafka_conf_t *conf, rd_kafka_type_t type,
+			 char *errbuf, size_t errlen)
+{
+	kc->rk = rd_kafka_new(type, conf, errbuf, errlen);
+	if (kc->rk == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		free(kc);
+		return NULL;
+	}
+	kc->main_queue = rd_kafka_queue_get_main(kc->rk);
+	rd_kafka_set_log_queue(kc->rk, kc->main_queue);
+	return kc;
+}
+
+/*
+ * Creates a consumer.  Without a group the caller assigns partitions itself
+ * (KafkaAssign); with subscribe it joins the consumer group.
+ */
+KafkaClient *
+KafkaConsumerCreate(const char *brokers, List *props, const char *group,
+					bool subscribe, char *errbuf, size_t errlen)
+{
+	KafkaClient *kc = calloc(1, sizeof(KafkaClient));
+	rd_kafka_conf_t *conf;
+
+	if (kc == NULL)
+	{
+		snprintf(errbuf, errlen, "out of memory");
+		return NULL;
+	}
+	/* Our defaults first, so that the user's properties override them. */
+	{
+		List	   *all = NIL;
+		KafkaProperty d[] = {
+			{"enable.auto.commit", "false"},
+			{"enable.auto.offset.store", "false"},
+			{"enable.partition.eof", "false"},
+			{"auto.offset.reset", "earliest"},
+			{"fetch.wait.max.ms", "50"},
+			{"socket.keepalive.enable", "true"},
+			{"reconnect.backoff.max.ms", "2000"},
+		};
+		int			i;
+
+		for (i = 0; i < lengthof(d); i++)
+			all = lappend(all, &d[i]);
+		if (group)
+		{
+			static KafkaProperty g = {"group.id", NULL};
+
+			g.value = (char *) group;
+			all = lappend(all, &g);
+		}
+		all = list_concat(all, props);
+		conf = MakeConf(kc, brokers, all, errbuf, errlen);
+		list_free(all);
+	}
+	if (conf == NULL)
+	{
+		free(kc);
+		return NULL;
+	}
+	if (subscribe)
+		rd_kafka_conf_set_rebalance_cb(conf, RebalanceCallback);
+	kc = FinishClient(kc, conf, RD_KAFKA_CONSUMER, errbuf, errlen);
+	if (kc == NULL)
+		return NULL;
+	kc->queue = rd_kafka_queue_get_consumer(kc->rk);
+	return kc;
+}
+
+/* Creates a producer with our defaults and the user's properties. */
+KafkaClient *
+KafkaProducerCreate(const char *brokers, List *props, char *errbuf,
+					size_t errlen)
+{
+	KafkaClient *kc = calloc(1, sizeof(KafkaClient));
+	rd_kafka_conf_t *conf;
+
+	if (kc == NULL)
+	{
+		snprintf(errbuf, errlen, "out of memory");
+		return NULL;
+	}
+	{
+		List	   *all = NIL;
+		KafkaProperty d[] = {
+			{"linger.ms", "0"},
+			{"enable.idempotence", "false"},
+		};
+		int			i;
+
+		for (i = 0; i < lengthof(d); i++)
+			all = lappend(all, &d[i]);
+		all = list_concat(all, props);
+		conf = MakeConf(kc, brokers, all, errbuf, errlen);
+		list_free(all);
+	}
+	if (conf == NULL)
+	{
+		free(kc);
+		return NULL;
+	}
+	rd_kafka_conf_set_dr_msg_cb(conf, DeliveryCallback);
+	return FinishClient(kc, conf, RD_KAFKA_PRODUCER, errbuf, errlen);
+}
+
+/* Closes a client and frees everything it holds. */
+void
+KafkaClientDestroy(KafkaClient *kc)
+{
+	if (kc == NULL)
+		return;
+	if (kc->queue)
+		rd_kafka_queue_destroy(kc->queue);
+	if (kc->main_queue)
+		rd_kafka_queue_destroy(kc->main_queue);
+	if (kc->rebalance_parts)
+		rd_kafka_topic_partition_list_destroy(kc->rebalance_parts);
+	if (rd_kafka_type(kc->rk) == RD_KAFKA_CONSUMER)
+		rd_kafka_consumer_close(kc->rk);
+	rd_kafka_destroy(kc->rk);
+	free(kc);
+}
+
+/* Serves the main queue: logs, errors, rebalances, delivery reports. */
+void
+KafkaServe(KafkaClient *kc)
+{
+	rd_kafka_poll(kc->rk, 0);
+}
+
+/* The partition count of a topic from fresh metadata, or -1 on error. */
+int
+KafkaPartitionCount(KafkaClient *kc, const char *topic, int timeout_ms,
+					char *errbuf, size_t errlen)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(kc->rk, topic, NULL);
+	const struct rd_kafka_metadata *md;
+	rd_kafka_resp_err_t err;
+	int			n = -1;
+
+	err = rd_kafka_metadata(kc->rk, 0, rkt, &md, timeout_ms);
+	if (err)
+		snprintf(errbuf, errlen, "cannot read metadata of topic \"%s\": %s",
+				 topic, rd_kafka_err2str(err));
+	else
+	{
+		if (md->topic_cnt == 1 && md->topics[0].err == 0)
+			n = md->topics[0].partition_cnt;
+		else
+			snprintf(errbuf, errlen, "topic \"%s\": %s", topic,
+					 rd_kafka_err2str(md->topic_cnt == 1 ? md->topics[0].err
+									  : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+		rd_kafka_metadata_destroy(md);
+	}
+	rd_kafka_topic_destroy(rkt);
+	return n;
+}
+
+/* Builds a topic partition list; offsets may be NULL. */
+static rd_kafka_topic_partition_list_t *
+MakeList(const char *topic, int n, const int32 *parts, const int64 *offsets)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		rd_kafka_topic_partition_t *tp =
+			rd_kafka_topic_partition_list_add(l, topic, parts[i]);
+
+		if (offsets)
+			tp->offset = offsets[i];
+	}
+	return l;
+}
+
+/* Replaces the assignment with these partitions at these offsets. */
+bool
+KafkaAssign(KafkaClient *kc, const char *topic, int n, const int32 *parts,
+			const int64 *offsets, char *errbuf, size_t errlen)
+{
+	rd_kafka_topic_partition_list_t *l = MakeList(topic, n, parts, offsets);
+	rd_kafka_resp_err_t err = rd_kafka_assign(kc->rk, l);
+
+	rd_kafka_topic_partition_list_destroy(l);
+	if (err)
+		snprintf(errbuf, errlen, "cannot assign partitions: %s",
+				 rd_kafka_err2str(err));
+	return err == 0;
+}
+
+/* Joins the consumer group for one topic (group mode). */
+bool
+KafkaSubscribe(KafkaClient *kc, const char *topic, char *errbuf,
+			   size_t errlen)
+{
+	rd_kafka_topic_partition_list_t *l =
+		MakeList(topic, 1, (int32[]) {RD_KAFKA_PARTITION_UA}, NULL);
+	rd_kafka_resp_err_t err = rd_kafka_subscribe(kc->rk, l);
+
+	rd_kafka_topic_partition_list_destroy(l);
+	if (err)
+		snprintf(errbuf, errlen, "cannot subscribe to topic \"%s\": %s",
+				 topic, rd_kafka_err2str(err));
+	return err == 0;
+}
+
+/* A rebalance waiting for an answer, with its partitions (palloc'ed). */
+KafkaRebalance
+KafkaPollRebalance(KafkaClient *kc, int32 **parts, int *n)
+{
+	KafkaRebalance r = kc->rebalance;
+	int			i;
+
+	if (r == KAFKA_REBALANCE_NONE)
+		return r;
+	*n = kc->rebalance_parts->cnt;
+	*parts = palloc(sizeof(int32) * (*n + 1));
+	for (i = 0; i < *n; i++)
+		(*parts)[i] = kc->rebalance_parts->elems[i].partition;
+	return r;
+}
+
+/* Answers a pending assignment with the offsets read from the catalog. */
+void
+KafkaAnswerRebalance(KafkaClient *kc, KafkaRebalance kind, const char *topic,
+					 int n, const int32 *parts, const int64 *offsets)
+{
+	if (kind == KAFKA_REBALANCE_ASSIGN)
+	{
+		rd_kafka_topic_partition_list_t *l = MakeList(topic, n, parts, offsets);
+
+		rd_kafka_assign(kc->rk, l);
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+	kc->rebalance = KAFKA_REBALANCE_NONE;
+}
+
+/*
+ * Fetches up to max messages, waiting at most timeout_ms.  Messages that
+ * carry an error are freed here and the error is returned in errbuf.
+ */
+int
+KafkaConsumeBatch(KafkaClient *kc, int timeout_ms, KafkaMessage *out,
+				  int max, char *errbuf, size_t errlen)
+{
+	rd_kafka_message_t *msgs[1024];
+	ssize_t		got;
+	int			n = 0;
+	int			i;
+
+	if (max > lengthof(msgs))
+		max = lengthof(msgs);
+	got = rd_kafka_consume_batch_queue(kc->queue, timeout_ms, msgs, max);
+	if (got < 0)
+	{
+		snprintf(errbuf, errlen, "%s", rd_kafka_err2str(rd_kafka_last_error()));
+		return -1;
+	}
+	for (i = 0; i < got; i++)
+	{
+		rd_kafka_message_t *m = msgs[i];
+		rd_kafka_timestamp_type_t tstype;
+
+		if (m->err)
+		{
+			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				snprintf(errbuf, errlen, "partition %d: %s", m->partition,
+						 rd_kafka_message_errstr(m));
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		out[n].partition = m->partition;
+		out[n].offset = m->offset;
+		out[n].key = m->key;
+		out[n].key_len = m->key_len;
+		out[n].payload = m->payload;
+		out[n].payload_len = m->len;
+		out[n].timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+		out[n].handle = m;
+		n++;
+	}
+	return n;
+}
+
+/* Gives a message back to librdkafka. */
+void
+KafkaMessageFree(KafkaMessage *m)
+{
+	if (m->handle)
+		rd_kafka_message_destroy((rd_kafka_message_t *) m->handle);
+	m->handle = NULL;
+}
+
+/* The last value of header name, if the message has one. */
+bool
+KafkaMessageHeader(KafkaMessage *m, const char *name, const char **value,
+				   size_t *len)
+{
+	rd_kafka_headers_t *hdrs;
+	const void *v;
+
+	if (rd_kafka_message_headers(m->handle, &hdrs) != 0)
+		return false;
+	if (rd_kafka_header_get_last(hdrs, name, &v, len) != 0)
+		return false;
+	*value = v;
+	return true;
+}
+
+/* Cached watermarks from the last fetch (no broker round trip). */
+bool
+KafkaWatermarks(KafkaClient *kc, const char *topic, int32 partition,
+				int64 *low, int64 *high)
+{
+	int64_t		l,
+				h;
+
+	if (rd_kafka_get_watermark_offsets(kc->rk, topic, partition, &l, &h) != 0)
+		return false;
+	*low = l;
+	*high = h;
+	return h >= 0;
+}
+
+/* Watermarks asked of the partition's leader. */
+bool
+KafkaQueryWatermarks(KafkaClient *kc, const char *topic, int32 partition,
+					 int64 *low, int64 *high, int timeout_ms,
+					 char *errbuf, size_t errlen)
+{
+	int64_t		l,
+				h;
+	rd_kafka_resp_err_t err;
+
+	err = rd_kafka_query_watermark_offsets(kc->rk, topic, partition, &l, &h,
+										   timeout_ms);
+	if (err)
+	{
+		snprintf(errbuf, errlen, "cannot read watermarks of partition %d: %s",
+				 partition, rd_kafka_err2str(err));
+		return false;
+	}
+	*low = l;
+	*high = h;
+	return true;
+}
+
+/*
+ * The first offset of each partition whose timestamp is at or after ts_ms
+ * (Kafka's offsetsForTimes); the high watermark where there is none.
+ */
+bool
+KafkaOffsetsForTime(KafkaClient *kc, const char *topic, int n,
+					const int32 *parts, int64 ts_ms, int64 *offsets,
+					int timeout_ms, char *errbuf, size_t errlen)
+{
+	rd_kafka_topic_partition_list_t *l = MakeList(topic, n, parts, NULL);
+	rd_kafka_resp_err_t err;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		l->elems[i].offset = ts_ms;
+	err = rd_kafka_offsets_for_times(kc->rk, l, timeout_ms);
+	if (err)
+		snprintf(errbuf, errlen, "cannot look offsets up by time: %s",
+				 rd_kafka_err2str(err));
+	for (i = 0; !err && i < n; i++)
+	{
+		if (l->elems[i].err)
+		{
+			err = l->elems[i].err;
+			snprintf(errbuf, errlen, "cannot look offsets up by time in partition %d: %s",
+					 parts[i], rd_kafka_err2str(err));
+		}
+		offsets[i] = l->elems[i].offset;
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	return err == 0;
+}
+
+/* Tells Kafka how far we are, for outside lag monitors only. */
+void
+KafkaCommitAsync(KafkaClient *kc, const char *topic, int n,
+				 const int32 *parts, const int64 *offsets)
+{
+	rd_kafka_topic_partition_list_t *l = MakeList(topic, n, parts, offsets);
+
+	(void) rd_kafka_commit(kc->rk, l, 1);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Takes the last error recorded by a callback, if any. */
+bool
+KafkaTakeError(KafkaClient *kc, char *buf, size_t len)
+{
+	if (!kc->has_error)
+		return false;
+	snprintf(buf, len, "%s", kc->error);
+	kc->has_error = false;
+	return true;
+}
+
+/* Produces one message and waits for its delivery report. */
+bool
+KafkaProduce(KafkaClient *kc, const char *topic, const char *key,
+			 size_t key_len, const char *value, size_t value_len,
+			 int timeout_ms, char *errbuf, size_t errlen)
+{
+	rd_kafka_resp_err_t err;
+
+	kc->delivered = false;
+	err = rd_kafka_producev(kc->rk,
+							RD_KAFKA_V_TOPIC(topic),
+							RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+							RD_KAFKA_V_KEY((void *) key, key_len),
+							RD_KAFKA_V_VALUE((void *) value, value_len),
+							RD_KAFKA_V_END);
+	if (err)
+	{
+		snprintf(errbuf, errlen, "%s", rd_kafka_err2str(err));
+		return false;
+	}
+	rd_kafka_flush(kc->rk, timeout_ms);
+	rd_kafka_poll(kc->rk, 0);
+	if (!kc->delivered)
+	{
+		snprintf(errbuf, errlen, "no delivery report within %d ms%s%s",
+				 timeout_ms, kc->has_error ? ": " : "",
+				 kc->has_error ? kc->error : "");
+		kc->has_error = false;
+		/* Do not let the message go out later, unreported. */
+		rd_kafka_purge(kc->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		rd_kafka_poll(kc->rk, 0);
+		return false;
+	}
+	if (kc->delivery_err)
+	{
+		snprintf(errbuf, errlen, "%s", kc->error);
+		return false;
+	}
+	return true;
+}

@@ -1,0 +1,347 @@
+/*
+ * loader.c
+ *		Writing decoded rows into a target table the way COPY FROM does.
+ *
+ * A transaction loads one batch of messages.  LoaderBegin opens the table
+ * with an executor state, its indexes and the default expressions of its
+ * columns, and checks the stream owner's INSERT privilege on the columns
+ * the stream writes.  The consumer then loads ranges of the batch, each in
+ * a subtransaction (so that a bad message can be isolated by bisection):
+ * LoaderRangeStart, LoaderAddMessage for each message, LoaderRangeFinish.
+ *
+ * Rows go through table_multi_insert with a BulkInsertState, 1000 at a
+ * time, then get their index entries and AFTER ROW triggers, as in
+ * copyfrom.c; CHECK and NOT NULL constraints are checked per row before
+ * buffering.  A table with BEFORE ROW triggers is written row by row so
+ * the triggers see each row first.  Tables with row-level security or
+ * partitions go through a prepared INSERT instead, which applies the
+ * policies and routes rows, at the price of speed.
+ *
+ * The BulkInsertState keeps a pin on the last page it wrote; a pin taken
+ * in a subtransaction is released by its abort, so the state lives only as
+ * long as one range and is dropped without unpinning after an abort.
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/hio.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+
+#include "loader.h"
+
+#define MAX_BUFFERED_ROWS 1000
+
+/* Opens the target for one transaction; checks the owner's privileges. */
+void
+LoaderBegin(TargetState *ts)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	TupleDesc	desc;
+	MemoryContext old;
+	ListCell   *lc;
+	int			i;
+
+	ts->rel = table_open(ts->relid, RowExclusiveLock);
+	desc = RelationGetDescr(ts->rel);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = ts->relid;
+	rte->relkind = ts->rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	rte->checkAsUser = ts->cfg->owner;
+	foreach(lc, ts->insert_cols)
+		rte->insertedCols = bms_add_member(rte->insertedCols,
+										   lfirst_int(lc) - FirstLowInvalidHeapAttributeNumber);
+	ExecCheckRTPerms(list_make1(rte), true);
+
+	ts->use_spi = rte->relkind != RELKIND_RELATION ||
+		check_enable_rls(ts->relid, ts->cfg->owner, false) == RLS_ENABLED;
+
+	ts->estate = CreateExecutorState();
+	ts->estate->es_output_cid = GetCurrentCommandId(true);
+	old = MemoryContextSwitchTo(ts->estate->es_query_cxt);
+	ExecInitRangeTable(ts->estate, list_make1(rte));
+	ts->present = palloc(sizeof(bool) * ts->natts);
+
+	/* Defaults of the columns a message may leave out. */
+	ts->defaults = palloc0(sizeof(ExprState *) * ts->natts);
+	for (i = 0; i < ts->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Node	   *def;
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		def = build_column_default(ts->rel, i + 1);
+		if (def)
+			ts->defaults[i] = ExecInitExpr(expression_planner((Expr *) def), NULL);
+	}
+
+	if (ts->use_spi)
+	{
+		StringInfoData sql;
+		StringInfoData vals;
+		Oid		   *types = palloc(sizeof(Oid) * ts->natts);
+		int			n = 0;
+
+		initStringInfo(&sql);
+		initStringInfo(&vals);
+		appendStringInfo(&sql, "INSERT INTO %s (",
+						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(ts->rel)),
+													RelationGetRelationName(ts->rel)));
+		for (i = 0; i < ts->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (att->attisdropped || att->attgenerated)
+				continue;
+			appendStringInfo(&sql, "%s%s", n ? ", " : "",
+							 quote_identifier(NameStr(att->attname)));
+			appendStringInfo(&vals, "%s$%d", n ? ", " : "", n + 1);
+			types[n++] = att->atttypid;
+		}
+		appendStringInfo(&sql, ") VALUES (%s)", vals.data);
+		ts->spi_plan = SPI_prepare(sql.data, n, types);
+		if (ts->spi_plan == NULL)
+			elog(ERROR, "cannot prepare insert into target: %s",
+				 SPI_result_code_string(SPI_result));
+		MemoryContextSwitchTo(old);
+		return;
+	}
+
+	ts->rri = makeNode(ResultRelInfo);
+	ExecInitResultRelation(ts->estate, ts->rri, 1);
+	ExecOpenIndices(ts->rri, false);
+	ts->multi = !(ts->rri->ri_TrigDesc &&
+				  (ts->rri->ri_TrigDesc->trig_insert_before_row ||
+				   ts->rri->ri_TrigDesc->trig_insert_instead_row));
+	ts->slots = palloc0(sizeof(TupleTableSlot *) * MAX_BUFFERED_ROWS);
+	ts->nbuffered = 0;
+	MemoryContextSwitchTo(old);
+}
+
+/* Starts a range: statement triggers, the after-trigger queue. */
+void
+LoaderRangeStart(TargetState *ts)
+{
+	if (ts->use_spi)
+		return;
+	AfterTriggerBeginQuery();
+	ExecBSInsertTriggers(ts->estate, ts->rri);
+	ts->bistate = GetBulkInsertState();
+}
+
+/* Writes the buffered rows, then their index entries and triggers. */
+static void
+FlushBuffer(TargetState *ts)
+{
+	int			i;
+
+	if (ts->nbuffered == 0)
+		return;
+	table_multi_insert(ts->rel, ts->slots, ts->nbuffered,
+					   ts->estate->es_output_cid, 0, ts->bistate);
+	for (i = 0; i < ts->nbuffered; i++)
+	{
+		List	   *recheck = NIL;
+
+		if (ts->rri->ri_NumIndices > 0)
+			recheck = ExecInsertIndexTuples(ts->rri, ts->slots[i], ts->estate,
+											false, false, NULL, NIL);
+		ExecARInsertTriggers(ts->estate, ts->rri, ts->slots[i], recheck, NULL);
+		list_free(recheck);
+		ExecClearTuple(ts->slots[i]);
+	}
+	ts->nbuffered = 0;
+	ResetPerTupleExprContext(ts->estate);
+}
+
+/* Takes one decoded row: defaults, constraints, then into the table. */
+static void
+EmitRowFast(TargetState *ts, Datum *values, bool *nulls, bool *present)
+{
+	ExprContext *econtext = GetPerTupleExprContext(ts->estate);
+	TupleTableSlot *slot;
+	int			i;
+
+	for (i = 0; i < ts->natts; i++)
+	{
+		if (present[i])
+			continue;
+		if (ts->defaults[i])
+			values[i] = ExecEvalExpr(ts->defaults[i], econtext, &nulls[i]);
+		else
+		{
+			values[i] = (Datum) 0;
+			nulls[i] = true;
+		}
+	}
+
+	if (ts->use_spi)
+	{
+		Datum	   *args = palloc(sizeof(Datum) * ts->natts);
+		char	   *argn = palloc(ts->natts + 1);
+		TupleDesc	desc = RelationGetDescr(ts->rel);
+		int			n = 0;
+		int			rc;
+
+		for (i = 0; i < ts->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (att->attisdropped || att->attgenerated)
+				continue;
+			args[n] = values[i];
+			argn[n++] = nulls[i] ? 'n' : ' ';
+		}
+		rc = SPI_execute_plan(ts->spi_plan, args, argn, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "insert into target failed: %s", SPI_result_code_string(rc));
+		return;
+	}
+
+	if (ts->slots[ts->nbuffered] == NULL)
+	{
+		/*
+		 * Slots are made on demand, maybe inside a subtransaction: over a
+		 * copy of the descriptor, which no resource owner tracks.
+		 */
+		MemoryContext old = MemoryContextSwitchTo(ts->estate->es_query_cxt);
+
+		if (ts->slot_desc == NULL)
+			ts->slot_desc = CreateTupleDescCopy(RelationGetDescr(ts->rel));
+		ts->slots[ts->nbuffered] =
+			MakeSingleTupleTableSlot(ts->slot_desc, table_slot_callbacks(ts->rel));
+		MemoryContextSwitchTo(old);
+	}
+	slot = ts->slots[ts->nbuffered];
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, sizeof(Datum) * ts->natts);
+	memcpy(slot->tts_isnull, nulls, sizeof(bool) * ts->natts);
+	ExecStoreVirtualTuple(slot);
+
+	if (!ts->multi && !ExecBRInsertTriggers(ts->estate, ts->rri, slot))
+		return;					/* a BEFORE trigger skipped the row */
+	if (ts->rel->rd_att->constr)
+	{
+		if (ts->rel->rd_att->constr->has_generated_stored)
+			ExecComputeStoredGenerated(ts->rri, ts->estate, slot, CMD_INSERT);
+		ExecConstraints(ts->rri, slot, ts->estate);
+	}
+	if (ts->multi)
+	{
+		if (++ts->nbuffered == MAX_BUFFERED_ROWS)
+			FlushBuffer(ts);
+	}
+	else
+	{
+		List	   *recheck = NIL;
+
+		table_tuple_insert(ts->rel, slot, ts->estate->es_output_cid, 0,
+						   ts->bistate);
+		if (ts->rri->ri_NumIndices > 0)
+			recheck = ExecInsertIndexTuples(ts->rri, slot, ts->estate,
+											false, false, NULL, NIL);
+		ExecARInsertTriggers(ts->estate, ts->rri, slot, recheck, NULL);
+		list_free(recheck);
+		ExecClearTuple(slot);
+	}
+}
+
+/* Decodes one message into row(s) of the target. */
+void
+LoaderAddMessage(TargetState *ts, KafkaMessage *m)
+{
+	Datum	   *values;
+	bool	   *nulls;
+	StreamConfig *cfg = ts->cfg;
+
+	if (strcmp(cfg->format, "csv") == 0)
+	{
+		DecodeCsv(ts, m, EmitRowFast);
+		return;
+	}
+	values = palloc(sizeof(Datum) * ts->natts);
+	nulls = palloc0(sizeof(bool) * ts->natts);
+	memset(ts->present, 0, sizeof(bool) * ts->natts);
+	if (cfg->format[0] == 'j')
+		DecodeJson(ts, m, values, nulls, ts->present);
+	else
+		DecodeText(ts, m, values, nulls, ts->present);
+	EmitRowFast(ts, values, nulls, ts->present);
+}
+
+/* Ends a range that loaded: the last rows, statement and after triggers. */
+void
+LoaderRangeFinish(TargetState *ts)
+{
+	if (ts->use_spi)
+		return;
+	FlushBuffer(ts);
+	ExecASInsertTriggers(ts->estate, ts->rri, NULL);
+	AfterTriggerEndQuery(ts->estate);
+	FreeBulkInsertState(ts->bistate);
+	ts->bistate = NULL;
+}
+
+/*
+ * Forgets a range whose subtransaction was rolled back.  The abort has
+ * released the relation, its indexes, locks, pins and tuple descriptors;
+ * what is left is memory.
+ */
+void
+LoaderRangeAbort(TargetState *ts)
+{
+	if (ts->estate)
+		MemoryContextDelete(ts->estate->es_query_cxt);
+	ts->estate = NULL;
+	ts->rri = NULL;
+	ts->slots = NULL;
+	ts->slot_desc = NULL;
+	ts->nbuffered = 0;
+	ts->bistate = NULL;
+	ts->spi_plan = NULL;
+	ts->rel = NULL;
+}
+
+/* Closes the target at the end of the transaction. */
+void
+LoaderEnd(TargetState *ts)
+{
+	if (ts->rri)
+	{
+		int			i;
+
+		for (i = 0; i < MAX_BUFFERED_ROWS && ts->slots[i]; i++)
+			ExecDropSingleTupleTableSlot(ts->slots[i]);
+		ts->slot_desc = NULL;
+		ExecCloseResultRelations(ts->estate);
+		ExecCloseRangeTableRelations(ts->estate);
+	}
+	if (ts->spi_plan)
+		SPI_freeplan(ts->spi_plan);
+	ts->spi_plan = NULL;
+	FreeExecutorState(ts->estate);
+	ts->estate = NULL;
+	ts->rri = NULL;
+	ts->slots = NULL;
+	table_close(ts->rel, NoLock);
+	ts->rel = NULL;
+}

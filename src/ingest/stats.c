@@ -1,0 +1,304 @@
+/*
+ * stats.c
+ *		Live statistics of the streams, in shared memory, and the SRF under
+ *		the streamml.stream_stats view.
+ *
+ * One slot per (stream, partition), found by linear search: a server runs
+ * a few streams with a few hundred partitions at most, and each worker
+ * updates its slots once per batch, not per message.  Partition -1 is the
+ * stream-wide slot, where errors that belong to no partition (a broker
+ * outage, a target that cannot be written) are shown.  The same shared
+ * struct carries the launcher's pid, so that the SQL functions can wake it.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "ingest.h"
+
+typedef struct StatSlot
+{
+	int32		stream;			/* 0 when free */
+	int32		partition;
+	Oid			owner;			/* the stream's owner, who may see it */
+	int64		next_offset;
+	int64		high_watermark;
+	int64		rows_ingested;
+	int64		rows_rejected;
+	double		rate;			/* rows per second, smoothed */
+	TimestampTz rate_at;
+	TimestampTz last_batch_at;
+	TimestampTz error_at;
+	int			pid;
+	char		last_error[256];
+} StatSlot;
+
+typedef struct StatsShared
+{
+	LWLock	   *lock;
+	int			launcher_pid;
+	int			nslots;
+	StatSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} StatsShared;
+
+static StatsShared *Stats = NULL;
+static Oid	stats_owner = InvalidOid;
+
+/* Size of the shared struct. */
+static Size
+StatsSize(void)
+{
+	return add_size(offsetof(StatsShared, slots),
+					mul_size(streamml_max_stat_slots, sizeof(StatSlot)));
+}
+
+/* Asks for our shared memory and lock; from the shmem_request_hook. */
+void
+StatsShmemRequest(void)
+{
+	RequestAddinShmemSpace(StatsSize());
+	RequestNamedLWLockTranche("pg_streamml", 1);
+}
+
+/* Creates or attaches the shared struct; from the shmem_startup_hook. */
+void
+StatsShmemStartup(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	Stats = ShmemInitStruct("pg_streamml stats", StatsSize(), &found);
+	if (!found)
+	{
+		memset(Stats, 0, StatsSize());
+		Stats->lock = &(GetNamedLWLockTranche("pg_streamml"))->lock;
+		Stats->nslots = streamml_max_stat_slots;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Records the launcher's pid (0 when it exits). */
+void
+StatsSetLauncherPid(int pid)
+{
+	if (Stats)
+		Stats->launcher_pid = pid;
+}
+
+/* The launcher's pid, or 0. */
+int
+StatsGetLauncherPid(void)
+{
+	return Stats ? Stats->launcher_pid : 0;
+}
+
+/* Wakes the launcher so that it reads the catalog now. */
+void
+StatsWakeLauncher(void)
+{
+	int			pid = StatsGetLauncherPid();
+
+	if (pid > 0)
+		kill(pid, SIGUSR1);
+}
+
+/* Sets the owner recorded with the slots this process updates. */
+void
+StatsSetOwner(Oid owner)
+{
+	stats_owner = owner;
+}
+
+/* The slot of (stream, partition), made if missing; lock held. */
+static StatSlot *
+FindSlot(int32 stream, int32 partition)
+{
+	StatSlot   *free_slot = NULL;
+	int			i;
+
+	for (i = 0; i < Stats->nslots; i++)
+	{
+		StatSlot   *s = &Stats->slots[i];
+
+		if (s->stream == stream && s->partition == partition)
+		{
+			if (OidIsValid(stats_owner))
+				s->owner = stats_owner;
+			return s;
+		}
+		if (s->stream == 0 && free_slot == NULL)
+			free_slot = s;
+	}
+	if (free_slot)
+	{
+		memset(free_slot, 0, sizeof(StatSlot));
+		free_slot->stream = stream;
+		free_slot->partition = partition;
+		free_slot->owner = stats_owner;
+		free_slot->next_offset = -1;
+		free_slot->high_watermark = -1;
+	}
+	return free_slot;
+}
+
+/* Accounts for one committed batch of one partition. */
+void
+StatsBatch(int32 stream, int32 partition, int64 next_offset, int64 high,
+		   int64 rows, int64 rejected, int pid)
+{
+	StatSlot   *s;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!Stats)
+		return;
+	LWLockAcquire(Stats->lock, LW_EXCLUSIVE);
+	s = FindSlot(stream, partition);
+	if (s)
+	{
+		long		secs;
+		int			usecs;
+		double		dt;
+
+		if (next_offset >= 0)
+			s->next_offset = next_offset;
+		if (high >= 0)
+			s->high_watermark = high;
+		s->rows_ingested += rows;
+		s->rows_rejected += rejected;
+		s->pid = pid;
+		if (rows + rejected > 0)
+			s->last_batch_at = now;
+		/* Rows per second over the last second or so, smoothed. */
+		if (s->rate_at == 0)
+			s->rate_at = now;
+		TimestampDifference(s->rate_at, now, &secs, &usecs);
+		dt = secs + usecs / 1e6;
+		if (dt > 0.0)
+		{
+			double		inst = (rows + rejected) / dt;
+			double		w = dt >= 1.0 ? 1.0 : dt;
+
+			s->rate = s->rate * (1.0 - w) + inst * w;
+			s->rate_at = now;
+		}
+		else
+			s->rate_at = now;
+	}
+	LWLockRelease(Stats->lock);
+}
+
+/* Shows an error on a partition, or on the stream (partition -1). */
+void
+StatsError(int32 stream, int32 partition, const char *msg, int pid)
+{
+	StatSlot   *s;
+
+	if (!Stats)
+		return;
+	LWLockAcquire(Stats->lock, LW_EXCLUSIVE);
+	s = FindSlot(stream, partition);
+	if (s)
+	{
+		strlcpy(s->last_error, msg ? msg : "", sizeof(s->last_error));
+		s->error_at = msg ? GetCurrentTimestamp() : 0;
+		s->pid = pid;
+	}
+	LWLockRelease(Stats->lock);
+}
+
+/* Clears the errors of a stream after a successful batch. */
+void
+StatsClearError(int32 stream, int pid)
+{
+	int			i;
+
+	if (!Stats)
+		return;
+	LWLockAcquire(Stats->lock, LW_EXCLUSIVE);
+	for (i = 0; i < Stats->nslots; i++)
+	{
+		StatSlot   *s = &Stats->slots[i];
+
+		if (s->stream == stream && s->last_error[0] != '\0' &&
+			(s->pid == pid || s->partition == -1))
+			s->last_error[0] = '\0';
+	}
+	LWLockRelease(Stats->lock);
+}
+
+/* Frees the slots of a dropped stream. */
+void
+StatsForgetStream(int32 stream)
+{
+	int			i;
+
+	if (!Stats)
+		return;
+	LWLockAcquire(Stats->lock, LW_EXCLUSIVE);
+	for (i = 0; i < Stats->nslots; i++)
+		if (Stats->slots[i].stream == stream)
+			Stats->slots[i].stream = 0;
+	LWLockRelease(Stats->lock);
+}
+
+PG_FUNCTION_INFO_V1(streamml_stream_stats_raw);
+
+/*
+ * SQL streamml.stream_stats_raw(): one row per slot in use.  The view joins
+ * it with streamml.streams, whose row-level security hides other users'
+ * streams.
+ */
+Datum
+streamml_stream_stats_raw(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+	TimestampTz now = GetCurrentTimestamp();
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (!Stats)
+		PG_RETURN_VOID();
+	LWLockAcquire(Stats->lock, LW_SHARED);
+	for (i = 0; i < Stats->nslots; i++)
+	{
+		StatSlot   *s = &Stats->slots[i];
+		Datum		v[11];
+		bool		n[11] = {0};
+
+		if (s->stream == 0)
+			continue;
+		if (!superuser() && !has_privs_of_role(GetUserId(), s->owner))
+			continue;
+		v[0] = Int32GetDatum(s->stream);
+		v[1] = Int32GetDatum(s->partition);
+		v[2] = Int64GetDatum(s->next_offset);
+		n[2] = s->next_offset < 0;
+		v[3] = Int64GetDatum(s->high_watermark);
+		n[3] = s->high_watermark < 0;
+		v[4] = Int64GetDatum(s->rows_ingested);
+		v[5] = Int64GetDatum(s->rows_rejected);
+		/* A stream idle for a while has no rate any more. */
+		v[6] = Float8GetDatum(TimestampDifferenceExceeds(s->rate_at, now, 3000)
+							  ? 0.0 : s->rate);
+		v[7] = CStringGetTextDatum(s->last_error);
+		n[7] = s->last_error[0] == '\0';
+		v[8] = TimestampTzGetDatum(s->error_at);
+		n[8] = s->error_at == 0 || n[7];
+		v[9] = TimestampTzGetDatum(s->last_batch_at);
+		n[9] = s->last_batch_at == 0;
+		v[10] = Int32GetDatum(s->pid);
+		n[10] = s->pid == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+	}
+	LWLockRelease(Stats->lock);
+	PG_RETURN_VOID();
+}

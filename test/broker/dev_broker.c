@@ -727,6 +727,7 @@ MainLoop(DevBroker *broker, const sigset_t *waitmask)
 	return true;
 }
 
+/* Parses the command line, starts the cluster, serves commands until stopped. */
 int
 main(int argc, char **argv)
 {

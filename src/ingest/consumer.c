@@ -707,11 +707,19 @@ Interrupts(void)
 	}
 }
 
-/* Closes the Kafka client at exit. */
+/*
+ * At exit, closes the Kafka client only where that helps someone: a member
+ * of a consumer group leaves it, so that its partitions move at once rather
+ * than after the session timeout.  Otherwise the client is left to die with
+ * the process.  rd_kafka_destroy() joins librdkafka's threads and can wait
+ * for them indefinitely (seen with 2.0.2 after a kill -9 of the postmaster),
+ * and a worker stuck here keeps the shared memory attached, so the server
+ * cannot restart.  Nothing needs flushing: the offsets live in the database.
+ */
 static void
 CloseClient(int code, Datum arg)
 {
-	if (kc)
+	if (kc && cfg && cfg->group && PostmasterIsAlive())
 		KafkaClientDestroy(kc);
 	kc = NULL;
 }

@@ -386,6 +386,14 @@ CREATE AGGREGATE streamml.multiclass_metrics(class integer, probabilities float8
 COMMENT ON AGGREGATE streamml.multiclass_metrics(integer, float8[]) IS
 	'multiclass metrics from the class index (0-based) and the class probabilities: accuracy, log_loss, confusion matrix';
 
+-- Evaluation of the deployed version (src/ml/evaluate.c).
+CREATE FUNCTION streamml.evaluate(model text, source text, label text,
+	features text[]) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'evaluate'
+	LANGUAGE C STABLE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.evaluate(text, text, text, text[]) IS
+	'metrics of the deployed version of a model on a table, view or query (overall and per group)';
+
 -- Training (src/ml/train.c).
 CREATE FUNCTION streamml.train_logreg(model text, source text, label text,
 	features text[], options jsonb DEFAULT '{}')

@@ -199,7 +199,7 @@ SourceIsQuery(const char *source)
 }
 
 /* Builds the FROM item for the source: a quoted relation or a subquery. */
-static char *
+char *
 SourceFromItem(const char *source)
 {
 	Oid			relid;
@@ -214,7 +214,7 @@ SourceFromItem(const char *source)
 }
 
 /* Finds a column of the source by name; errors naming it when absent. */
-static Oid
+Oid
 SourceColumnType(TupleDesc desc, const char *column, const char *role,
 				 const char *source)
 {
@@ -233,7 +233,7 @@ SourceColumnType(TupleDesc desc, const char *column, const char *role,
 }
 
 /* True for the types a feature or a regression target may have. */
-static bool
+bool
 TypeIsNumeric(Oid type)
 {
 	switch (type)
@@ -251,7 +251,7 @@ TypeIsNumeric(Oid type)
 }
 
 /* An SQL expression converting column c of type t to float8. */
-static char *
+char *
 Float8Expr(const char *column, Oid type)
 {
 	if (type == BOOLOID)
@@ -267,7 +267,7 @@ AppendLiteral(StringInfo buf, const char *s)
 }
 
 /* Runs a read-only query under the run's snapshot, parallel plans allowed. */
-static void
+void
 RunQuery(TrainRun *run, const char *sql, int nargs, Oid *types,
 		 Datum *values, const char *nulls)
 {
@@ -287,14 +287,14 @@ RunQuery(TrainRun *run, const char *sql, int nargs, Oid *types,
 }
 
 /* Returns column col of row row of the last result as a C string or NULL. */
-static char *
+char *
 ResultText(int row, int col)
 {
 	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
 }
 
 /* Returns a float8[] result column, copied into the caller's context. */
-static double *
+double *
 ResultFloat8Array(int row, int col, int *n, MemoryContext cxt)
 {
 	bool		isnull;
@@ -410,7 +410,7 @@ ResolveLabel(TrainRun *run, TupleDesc desc)
 }
 
 /* Resolves the features: the float8[] expression and the feature names. */
-static void
+void
 ResolveFeatures(TrainRun *run, TupleDesc desc)
 {
 	StringInfoData e;

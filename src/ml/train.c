@@ -36,6 +36,7 @@
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
@@ -504,16 +505,18 @@ ResolveSplit(TrainRun *run)
 	initStringInfo(&sql);
 	if (run->test_fraction > 0.0)
 		appendStringInfo(&sql,
-						 "SELECT (pg_catalog.percentile_disc(%.17g) WITHIN GROUP (ORDER BY s.%s))::text FROM %s",
-						 1.0 - run->test_fraction, qo, run->from);
+						 "SELECT (pg_catalog.percentile_disc(%.17g) WITHIN GROUP (ORDER BY s.%s))::text, (pg_catalog.max(s.%s))::text FROM %s",
+						 1.0 - run->test_fraction, qo, qo, run->from);
 	else
-		appendStringInfo(&sql, "SELECT (pg_catalog.max(s.%s))::text FROM %s",
-						 qo, run->from);
+		appendStringInfo(&sql, "SELECT (pg_catalog.max(s.%s))::text, (pg_catalog.max(s.%s))::text FROM %s",
+						 qo, qo, run->from);
 	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
 	run->cutoff = ResultText(0, 1);
 	if (run->cutoff == NULL)
 		return;
 	run->cutoff = MemoryContextStrdup(run->cxt, run->cutoff);
+	/* the newest row seen, from which retrain counts new rows */
+	run->data_max = MemoryContextStrdup(run->cxt, ResultText(0, 2));
 	if (run->test_fraction > 0.0)
 	{
 		StringInfoData w;
@@ -1502,12 +1505,12 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 	foreach(lc, groups)
 	{
 		GroupFit   *g = lfirst(lc);
-		Oid			t2[19] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
+		Oid			t2[20] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
 			FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
 			FLOAT8ARRAYOID, INT8OID, INT8OID, INT4OID, BOOLOID, JSONBOID,
-			FLOAT8OID, TEXTOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID};
-		Datum		v2[19];
-		char		n2[19];
+			FLOAT8OID, TEXTOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID, TEXTOID};
+		Datum		v2[20];
+		char		n2[20];
 		double	   *ints = g->beta;
 
 		if (g->beta == NULL)
@@ -1535,14 +1538,16 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 		v2[17] = Float8GetDatum(run->l2);
 		v2[18] = Float8GetDatum(g->df);
 		n2[18] = run->kind == MODEL_LINEAR ? ' ' : 'n';
+		v2[19] = run->data_max ? CStringGetTextDatum(run->data_max) : (Datum) 0;
+		n2[19] = run->data_max ? ' ' : 'n';
 		ret = SPI_execute_with_args(
 									"INSERT INTO streamml.model_versions (model, version, group_key, "
 									"intercepts, coefficients, std_errors, p_values, means, scales, "
 									"rows_used, rows_skipped, iterations, converged, metrics, duration, "
-									"data_cutoff, features, l2, df) "
+									"data_cutoff, features, l2, df, data_max) "
 									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-									"pg_catalog.make_interval(secs => $15), $16, $17, $18, $19)",
-									19, t2, v2, n2, false, 0);
+									"pg_catalog.make_interval(secs => $15), $16, $17, $18, $19, $20)",
+									20, t2, v2, n2, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not record a version of model \"%s\"", run->model);
 	}
@@ -1615,12 +1620,11 @@ CheckModelName(const char *model)
  * iterations, converged, deployed, metrics).
  */
 static Datum
-TrainModel(FunctionCallInfo fcinfo, ModelKind kind)
+TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
+		   text *label, ArrayType *fa, Jsonb *options)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TrainRun   *run = palloc0(sizeof(TrainRun));
-	Jsonb	   *options = PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4);
-	ArrayType  *fa = PG_GETARG_ARRAYTYPE_P(3);
 	Datum	   *fd;
 	bool	   *fn;
 	int			nf;
@@ -1637,9 +1641,9 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind)
 
 	run->cxt = CurrentMemoryContext;
 	run->kind = kind;
-	run->model = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	run->source = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	run->label = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	run->model = text_to_cstring(model);
+	run->source = text_to_cstring(source);
+	run->label = text_to_cstring(label);
 	run->p = -1;
 	CheckModelName(run->model);
 	deconstruct_array(fa, TEXTOID, -1, false, TYPALIGN_INT, &fd, &fn, &nf);
@@ -1844,7 +1848,9 @@ PG_FUNCTION_INFO_V1(train_logreg);
 Datum
 train_logreg(PG_FUNCTION_ARGS)
 {
-	return TrainModel(fcinfo, MODEL_LOGISTIC);
+	return TrainModel(fcinfo, MODEL_LOGISTIC, PG_GETARG_TEXT_PP(0),
+					  PG_GETARG_TEXT_PP(1), PG_GETARG_TEXT_PP(2),
+					  PG_GETARG_ARRAYTYPE_P(3), PG_GETARG_JSONB_P(4));
 }
 
 PG_FUNCTION_INFO_V1(train_linreg);
@@ -1853,5 +1859,145 @@ PG_FUNCTION_INFO_V1(train_linreg);
 Datum
 train_linreg(PG_FUNCTION_ARGS)
 {
-	return TrainModel(fcinfo, MODEL_LINEAR);
+	return TrainModel(fcinfo, MODEL_LINEAR, PG_GETARG_TEXT_PP(0),
+					  PG_GETARG_TEXT_PP(1), PG_GETARG_TEXT_PP(2),
+					  PG_GETARG_ARRAYTYPE_P(3), PG_GETARG_JSONB_P(4));
+}
+
+/* The options streamml.retrain accepts. */
+static const char *const RetrainOptions[] = {"min_new_rows", NULL};
+
+PG_FUNCTION_INFO_V1(retrain);
+
+/*
+ * SQL streamml.retrain(model, options): trains the model again from its
+ * stored spec (source, label, features, options), returning the rows of
+ * train_logreg or train_linreg.  With option min_new_rows, only when at
+ * least that many rows newer than the last run's newest (by the model's
+ * order_by) have arrived; otherwise it returns no row and says why in a
+ * NOTICE.  Scheduled by streamml.schedule_training through pg_cron.
+ */
+Datum
+retrain(PG_FUNCTION_ARGS)
+{
+	text	   *model = PG_GETARG_TEXT_PP(0);
+	Jsonb	   *options = PG_GETARG_JSONB_P(1);
+	char	   *name = text_to_cstring(model);
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {PointerGetDatum(model)};
+	double		min_new;
+	ModelKind	kind;
+	text	   *source;
+	text	   *label;
+	ArrayType  *features;
+	Jsonb	   *spec;
+	Datum		spec_datums[4];
+	MemoryContext cxt = CurrentMemoryContext;
+	int			ret;
+	bool		isnull;
+
+	OptionCheckKeys(options, RetrainOptions);
+	min_new = OptionNumber(options, "min_new_rows", -1, 0, 1e15);
+	if (OptionGet(options, "min_new_rows") != NULL && min_new != floor(min_new))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"min_new_rows\" must be a whole number")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_with_args(
+								"SELECT m.kind, m.source, m.label, m.feature_columns, m.options, "
+								"pg_catalog.pg_has_role(CURRENT_USER, m.owner, 'MEMBER'), m.options->>'order_by', "
+								"(SELECT v.data_max FROM streamml.model_versions v WHERE v.model = m.name "
+								" ORDER BY v.version DESC, v.data_max DESC NULLS LAST LIMIT 1) "
+								"FROM streamml.models m WHERE m.name = $1",
+								1, types, values, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read model \"%s\"", name);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name)));
+	if (strcmp(ResultText(0, 6), "t") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for model \"%s\"", name),
+				 errdetail("Only the owner of a model can train it.")));
+
+	if (min_new >= 0)
+	{
+		char	   *order_by = ResultText(0, 7);
+		char	   *last = ResultText(0, 8);
+		char	   *source_text = ResultText(0, 2);
+		StringInfoData sql;
+		int64		fresh;
+
+		if (order_by == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"min_new_rows\" needs a model trained with option \"order_by\""),
+					 errdetail("New rows are those whose order_by value is above the newest one of the last run.")));
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT pg_catalog.count(*) FROM %s",
+						 SourceFromItem(source_text));
+		if (last != NULL)
+			appendStringInfo(&sql, " WHERE s.%s > %s",
+							 quote_identifier(order_by), quote_literal_cstr(last));
+		ret = SPI_execute(sql.data, true, 0);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not count the new rows of model \"%s\"", name);
+		fresh = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+		if (fresh < min_new)
+		{
+			ereport(NOTICE,
+					(errmsg("model \"%s\" is not retrained: " INT64_FORMAT " new rows since its last run, fewer than min_new_rows %.0f",
+							name, fresh, min_new)));
+			SPI_finish();
+			InitMaterializedSRF(fcinfo, 0);
+			return (Datum) 0;
+		}
+		/* read the spec again: SPI_execute replaced the result */
+		ret = SPI_execute_with_args(
+									"SELECT m.kind, m.source, m.label, m.feature_columns, m.options "
+									"FROM streamml.models m WHERE m.name = $1",
+									1, types, values, NULL, true, 0);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read model \"%s\"", name);
+	}
+
+	kind = strcmp(ResultText(0, 1), "linear") == 0 ? MODEL_LINEAR : MODEL_LOGISTIC;
+	for (int i = 0; i < 4; i++)
+		spec_datums[i] = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
+														 SPI_tuptable->tupdesc,
+														 i + 2, &isnull),
+										   false, -1);
+	SPI_finish();
+	MemoryContextSwitchTo(cxt);
+	source = DatumGetTextPP(spec_datums[0]);
+	label = DatumGetTextPP(spec_datums[1]);
+	features = DatumGetArrayTypeP(spec_datums[2]);
+	spec = DatumGetJsonbP(spec_datums[3]);
+	return TrainModel(fcinfo, kind, model, source, label, features, spec);
+}
+
+PG_FUNCTION_INFO_V1(ml_pg_cron_database);
+
+/*
+ * SQL streamml.ml_pg_cron_database(): the database pg_cron runs jobs from
+ * (cron.database_name), NULL when pg_cron is not loaded.  pg_cron defines
+ * that setting when, and only when, it is loaded (it refuses to load
+ * outside shared_preload_libraries); a value set in postgresql.conf without
+ * it is only a placeholder.  Read here because the setting is hidden from
+ * users without pg_read_all_settings.
+ */
+Datum
+ml_pg_cron_database(PG_FUNCTION_ARGS)
+{
+	const char *db = GetConfigOption("cron.database_name", true, false);
+
+	if (db == NULL ||
+		(GetConfigOptionFlags("cron.database_name", true) & GUC_CUSTOM_PLACEHOLDER))
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(db));
 }

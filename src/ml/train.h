@@ -51,6 +51,7 @@ typedef struct TrainRun
 	char	   *train_where;
 	char	   *test_where;
 	char	   *cutoff;
+	char	   *data_max;		/* newest order_by value of the run */
 	char	  **classes;
 	int			nclasses;
 	int64		extra_skipped;

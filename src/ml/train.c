@@ -1291,17 +1291,49 @@ ResolveClassWeights(TrainRun *run, List *groups)
 	else if (cw->type == jbvBinary)
 	{
 		Jsonb	   *obj = JsonbValueToJsonb(cw);
+		JsonbIterator *it;
+		JsonbValue	kv;
+		JsonbIteratorToken tok;
 
 		if (!JB_ROOT_IS_OBJECT(obj))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"class_weight\" must be 'balanced' or an object of class weights")));
+		it = JsonbIteratorInit(&obj->root);
+
 		for (int c = 0; c < run->nclasses; c++)
+			weights[c] = 1.0;
+		while ((tok = JsonbIteratorNext(&it, &kv, true)) != WJB_DONE)
 		{
-			weights[c] = OptionNumber(obj, run->classes[c], 1.0, 0.0, 1e12);
-			/* boolean labels also accept "0"/"1" as class names */
-			if (run->nclasses == 2 && OptionGet(obj, run->classes[c]) == NULL)
-				weights[c] = OptionNumber(obj, c == 0 ? "0" : "1", 1.0, 0.0, 1e12);
+			char	   *key;
+			int			c;
+
+			if (tok != WJB_KEY)
+				continue;
+			key = pnstrdup(kv.val.string.val, kv.val.string.len);
+			for (c = 0; c < run->nclasses; c++)
+				if (strcmp(run->classes[c], key) == 0)
+					break;
+			/* binary labels also accept "0" and "1" as class names */
+			if (c == run->nclasses && run->nclasses == 2 &&
+				(strcmp(key, "0") == 0 || strcmp(key, "1") == 0))
+				c = key[0] - '0';
+			if (c == run->nclasses)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"class_weight\" names \"%s\", which is not a class of label \"%s\"",
+								key, run->label)));
+			tok = JsonbIteratorNext(&it, &kv, true);
+			if (kv.type != jbvNumeric)
+				weights[c] = -1.0;
+			else
+				weights[c] = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+																NumericGetDatum(kv.val.numeric)));
+			if (!(weights[c] >= 0.0 && weights[c] <= 1e12))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("class weight of \"%s\" must be a number between 0 and 1e12",
+								key)));
 		}
 	}
 	else

@@ -20,6 +20,11 @@
  * The loss is computed as softplus(eta) - y * eta with softplus written so
  * that it never overflows, so perfectly separated rows cost log(1+e^-|eta|)
  * instead of log(0).
+ *
+ * Binary rows are buffered in blocks of PASS_BLOCK (standardised features,
+ * residual and Hessian weight), and each block is added to the gradient and
+ * the Hessian as one rank-PASS_BLOCK update (PassBlockSyrk): this is where
+ * a pass spends its time.
  */
 #include "postgres.h"
 
@@ -54,6 +59,11 @@ typedef struct IrlsState
 	double	   *coef;
 	double	   *z;				/* scratch: 1, z1, ..., zp */
 	double	   *prob;			/* scratch: K class probabilities */
+	/* binary rows not yet added to grad and hess (IrlsFlush) */
+	int			nblock;
+	double	   *block;			/* (p + 1) × PASS_BLOCK, feature-major */
+	double	   *bh;				/* PASS_BLOCK Hessian weights */
+	double	   *br;				/* PASS_BLOCK residuals */
 } IrlsState;
 
 /* Allocates the accumulators of a state for p features and K classes. */
@@ -149,40 +159,86 @@ IrlsLoadParams(IrlsState *state, FunctionCallInfo fcinfo)
 	state->coef = state->invs + p;
 	state->z = palloc(sizeof(double) * (p + 1));
 	state->prob = palloc(sizeof(double) * classes);
+	state->nblock = 0;
+	state->block = palloc0(sizeof(double) * (p + 1) * PASS_BLOCK);
+	state->bh = palloc0(sizeof(double) * PASS_BLOCK);
+	state->br = palloc0(sizeof(double) * PASS_BLOCK);
 }
 
-/* Adds one binary row: z holds 1, z1..zp. */
+/*
+ * Adds the buffered block of binary rows to the gradient and the Hessian:
+ * Σ r_i z_i and Σ h_i z_i z_iᵀ, one rank-PASS_BLOCK update.
+ */
+static void
+IrlsFlush(IrlsState *state)
+{
+	int			n1 = state->p + 1;
+
+	if (state->nblock == 0)
+		return;
+	/* rows not in use weigh nothing (their z are stale but finite) */
+	for (int r = state->nblock; r < PASS_BLOCK; r++)
+	{
+		state->bh[r] = 0.0;
+		state->br[r] = 0.0;
+	}
+	state->nblock = 0;
+	for (int i = 0; i < n1; i++)
+		state->grad[i] += PassBlockDot(state->br, state->block + i * PASS_BLOCK);
+	PassBlockSyrk(state->hess, state->block, state->bh, n1);
+}
+
+/*
+ * Adds one binary row, z = 1, z1..zp: the loss and the confusion counts
+ * now, the gradient and Hessian terms into the block buffer.
+ */
 static void
 IrlsAddBinary(IrlsState *state, double y, double w)
 {
 	int			n1 = state->p + 1;
-	double	   *z = state->z;
-	double		eta = 0.0;
+	const double *z = state->z;
+	double	   *zb = state->block + state->nblock;
+	double		eta0 = 0.0;
+	double		eta1 = 0.0;
+	double		eta;
+	double		e;
+	double		q;
 	double		pr;
-	double		r;
-	double		h;
-	double	   *hp = state->hess;
+	int			pos;
+	int			label;
+	int			i;
 
-	for (int i = 0; i < n1; i++)
-		eta += state->coef[i] * z[i];
-	pr = Sigmoid(eta);
-	state->loss += w * LogisticLoss(eta, y);
-	r = w * (pr - y);
-	h = w * pr * (1.0 - pr);
-	for (int i = 0; i < n1; i++)
+	/* two partial sums: independent chains of additions */
+	for (i = 0; i + 1 < n1; i += 2)
 	{
-		double		a = h * z[i];
-
-		state->grad[i] += r * z[i];
-		for (int j = i; j < n1; j++)
-			*hp++ += a * z[j];
+		eta0 += state->coef[i] * z[i];
+		eta1 += state->coef[i + 1] * z[i + 1];
 	}
-	if (pr >= 0.5)
-		state->confusion[y >= 0.5 ? 0 : 1] += 1.0;
-	else
-		state->confusion[y >= 0.5 ? 3 : 2] += 1.0;
-	if ((pr >= 0.5) == (y >= 0.5))
-		state->correct += 1.0;
+	if (i < n1)
+		eta0 += state->coef[i] * z[i];
+	eta = eta0 + eta1;
+	for (i = 0; i < n1; i++)
+		zb[i * PASS_BLOCK] = z[i];
+	/*
+	 * One exp for both σ(η) and softplus(η) - yη, without overflow, and no
+	 * branch on the sign of η (it is as good as random): with e = exp(-|η|),
+	 * σ(η) = 1/(1+e) for η >= 0 and e/(1+e) otherwise, max(η, 0) is
+	 * (η + |η|)/2.
+	 */
+	e = exp(-fabs(eta));
+	q = 1.0 / (1.0 + e);
+	pos = (eta >= 0.0);
+	pr = q * (pos + (1 - pos) * e);
+	state->loss += w * (0.5 * (eta + fabs(eta)) + log1p(e) - y * eta);
+	state->br[state->nblock] = w * (pr - y);
+	state->bh[state->nblock] = w * pr * (1.0 - pr);
+	if (++state->nblock == PASS_BLOCK)
+		IrlsFlush(state);
+
+	/* tp, fp, tn, fn at 0.5 (σ(η) >= 0.5 exactly when η >= 0) */
+	label = (y >= 0.5);
+	state->confusion[2 * (1 - pos) + (pos ^ label)] += 1.0;
+	state->correct += (pos == label);
 }
 
 /* Adds one multinomial row: y is the class index. */
@@ -256,16 +312,16 @@ PG_FUNCTION_INFO_V1(irls_pass_transfn);
 Datum
 irls_pass_transfn(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcontext = PassAggContext(fcinfo, "irls_pass_transfn");
 	IrlsState  *state;
 	double		y;
 	double		w;
-	double	   *x;
+	const char *x;
 	int			p;
+	double	   *z;
 
 	if (PG_ARGISNULL(0))
 	{
-		MemoryContext old = MemoryContextSwitchTo(aggcontext);
+		MemoryContext old = MemoryContextSwitchTo(PassAggContext(fcinfo, "irls_pass_transfn"));
 
 		state = palloc0(sizeof(IrlsState));
 		IrlsLoadParams(state, fcinfo);
@@ -279,11 +335,21 @@ irls_pass_transfn(PG_FUNCTION_ARGS)
 		state->skipped++;
 		PG_RETURN_POINTER(state);
 	}
+	z = state->z;
+	z[0] = 1.0;
+	for (int i = 1; i <= p; i++)
+	{
+		double		v = PassFeature(x, i - 1);
+
+		if (unlikely(!isfinite(v)))
+		{
+			state->skipped++;
+			PG_RETURN_POINTER(state);
+		}
+		z[i] = (v - state->mean[i - 1]) * state->invs[i - 1];
+	}
 	state->count++;
 	state->w += w;
-	state->z[0] = 1.0;
-	for (int i = 0; i < p; i++)
-		state->z[i + 1] = (x[i] - state->mean[i]) * state->invs[i];
 	if (state->classes == 2)
 	{
 		if (y != 0.0 && y != 1.0)
@@ -324,6 +390,8 @@ irls_pass_combinefn(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot combine irls_pass states of different sizes")));
+	IrlsFlush(a);
+	IrlsFlush(b);
 	a->count += b->count;
 	a->skipped += b->skipped;
 	a->w += b->w;
@@ -347,6 +415,7 @@ irls_pass_serialfn(PG_FUNCTION_ARGS)
 	IrlsState  *state = (IrlsState *) PG_GETARG_POINTER(0);
 	StringInfoData buf;
 
+	IrlsFlush(state);
 	pq_begintypsend(&buf);
 	pq_sendint32(&buf, state->p);
 	pq_sendint32(&buf, state->classes);
@@ -408,6 +477,7 @@ irls_pass_finalfn(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	state = (IrlsState *) PG_GETARG_POINTER(0);
+	IrlsFlush(state);
 	len = IRLS_OUT_HEADER + state->k + PACKED_SIZE(state->k);
 	out = palloc(sizeof(double) * len);
 	out[IRLS_OUT_COUNT] = state->count;

@@ -44,6 +44,7 @@ CREATE TABLE streamml.model_versions (
 	df float8,
 	duration interval,
 	data_cutoff text,
+	data_max text,
 	trained_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	UNIQUE NULLS NOT DISTINCT (model, version, group_key)
 );
@@ -382,6 +383,14 @@ CREATE AGGREGATE streamml.multiclass_metrics(class integer, probabilities float8
 COMMENT ON AGGREGATE streamml.multiclass_metrics(integer, float8[]) IS
 	'multiclass metrics from the class index (0-based) and the class probabilities: accuracy, log_loss, confusion matrix';
 
+-- Evaluation of the deployed version (src/ml/evaluate.c).
+CREATE FUNCTION streamml.evaluate(model text, source text, label text,
+	features text[]) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'evaluate'
+	LANGUAGE C STABLE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.evaluate(text, text, text, text[]) IS
+	'metrics of the deployed version of a model on a table, view or query (overall and per group)';
+
 -- Training (src/ml/train.c).
 CREATE FUNCTION streamml.train_logreg(model text, source text, label text,
 	features text[], options jsonb DEFAULT '{}')
@@ -402,6 +411,140 @@ CREATE FUNCTION streamml.train_linreg(model text, source text, target text,
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION streamml.train_linreg(text, text, text, text[], jsonb) IS
 	'trains a linear (least squares or ridge) regression and records a new model version';
+
+-- Re-training (src/ml/train.c) and its schedule through pg_cron, which
+-- stays optional: only schedule_training and unschedule_training need it.
+CREATE FUNCTION streamml.retrain(model text, options jsonb DEFAULT '{}')
+	RETURNS TABLE (model text, version integer, group_key text,
+		rows_used bigint, rows_skipped bigint, iterations integer,
+		converged boolean, deployed boolean, metrics jsonb)
+	AS 'MODULE_PATHNAME', 'retrain'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.retrain(text, jsonb) IS
+	'trains a model again from its stored spec; with {"min_new_rows": N} only once N rows newer than the last run (by order_by) arrived';
+
+-- The pg_cron job name of a model's scheduled training.
+CREATE FUNCTION streamml.training_job_name(model text) RETURNS text
+	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+	RETURN 'streamml:train:' || model;
+COMMENT ON FUNCTION streamml.training_job_name(text) IS
+	'name of the pg_cron job that streamml.schedule_training creates for a model';
+
+CREATE FUNCTION streamml.ml_pg_cron_database() RETURNS text
+	AS 'MODULE_PATHNAME', 'ml_pg_cron_database'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ml_pg_cron_database() IS
+	'the database pg_cron runs jobs from (cron.database_name), null when pg_cron is not loaded';
+
+-- Errors unless pg_cron is loaded and installed in this database.
+CREATE FUNCTION streamml.require_pg_cron() RETURNS void
+	LANGUAGE plpgsql STABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF streamml.ml_pg_cron_database() IS NULL THEN
+		RAISE EXCEPTION 'pg_cron is not loaded'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'Scheduled training runs as a pg_cron job.',
+				  HINT = 'Add pg_cron to shared_preload_libraries and restart the server.';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+		RAISE EXCEPTION 'extension "pg_cron" is not installed in database "%"',
+				current_database()
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'Scheduled training runs as a pg_cron job.',
+				  HINT = format('Run CREATE EXTENSION pg_cron in database %I (cron.database_name)%s.',
+								streamml.ml_pg_cron_database(),
+								CASE WHEN streamml.ml_pg_cron_database() <> current_database()
+									 THEN ', or set cron.database_name to this database'
+									 ELSE '' END);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION streamml.require_pg_cron() IS
+	'errors with a hint unless pg_cron is preloaded and installed in this database';
+
+CREATE FUNCTION streamml.schedule_training(model text, schedule text,
+	options jsonb DEFAULT '{}') RETURNS bigint
+	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	m_owner name;
+	k text;
+	command text;
+BEGIN
+	PERFORM streamml.require_pg_cron();
+	SELECT m.owner INTO m_owner FROM streamml.models m
+	 WHERE m.name = schedule_training.model;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'model "%" does not exist', schedule_training.model
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF m_owner <> CURRENT_USER AND NOT (SELECT rolsuper FROM pg_roles
+										   WHERE rolname = CURRENT_USER) THEN
+		RAISE EXCEPTION 'permission denied for model "%"', schedule_training.model
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'Only the owner of a model can schedule its training: the job runs as the user who scheduled it.';
+	END IF;
+	IF jsonb_typeof(options) <> 'object' THEN
+		RAISE EXCEPTION 'options must be a JSON object'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	FOR k IN SELECT jsonb_object_keys(options) LOOP
+		IF k <> 'min_new_rows' THEN
+			RAISE EXCEPTION 'unknown training option "%"', k
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	END LOOP;
+	command := format('SELECT * FROM streamml.retrain(%L, %L)',
+					  schedule_training.model, options);
+	-- pg_cron runs a job as the user who scheduled it: the owner, so that
+	-- the run sees and writes what a training by the owner would
+	IF m_owner = CURRENT_USER THEN
+		RETURN cron.schedule(streamml.training_job_name(schedule_training.model),
+							 schedule_training.schedule, command);
+	END IF;
+	RETURN cron.schedule_in_database(streamml.training_job_name(schedule_training.model),
+									 schedule_training.schedule, command,
+									 current_database(), m_owner, true);
+END
+$$;
+COMMENT ON FUNCTION streamml.schedule_training(text, text, jsonb) IS
+	'creates (or changes) the pg_cron job that runs streamml.retrain for a model as its owner; returns the job id';
+
+CREATE FUNCTION streamml.unschedule_training(model text) RETURNS boolean
+	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	m_owner name;
+	job bigint;
+BEGIN
+	PERFORM streamml.require_pg_cron();
+	SELECT m.owner INTO m_owner FROM streamml.models m
+	 WHERE m.name = unschedule_training.model;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'model "%" does not exist', unschedule_training.model
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF m_owner <> CURRENT_USER AND NOT (SELECT rolsuper FROM pg_roles
+										   WHERE rolname = CURRENT_USER) THEN
+		RAISE EXCEPTION 'permission denied for model "%"', unschedule_training.model
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'Only the owner of a model can unschedule its training.';
+	END IF;
+	EXECUTE 'SELECT j.jobid FROM cron.job j WHERE j.jobname = $1 AND j.username = $2'
+		INTO job USING streamml.training_job_name(unschedule_training.model), m_owner;
+	IF job IS NULL THEN
+		RETURN false;
+	END IF;
+	PERFORM cron.unschedule(job);
+	RETURN true;
+END
+$$;
+COMMENT ON FUNCTION streamml.unschedule_training(text) IS
+	'removes the pg_cron job of streamml.schedule_training; false when there was none';
 
 -- Serving (src/ml/predict.c).
 CREATE FUNCTION streamml.predict(model text, features float8[]) RETURNS float8
@@ -515,16 +658,24 @@ CREATE FUNCTION streamml.drop_model(model text) RETURNS void
 	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
 	SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	m_owner name;
 BEGIN
-	DELETE FROM streamml.models m WHERE m.name = drop_model.model;
+	DELETE FROM streamml.models m WHERE m.name = drop_model.model
+	RETURNING m.owner INTO m_owner;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'model "%" does not exist or is not yours', drop_model.model
 			USING ERRCODE = 'undefined_object';
 	END IF;
+	-- its scheduled training goes with it
+	IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+		EXECUTE 'SELECT cron.unschedule(j.jobid) FROM cron.job j WHERE j.jobname = $1 AND j.username = $2'
+			USING streamml.training_job_name(drop_model.model), m_owner;
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION streamml.drop_model(text) IS
-	'deletes a model with all its versions';
+	'deletes a model with all its versions and its scheduled training';
 
 CREATE FUNCTION streamml.grant_model(model text, grantee name) RETURNS void
 	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE

@@ -5,10 +5,14 @@
  *
  * streamml.ml_moments(label, features, weight) accumulates, for the vector
  * v = (label, x1, ..., xp), the weighted mean and the co-moment matrix
- * Σ w (v - mean)(v - mean)ᵀ with West's weighted update of Welford's method;
- * partial states from parallel workers are merged with Chan's formula.  This
- * stays accurate for features whose mean dwarfs their spread (a column near
- * 1e9 varying by units), where sums of squares would cancel catastrophically.
+ * Σ w (v - mean)(v - mean)ᵀ.  Rows are buffered in blocks of PASS_BLOCK;
+ * each block's mean and co-moments are computed centred on the block's own
+ * mean and merged into the state with Chan's formula, as are the partial
+ * states of parallel workers.  This stays accurate for features whose mean
+ * dwarfs their spread (a column near 1e9 varying by units), where sums of
+ * squares would cancel catastrophically, and the co-moments of a block are
+ * one rank-PASS_BLOCK update (PassBlockSyrk) rather than a rank-1 update a
+ * row.
  *
  * From this one pass the driver gets the standardisation (means and scales),
  * the exact least-squares solution of a linear model, and the first Newton
@@ -37,20 +41,37 @@ typedef struct MomentsState
 	double	   *mean;			/* p + 1: label first */
 	double	   *comom;			/* packed upper triangle of order p + 1 */
 	double	   *delta;			/* scratch, p + 1 */
+	int			nblock;			/* rows in the block buffer */
+	double	   *block;			/* (p + 1) × PASS_BLOCK: label, features */
+	double	   *bw;				/* PASS_BLOCK weights */
 } MomentsState;
 
 /*
  * Reads the label, feature and weight arguments of a pass aggregate.
  * Returns false when the row must be skipped; errors when the number of
- * features differs from expected (when expected >= 0).
+ * features differs from expected (when expected >= 0).  On success *x
+ * points at the *p feature values, possibly unaligned: PassFeature
+ * copies them out.
+ *
+ * This runs for every row of every pass, so it does not copy the array.
+ * A float8[] stored in a table usually has a short (1-byte) varlena header,
+ * and PG_GETARG_ARRAYTYPE_P would palloc an aligned copy of it per row.  The
+ * payload after either header is laid out as in ArrayType (ndim,
+ * dataoffset, elemtype, dims, lower bounds, data at the 8-byte aligned
+ * offset of the 4-byte form), so the values are read in place.  Arrays with
+ * a null bitmap and compressed or out-of-line values take the ordinary
+ * path.
  */
 bool
 PassReadRow(FunctionCallInfo fcinfo, int argno, int expected,
-			double *y, double **x, int *p, double *w)
+			double *y, const char **x, int *p, double *w)
 {
-	ArrayType  *a;
-	int			n;
-	double	   *d;
+	struct varlena *v;
+	const char *body;
+	int			ndim;
+	int32		dataoffset;
+	Oid			elemtype;
+	int			n = 0;
 
 	if (PG_ARGISNULL(argno) || PG_ARGISNULL(argno + 1))
 		return false;
@@ -67,26 +88,84 @@ PassReadRow(FunctionCallInfo fcinfo, int argno, int expected,
 			return false;
 	}
 
-	a = PG_GETARG_ARRAYTYPE_P(argno + 1);
-	if (ARR_ELEMTYPE(a) != FLOAT8OID || ARR_NDIM(a) > 1)
+	v = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(argno + 1));
+	if (VARATT_IS_EXTENDED(v) && !VARATT_IS_SHORT(v))
+		v = pg_detoast_datum_packed(v);
+	body = VARDATA_ANY(v);
+	memcpy(&ndim, body, sizeof(int));
+	memcpy(&dataoffset, body + sizeof(int), sizeof(int32));
+	memcpy(&elemtype, body + sizeof(int) + sizeof(int32), sizeof(Oid));
+	if (elemtype != FLOAT8OID || ndim > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("features must be a one-dimensional float8 array")));
-	n = (ARR_NDIM(a) == 0) ? 0 : ARR_DIMS(a)[0];
+	if (ndim == 1)
+		memcpy(&n, body + offsetof(ArrayType, elemtype) + sizeof(Oid) - VARHDRSZ,
+			   sizeof(int));
 	if (expected >= 0 && n != expected)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("feature array has %d elements, expected %d", n,
 						expected)));
-	if (ARR_HASNULL(a) && array_contains_nulls(a))
-		return false;
-	d = (double *) ARR_DATA_PTR(a);
-	for (int i = 0; i < n; i++)
-		if (!isfinite(d[i]))
+	if (dataoffset != 0)
+	{
+		/* a null bitmap: the ordinary, copying path */
+		ArrayType  *a = DatumGetArrayTypeP(PointerGetDatum(v));
+
+		if (array_contains_nulls(a))
 			return false;
-	*x = d;
+		*x = (const char *) ARR_DATA_PTR(a);
+	}
+	else
+		*x = body + ARR_OVERHEAD_NONULLS(ndim) - VARHDRSZ;
 	*p = n;
 	return true;
+}
+
+/*
+ * Adds Σ_r a[r] z_r z_rᵀ over one block of rows (z feature-major, n values
+ * a row) to the packed upper triangle of order n.  Rows not in use must
+ * have a[r] = 0 and finite z.  This is the inner loop of every pass: one
+ * rank-PASS_BLOCK update instead of PASS_BLOCK rank-1 updates, so that each
+ * matrix entry is read and written once a block, and the sums over rows,
+ * of fixed length, run in registers.
+ */
+void
+PassBlockSyrk(double *packed, const double *z, const double *a, int n)
+{
+	double		az[PASS_BLOCK];
+
+	for (int i = 0; i < n; i++)
+	{
+		const double *zi = z + i * PASS_BLOCK;
+		int			j = i;
+
+		for (int r = 0; r < PASS_BLOCK; r++)
+			az[r] = a[r] * zi[r];
+		/* two columns at a time: each load of az serves both */
+		for (; j + 1 < n; j += 2)
+		{
+			const double *z0 = z + j * PASS_BLOCK;
+			const double *z1 = z0 + PASS_BLOCK;
+			double		s00 = 0.0;
+			double		s01 = 0.0;
+			double		s10 = 0.0;
+			double		s11 = 0.0;
+
+			for (int r = 0; r < PASS_BLOCK; r += 2)
+			{
+				s00 += az[r] * z0[r];
+				s01 += az[r + 1] * z0[r + 1];
+				s10 += az[r] * z1[r];
+				s11 += az[r + 1] * z1[r + 1];
+			}
+			packed[0] += s00 + s01;
+			packed[1] += s10 + s11;
+			packed += 2;
+		}
+		if (j < n)
+			*packed++ += PassBlockDot(az, z + j * PASS_BLOCK);
+	}
 }
 
 /* Allocates the arrays of a moments state for p features. */
@@ -97,6 +176,60 @@ MomentsAlloc(MomentsState *state, int p)
 	state->mean = palloc0(sizeof(double) * (p + 1));
 	state->comom = palloc0(sizeof(double) * PACKED_SIZE(p + 1));
 	state->delta = palloc0(sizeof(double) * (p + 1));
+	state->nblock = 0;
+	state->block = palloc0(sizeof(double) * (p + 1) * PASS_BLOCK);
+	state->bw = palloc0(sizeof(double) * PASS_BLOCK);
+}
+
+/*
+ * Merges the buffered block of rows into the state: the block's weighted
+ * mean and co-moments (centred on the block's own mean, so two-pass
+ * accurate), then Chan's formula, as for a partial state.
+ */
+static void
+MomentsFlush(MomentsState *state)
+{
+	int			n1 = state->p + 1;
+	double	   *v = state->block;
+	double	   *bw = state->bw;
+	double		wb = 0.0;
+	double		wnew;
+	double		f;
+	double	   *delta = state->delta;
+	double	   *cm = state->comom;
+
+	if (state->nblock == 0)
+		return;
+	/* rows not in use weigh nothing */
+	for (int r = state->nblock; r < PASS_BLOCK; r++)
+		bw[r] = 0.0;
+	state->nblock = 0;
+	for (int r = 0; r < PASS_BLOCK; r++)
+		wb += bw[r];
+	if (wb == 0.0)
+		return;
+	wnew = state->w + wb;
+	for (int i = 0; i < n1; i++)
+	{
+		double	   *vi = v + i * PASS_BLOCK;
+		double		m = PassBlockDot(bw, vi) / wb;
+
+		/* centre the block on its mean; unused rows become 0 or finite */
+		for (int r = 0; r < PASS_BLOCK; r++)
+			vi[r] = (bw[r] != 0.0) ? vi[r] - m : 0.0;
+		delta[i] = m - state->mean[i];
+		state->mean[i] += delta[i] * (wb / wnew);
+	}
+	f = state->w * wb / wnew;
+	for (int i = 0; i < n1; i++)
+	{
+		double		a = f * delta[i];
+
+		for (int j = i; j < n1; j++)
+			*cm++ += a * delta[j];
+	}
+	PassBlockSyrk(state->comom, v, bw, n1);
+	state->w = wnew;
 }
 
 /* Returns the aggregate's memory context or errors. */
@@ -116,21 +249,18 @@ PG_FUNCTION_INFO_V1(ml_moments_transfn);
 Datum
 ml_moments_transfn(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggcontext = PassAggContext(fcinfo, "ml_moments_transfn");
 	MomentsState *state;
 	double		y;
 	double		w;
-	double	   *x;
+	const char *x;
 	int			p;
-	int			n1;
-	double		wnew;
-	double		f;
-	double	   *delta;
-	double	   *cm;
+	int			r;
+	double	   *col;
 
 	if (PG_ARGISNULL(0))
 	{
-		state = MemoryContextAllocZero(aggcontext, sizeof(MomentsState));
+		state = MemoryContextAllocZero(PassAggContext(fcinfo, "ml_moments_transfn"),
+									   sizeof(MomentsState));
 		state->p = -1;
 	}
 	else
@@ -143,33 +273,33 @@ ml_moments_transfn(PG_FUNCTION_ARGS)
 	}
 	if (state->p < 0)
 	{
-		MemoryContext old = MemoryContextSwitchTo(aggcontext);
+		MemoryContext old = MemoryContextSwitchTo(PassAggContext(fcinfo, "ml_moments_transfn"));
 
 		MomentsAlloc(state, p);
 		MemoryContextSwitchTo(old);
 	}
+
+	/* into the block buffer, feature-major, if every feature is finite */
+	r = state->nblock;
+	col = state->block + r;
+	col[0] = y;
+	for (int i = 1; i <= p; i++)
+	{
+		double		v = PassFeature(x, i - 1);
+
+		if (unlikely(!isfinite(v)))
+		{
+			state->skipped++;
+			PG_RETURN_POINTER(state);
+		}
+		col[i * PASS_BLOCK] = v;
+	}
 	state->count++;
 	if (w == 0.0)
 		PG_RETURN_POINTER(state);
-
-	n1 = p + 1;
-	wnew = state->w + w;
-	delta = state->delta;
-	delta[0] = y - state->mean[0];
-	for (int i = 0; i < p; i++)
-		delta[i + 1] = x[i] - state->mean[i + 1];
-	for (int i = 0; i < n1; i++)
-		state->mean[i] += delta[i] * (w / wnew);
-	f = w * state->w / wnew;
-	cm = state->comom;
-	for (int i = 0; i < n1; i++)
-	{
-		double		a = f * delta[i];
-
-		for (int j = i; j < n1; j++)
-			*cm++ += a * delta[j];
-	}
-	state->w = wnew;
+	state->bw[r] = w;
+	if (++state->nblock == PASS_BLOCK)
+		MomentsFlush(state);
 	PG_RETURN_POINTER(state);
 }
 
@@ -194,6 +324,8 @@ MomentsMerge(MomentsState *a, MomentsState *b)
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("feature array has %d elements, expected %d", b->p,
 						a->p)));
+	MomentsFlush(a);
+	MomentsFlush(b);
 	if (b->w == 0.0)
 		return;
 	n1 = a->p + 1;
@@ -245,6 +377,8 @@ ml_moments_serialfn(PG_FUNCTION_ARGS)
 	MomentsState *state = (MomentsState *) PG_GETARG_POINTER(0);
 	StringInfoData buf;
 
+	if (state->p >= 0)
+		MomentsFlush(state);
 	pq_begintypsend(&buf);
 	pq_sendint32(&buf, state->p);
 	pq_sendint64(&buf, state->count);
@@ -306,6 +440,8 @@ ml_moments_finalfn(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	state = (MomentsState *) PG_GETARG_POINTER(0);
 	p = state->p;
+	if (p >= 0)
+		MomentsFlush(state);
 	len = 4 + (p >= 0 ? (p + 1) + PACKED_SIZE(p + 1) : 0);
 	out = palloc(sizeof(double) * len);
 	out[0] = state->w;

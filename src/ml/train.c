@@ -36,6 +36,7 @@
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
@@ -70,6 +71,7 @@ typedef struct GroupFit
 	bool		converged;
 	bool		active;
 	bool		separable;
+	bool		lda_start;		/* gamma is the LDA start, not yet evaluated */
 	double		loss;			/* at the last pass */
 	double		last[9];		/* header of the last irls_pass output */
 	double	   *cov;			/* k × k, standardised scale */
@@ -199,7 +201,7 @@ SourceIsQuery(const char *source)
 }
 
 /* Builds the FROM item for the source: a quoted relation or a subquery. */
-static char *
+char *
 SourceFromItem(const char *source)
 {
 	Oid			relid;
@@ -214,7 +216,7 @@ SourceFromItem(const char *source)
 }
 
 /* Finds a column of the source by name; errors naming it when absent. */
-static Oid
+Oid
 SourceColumnType(TupleDesc desc, const char *column, const char *role,
 				 const char *source)
 {
@@ -233,7 +235,7 @@ SourceColumnType(TupleDesc desc, const char *column, const char *role,
 }
 
 /* True for the types a feature or a regression target may have. */
-static bool
+bool
 TypeIsNumeric(Oid type)
 {
 	switch (type)
@@ -251,7 +253,7 @@ TypeIsNumeric(Oid type)
 }
 
 /* An SQL expression converting column c of type t to float8. */
-static char *
+char *
 Float8Expr(const char *column, Oid type)
 {
 	if (type == BOOLOID)
@@ -266,8 +268,19 @@ AppendLiteral(StringInfo buf, const char *s)
 	appendStringInfoString(buf, quote_literal_cstr(s));
 }
 
+/*
+ * The GROUP BY of a pass: one aggregate per group with group_by, else none
+ * (a plain aggregate; grouping by a constant would cost a comparison per
+ * row, about a sixth of a pass).
+ */
+static const char *
+GroupByClause(TrainRun *run)
+{
+	return run->group_by ? " GROUP BY 1" : "";
+}
+
 /* Runs a read-only query under the run's snapshot, parallel plans allowed. */
-static void
+void
 RunQuery(TrainRun *run, const char *sql, int nargs, Oid *types,
 		 Datum *values, const char *nulls)
 {
@@ -287,14 +300,14 @@ RunQuery(TrainRun *run, const char *sql, int nargs, Oid *types,
 }
 
 /* Returns column col of row row of the last result as a C string or NULL. */
-static char *
+char *
 ResultText(int row, int col)
 {
 	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
 }
 
 /* Returns a float8[] result column, copied into the caller's context. */
-static double *
+double *
 ResultFloat8Array(int row, int col, int *n, MemoryContext cxt)
 {
 	bool		isnull;
@@ -410,7 +423,7 @@ ResolveLabel(TrainRun *run, TupleDesc desc)
 }
 
 /* Resolves the features: the float8[] expression and the feature names. */
-static void
+void
 ResolveFeatures(TrainRun *run, TupleDesc desc)
 {
 	StringInfoData e;
@@ -504,16 +517,18 @@ ResolveSplit(TrainRun *run)
 	initStringInfo(&sql);
 	if (run->test_fraction > 0.0)
 		appendStringInfo(&sql,
-						 "SELECT (pg_catalog.percentile_disc(%.17g) WITHIN GROUP (ORDER BY s.%s))::text FROM %s",
-						 1.0 - run->test_fraction, qo, run->from);
+						 "SELECT (pg_catalog.percentile_disc(%.17g) WITHIN GROUP (ORDER BY s.%s))::text, (pg_catalog.max(s.%s))::text FROM %s",
+						 1.0 - run->test_fraction, qo, qo, run->from);
 	else
-		appendStringInfo(&sql, "SELECT (pg_catalog.max(s.%s))::text FROM %s",
-						 qo, run->from);
+		appendStringInfo(&sql, "SELECT (pg_catalog.max(s.%s))::text, (pg_catalog.max(s.%s))::text FROM %s",
+						 qo, qo, run->from);
 	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
 	run->cutoff = ResultText(0, 1);
 	if (run->cutoff == NULL)
 		return;
 	run->cutoff = MemoryContextStrdup(run->cxt, run->cutoff);
+	/* the newest row seen, from which retrain counts new rows */
+	run->data_max = MemoryContextStrdup(run->cxt, ResultText(0, 2));
 	if (run->test_fraction > 0.0)
 	{
 		StringInfoData w;
@@ -628,6 +643,9 @@ GroupSolve(TrainRun *run, GroupFit *g, const double *hess, const double *rhs,
 	pfree(b);
 }
 
+static void GroupFirstStepFromMoments(TrainRun *run, GroupFit *g,
+									  const double *mean, const double *comom);
+
 /*
  * One Newton step of a classification group from the loss, gradient and
  * Hessian at g->gamma.  Halves the previous step instead when the objective
@@ -647,6 +665,22 @@ GroupNewtonStep(TrainRun *run, GroupFit *g, double loss, const double *grad,
 	for (int i = 0; i < k; i++)
 		obj += 0.5 * GroupPenalty(run, g, i) * g->gamma[i] * g->gamma[i];
 	g->loss = loss;
+
+	if (g->lda_start)
+	{
+		g->lda_start = false;
+		if (obj > g->prev_obj)
+		{
+			/* worse than β = 0: take the Newton step from zero instead */
+			memset(g->gamma, 0, sizeof(double) * k);
+			g->iterations = 0;
+			GroupFirstStepFromMoments(run, g, g->moments_mean,
+									  g->moments_comom);
+			pfree(rhs);
+			pfree(d);
+			return;
+		}
+	}
 
 	if (g->iterations > 0 && obj > g->prev_obj + 1e-12 * fabs(g->prev_obj) &&
 		g->halvings < 40)
@@ -976,12 +1010,13 @@ FitClassification(TrainRun *run, List *groups)
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "SELECT %s AS g, streamml.irls_pass(%s, %s, %s, $1, $2, %s) FROM %s WHERE %s%s%s%s GROUP BY 1",
+					 "SELECT %s AS g, streamml.irls_pass(%s, %s, %s, $1, $2, %s) FROM %s WHERE %s%s%s%s%s",
 					 run->gexpr, run->yexpr, run->xexpr, run->wexpr_fit,
 					 run->gexpr, run->from, run->train_where,
 					 run->group_by ? " AND " : "",
 					 run->group_by ? run->gexpr : "",
-					 run->group_by ? " = ANY ($2)" : "");
+					 run->group_by ? " = ANY ($2)" : "",
+					 GroupByClause(run));
 	for (;;)
 	{
 		Oid			types[2] = {FLOAT8ARRAYOID, TEXTARRAYOID};
@@ -1045,6 +1080,87 @@ GroupFirstStepFromMoments(TrainRun *run, GroupFit *g, const double *mean,
 	GroupNewtonStep(run, g, g->w * M_LN2, grad, hess);
 	pfree(grad);
 	pfree(hess);
+}
+
+/*
+ * Starts a binary model from linear discriminant analysis, which the moments
+ * give for free: with class means μ1, μ0 and the pooled within-class
+ * covariance Σ, β = Σ⁻¹(μ1 - μ0) and, on centred features,
+ * b0 = log(n1/n0) + βᵀ(μ1 - μ0)(n1 - n0)/(2n).  From the co-moments C of
+ * (y, x): μ1 - μ0 = n C_xy / (n1 n0) and n Σ = C_xx - n C_xy C_xyᵀ/(n1 n0).
+ *
+ * The logistic optimum is usually much nearer to this than to the Newton
+ * step from β = 0 (which undershoots large coefficients), so Newton needs
+ * one pass fewer for the same accuracy.  The first pass checks it: if the
+ * objective there is above the one at β = 0, training goes on from the
+ * Newton step at zero instead (GroupNewtonStep).  Returns false when the
+ * covariance cannot be factorised; the caller then steps from zero.
+ */
+static bool
+GroupLdaStart(TrainRun *run, GroupFit *g, const double *mean,
+			  const double *comom)
+{
+	int			p = g->p;
+	int			n1 = p + 1;
+	double		w = g->w;
+	double		w1 = w * mean[0];
+	double		w0 = w - w1;
+	double		f;
+	double	   *s = palloc(sizeof(double) * PACKED_SIZE(Max(p, 1)));
+	double	   *delta = palloc(sizeof(double) * Max(p, 1));
+	double	   *cxy = palloc(sizeof(double) * Max(p, 1));
+	double	   *beta = palloc(sizeof(double) * Max(p, 1));
+	double		b0;
+	bool		ok;
+
+	if (p == 0 || !(w1 > 0.0) || !(w0 > 0.0))
+		return false;
+	f = w / (w1 * w0);
+	for (int i = 0; i < p; i++)
+	{
+		cxy[i] = comom[PACKED_INDEX(n1, 0, i + 1)] * g->invs[i];
+		delta[i] = f * cxy[i];
+	}
+	for (int i = 0; i < p; i++)
+		for (int j = i; j < p; j++)
+			s[PACKED_INDEX(p, i, j)] =
+				(comom[PACKED_INDEX(n1, i + 1, j + 1)] * g->invs[i] * g->invs[j] -
+				 f * cxy[i] * cxy[j]) / w;
+	/* constant columns stay at zero */
+	for (int i = 0; i < p; i++)
+		if (g->invs[i] == 0.0)
+		{
+			for (int j = 0; j < p; j++)
+				s[i <= j ? PACKED_INDEX(p, i, j) : PACKED_INDEX(p, j, i)] = 0.0;
+			s[PACKED_INDEX(p, i, i)] = 1.0;
+			delta[i] = 0.0;
+		}
+	ok = CholeskySolve(p, s, delta, beta, NULL);
+	if (ok)
+	{
+		b0 = log(w1 / w0);
+		for (int i = 0; i < p; i++)
+			b0 += beta[i] * delta[i] * (w1 - w0) / (2.0 * w);
+		ok = isfinite(b0);
+		for (int i = 0; i < p; i++)
+			ok = ok && isfinite(beta[i]);
+	}
+	if (ok)
+	{
+		g->gamma[0] = b0;
+		for (int i = 0; i < p; i++)
+			g->gamma[i + 1] = beta[i];
+		/* the objective at β = 0, for the check of the first pass */
+		memset(g->prev_gamma, 0, sizeof(double) * g->k);
+		g->prev_obj = w * M_LN2;
+		g->iterations = 1;
+		g->lda_start = true;
+	}
+	pfree(s);
+	pfree(delta);
+	pfree(cxy);
+	pfree(beta);
+	return ok;
 }
 
 /* In-sample metrics of a classification group, from its last pass. */
@@ -1165,16 +1281,19 @@ EvaluateGroups(TrainRun *run, List *groups, const char *where, bool deployed)
 	initStringInfo(&sql);
 	if (run->kind == MODEL_LINEAR)
 		appendStringInfo(&sql,
-						 "SELECT %s AS g, streamml.regression_metrics(%s, streamml.ml_score($1, $2, %s, %s, 'linear')) FROM %s WHERE %s GROUP BY 1",
-						 gkey, run->yexpr, gkey, run->xexpr, run->from, where);
+						 "SELECT %s AS g, streamml.regression_metrics(%s, streamml.ml_score($1, $2, %s, %s, 'linear')) FROM %s WHERE %s%s",
+						 gkey, run->yexpr, gkey, run->xexpr, run->from, where,
+						 GroupByClause(run));
 	else if (run->kind == MODEL_LOGISTIC)
 		appendStringInfo(&sql,
-						 "SELECT %s AS g, streamml.classification_metrics((%s)::int::boolean, streamml.ml_score($1, $2, %s, %s, 'logistic')) FROM %s WHERE %s GROUP BY 1",
-						 gkey, run->yexpr, gkey, run->xexpr, run->from, where);
+						 "SELECT %s AS g, streamml.classification_metrics((%s)::int::boolean, streamml.ml_score($1, $2, %s, %s, 'logistic')) FROM %s WHERE %s%s",
+						 gkey, run->yexpr, gkey, run->xexpr, run->from, where,
+						 GroupByClause(run));
 	else
 		appendStringInfo(&sql,
-						 "SELECT %s AS g, streamml.multiclass_metrics((%s)::int, streamml.ml_score_classes($1, $2, %s, %s)) FROM %s WHERE %s GROUP BY 1",
-						 gkey, run->yexpr, gkey, run->xexpr, run->from, where);
+						 "SELECT %s AS g, streamml.multiclass_metrics((%s)::int, streamml.ml_score_classes($1, $2, %s, %s)) FROM %s WHERE %s%s",
+						 gkey, run->yexpr, gkey, run->xexpr, run->from, where,
+						 GroupByClause(run));
 	RunQuery(run, sql.data, 2, types, values, NULL);
 	run->passes++;
 	for (uint64 r = 0; r < SPI_processed; r++)
@@ -1288,17 +1407,49 @@ ResolveClassWeights(TrainRun *run, List *groups)
 	else if (cw->type == jbvBinary)
 	{
 		Jsonb	   *obj = JsonbValueToJsonb(cw);
+		JsonbIterator *it;
+		JsonbValue	kv;
+		JsonbIteratorToken tok;
 
 		if (!JB_ROOT_IS_OBJECT(obj))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"class_weight\" must be 'balanced' or an object of class weights")));
+		it = JsonbIteratorInit(&obj->root);
+
 		for (int c = 0; c < run->nclasses; c++)
+			weights[c] = 1.0;
+		while ((tok = JsonbIteratorNext(&it, &kv, true)) != WJB_DONE)
 		{
-			weights[c] = OptionNumber(obj, run->classes[c], 1.0, 0.0, 1e12);
-			/* boolean labels also accept "0"/"1" as class names */
-			if (run->nclasses == 2 && OptionGet(obj, run->classes[c]) == NULL)
-				weights[c] = OptionNumber(obj, c == 0 ? "0" : "1", 1.0, 0.0, 1e12);
+			char	   *key;
+			int			c;
+
+			if (tok != WJB_KEY)
+				continue;
+			key = pnstrdup(kv.val.string.val, kv.val.string.len);
+			for (c = 0; c < run->nclasses; c++)
+				if (strcmp(run->classes[c], key) == 0)
+					break;
+			/* binary labels also accept "0" and "1" as class names */
+			if (c == run->nclasses && run->nclasses == 2 &&
+				(strcmp(key, "0") == 0 || strcmp(key, "1") == 0))
+				c = key[0] - '0';
+			if (c == run->nclasses)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"class_weight\" names \"%s\", which is not a class of label \"%s\"",
+								key, run->label)));
+			tok = JsonbIteratorNext(&it, &kv, true);
+			if (kv.type != jbvNumeric)
+				weights[c] = -1.0;
+			else
+				weights[c] = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+																NumericGetDatum(kv.val.numeric)));
+			if (!(weights[c] >= 0.0 && weights[c] <= 1e12))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("class weight of \"%s\" must be a number between 0 and 1e12",
+								key)));
 		}
 	}
 	else
@@ -1502,12 +1653,12 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 	foreach(lc, groups)
 	{
 		GroupFit   *g = lfirst(lc);
-		Oid			t2[19] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
+		Oid			t2[20] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
 			FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
 			FLOAT8ARRAYOID, INT8OID, INT8OID, INT4OID, BOOLOID, JSONBOID,
-			FLOAT8OID, TEXTOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID};
-		Datum		v2[19];
-		char		n2[19];
+			FLOAT8OID, TEXTOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID, TEXTOID};
+		Datum		v2[20];
+		char		n2[20];
 		double	   *ints = g->beta;
 
 		if (g->beta == NULL)
@@ -1535,14 +1686,16 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 		v2[17] = Float8GetDatum(run->l2);
 		v2[18] = Float8GetDatum(g->df);
 		n2[18] = run->kind == MODEL_LINEAR ? ' ' : 'n';
+		v2[19] = run->data_max ? CStringGetTextDatum(run->data_max) : (Datum) 0;
+		n2[19] = run->data_max ? ' ' : 'n';
 		ret = SPI_execute_with_args(
 									"INSERT INTO streamml.model_versions (model, version, group_key, "
 									"intercepts, coefficients, std_errors, p_values, means, scales, "
 									"rows_used, rows_skipped, iterations, converged, metrics, duration, "
-									"data_cutoff, features, l2, df) "
+									"data_cutoff, features, l2, df, data_max) "
 									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-									"pg_catalog.make_interval(secs => $15), $16, $17, $18, $19)",
-									19, t2, v2, n2, false, 0);
+									"pg_catalog.make_interval(secs => $15), $16, $17, $18, $19, $20)",
+									20, t2, v2, n2, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not record a version of model \"%s\"", run->model);
 	}
@@ -1615,12 +1768,11 @@ CheckModelName(const char *model)
  * iterations, converged, deployed, metrics).
  */
 static Datum
-TrainModel(FunctionCallInfo fcinfo, ModelKind kind)
+TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
+		   text *label, ArrayType *fa, Jsonb *options)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TrainRun   *run = palloc0(sizeof(TrainRun));
-	Jsonb	   *options = PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4);
-	ArrayType  *fa = PG_GETARG_ARRAYTYPE_P(3);
 	Datum	   *fd;
 	bool	   *fn;
 	int			nf;
@@ -1637,9 +1789,9 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind)
 
 	run->cxt = CurrentMemoryContext;
 	run->kind = kind;
-	run->model = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	run->source = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	run->label = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	run->model = text_to_cstring(model);
+	run->source = text_to_cstring(source);
+	run->label = text_to_cstring(label);
 	run->p = -1;
 	CheckModelName(run->model);
 	deconstruct_array(fa, TEXTOID, -1, false, TYPALIGN_INT, &fd, &fn, &nf);
@@ -1684,9 +1836,10 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind)
 	/* pass 1: moments */
 	resetStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "SELECT %s AS g, streamml.ml_moments(%s, %s, %s) FROM %s WHERE %s GROUP BY 1 ORDER BY 1",
+					 "SELECT %s AS g, streamml.ml_moments(%s, %s, %s) FROM %s WHERE %s%s",
 					 run->gexpr, run->yexpr, run->xexpr, run->wexpr, run->from,
-					 run->train_where);
+					 run->train_where,
+					 run->group_by ? " GROUP BY 1 ORDER BY 1" : "");
 	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
 	run->passes++;
 	{
@@ -1748,8 +1901,9 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind)
 			{
 				GroupFit   *g = lfirst(lc);
 
-				GroupFirstStepFromMoments(run, g, g->moments_mean,
-										  g->moments_comom);
+				if (!GroupLdaStart(run, g, g->moments_mean, g->moments_comom))
+					GroupFirstStepFromMoments(run, g, g->moments_mean,
+											  g->moments_comom);
 			}
 		}
 		FitClassification(run, groups);
@@ -1844,7 +1998,9 @@ PG_FUNCTION_INFO_V1(train_logreg);
 Datum
 train_logreg(PG_FUNCTION_ARGS)
 {
-	return TrainModel(fcinfo, MODEL_LOGISTIC);
+	return TrainModel(fcinfo, MODEL_LOGISTIC, PG_GETARG_TEXT_PP(0),
+					  PG_GETARG_TEXT_PP(1), PG_GETARG_TEXT_PP(2),
+					  PG_GETARG_ARRAYTYPE_P(3), PG_GETARG_JSONB_P(4));
 }
 
 PG_FUNCTION_INFO_V1(train_linreg);
@@ -1853,5 +2009,145 @@ PG_FUNCTION_INFO_V1(train_linreg);
 Datum
 train_linreg(PG_FUNCTION_ARGS)
 {
-	return TrainModel(fcinfo, MODEL_LINEAR);
+	return TrainModel(fcinfo, MODEL_LINEAR, PG_GETARG_TEXT_PP(0),
+					  PG_GETARG_TEXT_PP(1), PG_GETARG_TEXT_PP(2),
+					  PG_GETARG_ARRAYTYPE_P(3), PG_GETARG_JSONB_P(4));
+}
+
+/* The options streamml.retrain accepts. */
+static const char *const RetrainOptions[] = {"min_new_rows", NULL};
+
+PG_FUNCTION_INFO_V1(retrain);
+
+/*
+ * SQL streamml.retrain(model, options): trains the model again from its
+ * stored spec (source, label, features, options), returning the rows of
+ * train_logreg or train_linreg.  With option min_new_rows, only when at
+ * least that many rows newer than the last run's newest (by the model's
+ * order_by) have arrived; otherwise it returns no row and says why in a
+ * NOTICE.  Scheduled by streamml.schedule_training through pg_cron.
+ */
+Datum
+retrain(PG_FUNCTION_ARGS)
+{
+	text	   *model = PG_GETARG_TEXT_PP(0);
+	Jsonb	   *options = PG_GETARG_JSONB_P(1);
+	char	   *name = text_to_cstring(model);
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {PointerGetDatum(model)};
+	double		min_new;
+	ModelKind	kind;
+	text	   *source;
+	text	   *label;
+	ArrayType  *features;
+	Jsonb	   *spec;
+	Datum		spec_datums[4];
+	MemoryContext cxt = CurrentMemoryContext;
+	int			ret;
+	bool		isnull;
+
+	OptionCheckKeys(options, RetrainOptions);
+	min_new = OptionNumber(options, "min_new_rows", -1, 0, 1e15);
+	if (OptionGet(options, "min_new_rows") != NULL && min_new != floor(min_new))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"min_new_rows\" must be a whole number")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_with_args(
+								"SELECT m.kind, m.source, m.label, m.feature_columns, m.options, "
+								"pg_catalog.pg_has_role(CURRENT_USER, m.owner, 'MEMBER'), m.options->>'order_by', "
+								"(SELECT v.data_max FROM streamml.model_versions v WHERE v.model = m.name "
+								" ORDER BY v.version DESC, v.data_max DESC NULLS LAST LIMIT 1) "
+								"FROM streamml.models m WHERE m.name = $1",
+								1, types, values, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read model \"%s\"", name);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name)));
+	if (strcmp(ResultText(0, 6), "t") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for model \"%s\"", name),
+				 errdetail("Only the owner of a model can train it.")));
+
+	if (min_new >= 0)
+	{
+		char	   *order_by = ResultText(0, 7);
+		char	   *last = ResultText(0, 8);
+		char	   *source_text = ResultText(0, 2);
+		StringInfoData sql;
+		int64		fresh;
+
+		if (order_by == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"min_new_rows\" needs a model trained with option \"order_by\""),
+					 errdetail("New rows are those whose order_by value is above the newest one of the last run.")));
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT pg_catalog.count(*) FROM %s",
+						 SourceFromItem(source_text));
+		if (last != NULL)
+			appendStringInfo(&sql, " WHERE s.%s > %s",
+							 quote_identifier(order_by), quote_literal_cstr(last));
+		ret = SPI_execute(sql.data, true, 0);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not count the new rows of model \"%s\"", name);
+		fresh = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+		if (fresh < min_new)
+		{
+			ereport(NOTICE,
+					(errmsg("model \"%s\" is not retrained: " INT64_FORMAT " new rows since its last run, fewer than min_new_rows %.0f",
+							name, fresh, min_new)));
+			SPI_finish();
+			InitMaterializedSRF(fcinfo, 0);
+			return (Datum) 0;
+		}
+		/* read the spec again: SPI_execute replaced the result */
+		ret = SPI_execute_with_args(
+									"SELECT m.kind, m.source, m.label, m.feature_columns, m.options "
+									"FROM streamml.models m WHERE m.name = $1",
+									1, types, values, NULL, true, 0);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read model \"%s\"", name);
+	}
+
+	kind = strcmp(ResultText(0, 1), "linear") == 0 ? MODEL_LINEAR : MODEL_LOGISTIC;
+	for (int i = 0; i < 4; i++)
+		spec_datums[i] = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
+														 SPI_tuptable->tupdesc,
+														 i + 2, &isnull),
+										   false, -1);
+	SPI_finish();
+	MemoryContextSwitchTo(cxt);
+	source = DatumGetTextPP(spec_datums[0]);
+	label = DatumGetTextPP(spec_datums[1]);
+	features = DatumGetArrayTypeP(spec_datums[2]);
+	spec = DatumGetJsonbP(spec_datums[3]);
+	return TrainModel(fcinfo, kind, model, source, label, features, spec);
+}
+
+PG_FUNCTION_INFO_V1(ml_pg_cron_database);
+
+/*
+ * SQL streamml.ml_pg_cron_database(): the database pg_cron runs jobs from
+ * (cron.database_name), NULL when pg_cron is not loaded.  pg_cron defines
+ * that setting when, and only when, it is loaded (it refuses to load
+ * outside shared_preload_libraries); a value set in postgresql.conf without
+ * it is only a placeholder.  Read here because the setting is hidden from
+ * users without pg_read_all_settings.
+ */
+Datum
+ml_pg_cron_database(PG_FUNCTION_ARGS)
+{
+	const char *db = GetConfigOption("cron.database_name", true, false);
+
+	if (db == NULL ||
+		(GetConfigOptionFlags("cron.database_name", true) & GUC_CUSTOM_PLACEHOLDER))
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(db));
 }

@@ -51,6 +51,7 @@ typedef struct TrainRun
 	char	   *train_where;
 	char	   *test_where;
 	char	   *cutoff;
+	char	   *data_max;		/* newest order_by value of the run */
 	char	  **classes;
 	int			nclasses;
 	int64		extra_skipped;
@@ -58,5 +59,18 @@ typedef struct TrainRun
 	double		duration;
 	Snapshot	snapshot;
 } TrainRun;
+
+/* Helpers of train.c that evaluation (evaluate.c) shares. */
+struct TupleDescData;
+extern char *SourceFromItem(const char *source);
+extern Oid	SourceColumnType(struct TupleDescData *desc, const char *column,
+							 const char *role, const char *source);
+extern bool TypeIsNumeric(Oid type);
+extern char *Float8Expr(const char *column, Oid type);
+extern void ResolveFeatures(TrainRun *run, struct TupleDescData *desc);
+extern void RunQuery(TrainRun *run, const char *sql, int nargs, Oid *types,
+					 Datum *values, const char *nulls);
+extern char *ResultText(int row, int col);
+extern double *ResultFloat8Array(int row, int col, int *n, MemoryContext cxt);
 
 #endif							/* STREAMML_TRAIN_H */

@@ -15,12 +15,21 @@ The CSVs it writes are committed, so the test suite needs no scikit-learn.
   logit_proba.csv      id, sklearn predict_proba of the unpenalized model
   linear.csv           1000 rows: id, a, b, c, t
   linear_expected.csv  numpy least squares coefficients and R^2
+  eval_expected.csv    model, metric, value: scikit-learn's metrics of the
+                       unpenalized logistic model on logit.csv (accuracy,
+                       precision, recall, f1, roc_auc, average precision,
+                       log_loss, confusion matrix) and of the least squares
+                       model on linear.csv (rmse, mae, r2)
+  logit_weighted_expected.csv  fit, feature, coefficient: unpenalized fits
+                       with class_weight 'balanced', class_weight
+                       {false: 1, true: 3}, and sample_weight 1 + id % 3
 """
 import csv
 import os
 import warnings
 
 import numpy as np
+from sklearn import metrics
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
@@ -42,17 +51,17 @@ def fmt(v):
     return repr(float(v))
 
 
-def fit_standardized(X, y, C=None):
+def fit_standardized(X, y, C=None, class_weight=None, sample_weight=None):
     """Fits on standardized features, returns (b0, beta) on the original scale."""
     sc = StandardScaler().fit(X)
     Z = sc.transform(X)
     if C is None:
         m = LogisticRegression(penalty=None, solver="newton-cg", tol=1e-10,
-                               max_iter=10000)
+                               max_iter=10000, class_weight=class_weight)
     else:
         m = LogisticRegression(C=C, solver="newton-cg", tol=1e-10,
-                               max_iter=10000)
-    m.fit(Z, y)
+                               max_iter=10000, class_weight=class_weight)
+    m.fit(Z, y, sample_weight=sample_weight)
     beta = m.coef_[0] / sc.scale_
     b0 = m.intercept_[0] - np.sum(m.coef_[0] * sc.mean_ / sc.scale_)
     return b0, beta, m, sc
@@ -112,3 +121,35 @@ r2 = 1.0 - resid @ resid / np.sum((t - t.mean()) ** 2)
 write("linear_expected.csv", ["feature", "coefficient"],
       [["(intercept)", fmt(coef[0])], ["a", fmt(coef[1])], ["b", fmt(coef[2])],
        ["c", fmt(coef[3])], ["r2", fmt(r2)]])
+
+# --- evaluation metrics (no random draws: the data above stays the same) ----
+rows = []
+pred = proba >= 0.5
+tn, fp, fn, tp = metrics.confusion_matrix(y, pred).ravel()
+for name, v in [("accuracy", metrics.accuracy_score(y, pred)),
+                ("precision", metrics.precision_score(y, pred)),
+                ("recall", metrics.recall_score(y, pred)),
+                ("f1", metrics.f1_score(y, pred)),
+                ("roc_auc", metrics.roc_auc_score(y, proba)),
+                ("pr_auc", metrics.average_precision_score(y, proba)),
+                ("log_loss", metrics.log_loss(y, proba)),
+                ("tp", tp), ("fp", fp), ("tn", tn), ("fn", fn)]:
+    rows.append(["churn", name, fmt(v)])
+tpred = A @ coef
+for name, v in [("rmse", np.sqrt(metrics.mean_squared_error(t, tpred))),
+                ("mae", metrics.mean_absolute_error(t, tpred)),
+                ("r2", metrics.r2_score(t, tpred))]:
+    rows.append(["price", name, fmt(v)])
+write("eval_expected.csv", ["model", "metric", "value"], rows)
+
+# --- class weights and row weights on the logistic data --------------------
+n = 2000
+ids = np.arange(1, n + 1)
+rows = []
+for fit, kw in [("balanced", {"class_weight": "balanced"}),
+                ("object", {"class_weight": {False: 1.0, True: 3.0}}),
+                ("weight", {"sample_weight": 1.0 + ids % 3})]:
+    b0w, betaw, _, _ = fit_standardized(X, y, **kw)
+    rows.append([fit, "(intercept)", fmt(b0w)])
+    rows += [[fit, names[j], fmt(betaw[j])] for j in range(5)]
+write("logit_weighted_expected.csv", ["fit", "feature", "coefficient"], rows)

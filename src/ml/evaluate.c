@@ -1,0 +1,336 @@
+/*
+ * evaluate.c
+ *		streamml.evaluate: the metrics of a model's deployed version on any
+ *		labelled rows.
+ *
+ * evaluate(model, source, label, features) reads the deployed coefficients
+ * from the catalog (with the caller's privileges, so row-level security
+ * decides what may be evaluated), then runs one query over the source: the
+ * evaluation aggregate of the model's kind (classification_metrics,
+ * multiclass_metrics or regression_metrics, all parallel safe) over the
+ * scores of streamml.ml_score.  One query means one snapshot, and the scan
+ * can be shared by parallel workers.  A grouped model is scored with each
+ * row's group; a second query under the same registered snapshot gives the
+ * metrics of every group (GROUPING SETS would give both in one scan, but
+ * PostgreSQL does not run them as partial aggregates).
+ *
+ * Labels are matched to the model's classes by their text form, the way
+ * training found them: a boolean as true/false, a number as its float8
+ * text, anything else as text.  Rows whose label is not one of the classes,
+ * or whose features are NULL or not finite, or whose group the model does
+ * not know, are skipped and counted in rows_skipped.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+
+#include "ml/ml.h"
+#include "ml/train.h"
+
+/*
+ * Reads the model's kind, classes, grouping and deployed coefficients into
+ * run, and the ml_score parameters (one row [b0, b1..bp] per group, K
+ * blocks for a multinomial model) with their group keys into params and
+ * keys.  Returns the deployed version.
+ */
+static int
+EvaluateLoadModel(TrainRun *run, Datum *params, Datum *keys)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(run->model)};
+	int			ret;
+	bool		isnull;
+	char	   *kind;
+	int			version;
+	int			p;
+	int			blocks;
+	int			ngroups = 0;
+	Datum	   *pd;
+	Datum	   *kd;
+	int			dims[2];
+	int			lbs[2] = {1, 1};
+
+	ret = SPI_execute_with_args(
+								"SELECT m.kind, m.classes, m.group_by, m.deployed_version, "
+								"pg_catalog.cardinality(v.features), v.group_key, v.intercepts, v.coefficients "
+								"FROM streamml.models m LEFT JOIN streamml.model_versions v "
+								"ON v.model = m.name AND v.version = m.deployed_version "
+								"WHERE m.name = $1 ORDER BY v.group_key",
+								1, types, values, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read model \"%s\"", run->model);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", run->model),
+				 errhint("Train it with streamml.train_logreg or streamml.train_linreg, or ask its owner for access.")));
+	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 4, &isnull));
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has no deployed version", run->model),
+				 errhint("Deploy one with streamml.deploy.")));
+	SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("deployed version %d of model \"%s\" does not exist",
+						version, run->model)));
+
+	kind = ResultText(0, 1);
+	run->kind = strcmp(kind, "linear") == 0 ? MODEL_LINEAR :
+		strcmp(kind, "logistic") == 0 ? MODEL_LOGISTIC : MODEL_MULTINOMIAL;
+	{
+		Datum		cd = SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 2, &isnull);
+
+		if (!isnull)
+		{
+			Datum	   *elems;
+			int			n;
+
+			deconstruct_array(DatumGetArrayTypeP(cd), TEXTOID, -1, false,
+							  TYPALIGN_INT, &elems, NULL, &n);
+			run->nclasses = n;
+			run->classes = palloc(sizeof(char *) * n);
+			for (int i = 0; i < n; i++)
+				run->classes[i] = TextDatumGetCString(elems[i]);
+		}
+	}
+	run->group_by = ResultText(0, 3);
+	p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 5, &isnull));
+	blocks = (run->kind == MODEL_MULTINOMIAL) ? run->nclasses : 1;
+
+	pd = palloc(sizeof(Datum) * SPI_processed * blocks * (p + 1));
+	kd = palloc(sizeof(Datum) * SPI_processed);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		char	   *key = ResultText(r, 6);
+		int			ni;
+		int			nc;
+		double	   *ic = ResultFloat8Array(r, 7, &ni, CurrentMemoryContext);
+		double	   *cf = ResultFloat8Array(r, 8, &nc, CurrentMemoryContext);
+
+		if (ni != blocks || nc != blocks * p)
+			elog(ERROR, "model \"%s\" has coefficients of the wrong size",
+				 run->model);
+		kd[ngroups] = CStringGetTextDatum(key ? key : "");
+		for (int b = 0; b < blocks; b++)
+		{
+			Datum	   *row = pd + (ngroups * blocks + b) * (p + 1);
+
+			row[0] = Float8GetDatum(ic[b]);
+			for (int j = 0; j < p; j++)
+				row[j + 1] = Float8GetDatum(cf[b * p + j]);
+		}
+		ngroups++;
+	}
+	dims[0] = ngroups;
+	dims[1] = blocks * (p + 1);
+	*params = PointerGetDatum(construct_md_array(pd, NULL, 2, dims, lbs,
+												 FLOAT8OID, 8, FLOAT8PASSBYVAL,
+												 TYPALIGN_DOUBLE));
+	*keys = PointerGetDatum(construct_array(kd, ngroups, TEXTOID, -1, false,
+											TYPALIGN_INT));
+	run->p = p;
+	return version;
+}
+
+/*
+ * The label as the models' aggregates want it: a float8 for a regression,
+ * the 0-based class index otherwise (NULL for a value that is not a class).
+ */
+static char *
+EvaluateLabelExpr(TrainRun *run, Oid type)
+{
+	const char *ql = quote_identifier(run->label);
+	StringInfoData e;
+
+	if (run->kind == MODEL_LINEAR)
+	{
+		if (!TypeIsNumeric(type) && type != BOOLOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("target column \"%s\" must be numeric, not %s",
+							run->label, format_type_be(type))));
+		return Float8Expr(run->label, type);
+	}
+	initStringInfo(&e);
+	appendStringInfoString(&e, "(pg_catalog.array_position(ARRAY[");
+	for (int i = 0; i < run->nclasses; i++)
+		appendStringInfo(&e, "%s%s", i > 0 ? "," : "",
+						 quote_literal_cstr(run->classes[i]));
+	appendStringInfo(&e, "]::text[], (s.%s)::%stext) - 1)", ql,
+					 TypeIsNumeric(type) ? "float8::" : "");
+	return e.data;
+}
+
+/*
+ * Appends the metrics of result row r (columns: group, metrics, rows) to
+ * an open JSON object, without its closing brace, with rows_skipped and,
+ * when version >= 0, the version evaluated.
+ */
+static void
+EvaluateAppend(StringInfo out, uint64 r, int version)
+{
+	char	   *metrics = ResultText(r, 2);
+	int64		rows = strtoll(ResultText(r, 3), NULL, 10);
+	int64		used = 0;
+
+	if (metrics != NULL)
+	{
+		Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+														   CStringGetDatum(metrics)));
+		JsonbValue *v = getKeyJsonValueFromContainer(&j->root, "rows", 4, NULL);
+
+		if (v != NULL && v->type == jbvNumeric)
+			used = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+													 NumericGetDatum(v->val.numeric)));
+		/* drop the closing brace to append to the object */
+		metrics[strlen(metrics) - 1] = '\0';
+	}
+	else
+		metrics = "{\"rows\": 0";
+	appendStringInfo(out, "%s, \"rows_skipped\": " INT64_FORMAT, metrics,
+					 rows - used);
+	if (version >= 0)
+		appendStringInfo(out, ", \"version\": %d", version);
+}
+
+PG_FUNCTION_INFO_V1(evaluate);
+
+/*
+ * SQL streamml.evaluate(model, source, label, features): the metrics of the
+ * deployed version on the source as jsonb, with the version evaluated and
+ * the rows skipped; for a grouped model the overall metrics and a "groups"
+ * object with the metrics of every group.
+ */
+Datum
+evaluate(PG_FUNCTION_ARGS)
+{
+	TrainRun   *run = palloc0(sizeof(TrainRun));
+	ArrayType  *fa = PG_GETARG_ARRAYTYPE_P(3);
+	Datum	   *fd;
+	bool	   *fn;
+	int			nf;
+	int			version;
+	StringInfoData sql;
+	StringInfoData out;
+	Oid			types[2] = {FLOAT8ARRAYOID, TEXTARRAYOID};
+	Datum		values[2];
+	const char *gexpr;
+	const char *agg;
+	Datum		result;
+
+	run->cxt = CurrentMemoryContext;
+	run->model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	run->source = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	run->label = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	run->p = -1;
+	deconstruct_array(fa, TEXTOID, -1, false, TYPALIGN_INT, &fd, &fn, &nf);
+	if (nf == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("features must name at least one column")));
+	run->featurecols = palloc(sizeof(char *) * nf);
+	for (int i = 0; i < nf; i++)
+	{
+		if (fn[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("feature names must not be null")));
+		run->featurecols[i] = TextDatumGetCString(fd[i]);
+	}
+	run->nfeaturecols = nf;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	run->snapshot = RegisterSnapshot(GetActiveSnapshot());
+	version = EvaluateLoadModel(run, &values[0], &values[1]);
+
+	run->from = SourceFromItem(run->source);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT * FROM %s LIMIT 0", run->from);
+	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
+	{
+		TupleDesc	desc = CreateTupleDescCopy(SPI_tuptable->tupdesc);
+		int			p = run->p;
+
+		run->yexpr = EvaluateLabelExpr(run,
+									   SourceColumnType(desc, run->label,
+														run->kind == MODEL_LINEAR ? "target" : "label",
+														run->source));
+		run->p = -1;
+		ResolveFeatures(run, desc);
+		if (run->p >= 0 && run->p != p)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("model \"%s\" expects %d features, got %d",
+							run->model, p, run->p)));
+		gexpr = "''::text";
+		if (run->group_by)
+		{
+			SourceColumnType(desc, run->group_by, "group_by", run->source);
+			gexpr = psprintf("coalesce((s.%s)::text, '')",
+							 quote_identifier(run->group_by));
+		}
+	}
+
+	if (run->kind == MODEL_LINEAR)
+		agg = psprintf("streamml.regression_metrics(%s, streamml.ml_score($1, $2, %s, %s, 'linear'))",
+					   run->yexpr, gexpr, run->xexpr);
+	else if (run->kind == MODEL_LOGISTIC)
+		agg = psprintf("streamml.classification_metrics((%s)::int::boolean, streamml.ml_score($1, $2, %s, %s, 'logistic'))",
+					   run->yexpr, gexpr, run->xexpr);
+	else
+		agg = psprintf("streamml.multiclass_metrics(%s, streamml.ml_score_classes($1, $2, %s, %s))",
+					   run->yexpr, gexpr, run->xexpr);
+
+	/* overall: a plain aggregate, which parallel workers can share */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT NULL::text, %s, pg_catalog.count(*) FROM %s",
+					 agg, run->from);
+	RunQuery(run, sql.data, 2, types, values, NULL);
+	initStringInfo(&out);
+	EvaluateAppend(&out, 0, version);
+	SPI_freetuptable(SPI_tuptable);
+
+	/* per group, under the same snapshot (GROUPING SETS would not run in parallel) */
+	if (run->group_by)
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "SELECT %s, %s, pg_catalog.count(*) FROM %s GROUP BY 1 ORDER BY 1",
+						 gexpr, agg, run->from);
+		RunQuery(run, sql.data, 2, types, values, NULL);
+		appendStringInfoString(&out, ", \"groups\": {");
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			if (r > 0)
+				appendStringInfoString(&out, ", ");
+			escape_json(&out, ResultText(r, 1));
+			appendStringInfoString(&out, ": ");
+			EvaluateAppend(&out, r, -1);
+			appendStringInfoChar(&out, '}');
+		}
+		appendStringInfoChar(&out, '}');
+	}
+	appendStringInfoChar(&out, '}');
+	result = SPI_datumTransfer(DirectFunctionCall1(jsonb_in,
+												   CStringGetDatum(out.data)),
+							   false, -1);
+	UnregisterSnapshot(run->snapshot);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}

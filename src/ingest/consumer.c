@@ -79,6 +79,12 @@ static SPIPlanPtr offset_update_plan;
 static bool relcache_changed = false;
 static char errbuf[512];
 
+/* The dead letters of the batch being loaded, and whether they agree. */
+static int	leaf_count;
+static bool leaf_same;
+static int	leaf_sqlerrcode;
+static char leaf_message[512];
+
 /* Notes that a target table changed, so its mapping is planned again. */
 static void
 RelcacheCallback(Datum arg, Oid relid)
@@ -377,7 +383,13 @@ RefreshPartitions(bool first)
 	return true;
 }
 
-/* Is this an error that a message can cause (so: a dead letter)? */
+/*
+ * Is this an error that a message can cause (so: a dead letter)?  Only
+ * errors raised while a message's rows were decoded or written count, and
+ * only bad data, constraints, check options, trigger RAISEs and the
+ * decoders' own type mismatches; anything else (a privilege, a missing
+ * object, resources) would fail for every message, so it aborts the batch.
+ */
 static bool
 IsMessageError(int sqlerrcode)
 {
@@ -386,13 +398,9 @@ IsMessageError(int sqlerrcode)
 	cls[0] = PGUNSIXBIT(sqlerrcode);
 	cls[1] = PGUNSIXBIT(sqlerrcode >> 6);
 	cls[2] = '\0';
-	/* connection, resources, shutdown, system, internal, rollback */
-	if (strcmp(cls, "08") == 0 || strcmp(cls, "53") == 0 ||
-		strcmp(cls, "57") == 0 || strcmp(cls, "58") == 0 ||
-		strcmp(cls, "XX") == 0 || strcmp(cls, "40") == 0 ||
-		strcmp(cls, "25") == 0 || sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
-		return false;
-	return true;
+	return strcmp(cls, "22") == 0 || strcmp(cls, "23") == 0 ||
+		strcmp(cls, "44") == 0 || strcmp(cls, "P0") == 0 ||
+		sqlerrcode == ERRCODE_DATATYPE_MISMATCH;
 }
 
 /* The target of a message (routing), inside the range's subtransaction. */
@@ -474,6 +482,24 @@ DeadLetter(KafkaMessage *m, const char *error)
 }
 
 /*
+ * Remembers the error of a dead letter of this batch, to tell whether all
+ * of them failed alike.
+ */
+static void
+NoteLeafError(ErrorData *edata)
+{
+	if (leaf_count++ == 0)
+	{
+		leaf_sqlerrcode = edata->sqlerrcode;
+		strlcpy(leaf_message, edata->message ? edata->message : "",
+				sizeof(leaf_message));
+	}
+	else if (leaf_sqlerrcode != edata->sqlerrcode ||
+			 strcmp(leaf_message, edata->message ? edata->message : "") != 0)
+		leaf_same = false;
+}
+
+/*
  * Loads msgs[lo, hi) in a subtransaction as the stream's owner; on an
  * error a message can cause, bisects down to the bad messages.
  */
@@ -483,6 +509,7 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	ErrorData  *volatile edata = NULL;
+	volatile bool in_message = false;
 	Oid			save_user;
 	int			save_sec;
 	int			i;
@@ -495,9 +522,12 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 		SetUserIdAndSecContext(cfg->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 		ForTargets(LoaderBegin);
 		ForTargets(LoaderRangeStart);
+		/* Errors from here on can come from the messages' rows. */
+		in_message = true;
 		for (i = lo; i < hi; i++)
 			LoaderAddMessage(TargetOf(&msgs[i]), &msgs[i]);
 		ForTargets(LoaderRangeFinish);
+		in_message = false;
 		ForTargets(LoaderEnd);
 		SetUserIdAndSecContext(save_user, save_sec);
 		ReleaseCurrentSubTransaction();
@@ -522,10 +552,13 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 			parts[msgs[i].partition].rows++;
 		return;
 	}
-	if (!IsMessageError(edata->sqlerrcode))
+	if (!in_message || !IsMessageError(edata->sqlerrcode))
 		ReThrowError(edata);
 	if (hi - lo == 1)
+	{
 		DeadLetter(&msgs[lo], edata->message);
+		NoteLeafError(edata);
+	}
 	else
 	{
 		int			mid = lo + (hi - lo) / 2;
@@ -594,7 +627,21 @@ ProcessBatch(KafkaMessage *msgs, int n)
 	pgstat_report_activity(STATE_RUNNING, "loading a batch");
 	if (relcache_changed)
 		PlanTargets();
+
+	/*
+	 * What would fail for every message fails here, once, outside the
+	 * ranges' subtransactions: the batch is retried, never dead-lettered.
+	 */
+	ForTargets(LoaderCheck);
+	leaf_count = 0;
+	leaf_same = true;
 	LoadRange(msgs, 0, n);
+	if (n > 1 && leaf_count == n && leaf_same)
+		ereport(ERROR,
+				(errcode(leaf_sqlerrcode),
+				 errmsg("every message of the batch failed: %s", leaf_message),
+				 errdetail("The batch is retried instead of becoming %d dead letters.",
+						   n)));
 
 	for (i = 0; i < nparts; i++)
 	{

@@ -36,6 +36,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -47,6 +48,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -114,7 +116,8 @@ CheckGeneration(void)
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	Exec("SELECT generation FROM streamml.streams WHERE id = $1 AND enabled",
+	Exec("SELECT generation FROM streamml.streams "
+		 "WHERE id OPERATOR(pg_catalog.=) $1 AND enabled",
 		 1, (Oid[]) {INT4OID}, &id, SPI_OK_SELECT);
 	same = SPI_processed == 1 &&
 		DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
@@ -140,7 +143,8 @@ LoadStream(void)
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	Exec("SELECT name, owner, target, brokers, topic, format, options, "
-		 "enabled, generation FROM streamml.streams WHERE id = $1",
+		 "enabled, generation FROM streamml.streams "
+		 "WHERE id OPERATOR(pg_catalog.=) $1",
 		 1, (Oid[]) {INT4OID}, &id, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		proc_exit(0);
@@ -288,7 +292,8 @@ ReadOffsets(int32 *list, int n, bool later)
 		parts[list[i]].next = PG_INT64_MIN;
 	for (int pass = 0; pass < 2; pass++)
 	{
-		Exec("SELECT partition, next_offset FROM streamml.offsets WHERE stream_id = $1",
+		Exec("SELECT partition, next_offset FROM streamml.offsets "
+			 "WHERE stream_id OPERATOR(pg_catalog.=) $1",
 			 1, (Oid[]) {INT4OID}, &id, SPI_OK_SELECT);
 		for (r = 0; r < SPI_processed; r++)
 		{
@@ -502,6 +507,13 @@ NoteLeafError(ErrorData *edata)
 /*
  * Loads msgs[lo, hi) in a subtransaction as the stream's owner; on an
  * error a message can cause, bisects down to the bad messages.
+ *
+ * The owner's code (triggers, defaults) runs as a security-restricted
+ * operation, like an index expression: its GUC changes are undone at the
+ * end of the range, so the worker's own statements never resolve names
+ * through a search_path the owner set, and all constraints are made
+ * IMMEDIATE, so no deferred trigger is left to fire at commit as the
+ * superuser.
  */
 static void
 LoadRange(KafkaMessage *msgs, int lo, int hi)
@@ -510,6 +522,7 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 	ResourceOwner owner = CurrentResourceOwner;
 	ErrorData  *volatile edata = NULL;
 	volatile bool in_message = false;
+	ConstraintsSetStmt *immediate = makeNode(ConstraintsSetStmt);
 	Oid			save_user;
 	int			save_sec;
 	int			i;
@@ -519,7 +532,15 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		SetUserIdAndSecContext(cfg->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		int			nest;
+
+		SetUserIdAndSecContext(cfg->owner, save_sec |
+							   SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		nest = NewGUCNestLevel();
+		immediate->constraints = NIL;
+		immediate->deferred = false;
+		AfterTriggerSetState(immediate);
 		ForTargets(LoaderBegin);
 		ForTargets(LoaderRangeStart);
 		/* Errors from here on can come from the messages' rows. */
@@ -529,6 +550,7 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 		ForTargets(LoaderRangeFinish);
 		in_message = false;
 		ForTargets(LoaderEnd);
+		AtEOXact_GUC(false, nest);
 		SetUserIdAndSecContext(save_user, save_sec);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
@@ -580,8 +602,9 @@ UpdateOffset(int32 p, int64 next, int64 expected)
 	{
 		offset_update_plan = SPI_prepare("UPDATE streamml.offsets SET next_offset = $3, "
 										 "updated_at = pg_catalog.now() "
-										 "WHERE stream_id = $1 AND partition = $2 "
-										 "AND next_offset = $4", 4,
+										 "WHERE stream_id OPERATOR(pg_catalog.=) $1 "
+										 "AND partition OPERATOR(pg_catalog.=) $2 "
+										 "AND next_offset OPERATOR(pg_catalog.=) $4", 4,
 										 (Oid[]) {INT4OID, INT4OID, INT8OID, INT8OID});
 		if (offset_update_plan == NULL || SPI_keepplan(offset_update_plan) != 0)
 			elog(ERROR, "cannot prepare the offset update");

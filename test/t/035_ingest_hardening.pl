@@ -1,7 +1,9 @@
 # A stream keeps data out of dead_letters when no message is at fault:
 # a revoked INSERT privilege pauses the stream with the error in
 # stream_stats, and after GRANT every message loads, once.  Triggers with
-# transition tables see the loaded rows.
+# transition tables see the loaded rows.  The owner's triggers cannot run
+# code as the superuser: a deferred constraint trigger fires as the owner,
+# and a search_path the owner sets does not reach the worker's statements.
 use strict;
 use warnings;
 use lib 'test/perl';
@@ -74,6 +76,45 @@ is($node->safe_psql('postgres', q{
 	'100|5050|0', 'every message loaded once, none dead-lettered');
 is($node->safe_psql('postgres', 'SELECT sum(next_offset) FROM streamml.offsets'),
 	'100', 'stored offsets cover every message');
+
+# The owner's code stays the owner's.
+$node->safe_psql('postgres', q{
+	SET ROLE alice;
+	CREATE TABLE who (u text);
+	CREATE TABLE pwned (u text);
+	CREATE FUNCTION note_user() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO public.who VALUES (current_user);
+		RETURN NULL;
+	END $$;
+	CREATE CONSTRAINT TRIGGER note_user AFTER INSERT ON hard
+		DEFERRABLE INITIALLY DEFERRED
+		FOR EACH ROW EXECUTE FUNCTION note_user();
+	CREATE FUNCTION evil_eq(int4, int4) RETURNS bool LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO public.pwned VALUES (current_user);
+		RETURN $1 OPERATOR(pg_catalog.=) $2;
+	END $$;
+	CREATE OPERATOR public.= (LEFTARG = int4, RIGHTARG = int4,
+		FUNCTION = evil_eq);
+	CREATE FUNCTION set_path() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		PERFORM pg_catalog.set_config('search_path', 'public, pg_catalog', false);
+		RETURN NULL;
+	END $$;
+	CREATE TRIGGER set_path AFTER INSERT ON hard
+		FOR EACH ROW EXECUTE FUNCTION set_path();
+});
+ok(produce($bootstrap, 'hard', msgs(101, 140)), 'produced for the owner\'s triggers');
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM hard', '140'),
+	'the rows load with the triggers');
+ok(produce($bootstrap, 'hard', msgs(141, 160)), 'produced another batch');
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM hard', '160'),
+	'the next batch loads too');
+is($node->safe_psql('postgres', q{SELECT count(*), string_agg(DISTINCT u, ',') FROM who}),
+	'60|alice', 'a deferred constraint trigger fires as the owner');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pwned}), '0',
+	'the worker never resolves an operator through the owner\'s search_path');
 
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('hard')});
 $node->stop;

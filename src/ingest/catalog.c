@@ -191,6 +191,54 @@ ScalarText(JsonbValue *v, const char *key)
 }
 
 /*
+ * Refuses, for a caller who is not a superuser, a librdkafka property
+ * outside a list known to be harmless.  The worker runs as a superuser,
+ * and many properties make librdkafka run a command
+ * (sasl.kerberos.kinit.cmd), load a library (plugin.library.paths,
+ * ssl.engine.location) or read a server file (ssl.*.location,
+ * ssl.keystore.location, sasl.kerberos.keytab); an allowlist also covers
+ * those added by later librdkafka versions.
+ */
+static void
+CheckKafkaProperty(const char *name)
+{
+	static const char *const exact[] = {
+		"security.protocol", "sasl.mechanism", "sasl.mechanisms",
+		"sasl.username", "sasl.password", "ssl.ca.pem",
+		"ssl.certificate.pem", "ssl.key.pem", "ssl.key.password",
+		"ssl.endpoint.identification.algorithm",
+		"enable.ssl.certificate.verification", "client.id", "client.rack",
+		"session.timeout.ms", "heartbeat.interval.ms",
+		"max.poll.interval.ms", "isolation.level", "broker.version.fallback",
+		"statistics.interval.ms", "check.crcs", "auto.offset.reset",
+		"message.max.bytes", "receive.message.max.bytes",
+		"metadata.max.age.ms", "connections.max.idle.ms",
+		"partition.assignment.strategy", "group.instance.id",
+		"enable.partition.eof", "allow.auto.create.topics",
+		"retry.backoff.ms", "retry.backoff.max.ms", NULL
+	};
+	static const char *const prefixes[] = {
+		"fetch.", "queued.", "socket.", "reconnect.", "api.version.",
+		"topic.metadata.", NULL
+	};
+	int			i;
+
+	if (superuser())
+		return;
+	for (i = 0; exact[i]; i++)
+		if (strcmp(name, exact[i]) == 0)
+			return;
+	for (i = 0; prefixes[i]; i++)
+		if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+			return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to set kafka property \"%s\"", name),
+			 errdetail("Only connection, authentication and tuning properties known to be harmless may be set by a user who is not a superuser."),
+			 errhint("A superuser must set this property.")));
+}
+
+/*
  * Parses a start position: earliest, latest or a timestamp (returned as
  * milliseconds since the Unix epoch with *is_time set).
  */
@@ -433,6 +481,8 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("kafka property \"%s\" is set by pg_streamml", p->name)));
+				if (!for_worker)
+					CheckKafkaProperty(p->name);
 				cfg->kafka_props = lappend(cfg->kafka_props, p);
 			}
 		}

@@ -36,6 +36,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -47,6 +48,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -79,6 +81,12 @@ static SPIPlanPtr offset_update_plan;
 static bool relcache_changed = false;
 static char errbuf[512];
 
+/* The dead letters of the batch being loaded, and whether they agree. */
+static int	leaf_count;
+static bool leaf_same;
+static int	leaf_sqlerrcode;
+static char leaf_message[512];
+
 /* Notes that a target table changed, so its mapping is planned again. */
 static void
 RelcacheCallback(Datum arg, Oid relid)
@@ -108,7 +116,8 @@ CheckGeneration(void)
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	Exec("SELECT generation FROM streamml.streams WHERE id = $1 AND enabled",
+	Exec("SELECT generation FROM streamml.streams "
+		 "WHERE id OPERATOR(pg_catalog.=) $1 AND enabled",
 		 1, (Oid[]) {INT4OID}, &id, SPI_OK_SELECT);
 	same = SPI_processed == 1 &&
 		DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
@@ -134,7 +143,8 @@ LoadStream(void)
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	Exec("SELECT name, owner, target, brokers, topic, format, options, "
-		 "enabled, generation FROM streamml.streams WHERE id = $1",
+		 "enabled, generation FROM streamml.streams "
+		 "WHERE id OPERATOR(pg_catalog.=) $1",
 		 1, (Oid[]) {INT4OID}, &id, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		proc_exit(0);
@@ -282,7 +292,8 @@ ReadOffsets(int32 *list, int n, bool later)
 		parts[list[i]].next = PG_INT64_MIN;
 	for (int pass = 0; pass < 2; pass++)
 	{
-		Exec("SELECT partition, next_offset FROM streamml.offsets WHERE stream_id = $1",
+		Exec("SELECT partition, next_offset FROM streamml.offsets "
+			 "WHERE stream_id OPERATOR(pg_catalog.=) $1",
 			 1, (Oid[]) {INT4OID}, &id, SPI_OK_SELECT);
 		for (r = 0; r < SPI_processed; r++)
 		{
@@ -377,7 +388,13 @@ RefreshPartitions(bool first)
 	return true;
 }
 
-/* Is this an error that a message can cause (so: a dead letter)? */
+/*
+ * Is this an error that a message can cause (so: a dead letter)?  Only
+ * errors raised while a message's rows were decoded or written count, and
+ * only bad data, constraints, check options, trigger RAISEs and the
+ * decoders' own type mismatches; anything else (a privilege, a missing
+ * object, resources) would fail for every message, so it aborts the batch.
+ */
 static bool
 IsMessageError(int sqlerrcode)
 {
@@ -386,13 +403,9 @@ IsMessageError(int sqlerrcode)
 	cls[0] = PGUNSIXBIT(sqlerrcode);
 	cls[1] = PGUNSIXBIT(sqlerrcode >> 6);
 	cls[2] = '\0';
-	/* connection, resources, shutdown, system, internal, rollback */
-	if (strcmp(cls, "08") == 0 || strcmp(cls, "53") == 0 ||
-		strcmp(cls, "57") == 0 || strcmp(cls, "58") == 0 ||
-		strcmp(cls, "XX") == 0 || strcmp(cls, "40") == 0 ||
-		strcmp(cls, "25") == 0 || sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
-		return false;
-	return true;
+	return strcmp(cls, "22") == 0 || strcmp(cls, "23") == 0 ||
+		strcmp(cls, "44") == 0 || strcmp(cls, "P0") == 0 ||
+		sqlerrcode == ERRCODE_DATATYPE_MISMATCH;
 }
 
 /* The target of a message (routing), inside the range's subtransaction. */
@@ -474,8 +487,33 @@ DeadLetter(KafkaMessage *m, const char *error)
 }
 
 /*
+ * Remembers the error of a dead letter of this batch, to tell whether all
+ * of them failed alike.
+ */
+static void
+NoteLeafError(ErrorData *edata)
+{
+	if (leaf_count++ == 0)
+	{
+		leaf_sqlerrcode = edata->sqlerrcode;
+		strlcpy(leaf_message, edata->message ? edata->message : "",
+				sizeof(leaf_message));
+	}
+	else if (leaf_sqlerrcode != edata->sqlerrcode ||
+			 strcmp(leaf_message, edata->message ? edata->message : "") != 0)
+		leaf_same = false;
+}
+
+/*
  * Loads msgs[lo, hi) in a subtransaction as the stream's owner; on an
  * error a message can cause, bisects down to the bad messages.
+ *
+ * The owner's code (triggers, defaults) runs as a security-restricted
+ * operation, like an index expression: its GUC changes are undone at the
+ * end of the range, so the worker's own statements never resolve names
+ * through a search_path the owner set, and all constraints are made
+ * IMMEDIATE, so no deferred trigger is left to fire at commit as the
+ * superuser.
  */
 static void
 LoadRange(KafkaMessage *msgs, int lo, int hi)
@@ -483,6 +521,8 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	ErrorData  *volatile edata = NULL;
+	volatile bool in_message = false;
+	ConstraintsSetStmt *immediate = makeNode(ConstraintsSetStmt);
 	Oid			save_user;
 	int			save_sec;
 	int			i;
@@ -492,13 +532,25 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		SetUserIdAndSecContext(cfg->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		int			nest;
+
+		SetUserIdAndSecContext(cfg->owner, save_sec |
+							   SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		nest = NewGUCNestLevel();
+		immediate->constraints = NIL;
+		immediate->deferred = false;
+		AfterTriggerSetState(immediate);
 		ForTargets(LoaderBegin);
 		ForTargets(LoaderRangeStart);
+		/* Errors from here on can come from the messages' rows. */
+		in_message = true;
 		for (i = lo; i < hi; i++)
 			LoaderAddMessage(TargetOf(&msgs[i]), &msgs[i]);
 		ForTargets(LoaderRangeFinish);
+		in_message = false;
 		ForTargets(LoaderEnd);
+		AtEOXact_GUC(false, nest);
 		SetUserIdAndSecContext(save_user, save_sec);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
@@ -522,10 +574,13 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 			parts[msgs[i].partition].rows++;
 		return;
 	}
-	if (!IsMessageError(edata->sqlerrcode))
+	if (!in_message || !IsMessageError(edata->sqlerrcode))
 		ReThrowError(edata);
 	if (hi - lo == 1)
+	{
 		DeadLetter(&msgs[lo], edata->message);
+		NoteLeafError(edata);
+	}
 	else
 	{
 		int			mid = lo + (hi - lo) / 2;
@@ -547,8 +602,9 @@ UpdateOffset(int32 p, int64 next, int64 expected)
 	{
 		offset_update_plan = SPI_prepare("UPDATE streamml.offsets SET next_offset = $3, "
 										 "updated_at = pg_catalog.now() "
-										 "WHERE stream_id = $1 AND partition = $2 "
-										 "AND next_offset = $4", 4,
+										 "WHERE stream_id OPERATOR(pg_catalog.=) $1 "
+										 "AND partition OPERATOR(pg_catalog.=) $2 "
+										 "AND next_offset OPERATOR(pg_catalog.=) $4", 4,
 										 (Oid[]) {INT4OID, INT4OID, INT8OID, INT8OID});
 		if (offset_update_plan == NULL || SPI_keepplan(offset_update_plan) != 0)
 			elog(ERROR, "cannot prepare the offset update");
@@ -594,7 +650,21 @@ ProcessBatch(KafkaMessage *msgs, int n)
 	pgstat_report_activity(STATE_RUNNING, "loading a batch");
 	if (relcache_changed)
 		PlanTargets();
+
+	/*
+	 * What would fail for every message fails here, once, outside the
+	 * ranges' subtransactions: the batch is retried, never dead-lettered.
+	 */
+	ForTargets(LoaderCheck);
+	leaf_count = 0;
+	leaf_same = true;
 	LoadRange(msgs, 0, n);
+	if (n > 1 && leaf_count == n && leaf_same)
+		ereport(ERROR,
+				(errcode(leaf_sqlerrcode),
+				 errmsg("every message of the batch failed: %s", leaf_message),
+				 errdetail("The batch is retried instead of becoming %d dead letters.",
+						   n)));
 
 	for (i = 0; i < nparts; i++)
 	{

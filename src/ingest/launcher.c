@@ -182,10 +182,11 @@ Reconcile(void)
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "reading streamml.streams");
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_streamml'",
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension "
+					"WHERE extname OPERATOR(pg_catalog.=) 'pg_streamml'",
 					true, 0) == SPI_OK_SELECT && SPI_processed == 1 &&
 		SPI_execute("SELECT id, name, generation, "
-					"coalesce((options->>'workers')::int, 1) "
+					"coalesce((options OPERATOR(pg_catalog.->>) 'workers')::int, 1) "
 					"FROM streamml.streams WHERE enabled", true, 0) == SPI_OK_SELECT)
 	{
 		n = SPI_processed;

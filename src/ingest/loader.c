@@ -48,6 +48,31 @@
 
 #define MAX_BUFFERED_ROWS 1000
 
+/*
+ * Locks the target for the transaction and checks the owner's INSERT
+ * privilege, at the top level of the batch: a failure here is no
+ * message's fault, so it aborts the batch instead of making dead letters.
+ */
+void
+LoaderCheck(TargetState *ts)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	Relation	rel = table_open(ts->relid, RowExclusiveLock);
+	ListCell   *lc;
+
+	rte->rtekind = RTE_RELATION;
+	rte->relid = ts->relid;
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	rte->checkAsUser = ts->cfg->owner;
+	foreach(lc, ts->insert_cols)
+		rte->insertedCols = bms_add_member(rte->insertedCols,
+										   lfirst_int(lc) - FirstLowInvalidHeapAttributeNumber);
+	ExecCheckRTPerms(list_make1(rte), true);
+	table_close(rel, NoLock);
+}
+
 /* Opens the target for one transaction; checks the owner's privileges. */
 void
 LoaderBegin(TargetState *ts)
@@ -144,6 +169,9 @@ LoaderRangeStart(TargetState *ts)
 	if (ts->use_spi)
 		return;
 	AfterTriggerBeginQuery();
+	/* Triggers with transition tables see the range's rows, as in COPY. */
+	ts->transition = MakeTransitionCaptureState(ts->rel->trigdesc,
+												ts->relid, CMD_INSERT);
 	ExecBSInsertTriggers(ts->estate, ts->rri);
 	ts->bistate = GetBulkInsertState();
 }
@@ -165,7 +193,8 @@ FlushBuffer(TargetState *ts)
 		if (ts->rri->ri_NumIndices > 0)
 			recheck = ExecInsertIndexTuples(ts->rri, ts->slots[i], ts->estate,
 											false, false, NULL, NIL);
-		ExecARInsertTriggers(ts->estate, ts->rri, ts->slots[i], recheck, NULL);
+		ExecARInsertTriggers(ts->estate, ts->rri, ts->slots[i], recheck,
+							 ts->transition);
 		list_free(recheck);
 		ExecClearTuple(ts->slots[i]);
 	}
@@ -259,7 +288,8 @@ EmitRowFast(TargetState *ts, Datum *values, bool *nulls, bool *present)
 		if (ts->rri->ri_NumIndices > 0)
 			recheck = ExecInsertIndexTuples(ts->rri, slot, ts->estate,
 											false, false, NULL, NIL);
-		ExecARInsertTriggers(ts->estate, ts->rri, slot, recheck, NULL);
+		ExecARInsertTriggers(ts->estate, ts->rri, slot, recheck,
+							 ts->transition);
 		list_free(recheck);
 		ExecClearTuple(slot);
 	}
@@ -295,10 +325,11 @@ LoaderRangeFinish(TargetState *ts)
 	if (ts->use_spi)
 		return;
 	FlushBuffer(ts);
-	ExecASInsertTriggers(ts->estate, ts->rri, NULL);
+	ExecASInsertTriggers(ts->estate, ts->rri, ts->transition);
 	AfterTriggerEndQuery(ts->estate);
 	FreeBulkInsertState(ts->bistate);
 	ts->bistate = NULL;
+	ts->transition = NULL;
 }
 
 /*
@@ -317,6 +348,7 @@ LoaderRangeAbort(TargetState *ts)
 	ts->slot_desc = NULL;
 	ts->nbuffered = 0;
 	ts->bistate = NULL;
+	ts->transition = NULL;
 	ts->spi_plan = NULL;
 	ts->rel = NULL;
 }

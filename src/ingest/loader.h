@@ -67,6 +67,7 @@ typedef struct TargetState
 	TupleDesc	slot_desc;
 	int			nbuffered;
 	struct BulkInsertStateData *bistate;
+	struct TransitionCaptureState *transition;	/* NULL: no transition tables */
 	bool	   *present;
 	/* routing: the route value, or NULL for the default target */
 	char	   *route_value;
@@ -97,6 +98,7 @@ extern bool JsonRouteValue(KafkaMessage *m, const char *field, char **value);
 extern void DecodeCsv(TargetState *ts, KafkaMessage *m, EmitRow emit);
 
 /* loader.c */
+extern void LoaderCheck(TargetState *ts);
 extern void LoaderBegin(TargetState *ts);
 extern void LoaderAddMessage(TargetState *ts, KafkaMessage *m);
 extern void LoaderRangeStart(TargetState *ts);

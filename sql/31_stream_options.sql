@@ -1,0 +1,31 @@
+-- librdkafka properties that run commands, load libraries or read server
+-- files need a superuser; harmless ones are open to the stream's owner.
+CREATE TABLE opt_target (id int, v text);
+CREATE ROLE streamml_opt_user;
+GRANT INSERT ON opt_target TO streamml_opt_user;
+SET ROLE streamml_opt_user;
+SELECT streamml.create_stream('opt1', 'opt_target', '127.0.0.1:1', 't', 'json',
+	'{"kafka": {"sasl.kerberos.kinit.cmd": "touch /tmp/pwned"}}');
+SELECT streamml.create_stream('opt1', 'opt_target', '127.0.0.1:1', 't', 'json',
+	'{"kafka": {"plugin.library.paths": "/tmp/evil.so"}}');
+SELECT streamml.create_stream('opt1', 'opt_target', '127.0.0.1:1', 't', 'json',
+	'{"kafka": {"ssl.ca.location": "/etc/shadow"}}');
+SELECT streamml.create_stream('opt1', 'opt_target', '127.0.0.1:1', 't', 'json',
+	'{"kafka": {"security.protocol": "sasl_ssl", "sasl.mechanisms": "PLAIN",
+	  "sasl.username": "u", "sasl.password": "p", "fetch.wait.max.ms": 10,
+	  "socket.timeout.ms": 5000, "client.id": "me"}}');
+SELECT streamml.alter_stream('opt1', '{"kafka": {"sasl.kerberos.keytab": "/etc/krb5.keytab"}}');
+SELECT streamml.alter_stream('opt1', '{"kafka": {"ssl_engine_location": "/tmp/evil.so"}}');
+SELECT streamml.alter_stream('opt1', '{"kafka": {"queued.min.messages": 1000}}');
+SELECT options FROM streamml.streams WHERE name = 'opt1';
+RESET ROLE;
+-- A superuser may set any of them.
+SELECT streamml.create_stream('opt2', 'opt_target', '127.0.0.1:1', 't', 'json',
+	'{"kafka": {"ssl.ca.location": "/etc/ssl/certs/ca.pem"}}');
+SELECT streamml.alter_stream('opt1', '{"kafka": {"sasl.kerberos.keytab": "/etc/krb5.keytab"}}');
+SELECT name, options FROM streamml.streams WHERE name LIKE 'opt%' ORDER BY id;
+SELECT streamml.drop_stream('opt1');
+SELECT streamml.drop_stream('opt2');
+REVOKE ALL ON opt_target FROM streamml_opt_user;
+DROP ROLE streamml_opt_user;
+DROP TABLE opt_target;

@@ -1,0 +1,122 @@
+# A stream keeps data out of dead_letters when no message is at fault:
+# a revoked INSERT privilege pauses the stream with the error in
+# stream_stats, and after GRANT every message loads, once.  Triggers with
+# transition tables see the loaded rows.  The owner's triggers cannot run
+# code as the superuser: a deferred constraint trigger fires as the owner,
+# and a search_path the owner sets does not reach the worker's statements.
+use strict;
+use warnings;
+use lib 'test/perl';
+use PostgreSQL::Test::Utils;
+use Test::More;
+use StreamML::TestNode;
+use StreamML::DevBroker qw(produce);
+
+my $broker = StreamML::DevBroker->start(
+	brokers => 1,
+	topics => { hard => 2 },
+	dir => PostgreSQL::Test::Utils::tempdir);
+my $bootstrap = $broker->bootstrap;
+
+my $node = streamml_node('hardening');
+$node->start;
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION pg_streamml;
+	CREATE ROLE alice LOGIN;
+	GRANT CREATE ON SCHEMA public TO alice;
+	SET ROLE alice;
+	CREATE TABLE hard (id int PRIMARY KEY, v float8);
+	CREATE TABLE hard_audit (n bigint);
+	CREATE FUNCTION hard_count() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO hard_audit SELECT count(*) FROM new_rows;
+		RETURN NULL;
+	END $$;
+	CREATE TRIGGER hard_count AFTER INSERT ON hard
+		REFERENCING NEW TABLE AS new_rows
+		FOR EACH STATEMENT EXECUTE FUNCTION hard_count();
+});
+
+sub msgs
+{
+	my ($from, $to) = @_;
+	return [ map { [ "k$_", sprintf('{"id": %d, "v": %d.5}', $_, $_) ] } $from .. $to ];
+}
+
+ok(produce($bootstrap, 'hard', msgs(1, 50)), 'produced the first messages');
+$node->safe_psql('postgres', qq{
+	SET ROLE alice;
+	SELECT streamml.create_stream('hard', 'hard', '$bootstrap', 'hard', 'json',
+		'{"batch_size": 20}')
+});
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM hard', '50'),
+	'the first messages load');
+is($node->safe_psql('postgres', 'SELECT sum(n) FROM hard_audit'), '50',
+	'a trigger with a transition table sees every loaded row');
+
+# The owner loses INSERT: nothing is dead-lettered, the error shows.
+$node->safe_psql('postgres', 'SET ROLE alice; REVOKE INSERT ON hard FROM alice');
+ok(produce($bootstrap, 'hard', msgs(51, 100)), 'produced while INSERT is revoked');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) > 0 FROM streamml.stream_stats
+	WHERE last_error LIKE '%permission denied for table hard%'}),
+	'stream_stats shows the permission error');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM hard'), '50',
+	'nothing loads without the privilege');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM streamml.dead_letters'), '0',
+	'a revoked privilege makes no dead letters');
+
+# GRANT again: the stream resumes and nothing is lost.
+$node->safe_psql('postgres', 'SET ROLE alice; GRANT INSERT ON hard TO alice');
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM hard', '100'),
+	'the stream resumes after GRANT');
+is($node->safe_psql('postgres', q{
+	SELECT count(DISTINCT id), sum(id), (SELECT count(*) FROM streamml.dead_letters)
+	FROM hard}),
+	'100|5050|0', 'every message loaded once, none dead-lettered');
+is($node->safe_psql('postgres', 'SELECT sum(next_offset) FROM streamml.offsets'),
+	'100', 'stored offsets cover every message');
+
+# The owner's code stays the owner's.
+$node->safe_psql('postgres', q{
+	SET ROLE alice;
+	CREATE TABLE who (u text);
+	CREATE TABLE pwned (u text);
+	CREATE FUNCTION note_user() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO public.who VALUES (current_user);
+		RETURN NULL;
+	END $$;
+	CREATE CONSTRAINT TRIGGER note_user AFTER INSERT ON hard
+		DEFERRABLE INITIALLY DEFERRED
+		FOR EACH ROW EXECUTE FUNCTION note_user();
+	CREATE FUNCTION evil_eq(int4, int4) RETURNS bool LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO public.pwned VALUES (current_user);
+		RETURN $1 OPERATOR(pg_catalog.=) $2;
+	END $$;
+	CREATE OPERATOR public.= (LEFTARG = int4, RIGHTARG = int4,
+		FUNCTION = evil_eq);
+	CREATE FUNCTION set_path() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		PERFORM pg_catalog.set_config('search_path', 'public, pg_catalog', false);
+		RETURN NULL;
+	END $$;
+	CREATE TRIGGER set_path AFTER INSERT ON hard
+		FOR EACH ROW EXECUTE FUNCTION set_path();
+});
+ok(produce($bootstrap, 'hard', msgs(101, 140)), 'produced for the owner\'s triggers');
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM hard', '140'),
+	'the rows load with the triggers');
+ok(produce($bootstrap, 'hard', msgs(141, 160)), 'produced another batch');
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM hard', '160'),
+	'the next batch loads too');
+is($node->safe_psql('postgres', q{SELECT count(*), string_agg(DISTINCT u, ',') FROM who}),
+	'60|alice', 'a deferred constraint trigger fires as the owner');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pwned}), '0',
+	'the worker never resolves an operator through the owner\'s search_path');
+
+$node->safe_psql('postgres', q{SELECT streamml.drop_stream('hard')});
+$node->stop;
+is($broker->stop, 0, 'broker stopped cleanly');
+done_testing();

@@ -4,7 +4,8 @@
 # with the bad ones kept in streamml.dead_letters; windowed features are
 # computed per symbol; a logistic model is trained on the streamed rows,
 # evaluated on a time-ordered holdout and served with predict_proba(); its
-# predictions are published back to Kafka.  Everything runs on a throw-away
+# predictions are published back to Kafka; pg_cron re-trains it on a
+# schedule.  Everything runs on a throw-away
 # server; the script says what it does at each step.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -137,6 +138,16 @@ SELECT round((m->>'roc_auc')::numeric, 4) AS roc_auc, round((m->>'pr_auc')::nume
   FROM (SELECT streamml.classification_metrics(label = 1,
                streamml.predict_proba('trade_signal', features)) AS m
           FROM trades) all_rows;
+EOF
+
+say "evaluate() the deployed model on the newest 2,000 trades; re-train every 5 minutes with pg_cron"
+sql <<'EOF'
+SELECT jsonb_pretty(streamml.evaluate('trade_signal',
+		'SELECT * FROM trades ORDER BY id DESC LIMIT 2000', 'label', ARRAY['features'])
+		- 'confusion_matrix') AS evaluation;
+CREATE EXTENSION pg_cron;
+SELECT streamml.schedule_training('trade_signal', '*/5 * * * *', '{"min_new_rows": 1000}') AS cron_job;
+SELECT jobname, schedule, command FROM cron.job;
 EOF
 
 say "publishing the newest predictions to Kafka topic 'predictions' with streamml.produce()"

@@ -5,8 +5,8 @@
 # computed per symbol; a logistic model is trained on the streamed rows,
 # evaluated on a time-ordered holdout and served with predict_proba(); its
 # predictions are published back to Kafka; pg_cron re-trains it on a
-# schedule.  Everything runs on a throw-away
-# server; the script says what it does at each step.
+# schedule.  Everything runs on a throw-away server; the script says what it
+# does at each step.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"

@@ -163,7 +163,7 @@ KafkaConsumerCreate(const char *brokers, List *props, const char *group,
 			{"enable.auto.offset.store", "false"},
 			{"enable.partition.eof", "false"},
 			{"auto.offset.reset", "earliest"},
-			{"fetch.wait.max.ms", "50"},
+			{"fetch.wait.max.ms", "20"},
 			{"socket.keepalive.enable", "true"},
 			{"reconnect.backoff.max.ms", "2000"},
 		};

@@ -77,6 +77,7 @@ static ConsumerArgs args;
 static SPIPlanPtr dead_letter_plan;
 static SPIPlanPtr offset_update_plan;
 static bool relcache_changed = false;
+static volatile bool in_messages;	/* LoadRange got past opening the targets */
 static char errbuf[512];
 
 /* Notes that a target table changed, so its mapping is planned again. */
@@ -490,11 +491,13 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
+	in_messages = false;
 	PG_TRY();
 	{
 		SetUserIdAndSecContext(cfg->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 		ForTargets(LoaderBegin);
 		ForTargets(LoaderRangeStart);
+		in_messages = true;
 		for (i = lo; i < hi; i++)
 			LoaderAddMessage(TargetOf(&msgs[i]), &msgs[i]);
 		ForTargets(LoaderRangeFinish);
@@ -522,7 +525,13 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 			parts[msgs[i].partition].rows++;
 		return;
 	}
-	if (!IsMessageError(edata->sqlerrcode))
+	/*
+	 * An error before the first message (opening the table, the owner's
+	 * INSERT privilege) or one no message can cause stops the batch.  A
+	 * revoked privilege and a row-level security policy raise the same
+	 * SQLSTATE, so only where it happened tells them apart.
+	 */
+	if (!in_messages || !IsMessageError(edata->sqlerrcode))
 		ReThrowError(edata);
 	if (hi - lo == 1)
 		DeadLetter(&msgs[lo], edata->message);

@@ -574,6 +574,12 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 			parts[msgs[i].partition].rows++;
 		return;
 	}
+	/*
+	 * An error before the first message (opening the table, the owner's
+	 * INSERT privilege) or one no message can cause stops the batch.  A
+	 * revoked privilege and a row-level security policy raise the same
+	 * SQLSTATE, so only where it happened tells them apart.
+	 */
 	if (!in_message || !IsMessageError(edata->sqlerrcode))
 		ReThrowError(edata);
 	if (hi - lo == 1)

@@ -160,6 +160,7 @@ TargetStateCreate(StreamConfig *cfg, Oid relid, const char *route_value)
 		{
 			/* A key that is itself dotted is looked up as one key first. */
 			SplitPath(c);
+			c->path_len = strlen(c->path);
 		}
 		ts->insert_cols = lappend_int(ts->insert_cols, c->attnum);
 		ts->ncols++;

@@ -163,7 +163,7 @@ KafkaConsumerCreate(const char *brokers, List *props, const char *group,
 			{"enable.auto.offset.store", "false"},
 			{"enable.partition.eof", "false"},
 			{"auto.offset.reset", "earliest"},
-			{"fetch.wait.max.ms", "50"},
+			{"fetch.wait.max.ms", "20"},
 			{"socket.keepalive.enable", "true"},
 			{"reconnect.backoff.max.ms", "2000"},
 		};
@@ -380,7 +380,26 @@ KafkaConsumeBatch(KafkaClient *kc, int timeout_ms, KafkaMessage *out,
 
 	if (max > lengthof(msgs))
 		max = lengthof(msgs);
-	got = rd_kafka_consume_batch_queue(kc->queue, timeout_ms, msgs, max);
+	/*
+	 * rd_kafka_consume_batch_queue waits until it has max messages or the
+	 * timeout has passed, so under a light load every batch would wait the
+	 * whole timeout.  Take what is queued now; if nothing is, wait for one
+	 * message at most timeout_ms, then take what came with it.
+	 */
+	got = rd_kafka_consume_batch_queue(kc->queue, 0, msgs, max);
+	if (got == 0 && timeout_ms > 0)
+	{
+		rd_kafka_message_t *first = rd_kafka_consume_queue(kc->queue,
+														   timeout_ms);
+
+		if (first != NULL)
+		{
+			msgs[0] = first;
+			got = max > 1 ?
+				rd_kafka_consume_batch_queue(kc->queue, 0, msgs + 1, max - 1) : 0;
+			got = got < 0 ? 1 : got + 1;
+		}
+	}
 	if (got < 0)
 	{
 		snprintf(errbuf, errlen, "%s", rd_kafka_err2str(rd_kafka_last_error()));

@@ -243,6 +243,7 @@ EmitRowFast(TargetState *ts, Datum *values, bool *nulls, bool *present)
 		rc = SPI_execute_plan(ts->spi_plan, args, argn, false, 0);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "insert into target failed: %s", SPI_result_code_string(rc));
+		ResetPerTupleExprContext(ts->estate);
 		return;
 	}
 
@@ -292,6 +293,7 @@ EmitRowFast(TargetState *ts, Datum *values, bool *nulls, bool *present)
 							 ts->transition);
 		list_free(recheck);
 		ExecClearTuple(slot);
+		ResetPerTupleExprContext(ts->estate);
 	}
 }
 
@@ -302,12 +304,20 @@ LoaderAddMessage(TargetState *ts, KafkaMessage *m)
 	Datum	   *values;
 	bool	   *nulls;
 	StreamConfig *cfg = ts->cfg;
+	MemoryContext old;
 
 	if (strcmp(cfg->format, "csv") == 0)
 	{
 		DecodeCsv(ts, m, EmitRowFast);
 		return;
 	}
+
+	/*
+	 * One message, one row: its values live in the per-tuple context, which
+	 * FlushBuffer resets once the buffered rows are written, so a batch's
+	 * memory is reused instead of growing with the batch.
+	 */
+	old = MemoryContextSwitchTo(GetPerTupleMemoryContext(ts->estate));
 	values = palloc(sizeof(Datum) * ts->natts);
 	nulls = palloc0(sizeof(bool) * ts->natts);
 	memset(ts->present, 0, sizeof(bool) * ts->natts);
@@ -316,6 +326,7 @@ LoaderAddMessage(TargetState *ts, KafkaMessage *m)
 	else
 		DecodeText(ts, m, values, nulls, ts->present);
 	EmitRowFast(ts, values, nulls, ts->present);
+	MemoryContextSwitchTo(old);
 }
 
 /* Ends a range that loaded: the last rows, statement and after triggers. */

@@ -35,6 +35,7 @@ typedef struct ColumnPlan
 	char	   *attname;
 	IngestSource source;
 	char	   *path;			/* json path, header name */
+	int			path_len;
 	char	  **parts;			/* json path split at dots */
 	int			nparts;
 	int		   *part_lens;

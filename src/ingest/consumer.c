@@ -44,6 +44,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/pmsignal.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
@@ -79,6 +80,8 @@ static ConsumerArgs args;
 static SPIPlanPtr dead_letter_plan;
 static SPIPlanPtr offset_update_plan;
 static bool relcache_changed = false;
+static MemoryContext plan_cxt;	/* holds the TargetStates */
+static MemoryContext next_plan_cxt; /* a planning in progress (or failed) */
 static char errbuf[512];
 
 /* The dead letters of the batch being loaded, and whether they agree. */
@@ -91,7 +94,16 @@ static char leaf_message[512];
 static void
 RelcacheCallback(Datum arg, Oid relid)
 {
-	relcache_changed = true;
+	ListCell   *lc;
+
+	if (cfg == NULL || relid == InvalidOid || relid == cfg->target)
+	{
+		relcache_changed = true;
+		return;
+	}
+	foreach(lc, cfg->routes)
+		if (((RouteSpec *) lfirst(lc))->target == relid)
+			relcache_changed = true;
 }
 
 /* Runs a catalog query through SPI; errors if it fails. */
@@ -170,23 +182,38 @@ LoadStream(void)
 	CommitTransactionCommand();
 }
 
-/* Plans the targets' mappings (again after a table change). */
+/*
+ * Plans the targets' mappings (again after a table change), in a memory
+ * context of their own; the old plans go only once the new ones exist.
+ */
 static void
 PlanTargets(void)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	MemoryContext old;
 	ListCell   *lc;
+	TargetState *mt;
+	List	   *routes = NIL;
 
-	main_target = TargetStateCreate(cfg, cfg->target, NULL);
-	route_targets = NIL;
+	if (next_plan_cxt)
+		MemoryContextDelete(next_plan_cxt);
+	next_plan_cxt = AllocSetContextCreate(TopMemoryContext,
+										  "pg_streamml targets",
+										  ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(next_plan_cxt);
+	mt = TargetStateCreate(cfg, cfg->target, NULL);
 	foreach(lc, cfg->routes)
 	{
 		RouteSpec  *r = lfirst(lc);
 
-		route_targets = lappend(route_targets,
-								TargetStateCreate(cfg, r->target, r->value));
+		routes = lappend(routes, TargetStateCreate(cfg, r->target, r->value));
 	}
 	MemoryContextSwitchTo(old);
+	if (plan_cxt)
+		MemoryContextDelete(plan_cxt);
+	plan_cxt = next_plan_cxt;
+	next_plan_cxt = NULL;
+	main_target = mt;
+	route_targets = routes;
 	relcache_changed = false;
 }
 
@@ -427,6 +454,13 @@ TargetOf(KafkaMessage *m)
 	return main_target;
 }
 
+/* Locks a target for the transaction, as an INSERT would. */
+static void
+LockTarget(TargetState *ts)
+{
+	LockRelationOid(ts->relid, RowExclusiveLock);
+}
+
 /* Applies f to every target. */
 static void
 ForTargets(void (*f) (TargetState *))
@@ -648,6 +682,12 @@ ProcessBatch(KafkaMessage *msgs, int n)
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "loading a batch");
+	/*
+	 * Lock the targets for the whole transaction first: DDL can change them
+	 * no more, and the invalidations it sent before arrive now, so the
+	 * mappings are planned again before anything is decoded with them.
+	 */
+	ForTargets(LockTarget);
 	if (relcache_changed)
 		PlanTargets();
 

@@ -4,6 +4,7 @@
 # transition tables see the loaded rows.  The owner's triggers cannot run
 # code as the superuser: a deferred constraint trigger fires as the owner,
 # and a search_path the owner sets does not reach the worker's statements.
+# A table changed under a running stream is planned again.
 use strict;
 use warnings;
 use lib 'test/perl';
@@ -115,6 +116,20 @@ is($node->safe_psql('postgres', q{SELECT count(*), string_agg(DISTINCT u, ',') F
 	'60|alice', 'a deferred constraint trigger fires as the owner');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pwned}), '0',
 	'the worker never resolves an operator through the owner\'s search_path');
+
+# A column added while the stream runs is loaded by the next batch.
+$node->safe_psql('postgres', q{
+	SET ROLE alice;
+	DROP TRIGGER set_path ON hard;
+	ALTER TABLE hard ADD COLUMN w int, DROP COLUMN v;
+});
+ok(produce($bootstrap, 'hard',
+		[ map { [ "k$_", sprintf('{"id": %d, "v": 1.5, "w": %d}', $_, $_) ] } 161 .. 170 ]),
+	'produced messages with the new column');
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM hard', '170'),
+	'the stream loads after the table changed');
+is($node->safe_psql('postgres', q{SELECT count(w), sum(w) FROM hard}), '10|1655',
+	'the new column is filled: the mapping was planned again');
 
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('hard')});
 $node->stop;

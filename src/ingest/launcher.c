@@ -134,6 +134,8 @@ StartConsumer(WorkerSlot *s, const char *name)
 {
 	BackgroundWorker w;
 	ConsumerArgs a;
+	MemoryContext old;
+	bool		registered;
 
 	memset(&w, 0, sizeof(w));
 	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -150,7 +152,11 @@ StartConsumer(WorkerSlot *s, const char *name)
 	a.generation = s->generation;
 	a.launcher_pid = MyProcPid;
 	memcpy(w.bgw_extra, &a, sizeof(a));
-	if (!RegisterDynamicBackgroundWorker(&w, &s->handle))
+	/* The handle outlives the transaction (and SPI) it is made in. */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	registered = RegisterDynamicBackgroundWorker(&w, &s->handle);
+	MemoryContextSwitchTo(old);
+	if (!registered)
 	{
 		s->handle = NULL;
 		s->next_start = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 5000);

@@ -928,6 +928,8 @@ StreamConsumerMain(Datum arg)
 				wait = cfg->flush_ms - (int) (secs * 1000 + usecs / 1000);
 				if (wait <= 0)
 					break;
+				/* Short waits: a SIGTERM does not wake librdkafka. */
+				wait = Min(wait, 100);
 			}
 			got = KafkaConsumeBatch(kc, wait, msgs + n,
 									Min(cfg->batch_size - n, 1024),

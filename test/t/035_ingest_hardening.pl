@@ -5,7 +5,8 @@
 # code as the superuser: a deferred constraint trigger fires as the owner,
 # and a search_path the owner sets does not reach the worker's statements.
 # A table changed under a running stream is planned again.  CSV messages
-# of several rows load intact.
+# of several rows load intact.  A worker waiting for a long flush_ms
+# stops at once.
 use strict;
 use warnings;
 use lib 'test/perl';
@@ -16,7 +17,7 @@ use StreamML::DevBroker qw(produce);
 
 my $broker = StreamML::DevBroker->start(
 	brokers => 1,
-	topics => { hard => 2, hard_csv => 1 },
+	topics => { hard => 2, hard_csv => 1, slow => 1 },
 	dir => PostgreSQL::Test::Utils::tempdir);
 my $bootstrap = $broker->bootstrap;
 
@@ -156,6 +157,37 @@ is($node->safe_psql('postgres', q{
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('hard_csv')});
 
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('hard')});
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_streamml consumer'}, '0'),
+	'the streams are dropped');
+
+# A worker in the middle of a batch with a long flush_ms stops at once.
+$node->safe_psql('postgres', qq{
+	CREATE TABLE slow (id int, v float8);
+	SELECT streamml.create_stream('slow', 'slow', '$bootstrap', 'slow', 'json',
+		'{"flush_ms": 60000, "batch_size": 100000}');
+});
+ok(produce($bootstrap, 'slow', msgs(1, 5)), 'produced to the slow stream');
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_streamml consumer'}, '1'),
+	'the slow stream runs');
+sleep 3;    # it reads the messages and waits for more until flush_ms
+my $t0 = time;
+$node->safe_psql('postgres', q{SELECT streamml.stop_stream('slow')});
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_streamml consumer'}, '0'),
+	'stop_stream stops the slow stream');
+cmp_ok(time - $t0, '<', 10, 'a worker waiting for flush_ms stops within seconds');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM slow'), '0',
+	'the unfinished batch was not loaded');
+$node->safe_psql('postgres', q{
+	SELECT streamml.alter_stream('slow', '{"flush_ms": 50}');
+	SELECT streamml.start_stream('slow');
+});
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM slow', '5'),
+	'the messages load after the restart');
+$node->safe_psql('postgres', q{SELECT streamml.drop_stream('slow')});
+
 $node->stop;
 is($broker->stop, 0, 'broker stopped cleanly');
 done_testing();

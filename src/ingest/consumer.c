@@ -476,18 +476,18 @@ ForTargets(void (*f) (TargetState *))
 static void
 DeadLetter(KafkaMessage *m, const char *error)
 {
-	Datum		v[7];
-	char		n[7] = "       ";
+	Datum		v[8];
+	char		n[8] = "        ";
 	bytea	   *b;
 	int			rc;
 
 	if (dead_letter_plan == NULL)
 	{
 		dead_letter_plan = SPI_prepare("INSERT INTO streamml.dead_letters "
-									   "(stream, topic, partition, \"offset\", key, payload, error) "
-									   "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7,
+									   "(stream, topic, partition, \"offset\", key, payload, error, owner) "
+									   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", 8,
 									   (Oid[]) {TEXTOID, TEXTOID, INT4OID, INT8OID,
-									   BYTEAOID, BYTEAOID, TEXTOID});
+									   BYTEAOID, BYTEAOID, TEXTOID, OIDOID});
 		if (dead_letter_plan == NULL || SPI_keepplan(dead_letter_plan) != 0)
 			elog(ERROR, "cannot prepare the dead letter insert");
 	}
@@ -514,6 +514,7 @@ DeadLetter(KafkaMessage *m, const char *error)
 	else
 		n[5] = 'n';
 	v[6] = CStringGetTextDatum(error);
+	v[7] = ObjectIdGetDatum(cfg->owner);
 	rc = SPI_execute_plan(dead_letter_plan, v, n, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "cannot insert a dead letter: %s", SPI_result_code_string(rc));

@@ -17,7 +17,7 @@ use StreamML::DevBroker qw(produce);
 
 my $broker = StreamML::DevBroker->start(
 	brokers => 1,
-	topics => { hard => 2, hard_csv => 1, slow => 1 },
+	topics => { hard => 2, hard_csv => 1, slow => 1, dl => 1 },
 	dir => PostgreSQL::Test::Utils::tempdir);
 my $bootstrap = $broker->bootstrap;
 
@@ -187,6 +187,36 @@ $node->safe_psql('postgres', q{
 ok($node->poll_query_until('postgres', 'SELECT count(*) FROM slow', '5'),
 	'the messages load after the restart');
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('slow')});
+
+# Dead letters belong to the owner, not to the stream's name.
+ok(produce($bootstrap, 'dl', [ [ 'a', '{"id": 1}' ], [ 'b', '{"id": "bad"}' ] ]),
+	'produced a good and a bad message');
+$node->safe_psql('postgres', qq{
+	CREATE ROLE bob LOGIN;
+	GRANT CREATE ON SCHEMA public TO bob;
+	SET ROLE alice;
+	CREATE TABLE dl_a (id int);
+	SELECT streamml.create_stream('dl', 'dl_a', '$bootstrap', 'dl', 'json');
+});
+ok($node->poll_query_until('postgres',
+		'SELECT (SELECT count(*) FROM dl_a) + (SELECT count(*) FROM streamml.dead_letters)', '2'),
+	'alice\'s stream loads a row and makes a dead letter');
+$node->safe_psql('postgres', q{SET ROLE alice; SELECT streamml.drop_stream('dl')});
+$node->safe_psql('postgres', qq{
+	SET ROLE bob;
+	CREATE TABLE dl_b (id int);
+	SELECT streamml.create_stream('dl', 'dl_b', '$bootstrap', 'slow', 'json');
+});
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM dl_b', '5'),
+	'bob\'s stream of the same name loads');
+is($node->safe_psql('postgres', q{SET ROLE bob; SELECT count(*) FROM streamml.dead_letters}),
+	'0', 'a new stream of the same name does not see the old dead letters');
+is($node->safe_psql('postgres', q{SET ROLE alice; SELECT count(*), string_agg(stream, ',') FROM streamml.dead_letters}),
+	'1|dl', 'the owner still sees them, with the stream name');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM streamml.dead_letters WHERE owner = 'alice'::regrole}),
+	'1', 'dead letters record the owner');
+$node->safe_psql('postgres', q{SET ROLE bob; SELECT streamml.drop_stream('dl')});
 
 $node->stop;
 is($broker->stop, 0, 'broker stopped cleanly');

@@ -44,6 +44,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/pmsignal.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
@@ -79,19 +80,26 @@ static ConsumerArgs args;
 static SPIPlanPtr dead_letter_plan;
 static SPIPlanPtr offset_update_plan;
 static bool relcache_changed = false;
+static MemoryContext plan_cxt;	/* holds the TargetStates */
+static MemoryContext next_plan_cxt; /* a planning in progress (or failed) */
 static char errbuf[512];
 
 /* The dead letters of the batch being loaded, and whether they agree. */
-static int	leaf_count;
-static bool leaf_same;
-static int	leaf_sqlerrcode;
-static char leaf_message[512];
 
 /* Notes that a target table changed, so its mapping is planned again. */
 static void
 RelcacheCallback(Datum arg, Oid relid)
 {
-	relcache_changed = true;
+	ListCell   *lc;
+
+	if (cfg == NULL || relid == InvalidOid || relid == cfg->target)
+	{
+		relcache_changed = true;
+		return;
+	}
+	foreach(lc, cfg->routes)
+		if (((RouteSpec *) lfirst(lc))->target == relid)
+			relcache_changed = true;
 }
 
 /* Runs a catalog query through SPI; errors if it fails. */
@@ -170,23 +178,38 @@ LoadStream(void)
 	CommitTransactionCommand();
 }
 
-/* Plans the targets' mappings (again after a table change). */
+/*
+ * Plans the targets' mappings (again after a table change), in a memory
+ * context of their own; the old plans go only once the new ones exist.
+ */
 static void
 PlanTargets(void)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	MemoryContext old;
 	ListCell   *lc;
+	TargetState *mt;
+	List	   *routes = NIL;
 
-	main_target = TargetStateCreate(cfg, cfg->target, NULL);
-	route_targets = NIL;
+	if (next_plan_cxt)
+		MemoryContextDelete(next_plan_cxt);
+	next_plan_cxt = AllocSetContextCreate(TopMemoryContext,
+										  "pg_streamml targets",
+										  ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(next_plan_cxt);
+	mt = TargetStateCreate(cfg, cfg->target, NULL);
 	foreach(lc, cfg->routes)
 	{
 		RouteSpec  *r = lfirst(lc);
 
-		route_targets = lappend(route_targets,
-								TargetStateCreate(cfg, r->target, r->value));
+		routes = lappend(routes, TargetStateCreate(cfg, r->target, r->value));
 	}
 	MemoryContextSwitchTo(old);
+	if (plan_cxt)
+		MemoryContextDelete(plan_cxt);
+	plan_cxt = next_plan_cxt;
+	next_plan_cxt = NULL;
+	main_target = mt;
+	route_targets = routes;
 	relcache_changed = false;
 }
 
@@ -391,9 +414,11 @@ RefreshPartitions(bool first)
 /*
  * Is this an error that a message can cause (so: a dead letter)?  Only
  * errors raised while a message's rows were decoded or written count, and
- * only bad data, constraints, check options, trigger RAISEs and the
- * decoders' own type mismatches; anything else (a privilege, a missing
- * object, resources) would fail for every message, so it aborts the batch.
+ * only bad data, constraints, check options, trigger RAISEs, the decoders'
+ * own type mismatches and a row-level security policy rejecting the row
+ * (the owner's INSERT privilege itself was checked once for the batch,
+ * before any message); anything else (a missing object, resources) would
+ * fail for every message, so it aborts the batch.
  */
 static bool
 IsMessageError(int sqlerrcode)
@@ -405,7 +430,8 @@ IsMessageError(int sqlerrcode)
 	cls[2] = '\0';
 	return strcmp(cls, "22") == 0 || strcmp(cls, "23") == 0 ||
 		strcmp(cls, "44") == 0 || strcmp(cls, "P0") == 0 ||
-		sqlerrcode == ERRCODE_DATATYPE_MISMATCH;
+		sqlerrcode == ERRCODE_DATATYPE_MISMATCH ||
+		sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE;
 }
 
 /* The target of a message (routing), inside the range's subtransaction. */
@@ -427,6 +453,13 @@ TargetOf(KafkaMessage *m)
 	return main_target;
 }
 
+/* Locks a target for the transaction, as an INSERT would. */
+static void
+LockTarget(TargetState *ts)
+{
+	LockRelationOid(ts->relid, RowExclusiveLock);
+}
+
 /* Applies f to every target. */
 static void
 ForTargets(void (*f) (TargetState *))
@@ -442,18 +475,18 @@ ForTargets(void (*f) (TargetState *))
 static void
 DeadLetter(KafkaMessage *m, const char *error)
 {
-	Datum		v[7];
-	char		n[7] = "       ";
+	Datum		v[8];
+	char		n[8] = "        ";
 	bytea	   *b;
 	int			rc;
 
 	if (dead_letter_plan == NULL)
 	{
 		dead_letter_plan = SPI_prepare("INSERT INTO streamml.dead_letters "
-									   "(stream, topic, partition, \"offset\", key, payload, error) "
-									   "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7,
+									   "(stream, topic, partition, \"offset\", key, payload, error, owner) "
+									   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", 8,
 									   (Oid[]) {TEXTOID, TEXTOID, INT4OID, INT8OID,
-									   BYTEAOID, BYTEAOID, TEXTOID});
+									   BYTEAOID, BYTEAOID, TEXTOID, OIDOID});
 		if (dead_letter_plan == NULL || SPI_keepplan(dead_letter_plan) != 0)
 			elog(ERROR, "cannot prepare the dead letter insert");
 	}
@@ -480,28 +513,11 @@ DeadLetter(KafkaMessage *m, const char *error)
 	else
 		n[5] = 'n';
 	v[6] = CStringGetTextDatum(error);
+	v[7] = ObjectIdGetDatum(cfg->owner);
 	rc = SPI_execute_plan(dead_letter_plan, v, n, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "cannot insert a dead letter: %s", SPI_result_code_string(rc));
 	parts[m->partition].rejected++;
-}
-
-/*
- * Remembers the error of a dead letter of this batch, to tell whether all
- * of them failed alike.
- */
-static void
-NoteLeafError(ErrorData *edata)
-{
-	if (leaf_count++ == 0)
-	{
-		leaf_sqlerrcode = edata->sqlerrcode;
-		strlcpy(leaf_message, edata->message ? edata->message : "",
-				sizeof(leaf_message));
-	}
-	else if (leaf_sqlerrcode != edata->sqlerrcode ||
-			 strcmp(leaf_message, edata->message ? edata->message : "") != 0)
-		leaf_same = false;
 }
 
 /*
@@ -583,10 +599,7 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 	if (!in_message || !IsMessageError(edata->sqlerrcode))
 		ReThrowError(edata);
 	if (hi - lo == 1)
-	{
 		DeadLetter(&msgs[lo], edata->message);
-		NoteLeafError(edata);
-	}
 	else
 	{
 		int			mid = lo + (hi - lo) / 2;
@@ -654,6 +667,12 @@ ProcessBatch(KafkaMessage *msgs, int n)
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "loading a batch");
+	/*
+	 * Lock the targets for the whole transaction first: DDL can change them
+	 * no more, and the invalidations it sent before arrive now, so the
+	 * mappings are planned again before anything is decoded with them.
+	 */
+	ForTargets(LockTarget);
 	if (relcache_changed)
 		PlanTargets();
 
@@ -662,15 +681,7 @@ ProcessBatch(KafkaMessage *msgs, int n)
 	 * ranges' subtransactions: the batch is retried, never dead-lettered.
 	 */
 	ForTargets(LoaderCheck);
-	leaf_count = 0;
-	leaf_same = true;
 	LoadRange(msgs, 0, n);
-	if (n > 1 && leaf_count == n && leaf_same)
-		ereport(ERROR,
-				(errcode(leaf_sqlerrcode),
-				 errmsg("every message of the batch failed: %s", leaf_message),
-				 errdetail("The batch is retried instead of becoming %d dead letters.",
-						   n)));
 
 	for (i = 0; i < nparts; i++)
 	{
@@ -894,6 +905,8 @@ StreamConsumerMain(Datum arg)
 				wait = cfg->flush_ms - (int) (secs * 1000 + usecs / 1000);
 				if (wait <= 0)
 					break;
+				/* Short waits: a SIGTERM does not wake librdkafka. */
+				wait = Min(wait, 100);
 			}
 			got = KafkaConsumeBatch(kc, wait, msgs + n,
 									Min(cfg->batch_size - n, 1024),

@@ -107,8 +107,9 @@ DecodeCsv(TargetState *ts, KafkaMessage *m, EmitRow emit)
 {
 	const char *p = m->payload;
 	const char *end = p + m->payload_len;
-	char	  **fields = palloc(sizeof(char *) * MAX_FIELDS);
-	int		   *lens = palloc(sizeof(int) * MAX_FIELDS);
+	/* Scratch for the fields of a line: once per process, not per message. */
+	static char *fields[MAX_FIELDS];
+	static int	lens[MAX_FIELDS];
 	int		   *field_of = NULL;	/* with a header: column -> field */
 	Datum	   *values = palloc(sizeof(Datum) * ts->natts);
 	bool	   *nulls = palloc(sizeof(bool) * ts->natts);

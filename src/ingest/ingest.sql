@@ -52,6 +52,7 @@ SELECT pg_catalog.pg_extension_config_dump('streamml.offsets', '');
 CREATE TABLE streamml.dead_letters (
 	id bigserial PRIMARY KEY,
 	stream text NOT NULL,
+	owner oid NOT NULL,
 	topic text NOT NULL,
 	partition integer NOT NULL,
 	"offset" bigint NOT NULL,
@@ -64,9 +65,10 @@ CREATE INDEX ON streamml.dead_letters (stream, partition, "offset");
 COMMENT ON TABLE streamml.dead_letters IS
 	'messages that could not be loaded, exactly as received, with the error';
 ALTER TABLE streamml.dead_letters ENABLE ROW LEVEL SECURITY;
+-- By the owner of the stream that made the row, not by name: a stream
+-- dropped and created again by someone else does not hand its rows over.
 CREATE POLICY dead_letters_owner ON streamml.dead_letters
-	USING (EXISTS (SELECT 1 FROM streamml.streams s
-		WHERE s.name OPERATOR(pg_catalog.=) stream));
+	USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 GRANT SELECT, DELETE ON streamml.dead_letters TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('streamml.dead_letters', '');
 SELECT pg_catalog.pg_extension_config_dump('streamml.dead_letters_id_seq', '');

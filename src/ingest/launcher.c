@@ -313,6 +313,8 @@ Reconcile(void)
 void
 StreamLauncherMain(Datum arg)
 {
+	MemoryContext loop_cxt;
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -324,10 +326,15 @@ StreamLauncherMain(Datum arg)
 	before_shmem_exit(LauncherExit, (Datum) 0);
 	elog(LOG, "pg_streamml launcher started in database \"%s\"", streamml_database);
 
+	/* What one round allocates (the stream names) goes with the round. */
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_streamml launcher loop",
+									 ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
 		long		nap;
 
+		MemoryContextReset(loop_cxt);
+		MemoryContextSwitchTo(loop_cxt);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{

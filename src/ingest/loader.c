@@ -41,6 +41,7 @@
 #include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 
@@ -104,6 +105,9 @@ LoaderBegin(TargetState *ts)
 	old = MemoryContextSwitchTo(ts->estate->es_query_cxt);
 	ExecInitRangeTable(ts->estate, list_make1(rte));
 	ts->present = palloc(sizeof(bool) * ts->natts);
+	ts->msg_cxt = AllocSetContextCreate(ts->estate->es_query_cxt,
+										"pg_streamml message",
+										ALLOCSET_DEFAULT_SIZES);
 
 	/* Defaults of the columns a message may leave out. */
 	ts->defaults = palloc0(sizeof(ExprState *) * ts->natts);
@@ -277,6 +281,8 @@ EmitRowFast(TargetState *ts, Datum *values, bool *nulls, bool *present)
 	}
 	if (ts->multi)
 	{
+		/* The values live in the message's memory; the buffer outlives it. */
+		ExecMaterializeSlot(slot);
 		if (++ts->nbuffered == MAX_BUFFERED_ROWS)
 			FlushBuffer(ts);
 	}
@@ -297,36 +303,33 @@ EmitRowFast(TargetState *ts, Datum *values, bool *nulls, bool *present)
 	}
 }
 
-/* Decodes one message into row(s) of the target. */
+/*
+ * Decodes one message into row(s) of the target, in memory that is reset
+ * after the message, as COPY FROM does with its per-tuple context.
+ */
 void
 LoaderAddMessage(TargetState *ts, KafkaMessage *m)
 {
 	Datum	   *values;
 	bool	   *nulls;
 	StreamConfig *cfg = ts->cfg;
-	MemoryContext old;
+	MemoryContext old = MemoryContextSwitchTo(ts->msg_cxt);
 
 	if (strcmp(cfg->format, "csv") == 0)
-	{
 		DecodeCsv(ts, m, EmitRowFast);
-		return;
-	}
-
-	/*
-	 * One message, one row: its values live in the per-tuple context, which
-	 * FlushBuffer resets once the buffered rows are written, so a batch's
-	 * memory is reused instead of growing with the batch.
-	 */
-	old = MemoryContextSwitchTo(GetPerTupleMemoryContext(ts->estate));
-	values = palloc(sizeof(Datum) * ts->natts);
-	nulls = palloc0(sizeof(bool) * ts->natts);
-	memset(ts->present, 0, sizeof(bool) * ts->natts);
-	if (cfg->format[0] == 'j')
-		DecodeJson(ts, m, values, nulls, ts->present);
 	else
-		DecodeText(ts, m, values, nulls, ts->present);
-	EmitRowFast(ts, values, nulls, ts->present);
+	{
+		values = palloc(sizeof(Datum) * ts->natts);
+		nulls = palloc0(sizeof(bool) * ts->natts);
+		memset(ts->present, 0, sizeof(bool) * ts->natts);
+		if (cfg->format[0] == 'j')
+			DecodeJson(ts, m, values, nulls, ts->present);
+		else
+			DecodeText(ts, m, values, nulls, ts->present);
+		EmitRowFast(ts, values, nulls, ts->present);
+	}
 	MemoryContextSwitchTo(old);
+	MemoryContextReset(ts->msg_cxt);
 }
 
 /* Ends a range that loaded: the last rows, statement and after triggers. */
@@ -360,6 +363,7 @@ LoaderRangeAbort(TargetState *ts)
 	ts->nbuffered = 0;
 	ts->bistate = NULL;
 	ts->transition = NULL;
+	ts->msg_cxt = NULL;
 	ts->spi_plan = NULL;
 	ts->rel = NULL;
 }
@@ -383,6 +387,7 @@ LoaderEnd(TargetState *ts)
 	ts->spi_plan = NULL;
 	FreeExecutorState(ts->estate);
 	ts->estate = NULL;
+	ts->msg_cxt = NULL;
 	ts->rri = NULL;
 	ts->slots = NULL;
 	table_close(ts->rel, NoLock);

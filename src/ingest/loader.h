@@ -70,6 +70,7 @@ typedef struct TargetState
 	struct BulkInsertStateData *bistate;
 	struct TransitionCaptureState *transition;	/* NULL: no transition tables */
 	bool	   *present;
+	MemoryContext msg_cxt;		/* reset after each message */
 	/* routing: the route value, or NULL for the default target */
 	char	   *route_value;
 } TargetState;

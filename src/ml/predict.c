@@ -95,7 +95,11 @@ static bool ModelCacheStale = false;
 static Oid	ModelsRelid = InvalidOid;
 static Oid	VersionsRelid = InvalidOid;
 
-/* Relcache callback: drops the cache when the model catalog changes. */
+/*
+ * Relcache callback: drops the cache when the model catalog changes, and
+ * forgets the catalog's relids, which change when the extension is
+ * dropped and created again.
+ */
 static void
 ModelCacheInvalidate(Datum arg, Oid relid)
 {
@@ -103,6 +107,8 @@ ModelCacheInvalidate(Datum arg, Oid relid)
 	{
 		ModelCacheGeneration++;
 		ModelCacheStale = true;
+		ModelsRelid = InvalidOid;
+		VersionsRelid = InvalidOid;
 	}
 }
 
@@ -611,6 +617,7 @@ model_cache_invalidate(PG_FUNCTION_ARGS)
 typedef struct ScoreCache
 {
 	ArrayType  *params;			/* the array these were decoded from */
+	ArrayType  *keys;			/* and the group keys */
 	int			len;
 	int			nrows;
 	double	   *data;
@@ -632,11 +639,34 @@ ScoreCoefficients(FunctionCallInfo fcinfo, int *len)
 	char		keybuf[GROUP_KEY_MAX];
 	ScoreRowEntry *e;
 
+	/*
+	 * Parameters that are no constant or query parameter may change from
+	 * row to row: decode them again when they differ from the cached ones.
+	 */
+	if (sc != NULL && !(get_fn_expr_arg_stable(fcinfo->flinfo, 0) &&
+						get_fn_expr_arg_stable(fcinfo->flinfo, 1)))
+	{
+		ArrayType  *params = PG_GETARG_ARRAYTYPE_P(0);
+		ArrayType  *keys = PG_GETARG_ARRAYTYPE_P(1);
+
+		if (VARSIZE(params) != VARSIZE(sc->params) ||
+			memcmp(params, sc->params, VARSIZE(params)) != 0 ||
+			VARSIZE(keys) != VARSIZE(sc->keys) ||
+			memcmp(keys, sc->keys, VARSIZE(keys)) != 0)
+		{
+			hash_destroy(sc->rows);
+			pfree(sc->params);
+			pfree(sc->keys);
+			pfree(sc);
+			sc = NULL;
+			fcinfo->flinfo->fn_extra = NULL;
+		}
+	}
 	if (sc == NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 		ArrayType  *params = PG_GETARG_ARRAYTYPE_P_COPY(0);
-		ArrayType  *keys = PG_GETARG_ARRAYTYPE_P(1);
+		ArrayType  *keys = PG_GETARG_ARRAYTYPE_P_COPY(1);
 		Datum	   *kd;
 		int			nkeys;
 		HASHCTL		ctl;
@@ -647,6 +677,8 @@ ScoreCoefficients(FunctionCallInfo fcinfo, int *len)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("ml_score parameters must be a two-dimensional float8 array")));
+		sc->params = params;
+		sc->keys = keys;
 		sc->nrows = ARR_DIMS(params)[0];
 		sc->len = ARR_DIMS(params)[1];
 		sc->data = (double *) ARR_DATA_PTR(params);

@@ -4,6 +4,9 @@
 # transition tables see the loaded rows.  The owner's triggers cannot run
 # code as the superuser: a deferred constraint trigger fires as the owner,
 # and a search_path the owner sets does not reach the worker's statements.
+# A table changed under a running stream is planned again.  CSV messages
+# of several rows load intact.  A worker waiting for a long flush_ms
+# stops at once.
 use strict;
 use warnings;
 use lib 'test/perl';
@@ -14,7 +17,7 @@ use StreamML::DevBroker qw(produce);
 
 my $broker = StreamML::DevBroker->start(
 	brokers => 1,
-	topics => { hard => 2 },
+	topics => { hard => 2, hard_csv => 1, slow => 1, dl => 1 },
 	dir => PostgreSQL::Test::Utils::tempdir);
 my $bootstrap = $broker->bootstrap;
 
@@ -116,7 +119,105 @@ is($node->safe_psql('postgres', q{SELECT count(*), string_agg(DISTINCT u, ',') F
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pwned}), '0',
 	'the worker never resolves an operator through the owner\'s search_path');
 
+# A column added while the stream runs is loaded by the next batch.
+$node->safe_psql('postgres', q{
+	SET ROLE alice;
+	DROP TRIGGER set_path ON hard;
+	ALTER TABLE hard ADD COLUMN w int, DROP COLUMN v;
+});
+ok(produce($bootstrap, 'hard',
+		[ map { [ "k$_", sprintf('{"id": %d, "v": 1.5, "w": %d}', $_, $_) ] } 161 .. 170 ]),
+	'produced messages with the new column');
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM hard', '170'),
+	'the stream loads after the table changed');
+is($node->safe_psql('postgres', q{SELECT count(w), sum(w) FROM hard}), '10|1655',
+	'the new column is filled: the mapping was planned again');
+
+# CSV messages of several rows each, decoded in per-message memory.
+$node->safe_psql('postgres', qq{
+	CREATE TABLE hard_csv (id int, name text, n float8 DEFAULT 7);
+	SELECT streamml.create_stream('hard_csv', 'hard_csv', '$bootstrap', 'hard_csv', 'csv',
+		'{"header": true, "batch_size": 7}');
+});
+# Messages of several lines: produced from SQL, as the dev broker's
+# produce() takes one line per message.
+$node->safe_psql('postgres', qq{
+	SELECT streamml.produce('$bootstrap', 'hard_csv',
+		pg_catalog.format(E'name,id\\na%s,%s\\n"x,%s",%s\\r\\nc%s,%s\\n',
+			i, 3 * i, i, 3 * i + 1, i, 3 * i + 2), 'c' || i)
+	FROM generate_series(0, 99) i
+});
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM hard_csv', '300'),
+	'every csv row loads');
+is($node->safe_psql('postgres', q{
+	SELECT count(DISTINCT id), sum(id), sum(n), count(*) FILTER (WHERE name LIKE 'x,%'),
+		(SELECT name FROM hard_csv WHERE id = 299)
+	FROM hard_csv}),
+	'300|44850|2100|100|c99', 'csv rows keep their values after the message memory is reset');
+$node->safe_psql('postgres', q{SELECT streamml.drop_stream('hard_csv')});
+
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('hard')});
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_streamml consumer'}, '0'),
+	'the streams are dropped');
+
+# A worker in the middle of a batch with a long flush_ms stops at once.
+$node->safe_psql('postgres', qq{
+	CREATE TABLE slow (id int, v float8);
+	SELECT streamml.create_stream('slow', 'slow', '$bootstrap', 'slow', 'json',
+		'{"flush_ms": 60000, "batch_size": 100000}');
+});
+ok(produce($bootstrap, 'slow', msgs(1, 5)), 'produced to the slow stream');
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_streamml consumer'}, '1'),
+	'the slow stream runs');
+sleep 3;    # it reads the messages and waits for more until flush_ms
+my $t0 = time;
+$node->safe_psql('postgres', q{SELECT streamml.stop_stream('slow')});
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_streamml consumer'}, '0'),
+	'stop_stream stops the slow stream');
+cmp_ok(time - $t0, '<', 10, 'a worker waiting for flush_ms stops within seconds');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM slow'), '0',
+	'the unfinished batch was not loaded');
+$node->safe_psql('postgres', q{
+	SELECT streamml.alter_stream('slow', '{"flush_ms": 50}');
+	SELECT streamml.start_stream('slow');
+});
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM slow', '5'),
+	'the messages load after the restart');
+$node->safe_psql('postgres', q{SELECT streamml.drop_stream('slow')});
+
+# Dead letters belong to the owner, not to the stream's name.
+ok(produce($bootstrap, 'dl', [ [ 'a', '{"id": 1}' ], [ 'b', '{"id": "bad"}' ] ]),
+	'produced a good and a bad message');
+$node->safe_psql('postgres', qq{
+	CREATE ROLE bob LOGIN;
+	GRANT CREATE ON SCHEMA public TO bob;
+	SET ROLE alice;
+	CREATE TABLE dl_a (id int);
+	SELECT streamml.create_stream('dl', 'dl_a', '$bootstrap', 'dl', 'json');
+});
+ok($node->poll_query_until('postgres',
+		'SELECT (SELECT count(*) FROM dl_a) + (SELECT count(*) FROM streamml.dead_letters)', '2'),
+	'alice\'s stream loads a row and makes a dead letter');
+$node->safe_psql('postgres', q{SET ROLE alice; SELECT streamml.drop_stream('dl')});
+$node->safe_psql('postgres', qq{
+	SET ROLE bob;
+	CREATE TABLE dl_b (id int);
+	SELECT streamml.create_stream('dl', 'dl_b', '$bootstrap', 'slow', 'json');
+});
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM dl_b', '5'),
+	'bob\'s stream of the same name loads');
+is($node->safe_psql('postgres', q{SET ROLE bob; SELECT count(*) FROM streamml.dead_letters}),
+	'0', 'a new stream of the same name does not see the old dead letters');
+is($node->safe_psql('postgres', q{SET ROLE alice; SELECT count(*), string_agg(stream, ',') FROM streamml.dead_letters}),
+	'1|dl', 'the owner still sees them, with the stream name');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM streamml.dead_letters WHERE owner = 'alice'::regrole}),
+	'1', 'dead letters record the owner');
+$node->safe_psql('postgres', q{SET ROLE bob; SELECT streamml.drop_stream('dl')});
+
 $node->stop;
 is($broker->stop, 0, 'broker stopped cleanly');
 done_testing();

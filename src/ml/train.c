@@ -831,6 +831,58 @@ GroupFromMoments(TrainRun *run, char *key, const double *m, int len)
 }
 
 /*
+ * Minimises ½ xᵀAx - bᵀx + Σ lam_j |x_j| for a packed positive
+ * semi-definite A by cyclic coordinate descent on the covariance form
+ * (glmnet's "covariance updates"): x_j = S(b_j - Σ_{k≠j} A_jk x_k, lam_j) /
+ * A_jj with S the soft threshold, keeping Ax up to date as coordinates
+ * move.  Stops when no coordinate moves by more than tol·(1 + max |x|).
+ * Starts from x = 0; returns false when max_sweeps were not enough.
+ */
+static bool
+CoordinateDescent(int n, const double *a, const double *b, const double *lam,
+				  double tol, int max_sweeps, double *x)
+{
+	double	   *ax = palloc0(sizeof(double) * n);
+
+	memset(x, 0, sizeof(double) * n);
+	for (int sweep = 0; sweep < max_sweeps; sweep++)
+	{
+		double		maxmove = 0.0;
+		double		maxx = 0.0;
+
+		for (int j = 0; j < n; j++)
+		{
+			double		ajj = a[PACKED_INDEX(n, j, j)];
+			double		r;
+			double		xj;
+			double		move;
+
+			if (!(ajj > 0.0))
+				continue;
+			r = b[j] - (ax[j] - ajj * x[j]);
+			xj = (r > lam[j]) ? (r - lam[j]) / ajj :
+				(r < -lam[j]) ? (r + lam[j]) / ajj : 0.0;
+			move = xj - x[j];
+			if (move != 0.0)
+			{
+				for (int k = 0; k < n; k++)
+					ax[k] += move * a[k <= j ? PACKED_INDEX(n, k, j) : PACKED_INDEX(n, j, k)];
+				x[j] = xj;
+			}
+			maxmove = Max(maxmove, fabs(move) * sqrt(ajj));
+			maxx = Max(maxx, fabs(xj) * sqrt(ajj));
+		}
+		if (maxmove <= tol * (1.0 + maxx))
+		{
+			pfree(ax);
+			return true;
+		}
+	}
+	pfree(ax);
+	return false;
+}
+
+/*
  * Fits a linear model from its moments: the ridge normal equations on the
  * centred, scaled features; σ² from the residual sum of squares.
  */
@@ -883,7 +935,24 @@ GroupFitLinear(TrainRun *run, GroupFit *g, const double *mean,
 				szz[PACKED_INDEX(p, i, i)] = 1.0;
 				szy[i] = 0.0;
 			}
-		if (!CholeskySolve(p, szz, szy, gam, inv))
+		if (run->l1 > 0.0)
+		{
+			double	   *lam = palloc(sizeof(double) * p);
+
+			/* λ1|β_j| is λ1|γ_j| / s_j on the raw scale */
+			for (int i = 0; i < p; i++)
+				lam[i] = (double) g->count * run->l1 *
+					(run->standardize ? 1.0 : g->invs[i]);
+			if (!CoordinateDescent(p, szz, szy, lam, run->tol, 100000, gam))
+				ereport(WARNING,
+						(errcode(ERRCODE_WARNING),
+						 errmsg("coordinate descent of model \"%s\" did not converge",
+								run->model)));
+			rank = 0;
+			for (int i = 0; i < p; i++)
+				rank += (gam[i] != 0.0);
+		}
+		else if (!CholeskySolve(p, szz, szy, gam, inv))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("could not solve the normal equations of model \"%s\"",
@@ -916,6 +985,12 @@ GroupFitLinear(TrainRun *run, GroupFit *g, const double *mean,
 	g->gamma[0] = mean[0];
 	for (int i = 0; i < p; i++)
 		g->gamma[i + 1] = gam[i];
+	g->iterations = 1;
+	g->converged = true;
+	g->active = false;
+	/* the lasso has no standard errors of this kind */
+	if (run->l1 > 0.0)
+		return;
 	g->cov = palloc0(sizeof(double) * n1 * n1);
 	g->cov[0] = sigma2 / g->w;
 	for (int i = 0; i < p; i++)
@@ -1326,7 +1401,7 @@ static const char *const LogregOptions[] = {
 	"deploy_metric", NULL
 };
 static const char *const LinregOptions[] = {
-	"l2", "standardize", "weight", "group_by", "test_fraction", "order_by",
+	"l1", "l2", "standardize", "weight", "group_by", "test_fraction", "order_by",
 	"deploy", "deploy_metric", NULL
 };
 
@@ -1336,6 +1411,7 @@ ParseOptions(TrainRun *run, Jsonb *options)
 {
 	OptionCheckKeys(options, run->kind == MODEL_LINEAR ? LinregOptions : LogregOptions);
 	run->l2 = OptionNumber(options, "l2", 0.0, 0.0, 1e12);
+	run->l1 = OptionNumber(options, "l1", 0.0, 0.0, 1e12);
 	run->standardize = OptionBool(options, "standardize", true);
 	run->max_iter = (int) OptionNumber(options, "max_iter", 100, 1, 100000);
 	run->tol = OptionNumber(options, "tol", 1e-8, 1e-15, 1.0);
@@ -1653,12 +1729,13 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 	foreach(lc, groups)
 	{
 		GroupFit   *g = lfirst(lc);
-		Oid			t2[20] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
+		Oid			t2[21] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
 			FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
 			FLOAT8ARRAYOID, INT8OID, INT8OID, INT4OID, BOOLOID, JSONBOID,
-			FLOAT8OID, TEXTOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID, TEXTOID};
-		Datum		v2[20];
-		char		n2[20];
+			FLOAT8OID, TEXTOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID, TEXTOID,
+		FLOAT8OID};
+		Datum		v2[21];
+		char		n2[21];
 		double	   *ints = g->beta;
 
 		if (g->beta == NULL)
@@ -1688,14 +1765,15 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 		n2[18] = run->kind == MODEL_LINEAR ? ' ' : 'n';
 		v2[19] = run->data_max ? CStringGetTextDatum(run->data_max) : (Datum) 0;
 		n2[19] = run->data_max ? ' ' : 'n';
+		v2[20] = Float8GetDatum(run->l1);
 		ret = SPI_execute_with_args(
 									"INSERT INTO streamml.model_versions (model, version, group_key, "
 									"intercepts, coefficients, std_errors, p_values, means, scales, "
 									"rows_used, rows_skipped, iterations, converged, metrics, duration, "
-									"data_cutoff, features, l2, df, data_max) "
+									"data_cutoff, features, l2, df, data_max, l1) "
 									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-									"pg_catalog.make_interval(secs => $15), $16, $17, $18, $19, $20)",
-									20, t2, v2, n2, false, 0);
+									"pg_catalog.make_interval(secs => $15), $16, $17, $18, $19, $20, $21)",
+									21, t2, v2, n2, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not record a version of model \"%s\"", run->model);
 	}

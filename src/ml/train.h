@@ -28,6 +28,7 @@ typedef struct TrainRun
 	int			p;				/* number of features, -1 until known */
 	/* options */
 	double		l2;
+	double		l1;				/* lasso penalty (linear models) */
 	bool		standardize;
 	int			max_iter;
 	double		tol;

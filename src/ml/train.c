@@ -643,6 +643,73 @@ GroupSolve(TrainRun *run, GroupFit *g, const double *hess, const double *rhs,
 	pfree(b);
 }
 
+static bool CoordinateDescent(int n, const double *a, const double *b,
+							  const double *lam, double tol, int max_sweeps,
+							  double *x);
+
+/* Lasso penalty of coefficient index i, like GroupPenalty. */
+static inline double
+GroupL1Penalty(TrainRun *run, GroupFit *g, int i)
+{
+	int			j = i % (g->p + 1);
+
+	if (j == 0 || run->l1 == 0.0 || GroupFixed(g, i))
+		return 0.0;
+	/* λ1|β_j| is λ1|γ_j| / s_j on the raw scale */
+	return (double) g->count * run->l1 *
+		(run->standardize ? 1.0 : g->invs[j - 1]);
+}
+
+/*
+ * The proximal Newton step of an l1-penalised classification group: the
+ * new coefficients minimise the quadratic model of loss and ridge at
+ * g->gamma plus the l1 penalty, ½γ'ᵀ(H + P)γ' - (Hγ - g)ᵀγ' + Σ λ|γ'|,
+ * by coordinate descent (as glmnet does); d is then γ - γ'.  No
+ * covariance: lasso coefficients get no standard errors.
+ */
+static void
+GroupProxNewton(TrainRun *run, GroupFit *g, const double *grad,
+				const double *hess, double *d)
+{
+	int			k = g->k;
+	double	   *a = palloc(sizeof(double) * PACKED_SIZE(k));
+	double	   *b = palloc(sizeof(double) * k);
+	double	   *lam = palloc(sizeof(double) * k);
+	double	   *next = palloc(sizeof(double) * k);
+
+	memcpy(a, hess, sizeof(double) * PACKED_SIZE(k));
+	for (int i = 0; i < k; i++)
+	{
+		double		hg = 0.0;
+
+		for (int j = 0; j < k; j++)
+			hg += hess[i <= j ? PACKED_INDEX(k, i, j) : PACKED_INDEX(k, j, i)] *
+				g->gamma[j];
+		b[i] = hg - grad[i];
+		lam[i] = GroupL1Penalty(run, g, i);
+		a[PACKED_INDEX(k, i, i)] += GroupPenalty(run, g, i);
+	}
+	for (int i = 0; i < k; i++)
+		if (GroupFixed(g, i))
+		{
+			for (int j = 0; j < k; j++)
+				a[i <= j ? PACKED_INDEX(k, i, j) : PACKED_INDEX(k, j, i)] = 0.0;
+			a[PACKED_INDEX(k, i, i)] = 1.0;
+			b[i] = 0.0;
+		}
+	if (!CoordinateDescent(k, a, b, lam, 1e-3 * run->tol, 100000, next))
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("coordinate descent of model \"%s\" did not converge",
+						run->model)));
+	for (int i = 0; i < k; i++)
+		d[i] = g->gamma[i] - next[i];
+	pfree(a);
+	pfree(b);
+	pfree(lam);
+	pfree(next);
+}
+
 static void GroupFirstStepFromMoments(TrainRun *run, GroupFit *g,
 									  const double *mean, const double *comom);
 
@@ -663,7 +730,8 @@ GroupNewtonStep(TrainRun *run, GroupFit *g, double loss, const double *grad,
 	double		maxg = 0.0;
 
 	for (int i = 0; i < k; i++)
-		obj += 0.5 * GroupPenalty(run, g, i) * g->gamma[i] * g->gamma[i];
+		obj += 0.5 * GroupPenalty(run, g, i) * g->gamma[i] * g->gamma[i] +
+			GroupL1Penalty(run, g, i) * fabs(g->gamma[i]);
 	g->loss = loss;
 
 	if (g->lda_start)
@@ -693,11 +761,16 @@ GroupNewtonStep(TrainRun *run, GroupFit *g, double loss, const double *grad,
 	}
 	g->halvings = 0;
 
-	for (int i = 0; i < k; i++)
-		rhs[i] = grad[i] + GroupPenalty(run, g, i) * g->gamma[i];
-	if (g->cov == NULL)
-		g->cov = palloc(sizeof(double) * k * k);
-	GroupSolve(run, g, hess, rhs, d, g->cov);
+	if (run->l1 > 0.0)
+		GroupProxNewton(run, g, grad, hess, d);
+	else
+	{
+		for (int i = 0; i < k; i++)
+			rhs[i] = grad[i] + GroupPenalty(run, g, i) * g->gamma[i];
+		if (g->cov == NULL)
+			g->cov = palloc(sizeof(double) * k * k);
+		GroupSolve(run, g, hess, rhs, d, g->cov);
+	}
 
 	memcpy(g->prev_gamma, g->gamma, sizeof(double) * k);
 	g->prev_obj = obj;
@@ -721,7 +794,7 @@ GroupNewtonStep(TrainRun *run, GroupFit *g, double loss, const double *grad,
 		g->converged = true;
 		g->active = false;
 	}
-	else if (run->l2 == 0.0 && loss <= 1e-7 * g->w)
+	else if (run->l2 == 0.0 && run->l1 == 0.0 && loss <= 1e-7 * g->w)
 	{
 		/* every row classified with certainty: the optimum is at infinity */
 		g->separable = true;
@@ -1396,7 +1469,7 @@ EvaluateGroups(TrainRun *run, List *groups, const char *where, bool deployed)
 
 /* The options each kind of model accepts. */
 static const char *const LogregOptions[] = {
-	"l2", "standardize", "max_iter", "tol", "class_weight", "weight",
+	"l1", "l2", "standardize", "max_iter", "tol", "class_weight", "weight",
 	"group_by", "test_fraction", "order_by", "warm_start", "deploy",
 	"deploy_metric", NULL
 };

@@ -37,6 +37,7 @@ typedef struct TrainRun
 	char	   *order_by;
 	double		test_fraction;
 	bool		warm_start;
+	bool		lbfgs;			/* solver 'lbfgs' (binary, ungrouped) */
 	char	   *deploy;
 	char	   *deploy_metric;
 	JsonbValue *class_weight;

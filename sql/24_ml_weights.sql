@@ -64,3 +64,28 @@ SELECT bool_and(abs(w.coefficient - e.coefficient) <= 1e-6 * abs(e.coefficient))
 SELECT * FROM streamml.train_logreg('bad', 'logit', 'y', ARRAY['x1'], '{"class_weight": {"yes": 2}}');
 SELECT * FROM streamml.train_logreg('bad', 'logit', 'y', ARRAY['x1'], '{"class_weight": {"true": "2"}}');
 SELECT count(*) FROM streamml.models WHERE name = 'bad';
+
+-- Feature arrays stored in a table (short varlena headers, read in place)
+-- give the same model as the same features as columns; arrays with a NULL
+-- or a NaN are skipped.
+CREATE TABLE logit_arr AS SELECT id, y, ARRAY[x1, x2, x3, x4, flag::int] AS f FROM logit;
+INSERT INTO logit_arr VALUES (3001, true, ARRAY[1, NULL, 1e9, 5000, 0]),
+	(3002, false, ARRAY['NaN', 0, 1e9, 5000, 0]);
+SELECT rows_used, rows_skipped, converged
+  FROM streamml.train_logreg('arr_stored', 'logit_arr', 'y', ARRAY['f']);
+SELECT bool_and(abs(a.coefficient - c.coefficient) <= 1e-9 * abs(c.coefficient)) AS same, count(*)
+  FROM streamml.coefficients a
+  JOIN streamml.coefficients c
+	ON c.model = 'churn' AND c.version = 1
+   AND c.feature = CASE a.feature WHEN '(intercept)' THEN '(intercept)'
+					 ELSE (ARRAY['x1', 'x2', 'x3', 'x4', 'flag'])[substring(a.feature from '\[(\d+)\]')::int] END
+ WHERE a.model = 'arr_stored';
+-- Long arrays are stored compressed or out of line (TOAST): read as well.
+SELECT setseed(0.9);
+CREATE TABLE wide AS
+SELECT i AS id, ARRAY(SELECT random() - 0.5 + 0 * i FROM generate_series(1, 300)) AS f,
+	   random() < 0.5 AS y
+  FROM generate_series(1, 400) i;
+SELECT pg_relation_size(reltoastrelid) > 0 AS toasted FROM pg_class WHERE oid = 'wide'::regclass;
+SELECT rows_used, rows_skipped, converged
+  FROM streamml.train_logreg('wide', 'wide', 'y', ARRAY['f'], '{"l2": 1}');

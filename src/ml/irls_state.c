@@ -45,6 +45,7 @@ typedef struct IrlsState
 	int			classes;		/* K */
 	int			blocks;			/* 1 for binary, K for multinomial */
 	int			k;				/* parameters: blocks * (p + 1) */
+	bool		gradonly;		/* no Hessian (L-BFGS passes) */
 	int64		count;
 	int64		skipped;
 	double		w;
@@ -68,14 +69,16 @@ typedef struct IrlsState
 
 /* Allocates the accumulators of a state for p features and K classes. */
 static void
-IrlsAlloc(IrlsState *state, int p, int classes)
+IrlsAlloc(IrlsState *state, int p, int classes, bool gradonly)
 {
 	state->p = p;
 	state->classes = classes;
 	state->blocks = (classes == 2) ? 1 : classes;
 	state->k = state->blocks * (p + 1);
+	state->gradonly = gradonly;
 	state->grad = palloc0(sizeof(double) * state->k);
-	state->hess = palloc0(sizeof(double) * PACKED_SIZE(state->k));
+	state->hess = gradonly ? NULL :
+		palloc0(sizeof(double) * PACKED_SIZE(state->k));
 }
 
 /* Decodes the parameters for this state's group from the params argument. */
@@ -89,6 +92,7 @@ IrlsLoadParams(IrlsState *state, FunctionCallInfo fcinfo)
 	int			blocks;
 	int			p;
 	double	   *d;
+	bool		gradonly;
 
 	if (PG_ARGISNULL(4))
 		ereport(ERROR,
@@ -141,6 +145,10 @@ IrlsLoadParams(IrlsState *state, FunctionCallInfo fcinfo)
 	}
 	d += row * len;
 	classes = (int) d[0];
+	/* K = -2: a binary pass without the Hessian */
+	gradonly = (classes == -2);
+	if (gradonly)
+		classes = 2;
 	if (classes < 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -152,7 +160,7 @@ IrlsLoadParams(IrlsState *state, FunctionCallInfo fcinfo)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("irls_pass parameters have an invalid length %d", len)));
 
-	IrlsAlloc(state, p, classes);
+	IrlsAlloc(state, p, classes, gradonly);
 	state->mean = palloc(sizeof(double) * (len - 1));
 	memcpy(state->mean, d + 1, sizeof(double) * (len - 1));
 	state->invs = state->mean + p;
@@ -185,7 +193,8 @@ IrlsFlush(IrlsState *state)
 	state->nblock = 0;
 	for (int i = 0; i < n1; i++)
 		state->grad[i] += PassBlockDot(state->br, state->block + i * PASS_BLOCK);
-	PassBlockSyrk(state->hess, state->block, state->bh, n1);
+	if (!state->gradonly)
+		PassBlockSyrk(state->hess, state->block, state->bh, n1);
 }
 
 /*
@@ -381,12 +390,12 @@ irls_pass_combinefn(PG_FUNCTION_ARGS)
 		MemoryContext old = MemoryContextSwitchTo(aggcontext);
 
 		a = palloc0(sizeof(IrlsState));
-		IrlsAlloc(a, b->p, b->classes);
+		IrlsAlloc(a, b->p, b->classes, b->gradonly);
 		MemoryContextSwitchTo(old);
 	}
 	else
 		a = (IrlsState *) PG_GETARG_POINTER(0);
-	if (a->k != b->k)
+	if (a->k != b->k || a->gradonly != b->gradonly)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot combine irls_pass states of different sizes")));
@@ -401,8 +410,9 @@ irls_pass_combinefn(PG_FUNCTION_ARGS)
 		a->confusion[i] += b->confusion[i];
 	for (int i = 0; i < a->k; i++)
 		a->grad[i] += b->grad[i];
-	for (int i = 0; i < PACKED_SIZE(a->k); i++)
-		a->hess[i] += b->hess[i];
+	if (!a->gradonly)
+		for (int i = 0; i < PACKED_SIZE(a->k); i++)
+			a->hess[i] += b->hess[i];
 	PG_RETURN_POINTER(a);
 }
 
@@ -419,6 +429,7 @@ irls_pass_serialfn(PG_FUNCTION_ARGS)
 	pq_begintypsend(&buf);
 	pq_sendint32(&buf, state->p);
 	pq_sendint32(&buf, state->classes);
+	pq_sendbyte(&buf, state->gradonly ? 1 : 0);
 	pq_sendint64(&buf, state->count);
 	pq_sendint64(&buf, state->skipped);
 	pq_sendfloat8(&buf, state->w);
@@ -426,8 +437,9 @@ irls_pass_serialfn(PG_FUNCTION_ARGS)
 	pq_sendfloat8(&buf, state->correct);
 	pq_sendbytes(&buf, (char *) state->confusion, sizeof(state->confusion));
 	pq_sendbytes(&buf, (char *) state->grad, sizeof(double) * state->k);
-	pq_sendbytes(&buf, (char *) state->hess,
-				 sizeof(double) * PACKED_SIZE(state->k));
+	if (!state->gradonly)
+		pq_sendbytes(&buf, (char *) state->hess,
+					 sizeof(double) * PACKED_SIZE(state->k));
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
@@ -447,7 +459,7 @@ irls_pass_deserialfn(PG_FUNCTION_ARGS)
 	PassReadBuffer(&buf, b);
 	p = pq_getmsgint(&buf, 4);
 	classes = pq_getmsgint(&buf, 4);
-	IrlsAlloc(state, p, classes);
+	IrlsAlloc(state, p, classes, pq_getmsgbyte(&buf) != 0);
 	state->count = pq_getmsgint64(&buf);
 	state->skipped = pq_getmsgint64(&buf);
 	state->w = pq_getmsgfloat8(&buf);
@@ -455,8 +467,9 @@ irls_pass_deserialfn(PG_FUNCTION_ARGS)
 	state->correct = pq_getmsgfloat8(&buf);
 	pq_copymsgbytes(&buf, (char *) state->confusion, sizeof(state->confusion));
 	pq_copymsgbytes(&buf, (char *) state->grad, sizeof(double) * state->k);
-	pq_copymsgbytes(&buf, (char *) state->hess,
-					sizeof(double) * PACKED_SIZE(state->k));
+	if (!state->gradonly)
+		pq_copymsgbytes(&buf, (char *) state->hess,
+						sizeof(double) * PACKED_SIZE(state->k));
 	PG_RETURN_POINTER(state);
 }
 
@@ -478,7 +491,8 @@ irls_pass_finalfn(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	state = (IrlsState *) PG_GETARG_POINTER(0);
 	IrlsFlush(state);
-	len = IRLS_OUT_HEADER + state->k + PACKED_SIZE(state->k);
+	len = IRLS_OUT_HEADER + state->k +
+		(state->gradonly ? 0 : PACKED_SIZE(state->k));
 	out = palloc(sizeof(double) * len);
 	out[IRLS_OUT_COUNT] = state->count;
 	out[IRLS_OUT_SKIPPED] = state->skipped;
@@ -488,7 +502,8 @@ irls_pass_finalfn(PG_FUNCTION_ARGS)
 	memcpy(out + IRLS_OUT_TP, state->confusion, sizeof(state->confusion));
 	out[IRLS_OUT_K] = state->k;
 	memcpy(out + IRLS_OUT_HEADER, state->grad, sizeof(double) * state->k);
-	memcpy(out + IRLS_OUT_HEADER + state->k, state->hess,
-		   sizeof(double) * PACKED_SIZE(state->k));
+	if (!state->gradonly)
+		memcpy(out + IRLS_OUT_HEADER + state->k, state->hess,
+			   sizeof(double) * PACKED_SIZE(state->k));
 	PG_RETURN_ARRAYTYPE_P(Float8ArrayBuild(out, len));
 }

@@ -41,6 +41,7 @@ CREATE TABLE streamml.model_versions (
 	converged boolean NOT NULL,
 	metrics jsonb NOT NULL DEFAULT '{}',
 	l2 float8 NOT NULL DEFAULT 0,
+	l1 float8 NOT NULL DEFAULT 0,
 	df float8,
 	duration interval,
 	data_cutoff text,

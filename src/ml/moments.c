@@ -89,7 +89,8 @@ PassReadRow(FunctionCallInfo fcinfo, int argno, int expected,
 	}
 
 	v = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(argno + 1));
-	if (VARATT_IS_EXTENDED(v) && !VARATT_IS_SHORT(v))
+	/* (a TOAST pointer has a 1-byte header too: test for it, not for short) */
+	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
 		v = pg_detoast_datum_packed(v);
 	body = VARDATA_ANY(v);
 	memcpy(&ndim, body, sizeof(int));

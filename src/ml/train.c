@@ -643,6 +643,73 @@ GroupSolve(TrainRun *run, GroupFit *g, const double *hess, const double *rhs,
 	pfree(b);
 }
 
+static bool CoordinateDescent(int n, const double *a, const double *b,
+							  const double *lam, double tol, int max_sweeps,
+							  double *x);
+
+/* Lasso penalty of coefficient index i, like GroupPenalty. */
+static inline double
+GroupL1Penalty(TrainRun *run, GroupFit *g, int i)
+{
+	int			j = i % (g->p + 1);
+
+	if (j == 0 || run->l1 == 0.0 || GroupFixed(g, i))
+		return 0.0;
+	/* λ1|β_j| is λ1|γ_j| / s_j on the raw scale */
+	return (double) g->count * run->l1 *
+		(run->standardize ? 1.0 : g->invs[j - 1]);
+}
+
+/*
+ * The proximal Newton step of an l1-penalised classification group: the
+ * new coefficients minimise the quadratic model of loss and ridge at
+ * g->gamma plus the l1 penalty, ½γ'ᵀ(H + P)γ' - (Hγ - g)ᵀγ' + Σ λ|γ'|,
+ * by coordinate descent (as glmnet does); d is then γ - γ'.  No
+ * covariance: lasso coefficients get no standard errors.
+ */
+static void
+GroupProxNewton(TrainRun *run, GroupFit *g, const double *grad,
+				const double *hess, double *d)
+{
+	int			k = g->k;
+	double	   *a = palloc(sizeof(double) * PACKED_SIZE(k));
+	double	   *b = palloc(sizeof(double) * k);
+	double	   *lam = palloc(sizeof(double) * k);
+	double	   *next = palloc(sizeof(double) * k);
+
+	memcpy(a, hess, sizeof(double) * PACKED_SIZE(k));
+	for (int i = 0; i < k; i++)
+	{
+		double		hg = 0.0;
+
+		for (int j = 0; j < k; j++)
+			hg += hess[i <= j ? PACKED_INDEX(k, i, j) : PACKED_INDEX(k, j, i)] *
+				g->gamma[j];
+		b[i] = hg - grad[i];
+		lam[i] = GroupL1Penalty(run, g, i);
+		a[PACKED_INDEX(k, i, i)] += GroupPenalty(run, g, i);
+	}
+	for (int i = 0; i < k; i++)
+		if (GroupFixed(g, i))
+		{
+			for (int j = 0; j < k; j++)
+				a[i <= j ? PACKED_INDEX(k, i, j) : PACKED_INDEX(k, j, i)] = 0.0;
+			a[PACKED_INDEX(k, i, i)] = 1.0;
+			b[i] = 0.0;
+		}
+	if (!CoordinateDescent(k, a, b, lam, 1e-3 * run->tol, 100000, next))
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("coordinate descent of model \"%s\" did not converge",
+						run->model)));
+	for (int i = 0; i < k; i++)
+		d[i] = g->gamma[i] - next[i];
+	pfree(a);
+	pfree(b);
+	pfree(lam);
+	pfree(next);
+}
+
 static void GroupFirstStepFromMoments(TrainRun *run, GroupFit *g,
 									  const double *mean, const double *comom);
 
@@ -663,7 +730,8 @@ GroupNewtonStep(TrainRun *run, GroupFit *g, double loss, const double *grad,
 	double		maxg = 0.0;
 
 	for (int i = 0; i < k; i++)
-		obj += 0.5 * GroupPenalty(run, g, i) * g->gamma[i] * g->gamma[i];
+		obj += 0.5 * GroupPenalty(run, g, i) * g->gamma[i] * g->gamma[i] +
+			GroupL1Penalty(run, g, i) * fabs(g->gamma[i]);
 	g->loss = loss;
 
 	if (g->lda_start)
@@ -693,11 +761,16 @@ GroupNewtonStep(TrainRun *run, GroupFit *g, double loss, const double *grad,
 	}
 	g->halvings = 0;
 
-	for (int i = 0; i < k; i++)
-		rhs[i] = grad[i] + GroupPenalty(run, g, i) * g->gamma[i];
-	if (g->cov == NULL)
-		g->cov = palloc(sizeof(double) * k * k);
-	GroupSolve(run, g, hess, rhs, d, g->cov);
+	if (run->l1 > 0.0)
+		GroupProxNewton(run, g, grad, hess, d);
+	else
+	{
+		for (int i = 0; i < k; i++)
+			rhs[i] = grad[i] + GroupPenalty(run, g, i) * g->gamma[i];
+		if (g->cov == NULL)
+			g->cov = palloc(sizeof(double) * k * k);
+		GroupSolve(run, g, hess, rhs, d, g->cov);
+	}
 
 	memcpy(g->prev_gamma, g->gamma, sizeof(double) * k);
 	g->prev_obj = obj;
@@ -721,7 +794,7 @@ GroupNewtonStep(TrainRun *run, GroupFit *g, double loss, const double *grad,
 		g->converged = true;
 		g->active = false;
 	}
-	else if (run->l2 == 0.0 && loss <= 1e-7 * g->w)
+	else if (run->l2 == 0.0 && run->l1 == 0.0 && loss <= 1e-7 * g->w)
 	{
 		/* every row classified with certainty: the optimum is at infinity */
 		g->separable = true;
@@ -831,6 +904,58 @@ GroupFromMoments(TrainRun *run, char *key, const double *m, int len)
 }
 
 /*
+ * Minimises ½ xᵀAx - bᵀx + Σ lam_j |x_j| for a packed positive
+ * semi-definite A by cyclic coordinate descent on the covariance form
+ * (glmnet's "covariance updates"): x_j = S(b_j - Σ_{k≠j} A_jk x_k, lam_j) /
+ * A_jj with S the soft threshold, keeping Ax up to date as coordinates
+ * move.  Stops when no coordinate moves by more than tol·(1 + max |x|).
+ * Starts from x = 0; returns false when max_sweeps were not enough.
+ */
+static bool
+CoordinateDescent(int n, const double *a, const double *b, const double *lam,
+				  double tol, int max_sweeps, double *x)
+{
+	double	   *ax = palloc0(sizeof(double) * n);
+
+	memset(x, 0, sizeof(double) * n);
+	for (int sweep = 0; sweep < max_sweeps; sweep++)
+	{
+		double		maxmove = 0.0;
+		double		maxx = 0.0;
+
+		for (int j = 0; j < n; j++)
+		{
+			double		ajj = a[PACKED_INDEX(n, j, j)];
+			double		r;
+			double		xj;
+			double		move;
+
+			if (!(ajj > 0.0))
+				continue;
+			r = b[j] - (ax[j] - ajj * x[j]);
+			xj = (r > lam[j]) ? (r - lam[j]) / ajj :
+				(r < -lam[j]) ? (r + lam[j]) / ajj : 0.0;
+			move = xj - x[j];
+			if (move != 0.0)
+			{
+				for (int k = 0; k < n; k++)
+					ax[k] += move * a[k <= j ? PACKED_INDEX(n, k, j) : PACKED_INDEX(n, j, k)];
+				x[j] = xj;
+			}
+			maxmove = Max(maxmove, fabs(move) * sqrt(ajj));
+			maxx = Max(maxx, fabs(xj) * sqrt(ajj));
+		}
+		if (maxmove <= tol * (1.0 + maxx))
+		{
+			pfree(ax);
+			return true;
+		}
+	}
+	pfree(ax);
+	return false;
+}
+
+/*
  * Fits a linear model from its moments: the ridge normal equations on the
  * centred, scaled features; σ² from the residual sum of squares.
  */
@@ -883,7 +1008,24 @@ GroupFitLinear(TrainRun *run, GroupFit *g, const double *mean,
 				szz[PACKED_INDEX(p, i, i)] = 1.0;
 				szy[i] = 0.0;
 			}
-		if (!CholeskySolve(p, szz, szy, gam, inv))
+		if (run->l1 > 0.0)
+		{
+			double	   *lam = palloc(sizeof(double) * p);
+
+			/* λ1|β_j| is λ1|γ_j| / s_j on the raw scale */
+			for (int i = 0; i < p; i++)
+				lam[i] = (double) g->count * run->l1 *
+					(run->standardize ? 1.0 : g->invs[i]);
+			if (!CoordinateDescent(p, szz, szy, lam, run->tol, 100000, gam))
+				ereport(WARNING,
+						(errcode(ERRCODE_WARNING),
+						 errmsg("coordinate descent of model \"%s\" did not converge",
+								run->model)));
+			rank = 0;
+			for (int i = 0; i < p; i++)
+				rank += (gam[i] != 0.0);
+		}
+		else if (!CholeskySolve(p, szz, szy, gam, inv))
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("could not solve the normal equations of model \"%s\"",
@@ -916,6 +1058,12 @@ GroupFitLinear(TrainRun *run, GroupFit *g, const double *mean,
 	g->gamma[0] = mean[0];
 	for (int i = 0; i < p; i++)
 		g->gamma[i + 1] = gam[i];
+	g->iterations = 1;
+	g->converged = true;
+	g->active = false;
+	/* the lasso has no standard errors of this kind */
+	if (run->l1 > 0.0)
+		return;
 	g->cov = palloc0(sizeof(double) * n1 * n1);
 	g->cov[0] = sigma2 / g->w;
 	for (int i = 0; i < p; i++)
@@ -962,7 +1110,8 @@ BuildPassParams(TrainRun *run, List *groups, Datum *keys)
 			continue;
 		if (g->key)
 			kd[n / len] = CStringGetTextDatum(g->key);
-		d[n++] = Float8GetDatum(run->nclasses);
+		/* K, or -2 for a binary pass without the Hessian (L-BFGS) */
+		d[n++] = Float8GetDatum(run->lbfgs ? -2 : run->nclasses);
 		for (int j = 0; j < g->p; j++)
 			d[n++] = Float8GetDatum(g->mean[j]);
 		for (int j = 0; j < g->p; j++)
@@ -1163,6 +1312,204 @@ GroupLdaStart(TrainRun *run, GroupFit *g, const double *mean,
 	return ok;
 }
 
+/*
+ * One gradient-only pass of the L-BFGS solver at x (standardised scale):
+ * returns the objective (loss and ridge) and its gradient, with the
+ * components of fixed coefficients zeroed.
+ */
+static double
+LbfgsEvaluate(TrainRun *run, GroupFit *g, const char *sql, const double *x,
+			  double *grad)
+{
+	Oid			types[2] = {FLOAT8ARRAYOID, TEXTARRAYOID};
+	Datum		values[2] = {(Datum) 0, (Datum) 0};
+	char		nulls[2] = {' ', 'n'};
+	List	   *one = list_make1(g);
+	double	   *out;
+	int			n;
+	double		f;
+
+	memcpy(g->gamma, x, sizeof(double) * g->k);
+	values[0] = BuildPassParams(run, one, &values[1]);
+	RunQuery(run, sql, 2, types, values, nulls);
+	run->passes++;
+	g->iterations++;
+	CHECK_FOR_INTERRUPTS();
+	out = (SPI_processed == 1) ? ResultFloat8Array(0, 2, &n, CurrentMemoryContext) : NULL;
+	if (out == NULL || (int) out[IRLS_OUT_K] != g->k || n != IRLS_OUT_HEADER + g->k)
+		elog(ERROR, "unexpected irls_pass result");
+	memcpy(g->last, out, sizeof(g->last));
+	g->loss = out[IRLS_OUT_LOSS];
+	f = g->loss;
+	for (int i = 0; i < g->k; i++)
+	{
+		double		pen = GroupPenalty(run, g, i);
+
+		f += 0.5 * pen * x[i] * x[i];
+		grad[i] = GroupFixed(g, i) ? 0.0 : out[IRLS_OUT_HEADER + i] + pen * x[i];
+	}
+	pfree(out);
+	return f;
+}
+
+/*
+ * Fits a binary model by L-BFGS (memory 10, Armijo backtracking): every
+ * pass computes only the loss and the gradient, O(p) a row instead of the
+ * O(p²) of a Newton pass and with no O(p³) solve, which pays for its more
+ * passes when there are many features.  Starts from the LDA start (or
+ * zero when that is worse); stops when the largest gradient component is
+ * below tol times the sum of weights.  No standard errors.
+ */
+static void
+FitLbfgs(TrainRun *run, GroupFit *g)
+{
+#define LBFGS_M 10
+	int			k = g->k;
+	double	   *x = palloc(sizeof(double) * k);
+	double	   *xn = palloc(sizeof(double) * k);
+	double	   *gc = palloc(sizeof(double) * k);
+	double	   *gn = palloc(sizeof(double) * k);
+	double	   *dir = palloc(sizeof(double) * k);
+	double	   *sv = palloc(sizeof(double) * LBFGS_M * k);
+	double	   *yv = palloc(sizeof(double) * LBFGS_M * k);
+	double		rho[LBFGS_M];
+	double		alpha[LBFGS_M];
+	int			stored = 0;
+	int			head = 0;
+	double		f;
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT NULL::text AS g, streamml.irls_pass(%s, %s, %s, $1, $2, NULL::text) FROM %s WHERE %s",
+					 run->yexpr, run->xexpr, run->wexpr_fit, run->from,
+					 run->train_where);
+	g->iterations = 0;
+	g->lda_start = false;
+	memcpy(x, g->gamma, sizeof(double) * k);
+	f = LbfgsEvaluate(run, g, sql.data, x, gc);
+	if (f > g->w * M_LN2)
+	{
+		/* the start is worse than β = 0 */
+		memset(x, 0, sizeof(double) * k);
+		f = LbfgsEvaluate(run, g, sql.data, x, gc);
+	}
+	for (int iter = 0;; iter++)
+	{
+		double		gmax = 0.0;
+		double		gd = 0.0;
+		double		t = 1.0;
+		double		fn = f;
+		int			ls;
+
+		for (int i = 0; i < k; i++)
+			gmax = Max(gmax, fabs(gc[i]));
+		if (gmax <= run->tol * g->w)
+		{
+			g->converged = true;
+			break;
+		}
+		if (iter >= run->max_iter)
+			break;
+
+		/* two-loop recursion: dir = -H gc */
+		for (int i = 0; i < k; i++)
+			dir[i] = -gc[i];
+		for (int c = 0; c < stored; c++)
+		{
+			int			j = (head - 1 - c + LBFGS_M) % LBFGS_M;
+			double		a = 0.0;
+
+			for (int i = 0; i < k; i++)
+				a += sv[j * k + i] * dir[i];
+			alpha[j] = rho[j] * a;
+			for (int i = 0; i < k; i++)
+				dir[i] -= alpha[j] * yv[j * k + i];
+		}
+		{
+			/* initial scaling sᵀy/yᵀy, or 4/n (the Hessian at zero) */
+			double		h0 = 4.0 / Max(g->w, 1e-300);
+
+			if (stored > 0)
+			{
+				int			j = (head - 1 + LBFGS_M) % LBFGS_M;
+				double		yy = 0.0;
+
+				for (int i = 0; i < k; i++)
+					yy += yv[j * k + i] * yv[j * k + i];
+				h0 = 1.0 / (rho[j] * yy);
+			}
+			for (int i = 0; i < k; i++)
+				dir[i] *= h0;
+		}
+		for (int c = stored - 1; c >= 0; c--)
+		{
+			int			j = (head - 1 - c + LBFGS_M) % LBFGS_M;
+			double		b = 0.0;
+
+			for (int i = 0; i < k; i++)
+				b += yv[j * k + i] * dir[i];
+			b *= rho[j];
+			for (int i = 0; i < k; i++)
+				dir[i] += sv[j * k + i] * (alpha[j] - b);
+		}
+		for (int i = 0; i < k; i++)
+			gd += gc[i] * dir[i];
+		if (!(gd < 0.0))
+		{
+			/* not a descent direction: forget the history */
+			stored = 0;
+			for (int i = 0; i < k; i++)
+				dir[i] = -gc[i] * 4.0 / Max(g->w, 1e-300);
+			gd = 0.0;
+			for (int i = 0; i < k; i++)
+				gd += gc[i] * dir[i];
+		}
+
+		/* backtracking line search (Armijo) */
+		for (ls = 0; ls < 30; ls++)
+		{
+			for (int i = 0; i < k; i++)
+				xn[i] = x[i] + t * dir[i];
+			fn = LbfgsEvaluate(run, g, sql.data, xn, gn);
+			if (fn <= f + 1e-4 * t * gd)
+				break;
+			t *= 0.5;
+		}
+		if (ls == 30)
+			break;
+		{
+			double		sy = 0.0;
+
+			for (int i = 0; i < k; i++)
+			{
+				sv[head * k + i] = xn[i] - x[i];
+				yv[head * k + i] = gn[i] - gc[i];
+				sy += sv[head * k + i] * yv[head * k + i];
+			}
+			if (sy > 0.0)
+			{
+				rho[head] = 1.0 / sy;
+				head = (head + 1) % LBFGS_M;
+				stored = Min(stored + 1, LBFGS_M);
+			}
+		}
+		memcpy(x, xn, sizeof(double) * k);
+		memcpy(gc, gn, sizeof(double) * k);
+		f = fn;
+	}
+	memcpy(g->gamma, x, sizeof(double) * k);
+	g->obj = f;
+	g->active = false;
+	pfree(x);
+	pfree(xn);
+	pfree(gc);
+	pfree(gn);
+	pfree(dir);
+	pfree(sv);
+	pfree(yv);
+}
+
 /* In-sample metrics of a classification group, from its last pass. */
 static char *
 TrainingMetrics(TrainRun *run, GroupFit *g)
@@ -1321,12 +1668,12 @@ EvaluateGroups(TrainRun *run, List *groups, const char *where, bool deployed)
 
 /* The options each kind of model accepts. */
 static const char *const LogregOptions[] = {
-	"l2", "standardize", "max_iter", "tol", "class_weight", "weight",
+	"l1", "l2", "standardize", "max_iter", "tol", "class_weight", "weight",
 	"group_by", "test_fraction", "order_by", "warm_start", "deploy",
-	"deploy_metric", NULL
+	"deploy_metric", "solver", NULL
 };
 static const char *const LinregOptions[] = {
-	"l2", "standardize", "weight", "group_by", "test_fraction", "order_by",
+	"l1", "l2", "standardize", "weight", "group_by", "test_fraction", "order_by",
 	"deploy", "deploy_metric", NULL
 };
 
@@ -1336,6 +1683,7 @@ ParseOptions(TrainRun *run, Jsonb *options)
 {
 	OptionCheckKeys(options, run->kind == MODEL_LINEAR ? LinregOptions : LogregOptions);
 	run->l2 = OptionNumber(options, "l2", 0.0, 0.0, 1e12);
+	run->l1 = OptionNumber(options, "l1", 0.0, 0.0, 1e12);
 	run->standardize = OptionBool(options, "standardize", true);
 	run->max_iter = (int) OptionNumber(options, "max_iter", 100, 1, 100000);
 	run->tol = OptionNumber(options, "tol", 1e-8, 1e-15, 1.0);
@@ -1346,6 +1694,21 @@ ParseOptions(TrainRun *run, Jsonb *options)
 	run->warm_start = OptionBool(options, "warm_start", false);
 	run->deploy = OptionString(options, "deploy", "always");
 	run->deploy_metric = OptionString(options, "deploy_metric", NULL);
+	{
+		char	   *solver = OptionString(options, "solver", "newton");
+
+		if (strcmp(solver, "lbfgs") == 0)
+			run->lbfgs = true;
+		else if (strcmp(solver, "newton") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"solver\" must be 'newton' or 'lbfgs'")));
+		if (run->lbfgs && (run->group_by != NULL || run->l1 > 0.0))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("solver 'lbfgs' does not support options \"group_by\" and \"l1\" yet"),
+					 errhint("Use solver 'newton'.")));
+	}
 	if (strcmp(run->deploy, "always") != 0 &&
 		strcmp(run->deploy, "if_better") != 0 &&
 		strcmp(run->deploy, "never") != 0)
@@ -1653,12 +2016,13 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 	foreach(lc, groups)
 	{
 		GroupFit   *g = lfirst(lc);
-		Oid			t2[20] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
+		Oid			t2[21] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
 			FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
 			FLOAT8ARRAYOID, INT8OID, INT8OID, INT4OID, BOOLOID, JSONBOID,
-			FLOAT8OID, TEXTOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID, TEXTOID};
-		Datum		v2[20];
-		char		n2[20];
+			FLOAT8OID, TEXTOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID, TEXTOID,
+		FLOAT8OID};
+		Datum		v2[21];
+		char		n2[21];
 		double	   *ints = g->beta;
 
 		if (g->beta == NULL)
@@ -1688,14 +2052,15 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 		n2[18] = run->kind == MODEL_LINEAR ? ' ' : 'n';
 		v2[19] = run->data_max ? CStringGetTextDatum(run->data_max) : (Datum) 0;
 		n2[19] = run->data_max ? ' ' : 'n';
+		v2[20] = Float8GetDatum(run->l1);
 		ret = SPI_execute_with_args(
 									"INSERT INTO streamml.model_versions (model, version, group_key, "
 									"intercepts, coefficients, std_errors, p_values, means, scales, "
 									"rows_used, rows_skipped, iterations, converged, metrics, duration, "
-									"data_cutoff, features, l2, df, data_max) "
+									"data_cutoff, features, l2, df, data_max, l1) "
 									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-									"pg_catalog.make_interval(secs => $15), $16, $17, $18, $19, $20)",
-									20, t2, v2, n2, false, 0);
+									"pg_catalog.make_interval(secs => $15), $16, $17, $18, $19, $20, $21)",
+									21, t2, v2, n2, false, 0);
 		if (ret != SPI_OK_INSERT)
 			elog(ERROR, "could not record a version of model \"%s\"", run->model);
 	}
@@ -1906,7 +2271,15 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 											  g->moments_comom);
 			}
 		}
-		FitClassification(run, groups);
+		if (run->lbfgs && run->kind != MODEL_LOGISTIC)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("solver 'lbfgs' is for binary models only"),
+					 errhint("Use solver 'newton'.")));
+		if (run->lbfgs)
+			FitLbfgs(run, linitial(groups));
+		else
+			FitClassification(run, groups);
 	}
 
 	foreach(lc, groups)

@@ -28,6 +28,7 @@ typedef struct TrainRun
 	int			p;				/* number of features, -1 until known */
 	/* options */
 	double		l2;
+	double		l1;				/* lasso penalty (linear models) */
 	bool		standardize;
 	int			max_iter;
 	double		tol;
@@ -36,6 +37,7 @@ typedef struct TrainRun
 	char	   *order_by;
 	double		test_fraction;
 	bool		warm_start;
+	bool		lbfgs;			/* solver 'lbfgs' (binary, ungrouped) */
 	char	   *deploy;
 	char	   *deploy_metric;
 	JsonbValue *class_weight;

@@ -23,6 +23,11 @@ The CSVs it writes are committed, so the test suite needs no scikit-learn.
   logit_weighted_expected.csv  fit, feature, coefficient: unpenalized fits
                        with class_weight 'balanced', class_weight
                        {false: 1, true: 3}, and sample_weight 1 + id % 3
+  linear_l1_expected.csv  fit, feature, coefficient: scikit-learn's Lasso
+                       (alpha 0.3) and ElasticNet (l1 0.05, l2 0.02) on
+                       standardized linear.csv features, on the original scale;
+                       and l1-penalized logistic regression (saga, C = 1/(n*0.05))
+                       on standardized logit.csv features ("logit_l1")
 """
 import csv
 import os
@@ -30,7 +35,7 @@ import warnings
 
 import numpy as np
 from sklearn import metrics
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 # newton-cg stops on rounding noise near the optimum at this tolerance
@@ -153,3 +158,29 @@ for fit, kw in [("balanced", {"class_weight": "balanced"}),
     rows.append([fit, "(intercept)", fmt(b0w)])
     rows += [[fit, names[j], fmt(betaw[j])] for j in range(5)]
 write("logit_weighted_expected.csv", ["fit", "feature", "coefficient"], rows)
+
+# --- lasso and elastic net on the linear data (no random draws) ------------
+Xl = np.column_stack([a, b, c])
+scl = StandardScaler().fit(Xl)
+Zl = scl.transform(Xl)
+rows = []
+for fit, m in [("lasso", Lasso(alpha=0.3, tol=1e-14, max_iter=1000000)),
+               ("enet", ElasticNet(alpha=0.07, l1_ratio=0.05 / 0.07, tol=1e-14,
+                                   max_iter=1000000))]:
+    m.fit(Zl, t)
+    beta = m.coef_ / scl.scale_
+    b0 = m.intercept_ - np.sum(m.coef_ * scl.mean_ / scl.scale_)
+    rows.append([fit, "(intercept)", fmt(b0)])
+    rows += [[fit, nm, fmt(beta[j])] for j, nm in enumerate(["a", "b", "c"])]
+write("linear_l1_expected.csv", ["fit", "feature", "coefficient"], rows)
+
+# --- l1-penalized logistic regression (no random draws) ---------------------
+n = 2000
+scx = StandardScaler().fit(X)
+ml1 = LogisticRegression(penalty="l1", C=1.0 / (n * 0.05), solver="saga",
+                         tol=1e-13, max_iter=1000000).fit(scx.transform(X), y)
+beta = ml1.coef_[0] / scx.scale_
+b0 = ml1.intercept_[0] - np.sum(ml1.coef_[0] * scx.mean_ / scx.scale_)
+rows.append(["logit_l1", "(intercept)", fmt(b0)])
+rows += [["logit_l1", names[j], fmt(beta[j])] for j in range(5)]
+write("linear_l1_expected.csv", ["fit", "feature", "coefficient"], rows)

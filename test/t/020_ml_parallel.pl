@@ -87,6 +87,20 @@ SELECT count(*) FROM streamml.coefficients p
 EOSQL
 	'12', 'parallel and serial training agree on every coefficient');
 
+# The gradient-only passes of solver lbfgs combine across workers too.
+$node->safe_psql('postgres', <<'EOSQL');
+SELECT * FROM streamml.train_logreg('par_lb', 't', 'y', ARRAY['f'], '{"solver": "lbfgs"}');
+SET max_parallel_workers_per_gather = 0;
+SELECT * FROM streamml.train_logreg('ser_lb', 't', 'y', ARRAY['f'], '{"solver": "lbfgs"}');
+EOSQL
+is($node->safe_psql('postgres', <<'EOSQL'),
+SELECT count(*) FROM streamml.coefficients p
+  JOIN streamml.coefficients s USING (feature)
+ WHERE p.model = 'par_lb' AND s.model = 'ser_lb'
+   AND abs(p.coefficient - s.coefficient) <= 1e-6 * (1 + abs(s.coefficient))
+EOSQL
+	'4', 'parallel and serial lbfgs training agree');
+
 # predict_proba is parallel safe: it runs inside the workers.
 my $plan = $node->safe_psql('postgres',
 	"EXPLAIN SELECT sum(streamml.predict_proba('par', g, f)) FROM t");

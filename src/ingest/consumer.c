@@ -74,6 +74,8 @@ static List *route_targets;		/* of TargetState */
 static PartState *parts;
 static int	nparts;
 static ConsumerArgs args;
+static KafkaMessage *msgs;		/* the batch; handle NULL when not held */
+static int	nmsgs;
 static SPIPlanPtr dead_letter_plan;
 static SPIPlanPtr offset_update_plan;
 static bool relcache_changed = false;
@@ -716,10 +718,19 @@ Interrupts(void)
 	}
 }
 
-/* Closes the Kafka client at exit. */
+/*
+ * Closes the Kafka client at exit.  A message still held (the worker was
+ * told to stop in the middle of a batch) would make rd_kafka_destroy wait
+ * for it forever, and the launcher waits for this worker to exit before
+ * it starts the next one: give them back first.
+ */
 static void
 CloseClient(int code, Datum arg)
 {
+	int			i;
+
+	for (i = 0; i < nmsgs; i++)
+		KafkaMessageFree(&msgs[i]);
 	if (kc)
 		KafkaClientDestroy(kc);
 	kc = NULL;
@@ -729,7 +740,6 @@ CloseClient(int code, Datum arg)
 void
 StreamConsumerMain(Datum arg)
 {
-	KafkaMessage *msgs;
 	MemoryContext batch_cxt;
 	TimestampTz last_refresh;
 	volatile long backoff = 1000;
@@ -789,7 +799,8 @@ StreamConsumerMain(Datum arg)
 	StatsError(cfg->id, -1, NULL, MyProcPid);
 	last_refresh = GetCurrentTimestamp();
 
-	msgs = MemoryContextAlloc(TopMemoryContext, sizeof(KafkaMessage) * cfg->batch_size);
+	msgs = MemoryContextAllocZero(TopMemoryContext, sizeof(KafkaMessage) * cfg->batch_size);
+	nmsgs = cfg->batch_size;
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "pg_streamml batch",
 									  ALLOCSET_DEFAULT_SIZES);
 	backoff = 1000;
@@ -856,7 +867,14 @@ StreamConsumerMain(Datum arg)
 				(parts[p].next >= 0 && msgs[i].offset < parts[p].next))
 				KafkaMessageFree(&msgs[i]);
 			else
-				msgs[kept++] = msgs[i];
+			{
+				if (kept != i)
+				{
+					msgs[kept] = msgs[i];
+					msgs[i].handle = NULL;	/* held once, at kept */
+				}
+				kept++;
+			}
 		}
 
 		if (kept > 0)

@@ -692,6 +692,32 @@ HandleRebalance(void)
 		 cfg->name, n, cfg->group);
 }
 
+/*
+ * Shows the position and high watermark of every partition of this worker
+ * in stream_stats, from librdkafka's cached watermarks (no round trip), so
+ * that lag is current for partitions that get no batches.  A partition
+ * still at "earliest" shows the low watermark, where reading will begin.
+ */
+static void
+ReportPositions(void)
+{
+	int			i;
+
+	for (i = 0; i < nparts; i++)
+	{
+		int64		low = -1,
+					high = -1;
+
+		if (!parts[i].mine || !KafkaWatermarks(kc, cfg->topic, i, &low, &high))
+			continue;
+		/* librdkafka knows the low watermark only with statistics on */
+		if (parts[i].next < 0 && low < 0 && high == 0)
+			low = 0;			/* an empty partition */
+		StatsBatch(cfg->id, i, parts[i].next >= 0 ? parts[i].next : low,
+				   high, 0, 0, MyProcPid);
+	}
+}
+
 /* Sleeps on the latch, waking for signals and postmaster death. */
 static void
 Nap(long ms)
@@ -742,6 +768,7 @@ StreamConsumerMain(Datum arg)
 {
 	MemoryContext batch_cxt;
 	TimestampTz last_refresh;
+	volatile TimestampTz last_report = 0;
 	volatile long backoff = 1000;
 	volatile int have_error = 0;
 
@@ -915,6 +942,13 @@ StreamConsumerMain(Datum arg)
 				StatsClearError(cfg->id, MyProcPid);
 				have_error = 0;
 			}
+		}
+
+		if (n == 0 &&
+			TimestampDifferenceExceeds(last_report, GetCurrentTimestamp(), 1000))
+		{
+			ReportPositions();
+			last_report = GetCurrentTimestamp();
 		}
 
 		/* New partitions appear without a restart. */

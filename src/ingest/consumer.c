@@ -236,6 +236,18 @@ StoreStartOffsets(int32 *list, int n, bool later)
 							(errcode(ERRCODE_CONNECTION_FAILURE),
 							 errmsg("%s", errbuf)));
 				offs[i] = high;
+
+				/*
+				 * Kafka answers this way when every message is older than
+				 * the time, but so does a broker that cannot look offsets up
+				 * by time (the dev broker answers so for any time).  Say so
+				 * where an operator looks, since messages are skipped.
+				 */
+				if (low < high)
+					ereport(LOG,
+							(errmsg("pg_streamml: stream \"%s\": Kafka found no message at or after %s in partition %d, which starts at its end (offset " INT64_FORMAT ", skipping " INT64_FORMAT " messages)",
+									cfg->name, cfg->start, list[i], high, high - low),
+							 errhint("A broker that cannot look offsets up by time answers the same way; check the broker if the messages are newer.")));
 			}
 		}
 	}

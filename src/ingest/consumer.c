@@ -77,6 +77,8 @@ static List *route_targets;		/* of TargetState */
 static PartState *parts;
 static int	nparts;
 static ConsumerArgs args;
+static KafkaMessage *msgs;		/* the batch; handle NULL when not held */
+static int	nmsgs;
 static SPIPlanPtr dead_letter_plan;
 static SPIPlanPtr offset_update_plan;
 static bool relcache_changed = false;
@@ -266,6 +268,18 @@ StoreStartOffsets(int32 *list, int n, bool later)
 							(errcode(ERRCODE_CONNECTION_FAILURE),
 							 errmsg("%s", errbuf)));
 				offs[i] = high;
+
+				/*
+				 * Kafka answers this way when every message is older than
+				 * the time, but so does a broker that cannot look offsets up
+				 * by time (the dev broker answers so for any time).  Say so
+				 * where an operator looks, since messages are skipped.
+				 */
+				if (low < high)
+					ereport(LOG,
+							(errmsg("pg_streamml: stream \"%s\": Kafka found no message at or after %s in partition %d, which starts at its end (offset " INT64_FORMAT ", skipping " INT64_FORMAT " messages)",
+									cfg->name, cfg->start, list[i], high, high - low),
+							 errhint("A broker that cannot look offsets up by time answers the same way; check the broker if the messages are newer.")));
 			}
 		}
 	}
@@ -768,6 +782,32 @@ HandleRebalance(void)
 		 cfg->name, n, cfg->group);
 }
 
+/*
+ * Shows the position and high watermark of every partition of this worker
+ * in stream_stats, from librdkafka's cached watermarks (no round trip), so
+ * that lag is current for partitions that get no batches.  A partition
+ * still at "earliest" shows the low watermark, where reading will begin.
+ */
+static void
+ReportPositions(void)
+{
+	int			i;
+
+	for (i = 0; i < nparts; i++)
+	{
+		int64		low = -1,
+					high = -1;
+
+		if (!parts[i].mine || !KafkaWatermarks(kc, cfg->topic, i, &low, &high))
+			continue;
+		/* librdkafka knows the low watermark only with statistics on */
+		if (parts[i].next < 0 && low < 0 && high == 0)
+			low = 0;			/* an empty partition */
+		StatsBatch(cfg->id, i, parts[i].next >= 0 ? parts[i].next : low,
+				   high, 0, 0, MyProcPid);
+	}
+}
+
 /* Sleeps on the latch, waking for signals and postmaster death. */
 static void
 Nap(long ms)
@@ -795,17 +835,22 @@ Interrupts(void)
 }
 
 /*
- * At exit, closes the Kafka client only where that helps someone: a member
- * of a consumer group leaves it, so that its partitions move at once rather
- * than after the session timeout.  Otherwise the client is left to die with
- * the process.  rd_kafka_destroy() joins librdkafka's threads and can wait
- * for them indefinitely (seen with 2.0.2 after a kill -9 of the postmaster),
- * and a worker stuck here keeps the shared memory attached, so the server
- * cannot restart.  Nothing needs flushing: the offsets live in the database.
+ * At exit, gives back the messages still held (the worker was told to stop
+ * in the middle of a batch): rd_kafka_destroy() waits for them forever.
+ * Then closes the client only where that helps someone: a member of a
+ * consumer group leaves it, so that its partitions move at once rather than
+ * after the session timeout.  Otherwise the client dies with the process:
+ * a worker stuck joining librdkafka's threads after a kill -9 of the
+ * postmaster would keep the shared memory attached, so the server could not
+ * restart.  Nothing needs flushing: the offsets live in the database.
  */
 static void
 CloseClient(int code, Datum arg)
 {
+	int			i;
+
+	for (i = 0; i < nmsgs; i++)
+		KafkaMessageFree(&msgs[i]);
 	if (kc && cfg && cfg->group && PostmasterIsAlive())
 		KafkaClientDestroy(kc);
 	kc = NULL;
@@ -815,9 +860,9 @@ CloseClient(int code, Datum arg)
 void
 StreamConsumerMain(Datum arg)
 {
-	KafkaMessage *msgs;
 	MemoryContext batch_cxt;
 	TimestampTz last_refresh;
+	volatile TimestampTz last_report = 0;
 	volatile long backoff = 1000;
 	volatile int have_error = 0;
 
@@ -875,7 +920,8 @@ StreamConsumerMain(Datum arg)
 	StatsError(cfg->id, -1, NULL, MyProcPid);
 	last_refresh = GetCurrentTimestamp();
 
-	msgs = MemoryContextAlloc(TopMemoryContext, sizeof(KafkaMessage) * cfg->batch_size);
+	msgs = MemoryContextAllocZero(TopMemoryContext, sizeof(KafkaMessage) * cfg->batch_size);
+	nmsgs = cfg->batch_size;
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "pg_streamml batch",
 									  ALLOCSET_DEFAULT_SIZES);
 	backoff = 1000;
@@ -944,7 +990,14 @@ StreamConsumerMain(Datum arg)
 				(parts[p].next >= 0 && msgs[i].offset < parts[p].next))
 				KafkaMessageFree(&msgs[i]);
 			else
-				msgs[kept++] = msgs[i];
+			{
+				if (kept != i)
+				{
+					msgs[kept] = msgs[i];
+					msgs[i].handle = NULL;	/* held once, at kept */
+				}
+				kept++;
+			}
 		}
 
 		if (kept > 0)
@@ -985,6 +1038,13 @@ StreamConsumerMain(Datum arg)
 				StatsClearError(cfg->id, MyProcPid);
 				have_error = 0;
 			}
+		}
+
+		if (n == 0 &&
+			TimestampDifferenceExceeds(last_report, GetCurrentTimestamp(), 1000))
+		{
+			ReportPositions();
+			last_report = GetCurrentTimestamp();
 		}
 
 		/* New partitions appear without a restart. */

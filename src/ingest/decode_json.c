@@ -56,6 +56,13 @@ BadJson(const char *what)
 			 errmsg("invalid json in message: %s", what)));
 }
 
+/* An ASCII digit; cheaper than isdigit(), which looks the locale up. */
+static inline bool
+IsDigit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
 /* Skips white space. */
 static inline const char *
 SkipWs(const char *p, const char *end)
@@ -197,24 +204,24 @@ ScanValue(const char *p, const char *end, JSpan *span, int depth)
 			}
 			break;
 		default:
-			if (*p == '-' || isdigit((unsigned char) *p))
+			if (*p == '-' || IsDigit(*p))
 			{
 				/* JSON number grammar */
 				if (*p == '-')
 					p++;
-				if (p >= end || !isdigit((unsigned char) *p))
+				if (p >= end || !IsDigit(*p))
 					break;
 				if (*p == '0')
 					p++;
 				else
-					while (p < end && isdigit((unsigned char) *p))
+					while (p < end && IsDigit(*p))
 						p++;
 				if (p < end && *p == '.')
 				{
 					p++;
-					if (p >= end || !isdigit((unsigned char) *p))
+					if (p >= end || !IsDigit(*p))
 						break;
-					while (p < end && isdigit((unsigned char) *p))
+					while (p < end && IsDigit(*p))
 						p++;
 				}
 				if (p < end && (*p == 'e' || *p == 'E'))
@@ -222,9 +229,9 @@ ScanValue(const char *p, const char *end, JSpan *span, int depth)
 					p++;
 					if (p < end && (*p == '+' || *p == '-'))
 						p++;
-					if (p >= end || !isdigit((unsigned char) *p))
+					if (p >= end || !IsDigit(*p))
 						break;
-					while (p < end && isdigit((unsigned char) *p))
+					while (p < end && IsDigit(*p))
 						p++;
 				}
 				span->type = JT_NUMBER;

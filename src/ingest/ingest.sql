@@ -143,5 +143,5 @@ CREATE VIEW streamml.stream_stats WITH (security_invoker = true) AS
 	FROM streamml.stream_stats_raw() st
 	JOIN streamml.streams s ON s.id OPERATOR(pg_catalog.=) st.stream_id;
 COMMENT ON VIEW streamml.stream_stats IS
-	'per stream and partition: progress, lag, counters, rate and last error (partition -1 holds stream-wide errors)';
+	'per stream and partition: progress, lag, counters, rate and last error; a row with partition NULL shows an error of the whole stream while it lasts';
 GRANT SELECT ON streamml.stream_stats TO PUBLIC;

@@ -5,10 +5,18 @@
  *
  * One slot per (stream, partition), found by linear search: a server runs
  * a few streams with a few hundred partitions at most, and each worker
- * updates its slots once per batch, not per message.  Partition -1 is the
- * stream-wide slot, where errors that belong to no partition (a broker
- * outage, a target that cannot be written) are shown.  The same shared
- * struct carries the launcher's pid, so that the SQL functions can wake it.
+ * updates its slots once per batch, not per message, and about once a
+ * second while idle (watermarks, so that lag stays current).  Partition -1
+ * is the stream-wide slot, where errors that belong to no partition (a
+ * broker outage, a target that cannot be written) are kept.
+ *
+ * What the view shows, pg_stat style: a row per partition that a worker
+ * has a position for (an offset, a high watermark or counted rows), so
+ * partitions assigned but never heard of make no empty rows; and a row
+ * with partition NULL for the stream as a whole, only while it has an
+ * error, with NULL counters so that sums over the view stay right.  The
+ * same shared struct carries the launcher's pid, so that the SQL functions
+ * can wake it.
  */
 #include "postgres.h"
 
@@ -278,17 +286,31 @@ streamml_stream_stats_raw(PG_FUNCTION_ARGS)
 			continue;
 		if (!superuser() && !has_privs_of_role(GetUserId(), s->owner))
 			continue;
+		if (s->partition < 0)
+		{
+			/* The stream-wide slot is a row only while it has an error. */
+			if (s->last_error[0] == '\0')
+				continue;
+		}
+		else if (s->next_offset < 0 && s->high_watermark < 0 &&
+				 s->rows_ingested == 0 && s->rows_rejected == 0 &&
+				 s->last_error[0] == '\0')
+			continue;			/* assigned, but nothing known about it yet */
 		v[0] = Int32GetDatum(s->stream);
 		v[1] = Int32GetDatum(s->partition);
+		n[1] = s->partition < 0;
 		v[2] = Int64GetDatum(s->next_offset);
 		n[2] = s->next_offset < 0;
 		v[3] = Int64GetDatum(s->high_watermark);
 		n[3] = s->high_watermark < 0;
 		v[4] = Int64GetDatum(s->rows_ingested);
+		n[4] = s->partition < 0;
 		v[5] = Int64GetDatum(s->rows_rejected);
+		n[5] = s->partition < 0;
 		/* A stream idle for a while has no rate any more. */
 		v[6] = Float8GetDatum(TimestampDifferenceExceeds(s->rate_at, now, 3000)
 							  ? 0.0 : s->rate);
+		n[6] = s->partition < 0;
 		v[7] = CStringGetTextDatum(s->last_error);
 		n[7] = s->last_error[0] == '\0';
 		v[8] = TimestampTzGetDatum(s->error_at);

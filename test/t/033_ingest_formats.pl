@@ -220,6 +220,21 @@ sleep 1;
 is($psql->('SELECT count(*), min(id), max(id) FROM again'), '10|201|210',
 	"reset 'latest': nothing older is loaded");
 
+# reset_stream to a time: the dev broker answers no offsetsForTimes (offset
+# -1, "no message at or after", for any time), so every partition starts at
+# its end; the log says so, naming what is skipped.
+my $log_offset = -s $node->logfile;
+$psql->(q{SELECT streamml.reset_stream('again', '2020-01-01 00:00:00+00')});
+ok($node->poll_query_until('postgres', q{
+	SELECT sum(next_offset) FROM streamml.offsets o JOIN streamml.streams s ON s.id = o.stream_id
+	WHERE s.name = 'again'}, '210'),
+	'reset to a time the broker cannot look up: every partition at its end');
+ok($node->wait_for_log(qr/Kafka found no message at or after 2020-01-01 00:00:00\+00 in partition \d, which starts at its end/,
+		$log_offset),
+	'the log says that messages are skipped and why');
+is($psql->(q{SELECT options->>'start' FROM streamml.streams WHERE name = 'again'}),
+	'2020-01-01 00:00:00+00', 'the position is kept as the stream\'s start');
+
 $node->stop;
 is($broker->stop, 0, 'broker stopped cleanly');
 done_testing();

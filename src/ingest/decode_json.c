@@ -352,7 +352,7 @@ FindKey(const JSpan *obj, const char *name, int len)
 {
 	const char *p = obj->start + 1;
 	const char *end = obj->start + obj->len - 1;
-	JSpan		found = {JT_NONE};
+	JSpan		found = {.type = JT_NONE};
 
 	for (;;)
 	{

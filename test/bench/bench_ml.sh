@@ -95,7 +95,7 @@ SELECT btrim(to_char(max(abs(u.o - u.t)), '9.9EEEE')), btrim(to_char(max(abs(u.s
 expr=$(psql -qXAt -c "SELECT format('1/(1+exp(-(%s + %s)))', v.intercepts[1],
 	string_agg(format('%s*f[%s]', c, i), ' + ' ORDER BY i))
   FROM streamml.model_versions v, unnest(v.coefficients) WITH ORDINALITY AS u(c, i)
- WHERE v.model = 'b_bench1m_2' GROUP BY v.intercepts")
+ WHERE v.model = 'b_bench1m_2' AND v.version = 1 GROUP BY v.intercepts")
 tp=$(timed -c "SET max_parallel_workers_per_gather = 0" \
 	-c "SELECT sum(streamml.predict_proba('b_bench1m_2', f)) FROM bench1m")
 tp=$(timed -c "SET max_parallel_workers_per_gather = 0" \

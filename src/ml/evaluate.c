@@ -221,9 +221,6 @@ evaluate(PG_FUNCTION_ARGS)
 {
 	TrainRun   *run = palloc0(sizeof(TrainRun));
 	ArrayType  *fa = PG_GETARG_ARRAYTYPE_P(3);
-	Datum	   *fd;
-	bool	   *fn;
-	int			nf;
 	int			version;
 	StringInfoData sql;
 	StringInfoData out;
@@ -238,21 +235,7 @@ evaluate(PG_FUNCTION_ARGS)
 	run->source = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	run->label = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	run->p = -1;
-	deconstruct_array(fa, TEXTOID, -1, false, TYPALIGN_INT, &fd, &fn, &nf);
-	if (nf == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("features must name at least one column")));
-	run->featurecols = palloc(sizeof(char *) * nf);
-	for (int i = 0; i < nf; i++)
-	{
-		if (fn[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("feature names must not be null")));
-		run->featurecols[i] = TextDatumGetCString(fd[i]);
-	}
-	run->nfeaturecols = nf;
+	SetFeatureColumns(run, fa);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -422,6 +422,31 @@ ResolveLabel(TrainRun *run, TupleDesc desc)
 	}
 }
 
+/* Sets the run's feature columns from the features text[] argument. */
+void
+SetFeatureColumns(TrainRun *run, ArrayType *fa)
+{
+	Datum	   *fd;
+	bool	   *fn;
+	int			nf;
+
+	deconstruct_array(fa, TEXTOID, -1, false, TYPALIGN_INT, &fd, &fn, &nf);
+	if (nf == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("features must name at least one column")));
+	run->featurecols = palloc(sizeof(char *) * nf);
+	for (int i = 0; i < nf; i++)
+	{
+		if (fn[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("feature names must not be null")));
+		run->featurecols[i] = TextDatumGetCString(fd[i]);
+	}
+	run->nfeaturecols = nf;
+}
+
 /* Resolves the features: the float8[] expression and the feature names. */
 void
 ResolveFeatures(TrainRun *run, TupleDesc desc)
@@ -2138,9 +2163,6 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TrainRun   *run = palloc0(sizeof(TrainRun));
-	Datum	   *fd;
-	bool	   *fn;
-	int			nf;
 	StringInfoData sql;
 	List	   *groups = NIL;
 	ListCell   *lc;
@@ -2159,21 +2181,7 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 	run->label = text_to_cstring(label);
 	run->p = -1;
 	CheckModelName(run->model);
-	deconstruct_array(fa, TEXTOID, -1, false, TYPALIGN_INT, &fd, &fn, &nf);
-	if (nf == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("features must name at least one column")));
-	run->featurecols = palloc(sizeof(char *) * nf);
-	for (int i = 0; i < nf; i++)
-	{
-		if (fn[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("feature names must not be null")));
-		run->featurecols[i] = TextDatumGetCString(fd[i]);
-	}
-	run->nfeaturecols = nf;
+	SetFeatureColumns(run, fa);
 	ParseOptions(run, options);
 
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -5,6 +5,7 @@
 #ifndef STREAMML_TRAIN_H
 #define STREAMML_TRAIN_H
 
+#include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/snapshot.h"
 
@@ -69,6 +70,7 @@ extern Oid	SourceColumnType(struct TupleDescData *desc, const char *column,
 							 const char *role, const char *source);
 extern bool TypeIsNumeric(Oid type);
 extern char *Float8Expr(const char *column, Oid type);
+extern void SetFeatureColumns(TrainRun *run, ArrayType *fa);
 extern void ResolveFeatures(TrainRun *run, struct TupleDescData *desc);
 extern void RunQuery(TrainRun *run, const char *sql, int nargs, Oid *types,
 					 Datum *values, const char *nulls);

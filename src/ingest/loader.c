@@ -379,6 +379,18 @@ LoaderEnd(TargetState *ts)
 		for (i = 0; i < MAX_BUFFERED_ROWS && ts->slots[i]; i++)
 			ExecDropSingleTupleTableSlot(ts->slots[i]);
 		ts->slot_desc = NULL;
+
+		/*
+		 * The executor's own slots: AFTER ROW triggers fetch each row into
+		 * ExecGetTriggerOldSlot's slot when AfterTriggerEndQuery fires them,
+		 * a slot in es_tupleTable over the relation's descriptor, which it
+		 * pins with the range's resource owner.  FreeExecutorState only
+		 * frees their memory, so release them here, as CopyFrom does after
+		 * AfterTriggerEndQuery; otherwise the subtransaction's commit warns
+		 * of a TupleDesc reference leak.  After an abort the resource owner
+		 * has already dropped the pins: LoaderRangeAbort must not do this.
+		 */
+		ExecResetTupleTable(ts->estate->es_tupleTable, false);
 		ExecCloseResultRelations(ts->estate);
 		ExecCloseRangeTableRelations(ts->estate);
 	}

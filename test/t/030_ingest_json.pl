@@ -161,5 +161,12 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM streamml.offsets'), '0',
 	'drop_stream forgets the offsets');
 
 $node->stop;
+
+# The loads fired the owner's triggers in the ranges' subtransactions; none
+# left a resource (tuple descriptor, buffer, relation, snapshot, plan) for a
+# resource owner to warn about.
+is(join('', grep { /leak/i } split /^/, slurp_file($node->logfile)), '',
+	'no resource leak warning in the server log');
+
 is($broker->stop, 0, 'broker stopped cleanly');
 done_testing();

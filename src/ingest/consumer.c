@@ -232,6 +232,105 @@ GrowParts(int n)
 }
 
 /*
+ * The first offset in [low, high) of a partition whose message is at or
+ * after ts_ms, found by reading single messages' timestamps (a binary
+ * search); high if every message is older.  Assumes that timestamps do not
+ * decrease along the partition, as Kafka's own time index nearly does: a
+ * producer that sets older times by hand can make it start too early or
+ * too late.  The first read is the last message, so an answer of "none"
+ * costs one read.  False if a message has no timestamp (old message
+ * format): then nothing can be found this way.  Errors if Kafka does not
+ * answer.
+ */
+static bool
+SearchOffsetByTime(int32 partition, int64 ts_ms, int64 low, int64 high,
+				   int64 *offset)
+{
+	int64		lo = low;
+	int64		hi = high;
+	int64		probe = high - 1;
+
+	/*
+	 * Every message below lo is older than ts_ms; starting at hi skips none
+	 * that is not.  Reading at probe gives the first message at or after
+	 * it (offsets can have no message: compaction, transaction markers).
+	 */
+	while (lo < hi)
+	{
+		int64		found,
+					ts;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!KafkaMessageTimestampAt(kc, cfg->topic, partition, probe, 10000,
+									 &found, &ts, errbuf, sizeof(errbuf)))
+		{
+			KafkaCloseReader(kc);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("stream \"%s\": %s", cfg->name, errbuf)));
+		}
+		if (found < 0 || found >= hi)
+			hi = probe;			/* nothing from probe to hi */
+		else if (ts < 0)
+			return false;
+		else if (ts >= ts_ms)
+			hi = probe;
+		else
+			lo = found + 1;
+		probe = lo + (hi - lo) / 2;
+	}
+	*offset = hi;
+	return true;
+}
+
+/*
+ * Where a partition starts for a time, given the broker's answer (from
+ * KafkaOffsetsForTime).  An offset is taken as it is.  "None at or after
+ * the time" is what Kafka answers when every message is older, but also
+ * what a broker that cannot look offsets up by time answers (librdkafka's
+ * mock cluster, the dev broker, does so for any time); so it is checked
+ * against the timestamp of the last message, and if that one is not older,
+ * the offset is searched by reading timestamps, as it is where the broker
+ * says it cannot answer.
+ */
+static int64
+OffsetForTime(int32 partition, int64 ts_ms, int64 answer)
+{
+	int64		low,
+				high,
+				offset;
+	bool		unsupported = answer == KAFKA_OFFSET_UNKNOWN;
+
+	if (answer >= 0)
+		return answer;
+	if (!KafkaQueryWatermarks(kc, cfg->topic, partition, &low, &high,
+							  10000, errbuf, sizeof(errbuf)))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("%s", errbuf)));
+	if (low >= high)
+		return high;			/* empty: start at its end */
+	if (!SearchOffsetByTime(partition, ts_ms, low, high, &offset))
+	{
+		/* No timestamps to read: the broker's word is all there is. */
+		ereport(LOG,
+				(errmsg("pg_streamml: stream \"%s\": %s no message at or after %s in partition %d, whose messages have no timestamps, so it starts at its end (offset " INT64_FORMAT ", skipping " INT64_FORMAT " messages)",
+						cfg->name,
+						unsupported ? "Kafka cannot look offsets up by time and found" : "Kafka found",
+						cfg->start, partition, high, high - low),
+				 errhint("A broker that cannot look offsets up by time answers the same way; check the broker if the messages are newer.")));
+		return high;
+	}
+	if (unsupported || offset < high)
+		ereport(LOG,
+				(errmsg("pg_streamml: stream \"%s\": partition %d starts at offset " INT64_FORMAT " for %s, found by reading message timestamps: %s",
+						cfg->name, partition, offset, cfg->start,
+						unsupported ? "Kafka cannot look offsets up by time"
+						: "Kafka found no message at or after that time, but there are")));
+	return offset;
+}
+
+/*
  * Resolves where partitions without a stored offset start, and stores it.
  * Partitions found after the stream started begin at their earliest
  * offset: everything in them is new.
@@ -255,33 +354,8 @@ StoreStartOffsets(int32 *list, int n, bool later)
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("%s", errbuf)));
 		for (i = 0; i < n; i++)
-		{
-			/* No message at or after the time: start at the end. */
-			if (offs[i] < 0)
-			{
-				int64		low,
-							high;
-
-				if (!KafkaQueryWatermarks(kc, cfg->topic, list[i], &low, &high,
-										  10000, errbuf, sizeof(errbuf)))
-					ereport(ERROR,
-							(errcode(ERRCODE_CONNECTION_FAILURE),
-							 errmsg("%s", errbuf)));
-				offs[i] = high;
-
-				/*
-				 * Kafka answers this way when every message is older than
-				 * the time, but so does a broker that cannot look offsets up
-				 * by time (the dev broker answers so for any time).  Say so
-				 * where an operator looks, since messages are skipped.
-				 */
-				if (low < high)
-					ereport(LOG,
-							(errmsg("pg_streamml: stream \"%s\": Kafka found no message at or after %s in partition %d, which starts at its end (offset " INT64_FORMAT ", skipping " INT64_FORMAT " messages)",
-									cfg->name, cfg->start, list[i], high, high - low),
-							 errhint("A broker that cannot look offsets up by time answers the same way; check the broker if the messages are newer.")));
-			}
-		}
+			offs[i] = OffsetForTime(list[i], pos, offs[i]);
+		KafkaCloseReader(kc);
 	}
 	else if (pos == KAFKA_OFFSET_END)
 	{

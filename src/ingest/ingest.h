@@ -31,6 +31,8 @@ extern void IngestDefineGucs(void);
 /* Logical start positions, as Kafka numbers them. */
 #define KAFKA_OFFSET_BEGINNING	(-2)
 #define KAFKA_OFFSET_END		(-1)
+/* KafkaOffsetsForTime: the broker cannot look offsets up by time. */
+#define KAFKA_OFFSET_UNKNOWN	(-1001)
 
 typedef struct KafkaClient KafkaClient;
 
@@ -82,6 +84,12 @@ extern bool KafkaOffsetsForTime(KafkaClient *kc, const char *topic, int n,
 								const int32 *partitions, int64 ts_ms,
 								int64 *offsets, int timeout_ms,
 								char *errbuf, size_t errlen);
+extern bool KafkaMessageTimestampAt(KafkaClient *kc, const char *topic,
+									int32 partition, int64 offset,
+									int timeout_ms, int64 *found,
+									int64 *ts_ms, char *errbuf,
+									size_t errlen);
+extern void KafkaCloseReader(KafkaClient *kc);
 extern void KafkaCommitAsync(KafkaClient *kc, const char *topic, int n,
 							 const int32 *partitions, const int64 *offsets);
 extern bool KafkaTakeError(KafkaClient *kc, char *buf, size_t len);

@@ -19,6 +19,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "utils/timestamp.h"
+
 #include "ingest.h"
 
 struct KafkaClient
@@ -33,6 +35,10 @@ struct KafkaClient
 	/* pending rebalance (group mode) */
 	KafkaRebalance rebalance;
 	rd_kafka_topic_partition_list_t *rebalance_parts;
+	/* reads single messages (KafkaMessageTimestampAt); consumers only */
+	rd_kafka_conf_t *reader_conf;	/* template, made with the client */
+	rd_kafka_t *reader;			/* started on first use */
+	rd_kafka_queue_t *reader_queue;
 };
 
 /* Records an error seen by librdkafka; runs in the backend's thread. */
@@ -180,6 +186,36 @@ KafkaConsumerCreate(const char *brokers, List *props, const char *group,
 		}
 		all = list_concat(all, props);
 		conf = MakeConf(kc, brokers, all, errbuf, errlen);
+
+		/*
+		 * The reader's configuration: the same, so that it reaches the
+		 * brokers the same way (security), but never part of a group and
+		 * told of the end of a partition; it needs a group.id for
+		 * rd_kafka_assign only.  Its callbacks get no client: what it
+		 * reports is lost, and its reads fail by their timeout.
+		 */
+		if (conf != NULL)
+		{
+			KafkaProperty r[] = {
+				{"group.id", (char *) (group ? group : "pg_streamml.reader")},
+				{"enable.partition.eof", "true"},
+				{"auto.offset.reset", "error"},
+				{"enable.auto.commit", "false"},
+				{"enable.auto.offset.store", "false"},
+				{"queued.min.messages", "1"},
+			};
+
+			if (group == NULL)
+				all = lappend(all, &r[0]);
+			for (i = 1; i < lengthof(r); i++)
+				all = lappend(all, &r[i]);
+			kc->reader_conf = MakeConf(NULL, brokers, all, errbuf, errlen);
+			if (kc->reader_conf == NULL)
+			{
+				rd_kafka_conf_destroy(conf);
+				conf = NULL;
+			}
+		}
 		list_free(all);
 	}
 	if (conf == NULL)
@@ -189,9 +225,16 @@ KafkaConsumerCreate(const char *brokers, List *props, const char *group,
 	}
 	if (subscribe)
 		rd_kafka_conf_set_rebalance_cb(conf, RebalanceCallback);
-	kc = FinishClient(kc, conf, RD_KAFKA_CONSUMER, errbuf, errlen);
-	if (kc == NULL)
-		return NULL;
+	{
+		rd_kafka_conf_t *reader_conf = kc->reader_conf;
+
+		kc = FinishClient(kc, conf, RD_KAFKA_CONSUMER, errbuf, errlen);
+		if (kc == NULL)
+		{
+			rd_kafka_conf_destroy(reader_conf);
+			return NULL;
+		}
+	}
 	kc->queue = rd_kafka_queue_get_consumer(kc->rk);
 	return kc;
 }
@@ -238,6 +281,9 @@ KafkaClientDestroy(KafkaClient *kc)
 {
 	if (kc == NULL)
 		return;
+	KafkaCloseReader(kc);
+	if (kc->reader_conf)
+		rd_kafka_conf_destroy(kc->reader_conf);
 	if (kc->queue)
 		rd_kafka_queue_destroy(kc->queue);
 	if (kc->main_queue)
@@ -494,9 +540,21 @@ KafkaQueryWatermarks(KafkaClient *kc, const char *topic, int32 partition,
 	return true;
 }
 
+/* Does this error say that the broker cannot look offsets up by time? */
+static bool
+IsUnsupported(rd_kafka_resp_err_t err)
+{
+	return err == RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE ||
+		err == RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION ||
+		err == RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+}
+
 /*
  * The first offset of each partition whose timestamp is at or after ts_ms
- * (Kafka's offsetsForTimes); the high watermark where there is none.
+ * (Kafka's offsetsForTimes), as the broker answers it: KAFKA_OFFSET_END
+ * where it found none, KAFKA_OFFSET_UNKNOWN where it says it cannot look
+ * offsets up by time (an old broker or message format).  The broker can be
+ * wrong: see KafkaMessageTimestampAt.
  */
 bool
 KafkaOffsetsForTime(KafkaClient *kc, const char *topic, int n,
@@ -510,21 +568,151 @@ KafkaOffsetsForTime(KafkaClient *kc, const char *topic, int n,
 	for (i = 0; i < n; i++)
 		l->elems[i].offset = ts_ms;
 	err = rd_kafka_offsets_for_times(kc->rk, l, timeout_ms);
+	if (IsUnsupported(err))
+	{
+		for (i = 0; i < n; i++)
+			offsets[i] = KAFKA_OFFSET_UNKNOWN;
+		rd_kafka_topic_partition_list_destroy(l);
+		return true;
+	}
 	if (err)
 		snprintf(errbuf, errlen, "cannot look offsets up by time: %s",
 				 rd_kafka_err2str(err));
 	for (i = 0; !err && i < n; i++)
 	{
-		if (l->elems[i].err)
+		offsets[i] = l->elems[i].offset;
+		if (IsUnsupported(l->elems[i].err))
+			offsets[i] = KAFKA_OFFSET_UNKNOWN;
+		else if (l->elems[i].err)
 		{
 			err = l->elems[i].err;
 			snprintf(errbuf, errlen, "cannot look offsets up by time in partition %d: %s",
 					 parts[i], rd_kafka_err2str(err));
 		}
-		offsets[i] = l->elems[i].offset;
 	}
 	rd_kafka_topic_partition_list_destroy(l);
 	return err == 0;
+}
+
+/*
+ * Reads one message: the first at or after offset in the partition, with
+ * the reader, a consumer handle of its own (so the client's assignment,
+ * which may be in the middle of a rebalance, is never touched).  The
+ * reader is started on first use and kept for the next reads, until
+ * KafkaCloseReader.  On success *found is the message's offset and *ts_ms
+ * its timestamp (-1 if it has none), or *found is -1 if the partition has
+ * no message from offset to its end.  Waits at most timeout_ms; false with
+ * errbuf set on a timeout or an error.
+ */
+bool
+KafkaMessageTimestampAt(KafkaClient *kc, const char *topic, int32 partition,
+						int64 offset, int timeout_ms, int64 *found,
+						int64 *ts_ms, char *errbuf, size_t errlen)
+{
+	rd_kafka_topic_partition_list_t *l;
+	rd_kafka_resp_err_t err;
+	TimestampTz start = GetCurrentTimestamp();
+	char		last[256] = "";
+
+	*found = -1;
+	*ts_ms = -1;
+	if (kc->reader_conf == NULL)
+	{
+		snprintf(errbuf, errlen, "cannot read messages with a producer");
+		return false;
+	}
+	if (kc->reader == NULL)
+	{
+		rd_kafka_conf_t *conf = rd_kafka_conf_dup(kc->reader_conf);
+		char		msg[256];
+
+		kc->reader = rd_kafka_new(RD_KAFKA_CONSUMER, conf, msg, sizeof(msg));
+		if (kc->reader == NULL)
+		{
+			rd_kafka_conf_destroy(conf);
+			snprintf(errbuf, errlen, "cannot start a reader: %s", msg);
+			return false;
+		}
+		kc->reader_queue = rd_kafka_queue_get_consumer(kc->reader);
+	}
+
+	/*
+	 * A new assignment makes librdkafka drop whatever the previous one had
+	 * fetched (its messages carry an older version), so what comes next
+	 * is from this offset on; the checks below are for safety only.
+	 */
+	l = MakeList(topic, 1, &partition, &offset);
+	err = rd_kafka_assign(kc->reader, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (err)
+	{
+		snprintf(errbuf, errlen, "cannot read partition %d at offset " INT64_FORMAT ": %s",
+				 partition, offset, rd_kafka_err2str(err));
+		return false;
+	}
+	for (;;)
+	{
+		long		left = timeout_ms -
+			TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+		rd_kafka_message_t *m;
+		bool		ours;
+
+		if (left <= 0)
+			break;
+		m = rd_kafka_consume_queue(kc->reader_queue, (int) left);
+		if (m == NULL)
+			continue;
+		ours = m->rkt != NULL && m->partition == partition &&
+			strcmp(rd_kafka_topic_name(m->rkt), topic) == 0;
+		if (ours && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF &&
+			m->offset >= offset)
+		{
+			rd_kafka_message_destroy(m);
+			return true;		/* no message from offset on */
+		}
+		if (ours && (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+					 m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE))
+		{
+			snprintf(errbuf, errlen, "cannot read partition %d at offset " INT64_FORMAT ": %s",
+					 partition, offset, rd_kafka_message_errstr(m));
+			rd_kafka_message_destroy(m);
+			return false;
+		}
+		if (m->err)
+			snprintf(last, sizeof(last), ": %s", rd_kafka_message_errstr(m));
+		else if (ours && m->offset >= offset)
+		{
+			rd_kafka_timestamp_type_t tstype;
+
+			*found = m->offset;
+			*ts_ms = rd_kafka_message_timestamp(m, &tstype);
+			if (tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE || *ts_ms < 0)
+				*ts_ms = -1;
+			rd_kafka_message_destroy(m);
+			return true;
+		}
+		rd_kafka_message_destroy(m);
+	}
+	snprintf(errbuf, errlen, "cannot read partition %d at offset " INT64_FORMAT " within %d ms%s",
+			 partition, offset, timeout_ms, last);
+	return false;
+}
+
+/* Stops the reader of KafkaMessageTimestampAt, if it runs. */
+void
+KafkaCloseReader(KafkaClient *kc)
+{
+	if (kc->reader == NULL)
+		return;
+	rd_kafka_queue_destroy(kc->reader_queue);
+	kc->reader_queue = NULL;
+
+	/*
+	 * Nothing to leave or commit: it never joined a group.  Without the
+	 * consumer close, destroying does not wait for a coordinator.
+	 */
+	rd_kafka_destroy_flags(kc->reader, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	kc->reader = NULL;
 }
 
 /* Tells Kafka how far we are, for outside lag monitors only. */

@@ -2,7 +2,8 @@
 # field as NULL, several rows a message), text (into text, jsonb, bytea, with
 # metadata columns), json dotted paths, epoch seconds and milliseconds into
 # timestamptz, JSON numbers read exactly as float8 input reads them;
-# alter_stream on a running stream; reset_stream to 'earliest' and 'latest'.
+# alter_stream on a running stream; reset_stream to 'earliest', 'latest' and
+# a time.
 use strict;
 use warnings;
 use lib 'test/perl';
@@ -221,17 +222,22 @@ is($psql->('SELECT count(*), min(id), max(id) FROM again'), '10|201|210',
 	"reset 'latest': nothing older is loaded");
 
 # reset_stream to a time: the dev broker answers no offsetsForTimes (offset
-# -1, "no message at or after", for any time), so every partition starts at
-# its end; the log says so, naming what is skipped.
+# -1, "no message at or after", for any time); the last message's timestamp
+# shows the answer wrong, so the offset is found by reading timestamps, and
+# every message, newer than 2020, is loaded again.  (037 tests seek by time.)
 my $log_offset = -s $node->logfile;
-$psql->(q{SELECT streamml.reset_stream('again', '2020-01-01 00:00:00+00')});
+$psql->(q{TRUNCATE again; SELECT streamml.reset_stream('again', '2020-01-01 00:00:00+00')});
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM again', '210'),
+	'reset to a time before every message loads them all again');
 ok($node->poll_query_until('postgres', q{
 	SELECT sum(next_offset) FROM streamml.offsets o JOIN streamml.streams s ON s.id = o.stream_id
 	WHERE s.name = 'again'}, '210'),
-	'reset to a time the broker cannot look up: every partition at its end');
-ok($node->wait_for_log(qr/Kafka found no message at or after 2020-01-01 00:00:00\+00 in partition \d, which starts at its end/,
+	'reset to a time: every partition read to its end');
+is($psql->('SELECT count(*), count(DISTINCT id), sum(id) FROM again'), '210|210|22155',
+	'reset to a time: every message once');
+ok($node->wait_for_log(qr/partition \d starts at offset 0 for 2020-01-01 00:00:00\+00, found by reading message timestamps/,
 		$log_offset),
-	'the log says that messages are skipped and why');
+	'the log says the broker\'s answer was wrong and how the offset was found');
 is($psql->(q{SELECT options->>'start' FROM streamml.streams WHERE name = 'again'}),
 	'2020-01-01 00:00:00+00', 'the position is kept as the stream\'s start');
 

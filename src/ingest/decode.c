@@ -81,6 +81,32 @@ SplitPath(ColumnPlan *c)
 	}
 }
 
+/*
+ * Whether every json column is fed by one top-level key that feeds no
+ * other column: then a key can be decoded as soon as it is read.
+ */
+static bool
+JsonMappingIsFlat(TargetState *ts)
+{
+	int			i,
+				j;
+
+	for (i = 0; i < ts->ncols; i++)
+	{
+		ColumnPlan *c = &ts->cols[i];
+
+		if (c->source != SRC_PATH)
+			continue;
+		if (c->nparts > 1)
+			return false;
+		for (j = 0; j < i; j++)
+			if (ts->cols[j].source == SRC_PATH &&
+				strcmp(ts->cols[j].path, c->path) == 0)
+				return false;
+	}
+	return true;
+}
+
 /* Plans the columns of one target: what feeds each and how. */
 TargetState *
 TargetStateCreate(StreamConfig *cfg, Oid relid, const char *route_value)
@@ -171,6 +197,8 @@ TargetStateCreate(StreamConfig *cfg, Oid relid, const char *route_value)
 				 errmsg("table \"%s\" has no text, json, jsonb or bytea column for format text",
 						RelationGetRelationName(rel))));
 	table_close(rel, AccessShareLock);
+	ts->json_flat = JsonMappingIsFlat(ts);
+	memset(ts->json_hint, -1, sizeof(ts->json_hint));
 	return ts;
 }
 

@@ -19,6 +19,7 @@
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "loader.h"
@@ -481,6 +482,159 @@ Float8Array(const JSpan *sp, Datum *value)
 	return true;
 }
 
+/*
+ * Scans a JSON number at p and converts it to float8 in the same pass,
+ * with the rules of JsonNumberToFloat8 (exact fast path, else float8in).
+ * p is at a '-' or a digit.  Returns the byte after the number.
+ */
+static const char *
+ScanFloat8(const char *p, const char *end, double *out)
+{
+	const char *s = p;
+	bool		neg = false;
+	uint64		m = 0;
+	int			ndigits = 0;
+	int			e = 0;
+
+	if (*p == '-')
+	{
+		neg = true;
+		p++;
+	}
+	if (p >= end || !IsDigit(*p))
+		BadJson("unexpected character");
+	if (*p == '0')
+		p++, ndigits++;
+	else
+		for (; p < end && IsDigit(*p); p++, ndigits++)
+			m = m * 10 + (*p - '0');
+	if (p < end && *p == '.')
+	{
+		p++;
+		if (p >= end || !IsDigit(*p))
+			BadJson("unexpected character");
+		for (; p < end && IsDigit(*p); p++, ndigits++, e--)
+			m = m * 10 + (*p - '0');
+	}
+	if (p < end && (*p == 'e' || *p == 'E'))
+	{
+		bool		eneg = false;
+		int			x = 0;
+		int			nx = 0;
+
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			eneg = *p++ == '-';
+		if (p >= end || !IsDigit(*p))
+			BadJson("unexpected character");
+		for (; p < end && IsDigit(*p); p++, nx++)
+			if (nx < 5)
+				x = x * 10 + (*p - '0');
+		if (nx > 5)
+			ndigits = 100;		/* a huge exponent: the slow way */
+		e += eneg ? -x : x;
+	}
+	if (ndigits <= 19 && m <= (UINT64CONST(1) << 53) && e >= -22 && e <= 22)
+	{
+		double		d = (double) m;
+
+		d = e < 0 ? d / exact_pow10[-e] : d * exact_pow10[e];
+		*out = neg ? -d : d;
+	}
+	else
+	{
+		char	   *str = pnstrdup(s, p - s);
+
+		*out = float8in_internal(str, NULL, "double precision", str);
+	}
+	return p;
+}
+
+/*
+ * Scans a JSON integer at p ('-' or a digit) into an int64 of at most 18
+ * digits.  Returns NULL, having read nothing for the caller, when the
+ * number has a fraction, an exponent, a leading zero or more digits: the
+ * general way then converts it or names the error.
+ */
+static const char *
+ScanInteger(const char *p, const char *end, int64 *out)
+{
+	bool		neg = false;
+	int64		v = 0;
+	int			n = 0;
+
+	if (*p == '-')
+	{
+		neg = true;
+		p++;
+	}
+	if (p >= end || !IsDigit(*p) || (*p == '0' && p + 1 < end && IsDigit(p[1])))
+		return NULL;
+	for (; p < end && IsDigit(*p) && n < 18; p++, n++)
+		v = v * 10 + (*p - '0');
+	if (p < end && (*p == '.' || *p == 'e' || *p == 'E' || IsDigit(*p)))
+		return NULL;
+	*out = neg ? -v : v;
+	return p;
+}
+
+/* Element buffer of ScanFloat8Array, kept for the life of the worker. */
+static double *array_buf;
+static int	array_cap;
+
+/*
+ * Scans a JSON array of numbers at p ('[') into a float8[] in one pass.
+ * Returns NULL when an element is not a number, so that the caller takes
+ * the general way (nulls, nested arrays, errors).
+ */
+static const char *
+ScanFloat8Array(const char *p, const char *end, Datum *value)
+{
+	ArrayType  *a;
+	int			n = 0;
+	Size		nbytes;
+
+	p = SkipWs(p + 1, end);
+	if (p < end && *p == ']')
+	{
+		*value = PointerGetDatum(construct_empty_array(FLOAT8OID));
+		return p + 1;
+	}
+	for (;;)
+	{
+		if (p >= end || !(*p == '-' || IsDigit(*p)))
+			return NULL;
+		if (n == array_cap)
+		{
+			array_cap = Max(64, array_cap * 2);
+			array_buf = array_buf == NULL ?
+				MemoryContextAlloc(TopMemoryContext, sizeof(double) * array_cap) :
+				repalloc(array_buf, sizeof(double) * array_cap);
+		}
+		p = SkipWs(ScanFloat8(p, end, &array_buf[n++]), end);
+		if (p < end && *p == ',')
+		{
+			p = SkipWs(p + 1, end);
+			continue;
+		}
+		if (p < end && *p == ']')
+			break;
+		BadJson("comma or ] expected");
+	}
+	/* One dimension, no nulls: the header, then the doubles. */
+	nbytes = ARR_OVERHEAD_NONULLS(1) + sizeof(double) * n;
+	a = palloc0(nbytes);
+	SET_VARSIZE(a, nbytes);
+	a->ndim = 1;
+	a->dataoffset = 0;
+	a->elemtype = FLOAT8OID;
+	ARR_DIMS(a)[0] = n;
+	ARR_LBOUND(a)[0] = 1;
+	memcpy(ARR_DATA_PTR(a), array_buf, sizeof(double) * n);
+	*value = PointerGetDatum(a);
+	return p + 1;
+}
+
 /* A JSON array as a PostgreSQL array literal: brackets become braces. */
 static char *
 ArrayLiteral(const JSpan *sp)
@@ -631,6 +785,161 @@ TopObject(KafkaMessage *m)
 	return top;
 }
 
+/* The column that a top-level key feeds (the k-th key), or -1. */
+static inline int
+ColumnOfKey(TargetState *ts, const JSpan *key, int k)
+{
+	int			i;
+
+	if (k < JSON_KEY_HINTS && ts->json_hint[k] >= 0)
+	{
+		ColumnPlan *c = &ts->cols[ts->json_hint[k]];
+
+		if (KeyIs(key, c->path, c->path_len))
+			return ts->json_hint[k];
+	}
+	for (i = 0; i < ts->ncols; i++)
+	{
+		ColumnPlan *c = &ts->cols[i];
+
+		if (c->source == SRC_PATH && KeyIs(key, c->path, c->path_len))
+		{
+			if (k < JSON_KEY_HINTS)
+				ts->json_hint[k] = i;
+			return i;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Decodes the value at p into column c, scanning and converting in one
+ * pass where the column's type allows; returns the byte after the value.
+ */
+static const char *
+DecodeMember(TargetState *ts, ColumnPlan *c, const char *p, const char *end,
+			 Datum *values, bool *nulls)
+{
+	int			a = c->attnum - 1;
+	const char *q;
+	JSpan		val;
+
+	nulls[a] = false;
+	if (p < end)
+	{
+		bool		number = *p == '-' || IsDigit(*p);
+		double		d;
+		int64		v;
+
+		switch (c->kind)
+		{
+			case CK_FLOAT8:
+				if (!number)
+					break;
+				q = ScanFloat8(p, end, &d);
+				values[a] = Float8GetDatum(d);
+				return q;
+			case CK_TIMESTAMPTZ:
+				if (!number)
+					break;
+				q = ScanFloat8(p, end, &d);
+				values[a] = TimestampTzGetDatum(EpochToTimestamptz(d, ts->cfg->epoch_ms));
+				return q;
+			case CK_INT4:
+				if (!number || (q = ScanInteger(p, end, &v)) == NULL ||
+					v < PG_INT32_MIN || v > PG_INT32_MAX)
+					break;
+				values[a] = Int32GetDatum((int32) v);
+				return q;
+			case CK_INT8:
+				if (!number || (q = ScanInteger(p, end, &v)) == NULL)
+					break;
+				values[a] = Int64GetDatum(v);
+				return q;
+			case CK_FLOAT8_ARRAY:
+				if (*p == '[' && (q = ScanFloat8Array(p, end, &values[a])) != NULL)
+					return q;
+				break;
+			case CK_TEXT:
+				if (*p == '"')
+				{
+					bool		esc;
+
+					q = ScanString(p + 1, end, &esc);
+					if (esc)
+						break;
+					values[a] = PointerGetDatum(cstring_to_text_with_len(p + 1, q - p - 1));
+					return q + 1;
+				}
+				break;
+			default:
+				break;
+		}
+	}
+	q = ScanValue(p, end, &val, 1);
+	SetFromJson(c, ts->cfg, &val, &values[a], &nulls[a]);
+	return q;
+}
+
+/*
+ * DecodeJson for a flat mapping: one pass over the top-level members that
+ * converts each mapped value as soon as its key is read (a later duplicate
+ * key overwrites it, as in jsonb) and validates the others.  p is after
+ * the opening brace.
+ */
+static void
+DecodeJsonFlat(TargetState *ts, const char *p, const char *end,
+			   Datum *values, bool *nulls, bool *present)
+{
+	int			k = 0;
+
+	p = SkipWs(p, end);
+	if (p < end && *p == '}')
+		p++;
+	else
+		for (;; k++)
+		{
+			JSpan		key;
+			int			i;
+
+			if (p >= end || *p != '"')
+				BadJson("object key expected");
+			key.start = p + 1;
+			p = ScanString(p + 1, end, &key.escaped);
+			key.len = p - key.start;
+			p = SkipWs(p + 1, end);
+			if (p >= end || *p != ':')
+				BadJson("colon expected");
+			p = SkipWs(p + 1, end);
+			i = ColumnOfKey(ts, &key, k);
+			if (i < 0)
+			{
+				JSpan		val;
+
+				p = ScanValue(p, end, &val, 1);
+			}
+			else
+			{
+				p = DecodeMember(ts, &ts->cols[i], p, end, values, nulls);
+				present[ts->cols[i].attnum - 1] = true;
+			}
+			p = SkipWs(p, end);
+			if (p < end && *p == ',')
+			{
+				p = SkipWs(p + 1, end);
+				continue;
+			}
+			if (p < end && *p == '}')
+			{
+				p++;
+				break;
+			}
+			BadJson("comma or } expected");
+		}
+	if (SkipWs(p, end) != end)
+		BadJson("data after the json value");
+}
+
 /*
  * Decodes a message into values: each mapped column's path is looked up,
  * metadata comes from the message; present[] marks the columns that got
@@ -655,6 +964,23 @@ DecodeJson(TargetState *ts, KafkaMessage *m, Datum *values, bool *nulls,
 	{
 		(void) TopObject(m);	/* names what is wrong */
 		BadJson("not a json object");
+	}
+
+	if (ts->json_flat)
+	{
+		DecodeJsonFlat(ts, p + 1, end, values, nulls, present);
+		for (i = 0; i < ts->ncols; i++)
+		{
+			ColumnPlan *c = &ts->cols[i];
+
+			if (c->source != SRC_PATH)
+			{
+				present[c->attnum - 1] = true;
+				SetFromMetadata(c, ts->cfg, m, &values[c->attnum - 1],
+								&nulls[c->attnum - 1]);
+			}
+		}
+		return;
 	}
 
 	found = palloc0(sizeof(JSpan) * ts->ncols);

@@ -105,6 +105,8 @@ LoaderBegin(TargetState *ts)
 	old = MemoryContextSwitchTo(ts->estate->es_query_cxt);
 	ExecInitRangeTable(ts->estate, list_make1(rte));
 	ts->present = palloc(sizeof(bool) * ts->natts);
+	ts->values = palloc(sizeof(Datum) * ts->natts);
+	ts->nulls = palloc(sizeof(bool) * ts->natts);
 	ts->msg_cxt = AllocSetContextCreate(ts->estate->es_query_cxt,
 										"pg_streamml message",
 										ALLOCSET_DEFAULT_SIZES);
@@ -310,23 +312,20 @@ EmitRowFast(TargetState *ts, Datum *values, bool *nulls, bool *present)
 void
 LoaderAddMessage(TargetState *ts, KafkaMessage *m)
 {
-	Datum	   *values;
-	bool	   *nulls;
 	StreamConfig *cfg = ts->cfg;
 	MemoryContext old = MemoryContextSwitchTo(ts->msg_cxt);
 
-	if (strcmp(cfg->format, "csv") == 0)
+	if (cfg->format[0] == 'c')	/* csv */
 		DecodeCsv(ts, m, EmitRowFast);
 	else
 	{
-		values = palloc(sizeof(Datum) * ts->natts);
-		nulls = palloc0(sizeof(bool) * ts->natts);
+		memset(ts->nulls, 0, sizeof(bool) * ts->natts);
 		memset(ts->present, 0, sizeof(bool) * ts->natts);
 		if (cfg->format[0] == 'j')
-			DecodeJson(ts, m, values, nulls, ts->present);
+			DecodeJson(ts, m, ts->values, ts->nulls, ts->present);
 		else
-			DecodeText(ts, m, values, nulls, ts->present);
-		EmitRowFast(ts, values, nulls, ts->present);
+			DecodeText(ts, m, ts->values, ts->nulls, ts->present);
+		EmitRowFast(ts, ts->values, ts->nulls, ts->present);
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(ts->msg_cxt);

@@ -28,6 +28,9 @@ typedef enum ColumnKind
 	CK_FLOAT8_ARRAY
 } ColumnKind;
 
+/* How many top-level keys of a json message remember their column. */
+#define JSON_KEY_HINTS 32
+
 /* One target column fed from the message. */
 typedef struct ColumnPlan
 {
@@ -55,6 +58,9 @@ typedef struct TargetState
 	int			natts;
 	ColumnPlan *cols;
 	int			ncols;
+	/* json: every key names at most one column, no dotted paths */
+	bool		json_flat;
+	int16		json_hint[JSON_KEY_HINTS];	/* column of the k-th key last time */
 	List	   *insert_cols;	/* attnums the row sets, for privileges */
 	/* per transaction (loader.c) */
 	Relation	rel;
@@ -70,6 +76,8 @@ typedef struct TargetState
 	struct BulkInsertStateData *bistate;
 	struct TransitionCaptureState *transition;	/* NULL: no transition tables */
 	bool	   *present;
+	Datum	   *values;			/* the row being decoded, per attribute */
+	bool	   *nulls;
 	MemoryContext msg_cxt;		/* reset after each message */
 	/* routing: the route value, or NULL for the default target */
 	char	   *route_value;

@@ -15,7 +15,7 @@ use StreamML::DevBroker qw(produce);
 my $broker = StreamML::DevBroker->start(
 	brokers => 1,
 	topics => { csv => 1, csvh => 1, txt => 1, nested => 1, epochs => 1,
-		nums => 1, again => 2 },
+		nums => 1, edge => 1, again => 2 },
 	dir => PostgreSQL::Test::Utils::tempdir);
 my $bootstrap = $broker->bootstrap;
 
@@ -47,6 +47,7 @@ $psql->(q{
 	CREATE TABLE ep_s (id int, at timestamptz);
 	CREATE TABLE ep_ms (id int, at timestamptz);
 	CREATE TABLE nums (id int, x float8, xs float8[]);
+	CREATE TABLE edge (id int, n int, b bigint, x float8, xs float8[], t text);
 	CREATE TABLE again (id int);
 });
 
@@ -177,6 +178,51 @@ is($psql->(q{
 	WHERE n.x = u.s::float8 AND n.xs[1] = u.s::float8
 	  AND (n.x::text = u.s::float8::text)}),
 	scalar(@nums), 'every number equals its float8 input, bit for bit');
+
+# --- json: the one-pass conversions and the general way they fall back to
+my @edge = (
+	'{"id": 1, "n": -0, "b": 123456789012345678, "x": 1, "xs": [], "t": "a\"b"}',
+	'{"id": 2, "n": 2147483647, "b": -9223372036854775808, "xs": [1, null, 3]}',
+	'{"id": 3, "n": 2147483648}',
+	'{"id": 4, "n": 1.5}',
+	'{"id": 5, "x": 1e400}',
+	'{"id": 6, "xs": [[1, 2], [3, 4]]}',
+	'{"id": 7, "t": 5, "x": "2.5", "n": "7"}',
+	'{"id": 8, "x": 1, "x": 2}',
+	'{"id": 9, "xs": [1, 2,]}',
+	'{"id": 10, "n": 012}',
+	'{"\u0069d": 11, "x": 3}',
+	'{"id": 12, "xs": [1 2]}',
+	'{"x": -4.5e-1, "t": "\u00e9", "id": 13, "xs": [ -0.5 , 2E2 ]}',
+	'{"id": 14, "n": -2147483648, "x": null, "xs": null, "t": null}',
+	'{"id": 15, "n": 99999999999999999999}');
+ok(produce($bootstrap, 'edge', \@edge), 'produced json edge cases');
+$psql->(qq{SELECT streamml.create_stream('edge', 'edge', '$bootstrap', 'edge', 'json')});
+ok($node->poll_query_until('postgres', q{SELECT (SELECT count(*) FROM edge)
+	+ (SELECT count(*) FROM streamml.dead_letters WHERE stream = 'edge')}, scalar(@edge)),
+	'json edge cases: every message loaded or rejected');
+is($psql->(q{SELECT id, n, b, x, xs, t FROM edge ORDER BY id}),
+	join("\n",
+		'1|0|123456789012345678|1|{}|a"b',
+		'2|2147483647|-9223372036854775808||{1,NULL,3}|',
+		'6||||{{1,2},{3,4}}|',
+		'7|7||2.5||5',
+		'8|||2||',
+		'11|||3||',
+		'13|||-0.45|{-0.5,200}|é',
+		'14|-2147483648||||'),
+	'json: integers, big and negative zero, empty and null-holding and 2-D arrays, strings into numbers, the last duplicate key, escaped keys, any key order');
+is($psql->(q{SELECT string_agg(error, E'\n' ORDER BY "offset") FROM streamml.dead_letters
+	WHERE stream = 'edge'}),
+	join("\n",
+		'value "2147483648" is out of range for type integer',
+		'invalid input syntax for type integer: "1.5"',
+		'"1e400" is out of range for type double precision',
+		'invalid json in message: unexpected character',
+		'invalid json in message: comma or } expected',
+		'invalid json in message: comma or ] expected',
+		'value "99999999999999999999" is out of range for type integer'),
+	'json: out of range, fractions into integers and malformed numbers and arrays are dead letters, named');
 
 # --- alter_stream on a running stream, reset_stream
 ok(produce($bootstrap, 'again', [ map { qq({"id": $_}) } 1 .. 100 ]), 'produced 100');

@@ -646,12 +646,15 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 		immediate->deferred = false;
 		AfterTriggerSetState(immediate);
 		ForTargets(LoaderBegin);
+		/* One after-trigger level for every target (see LoaderRangeStart). */
+		AfterTriggerBeginQuery();
 		ForTargets(LoaderRangeStart);
 		/* Errors from here on can come from the messages' rows. */
 		in_message = true;
 		for (i = lo; i < hi; i++)
 			LoaderAddMessage(TargetOf(&msgs[i]), &msgs[i]);
 		ForTargets(LoaderRangeFinish);
+		AfterTriggerEndQuery(main_target->estate);
 		in_message = false;
 		ForTargets(LoaderEnd);
 		AtEOXact_GUC(false, nest);

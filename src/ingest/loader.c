@@ -168,13 +168,17 @@ LoaderBegin(TargetState *ts)
 	MemoryContextSwitchTo(old);
 }
 
-/* Starts a range: statement triggers, the after-trigger queue. */
+/*
+ * Starts a range: statement triggers, transition tables.  The caller has
+ * opened the after-trigger query level that the range's events go to, one
+ * for all the targets of a stream, as one INSERT into a partitioned table
+ * has one for all its partitions.
+ */
 void
 LoaderRangeStart(TargetState *ts)
 {
 	if (ts->use_spi)
 		return;
-	AfterTriggerBeginQuery();
 	/* Triggers with transition tables see the range's rows, as in COPY. */
 	ts->transition = MakeTransitionCaptureState(ts->rel->trigdesc,
 												ts->relid, CMD_INSERT);
@@ -331,7 +335,10 @@ LoaderAddMessage(TargetState *ts, KafkaMessage *m)
 	MemoryContextReset(ts->msg_cxt);
 }
 
-/* Ends a range that loaded: the last rows, statement and after triggers. */
+/*
+ * Ends a range that loaded: the last rows, the statement triggers.  The
+ * caller then fires the queued after triggers (AfterTriggerEndQuery).
+ */
 void
 LoaderRangeFinish(TargetState *ts)
 {
@@ -339,7 +346,6 @@ LoaderRangeFinish(TargetState *ts)
 		return;
 	FlushBuffer(ts);
 	ExecASInsertTriggers(ts->estate, ts->rri, ts->transition);
-	AfterTriggerEndQuery(ts->estate);
 	FreeBulkInsertState(ts->bistate);
 	ts->bistate = NULL;
 	ts->transition = NULL;

@@ -951,6 +951,8 @@ StreamConsumerMain(Datum arg)
 	pgstat_report_appname("pg_streamml consumer");
 
 	LoadStream();
+	/* pg_stat_activity tells the streams' workers apart. */
+	pgstat_report_appname(psprintf("pg_streamml %s/%d", cfg->name, args.worker));
 	StartTransactionCommand();
 	PlanTargets();
 	CommitTransactionCommand();

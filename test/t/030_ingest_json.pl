@@ -121,6 +121,11 @@ is($node->safe_psql('postgres', q{
 	FROM streamml.stream_stats WHERE partition >= 0}),
 	'300|9|0|2', 'stream_stats counts rows, rejects and lag per partition');
 
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(application_name, ',' ORDER BY application_name)
+	FROM pg_stat_activity WHERE backend_type = 'pg_streamml consumer'}),
+	'pg_streamml trades/0,pg_streamml trades/1', 'workers name their stream in pg_stat_activity');
+
 # A restart: the stream starts again by itself and resumes where it was.
 $node->restart;
 ok(produce($bootstrap, 'trades',

@@ -485,6 +485,25 @@ ForTargets(void (*f) (TargetState *))
 		f(lfirst(lc));
 }
 
+/*
+ * Applies f to every target, in the reverse order of ForTargets.  Each
+ * target's range opens an after-trigger query level (LoaderRangeStart), and
+ * AfterTriggerEndQuery ends the innermost level, whatever target it is
+ * called for: the ranges must finish last started first.  Otherwise the
+ * target's triggers fire at another target's level, and a level's
+ * transition tables are freed while their target still fills them, so
+ * statement triggers with a transition table fail on every batch.
+ */
+static void
+ForTargetsReverse(void (*f) (TargetState *))
+{
+	int			i;
+
+	for (i = list_length(route_targets) - 1; i >= 0; i--)
+		f(list_nth(route_targets, i));
+	f(main_target);
+}
+
 /* Records a message that could not be loaded. */
 static void
 DeadLetter(KafkaMessage *m, const char *error)
@@ -577,7 +596,7 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 		in_message = true;
 		for (i = lo; i < hi; i++)
 			LoaderAddMessage(TargetOf(&msgs[i]), &msgs[i]);
-		ForTargets(LoaderRangeFinish);
+		ForTargetsReverse(LoaderRangeFinish);
 		in_message = false;
 		ForTargets(LoaderEnd);
 		AtEOXact_GUC(false, nest);

@@ -4,7 +4,8 @@
 # stream's target; a message that a routed table rejects (a value its column
 # type refuses, its CHECK, NOT NULL or unique constraint) becomes a dead
 # letter and the rest of its batch is kept; routed tables may have names that
-# need quoting, live in another schema or be partitioned; a routed name is
+# need quoting, live in another schema or be partitioned; their statement
+# triggers with transition tables see their own rows; a routed name is
 # resolved once, by create_stream with the caller's search_path, never by the
 # worker's; create_stream and alter_stream refuse a routed table the owner
 # cannot INSERT into; and kill -9 of the server during a routed load with two
@@ -38,6 +39,20 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE mkt.halts (id int PRIMARY KEY, type text, reason text NOT NULL);
 	-- A decoy of the same name on the default search_path.
 	CREATE TABLE public.halts (id int, type text, reason text);
+	-- Statement triggers with a transition table count the rows each
+	-- table got, in the target and in two routed tables.
+	CREATE TABLE audit (tbl text, n int);
+	CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO public.audit SELECT TG_TABLE_NAME, count(*) FROM new_rows;
+		RETURN NULL;
+	END $$;
+	CREATE TRIGGER audit AFTER INSERT ON other REFERENCING NEW TABLE AS new_rows
+		FOR EACH STATEMENT EXECUTE FUNCTION audit();
+	CREATE TRIGGER audit AFTER INSERT ON trades REFERENCING NEW TABLE AS new_rows
+		FOR EACH STATEMENT EXECUTE FUNCTION audit();
+	CREATE TRIGGER audit AFTER INSERT ON mkt.halts REFERENCING NEW TABLE AS new_rows
+		FOR EACH STATEMENT EXECUTE FUNCTION audit();
 });
 
 # The messages: ids 1..400, five kinds in turn, keyed by id; the bad ones
@@ -129,6 +144,11 @@ is($node->safe_psql('postgres', q{
 		UNION ALL SELECT id FROM mkt.halts UNION ALL SELECT id FROM other) u
 	WHERE id BETWEEN 1 AND 400}),
 	'400', 'every good message is in exactly one table');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(tbl || '=' || n, ',' ORDER BY tbl) FROM (
+		SELECT tbl, sum(n) AS n FROM audit GROUP BY tbl) a}),
+	"halts=$want{halts},other=$want{other},trades=$want{trades}",
+	'statement triggers with transition tables saw exactly the rows of their table');
 is($node->safe_psql('postgres', q{
 	SELECT bool_and(type = 'trade' AND price = id + 0.5 AND qty = 3) FROM trades}),
 	't', 'trades hold trades, with their values');

@@ -8,7 +8,8 @@
 # triggers with transition tables see their own rows; a routed name is
 # resolved once, by create_stream with the caller's search_path, never by the
 # worker's; create_stream and alter_stream refuse a routed table the owner
-# cannot INSERT into; and kill -9 of the server during a routed load with two
+# cannot INSERT into, and INSERT revoked on one later stops the batches
+# until it is granted again (no dead letters, nothing lost); and kill -9 of the server during a routed load with two
 # workers loses and duplicates nothing.
 use strict;
 use warnings;
@@ -21,7 +22,7 @@ use StreamML::DevBroker qw(produce);
 
 my $broker = StreamML::DevBroker->start(
 	brokers => 1,
-	topics => { market => 4, burst => 4 },
+	topics => { market => 4, burst => 4, carol => 1 },
 	dir => PostgreSQL::Test::Utils::tempdir);
 my $bootstrap = $broker->bootstrap;
 
@@ -222,9 +223,12 @@ like($err, qr/option "route_field" needs option "routes"/, 'route_field alone is
 like($err, qr/option "routes" needs option "route_field" and format json/,
 	'routing needs json');
 $node->safe_psql('postgres', qq{
+	CREATE TABLE c_other (id int, type text);
+	CREATE TABLE c_trades (id int, type text);
+	GRANT INSERT ON c_other, c_trades TO carol;
 	SET ROLE carol;
-	SELECT streamml.create_stream('carol', 'other', '$bootstrap', 'market', 'json',
-		'{"route_field": "type", "routes": {"trade": "trades"}, "start": "latest"}')});
+	SELECT streamml.create_stream('carol', 'c_other', '$bootstrap', 'carol', 'json',
+		'{"route_field": "type", "routes": {"trade": "c_trades"}}')});
 ($rc, $out, $err) = $node->psql('postgres', q{
 	SET ROLE carol;
 	SELECT streamml.alter_stream('carol', '{"routes": {"halt": "mkt.halts", "quote": "\"Quote Table\""}}')});
@@ -232,7 +236,32 @@ like($err, qr/permission denied for table Quote Table/,
 	'alter_stream refuses it too');
 is($node->safe_psql('postgres',
 		q{SELECT options->'routes' FROM streamml.streams WHERE name = 'carol'}),
-	'{"trade": "public.trades"}', 'and leaves the routes as they were');
+	'{"trade": "public.c_trades"}', 'and leaves the routes as they were');
+
+# INSERT revoked on a routed table while the stream runs: the batches stop
+# (no dead letters) until it is granted again, then nothing is lost.
+my $carol_msgs = sub {
+	my ($from, $to) = @_;
+	return [ map { [ "c$_", sprintf('{"id": %d, "type": "%s"}', $_, $_ % 2 ? 'trade' : 'x') ] }
+		  $from .. $to ];
+};
+my $carol_counts = q{SELECT (SELECT count(*) FROM c_trades) || '|' || (SELECT count(*) FROM c_other)};
+ok(produce($bootstrap, 'carol', $carol_msgs->(1, 10)), 'produced 10 for carol');
+ok($node->poll_query_until('postgres', $carol_counts, '5|5'), "carol's stream routes them");
+$node->safe_psql('postgres', 'REVOKE INSERT ON c_trades FROM carol');
+ok(produce($bootstrap, 'carol', $carol_msgs->(11, 20)), 'produced 10 more while INSERT is revoked');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) > 0 FROM streamml.stream_stats
+	WHERE stream = 'carol' AND last_error LIKE 'permission denied for table c_trades%'}),
+	'the revoked INSERT on the routed table shows in stream_stats');
+is($node->safe_psql('postgres', $carol_counts . q{ || '|' ||
+	(SELECT count(*) FROM streamml.dead_letters WHERE stream = 'carol')}),
+	'5|5|0', 'nothing loaded into either table and no dead letters while it is revoked');
+$node->safe_psql('postgres', 'GRANT INSERT ON c_trades TO carol');
+ok($node->poll_query_until('postgres', $carol_counts, '10|10'), 'after the GRANT the stream resumes');
+is($node->safe_psql('postgres', q{
+	SELECT count(DISTINCT id), sum(id) FROM (SELECT id FROM c_trades UNION ALL SELECT id FROM c_other) u}),
+	'20|210', 'nothing lost or loaded twice across the revoke');
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('carol')});
 
 # kill -9 during a routed load with two workers on four partitions.

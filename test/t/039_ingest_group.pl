@@ -10,7 +10,10 @@
 #  - copying a partition's row of streamml.offsets along with it moves it
 #    without loading anything twice;
 #  - when a server dies without leaving the group (kill -9), the other takes
-#    its partitions over after the session timeout.
+#    its partitions over after the session timeout;
+#  - two streams of one server in a group split the partitions like two
+#    servers, and one with "start": "latest" begins a partition new to it at
+#    its end.
 use strict;
 use warnings;
 use lib 'test/perl';
@@ -48,12 +51,14 @@ sub create_stream
 			  "kafka": {"session.timeout.ms": 3000, "heartbeat.interval.ms": 300}}')});
 }
 
-# Waits for a server to log that its stream got n partitions, after offset.
+# Waits for a server to log that its stream (default "orders") got n
+# partitions, after offset.
 sub wait_assigned
 {
-	my ($node, $n, $offset) = @_;
+	my ($node, $n, $offset, $stream) = @_;
+	$stream //= 'orders';
 	return $node->wait_for_log(
-		qr/stream "orders" was assigned $n partitions by group "loaders"/, $offset);
+		qr/stream "$stream" was assigned $n partitions by group "loaders"/, $offset);
 }
 
 # The size of a server's log now, to wait for what comes after.
@@ -175,6 +180,34 @@ ok($B->poll_query_until('postgres', 'SELECT count(*) FROM orders_b', $produced),
 	"B holds all $produced messages");
 is($B->safe_psql('postgres', 'SELECT count(DISTINCT id), sum(id) FROM orders_b'),
 	"$produced|" . ($produced * ($produced + 1) / 2), 'each message once in B');
+
+# 5. A second stream on the same server joins the group with "start":
+# "latest": the two streams split the partitions like two servers, and the
+# new one begins its partitions at their end, skipping what came before.
+$pos_b = log_pos($B);
+$B->safe_psql('postgres', qq{
+	CREATE TABLE orders_c (id int, part int);
+	SELECT streamml.create_stream('orders2', 'orders_c', '$bootstrap', 'orders', 'json',
+		'{"group": "loaders", "start": "latest", "batch_size": 100, "flush_ms": 20,
+		  "columns": {"part": "\$partition"},
+		  "kafka": {"session.timeout.ms": 3000, "heartbeat.interval.ms": 300}}')});
+wait_assigned($B, 2, $pos_b, 'orders2');
+wait_assigned($B, 2, $pos_b, 'orders');
+pass('two streams of one server split the partitions');
+my $before = $produced;
+produce_ids(400);
+ok($B->poll_query_until('postgres', qq{
+	SELECT (SELECT count(*) FROM orders_b WHERE id > $before)
+	     + (SELECT count(*) FROM orders_c)}, '400'),
+	'the two streams loaded the 400 new messages between them');
+is($B->safe_psql('postgres', qq{
+	SELECT count(DISTINCT id), min(id), max(id) FROM (
+		SELECT id FROM orders_b WHERE id > $before UNION ALL SELECT id FROM orders_c) u}),
+	'400|' . ($before + 1) . "|$produced", 'each new message once, in one of the two tables');
+ok($B->safe_psql('postgres', 'SELECT count(*) FROM orders_c') > 0,
+	'the new stream loaded some');
+is($B->safe_psql('postgres', qq{SELECT count(*) FROM orders_c WHERE id <= $before}), '0',
+	'and, starting at the end, none of the messages from before it joined');
 is($B->safe_psql('postgres', 'SELECT count(*) FROM streamml.dead_letters'), '0',
 	'no dead letters');
 

@@ -27,6 +27,7 @@
 #include "utils/regproc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -621,6 +622,41 @@ CheckConfig(const char *name, Oid target, const char *brokers,
 	return cfg;
 }
 
+/*
+ * Rewrites the "routes" option with each routed table's schema-qualified,
+ * quoted name, as the caller resolved it.  The worker resolves the names
+ * again, with its own search_path: an unqualified name could then find
+ * another table (or none) than the one the caller meant and was checked
+ * for, where the target, a regclass, cannot move.
+ */
+static Jsonb *
+QualifyRoutes(Jsonb *options, StreamConfig *cfg)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	Datum		patch;
+
+	if (cfg->routes == NIL)
+		return options;
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"routes\": {");
+	foreach(lc, cfg->routes)
+	{
+		RouteSpec  *r = lfirst(lc);
+		char	   *nsp = get_namespace_name(get_rel_namespace(r->target));
+
+		if (foreach_current_index(lc) > 0)
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, r->value);
+		appendStringInfoString(&buf, ": ");
+		escape_json(&buf, quote_qualified_identifier(nsp, get_rel_name(r->target)));
+	}
+	appendStringInfoString(&buf, "}}");
+	patch = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+											  JsonbPGetDatum(options), patch));
+}
+
 PG_FUNCTION_INFO_V1(streamml_create_stream);
 
 /* SQL streamml.create_stream(): records a stream; the launcher starts it. */
@@ -634,8 +670,10 @@ streamml_create_stream(PG_FUNCTION_ARGS)
 	char	   *format = text_to_cstring(PG_GETARG_TEXT_PP(4));
 	Jsonb	   *options = PG_GETARG_JSONB_P(5);
 	Datum		args[7];
+	StreamConfig *cfg;
 
-	CheckConfig(name, target, brokers, topic, format, options);
+	cfg = CheckConfig(name, target, brokers, topic, format, options);
+	options = QualifyRoutes(options, cfg);
 
 	SPI_connect();
 	args[0] = CStringGetTextDatum(name);
@@ -729,6 +767,7 @@ streamml_alter_stream(PG_FUNCTION_ARGS)
 	HeapTuple	tup;
 	TupleDesc	desc;
 	Jsonb	   *merged;
+	StreamConfig *cfg;
 
 	if (!JB_ROOT_IS_OBJECT(changes) || JB_ROOT_IS_SCALAR(changes))
 		ereport(ERROR,
@@ -746,9 +785,10 @@ streamml_alter_stream(PG_FUNCTION_ARGS)
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	merged = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 1, &isnull));
-	CheckConfig(name, DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull)),
-				SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4),
-				SPI_getvalue(tup, desc, 5), merged);
+	cfg = CheckConfig(name, DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull)),
+					  SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4),
+					  SPI_getvalue(tup, desc, 5), merged);
+	merged = QualifyRoutes(merged, cfg);
 	args[1] = JsonbPGetDatum(merged);
 	CatalogExec("UPDATE streamml.streams SET options = $2, generation = generation + 1 "
 				"WHERE id = $1",

@@ -28,9 +28,13 @@
  * the stored offsets and tries again later.
  *
  * In group mode (option "group") the worker joins a Kafka consumer group
- * instead, and answers each assignment with the offsets of the catalog;
- * the same conditional update keeps exactly-once as long as all servers
- * sharing the group load into tables of one database... see the README.
+ * instead, and answers each assignment with the offsets this stream stored
+ * in its own catalog (its start position for a partition it never had).
+ * So each stream's table gets every message of the partitions assigned to
+ * it exactly once; a partition that moves to another stream, on another
+ * server or not, resumes at that stream's offsets: loaded again there from
+ * earliest (at least once across the streams), or skipped ahead with a
+ * start of "latest" or a time.  See the README and test/t/039_ingest_group.pl.
  */
 #include "postgres.h"
 

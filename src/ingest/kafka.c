@@ -275,7 +275,12 @@ KafkaProducerCreate(const char *brokers, List *props, char *errbuf,
 	return FinishClient(kc, conf, RD_KAFKA_PRODUCER, errbuf, errlen);
 }
 
-/* Closes a client and frees everything it holds. */
+/*
+ * Closes a client and frees everything it holds.  The consumer is closed
+ * first: in group mode closing revokes the assignment through
+ * RebalanceCallback, which replaces kc->rebalance_parts, so that list may
+ * be freed only afterwards.
+ */
 void
 KafkaClientDestroy(KafkaClient *kc)
 {
@@ -284,14 +289,15 @@ KafkaClientDestroy(KafkaClient *kc)
 	KafkaCloseReader(kc);
 	if (kc->reader_conf)
 		rd_kafka_conf_destroy(kc->reader_conf);
+	if (rd_kafka_type(kc->rk) == RD_KAFKA_CONSUMER)
+		rd_kafka_consumer_close(kc->rk);
 	if (kc->queue)
 		rd_kafka_queue_destroy(kc->queue);
 	if (kc->main_queue)
 		rd_kafka_queue_destroy(kc->main_queue);
 	if (kc->rebalance_parts)
 		rd_kafka_topic_partition_list_destroy(kc->rebalance_parts);
-	if (rd_kafka_type(kc->rk) == RD_KAFKA_CONSUMER)
-		rd_kafka_consumer_close(kc->rk);
+	kc->rebalance_parts = NULL;
 	rd_kafka_destroy(kc->rk);
 	free(kc);
 }

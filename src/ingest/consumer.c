@@ -477,6 +477,8 @@ RefreshPartitions(bool first)
 		StatsError(cfg->id, -1, errbuf, MyProcPid);
 		return false;
 	}
+	if (streamml_debug_visible_partitions > 0)
+		n = Min(n, Max(streamml_debug_visible_partitions, old));
 	GrowParts(n);
 	for (i = old; i < n; i++)
 	{

@@ -12,6 +12,7 @@ char	   *streamml_database = NULL;
 int			streamml_launcher_naptime = 1000;
 int			streamml_max_stat_slots = 1024;
 int			streamml_produce_timeout = 10000;
+int			streamml_debug_visible_partitions = 0;
 
 /* Defines the GUCs; called from IngestInit while preloading. */
 void
@@ -48,5 +49,19 @@ IngestDefineGucs(void)
 							10000, 1, 3600 * 1000,
 							PGC_USERSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/*
+	 * The dev broker (librdkafka's mock cluster) cannot add partitions to a
+	 * topic, so the tests hide some and show them later to see a running
+	 * stream pick new partitions up.
+	 */
+	DefineCustomIntVariable("streamml.debug_visible_partitions",
+							"Testing only: workers see at most this many partitions of a topic.",
+							"0 shows them all.",
+							&streamml_debug_visible_partitions,
+							0, 0, 1000000,
+							PGC_SIGHUP,
+							GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
 							NULL, NULL, NULL);
 }

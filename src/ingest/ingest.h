@@ -24,6 +24,7 @@ extern char *streamml_database;
 extern int	streamml_launcher_naptime;
 extern int	streamml_max_stat_slots;
 extern int	streamml_produce_timeout;
+extern int	streamml_debug_visible_partitions;
 extern void IngestDefineGucs(void);
 
 /* ---- Kafka interface (kafka.c) ---- */

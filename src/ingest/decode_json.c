@@ -384,108 +384,13 @@ static const double exact_pow10[] = {
 };
 
 /*
- * A JSON number (already validated by ScanValue) as a float8.  Most
- * numbers in messages have few digits: when the digits without the point
- * form an integer of at most 2^53 and the decimal exponent is within
- * +-22, both are exact doubles and one IEEE multiplication or division
- * rounds correctly, giving the same result as strtod for a fraction of its
- * cost.  Everything else goes through float8in.
- */
-static double
-JsonNumberToFloat8(const JSpan *sp)
-{
-	const char *p = sp->start;
-	const char *end = p + sp->len;
-	bool		neg = false;
-	uint64		m = 0;
-	int			ndigits = 0;
-	int			e = 0;
-
-	if (*p == '-')
-	{
-		neg = true;
-		p++;
-	}
-	for (; p < end && *p >= '0' && *p <= '9'; p++, ndigits++)
-		m = m * 10 + (*p - '0');
-	if (p < end && *p == '.')
-	{
-		for (p++; p < end && *p >= '0' && *p <= '9'; p++, ndigits++, e--)
-			m = m * 10 + (*p - '0');
-	}
-	if (p < end && (*p == 'e' || *p == 'E'))
-	{
-		bool		eneg = false;
-		int			x = 0;
-		int			nx = 0;
-
-		p++;
-		if (*p == '+' || *p == '-')
-			eneg = *p++ == '-';
-		for (; p < end && nx < 5; p++, nx++)
-			x = x * 10 + (*p - '0');
-		if (p < end)
-			ndigits = 100;		/* a huge exponent: the slow way */
-		e += eneg ? -x : x;
-	}
-	if (ndigits <= 19 && m <= (UINT64CONST(1) << 53) && e >= -22 && e <= 22)
-	{
-		double		d = (double) m;
-
-		d = e < 0 ? d / exact_pow10[-e] : d * exact_pow10[e];
-		return neg ? -d : d;
-	}
-	else
-	{
-		char	   *s = pnstrdup(sp->start, sp->len);
-
-		return float8in_internal(s, NULL, "double precision", s);
-	}
-}
-
-/* A JSON array of numbers as a float8[], or false to take the slow way. */
-static bool
-Float8Array(const JSpan *sp, Datum *value)
-{
-	const char *p = sp->start + 1;
-	const char *end = sp->start + sp->len - 1;
-	Datum		buf[64];
-	Datum	   *elems = buf;
-	int			n = 0,
-				cap = lengthof(buf);
-
-	for (;;)
-	{
-		JSpan		v;
-
-		p = SkipWs(p, end);
-		if (p >= end)
-			break;
-		p = ScanValue(p, end, &v, 1);
-		if (v.type != JT_NUMBER)
-			return false;
-		if (n == cap)
-		{
-			Datum	   *more = palloc(sizeof(Datum) * cap * 2);
-
-			memcpy(more, elems, sizeof(Datum) * n);
-			elems = more;
-			cap *= 2;
-		}
-		elems[n++] = Float8GetDatum(JsonNumberToFloat8(&v));
-		p = SkipWs(p, end);
-		if (p < end && *p == ',')
-			p++;
-	}
-	*value = PointerGetDatum(construct_array(elems, n, FLOAT8OID, 8,
-											 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	return true;
-}
-
-/*
- * Scans a JSON number at p and converts it to float8 in the same pass,
- * with the rules of JsonNumberToFloat8 (exact fast path, else float8in).
- * p is at a '-' or a digit.  Returns the byte after the number.
+ * Scans a JSON number at p (a '-' or a digit) and converts it to float8 in
+ * the same pass; returns the byte after the number.  Most numbers in
+ * messages have few digits: when the digits without the point form an
+ * integer of at most 2^53 and the decimal exponent is within +-22, both
+ * are exact doubles and one IEEE multiplication or division rounds
+ * correctly, giving the same result as strtod for a fraction of its cost.
+ * Everything else goes through float8in.
  */
 static const char *
 ScanFloat8(const char *p, const char *end, double *out)
@@ -548,6 +453,55 @@ ScanFloat8(const char *p, const char *end, double *out)
 		*out = float8in_internal(str, NULL, "double precision", str);
 	}
 	return p;
+}
+
+/* A JSON number of a span (see ScanFloat8) as a float8. */
+static double
+JsonNumberToFloat8(const JSpan *sp)
+{
+	double		d;
+
+	(void) ScanFloat8(sp->start, sp->start + sp->len, &d);
+	return d;
+}
+
+/* A JSON array of numbers as a float8[], or false to take the slow way. */
+static bool
+Float8Array(const JSpan *sp, Datum *value)
+{
+	const char *p = sp->start + 1;
+	const char *end = sp->start + sp->len - 1;
+	Datum		buf[64];
+	Datum	   *elems = buf;
+	int			n = 0,
+				cap = lengthof(buf);
+
+	for (;;)
+	{
+		JSpan		v;
+
+		p = SkipWs(p, end);
+		if (p >= end)
+			break;
+		p = ScanValue(p, end, &v, 1);
+		if (v.type != JT_NUMBER)
+			return false;
+		if (n == cap)
+		{
+			Datum	   *more = palloc(sizeof(Datum) * cap * 2);
+
+			memcpy(more, elems, sizeof(Datum) * n);
+			elems = more;
+			cap *= 2;
+		}
+		elems[n++] = Float8GetDatum(JsonNumberToFloat8(&v));
+		p = SkipWs(p, end);
+		if (p < end && *p == ',')
+			p++;
+	}
+	*value = PointerGetDatum(construct_array(elems, n, FLOAT8OID, 8,
+											 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return true;
 }
 
 /*
@@ -881,26 +835,36 @@ DecodeMember(TargetState *ts, ColumnPlan *c, const char *p, const char *end,
 	return q;
 }
 
-/*
- * DecodeJson for a flat mapping: one pass over the top-level members that
- * converts each mapped value as soon as its key is read (a later duplicate
- * key overwrites it, as in jsonb) and validates the others.  p is after
- * the opening brace.
- */
-static void
-DecodeJsonFlat(TargetState *ts, const char *p, const char *end,
-			   Datum *values, bool *nulls, bool *present)
+/* The row a message is decoded into. */
+typedef struct RowOut
 {
-	int			k = 0;
+	Datum	   *values;
+	bool	   *nulls;
+	bool	   *present;
+} RowOut;
+
+/* What to do with one top-level member; returns the byte after its value. */
+typedef const char *(*MemberFn) (TargetState *ts, const JSpan *key, int k,
+								 const char *p, const char *end, void *arg);
+
+/*
+ * Walks the members of the top-level object (p is after its opening
+ * brace), checking the syntax around them, hands the k-th key and its
+ * value to fn, and checks that nothing follows the object.
+ */
+static inline void
+WalkMembers(TargetState *ts, const char *p, const char *end, MemberFn fn,
+			void *arg)
+{
+	int			k;
 
 	p = SkipWs(p, end);
 	if (p < end && *p == '}')
 		p++;
 	else
-		for (;; k++)
+		for (k = 0;; k++)
 		{
 			JSpan		key;
-			int			i;
 
 			if (p >= end || *p != '"')
 				BadJson("object key expected");
@@ -910,20 +874,7 @@ DecodeJsonFlat(TargetState *ts, const char *p, const char *end,
 			p = SkipWs(p + 1, end);
 			if (p >= end || *p != ':')
 				BadJson("colon expected");
-			p = SkipWs(p + 1, end);
-			i = ColumnOfKey(ts, &key, k);
-			if (i < 0)
-			{
-				JSpan		val;
-
-				p = ScanValue(p, end, &val, 1);
-			}
-			else
-			{
-				p = DecodeMember(ts, &ts->cols[i], p, end, values, nulls);
-				present[ts->cols[i].attnum - 1] = true;
-			}
-			p = SkipWs(p, end);
+			p = SkipWs(fn(ts, &key, k, SkipWs(p + 1, end), end, arg), end);
 			if (p < end && *p == ',')
 			{
 				p = SkipWs(p + 1, end);
@@ -941,6 +892,63 @@ DecodeJsonFlat(TargetState *ts, const char *p, const char *end,
 }
 
 /*
+ * For a flat mapping: converts a mapped value as soon as its key is read
+ * (a later duplicate key overwrites it, as in jsonb), validates the others.
+ */
+static const char *
+DecodeFlatMember(TargetState *ts, const JSpan *key, int k, const char *p,
+				 const char *end, void *arg)
+{
+	RowOut	   *row = arg;
+	int			i = ColumnOfKey(ts, key, k);
+	JSpan		val;
+
+	if (i < 0)
+		return ScanValue(p, end, &val, 1);
+	row->present[ts->cols[i].attnum - 1] = true;
+	return DecodeMember(ts, &ts->cols[i], p, end, row->values, row->nulls);
+}
+
+/* The spans of the columns' first path parts, for the general way. */
+typedef struct FoundSpans
+{
+	JSpan	   *found;
+	bool	   *whole;			/* found by a whole dotted key */
+} FoundSpans;
+
+/*
+ * For any mapping: validates a member's value and notes its span for every
+ * column whose path starts with its key.
+ */
+static const char *
+NoteMember(TargetState *ts, const JSpan *key, int k, const char *p,
+		   const char *end, void *arg)
+{
+	FoundSpans *fs = arg;
+	JSpan		val;
+	int			i;
+
+	p = ScanValue(p, end, &val, 1);
+	for (i = 0; i < ts->ncols; i++)
+	{
+		ColumnPlan *c = &ts->cols[i];
+
+		if (c->source != SRC_PATH)
+			continue;
+		/* A whole dotted key names the column before its path does. */
+		if (KeyIs(key, c->path, c->path_len))
+		{
+			fs->found[i] = val;
+			fs->whole[i] = true;
+		}
+		else if (c->nparts > 1 && !fs->whole[i] &&
+				 KeyIs(key, c->parts[0], c->part_lens[0]))
+			fs->found[i] = val;
+	}
+	return p;
+}
+
+/*
  * Decodes a message into values: each mapped column's path is looked up,
  * metadata comes from the message; present[] marks the columns that got
  * a value (the others take their default).
@@ -949,8 +957,7 @@ void
 DecodeJson(TargetState *ts, KafkaMessage *m, Datum *values, bool *nulls,
 		   bool *present)
 {
-	JSpan	   *found;
-	bool	   *whole;
+	FoundSpans	fs = {NULL, NULL};
 	const char *p;
 	const char *end;
 	int			i;
@@ -968,77 +975,18 @@ DecodeJson(TargetState *ts, KafkaMessage *m, Datum *values, bool *nulls,
 
 	if (ts->json_flat)
 	{
-		DecodeJsonFlat(ts, p + 1, end, values, nulls, present);
-		for (i = 0; i < ts->ncols; i++)
-		{
-			ColumnPlan *c = &ts->cols[i];
+		/* Values are decoded as their keys are read. */
+		RowOut		row = {values, nulls, present};
 
-			if (c->source != SRC_PATH)
-			{
-				present[c->attnum - 1] = true;
-				SetFromMetadata(c, ts->cfg, m, &values[c->attnum - 1],
-								&nulls[c->attnum - 1]);
-			}
-		}
-		return;
+		WalkMembers(ts, p + 1, end, DecodeFlatMember, &row);
 	}
-
-	found = palloc0(sizeof(JSpan) * ts->ncols);
-	whole = palloc0(sizeof(bool) * ts->ncols);
-
-	/*
-	 * One pass over the top-level members, validating them as ScanValue
-	 * would the whole object, and finding every column's first part.
-	 */
-	p = SkipWs(p + 1, end);
-	if (p < end && *p == '}')
-		p++;
 	else
-		for (;;)
-		{
-			JSpan		key;
-			JSpan		val;
-
-			if (p >= end || *p != '"')
-				BadJson("object key expected");
-			key.start = p + 1;
-			p = ScanString(p + 1, end, &key.escaped);
-			key.len = p - key.start;
-			p = SkipWs(p + 1, end);
-			if (p >= end || *p != ':')
-				BadJson("colon expected");
-			p = ScanValue(p + 1, end, &val, 1);
-			for (i = 0; i < ts->ncols; i++)
-			{
-				ColumnPlan *c = &ts->cols[i];
-
-				if (c->source != SRC_PATH)
-					continue;
-				/* A whole dotted key names the column before its path does. */
-				if (KeyIs(&key, c->path, c->path_len))
-				{
-					found[i] = val;
-					whole[i] = true;
-				}
-				else if (c->nparts > 1 && !whole[i] &&
-						 KeyIs(&key, c->parts[0], c->part_lens[0]))
-					found[i] = val;
-			}
-			p = SkipWs(p, end);
-			if (p < end && *p == ',')
-			{
-				p = SkipWs(p + 1, end);
-				continue;
-			}
-			if (p < end && *p == '}')
-			{
-				p++;
-				break;
-			}
-			BadJson("comma or } expected");
-		}
-	if (SkipWs(p, end) != end)
-		BadJson("data after the json value");
+	{
+		/* One pass over the members finds every column's first path part. */
+		fs.found = palloc0(sizeof(JSpan) * ts->ncols);
+		fs.whole = palloc0(sizeof(bool) * ts->ncols);
+		WalkMembers(ts, p + 1, end, NoteMember, &fs);
+	}
 
 	for (i = 0; i < ts->ncols; i++)
 	{
@@ -1051,22 +999,24 @@ DecodeJson(TargetState *ts, KafkaMessage *m, Datum *values, bool *nulls,
 			SetFromMetadata(c, ts->cfg, m, &values[a], &nulls[a]);
 			continue;
 		}
-		if (c->nparts > 1 && found[i].type != JT_NONE && !whole[i])
+		if (ts->json_flat)
+			continue;			/* decoded during the walk */
+		if (c->nparts > 1 && fs.found[i].type != JT_NONE && !fs.whole[i])
 		{
 			/* Descend into nested objects, part by part. */
-			JSpan		cur = found[i];
+			JSpan		cur = fs.found[i];
 			int			k;
 
 			for (k = 1; k < c->nparts && cur.type == JT_OBJECT; k++)
 				cur = FindKey(&cur, c->parts[k], c->part_lens[k]);
 			if (k < c->nparts)
 				cur.type = JT_NONE;
-			found[i] = cur;
+			fs.found[i] = cur;
 		}
-		if (found[i].type == JT_NONE)
+		if (fs.found[i].type == JT_NONE)
 			continue;			/* absent: the column default */
 		present[a] = true;
-		SetFromJson(c, ts->cfg, &found[i], &values[a], &nulls[a]);
+		SetFromJson(c, ts->cfg, &fs.found[i], &values[a], &nulls[a]);
 	}
 }
 

@@ -845,8 +845,13 @@ HandleRebalance(void)
 		return;
 	if (r == KAFKA_REBALANCE_REVOKE)
 	{
+		/* stream_stats shows the partitions the stream holds now. */
 		for (i = 0; i < nparts; i++)
+		{
+			if (parts[i].mine)
+				StatsForgetPartition(cfg->id, i);
 			parts[i].mine = false;
+		}
 		KafkaAnswerRebalance(kc, r, cfg->topic, 0, NULL, NULL);
 		return;
 	}

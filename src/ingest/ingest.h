@@ -194,6 +194,7 @@ extern void StatsError(int32 stream, int32 partition, const char *msg,
 					   int pid);
 extern void StatsClearError(int32 stream, int pid);
 extern void StatsForgetStream(int32 stream);
+extern void StatsForgetPartition(int32 stream, int32 partition);
 extern void StatsSetOwner(Oid owner);
 
 /* ---- Workers ---- */

@@ -243,6 +243,22 @@ StatsClearError(int32 stream, int pid)
 	LWLockRelease(Stats->lock);
 }
 
+/* Frees the slot of a partition that a stream no longer holds. */
+void
+StatsForgetPartition(int32 stream, int32 partition)
+{
+	int			i;
+
+	if (!Stats)
+		return;
+	LWLockAcquire(Stats->lock, LW_EXCLUSIVE);
+	for (i = 0; i < Stats->nslots; i++)
+		if (Stats->slots[i].stream == stream &&
+			Stats->slots[i].partition == partition)
+			Stats->slots[i].stream = 0;
+	LWLockRelease(Stats->lock);
+}
+
 /* Frees the slots of a dropped stream. */
 void
 StatsForgetStream(int32 stream)

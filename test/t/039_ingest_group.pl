@@ -210,6 +210,11 @@ is($B->safe_psql('postgres', qq{SELECT count(*) FROM orders_c WHERE id <= $befor
 	'and, starting at the end, none of the messages from before it joined');
 is($B->safe_psql('postgres', 'SELECT count(*) FROM streamml.dead_letters'), '0',
 	'no dead letters');
+is($B->safe_psql('postgres', q{
+	SELECT string_agg(stream || ':' || n, ',' ORDER BY stream) FROM (
+		SELECT stream, count(*) AS n FROM streamml.stream_stats
+		WHERE partition IS NOT NULL GROUP BY stream) s}),
+	'orders:2,orders2:2', 'stream_stats shows only the partitions each stream holds now');
 
 $B->stop;
 is($broker->stop, 0, 'broker stopped cleanly');

@@ -63,6 +63,8 @@
 #include "consumer.h"
 #include "loader.h"
 
+static void HandleRebalance(void);
+
 /* What this worker knows about one partition. */
 typedef struct PartState
 {
@@ -815,20 +817,42 @@ ProcessBatch(KafkaMessage *msgs, int n)
 
 /*
  * After a failed batch: forget its progress and go back to the stored
- * offsets, so the same messages are read again.
+ * offsets, so the same messages are read again.  In group mode the worker
+ * seeks within the assignment the group gave it, and stays a member; if
+ * even that fails it exits, and the launcher starts a fresh member.
  */
 static void
 Rewind(void)
 {
+	int32	   *list;
+	int64	   *offs;
+	int			n = 0;
 	int			i;
 
 	for (i = 0; i < nparts; i++)
 		parts[i].batch_next = 0;
 	CheckGeneration();
 	if (cfg->group == NULL)
+	{
 		AssignAll();
-	else
-		proc_exit(1);			/* the launcher starts a fresh member */
+		return;
+	}
+	HandleRebalance();			/* seek within the current assignment */
+	list = palloc(sizeof(int32) * (nparts + 1));
+	offs = palloc(sizeof(int64) * (nparts + 1));
+	for (i = 0; i < nparts; i++)
+		if (parts[i].mine)
+			list[n++] = i;
+	ReadOffsets(list, n, false);
+	for (i = 0; i < n; i++)
+		offs[i] = parts[list[i]].next;
+	if (n > 0 && !KafkaSeek(kc, cfg->topic, n, list, offs, 10000, errbuf,
+							sizeof(errbuf)))
+	{
+		elog(LOG, "pg_streamml: stream \"%s\": %s; leaving the group",
+			 cfg->name, errbuf);
+		proc_exit(1);
+	}
 }
 
 /* Answers a group rebalance with the offsets of the catalog. */

@@ -65,6 +65,9 @@ extern KafkaClient *KafkaProducerCreate(const char *brokers, List *props,
 extern void KafkaClientDestroy(KafkaClient *kc);
 extern int	KafkaPartitionCount(KafkaClient *kc, const char *topic,
 								int timeout_ms, char *errbuf, size_t errlen);
+extern bool KafkaSeek(KafkaClient *kc, const char *topic, int n,
+					  const int32 *parts, const int64 *offsets, int timeout_ms,
+					  char *errbuf, size_t errlen);
 extern bool KafkaAssign(KafkaClient *kc, const char *topic, int n,
 						const int32 *partitions, const int64 *offsets,
 						char *errbuf, size_t errlen);

@@ -355,6 +355,36 @@ MakeList(const char *topic, int n, const int32 *parts, const int64 *offsets)
 	return l;
 }
 
+/*
+ * Moves the fetch position of partitions this consumer holds (group mode,
+ * where the group owns the assignment); messages already fetched for them
+ * are dropped by librdkafka.
+ */
+bool
+KafkaSeek(KafkaClient *kc, const char *topic, int n, const int32 *parts,
+		  const int64 *offsets, int timeout_ms, char *errbuf, size_t errlen)
+{
+	rd_kafka_topic_partition_list_t *l = MakeList(topic, n, parts, offsets);
+	rd_kafka_error_t *error = rd_kafka_seek_partitions(kc->rk, l, timeout_ms);
+	bool		ok = error == NULL;
+	int			i;
+
+	if (error)
+	{
+		snprintf(errbuf, errlen, "cannot seek: %s", rd_kafka_error_string(error));
+		rd_kafka_error_destroy(error);
+	}
+	for (i = 0; ok && i < n; i++)
+		if (l->elems[i].err)
+		{
+			snprintf(errbuf, errlen, "cannot seek partition %d: %s",
+					 parts[i], rd_kafka_err2str(l->elems[i].err));
+			ok = false;
+		}
+	rd_kafka_topic_partition_list_destroy(l);
+	return ok;
+}
+
 /* Replaces the assignment with these partitions at these offsets. */
 bool
 KafkaAssign(KafkaClient *kc, const char *topic, int n, const int32 *parts,

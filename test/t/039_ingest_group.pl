@@ -13,7 +13,9 @@
 #    its partitions over after the session timeout;
 #  - two streams of one server in a group split the partitions like two
 #    servers, and one with "start": "latest" begins a partition new to it at
-#    its end.
+#    its end;
+#  - a batch that fails for no message's fault is retried from the stored
+#    offsets without the worker leaving the group, and nothing is lost.
 use strict;
 use warnings;
 use lib 'test/perl';
@@ -215,6 +217,48 @@ is($B->safe_psql('postgres', q{
 		SELECT stream, count(*) AS n FROM streamml.stream_stats
 		WHERE partition IS NOT NULL GROUP BY stream) s}),
 	'orders:2,orders2:2', 'stream_stats shows only the partitions each stream holds now');
+
+# 6. A batch fails for no message's fault (a statement trigger raises while
+# "hold" has a row): the worker retries from its stored offsets, staying in
+# the group (same process, no new assignment), and loses nothing.
+my $pid_query = q{SELECT pid FROM pg_stat_activity
+	WHERE application_name = 'pg_streamml orders2/0'};
+my $pid2 = $B->safe_psql('postgres', $pid_query);
+$B->safe_psql('postgres', q{
+	CREATE TABLE hold (x int);
+	INSERT INTO hold VALUES (1);
+	CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF EXISTS (SELECT FROM public.hold) THEN
+			RAISE EXCEPTION 'held' USING ERRCODE = 'object_not_in_prerequisite_state';
+		END IF;
+		RETURN NULL;
+	END $$;
+	CREATE TRIGGER hold BEFORE INSERT ON orders_c
+		FOR EACH STATEMENT EXECUTE FUNCTION hold();
+	CREATE TRIGGER hold BEFORE INSERT ON orders_b
+		FOR EACH STATEMENT EXECUTE FUNCTION hold();
+});
+$pos_b = log_pos($B);
+$before = $produced;
+produce_ids(200);
+ok($B->poll_query_until('postgres', q{
+	SELECT count(*) = 2 FROM streamml.stream_stats
+	WHERE partition IS NULL AND last_error LIKE '%held%'}),
+	'both streams show the failing batch');
+$B->safe_psql('postgres', 'DELETE FROM hold');
+ok($B->poll_query_until('postgres', qq{
+	SELECT (SELECT count(*) FROM orders_b WHERE id > $before)
+	     + (SELECT count(*) FROM orders_c WHERE id > $before)}, '200'),
+	'after the hold every message is loaded');
+is($B->safe_psql('postgres', qq{
+	SELECT count(DISTINCT id) FROM (
+		SELECT id FROM orders_b WHERE id > $before UNION ALL
+		SELECT id FROM orders_c WHERE id > $before) u}),
+	'200', 'each once');
+is($B->safe_psql('postgres', $pid_query), $pid2, 'the worker stayed the same process');
+unlike(slurp_file($B->logfile, $pos_b), qr/was assigned/,
+	'and the group did not rebalance');
 
 $B->stop;
 is($broker->stop, 0, 'broker stopped cleanly');

@@ -949,6 +949,28 @@ NoteMember(TargetState *ts, const JSpan *key, int k, const char *p,
 }
 
 /*
+ * Checks that a message is valid in the database encoding and starts as
+ * a JSON object; returns the byte after its brace and sets *end.
+ */
+static const char *
+ObjectStart(KafkaMessage *m, const char **end)
+{
+	const char *p;
+
+	if (m->payload == NULL)
+		BadJson("empty message");
+	ValidateEncoding(m->payload, m->payload_len);
+	*end = m->payload + m->payload_len;
+	p = SkipWs(m->payload, *end);
+	if (p >= *end || *p != '{')
+	{
+		(void) TopObject(m);	/* names what is wrong */
+		BadJson("not a json object");
+	}
+	return p + 1;
+}
+
+/*
  * Decodes a message into values: each mapped column's path is looked up,
  * metadata comes from the message; present[] marks the columns that got
  * a value (the others take their default).
@@ -962,30 +984,20 @@ DecodeJson(TargetState *ts, KafkaMessage *m, Datum *values, bool *nulls,
 	const char *end;
 	int			i;
 
-	if (m->payload == NULL)
-		BadJson("empty message");
-	ValidateEncoding(m->payload, m->payload_len);
-	end = m->payload + m->payload_len;
-	p = SkipWs(m->payload, end);
-	if (p >= end || *p != '{')
-	{
-		(void) TopObject(m);	/* names what is wrong */
-		BadJson("not a json object");
-	}
-
+	p = ObjectStart(m, &end);
 	if (ts->json_flat)
 	{
 		/* Values are decoded as their keys are read. */
 		RowOut		row = {values, nulls, present};
 
-		WalkMembers(ts, p + 1, end, DecodeFlatMember, &row);
+		WalkMembers(ts, p, end, DecodeFlatMember, &row);
 	}
 	else
 	{
 		/* One pass over the members finds every column's first path part. */
 		fs.found = palloc0(sizeof(JSpan) * ts->ncols);
 		fs.whole = palloc0(sizeof(bool) * ts->ncols);
-		WalkMembers(ts, p + 1, end, NoteMember, &fs);
+		WalkMembers(ts, p, end, NoteMember, &fs);
 	}
 
 	for (i = 0; i < ts->ncols; i++)
@@ -1020,19 +1032,45 @@ DecodeJson(TargetState *ts, KafkaMessage *m, Datum *values, bool *nulls,
 	}
 }
 
-/* The value of a top-level field as text, for routing. */
+/* The route field being looked for, and its last value. */
+typedef struct RouteFind
+{
+	const char *field;
+	int			len;
+	JSpan		found;
+} RouteFind;
+
+/* Validates a member's value; notes it if its key is the route field. */
+static const char *
+NoteRouteField(TargetState *ts, const JSpan *key, int k, const char *p,
+			   const char *end, void *arg)
+{
+	RouteFind  *rf = arg;
+	JSpan		val;
+
+	p = ScanValue(p, end, &val, 1);
+	if (KeyIs(key, rf->field, rf->len))
+		rf->found = val;		/* the last duplicate wins, as in jsonb */
+	return p;
+}
+
+/* The value of a top-level field as text, for routing; one pass. */
 bool
 JsonRouteValue(KafkaMessage *m, const char *field, char **value)
 {
-	JSpan		top = TopObject(m);
-	JSpan		v = FindKey(&top, field, strlen(field));
+	RouteFind	rf = {field, strlen(field), {.type = JT_NONE}};
+	const char *end;
+	const char *p;
 	int			len;
 
-	if (v.type == JT_NONE || v.type == JT_NULL)
+	p = ObjectStart(m, &end);
+	WalkMembers(NULL, p, end, NoteRouteField, &rf);
+	if (rf.found.type == JT_NONE || rf.found.type == JT_NULL)
 		return false;
-	if (v.type == JT_STRING)
-		*value = v.escaped ? Unescape(&v, &len) : pnstrdup(v.start, v.len);
+	if (rf.found.type == JT_STRING)
+		*value = rf.found.escaped ? Unescape(&rf.found, &len) :
+			pnstrdup(rf.found.start, rf.found.len);
 	else
-		*value = pnstrdup(v.start, v.len);
+		*value = pnstrdup(rf.found.start, rf.found.len);
 	return true;
 }

@@ -436,21 +436,36 @@ ReadOffsets(int32 *list, int n, bool later)
 	CommitTransactionCommand();
 }
 
+/*
+ * The partitions this worker holds and their stored offsets, read again
+ * from the catalog; returns how many.
+ */
+static int
+StoredPositions(int32 **list, int64 **offs)
+{
+	int			n = 0;
+	int			i;
+
+	*list = palloc(sizeof(int32) * (nparts + 1));
+	*offs = palloc(sizeof(int64) * (nparts + 1));
+	for (i = 0; i < nparts; i++)
+		if (parts[i].mine)
+			(*list)[n++] = i;
+	ReadOffsets(*list, n, false);
+	for (i = 0; i < n; i++)
+		(*offs)[i] = parts[(*list)[i]].next;
+	return n;
+}
+
 /* Assigns all partitions of this worker at their stored offsets. */
 static void
 AssignAll(void)
 {
-	int32	   *list = palloc(sizeof(int32) * (nparts + 1));
-	int64	   *offs = palloc(sizeof(int64) * (nparts + 1));
-	int			n = 0;
+	int32	   *list;
+	int64	   *offs;
+	int			n = StoredPositions(&list, &offs);
 	int			i;
 
-	for (i = 0; i < nparts; i++)
-		if (parts[i].mine)
-			list[n++] = i;
-	ReadOffsets(list, n, false);
-	for (i = 0; i < n; i++)
-		offs[i] = parts[list[i]].next;
 	if (!KafkaAssign(kc, cfg->topic, n, list, offs, errbuf, sizeof(errbuf)))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
@@ -826,7 +841,7 @@ Rewind(void)
 {
 	int32	   *list;
 	int64	   *offs;
-	int			n = 0;
+	int			n;
 	int			i;
 
 	for (i = 0; i < nparts; i++)
@@ -838,14 +853,7 @@ Rewind(void)
 		return;
 	}
 	HandleRebalance();			/* seek within the current assignment */
-	list = palloc(sizeof(int32) * (nparts + 1));
-	offs = palloc(sizeof(int64) * (nparts + 1));
-	for (i = 0; i < nparts; i++)
-		if (parts[i].mine)
-			list[n++] = i;
-	ReadOffsets(list, n, false);
-	for (i = 0; i < n; i++)
-		offs[i] = parts[list[i]].next;
+	n = StoredPositions(&list, &offs);
 	if (n > 0 && !KafkaSeek(kc, cfg->topic, n, list, offs, 10000, errbuf,
 							sizeof(errbuf)))
 	{

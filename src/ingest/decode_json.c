@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -589,35 +590,80 @@ ScanFloat8Array(const char *p, const char *end, Datum *value)
 	return p + 1;
 }
 
-/* A JSON array as a PostgreSQL array literal: brackets become braces. */
+/*
+ * Appends a JSON array as a PostgreSQL array literal, element by element:
+ * strings unescaped and quoted for array_in, numbers and booleans as
+ * written, null as NULL, nested arrays as sub-arrays.
+ */
+static void
+AppendArrayLiteral(StringInfo buf, const JSpan *sp)
+{
+	const char *p = sp->start + 1;
+	const char *end = sp->start + sp->len - 1;
+	bool		first = true;
+
+	appendStringInfoChar(buf, '{');
+	for (;;)
+	{
+		JSpan		v;
+
+		p = SkipWs(p, end);
+		if (p >= end)
+			break;
+		p = ScanValue(p, end, &v, 1);
+		if (!first)
+			appendStringInfoChar(buf, ',');
+		first = false;
+		switch (v.type)
+		{
+			case JT_ARRAY:
+				AppendArrayLiteral(buf, &v);
+				break;
+			case JT_OBJECT:
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+						 errmsg("cannot convert a json array of objects to an array")));
+				break;
+			case JT_NULL:
+				appendStringInfoString(buf, "NULL");
+				break;
+			case JT_STRING:
+				{
+					const char *str = v.start;
+					int			len = v.len;
+					int			k;
+
+					if (v.escaped)
+						str = Unescape(&v, &len);
+					appendStringInfoChar(buf, '"');
+					for (k = 0; k < len; k++)
+					{
+						if (str[k] == '"' || str[k] == '\\')
+							appendStringInfoChar(buf, '\\');
+						appendStringInfoChar(buf, str[k]);
+					}
+					appendStringInfoChar(buf, '"');
+					break;
+				}
+			default:
+				appendBinaryStringInfo(buf, v.start, v.len);
+		}
+		p = SkipWs(p, end);
+		if (p < end && *p == ',')
+			p++;
+	}
+	appendStringInfoChar(buf, '}');
+}
+
+/* A JSON array as the text of a PostgreSQL array (palloc'ed). */
 static char *
 ArrayLiteral(const JSpan *sp)
 {
-	char	   *out = pnstrdup(sp->start, sp->len);
-	char	   *o;
-	bool		in_str = false;
+	StringInfoData buf;
 
-	for (o = out; *o; o++)
-	{
-		if (in_str)
-		{
-			if (*o == '\\')
-				o++;
-			else if (*o == '"')
-				in_str = false;
-		}
-		else if (*o == '"')
-			in_str = true;
-		else if (*o == '[')
-			*o = '{';
-		else if (*o == ']')
-			*o = '}';
-		else if (*o == '{')
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-					 errmsg("cannot convert a json array of objects to an array")));
-	}
-	return out;
+	initStringInfo(&buf);
+	AppendArrayLiteral(&buf, sp);
+	return buf.data;
 }
 
 /* Converts one JSON value into the column's type. */

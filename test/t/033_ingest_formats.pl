@@ -47,7 +47,8 @@ $psql->(q{
 	CREATE TABLE ep_s (id int, at timestamptz);
 	CREATE TABLE ep_ms (id int, at timestamptz);
 	CREATE TABLE nums (id int, x float8, xs float8[]);
-	CREATE TABLE edge (id int, n int, b bigint, x float8, xs float8[], t text);
+	CREATE TABLE edge (id int, n int, b bigint, x float8, xs float8[], t text,
+		ks int[], ss text[]);
 	CREATE TABLE again (id int);
 });
 
@@ -195,23 +196,29 @@ my @edge = (
 	'{"id": 12, "xs": [1 2]}',
 	'{"x": -4.5e-1, "t": "\u00e9", "id": 13, "xs": [ -0.5 , 2E2 ]}',
 	'{"id": 14, "n": -2147483648, "x": null, "xs": null, "t": null}',
-	'{"id": 15, "n": 99999999999999999999}');
+	'{"id": 15, "n": 99999999999999999999}',
+	'{"id": 16, "ks": [1, -2, null, 3], "ss": ["a", "b c", "q\\"x", "\\u00e9\\n", "NULL", null, "{}", ""]}',
+	'{"id": 17, "ks": [[1, 2], [3, 4]], "ss": []}',
+	'{"id": 18, "ks": [1.5]}',
+	'{"id": 19, "ss": [{"a": 1}]}');
 ok(produce($bootstrap, 'edge', \@edge), 'produced json edge cases');
 $psql->(qq{SELECT streamml.create_stream('edge', 'edge', '$bootstrap', 'edge', 'json')});
 ok($node->poll_query_until('postgres', q{SELECT (SELECT count(*) FROM edge)
 	+ (SELECT count(*) FROM streamml.dead_letters WHERE stream = 'edge')}, scalar(@edge)),
 	'json edge cases: every message loaded or rejected');
-is($psql->(q{SELECT id, n, b, x, xs, t FROM edge ORDER BY id}),
+is($psql->(q{SELECT id, n, b, x, xs, t, ks, ss FROM edge ORDER BY id}),
 	join("\n",
-		'1|0|123456789012345678|1|{}|a"b',
-		'2|2147483647|-9223372036854775808||{1,NULL,3}|',
-		'6||||{{1,2},{3,4}}|',
-		'7|7||2.5||5',
-		'8|||2||',
-		'11|||3||',
-		'13|||-0.45|{-0.5,200}|é',
-		'14|-2147483648||||'),
-	'json: integers, big and negative zero, empty and null-holding and 2-D arrays, strings into numbers, the last duplicate key, escaped keys, any key order');
+		'1|0|123456789012345678|1|{}|a"b||',
+		'2|2147483647|-9223372036854775808||{1,NULL,3}|||',
+		'6||||{{1,2},{3,4}}|||',
+		'7|7||2.5||5||',
+		'8|||2||||',
+		'11|||3||||',
+		'13|||-0.45|{-0.5,200}|é||',
+		'14|-2147483648||||||',
+		'16||||||{1,-2,NULL,3}|{a,"b c","q\\"x","é' . "\n" . '","NULL",NULL,"{}",""}',
+		'17||||||{{1,2},{3,4}}|{}'),
+	'json: integers, big and negative zero, empty and null-holding and 2-D arrays (float8[], int[], text[] with escapes), strings into numbers, the last duplicate key, escaped keys, any key order');
 is($psql->(q{SELECT string_agg(error, E'\n' ORDER BY "offset") FROM streamml.dead_letters
 	WHERE stream = 'edge'}),
 	join("\n",
@@ -221,7 +228,9 @@ is($psql->(q{SELECT string_agg(error, E'\n' ORDER BY "offset") FROM streamml.dea
 		'invalid json in message: unexpected character',
 		'invalid json in message: comma or } expected',
 		'invalid json in message: comma or ] expected',
-		'value "99999999999999999999" is out of range for type integer'),
+		'value "99999999999999999999" is out of range for type integer',
+		'invalid input syntax for type integer: "1.5"',
+		'cannot convert a json array of objects to an array'),
 	'json: out of range, fractions into integers and malformed numbers and arrays are dead letters, named');
 
 # --- alter_stream on a running stream, reset_stream

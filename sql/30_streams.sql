@@ -40,6 +40,19 @@ SELECT streamml.reset_stream('s1', 'latest');
 SELECT streamml.reset_stream('s1', '2024-01-01 00:00:00+00');
 SELECT options->>'start' AS start, generation FROM streamml.streams WHERE name = 's1';
 SELECT streamml.reset_stream('s1', 'somewhere');
+-- Offsets per partition: the named partitions move, the others stay.
+SELECT streamml.reset_stream('s1', '{"0": 1500, "3": 0}');
+SELECT streamml.reset_stream('s1', ' {"3": 7, "1": 1e3}');
+SELECT o.partition, o.next_offset FROM streamml.offsets o
+  JOIN streamml.streams s ON s.id = o.stream_id WHERE s.name = 's1' ORDER BY 1;
+SELECT options->>'start' AS start, generation FROM streamml.streams WHERE name = 's1';
+SELECT streamml.reset_stream('s1', '{}');
+SELECT streamml.reset_stream('s1', '{"x": 1}');
+SELECT streamml.reset_stream('s1', '{"-1": 1}');
+SELECT streamml.reset_stream('s1', '{"0": -1}');
+SELECT streamml.reset_stream('s1', '{"0": 1.5}');
+SELECT streamml.reset_stream('s1', '{"0": "10"}');
+SELECT streamml.reset_stream('s1', '{"0": 1');
 SELECT streamml.stop_stream('nope');
 SELECT streamml.drop_stream('nope');
 -- Privileges: another user sees nothing and may not touch the stream; a

@@ -798,6 +798,94 @@ streamml_alter_stream(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* An offset given to reset_stream: a non-negative integer. */
+static int64
+OffsetValue(JsonbValue *v, const char *partition)
+{
+	char	   *text;
+	int64		offset;
+
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("offset of partition %s must be a number", partition)));
+	text = DatumGetCString(DirectFunctionCall1(numeric_out,
+											   NumericGetDatum(v->val.numeric)));
+	if (strspn(text, "0123456789") != strlen(text))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("offset of partition %s must be a whole number from 0: %s",
+						partition, text)));
+	offset = pg_strtoint64(text);
+	return offset;
+}
+
+/*
+ * reset_stream with an object of partition numbers to offsets: stores
+ * those offsets and leaves the other partitions where they are.  The
+ * generation is bumped, so running workers start again from the catalog
+ * and a batch in flight is given up.
+ */
+static void
+ResetToOffsets(const char *name, const char *position)
+{
+	Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													   CStringGetDatum(position)));
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	k,
+				v;
+	List	   *partitions = NIL;
+	List	   *offsets = NIL;
+	ListCell   *lp,
+			   *lo;
+	Datum		args[3];
+
+	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_COUNT(j) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("offsets must be a json object of partition numbers to offsets"),
+				 errhint("For example '{\"0\": 1500, \"3\": 0}'.")));
+	it = JsonbIteratorInit(&j->root);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		char	   *part;
+		int64		offset;
+		int64	   *cell;
+
+		if (tok != WJB_KEY)
+			continue;
+		part = pnstrdup(k.val.string.val, k.val.string.len);
+		if (part[0] == '\0' || strspn(part, "0123456789") != strlen(part) ||
+			strlen(part) > 9)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"%s\" is not a partition number", part)));
+		(void) JsonbIteratorNext(&it, &v, true);
+		offset = OffsetValue(&v, part);
+		partitions = lappend_int(partitions, atoi(part));
+		cell = palloc(sizeof(int64));
+		*cell = offset;
+		offsets = lappend(offsets, cell);
+	}
+
+	SPI_connect();
+	args[0] = Int32GetDatum(LookupOwnedStream(name));
+	CatalogExec("UPDATE streamml.streams SET generation = generation + 1 WHERE id = $1",
+				1, (Oid[]) {INT4OID}, args, NULL, SPI_OK_UPDATE);
+	forboth(lp, partitions, lo, offsets)
+	{
+		args[1] = Int32GetDatum(lfirst_int(lp));
+		args[2] = Int64GetDatum(*(int64 *) lfirst(lo));
+		CatalogExec("INSERT INTO streamml.offsets (stream_id, partition, next_offset) "
+					"VALUES ($1, $2, $3) ON CONFLICT (stream_id, partition) "
+					"DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()",
+					3, (Oid[]) {INT4OID, INT4OID, INT8OID}, args, NULL, SPI_OK_INSERT);
+	}
+	SPI_finish();
+	WakeLauncherAtCommit();
+}
+
 PG_FUNCTION_INFO_V1(streamml_reset_stream);
 
 /*
@@ -814,7 +902,15 @@ streamml_reset_stream(PG_FUNCTION_ARGS)
 	char	   *position = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	bool		is_time;
 	Datum		args[2];
+	const char *p = position;
 
+	while (isspace((unsigned char) *p))
+		p++;
+	if (*p == '{')
+	{
+		ResetToOffsets(name, position);
+		PG_RETURN_VOID();
+	}
 	(void) ParseStartPosition(position, &is_time);
 	SPI_connect();
 	args[0] = Int32GetDatum(LookupOwnedStream(name));

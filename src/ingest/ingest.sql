@@ -110,7 +110,7 @@ CREATE FUNCTION streamml.reset_stream(name text, "position" text) RETURNS void
 	AS 'MODULE_PATHNAME', 'streamml_reset_stream'
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION streamml.reset_stream(text, text) IS
-	'forgets the offsets of a stream and starts it again at earliest, latest or a timestamp';
+	'starts a stream again at earliest, latest or a timestamp, or moves partitions to given offsets ({"0": 1500})';
 
 CREATE FUNCTION streamml.produce(brokers text, topic text, value text,
 		key text DEFAULT NULL)

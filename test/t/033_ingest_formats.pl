@@ -2,7 +2,7 @@
 # field as NULL, several rows a message), text (into text, jsonb, bytea, with
 # metadata columns), json dotted paths, epoch seconds and milliseconds into
 # timestamptz, JSON numbers read exactly as float8 input reads them;
-# alter_stream on a running stream; reset_stream to 'earliest', 'latest' and
+# alter_stream on a running stream; reset_stream to offsets, 'earliest', 'latest' and
 # a time.
 use strict;
 use warnings;
@@ -295,6 +295,19 @@ ok($node->wait_for_log(qr/partition \d starts at offset 0 for 2020-01-01 00:00:0
 	'the log says the broker\'s answer was wrong and how the offset was found');
 is($psql->(q{SELECT options->>'start' FROM streamml.streams WHERE name = 'again'}),
 	'2020-01-01 00:00:00+00', 'the position is kept as the stream\'s start');
+
+# reset_stream to offsets: partition 0 goes back 5 messages, partition 1
+# stays where it is; exactly those 5 are loaded again.
+my $p0 = $psql->(q{SELECT next_offset FROM streamml.offsets o
+	JOIN streamml.streams s ON s.id = o.stream_id WHERE s.name = 'again' AND partition = 0});
+$psql->("TRUNCATE again; SELECT streamml.reset_stream('again', '{\"0\": " . ($p0 - 5) . "}')");
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM again', '5'),
+	'reset to offsets loads what follows the given offset');
+sleep 1;
+is($psql->(q{SELECT count(*), count(DISTINCT id) FROM again}), '5|5',
+	'only the 5 messages of partition 0 after its new offset, once each');
+is($psql->(q{SELECT sum(next_offset) FROM streamml.offsets o JOIN streamml.streams s ON s.id = o.stream_id
+	WHERE s.name = 'again'}), '210', 'both partitions end where they were');
 
 $node->stop;
 is($broker->stop, 0, 'broker stopped cleanly');

@@ -7,8 +7,8 @@
 #    server's own stored offset (or its start), not where the first server
 #    stopped: each table holds every message of the partitions it was given
 #    exactly once, and the union holds every message at least once;
-#  - copying a partition's row of streamml.offsets along with it moves it
-#    without loading anything twice;
+#  - handing a partition's offset along with it (reset_stream with offsets)
+#    moves it without loading anything twice;
 #  - when a server dies without leaving the group (kill -9), the other takes
 #    its partitions over after the session timeout;
 #  - two streams of one server in a group split the partitions like two
@@ -143,26 +143,23 @@ is($B->safe_psql('postgres', q{
 is($count->($A, 'orders_a'), $a1, 'A loaded nothing after its stream stopped');
 
 # 3. Moving the partitions back with their offsets loads nothing twice:
-# B stops, its rows of streamml.offsets are copied to A, A starts.
+# B stops, its offsets go to A's stream with reset_stream (the README's
+# recipe), A starts.
 $B->safe_psql('postgres', q{SELECT streamml.stop_stream('orders')});
 ok($B->poll_query_until('postgres',
 		q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_streamml consumer'}, '0'),
 	'B stopped');
 produce_ids(500);
 my $offsets = $B->safe_psql('postgres', q{
-	SELECT string_agg(format('(%s,%s)', partition, next_offset), ',') FROM streamml.offsets});
-$A->safe_psql('postgres', qq{
-	INSERT INTO streamml.offsets (stream_id, partition, next_offset)
-	SELECT s.id, v.p, v.o FROM streamml.streams s, (VALUES $offsets) v(p, o)
-	WHERE s.name = 'orders'
-	ON CONFLICT (stream_id, partition) DO UPDATE SET next_offset = excluded.next_offset});
+	SELECT jsonb_object_agg(partition, next_offset) FROM streamml.offsets});
+$A->safe_psql('postgres', qq{SELECT streamml.reset_stream('orders', '$offsets')});
 $pos_a = log_pos($A);
 $A->safe_psql('postgres', q{SELECT streamml.start_stream('orders')});
 wait_assigned($A, 4, $pos_a);
 ok($A->poll_query_until('postgres', 'SELECT count(*) FROM orders_a', $a1 + 500),
 	'A loads the 500 new messages');
 is($A->safe_psql('postgres', 'SELECT count(*), min(id), max(id), count(DISTINCT id) FROM orders_a WHERE id > 3000'),
-	'500|3001|3500|500', 'exactly the new ones, from the copied offsets');
+	'500|3001|3500|500', 'exactly the new ones, from the offsets handed over');
 is($A->safe_psql('postgres', 'SELECT count(*) FROM orders_a'), $a1 + 500,
 	'and nothing that B had loaded');
 

@@ -3,13 +3,18 @@
  *		Format json: one JSON object per message, its keys into columns.
  *
  * No jsonb is built per message.  A small scanner walks the top-level
- * object once, validating all of it, and keeps for each mapped column the
- * span of its value; dotted paths descend into the spans of nested objects
- * the same way.  Values are then converted straight to datums: numbers by
- * strtod, strings after unescaping, arrays of numbers into float8[]
- * directly, objects and arrays into jsonb, json or arrays through their
- * input functions.  Anything malformed raises an error naming the problem,
- * which makes the message a dead letter.
+ * object once (WalkMembers), validating all of it.  When every column is
+ * fed by its own top-level key (a "flat" mapping, the usual case) each
+ * value is converted as soon as its key is read, and numbers, integers,
+ * float8[] arrays, epochs and plain strings in the same pass as they are
+ * scanned; the column of the k-th key is remembered from the previous
+ * message, so a key costs one comparison.  Otherwise the walk keeps for
+ * each column the span of its value, and dotted paths descend into the
+ * spans of nested objects.  Either way values become datums directly:
+ * numbers exactly as float8in reads them, strings after unescaping, other
+ * arrays element by element through array_in, objects into jsonb or json.
+ * Anything malformed raises an error naming the problem, which makes the
+ * message a dead letter.
  */
 #include "postgres.h"
 

@@ -209,9 +209,12 @@ ValidateEncoding(const char *s, size_t len)
 	(void) pg_verify_mbstr(GetDatabaseEncoding(), s, len, false);
 }
 
-/* Epoch seconds (or milliseconds) as a timestamptz. */
-TimestampTz
-EpochToTimestamptz(double epoch, bool ms)
+/*
+ * Epoch seconds (or milliseconds) as a timestamptz; false, without an
+ * error, when out of range.
+ */
+bool
+EpochToTimestamptzSafe(double epoch, bool ms, TimestampTz *out)
 {
 	double		secs = ms ? epoch / 1000.0 : epoch;
 	double		usecs;
@@ -220,10 +223,22 @@ EpochToTimestamptz(double epoch, bool ms)
 		* USECS_PER_SEC;
 	if (isnan(usecs) || usecs < (double) MIN_TIMESTAMP ||
 		usecs >= (double) END_TIMESTAMP)
+		return false;
+	*out = (TimestampTz) rint(usecs);
+	return true;
+}
+
+/* Epoch seconds (or milliseconds) as a timestamptz. */
+TimestampTz
+EpochToTimestamptz(double epoch, bool ms)
+{
+	TimestampTz t;
+
+	if (!EpochToTimestamptzSafe(epoch, ms, &t))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("epoch value out of range for timestamp with time zone")));
-	return (TimestampTz) rint(usecs);
+	return t;
 }
 
 /* Converts text (not NUL-terminated) into the column's type. */

@@ -396,10 +396,11 @@ static const double exact_pow10[] = {
  * integer of at most 2^53 and the decimal exponent is within +-22, both
  * are exact doubles and one IEEE multiplication or division rounds
  * correctly, giving the same result as strtod for a fraction of its cost.
- * Everything else goes through float8in.
+ * Everything else goes through float8in; a number out of its range sets
+ * *ok to false instead of raising, so that a caller can defer the error.
  */
 static const char *
-ScanFloat8(const char *p, const char *end, double *out)
+ScanFloat8(const char *p, const char *end, double *out, bool *ok)
 {
 	const char *s = p;
 	bool		neg = false;
@@ -455,9 +456,17 @@ ScanFloat8(const char *p, const char *end, double *out)
 	else
 	{
 		char	   *str = pnstrdup(s, p - s);
+		bool		have_error = false;
 
-		*out = float8in_internal(str, NULL, "double precision", str);
+		*out = float8in_internal_opt_error(str, NULL, "double precision", str,
+										   &have_error);
+		if (have_error)
+		{
+			*ok = false;		/* out of range: the caller says so */
+			return p;
+		}
 	}
+	*ok = true;
 	return p;
 }
 
@@ -466,8 +475,15 @@ static double
 JsonNumberToFloat8(const JSpan *sp)
 {
 	double		d;
+	bool		ok;
 
-	(void) ScanFloat8(sp->start, sp->start + sp->len, &d);
+	(void) ScanFloat8(sp->start, sp->start + sp->len, &d, &ok);
+	if (!ok)
+	{
+		char	   *str = pnstrdup(sp->start, sp->len);
+
+		d = float8in_internal(str, NULL, "double precision", str);	/* raises */
+	}
 	return d;
 }
 
@@ -544,8 +560,8 @@ static int	array_cap;
 
 /*
  * Scans a JSON array of numbers at p ('[') into a float8[] in one pass.
- * Returns NULL when an element is not a number, so that the caller takes
- * the general way (nulls, nested arrays, errors).
+ * Returns NULL when an element is not a number or is out of range, so that
+ * the caller takes the general way (nulls, nested arrays, errors).
  */
 static const char *
 ScanFloat8Array(const char *p, const char *end, Datum *value)
@@ -562,16 +578,24 @@ ScanFloat8Array(const char *p, const char *end, Datum *value)
 	}
 	for (;;)
 	{
+		bool		ok;
+
 		if (p >= end || !(*p == '-' || IsDigit(*p)))
 			return NULL;
+
 		if (n == array_cap)
 		{
-			array_cap = Max(64, array_cap * 2);
+			int			cap = Max(64, array_cap * 2);
+
+			/* The size changes only once the allocation has succeeded. */
 			array_buf = array_buf == NULL ?
-				MemoryContextAlloc(TopMemoryContext, sizeof(double) * array_cap) :
-				repalloc(array_buf, sizeof(double) * array_cap);
+				MemoryContextAlloc(TopMemoryContext, sizeof(double) * cap) :
+				repalloc(array_buf, sizeof(double) * cap);
+			array_cap = cap;
 		}
-		p = SkipWs(ScanFloat8(p, end, &array_buf[n++]), end);
+		p = SkipWs(ScanFloat8(p, end, &array_buf[n++], &ok), end);
+		if (!ok)
+			return NULL;
 		if (p < end && *p == ',')
 		{
 			p = SkipWs(p + 1, end);
@@ -819,52 +843,61 @@ ColumnOfKey(TargetState *ts, const JSpan *key, int k)
 
 /*
  * Decodes the value at p into column c, scanning and converting in one
- * pass where the column's type allows; returns the byte after the value.
+ * pass where the column's type allows and the conversion cannot fail;
+ * returns the byte after the value.  Any other value is only scanned: its
+ * span goes to *deferred, converted once the whole message has been read,
+ * so that a later duplicate key replaces it without its errors and syntax
+ * errors anywhere in the message come first.
  */
 static const char *
 DecodeMember(TargetState *ts, ColumnPlan *c, const char *p, const char *end,
-			 Datum *values, bool *nulls)
+			 Datum *values, bool *nulls, JSpan *deferred)
 {
 	int			a = c->attnum - 1;
 	const char *q;
-	JSpan		val;
 
-	nulls[a] = false;
+	deferred->type = JT_NONE;
 	if (p < end)
 	{
 		bool		number = *p == '-' || IsDigit(*p);
+		bool		ok;
 		double		d;
 		int64		v;
+		TimestampTz t;
 
 		switch (c->kind)
 		{
 			case CK_FLOAT8:
-				if (!number)
+				if (!number || (q = ScanFloat8(p, end, &d, &ok), !ok))
 					break;
-				q = ScanFloat8(p, end, &d);
 				values[a] = Float8GetDatum(d);
+				nulls[a] = false;
 				return q;
 			case CK_TIMESTAMPTZ:
-				if (!number)
+				if (!number || (q = ScanFloat8(p, end, &d, &ok), !ok) ||
+					!EpochToTimestamptzSafe(d, ts->cfg->epoch_ms, &t))
 					break;
-				q = ScanFloat8(p, end, &d);
-				values[a] = TimestampTzGetDatum(EpochToTimestamptz(d, ts->cfg->epoch_ms));
+				values[a] = TimestampTzGetDatum(t);
+				nulls[a] = false;
 				return q;
 			case CK_INT4:
 				if (!number || (q = ScanInteger(p, end, &v)) == NULL ||
 					v < PG_INT32_MIN || v > PG_INT32_MAX)
 					break;
 				values[a] = Int32GetDatum((int32) v);
+				nulls[a] = false;
 				return q;
 			case CK_INT8:
 				if (!number || (q = ScanInteger(p, end, &v)) == NULL)
 					break;
 				values[a] = Int64GetDatum(v);
+				nulls[a] = false;
 				return q;
 			case CK_FLOAT8_ARRAY:
-				if (*p == '[' && (q = ScanFloat8Array(p, end, &values[a])) != NULL)
-					return q;
-				break;
+				if (*p != '[' || (q = ScanFloat8Array(p, end, &values[a])) == NULL)
+					break;
+				nulls[a] = false;
+				return q;
 			case CK_TEXT:
 				if (*p == '"')
 				{
@@ -872,8 +905,9 @@ DecodeMember(TargetState *ts, ColumnPlan *c, const char *p, const char *end,
 
 					q = ScanString(p + 1, end, &esc);
 					if (esc)
-						break;
+						break;	/* unescaping can fail: later */
 					values[a] = PointerGetDatum(cstring_to_text_with_len(p + 1, q - p - 1));
+					nulls[a] = false;
 					return q + 1;
 				}
 				break;
@@ -881,9 +915,27 @@ DecodeMember(TargetState *ts, ColumnPlan *c, const char *p, const char *end,
 				break;
 		}
 	}
-	q = ScanValue(p, end, &val, 1);
-	SetFromJson(c, ts->cfg, &val, &values[a], &nulls[a]);
-	return q;
+	return ScanValue(p, end, deferred, 1);
+}
+
+/* The deferred values of a message, one per column, all absent. */
+static JSpan *
+DeferredSpans(int ncols)
+{
+	static JSpan *spans;
+	static int	cap;
+
+	if (ncols > cap)
+	{
+		JSpan	   *more = MemoryContextAlloc(TopMemoryContext, sizeof(JSpan) * ncols);
+
+		if (spans)
+			pfree(spans);
+		spans = more;
+		cap = ncols;
+	}
+	memset(spans, 0, sizeof(JSpan) * ncols);	/* JT_NONE */
+	return spans;
 }
 
 /* The row a message is decoded into. */
@@ -892,6 +944,7 @@ typedef struct RowOut
 	Datum	   *values;
 	bool	   *nulls;
 	bool	   *present;
+	JSpan	   *deferred;		/* per column: converted after the walk */
 } RowOut;
 
 /* What to do with one top-level member; returns the byte after its value. */
@@ -943,8 +996,9 @@ WalkMembers(TargetState *ts, const char *p, const char *end, MemberFn fn,
 }
 
 /*
- * For a flat mapping: converts a mapped value as soon as its key is read
- * (a later duplicate key overwrites it, as in jsonb), validates the others.
+ * For a flat mapping: converts a mapped value as soon as its key is read,
+ * or defers it (a later duplicate key replaces either, as in jsonb), and
+ * validates the others.
  */
 static const char *
 DecodeFlatMember(TargetState *ts, const JSpan *key, int k, const char *p,
@@ -957,7 +1011,8 @@ DecodeFlatMember(TargetState *ts, const JSpan *key, int k, const char *p,
 	if (i < 0)
 		return ScanValue(p, end, &val, 1);
 	row->present[ts->cols[i].attnum - 1] = true;
-	return DecodeMember(ts, &ts->cols[i], p, end, row->values, row->nulls);
+	return DecodeMember(ts, &ts->cols[i], p, end, row->values, row->nulls,
+						&row->deferred[i]);
 }
 
 /* The spans of the columns' first path parts, for the general way. */
@@ -1039,9 +1094,17 @@ DecodeJson(TargetState *ts, KafkaMessage *m, Datum *values, bool *nulls,
 	if (ts->json_flat)
 	{
 		/* Values are decoded as their keys are read. */
-		RowOut		row = {values, nulls, present};
+		RowOut		row = {values, nulls, present, DeferredSpans(ts->ncols)};
 
 		WalkMembers(ts, p, end, DecodeFlatMember, &row);
+		for (i = 0; i < ts->ncols; i++)
+			if (row.deferred[i].type != JT_NONE)
+			{
+				ColumnPlan *c = &ts->cols[i];
+
+				SetFromJson(c, ts->cfg, &row.deferred[i], &values[c->attnum - 1],
+							&nulls[c->attnum - 1]);
+			}
 	}
 	else
 	{

@@ -98,6 +98,7 @@ extern void ValidateEncoding(const char *s, size_t len);
 extern void DecodeText(TargetState *ts, KafkaMessage *m, Datum *values,
 					   bool *nulls, bool *present);
 extern TimestampTz EpochToTimestamptz(double epoch, bool ms);
+extern bool EpochToTimestamptzSafe(double epoch, bool ms, TimestampTz *out);
 
 /* decode_json.c */
 extern void DecodeJson(TargetState *ts, KafkaMessage *m, Datum *values,

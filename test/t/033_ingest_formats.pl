@@ -200,7 +200,9 @@ my @edge = (
 	'{"id": 16, "ks": [1, -2, null, 3], "ss": ["a", "b c", "q\\"x", "\\u00e9\\n", "NULL", null, "{}", ""]}',
 	'{"id": 17, "ks": [[1, 2], [3, 4]], "ss": []}',
 	'{"id": 18, "ks": [1.5]}',
-	'{"id": 19, "ss": [{"a": 1}]}');
+	'{"id": 19, "ss": [{"a": 1}]}',
+	'{"id": 20, "n": "x", "n": 1, "x": 1e400, "x": 2.5, "xs": [1e999], "xs": [1], "t": "\\u0000", "t": "ok", "ks": {"a": 1}, "ks": [2]}',
+	'{"id": 21, "x": 1e400, "y": tru}');
 ok(produce($bootstrap, 'edge', \@edge), 'produced json edge cases');
 $psql->(qq{SELECT streamml.create_stream('edge', 'edge', '$bootstrap', 'edge', 'json')});
 ok($node->poll_query_until('postgres', q{SELECT (SELECT count(*) FROM edge)
@@ -217,8 +219,9 @@ is($psql->(q{SELECT id, n, b, x, xs, t, ks, ss FROM edge ORDER BY id}),
 		'13|||-0.45|{-0.5,200}|é||',
 		'14|-2147483648||||||',
 		'16||||||{1,-2,NULL,3}|{a,"b c","q\\"x","é' . "\n" . '","NULL",NULL,"{}",""}',
-		'17||||||{{1,2},{3,4}}|{}'),
-	'json: integers, big and negative zero, empty and null-holding and 2-D arrays (float8[], int[], text[] with escapes), strings into numbers, the last duplicate key, escaped keys, any key order');
+		'17||||||{{1,2},{3,4}}|{}',
+		'20|1||2.5|{1}|ok|{2}|'),
+	'json: integers, big and negative zero, empty and null-holding and 2-D arrays (float8[], int[], text[] with escapes), strings into numbers, the last duplicate key (the others may be invalid for the column), escaped keys, any key order');
 is($psql->(q{SELECT string_agg(error, E'\n' ORDER BY "offset") FROM streamml.dead_letters
 	WHERE stream = 'edge'}),
 	join("\n",
@@ -230,8 +233,9 @@ is($psql->(q{SELECT string_agg(error, E'\n' ORDER BY "offset") FROM streamml.dea
 		'invalid json in message: comma or ] expected',
 		'value "99999999999999999999" is out of range for type integer',
 		'invalid input syntax for type integer: "1.5"',
-		'cannot convert a json array of objects to an array'),
-	'json: out of range, fractions into integers and malformed numbers and arrays are dead letters, named');
+		'cannot convert a json array of objects to an array',
+		'invalid json in message: unexpected character'),
+	'json: out of range, fractions into integers and malformed numbers and arrays are dead letters, named; a syntax error is named before a bad value');
 
 # --- alter_stream on a running stream, reset_stream
 ok(produce($bootstrap, 'again', [ map { qq({"id": $_}) } 1 .. 100 ]), 'produced 100');

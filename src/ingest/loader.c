@@ -384,7 +384,9 @@ LoaderEnd(TargetState *ts)
 		for (i = 0; i < MAX_BUFFERED_ROWS && ts->slots[i]; i++)
 			ExecDropSingleTupleTableSlot(ts->slots[i]);
 		ts->slot_desc = NULL;
-
+	}
+	if (ts->estate)
+	{
 		/*
 		 * The executor's own slots: AFTER ROW triggers fetch each row into
 		 * ExecGetTriggerOldSlot's slot when AfterTriggerEndQuery fires them,
@@ -394,6 +396,11 @@ LoaderEnd(TargetState *ts)
 		 * AfterTriggerEndQuery; otherwise the subtransaction's commit warns
 		 * of a TupleDesc reference leak.  After an abort the resource owner
 		 * has already dropped the pins: LoaderRangeAbort must not do this.
+		 *
+		 * The main target's executor state also fires the AFTER triggers of
+		 * routed tables (one after-trigger level for all targets), opening
+		 * those tables as trigger result relations: so this is done even
+		 * when the main target itself is loaded through SPI (no rri).
 		 */
 		ExecResetTupleTable(ts->estate->es_tupleTable, false);
 		ExecCloseResultRelations(ts->estate);

@@ -79,6 +79,47 @@ is($node->safe_psql('postgres', q{
 	'2|negative v in 25,negative v in 63', 'the rejected rows are dead letters');
 
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('trg')});
+
+# A main target loaded through SPI (row-level security forced on its
+# owner) routing to a table on the fast path that has AFTER ROW triggers:
+# a foreign key (an RI trigger) and a plpgsql one.  The routed table's
+# events fire in the main target's executor state, which must close them.
+$node->safe_psql('postgres', q{
+	CREATE ROLE bob LOGIN;
+	CREATE TABLE kinds (kind text PRIMARY KEY);
+	INSERT INTO kinds VALUES ('a'), ('b');
+	CREATE TABLE rls_main (id int, kind text);
+	ALTER TABLE rls_main ENABLE ROW LEVEL SECURITY;
+	ALTER TABLE rls_main FORCE ROW LEVEL SECURITY;
+	CREATE POLICY all_rows ON rls_main USING (true) WITH CHECK (true);
+	CREATE TABLE routed (id int, kind text REFERENCES kinds, tag text);
+	CREATE TRIGGER trg_after AFTER INSERT ON routed
+		FOR EACH ROW EXECUTE FUNCTION trg_after();
+	ALTER TABLE rls_main OWNER TO bob;
+	ALTER TABLE routed OWNER TO bob;
+	GRANT SELECT, REFERENCES ON kinds TO bob;
+	GRANT INSERT ON trg_log TO bob;
+});
+ok(produce($bootstrap, 'trg',
+		[ map { [ "r$_", sprintf('{"id": %d, "kind": "%s"}', 1000 + $_,
+					$_ % 3 == 0 ? 'x' : $_ % 2 ? 'a' : 'b') ] } 1 .. 60 ]),
+	'produced messages for the routed table');
+my $before = $node->safe_psql('postgres', 'SELECT count(*) FROM trg_log');
+$node->safe_psql('postgres', qq{
+	SET ROLE bob;
+	SELECT streamml.create_stream('mixed', 'rls_main', '$bootstrap', 'trg', 'json',
+		'{"batch_size": 16, "route_field": "kind", "routes": {"a": "routed", "b": "routed"}}');
+	RESET ROLE;});
+ok($node->poll_query_until('postgres', q{
+	SELECT sum(next_offset) FROM streamml.offsets o JOIN streamml.streams s ON s.id = o.stream_id
+	WHERE s.name = 'mixed'}, '160'),
+	'the mixed stream consumed the topic');
+is($node->safe_psql('postgres', q{
+	SELECT (SELECT count(*) FROM routed WHERE id > 1000),
+	       (SELECT count(*) FROM rls_main WHERE id > 1000)}),
+	'40|20', 'routed rows in the routed table, the others in the main target');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM trg_log') - $before, 40,
+	'the routed table\'s AFTER ROW trigger fired once a row');
 $node->stop;
 
 # Ranges that committed and ranges that were rolled back alike.

@@ -17,7 +17,7 @@ use StreamML::DevBroker qw(produce);
 
 my $broker = StreamML::DevBroker->start(
 	brokers => 1,
-	topics => { ev => 2, ml => 1, wide => 1 },
+	topics => { ev => 2, ml => 1, wide => 1, sec => 1 },
 	dir => PostgreSQL::Test::Utils::tempdir);
 my $bootstrap = $broker->bootstrap;
 
@@ -212,8 +212,38 @@ is($node->safe_psql('postgres', q{
 	SELECT error FROM streamml.dead_letters WHERE stream = 'wide'}),
 	'duplicate key value violates unique constraint "wide_12_pkey"', 'the duplicate is a dead letter');
 
+# Row-level security on a partitioned table still applies (such tables stay
+# on the INSERT path): rows the policy rejects are dead letters.
+$node->safe_psql('postgres', qq{
+	CREATE ROLE alice LOGIN;
+	GRANT CREATE ON SCHEMA public TO alice;
+	SET ROLE alice;
+	CREATE TABLE sec (id int, region text) PARTITION BY LIST (region);
+	CREATE TABLE sec_eu PARTITION OF sec FOR VALUES IN ('eu');
+	CREATE TABLE sec_us PARTITION OF sec FOR VALUES IN ('us');
+	ALTER TABLE sec ENABLE ROW LEVEL SECURITY;
+	ALTER TABLE sec FORCE ROW LEVEL SECURITY;
+	CREATE POLICY only_eu ON sec FOR INSERT WITH CHECK (region = 'eu');
+	CREATE POLICY see_all ON sec FOR SELECT USING (true);
+	SELECT streamml.create_stream('sec', 'sec', '$bootstrap', 'sec', 'json');
+});
+ok(produce($bootstrap, 'sec', [ map {
+	qq({"id": $_, "region": ") . ($_ % 3 ? 'eu' : 'us') . '"}' } 1 .. 9 ]),
+	'produced rows for the secured partitioned table');
+ok($node->poll_query_until('postgres', q{
+	SELECT (SELECT count(*) FROM sec)
+		+ (SELECT count(*) FROM streamml.dead_letters WHERE stream = 'sec')}, '9'),
+	'every secured row is loaded or a dead letter');
+is($node->safe_psql('postgres', q{
+	SELECT (SELECT string_agg(id::text, ',' ORDER BY id) FROM sec_eu),
+		(SELECT count(*) FROM sec_us),
+		(SELECT count(*) FILTER (WHERE error = 'new row violates row-level security policy for table "sec"')
+		 FROM streamml.dead_letters WHERE stream = 'sec')}),
+	'1,2,4,5,7,8|0|3', 'the policy of the partitioned table applied to every row');
+
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('ev')});
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('ml')});
+$node->safe_psql('postgres', q{SET ROLE alice; SELECT streamml.drop_stream('sec')});
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('wide')});
 $node->stop;
 

@@ -17,7 +17,7 @@ use StreamML::DevBroker qw(produce);
 
 my $broker = StreamML::DevBroker->start(
 	brokers => 1,
-	topics => { ev => 2, ml => 1, wide => 1, sec => 1 },
+	topics => { ev => 2, ml => 1, wide => 1, sec => 1, rt => 1 },
 	dir => PostgreSQL::Test::Utils::tempdir);
 my $bootstrap = $broker->bootstrap;
 
@@ -212,6 +212,55 @@ is($node->safe_psql('postgres', q{
 	SELECT error FROM streamml.dead_letters WHERE stream = 'wide'}),
 	'duplicate key value violates unique constraint "wide_12_pkey"', 'the duplicate is a dead letter');
 
+# A partitioned table as a routed target of a stream whose main target is
+# a plain table: its leaves' AFTER ROW triggers fire from the one
+# after-trigger level of the range, its statement trigger sees its rows.
+$node->safe_psql('postgres', q{
+	CREATE TABLE rt_other (id int, kind text);
+	CREATE TABLE rt_p (id int, kind text, ts timestamptz) PARTITION BY RANGE (ts);
+	CREATE TABLE rt_p_a PARTITION OF rt_p
+		FOR VALUES FROM ('2024-01-01 00:00+00') TO ('2024-02-01 00:00+00');
+	CREATE TABLE rt_p_b (ts timestamptz, kind text, id int);
+	ALTER TABLE rt_p ATTACH PARTITION rt_p_b
+		FOR VALUES FROM ('2024-02-01 00:00+00') TO ('2024-03-01 00:00+00');
+	CREATE TABLE rt_log (id int, leaf text);
+	CREATE TABLE rt_stmts (n bigint);
+	CREATE FUNCTION rt_after() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO rt_log VALUES (NEW.id, TG_TABLE_NAME);
+		RETURN NULL;
+	END $$;
+	CREATE TRIGGER rt_after AFTER INSERT ON rt_p_b
+		FOR EACH ROW EXECUTE FUNCTION rt_after();
+	CREATE FUNCTION rt_stmt() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO rt_stmts SELECT count(*) FROM new_rows;
+		RETURN NULL;
+	END $$;
+	CREATE TRIGGER rt_stmt AFTER INSERT ON rt_p
+		REFERENCING NEW TABLE AS new_rows
+		FOR EACH STATEMENT EXECUTE FUNCTION rt_stmt();
+});
+my @rt = map { [ "r$_", sprintf('{"id": %d, "kind": "%s", "ts": %d}', $_,
+		$_ % 2 ? 'o' : 'p', $_ % 4 ? 1706745600 + $_ : 1704067200 + $_) ] } 1 .. 20;
+splice @rt, 10, 0, [ 'r99', '{"id": 99, "kind": "p", "ts": 1735689600}' ];
+ok(produce($bootstrap, 'rt', \@rt), 'produced rows for two routed targets');
+$node->safe_psql('postgres', qq{
+	SELECT streamml.create_stream('rt', 'rt_other', '$bootstrap', 'rt', 'json',
+		'{"route_field": "kind", "routes": {"p": "rt_p"}}')});
+ok($node->poll_query_until('postgres', q{
+	SELECT (SELECT count(*) FROM rt_other) + (SELECT count(*) FROM rt_p)
+		+ (SELECT count(*) FROM streamml.dead_letters WHERE stream = 'rt')}, '21'),
+	'every routed message is loaded or a dead letter');
+is($node->safe_psql('postgres', q{
+	SELECT (SELECT count(*) FROM rt_other), (SELECT count(*) FROM rt_p_a),
+		(SELECT string_agg(id::text, ',' ORDER BY id) FROM rt_p_b WHERE kind = 'p'),
+		(SELECT string_agg(id || leaf, ',' ORDER BY id) FROM rt_log),
+		(SELECT sum(n) FROM rt_stmts),
+		(SELECT string_agg(error, ',') FROM streamml.dead_letters WHERE stream = 'rt')}),
+	'10|5|2,6,10,14,18|2rt_p_b,6rt_p_b,10rt_p_b,14rt_p_b,18rt_p_b|10|no partition of relation "rt_p" found for row',
+	'the routed partitioned target got its rows, triggers and dead letter');
+
 # Row-level security on a partitioned table still applies (such tables stay
 # on the INSERT path): rows the policy rejects are dead letters.
 $node->safe_psql('postgres', qq{
@@ -243,6 +292,7 @@ is($node->safe_psql('postgres', q{
 
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('ev')});
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('ml')});
+$node->safe_psql('postgres', q{SELECT streamml.drop_stream('rt')});
 $node->safe_psql('postgres', q{SET ROLE alice; SELECT streamml.drop_stream('sec')});
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('wide')});
 $node->stop;

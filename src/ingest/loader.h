@@ -67,7 +67,7 @@ typedef struct TargetState
 	EState	   *estate;
 	ResultRelInfo *rri;
 	ExprState **defaults;		/* per attribute, NULL if none */
-	bool		use_spi;		/* RLS: go through INSERT */
+	bool		use_spi;		/* RLS, foreign partition: go through INSERT */
 	void	   *spi_plan;
 	bool		multi;			/* no BEFORE ROW triggers: batch inserts */
 	TupleTableSlot **slots;
@@ -117,8 +117,10 @@ extern void LoaderRangeFinish(TargetState *ts);
 extern void LoaderRangeAbort(TargetState *ts);
 extern void LoaderEnd(TargetState *ts);
 
-/* loader_partitions.c */
+/* Rows buffered before a multi-insert, in all of a target's buffers. */
 #define MAX_BUFFERED_ROWS 1000
+
+/* loader_partitions.c */
 extern void PartitionsBegin(TargetState *ts);
 extern void PartitionsEmit(TargetState *ts, Datum *values, bool *nulls);
 extern void PartitionsFinish(TargetState *ts);

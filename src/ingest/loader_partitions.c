@@ -149,7 +149,10 @@ FlushAll(TargetState *ts)
 	ResetPerTupleExprContext(ts->estate);
 }
 
-/* Releases a leaf buffer's slots and bulk-insert pin; it must be empty. */
+/*
+ * Releases a leaf buffer's slots, their descriptor and the bulk-insert
+ * pin; the buffer must be empty.
+ */
 static void
 DropLeafBuffer(LeafBuffer *lb)
 {
@@ -157,8 +160,12 @@ DropLeafBuffer(LeafBuffer *lb)
 
 	Assert(lb->nused == 0);
 	if (lb->slots)
+	{
 		for (i = 0; i < MAX_BUFFERED_ROWS && lb->slots[i]; i++)
 			ExecDropSingleTupleTableSlot(lb->slots[i]);
+		pfree(lb->slots);
+		FreeTupleDesc(lb->desc);
+	}
 	if (lb->bistate)
 		FreeBulkInsertState(lb->bistate);
 	pfree(lb);
@@ -177,6 +184,9 @@ LeafFor(TargetState *ts, ResultRelInfo *rri)
 	LeafBuffer *lb;
 	ListCell   *lc;
 
+	/* Rows in time order mostly go where the previous one went. */
+	if (p->cur && p->cur->rri == rri)
+		return p->cur;
 	foreach(lc, p->leaves)
 	{
 		lb = lfirst(lc);

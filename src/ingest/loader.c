@@ -13,9 +13,11 @@
  * time, then get their index entries and AFTER ROW triggers, as in
  * copyfrom.c; CHECK and NOT NULL constraints are checked per row before
  * buffering.  A table with BEFORE ROW triggers is written row by row so
- * the triggers see each row first.  Tables with row-level security or
- * partitions go through a prepared INSERT instead, which applies the
- * policies and routes rows, at the price of speed.
+ * the triggers see each row first.  Partitioned tables route each row to
+ * its partition the same way (loader_partitions.c).  Tables with
+ * row-level security, and partitioned tables with a foreign partition, go
+ * through a prepared INSERT instead, which applies the policies, at the
+ * price of speed.
  *
  * The BulkInsertState keeps a pin on the last page it wrote; a pin taken
  * in a subtransaction is released by its abort, so the state lives only as
@@ -29,6 +31,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/nodeModifyTable.h"
@@ -46,8 +49,6 @@
 #include "utils/rls.h"
 
 #include "loader.h"
-
-#define MAX_BUFFERED_ROWS 1000
 
 /*
  * Locks the target for the transaction and checks the owner's INSERT
@@ -74,6 +75,22 @@ LoaderCheck(TargetState *ts)
 	table_close(rel, NoLock);
 }
 
+/*
+ * Whether a partitioned table has a foreign partition at any level, which
+ * the prepared INSERT loads through its foreign data wrapper.
+ */
+static bool
+HasForeignPartition(Oid relid)
+{
+	List	   *parts = find_all_inheritors(relid, NoLock, NULL);
+	ListCell   *lc;
+
+	foreach(lc, parts)
+		if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_FOREIGN_TABLE)
+			return true;
+	return false;
+}
+
 /* Opens the target for one transaction; checks the owner's privileges. */
 void
 LoaderBegin(TargetState *ts)
@@ -97,8 +114,12 @@ LoaderBegin(TargetState *ts)
 										   lfirst_int(lc) - FirstLowInvalidHeapAttributeNumber);
 	ExecCheckRTPerms(list_make1(rte), true);
 
-	ts->use_spi = rte->relkind != RELKIND_RELATION ||
-		check_enable_rls(ts->relid, ts->cfg->owner, false) == RLS_ENABLED;
+	ts->use_spi =
+		(rte->relkind != RELKIND_RELATION &&
+		 rte->relkind != RELKIND_PARTITIONED_TABLE) ||
+		check_enable_rls(ts->relid, ts->cfg->owner, false) == RLS_ENABLED ||
+		(rte->relkind == RELKIND_PARTITIONED_TABLE &&
+		 HasForeignPartition(ts->relid));
 
 	ts->estate = CreateExecutorState();
 	ts->estate->es_output_cid = GetCurrentCommandId(true);
@@ -165,6 +186,8 @@ LoaderBegin(TargetState *ts)
 				   ts->rri->ri_TrigDesc->trig_insert_instead_row));
 	ts->slots = palloc0(sizeof(TupleTableSlot *) * MAX_BUFFERED_ROWS);
 	ts->nbuffered = 0;
+	if (ts->rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		PartitionsBegin(ts);
 	MemoryContextSwitchTo(old);
 }
 
@@ -256,6 +279,11 @@ EmitRowFast(TargetState *ts, Datum *values, bool *nulls, bool *present)
 		ResetPerTupleExprContext(ts->estate);
 		return;
 	}
+	if (ts->parts)
+	{
+		PartitionsEmit(ts, values, nulls);
+		return;
+	}
 
 	if (ts->slots[ts->nbuffered] == NULL)
 	{
@@ -344,7 +372,10 @@ LoaderRangeFinish(TargetState *ts)
 {
 	if (ts->use_spi)
 		return;
-	FlushBuffer(ts);
+	if (ts->parts)
+		PartitionsFinish(ts);
+	else
+		FlushBuffer(ts);
 	ExecASInsertTriggers(ts->estate, ts->rri, ts->transition);
 	FreeBulkInsertState(ts->bistate);
 	ts->bistate = NULL;
@@ -363,6 +394,8 @@ LoaderRangeAbort(TargetState *ts)
 		MemoryContextDelete(ts->estate->es_query_cxt);
 	ts->estate = NULL;
 	ts->rri = NULL;
+	if (ts->parts)
+		PartitionsAbort(ts);
 	ts->slots = NULL;
 	ts->slot_desc = NULL;
 	ts->nbuffered = 0;
@@ -403,6 +436,9 @@ LoaderEnd(TargetState *ts)
 		 * when the main target itself is loaded through SPI (no rri).
 		 */
 		ExecResetTupleTable(ts->estate->es_tupleTable, false);
+		/* The leaves, before the result relations, as CopyFrom does. */
+		if (ts->parts)
+			PartitionsEnd(ts);
 		ExecCloseResultRelations(ts->estate);
 		ExecCloseRangeTableRelations(ts->estate);
 	}

@@ -67,7 +67,7 @@ typedef struct TargetState
 	EState	   *estate;
 	ResultRelInfo *rri;
 	ExprState **defaults;		/* per attribute, NULL if none */
-	bool		use_spi;		/* RLS or partitioned: go through INSERT */
+	bool		use_spi;		/* RLS, foreign partition: go through INSERT */
 	void	   *spi_plan;
 	bool		multi;			/* no BEFORE ROW triggers: batch inserts */
 	TupleTableSlot **slots;
@@ -75,6 +75,7 @@ typedef struct TargetState
 	int			nbuffered;
 	struct BulkInsertStateData *bistate;
 	struct TransitionCaptureState *transition;	/* NULL: no transition tables */
+	struct PartitionLoad *parts;	/* partitioned: tuple routing */
 	bool	   *present;
 	Datum	   *values;			/* the row being decoded, per attribute */
 	bool	   *nulls;
@@ -116,5 +117,15 @@ extern void LoaderRangeStart(TargetState *ts);
 extern void LoaderRangeFinish(TargetState *ts);
 extern void LoaderRangeAbort(TargetState *ts);
 extern void LoaderEnd(TargetState *ts);
+
+/* Rows buffered before a multi-insert, in all of a target's buffers. */
+#define MAX_BUFFERED_ROWS 1000
+
+/* loader_partitions.c */
+extern void PartitionsBegin(TargetState *ts);
+extern void PartitionsEmit(TargetState *ts, Datum *values, bool *nulls);
+extern void PartitionsFinish(TargetState *ts);
+extern void PartitionsEnd(TargetState *ts);
+extern void PartitionsAbort(TargetState *ts);
 
 #endif							/* STREAMML_LOADER_H */

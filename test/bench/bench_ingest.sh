@@ -19,6 +19,9 @@
 # (c) Flat as the table grows: one stream of BENCH_LARGE rows (10M by
 #     default, ~2.5 GB of broker memory; 0 skips it), the rate of its first
 #     N rows beside the rate of its last N (the table then holds 9M+).
+# (d) Only with BENCH_PARTITIONED=1, right after (a): its rows into a range-
+#     partitioned table (on "ts", 4 partitions), by a stream and by COPY FROM
+#     into the same kind of partitioned table, in the same run.
 #
 # Goals: stream >= 0.8x COPY (aim 1.0x), >= 3x the jsonb staging path,
 # p99 < 100 ms, flat.  The whole run takes about 6-8 minutes with the defaults.
@@ -116,7 +119,8 @@ SQL
 stream_run()
 {
 	local n=$1 topic=$2 table=$3
-	q -c "CREATE TABLE $table (LIKE shape)"
+	# (d) makes its partitioned table beforehand.
+	q -c "SET client_min_messages = warning" -c "CREATE TABLE IF NOT EXISTS $table (LIKE shape)"
 	q -c "SELECT streamml.create_stream('$table', '$table', '$KAFKA_BROKERS', '$topic',
 		'json', '{\"workers\": $WORKERS}')" >/dev/null
 	local deadline=$((SECONDS + 600))
@@ -167,6 +171,45 @@ printf '    JSON staging + INSERT jsonb_populate_record:      %8d rows/s (%.2f s
 	"$json_rate" "$json_s" "$(ratio "$s_rate" "$json_rate")"
 printf '    anchors in ANCHORS.md (another run): COPY ~170k rows/s, jsonb_populate_record ~55k rows/s\n'
 q -c "DROP TABLE c1, j1, staging"
+
+# partitioned NAME N: a table like shape, range-partitioned on ts in 4
+# partitions that share the N rows of gen evenly.
+partitioned()
+{
+	q <<SQL
+CREATE TABLE $1 (LIKE shape) PARTITION BY RANGE (ts);
+DO \$\$
+BEGIN
+	FOR i IN 0 .. 3 LOOP
+		EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%s) TO (%s)',
+			'$1_' || i, '$1',
+			CASE WHEN i = 0 THEN 'MINVALUE' ELSE (1700000000 + i * $2 * 0.00025)::text END,
+			CASE WHEN i = 3 THEN 'MAXVALUE' ELSE (1700000000 + (i + 1) * $2 * 0.00025)::text END);
+	END LOOP;
+END
+\$\$;
+SQL
+}
+
+if [ "${BENCH_PARTITIONED:-0}" = 1 ]; then
+	echo "(d) the $N messages of (a) into a table range-partitioned on ts, 4 partitions"
+	plain_rate=$s_rate
+	kafka_create_topic tp "$p"
+	produce tp "$work/rows.json"
+	partitioned sp "$N"
+	stream_run "$N" tp sp
+	partitioned cp "$N"
+	pcopy_s=$(q -c "SELECT bench_time(\$q\$COPY cp FROM '$work/rows.csv' (FORMAT csv)\$q\$)")
+	[ "$(q -c 'SELECT count(*) FROM cp')" = "$N" ] || { echo "partitioned COPY incomplete" >&2; exit 1; }
+	pcopy_rate=$(awk -v n="$N" -v s="$pcopy_s" 'BEGIN { printf "%.0f", n / s }')
+	printf '    stream (commit timeline, %s batches over %s s): %8d rows/s (%sx the plain-table stream of (a))\n' \
+		"$s_batches" "$s_secs" "$s_rate" "$(ratio "$s_rate" "$plain_rate")"
+	printf '    COPY FROM csv into the same partitioned table:    %8d rows/s (%.2f s)  -> stream = %sx COPY\n' \
+		"$pcopy_rate" "$pcopy_s" "$(ratio "$s_rate" "$pcopy_rate")"
+	printf '    rows per partition (stream): %s\n' \
+		"$(q -c "SELECT string_agg(n::text, ' ' ORDER BY t) FROM (SELECT tableoid::regclass::text AS t, count(*) AS n FROM sp GROUP BY 1) x")"
+	q -c "SELECT streamml.drop_stream('sp'); DROP TABLE sp, cp" >/dev/null
+fi
 
 echo "(b) latency at 5000 messages/s for 10 s, produce -> committed row"
 kafka_create_topic lat 4

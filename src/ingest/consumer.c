@@ -63,7 +63,7 @@
 #include "consumer.h"
 #include "loader.h"
 
-static void HandleRebalance(void);
+static bool HandleRebalance(void);
 
 /* What this worker knows about one partition. */
 typedef struct PartState
@@ -128,6 +128,7 @@ CheckGeneration(void)
 	Datum		id = Int32GetDatum(cfg->id);
 	bool		isnull;
 	bool		same;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	StartTransactionCommand();
 	SPI_connect();
@@ -141,6 +142,7 @@ CheckGeneration(void)
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
 	if (!same)
 		proc_exit(0);
 }
@@ -397,6 +399,7 @@ static void
 ReadOffsets(int32 *list, int n, bool later)
 {
 	Datum		id = Int32GetDatum(cfg->id);
+	MemoryContext cxt = CurrentMemoryContext;
 	int32	   *missing = palloc(sizeof(int32) * (n + 1));
 	int			nmissing = 0;
 	int			i;
@@ -434,6 +437,7 @@ ReadOffsets(int32 *list, int n, bool later)
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);	/* the commit left TopMemoryContext */
 }
 
 /*
@@ -494,8 +498,17 @@ RefreshPartitions(bool first)
 		StatsError(cfg->id, -1, errbuf, MyProcPid);
 		return false;
 	}
-	if (streamml_debug_visible_partitions > 0)
-		n = Min(n, Max(streamml_debug_visible_partitions, old));
+	if (streamml_debug_visible_partitions > 0 &&
+		n > Max(streamml_debug_visible_partitions, old))
+	{
+		static int	hidden = 0;
+
+		if (hidden != n - Max(streamml_debug_visible_partitions, old))
+			elog(LOG, "pg_streamml: stream \"%s\" sees %d of its %d partitions (streamml.debug_visible_partitions)",
+				 cfg->name, Max(streamml_debug_visible_partitions, old), n);
+		hidden = n - Max(streamml_debug_visible_partitions, old);
+		n = Max(streamml_debug_visible_partitions, old);
+	}
 	GrowParts(n);
 	for (i = old; i < n; i++)
 	{
@@ -552,6 +565,8 @@ TargetOf(KafkaMessage *m)
 	char	   *v;
 	ListCell   *lc;
 
+	TargetState *found = main_target;
+
 	if (route_targets == NIL || !JsonRouteValue(m, cfg->route_field, &v))
 		return main_target;
 	foreach(lc, route_targets)
@@ -559,9 +574,13 @@ TargetOf(KafkaMessage *m)
 		TargetState *ts = lfirst(lc);
 
 		if (strcmp(ts->route_value, v) == 0)
-			return ts;
+		{
+			found = ts;
+			break;
+		}
 	}
-	return main_target;
+	pfree(v);					/* one a message, for the whole range */
+	return found;
 }
 
 /* Locks a target for the transaction, as an INSERT would. */
@@ -852,7 +871,8 @@ Rewind(void)
 		AssignAll();
 		return;
 	}
-	HandleRebalance();			/* seek within the current assignment */
+	if (HandleRebalance())
+		return;					/* just assigned at the stored offsets */
 	n = StoredPositions(&list, &offs);
 	if (n > 0 && !KafkaSeek(kc, cfg->topic, n, list, offs, 10000, errbuf,
 							sizeof(errbuf)))
@@ -863,8 +883,11 @@ Rewind(void)
 	}
 }
 
-/* Answers a group rebalance with the offsets of the catalog. */
-static void
+/*
+ * Answers a group rebalance with the offsets of the catalog; returns true
+ * when it assigned partitions (which positions them at those offsets).
+ */
+static bool
 HandleRebalance(void)
 {
 	int32	   *list;
@@ -874,18 +897,13 @@ HandleRebalance(void)
 	int64	   *offs;
 
 	if (r == KAFKA_REBALANCE_NONE)
-		return;
+		return false;
 	if (r == KAFKA_REBALANCE_REVOKE)
 	{
-		/* stream_stats shows the partitions the stream holds now. */
 		for (i = 0; i < nparts; i++)
-		{
-			if (parts[i].mine)
-				StatsForgetPartition(cfg->id, i);
 			parts[i].mine = false;
-		}
 		KafkaAnswerRebalance(kc, r, cfg->topic, 0, NULL, NULL);
-		return;
+		return false;
 	}
 	for (i = 0; i < n; i++)
 		GrowParts(list[i] + 1);
@@ -893,6 +911,14 @@ HandleRebalance(void)
 		parts[i].mine = false;
 	for (i = 0; i < n; i++)
 		parts[list[i]].mine = true;
+	/*
+	 * stream_stats shows the partitions the stream holds now.  The eager
+	 * protocol revokes every partition before each assignment, so the ones
+	 * kept keep their counters: only the others are forgotten.
+	 */
+	for (i = 0; i < nparts; i++)
+		if (!parts[i].mine)
+			StatsForgetPartition(cfg->id, i);
 	ReadOffsets(list, n, false);
 	offs = palloc(sizeof(int64) * (n + 1));
 	for (i = 0; i < n; i++)
@@ -900,6 +926,7 @@ HandleRebalance(void)
 	KafkaAnswerRebalance(kc, r, cfg->topic, n, list, offs);
 	elog(LOG, "pg_streamml: stream \"%s\" was assigned %d partitions by group \"%s\"",
 		 cfg->name, n, cfg->group);
+	return true;
 }
 
 /*
@@ -1103,16 +1130,23 @@ StreamConsumerMain(Datum arg)
 		if (cfg->group)
 			HandleRebalance();
 
-		/* Drop what the catalog says is loaded already, or not ours. */
+		/*
+		 * Drop what the catalog says is loaded already, what is not ours,
+		 * and what this batch has already: after a rebalance gave a
+		 * partition back, the same offsets can come twice in one batch.
+		 */
+		for (i = 0; i < nparts; i++)
+			parts[i].batch_next = parts[i].next;
 		for (i = 0; i < n; i++)
 		{
 			int32		p = msgs[i].partition;
 
 			if (p >= nparts || !parts[p].mine ||
-				(parts[p].next >= 0 && msgs[i].offset < parts[p].next))
+				(parts[p].batch_next >= 0 && msgs[i].offset < parts[p].batch_next))
 				KafkaMessageFree(&msgs[i]);
 			else
 			{
+				parts[p].batch_next = msgs[i].offset + 1;
 				if (kept != i)
 				{
 					msgs[kept] = msgs[i];
@@ -1121,6 +1155,8 @@ StreamConsumerMain(Datum arg)
 				kept++;
 			}
 		}
+		for (i = 0; i < nparts; i++)
+			parts[i].batch_next = 0;
 
 		if (kept > 0)
 		{

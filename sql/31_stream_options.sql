@@ -17,6 +17,8 @@ SELECT streamml.create_stream('opt1', 'opt_target', '127.0.0.1:1', 't', 'json',
 SELECT streamml.alter_stream('opt1', '{"kafka": {"sasl.kerberos.keytab": "/etc/krb5.keytab"}}');
 SELECT streamml.alter_stream('opt1', '{"kafka": {"ssl_engine_location": "/tmp/evil.so"}}');
 SELECT streamml.alter_stream('opt1', '{"kafka": {"queued.min.messages": 1000}}');
+-- Rebalances are answered with whole assignments: no cooperative protocol.
+SELECT streamml.alter_stream('opt1', '{"kafka": {"partition.assignment.strategy": "cooperative-sticky"}}');
 SELECT options FROM streamml.streams WHERE name = 'opt1';
 RESET ROLE;
 -- A superuser may set any of them.

@@ -482,6 +482,13 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("kafka property \"%s\" is set by pg_streamml", p->name)));
+				/* The worker answers rebalances with whole assignments. */
+				if (strcmp(p->name, "partition.assignment.strategy") == 0 &&
+					strstr(p->value, "cooperative") != NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("cooperative partition assignment is not supported"),
+							 errhint("Use \"range\" or \"roundrobin\".")));
 				if (!for_worker)
 					CheckKafkaProperty(p->name);
 				cfg->kafka_props = lappend(cfg->kafka_props, p);

@@ -18,6 +18,8 @@
  */
 #include "postgres.h"
 
+#include <float.h>
+
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -383,6 +385,16 @@ FindKey(const JSpan *obj, const char *name, int len)
 	return found;
 }
 
+/*
+ * The fast path of ScanFloat8 needs each double operation rounded once,
+ * which x87 extended precision (FLT_EVAL_METHOD 2) does not give.
+ */
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+#define FAST_FLOAT_PATH true
+#else
+#define FAST_FLOAT_PATH false
+#endif
+
 /* Powers of ten that a double holds exactly. */
 static const double exact_pow10[] = {
 	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
@@ -446,7 +458,8 @@ ScanFloat8(const char *p, const char *end, double *out, bool *ok)
 			ndigits = 100;		/* a huge exponent: the slow way */
 		e += eneg ? -x : x;
 	}
-	if (ndigits <= 19 && m <= (UINT64CONST(1) << 53) && e >= -22 && e <= 22)
+	if (FAST_FLOAT_PATH && ndigits <= 19 && m <= (UINT64CONST(1) << 53) &&
+		e >= -22 && e <= 22)
 	{
 		double		d = (double) m;
 

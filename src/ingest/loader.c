@@ -2,12 +2,15 @@
  * loader.c
  *		Writing decoded rows into a target table the way COPY FROM does.
  *
- * A transaction loads one batch of messages.  LoaderBegin opens the table
+ * A transaction loads one batch of messages, in ranges, each in a
+ * subtransaction (so that a bad message can be isolated by bisection).
+ * For each range, inside its subtransaction: LoaderBegin opens the table
  * with an executor state, its indexes and the default expressions of its
  * columns, and checks the stream owner's INSERT privilege on the columns
- * the stream writes.  The consumer then loads ranges of the batch, each in
- * a subtransaction (so that a bad message can be isolated by bisection):
- * LoaderRangeStart, LoaderAddMessage for each message, LoaderRangeFinish.
+ * the stream writes; then LoaderRangeStart, LoaderAddMessage for each
+ * message, LoaderRangeFinish and LoaderEnd (or LoaderRangeAbort after a
+ * rollback).  The consumer opens one after-trigger level around a range
+ * for all the targets of a stream (routing).
  *
  * Rows go through table_multi_insert with a BulkInsertState, 1000 at a
  * time, then get their index entries and AFTER ROW triggers, as in

@@ -539,8 +539,9 @@ RefreshPartitions(bool first)
  * Is this an error that a message can cause (so: a dead letter)?  Only
  * errors raised while a message's rows were decoded or written count, and
  * only bad data, constraints, check options, trigger RAISEs, the decoders'
- * own type mismatches and a row-level security policy rejecting the row
- * (the owner's INSERT privilege itself was checked once for the batch,
+ * own type mismatches, a row-level security policy rejecting the row and
+ * what a row cannot do (0A000: a BEFORE trigger moving it to another
+ * partition) (the owner's INSERT privilege itself was checked once for the batch,
  * before any message); anything else (a missing object, resources) would
  * fail for every message, so it aborts the batch.
  */
@@ -554,6 +555,7 @@ IsMessageError(int sqlerrcode)
 	cls[2] = '\0';
 	return strcmp(cls, "22") == 0 || strcmp(cls, "23") == 0 ||
 		strcmp(cls, "44") == 0 || strcmp(cls, "P0") == 0 ||
+		sqlerrcode == ERRCODE_FEATURE_NOT_SUPPORTED ||
 		sqlerrcode == ERRCODE_DATATYPE_MISMATCH ||
 		sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE;
 }

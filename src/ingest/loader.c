@@ -129,6 +129,7 @@ LoaderBegin(TargetState *ts)
 	old = MemoryContextSwitchTo(ts->estate->es_query_cxt);
 	ExecInitRangeTable(ts->estate, list_make1(rte));
 	ts->present = palloc(sizeof(bool) * ts->natts);
+	ts->volatile_defaults = false;
 	ts->values = palloc(sizeof(Datum) * ts->natts);
 	ts->nulls = palloc(sizeof(bool) * ts->natts);
 	ts->msg_cxt = AllocSetContextCreate(ts->estate->es_query_cxt,
@@ -146,7 +147,14 @@ LoaderBegin(TargetState *ts)
 			continue;
 		def = build_column_default(ts->rel, i + 1);
 		if (def)
-			ts->defaults[i] = ExecInitExpr(expression_planner((Expr *) def), NULL);
+		{
+			Expr	   *planned = expression_planner((Expr *) def);
+
+			ts->defaults[i] = ExecInitExpr(planned, NULL);
+			/* As in COPY: such a default might look at rows not yet written. */
+			if (contain_volatile_functions_not_nextval((Node *) planned))
+				ts->volatile_defaults = true;
+		}
 	}
 
 	if (ts->use_spi)
@@ -184,9 +192,10 @@ LoaderBegin(TargetState *ts)
 	ts->rri = makeNode(ResultRelInfo);
 	ExecInitResultRelation(ts->estate, ts->rri, 1);
 	ExecOpenIndices(ts->rri, false);
-	ts->multi = !(ts->rri->ri_TrigDesc &&
-				  (ts->rri->ri_TrigDesc->trig_insert_before_row ||
-				   ts->rri->ri_TrigDesc->trig_insert_instead_row));
+	ts->multi = !ts->volatile_defaults &&
+		!(ts->rri->ri_TrigDesc &&
+		  (ts->rri->ri_TrigDesc->trig_insert_before_row ||
+		   ts->rri->ri_TrigDesc->trig_insert_instead_row));
 	ts->slots = palloc0(sizeof(TupleTableSlot *) * MAX_BUFFERED_ROWS);
 	ts->nbuffered = 0;
 	if (ts->rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
@@ -308,7 +317,8 @@ EmitRowFast(TargetState *ts, Datum *values, bool *nulls, bool *present)
 	memcpy(slot->tts_isnull, nulls, sizeof(bool) * ts->natts);
 	ExecStoreVirtualTuple(slot);
 
-	if (!ts->multi && !ExecBRInsertTriggers(ts->estate, ts->rri, slot))
+	if (ts->rri->ri_TrigDesc && ts->rri->ri_TrigDesc->trig_insert_before_row &&
+		!ExecBRInsertTriggers(ts->estate, ts->rri, slot))
 		return;					/* a BEFORE trigger skipped the row */
 	if (ts->rel->rd_att->constr)
 	{
@@ -320,6 +330,7 @@ EmitRowFast(TargetState *ts, Datum *values, bool *nulls, bool *present)
 	{
 		/* The values live in the message's memory; the buffer outlives it. */
 		ExecMaterializeSlot(slot);
+		ResetPerTupleExprContext(ts->estate);
 		if (++ts->nbuffered == MAX_BUFFERED_ROWS)
 			FlushBuffer(ts);
 	}

@@ -70,6 +70,7 @@ typedef struct TargetState
 	bool		use_spi;		/* RLS, foreign partition: go through INSERT */
 	void	   *spi_plan;
 	bool		multi;			/* no BEFORE ROW triggers: batch inserts */
+	bool		volatile_defaults;	/* a default may read the table: no batches */
 	TupleTableSlot **slots;
 	TupleDesc	slot_desc;
 	int			nbuffered;

@@ -197,7 +197,7 @@ LeafFor(TargetState *ts, ResultRelInfo *rri)
 	/* A foreign partition attached since LoaderBegin looked: retry later. */
 	if (rri->ri_FdwRoutine != NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot route rows to foreign partition \"%s\" on the fast path",
 						RelationGetRelationName(rri->ri_RelationDesc))));
 
@@ -214,8 +214,9 @@ LeafFor(TargetState *ts, ResultRelInfo *rri)
 	old = MemoryContextSwitchTo(ts->estate->es_query_cxt);
 	lb = palloc0(sizeof(LeafBuffer));
 	lb->rri = rri;
-	lb->multi = !(trig && (trig->trig_insert_before_row ||
-						   trig->trig_insert_instead_row));
+	lb->multi = !ts->volatile_defaults &&
+		!(trig && (trig->trig_insert_before_row ||
+				   trig->trig_insert_instead_row));
 	if (lb->multi)
 	{
 		lb->desc = CreateTupleDescCopy(RelationGetDescr(rri->ri_RelationDesc));
@@ -289,7 +290,8 @@ PartitionsEmit(TargetState *ts, Datum *values, bool *nulls)
 									 rri->ri_PartitionTupleSlot);
 	slot->tts_tableOid = RelationGetRelid(leaf);
 
-	if (!lb->multi && !ExecBRInsertTriggers(estate, rri, slot))
+	if (rri->ri_TrigDesc && rri->ri_TrigDesc->trig_insert_before_row &&
+		!ExecBRInsertTriggers(estate, rri, slot))
 		return;					/* a BEFORE trigger skipped the row */
 	if (leaf->rd_att->constr)
 	{
@@ -305,6 +307,7 @@ PartitionsEmit(TargetState *ts, Datum *values, bool *nulls)
 	{
 		/* The values live in the message's memory; the buffer outlives it. */
 		ExecMaterializeSlot(slot);
+		ResetPerTupleExprContext(estate);
 		lb->nused++;
 		if (++p->nbuffered == MAX_BUFFERED_ROWS)
 			FlushAll(ts);

@@ -6,7 +6,9 @@
 # table.  A row that fits no partition, a duplicate key, a leaf's CHECK and
 # trigger errors each make one dead letter and the rest of the batch loads;
 # ranges rolled back and committed leave no resource leak in the log.  A
-# sub-partitioned table gets its rows too.
+# sub-partitioned table gets its rows too.  A row a BEFORE trigger moves out
+# of its partition is a dead letter; a volatile default makes rows go one
+# by one, as in COPY.
 use strict;
 use warnings;
 use lib 'test/perl';
@@ -17,7 +19,7 @@ use StreamML::DevBroker qw(produce);
 
 my $broker = StreamML::DevBroker->start(
 	brokers => 1,
-	topics => { ev => 2, ml => 1, wide => 1, sec => 1, rt => 1 },
+	topics => { ev => 2, ml => 1, wide => 1, sec => 1, rt => 1, mv => 1, vd => 1 },
 	dir => PostgreSQL::Test::Utils::tempdir);
 my $bootstrap = $broker->bootstrap;
 
@@ -291,11 +293,64 @@ is($node->safe_psql('postgres', q{
 		 FROM streamml.dead_letters WHERE stream = 'sec')}),
 	'1,2,4,5,7,8|0|3', 'the policy of the partitioned table applied to every row');
 
+# A parent BEFORE ROW trigger that moves a row out of its partition is an
+# error of that row (SQLSTATE 0A000): a dead letter, the rest loads.
+$node->safe_psql('postgres', qq{
+	CREATE TABLE mv (id int, k int) PARTITION BY LIST (k);
+	CREATE TABLE mv_1 PARTITION OF mv FOR VALUES IN (1);
+	CREATE TABLE mv_2 PARTITION OF mv FOR VALUES IN (2);
+	CREATE FUNCTION mv_move() RETURNS trigger LANGUAGE plpgsql AS \$\$
+	BEGIN
+		IF NEW.id = 5 THEN NEW.k := 2; END IF;
+		RETURN NEW;
+	END \$\$;
+	CREATE TRIGGER mv_move BEFORE INSERT ON mv FOR EACH ROW EXECUTE FUNCTION mv_move();
+	SELECT streamml.create_stream('mv', 'mv', '$bootstrap', 'mv', 'json');
+});
+ok(produce($bootstrap, 'mv', [ map { qq({"id": $_, "k": 1}) } 1 .. 10 ]),
+	'produced rows, one of which a trigger moves');
+ok($node->poll_query_until('postgres', q{
+	SELECT (SELECT count(*) FROM mv)
+		+ (SELECT count(*) FROM streamml.dead_letters WHERE stream = 'mv')}, '10'),
+	'the moved row does not stall the stream');
+is($node->safe_psql('postgres', q{
+	SELECT (SELECT count(*) FROM mv_1),
+		(SELECT string_agg("offset" || ':' || error, ',') FROM streamml.dead_letters WHERE stream = 'mv')}),
+	'9|4:moving row to another partition during a BEFORE FOR EACH ROW trigger is not supported',
+	'it is a dead letter that says why, the others load');
+
+# A volatile default may read the table: as in COPY, rows are then written
+# one by one, so each sees the rows before it.
+$node->safe_psql('postgres', qq{
+	CREATE TABLE vd (id int, k int, seq int) PARTITION BY LIST (k);
+	CREATE TABLE vd_1 PARTITION OF vd FOR VALUES IN (1);
+	CREATE FUNCTION vd_next() RETURNS int LANGUAGE sql VOLATILE
+		AS 'SELECT coalesce(max(seq), 0) + 1 FROM public.vd';
+	ALTER TABLE vd ALTER seq SET DEFAULT vd_next();
+	CREATE TABLE vd_plain (id int, seq int DEFAULT 0);
+	CREATE FUNCTION vdp_next() RETURNS int LANGUAGE sql VOLATILE
+		AS 'SELECT coalesce(max(seq), 0) + 1 FROM public.vd_plain';
+	ALTER TABLE vd_plain ALTER seq SET DEFAULT vdp_next();
+	SELECT streamml.create_stream('vd', 'vd', '$bootstrap', 'vd', 'json');
+	SELECT streamml.create_stream('vd_plain', 'vd_plain', '$bootstrap', 'vd', 'json');
+});
+ok(produce($bootstrap, 'vd', [ map { qq({"id": $_, "k": 1}) } 1 .. 20 ]),
+	'produced rows for tables with a volatile default');
+ok($node->poll_query_until('postgres', q{
+	SELECT (SELECT count(*) FROM vd) + (SELECT count(*) FROM vd_plain)}, '40'),
+	'both loaded');
+is($node->safe_psql('postgres', q{
+	SELECT (SELECT count(DISTINCT seq) || ':' || max(seq) FROM vd),
+		(SELECT count(DISTINCT seq) || ':' || max(seq) FROM vd_plain)}),
+	'20:20|20:20', 'each row saw the ones before it, partitioned or not');
+
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('ev')});
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('ml')});
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('rt')});
 $node->safe_psql('postgres', q{SET ROLE alice; SELECT streamml.drop_stream('sec')});
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('wide')});
+$node->safe_psql('postgres', q{SELECT streamml.drop_stream('mv'); SELECT streamml.drop_stream('vd');
+	SELECT streamml.drop_stream('vd_plain')});
 $node->stop;
 
 is(join('', grep { /leak/i } split /^/, slurp_file($node->logfile)), '',

@@ -170,6 +170,16 @@ KafkaConsumerCreate(const char *brokers, List *props, const char *group,
 			{"enable.partition.eof", "false"},
 			{"auto.offset.reset", "earliest"},
 			{"fetch.wait.max.ms", "20"},
+
+			/*
+			 * The partitions' fetch queues all feed the one consumer
+			 * queue, and librdkafka stops fetching every partition while
+			 * that queue holds queued.min.messages (100000 by default):
+			 * fetching then went in bursts and the worker waited for
+			 * messages most of the time (0.4x COPY's rate).  Prefetch is
+			 * still bounded by queued.max.messages.kbytes (64 MB).
+			 */
+			{"queued.min.messages", "10000000"},
 			{"socket.keepalive.enable", "true"},
 			{"reconnect.backoff.max.ms", "2000"},
 		};

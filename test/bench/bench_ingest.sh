@@ -76,12 +76,11 @@ gen()
 # dev broker (librdkafka 2.0.2's mock cluster) answers a Fetch with ONE
 # record batch per partition ("FIXME: Multiple messageSets?" in its
 # handler), where Kafka answers with up to max.partition.fetch.bytes (1 MB)
-# of batches.  With small producer batches the mock's fetch, not the
-# stream, would be measured: ~140k msg/s for one consumer with linger 20 ms.
-# Large batches make the mock serve what Kafka would.
+# of batches.  Large batches make the mock serve what Kafka would.
+# BENCH_LINGER_MS=20 produces small batches instead (~100 messages).
 produce()
 {
-	kcat -P -b "$KAFKA_BROKERS" -t "$1" -K $'\t' -X linger.ms=1000 \
+	kcat -P -b "$KAFKA_BROKERS" -t "$1" -K $'\t' -X linger.ms="${BENCH_LINGER_MS:-1000}" \
 		-X batch.num.messages=10000 -X batch.size=1000000 \
 		-X queue.buffering.max.messages=2000000 -l "$2"
 }

@@ -117,6 +117,22 @@ ScanString(const char *p, const char *end, bool *escaped)
 	BadJson("unterminated string");
 }
 
+/* Whether the literal word (true, false, null) is at p; fills span. */
+static inline bool
+ScanLiteral(const char *p, const char *end, const char *word, JType type,
+			JSpan *span)
+{
+	int			len = strlen(word);
+
+	if (end - p < len || memcmp(p, word, len) != 0)
+		return false;
+	span->type = type;
+	span->start = p;
+	span->len = len;
+	span->escaped = false;
+	return true;
+}
+
 /* Scans any value; fills span and returns the byte after it. */
 static const char *
 ScanValue(const char *p, const char *end, JSpan *span, int depth)
@@ -186,31 +202,16 @@ ScanValue(const char *p, const char *end, JSpan *span, int depth)
 				return p;
 			}
 		case 't':
-			if (end - p >= 4 && memcmp(p, "true", 4) == 0)
-			{
-				span->type = JT_TRUE;
-				span->start = p;
-				span->len = 4;
-				return p + 4;
-			}
+			if (ScanLiteral(p, end, "true", JT_TRUE, span))
+				return p + span->len;
 			break;
 		case 'f':
-			if (end - p >= 5 && memcmp(p, "false", 5) == 0)
-			{
-				span->type = JT_FALSE;
-				span->start = p;
-				span->len = 5;
-				return p + 5;
-			}
+			if (ScanLiteral(p, end, "false", JT_FALSE, span))
+				return p + span->len;
 			break;
 		case 'n':
-			if (end - p >= 4 && memcmp(p, "null", 4) == 0)
-			{
-				span->type = JT_NULL;
-				span->start = p;
-				span->len = 4;
-				return p + 4;
-			}
+			if (ScanLiteral(p, end, "null", JT_NULL, span))
+				return p + span->len;
 			break;
 		default:
 			if (*p == '-' || IsDigit(*p))

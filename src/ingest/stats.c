@@ -243,9 +243,9 @@ StatsClearError(int32 stream, int pid)
 	LWLockRelease(Stats->lock);
 }
 
-/* Frees the slot of a partition that a stream no longer holds. */
-void
-StatsForgetPartition(int32 stream, int32 partition)
+/* Frees the slots of a stream: one partition's, or all (partition NULL). */
+static void
+ForgetSlots(int32 stream, const int32 *partition)
 {
 	int			i;
 
@@ -254,24 +254,23 @@ StatsForgetPartition(int32 stream, int32 partition)
 	LWLockAcquire(Stats->lock, LW_EXCLUSIVE);
 	for (i = 0; i < Stats->nslots; i++)
 		if (Stats->slots[i].stream == stream &&
-			Stats->slots[i].partition == partition)
+			(partition == NULL || Stats->slots[i].partition == *partition))
 			Stats->slots[i].stream = 0;
 	LWLockRelease(Stats->lock);
+}
+
+/* Frees the slot of a partition that a stream no longer holds. */
+void
+StatsForgetPartition(int32 stream, int32 partition)
+{
+	ForgetSlots(stream, &partition);
 }
 
 /* Frees the slots of a dropped stream. */
 void
 StatsForgetStream(int32 stream)
 {
-	int			i;
-
-	if (!Stats)
-		return;
-	LWLockAcquire(Stats->lock, LW_EXCLUSIVE);
-	for (i = 0; i < Stats->nslots; i++)
-		if (Stats->slots[i].stream == stream)
-			Stats->slots[i].stream = 0;
-	LWLockRelease(Stats->lock);
+	ForgetSlots(stream, NULL);
 }
 
 PG_FUNCTION_INFO_V1(streamml_stream_stats_raw);

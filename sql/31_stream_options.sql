@@ -31,3 +31,17 @@ SELECT streamml.drop_stream('opt2');
 REVOKE ALL ON opt_target FROM streamml_opt_user;
 DROP ROLE streamml_opt_user;
 DROP TABLE opt_target;
+-- The settings: their defaults, and what may not be changed in a session.
+SHOW streamml.database;
+SHOW streamml.launcher_naptime;
+SHOW streamml.max_stat_slots;
+SHOW streamml.produce_timeout;
+SHOW streamml.debug_visible_partitions;
+SET streamml.produce_timeout = '2s';
+SHOW streamml.produce_timeout;
+RESET streamml.produce_timeout;
+SET streamml.produce_timeout = 0;
+SET streamml.launcher_naptime = '5s';
+SET streamml.max_stat_slots = 10;
+SET streamml.debug_visible_partitions = 2;
+SELECT name FROM pg_settings WHERE name LIKE 'streamml.%' ORDER BY name;

@@ -4,6 +4,10 @@
 # (tmp_install/, so no system directory is written), then runs the pg_regress
 # suite and the TAP suite.  README's "make test" and CI's .ci/run call it.
 #
+# A subset, for development: STREAMML_REGRESS="20_ml_train 21_ml_serve" runs
+# only those pg_regress files (none when set to "-"), STREAMML_PROVE="030
+# 031" only the TAP files whose names start so (none when "-").
+#
 # PostgreSQL refuses to run as root.  Invoked as root, the script copies the
 # tree to a scratch directory owned by an unprivileged user (postgres, or
 # STREAMML_TEST_USER) and runs itself there as that user.
@@ -25,6 +29,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	chmod 755 "$scratch"
 	echo "run-tests: running as $user in $scratch"
 	runuser -u "$user" -- env STREAMML_DEPS_DONE=1 HOME="$scratch" \
+		STREAMML_REGRESS="${STREAMML_REGRESS:-}" STREAMML_PROVE="${STREAMML_PROVE:-}" \
 		bash "$scratch/test/run-tests.sh"
 	rc=$?
 	[ $rc -eq 0 ] && [ -z "${STREAMML_KEEP_SCRATCH:-}" ] && rm -rf "$scratch"
@@ -44,10 +49,23 @@ make -s -j"$jobs" COPT=-Werror || exit 1
 step "install into tmp_install"
 make -s tmp-install || exit 1
 
+regress_args=()
+[ -n "${STREAMML_REGRESS:-}" ] && regress_args=(REGRESS="$STREAMML_REGRESS")
+tap_files=(test/t/*.pl)
+if [ -n "${STREAMML_PROVE:-}" ]; then
+	tap_files=()
+	for t in $STREAMML_PROVE; do
+		[ "$t" = "-" ] || tap_files+=(test/t/"$t"*.pl)
+	done
+fi
+
 step "pg_regress suite"
 regress_log=$(mktemp)
-make -s installcheck EXTRA_REGRESS_OPTS="--bindir=$tmp_bindir" 2>&1 | tee "$regress_log"
-regress_rc=${PIPESTATUS[0]}
+regress_rc=0
+if [ "${STREAMML_REGRESS:-}" != "-" ]; then
+	make -s installcheck EXTRA_REGRESS_OPTS="--bindir=$tmp_bindir" "${regress_args[@]}" 2>&1 | tee "$regress_log"
+	regress_rc=${PIPESTATUS[0]}
+fi
 if [ "$regress_rc" -ne 0 ] && [ -f regression.diffs ]; then
 	step "regression.diffs"
 	cat regression.diffs
@@ -55,8 +73,11 @@ fi
 
 step "TAP suite"
 tap_log=$(mktemp)
-make -s prove TEST_BINDIR="$tmp_bindir" 2>&1 | tee "$tap_log"
-tap_rc=${PIPESTATUS[0]}
+tap_rc=0
+if [ ${#tap_files[@]} -gt 0 ]; then
+	make -s prove TEST_BINDIR="$tmp_bindir" PROVE_TESTS="${tap_files[*]}" 2>&1 | tee "$tap_log"
+	tap_rc=${PIPESTATUS[0]}
+fi
 if [ "$tap_rc" -ne 0 ]; then
 	for f in tmp_check/log/regress_log_*; do
 		[ -f "$f" ] || continue
@@ -68,7 +89,7 @@ fi
 # One closing line for the whole run: regression tests and TAP test files.
 r_ok=$(grep -cE '^(ok|test) .*\.\.\. ok|^ok [0-9]+ ' "$regress_log")
 r_bad=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+ ' "$regress_log")
-t_files=$(ls test/t/*.pl 2>/dev/null | wc -l)
+t_files=${#tap_files[@]}
 t_bad=$(sed -n 's/^Failed \([0-9]*\)\/[0-9]* test programs.*/\1/p' "$tap_log")
 t_bad=${t_bad:-0}
 [ "$tap_rc" -ne 0 ] && [ "$t_bad" -eq 0 ] && t_bad=1

@@ -51,7 +51,7 @@ CREATE ROLE ml_bob;
 GRANT SELECT ON logit TO ml_alice, ml_bob;
 SET ROLE ml_alice;
 SELECT version FROM streamml.train_logreg('alice_model', 'logit', 'y', ARRAY['x1']);
-SELECT name, owner FROM streamml.models ORDER BY name;
+SELECT name, owner::regrole AS owner FROM streamml.models ORDER BY name;
 SELECT streamml.predict_proba('churn', ARRAY[1, 2, 3, 4, 5]::float8[]);
 RESET ROLE;
 SET ROLE ml_bob;

@@ -39,6 +39,7 @@ _PG_init(void)
 
 	IngestInit();
 	MlInit();
+	RolesInit();
 
 	MarkGUCPrefixReserved("streamml");
 }

@@ -14,4 +14,12 @@
 /* The schema every SQL object of the extension lives in. */
 #define STREAMML_SCHEMA "streamml"
 
+/* catalog.c: the one writer of the catalog tables */
+extern uint64 CatalogExecute(const char *sql, int nargs, Oid *types,
+							 Datum *values, const char *nulls, int expect);
+extern void RunAsOwner(Oid owner, void (*f) (void *), void *arg);
+
+/* roles.c: DROP ROLE, DROP OWNED, REASSIGN OWNED */
+extern void RolesInit(void);
+
 #endif							/* PG_STREAMML_H */

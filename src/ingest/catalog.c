@@ -49,7 +49,7 @@ WakeAtCommit(XactEvent event, void *arg)
 }
 
 /* Asks for the launcher to be woken at commit. */
-static void
+void
 WakeLauncherAtCommit(void)
 {
 	if (!wake_registered)

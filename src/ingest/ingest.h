@@ -191,6 +191,7 @@ extern void StatsShmemStartup(void);
 extern void StatsSetLauncherPid(int pid);
 extern int	StatsGetLauncherPid(void);
 extern void StatsWakeLauncher(void);
+extern void WakeLauncherAtCommit(void);
 extern void StatsBatch(int32 stream, int32 partition, int64 next_offset,
 					   int64 high, int64 rows, int64 rejected, int pid);
 extern void StatsError(int32 stream, int32 partition, const char *msg,

@@ -20,6 +20,15 @@
 
 extern void MlInit(void);
 
+/* model_catalog.c */
+extern void ModelCatalogInit(void);
+extern void ModelCatalogChanged(void);
+extern uint64 ModelCatalogGeneration(bool *stale);
+extern Oid	ModelCheckOwner(const char *name, const char *action);
+extern bool ModelVisible(const char *name, Oid owner);
+extern void ModelDeploy(const char *name, int version);
+extern void ModelDelete(const char *name, Oid owner);
+
 /* linalg.c */
 extern bool CholeskySolve(int n, const double *packed, const double *b,
 						  double *x, double *inverse);

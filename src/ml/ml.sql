@@ -6,6 +6,13 @@
 -- The model catalog.  A model is a name with a training spec; every
 -- training run adds a version (one row per group with group_by); one
 -- version is deployed and served by streamml.predict*.
+--
+-- Users hold only SELECT on these tables (row-level security shows each
+-- role the models it owns or was granted): every write goes through the
+-- functions below (src/ml/model_catalog.c), which check the caller first.
+-- Owners and grantees are role oids, so a renamed role keeps its models
+-- and a new role of an old name gets nothing; see src/roles.c for DROP
+-- ROLE, DROP OWNED and REASSIGN OWNED.
 CREATE TABLE streamml.models (
 	name text PRIMARY KEY,
 	kind text NOT NULL CHECK (kind IN ('logistic', 'multinomial', 'linear')),
@@ -17,7 +24,7 @@ CREATE TABLE streamml.models (
 	source text NOT NULL,
 	options jsonb NOT NULL DEFAULT '{}',
 	deployed_version integer,
-	owner name NOT NULL DEFAULT CURRENT_USER,
+	owner oid NOT NULL,
 	created timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE streamml.models IS
@@ -58,7 +65,7 @@ CREATE TABLE streamml.deployments (
 		ON UPDATE CASCADE,
 	version integer NOT NULL,
 	deployed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	deployed_by name NOT NULL DEFAULT CURRENT_USER
+	deployed_by oid NOT NULL
 );
 COMMENT ON TABLE streamml.deployments IS
 	'history of deployments, for streamml.rollback';
@@ -66,11 +73,11 @@ COMMENT ON TABLE streamml.deployments IS
 CREATE TABLE streamml.model_grants (
 	model text NOT NULL REFERENCES streamml.models (name) ON DELETE CASCADE
 		ON UPDATE CASCADE,
-	grantee name NOT NULL,
+	grantee oid NOT NULL,
 	PRIMARY KEY (model, grantee)
 );
 COMMENT ON TABLE streamml.model_grants IS
-	'roles allowed to see and use a model they do not own';
+	'roles allowed to see and use a model they do not own (grantee 0 is PUBLIC)';
 
 SELECT pg_catalog.pg_extension_config_dump('streamml.models', '');
 SELECT pg_catalog.pg_extension_config_dump('streamml.model_versions', '');
@@ -78,63 +85,41 @@ SELECT pg_catalog.pg_extension_config_dump('streamml.deployments', '');
 SELECT pg_catalog.pg_extension_config_dump('streamml.deployments_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('streamml.model_grants', '');
 
--- True when the current user may see and use a model owned by owner.
-CREATE FUNCTION streamml.model_visible(model text, owner name) RETURNS boolean
-	LANGUAGE sql STABLE PARALLEL SAFE
-	RETURN owner = CURRENT_USER
-		OR pg_catalog.pg_has_role(CURRENT_USER, owner, 'MEMBER')
-		OR EXISTS (SELECT 1 FROM streamml.model_grants g
-				   WHERE g.model = model_visible.model
-					 AND (g.grantee = 'public'
-						  OR g.grantee = CURRENT_USER
-						  OR pg_catalog.pg_has_role(CURRENT_USER, g.grantee, 'MEMBER')));
-COMMENT ON FUNCTION streamml.model_visible(text, name) IS
-	'whether the current user owns or was granted a model (row-level security of the model catalog)';
+-- True when the current user may see and use a model owned by owner.  In C
+-- (src/ml/model_catalog.c) because it reads model_grants past its own
+-- row-level security, which refers back to streamml.models.
+CREATE FUNCTION streamml.model_visible(model text, owner oid) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'model_visible'
+	LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION streamml.model_visible(text, oid) IS
+	'whether the current user has the privileges of the owner of a model, or was granted it (directly, through a role, or as PUBLIC); the row-level security of the model catalog';
 
--- Row-level security: users see the models they own or were granted, and
--- change only those they own.
+-- Row-level security: users see the models they own or were granted.
+-- There are no write policies: users have no write privilege to use them.
 ALTER TABLE streamml.models ENABLE ROW LEVEL SECURITY;
 CREATE POLICY models_read ON streamml.models FOR SELECT
 	USING (streamml.model_visible(name, owner));
-CREATE POLICY models_insert ON streamml.models FOR INSERT
-	WITH CHECK (owner = CURRENT_USER);
-CREATE POLICY models_update ON streamml.models FOR UPDATE
-	USING (pg_catalog.pg_has_role(CURRENT_USER, owner, 'MEMBER'));
-CREATE POLICY models_delete ON streamml.models FOR DELETE
-	USING (pg_catalog.pg_has_role(CURRENT_USER, owner, 'MEMBER'));
 
 ALTER TABLE streamml.model_versions ENABLE ROW LEVEL SECURITY;
 CREATE POLICY model_versions_read ON streamml.model_versions FOR SELECT
-	USING (EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = model));
-CREATE POLICY model_versions_write ON streamml.model_versions FOR ALL
-	USING (EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = model
-				   AND pg_catalog.pg_has_role(CURRENT_USER, m.owner, 'MEMBER')))
-	WITH CHECK (EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = model
-				   AND pg_catalog.pg_has_role(CURRENT_USER, m.owner, 'MEMBER')));
+	USING (EXISTS (SELECT 1 FROM streamml.models m
+				   WHERE m.name OPERATOR(pg_catalog.=) model));
 
 ALTER TABLE streamml.deployments ENABLE ROW LEVEL SECURITY;
 CREATE POLICY deployments_read ON streamml.deployments FOR SELECT
-	USING (EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = model));
-CREATE POLICY deployments_write ON streamml.deployments FOR INSERT
-	WITH CHECK (EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = model
-				   AND pg_catalog.pg_has_role(CURRENT_USER, m.owner, 'MEMBER')));
+	USING (EXISTS (SELECT 1 FROM streamml.models m
+				   WHERE m.name OPERATOR(pg_catalog.=) model));
 
 ALTER TABLE streamml.model_grants ENABLE ROW LEVEL SECURITY;
 CREATE POLICY model_grants_read ON streamml.model_grants FOR SELECT
-	USING (true);
-CREATE POLICY model_grants_write ON streamml.model_grants FOR ALL
-	USING (EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = model
-				   AND pg_catalog.pg_has_role(CURRENT_USER, m.owner, 'MEMBER')))
-	WITH CHECK (EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = model
-				   AND pg_catalog.pg_has_role(CURRENT_USER, m.owner, 'MEMBER')));
+	USING (EXISTS (SELECT 1 FROM streamml.models m
+				   WHERE m.name OPERATOR(pg_catalog.=) model));
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON streamml.models, streamml.model_versions,
-	streamml.model_grants TO PUBLIC;
-GRANT SELECT, INSERT ON streamml.deployments TO PUBLIC;
-GRANT USAGE ON SEQUENCE streamml.deployments_id_seq TO PUBLIC;
+GRANT SELECT ON streamml.models, streamml.model_versions,
+	streamml.deployments, streamml.model_grants TO PUBLIC;
 
--- Every change to the catalog tells all backends to drop their cached
--- deployments (see src/ml/predict.c).
+-- Every change to the catalog, by whoever makes it, tells all backends to
+-- drop their cached deployments once it commits (src/ml/model_catalog.c).
 CREATE FUNCTION streamml.model_cache_invalidate() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'model_cache_invalidate'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
@@ -145,6 +130,9 @@ CREATE TRIGGER models_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	EXECUTE FUNCTION streamml.model_cache_invalidate();
 CREATE TRIGGER model_versions_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON streamml.model_versions FOR EACH STATEMENT
+	EXECUTE FUNCTION streamml.model_cache_invalidate();
+CREATE TRIGGER model_grants_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON streamml.model_grants FOR EACH STATEMENT
 	EXECUTE FUNCTION streamml.model_cache_invalidate();
 
 -- The coefficients of every version with their statistics, intercept first
@@ -476,7 +464,7 @@ DECLARE
 	command text;
 BEGIN
 	PERFORM streamml.require_pg_cron();
-	SELECT m.owner INTO m_owner FROM streamml.models m
+	SELECT pg_get_userbyid(m.owner) INTO m_owner FROM streamml.models m
 	 WHERE m.name = schedule_training.model;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'model "%" does not exist', schedule_training.model
@@ -523,7 +511,7 @@ DECLARE
 	job bigint;
 BEGIN
 	PERFORM streamml.require_pg_cron();
-	SELECT m.owner INTO m_owner FROM streamml.models m
+	SELECT pg_get_userbyid(m.owner) INTO m_owner FROM streamml.models m
 	 WHERE m.name = unschedule_training.model;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'model "%" does not exist', unschedule_training.model
@@ -596,117 +584,33 @@ CREATE FUNCTION streamml.predict_class(model text, group_key text, features floa
 COMMENT ON FUNCTION streamml.predict_class(text, text, float8[]) IS
 	'most probable class label for one group of a grouped model (text key)';
 
--- Deployment.
+-- Deployment and access (src/ml/model_catalog.c).
 CREATE FUNCTION streamml.deploy(model text, version integer) RETURNS integer
-	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF NOT EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = deploy.model) THEN
-		RAISE EXCEPTION 'model "%" does not exist', deploy.model
-			USING ERRCODE = 'undefined_object';
-	END IF;
-	IF NOT EXISTS (SELECT 1 FROM streamml.model_versions v
-				   WHERE v.model = deploy.model AND v.version = deploy.version) THEN
-		RAISE EXCEPTION 'model "%" has no version %', deploy.model, deploy.version
-			USING ERRCODE = 'undefined_object';
-	END IF;
-	UPDATE streamml.models m SET deployed_version = deploy.version
-	 WHERE m.name = deploy.model;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'permission denied for model "%"', deploy.model
-			USING ERRCODE = 'insufficient_privilege',
-				  DETAIL = 'Only the owner of a model can deploy it.';
-	END IF;
-	INSERT INTO streamml.deployments (model, version)
-		VALUES (deploy.model, deploy.version);
-	RETURN deploy.version;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'model_deploy'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION streamml.deploy(text, integer) IS
-	'makes a version the one served by streamml.predict*; returns it';
+	'makes a version the one served by streamml.predict*; returns it (owner only)';
 
 CREATE FUNCTION streamml.rollback(model text) RETURNS integer
-	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	current integer;
-	previous integer;
-BEGIN
-	SELECT m.deployed_version INTO current FROM streamml.models m
-	 WHERE m.name = rollback.model;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'model "%" does not exist', rollback.model
-			USING ERRCODE = 'undefined_object';
-	END IF;
-	SELECT d.version INTO previous FROM streamml.deployments d
-	 WHERE d.model = rollback.model AND d.version IS DISTINCT FROM current
-	   AND d.id < (SELECT max(d2.id) FROM streamml.deployments d2
-				   WHERE d2.model = rollback.model AND d2.version = current)
-	 ORDER BY d.id DESC LIMIT 1;
-	IF previous IS NULL THEN
-		RAISE EXCEPTION 'model "%" has no earlier deployment to roll back to', rollback.model
-			USING ERRCODE = 'object_not_in_prerequisite_state';
-	END IF;
-	RETURN streamml.deploy(rollback.model, previous);
-END
-$$;
+	AS 'MODULE_PATHNAME', 'model_rollback'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION streamml.rollback(text) IS
-	'deploys again the version that was deployed before the current one; returns it';
+	'deploys again the version that was deployed before the current one; returns it (owner only)';
 
 CREATE FUNCTION streamml.drop_model(model text) RETURNS void
-	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	m_owner name;
-BEGIN
-	DELETE FROM streamml.models m WHERE m.name = drop_model.model
-	RETURNING m.owner INTO m_owner;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'model "%" does not exist or is not yours', drop_model.model
-			USING ERRCODE = 'undefined_object';
-	END IF;
-	-- its scheduled training goes with it
-	IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
-		EXECUTE 'SELECT cron.unschedule(j.jobid) FROM cron.job j WHERE j.jobname = $1 AND j.username = $2'
-			USING streamml.training_job_name(drop_model.model), m_owner;
-	END IF;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'model_drop'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION streamml.drop_model(text) IS
-	'deletes a model with all its versions and its scheduled training';
+	'deletes a model with all its versions, grants and its scheduled training (owner only)';
 
 CREATE FUNCTION streamml.grant_model(model text, grantee name) RETURNS void
-	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF NOT EXISTS (SELECT 1 FROM streamml.models m WHERE m.name = grant_model.model
-				   AND pg_has_role(CURRENT_USER, m.owner, 'MEMBER')) THEN
-		RAISE EXCEPTION 'model "%" does not exist or is not yours', grant_model.model
-			USING ERRCODE = 'undefined_object';
-	END IF;
-	INSERT INTO streamml.model_grants (model, grantee)
-		VALUES (grant_model.model, grant_model.grantee)
-		ON CONFLICT DO NOTHING;
-	-- the cache of other sessions keys on user: a grant must reach them too
-	UPDATE streamml.models m SET owner = m.owner WHERE m.name = grant_model.model;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'model_grant'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION streamml.grant_model(text, name) IS
-	'lets a role (or public) see and use a model';
+	'lets a role (or public) see and use a model (owner only)';
 
 CREATE FUNCTION streamml.revoke_model(model text, grantee name) RETURNS void
-	LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
-	SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	DELETE FROM streamml.model_grants g
-	 WHERE g.model = revoke_model.model AND g.grantee = revoke_model.grantee;
-	UPDATE streamml.models m SET owner = m.owner WHERE m.name = revoke_model.model;
-END
-$$;
+	AS 'MODULE_PATHNAME', 'model_revoke'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION streamml.revoke_model(text, name) IS
-	'withdraws a grant made by streamml.grant_model';
+	'withdraws a grant made by streamml.grant_model (owner only)';

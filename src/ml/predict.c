@@ -11,30 +11,35 @@
  * one comparison of a generation counter, with no catalog access and no
  * palloc per row.
  *
- * Freshness: a statement-level trigger on streamml.models and
- * streamml.model_versions (streamml.model_cache_invalidate) sends a relcache
- * invalidation for the table at every change.  Every backend receives it at
- * its next command (or immediately for the changing backend itself, and on
- * abort the change is undone the same way), and the relcache callback
- * registered by MlInit bumps the generation, so a new deployment is used by
- * the very next statement everywhere.
+ * Freshness: every change to the model catalog or to role memberships
+ * bumps a shared generation counter when it commits (model_catalog.c).  The
+ * first call of each statement compares it with the generation the cache
+ * was built at and drops the cache when they differ, so a deployment (or a
+ * revoked grant) is seen by the very next statement everywhere, even inside
+ * an open transaction, and one statement scores all its rows with one
+ * version.  Models are read with a snapshot taken after the counter, so a
+ * reload can never keep rows older than the generation it is labelled with.
+ *
+ * NULL, NaN and infinite features make every serving function return NULL:
+ * a number computed from them would be silently wrong.
  */
 #include "postgres.h"
 
 #include <math.h>
 
-#include "catalog/namespace.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "ml/ml.h"
 #include "pg_streamml.h"
@@ -90,33 +95,45 @@ typedef struct PredictCallCache
 
 static HTAB *ModelCache = NULL;
 static MemoryContext ModelCacheContext = NULL;
-static uint64 ModelCacheGeneration = 1;
-static bool ModelCacheStale = false;
-static Oid	ModelsRelid = InvalidOid;
-static Oid	VersionsRelid = InvalidOid;
+static uint64 ModelCacheGeneration = 1;	/* bumped whenever the cache is dropped */
+static uint64 SharedGenerationSeen = 0;
+static TimestampTz ValidatedStatement = 0;
+static LocalTransactionId ValidatedXact = InvalidLocalTransactionId;
+static bool LoadedInParallelMode = false;	/* with a possibly older snapshot */
 
-/*
- * Relcache callback: drops the cache when the model catalog changes, and
- * forgets the catalog's relids, which change when the extension is
- * dropped and created again.
- */
-static void
-ModelCacheInvalidate(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == ModelsRelid || relid == VersionsRelid)
-	{
-		ModelCacheGeneration++;
-		ModelCacheStale = true;
-		ModelsRelid = InvalidOid;
-		VersionsRelid = InvalidOid;
-	}
-}
-
-/* Registers the invalidation callback of the predict cache. */
+/* Called from _PG_init: the shared generation counter. */
 void
 MlInit(void)
 {
-	CacheRegisterRelcacheCallback(ModelCacheInvalidate, (Datum) 0);
+	ModelCatalogInit();
+}
+
+/*
+ * Drops the cache when the catalog changed since it was built: checked
+ * once per statement (and at once after this backend's own changes).
+ */
+static void
+ModelCacheValidate(void)
+{
+	TimestampTz stmt = GetCurrentStatementStartTimestamp();
+	LocalTransactionId lxid = MyProc->lxid;
+	bool		own_change;
+	uint64		generation;
+
+	generation = ModelCatalogGeneration(&own_change);
+	if (!own_change && stmt == ValidatedStatement && lxid == ValidatedXact)
+		return;
+	ValidatedStatement = stmt;
+	ValidatedXact = lxid;
+	if (!own_change && generation == SharedGenerationSeen &&
+		!LoadedInParallelMode)
+		return;
+	LoadedInParallelMode = false;
+	SharedGenerationSeen = generation;
+	ModelCacheGeneration++;
+	if (ModelCacheContext != NULL)
+		MemoryContextReset(ModelCacheContext);
+	ModelCache = NULL;
 }
 
 /* Reads the deployed version of a model into the cache's memory. */
@@ -131,21 +148,29 @@ ModelLoad(const char *name)
 	bool		isnull;
 	char	   *kind;
 
+	SPIPlanPtr	plan;
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (!OidIsValid(ModelsRelid))
-	{
-		Oid			nsp = get_namespace_oid(STREAMML_SCHEMA, false);
-
-		ModelsRelid = get_relname_relid("models", nsp);
-		VersionsRelid = get_relname_relid("model_versions", nsp);
-	}
-	ret = SPI_execute_with_args(
-								"SELECT m.kind, m.classes, pg_catalog.cardinality(v.features), m.group_by IS NOT NULL, "
-								"m.deployed_version, v.group_key, v.intercepts, v.coefficients "
-								"FROM streamml.models m LEFT JOIN streamml.model_versions v "
-								"ON v.model = m.name AND v.version = m.deployed_version WHERE m.name = $1",
-								1, types, values, NULL, true, 0);
+	plan = SPI_prepare("SELECT m.kind, m.classes, pg_catalog.cardinality(v.features), m.group_by IS NOT NULL, "
+					   "m.deployed_version, v.group_key, v.intercepts, v.coefficients "
+					   "FROM streamml.models m LEFT JOIN streamml.model_versions v "
+					   "ON v.model OPERATOR(pg_catalog.=) m.name "
+					   "AND v.version OPERATOR(pg_catalog.=) m.deployed_version "
+					   "WHERE m.name OPERATOR(pg_catalog.=) $1",
+					   1, types);
+	if (plan == NULL)
+		elog(ERROR, "could not plan the read of model \"%s\"", name);
+	/*
+	 * Newer than the generation read before (see ModelCacheValidate); a
+	 * parallel query cannot take one and reads with the statement's, so
+	 * what it loads is checked again at the next statement.
+	 */
+	if (IsInParallelMode())
+		LoadedInParallelMode = true;
+	ret = SPI_execute_snapshot(plan, values, NULL,
+							   IsInParallelMode() ? GetActiveSnapshot() : GetLatestSnapshot(),
+							   InvalidSnapshot, true, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read model \"%s\"", name);
 	if (SPI_processed == 0)
@@ -258,12 +283,6 @@ ModelLookup(const char *name, int len)
 		ModelCacheContext = AllocSetContextCreate(TopMemoryContext,
 												  "pg_streamml model cache",
 												  ALLOCSET_DEFAULT_SIZES);
-	if (ModelCacheStale)
-	{
-		MemoryContextReset(ModelCacheContext);
-		ModelCache = NULL;
-		ModelCacheStale = false;
-	}
 	if (ModelCache == NULL)
 	{
 		HASHCTL		ctl;
@@ -283,9 +302,6 @@ ModelLookup(const char *name, int len)
 	{
 		CachedModel *m = ModelLoad(key.name);
 
-		/* the load may have seen an invalidation: then do not keep it */
-		if (ModelCacheStale)
-			return m;
 		e = hash_search(ModelCache, &key, HASH_ENTER, &found);
 		e->model = m;
 		return m;
@@ -317,6 +333,8 @@ ResolveCoefficients(FunctionCallInfo fcinfo, bool grouped, CachedModel **model)
 	Oid			userid = GetUserId();
 	const char *gkey = NULL;
 	int			gkeylen = 0;
+
+	ModelCacheValidate();
 
 	if (grouped)
 	{
@@ -422,12 +440,13 @@ ResolveCoefficients(FunctionCallInfo fcinfo, bool grouped, CachedModel **model)
 
 /*
  * Reads the feature array argument; returns NULL (the prediction is then
- * NULL) when it holds a NULL.
+ * NULL) when it holds a NULL, a NaN or an infinity.
  */
 static const double *
 FeatureArgument(FunctionCallInfo fcinfo, int argno, CachedModel *m)
 {
 	ArrayType  *a = PG_GETARG_ARRAYTYPE_P(argno);
+	const double *x;
 	int			n;
 
 	if (ARR_ELEMTYPE(a) != FLOAT8OID || ARR_NDIM(a) > 1)
@@ -442,7 +461,11 @@ FeatureArgument(FunctionCallInfo fcinfo, int argno, CachedModel *m)
 						m->p, n)));
 	if (ARR_HASNULL(a) && array_contains_nulls(a))
 		return NULL;
-	return (const double *) ARR_DATA_PTR(a);
+	x = (const double *) ARR_DATA_PTR(a);
+	for (int j = 0; j < n; j++)
+		if (!isfinite(x[j]))
+			return NULL;
+	return x;
 }
 
 /* b0 + Σ bj xj */
@@ -592,25 +615,6 @@ Datum
 predict_class_group(PG_FUNCTION_ARGS)
 {
 	return PredictClass(fcinfo, true);
-}
-
-PG_FUNCTION_INFO_V1(model_cache_invalidate);
-
-/*
- * Statement trigger on the model catalog: tells every backend (this one
- * included) to drop its cached deployments.
- */
-Datum
-model_cache_invalidate(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("model_cache_invalidate must be called as a trigger")));
-	CacheInvalidateRelcache(trigdata->tg_relation);
-	return PointerGetDatum(NULL);
 }
 
 /* Parameters of streamml.ml_score decoded once per call site. */

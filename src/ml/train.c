@@ -42,9 +42,11 @@
 #include "utils/numeric.h"
 #include "utils/regproc.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/typcache.h"
 
 #include "ml/ml.h"
+#include "pg_streamml.h"
 #include "ml/passes.h"
 #include "ml/train.h"
 
@@ -1994,13 +1996,12 @@ GroupVector(GroupFit *g, const double *v)
 static int
 RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 {
-	Oid			t1[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTOID, JSONBOID, TEXTOID, TEXTARRAYOID};
-	Datum		v1[9];
-	char		n1[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			t1[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTOID, JSONBOID, TEXTOID, TEXTARRAYOID, OIDOID};
+	Datum		v1[10];
+	char		n1[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	const char *kind = run->kind == MODEL_LINEAR ? "linear" :
 		run->kind == MODEL_LOGISTIC ? "logistic" : "multinomial";
-	int			ret;
 	int			version;
 	bool		isnull;
 	ListCell   *lc;
@@ -2021,20 +2022,23 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 	n1[7] = run->group_by ? ' ' : 'n';
 	v1[8] = run->nclasses > 0 ? ClassesArray(run) : (Datum) 0;
 	n1[8] = run->nclasses > 0 ? ' ' : 'n';
+	v1[9] = ObjectIdGetDatum(GetUserId());
 
-	ret = SPI_execute_with_args(
-								"INSERT INTO streamml.models AS m (name, kind, label, features, feature_columns, source, options, group_by, classes) "
-								"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-								"ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, label = excluded.label, "
-								"features = excluded.features, feature_columns = excluded.feature_columns, "
-								"source = excluded.source, options = excluded.options, group_by = excluded.group_by, "
-								"classes = excluded.classes "
-								"RETURNING (SELECT coalesce(max(version), 0) + 1 FROM streamml.model_versions WHERE model = $1)",
-								9, t1, v1, n1, false, 0);
-	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+	/* a new model is the caller's; an existing one must be */
+	if (CatalogExecute("INSERT INTO streamml.models AS m (name, kind, label, features, feature_columns, source, options, group_by, classes, owner) "
+					   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+					   "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, label = excluded.label, "
+					   "features = excluded.features, feature_columns = excluded.feature_columns, "
+					   "source = excluded.source, options = excluded.options, group_by = excluded.group_by, "
+					   "classes = excluded.classes "
+					   "WHERE pg_catalog.pg_has_role($10, m.owner, 'USAGE') "
+					   "RETURNING (SELECT coalesce(pg_catalog.max(version), 0) OPERATOR(pg_catalog.+) 1 "
+					   "FROM streamml.model_versions WHERE model OPERATOR(pg_catalog.=) $1)",
+					   10, t1, v1, n1, SPI_OK_INSERT_RETURNING) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("could not record model \"%s\"", run->model)));
+				 errmsg("must be owner of model \"%s\"", run->model),
+				 errdetail("Another role owns a model of this name; only its owner (or a member of the owning role) can train it.")));
 	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull));
 
@@ -2078,16 +2082,13 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 		v2[19] = run->data_max ? CStringGetTextDatum(run->data_max) : (Datum) 0;
 		n2[19] = run->data_max ? ' ' : 'n';
 		v2[20] = Float8GetDatum(run->l1);
-		ret = SPI_execute_with_args(
-									"INSERT INTO streamml.model_versions (model, version, group_key, "
-									"intercepts, coefficients, std_errors, p_values, means, scales, "
-									"rows_used, rows_skipped, iterations, converged, metrics, duration, "
-									"data_cutoff, features, l2, df, data_max, l1) "
-									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-									"pg_catalog.make_interval(secs => $15), $16, $17, $18, $19, $20, $21)",
-									21, t2, v2, n2, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "could not record a version of model \"%s\"", run->model);
+		CatalogExecute("INSERT INTO streamml.model_versions (model, version, group_key, "
+					   "intercepts, coefficients, std_errors, p_values, means, scales, "
+					   "rows_used, rows_skipped, iterations, converged, metrics, duration, "
+					   "data_cutoff, features, l2, df, data_max, l1) "
+					   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+					   "pg_catalog.make_interval(secs => $15), $16, $17, $18, $19, $20, $21)",
+					   21, t2, v2, n2, SPI_OK_INSERT);
 	}
 
 	/* deploy */
@@ -2129,15 +2130,7 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 							rows > 0 ? old_score / rows : NAN)));
 	}
 	if (*deployed)
-	{
-		Oid			t3[2] = {TEXTOID, INT4OID};
-		Datum		v3[2] = {CStringGetTextDatum(run->model), Int32GetDatum(version)};
-
-		ret = SPI_execute_with_args("SELECT streamml.deploy($1, $2)",
-									2, t3, v3, NULL, false, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "could not deploy model \"%s\"", run->model);
-	}
+		ModelDeploy(run->model, version);
 	return version;
 }
 
@@ -2398,6 +2391,72 @@ train_linreg(PG_FUNCTION_ARGS)
 /* The options streamml.retrain accepts. */
 static const char *const RetrainOptions[] = {"min_new_rows", NULL};
 
+/* A retrain run as the model's owner (RetrainAsOwner). */
+typedef struct RetrainArgs
+{
+	FunctionCallInfo fcinfo;
+	text	   *model;
+	double		min_new;
+	ModelKind	kind;
+	text	   *source;
+	text	   *label;
+	ArrayType  *features;
+	Jsonb	   *spec;
+	char	   *order_by;
+	char	   *last;
+	bool		trained;
+} RetrainArgs;
+
+/*
+ * The body of retrain, run as the model's owner: counts the new rows for
+ * min_new_rows, then trains from the stored spec.
+ */
+static void
+RetrainAsOwner(void *arg)
+{
+	RetrainArgs *a = arg;
+	char	   *name = text_to_cstring(a->model);
+
+	if (a->min_new >= 0)
+	{
+		StringInfoData sql;
+		int64		fresh;
+		bool		isnull;
+
+		if (a->order_by == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"min_new_rows\" needs a model trained with option \"order_by\""),
+					 errdetail("New rows are those whose order_by value is above the newest one of the last run of model \"%s\".",
+							   name)));
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT pg_catalog.count(*) FROM %s",
+						 SourceFromItem(text_to_cstring(a->source)));
+		if (a->last != NULL)
+			appendStringInfo(&sql, " WHERE s.%s > %s",
+							 quote_identifier(a->order_by),
+							 quote_literal_cstr(a->last));
+		if (SPI_execute(sql.data, true, 0) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not count the new rows of model \"%s\"", name);
+		fresh = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_finish();
+		if (fresh < a->min_new)
+		{
+			ereport(NOTICE,
+					(errmsg("model \"%s\" is not retrained: " INT64_FORMAT " new rows since its last run, fewer than min_new_rows %.0f",
+							name, fresh, a->min_new)));
+			InitMaterializedSRF(a->fcinfo, 0);
+			return;
+		}
+	}
+	TrainModel(a->fcinfo, a->kind, a->model, a->source, a->label,
+			   a->features, a->spec);
+	a->trained = true;
+}
+
 PG_FUNCTION_INFO_V1(retrain);
 
 /*
@@ -2407,109 +2466,72 @@ PG_FUNCTION_INFO_V1(retrain);
  * least that many rows newer than the last run's newest (by the model's
  * order_by) have arrived; otherwise it returns no row and says why in a
  * NOTICE.  Scheduled by streamml.schedule_training through pg_cron.
+ *
+ * The stored source is SQL its owner wrote: it runs as the owner, in a
+ * security-restricted operation, whoever calls retrain (a superuser,
+ * pg_cron), so that it can never act with the caller's privileges.
  */
 Datum
 retrain(PG_FUNCTION_ARGS)
 {
-	text	   *model = PG_GETARG_TEXT_PP(0);
+	RetrainArgs a;
 	Jsonb	   *options = PG_GETARG_JSONB_P(1);
-	char	   *name = text_to_cstring(model);
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {PointerGetDatum(model)};
-	double		min_new;
-	ModelKind	kind;
-	text	   *source;
-	text	   *label;
-	ArrayType  *features;
-	Jsonb	   *spec;
+	char	   *name;
+	Datum		arg;
 	Datum		spec_datums[4];
 	MemoryContext cxt = CurrentMemoryContext;
-	int			ret;
+	Oid			owner;
 	bool		isnull;
 
+	memset(&a, 0, sizeof(a));
+	a.fcinfo = fcinfo;
+	a.model = PG_GETARG_TEXT_PP(0);
+	name = text_to_cstring(a.model);
 	OptionCheckKeys(options, RetrainOptions);
-	min_new = OptionNumber(options, "min_new_rows", -1, 0, 1e15);
-	if (OptionGet(options, "min_new_rows") != NULL && min_new != floor(min_new))
+	a.min_new = OptionNumber(options, "min_new_rows", -1, 0, 1e15);
+	if (OptionGet(options, "min_new_rows") != NULL && a.min_new != floor(a.min_new))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"min_new_rows\" must be a whole number")));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_with_args(
-								"SELECT m.kind, m.source, m.label, m.feature_columns, m.options, "
-								"pg_catalog.pg_has_role(CURRENT_USER, m.owner, 'MEMBER'), m.options->>'order_by', "
-								"(SELECT v.data_max FROM streamml.model_versions v WHERE v.model = m.name "
-								" ORDER BY v.version DESC, v.data_max DESC NULLS LAST LIMIT 1) "
-								"FROM streamml.models m WHERE m.name = $1",
-								1, types, values, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read model \"%s\"", name);
-	if (SPI_processed == 0)
+	owner = ModelCheckOwner(name, "retrain");
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist", name)));
-	if (strcmp(ResultText(0, 6), "t") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for model \"%s\"", name),
-				 errdetail("Only the owner of a model can train it.")));
-
-	if (min_new >= 0)
-	{
-		char	   *order_by = ResultText(0, 7);
-		char	   *last = ResultText(0, 8);
-		char	   *source_text = ResultText(0, 2);
-		StringInfoData sql;
-		int64		fresh;
-
-		if (order_by == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"min_new_rows\" needs a model trained with option \"order_by\""),
-					 errdetail("New rows are those whose order_by value is above the newest one of the last run.")));
-		initStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT pg_catalog.count(*) FROM %s",
-						 SourceFromItem(source_text));
-		if (last != NULL)
-			appendStringInfo(&sql, " WHERE s.%s > %s",
-							 quote_identifier(order_by), quote_literal_cstr(last));
-		ret = SPI_execute(sql.data, true, 0);
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "could not count the new rows of model \"%s\"", name);
-		fresh = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											SPI_tuptable->tupdesc, 1, &isnull));
-		if (fresh < min_new)
-		{
-			ereport(NOTICE,
-					(errmsg("model \"%s\" is not retrained: " INT64_FORMAT " new rows since its last run, fewer than min_new_rows %.0f",
-							name, fresh, min_new)));
-			SPI_finish();
-			InitMaterializedSRF(fcinfo, 0);
-			return (Datum) 0;
-		}
-		/* read the spec again: SPI_execute replaced the result */
-		ret = SPI_execute_with_args(
-									"SELECT m.kind, m.source, m.label, m.feature_columns, m.options "
-									"FROM streamml.models m WHERE m.name = $1",
-									1, types, values, NULL, true, 0);
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "could not read model \"%s\"", name);
-	}
-
-	kind = strcmp(ResultText(0, 1), "linear") == 0 ? MODEL_LINEAR : MODEL_LOGISTIC;
+				 errmsg("the owner of model \"%s\" no longer exists", name),
+				 errhint("Train the model again with streamml.train_logreg or streamml.train_linreg.")));
+	arg = PointerGetDatum(a.model);
+	CatalogExecute("SELECT m.kind, m.source, m.label, m.feature_columns, m.options, "
+				   "m.options->>'order_by', "
+				   "(SELECT v.data_max FROM streamml.model_versions v "
+				   " WHERE v.model OPERATOR(pg_catalog.=) m.name "
+				   " ORDER BY v.version DESC, v.data_max DESC NULLS LAST LIMIT 1) "
+				   "FROM streamml.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
+	a.kind = strcmp(ResultText(0, 1), "linear") == 0 ? MODEL_LINEAR : MODEL_LOGISTIC;
 	for (int i = 0; i < 4; i++)
 		spec_datums[i] = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
 														 SPI_tuptable->tupdesc,
 														 i + 2, &isnull),
 										   false, -1);
+	{
+		char	   *order_by = ResultText(0, 6);
+		char	   *last = ResultText(0, 7);
+
+		MemoryContextSwitchTo(cxt);
+		a.order_by = order_by ? pstrdup(order_by) : NULL;
+		a.last = last ? pstrdup(last) : NULL;
+	}
 	SPI_finish();
 	MemoryContextSwitchTo(cxt);
-	source = DatumGetTextPP(spec_datums[0]);
-	label = DatumGetTextPP(spec_datums[1]);
-	features = DatumGetArrayTypeP(spec_datums[2]);
-	spec = DatumGetJsonbP(spec_datums[3]);
-	return TrainModel(fcinfo, kind, model, source, label, features, spec);
+	a.source = DatumGetTextPP(spec_datums[0]);
+	a.label = DatumGetTextPP(spec_datums[1]);
+	a.features = DatumGetArrayTypeP(spec_datums[2]);
+	a.spec = DatumGetJsonbP(spec_datums[3]);
+	RunAsOwner(owner, RetrainAsOwner, &a);
+	return (Datum) 0;
 }
 
 PG_FUNCTION_INFO_V1(ml_pg_cron_database);

@@ -72,7 +72,7 @@ ok($node->poll_query_until('postgres',
 		"SELECT count(*) = 2 FROM streamml.model_versions WHERE model = 'events_model'"),
 	'the scheduled job trained a new version after 200 new rows');
 is($node->safe_psql('postgres', <<'EOSQL'),
-SELECT v.rows_used || ' ' || v.data_max || ' ' || m.deployed_version || ' ' || m.owner
+SELECT v.rows_used || ' ' || v.data_max || ' ' || m.deployed_version || ' ' || m.owner::regrole
   FROM streamml.model_versions v JOIN streamml.models m ON m.name = v.model
  WHERE v.model = 'events_model' AND v.version = 2
 EOSQL

@@ -1,0 +1,78 @@
+/*
+ * catalog.c
+ *		The one way pg_streamml writes its catalog tables.
+ *
+ * The catalog tables (streams, offsets, dead_letters, models,
+ * model_versions, deployments, model_grants) grant users nothing but
+ * SELECT, so that no user can write a row that another role's code will
+ * later trust: a model's stored source query, a stream's target, an offset.
+ * The extension's functions check what the calling user may do (own the
+ * object, hold a privilege), then write through CatalogExecute, which runs
+ * one fixed, parameterised statement as the bootstrap superuser with the
+ * search_path pinned to pg_catalog, inside a security-restricted operation.
+ * The user id change is local: it is undone at the end of the statement or
+ * by the abort of the (sub)transaction.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "pg_streamml.h"
+
+/*
+ * Runs one catalog statement (SPI must be connected) as the bootstrap
+ * superuser; errors unless SPI returns expect.  Returns SPI_processed.
+ */
+uint64
+CatalogExecute(const char *sql, int nargs, Oid *types, Datum *values,
+			   const char *nulls, int expect)
+{
+	Oid			save_user;
+	int			save_sec;
+	int			save_nest;
+	int			rc;
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	/* a superuser must not resolve names through the caller's path */
+	save_nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	/* reads in a parallel worker must not advance the command counter */
+	rc = SPI_execute_with_args(sql, nargs, types, values, nulls,
+							   IsInParallelMode(), 0);
+	AtEOXact_GUC(true, save_nest);
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (rc != expect)
+		elog(ERROR, "catalog statement failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/*
+ * Runs f(arg) as role owner inside a security-restricted operation, with
+ * the GUC changes it makes undone afterwards: how stored SQL (a model's
+ * source, a stream's triggers) runs as its owner, never as the caller,
+ * whoever the caller is (a superuser, pg_cron).
+ */
+void
+RunAsOwner(Oid owner, void (*f) (void *), void *arg)
+{
+	Oid			save_user;
+	int			save_sec;
+	int			nest;
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	nest = NewGUCNestLevel();
+	f(arg);
+	AtEOXact_GUC(false, nest);
+	SetUserIdAndSecContext(save_user, save_sec);
+}

@@ -1,0 +1,432 @@
+/*
+ * model_catalog.c
+ *		The model catalog: its writes (deploy, rollback, drop, grants, the
+ *		record of a training run), the ownership checks before them, and the
+ *		generation counter that tells every backend's predict cache that
+ *		something changed.
+ *
+ * Users cannot write streamml.models, model_versions, deployments or
+ * model_grants: they hold only SELECT, under row-level security.  Every
+ * change goes through a function here, which checks the caller against
+ * the model's owner (a role oid, so that renaming a role keeps its models
+ * and a new role of an old name gets nothing) and then writes through
+ * CatalogExecute.
+ *
+ * Freshness of the serving cache (predict.c): a shared generation counter
+ * is bumped after the commit of every transaction that changed the model
+ * catalog (a statement trigger on the tables) or role memberships (the
+ * utility hook in roles.c).  Bumping after commit, not at the change,
+ * matters: a backend that saw the new number before the commit would load
+ * the old rows and keep them as current.  A backend compares the counter
+ * with the one its cache was built at, once per statement, and reloads with
+ * a snapshot taken after reading the counter; its own uncommitted changes
+ * mark its cache stale at once.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+
+#include "ml/ml.h"
+#include "pg_streamml.h"
+
+typedef struct ModelCatalogShared
+{
+	pg_atomic_uint64 generation;
+} ModelCatalogShared;
+
+static ModelCatalogShared *shared = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static bool callback_registered = false;
+static bool bump_at_commit = false;
+static bool local_stale = false;
+
+/* Requests the shared generation counter. */
+static void
+ModelCatalogShmemRequest(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(ModelCatalogShared)));
+}
+
+/* Attaches (or creates) the shared generation counter. */
+static void
+ModelCatalogShmemStartup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	shared = ShmemInitStruct("pg_streamml model catalog",
+							 sizeof(ModelCatalogShared), &found);
+	if (!found)
+		pg_atomic_init_u64(&shared->generation, 1);
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Called from MlInit: the shared memory of the counter. */
+void
+ModelCatalogInit(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = ModelCatalogShmemRequest;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = ModelCatalogShmemStartup;
+}
+
+/* Transaction callback: publishes this transaction's changes at commit. */
+static void
+ModelCatalogXactCallback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (bump_at_commit && shared != NULL)
+				pg_atomic_fetch_add_u64(&shared->generation, 1);
+			bump_at_commit = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			if (bump_at_commit)
+				local_stale = true;
+			bump_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/* Subtransaction callback: an undone change leaves the cache stale too. */
+static void
+ModelCatalogSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+							SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB && bump_at_commit)
+		local_stale = true;
+}
+
+/*
+ * Records that this transaction changed what predict may serve: this
+ * backend's cache is stale now, every other backend's once it commits.
+ */
+void
+ModelCatalogChanged(void)
+{
+	if (!callback_registered)
+	{
+		RegisterXactCallback(ModelCatalogXactCallback, NULL);
+		RegisterSubXactCallback(ModelCatalogSubXactCallback, NULL);
+		callback_registered = true;
+	}
+	bump_at_commit = true;
+	local_stale = true;
+}
+
+/*
+ * The generation the cache must be at; *stale is set when this backend's
+ * own changes (or their abort) made its cache stale, and is then cleared.
+ */
+uint64
+ModelCatalogGeneration(bool *stale)
+{
+	*stale = local_stale;
+	local_stale = false;
+	return shared ? pg_atomic_read_u64(&shared->generation) : 0;
+}
+
+PG_FUNCTION_INFO_V1(model_cache_invalidate);
+
+/*
+ * Statement trigger on the model catalog tables: every change, whoever
+ * makes it, reaches the serving caches.
+ */
+Datum
+model_cache_invalidate(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("model_cache_invalidate must be called as a trigger")));
+	ModelCatalogChanged();
+	return PointerGetDatum(NULL);
+}
+
+/* ---- ownership ---- */
+
+/*
+ * Looks a model up for a change by the caller (SPI connected): errors
+ * unless it exists, the caller can see it and has the privileges of its
+ * owner.  Returns the owner.  A model the caller cannot see does not
+ * exist for the caller, as with a table in a schema it cannot use.
+ */
+Oid
+ModelCheckOwner(const char *name, const char *action)
+{
+	Datum		arg = CStringGetTextDatum(name);
+	bool		isnull;
+	Oid			owner;
+	bool		visible;
+
+	CatalogExecute("SELECT m.owner FROM streamml.models m "
+				   "WHERE m.name OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
+	owner = SPI_processed == 0 ? InvalidOid :
+		DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+	visible = OidIsValid(owner) && ModelVisible(name, owner);
+	if (!visible)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name)));
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of model \"%s\"", name),
+				 errdetail("Only the owner of a model (or a member of the owning role) can %s it.",
+						   action)));
+	return owner;
+}
+
+/*
+ * Whether the calling user may see and use a model of this owner: owner,
+ * member of the owner, or granted (directly, through a role, or PUBLIC).
+ * The C twin of SQL streamml.model_visible, which row-level security uses.
+ */
+bool
+ModelVisible(const char *name, Oid owner)
+{
+	Oid			user = GetUserId();
+	Datum		args[2];
+	bool		isnull;
+
+	if (has_privs_of_role(user, owner))
+		return true;
+	args[0] = CStringGetTextDatum(name);
+	args[1] = ObjectIdGetDatum(user);
+	CatalogExecute("SELECT pg_catalog.array_agg(g.grantee) FROM streamml.model_grants g "
+				   "WHERE g.model OPERATOR(pg_catalog.=) $1",
+				   2, (Oid[]) {TEXTOID, OIDOID}, args, NULL, SPI_OK_SELECT);
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+		Datum	   *grantees;
+		int			n;
+
+		if (isnull)
+			return false;
+		deconstruct_array(DatumGetArrayTypeP(d), OIDOID, sizeof(Oid), true,
+						  TYPALIGN_INT, &grantees, NULL, &n);
+		for (int i = 0; i < n; i++)
+		{
+			Oid			g = DatumGetObjectId(grantees[i]);
+
+			if (g == InvalidOid || has_privs_of_role(user, g))
+				return true;
+		}
+	}
+	return false;
+}
+
+PG_FUNCTION_INFO_V1(model_visible);
+
+/* SQL streamml.model_visible(model, owner), for row-level security. */
+Datum
+model_visible(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			owner = PG_GETARG_OID(1);
+	bool		visible;
+
+	if (has_privs_of_role(GetUserId(), owner))
+		PG_RETURN_BOOL(true);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	visible = ModelVisible(name, owner);
+	SPI_finish();
+	PG_RETURN_BOOL(visible);
+}
+
+/* ---- writes ---- */
+
+/*
+ * Makes a version the deployed one and records the deployment; the caller
+ * has checked the privileges.  Errors when the version does not exist.
+ */
+void
+ModelDeploy(const char *name, int version)
+{
+	Datum		args[3];
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = Int32GetDatum(version);
+	args[2] = ObjectIdGetDatum(GetUserId());
+	if (CatalogExecute("SELECT 1 FROM streamml.model_versions v "
+					   "WHERE v.model OPERATOR(pg_catalog.=) $1 "
+					   "AND v.version OPERATOR(pg_catalog.=) $2 LIMIT 1",
+					   2, (Oid[]) {TEXTOID, INT4OID}, args, NULL,
+					   SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" has no version %d", name, version)));
+	CatalogExecute("UPDATE streamml.models SET deployed_version = $2 "
+				   "WHERE name OPERATOR(pg_catalog.=) $1",
+				   2, (Oid[]) {TEXTOID, INT4OID}, args, NULL, SPI_OK_UPDATE);
+	CatalogExecute("INSERT INTO streamml.deployments (model, version, deployed_by) "
+				   "VALUES ($1, $2, $3)",
+				   3, (Oid[]) {TEXTOID, INT4OID, OIDOID}, args, NULL,
+				   SPI_OK_INSERT);
+}
+
+PG_FUNCTION_INFO_V1(model_deploy);
+
+/* SQL streamml.deploy(model, version): serves that version; returns it. */
+Datum
+model_deploy(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int			version = PG_GETARG_INT32(1);
+
+	SPI_connect();
+	ModelCheckOwner(name, "deploy");
+	ModelDeploy(name, version);
+	SPI_finish();
+	PG_RETURN_INT32(version);
+}
+
+PG_FUNCTION_INFO_V1(model_rollback);
+
+/*
+ * SQL streamml.rollback(model): deploys again the version deployed before
+ * the current one; returns it.
+ */
+Datum
+model_rollback(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Datum		arg = CStringGetTextDatum(name);
+	bool		isnull;
+	int			previous;
+
+	SPI_connect();
+	ModelCheckOwner(name, "roll back");
+	if (CatalogExecute("SELECT d.version FROM streamml.deployments d, streamml.models m "
+					   "WHERE m.name OPERATOR(pg_catalog.=) $1 "
+					   "AND d.model OPERATOR(pg_catalog.=) $1 "
+					   "AND d.version IS DISTINCT FROM m.deployed_version "
+					   "AND d.id OPERATOR(pg_catalog.<) (SELECT pg_catalog.max(d2.id) "
+					   "  FROM streamml.deployments d2 WHERE d2.model OPERATOR(pg_catalog.=) $1 "
+					   "  AND d2.version OPERATOR(pg_catalog.=) m.deployed_version) "
+					   "ORDER BY d.id DESC LIMIT 1",
+					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has no earlier deployment to roll back to",
+						name)));
+	previous = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	ModelDeploy(name, previous);
+	SPI_finish();
+	PG_RETURN_INT32(previous);
+}
+
+/*
+ * Deletes a model with its versions, deployments and grants, and its
+ * pg_cron training job when pg_cron is installed here.  No privilege
+ * check: drop_model and DROP OWNED (roles.c) check before.
+ */
+void
+ModelDelete(const char *name, Oid owner)
+{
+	Datum		args[2];
+
+	args[0] = CStringGetTextDatum(name);
+	args[1] = ObjectIdGetDatum(owner);
+	CatalogExecute("DELETE FROM streamml.models WHERE name OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {TEXTOID}, args, NULL, SPI_OK_DELETE);
+	if (CatalogExecute("SELECT 1 FROM pg_catalog.pg_extension "
+					   "WHERE extname OPERATOR(pg_catalog.=) 'pg_cron'",
+					   0, NULL, NULL, NULL, SPI_OK_SELECT) > 0)
+		CatalogExecute("SELECT cron.unschedule(j.jobid) FROM cron.job j "
+					   "WHERE j.jobname OPERATOR(pg_catalog.=) streamml.training_job_name($1) "
+					   "AND j.username OPERATOR(pg_catalog.=) pg_catalog.pg_get_userbyid($2)",
+					   2, (Oid[]) {TEXTOID, OIDOID}, args, NULL, SPI_OK_SELECT);
+}
+
+PG_FUNCTION_INFO_V1(model_drop);
+
+/* SQL streamml.drop_model(model). */
+Datum
+model_drop(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			owner;
+
+	SPI_connect();
+	owner = ModelCheckOwner(name, "drop");
+	ModelDelete(name, owner);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* The role a grant names: a role name, or "public" (InvalidOid). */
+static Oid
+GranteeOid(Name grantee)
+{
+	if (strcmp(NameStr(*grantee), "public") == 0)
+		return InvalidOid;
+	return get_role_oid(NameStr(*grantee), false);
+}
+
+PG_FUNCTION_INFO_V1(model_grant);
+
+/* SQL streamml.grant_model(model, grantee): lets a role use a model. */
+Datum
+model_grant(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Datum		args[2];
+
+	SPI_connect();
+	ModelCheckOwner(name, "grant");
+	args[0] = CStringGetTextDatum(name);
+	args[1] = ObjectIdGetDatum(GranteeOid(PG_GETARG_NAME(1)));
+	CatalogExecute("INSERT INTO streamml.model_grants (model, grantee) "
+				   "VALUES ($1, $2) ON CONFLICT DO NOTHING",
+				   2, (Oid[]) {TEXTOID, OIDOID}, args, NULL, SPI_OK_INSERT);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(model_revoke);
+
+/* SQL streamml.revoke_model(model, grantee): withdraws a grant. */
+Datum
+model_revoke(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Datum		args[2];
+
+	SPI_connect();
+	ModelCheckOwner(name, "revoke");
+	args[0] = CStringGetTextDatum(name);
+	args[1] = ObjectIdGetDatum(GranteeOid(PG_GETARG_NAME(1)));
+	CatalogExecute("DELETE FROM streamml.model_grants "
+				   "WHERE model OPERATOR(pg_catalog.=) $1 AND grantee OPERATOR(pg_catalog.=) $2",
+				   2, (Oid[]) {TEXTOID, OIDOID}, args, NULL, SPI_OK_DELETE);
+	SPI_finish();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,287 @@
+/*
+ * roles.c
+ *		What role commands do to streams and models: they behave like
+ *		objects the role owns.
+ *
+ * Streams and models are rows of the extension's catalog, owned by a role
+ * oid, so PostgreSQL's dependency tracking (pg_shdepend) does not know
+ * them.  A ProcessUtility hook makes the role commands treat them as owned
+ * objects of the current database:
+ *
+ *	DROP ROLE		 refused while the role owns a stream or a model here,
+ *					 as for a table ("owner of model m"); the role's model
+ *					 grants go with it.
+ *	DROP OWNED		 drops the role's streams (their workers stop; dead
+ *					 letters stay, visible to superusers) and models (with
+ *					 versions and pg_cron training jobs) and its model grants.
+ *	REASSIGN OWNED	 gives the role's streams (workers restart as the new
+ *					 owner), dead letters and models to the new owner.
+ *
+ * Like PostgreSQL's own DROP OWNED and REASSIGN OWNED, these act on the
+ * current database only; DROP ROLE sees only the current database's
+ * streams and models (PostgreSQL's shared dependencies would cover every
+ * database: ours cannot), so a role dropped from another database leaves
+ * its objects here orphaned: they keep working for superusers, show the
+ * owner's oid, and REASSIGN OWNED cannot reach them (a superuser can
+ * drop them).
+ *
+ * Every statement that changes role membership also marks the model
+ * catalog changed, so the serving caches re-check access (model_catalog.c).
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+
+#include "ingest/ingest.h"
+#include "ml/ml.h"
+#include "pg_streamml.h"
+
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/* The oids of a list of RoleSpecs, those that exist, as an oid[]. */
+static ArrayType *
+RoleOids(List *roles, int *n)
+{
+	Datum	   *oids = palloc(sizeof(Datum) * Max(list_length(roles), 1));
+	ListCell   *lc;
+
+	*n = 0;
+	foreach(lc, roles)
+	{
+		Oid			r = get_rolespec_oid(lfirst(lc), true);
+
+		if (OidIsValid(r))
+			oids[(*n)++] = ObjectIdGetDatum(r);
+	}
+	return construct_array(oids, *n, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
+}
+
+/* Refuses to drop a role that owns streams or models in this database. */
+static void
+CheckDropRole(Datum roles)
+{
+	StringInfoData detail;
+
+	CatalogExecute("SELECT 'owner of stream ' || s.name, s.owner FROM streamml.streams s "
+				   "WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1) "
+				   "UNION ALL SELECT 'owner of model ' || m.name, m.owner FROM streamml.models m "
+				   "WHERE m.owner OPERATOR(pg_catalog.=) ANY ($1) ORDER BY 1",
+				   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return;
+	initStringInfo(&detail);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		appendStringInfo(&detail, "%s%s", i > 0 ? "\n" : "",
+						 SPI_getvalue(SPI_tuptable->vals[i],
+									  SPI_tuptable->tupdesc, 1));
+	{
+		bool		isnull;
+		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc,
+														   2, &isnull));
+
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("role \"%s\" cannot be dropped because some objects depend on it",
+						GetUserNameFromId(owner, false)),
+				 errdetail("%s", detail.data),
+				 errhint("Drop them with streamml.drop_stream and streamml.drop_model, or use DROP OWNED or REASSIGN OWNED first.")));
+	}
+}
+
+/* DROP OWNED: the roles' streams, models and model grants go. */
+static void
+DropOwned(Datum roles)
+{
+	uint64		n;
+
+	n = CatalogExecute("DELETE FROM streamml.streams WHERE owner OPERATOR(pg_catalog.=) ANY ($1) "
+					   "RETURNING id",
+					   1, (Oid[]) {OIDARRAYOID}, &roles, NULL,
+					   SPI_OK_DELETE_RETURNING);
+	if (n > 0)
+	{
+		SPITupleTable *tt = SPI_tuptable;
+
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			StatsForgetStream(DatumGetInt32(SPI_getbinval(tt->vals[i],
+														  tt->tupdesc, 1,
+														  &isnull)));
+		}
+		WakeLauncherAtCommit();
+	}
+	n = CatalogExecute("SELECT m.name, m.owner FROM streamml.models m "
+					   "WHERE m.owner OPERATOR(pg_catalog.=) ANY ($1)",
+					   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT);
+	{
+		SPITupleTable *tt = SPI_tuptable;
+
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			ModelDelete(SPI_getvalue(tt->vals[i], tt->tupdesc, 1),
+						DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc,
+													   2, &isnull)));
+		}
+	}
+	CatalogExecute("DELETE FROM streamml.model_grants WHERE grantee OPERATOR(pg_catalog.=) ANY ($1)",
+				   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_DELETE);
+}
+
+/* REASSIGN OWNED: the roles' streams, dead letters and models move. */
+static void
+ReassignOwned(Datum roles, Oid newowner)
+{
+	Datum		args[2] = {roles, ObjectIdGetDatum(newowner)};
+	Oid			types[2] = {OIDARRAYOID, OIDOID};
+
+	if (CatalogExecute("UPDATE streamml.streams SET owner = $2, "
+					   "generation = generation OPERATOR(pg_catalog.+) 1 "
+					   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
+					   2, types, args, NULL, SPI_OK_UPDATE) > 0)
+		WakeLauncherAtCommit();
+	CatalogExecute("UPDATE streamml.dead_letters SET owner = $2 "
+				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
+				   2, types, args, NULL, SPI_OK_UPDATE);
+	CatalogExecute("UPDATE streamml.models SET owner = $2 "
+				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
+				   2, types, args, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * Runs f on this database's catalog when the extension is installed here,
+ * with SPI connected and a snapshot.
+ */
+static void
+WithCatalog(void (*f) (Datum, Oid), Datum roles, Oid arg)
+{
+	bool		pushed = false;
+
+	if (!OidIsValid(get_extension_oid("pg_streamml", true)))
+		return;
+	if (!ActiveSnapshotSet())
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pushed = true;
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	f(roles, arg);
+	SPI_finish();
+	if (pushed)
+		PopActiveSnapshot();
+}
+
+/* Adapters of the three actions to WithCatalog. */
+static void
+CheckDropRoleAction(Datum roles, Oid unused)
+{
+	CheckDropRole(roles);
+}
+
+static void
+DropGrantsAction(Datum roles, Oid unused)
+{
+	CatalogExecute("DELETE FROM streamml.model_grants WHERE grantee OPERATOR(pg_catalog.=) ANY ($1)",
+				   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_DELETE);
+}
+
+static void
+DropOwnedAction(Datum roles, Oid unused)
+{
+	DropOwned(roles);
+}
+
+static void
+ReassignOwnedAction(Datum roles, Oid newowner)
+{
+	ReassignOwned(roles, newowner);
+}
+
+/* The utility hook: see the comment at the top of the file. */
+static void
+StreammlProcessUtility(PlannedStmt *pstmt, const char *queryString,
+					   bool readOnlyTree, ProcessUtilityContext context,
+					   ParamListInfo params, QueryEnvironment *queryEnv,
+					   DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+	Datum		roles = (Datum) 0;
+	int			n = 0;
+
+	switch (nodeTag(stmt))
+	{
+		case T_DropRoleStmt:
+			roles = PointerGetDatum(RoleOids(((DropRoleStmt *) stmt)->roles, &n));
+			if (n > 0)
+				WithCatalog(CheckDropRoleAction, roles, InvalidOid);
+			break;
+		case T_DropOwnedStmt:
+			roles = PointerGetDatum(RoleOids(((DropOwnedStmt *) stmt)->roles, &n));
+			break;
+		case T_ReassignOwnedStmt:
+			roles = PointerGetDatum(RoleOids(((ReassignOwnedStmt *) stmt)->roles, &n));
+			break;
+		default:
+			break;
+	}
+
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+
+	switch (nodeTag(stmt))
+	{
+		case T_DropRoleStmt:
+			if (n > 0)
+				WithCatalog(DropGrantsAction, roles, InvalidOid);
+			ModelCatalogChanged();
+			break;
+		case T_DropOwnedStmt:
+			if (n > 0)
+				WithCatalog(DropOwnedAction, roles, InvalidOid);
+			ModelCatalogChanged();
+			break;
+		case T_ReassignOwnedStmt:
+			if (n > 0)
+				WithCatalog(ReassignOwnedAction, roles,
+							get_rolespec_oid(((ReassignOwnedStmt *) stmt)->newrole,
+											 false));
+			ModelCatalogChanged();
+			break;
+		case T_GrantRoleStmt:
+		case T_AlterRoleStmt:
+		case T_RenameStmt:
+		case T_CreateRoleStmt:
+			/* memberships, INHERIT, role names: access may have changed */
+			ModelCatalogChanged();
+			break;
+		default:
+			break;
+	}
+}
+
+/* Called from _PG_init: installs the utility hook. */
+void
+RolesInit(void)
+{
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = StreammlProcessUtility;
+}

@@ -1,0 +1,215 @@
+# The catalog is written only by the extension's functions, stored SQL runs
+# as its owner, owners are role oids, and the serving cache re-checks the
+# deployed version and the caller's access at every statement.
+#
+# Each block is an attack or an accident that worked before:
+#  1. DML on every catalog table as a non-superuser (tables found at run
+#     time, so tables added later are covered too);
+#  2. the retrain trojan: bob rewrites his model's stored source to call a
+#     function that makes him superuser when run by someone else, then a
+#     superuser retrains the model;
+#  3. DROP ROLE / DROP OWNED / REASSIGN OWNED and a renamed role;
+#  4. a stale cache: REVOKE of a role that carried a grant, and a deploy
+#     inside another session's open READ COMMITTED transaction.
+use strict;
+use warnings;
+use lib 'test/perl';
+use PostgreSQL::Test::Utils;
+use Test::More;
+use StreamML::TestNode;
+
+my $node = streamml_node('catalog_security');
+$node->start;
+$node->safe_psql('postgres', <<'EOSQL');
+CREATE EXTENSION pg_streamml;
+CREATE ROLE bob LOGIN;
+CREATE ROLE carol LOGIN;
+CREATE ROLE team;
+GRANT team TO carol;
+CREATE TABLE public.d (x float8, y boolean);
+INSERT INTO public.d SELECT i / 100.0, (i * 7919) % 100 < i FROM generate_series(1, 100) i;
+GRANT SELECT ON public.d TO PUBLIC;
+-- a stream owned by bob, so that streams and offsets have a row to attack
+CREATE TABLE public.bobs (id int);
+ALTER TABLE public.bobs OWNER TO bob;
+EOSQL
+$node->safe_psql('postgres', <<'EOSQL');
+SET ROLE bob;
+SELECT streamml.create_stream('bs', 'public.bobs', '127.0.0.1:1', 'nowhere', 'json', '{"start": "earliest"}');
+SELECT streamml.stop_stream('bs');
+SELECT count(*) FROM streamml.train_logreg('m3', 'public.d', 'y', ARRAY['x']);
+EOSQL
+
+# 1. Every DML statement on every catalog table, as the owner of the rows.
+my @tables = split /\n/, $node->safe_psql('postgres',
+	"SELECT tablename FROM pg_tables WHERE schemaname = 'streamml' ORDER BY 1");
+ok(scalar(@tables) >= 7, 'the catalog tables are found: ' . join(', ', @tables));
+for my $t (@tables)
+{
+	my $col = $node->safe_psql('postgres', <<"EOSQL");
+SELECT quote_ident(attname) FROM pg_attribute
+ WHERE attrelid = 'streamml.$t'::regclass AND attnum > 0 AND NOT attisdropped
+ ORDER BY attnum LIMIT 1
+EOSQL
+	my %dml = (
+		insert => "INSERT INTO streamml.$t DEFAULT VALUES",
+		insert_select => "INSERT INTO streamml.$t SELECT * FROM streamml.$t",
+		update => "UPDATE streamml.$t SET $col = $col",
+		delete => "DELETE FROM streamml.$t",
+		truncate => "TRUNCATE streamml.$t",
+	);
+	for my $kind (sort keys %dml)
+	{
+		# users may delete their own dead letters: documented
+		next if $t eq 'dead_letters' && $kind eq 'delete';
+		my ($rc, $out, $err) = $node->psql('postgres',
+			"SET ROLE bob; $dml{$kind}");
+		like($err, qr/permission denied for table $t/,
+			"bob cannot $kind streamml.$t");
+	}
+}
+is($node->safe_psql('postgres', <<'EOSQL'), 't', 'dead letters: bob may delete his own');
+SET ROLE bob; DELETE FROM streamml.dead_letters; SELECT true;
+EOSQL
+
+# 2. The retrain trojan.
+$node->safe_psql('postgres', <<'EOSQL');
+CREATE FUNCTION public.trap() RETURNS TABLE (x float8, y boolean)
+LANGUAGE plpgsql AS $$
+BEGIN
+	IF current_user <> 'bob' THEN
+		EXECUTE 'ALTER ROLE bob SUPERUSER';
+	END IF;
+	RETURN QUERY SELECT d.x, d.y FROM public.d;
+END $$;
+GRANT EXECUTE ON FUNCTION public.trap() TO bob;
+EOSQL
+my ($rc, $out, $err) = $node->psql('postgres', <<'EOSQL');
+SET ROLE bob;
+UPDATE streamml.models SET source = 'SELECT * FROM public.trap()' WHERE name = 'm3';
+EOSQL
+like($err, qr/permission denied for table models/, 'bob cannot rewrite the stored source');
+# Even a source that bob legitimately trains from runs as bob on retrain.
+$node->safe_psql('postgres', <<'EOSQL');
+SET ROLE bob;
+SELECT count(*) FROM streamml.train_logreg('m3', 'SELECT * FROM public.trap()', 'y', ARRAY['x']);
+EOSQL
+$node->safe_psql('postgres', "SELECT count(*) FROM streamml.retrain('m3')");
+is($node->safe_psql('postgres', "SELECT rolsuper FROM pg_roles WHERE rolname = 'bob'"),
+	'f', 'a superuser retraining bob\'s model does not make bob superuser');
+# The same through pg_cron's path: retrain run as a superuser by a job.
+($rc, $out, $err) = $node->psql('postgres', <<'EOSQL');
+SET ROLE carol; SELECT * FROM streamml.retrain('m3');
+EOSQL
+like($err, qr/model "m3" does not exist/, 'carol cannot retrain a model she cannot see');
+($rc, $out, $err) = $node->psql('postgres', <<'EOSQL');
+SET ROLE carol; SELECT streamml.grant_model('m3', 'carol');
+EOSQL
+like($err, qr/model "m3" does not exist/, 'carol cannot grant herself bob\'s model');
+$node->safe_psql('postgres', "SELECT streamml.grant_model('m3', 'carol')");
+($rc, $out, $err) = $node->psql('postgres', <<'EOSQL');
+SET ROLE carol; SELECT streamml.deploy('m3', 1);
+EOSQL
+like($err, qr/must be owner of model "m3"/, 'a grantee sees the model but cannot deploy it');
+
+# The stored source runs in a security-restricted operation: no SET ROLE.
+$node->safe_psql('postgres', <<'EOSQL');
+CREATE FUNCTION public.setrole() RETURNS TABLE (x float8, y boolean)
+LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE 'SET ROLE postgres';
+	RETURN QUERY SELECT d.x, d.y FROM public.d;
+END $$;
+EOSQL
+$node->safe_psql('postgres', <<'EOSQL');
+SET ROLE bob;
+SELECT count(*) FROM streamml.train_logreg('m4', 'public.d', 'y', ARRAY['x']);
+EOSQL
+($rc, $out, $err) = $node->psql('postgres', "SELECT count(*) FROM streamml.retrain('m3')");
+is($rc, 0, 'retrain by a superuser works');
+
+# 3. Roles.  carol owns a model; her role is renamed, then dropped.
+$node->safe_psql('postgres', <<'EOSQL');
+SET ROLE carol;
+SELECT count(*) FROM streamml.train_linreg('cm', 'SELECT x, x * 2 AS z FROM public.d', 'z', ARRAY['x']);
+SELECT streamml.grant_model('cm', 'bob');
+EOSQL
+$node->safe_psql('postgres', 'ALTER ROLE carol RENAME TO carla');
+is($node->safe_psql('postgres', <<'EOSQL'), 'carla|1', 'a renamed role keeps its model');
+SET ROLE carla;
+SELECT m.owner::regrole, m.deployed_version FROM streamml.models m WHERE name = 'cm';
+EOSQL
+$node->safe_psql('postgres', 'CREATE ROLE carol LOGIN');
+is($node->safe_psql('postgres', <<'EOSQL'), '0', 'a new role of the old name gets nothing');
+SET ROLE carol; SELECT count(*) FROM streamml.models WHERE name = 'cm';
+EOSQL
+($rc, $out, $err) = $node->psql('postgres', 'DROP ROLE carla');
+like($err, qr/role "carla" cannot be dropped because some objects depend on it.*owner of model cm/s,
+	'DROP ROLE is refused while the role owns a model');
+$node->safe_psql('postgres', 'REASSIGN OWNED BY carla TO carol');
+is($node->safe_psql('postgres', "SELECT owner::regrole FROM streamml.models WHERE name = 'cm'"),
+	'carol', 'REASSIGN OWNED moves the model');
+($rc, $out, $err) = $node->psql('postgres', 'DROP ROLE bob');
+like($err, qr/owner of model m3.*owner of model m4.*owner of stream bs/s,
+	'DROP ROLE lists the streams and models the role owns');
+$node->safe_psql('postgres', 'DROP OWNED BY bob');
+is($node->safe_psql('postgres', <<'EOSQL'), '0|0|0', 'DROP OWNED drops the role\'s models, streams and grants');
+SELECT (SELECT count(*) FROM streamml.models WHERE name IN ('m3', 'm4')),
+	   (SELECT count(*) FROM streamml.streams WHERE name = 'bs'),
+	   (SELECT count(*) FROM streamml.model_grants WHERE grantee = 'bob'::regrole);
+EOSQL
+$node->safe_psql('postgres', 'DROP FUNCTION public.trap(); DROP ROLE bob; DROP OWNED BY carla; DROP ROLE carla');
+# A model whose owner is gone (dropped from another database, or by a
+# superuser editing the catalog) leaves the views working for everyone.
+$node->safe_psql('postgres', <<'EOSQL');
+CREATE ROLE dave;
+SET ROLE dave;
+SELECT count(*) FROM streamml.train_linreg('dm', 'SELECT x, x * 3 AS z FROM public.d', 'z', ARRAY['x']);
+SELECT streamml.grant_model('dm', 'public');
+RESET ROLE;
+SET session_replication_role = replica;
+UPDATE streamml.models SET owner = 999999 WHERE name = 'dm';
+EOSQL
+is($node->safe_psql('postgres', <<'EOSQL'), '1|4', 'views work when an owner role is gone');
+SET ROLE carol;
+SELECT (SELECT count(*) FROM streamml.models WHERE name = 'dm'),
+	   (SELECT count(*) FROM streamml.coefficients);
+EOSQL
+
+# 4. Stale caches.  team is granted the model; carol is in team.
+$node->safe_psql('postgres', <<'EOSQL');
+CREATE ROLE erin LOGIN;
+CREATE ROLE analysts;
+GRANT analysts TO carol;
+SET ROLE erin;
+SELECT count(*) FROM streamml.train_logreg('em', 'public.d', 'y', ARRAY['x']);
+SELECT streamml.grant_model('em', 'analysts');
+EOSQL
+my $carol = $node->background_psql('postgres');
+$carol->query_safe('SET ROLE carol');
+like($carol->query_safe("SELECT streamml.predict_proba('em', ARRAY[0.5]) IS NOT NULL"),
+	qr/t/, 'carol scores through her role analysts');
+$node->safe_psql('postgres', 'REVOKE analysts FROM carol');
+my $res = eval { $carol->query("SELECT streamml.predict_proba('em', ARRAY[0.5])") };
+like($carol->{stderr}, qr/model "em" does not exist/, 'after REVOKE, her open session no longer scores');
+$carol->quit;
+
+# A deployment is seen by the next statement inside an open transaction.
+my $a = $node->background_psql('postgres');
+$a->query_safe('BEGIN ISOLATION LEVEL READ COMMITTED');
+my $p1 = $a->query_safe("SELECT round(streamml.predict_proba('em', ARRAY[0.5])::numeric, 12)");
+$node->safe_psql('postgres', <<'EOSQL');
+SET ROLE erin;
+SELECT count(*) FROM streamml.train_logreg('em', 'SELECT x, NOT y AS y FROM public.d', 'y', ARRAY['x']);
+EOSQL
+my $p2 = $a->query_safe("SELECT round(streamml.predict_proba('em', ARRAY[0.5])::numeric, 12)");
+isnt($p2, $p1, "the next statement of an open transaction scores with the new version ($p1 -> $p2)");
+my $expect = $node->safe_psql('postgres',
+	"SELECT round(streamml.predict_proba('em', ARRAY[0.5])::numeric, 12)");
+is($p2, $expect, 'and with exactly what a new session gets');
+# one statement scores all its rows with one version: a deploy that commits
+# while a statement runs is seen by the next statement, not mid-way
+$a->query_safe('COMMIT');
+$a->quit;
+
+done_testing();

@@ -32,17 +32,29 @@ REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --temp-instance=tmp_check_regress \
 	--temp-config=$(srcdir)/test/regress.conf
 
+# As root (PostgreSQL refuses to run as root), installcheck and prove go
+# through test/run-tests.sh, below, instead of PGXS's own recipes.
+AS_ROOT := $(filter 0,$(shell id -u))
+ifneq ($(AS_ROOT),)
+NO_INSTALLCHECK = 1
+endif
+
 BROKER = test/broker/streamml-dev-broker
 EXTRA_CLEAN = $(BROKER) tmp_check tmp_check_regress tmp_install results \
 	regression.diffs regression.out log
 
 ifeq ($(PGXS),)
-# No server headers yet (a fresh machine): install the dependencies, then
-# run the requested target again with PGXS available.
+# No server headers yet (a fresh machine): the targets that test or demo
+# install the dependencies, then run again with PGXS available.  Building
+# and installing into a server never installs packages behind your back.
 .DEFAULT_GOAL := test
-all install installcheck prove test demo bench:
+installcheck prove test demo bench:
 	bash test/install-deps.sh
 	$(MAKE) $@
+all install:
+	@echo "pg_config (PostgreSQL's server headers) was not found: install postgresql-server-dev-15 (and librdkafka-dev), or set PG_CONFIG." >&2
+	@echo "'make test' and 'make demo' install what they need themselves." >&2
+	@false
 else
 include $(PGXS)
 
@@ -68,6 +80,17 @@ tmp-install: all
 		cp -a "$$d" "$(TMP_INSTALL)$$d"; done
 	$(MAKE) install DESTDIR='$(TMP_INSTALL)' >/dev/null
 
+# PostgreSQL refuses to run as root: as root, installcheck and prove run
+# through test/run-tests.sh, which runs them as an unprivileged user in a
+# scratch copy of the tree (as "make test" does).
+ifneq ($(AS_ROOT),)
+installcheck:
+	STREAMML_PROVE=- $(if $(filter command line,$(origin REGRESS)),STREAMML_REGRESS='$(REGRESS)') \
+		bash test/run-tests.sh
+prove:
+	STREAMML_REGRESS=- STREAMML_PROVE='$(if $(PROVE_TESTS),$(patsubst test/t/%.pl,%,$(PROVE_TESTS)))' \
+		bash test/run-tests.sh
+else
 # TAP tests (PostgreSQL::Test::Cluster from the PGXS package), against the
 # server in TEST_BINDIR (the installed one unless run-tests.sh says otherwise).
 TEST_BINDIR ?= $(bindir)
@@ -78,6 +101,7 @@ prove: $(BROKER)
 	STREAMML_BROKER='$(CURDIR)/$(BROKER)' \
 	$(PROVE) $(PG_PROVE_FLAGS) -I test/perl $(PROVE_FLAGS) \
 		$(if $(PROVE_TESTS),$(PROVE_TESTS),test/t/*.pl)
+endif
 
 test:
 	bash test/run-tests.sh

@@ -15,7 +15,7 @@ packages=(
 	libipc-run-perl
 )
 if [ "${1:-}" = "--bench" ]; then
-	packages+=(python3-sklearn python3-psycopg2)
+	packages+=(python3-sklearn python3-psycopg2 bc)
 fi
 
 missing=()

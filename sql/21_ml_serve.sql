@@ -85,3 +85,18 @@ SELECT streamml.predict_class('three', ARRAY[0.9, 0.1]::float8[]) AS a,
 	   streamml.predict_class('three', ARRAY[0.1, 0.1]::float8[]) AS c;
 SELECT count(*) FROM streamml.coefficients WHERE model = 'three' AND class = 'c' AND coefficient = 0;
 SELECT streamml.predict_proba('three', ARRAY[0.9, 0.1]::float8[]);
+-- NULL, NaN and infinite features give NULL from every serving function
+-- and overload, never a number computed from them.
+SELECT f,
+	   streamml.predict('churn', f) IS NULL AS predict,
+	   streamml.predict_proba('churn', f) IS NULL AS proba,
+	   streamml.predict_class('churn', f) IS NULL AS class,
+	   streamml.predict('price', f[1:3]) IS NULL AS linear,
+	   streamml.predict_class('three', f[1:2]) IS NULL AS multi,
+	   streamml.predict('bygrp', 'A', f[1:3]) IS NULL AS grp,
+	   streamml.predict_proba('bygrp', 'A'::text, f[1:3]) IS NULL AS grp_proba,
+	   streamml.predict_class('bygrp', 'A'::text, f[1:3]) IS NULL AS grp_class
+  FROM (VALUES (ARRAY['NaN', 1, 1, 1, 1]::float8[]),
+			   (ARRAY[1, 'Infinity', 1, 1, 1]::float8[]),
+			   (ARRAY['-Infinity', 1, 1, 1, 1]::float8[]),
+			   (ARRAY[NULL, 1, 1, 1, 1]::float8[])) v(f);

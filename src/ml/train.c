@@ -46,6 +46,7 @@
 #include "utils/typcache.h"
 
 #include "ml/ml.h"
+#include "options.h"
 #include "pg_streamml.h"
 #include "ml/passes.h"
 #include "ml/train.h"
@@ -91,101 +92,6 @@ typedef struct GroupFit
 	double	   *moments_mean;	/* the first pass's output, p + 1 */
 	double	   *moments_comom;
 } GroupFit;
-
-/* Looks up one option of the options object. */
-static JsonbValue *
-OptionGet(Jsonb *options, const char *key)
-{
-	if (options == NULL)
-		return NULL;
-	return getKeyJsonValueFromContainer(&options->root, key, strlen(key), NULL);
-}
-
-/* Returns a numeric option or the default, checking its range. */
-static double
-OptionNumber(Jsonb *options, const char *key, double dflt, double min,
-			 double max)
-{
-	JsonbValue *v = OptionGet(options, key);
-	double		d;
-
-	if (v == NULL || v->type == jbvNull)
-		return dflt;
-	if (v->type != jbvNumeric)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be a number", key)));
-	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
-										   NumericGetDatum(v->val.numeric)));
-	if (!(d >= min && d <= max))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be between %g and %g", key, min, max)));
-	return d;
-}
-
-/* Returns a string option or the default. */
-static char *
-OptionString(Jsonb *options, const char *key, const char *dflt)
-{
-	JsonbValue *v = OptionGet(options, key);
-
-	if (v == NULL || v->type == jbvNull)
-		return dflt ? pstrdup(dflt) : NULL;
-	if (v->type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be a string", key)));
-	return pnstrdup(v->val.string.val, v->val.string.len);
-}
-
-/* Returns a boolean option or the default. */
-static bool
-OptionBool(Jsonb *options, const char *key, bool dflt)
-{
-	JsonbValue *v = OptionGet(options, key);
-
-	if (v == NULL || v->type == jbvNull)
-		return dflt;
-	if (v->type != jbvBool)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be true or false", key)));
-	return v->val.boolean;
-}
-
-/* Errors on option keys this kind of model does not know. */
-static void
-OptionCheckKeys(Jsonb *options, const char *const *known)
-{
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-
-	if (options == NULL)
-		return;
-	if (!JB_ROOT_IS_OBJECT(options))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options must be a JSON object")));
-	it = JsonbIteratorInit(&options->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		bool		found = false;
-		char	   *key;
-
-		if (tok != WJB_KEY)
-			continue;
-		key = pnstrdup(v.val.string.val, v.val.string.len);
-		for (int i = 0; known[i] != NULL; i++)
-			if (strcmp(known[i], key) == 0)
-				found = true;
-		if (!found)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown training option \"%s\"", key)));
-	}
-}
 
 /* Returns true when the source text is a query rather than a relation name. */
 static bool
@@ -1708,11 +1614,12 @@ static const char *const LinregOptions[] = {
 static void
 ParseOptions(TrainRun *run, Jsonb *options)
 {
-	OptionCheckKeys(options, run->kind == MODEL_LINEAR ? LinregOptions : LogregOptions);
+	OptionCheckKeys(options, run->kind == MODEL_LINEAR ? LinregOptions : LogregOptions,
+					"training");
 	run->l2 = OptionNumber(options, "l2", 0.0, 0.0, 1e12);
 	run->l1 = OptionNumber(options, "l1", 0.0, 0.0, 1e12);
 	run->standardize = OptionBool(options, "standardize", true);
-	run->max_iter = (int) OptionNumber(options, "max_iter", 100, 1, 100000);
+	run->max_iter = (int) OptionInteger(options, "max_iter", 100, 1, 100000);
 	run->tol = OptionNumber(options, "tol", 1e-8, 1e-15, 1.0);
 	run->weight = OptionString(options, "weight", NULL);
 	run->group_by = OptionString(options, "group_by", NULL);
@@ -2487,12 +2394,9 @@ retrain(PG_FUNCTION_ARGS)
 	a.fcinfo = fcinfo;
 	a.model = PG_GETARG_TEXT_PP(0);
 	name = text_to_cstring(a.model);
-	OptionCheckKeys(options, RetrainOptions);
-	a.min_new = OptionNumber(options, "min_new_rows", -1, 0, 1e15);
-	if (OptionGet(options, "min_new_rows") != NULL && a.min_new != floor(a.min_new))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"min_new_rows\" must be a whole number")));
+	OptionCheckKeys(options, RetrainOptions, "retrain");
+	a.min_new = (double) OptionInteger(options, "min_new_rows", -1, 0,
+									   INT64CONST(1000000000000000));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

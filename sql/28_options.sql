@@ -1,0 +1,21 @@
+-- One options reader for streams and training (src/options.c): numbers
+-- as JSON numbers or numeric strings, integers without a fraction,
+-- booleans as JSON booleans or PostgreSQL's boolean words, null as absent,
+-- unknown keys refused with the list of known ones.
+CREATE TABLE opt_src AS
+SELECT i AS id, (i % 10) / 10.0 AS x, (i * 7) % 10 < (i % 10) AS y
+  FROM generate_series(1, 200) i;
+SELECT iterations <= 42 AS capped FROM streamml.train_logreg('opt', 'opt_src', 'y', ARRAY['x'],
+	'{"max_iter": "42", "l2": "0.5", "standardize": "on", "tol": null}');
+SELECT options FROM streamml.models WHERE name = 'opt';
+SELECT * FROM streamml.train_logreg('opt', 'opt_src', 'y', ARRAY['x'], '{"max_iter": 4.5}');
+SELECT * FROM streamml.train_logreg('opt', 'opt_src', 'y', ARRAY['x'], '{"max_iter": "many"}');
+SELECT * FROM streamml.train_logreg('opt', 'opt_src', 'y', ARRAY['x'], '{"l2": -1}');
+SELECT * FROM streamml.train_logreg('opt', 'opt_src', 'y', ARRAY['x'], '{"l2": [1]}');
+SELECT * FROM streamml.train_logreg('opt', 'opt_src', 'y', ARRAY['x'], '{"standardize": "maybe"}');
+SELECT * FROM streamml.train_logreg('opt', 'opt_src', 'y', ARRAY['x'], '{"group_by": 3}');
+SELECT * FROM streamml.train_logreg('opt', 'opt_src', 'y', ARRAY['x'], '{"max_iters": 3}');
+SELECT * FROM streamml.train_logreg('opt', 'opt_src', 'y', ARRAY['x'], '[1]');
+SELECT * FROM streamml.retrain('opt', '{"min_new_rows": "1.5"}');
+SELECT streamml.drop_model('opt');
+DROP TABLE opt_src;

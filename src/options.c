@@ -1,0 +1,176 @@
+/*
+ * options.c
+ *		The one reader of the jsonb options objects that streams, training
+ *		and retraining take.
+ *
+ * One rule everywhere, so that an option means the same wherever it is
+ * given: a number option takes a JSON number or a string holding one
+ * ("42", "1e-3"), an integer option additionally refuses a fraction, a
+ * boolean takes true/false (or a string PostgreSQL reads as a boolean:
+ * "on", "off", "yes", "no"), a string option takes only a string, and a
+ * JSON null means "not given".  Unknown keys are errors, with a hint
+ * listing the known ones.  Errors say which option is wrong; the caller
+ * names the stream or model in an error context.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+#include "options.h"
+#include "pg_streamml.h"
+
+/* The value of key in an options object, or NULL (also for JSON null). */
+JsonbValue *
+OptionGet(Jsonb *options, const char *key)
+{
+	JsonbValue *v;
+
+	if (options == NULL || !JB_ROOT_IS_OBJECT(options))
+		return NULL;
+	v = getKeyJsonValueFromContainer(&options->root, key, strlen(key), NULL);
+	if (v != NULL && v->type == jbvNull)
+		return NULL;
+	return v;
+}
+
+/* A number option, or dflt when absent; errors outside [min, max]. */
+double
+OptionNumber(Jsonb *options, const char *key, double dflt, double min,
+			 double max)
+{
+	JsonbValue *v = OptionGet(options, key);
+	double		d;
+
+	if (v == NULL)
+		return dflt;
+	if (v->type == jbvNumeric)
+		d = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+											   NumericGetDatum(v->val.numeric)));
+	else if (v->type == jbvString)
+	{
+		char	   *s = pnstrdup(v->val.string.val, v->val.string.len);
+		char	   *end;
+
+		errno = 0;
+		d = strtod(s, &end);
+		if (end == s || *end != '\0' || errno != 0 || isnan(d))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" must be a number", key),
+					 errdetail("\"%s\" is not a number.", s)));
+	}
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a number", key)));
+	if (!(d >= min && d <= max))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be between %g and %g", key, min, max),
+				 errdetail("The value given is %g.", d)));
+	return d;
+}
+
+/* An integer option, or dflt when absent; errors outside [min, max]. */
+int64
+OptionInteger(Jsonb *options, const char *key, int64 dflt, int64 min,
+			  int64 max)
+{
+	double		d;
+
+	if (OptionGet(options, key) == NULL)
+		return dflt;
+	d = OptionNumber(options, key, 0, -1e300, 1e300);
+	if (d != floor(d) || d < (double) min || d > (double) max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be an integer between " INT64_FORMAT " and " INT64_FORMAT,
+						key, min, max),
+				 errdetail("The value given is %g.", d)));
+	return (int64) d;
+}
+
+/* A string option, or a copy of dflt (which may be NULL) when absent. */
+char *
+OptionString(Jsonb *options, const char *key, const char *dflt)
+{
+	JsonbValue *v = OptionGet(options, key);
+
+	if (v == NULL)
+		return dflt ? pstrdup(dflt) : NULL;
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a string", key)));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* A boolean option, or dflt when absent. */
+bool
+OptionBool(Jsonb *options, const char *key, bool dflt)
+{
+	JsonbValue *v = OptionGet(options, key);
+	bool		b;
+
+	if (v == NULL)
+		return dflt;
+	if (v->type == jbvBool)
+		return v->val.boolean;
+	if (v->type == jbvString &&
+		parse_bool_with_len(v->val.string.val, v->val.string.len, &b))
+		return b;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"%s\" must be true or false", key)));
+	return dflt;				/* keep the compiler quiet */
+}
+
+/*
+ * Errors unless options is a JSON object whose keys are all in known
+ * (NULL-terminated); what names the kind of options ("training").
+ */
+void
+OptionCheckKeys(Jsonb *options, const char *const *known, const char *what)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (options == NULL)
+		return;
+	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s options must be a JSON object", what)));
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		bool		found = false;
+		char	   *key;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		for (int i = 0; known[i] != NULL; i++)
+			if (strcmp(known[i], key) == 0)
+				found = true;
+		if (!found)
+		{
+			StringInfoData list;
+
+			initStringInfo(&list);
+			for (int i = 0; known[i] != NULL; i++)
+				appendStringInfo(&list, "%s%s", i > 0 ? ", " : "", known[i]);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown %s option \"%s\"", what, key),
+					 errhint("The %s options are: %s.", what, list.data)));
+		}
+	}
+}

@@ -1,0 +1,20 @@
+/*
+ * options.h
+ *		The one reader of the jsonb options objects (options.c).
+ */
+#ifndef STREAMML_OPTIONS_H
+#define STREAMML_OPTIONS_H
+
+#include "utils/jsonb.h"
+
+extern JsonbValue *OptionGet(Jsonb *options, const char *key);
+extern double OptionNumber(Jsonb *options, const char *key, double dflt,
+						   double min, double max);
+extern int64 OptionInteger(Jsonb *options, const char *key, int64 dflt,
+						   int64 min, int64 max);
+extern char *OptionString(Jsonb *options, const char *key, const char *dflt);
+extern bool OptionBool(Jsonb *options, const char *key, bool dflt);
+extern void OptionCheckKeys(Jsonb *options, const char *const *known,
+							const char *what);
+
+#endif							/* STREAMML_OPTIONS_H */

@@ -1895,6 +1895,22 @@ GroupVector(GroupFit *g, const double *v)
 	return PointerGetDatum(Float8ArrayBuild(v, g->p));
 }
 
+/* True when every group's fit converged and none is separable. */
+static bool
+RunConverged(List *groups)
+{
+	ListCell   *lc;
+
+	foreach(lc, groups)
+	{
+		GroupFit   *g = lfirst(lc);
+
+		if (!g->converged || g->separable)
+			return false;
+	}
+	return true;
+}
+
 /*
  * Records the run in the catalog: creates or updates the model, inserts one
  * version row per group, and deploys according to the deploy option.
@@ -2000,7 +2016,17 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 
 	/* deploy */
 	*deployed = false;
-	if (strcmp(run->deploy, "always") == 0)
+	if (!RunConverged(groups) && OptionGet(options, "deploy") == NULL)
+	{
+		/* the default "always" never deploys a run that did not converge */
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("version %d of model \"%s\" is not deployed: training did not converge",
+						version, run->model),
+				 errdetail("A model that did not converge can have arbitrarily large coefficients and standard errors."),
+				 errhint("Deploy it with streamml.deploy or option \"deploy\": \"always\" if you want it anyway.")));
+	}
+	else if (strcmp(run->deploy, "always") == 0)
 		*deployed = true;
 	else if (strcmp(run->deploy, "if_better") == 0)
 	{

@@ -18,7 +18,9 @@
  * training found them: a boolean as true/false, a number as its float8
  * text, anything else as text.  Rows whose label is not one of the classes,
  * or whose features are NULL or not finite, or whose group the model does
- * not know, are skipped and counted in rows_skipped.
+ * not know, are skipped and counted in rows_skipped, as are rows whose
+ * feature array (one float8[] column) has another length than the model's:
+ * those are counted apart, for one NOTICE, as training does.
  */
 #include "postgres.h"
 
@@ -228,6 +230,8 @@ evaluate(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	const char *gexpr;
 	const char *agg;
+	const char *xexpr;
+	const char *malformed = "0::int8";
 	Datum		result;
 
 	run->cxt = CurrentMemoryContext;
@@ -261,6 +265,8 @@ evaluate(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("model \"%s\" expects %d features, got %d",
 							run->model, p, run->p)));
+		/* the model fixes the length of a feature array */
+		run->p = p;
 		gexpr = "''::text";
 		if (run->group_by)
 		{
@@ -270,23 +276,29 @@ evaluate(PG_FUNCTION_ARGS)
 		}
 	}
 
+	xexpr = ScoreFeaturesExpr(run);
+	if (run->featarray)
+		malformed = psprintf("pg_catalog.count(*) FILTER (WHERE (%s) IS NOT NULL AND s.%s IS NOT NULL AND %s IS NOT TRUE)",
+							 run->yexpr, quote_identifier(run->featurecols[0]),
+							 FeatureArrayFits(run));
 	if (run->kind == MODEL_LINEAR)
 		agg = psprintf("streamml.regression_metrics(%s, streamml.ml_score($1, $2, %s, %s, 'linear'))",
-					   run->yexpr, gexpr, run->xexpr);
+					   run->yexpr, gexpr, xexpr);
 	else if (run->kind == MODEL_LOGISTIC)
 		agg = psprintf("streamml.classification_metrics((%s)::int::boolean, streamml.ml_score($1, $2, %s, %s, 'logistic'))",
-					   run->yexpr, gexpr, run->xexpr);
+					   run->yexpr, gexpr, xexpr);
 	else
 		agg = psprintf("streamml.multiclass_metrics(%s, streamml.ml_score_classes($1, $2, %s, %s))",
-					   run->yexpr, gexpr, run->xexpr);
+					   run->yexpr, gexpr, xexpr);
 
 	/* overall: a plain aggregate, which parallel workers can share */
 	resetStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT NULL::text, %s, pg_catalog.count(*) FROM %s",
-					 agg, run->from);
+	appendStringInfo(&sql, "SELECT NULL::text, %s, pg_catalog.count(*), %s FROM %s",
+					 agg, malformed, run->from);
 	RunQuery(run, sql.data, 2, types, values, NULL);
 	initStringInfo(&out);
 	EvaluateAppend(&out, 0, version);
+	NoticeMalformedRows(run, strtoll(ResultText(0, 4), NULL, 10));
 	SPI_freetuptable(SPI_tuptable);
 
 	/* per group, under the same snapshot (GROUPING SETS would not run in parallel) */

@@ -15,7 +15,9 @@
  * a multinomial (softmax) one (K blocks of intercept and p slopes); with
  * group_by it is a two-dimensional array, one such row per group, and the
  * row used is the one whose position in group_keys matches group_key.  It is
- * decoded once per state, not per row.
+ * decoded once per state, not per row.  The parameters fix the number of
+ * features: rows whose feature array has another length are skipped and
+ * counted, like rows with a NULL or non-finite value.
  *
  * The loss is computed as softplus(eta) - y * eta with softplus written so
  * that it never overflows, so perfectly separated rows cost log(1+e^-|eta|)
@@ -33,6 +35,7 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "libpq/pqformat.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 
@@ -76,6 +79,8 @@ IrlsAlloc(IrlsState *state, int p, int classes, bool gradonly)
 	state->blocks = (classes == 2) ? 1 : classes;
 	state->k = state->blocks * (p + 1);
 	state->gradonly = gradonly;
+	if (!gradonly)
+		PassCheckOrder(state->k);
 	state->grad = palloc0(sizeof(double) * state->k);
 	state->hess = gradonly ? NULL :
 		palloc0(sizeof(double) * PACKED_SIZE(state->k));
@@ -268,6 +273,9 @@ IrlsAddMultinomial(IrlsState *state, double y, double w)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("class index %g is out of range for %d classes", y, kk)));
+	/* O(K² p²) a row: with many features, a row can take a while */
+	if (k >= 256)
+		CHECK_FOR_INTERRUPTS();
 	for (int c = 0; c < kk; c++)
 	{
 		double		eta = 0.0;
@@ -339,7 +347,8 @@ irls_pass_transfn(PG_FUNCTION_ARGS)
 	else
 		state = (IrlsState *) PG_GETARG_POINTER(0);
 
-	if (!PassReadRow(fcinfo, 1, state->p, &y, &x, &p, &w))
+	/* the parameters fix the length: rows of another one are skipped */
+	if (PassReadRow(fcinfo, 1, state->p, &y, &x, &p, &w) != PASS_ROW_OK)
 	{
 		state->skipped++;
 		PG_RETURN_POINTER(state);

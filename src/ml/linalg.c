@@ -8,6 +8,10 @@
  * (collinear columns) a tiny ridge proportional to the largest diagonal entry
  * is added and the factorisation retried, which picks the minimum-norm-like
  * solution among the equivalent ones instead of failing.
+ *
+ * With thousands of features a factorisation or an inverse takes seconds to
+ * minutes, so the loops check for interrupts (statement_timeout, cancel)
+ * once per row or column: each step is O(n²) at most.
  */
 #include "postgres.h"
 
@@ -15,6 +19,7 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/lsyscache.h"
 
@@ -31,6 +36,7 @@ CholeskyFactor(int n, double *u, double jitter)
 	{
 		double		d = u[PACKED_INDEX(n, i, i)];
 
+		CHECK_FOR_INTERRUPTS();
 		for (int k = 0; k < i; k++)
 		{
 			double		v = u[PACKED_INDEX(n, k, i)];
@@ -127,6 +133,7 @@ CholeskySolve(int n, const double *packed, const double *b, double *x,
 
 		for (int j = 0; j < n; j++)
 		{
+			CHECK_FOR_INTERRUPTS();
 			e[j] = 1.0;
 			CholeskyBacksolve(n, u, e, col);
 			e[j] = 0.0;

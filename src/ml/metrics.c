@@ -8,7 +8,12 @@
  * the holdout.  Accuracy, precision, recall, F1, log-loss and the confusion
  * matrix are sums; the areas under the ROC and precision-recall curves are
  * exact, so the state keeps every (score, label) pair and the final function
- * sorts them once (16 bytes a row: 16 MB for a million rows).
+ * sorts them once (16 bytes a row: 16 MB for a million rows, and as much
+ * again while sorting), checking for interrupts as it goes.
+ *
+ * regression_metrics keeps its sums in units of a power of two that follows
+ * the largest magnitude seen (passes.h), so that squared errors of values
+ * near 1e200 do not overflow nor those near 1e-200 underflow.
  */
 #include "postgres.h"
 
@@ -18,6 +23,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -193,6 +199,63 @@ ScoredRowCompare(const void *a, const void *b)
 	return (x < y) ? 1 : (x > y) ? -1 : 0;
 }
 
+/* Sorted runs of this many rows are merged, checking for interrupts. */
+#define SORT_RUN 65536
+
+/*
+ * Sorts scored rows by decreasing score, interruptibly: qsort (which cannot
+ * be interrupted) on runs of SORT_RUN rows, then bottom-up merges with an
+ * interrupt check every SORT_RUN rows.  Ties may end in any order.
+ */
+static void
+ScoredRowSort(ScoredRow *rows, int64 n, MemoryContext cxt)
+{
+	ScoredRow  *src = rows;
+	ScoredRow  *dst;
+
+	for (int64 i = 0; i < n; i += SORT_RUN)
+	{
+		CHECK_FOR_INTERRUPTS();
+		qsort(rows + i, Min(SORT_RUN, n - i), sizeof(ScoredRow),
+			  ScoredRowCompare);
+	}
+	if (n <= SORT_RUN)
+		return;
+	dst = MemoryContextAllocHuge(cxt, sizeof(ScoredRow) * n);
+	for (int64 width = SORT_RUN; width < n; width *= 2)
+	{
+		ScoredRow  *t;
+
+		for (int64 lo = 0; lo < n; lo += 2 * width)
+		{
+			int64		mid = Min(lo + width, n);
+			int64		hi = Min(lo + 2 * width, n);
+			int64		a = lo;
+			int64		b = mid;
+
+			for (int64 k = lo; k < hi; k++)
+			{
+				if ((k & (SORT_RUN - 1)) == 0)
+					CHECK_FOR_INTERRUPTS();
+				if (b >= hi || (a < mid && src[a].score >= src[b].score))
+					dst[k] = src[a++];
+				else
+					dst[k] = src[b++];
+			}
+		}
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != rows)
+	{
+		memcpy(rows, src, sizeof(ScoredRow) * n);
+		pfree(src);
+	}
+	else
+		pfree(dst);
+}
+
 PG_FUNCTION_INFO_V1(classification_metrics_finalfn);
 
 /*
@@ -228,7 +291,7 @@ classification_metrics_finalfn(PG_FUNCTION_ARGS)
 	pos = tp + fn;
 	neg = fp + tn;
 
-	qsort(s->rows, s->n, sizeof(ScoredRow), ScoredRowCompare);
+	ScoredRowSort(s->rows, s->n, CurrentMemoryContext);
 	{
 		double		ctp = 0.0;
 		double		cfp = 0.0;
@@ -269,7 +332,10 @@ classification_metrics_finalfn(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(JsonbFromText(b.data));
 }
 
-/* State of streamml.regression_metrics. */
+/*
+ * State of streamml.regression_metrics: sums in the unit 2^e, e following
+ * the largest magnitude of an actual value or an error.
+ */
 typedef struct RegState
 {
 	double		n;
@@ -277,7 +343,31 @@ typedef struct RegState
 	double		sq_err;
 	double		mean;			/* of the actual values */
 	double		m2;
+	int32		e;
 } RegState;
+
+/* Allocates a regression state in its smallest unit. */
+static RegState *
+RegAlloc(MemoryContext cxt)
+{
+	RegState   *s = MemoryContextAllocZero(cxt, sizeof(RegState));
+
+	s->e = PASS_EXP_MIN;
+	return s;
+}
+
+/* Moves a regression state to the larger unit 2^e, exactly. */
+static void
+RegRescale(RegState *s, int e)
+{
+	double		f = ldexp(1.0, s->e - e);
+
+	s->e = e;
+	s->abs_err *= f;
+	s->mean *= f;
+	s->sq_err *= f * f;
+	s->m2 *= f * f;
+}
 
 PG_FUNCTION_INFO_V1(regression_metrics_transfn);
 
@@ -291,8 +381,11 @@ regression_metrics_transfn(PG_FUNCTION_ARGS)
 	double		e;
 	double		d;
 
+	int			ex;
+	double		unit;
+
 	if (PG_ARGISNULL(0))
-		s = MemoryContextAllocZero(cxt, sizeof(RegState));
+		s = RegAlloc(cxt);
 	else
 		s = (RegState *) PG_GETARG_POINTER(0);
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -301,6 +394,12 @@ regression_metrics_transfn(PG_FUNCTION_ARGS)
 	e = y - PG_GETARG_FLOAT8(2);
 	if (!isfinite(y) || !isfinite(e))
 		PG_RETURN_POINTER(s);
+	ex = PassExponent(Max(fabs(y), fabs(e)));
+	if (ex > s->e)
+		RegRescale(s, ex);
+	unit = ldexp(1.0, -s->e);
+	y *= unit;
+	e *= unit;
 	s->n += 1.0;
 	s->abs_err += fabs(e);
 	s->sq_err += e * e;
@@ -326,11 +425,15 @@ regression_metrics_combinefn(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
 	b = (RegState *) PG_GETARG_POINTER(1);
 	if (PG_ARGISNULL(0))
-		a = MemoryContextAllocZero(cxt, sizeof(RegState));
+		a = RegAlloc(cxt);
 	else
 		a = (RegState *) PG_GETARG_POINTER(0);
 	if (b->n == 0)
 		PG_RETURN_POINTER(a);
+	if (b->e > a->e)
+		RegRescale(a, b->e);
+	else if (a->e > b->e)
+		RegRescale(b, a->e);
 	n = a->n + b->n;
 	d = b->mean - a->mean;
 	a->m2 += b->m2 + d * d * a->n * b->n / n;
@@ -379,6 +482,7 @@ regression_metrics_finalfn(PG_FUNCTION_ARGS)
 {
 	RegState   *s;
 	StringInfoData b;
+	double		unit;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -387,9 +491,10 @@ regression_metrics_finalfn(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	initStringInfo(&b);
 	appendStringInfoChar(&b, '{');
+	unit = ldexp(1.0, s->e);
 	JsonAppendNumber(&b, "rows", s->n);
-	JsonAppendNumber(&b, "rmse", sqrt(s->sq_err / s->n));
-	JsonAppendNumber(&b, "mae", s->abs_err / s->n);
+	JsonAppendNumber(&b, "rmse", sqrt(s->sq_err / s->n) * unit);
+	JsonAppendNumber(&b, "mae", s->abs_err / s->n * unit);
 	JsonAppendNumber(&b, "r2", s->m2 > 0 ? 1.0 - s->sq_err / s->m2 : NAN);
 	appendStringInfoChar(&b, '}');
 	PG_RETURN_DATUM(JsonbFromText(b.data));

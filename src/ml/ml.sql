@@ -205,7 +205,25 @@ CREATE AGGREGATE streamml.ml_moments(label float8, features float8[], weight flo
 	PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE streamml.ml_moments(float8, float8[], float8) IS
-	'weighted means and co-moments of label and features: [sum of weights, rows used, rows skipped, p, means, packed co-moments]';
+	'weighted means and co-moments of label and features: [sum of weights, rows used, rows skipped, p, rows malformed, 1, means, units, packed co-moments in the units]';
+CREATE FUNCTION streamml.ml_moments_transfn(internal, float8, float8[], float8,
+	int4, boolean)
+	RETURNS internal AS 'MODULE_PATHNAME', 'ml_moments_transfn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ml_moments_transfn(internal, float8, float8[], float8, int4, boolean) IS
+	'transition function of streamml.ml_moments with the number of features';
+CREATE AGGREGATE streamml.ml_moments(label float8, features float8[], weight float8,
+	nfeatures int4, comoments boolean) (
+	SFUNC = streamml.ml_moments_transfn,
+	STYPE = internal,
+	COMBINEFUNC = streamml.ml_moments_combinefn,
+	SERIALFUNC = streamml.ml_moments_serialfn,
+	DESERIALFUNC = streamml.ml_moments_deserialfn,
+	FINALFUNC = streamml.ml_moments_finalfn,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.ml_moments(float8, float8[], float8, int4, boolean) IS
+	'weighted means and co-moments of label and nfeatures features (rows with another number are skipped and counted as malformed); without comoments only the label row and the diagonal';
 
 CREATE FUNCTION streamml.irls_pass_transfn(internal, float8, float8[], float8,
 	float8[], text[], text)

@@ -3,16 +3,30 @@
  *		The first pass of every training run: weighted means and co-moments of
  *		the label and the features, as a parallel aggregate.
  *
- * streamml.ml_moments(label, features, weight) accumulates, for the vector
- * v = (label, x1, ..., xp), the weighted mean and the co-moment matrix
- * Σ w (v - mean)(v - mean)ᵀ.  Rows are buffered in blocks of PASS_BLOCK;
- * each block's mean and co-moments are computed centred on the block's own
- * mean and merged into the state with Chan's formula, as are the partial
- * states of parallel workers.  This stays accurate for features whose mean
- * dwarfs their spread (a column near 1e9 varying by units), where sums of
- * squares would cancel catastrophically, and the co-moments of a block are
- * one rank-PASS_BLOCK update (PassBlockSyrk) rather than a rank-1 update a
- * row.
+ * streamml.ml_moments(label, features, weight, nfeatures, comoments)
+ * accumulates, for the vector v = (label, x1, ..., xp), the weighted mean
+ * and the co-moment matrix Σ w (v - mean)(v - mean)ᵀ.  Rows are buffered in
+ * blocks of PASS_BLOCK; each block's mean and co-moments are computed
+ * centred on the block's own mean and merged into the state with Chan's
+ * formula, as are the partial states of parallel workers.  This stays
+ * accurate for features whose mean dwarfs their spread (a column near 1e9
+ * varying by units), where sums of squares would cancel catastrophically,
+ * and the co-moments of a block are one rank-PASS_BLOCK update
+ * (PassBlockSyrk) rather than a rank-1 update a row.
+ *
+ * Every column is kept in units of a power of two that follows the largest
+ * magnitude seen in it (passes.h), so that a column near 1e200 does not
+ * overflow its squares and one near 1e-200 does not underflow them to zero
+ * (which would make it look constant).  When a block brings a larger
+ * magnitude, the column's mean and co-moments are rescaled, exactly.
+ *
+ * nfeatures is the number of features the driver expects (the model's, or
+ * the most common length of a feature array column); rows with a feature
+ * array of another length or shape are skipped and counted apart, so that
+ * one odd row neither aborts the run nor, scanned first, decides the
+ * length.  Without comoments only the label's co-moments with each column
+ * and the diagonal are kept: O(p) a row and O(p) memory, for solvers that
+ * need only the standardisation (L-BFGS with many features).
  *
  * From this one pass the driver gets the standardisation (means and scales),
  * the exact least-squares solution of a linear model, and the first Newton
@@ -26,6 +40,7 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "libpq/pqformat.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 
@@ -35,23 +50,37 @@
 typedef struct MomentsState
 {
 	int			p;				/* number of features, -1 until known */
+	bool		full;			/* the whole co-moment matrix, or row 0 and
+								 * the diagonal */
 	int64		count;			/* rows used */
-	int64		skipped;		/* rows skipped */
+	int64		skipped;		/* rows skipped, malformed ones included */
+	int64		malformed;		/* rows with a feature array of another length */
 	double		w;				/* sum of weights */
-	double	   *mean;			/* p + 1: label first */
-	double	   *comom;			/* packed upper triangle of order p + 1 */
+	int		   *exps;			/* p + 1: the unit of column i is 2^exps[i] */
+	double	   *mean;			/* p + 1, label first, in the units */
+	double	   *comom;			/* in the units: packed upper triangle of
+								 * order p + 1, or row 0 then the diagonal */
 	double	   *delta;			/* scratch, p + 1 */
 	int			nblock;			/* rows in the block buffer */
 	double	   *block;			/* (p + 1) × PASS_BLOCK: label, features */
 	double	   *bw;				/* PASS_BLOCK weights */
 } MomentsState;
 
+/* Number of co-moments a state keeps for p features. */
+static inline Size
+MomentsComomSize(int p, bool full)
+{
+	return full ? PACKED_SIZE((Size) p + 1) : 2 * ((Size) p + 1);
+}
+
 /*
  * Reads the label, feature and weight arguments of a pass aggregate.
- * Returns false when the row must be skipped; errors when the number of
- * features differs from expected (when expected >= 0).  On success *x
- * points at the *p feature values, possibly unaligned: PassFeature
- * copies them out.
+ * Returns PASS_ROW_SKIP when the row must be skipped for a NULL or
+ * non-finite label or weight or NULL features, PASS_ROW_MALFORMED when the
+ * feature array is not one-dimensional with expected elements (when
+ * expected >= 0; otherwise any non-empty one-dimensional array will do).
+ * On PASS_ROW_OK *x points at the *p feature values, possibly unaligned:
+ * PassFeature copies them out; NULL elements make the row PASS_ROW_SKIP.
  *
  * This runs for every row of every pass, so it does not copy the array.
  * A float8[] stored in a table usually has a short (1-byte) varlena header,
@@ -62,7 +91,7 @@ typedef struct MomentsState
  * a null bitmap and compressed or out-of-line values take the ordinary
  * path.
  */
-bool
+PassRow
 PassReadRow(FunctionCallInfo fcinfo, int argno, int expected,
 			double *y, const char **x, int *p, double *w)
 {
@@ -74,18 +103,18 @@ PassReadRow(FunctionCallInfo fcinfo, int argno, int expected,
 	int			n = 0;
 
 	if (PG_ARGISNULL(argno) || PG_ARGISNULL(argno + 1))
-		return false;
+		return PASS_ROW_SKIP;
 	*y = PG_GETARG_FLOAT8(argno);
 	if (!isfinite(*y))
-		return false;
+		return PASS_ROW_SKIP;
 	*w = 1.0;
 	if (PG_NARGS() > argno + 2)
 	{
 		if (PG_ARGISNULL(argno + 2))
-			return false;
+			return PASS_ROW_SKIP;
 		*w = PG_GETARG_FLOAT8(argno + 2);
 		if (!isfinite(*w) || *w < 0.0)
-			return false;
+			return PASS_ROW_SKIP;
 	}
 
 	v = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(argno + 1));
@@ -96,31 +125,29 @@ PassReadRow(FunctionCallInfo fcinfo, int argno, int expected,
 	memcpy(&ndim, body, sizeof(int));
 	memcpy(&dataoffset, body + sizeof(int), sizeof(int32));
 	memcpy(&elemtype, body + sizeof(int) + sizeof(int32), sizeof(Oid));
-	if (elemtype != FLOAT8OID || ndim > 1)
+	if (elemtype != FLOAT8OID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("features must be a one-dimensional float8 array")));
-	if (ndim == 1)
-		memcpy(&n, body + offsetof(ArrayType, elemtype) + sizeof(Oid) - VARHDRSZ,
-			   sizeof(int));
-	if (expected >= 0 && n != expected)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("feature array has %d elements, expected %d", n,
-						expected)));
+				 errmsg("features must be a float8 array")));
+	if (ndim != 1)
+		return PASS_ROW_MALFORMED;
+	memcpy(&n, body + offsetof(ArrayType, elemtype) + sizeof(Oid) - VARHDRSZ,
+		   sizeof(int));
+	if (expected >= 0 ? n != expected : n <= 0)
+		return PASS_ROW_MALFORMED;
 	if (dataoffset != 0)
 	{
 		/* a null bitmap: the ordinary, copying path */
 		ArrayType  *a = DatumGetArrayTypeP(PointerGetDatum(v));
 
 		if (array_contains_nulls(a))
-			return false;
+			return PASS_ROW_SKIP;
 		*x = (const char *) ARR_DATA_PTR(a);
 	}
 	else
 		*x = body + ARR_OVERHEAD_NONULLS(ndim) - VARHDRSZ;
 	*p = n;
-	return true;
+	return PASS_ROW_OK;
 }
 
 /*
@@ -129,7 +156,8 @@ PassReadRow(FunctionCallInfo fcinfo, int argno, int expected,
  * have a[r] = 0 and finite z.  This is the inner loop of every pass: one
  * rank-PASS_BLOCK update instead of PASS_BLOCK rank-1 updates, so that each
  * matrix entry is read and written once a block, and the sums over rows,
- * of fixed length, run in registers.
+ * of fixed length, run in registers.  With thousands of features one block
+ * takes a second or more, so it checks for interrupts as it goes.
  */
 void
 PassBlockSyrk(double *packed, const double *z, const double *a, int n)
@@ -141,6 +169,8 @@ PassBlockSyrk(double *packed, const double *z, const double *a, int n)
 		const double *zi = z + i * PASS_BLOCK;
 		int			j = i;
 
+		if ((i & 63) == 63)
+			CHECK_FOR_INTERRUPTS();
 		for (int r = 0; r < PASS_BLOCK; r++)
 			az[r] = a[r] * zi[r];
 		/* two columns at a time: each load of az serves both */
@@ -169,28 +199,85 @@ PassBlockSyrk(double *packed, const double *z, const double *a, int n)
 	}
 }
 
+/*
+ * Errors when a pass would accumulate a matrix of more than PASS_MAX_ORDER
+ * rows (the driver refuses such models before the first pass, with advice;
+ * this guards direct calls of the aggregates).
+ */
+void
+PassCheckOrder(int order)
+{
+	if (order > PASS_MAX_ORDER)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a training pass cannot accumulate a matrix of order %d",
+						order),
+				 errdetail("The limit is %d: label and features, or coefficients of a Newton step.",
+						   PASS_MAX_ORDER)));
+}
+
 /* Allocates the arrays of a moments state for p features. */
 static void
-MomentsAlloc(MomentsState *state, int p)
+MomentsAlloc(MomentsState *state, int p, bool full)
 {
+	if (full)
+		PassCheckOrder(p + 1);
 	state->p = p;
+	state->full = full;
+	state->exps = palloc(sizeof(int) * (p + 1));
+	for (int i = 0; i <= p; i++)
+		state->exps[i] = PASS_EXP_MIN;
 	state->mean = palloc0(sizeof(double) * (p + 1));
-	state->comom = palloc0(sizeof(double) * PACKED_SIZE(p + 1));
+	state->comom = palloc0(sizeof(double) * MomentsComomSize(p, full));
 	state->delta = palloc0(sizeof(double) * (p + 1));
 	state->nblock = 0;
 	state->block = palloc0(sizeof(double) * (p + 1) * PASS_BLOCK);
 	state->bw = palloc0(sizeof(double) * PASS_BLOCK);
 }
 
+/* Multiplies co-moment (i, j) of a state by f, if the state keeps it. */
+static inline void
+MomentsScaleEntry(MomentsState *state, int i, int j, double f)
+{
+	int			n1 = state->p + 1;
+
+	if (state->full)
+		state->comom[i <= j ? PACKED_INDEX(n1, i, j) : PACKED_INDEX(n1, j, i)] *= f;
+	else if (i == 0 || j == 0)
+		state->comom[Max(i, j)] *= f;
+	else if (i == j)
+		state->comom[n1 + i] *= f;
+}
+
+/*
+ * Moves column i of a state to the larger unit 2^e: its mean and its
+ * co-moments are multiplied by a power of two, exactly (values far below
+ * the new unit may underflow, which is below the precision of the sums).
+ */
+static void
+MomentsRescale(MomentsState *state, int i, int e)
+{
+	double		f = ldexp(1.0, state->exps[i] - e);
+
+	state->exps[i] = e;
+	if (state->w == 0.0)
+		return;
+	state->mean[i] *= f;
+	for (int j = 0; j <= state->p; j++)
+		MomentsScaleEntry(state, i, j, j == i ? f * f : f);
+}
+
 /*
  * Merges the buffered block of rows into the state: the block's weighted
  * mean and co-moments (centred on the block's own mean, so two-pass
- * accurate), then Chan's formula, as for a partial state.
+ * accurate), then Chan's formula, as for a partial state.  Columns first
+ * move to a larger unit if the block holds a larger magnitude.
  */
 static void
 MomentsFlush(MomentsState *state)
 {
 	int			n1 = state->p + 1;
+	int			nb = state->nblock;
 	double	   *v = state->block;
 	double	   *bw = state->bw;
 	double		wb = 0.0;
@@ -199,10 +286,10 @@ MomentsFlush(MomentsState *state)
 	double	   *delta = state->delta;
 	double	   *cm = state->comom;
 
-	if (state->nblock == 0)
+	if (nb == 0)
 		return;
 	/* rows not in use weigh nothing */
-	for (int r = state->nblock; r < PASS_BLOCK; r++)
+	for (int r = nb; r < PASS_BLOCK; r++)
 		bw[r] = 0.0;
 	state->nblock = 0;
 	for (int r = 0; r < PASS_BLOCK; r++)
@@ -213,23 +300,57 @@ MomentsFlush(MomentsState *state)
 	for (int i = 0; i < n1; i++)
 	{
 		double	   *vi = v + i * PASS_BLOCK;
-		double		m = PassBlockDot(bw, vi) / wb;
+		double		big = 0.0;
+		double		unit;
+		double		m;
+		int			e;
 
-		/* centre the block on its mean; unused rows become 0 or finite */
+		for (int r = 0; r < nb; r++)
+			big = Max(big, fabs(vi[r]));
+		e = PassExponent(big);
+		if (e > state->exps[i])
+			MomentsRescale(state, i, e);
+		/* into the column's unit; unused rows become 0 */
+		unit = ldexp(1.0, -state->exps[i]);
 		for (int r = 0; r < PASS_BLOCK; r++)
-			vi[r] = (bw[r] != 0.0) ? vi[r] - m : 0.0;
+			vi[r] = (r < nb) ? vi[r] * unit : 0.0;
+		m = PassBlockDot(bw, vi) / wb;
+		/* centre the block on its mean */
+		for (int r = 0; r < nb; r++)
+			vi[r] -= m;
 		delta[i] = m - state->mean[i];
 		state->mean[i] += delta[i] * (wb / wnew);
 	}
 	f = state->w * wb / wnew;
-	for (int i = 0; i < n1; i++)
+	if (state->full)
 	{
-		double		a = f * delta[i];
+		for (int i = 0; i < n1; i++)
+		{
+			double		a = f * delta[i];
 
-		for (int j = i; j < n1; j++)
-			*cm++ += a * delta[j];
+			for (int j = i; j < n1; j++)
+				*cm++ += a * delta[j];
+		}
+		PassBlockSyrk(state->comom, v, bw, n1);
 	}
-	PassBlockSyrk(state->comom, v, bw, n1);
+	else
+	{
+		/* row 0 (label with each column), then the diagonal */
+		double		bv0[PASS_BLOCK];
+
+		for (int r = 0; r < PASS_BLOCK; r++)
+			bv0[r] = bw[r] * v[r];
+		for (int i = 0; i < n1; i++)
+		{
+			const double *vi = v + i * PASS_BLOCK;
+			double		s = 0.0;
+
+			cm[i] += f * delta[0] * delta[i] + PassBlockDot(bv0, vi);
+			for (int r = 0; r < PASS_BLOCK; r++)
+				s += bw[r] * vi[r] * vi[r];
+			cm[n1 + i] += f * delta[i] * delta[i] + s;
+		}
+	}
 	state->w = wnew;
 }
 
@@ -246,7 +367,12 @@ PassAggContext(FunctionCallInfo fcinfo, const char *name)
 
 PG_FUNCTION_INFO_V1(ml_moments_transfn);
 
-/* Transition of streamml.ml_moments: adds one row. */
+/*
+ * Transition of streamml.ml_moments: adds one row.  With the arguments
+ * nfeatures and comoments (the form training uses) the state is allocated
+ * for nfeatures at once; in the three-argument form, by the first row with
+ * a non-empty feature array.
+ */
 Datum
 ml_moments_transfn(PG_FUNCTION_ARGS)
 {
@@ -257,26 +383,41 @@ ml_moments_transfn(PG_FUNCTION_ARGS)
 	int			p;
 	int			r;
 	double	   *col;
+	PassRow		row;
 
 	if (PG_ARGISNULL(0))
 	{
-		state = MemoryContextAllocZero(PassAggContext(fcinfo, "ml_moments_transfn"),
-									   sizeof(MomentsState));
+		MemoryContext old = MemoryContextSwitchTo(PassAggContext(fcinfo, "ml_moments_transfn"));
+
+		state = palloc0(sizeof(MomentsState));
 		state->p = -1;
+		if (PG_NARGS() > 4)
+		{
+			if (PG_ARGISNULL(4) || PG_GETARG_INT32(4) < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("ml_moments needs the number of features")));
+			MomentsAlloc(state, PG_GETARG_INT32(4),
+						 PG_ARGISNULL(5) || PG_GETARG_BOOL(5));
+		}
+		MemoryContextSwitchTo(old);
 	}
 	else
 		state = (MomentsState *) PG_GETARG_POINTER(0);
 
-	if (!PassReadRow(fcinfo, 1, state->p, &y, &x, &p, &w))
+	row = PassReadRow(fcinfo, 1, state->p, &y, &x, &p, &w);
+	if (row != PASS_ROW_OK)
 	{
 		state->skipped++;
+		if (row == PASS_ROW_MALFORMED)
+			state->malformed++;
 		PG_RETURN_POINTER(state);
 	}
 	if (state->p < 0)
 	{
 		MemoryContext old = MemoryContextSwitchTo(PassAggContext(fcinfo, "ml_moments_transfn"));
 
-		MomentsAlloc(state, p);
+		MomentsAlloc(state, p, true);
 		MemoryContextSwitchTo(old);
 	}
 
@@ -312,24 +453,33 @@ MomentsMerge(MomentsState *a, MomentsState *b)
 	double		w;
 	double	   *delta;
 	double		f;
-	double	   *cm;
 
 	a->count += b->count;
 	a->skipped += b->skipped;
+	a->malformed += b->malformed;
 	if (b->p < 0)
 		return;
 	if (a->p < 0)
-		MomentsAlloc(a, b->p);
-	else if (a->p != b->p)
+		MomentsAlloc(a, b->p, b->full);
+	else if (a->p != b->p || a->full != b->full)
 		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("feature array has %d elements, expected %d", b->p,
-						a->p)));
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot combine ml_moments states of %d and %d features",
+						a->p, b->p),
+				 errhint("Pass the number of features to ml_moments.")));
 	MomentsFlush(a);
 	MomentsFlush(b);
 	if (b->w == 0.0)
 		return;
 	n1 = a->p + 1;
+	/* both states in the larger unit of every column */
+	for (int i = 0; i < n1; i++)
+	{
+		if (b->exps[i] > a->exps[i])
+			MomentsRescale(a, i, b->exps[i]);
+		else if (a->exps[i] > b->exps[i])
+			MomentsRescale(b, i, a->exps[i]);
+	}
 	w = a->w + b->w;
 	delta = a->delta;
 	for (int i = 0; i < n1; i++)
@@ -337,10 +487,25 @@ MomentsMerge(MomentsState *a, MomentsState *b)
 	for (int i = 0; i < n1; i++)
 		a->mean[i] += delta[i] * (b->w / w);
 	f = a->w * b->w / w;
-	cm = a->comom;
-	for (int i = 0; i < n1; i++)
-		for (int j = i; j < n1; j++)
-			*cm++ += b->comom[PACKED_INDEX(n1, i, j)] + f * delta[i] * delta[j];
+	if (a->full)
+	{
+		double	   *cm = a->comom;
+		const double *bm = b->comom;
+
+		for (int i = 0; i < n1; i++)
+		{
+			if ((i & 63) == 63)
+				CHECK_FOR_INTERRUPTS();
+			for (int j = i; j < n1; j++)
+				*cm++ += *bm++ + f * delta[i] * delta[j];
+		}
+	}
+	else
+		for (int i = 0; i < n1; i++)
+		{
+			a->comom[i] += b->comom[i] + f * delta[0] * delta[i];
+			a->comom[n1 + i] += b->comom[n1 + i] + f * delta[i] * delta[i];
+		}
 	a->w = w;
 }
 
@@ -382,14 +547,17 @@ ml_moments_serialfn(PG_FUNCTION_ARGS)
 		MomentsFlush(state);
 	pq_begintypsend(&buf);
 	pq_sendint32(&buf, state->p);
+	pq_sendbyte(&buf, state->full ? 1 : 0);
 	pq_sendint64(&buf, state->count);
 	pq_sendint64(&buf, state->skipped);
+	pq_sendint64(&buf, state->malformed);
 	pq_sendfloat8(&buf, state->w);
 	if (state->p >= 0)
 	{
+		pq_sendbytes(&buf, (char *) state->exps, sizeof(int) * (state->p + 1));
 		pq_sendbytes(&buf, (char *) state->mean, sizeof(double) * (state->p + 1));
 		pq_sendbytes(&buf, (char *) state->comom,
-					 sizeof(double) * PACKED_SIZE(state->p + 1));
+					 sizeof(double) * MomentsComomSize(state->p, state->full));
 	}
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
@@ -403,20 +571,26 @@ ml_moments_deserialfn(PG_FUNCTION_ARGS)
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
 	MomentsState *state = palloc0(sizeof(MomentsState));
 	StringInfoData buf;
+	int			p;
+	bool		full;
 
 	PassAggContext(fcinfo, "ml_moments_deserialfn");
 	PassReadBuffer(&buf, b);
-	state->p = pq_getmsgint(&buf, 4);
+	p = pq_getmsgint(&buf, 4);
+	full = pq_getmsgbyte(&buf) != 0;
+	state->p = -1;
+	if (p >= 0)
+		MomentsAlloc(state, p, full);
 	state->count = pq_getmsgint64(&buf);
 	state->skipped = pq_getmsgint64(&buf);
+	state->malformed = pq_getmsgint64(&buf);
 	state->w = pq_getmsgfloat8(&buf);
-	if (state->p >= 0)
+	if (p >= 0)
 	{
-		MomentsAlloc(state, state->p);
-		pq_copymsgbytes(&buf, (char *) state->mean,
-						sizeof(double) * (state->p + 1));
+		pq_copymsgbytes(&buf, (char *) state->exps, sizeof(int) * (p + 1));
+		pq_copymsgbytes(&buf, (char *) state->mean, sizeof(double) * (p + 1));
 		pq_copymsgbytes(&buf, (char *) state->comom,
-						sizeof(double) * PACKED_SIZE(state->p + 1));
+						sizeof(double) * MomentsComomSize(p, full));
 	}
 	PG_RETURN_POINTER(state);
 }
@@ -424,16 +598,17 @@ ml_moments_deserialfn(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(ml_moments_finalfn);
 
 /*
- * Final function of streamml.ml_moments: a float8[] laid out as
- * [sum of weights, rows used, rows skipped, p, means (label first, p+1),
- * co-moments (packed upper triangle of order p+1)].
+ * Final function of streamml.ml_moments: a float8[] laid out as in
+ * passes.h (MOMENTS_OUT_*): the header, the means (label first), the units
+ * of the columns and the co-moments in those units.
  */
 Datum
 ml_moments_finalfn(PG_FUNCTION_ARGS)
 {
 	MomentsState *state;
 	int			p;
-	int			len;
+	Size		len;
+	Size		ncm;
 	double	   *out;
 	ArrayType  *result;
 
@@ -443,17 +618,28 @@ ml_moments_finalfn(PG_FUNCTION_ARGS)
 	p = state->p;
 	if (p >= 0)
 		MomentsFlush(state);
-	len = 4 + (p >= 0 ? (p + 1) + PACKED_SIZE(p + 1) : 0);
+	ncm = (p >= 0) ? MomentsComomSize(p, state->full) : 0;
+	len = MOMENTS_OUT_HEADER + (p >= 0 ? 2 * (p + 1) + ncm : 0);
 	out = palloc(sizeof(double) * len);
-	out[0] = state->w;
-	out[1] = (double) state->count;
-	out[2] = (double) state->skipped;
-	out[3] = p;
+	out[MOMENTS_OUT_WEIGHT] = state->w;
+	out[MOMENTS_OUT_COUNT] = (double) state->count;
+	out[MOMENTS_OUT_SKIPPED] = (double) state->skipped;
+	out[MOMENTS_OUT_P] = p;
+	out[MOMENTS_OUT_MALFORMED] = (double) state->malformed;
+	out[MOMENTS_OUT_FULL] = (p < 0 || state->full) ? 1.0 : 0.0;
 	if (p >= 0)
 	{
-		memcpy(out + 4, state->mean, sizeof(double) * (p + 1));
-		memcpy(out + 5 + p, state->comom, sizeof(double) * PACKED_SIZE(p + 1));
+		double	   *mean = out + MOMENTS_OUT_HEADER;
+		double	   *unit = mean + p + 1;
+
+		for (int i = 0; i <= p; i++)
+		{
+			unit[i] = ldexp(1.0, state->exps[i]);
+			mean[i] = state->mean[i] * unit[i];
+		}
+		memcpy(unit + p + 1, state->comom, sizeof(double) * ncm);
 	}
 	result = Float8ArrayBuild(out, len);
+	pfree(out);
 	PG_RETURN_ARRAYTYPE_P(result);
 }

@@ -11,9 +11,47 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 
-extern bool PassReadRow(FunctionCallInfo fcinfo, int argno, int expected,
-						double *y, const char **x, int *p, double *w);
+/* What PassReadRow found in a row. */
+typedef enum PassRow
+{
+	PASS_ROW_OK,				/* usable */
+	PASS_ROW_SKIP,				/* a NULL or non-finite label or weight, NULL features */
+	PASS_ROW_MALFORMED			/* a feature array of another length or shape */
+} PassRow;
+
+extern PassRow PassReadRow(FunctionCallInfo fcinfo, int argno, int expected,
+						   double *y, const char **x, int *p, double *w);
 extern MemoryContext PassAggContext(FunctionCallInfo fcinfo, const char *name);
+
+/*
+ * The largest order of the cross-product matrices a pass accumulates: the
+ * co-moments of label and features (p + 1) and the Hessian of a Newton step
+ * (K (p + 1)).  Packed, such a matrix takes 64 MiB, and a run holds a few
+ * copies of it (the aggregate state, its result, the solver's factor and
+ * the k × k covariance); larger models are refused before the first pass.
+ */
+#define PASS_MAX_ORDER 4096
+
+/*
+ * Columns are accumulated in units of a power of two, 2^e with e the binary
+ * exponent of the largest magnitude seen so far (and never below
+ * PASS_EXP_MIN), so that squares and cross-products stay finite and
+ * nonzero for any finite data: a column near 1e200 or 1e-200 is as good as
+ * one near 1.  Powers of two scale exactly.
+ */
+#define PASS_EXP_MIN (-1021)
+#define PASS_EXP_MAX 1021
+
+/* The binary exponent of a magnitude m >= 0, clamped to the range above. */
+static inline int
+PassExponent(double m)
+{
+	int			e = PASS_EXP_MIN;
+
+	if (m > 0.0)
+		(void) frexp(m, &e);
+	return Max(PASS_EXP_MIN, Min(e, PASS_EXP_MAX));
+}
 
 /* Feature i of the values PassReadRow found, which may be unaligned. */
 static inline double
@@ -44,6 +82,7 @@ PassReadBuffer(StringInfo buf, bytea *b)
 
 extern void PassBlockSyrk(double *packed, const double *z, const double *a,
 						  int n);
+extern void PassCheckOrder(int order);
 
 /*
  * Σ_r a[r] b[r] over one block of rows.  Four partial sums: independent
@@ -67,6 +106,21 @@ PassBlockDot(const double *a, const double *b)
 	}
 	return (s0 + s1) + (s2 + s3);
 }
+
+/*
+ * Layout of the float8[] returned by streamml.ml_moments: this header, then
+ * the means (label first, p + 1), the units 2^e of the columns (p + 1), and
+ * the co-moments in those units (entry (i, j) is Σ w (v_i - m_i)(v_j - m_j)
+ * / (unit_i unit_j)): the packed upper triangle of order p + 1, or with
+ * MOMENTS_OUT_FULL 0 only row 0 (label with each column) then the diagonal.
+ */
+#define MOMENTS_OUT_WEIGHT		0
+#define MOMENTS_OUT_COUNT		1
+#define MOMENTS_OUT_SKIPPED		2
+#define MOMENTS_OUT_P			3
+#define MOMENTS_OUT_MALFORMED	4
+#define MOMENTS_OUT_FULL		5
+#define MOMENTS_OUT_HEADER		6
 
 /* Layout of the float8[] returned by streamml.irls_pass. */
 #define IRLS_OUT_COUNT		0

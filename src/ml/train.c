@@ -24,6 +24,7 @@
  */
 #include "postgres.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "access/htup_details.h"
@@ -64,6 +65,8 @@ typedef struct GroupFit
 	double	   *mean;			/* p */
 	double	   *scale;			/* p, 0 for a constant column */
 	double	   *invs;			/* p, 1/scale or 0 */
+	double	   *zs;				/* p, unit/scale or 0: from the moments' units
+								 * to the standardised scale */
 	double	   *pen;			/* p, penalty factor on the standardised scale */
 	double	   *gamma;			/* k, standardised scale */
 	double	   *prev_gamma;
@@ -90,7 +93,11 @@ typedef struct GroupFit
 	double		holdout_rows;
 	double	   *deployed_coef;	/* the deployed version's, original scale */
 	double	   *moments_mean;	/* the first pass's output, p + 1 */
-	double	   *moments_comom;
+	double	   *moments_unit;	/* p + 1: units of the co-moments */
+	double	   *moments_comom;	/* in those units */
+	bool		moments_full;	/* every co-moment, or row 0 and the diagonal */
+	double		yunit;			/* a linear model's label unit: its loss and
+								 * covariance are in yunit² */
 } GroupFit;
 
 /* Returns true when the source text is a query rather than a relation name. */
@@ -481,7 +488,54 @@ ResolveSplit(TrainRun *run)
 	}
 }
 
-/* Sets up the standardisation of a group from its moments. */
+/*
+ * Co-moment (i, j) of the moments pass, i <= j, in the units of columns i
+ * and j (0 is the label, j the feature j - 1).  Without every co-moment
+ * only row 0 and the diagonal are there.
+ */
+static inline double
+GroupComom(const GroupFit *g, int i, int j)
+{
+	int			n1 = g->p + 1;
+
+	if (g->moments_full)
+		return g->moments_comom[PACKED_INDEX(n1, i, j)];
+	if (i == 0)
+		return g->moments_comom[j];
+	Assert(i == j);
+	return g->moments_comom[n1 + j];
+}
+
+/* Σ w zi zj of features i and j on the standardised scale. */
+static inline double
+GroupStdComom(const GroupFit *g, int i, int j)
+{
+	return GroupComom(g, i + 1, j + 1) * g->zs[i] * g->zs[j];
+}
+
+/* Σ w (y - ȳ) zi of feature i, y in the label's unit. */
+static inline double
+GroupStdComomY(const GroupFit *g, int i)
+{
+	return GroupComom(g, 0, i + 1) * g->zs[i];
+}
+
+/* The name of feature j, as the catalog records it. */
+static char *
+FeatureName(TrainRun *run, int j)
+{
+	return run->featarray ? psprintf("%s[%d]", run->featurecols[0], j + 1) :
+		run->featurecols[j];
+}
+
+/*
+ * Sets up the standardisation of a group from its moments.  A column is
+ * constant when its spread is lost in the rounding of its mean; the test
+ * runs in the column's unit, so it does not depend on the column's scale
+ * (a column varying around 1e-200 or 1e200 is not constant).  A column that
+ * varies on a scale whose reciprocal is not a float8 is an error, never a
+ * zero coefficient.
+ */
 static void
 GroupInitScale(TrainRun *run, GroupFit *g, const double *mean,
 			   const double *comom)
@@ -491,18 +545,27 @@ GroupInitScale(TrainRun *run, GroupFit *g, const double *mean,
 	g->mean = palloc(sizeof(double) * p);
 	g->scale = palloc(sizeof(double) * p);
 	g->invs = palloc(sizeof(double) * p);
+	g->zs = palloc(sizeof(double) * p);
 	g->pen = palloc(sizeof(double) * p);
 	for (int j = 0; j < p; j++)
 	{
-		double		var = comom[PACKED_INDEX(p + 1, j + 1, j + 1)] / g->w;
-		double		sd = sqrt(Max(var, 0.0));
+		double		unit = g->moments_unit[j + 1];
+		double		sdu = sqrt(Max(GroupComom(g, j + 1, j + 1) / g->w, 0.0));
+		double		sd = sdu * unit;
 
 		g->mean[j] = mean[j + 1];
-		/* a column whose spread is lost in rounding of its mean is constant */
-		if (!(sd > 1e-13 * Max(fabs(g->mean[j]), 1e-300)) || !isfinite(sd))
-			sd = 0.0;
+		if (!(sdu > 1e-13 * fabs(g->mean[j] / unit)) || !isfinite(sdu))
+			sd = sdu = 0.0;
+		else if (!(sd >= DBL_MIN) || !isfinite(sd) || !isfinite(1.0 / sd))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("feature \"%s\" of model \"%s\" varies on a scale that float8 cannot standardize",
+							FeatureName(run, j), run->model),
+					 errdetail("Its standard deviation is %g.", sd),
+					 errhint("Multiply the feature by a power of ten in the source query.")));
 		g->scale[j] = sd;
 		g->invs[j] = (sd > 0.0) ? 1.0 / sd : 0.0;
+		g->zs[j] = (sdu > 0.0) ? 1.0 / sdu : 0.0;
 		/* penalty on the standardised scale, or on the raw one */
 		g->pen[j] = run->standardize ? 1.0 : g->invs[j] * g->invs[j];
 	}
@@ -514,7 +577,8 @@ GroupPenalty(TrainRun *run, GroupFit *g, int i)
 {
 	int			j = i % (g->p + 1);
 
-	if (j == 0)
+	/* (no ridge: 0, even where a raw-scale factor overflowed) */
+	if (j == 0 || run->l2 == 0.0)
 		return 0.0;
 	return (double) g->count * run->l2 * g->pen[j - 1];
 }
@@ -742,9 +806,12 @@ GroupNewtonStep(TrainRun *run, GroupFit *g, double loss, const double *grad,
 /*
  * Transforms coefficients and covariance from the standardised scale to the
  * original one: β_j = γ_j / s_j and b0 = γ0 - Σ γ_j m_j / s_j, per block.
+ * Errors when a coefficient does not fit in a float8 (a target near 1e200
+ * explained by a feature near 1e-200, or the reverse): never a zero slope
+ * for a feature that varies.
  */
 static void
-GroupToOriginalScale(GroupFit *g, bool linear)
+GroupToOriginalScale(TrainRun *run, GroupFit *g, bool linear)
 {
 	int			n1 = g->p + 1;
 
@@ -766,16 +833,43 @@ GroupToOriginalScale(GroupFit *g, bool linear)
 			t[j] = -g->invs[j - 1] * g->mean[j - 1];
 			t[j * n1 + j] = g->invs[j - 1];
 		}
-		/* variance of row i of T γ: Σ_a Σ_c T[i,a] C[a,c] T[i,c] */
+		for (int j = 0; j < n1; j++)
+		{
+			/* infinite, or a varying feature's slope lost to underflow */
+			if (isfinite(bt[j]) &&
+				!(j > 0 && gm[j] != 0.0 && fabs(bt[j]) < DBL_MIN))
+				continue;
+			if (j == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("intercept of model \"%s\" is out of the range of float8",
+								run->model),
+						 errhint("Rescale the features or the label in the source query.")));
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("coefficient of feature \"%s\" of model \"%s\" is out of the range of float8",
+							FeatureName(run, j - 1), run->model),
+					 errhint("Rescale the features or the label in the source query.")));
+		}
+		/*
+		 * variance of row i of T γ: Σ_a Σ_c T[i,a] C[a,c] T[i,c], with row i
+		 * of T divided by its largest entry (1/s_j of a feature near 1e200
+		 * would underflow when squared) and C in the label's unit squared
+		 */
 		for (int i = 0; i < n1; i++)
 		{
 			double		v = 0.0;
+			double		tmax = 0.0;
 
+			CHECK_FOR_INTERRUPTS();
 			if (g->cov == NULL || (i > 0 && g->invs[i - 1] == 0.0))
 			{
 				g->se[b * n1 + i] = NAN;
 				continue;
 			}
+			for (int a = 0; a < n1; a++)
+				if (a == 0 || g->invs[a - 1] != 0.0)
+					tmax = Max(tmax, fabs(t[i * n1 + a]));
 			for (int a = 0; a < n1; a++)
 			{
 				if (t[i * n1 + a] == 0.0 || (a > 0 && g->invs[a - 1] == 0.0))
@@ -784,12 +878,12 @@ GroupToOriginalScale(GroupFit *g, bool linear)
 				{
 					if (t[i * n1 + c] == 0.0 || (c > 0 && g->invs[c - 1] == 0.0))
 						continue;
-					v += t[i * n1 + a] *
+					v += (t[i * n1 + a] / tmax) *
 						g->cov[(b * n1 + a) * g->k + (b * n1 + c)] *
-						t[i * n1 + c];
+						(t[i * n1 + c] / tmax);
 				}
 			}
-			g->se[b * n1 + i] = sqrt(Max(v, 0.0));
+			g->se[b * n1 + i] = sqrt(Max(v, 0.0)) * tmax * g->yunit;
 		}
 		for (int i = 0; i < n1; i++)
 		{
@@ -806,33 +900,39 @@ GroupToOriginalScale(GroupFit *g, bool linear)
 	}
 }
 
-/* Creates a group from one row of the moments pass. */
+/*
+ * Creates a group from one row of the moments pass (layout in passes.h),
+ * counting its rows with a malformed feature array in the run.
+ */
 static GroupFit *
 GroupFromMoments(TrainRun *run, char *key, const double *m, int len)
 {
 	GroupFit   *g = palloc0(sizeof(GroupFit));
-	int			p = (int) m[3];
+	int			p = (int) m[MOMENTS_OUT_P];
 
 	g->key = key;
-	g->w = m[0];
-	g->count = (int64) m[1];
-	g->skipped = (int64) m[2];
+	g->w = m[MOMENTS_OUT_WEIGHT];
+	g->count = (int64) m[MOMENTS_OUT_COUNT];
+	g->skipped = (int64) m[MOMENTS_OUT_SKIPPED];
+	run->malformed += (int64) m[MOMENTS_OUT_MALFORMED];
 	g->p = p;
 	g->active = true;
 	if (p < 0 || g->count == 0 || g->w <= 0.0)
 		return g;
-	if (run->p >= 0 && p != run->p)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("feature array has %d elements, expected %d", p, run->p)));
-	run->p = p;
+	g->moments_full = (m[MOMENTS_OUT_FULL] != 0.0);
+	if (p != run->p ||
+		len != MOMENTS_OUT_HEADER + 2 * (p + 1) +
+		(g->moments_full ? PACKED_SIZE(p + 1) : 2 * (p + 1)))
+		elog(ERROR, "unexpected ml_moments result");
 	g->blocks = (run->kind == MODEL_MULTINOMIAL) ? run->nclasses : 1;
 	g->k = g->blocks * (p + 1);
 	g->gamma = palloc0(sizeof(double) * g->k);
 	g->prev_gamma = palloc0(sizeof(double) * g->k);
-	g->moments_mean = (double *) m + 4;
-	g->moments_comom = (double *) m + 5 + p;
-	GroupInitScale(run, g, m + 4, m + 5 + p);
+	g->moments_mean = (double *) m + MOMENTS_OUT_HEADER;
+	g->moments_unit = g->moments_mean + p + 1;
+	g->moments_comom = g->moments_unit + p + 1;
+	g->yunit = (run->kind == MODEL_LINEAR) ? g->moments_unit[0] : 1.0;
+	GroupInitScale(run, g, g->moments_mean, g->moments_comom);
 	return g;
 }
 
@@ -856,6 +956,7 @@ CoordinateDescent(int n, const double *a, const double *b, const double *lam,
 		double		maxmove = 0.0;
 		double		maxx = 0.0;
 
+		CHECK_FOR_INTERRUPTS();
 		for (int j = 0; j < n; j++)
 		{
 			double		ajj = a[PACKED_INDEX(n, j, j)];
@@ -863,6 +964,9 @@ CoordinateDescent(int n, const double *a, const double *b, const double *lam,
 			double		xj;
 			double		move;
 
+			/* a sweep is O(n²): with thousands of coordinates, seconds */
+			if ((j & 255) == 255)
+				CHECK_FOR_INTERRUPTS();
 			if (!(ajj > 0.0))
 				continue;
 			r = b[j] - (ax[j] - ajj * x[j]);
@@ -890,7 +994,11 @@ CoordinateDescent(int n, const double *a, const double *b, const double *lam,
 
 /*
  * Fits a linear model from its moments: the ridge normal equations on the
- * centred, scaled features; σ² from the residual sum of squares.
+ * centred, scaled features; σ² from the residual sum of squares.  The
+ * label stays in its unit (the moments pass's power of two) until the
+ * coefficients are known, so that a label near 1e200 squares without
+ * overflow: the system, the residual sum of squares and the covariance are
+ * in that unit (squared), and the loss and the covariance stay so (yunit).
  */
 static void
 GroupFitLinear(TrainRun *run, GroupFit *g, const double *mean,
@@ -902,37 +1010,26 @@ GroupFitLinear(TrainRun *run, GroupFit *g, const double *mean,
 	double	   *szy = palloc0(sizeof(double) * p);
 	double	   *gam = palloc0(sizeof(double) * Max(p, 1));
 	double	   *inv = palloc(sizeof(double) * Max(p * p, 1));
-	double		syy = comom[PACKED_INDEX(n1, 0, 0)];
+	double		syy = GroupComom(g, 0, 0);
 	double		sse;
 	double		sigma2;
 	int			rank = 0;
-	GroupFit	sub;
 
 	for (int i = 0; i < p; i++)
 	{
-		szy[i] = comom[PACKED_INDEX(n1, 0, i + 1)] * g->invs[i];
+		szy[i] = GroupStdComomY(g, i);
 		for (int j = i; j < p; j++)
-			szz[PACKED_INDEX(p, i, j)] =
-				comom[PACKED_INDEX(n1, i + 1, j + 1)] * g->invs[i] * g->invs[j];
+			szz[PACKED_INDEX(p, i, j)] = GroupStdComom(g, i, j);
 		if (g->invs[i] != 0.0)
 			rank++;
 	}
-	/* solve on the slopes only: a view of g without the intercept */
+	/* solve on the slopes only */
 	if (p > 0)
 	{
-		double	   *pen = palloc(sizeof(double) * p);
-
-		memset(&sub, 0, sizeof(sub));
-		sub.p = p;
-		sub.k = p;
-		sub.count = g->count;
-		sub.invs = g->invs;
 		for (int i = 0; i < p; i++)
-		{
-			pen[i] = g->pen[i];
-			szz[PACKED_INDEX(p, i, i)] += (double) g->count * run->l2 *
-				(g->invs[i] != 0.0 ? pen[i] : 0.0);
-		}
+			if (g->invs[i] != 0.0 && run->l2 > 0.0)
+				szz[PACKED_INDEX(p, i, i)] += (double) g->count * run->l2 *
+					g->pen[i];
 		for (int i = 0; i < p; i++)
 			if (g->invs[i] == 0.0)
 			{
@@ -945,10 +1042,13 @@ GroupFitLinear(TrainRun *run, GroupFit *g, const double *mean,
 		{
 			double	   *lam = palloc(sizeof(double) * p);
 
-			/* λ1|β_j| is λ1|γ_j| / s_j on the raw scale */
+			/*
+			 * λ1|β_j| is λ1|γ_j| / s_j on the raw scale; divided by the
+			 * label's unit, like the rest of the objective
+			 */
 			for (int i = 0; i < p; i++)
 				lam[i] = (double) g->count * run->l1 *
-					(run->standardize ? 1.0 : g->invs[i]);
+					(run->standardize ? 1.0 : g->invs[i]) / g->yunit;
 			if (!CoordinateDescent(p, szz, szy, lam, run->tol, 100000, gam))
 				ereport(WARNING,
 						(errcode(ERRCODE_WARNING),
@@ -970,16 +1070,13 @@ GroupFitLinear(TrainRun *run, GroupFit *g, const double *mean,
 	{
 		if (g->invs[i] == 0.0)
 			continue;
-		sse -= 2.0 * gam[i] * comom[PACKED_INDEX(n1, 0, i + 1)] * g->invs[i];
+		CHECK_FOR_INTERRUPTS();
+		sse -= 2.0 * gam[i] * GroupStdComomY(g, i);
 		for (int j = 0; j < p; j++)
 		{
-			int			a = Min(i, j) + 1;
-			int			c = Max(i, j) + 1;
-
 			if (g->invs[j] == 0.0)
 				continue;
-			sse += gam[i] * gam[j] * comom[PACKED_INDEX(n1, a, c)] *
-				g->invs[i] * g->invs[j];
+			sse += gam[i] * gam[j] * GroupStdComom(g, Min(i, j), Max(i, j));
 		}
 	}
 	sse = Max(sse, 0.0);
@@ -990,7 +1087,7 @@ GroupFitLinear(TrainRun *run, GroupFit *g, const double *mean,
 
 	g->gamma[0] = mean[0];
 	for (int i = 0; i < p; i++)
-		g->gamma[i + 1] = gam[i];
+		g->gamma[i + 1] = gam[i] * g->yunit;
 	g->iterations = 1;
 	g->converged = true;
 	g->active = false;
@@ -1002,9 +1099,6 @@ GroupFitLinear(TrainRun *run, GroupFit *g, const double *mean,
 	for (int i = 0; i < p; i++)
 		for (int j = 0; j < p; j++)
 			g->cov[(i + 1) * n1 + (j + 1)] = sigma2 * inv[i * p + j];
-	g->iterations = 1;
-	g->converged = true;
-	g->active = false;
 }
 
 /*
@@ -1133,13 +1227,17 @@ FitClassification(TrainRun *run, List *groups)
 							out + IRLS_OUT_HEADER + g->k);
 			pfree(out);
 		}
+		/* a result holds a Hessian per group: do not keep one per pass */
+		SPI_freetuptable(SPI_tuptable);
 	}
 }
 
 /*
  * The first Newton step of a binary model, from the moments alone: at γ = 0
  * every probability is 1/2, so the gradient is Σ w (1/2 - y) z and the
- * Hessian Σ w z zᵀ / 4, both functions of the means and co-moments.
+ * Hessian Σ w z zᵀ / 4, both functions of the means and co-moments.  When
+ * the moments pass kept only the diagonal (L-BFGS with many features), the
+ * start is the intercept alone, at the log-odds of the label.
  */
 static void
 GroupFirstStepFromMoments(TrainRun *run, GroupFit *g, const double *mean,
@@ -1147,17 +1245,25 @@ GroupFirstStepFromMoments(TrainRun *run, GroupFit *g, const double *mean,
 {
 	int			p = g->p;
 	int			n1 = p + 1;
-	double	   *grad = palloc0(sizeof(double) * n1);
-	double	   *hess = palloc0(sizeof(double) * PACKED_SIZE(n1));
+	double	   *grad;
+	double	   *hess;
 
+	if (!g->moments_full)
+	{
+		if (mean[0] > 0.0 && mean[0] < 1.0)
+			g->gamma[0] = log(mean[0] / (1.0 - mean[0]));
+		return;
+	}
+	grad = palloc0(sizeof(double) * n1);
+	hess = palloc0(sizeof(double) * PACKED_SIZE(n1));
 	grad[0] = g->w * (0.5 - mean[0]);
 	hess[0] = 0.25 * g->w;
 	for (int i = 0; i < p; i++)
 	{
-		grad[i + 1] = -comom[PACKED_INDEX(n1, 0, i + 1)] * g->invs[i];
+		CHECK_FOR_INTERRUPTS();
+		grad[i + 1] = -GroupStdComomY(g, i) * g->moments_unit[0];
 		for (int j = i; j < p; j++)
-			hess[PACKED_INDEX(n1, i + 1, j + 1)] = 0.25 *
-				comom[PACKED_INDEX(n1, i + 1, j + 1)] * g->invs[i] * g->invs[j];
+			hess[PACKED_INDEX(n1, i + 1, j + 1)] = 0.25 * GroupStdComom(g, i, j);
 	}
 	GroupNewtonStep(run, g, g->w * M_LN2, grad, hess);
 	pfree(grad);
@@ -1183,31 +1289,36 @@ GroupLdaStart(TrainRun *run, GroupFit *g, const double *mean,
 			  const double *comom)
 {
 	int			p = g->p;
-	int			n1 = p + 1;
 	double		w = g->w;
 	double		w1 = w * mean[0];
 	double		w0 = w - w1;
 	double		f;
-	double	   *s = palloc(sizeof(double) * PACKED_SIZE(Max(p, 1)));
-	double	   *delta = palloc(sizeof(double) * Max(p, 1));
-	double	   *cxy = palloc(sizeof(double) * Max(p, 1));
-	double	   *beta = palloc(sizeof(double) * Max(p, 1));
+	double	   *s;
+	double	   *delta;
+	double	   *cxy;
+	double	   *beta;
 	double		b0;
 	bool		ok;
 
-	if (p == 0 || !(w1 > 0.0) || !(w0 > 0.0))
+	if (p == 0 || !(w1 > 0.0) || !(w0 > 0.0) || !g->moments_full)
 		return false;
+	s = palloc(sizeof(double) * PACKED_SIZE(p));
+	delta = palloc(sizeof(double) * p);
+	cxy = palloc(sizeof(double) * p);
+	beta = palloc(sizeof(double) * p);
 	f = w / (w1 * w0);
 	for (int i = 0; i < p; i++)
 	{
-		cxy[i] = comom[PACKED_INDEX(n1, 0, i + 1)] * g->invs[i];
+		cxy[i] = GroupStdComomY(g, i) * g->moments_unit[0];
 		delta[i] = f * cxy[i];
 	}
 	for (int i = 0; i < p; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
 		for (int j = i; j < p; j++)
 			s[PACKED_INDEX(p, i, j)] =
-				(comom[PACKED_INDEX(n1, i + 1, j + 1)] * g->invs[i] * g->invs[j] -
-				 f * cxy[i] * cxy[j]) / w;
+				(GroupStdComom(g, i, j) - f * cxy[i] * cxy[j]) / w;
+	}
 	/* constant columns stay at zero */
 	for (int i = 0; i < p; i++)
 		if (g->invs[i] == 0.0)
@@ -1271,6 +1382,7 @@ LbfgsEvaluate(TrainRun *run, GroupFit *g, const char *sql, const double *x,
 	out = (SPI_processed == 1) ? ResultFloat8Array(0, 2, &n, CurrentMemoryContext) : NULL;
 	if (out == NULL || (int) out[IRLS_OUT_K] != g->k || n != IRLS_OUT_HEADER + g->k)
 		elog(ERROR, "unexpected irls_pass result");
+	SPI_freetuptable(SPI_tuptable);
 	memcpy(g->last, out, sizeof(g->last));
 	g->loss = out[IRLS_OUT_LOSS];
 	f = g->loss;
@@ -1335,6 +1447,7 @@ FitLbfgs(TrainRun *run, GroupFit *g)
 		double		fn = f;
 		int			ls;
 
+		CHECK_FOR_INTERRUPTS();
 		for (int i = 0; i < k; i++)
 			gmax = Max(gmax, fabs(gc[i]));
 		if (gmax <= run->tol * g->w)
@@ -1456,7 +1569,7 @@ TrainingMetrics(TrainRun *run, GroupFit *g)
 	if (run->kind == MODEL_LINEAR)
 	{
 		JsonAppendNumber(&b, "r2", g->r2);
-		JsonAppendNumber(&b, "rmse", sqrt(g->loss / g->w));
+		JsonAppendNumber(&b, "rmse", sqrt(g->loss / g->w) * g->yunit);
 	}
 	else
 	{
@@ -1540,6 +1653,126 @@ JsonbGetNumber(Jsonb *j, const char *key)
 }
 
 /*
+ * An SQL condition on a row of the source: true when its feature array has
+ * the shape of the model's (one dimension, run->p elements), NULL when the
+ * array is NULL, false otherwise.  On the column itself, before any cast.
+ */
+char *
+FeatureArrayFits(TrainRun *run)
+{
+	const char *col = quote_identifier(run->featurecols[0]);
+
+	return psprintf("(pg_catalog.array_ndims(s.%s) = 1 AND pg_catalog.array_length(s.%s, 1) = %d)",
+					col, col, run->p);
+}
+
+/*
+ * The features argument of ml_score for the rows of a run.  With a feature
+ * array column, arrays of another length or shape become NULL, so that the
+ * row is skipped (and counted in rows_skipped), as training skips it,
+ * instead of ending the scan with an error.
+ */
+char *
+ScoreFeaturesExpr(TrainRun *run)
+{
+	if (!run->featarray)
+		return run->xexpr;
+	return psprintf("CASE WHEN %s THEN %s END", FeatureArrayFits(run),
+					run->xexpr);
+}
+
+/* The one NOTICE of a run about rows skipped for a malformed feature array. */
+void
+NoticeMalformedRows(TrainRun *run, int64 n)
+{
+	if (n <= 0)
+		return;
+	ereport(NOTICE,
+			(errmsg("skipped " INT64_FORMAT " rows of \"%s\" whose feature array \"%s\" does not have %d elements",
+					n, run->source, run->featurecols[0], run->p),
+			 errdetail("They are counted in rows_skipped.")));
+}
+
+/*
+ * Sets run->p for a feature array column, before the first pass: the most
+ * common length of the non-empty one-dimensional arrays of the training
+ * rows.  Rows of another length are then skipped and counted by every
+ * pass, whichever row the scan meets first.  A tie has no answer: error.
+ */
+static void
+ResolveFeatureLength(TrainRun *run)
+{
+	const char *col;
+	StringInfoData sql;
+	int64		top;
+
+	if (!run->featarray)
+		return;
+	col = quote_identifier(run->featurecols[0]);
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT pg_catalog.array_length(s.%s, 1), pg_catalog.count(*) FROM %s "
+					 "WHERE %s AND pg_catalog.array_ndims(s.%s) = 1 "
+					 "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 2",
+					 col, run->from, run->train_where, col);
+	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("no usable rows in \"%s\"", run->source),
+				 errdetail("No row has a non-empty feature array in column \"%s\".",
+						   run->featurecols[0])));
+	run->p = atoi(ResultText(0, 1));
+	top = strtoll(ResultText(0, 2), NULL, 10);
+	if (SPI_processed == 2 && strtoll(ResultText(1, 2), NULL, 10) == top)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("feature arrays in column \"%s\" have no most common length",
+						run->featurecols[0]),
+				 errdetail(INT64_FORMAT " rows have %d elements and as many have %s.",
+						   top, run->p, ResultText(1, 1)),
+				 errhint("Filter the rows with arrays of the wrong length out of the source.")));
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Refuses models whose matrices would exceed PASS_MAX_ORDER (64 MiB each,
+ * a few of them at a time) before any pass.  Returns whether the moments
+ * pass keeps every co-moment: not for L-BFGS beyond the bound, which needs
+ * only the standardisation and starts from the intercept.
+ */
+static bool
+CheckModelSize(TrainRun *run)
+{
+	int			blocks = (run->kind == MODEL_MULTINOMIAL) ? run->nclasses : 1;
+	int64		order = (int64) blocks * (run->p + 1);
+
+	if (order <= PASS_MAX_ORDER)
+		return true;
+	if (run->lbfgs && run->kind == MODEL_LOGISTIC)
+		return false;
+	if (run->kind == MODEL_LINEAR)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("model \"%s\" has too many features for train_linreg",
+						run->model),
+				 errdetail("%d features need normal equations of order " INT64_FORMAT "; the limit is %d (a matrix of 64 MiB).",
+						   run->p, order, PASS_MAX_ORDER),
+				 errhint("Select at most %d features, or reduce them before training.",
+						 PASS_MAX_ORDER - 1)));
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("model \"%s\" has too many coefficients for solver 'newton'",
+					run->model),
+			 errdetail("%d features and %d classes need a Newton system of order " INT64_FORMAT "; the limit is %d (a matrix of 64 MiB).",
+					   run->p, run->nclasses, order, PASS_MAX_ORDER),
+			 run->kind == MODEL_LOGISTIC ?
+			 errhint("Use option \"solver\": \"lbfgs\", which needs memory linear in the number of features.") :
+			 errhint("Use fewer features or classes.")));
+	return false;
+}
+
+/*
  * Evaluates the groups on the rows in WHERE clause "where" with the
  * evaluation aggregates; when deployed is true, the coefficients evaluated
  * are the deployed version's (deployed_coef).  Fills metrics
@@ -1554,6 +1787,7 @@ EvaluateGroups(TrainRun *run, List *groups, const char *where, bool deployed)
 	int			ng;
 	const char *gkey = run->group_by ?
 		psprintf("coalesce(%s, '')", run->gexpr) : "''::text";
+	const char *xexpr = ScoreFeaturesExpr(run);
 
 	values[0] = BuildScoreParams(groups, deployed, &values[1], &ng);
 	if (ng == 0)
@@ -1562,17 +1796,17 @@ EvaluateGroups(TrainRun *run, List *groups, const char *where, bool deployed)
 	if (run->kind == MODEL_LINEAR)
 		appendStringInfo(&sql,
 						 "SELECT %s AS g, streamml.regression_metrics(%s, streamml.ml_score($1, $2, %s, %s, 'linear')) FROM %s WHERE %s%s",
-						 gkey, run->yexpr, gkey, run->xexpr, run->from, where,
+						 gkey, run->yexpr, gkey, xexpr, run->from, where,
 						 GroupByClause(run));
 	else if (run->kind == MODEL_LOGISTIC)
 		appendStringInfo(&sql,
 						 "SELECT %s AS g, streamml.classification_metrics((%s)::int::boolean, streamml.ml_score($1, $2, %s, %s, 'logistic')) FROM %s WHERE %s%s",
-						 gkey, run->yexpr, gkey, run->xexpr, run->from, where,
+						 gkey, run->yexpr, gkey, xexpr, run->from, where,
 						 GroupByClause(run));
 	else
 		appendStringInfo(&sql,
 						 "SELECT %s AS g, streamml.multiclass_metrics((%s)::int, streamml.ml_score_classes($1, $2, %s, %s)) FROM %s WHERE %s%s",
-						 gkey, run->yexpr, gkey, run->xexpr, run->from, where,
+						 gkey, run->yexpr, gkey, xexpr, run->from, where,
 						 GroupByClause(run));
 	RunQuery(run, sql.data, 2, types, values, NULL);
 	run->passes++;
@@ -2132,11 +2366,13 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 		run->deploy_metric = run->kind == MODEL_LOGISTIC ? "roc_auc" : "accuracy";
 	ResolveSplit(run);
 
-	/* pass 1: moments */
+	/* pass 1: moments, of the expected number of features */
+	ResolveFeatureLength(run);
 	resetStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "SELECT %s AS g, streamml.ml_moments(%s, %s, %s) FROM %s WHERE %s%s",
-					 run->gexpr, run->yexpr, run->xexpr, run->wexpr, run->from,
+					 "SELECT %s AS g, streamml.ml_moments(%s, %s, %s, %d, %s) FROM %s WHERE %s%s",
+					 run->gexpr, run->yexpr, run->xexpr, run->wexpr, run->p,
+					 CheckModelSize(run) ? "true" : "false", run->from,
 					 run->train_where,
 					 run->group_by ? " GROUP BY 1 ORDER BY 1" : "");
 	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
@@ -2165,10 +2401,10 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 			}
 			groups = lappend(groups, g);
 			if (run->kind == MODEL_LINEAR)
-				GroupFitLinear(run, g, m + 4, m + 5 + g->p);
+				GroupFitLinear(run, g, g->moments_mean, g->moments_comom);
 			else if (run->kind == MODEL_LOGISTIC)
 			{
-				double		ymean = m[4];
+				double		ymean = g->moments_mean[0];
 
 				if (ymean <= 0.0 || ymean >= 1.0)
 					ereport(ERROR,
@@ -2182,6 +2418,7 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 		}
 		SPI_freetuptable(tt);
 	}
+	NoticeMalformedRows(run, run->malformed);
 	if (groups == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -2220,7 +2457,7 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 	{
 		GroupFit   *g = lfirst(lc);
 
-		GroupToOriginalScale(g, run->kind == MODEL_LINEAR);
+		GroupToOriginalScale(run, g, run->kind == MODEL_LINEAR);
 		if (g->separable)
 			ereport(WARNING,
 					(errcode(ERRCODE_WARNING),

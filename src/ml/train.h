@@ -58,6 +58,7 @@ typedef struct TrainRun
 	char	  **classes;
 	int			nclasses;
 	int64		extra_skipped;
+	int64		malformed;		/* rows whose feature array has another length */
 	int			passes;
 	double		duration;
 	Snapshot	snapshot;
@@ -76,5 +77,8 @@ extern void RunQuery(TrainRun *run, const char *sql, int nargs, Oid *types,
 					 Datum *values, const char *nulls);
 extern char *ResultText(int row, int col);
 extern double *ResultFloat8Array(int row, int col, int *n, MemoryContext cxt);
+extern char *FeatureArrayFits(TrainRun *run);
+extern char *ScoreFeaturesExpr(TrainRun *run);
+extern void NoticeMalformedRows(TrainRun *run, int64 n);
 
 #endif							/* STREAMML_TRAIN_H */

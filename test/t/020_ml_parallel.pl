@@ -62,6 +62,26 @@ for my $name (sort keys %aggs)
 	}
 }
 
+# ml_moments with its expected length, on columns near 1e200 and 1e-200
+# and a few rows of another length: the rescaling of partial states in the
+# combine function gives the serial result.
+{
+	my $agg = "streamml.ml_moments(y::int::float8, CASE WHEN id % 997 = 0 THEN f[1:2] ELSE ARRAY[f[1] * 1e200, f[2] * 1e-200, f[3]] END, 1, 3, true)";
+	my $par = $node->safe_psql('postgres', "SELECT ($agg)::text FROM t");
+	my $ser = $node->safe_psql('postgres',
+		"SET max_parallel_workers_per_gather = 0; SELECT ($agg)::text FROM t");
+	my @p = $par =~ /(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)/g;
+	my @s = $ser =~ /(-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)/g;
+	my $same = @p == @s && @p > 0;
+	for my $i (0 .. $#p)
+	{
+		$same = 0 if abs($p[$i] - $s[$i]) > 1e-9 * abs($s[$i]) + 1e-9;
+	}
+	ok($same, 'ml_moments at extreme scales: parallel and serial results are equal');
+	like($par, qr/^\{[^,]+,49950,50,3,50,1,/,
+		'ml_moments skips and counts the rows of another length');
+}
+
 # Training itself uses the workers: auto_explain logs its nested queries.
 $node->safe_psql('postgres', <<'EOSQL');
 LOAD 'auto_explain';

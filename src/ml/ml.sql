@@ -54,6 +54,7 @@ CREATE TABLE streamml.model_versions (
 	data_cutoff text,
 	data_max text,
 	trained_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	aliased text[],
 	UNIQUE NULLS NOT DISTINCT (model, version, group_key)
 );
 COMMENT ON TABLE streamml.model_versions IS

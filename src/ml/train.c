@@ -94,7 +94,9 @@ typedef struct GroupFit
 	double	   *deployed_coef;	/* the deployed version's, original scale */
 	double	   *moments_mean;	/* the first pass's output, p + 1 */
 	double	   *moments_unit;	/* p + 1: units of the co-moments */
-	double	   *moments_comom;	/* in those units */
+	double	   *moments_comom;
+	bool	   *aliased;		/* p, or NULL: exactly collinear with earlier features */
+	int			naliased;	/* in those units */
 	bool		moments_full;	/* every co-moment, or row 0 and the diagonal */
 	double		yunit;			/* a linear model's label unit: its loss and
 								 * covariance are in yunit² */
@@ -640,6 +642,7 @@ GroupSolve(TrainRun *run, GroupFit *g, const double *hess, const double *rhs,
 	pfree(b);
 }
 
+static void GroupFindAliased(GroupFit *g);
 static bool CoordinateDescent(int n, const double *a, const double *b,
 							  const double *lam, double tol, int max_sweeps,
 							  double *x);
@@ -933,7 +936,66 @@ GroupFromMoments(TrainRun *run, char *key, const double *m, int len)
 	g->moments_comom = g->moments_unit + p + 1;
 	g->yunit = (run->kind == MODEL_LINEAR) ? g->moments_unit[0] : 1.0;
 	GroupInitScale(run, g, g->moments_mean, g->moments_comom);
+	GroupFindAliased(g);
 	return g;
+}
+
+/*
+ * Finds the features that are exact linear combinations of earlier ones
+ * (x2 = 2·x1) and holds their coefficients at zero, as R's lm reports NA
+ * for them: an arbitrary split between collinear columns would be a
+ * silently meaningless coefficient with a finite standard error.
+ *
+ * A Cholesky factorisation of the features' correlation matrix, in column
+ * order, gives at pivot j the share of feature j's variance that the
+ * features kept before it leave unexplained; below ALIAS_TOL (1 - R² <
+ * 1e-12, where R's QR tolerance of 1e-7 on the pivot is 1e-14 on the
+ * share) the feature is aliased and skipped.  Needs every co-moment.
+ */
+#define ALIAS_TOL 1e-12
+
+static void
+GroupFindAliased(GroupFit *g)
+{
+	int			p = g->p;
+	double	   *l;
+
+	if (!g->moments_full || p < 2)
+		return;
+	l = palloc0(sizeof(double) * p * p);
+	g->aliased = palloc0(sizeof(bool) * p);
+	for (int j = 0; j < p; j++)
+	{
+		double		d;
+
+		CHECK_FOR_INTERRUPTS();
+		if (g->zs[j] == 0.0)
+			continue;			/* constant: held at zero already */
+		d = GroupStdComom(g, j, j) / g->w;
+		for (int k = 0; k < j; k++)
+			d -= l[j * p + k] * l[j * p + k];
+		if (!(d > ALIAS_TOL))
+		{
+			g->aliased[j] = true;
+			g->naliased++;
+			g->invs[j] = 0.0;
+			g->zs[j] = 0.0;
+			continue;
+		}
+		l[j * p + j] = sqrt(d);
+		for (int i = j + 1; i < p; i++)
+		{
+			double		c;
+
+			if (g->zs[i] == 0.0)
+				continue;
+			c = GroupStdComom(g, j, i) / g->w;
+			for (int k = 0; k < j; k++)
+				c -= l[i * p + k] * l[j * p + k];
+			l[i * p + j] = c / l[j * p + j];
+		}
+	}
+	pfree(l);
 }
 
 /*
@@ -2129,6 +2191,23 @@ GroupVector(GroupFit *g, const double *v)
 	return PointerGetDatum(Float8ArrayBuild(v, g->p));
 }
 
+/* The names of a group's aliased features as text[], or 0 when none. */
+static Datum
+AliasedArray(TrainRun *run, GroupFit *g)
+{
+	Datum	   *names;
+	int			n = 0;
+
+	if (g->naliased == 0)
+		return (Datum) 0;
+	names = palloc(sizeof(Datum) * g->naliased);
+	for (int j = 0; j < g->p; j++)
+		if (g->aliased[j])
+			names[n++] = CStringGetTextDatum(FeatureName(run, j));
+	return PointerGetDatum(construct_array(names, n, TEXTOID, -1, false,
+										   TYPALIGN_INT));
+}
+
 /* True when every group's fit converged and none is separable. */
 static bool
 RunConverged(List *groups)
@@ -2202,13 +2281,13 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 	foreach(lc, groups)
 	{
 		GroupFit   *g = lfirst(lc);
-		Oid			t2[21] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
+		Oid			t2[22] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
 			FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
 			FLOAT8ARRAYOID, INT8OID, INT8OID, INT4OID, BOOLOID, JSONBOID,
 			FLOAT8OID, TEXTOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID, TEXTOID,
-		FLOAT8OID};
-		Datum		v2[21];
-		char		n2[21];
+		FLOAT8OID, TEXTARRAYOID};
+		Datum		v2[22];
+		char		n2[22];
 		double	   *ints = g->beta;
 
 		if (g->beta == NULL)
@@ -2239,13 +2318,15 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 		v2[19] = run->data_max ? CStringGetTextDatum(run->data_max) : (Datum) 0;
 		n2[19] = run->data_max ? ' ' : 'n';
 		v2[20] = Float8GetDatum(run->l1);
+		v2[21] = AliasedArray(run, g);
+		n2[21] = g->naliased > 0 ? ' ' : 'n';
 		CatalogExecute("INSERT INTO streamml.model_versions (model, version, group_key, "
 					   "intercepts, coefficients, std_errors, p_values, means, scales, "
 					   "rows_used, rows_skipped, iterations, converged, metrics, duration, "
-					   "data_cutoff, features, l2, df, data_max, l1) "
+					   "data_cutoff, features, l2, df, data_max, l1, aliased) "
 					   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-					   "pg_catalog.make_interval(secs => $15), $16, $17, $18, $19, $20, $21)",
-					   21, t2, v2, n2, SPI_OK_INSERT);
+					   "pg_catalog.make_interval(secs => $15), $16, $17, $18, $19, $20, $21, $22)",
+					   22, t2, v2, n2, SPI_OK_INSERT);
 	}
 
 	/* deploy */
@@ -2458,6 +2539,23 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 		GroupFit   *g = lfirst(lc);
 
 		GroupToOriginalScale(run, g, run->kind == MODEL_LINEAR);
+		if (g->naliased > 0)
+		{
+			StringInfoData names;
+
+			initStringInfo(&names);
+			for (int j = 0; j < g->p; j++)
+				if (g->aliased[j])
+					appendStringInfo(&names, "%s%s", names.len > 0 ? ", " : "",
+									 quote_identifier(FeatureName(run, j)));
+			ereport(WARNING,
+					(errcode(ERRCODE_WARNING),
+					 errmsg("model \"%s\"%s%s has aliased features: %s",
+							run->model, g->key ? " in group " : "",
+							g->key ? quote_literal_cstr(g->key) : "", names.data),
+					 errdetail("Each is an exact linear combination of the features before it, so its coefficient is not identifiable; it is held at 0 with no standard error (R's lm reports NA)."),
+					 errhint("Drop the aliased features; model_versions.aliased lists them.")));
+		}
 		if (g->separable)
 			ereport(WARNING,
 					(errcode(ERRCODE_WARNING),

@@ -238,16 +238,6 @@ Sigmoid(double eta)
 	}
 }
 
-/* -log-likelihood of label y in [0,1] at linear predictor eta, overflow-safe. */
-double
-LogisticLoss(double eta, double y)
-{
-	/* log(1 + exp(eta)) - y * eta */
-	double		softplus = (eta > 0.0) ? eta + log1p(exp(-eta)) : log1p(exp(eta));
-
-	return softplus - y * eta;
-}
-
 /*
  * Returns the data of a one-dimensional float8[] without NULLs, or errors
  * naming what it is.  The result points into the array: no copy.

@@ -34,7 +34,6 @@ extern bool CholeskySolve(int n, const double *packed, const double *b,
 						  double *x, double *inverse);
 extern double NormalTwoSidedP(double z);
 extern double StudentTwoSidedP(double t, double df);
-extern double LogisticLoss(double eta, double y);
 extern double Sigmoid(double eta);
 
 /* Helpers for float8[] arguments. */

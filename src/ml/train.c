@@ -2393,6 +2393,13 @@ CheckModelName(const char *model)
 						NAMEDATALEN - 1)));
 }
 
+/* Error context of a training run: "training model "m"". */
+static void
+TrainErrorContext(void *arg)
+{
+	errcontext("training model \"%s\"", (const char *) arg);
+}
+
 /*
  * The shared body of train_logreg and train_linreg: one row per group in
  * the result (model, version, group_key, rows_used, rows_skipped,
@@ -2411,6 +2418,7 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 	instr_time	duration;
 	int			version;
 	bool		deployed;
+	ErrorContextCallback errcallback;
 
 	INSTR_TIME_SET_CURRENT(start);
 	InitMaterializedSRF(fcinfo, 0);
@@ -2422,6 +2430,11 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 	run->label = text_to_cstring(label);
 	run->p = -1;
 	CheckModelName(run->model);
+	/* every error of the run names the model it concerns */
+	errcallback.callback = TrainErrorContext;
+	errcallback.arg = run->model;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 	SetFeatureColumns(run, fa);
 	ParseOptions(run, options);
 
@@ -2631,6 +2644,7 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 
 	UnregisterSnapshot(run->snapshot);
 	SPI_finish();
+	error_context_stack = errcallback.previous;
 	return (Datum) 0;
 }
 

@@ -68,6 +68,14 @@ EOSQL
 			"bob cannot $kind streamml.$t");
 	}
 }
+# and every sequence behind them
+for my $seq (split /\n/, $node->safe_psql('postgres',
+	"SELECT sequencename FROM pg_sequences WHERE schemaname = 'streamml' ORDER BY 1"))
+{
+	my ($rc, $out, $err) = $node->psql('postgres',
+		"SET ROLE bob; SELECT setval('streamml.$seq', 1)");
+	like($err, qr/permission denied for sequence $seq/, "bob cannot setval streamml.$seq");
+}
 is($node->safe_psql('postgres', <<'EOSQL'), 't', 'dead letters: bob may delete his own');
 SET ROLE bob; DELETE FROM streamml.dead_letters; SELECT true;
 EOSQL
@@ -112,20 +120,28 @@ SET ROLE carol; SELECT streamml.deploy('m3', 1);
 EOSQL
 like($err, qr/must be owner of model "m3"/, 'a grantee sees the model but cannot deploy it');
 
-# The stored source runs in a security-restricted operation: no SET ROLE.
+# The stored source runs in a security-restricted operation: even as its
+# owner it cannot change role or leave settings behind.
 $node->safe_psql('postgres', <<'EOSQL');
-CREATE FUNCTION public.setrole() RETURNS TABLE (x float8, y boolean)
+CREATE FUNCTION public.sneaky() RETURNS TABLE (x float8, y boolean)
 LANGUAGE plpgsql AS $$
 BEGIN
-	EXECUTE 'SET ROLE postgres';
+	PERFORM set_config('search_path', 'evil', false);
+	CREATE TEMP TABLE IF NOT EXISTS stash (i int);
 	RETURN QUERY SELECT d.x, d.y FROM public.d;
 END $$;
-EOSQL
-$node->safe_psql('postgres', <<'EOSQL');
+GRANT EXECUTE ON FUNCTION public.sneaky() TO bob;
 SET ROLE bob;
 SELECT count(*) FROM streamml.train_logreg('m4', 'public.d', 'y', ARRAY['x']);
 EOSQL
-($rc, $out, $err) = $node->psql('postgres', "SELECT count(*) FROM streamml.retrain('m3')");
+$node->safe_psql('postgres', <<'EOSQL');
+SET ROLE bob;
+SELECT count(*) FROM streamml.train_logreg('m5', 'SELECT * FROM public.sneaky()', 'y', ARRAY['x']);
+EOSQL
+($rc, $out, $err) = $node->psql('postgres', "SELECT count(*) FROM streamml.retrain('m5'); SHOW search_path");
+like($err, qr/cannot create temporary table within security-restricted operation/,
+	'retrain runs the stored source as a security-restricted operation');
+($rc, $out, $err) = $node->psql('postgres', "SELECT count(*) FROM streamml.retrain('m4')");
 is($rc, 0, 'retrain by a superuser works');
 
 # 3. Roles.  carol owns a model; her role is renamed, then dropped.
@@ -150,15 +166,15 @@ $node->safe_psql('postgres', 'REASSIGN OWNED BY carla TO carol');
 is($node->safe_psql('postgres', "SELECT owner::regrole FROM streamml.models WHERE name = 'cm'"),
 	'carol', 'REASSIGN OWNED moves the model');
 ($rc, $out, $err) = $node->psql('postgres', 'DROP ROLE bob');
-like($err, qr/owner of model m3.*owner of model m4.*owner of stream bs/s,
+like($err, qr/owner of model m3.*owner of model m4.*owner of model m5.*owner of stream bs/s,
 	'DROP ROLE lists the streams and models the role owns');
 $node->safe_psql('postgres', 'DROP OWNED BY bob');
 is($node->safe_psql('postgres', <<'EOSQL'), '0|0|0', 'DROP OWNED drops the role\'s models, streams and grants');
-SELECT (SELECT count(*) FROM streamml.models WHERE name IN ('m3', 'm4')),
+SELECT (SELECT count(*) FROM streamml.models WHERE name IN ('m3', 'm4', 'm5')),
 	   (SELECT count(*) FROM streamml.streams WHERE name = 'bs'),
 	   (SELECT count(*) FROM streamml.model_grants WHERE grantee = 'bob'::regrole);
 EOSQL
-$node->safe_psql('postgres', 'DROP FUNCTION public.trap(); DROP ROLE bob; DROP OWNED BY carla; DROP ROLE carla');
+$node->safe_psql('postgres', 'DROP FUNCTION public.trap(); DROP FUNCTION public.sneaky(); DROP ROLE bob; DROP OWNED BY carla; DROP ROLE carla');
 # A model whose owner is gone (dropped from another database, or by a
 # superuser editing the catalog) leaves the views working for everyone.
 $node->safe_psql('postgres', <<'EOSQL');

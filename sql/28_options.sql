@@ -19,3 +19,15 @@ SELECT * FROM streamml.train_logreg('opt', 'opt_src', 'y', ARRAY['x'], '[1]');
 SELECT * FROM streamml.retrain('opt', '{"min_new_rows": "1.5"}');
 SELECT streamml.drop_model('opt');
 DROP TABLE opt_src;
+-- Only decimal numbers, named in every error.
+CREATE TABLE opt_src2 AS SELECT i AS id, (i % 10) / 10.0 AS x, (i * 7) % 10 < (i % 10) AS y
+  FROM generate_series(1, 50) i;
+SELECT * FROM streamml.train_logreg('opt2', 'opt_src2', 'y', ARRAY['x'], '{"l2": "0x10"}');
+SELECT * FROM streamml.train_logreg('opt2', 'opt_src2', 'y', ARRAY['x'], '{"max_iter": "inf"}');
+SELECT * FROM streamml.train_logreg('opt2', 'opt_src2', 'y', ARRAY['x'], '{"max_iter": 1e400}');
+SELECT * FROM streamml.train_logreg('opt2', 'opt_src2', 'y', ARRAY['x'], '{"l2": ""}');
+-- deploy_metric must be a metric of the model's kind
+SELECT * FROM streamml.train_logreg('opt2', 'opt_src2', 'y', ARRAY['x'],
+	'{"deploy": "if_better", "deploy_metric": "rmse", "test_fraction": 0.2, "order_by": "id"}');
+SELECT * FROM streamml.train_linreg('opt2', 'opt_src2', 'x', ARRAY['id'], '{"deploy_metric": "roc_auc"}');
+DROP TABLE opt_src2;

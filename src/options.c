@@ -4,8 +4,8 @@
  *		and retraining take.
  *
  * One rule everywhere, so that an option means the same wherever it is
- * given: a number option takes a JSON number or a string holding one
- * ("42", "1e-3"), an integer option additionally refuses a fraction, a
+ * given: a number option takes a JSON number or a string holding a decimal
+ * number ("42", "1e-3"; not hexadecimal, "inf" or "nan"), an integer option additionally refuses a fraction, a
  * boolean takes true/false (or a string PostgreSQL reads as a boolean:
  * "on", "off", "yes", "no"), a string option takes only a string, and a
  * JSON null means "not given".  Unknown keys are errors, with a hint
@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "lib/stringinfo.h"
@@ -39,6 +40,34 @@ OptionGet(Jsonb *options, const char *key)
 	return v;
 }
 
+/*
+ * Reads a number written in decimal (a JSON number, or a string such as
+ * "42" or "1e-3"), erroring with the option's name on anything else:
+ * hexadecimal, "inf", "nan", or a number beyond float8's range.
+ */
+static double
+ParseNumber(const char *key, const char *s)
+{
+	char	   *end;
+	double		d;
+
+	errno = 0;
+	d = (s[0] != '\0' && strspn(s, "0123456789+-.eE") == strlen(s)) ?
+		strtod(s, &end) : 0.0;
+	if (s[0] == '\0' || strspn(s, "0123456789+-.eE") != strlen(s) ||
+		end == s || *end != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a number", key),
+				 errdetail("\"%s\" is not a decimal number.", s)));
+	if (errno == ERANGE && (d > 1.0 || d < -1.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("option \"%s\" is out of range", key),
+				 errdetail("The value is beyond the range of float8.")));
+	return d;
+}
+
 /* A number option, or dflt when absent; errors outside [min, max]. */
 double
 OptionNumber(Jsonb *options, const char *key, double dflt, double min,
@@ -50,21 +79,10 @@ OptionNumber(Jsonb *options, const char *key, double dflt, double min,
 	if (v == NULL)
 		return dflt;
 	if (v->type == jbvNumeric)
-		d = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
-											   NumericGetDatum(v->val.numeric)));
+		d = ParseNumber(key, DatumGetCString(DirectFunctionCall1(numeric_out,
+																 NumericGetDatum(v->val.numeric))));
 	else if (v->type == jbvString)
-	{
-		char	   *s = pnstrdup(v->val.string.val, v->val.string.len);
-		char	   *end;
-
-		errno = 0;
-		d = strtod(s, &end);
-		if (end == s || *end != '\0' || errno != 0 || isnan(d))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"%s\" must be a number", key),
-					 errdetail("\"%s\" is not a number.", s)));
-	}
+		d = ParseNumber(key, pnstrdup(v->val.string.val, v->val.string.len));
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -86,7 +104,7 @@ OptionInteger(Jsonb *options, const char *key, int64 dflt, int64 min,
 
 	if (OptionGet(options, key) == NULL)
 		return dflt;
-	d = OptionNumber(options, key, 0, -1e300, 1e300);
+	d = OptionNumber(options, key, 0, -DBL_MAX, DBL_MAX);
 	if (d != floor(d) || d < (double) min || d > (double) max)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -15,7 +15,8 @@
  *					 letters stay, visible to superusers) and models (with
  *					 versions and pg_cron training jobs) and its model grants.
  *	REASSIGN OWNED	 gives the role's streams (workers restart as the new
- *					 owner), dead letters and models to the new owner.
+ *					 owner), dead letters, models and the models' pg_cron
+ *					 training jobs to the new owner.
  *
  * Like PostgreSQL's own DROP OWNED and REASSIGN OWNED, these act on the
  * current database only; DROP ROLE sees only the current database's
@@ -25,8 +26,10 @@
  * owner's oid, and REASSIGN OWNED cannot reach them (a superuser can
  * drop them).
  *
- * Every statement that changes role membership also marks the model
- * catalog changed, so the serving caches re-check access (model_catalog.c).
+ * Every statement that can change what a role may use (GRANT or REVOKE of
+ * a role, ALTER ROLE of INHERIT, SUPERUSER or members, DROP ROLE, DROP
+ * OWNED, REASSIGN OWNED) also marks the model catalog changed, so the
+ * serving caches re-check access (model_catalog.c).
  */
 #include "postgres.h"
 
@@ -47,6 +50,10 @@
 #include "pg_streamml.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/* The names of the roles a DROP ROLE drops, read before they are gone. */
+static List *DroppedRoleNames = NIL;
+static List *DroppedRoleOids = NIL;
 
 /* The oids of a list of RoleSpecs, those that exist, as an oid[]. */
 static ArrayType *
@@ -72,10 +79,11 @@ CheckDropRole(Datum roles)
 {
 	StringInfoData detail;
 
-	CatalogExecute("SELECT 'owner of stream ' || s.name, s.owner FROM streamml.streams s "
-				   "WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1) "
-				   "UNION ALL SELECT 'owner of model ' || m.name, m.owner FROM streamml.models m "
-				   "WHERE m.owner OPERATOR(pg_catalog.=) ANY ($1) ORDER BY 1",
+	CatalogExecute("SELECT 'owner of stream ' || pg_catalog.quote_ident(s.name), s.owner "
+				   "FROM streamml.streams s WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1) "
+				   "UNION ALL SELECT 'owner of model ' || pg_catalog.quote_ident(m.name), m.owner "
+				   "FROM streamml.models m WHERE m.owner OPERATOR(pg_catalog.=) ANY ($1) "
+				   "ORDER BY 1",
 				   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return;
@@ -89,11 +97,18 @@ CheckDropRole(Datum roles)
 		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 														   SPI_tuptable->tupdesc,
 														   2, &isnull));
+		char	   *name = "?";
+		ListCell   *lo;
+		ListCell   *ln;
+
+		forboth(lo, DroppedRoleOids, ln, DroppedRoleNames)
+			if (lfirst_oid(lo) == owner)
+				name = lfirst(ln);
 
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("role \"%s\" cannot be dropped because some objects depend on it",
-						GetUserNameFromId(owner, false)),
+						name),
 				 errdetail("%s", detail.data),
 				 errhint("Drop them with streamml.drop_stream and streamml.drop_model, or use DROP OWNED or REASSIGN OWNED first.")));
 	}
@@ -157,6 +172,15 @@ ReassignOwned(Datum roles, Oid newowner)
 	CatalogExecute("UPDATE streamml.dead_letters SET owner = $2 "
 				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
 				   2, types, args, NULL, SPI_OK_UPDATE);
+	/* the models' pg_cron training jobs run as the new owner too */
+	if (CatalogExecute("SELECT 1 FROM pg_catalog.pg_extension "
+					   "WHERE extname OPERATOR(pg_catalog.=) 'pg_cron'",
+					   0, NULL, NULL, NULL, SPI_OK_SELECT) > 0)
+		CatalogExecute("SELECT cron.alter_job(j.jobid, username => pg_catalog.pg_get_userbyid($2)) "
+					   "FROM cron.job j, streamml.models m "
+					   "WHERE m.owner OPERATOR(pg_catalog.=) ANY ($1) "
+					   "AND j.jobname OPERATOR(pg_catalog.=) streamml.training_job_name(m.name)",
+					   2, types, args, NULL, SPI_OK_SELECT);
 	CatalogExecute("UPDATE streamml.models SET owner = $2 "
 				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
 				   2, types, args, NULL, SPI_OK_UPDATE);
@@ -212,6 +236,27 @@ ReassignOwnedAction(Datum roles, Oid newowner)
 	ReassignOwned(roles, newowner);
 }
 
+/*
+ * Whether an ALTER ROLE can change what the role may use: INHERIT,
+ * SUPERUSER, or members added or dropped (ALTER GROUP), not a password.
+ */
+static bool
+ChangesAccess(AlterRoleStmt *stmt)
+{
+	ListCell   *lc;
+
+	foreach(lc, stmt->options)
+	{
+		DefElem    *d = lfirst(lc);
+
+		if (strcmp(d->defname, "inherit") == 0 ||
+			strcmp(d->defname, "superuser") == 0 ||
+			strcmp(d->defname, "rolemembers") == 0)
+			return true;
+	}
+	return false;
+}
+
 /* The utility hook: see the comment at the top of the file. */
 static void
 StreammlProcessUtility(PlannedStmt *pstmt, const char *queryString,
@@ -227,8 +272,22 @@ StreammlProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	{
 		case T_DropRoleStmt:
 			roles = PointerGetDatum(RoleOids(((DropRoleStmt *) stmt)->roles, &n));
-			if (n > 0)
-				WithCatalog(CheckDropRoleAction, roles, InvalidOid);
+			DroppedRoleOids = NIL;
+			DroppedRoleNames = NIL;
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((DropRoleStmt *) stmt)->roles)
+				{
+					Oid			r = get_rolespec_oid(lfirst(lc), true);
+
+					if (!OidIsValid(r))
+						continue;
+					DroppedRoleOids = lappend_oid(DroppedRoleOids, r);
+					DroppedRoleNames = lappend(DroppedRoleNames,
+											   GetUserNameFromId(r, false));
+				}
+			}
 			break;
 		case T_DropOwnedStmt:
 			roles = PointerGetDatum(RoleOids(((DropOwnedStmt *) stmt)->roles, &n));
@@ -250,8 +309,16 @@ StreammlProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	switch (nodeTag(stmt))
 	{
 		case T_DropRoleStmt:
+			/*
+			 * After PostgreSQL's own checks (privileges, its own owned
+			 * objects), so that nobody learns what a role owns here without
+			 * the right to drop it; the error undoes the DROP ROLE.
+			 */
 			if (n > 0)
+			{
+				WithCatalog(CheckDropRoleAction, roles, InvalidOid);
 				WithCatalog(DropGrantsAction, roles, InvalidOid);
+			}
 			ModelCatalogChanged();
 			break;
 		case T_DropOwnedStmt:
@@ -267,11 +334,12 @@ StreammlProcessUtility(PlannedStmt *pstmt, const char *queryString,
 			ModelCatalogChanged();
 			break;
 		case T_GrantRoleStmt:
-		case T_AlterRoleStmt:
-		case T_RenameStmt:
-		case T_CreateRoleStmt:
-			/* memberships, INHERIT, role names: access may have changed */
+			/* a membership: access may have changed */
 			ModelCatalogChanged();
+			break;
+		case T_AlterRoleStmt:
+			if (ChangesAccess((AlterRoleStmt *) stmt))
+				ModelCatalogChanged();
 			break;
 		default:
 			break;

@@ -10,9 +10,11 @@
 -- Users hold only SELECT on these tables (row-level security shows each
 -- role the models it owns or was granted): every write goes through the
 -- functions below (src/ml/model_catalog.c), which check the caller first.
--- Owners and grantees are role oids, so a renamed role keeps its models
--- and a new role of an old name gets nothing; see src/roles.c for DROP
--- ROLE, DROP OWNED and REASSIGN OWNED.
+-- Owners and grantees are regrole: stored as role oids, so a renamed role
+-- keeps its models and a new role of an old name gets nothing, and dumped
+-- as role names, so pg_dump and restore into another cluster map them to
+-- the roles of the same names (pg_upgrade keeps role oids).  See
+-- src/roles.c for DROP ROLE, DROP OWNED and REASSIGN OWNED.
 CREATE TABLE streamml.models (
 	name text PRIMARY KEY,
 	kind text NOT NULL CHECK (kind IN ('logistic', 'multinomial', 'linear')),
@@ -24,7 +26,7 @@ CREATE TABLE streamml.models (
 	source text NOT NULL,
 	options jsonb NOT NULL DEFAULT '{}',
 	deployed_version integer,
-	owner oid NOT NULL,
+	owner regrole NOT NULL,
 	created timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 COMMENT ON TABLE streamml.models IS
@@ -66,7 +68,7 @@ CREATE TABLE streamml.deployments (
 		ON UPDATE CASCADE,
 	version integer NOT NULL,
 	deployed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	deployed_by oid NOT NULL
+	deployed_by regrole NOT NULL
 );
 COMMENT ON TABLE streamml.deployments IS
 	'history of deployments, for streamml.rollback';
@@ -74,11 +76,11 @@ COMMENT ON TABLE streamml.deployments IS
 CREATE TABLE streamml.model_grants (
 	model text NOT NULL REFERENCES streamml.models (name) ON DELETE CASCADE
 		ON UPDATE CASCADE,
-	grantee oid NOT NULL,
+	grantee regrole NOT NULL,
 	PRIMARY KEY (model, grantee)
 );
 COMMENT ON TABLE streamml.model_grants IS
-	'roles allowed to see and use a model they do not own (grantee 0 is PUBLIC)';
+	'roles allowed to see and use a model they do not own (grantee - , oid 0, is PUBLIC)';
 
 SELECT pg_catalog.pg_extension_config_dump('streamml.models', '');
 SELECT pg_catalog.pg_extension_config_dump('streamml.model_versions', '');
@@ -126,6 +128,7 @@ CREATE FUNCTION streamml.model_cache_invalidate() RETURNS trigger
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION streamml.model_cache_invalidate() IS
 	'trigger: invalidates the per-backend cache of deployed models';
+REVOKE ALL ON FUNCTION streamml.model_cache_invalidate() FROM PUBLIC;
 CREATE TRIGGER models_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON streamml.models FOR EACH STATEMENT
 	EXECUTE FUNCTION streamml.model_cache_invalidate();

@@ -217,7 +217,7 @@ ModelVisible(const char *name, Oid owner)
 		return true;
 	args[0] = CStringGetTextDatum(name);
 	args[1] = ObjectIdGetDatum(user);
-	CatalogExecute("SELECT pg_catalog.array_agg(g.grantee) FROM streamml.model_grants g "
+	CatalogExecute("SELECT pg_catalog.array_agg(g.grantee::pg_catalog.oid) FROM streamml.model_grants g "
 				   "WHERE g.model OPERATOR(pg_catalog.=) $1",
 				   2, (Oid[]) {TEXTOID, OIDOID}, args, NULL, SPI_OK_SELECT);
 	{
@@ -361,9 +361,8 @@ ModelDelete(const char *name, Oid owner)
 					   "WHERE extname OPERATOR(pg_catalog.=) 'pg_cron'",
 					   0, NULL, NULL, NULL, SPI_OK_SELECT) > 0)
 		CatalogExecute("SELECT cron.unschedule(j.jobid) FROM cron.job j "
-					   "WHERE j.jobname OPERATOR(pg_catalog.=) streamml.training_job_name($1) "
-					   "AND j.username OPERATOR(pg_catalog.=) pg_catalog.pg_get_userbyid($2)",
-					   2, (Oid[]) {TEXTOID, OIDOID}, args, NULL, SPI_OK_SELECT);
+					   "WHERE j.jobname OPERATOR(pg_catalog.=) streamml.training_job_name($1)",
+					   1, (Oid[]) {TEXTOID}, args, NULL, SPI_OK_SELECT);
 }
 
 PG_FUNCTION_INFO_V1(model_drop);

@@ -13,7 +13,8 @@
  *
  * Freshness: every change to the model catalog or to role memberships
  * bumps a shared generation counter when it commits (model_catalog.c).  The
- * first call of each statement compares it with the generation the cache
+ * first call of each statement (a top-level statement, counted by executor
+ * hooks, or a new transaction or statement start time) compares it with the generation the cache
  * was built at and drops the cache when they differ, so a deployment (or a
  * revoked grant) is seen by the very next statement everywhere, even inside
  * an open transaction, and one statement scores all its rows with one
@@ -28,6 +29,7 @@
 #include <math.h>
 
 #include "access/xact.h"
+#include "executor/executor.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -99,6 +101,70 @@ static uint64 ModelCacheGeneration = 1;	/* bumped whenever the cache is dropped 
 static uint64 SharedGenerationSeen = 0;
 static TimestampTz ValidatedStatement = 0;
 static LocalTransactionId ValidatedXact = InvalidLocalTransactionId;
+static uint64 ValidatedSeq = 0;
+
+/*
+ * Statement boundaries: the executor hooks count the statements run at the
+ * top level (not those nested in a function), so that the statements of
+ * one multi-statement query string, which share a start time and a
+ * transaction, are told apart.
+ */
+static uint64 StatementSeq = 0;
+static int	ExecNestLevel = 0;
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+
+/* Counts a statement that starts at the top level. */
+static void
+PredictExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	if (ExecNestLevel == 0)
+		StatementSeq++;
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/* Runs a plan one nesting level down. */
+static void
+PredictExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
+				   uint64 count, bool execute_once)
+{
+	ExecNestLevel++;
+	PG_TRY();
+	{
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		ExecNestLevel--;
+	}
+	PG_END_TRY();
+}
+
+/* Finishes a plan (its AFTER triggers) one nesting level down. */
+static void
+PredictExecutorFinish(QueryDesc *queryDesc)
+{
+	ExecNestLevel++;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		ExecNestLevel--;
+	}
+	PG_END_TRY();
+}
 static bool LoadedInParallelMode = false;	/* with a possibly older snapshot */
 
 /* Called from _PG_init: the shared generation counter. */
@@ -106,6 +172,12 @@ void
 MlInit(void)
 {
 	ModelCatalogInit();
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = PredictExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = PredictExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = PredictExecutorFinish;
 }
 
 /*
@@ -121,10 +193,12 @@ ModelCacheValidate(void)
 	uint64		generation;
 
 	generation = ModelCatalogGeneration(&own_change);
-	if (!own_change && stmt == ValidatedStatement && lxid == ValidatedXact)
+	if (!own_change && stmt == ValidatedStatement && lxid == ValidatedXact &&
+		StatementSeq == ValidatedSeq)
 		return;
 	ValidatedStatement = stmt;
 	ValidatedXact = lxid;
+	ValidatedSeq = StatementSeq;
 	if (!own_change && generation == SharedGenerationSeen &&
 		!LoadedInParallelMode)
 		return;

@@ -36,6 +36,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -2267,14 +2268,21 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 					   "features = excluded.features, feature_columns = excluded.feature_columns, "
 					   "source = excluded.source, options = excluded.options, group_by = excluded.group_by, "
 					   "classes = excluded.classes "
-					   "WHERE pg_catalog.pg_has_role($10, m.owner, 'USAGE') "
-					   "RETURNING (SELECT coalesce(pg_catalog.max(version), 0) OPERATOR(pg_catalog.+) 1 "
-					   "FROM streamml.model_versions WHERE model OPERATOR(pg_catalog.=) $1)",
+					   "WHERE pg_catalog.pg_has_role($10, m.owner, 'USAGE') RETURNING 1",
 					   10, t1, v1, n1, SPI_OK_INSERT_RETURNING) != 1)
 		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("must be owner of model \"%s\"", run->model),
-				 errdetail("Another role owns a model of this name; only its owner (or a member of the owning role) can train it.")));
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("model \"%s\" already exists", run->model),
+				 errdetail("Another role owns it; only its owner (or a member of the owning role) can train it.")));
+
+	/*
+	 * The upsert holds the model's row lock, so a concurrent run of the same
+	 * model has committed by now: its versions are seen by this statement's
+	 * new snapshot (READ COMMITTED), and the numbers do not collide.
+	 */
+	CatalogExecute("SELECT coalesce(pg_catalog.max(version), 0) OPERATOR(pg_catalog.+) 1 "
+				   "FROM streamml.model_versions WHERE model OPERATOR(pg_catalog.=) $1",
+				   1, t1, v1, n1, SPI_OK_SELECT);
 	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull));
 
@@ -2393,6 +2401,57 @@ CheckModelName(const char *model)
 						NAMEDATALEN - 1)));
 }
 
+/* Errors unless deploy_metric is a metric the holdout reports for this kind. */
+static void
+CheckDeployMetric(TrainRun *run)
+{
+	static const char *const linear[] = {"rmse", "mae", "r2", NULL};
+	static const char *const logistic[] = {"roc_auc", "pr_auc", "accuracy",
+	"precision", "recall", "f1", "log_loss", NULL};
+	static const char *const multinomial[] = {"accuracy", "log_loss", NULL};
+	const char *const *known = run->kind == MODEL_LINEAR ? linear :
+		run->kind == MODEL_LOGISTIC ? logistic : multinomial;
+	StringInfoData list;
+
+	initStringInfo(&list);
+	for (int i = 0; known[i] != NULL; i++)
+	{
+		if (strcmp(known[i], run->deploy_metric) == 0)
+			return;
+		appendStringInfo(&list, "%s%s", i > 0 ? ", " : "", known[i]);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"deploy_metric\" names an unknown metric: \"%s\"",
+					run->deploy_metric),
+			 errhint("The metrics of this kind of model are: %s.", list.data)));
+}
+
+/*
+ * Refuses, before any work, to train a model of a name another role owns
+ * (RecordRun checks again, atomically, when it records the run).
+ */
+static void
+CheckTrainOwner(const char *model)
+{
+	Datum		arg = CStringGetTextDatum(model);
+	bool		isnull;
+	Oid			owner;
+
+	CatalogExecute("SELECT m.owner FROM streamml.models m "
+				   "WHERE m.name OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return;
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("model \"%s\" already exists", model),
+				 errdetail("Another role owns it; only its owner (or a member of the owning role) can train it.")));
+}
+
 /* Error context of a training run: "training model "m"". */
 static void
 TrainErrorContext(void *arg)
@@ -2440,6 +2499,7 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	CheckTrainOwner(run->model);
 	/* one snapshot, the calling statement's, for every pass of the run */
 	run->snapshot = RegisterSnapshot(GetActiveSnapshot());
 
@@ -2458,6 +2518,7 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 		run->deploy_metric = "rmse";
 	else if (run->deploy_metric == NULL)
 		run->deploy_metric = run->kind == MODEL_LOGISTIC ? "roc_auc" : "accuracy";
+	CheckDeployMetric(run);
 	ResolveSplit(run);
 
 	/* pass 1: moments, of the expected number of features */

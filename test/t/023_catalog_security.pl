@@ -31,7 +31,7 @@ INSERT INTO public.d SELECT i / 100.0, (i * 7919) % 100 < i FROM generate_series
 GRANT SELECT ON public.d TO PUBLIC;
 -- a stream owned by bob, so that streams and offsets have a row to attack
 CREATE TABLE public.bobs (id int);
-ALTER TABLE public.bobs OWNER TO bob;
+GRANT SELECT, INSERT ON public.bobs TO bob;
 EOSQL
 $node->safe_psql('postgres', <<'EOSQL');
 SET ROLE bob;
@@ -165,6 +165,14 @@ like($err, qr/role "carla" cannot be dropped because some objects depend on it.*
 $node->safe_psql('postgres', 'REASSIGN OWNED BY carla TO carol');
 is($node->safe_psql('postgres', "SELECT owner::regrole FROM streamml.models WHERE name = 'cm'"),
 	'carol', 'REASSIGN OWNED moves the model');
+# PostgreSQL's own dependencies are checked first ...
+($rc, $out, $err) = $node->psql('postgres', 'DROP ROLE bob');
+like($err, qr/privileges for function trap\(\)/, 'PostgreSQL\'s own check comes first');
+$node->safe_psql('postgres', 'REVOKE ALL ON FUNCTION public.trap(), public.sneaky() FROM bob; REVOKE ALL ON public.bobs FROM bob');
+# ... and nobody without the right to drop a role learns what it owns here
+($rc, $out, $err) = $node->psql('postgres', 'SET ROLE carol; DROP ROLE bob');
+like($err, qr/permission denied to drop role/, 'DROP ROLE without the privilege says nothing of models');
+unlike($err, qr/owner of/, 'and lists nothing');
 ($rc, $out, $err) = $node->psql('postgres', 'DROP ROLE bob');
 like($err, qr/owner of model m3.*owner of model m4.*owner of model m5.*owner of stream bs/s,
 	'DROP ROLE lists the streams and models the role owns');

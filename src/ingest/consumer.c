@@ -19,13 +19,21 @@
  * Messages below the stored offset are skipped, whatever Kafka sends.
  *
  * Inside the transaction the batch is loaded in a subtransaction, as the
- * stream's owner; if it fails with an error that a message can cause (bad
- * data, a constraint, a trigger), the batch is split in halves and each
- * loaded again, down to the single messages that fail, which become dead
- * letters.  A clean batch pays one subtransaction.  Errors that no message
- * causes (a missing table, a revoked privilege, a lost lock) abort the
- * batch instead: the worker shows the error in stream_stats, rewinds to
- * the stored offsets and tries again later.
+ * stream's owner; if it fails, the batch is split in halves and each
+ * loaded again, down to the single messages that fail on their own, which
+ * become dead letters whatever the error, unless it is one of the
+ * environment (IsEnvironmentalError).  A clean batch pays one
+ * subtransaction.  What would fail for every message (a dropped target, a
+ * revoked privilege, another session's temporary table) is checked once,
+ * before the first message, and like environmental errors aborts the
+ * batch: the worker shows the error in stream_stats, rewinds to the stored
+ * offsets and tries again later.
+ *
+ * Nothing librdkafka reports about a partition is dropped: an offset out
+ * of range (retention, a re-created topic) is answered by the option
+ * on_offset_out_of_range, counting what was lost (HandleOutOfRange); a
+ * message too large to fetch shows on its partition; a corrupt one is a
+ * dead letter.
  *
  * In group mode (option "group") the worker joins a Kafka consumer group
  * instead, and answers each assignment with the offsets this stream stored

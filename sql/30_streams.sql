@@ -27,6 +27,18 @@ SELECT streamml.create_stream('s3', 'trades', '', 'trades');
 SELECT streamml.create_stream('s3', 'pg_class', '127.0.0.1:1', 'trades');
 CREATE VIEW v AS SELECT 1 AS x;
 SELECT streamml.create_stream('s3', 'v', '127.0.0.1:1', 'trades');
+-- Temporary tables: the workers could never see them.
+CREATE TEMP TABLE tmp_trades (id int);
+SELECT streamml.create_stream('s3', 'tmp_trades', '127.0.0.1:1', 'trades');
+SELECT streamml.create_stream('s3', 'trades', '127.0.0.1:1', 'trades', 'json',
+	'{"route_field": "k", "routes": {"a": "tmp_trades"}}');
+-- What to do when Kafka no longer has the stored offset.
+SELECT streamml.create_stream('s3', 'trades', '127.0.0.1:1', 'trades', 'json',
+	'{"on_offset_out_of_range": "latest"}');
+SELECT streamml.create_stream('s3', 'trades', '127.0.0.1:1', 'trades', 'json',
+	'{"on_offset_out_of_range": false}');
+SELECT streamml.create_stream('s3', 'trades', '127.0.0.1:1', 'trades', 'json',
+	'{"kafka": {"auto.offset.reset": "latest"}}');
 -- stop, start, alter, reset.
 SELECT streamml.stop_stream('s1');
 SELECT name, enabled FROM streamml.streams WHERE name = 's1';
@@ -36,13 +48,35 @@ SELECT options, generation FROM streamml.streams WHERE name = 's1';
 SELECT streamml.alter_stream('s1', '{"batch_size": null}');
 SELECT options, generation FROM streamml.streams WHERE name = 's1';
 SELECT streamml.alter_stream('s1', '{"workers": "many"}');
+SELECT streamml.alter_stream('s1', '{"on_offset_out_of_range": "fail"}');
+SELECT options FROM streamml.streams WHERE name = 's1';
+SELECT streamml.alter_stream('s1', '{"on_offset_out_of_range": "sometimes"}');
+SELECT streamml.alter_stream('s1', '{"on_offset_out_of_range": null}');
+-- "target" points the stream at another table and keeps its offsets.
+CREATE TABLE trades2 (id int, symbol text, price float8);
+SELECT streamml.alter_stream('s1', '{"target": "trades2"}');
+SELECT target, options, generation FROM streamml.streams WHERE name = 's1';
+SELECT streamml.alter_stream('s1', '{"target": "nope"}');
+SELECT streamml.alter_stream('s1', '{"target": 1}');
+SELECT streamml.alter_stream('s1', '{"target": "tmp_trades"}');
+SELECT streamml.alter_stream('s1', '{"target": "v"}');
+DROP TABLE trades2;
+\set VERBOSITY terse
+SELECT streamml.alter_stream('s1', '{"batch_size": 10}');
+\set VERBOSITY default
+SELECT streamml.alter_stream('s1', '{"target": "trades"}');
+SELECT target FROM streamml.streams WHERE name = 's1';
 SELECT streamml.reset_stream('s1', 'latest');
 SELECT streamml.reset_stream('s1', '2024-01-01 00:00:00+00');
 SELECT options->>'start' AS start, generation FROM streamml.streams WHERE name = 's1';
 SELECT streamml.reset_stream('s1', 'somewhere');
 -- Offsets per partition: the named partitions move, the others stay.
+-- They are checked against Kafka; without an answer they are taken as
+-- given, with a warning.
+\set VERBOSITY terse
 SELECT streamml.reset_stream('s1', '{"0": 1500, "3": 0}');
 SELECT streamml.reset_stream('s1', ' {"3": 7, "1": 1e3}');
+\set VERBOSITY default
 SELECT o.partition, o.next_offset FROM streamml.offsets o
   JOIN streamml.streams s ON s.id = o.stream_id WHERE s.name = 's1' ORDER BY 1;
 SELECT options->>'start' AS start, generation FROM streamml.streams WHERE name = 's1';
@@ -92,5 +126,13 @@ SELECT c.relname, obj_description(c.oid, 'pg_class') IS NOT NULL AS commented
   FROM pg_class c WHERE c.relnamespace = 'streamml'::regnamespace
    AND c.relname IN ('streams', 'offsets', 'dead_letters', 'stream_stats')
  ORDER BY 1;
+SELECT a.attname, col_description(a.attrelid, a.attnum) IS NOT NULL AS commented
+  FROM pg_attribute a WHERE a.attrelid = 'streamml.offsets'::regclass
+   AND a.attname IN ('messages_lost', 'last_gap_start', 'last_gap_end')
+ ORDER BY a.attnum;
+-- stream_stats: lag, and what was lost to retention per partition.
+SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+ WHERE attrelid = 'streamml.stream_stats'::regclass AND attnum > 0 ORDER BY attnum;
 DROP TABLE trades;
+DROP TABLE tmp_trades;
 DROP VIEW v;

@@ -365,7 +365,7 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 	static const char *const known[] = {
 		"start", "workers", "batch_size", "flush_ms", "columns", "kafka",
 		"delimiter", "header", "epoch_unit", "group", "route_field",
-		"routes", "metadata_refresh_ms", NULL
+		"routes", "metadata_refresh_ms", "on_offset_out_of_range", NULL
 	};
 
 	cfg->id = id;
@@ -413,7 +413,7 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("unknown option \"%.*s\"", v.val.string.len,
 								v.val.string.val),
-						 errhint("The options are start, workers, batch_size, flush_ms, columns, kafka, delimiter, header, epoch_unit, group, route_field, routes and metadata_refresh_ms.")));
+						 errhint("The options are start, workers, batch_size, flush_ms, columns, kafka, delimiter, header, epoch_unit, group, route_field, routes, metadata_refresh_ms and on_offset_out_of_range.")));
 		}
 	}
 
@@ -434,6 +434,18 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 		cfg->metadata_refresh_ms = OptInt(o, "metadata_refresh_ms", 100, 3600000);
 	if ((o = GetOpt(options, "group")) != NULL)
 		cfg->group = OptString(o, "group");
+	if ((o = GetOpt(options, "on_offset_out_of_range")) != NULL)
+	{
+		char	   *p = OptString(o, "on_offset_out_of_range");
+
+		if (strcmp(p, "fail") == 0)
+			cfg->fail_on_out_of_range = true;
+		else if (strcmp(p, "earliest") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"on_offset_out_of_range\" must be \"earliest\" or \"fail\""),
+					 errdetail("It says what a stream does when Kafka no longer has the messages at its stored offset (retention, a re-created topic): go on from the earliest offset Kafka has, counting the messages lost, or stop the partition with an error.")));
+	}
 	if ((o = GetOpt(options, "header")) != NULL)
 		cfg->csv_header = OptBool(o, "header");
 	if ((o = GetOpt(options, "delimiter")) != NULL)
@@ -482,6 +494,12 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("kafka property \"%s\" is set by pg_streamml", p->name)));
+				/* The worker must hear of an offset out of range. */
+				if (strcmp(p->name, "auto.offset.reset") == 0 && !for_worker)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("kafka property \"%s\" is set by pg_streamml", p->name),
+							 errhint("Use the stream options \"start\" and \"on_offset_out_of_range\".")));
 				/* The worker answers rebalances with whole assignments. */
 				if (strcmp(p->name, "partition.assignment.strategy") == 0 &&
 					strstr(p->value, "cooperative") != NULL)
@@ -573,6 +591,12 @@ CheckTarget(Oid target, List *column_map)
 	AclResult	acl;
 	ListCell   *lc;
 
+	if (kind == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("target table does not exist"),
+				 errdetail("The table with OID %u was dropped.", target),
+				 errhint("Point the stream at a table with alter_stream(name, '{\"target\": \"table\"}').")));
 	if (IsCatalogNamespace(get_rel_namespace(target)) ||
 		IsToastNamespace(get_rel_namespace(target)) ||
 		get_rel_namespace(target) == get_namespace_oid("streamml", false))
@@ -583,6 +607,12 @@ CheckTarget(Oid target, List *column_map)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table", get_rel_name(target))));
+	if (get_rel_persistence(target) == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot load a stream into temporary table \"%s\"",
+						get_rel_name(target)),
+				 errdetail("A stream is loaded by background workers, which cannot see the temporary tables of other sessions.")));
 	acl = pg_class_aclcheck(target, GetUserId(), ACL_INSERT);
 	if (acl != ACLCHECK_OK)
 		ereport(ERROR,
@@ -762,19 +792,24 @@ PG_FUNCTION_INFO_V1(streamml_alter_stream);
 
 /*
  * SQL streamml.alter_stream(): merges options into the stream's (a JSON
- * null removes a key), checks the result and restarts the workers.
+ * null removes a key), checks the result and restarts the workers.  The
+ * key "target" is no option: it points the stream at another table (by
+ * name, resolved as the caller), keeping the offsets, so that a stream
+ * whose table was dropped can go on where it stopped.
  */
 Datum
 streamml_alter_stream(PG_FUNCTION_ARGS)
 {
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	Jsonb	   *changes = PG_GETARG_JSONB_P(1);
-	Datum		args[2];
+	Datum		args[3];
 	bool		isnull;
 	HeapTuple	tup;
 	TupleDesc	desc;
 	Jsonb	   *merged;
 	StreamConfig *cfg;
+	JsonbValue *t;
+	Oid			target;
 
 	if (!JB_ROOT_IS_OBJECT(changes) || JB_ROOT_IS_SCALAR(changes))
 		ereport(ERROR,
@@ -785,21 +820,32 @@ streamml_alter_stream(PG_FUNCTION_ARGS)
 	args[1] = JsonbPGetDatum(changes);
 	/* Merge, then drop the keys set to null. */
 	CatalogExec("SELECT (SELECT coalesce(jsonb_object_agg(key, value), '{}') "
-				"        FROM jsonb_each(s.options || $2) WHERE value <> 'null'), "
+				"        FROM jsonb_each(s.options || ($2 - 'target')) WHERE value <> 'null'), "
 				"       target, brokers, topic, format "
 				"FROM streamml.streams s WHERE id = $1",
 				2, (Oid[]) {INT4OID, JSONBOID}, args, NULL, SPI_OK_SELECT);
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	merged = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 1, &isnull));
-	cfg = CheckConfig(name, DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull)),
+	target = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	if ((t = GetOpt(changes, "target")) != NULL)
+	{
+		if (t->type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"target\" must be the name of a table")));
+		target = RouteTarget(pnstrdup(t->val.string.val, t->val.string.len));
+	}
+	cfg = CheckConfig(name, target,
 					  SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4),
 					  SPI_getvalue(tup, desc, 5), merged);
 	merged = QualifyRoutes(merged, cfg);
 	args[1] = JsonbPGetDatum(merged);
-	CatalogExec("UPDATE streamml.streams SET options = $2, generation = generation + 1 "
-				"WHERE id = $1",
-				2, (Oid[]) {INT4OID, JSONBOID}, args, NULL, SPI_OK_UPDATE);
+	args[2] = ObjectIdGetDatum(target);
+	CatalogExec("UPDATE streamml.streams SET options = $2, target = $3, "
+				"generation = generation + 1 WHERE id = $1",
+				3, (Oid[]) {INT4OID, JSONBOID, REGCLASSOID}, args, NULL,
+				SPI_OK_UPDATE);
 	SPI_finish();
 	WakeLauncherAtCommit();
 	PG_RETURN_VOID();
@@ -825,6 +871,102 @@ OffsetValue(JsonbValue *v, const char *partition)
 						partition, text)));
 	offset = pg_strtoint64(text);
 	return offset;
+}
+
+/*
+ * Refuses offsets that Kafka does not have yet: a partition that does not
+ * exist, or an offset beyond a partition's high watermark (the next offset
+ * Kafka will give a message), which would otherwise make the stream skip
+ * every message up to it.  Offsets below the log start are allowed: the
+ * worker counts what retention removed.  If Kafka does not answer in time,
+ * the offsets are taken as given, with a warning; the worker then treats
+ * one beyond the end as any offset out of range.  The client is destroyed
+ * before any error is raised, so no librdkafka thread outlives the call.
+ */
+static void
+CheckOffsetsInKafka(int32 id, List *partitions, List *offsets)
+{
+	Datum		arg = Int32GetDatum(id);
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	StreamConfig *cfg;
+	KafkaClient *kc;
+	char		errbuf[512] = "";
+	int			count;
+	int32		bad_part = -1;
+	int64		bad_offset = 0;
+	int64		high = 0;
+	ListCell   *lp,
+			   *lo;
+
+	CatalogExec("SELECT name, owner, target, brokers, topic, format, options "
+				"FROM streamml.streams WHERE id = $1",
+				1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_SELECT);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	cfg = StreamConfigParse(id, SPI_getvalue(tup, desc, 1),
+							DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull)),
+							DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull)),
+							SPI_getvalue(tup, desc, 4), SPI_getvalue(tup, desc, 5),
+							SPI_getvalue(tup, desc, 6),
+							DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull)),
+							0, true);
+	kc = KafkaConsumerCreate(cfg->brokers, cfg->kafka_props,
+							 "pg_streamml.reset_stream", false,
+							 errbuf, sizeof(errbuf));
+	if (kc == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("stream \"%s\": %s", cfg->name, errbuf)));
+	errbuf[0] = '\0';
+	count = KafkaPartitionCount(kc, cfg->topic, 5000, errbuf, sizeof(errbuf));
+	forboth(lp, partitions, lo, offsets)
+	{
+		int64		low;
+
+		if (count < 0)
+			break;
+		if (lfirst_int(lp) >= count)
+		{
+			bad_part = lfirst_int(lp);
+			break;
+		}
+		if (!KafkaQueryWatermarks(kc, cfg->topic, lfirst_int(lp), &low, &high,
+								  5000, errbuf, sizeof(errbuf)))
+		{
+			count = -1;
+			break;
+		}
+		if (*(int64 *) lfirst(lo) > high)
+		{
+			bad_part = lfirst_int(lp);
+			bad_offset = *(int64 *) lfirst(lo);
+			break;
+		}
+	}
+	KafkaClientDestroy(kc);
+	if (count < 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not check the offsets of stream \"%s\" against Kafka",
+						cfg->name),
+				 errdetail("%s", errbuf),
+				 errhint("The offsets are stored as given; one beyond the end of its partition is handled by the option \"on_offset_out_of_range\".")));
+	else if (bad_part >= 0 && bad_part >= count)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("partition %d does not exist in topic \"%s\"",
+						bad_part, cfg->topic),
+				 errdetail("The topic has %d partitions.", count)));
+	else if (bad_part >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("offset " INT64_FORMAT " is beyond the end of partition %d of topic \"%s\"",
+						bad_offset, bad_part, cfg->topic),
+				 errdetail("The next offset Kafka will give a message in that partition (its high watermark) is " INT64_FORMAT ".",
+						   high),
+				 errhint("Give an offset up to the high watermark, or reset the stream to \"latest\".")));
 }
 
 /*
@@ -878,6 +1020,7 @@ ResetToOffsets(const char *name, const char *position)
 
 	SPI_connect();
 	args[0] = Int32GetDatum(LookupOwnedStream(name));
+	CheckOffsetsInKafka(DatumGetInt32(args[0]), partitions, offsets);
 	CatalogExec("UPDATE streamml.streams SET generation = generation + 1 WHERE id = $1",
 				1, (Oid[]) {INT4OID}, args, NULL, SPI_OK_UPDATE);
 	forboth(lp, partitions, lo, offsets)

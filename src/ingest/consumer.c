@@ -19,13 +19,21 @@
  * Messages below the stored offset are skipped, whatever Kafka sends.
  *
  * Inside the transaction the batch is loaded in a subtransaction, as the
- * stream's owner; if it fails with an error that a message can cause (bad
- * data, a constraint, a trigger), the batch is split in halves and each
- * loaded again, down to the single messages that fail, which become dead
- * letters.  A clean batch pays one subtransaction.  Errors that no message
- * causes (a missing table, a revoked privilege, a lost lock) abort the
- * batch instead: the worker shows the error in stream_stats, rewinds to
- * the stored offsets and tries again later.
+ * stream's owner; if it fails, the batch is split in halves and each
+ * loaded again, down to the single messages that fail on their own, which
+ * become dead letters whatever the error, unless it is one of the
+ * environment (IsEnvironmentalError).  A clean batch pays one
+ * subtransaction.  What would fail for every message (a dropped target, a
+ * revoked privilege, another session's temporary table) is checked once,
+ * before the first message, and like environmental errors aborts the
+ * batch: the worker shows the error in stream_stats, rewinds to the stored
+ * offsets and tries again later.
+ *
+ * Nothing librdkafka reports about a partition is dropped: an offset out
+ * of range (retention, a re-created topic) is answered by the option
+ * on_offset_out_of_range, counting what was lost (HandleOutOfRange); a
+ * message too large to fetch shows on its partition; a corrupt one is a
+ * dead letter.
  *
  * In group mode (option "group") the worker joins a Kafka consumer group
  * instead, and answers each assignment with the offsets this stream stored
@@ -57,7 +65,9 @@
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "consumer.h"
@@ -74,6 +84,13 @@ typedef struct PartState
 	int64		rows;
 	int64		rejected;
 	int64		high;
+	int64		out_of_range;	/* offset Kafka said is out of range, or -1 */
+	int64		failed_at;		/* stopped there (on_offset_out_of_range
+								 * "fail"), or -1 */
+	bool		stalled;		/* a fetch error shows; cleared by progress */
+	int64		seen_next;		/* position and end at the last report */
+	int64		seen_high;
+	bool		probed;			/* KafkaReadableEnd asked at that place */
 } PartState;
 
 static StreamConfig *cfg;
@@ -85,8 +102,11 @@ static int	nparts;
 static ConsumerArgs args;
 static KafkaMessage *msgs;		/* the batch; handle NULL when not held */
 static int	nmsgs;
+static KafkaMessage *bad;		/* the batch's unreadable offsets */
+static int	nbad;
 static SPIPlanPtr dead_letter_plan;
 static SPIPlanPtr offset_update_plan;
+static char *target_name;		/* as it was when the worker started */
 static bool relcache_changed = false;
 static MemoryContext plan_cxt;	/* holds the TargetStates */
 static MemoryContext next_plan_cxt; /* a planning in progress (or failed) */
@@ -236,6 +256,12 @@ GrowParts(int n)
 		parts = repalloc(parts, sizeof(PartState) * n);
 		memset(parts + nparts, 0, sizeof(PartState) * (n - nparts));
 	}
+	for (int i = nparts; i < n; i++)
+	{
+		parts[i].out_of_range = -1;
+		parts[i].failed_at = -1;
+		parts[i].seen_next = -1;
+	}
 	nparts = n;
 }
 
@@ -339,9 +365,10 @@ OffsetForTime(int32 partition, int64 ts_ms, int64 answer)
 }
 
 /*
- * Resolves where partitions without a stored offset start, and stores it.
- * Partitions found after the stream started begin at their earliest
- * offset: everything in them is new.
+ * Resolves where partitions without a stored offset start, and stores it
+ * as a real offset (earliest and latest are looked up).  Partitions found
+ * after the stream started begin at their earliest offset: everything in
+ * them is new.
  */
 static void
 StoreStartOffsets(int32 *list, int n, bool later)
@@ -365,17 +392,24 @@ StoreStartOffsets(int32 *list, int n, bool later)
 			offs[i] = OffsetForTime(list[i], pos, offs[i]);
 		KafkaCloseReader(kc);
 	}
-	else if (pos == KAFKA_OFFSET_END)
+	else
 	{
+		/*
+		 * "earliest" too becomes a real offset: a stream that stored the
+		 * logical one could not tell, later, that retention removed
+		 * messages before it read them.
+		 */
 		for (i = 0; i < n; i++)
 		{
-			int64		low;
+			int64		low,
+						high;
 
-			if (!KafkaQueryWatermarks(kc, cfg->topic, list[i], &low, &offs[i],
+			if (!KafkaQueryWatermarks(kc, cfg->topic, list[i], &low, &high,
 									  10000, errbuf, sizeof(errbuf)))
 				ereport(ERROR,
 						(errcode(ERRCODE_CONNECTION_FAILURE),
 						 errmsg("%s", errbuf)));
+			offs[i] = pos == KAFKA_OFFSET_END ? high : low;
 		}
 	}
 	for (i = 0; i < n; i++)
@@ -536,28 +570,32 @@ RefreshPartitions(bool first)
 }
 
 /*
- * Is this an error that a message can cause (so: a dead letter)?  Only
- * errors raised while a message's rows were decoded or written count, and
- * only bad data, constraints, check options, trigger RAISEs, the decoders'
- * own type mismatches, a row-level security policy rejecting the row and
- * what a row cannot do (0A000: a BEFORE trigger moving it to another
- * partition) (the owner's INSERT privilege itself was checked once for the batch,
- * before any message); anything else (a missing object, resources) would
- * fail for every message, so it aborts the batch.
+ * Is this an error of the environment rather than of the data: a lost
+ * connection, a transaction rolled back (deadlock, serialization), resources
+ * (memory, disk, locks), an operator's cancel or shutdown, a system or
+ * internal error?  Those stop the batch, which is retried.  Any other error
+ * raised while one message's rows are decoded or written, with the rest of
+ * its batch loading (bisection isolates it), is that message's fault,
+ * whatever its SQLSTATE: bad data, a constraint, a trigger's RAISE, a value
+ * past a limit of the type or of an index (54000).  What would fail for
+ * every message (the target missing, the owner's privilege, another
+ * session's temporary table) is checked before the first message, so it
+ * stops the batch whatever its SQLSTATE.
  */
 static bool
-IsMessageError(int sqlerrcode)
+IsEnvironmentalError(int sqlerrcode)
 {
-	char		cls[3];
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
 
-	cls[0] = PGUNSIXBIT(sqlerrcode);
-	cls[1] = PGUNSIXBIT(sqlerrcode >> 6);
-	cls[2] = '\0';
-	return strcmp(cls, "22") == 0 || strcmp(cls, "23") == 0 ||
-		strcmp(cls, "44") == 0 || strcmp(cls, "P0") == 0 ||
-		sqlerrcode == ERRCODE_FEATURE_NOT_SUPPORTED ||
-		sqlerrcode == ERRCODE_DATATYPE_MISMATCH ||
-		sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE;
+	return category == ERRCODE_TO_CATEGORY(ERRCODE_CONNECTION_EXCEPTION) ||
+		category == ERRCODE_TO_CATEGORY(ERRCODE_INVALID_TRANSACTION_STATE) ||
+		category == ERRCODE_TO_CATEGORY(ERRCODE_TRANSACTION_ROLLBACK) ||
+		category == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||
+		category == ERRCODE_TO_CATEGORY(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE) ||
+		category == ERRCODE_TO_CATEGORY(ERRCODE_OPERATOR_INTERVENTION) ||
+		category == ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR) ||
+		category == ERRCODE_TO_CATEGORY(ERRCODE_CONFIG_FILE_ERROR) ||
+		category == ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR);
 }
 
 /* The target of a message (routing), inside the range's subtransaction. */
@@ -727,11 +765,11 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 	}
 	/*
 	 * An error before the first message (opening the table, the owner's
-	 * INSERT privilege) or one no message can cause stops the batch.  A
+	 * INSERT privilege) or one of the environment stops the batch.  A
 	 * revoked privilege and a row-level security policy raise the same
 	 * SQLSTATE, so only where it happened tells them apart.
 	 */
-	if (!in_message || !IsMessageError(edata->sqlerrcode))
+	if (!in_message || IsEnvironmentalError(edata->sqlerrcode))
 		ReThrowError(edata);
 	if (hi - lo == 1)
 		DeadLetter(&msgs[lo], edata->message);
@@ -778,9 +816,47 @@ UpdateOffset(int32 p, int64 next, int64 expected)
 				 errdetail("The stream was reset, or another worker loads the partition.")));
 }
 
-/* Loads one batch: rows, dead letters and offsets in one transaction. */
+/*
+ * Stops the batch if a target table is gone (dropped while the stream
+ * runs): every message would fail, and the error names the table and the
+ * way out, which keeps the offsets.
+ */
 static void
-ProcessBatch(KafkaMessage *msgs, int n)
+CheckTargetsExist(void)
+{
+	ListCell   *lc;
+
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(cfg->target)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("target table %s of stream \"%s\" does not exist",
+						target_name, cfg->name),
+				 errdetail("The table with OID %u was dropped; the stream keeps its offsets.",
+						   cfg->target),
+				 errhint("Create the table again and point the stream at it with alter_stream('%s', '{\"target\": \"table\"}').",
+						 cfg->name)));
+	foreach(lc, cfg->routes)
+	{
+		RouteSpec  *r = lfirst(lc);
+
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(r->target)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("routed table of value \"%s\" of stream \"%s\" does not exist",
+							r->value, cfg->name),
+					 errdetail("The table with OID %u was dropped; the stream keeps its offsets.",
+							   r->target),
+					 errhint("Create the table again and give the stream its route again with alter_stream.")));
+	}
+}
+
+/*
+ * Loads one batch: rows, dead letters and offsets in one transaction.
+ * bad[] are offsets librdkafka could not read (a failed CRC) and went past:
+ * each becomes a dead letter with librdkafka's error and no payload.
+ */
+static void
+ProcessBatch(KafkaMessage *msgs, int n, KafkaMessage *bad, int nbad)
 {
 	int			i;
 	int32	   *cp;
@@ -790,11 +866,12 @@ ProcessBatch(KafkaMessage *msgs, int n)
 	/* In the batch's memory: these outlive the transaction. */
 	cp = palloc(sizeof(int32) * nparts);
 	co = palloc(sizeof(int64) * nparts);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n + nbad; i++)
 	{
-		PartState  *ps = &parts[msgs[i].partition];
+		KafkaMessage *m = i < n ? &msgs[i] : &bad[i - n];
+		PartState  *ps = &parts[m->partition];
 
-		ps->batch_next = msgs[i].offset + 1;
+		ps->batch_next = Max(ps->batch_next, m->offset + 1);
 		ps->rows = ps->rejected = 0;
 	}
 
@@ -808,6 +885,7 @@ ProcessBatch(KafkaMessage *msgs, int n)
 	 * mappings are planned again before anything is decoded with them.
 	 */
 	ForTargets(LockTarget);
+	CheckTargetsExist();
 	if (relcache_changed)
 		PlanTargets();
 
@@ -816,7 +894,10 @@ ProcessBatch(KafkaMessage *msgs, int n)
 	 * ranges' subtransactions: the batch is retried, never dead-lettered.
 	 */
 	ForTargets(LoaderCheck);
-	LoadRange(msgs, 0, n);
+	for (i = 0; i < nbad; i++)
+		DeadLetter(&bad[i], bad[i].errstr);
+	if (n > 0)
+		LoadRange(msgs, 0, n);
 
 	for (i = 0; i < nparts; i++)
 	{
@@ -852,6 +933,164 @@ ProcessBatch(KafkaMessage *msgs, int n)
 }
 
 /*
+ * Kafka said a partition's offset is out of range: retention removed the
+ * messages there before the stream read them, or the offset is beyond the
+ * end (the topic was deleted and created again, its log truncated, or the
+ * offset was stored by hand).  librdkafka stopped fetching the partition
+ * (auto.offset.reset is "error").  Following on_offset_out_of_range, the
+ * stream either goes on from the earliest offset Kafka has, counting the
+ * messages lost in streamml.offsets in the transaction that moves the
+ * offset, or stops the partition with an error that stays in stream_stats
+ * while the cause does (it is found again after any restart).  Returns
+ * true when the partition must be positioned again.
+ */
+static bool
+HandleOutOfRange(int32 p)
+{
+	PartState  *ps = &parts[p];
+	int64		o = ps->out_of_range;
+	int64		low,
+				high,
+				lost;
+	Datum		a[5];
+	bool		moved;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	ps->out_of_range = -1;
+	if (o != ps->next)
+		return true;			/* stale: ask Kafka again from the catalog */
+	if (!KafkaQueryWatermarks(kc, cfg->topic, p, &low, &high, 10000,
+							  errbuf, sizeof(errbuf)))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("stream \"%s\": %s", cfg->name, errbuf)));
+	if (o >= low && o <= high)
+		return true;			/* back in range (a leader change) */
+	if (cfg->fail_on_out_of_range)
+	{
+		char	   *msg;
+
+		if (o < low)
+			msg = psprintf("offset " INT64_FORMAT " of partition %d is no longer in Kafka, whose log now starts at offset " INT64_FORMAT ": " INT64_FORMAT " messages were removed before the stream read them; stopped (on_offset_out_of_range \"fail\")",
+						   o, p, low, low - o);
+		else
+			msg = psprintf("offset " INT64_FORMAT " of partition %d is beyond its end, offset " INT64_FORMAT ": stopped (on_offset_out_of_range \"fail\")",
+						   o, p, high);
+		if (ps->failed_at != o)
+			ereport(WARNING,
+					(errmsg("pg_streamml: stream \"%s\": %s", cfg->name, msg),
+					 errhint("Set the option on_offset_out_of_range to \"earliest\" to go on from offset " INT64_FORMAT " (what is lost is counted in stream_stats), or move the partition with reset_stream.",
+							 low)));
+		ps->failed_at = o;
+		StatsBatch(cfg->id, p, o, high, 0, 0, MyProcPid);
+		StatsError(cfg->id, p, msg, MyProcPid);
+		return false;
+	}
+
+	lost = o < low ? low - o : 0;
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	a[0] = Int32GetDatum(cfg->id);
+	a[1] = Int32GetDatum(p);
+	a[2] = Int64GetDatum(low);
+	a[3] = Int64GetDatum(o);
+	a[4] = Int64GetDatum(lost);
+	Exec("UPDATE streamml.offsets SET next_offset = $3, updated_at = pg_catalog.now(), "
+		 "messages_lost = messages_lost OPERATOR(pg_catalog.+) $5, "
+		 "last_gap_start = CASE WHEN $5 OPERATOR(pg_catalog.>) 0 THEN $4 ELSE last_gap_start END, "
+		 "last_gap_end = CASE WHEN $5 OPERATOR(pg_catalog.>) 0 THEN $3 ELSE last_gap_end END "
+		 "WHERE stream_id OPERATOR(pg_catalog.=) $1 AND partition OPERATOR(pg_catalog.=) $2 "
+		 "AND next_offset OPERATOR(pg_catalog.=) $4",
+		 5, (Oid[]) {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID}, a,
+		 SPI_OK_UPDATE);
+	moved = SPI_processed == 1;
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	if (!moved)
+		return true;			/* reset meanwhile: the catalog decides */
+	if (lost > 0)
+		ereport(WARNING,
+				(errmsg("pg_streamml: stream \"%s\": messages at offsets " INT64_FORMAT " to " INT64_FORMAT " of partition %d were removed by Kafka before the stream read them",
+						cfg->name, o, low - 1, p),
+				 errdetail("The stored offset was " INT64_FORMAT " and the partition now starts at offset " INT64_FORMAT "; " INT64_FORMAT " messages are lost, as stream_stats.messages_lost counts.  The stream goes on from offset " INT64_FORMAT " (on_offset_out_of_range \"earliest\").",
+						   o, low, lost, low),
+				 errhint("Retention removes messages a stream has not read when it is stopped or behind for longer than the topic's retention.")));
+	else
+		ereport(WARNING,
+				(errmsg("pg_streamml: stream \"%s\": stored offset " INT64_FORMAT " of partition %d is beyond the end of the partition, offset " INT64_FORMAT,
+						cfg->name, o, p, high),
+				 errdetail("The topic was deleted and created again, or its log was truncated.  The stream starts the partition over from its earliest offset, " INT64_FORMAT " (on_offset_out_of_range \"earliest\").",
+						   low)));
+	ps->next = low;
+	ps->failed_at = -1;
+	StatsError(cfg->id, p, NULL, MyProcPid);
+	StatsBatch(cfg->id, p, low, high, 0, 0, MyProcPid);
+	return true;
+}
+
+/*
+ * Loads the batch (msgs[0, kept) and bad[0, nbad)) and then answers the
+ * offsets Kafka said are out of range.  On an error, shows it, logs it and
+ * returns false: the caller goes back to the stored offsets.
+ */
+static bool
+RunBatch(int kept, bool *reposition, MemoryContext batch_cxt)
+{
+	volatile bool ok = true;
+	volatile bool again = false;
+
+	PG_TRY();
+	{
+		if (kept > 0 || nbad > 0)
+			ProcessBatch(msgs, kept, bad, nbad);
+		for (int i = 0; i < nparts; i++)
+			if (parts[i].out_of_range >= 0 && HandleOutOfRange(i))
+				again = true;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(batch_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		StatsError(cfg->id, -1, edata->message, MyProcPid);
+		ereport(LOG,
+				(errmsg("pg_streamml: stream \"%s\" could not load a batch: %s",
+						cfg->name, edata->message)));
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(batch_cxt);
+	*reposition = again;
+	return ok;
+}
+
+/* At start-up: a dropped target shows in stream_stats, then the worker exits. */
+static void
+CheckTargetsAtStart(void)
+{
+	PG_TRY();
+	{
+		CheckTargetsExist();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(TopMemoryContext);
+		edata = CopyErrorData();
+		StatsError(cfg->id, -1, edata->message, MyProcPid);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
  * After a failed batch: forget its progress and go back to the stored
  * offsets, so the same messages are read again.  In group mode the worker
  * seeks within the assignment the group gave it, and stays a member; if
@@ -866,7 +1105,10 @@ Rewind(void)
 	int			i;
 
 	for (i = 0; i < nparts; i++)
+	{
 		parts[i].batch_next = 0;
+		parts[i].out_of_range = -1;
+	}
 	CheckGeneration();
 	if (cfg->group == NULL)
 	{
@@ -932,6 +1174,57 @@ HandleRebalance(void)
 }
 
 /*
+ * A partition idle for a second with lag: if nothing readable is left from
+ * its stored offset (transaction markers, aborted messages: records that a
+ * read_committed consumer never receives), store the offset where the
+ * readable part ends, as Kafka's own consumers commit, so that lag is 0
+ * after a transaction and not 1 forever.  Asks once per place (a message
+ * still on its way answers "a message is there", and nothing moves).
+ */
+static void
+SkipToReadableEnd(int32 p, int64 high)
+{
+	int64		end;
+	Datum		a[4];
+	bool		moved;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (!KafkaReadableEnd(kc, cfg->topic, p, parts[p].next, 2000, &end,
+						  errbuf, sizeof(errbuf)))
+	{
+		errbuf[0] = '\0';
+		KafkaCloseReader(kc);
+		return;
+	}
+	KafkaCloseReader(kc);
+	if (end <= parts[p].next)
+		return;
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	a[0] = Int32GetDatum(cfg->id);
+	a[1] = Int32GetDatum(p);
+	a[2] = Int64GetDatum(end);
+	a[3] = Int64GetDatum(parts[p].next);
+	Exec("UPDATE streamml.offsets SET next_offset = $3, updated_at = pg_catalog.now() "
+		 "WHERE stream_id OPERATOR(pg_catalog.=) $1 AND partition OPERATOR(pg_catalog.=) $2 "
+		 "AND next_offset OPERATOR(pg_catalog.=) $4",
+		 4, (Oid[]) {INT4OID, INT4OID, INT8OID, INT8OID}, a, SPI_OK_UPDATE);
+	moved = SPI_processed == 1;
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	if (!moved)
+		return;
+	elog(DEBUG1, "pg_streamml: stream \"%s\": partition %d has nothing readable from offset " INT64_FORMAT " to " INT64_FORMAT ", moved past it",
+		 cfg->name, p, parts[p].next, end);
+	parts[p].next = end;
+	StatsBatch(cfg->id, p, end, high, 0, 0, MyProcPid);
+	KafkaCommitAsync(kc, cfg->topic, 1, &p, &end);
+}
+
+/*
  * Shows the position and high watermark of every partition of this worker
  * in stream_stats, from librdkafka's cached watermarks (no round trip), so
  * that lag is current for partitions that get no batches.  A partition
@@ -954,6 +1247,21 @@ ReportPositions(void)
 			low = 0;			/* an empty partition */
 		StatsBatch(cfg->id, i, parts[i].next >= 0 ? parts[i].next : low,
 				   high, 0, 0, MyProcPid);
+		if (parts[i].next >= 0 && high > parts[i].next &&
+			parts[i].failed_at < 0 && !parts[i].stalled &&
+			parts[i].seen_next == parts[i].next &&
+			parts[i].seen_high == high && !parts[i].probed)
+		{
+			parts[i].probed = true;
+			SkipToReadableEnd(i, high);
+		}
+		else if (parts[i].seen_next != parts[i].next ||
+				 parts[i].seen_high != high)
+		{
+			parts[i].seen_next = parts[i].next;
+			parts[i].seen_high = high;
+			parts[i].probed = false;
+		}
 	}
 }
 
@@ -1000,6 +1308,8 @@ CloseClient(int code, Datum arg)
 
 	for (i = 0; i < nmsgs; i++)
 		KafkaMessageFree(&msgs[i]);
+	for (i = 0; i < nbad; i++)
+		KafkaMessageFree(&bad[i]);
 	if (kc && cfg && cfg->group && PostmasterIsAlive())
 		KafkaClientDestroy(kc);
 	kc = NULL;
@@ -1026,6 +1336,18 @@ StreamConsumerMain(Datum arg)
 	/* pg_stat_activity tells the streams' workers apart. */
 	pgstat_report_appname(psprintf("pg_streamml %s/%d", cfg->name, args.worker));
 	StartTransactionCommand();
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		char	   *rel = get_rel_name(cfg->target);
+
+		if (rel)
+			target_name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(cfg->target)),
+													 rel);
+		else
+			target_name = psprintf("with OID %u", cfg->target);
+		MemoryContextSwitchTo(old);
+	}
+	CheckTargetsAtStart();
 	PlanTargets();
 	CommitTransactionCommand();
 	CacheRegisterRelcacheCallback(RelcacheCallback, (Datum) 0);
@@ -1073,6 +1395,7 @@ StreamConsumerMain(Datum arg)
 
 	msgs = MemoryContextAllocZero(TopMemoryContext, sizeof(KafkaMessage) * cfg->batch_size);
 	nmsgs = cfg->batch_size;
+	bad = MemoryContextAllocZero(TopMemoryContext, sizeof(KafkaMessage) * cfg->batch_size);
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "pg_streamml batch",
 									  ALLOCSET_DEFAULT_SIZES);
 	backoff = 1000;
@@ -1082,6 +1405,7 @@ StreamConsumerMain(Datum arg)
 		int			kept = 0;
 		TimestampTz first = 0;
 		int			i;
+		bool		oor;
 
 		Interrupts();
 		MemoryContextReset(batch_cxt);
@@ -1136,55 +1460,84 @@ StreamConsumerMain(Datum arg)
 		 * Drop what the catalog says is loaded already, what is not ours,
 		 * and what this batch has already: after a rebalance gave a
 		 * partition back, the same offsets can come twice in one batch.
+		 * What librdkafka says instead of a message is never dropped
+		 * unseen: an offset out of range is handled after the batch, a
+		 * message too large or a failed fetch shows on the partition
+		 * (librdkafka tries again at the same offset), an offset that
+		 * failed its CRC becomes a dead letter.
 		 */
 		for (i = 0; i < nparts; i++)
 			parts[i].batch_next = parts[i].next;
+		oor = false;
+		nbad = 0;
 		for (i = 0; i < n; i++)
 		{
 			int32		p = msgs[i].partition;
 
-			if (p >= nparts || !parts[p].mine ||
-				(parts[p].batch_next >= 0 && msgs[i].offset < parts[p].batch_next))
+			if (p >= nparts || !parts[p].mine)
 				KafkaMessageFree(&msgs[i]);
+			else if (msgs[i].error == KAFKA_MSG_OUT_OF_RANGE)
+			{
+				parts[p].out_of_range = msgs[i].offset;
+				oor = true;
+				KafkaMessageFree(&msgs[i]);
+			}
+			else if (parts[p].batch_next >= 0 && msgs[i].offset < parts[p].batch_next)
+				KafkaMessageFree(&msgs[i]);
+			else if (msgs[i].error == KAFKA_MSG_TOO_LARGE ||
+					 msgs[i].error == KAFKA_MSG_FETCH_ERROR)
+			{
+				char	   *msg;
+
+				if (msgs[i].error == KAFKA_MSG_TOO_LARGE)
+					msg = psprintf("message at offset " INT64_FORMAT " of partition %d is too large to fetch: raise the kafka properties \"receive.message.max.bytes\" and \"fetch.max.bytes\" with alter_stream (%s)",
+								   msgs[i].offset, p, msgs[i].errstr);
+				else
+					msg = psprintf("partition %d at offset " INT64_FORMAT ": %s",
+								   p, msgs[i].offset, msgs[i].errstr);
+				if (!parts[p].stalled)
+					ereport(WARNING,
+							(errmsg("pg_streamml: stream \"%s\": %s", cfg->name, msg)));
+				parts[p].stalled = true;
+				StatsError(cfg->id, p, msg, MyProcPid);
+				KafkaMessageFree(&msgs[i]);
+			}
 			else
 			{
 				parts[p].batch_next = msgs[i].offset + 1;
-				if (kept != i)
+				if (parts[p].stalled)
+				{
+					parts[p].stalled = false;
+					StatsError(cfg->id, p, NULL, MyProcPid);
+				}
+				if (msgs[i].error == KAFKA_MSG_CORRUPT)
+				{
+					bad[nbad++] = msgs[i];
+					msgs[i].handle = NULL;	/* held once, in bad */
+				}
+				else if (kept != i)
 				{
 					msgs[kept] = msgs[i];
 					msgs[i].handle = NULL;	/* held once, at kept */
+					kept++;
 				}
-				kept++;
+				else
+					kept++;
 			}
 		}
 		for (i = 0; i < nparts; i++)
 			parts[i].batch_next = 0;
 
-		if (kept > 0)
+		if (kept > 0 || nbad > 0 || oor)
 		{
-			volatile bool failed = false;
+			bool		reposition = false;
+			bool		failed = !RunBatch(kept, &reposition, batch_cxt);
 
-			PG_TRY();
-			{
-				ProcessBatch(msgs, kept);
-			}
-			PG_CATCH();
-			{
-				ErrorData  *edata;
-
-				MemoryContextSwitchTo(batch_cxt);
-				edata = CopyErrorData();
-				FlushErrorState();
-				AbortCurrentTransaction();
-				StatsError(cfg->id, -1, edata->message, MyProcPid);
-				ereport(LOG,
-						(errmsg("pg_streamml: stream \"%s\" could not load a batch: %s",
-								cfg->name, edata->message)));
-				failed = true;
-			}
-			PG_END_TRY();
 			for (i = 0; i < kept; i++)
 				KafkaMessageFree(&msgs[i]);
+			for (i = 0; i < nbad; i++)
+				KafkaMessageFree(&bad[i]);
+			nbad = 0;
 			if (failed)
 			{
 				Nap(backoff);
@@ -1192,8 +1545,10 @@ StreamConsumerMain(Datum arg)
 				Rewind();
 				continue;
 			}
+			if (reposition)
+				Rewind();
 			backoff = 1000;
-			if (have_error)
+			if (have_error && (kept > 0 || nbad > 0))
 			{
 				StatsClearError(cfg->id, MyProcPid);
 				have_error = 0;

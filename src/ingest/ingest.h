@@ -37,11 +37,26 @@ extern void IngestDefineGucs(void);
 
 typedef struct KafkaClient KafkaClient;
 
+/*
+ * What librdkafka said about a partition instead of giving a message
+ * (KafkaMessage.error); none of these is ever dropped by the worker.
+ */
+typedef enum KafkaMessageError
+{
+	KAFKA_MSG_OK = 0,			/* a message */
+	KAFKA_MSG_OUT_OF_RANGE,		/* offset is not in the log; fetching stopped */
+	KAFKA_MSG_TOO_LARGE,		/* the message at offset cannot be fetched */
+	KAFKA_MSG_CORRUPT,			/* offset failed its CRC and was skipped */
+	KAFKA_MSG_FETCH_ERROR		/* fetching failed; librdkafka retries */
+} KafkaMessageError;
+
 /* One consumed message; the pointers stay valid until KafkaMessageFree. */
 typedef struct KafkaMessage
 {
 	int32		partition;
 	int64		offset;
+	KafkaMessageError error;	/* KAFKA_MSG_OK for a message */
+	const char *errstr;			/* librdkafka's text, for an error */
 	const char *key;			/* NULL when the message has no key */
 	size_t		key_len;
 	const char *payload;		/* NULL for a tombstone */
@@ -93,6 +108,9 @@ extern bool KafkaMessageTimestampAt(KafkaClient *kc, const char *topic,
 									int timeout_ms, int64 *found,
 									int64 *ts_ms, char *errbuf,
 									size_t errlen);
+extern bool KafkaReadableEnd(KafkaClient *kc, const char *topic,
+							 int32 partition, int64 offset, int timeout_ms,
+							 int64 *end, char *errbuf, size_t errlen);
 extern void KafkaCloseReader(KafkaClient *kc);
 extern void KafkaCommitAsync(KafkaClient *kc, const char *topic, int n,
 							 const int32 *partitions, const int64 *offsets);
@@ -161,6 +179,7 @@ typedef struct StreamConfig
 	char	   *route_field;	/* routing: field name, or NULL */
 	List	   *routes;			/* of RouteSpec */
 	int			metadata_refresh_ms;
+	bool		fail_on_out_of_range;	/* else go on from the earliest */
 } StreamConfig;
 
 /* One entry of the "columns" option. */

@@ -38,10 +38,19 @@ CREATE TABLE streamml.offsets (
 	partition integer NOT NULL,
 	next_offset bigint NOT NULL,
 	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	messages_lost bigint NOT NULL DEFAULT 0,
+	last_gap_start bigint,
+	last_gap_end bigint,
 	PRIMARY KEY (stream_id, partition)
 );
 COMMENT ON TABLE streamml.offsets IS
 	'next Kafka offset to load per stream and partition, advanced in the transaction that writes the rows (-2 means the earliest offset)';
+COMMENT ON COLUMN streamml.offsets.messages_lost IS
+	'messages Kafka removed (retention) before the stream read them, counted when the stream went on from the earliest offset';
+COMMENT ON COLUMN streamml.offsets.last_gap_start IS
+	'first offset of the last gap of lost messages';
+COMMENT ON COLUMN streamml.offsets.last_gap_end IS
+	'offset after the last gap of lost messages: where the stream went on';
 ALTER TABLE streamml.offsets ENABLE ROW LEVEL SECURITY;
 CREATE POLICY offsets_owner ON streamml.offsets
 	USING (EXISTS (SELECT 1 FROM streamml.streams s
@@ -135,13 +144,18 @@ COMMENT ON FUNCTION streamml.stream_stats_raw() IS
 
 CREATE VIEW streamml.stream_stats WITH (security_invoker = true) AS
 	SELECT s.name AS stream, st.partition, st.next_offset, st.high_watermark,
-		CASE WHEN st.high_watermark IS NOT NULL AND st.next_offset IS NOT NULL
-			THEN GREATEST(st.high_watermark OPERATOR(pg_catalog.-) st.next_offset, 0::bigint)
-		END AS lag,
+		st.high_watermark OPERATOR(pg_catalog.-) st.next_offset AS lag,
 		st.rows_ingested, st.rows_rejected, st.rows_per_second,
-		st.last_error, st.last_error_at, st.last_batch_at, st.worker_pid
+		st.last_error, st.last_error_at, st.last_batch_at, st.worker_pid,
+		CASE WHEN st.partition IS NOT NULL
+			THEN COALESCE(o.messages_lost, 0::bigint)
+		END AS messages_lost,
+		o.last_gap_start, o.last_gap_end
 	FROM streamml.stream_stats_raw() st
-	JOIN streamml.streams s ON s.id OPERATOR(pg_catalog.=) st.stream_id;
+	JOIN streamml.streams s ON s.id OPERATOR(pg_catalog.=) st.stream_id
+	LEFT JOIN streamml.offsets o
+		ON o.stream_id OPERATOR(pg_catalog.=) st.stream_id
+		AND o.partition OPERATOR(pg_catalog.=) st.partition;
 COMMENT ON VIEW streamml.stream_stats IS
-	'per stream and partition: progress, lag, counters, rate and last error; a row with partition NULL shows an error of the whole stream while it lasts';
+	'per stream and partition: progress, lag (negative: the stored offset is beyond the end of the partition), counters, rate, messages lost to retention and last error; a row with partition NULL shows an error of the whole stream while it lasts';
 GRANT SELECT ON streamml.stream_stats TO PUBLIC;

@@ -23,6 +23,11 @@
 
 #include "ingest.h"
 
+static bool ReaderFirstAt(KafkaClient *kc, const char *topic,
+						  int32 partition, int64 offset, int timeout_ms,
+						  int64 *found, int64 *ts_ms, int64 *eof,
+						  char *errbuf, size_t errlen);
+
 struct KafkaClient
 {
 	rd_kafka_t *rk;
@@ -182,7 +187,23 @@ KafkaConsumerCreate(const char *brokers, List *props, const char *group,
 			{"queued.min.messages", "10000000"},
 			{"socket.keepalive.enable", "true"},
 			{"reconnect.backoff.max.ms", "2000"},
+
+			/*
+			 * Kafka's default, said out loud: messages of open or aborted
+			 * transactions are never loaded, and the end of a partition
+			 * is its last stable offset (see KafkaReadableEnd).
+			 */
+			{"isolation.level", "read_committed"},
 		};
+
+		/*
+		 * Last, over the user's: an offset out of range (retention, a
+		 * re-created topic) reaches the worker as an error and stops the
+		 * partition's fetching, instead of a silent jump that would skip
+		 * or reload messages; the worker decides by the stream's option
+		 * on_offset_out_of_range.
+		 */
+		static KafkaProperty reset_error = {"auto.offset.reset", "error"};
 		int			i;
 
 		for (i = 0; i < lengthof(d); i++)
@@ -195,6 +216,7 @@ KafkaConsumerCreate(const char *brokers, List *props, const char *group,
 			all = lappend(all, &g);
 		}
 		all = list_concat(all, props);
+		all = lappend(all, &reset_error);
 		conf = MakeConf(kc, brokers, all, errbuf, errlen);
 
 		/*
@@ -457,9 +479,31 @@ KafkaAnswerRebalance(KafkaClient *kc, KafkaRebalance kind, const char *topic,
 	kc->rebalance = KAFKA_REBALANCE_NONE;
 }
 
+/* What a message error from librdkafka means for the worker. */
+static KafkaMessageError
+MessageErrorKind(rd_kafka_resp_err_t err)
+{
+	switch (err)
+	{
+		case RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
+		case RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
+			return KAFKA_MSG_OUT_OF_RANGE;
+		case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+			return KAFKA_MSG_TOO_LARGE;
+		case RD_KAFKA_RESP_ERR__BAD_MSG:
+			/* a CRC mismatch: librdkafka goes on after the message */
+			return KAFKA_MSG_CORRUPT;
+		default:
+			return KAFKA_MSG_FETCH_ERROR;
+	}
+}
+
 /*
- * Fetches up to max messages, waiting at most timeout_ms.  Messages that
- * carry an error are freed here and the error is returned in errbuf.
+ * Fetches up to max messages, waiting at most timeout_ms.  An error of a
+ * partition (an offset out of range, a message too large or corrupt, a
+ * failed fetch) comes back as a KafkaMessage with error set, in its place
+ * among the messages, so that the worker accounts for it; an error of the
+ * client as a whole (no partition) is freed here and returned in errbuf.
  */
 int
 KafkaConsumeBatch(KafkaClient *kc, int timeout_ms, KafkaMessage *out,
@@ -502,12 +546,27 @@ KafkaConsumeBatch(KafkaClient *kc, int timeout_ms, KafkaMessage *out,
 		rd_kafka_message_t *m = msgs[i];
 		rd_kafka_timestamp_type_t tstype;
 
+		memset(&out[n], 0, sizeof(KafkaMessage));
 		if (m->err)
 		{
-			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-				snprintf(errbuf, errlen, "partition %d: %s", m->partition,
-						 rd_kafka_message_errstr(m));
-			rd_kafka_message_destroy(m);
+			if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			{
+				rd_kafka_message_destroy(m);
+				continue;
+			}
+			if (m->rkt == NULL || m->partition < 0 || m->offset < 0)
+			{
+				snprintf(errbuf, errlen, "%s", rd_kafka_message_errstr(m));
+				rd_kafka_message_destroy(m);
+				continue;
+			}
+			out[n].partition = m->partition;
+			out[n].offset = m->offset;
+			out[n].error = MessageErrorKind(m->err);
+			out[n].errstr = rd_kafka_message_errstr(m);
+			out[n].timestamp_ms = -1;
+			out[n].handle = m;
+			n++;
 			continue;
 		}
 		out[n].partition = m->partition;
@@ -655,6 +714,47 @@ KafkaMessageTimestampAt(KafkaClient *kc, const char *topic, int32 partition,
 						int64 offset, int timeout_ms, int64 *found,
 						int64 *ts_ms, char *errbuf, size_t errlen)
 {
+	int64		eof;
+
+	return ReaderFirstAt(kc, topic, partition, offset, timeout_ms, found,
+						 ts_ms, &eof, errbuf, errlen);
+}
+
+/*
+ * Where the messages a read_committed consumer can read end, if none is
+ * left from offset on: *end is then the offset at which the reader met the
+ * end of the partition, past any transaction markers and aborted messages
+ * between offset and there (which a consumer never receives), so storing
+ * it skips nothing; a message produced later gets a higher offset.  *end
+ * is -1 if a message is there to read.  False with errbuf set if Kafka did
+ * not answer within timeout_ms.
+ */
+bool
+KafkaReadableEnd(KafkaClient *kc, const char *topic, int32 partition,
+				 int64 offset, int timeout_ms, int64 *end, char *errbuf,
+				 size_t errlen)
+{
+	int64		found,
+				ts;
+
+	*end = -1;
+	if (!ReaderFirstAt(kc, topic, partition, offset, timeout_ms, &found, &ts,
+					   end, errbuf, errlen))
+		return false;
+	if (found >= 0)
+		*end = -1;
+	return true;
+}
+
+/*
+ * The reading behind KafkaMessageTimestampAt and KafkaReadableEnd; *eof is
+ * the offset of the end of the partition when *found is -1.
+ */
+static bool
+ReaderFirstAt(KafkaClient *kc, const char *topic, int32 partition,
+			  int64 offset, int timeout_ms, int64 *found, int64 *ts_ms,
+			  int64 *eof, char *errbuf, size_t errlen)
+{
 	rd_kafka_topic_partition_list_t *l;
 	rd_kafka_resp_err_t err;
 	TimestampTz start = GetCurrentTimestamp();
@@ -713,6 +813,7 @@ KafkaMessageTimestampAt(KafkaClient *kc, const char *topic, int32 partition,
 		if (ours && m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF &&
 			m->offset >= offset)
 		{
+			*eof = m->offset;
 			rd_kafka_message_destroy(m);
 			return true;		/* no message from offset on */
 		}

@@ -54,7 +54,8 @@
 #include "loader.h"
 
 /*
- * Locks the target for the transaction and checks the owner's INSERT
+ * Locks the target for the transaction and checks that it can be loaded
+ * (not another session's temporary table) and the owner's INSERT
  * privilege, at the top level of the batch: a failure here is no
  * message's fault, so it aborts the batch instead of making dead letters.
  */
@@ -65,6 +66,13 @@ LoaderCheck(TargetState *ts)
 	Relation	rel = table_open(ts->relid, RowExclusiveLock);
 	ListCell   *lc;
 
+	/* Only a table made before temporary tables were refused can be one. */
+	if (RELATION_IS_OTHER_TEMP(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot load stream \"%s\" into temporary table \"%s\" of another session",
+						ts->cfg->name, RelationGetRelationName(rel)),
+				 errhint("Point the stream at a permanent table with alter_stream.")));
 	rte->rtekind = RTE_RELATION;
 	rte->relid = ts->relid;
 	rte->relkind = rel->rd_rel->relkind;

@@ -176,6 +176,10 @@ StatsBatch(int32 stream, int32 partition, int64 next_offset, int64 high,
 		int			usecs;
 		double		dt;
 
+		/* A partition's own error lasts until the partition moves on. */
+		if (next_offset >= 0 && next_offset > s->next_offset &&
+			s->next_offset >= 0)
+			s->last_error[0] = '\0';
 		if (next_offset >= 0)
 			s->next_offset = next_offset;
 		if (high >= 0)
@@ -223,7 +227,11 @@ StatsError(int32 stream, int32 partition, const char *msg, int pid)
 	LWLockRelease(Stats->lock);
 }
 
-/* Clears the errors of a stream after a successful batch. */
+/*
+ * Clears the stream-wide error after a successful batch.  An error of one
+ * partition (an offset out of range, a message too large to fetch) stays
+ * until that partition moves on (StatsBatch) or is cleared by name.
+ */
 void
 StatsClearError(int32 stream, int pid)
 {
@@ -237,7 +245,7 @@ StatsClearError(int32 stream, int pid)
 		StatSlot   *s = &Stats->slots[i];
 
 		if (s->stream == stream && s->last_error[0] != '\0' &&
-			(s->pid == pid || s->partition == -1))
+			s->partition == -1)
 			s->last_error[0] = '\0';
 	}
 	LWLockRelease(Stats->lock);

@@ -12,7 +12,7 @@
 CREATE TABLE streamml.streams (
 	id serial NOT NULL UNIQUE,
 	name text PRIMARY KEY CHECK (name OPERATOR(pg_catalog.<>) ''),
-	owner oid NOT NULL,
+	owner regrole NOT NULL,
 	target regclass NOT NULL,
 	brokers text NOT NULL,
 	topic text NOT NULL,
@@ -61,7 +61,7 @@ SELECT pg_catalog.pg_extension_config_dump('streamml.offsets', '');
 CREATE TABLE streamml.dead_letters (
 	id bigserial PRIMARY KEY,
 	stream text NOT NULL,
-	owner oid NOT NULL,
+	owner regrole NOT NULL,
 	topic text NOT NULL,
 	partition integer NOT NULL,
 	"offset" bigint NOT NULL,

@@ -64,19 +64,28 @@ typedef struct TrainRun
 	Snapshot	snapshot;
 } TrainRun;
 
-/* Helpers of train.c that evaluation (evaluate.c) shares. */
 struct TupleDescData;
+
+/* train_source.c: the source, its columns and the queries over it */
 extern char *SourceFromItem(const char *source);
 extern Oid	SourceColumnType(struct TupleDescData *desc, const char *column,
 							 const char *role, const char *source);
 extern bool TypeIsNumeric(Oid type);
 extern char *Float8Expr(const char *column, Oid type);
 extern void SetFeatureColumns(TrainRun *run, ArrayType *fa);
+extern void ResolveSource(TrainRun *run);
+extern void ResolveLabel(TrainRun *run, struct TupleDescData *desc);
 extern void ResolveFeatures(TrainRun *run, struct TupleDescData *desc);
+extern void ResolveColumns(TrainRun *run, struct TupleDescData *desc);
+extern void ResolveSplit(TrainRun *run);
+extern void ResolveFeatureLength(TrainRun *run);
+extern const char *GroupByClause(TrainRun *run);
 extern void RunQuery(TrainRun *run, const char *sql, int nargs, Oid *types,
 					 Datum *values, const char *nulls);
 extern char *ResultText(int row, int col);
 extern double *ResultFloat8Array(int row, int col, int *n, MemoryContext cxt);
+extern char *FeatureName(TrainRun *run, int j);
+extern Datum FeatureNamesArray(TrainRun *run);
 extern char *FeatureArrayFits(TrainRun *run);
 extern char *ScoreFeaturesExpr(TrainRun *run);
 extern void NoticeMalformedRows(TrainRun *run, int64 n);

@@ -5,6 +5,7 @@
 #ifndef STREAMML_TRAIN_H
 #define STREAMML_TRAIN_H
 
+#include "nodes/pg_list.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/snapshot.h"
@@ -64,6 +65,56 @@ typedef struct TrainRun
 	Snapshot	snapshot;
 } TrainRun;
 
+/* One model being fitted: the whole source, or one group of it. */
+typedef struct GroupFit
+{
+	char	   *key;			/* group value as text, NULL without group_by */
+	int			p;
+	int			blocks;			/* coefficient blocks: 1, or K (multinomial) */
+	int			k;				/* blocks * (p + 1) */
+	double		w;				/* sum of weights */
+	int64		count;
+	int64		skipped;
+	double	   *mean;			/* p */
+	double	   *scale;			/* p, 0 for a constant column */
+	double	   *invs;			/* p, 1/scale or 0 */
+	double	   *zs;				/* p, unit/scale or 0: from the moments' units
+								 * to the standardised scale */
+	double	   *pen;			/* p, penalty factor on the standardised scale */
+	double	   *gamma;			/* k, standardised scale */
+	double	   *prev_gamma;
+	double		obj;
+	double		prev_obj;
+	int			halvings;
+	int			iterations;
+	bool		converged;
+	bool		active;
+	bool		separable;
+	bool		lda_start;		/* gamma is the LDA start, not yet evaluated */
+	double		loss;			/* at the last pass */
+	double		last[9];		/* header of the last irls_pass output */
+	double	   *cov;			/* k × k, standardised scale */
+	double		df;				/* residual degrees of freedom (linear) */
+	double		r2;
+	/* results on the original scale */
+	double	   *beta;			/* k: per block, intercept then slopes */
+	double	   *se;				/* k */
+	double	   *pvalue;			/* k */
+	char	   *metrics;		/* JSON text */
+	double		holdout_score;	/* the deploy metric on the holdout */
+	double		deployed_score; /* the deployed version's, same holdout */
+	double		holdout_rows;
+	double	   *deployed_coef;	/* the deployed version's, original scale */
+	double	   *moments_mean;	/* the first pass's output, p + 1 */
+	double	   *moments_unit;	/* p + 1: units of the co-moments */
+	double	   *moments_comom;
+	bool	   *aliased;		/* p, or NULL: exactly collinear with earlier features */
+	int			naliased;	/* in those units */
+	bool		moments_full;	/* every co-moment, or row 0 and the diagonal */
+	double		yunit;			/* a linear model's label unit: its loss and
+								 * covariance are in yunit² */
+} GroupFit;
+
 struct TupleDescData;
 
 /* train_source.c: the source, its columns and the queries over it */
@@ -89,5 +140,20 @@ extern Datum FeatureNamesArray(TrainRun *run);
 extern char *FeatureArrayFits(TrainRun *run);
 extern char *ScoreFeaturesExpr(TrainRun *run);
 extern void NoticeMalformedRows(TrainRun *run, int64 n);
+
+/* glm_solve.c: the solvers of the generalised linear models */
+extern bool CheckModelSize(TrainRun *run);
+extern GroupFit *GroupFromMoments(TrainRun *run, char *key, const double *m,
+								  int len);
+extern GroupFit *FindGroup(List *groups, const char *key);
+extern void GroupFitLinear(TrainRun *run, GroupFit *g, const double *mean,
+						   const double *comom);
+extern bool GroupLdaStart(TrainRun *run, GroupFit *g, const double *mean,
+						  const double *comom);
+extern void GroupFirstStepFromMoments(TrainRun *run, GroupFit *g,
+									  const double *mean, const double *comom);
+extern void FitClassification(TrainRun *run, List *groups);
+extern void FitLbfgs(TrainRun *run, GroupFit *g);
+extern void GroupToOriginalScale(TrainRun *run, GroupFit *g, bool linear);
 
 #endif							/* STREAMML_TRAIN_H */

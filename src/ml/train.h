@@ -156,4 +156,10 @@ extern void FitClassification(TrainRun *run, List *groups);
 extern void FitLbfgs(TrainRun *run, GroupFit *g);
 extern void GroupToOriginalScale(TrainRun *run, GroupFit *g, bool linear);
 
+/* holdout.c: scoring a run, and the deployed version for comparison */
+extern void ResolveDeployMetric(TrainRun *run);
+extern bool MetricHigherIsBetter(const char *metric);
+extern bool LoadDeployed(TrainRun *run, List *groups, bool for_warm_start);
+extern void HoldoutScore(TrainRun *run, List *groups);
+
 #endif							/* STREAMML_TRAIN_H */

@@ -28,6 +28,8 @@ extern Oid	ModelCheckOwner(const char *name, const char *action);
 extern bool ModelVisible(const char *name, Oid owner);
 extern void ModelDeploy(const char *name, int version);
 extern void ModelDelete(const char *name, Oid owner);
+extern int	ModelCheckDeployedRead(const char *name, int version_col);
+extern bool ModelResultClasses(int col, char ***classes, int *n);
 
 /* linalg.c */
 extern bool CholeskySolve(int n, const double *packed, const double *b,

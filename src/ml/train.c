@@ -217,18 +217,6 @@ ResolveClassWeights(TrainRun *run, List *groups)
 	run->class_weights = weights;
 }
 
-/* Builds a text[] of the classes. */
-static Datum
-ClassesArray(TrainRun *run)
-{
-	Datum	   *d = palloc(sizeof(Datum) * Max(run->nclasses, 1));
-
-	for (int i = 0; i < run->nclasses; i++)
-		d[i] = CStringGetTextDatum(run->classes[i]);
-	return PointerGetDatum(construct_array(d, run->nclasses, TEXTOID, -1,
-										   false, TYPALIGN_INT));
-}
-
 /* Array of k values of one group in the catalog's shape for that part. */
 static Datum
 GroupArray(GroupFit *g, const double *v, bool intercepts)
@@ -292,108 +280,34 @@ RunConverged(List *groups)
 static int
 RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 {
-	Oid			t1[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTOID, JSONBOID, TEXTOID, TEXTARRAYOID, OIDOID};
-	Datum		v1[10];
-	char		n1[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	const char *kind = run->kind == MODEL_LINEAR ? "linear" :
-		run->kind == MODEL_LOGISTIC ? "logistic" : "multinomial";
 	int			version;
-	bool		isnull;
 	ListCell   *lc;
-	Datum	   *fc = palloc(sizeof(Datum) * run->nfeaturecols);
 
-	for (int i = 0; i < run->nfeaturecols; i++)
-		fc[i] = CStringGetTextDatum(run->featurecols[i]);
-
-	v1[0] = CStringGetTextDatum(run->model);
-	v1[1] = CStringGetTextDatum(kind);
-	v1[2] = CStringGetTextDatum(run->label);
-	v1[3] = FeatureNamesArray(run);
-	v1[4] = PointerGetDatum(construct_array(fc, run->nfeaturecols, TEXTOID, -1,
-											false, TYPALIGN_INT));
-	v1[5] = CStringGetTextDatum(run->source);
-	v1[6] = JsonbPGetDatum(options);
-	v1[7] = run->group_by ? CStringGetTextDatum(run->group_by) : (Datum) 0;
-	n1[7] = run->group_by ? ' ' : 'n';
-	v1[8] = run->nclasses > 0 ? ClassesArray(run) : (Datum) 0;
-	n1[8] = run->nclasses > 0 ? ' ' : 'n';
-	v1[9] = ObjectIdGetDatum(GetUserId());
-
-	/* a new model is the caller's; an existing one must be */
-	if (CatalogExecute("INSERT INTO streamml.models AS m (name, kind, label, features, feature_columns, source, options, group_by, classes, owner) "
-					   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-					   "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, label = excluded.label, "
-					   "features = excluded.features, feature_columns = excluded.feature_columns, "
-					   "source = excluded.source, options = excluded.options, group_by = excluded.group_by, "
-					   "classes = excluded.classes "
-					   "WHERE pg_catalog.pg_has_role($10, m.owner, 'USAGE') RETURNING 1",
-					   10, t1, v1, n1, SPI_OK_INSERT_RETURNING) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("model \"%s\" already exists", run->model),
-				 errdetail("Another role owns it; only its owner (or a member of the owning role) can train it.")));
-
-	/*
-	 * The upsert holds the model's row lock, so a concurrent run of the same
-	 * model has committed by now: its versions are seen by this statement's
-	 * new snapshot (READ COMMITTED), and the numbers do not collide.
-	 */
-	CatalogExecute("SELECT coalesce(pg_catalog.max(version), 0) OPERATOR(pg_catalog.+) 1 "
-				   "FROM streamml.model_versions WHERE model OPERATOR(pg_catalog.=) $1",
-				   1, t1, v1, n1, SPI_OK_SELECT);
-	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull));
-
+	ModelUpsert(run, options);
+	version = ModelNextVersion(run->model);
 	foreach(lc, groups)
 	{
 		GroupFit   *g = lfirst(lc);
-		Oid			t2[22] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
-			FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
-			FLOAT8ARRAYOID, INT8OID, INT8OID, INT4OID, BOOLOID, JSONBOID,
-			FLOAT8OID, TEXTOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID, TEXTOID,
-		FLOAT8OID, TEXTARRAYOID};
-		Datum		v2[22];
-		char		n2[22];
-		double	   *ints = g->beta;
+		ModelVersionRow row;
 
 		if (g->beta == NULL)
 			continue;
-		memset(n2, ' ', sizeof(n2));
-		v2[0] = CStringGetTextDatum(run->model);
-		v2[1] = Int32GetDatum(version);
-		v2[2] = g->key ? CStringGetTextDatum(g->key) : (Datum) 0;
-		n2[2] = g->key ? ' ' : 'n';
-		v2[3] = GroupArray(g, ints, true);
-		v2[4] = GroupArray(g, g->beta, false);
-		v2[5] = PointerGetDatum(Float8ArrayBuild(g->se, g->k));
-		v2[6] = PointerGetDatum(Float8ArrayBuild(g->pvalue, g->k));
-		v2[7] = GroupVector(g, g->mean);
-		v2[8] = GroupVector(g, g->scale);
-		v2[9] = Int64GetDatum(g->count);
-		v2[10] = Int64GetDatum(g->skipped + run->extra_skipped);
-		v2[11] = Int32GetDatum(g->iterations);
-		v2[12] = BoolGetDatum(g->converged);
-		v2[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum(g->metrics));
-		v2[14] = Float8GetDatum(run->duration);
-		v2[15] = run->cutoff ? CStringGetTextDatum(run->cutoff) : (Datum) 0;
-		n2[15] = run->cutoff ? ' ' : 'n';
-		v2[16] = FeatureNamesArray(run);
-		v2[17] = Float8GetDatum(run->l2);
-		v2[18] = Float8GetDatum(g->df);
-		n2[18] = run->kind == MODEL_LINEAR ? ' ' : 'n';
-		v2[19] = run->data_max ? CStringGetTextDatum(run->data_max) : (Datum) 0;
-		n2[19] = run->data_max ? ' ' : 'n';
-		v2[20] = Float8GetDatum(run->l1);
-		v2[21] = AliasedArray(run, g);
-		n2[21] = g->naliased > 0 ? ' ' : 'n';
-		CatalogExecute("INSERT INTO streamml.model_versions (model, version, group_key, "
-					   "intercepts, coefficients, std_errors, p_values, means, scales, "
-					   "rows_used, rows_skipped, iterations, converged, metrics, duration, "
-					   "data_cutoff, features, l2, df, data_max, l1, aliased) "
-					   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-					   "pg_catalog.make_interval(secs => $15), $16, $17, $18, $19, $20, $21, $22)",
-					   22, t2, v2, n2, SPI_OK_INSERT);
+		row.group_key = g->key;
+		row.intercepts = GroupArray(g, g->beta, true);
+		row.coefficients = GroupArray(g, g->beta, false);
+		row.std_errors = PointerGetDatum(Float8ArrayBuild(g->se, g->k));
+		row.p_values = PointerGetDatum(Float8ArrayBuild(g->pvalue, g->k));
+		row.means = GroupVector(g, g->mean);
+		row.scales = GroupVector(g, g->scale);
+		row.rows_used = g->count;
+		row.rows_skipped = g->skipped + run->extra_skipped;
+		row.iterations = g->iterations;
+		row.converged = g->converged;
+		row.metrics = g->metrics;
+		row.df = g->df;
+		row.has_df = (run->kind == MODEL_LINEAR);
+		row.aliased = AliasedArray(run, g);
+		ModelInsertVersion(run, version, &row);
 	}
 
 	/* deploy */
@@ -460,31 +374,6 @@ CheckModelName(const char *model)
 						NAMEDATALEN - 1)));
 }
 
-/*
- * Refuses, before any work, to train a model of a name another role owns
- * (RecordRun checks again, atomically, when it records the run).
- */
-static void
-CheckTrainOwner(const char *model)
-{
-	Datum		arg = CStringGetTextDatum(model);
-	bool		isnull;
-	Oid			owner;
-
-	CatalogExecute("SELECT m.owner FROM streamml.models m "
-				   "WHERE m.name OPERATOR(pg_catalog.=) $1",
-				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		return;
-	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull));
-	if (!has_privs_of_role(GetUserId(), owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("model \"%s\" already exists", model),
-				 errdetail("Another role owns it; only its owner (or a member of the owning role) can train it.")));
-}
-
 /* Error context of a training run: "training model "m"". */
 static void
 TrainErrorContext(void *arg)
@@ -532,7 +421,7 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	CheckTrainOwner(run->model);
+	ModelCheckTrainOwner(run->model);
 	/* one snapshot, the calling statement's, for every pass of the run */
 	run->snapshot = RegisterSnapshot(GetActiveSnapshot());
 

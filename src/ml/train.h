@@ -115,6 +115,30 @@ typedef struct GroupFit
 								 * covariance are in yunit² */
 } GroupFit;
 
+/*
+ * One row of streamml.model_versions: what a learner records of one group
+ * (model_catalog.c adds the run's own columns).  The arrays are Datums of
+ * float8[]; aliased is a text[], or 0 for NULL.
+ */
+typedef struct ModelVersionRow
+{
+	const char *group_key;		/* NULL without group_by */
+	Datum		intercepts;
+	Datum		coefficients;
+	Datum		std_errors;
+	Datum		p_values;
+	Datum		means;
+	Datum		scales;
+	int64		rows_used;
+	int64		rows_skipped;
+	int			iterations;
+	bool		converged;
+	const char *metrics;		/* JSON text */
+	double		df;				/* residual degrees of freedom */
+	bool		has_df;			/* false: df is NULL */
+	Datum		aliased;
+} ModelVersionRow;
+
 struct TupleDescData;
 
 /* train_source.c: the source, its columns and the queries over it */
@@ -161,5 +185,12 @@ extern void ResolveDeployMetric(TrainRun *run);
 extern bool MetricHigherIsBetter(const char *metric);
 extern bool LoadDeployed(TrainRun *run, List *groups, bool for_warm_start);
 extern void HoldoutScore(TrainRun *run, List *groups);
+
+/* model_catalog.c: the record of a training run */
+extern void ModelCheckTrainOwner(const char *model);
+extern void ModelUpsert(TrainRun *run, Jsonb *options);
+extern int	ModelNextVersion(const char *model);
+extern void ModelInsertVersion(TrainRun *run, int version,
+							   const ModelVersionRow *row);
 
 #endif							/* STREAMML_TRAIN_H */

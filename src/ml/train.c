@@ -1,34 +1,35 @@
 /*
  * train.c
- *		streamml.train_logreg and streamml.train_linreg: the training driver.
+ *		streamml.train_logreg, streamml.train_linreg and streamml.retrain:
+ *		the training driver.
  *
  * A training run is a short sequence of SPI queries over the source, each a
- * parallel-safe aggregate that parallel workers can share:
+ * parallel-safe aggregate that parallel workers can share, all run with
+ * SPI_execute_snapshot under one registered snapshot, the one of the
+ * calling statement, so rows inserted while training runs (a Kafka stream)
+ * never mix into later passes.  The driver goes through the phases, each in
+ * its own file:
  *
- *	1. streamml.ml_moments: means and co-moments of label and features, per
- *	   group.  This gives the standardisation, the whole solution of a linear
- *	   model (normal equations on centred, scaled data) and the first Newton
- *	   step of a logistic one (at β = 0 every weight is 1/4, so the Hessian is
- *	   the scaled covariance).
- *	2. streamml.irls_pass, once per Newton step, at the current coefficients
- *	   of every group, until the step is below tol (quadratic convergence:
- *	   usually 4 to 7 passes), with step halving when the objective rises.
- *	3. the evaluation aggregates on the holdout, for the new version and for
- *	   the deployed one (deploy 'if_better').
+ *	options		train_options.c: the options of the kind, checked before
+ *				anything is read;
+ *	source		train_source.c: the columns the run names, the SQL over them,
+ *				the holdout split by order_by;
+ *	fit			the learner (TrainLearner, train.h): for the GLMs, glm.c and
+ *				its solvers in glm_solve.c (moments, Newton/IRLS, coordinate
+ *				descent, L-BFGS);
+ *	holdout		the learner's score, holdout.c for the GLMs: the new version
+ *				and the deployed one on the same held-out rows;
+ *	record		model_catalog.c, the one writer of the model catalog: the
+ *				model, then a version row per group (the learner's record);
+ *				then the driver deploys by the deploy option.
  *
- * All of them run with SPI_execute_snapshot under one registered snapshot,
- * the one of the calling statement, so rows inserted while training runs
- * (a Kafka stream) never mix into later passes.  The Newton systems are
- * solved in C on the standardised scale; coefficients, standard errors and
- * p-values are reported on the original scale.
+ * A new family of models (trees) is a new TrainLearner: the driver, the
+ * source, the split and the deploy decision stay as they are.
  */
 #include "postgres.h"
 
-#include <float.h>
 #include <math.h>
 
-#include "access/htup_details.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -36,283 +37,40 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
-#include "utils/lsyscache.h"
-#include "utils/numeric.h"
-#include "utils/regproc.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
-#include "utils/typcache.h"
 
 #include "ml/ml.h"
+#include "ml/train.h"
 #include "options.h"
 #include "pg_streamml.h"
-#include "ml/passes.h"
-#include "ml/train.h"
-
-/* The options each kind of model accepts. */
-static const char *const LogregOptions[] = {
-	"l1", "l2", "standardize", "max_iter", "tol", "class_weight", "weight",
-	"group_by", "test_fraction", "order_by", "warm_start", "deploy",
-	"deploy_metric", "solver", NULL
-};
-static const char *const LinregOptions[] = {
-	"l1", "l2", "standardize", "weight", "group_by", "test_fraction", "order_by",
-	"deploy", "deploy_metric", NULL
-};
-
-/* Parses and checks the options of a training run. */
-static void
-ParseOptions(TrainRun *run, Jsonb *options)
-{
-	OptionCheckKeys(options, run->kind == MODEL_LINEAR ? LinregOptions : LogregOptions,
-					"training");
-	run->l2 = OptionNumber(options, "l2", 0.0, 0.0, 1e12);
-	run->l1 = OptionNumber(options, "l1", 0.0, 0.0, 1e12);
-	run->standardize = OptionBool(options, "standardize", true);
-	run->max_iter = (int) OptionInteger(options, "max_iter", 100, 1, 100000);
-	run->tol = OptionNumber(options, "tol", 1e-8, 1e-15, 1.0);
-	run->weight = OptionString(options, "weight", NULL);
-	run->group_by = OptionString(options, "group_by", NULL);
-	run->order_by = OptionString(options, "order_by", NULL);
-	run->test_fraction = OptionNumber(options, "test_fraction", 0.0, 0.0, 0.9);
-	run->warm_start = OptionBool(options, "warm_start", false);
-	run->deploy = OptionString(options, "deploy", "always");
-	run->deploy_metric = OptionString(options, "deploy_metric", NULL);
-	{
-		char	   *solver = OptionString(options, "solver", "newton");
-
-		if (strcmp(solver, "lbfgs") == 0)
-			run->lbfgs = true;
-		else if (strcmp(solver, "newton") != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"solver\" must be 'newton' or 'lbfgs'")));
-		if (run->lbfgs && (run->group_by != NULL || run->l1 > 0.0))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("solver 'lbfgs' does not support options \"group_by\" and \"l1\" yet"),
-					 errhint("Use solver 'newton'.")));
-	}
-	if (strcmp(run->deploy, "always") != 0 &&
-		strcmp(run->deploy, "if_better") != 0 &&
-		strcmp(run->deploy, "never") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"deploy\" must be 'always', 'if_better' or 'never'")));
-	if (run->test_fraction > 0.0 && run->order_by == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"test_fraction\" needs option \"order_by\""),
-				 errhint("The holdout is the latest rows by order_by.")));
-	if (strcmp(run->deploy, "if_better") == 0 && run->test_fraction == 0.0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("deploy 'if_better' needs a holdout"),
-				 errhint("Set the options \"test_fraction\" and \"order_by\".")));
-	run->class_weight = OptionGet(options, "class_weight");
-}
-
-/* Builds the weight expression of the Newton passes, class weights applied. */
-static void
-ResolveClassWeights(TrainRun *run, List *groups)
-{
-	JsonbValue *cw = run->class_weight;
-	StringInfoData e;
-	double	   *weights;
-
-	run->wexpr_fit = run->wexpr;
-	if (cw == NULL || cw->type == jbvNull || run->kind == MODEL_LINEAR)
-		return;
-	weights = palloc(sizeof(double) * run->nclasses);
-	if (cw->type == jbvString &&
-		cw->val.string.len == 8 && strncmp(cw->val.string.val, "balanced", 8) == 0)
-	{
-		/* n / (K · n_c), counting rows per class in one more query */
-		StringInfoData sql;
-		double		total = 0.0;
-
-		initStringInfo(&sql);
-		appendStringInfo(&sql,
-						 "SELECT (%s)::int, pg_catalog.count(*)::float8 FROM %s WHERE %s AND (%s) IS NOT NULL GROUP BY 1",
-						 run->yexpr, run->from, run->train_where, run->yexpr);
-		RunQuery(run, sql.data, 0, NULL, NULL, NULL);
-		for (int c = 0; c < run->nclasses; c++)
-			weights[c] = 0.0;
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			int			c = atoi(ResultText(r, 1));
-
-			if (c >= 0 && c < run->nclasses)
-			{
-				weights[c] = strtod(ResultText(r, 2), NULL);
-				total += weights[c];
-			}
-		}
-		for (int c = 0; c < run->nclasses; c++)
-			weights[c] = weights[c] > 0 ? total / (run->nclasses * weights[c]) : 0.0;
-	}
-	else if (cw->type == jbvBinary)
-	{
-		Jsonb	   *obj = JsonbValueToJsonb(cw);
-		JsonbIterator *it;
-		JsonbValue	kv;
-		JsonbIteratorToken tok;
-
-		if (!JB_ROOT_IS_OBJECT(obj))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"class_weight\" must be 'balanced' or an object of class weights")));
-		it = JsonbIteratorInit(&obj->root);
-
-		for (int c = 0; c < run->nclasses; c++)
-			weights[c] = 1.0;
-		while ((tok = JsonbIteratorNext(&it, &kv, true)) != WJB_DONE)
-		{
-			char	   *key;
-			int			c;
-
-			if (tok != WJB_KEY)
-				continue;
-			key = pnstrdup(kv.val.string.val, kv.val.string.len);
-			for (c = 0; c < run->nclasses; c++)
-				if (strcmp(run->classes[c], key) == 0)
-					break;
-			/* binary labels also accept "0" and "1" as class names */
-			if (c == run->nclasses && run->nclasses == 2 &&
-				(strcmp(key, "0") == 0 || strcmp(key, "1") == 0))
-				c = key[0] - '0';
-			if (c == run->nclasses)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("option \"class_weight\" names \"%s\", which is not a class of label \"%s\"",
-								key, run->label)));
-			tok = JsonbIteratorNext(&it, &kv, true);
-			if (kv.type != jbvNumeric)
-				weights[c] = -1.0;
-			else
-				weights[c] = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
-																NumericGetDatum(kv.val.numeric)));
-			if (!(weights[c] >= 0.0 && weights[c] <= 1e12))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("class weight of \"%s\" must be a number between 0 and 1e12",
-								key)));
-		}
-	}
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"class_weight\" must be 'balanced' or an object of class weights")));
-
-	initStringInfo(&e);
-	appendStringInfo(&e, "(%s) * (ARRAY[", run->wexpr);
-	for (int c = 0; c < run->nclasses; c++)
-		appendStringInfo(&e, "%s%.17g", c > 0 ? "," : "", weights[c]);
-	appendStringInfo(&e, "]::float8[])[(%s)::int + 1]", run->yexpr);
-	run->wexpr_fit = e.data;
-	run->class_weights = weights;
-}
-
-/* Array of k values of one group in the catalog's shape for that part. */
-static Datum
-GroupArray(GroupFit *g, const double *v, bool intercepts)
-{
-	int			n1 = g->p + 1;
-	int			n = 0;
-	Datum	   *d = palloc(sizeof(Datum) * Max(g->k, 1));
-
-	for (int b = 0; b < g->blocks; b++)
-		for (int j = intercepts ? 0 : 1; j < (intercepts ? 1 : n1); j++)
-			d[n++] = Float8GetDatum(v ? v[b * n1 + j] : NAN);
-	return PointerGetDatum(construct_array(d, n, FLOAT8OID, 8, FLOAT8PASSBYVAL,
-										   TYPALIGN_DOUBLE));
-}
-
-/* Array of the per-feature standardisation values of a group. */
-static Datum
-GroupVector(GroupFit *g, const double *v)
-{
-	return PointerGetDatum(Float8ArrayBuild(v, g->p));
-}
-
-/* The names of a group's aliased features as text[], or 0 when none. */
-static Datum
-AliasedArray(TrainRun *run, GroupFit *g)
-{
-	Datum	   *names;
-	int			n = 0;
-
-	if (g->naliased == 0)
-		return (Datum) 0;
-	names = palloc(sizeof(Datum) * g->naliased);
-	for (int j = 0; j < g->p; j++)
-		if (g->aliased[j])
-			names[n++] = CStringGetTextDatum(FeatureName(run, j));
-	return PointerGetDatum(construct_array(names, n, TEXTOID, -1, false,
-										   TYPALIGN_INT));
-}
 
 /* True when every group's fit converged and none is separable. */
 static bool
-RunConverged(List *groups)
+RunConverged(TrainOutcome *outcomes, int n)
 {
-	ListCell   *lc;
-
-	foreach(lc, groups)
-	{
-		GroupFit   *g = lfirst(lc);
-
-		if (!g->converged || g->separable)
+	for (int i = 0; i < n; i++)
+		if (!outcomes[i].converged || outcomes[i].separable)
 			return false;
-	}
 	return true;
 }
 
 /*
- * Records the run in the catalog: creates or updates the model, inserts one
- * version row per group, and deploys according to the deploy option.
- * Returns the version number.
+ * Decides whether version "version" of the run is deployed, by the deploy
+ * option: 'always' (unless it did not converge and the option was not
+ * given), 'never', or 'if_better' than the deployed version on the same
+ * holdout, weighting each group's score by its holdout rows.
  */
-static int
-RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
+static bool
+DecideDeploy(TrainRun *run, TrainOutcome *outcomes, int n, Jsonb *options,
+			 int version)
 {
-	int			version;
-	ListCell   *lc;
+	bool		deployed = false;
 
-	ModelUpsert(run, options);
-	version = ModelNextVersion(run->model);
-	foreach(lc, groups)
-	{
-		GroupFit   *g = lfirst(lc);
-		ModelVersionRow row;
-
-		if (g->beta == NULL)
-			continue;
-		row.group_key = g->key;
-		row.intercepts = GroupArray(g, g->beta, true);
-		row.coefficients = GroupArray(g, g->beta, false);
-		row.std_errors = PointerGetDatum(Float8ArrayBuild(g->se, g->k));
-		row.p_values = PointerGetDatum(Float8ArrayBuild(g->pvalue, g->k));
-		row.means = GroupVector(g, g->mean);
-		row.scales = GroupVector(g, g->scale);
-		row.rows_used = g->count;
-		row.rows_skipped = g->skipped + run->extra_skipped;
-		row.iterations = g->iterations;
-		row.converged = g->converged;
-		row.metrics = g->metrics;
-		row.df = g->df;
-		row.has_df = (run->kind == MODEL_LINEAR);
-		row.aliased = AliasedArray(run, g);
-		ModelInsertVersion(run, version, &row);
-	}
-
-	/* deploy */
-	*deployed = false;
-	if (!RunConverged(groups) && OptionGet(options, "deploy") == NULL)
+	if (!RunConverged(outcomes, n) && OptionGet(options, "deploy") == NULL)
 	{
 		/* the default "always" never deploys a run that did not converge */
 		ereport(WARNING,
@@ -323,7 +81,7 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 				 errhint("Deploy it with streamml.deploy or option \"deploy\": \"always\" if you want it anyway.")));
 	}
 	else if (strcmp(run->deploy, "always") == 0)
-		*deployed = true;
+		deployed = true;
 	else if (strcmp(run->deploy, "if_better") == 0)
 	{
 		double		new_score = 0.0;
@@ -331,36 +89,62 @@ RecordRun(TrainRun *run, List *groups, Jsonb *options, bool *deployed)
 		double		rows = 0.0;
 		bool		have_old = false;
 
-		foreach(lc, groups)
+		for (int i = 0; i < n; i++)
 		{
-			GroupFit   *g = lfirst(lc);
+			TrainOutcome *o = &outcomes[i];
 
-			if (!isfinite(g->holdout_score) || !(g->holdout_rows > 0))
+			if (!isfinite(o->holdout_score) || !(o->holdout_rows > 0))
 				continue;
-			rows += g->holdout_rows;
-			new_score += g->holdout_rows * g->holdout_score;
-			if (isfinite(g->deployed_score))
+			rows += o->holdout_rows;
+			new_score += o->holdout_rows * o->holdout_score;
+			if (isfinite(o->deployed_score))
 			{
 				have_old = true;
-				old_score += g->holdout_rows * g->deployed_score;
+				old_score += o->holdout_rows * o->deployed_score;
 			}
 		}
 		if (!have_old)
-			*deployed = true;
+			deployed = true;
 		else if (MetricHigherIsBetter(run->deploy_metric))
-			*deployed = new_score > old_score;
+			deployed = new_score > old_score;
 		else
-			*deployed = new_score < old_score;
-		if (!*deployed)
+			deployed = new_score < old_score;
+		if (!deployed)
 			ereport(NOTICE,
 					(errmsg("version %d of model \"%s\" is not deployed: its holdout %s %g is not better than the deployed version's %g",
 							version, run->model, run->deploy_metric,
 							rows > 0 ? new_score / rows : NAN,
 							rows > 0 ? old_score / rows : NAN)));
 	}
+	return deployed;
+}
+
+/*
+ * Records the run in the catalog: creates or updates the model, has the
+ * learner insert one version row per group, and deploys according to the
+ * deploy option.  Returns the version number.
+ */
+static int
+RecordRun(TrainRun *run, const TrainLearner *learner, List *groups,
+		  TrainOutcome *outcomes, Jsonb *options, bool *deployed)
+{
+	int			version;
+
+	ModelUpsert(run, options);
+	version = ModelNextVersion(run->model);
+	learner->record(run, groups, version);
+	*deployed = DecideDeploy(run, outcomes, list_length(groups), options,
+							 version);
 	if (*deployed)
 		ModelDeploy(run->model, version);
 	return version;
+}
+
+/* The learner of a kind of model: every kind is a GLM so far. */
+static const TrainLearner *
+LearnerFor(ModelKind kind)
+{
+	return &GlmLearner;
 }
 
 /* Checks a model name: not empty, not too long for the predict cache. */
@@ -392,9 +176,10 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TrainRun   *run = palloc0(sizeof(TrainRun));
-	StringInfoData sql;
-	List	   *groups = NIL;
-	ListCell   *lc;
+	const TrainLearner *learner = LearnerFor(kind);
+	List	   *groups;
+	TrainOutcome *outcomes;
+	int			ngroups;
 	instr_time	start;
 	instr_time	duration;
 	int			version;
@@ -429,156 +214,34 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 	ResolveDeployMetric(run);
 	ResolveSplit(run);
 
-	/* pass 1: moments, of the expected number of features */
-	ResolveFeatureLength(run);
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT %s AS g, streamml.ml_moments(%s, %s, %s, %d, %s) FROM %s WHERE %s%s",
-					 run->gexpr, run->yexpr, run->xexpr, run->wexpr, run->p,
-					 CheckModelSize(run) ? "true" : "false", run->from,
-					 run->train_where,
-					 run->group_by ? " GROUP BY 1 ORDER BY 1" : "");
-	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
-	run->passes++;
-	{
-		SPITupleTable *tt = SPI_tuptable;
-		uint64		nrows = SPI_processed;
-
-		for (uint64 r = 0; r < nrows; r++)
-		{
-			char	   *key;
-			int			len;
-			double	   *m;
-			GroupFit   *g;
-
-			SPI_tuptable = tt;
-			key = ResultText(r, 1);
-			m = ResultFloat8Array(r, 2, &len, run->cxt);
-			if (m == NULL)
-				continue;
-			g = GroupFromMoments(run, key ? pstrdup(key) : NULL, m, len);
-			if (g->gamma == NULL)
-			{
-				run->extra_skipped += g->skipped;
-				continue;
-			}
-			groups = lappend(groups, g);
-			if (run->kind == MODEL_LINEAR)
-				GroupFitLinear(run, g, g->moments_mean, g->moments_comom);
-			else if (run->kind == MODEL_LOGISTIC)
-			{
-				double		ymean = g->moments_mean[0];
-
-				if (ymean <= 0.0 || ymean >= 1.0)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("label column \"%s\" has a single class%s%s",
-									run->label,
-									g->key ? " in group " : "",
-									g->key ? quote_literal_cstr(g->key) : ""),
-							 errdetail("Classification needs both classes in the training data.")));
-			}
-		}
-		SPI_freetuptable(tt);
-	}
-	NoticeMalformedRows(run, run->malformed);
-	if (groups == NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("no usable rows in \"%s\"", run->source),
-				 errdetail("Rows whose label, weight or features are null or not finite are skipped.")));
-
-	if (run->kind != MODEL_LINEAR)
-	{
-		ResolveClassWeights(run, groups);
-		if (run->warm_start && LoadDeployed(run, groups, true))
-			;
-		else if (run->kind == MODEL_LOGISTIC && run->class_weights == NULL)
-		{
-			/* the moments give the first Newton step for free */
-			foreach(lc, groups)
-			{
-				GroupFit   *g = lfirst(lc);
-
-				if (!GroupLdaStart(run, g, g->moments_mean, g->moments_comom))
-					GroupFirstStepFromMoments(run, g, g->moments_mean,
-											  g->moments_comom);
-			}
-		}
-		if (run->lbfgs && run->kind != MODEL_LOGISTIC)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("solver 'lbfgs' is for binary models only"),
-					 errhint("Use solver 'newton'.")));
-		if (run->lbfgs)
-			FitLbfgs(run, linitial(groups));
-		else
-			FitClassification(run, groups);
-	}
-
-	foreach(lc, groups)
-	{
-		GroupFit   *g = lfirst(lc);
-
-		GroupToOriginalScale(run, g, run->kind == MODEL_LINEAR);
-		if (g->naliased > 0)
-		{
-			StringInfoData names;
-
-			initStringInfo(&names);
-			for (int j = 0; j < g->p; j++)
-				if (g->aliased[j])
-					appendStringInfo(&names, "%s%s", names.len > 0 ? ", " : "",
-									 quote_identifier(FeatureName(run, j)));
-			ereport(WARNING,
-					(errcode(ERRCODE_WARNING),
-					 errmsg("model \"%s\"%s%s has aliased features: %s",
-							run->model, g->key ? " in group " : "",
-							g->key ? quote_literal_cstr(g->key) : "", names.data),
-					 errdetail("Each is an exact linear combination of the features before it, so its coefficient is not identifiable; it is held at 0 with no standard error (R's lm reports NA)."),
-					 errhint("Drop the aliased features; model_versions.aliased lists them.")));
-		}
-		if (g->separable)
-			ereport(WARNING,
-					(errcode(ERRCODE_WARNING),
-					 errmsg("the classes of model \"%s\"%s%s are perfectly separable",
-							run->model, g->key ? " in group " : "",
-							g->key ? quote_literal_cstr(g->key) : ""),
-					 errdetail("The maximum likelihood coefficients are infinite; the reported ones are where training stopped."),
-					 errhint("Set option \"l2\" to a positive value.")));
-		else if (!g->converged && run->kind != MODEL_LINEAR)
-			ereport(WARNING,
-					(errcode(ERRCODE_WARNING),
-					 errmsg("model \"%s\"%s%s did not converge in %d iterations",
-							run->model, g->key ? " in group " : "",
-							g->key ? quote_literal_cstr(g->key) : "",
-							g->iterations),
-					 errhint("Raise option \"max_iter\" or \"tol\", or set option \"l2\".")));
-	}
-
-	HoldoutScore(run, groups);
+	groups = learner->fit(run);
+	learner->score(run, groups);
+	ngroups = list_length(groups);
+	outcomes = palloc(sizeof(TrainOutcome) * ngroups);
+	for (int i = 0; i < ngroups; i++)
+		learner->outcome(run, list_nth(groups, i), &outcomes[i]);
 
 	INSTR_TIME_SET_CURRENT(duration);
 	INSTR_TIME_SUBTRACT(duration, start);
 	run->duration = INSTR_TIME_GET_DOUBLE(duration);
-	version = RecordRun(run, groups, options, &deployed);
+	version = RecordRun(run, learner, groups, outcomes, options, &deployed);
 
-	foreach(lc, groups)
+	for (int i = 0; i < ngroups; i++)
 	{
-		GroupFit   *g = lfirst(lc);
+		TrainOutcome *o = &outcomes[i];
 		Datum		values[9];
 		bool		nulls[9] = {false};
 
 		values[0] = CStringGetTextDatum(run->model);
 		values[1] = Int32GetDatum(version);
-		values[2] = g->key ? CStringGetTextDatum(g->key) : (Datum) 0;
-		nulls[2] = (g->key == NULL);
-		values[3] = Int64GetDatum(g->count);
-		values[4] = Int64GetDatum(g->skipped + run->extra_skipped);
-		values[5] = Int32GetDatum(g->iterations);
-		values[6] = BoolGetDatum(g->converged);
+		values[2] = o->key ? CStringGetTextDatum(o->key) : (Datum) 0;
+		nulls[2] = (o->key == NULL);
+		values[3] = Int64GetDatum(o->rows_used);
+		values[4] = Int64GetDatum(o->rows_skipped);
+		values[5] = Int32GetDatum(o->iterations);
+		values[6] = BoolGetDatum(o->converged);
 		values[7] = BoolGetDatum(deployed);
-		values[8] = DirectFunctionCall1(jsonb_in, CStringGetDatum(g->metrics));
+		values[8] = DirectFunctionCall1(jsonb_in, CStringGetDatum(o->metrics));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 

@@ -1,6 +1,11 @@
 /*
  * train.h
- *		The state of one training run (train.c).
+ *		The state of one training run, and the interfaces between the
+ *		phases of training: the driver (train.c), options (train_options.c),
+ *		source (train_source.c), the GLM learner (glm.c) and its solvers
+ *		(glm_solve.c), holdout scoring (holdout.c) and the record of a run
+ *		in the model catalog (model_catalog.c).  evaluate.c shares the
+ *		source helpers.
  */
 #ifndef STREAMML_TRAIN_H
 #define STREAMML_TRAIN_H
@@ -139,7 +144,50 @@ typedef struct ModelVersionRow
 	Datum		aliased;
 } ModelVersionRow;
 
+/*
+ * What the driver needs of one fitted group, whatever the learner: the row
+ * it returns, and what deploy 'if_better' compares.
+ */
+typedef struct TrainOutcome
+{
+	char	   *key;			/* group value, NULL without group_by */
+	int64		rows_used;
+	int64		rows_skipped;
+	int			iterations;
+	bool		converged;
+	bool		separable;		/* stopped where the optimum is at infinity */
+	char	   *metrics;		/* JSON text */
+	double		holdout_score;	/* the deploy metric on the holdout, or NaN */
+	double		holdout_rows;
+	double		deployed_score; /* the deployed version's, same rows, or NaN */
+} TrainOutcome;
+
+/*
+ * A learner: one family of models, as the training driver (train.c) runs
+ * it.  The driver checks the name and the options, takes the snapshot,
+ * resolves the source and the holdout split; then the learner fits, scores
+ * and records, and the driver decides deployment and returns a row per
+ * group from each group's outcome.  Groups are the learner's own (GroupFit
+ * for the GLMs): the driver never looks inside them.
+ */
+typedef struct TrainLearner
+{
+	const char *name;
+	/* fits the training rows: a List of groups, never empty (else errors) */
+	List	   *(*fit) (TrainRun *run);
+	/* sets each group's metrics: holdout (and deployed version), in-sample */
+	void		(*score) (TrainRun *run, List *groups);
+	/* inserts each group's model_versions row of version "version" */
+	void		(*record) (TrainRun *run, List *groups, int version);
+	/* fills *out for one group */
+	void		(*outcome) (TrainRun *run, void *group, TrainOutcome *out);
+} TrainLearner;
+
 struct TupleDescData;
+
+/* train_options.c: the options of a run */
+extern void ParseOptions(TrainRun *run, Jsonb *options);
+extern void ResolveClassWeights(TrainRun *run, List *groups);
 
 /* train_source.c: the source, its columns and the queries over it */
 extern char *SourceFromItem(const char *source);
@@ -179,6 +227,9 @@ extern void GroupFirstStepFromMoments(TrainRun *run, GroupFit *g,
 extern void FitClassification(TrainRun *run, List *groups);
 extern void FitLbfgs(TrainRun *run, GroupFit *g);
 extern void GroupToOriginalScale(TrainRun *run, GroupFit *g, bool linear);
+
+/* glm.c: the GLM learner */
+extern const TrainLearner GlmLearner;
 
 /* holdout.c: scoring a run, and the deployed version for comparison */
 extern void ResolveDeployMetric(TrainRun *run);

@@ -112,9 +112,10 @@ typedef struct GroupFit
 	double	   *deployed_coef;	/* the deployed version's, original scale */
 	double	   *moments_mean;	/* the first pass's output, p + 1 */
 	double	   *moments_unit;	/* p + 1: units of the co-moments */
-	double	   *moments_comom;
-	bool	   *aliased;		/* p, or NULL: exactly collinear with earlier features */
-	int			naliased;	/* in those units */
+	double	   *moments_comom;	/* the co-moments, in those units */
+	bool	   *aliased;		/* p, or NULL: exactly collinear with earlier
+								 * features */
+	int			naliased;		/* how many are */
 	bool		moments_full;	/* every co-moment, or row 0 and the diagonal */
 	double		yunit;			/* a linear model's label unit: its loss and
 								 * covariance are in yunit² */
@@ -238,7 +239,6 @@ extern bool LoadDeployed(TrainRun *run, List *groups, bool for_warm_start);
 extern void HoldoutScore(TrainRun *run, List *groups);
 
 /* model_catalog.c: the record of a training run */
-extern void ModelCheckTrainOwner(const char *model);
 extern void ModelUpsert(TrainRun *run, Jsonb *options);
 extern int	ModelNextVersion(const char *model);
 extern void ModelInsertVersion(TrainRun *run, int version,

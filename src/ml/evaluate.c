@@ -70,18 +70,7 @@ EvaluateLoadModel(TrainRun *run, Datum *params, Datum *keys)
 								1, types, values, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read model \"%s\"", run->model);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist", run->model),
-				 errhint("Train it with streamml.train_logreg or streamml.train_linreg, or ask its owner for access.")));
-	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 4, &isnull));
-	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("model \"%s\" has no deployed version", run->model),
-				 errhint("Deploy one with streamml.deploy.")));
+	version = ModelCheckDeployedRead(run->model, 4);
 	SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isnull);
 	if (isnull)
 		ereport(ERROR,
@@ -92,23 +81,7 @@ EvaluateLoadModel(TrainRun *run, Datum *params, Datum *keys)
 	kind = ResultText(0, 1);
 	run->kind = strcmp(kind, "linear") == 0 ? MODEL_LINEAR :
 		strcmp(kind, "logistic") == 0 ? MODEL_LOGISTIC : MODEL_MULTINOMIAL;
-	{
-		Datum		cd = SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 2, &isnull);
-
-		if (!isnull)
-		{
-			Datum	   *elems;
-			int			n;
-
-			deconstruct_array(DatumGetArrayTypeP(cd), TEXTOID, -1, false,
-							  TYPALIGN_INT, &elems, NULL, &n);
-			run->nclasses = n;
-			run->classes = palloc(sizeof(char *) * n);
-			for (int i = 0; i < n; i++)
-				run->classes[i] = TextDatumGetCString(elems[i]);
-		}
-	}
+	ModelResultClasses(2, &run->classes, &run->nclasses);
 	run->group_by = ResultText(0, 3);
 	p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 									SPI_tuptable->tupdesc, 5, &isnull));

@@ -3,9 +3,10 @@
  *		Declarations shared by the in-database training and serving code.
  *
  * Training runs as a few passes of parallel-safe aggregates over the data
- * (moments.c, irls_state.c), driven from C by train.c; the dense linear
- * algebra and the distribution functions the statistics need live in
- * linalg.c; predict.c serves the deployed versions from a per-backend cache.
+ * (moments.c, irls_state.c), driven from C by train.c and its learners
+ * (glm.c, solvers in glm_solve.c); the dense linear algebra and the
+ * distribution functions the statistics need live in linalg.c; predict.c
+ * serves the deployed versions from a per-backend cache.
  */
 #ifndef STREAMML_ML_H
 #define STREAMML_ML_H
@@ -25,9 +26,12 @@ extern void ModelCatalogInit(void);
 extern void ModelCatalogChanged(void);
 extern uint64 ModelCatalogGeneration(bool *stale);
 extern Oid	ModelCheckOwner(const char *name, const char *action);
+extern void ModelCheckTrainOwner(const char *model);
 extern bool ModelVisible(const char *name, Oid owner);
 extern void ModelDeploy(const char *name, int version);
 extern void ModelDelete(const char *name, Oid owner);
+extern int	ModelCheckDeployedRead(const char *name, int version_col);
+extern bool ModelResultClasses(int col, char ***classes, int *n);
 
 /* linalg.c */
 extern bool CholeskySolve(int n, const double *packed, const double *b,

@@ -1,8 +1,9 @@
 /*
  * model_catalog.c
  *		The model catalog: its writes (deploy, rollback, drop, grants, the
- *		record of a training run), the ownership checks before them, and the
- *		generation counter that tells every backend's predict cache that
+ *		record of a training run), the ownership checks before them, the
+ *		checks of the model-row reads that serving and evaluation share, and
+ *		the generation counter that tells every backend's predict cache that
  *		something changed.
  *
  * Users cannot write streamml.models, model_versions, deployments or
@@ -38,6 +39,7 @@
 #include "utils/builtins.h"
 
 #include "ml/ml.h"
+#include "ml/train.h"
 #include "pg_streamml.h"
 
 typedef struct ModelCatalogShared
@@ -201,6 +203,38 @@ ModelCheckOwner(const char *name, const char *action)
 	return owner;
 }
 
+/* The error of training a model of a name another role owns. */
+static void
+ReportOwnedByAnother(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_OBJECT),
+			 errmsg("model \"%s\" already exists", name),
+			 errdetail("Another role owns it; only its owner (or a member of the owning role) can train it.")));
+}
+
+/*
+ * Refuses, before any work, to train a model of a name another role owns
+ * (ModelUpsert checks again, atomically, when it records the run).
+ */
+void
+ModelCheckTrainOwner(const char *model)
+{
+	Datum		arg = CStringGetTextDatum(model);
+	bool		isnull;
+	Oid			owner;
+
+	CatalogExecute("SELECT m.owner FROM streamml.models m "
+				   "WHERE m.name OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return;
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	if (!has_privs_of_role(GetUserId(), owner))
+		ReportOwnedByAnother(model);
+}
+
 /*
  * Whether the calling user may see and use a model of this owner: owner,
  * member of the owner, or granted (directly, through a role, or PUBLIC).
@@ -258,6 +292,60 @@ model_visible(PG_FUNCTION_ARGS)
 	visible = ModelVisible(name, owner);
 	SPI_finish();
 	PG_RETURN_BOOL(visible);
+}
+
+/* ---- reads ---- */
+
+/*
+ * Checks the last result, a model's row joined to its deployed version's
+ * (as predict and evaluate read them, with the caller's privileges): errors
+ * when the model does not exist for the caller or has no deployed version.
+ * Returns the deployed version, column version_col of the result.
+ */
+int
+ModelCheckDeployedRead(const char *name, int version_col)
+{
+	bool		isnull;
+	Datum		version;
+
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name),
+				 errhint("Train it with streamml.train_logreg or streamml.train_linreg, or ask its owner for access.")));
+	version = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+							version_col, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has no deployed version", name),
+				 errhint("Deploy one with streamml.deploy.")));
+	return DatumGetInt32(version);
+}
+
+/*
+ * Reads the classes column (text[]) of the first row of the last result
+ * into *classes and *n, palloc'd in the current context.  Returns false,
+ * setting nothing, when it is NULL (a linear model).
+ */
+bool
+ModelResultClasses(int col, char ***classes, int *n)
+{
+	bool		isnull;
+	Datum		cd = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+								   col, &isnull);
+	Datum	   *elems;
+	int			count;
+
+	if (isnull)
+		return false;
+	deconstruct_array(DatumGetArrayTypeP(cd), TEXTOID, -1, false,
+					  TYPALIGN_INT, &elems, NULL, &count);
+	*n = count;
+	*classes = palloc(sizeof(char *) * count);
+	for (int i = 0; i < count; i++)
+		(*classes)[i] = TextDatumGetCString(elems[i]);
+	return true;
 }
 
 /* ---- writes ---- */
@@ -428,4 +516,135 @@ model_revoke(PG_FUNCTION_ARGS)
 				   2, (Oid[]) {TEXTOID, OIDOID}, args, NULL, SPI_OK_DELETE);
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/* ---- the record of a training run ---- */
+
+/* The classes of a run as text[]. */
+static Datum
+ClassesArray(TrainRun *run)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(run->nclasses, 1));
+
+	for (int i = 0; i < run->nclasses; i++)
+		d[i] = CStringGetTextDatum(run->classes[i]);
+	return PointerGetDatum(construct_array(d, run->nclasses, TEXTOID, -1,
+										   false, TYPALIGN_INT));
+}
+
+/*
+ * Creates the model of a training run, or updates its spec (kind, label,
+ * features, source, options, grouping, classes) when the caller may train
+ * it: a new model is the caller's; an existing one must be.  The upsert
+ * holds the model's row lock until the transaction ends.
+ */
+void
+ModelUpsert(TrainRun *run, Jsonb *options)
+{
+	Oid			t1[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTOID, JSONBOID, TEXTOID, TEXTARRAYOID, OIDOID};
+	Datum		v1[10];
+	char		n1[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	const char *kind = run->kind == MODEL_LINEAR ? "linear" :
+		run->kind == MODEL_LOGISTIC ? "logistic" : "multinomial";
+	Datum	   *fc = palloc(sizeof(Datum) * run->nfeaturecols);
+
+	for (int i = 0; i < run->nfeaturecols; i++)
+		fc[i] = CStringGetTextDatum(run->featurecols[i]);
+
+	v1[0] = CStringGetTextDatum(run->model);
+	v1[1] = CStringGetTextDatum(kind);
+	v1[2] = CStringGetTextDatum(run->label);
+	v1[3] = FeatureNamesArray(run);
+	v1[4] = PointerGetDatum(construct_array(fc, run->nfeaturecols, TEXTOID, -1,
+											false, TYPALIGN_INT));
+	v1[5] = CStringGetTextDatum(run->source);
+	v1[6] = JsonbPGetDatum(options);
+	v1[7] = run->group_by ? CStringGetTextDatum(run->group_by) : (Datum) 0;
+	n1[7] = run->group_by ? ' ' : 'n';
+	v1[8] = run->nclasses > 0 ? ClassesArray(run) : (Datum) 0;
+	n1[8] = run->nclasses > 0 ? ' ' : 'n';
+	v1[9] = ObjectIdGetDatum(GetUserId());
+
+	if (CatalogExecute("INSERT INTO streamml.models AS m (name, kind, label, features, feature_columns, source, options, group_by, classes, owner) "
+					   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+					   "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, label = excluded.label, "
+					   "features = excluded.features, feature_columns = excluded.feature_columns, "
+					   "source = excluded.source, options = excluded.options, group_by = excluded.group_by, "
+					   "classes = excluded.classes "
+					   "WHERE pg_catalog.pg_has_role($10, m.owner, 'USAGE') RETURNING 1",
+					   10, t1, v1, n1, SPI_OK_INSERT_RETURNING) != 1)
+		ReportOwnedByAnother(run->model);
+}
+
+/*
+ * The number of the next version of a model, after ModelUpsert.  The
+ * upsert holds the model's row lock, so a concurrent run of the same model
+ * has committed by now: its versions are seen by this statement's new
+ * snapshot (READ COMMITTED), and the numbers do not collide.
+ */
+int
+ModelNextVersion(const char *model)
+{
+	Datum		arg = CStringGetTextDatum(model);
+	bool		isnull;
+
+	CatalogExecute("SELECT coalesce(pg_catalog.max(version), 0) OPERATOR(pg_catalog.+) 1 "
+				   "FROM streamml.model_versions WHERE model OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
+	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Inserts one row of streamml.model_versions: a group's part of version
+ * "version" of the run's model, with the run's own columns (duration,
+ * cutoff, features, penalties).
+ */
+void
+ModelInsertVersion(TrainRun *run, int version, const ModelVersionRow *row)
+{
+	Oid			t2[22] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
+		FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
+		FLOAT8ARRAYOID, INT8OID, INT8OID, INT4OID, BOOLOID, JSONBOID,
+		FLOAT8OID, TEXTOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID, TEXTOID,
+	FLOAT8OID, TEXTARRAYOID};
+	Datum		v2[22];
+	char		n2[22];
+
+	memset(n2, ' ', sizeof(n2));
+	v2[0] = CStringGetTextDatum(run->model);
+	v2[1] = Int32GetDatum(version);
+	v2[2] = row->group_key ? CStringGetTextDatum(row->group_key) : (Datum) 0;
+	n2[2] = row->group_key ? ' ' : 'n';
+	v2[3] = row->intercepts;
+	v2[4] = row->coefficients;
+	v2[5] = row->std_errors;
+	v2[6] = row->p_values;
+	v2[7] = row->means;
+	v2[8] = row->scales;
+	v2[9] = Int64GetDatum(row->rows_used);
+	v2[10] = Int64GetDatum(row->rows_skipped);
+	v2[11] = Int32GetDatum(row->iterations);
+	v2[12] = BoolGetDatum(row->converged);
+	v2[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum(row->metrics));
+	v2[14] = Float8GetDatum(run->duration);
+	v2[15] = run->cutoff ? CStringGetTextDatum(run->cutoff) : (Datum) 0;
+	n2[15] = run->cutoff ? ' ' : 'n';
+	v2[16] = FeatureNamesArray(run);
+	v2[17] = Float8GetDatum(run->l2);
+	v2[18] = Float8GetDatum(row->df);
+	n2[18] = row->has_df ? ' ' : 'n';
+	v2[19] = run->data_max ? CStringGetTextDatum(run->data_max) : (Datum) 0;
+	n2[19] = run->data_max ? ' ' : 'n';
+	v2[20] = Float8GetDatum(run->l1);
+	v2[21] = row->aliased;
+	n2[21] = row->aliased != (Datum) 0 ? ' ' : 'n';
+	CatalogExecute("INSERT INTO streamml.model_versions (model, version, group_key, "
+				   "intercepts, coefficients, std_errors, p_values, means, scales, "
+				   "rows_used, rows_skipped, iterations, converged, metrics, duration, "
+				   "data_cutoff, features, l2, df, data_max, l1, aliased) "
+				   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+				   "pg_catalog.make_interval(secs => $15), $16, $17, $18, $19, $20, $21, $22)",
+				   22, t2, v2, n2, SPI_OK_INSERT);
 }

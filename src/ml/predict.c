@@ -247,17 +247,7 @@ ModelLoad(const char *name)
 							   InvalidSnapshot, true, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read model \"%s\"", name);
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist", name),
-				 errhint("Train it with streamml.train_logreg or streamml.train_linreg, or ask its owner for access.")));
-	SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull);
-	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("model \"%s\" has no deployed version", name),
-				 errhint("Deploy one with streamml.deploy.")));
+	ModelCheckDeployedRead(name, 5);
 
 	old = MemoryContextSwitchTo(ModelCacheContext);
 	m = palloc0(sizeof(CachedModel));
@@ -269,23 +259,7 @@ ModelLoad(const char *name)
 									   SPI_tuptable->tupdesc, 3, &isnull));
 	m->grouped = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 4, &isnull));
-	{
-		Datum		cd = SPI_getbinval(SPI_tuptable->vals[0],
-									   SPI_tuptable->tupdesc, 2, &isnull);
-
-		if (!isnull)
-		{
-			Datum	   *elems;
-			int			n;
-
-			deconstruct_array(DatumGetArrayTypeP(cd), TEXTOID, -1, false,
-							  TYPALIGN_INT, &elems, NULL, &n);
-			m->nclasses = n;
-			m->classes = palloc(sizeof(char *) * n);
-			for (int i = 0; i < n; i++)
-				m->classes[i] = TextDatumGetCString(elems[i]);
-		}
-	}
+	ModelResultClasses(2, &m->classes, &m->nclasses);
 	m->blocks = (m->kind == 'm') ? m->nclasses : 1;
 	if (m->grouped)
 	{

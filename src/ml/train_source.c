@@ -1,0 +1,540 @@
+/*
+ * train_source.c
+ *		Reading the source of a training run: the columns it names (label,
+ *		features, weight, group_by, order_by), the SQL expressions over them,
+ *		the holdout split, and the queries themselves.
+ *
+ * Every query of a run goes through RunQuery, under the run's registered
+ * snapshot (the calling statement's), so rows that arrive while a model
+ * trains (a Kafka stream) never mix into later passes.  The source is a
+ * relation name or a query; either way the passes read it as "FROM ... s",
+ * and the expressions built here refer to its columns as s.column.  The
+ * solvers (glm_solve.c) and the holdout scoring (holdout.c) only put these
+ * expressions together; evaluate.c shares them to score a deployed model
+ * the way training scored its holdout.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+
+#include "ml/ml.h"
+#include "ml/train.h"
+
+/* Returns true when the source text is a query rather than a relation name. */
+static bool
+SourceIsQuery(const char *source)
+{
+	const char *s = source;
+
+	while (*s && isspace((unsigned char) *s))
+		s++;
+	return *s == '(' ||
+		pg_strncasecmp(s, "select", 6) == 0 ||
+		pg_strncasecmp(s, "with", 4) == 0 ||
+		pg_strncasecmp(s, "values", 6) == 0 ||
+		pg_strncasecmp(s, "table", 5) == 0;
+}
+
+/* Builds the FROM item for the source: a quoted relation or a subquery. */
+char *
+SourceFromItem(const char *source)
+{
+	Oid			relid;
+
+	if (SourceIsQuery(source))
+		return psprintf("(%s) s", source);
+	relid = DatumGetObjectId(DirectFunctionCall1(regclassin,
+												 CStringGetDatum(source)));
+	return psprintf("%s s",
+					quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+											   get_rel_name(relid)));
+}
+
+/* Finds a column of the source by name; errors naming it when absent. */
+Oid
+SourceColumnType(TupleDesc desc, const char *column, const char *role,
+				 const char *source)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), column) == 0)
+			return att->atttypid;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("%s column \"%s\" does not exist in \"%s\"", role, column,
+					source)));
+	return InvalidOid;
+}
+
+/* True for the types a feature or a regression target may have. */
+bool
+TypeIsNumeric(Oid type)
+{
+	switch (type)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* An SQL expression converting column c of type t to float8. */
+char *
+Float8Expr(const char *column, Oid type)
+{
+	if (type == BOOLOID)
+		return psprintf("(s.%s)::int::float8", quote_identifier(column));
+	return psprintf("(s.%s)::float8", quote_identifier(column));
+}
+
+/* Appends a SQL string literal. */
+static void
+AppendLiteral(StringInfo buf, const char *s)
+{
+	appendStringInfoString(buf, quote_literal_cstr(s));
+}
+
+/*
+ * The GROUP BY of a pass: one aggregate per group with group_by, else none
+ * (a plain aggregate; grouping by a constant would cost a comparison per
+ * row, about a sixth of a pass).
+ */
+const char *
+GroupByClause(TrainRun *run)
+{
+	return run->group_by ? " GROUP BY 1" : "";
+}
+
+/* Runs a read-only query under the run's snapshot, parallel plans allowed. */
+void
+RunQuery(TrainRun *run, const char *sql, int nargs, Oid *types,
+		 Datum *values, const char *nulls)
+{
+	SPIPlanPtr	plan;
+	int			ret;
+
+	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_PARALLEL_OK);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	ret = SPI_execute_snapshot(plan, values, nulls, run->snapshot,
+							   InvalidSnapshot, true, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql,
+			 SPI_result_code_string(ret));
+	SPI_freeplan(plan);
+}
+
+/* Returns column col of row row of the last result as a C string or NULL. */
+char *
+ResultText(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+/* Returns a float8[] result column, copied into the caller's context. */
+double *
+ResultFloat8Array(int row, int col, int *n, MemoryContext cxt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+								  col, &isnull);
+	ArrayType  *a;
+	double	   *data;
+	double	   *copy;
+
+	if (isnull)
+	{
+		*n = 0;
+		return NULL;
+	}
+	a = DatumGetArrayTypeP(d);
+	data = Float8ArrayData(a, n, "pass result");
+	copy = MemoryContextAlloc(cxt, sizeof(double) * Max(*n, 1));
+	memcpy(copy, data, sizeof(double) * *n);
+	return copy;
+}
+
+/*
+ * Resolves the label: its SQL expression as float8 (0/1, or the class index
+ * of a multinomial model) and the classes, by a DISTINCT query when the type
+ * does not say.
+ */
+void
+ResolveLabel(TrainRun *run, TupleDesc desc)
+{
+	Oid			type = SourceColumnType(desc, run->label, "label", run->source);
+	const char *ql = quote_identifier(run->label);
+	StringInfoData sql;
+
+	if (run->kind == MODEL_LINEAR)
+	{
+		if (!TypeIsNumeric(type) && type != BOOLOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("target column \"%s\" must be numeric, not %s",
+							run->label, format_type_be(type))));
+		run->yexpr = Float8Expr(run->label, type);
+		return;
+	}
+	if (type == BOOLOID)
+	{
+		run->nclasses = 2;
+		run->classes = palloc(sizeof(char *) * 2);
+		run->classes[0] = "false";
+		run->classes[1] = "true";
+		run->yexpr = Float8Expr(run->label, type);
+		return;
+	}
+
+	initStringInfo(&sql);
+	if (TypeIsNumeric(type))
+		appendStringInfo(&sql,
+						 "SELECT v::text FROM (SELECT DISTINCT (s.%s)::float8 AS v FROM %s WHERE (s.%s) IS NOT NULL) d ORDER BY v LIMIT 1001",
+						 ql, run->from, ql);
+	else
+		appendStringInfo(&sql,
+						 "SELECT v FROM (SELECT DISTINCT (s.%s)::text AS v FROM %s WHERE (s.%s) IS NOT NULL) d ORDER BY v LIMIT 1001",
+						 ql, run->from, ql);
+	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
+	run->nclasses = SPI_processed;
+	if (run->nclasses < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("label column \"%s\" has a single class", run->label),
+				 errdetail("Classification needs at least two distinct label values in the training data.")));
+	if (run->nclasses > 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("label column \"%s\" has more than 1000 classes",
+						run->label)));
+	run->classes = palloc(sizeof(char *) * run->nclasses);
+	for (int i = 0; i < run->nclasses; i++)
+		run->classes[i] = MemoryContextStrdup(run->cxt, ResultText(i, 1));
+
+	if (run->nclasses == 2 && TypeIsNumeric(type) &&
+		strcmp(run->classes[0], "0") == 0 && strcmp(run->classes[1], "1") == 0)
+		run->yexpr = Float8Expr(run->label, type);
+	else if (run->nclasses == 2)
+	{
+		/* the second class in sort order is the positive one */
+		StringInfoData e;
+
+		initStringInfo(&e);
+		appendStringInfo(&e, "((s.%s)::%s = ", ql,
+						 TypeIsNumeric(type) ? "float8" : "text");
+		AppendLiteral(&e, run->classes[1]);
+		appendStringInfo(&e, "%s)::int::float8",
+						 TypeIsNumeric(type) ? "::float8" : "");
+		run->yexpr = e.data;
+	}
+	else
+	{
+		StringInfoData e;
+
+		run->kind = MODEL_MULTINOMIAL;
+		initStringInfo(&e);
+		appendStringInfo(&e, "(pg_catalog.array_position(ARRAY[");
+		for (int i = 0; i < run->nclasses; i++)
+		{
+			if (i > 0)
+				appendStringInfoChar(&e, ',');
+			AppendLiteral(&e, run->classes[i]);
+		}
+		appendStringInfo(&e, "]::%s[], (s.%s)::%s) - 1)::float8",
+						 TypeIsNumeric(type) ? "float8" : "text", ql,
+						 TypeIsNumeric(type) ? "float8" : "text");
+		run->yexpr = e.data;
+	}
+}
+
+/* Sets the run's feature columns from the features text[] argument. */
+void
+SetFeatureColumns(TrainRun *run, ArrayType *fa)
+{
+	Datum	   *fd;
+	bool	   *fn;
+	int			nf;
+
+	deconstruct_array(fa, TEXTOID, -1, false, TYPALIGN_INT, &fd, &fn, &nf);
+	if (nf == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("features must name at least one column")));
+	run->featurecols = palloc(sizeof(char *) * nf);
+	for (int i = 0; i < nf; i++)
+	{
+		if (fn[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("feature names must not be null")));
+		run->featurecols[i] = TextDatumGetCString(fd[i]);
+	}
+	run->nfeaturecols = nf;
+}
+
+/* Resolves the features: the float8[] expression and the feature names. */
+void
+ResolveFeatures(TrainRun *run, TupleDesc desc)
+{
+	StringInfoData e;
+
+	if (run->nfeaturecols == 1)
+	{
+		Oid			type = SourceColumnType(desc, run->featurecols[0], "feature",
+											run->source);
+		Oid			elem = get_element_type(type);
+
+		if (OidIsValid(elem))
+		{
+			if (!TypeIsNumeric(elem))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("feature column \"%s\" must be a numeric array, not %s",
+								run->featurecols[0], format_type_be(type))));
+			run->featarray = true;
+			run->xexpr = psprintf("(s.%s)::float8[]",
+								  quote_identifier(run->featurecols[0]));
+			return;
+		}
+	}
+
+	initStringInfo(&e);
+	appendStringInfoString(&e, "ARRAY[");
+	for (int i = 0; i < run->nfeaturecols; i++)
+	{
+		Oid			type = SourceColumnType(desc, run->featurecols[i], "feature",
+											run->source);
+
+		if (!TypeIsNumeric(type) && type != BOOLOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("feature column \"%s\" must be numeric or boolean, not %s",
+							run->featurecols[i], format_type_be(type)),
+					 errhint("Pass a single float8[] column or numeric columns.")));
+		if (i > 0)
+			appendStringInfoChar(&e, ',');
+		appendStringInfoString(&e, Float8Expr(run->featurecols[i], type));
+	}
+	appendStringInfoString(&e, "]::float8[]");
+	run->xexpr = e.data;
+	run->p = run->nfeaturecols;
+}
+
+/* Resolves weight, group and order columns and the holdout split. */
+void
+ResolveColumns(TrainRun *run, TupleDesc desc)
+{
+	run->wexpr = "1::float8";
+	if (run->weight)
+	{
+		Oid			type = SourceColumnType(desc, run->weight, "weight",
+											run->source);
+
+		if (!TypeIsNumeric(type))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("weight column \"%s\" must be numeric", run->weight)));
+		run->wexpr = Float8Expr(run->weight, type);
+	}
+	run->gexpr = "NULL::text";
+	if (run->group_by)
+	{
+		SourceColumnType(desc, run->group_by, "group_by", run->source);
+		run->gexpr = psprintf("(s.%s)::text", quote_identifier(run->group_by));
+	}
+	if (run->order_by)
+	{
+		Oid			type = SourceColumnType(desc, run->order_by, "order_by",
+											run->source);
+
+		run->order_type = format_type_be_qualified(type);
+	}
+}
+
+/* Computes the holdout cutoff and the WHERE clauses of training and test. */
+void
+ResolveSplit(TrainRun *run)
+{
+	const char *qo;
+	StringInfoData sql;
+
+	run->train_where = run->group_by ?
+		psprintf("%s IS NOT NULL", run->gexpr) : "true";
+	run->test_where = NULL;
+	if (run->order_by == NULL)
+		return;
+	qo = quote_identifier(run->order_by);
+	initStringInfo(&sql);
+	if (run->test_fraction > 0.0)
+		appendStringInfo(&sql,
+						 "SELECT (pg_catalog.percentile_disc(%.17g) WITHIN GROUP (ORDER BY s.%s))::text, (pg_catalog.max(s.%s))::text FROM %s",
+						 1.0 - run->test_fraction, qo, qo, run->from);
+	else
+		appendStringInfo(&sql, "SELECT (pg_catalog.max(s.%s))::text, (pg_catalog.max(s.%s))::text FROM %s",
+						 qo, qo, run->from);
+	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
+	run->cutoff = ResultText(0, 1);
+	if (run->cutoff == NULL)
+		return;
+	run->cutoff = MemoryContextStrdup(run->cxt, run->cutoff);
+	/* the newest row seen, from which retrain counts new rows */
+	run->data_max = MemoryContextStrdup(run->cxt, ResultText(0, 2));
+	if (run->test_fraction > 0.0)
+	{
+		StringInfoData w;
+
+		initStringInfo(&w);
+		appendStringInfo(&w, "%s AND s.%s <= ", run->train_where, qo);
+		AppendLiteral(&w, run->cutoff);
+		appendStringInfo(&w, "::%s", run->order_type);
+		run->train_where = w.data;
+		initStringInfo(&w);
+		appendStringInfo(&w, "%s AND s.%s > ",
+						 run->group_by ? psprintf("%s IS NOT NULL", run->gexpr) : "true",
+						 qo);
+		AppendLiteral(&w, run->cutoff);
+		appendStringInfo(&w, "::%s", run->order_type);
+		run->test_where = w.data;
+	}
+}
+
+/* The name of feature j, as the catalog records it. */
+char *
+FeatureName(TrainRun *run, int j)
+{
+	return run->featarray ? psprintf("%s[%d]", run->featurecols[0], j + 1) :
+		run->featurecols[j];
+}
+
+/* Feature names: the columns, or name[1..p] for one array column. */
+Datum
+FeatureNamesArray(TrainRun *run)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(run->p, 1));
+
+	for (int i = 0; i < run->p; i++)
+		d[i] = CStringGetTextDatum(run->featarray ?
+								   psprintf("%s[%d]", run->featurecols[0], i + 1) :
+								   run->featurecols[i]);
+	return PointerGetDatum(construct_array(d, run->p, TEXTOID, -1, false,
+										   TYPALIGN_INT));
+}
+
+/*
+ * An SQL condition on a row of the source: true when its feature array has
+ * the shape of the model's (one dimension, run->p elements), NULL when the
+ * array is NULL, false otherwise.  On the column itself, before any cast.
+ */
+char *
+FeatureArrayFits(TrainRun *run)
+{
+	const char *col = quote_identifier(run->featurecols[0]);
+
+	return psprintf("(pg_catalog.array_ndims(s.%s) = 1 AND pg_catalog.array_length(s.%s, 1) = %d)",
+					col, col, run->p);
+}
+
+/*
+ * The features argument of ml_score for the rows of a run.  With a feature
+ * array column, arrays of another length or shape become NULL, so that the
+ * row is skipped (and counted in rows_skipped), as training skips it,
+ * instead of ending the scan with an error.
+ */
+char *
+ScoreFeaturesExpr(TrainRun *run)
+{
+	if (!run->featarray)
+		return run->xexpr;
+	return psprintf("CASE WHEN %s THEN %s END", FeatureArrayFits(run),
+					run->xexpr);
+}
+
+/* The one NOTICE of a run about rows skipped for a malformed feature array. */
+void
+NoticeMalformedRows(TrainRun *run, int64 n)
+{
+	if (n <= 0)
+		return;
+	ereport(NOTICE,
+			(errmsg("skipped " INT64_FORMAT " rows of \"%s\" whose feature array \"%s\" does not have %d elements",
+					n, run->source, run->featurecols[0], run->p),
+			 errdetail("They are counted in rows_skipped.")));
+}
+
+/*
+ * Sets run->p for a feature array column, before the first pass: the most
+ * common length of the non-empty one-dimensional arrays of the training
+ * rows.  Rows of another length are then skipped and counted by every
+ * pass, whichever row the scan meets first.  A tie has no answer: error.
+ */
+void
+ResolveFeatureLength(TrainRun *run)
+{
+	const char *col;
+	StringInfoData sql;
+	int64		top;
+
+	if (!run->featarray)
+		return;
+	col = quote_identifier(run->featurecols[0]);
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT pg_catalog.array_length(s.%s, 1), pg_catalog.count(*) FROM %s "
+					 "WHERE %s AND pg_catalog.array_ndims(s.%s) = 1 "
+					 "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 2",
+					 col, run->from, run->train_where, col);
+	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("no usable rows in \"%s\"", run->source),
+				 errdetail("No row has a non-empty feature array in column \"%s\".",
+						   run->featurecols[0])));
+	run->p = atoi(ResultText(0, 1));
+	top = strtoll(ResultText(0, 2), NULL, 10);
+	if (SPI_processed == 2 && strtoll(ResultText(1, 2), NULL, 10) == top)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("feature arrays in column \"%s\" have no most common length",
+						run->featurecols[0]),
+				 errdetail(INT64_FORMAT " rows have %d elements and as many have %s.",
+						   top, run->p, ResultText(1, 1)),
+				 errhint("Filter the rows with arrays of the wrong length out of the source.")));
+	SPI_freetuptable(SPI_tuptable);
+}
+
+/*
+ * Resolves what the run reads from its source: the FROM item, then label,
+ * features, weight, group and order columns, from the source's columns.
+ */
+void
+ResolveSource(TrainRun *run)
+{
+	StringInfoData sql;
+	TupleDesc	desc;
+
+	run->from = SourceFromItem(run->source);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT * FROM %s LIMIT 0", run->from);
+	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
+	desc = CreateTupleDescCopy(SPI_tuptable->tupdesc);
+	ResolveLabel(run, desc);
+	ResolveFeatures(run, desc);
+	ResolveColumns(run, desc);
+}

@@ -126,7 +126,8 @@ CREATE FUNCTION streamml.stream_stats_raw(
 		OUT high_watermark bigint, OUT rows_ingested bigint,
 		OUT rows_rejected bigint, OUT rows_per_second float8,
 		OUT last_error text, OUT last_error_at timestamptz,
-		OUT last_batch_at timestamptz, OUT worker_pid integer)
+		OUT last_batch_at timestamptz, OUT worker_pid integer,
+		OUT error_count bigint)
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'streamml_stream_stats_raw'
 	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
@@ -139,9 +140,10 @@ CREATE VIEW streamml.stream_stats WITH (security_invoker = true) AS
 			THEN GREATEST(st.high_watermark OPERATOR(pg_catalog.-) st.next_offset, 0::bigint)
 		END AS lag,
 		st.rows_ingested, st.rows_rejected, st.rows_per_second,
-		st.last_error, st.last_error_at, st.last_batch_at, st.worker_pid
+		st.last_error, st.last_error_at, st.last_batch_at, st.worker_pid,
+		st.error_count
 	FROM streamml.stream_stats_raw() st
 	JOIN streamml.streams s ON s.id OPERATOR(pg_catalog.=) st.stream_id;
 COMMENT ON VIEW streamml.stream_stats IS
-	'per stream and partition: progress, lag, counters, rate and last error; a row with partition NULL shows an error of the whole stream while it lasts';
+	'per stream and partition: progress, lag, counters, rate and last error (error_count: how often it came in a row, last_error_at: when last); a row with partition NULL shows an error of the whole stream while it lasts, or that it waits for a worker slot';
 GRANT SELECT ON streamml.stream_stats TO PUBLIC;

@@ -135,6 +135,8 @@ static WorkerClaim *claims;
 
 static WorkerSlot *slots;
 static Oid	my_db = InvalidOid;
+
+static void ReleaseClaim(int claim);
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -274,18 +276,20 @@ WorkerLimits(int *total, int *per_role, int *cap)
 }
 
 /*
- * Claims a worker slot for a consumer of role; returns its index, or -1
- * with the reason in why.
+ * Claims n worker slots for consumers of role, all or none: a stream runs
+ * all its workers or waits, as each worker loads its own share of the
+ * partitions.  Returns whether it got them (their indexes in out), or says
+ * why not in why.
  */
-static int
-ClaimWorker(Oid role, char *why, size_t len)
+static bool
+ClaimWorkers(Oid role, int n, int *out, char *why, size_t len)
 {
 	int			total,
 				per_role,
 				cap;
 	int			used = 0,
-				mine = 0;
-	int			free_claim = -1;
+				mine = 0,
+				got = 0;
 	int			i;
 
 	WorkerLimits(&total, &per_role, &cap);
@@ -293,24 +297,28 @@ ClaimWorker(Oid role, char *why, size_t len)
 	for (i = 0; i < Launcher->nclaims; i++)
 	{
 		if (claims[i].role == InvalidOid)
-		{
-			if (free_claim < 0)
-				free_claim = i;
 			continue;
-		}
 		used++;
 		if (claims[i].role == role)
 			mine++;
 	}
-	if (used < total && mine < per_role && free_claim >= 0)
+	if (used + n <= total && mine + n <= per_role)
 	{
-		claims[free_claim].role = role;
-		claims[free_claim].launcher_pid = MyProcPid;
-		LWLockRelease(Launcher->lock);
-		return free_claim;
+		for (i = 0; i < Launcher->nclaims && got < n; i++)
+			if (claims[i].role == InvalidOid)
+			{
+				claims[i].role = role;
+				claims[i].launcher_pid = MyProcPid;
+				out[got++] = i;
+			}
 	}
 	LWLockRelease(Launcher->lock);
-	if (mine >= per_role && per_role < total)
+	if (got == n)
+		return true;
+	/* Cannot happen (total is at most nclaims), but give them back. */
+	for (i = 0; i < got; i++)
+		ReleaseClaim(out[i]);
+	if (mine + n > per_role)
 	{
 		char	   *rolname = GetUserNameFromId(role, true);
 
@@ -320,7 +328,7 @@ ClaimWorker(Oid role, char *why, size_t len)
 	else
 		snprintf(why, len, "pg_streamml runs %d of its %d workers (streamml.max_workers)",
 				 used, total);
-	return -1;
+	return false;
 }
 
 /* Gives a claimed worker slot back. */
@@ -559,7 +567,7 @@ StartConsumer(WorkerSlot *s, const char *name, char *why, size_t len)
  * worker slots, or that it waits no more.
  */
 static void
-ShowWaiting(int32 id, const char *name, Oid owner, bool waiting,
+ShowWaiting(int32 id, const char *name, Oid owner, bool waiting, int n,
 			const char *why, bool no_slot)
 {
 	char		msg[256];
@@ -572,7 +580,10 @@ ShowWaiting(int32 id, const char *name, Oid owner, bool waiting,
 				(errmsg("pg_streamml: stream \"%s\" got its worker slots", name)));
 		return;
 	}
-	snprintf(msg, sizeof(msg), "waiting for a worker slot: %s", why);
+	if (n == 1)
+		snprintf(msg, sizeof(msg), "waiting for a worker slot: %s", why);
+	else
+		snprintf(msg, sizeof(msg), "waiting for %d worker slots: %s", n, why);
 	StatsError(id, -1, msg, 0);
 	ereport(no_slot ? WARNING : LOG,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -633,11 +644,14 @@ Reconcile(void)
 			int			nw = DatumGetInt32(SPI_getbinval(t, d, 5, &isnull));
 			char		why[200] = "";
 			bool		was_waiting = false,
-						now_waiting = false,
-						newly_waiting = false,
 						no_slot = false;
+			int			nwaiting = 0;
+			WorkerSlot *due[64];
+			int			ndue = 0;
+			int			cl[64];
 			int			w;
 
+			nw = Min(nw, lengthof(due));
 			for (w = 0; w < nw; w++)
 			{
 				WorkerSlot *s = FindSlot(id, w);
@@ -673,42 +687,38 @@ Reconcile(void)
 				}
 				if (s->handle == NULL && s->generation == gen &&
 					now >= s->next_start)
-				{
-					char		reason[200];
-					bool		started = false;
-
-					s->claim = ClaimWorker(owner, reason, sizeof(reason));
-					if (s->claim >= 0)
-					{
-						started = StartConsumer(s, name, reason, sizeof(reason));
-						if (!started)
-						{
-							ReleaseClaim(s->claim);
-							s->claim = -1;
-							no_slot = true;
-						}
-					}
-					if (!started)
-					{
-						if (why[0] == '\0')
-							strlcpy(why, reason, sizeof(why));
-						newly_waiting |= !s->waiting;
-						s->waiting = true;
-						now_waiting = true;
-					}
-					else
-						s->waiting = false;
-				}
-				else if (s->waiting)
-					now_waiting = true;
+					due[ndue++] = s;
 			}
-			if (newly_waiting && !was_waiting)
-				ShowWaiting(id, name, owner, true, why, no_slot);
-			else if (was_waiting && !now_waiting)
-				ShowWaiting(id, name, owner, false, NULL, false);
+
+			/* Start what is due, if it gets its worker slots. */
+			if (ndue > 0 && !ClaimWorkers(owner, ndue, cl, why, sizeof(why)))
+			{
+				for (w = 0; w < ndue; w++)
+					due[w]->waiting = true;
+				nwaiting = ndue;
+				ndue = 0;
+			}
+			for (w = 0; w < ndue; w++)
+			{
+				WorkerSlot *s = due[w];
+
+				s->claim = cl[w];
+				s->waiting = false;
+				if (!StartConsumer(s, name, why, sizeof(why)))
+				{
+					ReleaseClaim(s->claim);
+					s->claim = -1;
+					s->waiting = true;
+					nwaiting++;
+					no_slot = true;
+				}
+			}
+			if (nwaiting > 0 && !was_waiting)
+				ShowWaiting(id, name, owner, true, nwaiting, why, no_slot);
+			else if (was_waiting && nwaiting == 0)
+				ShowWaiting(id, name, owner, false, 0, NULL, false);
 		}
 	}
-
 	/* Stop what is not wanted; notice the consumers that died. */
 	for (i = 0; i < MAX_SLOTS; i++)
 	{

@@ -30,8 +30,8 @@ SELECT streamml.alter_stream('opt1', '{"kafka": {"topic.metadata.refresh.interva
 -- A stream may not ask for more workers than one role may ever run.
 SELECT streamml.create_stream('opt3', 'opt_target', '127.0.0.1:1', 't', 'json',
 	'{"workers": 64}');
-SELECT streamml.alter_stream('opt1', '{"workers": 12}');
-SELECT streamml.alter_stream('opt1', '{"workers": 11, "kafka": null}');
+SELECT streamml.alter_stream('opt1', '{"workers": 23}');
+SELECT streamml.alter_stream('opt1', '{"workers": 2, "kafka": null}');
 SELECT options FROM streamml.streams WHERE name = 'opt1';
 RESET ROLE;
 -- A superuser may set any of them.

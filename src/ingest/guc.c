@@ -47,7 +47,7 @@ IngestDefineGucs(void)
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("streamml.max_workers_per_role",
 							"Most consumer workers that the streams of one role run at once, over all databases.",
-							"-1 means half of streamml.max_workers, rounded up.",
+							"-1 means no limit of its own: streamml.max_workers.",
 							&streamml_max_workers_per_role,
 							-1, -1, MAX_BACKENDS,
 							PGC_SIGHUP,

@@ -24,7 +24,9 @@
  * starts a consumer and gives it back when the consumer is gone.  At most
  * streamml.max_workers claims exist at once, never more than what
  * max_parallel_workers and the launchers leave of max_worker_processes,
- * and at most streamml.max_workers_per_role for the streams of one owner.
+ * and at most streamml.max_workers_per_role for the streams of one owner
+ * (no limit of its own by default: a server with one application role and
+ * many streams is the common case; a shared server sets it).
  * A consumer that gets no slot waits: its stream shows why in stream_stats
  * (a row with partition NULL) and the launcher tries again every round.
  * create_stream and alter_stream refuse a stream that asks for more workers
@@ -270,7 +272,7 @@ WorkerLimits(int *total, int *per_role, int *cap)
 	*cap = Max(max_worker_processes - parallel - 1 - Max(launchers, 1), 0);
 	*total = streamml_max_workers < 0 ? *cap : Min(streamml_max_workers, *cap);
 	if (streamml_max_workers_per_role < 0)
-		*per_role = (*total + 1) / 2;
+		*per_role = *total;
 	else
 		*per_role = Min(streamml_max_workers_per_role, *total);
 }

@@ -192,16 +192,57 @@ ScalarText(JsonbValue *v, const char *key)
 }
 
 /*
- * Refuses, for a caller who is not a superuser, a librdkafka property
- * outside a list known to be harmless.  The worker runs as a superuser,
- * and many properties make librdkafka run a command
- * (sasl.kerberos.kinit.cmd), load a library (plugin.library.paths,
- * ssl.engine.location) or read a server file (ssl.*.location,
- * ssl.keystore.location, sasl.kerberos.keytab); an allowlist also covers
- * those added by later librdkafka versions.
+ * Lowest values of librdkafka properties for the streams of a user who is
+ * not a superuser.  Below them one worker can keep a core busy: metadata
+ * refreshed every millisecond, reconnects with no backoff, fetches that
+ * return at once, heartbeats or statistics every millisecond.  Values at
+ * or above the minimum, and the special value (off) where there is one,
+ * are taken as given.
+ */
+typedef struct PropertyFloor
+{
+	const char *name;
+	int			minimum;
+	bool		has_off;		/* "off" is allowed below the minimum */
+	int			off;
+} PropertyFloor;
+
+static const PropertyFloor property_floors[] = {
+	{"topic.metadata.refresh.interval.ms", 1000, true, -1},
+	{"topic.metadata.refresh.fast.interval.ms", 100, false, 0},
+	{"metadata.max.age.ms", 1000, false, 0},
+	{"reconnect.backoff.ms", 100, false, 0},
+	{"reconnect.backoff.max.ms", 1000, false, 0},
+	{"retry.backoff.ms", 100, false, 0},
+	{"retry.backoff.max.ms", 1000, false, 0},
+	{"fetch.wait.max.ms", 10, false, 0},
+	{"fetch.error.backoff.ms", 100, false, 0},
+	{"socket.timeout.ms", 1000, false, 0},
+	{"api.version.request.timeout.ms", 1000, false, 0},
+	{"session.timeout.ms", 1000, false, 0},
+	{"heartbeat.interval.ms", 100, false, 0},
+	{"max.poll.interval.ms", 1000, false, 0},
+	{"statistics.interval.ms", 1000, true, 0},
+	{"connections.max.idle.ms", 1000, true, 0},
+	{NULL, 0, false, 0}
+};
+
+/*
+ * Checks a librdkafka property of a stream whose owner is not a superuser.
+ *
+ * At creation (for_worker false) it refuses a property outside a list
+ * known to be harmless.  The worker runs as a superuser, and many
+ * properties make librdkafka run a command (sasl.kerberos.kinit.cmd), load
+ * a library (plugin.library.paths, ssl.engine.location) or read a server
+ * file (ssl.*.location, ssl.keystore.location, sasl.kerberos.keytab); an
+ * allowlist also covers those added by later librdkafka versions.
+ *
+ * Always, creation and worker alike, it raises a value below its floor
+ * (property_floors) to the floor, so a stream stored before a floor
+ * existed is held to it too; creation says so with a notice.
  */
 static void
-CheckKafkaProperty(const char *name)
+CheckKafkaProperty(KafkaProperty *p, Oid owner, bool for_worker)
 {
 	static const char *const exact[] = {
 		"security.protocol", "sasl.mechanism", "sasl.mechanisms",
@@ -222,21 +263,47 @@ CheckKafkaProperty(const char *name)
 		"fetch.", "queued.", "socket.", "reconnect.", "api.version.",
 		"topic.metadata.", NULL
 	};
+	const char *name = p->name;
+	const PropertyFloor *f;
+	bool		allowed = false;
 	int			i;
 
-	if (superuser())
+	if (superuser_arg(owner))
 		return;
-	for (i = 0; exact[i]; i++)
-		if (strcmp(name, exact[i]) == 0)
-			return;
-	for (i = 0; prefixes[i]; i++)
-		if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
-			return;
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("permission denied to set kafka property \"%s\"", name),
-			 errdetail("Only connection, authentication and tuning properties known to be harmless may be set by a user who is not a superuser."),
-			 errhint("A superuser must set this property.")));
+	for (i = 0; exact[i] && !allowed; i++)
+		allowed = strcmp(name, exact[i]) == 0;
+	for (i = 0; prefixes[i] && !allowed; i++)
+		allowed = strncmp(name, prefixes[i], strlen(prefixes[i])) == 0;
+	if (!allowed && !for_worker)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to set kafka property \"%s\"", name),
+				 errdetail("Only connection, authentication and tuning properties known to be harmless may be set by a user who is not a superuser."),
+				 errhint("A superuser must set this property.")));
+
+	for (f = property_floors; f->name; f++)
+	{
+		char	   *end;
+		long		v;
+
+		if (strcmp(name, f->name) != 0)
+			continue;
+		errno = 0;
+		v = strtol(p->value, &end, 10);
+		/* Not a whole number: librdkafka says what is wrong with it. */
+		if (errno != 0 || end == p->value || *end != '\0')
+			break;
+		if (v >= f->minimum || (f->has_off && v == f->off))
+			break;
+		if (!for_worker)
+			ereport(NOTICE,
+					(errmsg("kafka property \"%s\" = %ld is below its minimum; %d is used",
+							name, v, f->minimum),
+					 errdetail("Streams of users who are not superusers run with %s of at least %d, so that one worker cannot keep a processor busy.",
+							   name, f->minimum)));
+		p->value = psprintf("%d", f->minimum);
+		break;
+	}
 }
 
 /*
@@ -507,8 +574,7 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 							 errmsg("cooperative partition assignment is not supported"),
 							 errhint("Use \"range\" or \"roundrobin\".")));
-				if (!for_worker)
-					CheckKafkaProperty(p->name);
+				CheckKafkaProperty(p, owner, for_worker);
 				cfg->kafka_props = lappend(cfg->kafka_props, p);
 			}
 		}
@@ -653,6 +719,7 @@ CheckConfig(const char *name, Oid target, const char *brokers,
 				 errmsg("topic must not be empty")));
 	cfg = StreamConfigParse(0, name, GetUserId(), target, brokers, topic,
 							format, options, 1, false);
+	LauncherCheckWorkers(name, cfg->workers);
 	CheckTarget(target, cfg->column_map);
 	foreach(lc, cfg->routes)
 		CheckTarget(((RouteSpec *) lfirst(lc))->target, NIL);
@@ -709,6 +776,7 @@ streamml_create_stream(PG_FUNCTION_ARGS)
 	Datum		args[7];
 	StreamConfig *cfg;
 
+	LauncherCheckDatabase();
 	cfg = CheckConfig(name, target, brokers, topic, format, options);
 	options = QualifyRoutes(options, cfg);
 

@@ -4,12 +4,15 @@
  */
 #include "postgres.h"
 
+#include "postmaster/postmaster.h"
 #include "utils/guc.h"
 
 #include "ingest.h"
 
 char	   *streamml_database = NULL;
 int			streamml_launcher_naptime = 1000;
+int			streamml_max_workers = -1;
+int			streamml_max_workers_per_role = -1;
 int			streamml_max_stat_slots = 1024;
 int			streamml_produce_timeout = 10000;
 int			streamml_debug_visible_partitions = 0;
@@ -19,10 +22,10 @@ void
 IngestDefineGucs(void)
 {
 	DefineCustomStringVariable("streamml.database",
-							   "Database in which the stream launcher runs.",
-							   "Streams are read from streamml.streams in this database.",
+							   "Restricts stream loading to one database.",
+							   "Empty (the default) loads the streams of every database where the extension is installed.",
 							   &streamml_database,
-							   "postgres",
+							   "",
 							   PGC_POSTMASTER,
 							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
@@ -33,6 +36,22 @@ IngestDefineGucs(void)
 							1000, 10, 3600 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("streamml.max_workers",
+							"Most consumer workers that pg_streamml runs at once, over all databases.",
+							"-1 means max_worker_processes minus max_parallel_workers minus the pg_streamml launchers; a larger value is capped at that.",
+							&streamml_max_workers,
+							-1, -1, MAX_BACKENDS,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("streamml.max_workers_per_role",
+							"Most consumer workers that the streams of one role run at once, over all databases.",
+							"-1 means no limit of its own: streamml.max_workers.",
+							&streamml_max_workers_per_role,
+							-1, -1, MAX_BACKENDS,
+							PGC_SIGHUP,
+							0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("streamml.max_stat_slots",
 							"Number of stream partitions whose statistics are kept in shared memory.",

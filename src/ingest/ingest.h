@@ -22,6 +22,8 @@ extern void IngestInit(void);
 /* ---- GUCs (guc.c) ---- */
 extern char *streamml_database;
 extern int	streamml_launcher_naptime;
+extern int	streamml_max_workers;
+extern int	streamml_max_workers_per_role;
 extern int	streamml_max_stat_slots;
 extern int	streamml_produce_timeout;
 extern int	streamml_debug_visible_partitions;
@@ -207,9 +209,6 @@ extern int64 ParseStartPosition(const char *pos, bool *is_time);
 /* ---- Shared memory statistics (stats.c) ---- */
 extern void StatsShmemRequest(void);
 extern void StatsShmemStartup(void);
-extern void StatsSetLauncherPid(int pid);
-extern int	StatsGetLauncherPid(void);
-extern void StatsWakeLauncher(void);
 extern void WakeLauncherAtCommit(void);
 extern void StatsBatch(int32 stream, int32 partition, int64 next_offset,
 					   int64 high, int64 rows, int64 rejected, int pid);
@@ -220,7 +219,14 @@ extern void StatsForgetStream(int32 stream);
 extern void StatsForgetPartition(int32 stream, int32 partition);
 extern void StatsSetOwner(Oid owner);
 
+/* ---- Supervisor and launchers (launcher.c) ---- */
+extern int	StatsGetLauncherPid(void);
+extern void StatsWakeLauncher(void);
+extern void LauncherCheckDatabase(void);
+extern void LauncherCheckWorkers(const char *stream, int workers);
+
 /* ---- Workers ---- */
+extern PGDLLEXPORT void StreamSupervisorMain(Datum arg);
 extern PGDLLEXPORT void StreamLauncherMain(Datum arg);
 extern PGDLLEXPORT void StreamConsumerMain(Datum arg);
 extern void LauncherRegister(void);

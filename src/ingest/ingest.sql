@@ -135,7 +135,8 @@ CREATE FUNCTION streamml.stream_stats_raw(
 		OUT high_watermark bigint, OUT rows_ingested bigint,
 		OUT rows_rejected bigint, OUT rows_per_second float8,
 		OUT last_error text, OUT last_error_at timestamptz,
-		OUT last_batch_at timestamptz, OUT worker_pid integer)
+		OUT last_batch_at timestamptz, OUT worker_pid integer,
+		OUT error_count bigint)
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'streamml_stream_stats_raw'
 	LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
@@ -147,6 +148,7 @@ CREATE VIEW streamml.stream_stats WITH (security_invoker = true) AS
 		st.high_watermark OPERATOR(pg_catalog.-) st.next_offset AS lag,
 		st.rows_ingested, st.rows_rejected, st.rows_per_second,
 		st.last_error, st.last_error_at, st.last_batch_at, st.worker_pid,
+		st.error_count,
 		CASE WHEN st.partition IS NOT NULL
 			THEN COALESCE(o.messages_lost, 0::bigint)
 		END AS messages_lost,
@@ -157,5 +159,5 @@ CREATE VIEW streamml.stream_stats WITH (security_invoker = true) AS
 		ON o.stream_id OPERATOR(pg_catalog.=) st.stream_id
 		AND o.partition OPERATOR(pg_catalog.=) st.partition;
 COMMENT ON VIEW streamml.stream_stats IS
-	'per stream and partition: progress, lag (negative: the stored offset is beyond the end of the partition), counters, rate, messages lost to retention and last error; a row with partition NULL shows an error of the whole stream while it lasts';
+	'per stream and partition: progress, lag (negative: the stored offset is beyond the end of the partition), counters, rate, last error (error_count: how often it came in a row, last_error_at: when last) and messages lost to retention; a row with partition NULL shows an error of the whole stream while it lasts, or that it waits for a worker slot';
 GRANT SELECT ON streamml.stream_stats TO PUBLIC;

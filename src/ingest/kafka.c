@@ -11,6 +11,13 @@
  * copy text into a fixed buffer of the client.  The worker's main loop then
  * picks the last error up with KafkaTakeError() and reports it.
  *
+ * Errors are reported so that a user can act on them and a server log
+ * stays readable: a broker that cannot be reached says whether its name
+ * does not resolve or its port refuses, and librdkafka's variable suffix
+ * ("after 3ms in state CONNECT") is cut, so that the same failure has the
+ * same text each time.  A worker logs a text once, and then only counts it
+ * until another one comes (stream_stats counts it too).
+ *
  * Memory: the client struct is malloc'ed (it outlives transactions and
  * memory contexts, and librdkafka keeps a pointer to it as opaque); every
  * array handed to librdkafka is its own (topic partition lists).
@@ -19,6 +26,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "postmaster/bgworker.h"
 #include "utils/timestamp.h"
 
 #include "ingest.h"
@@ -35,6 +43,11 @@ struct KafkaClient
 	rd_kafka_queue_t *main_queue;	/* logs, errors, rebalances */
 	bool		has_error;
 	char		error[512];		/* last error from a callback */
+	char		cause[512];		/* why a broker cannot be reached, until one
+								 * answers again */
+	bool		all_down;		/* librdkafka said every broker is down */
+	char		logged[512];	/* the error last written to the server log */
+	int			repeats;		/* how often it came again since */
 	int			delivery_err;	/* last delivery report error */
 	bool		delivered;
 	/* pending rebalance (group mode) */
@@ -46,6 +59,48 @@ struct KafkaClient
 	rd_kafka_queue_t *reader_queue;
 };
 
+/* Cuts librdkafka's variable suffix, "(after 3ms in state CONNECT...)". */
+static void
+StripSuffix(char *text)
+{
+	char	   *p = strstr(text, " (after ");
+
+	if (p)
+		*p = '\0';
+}
+
+/*
+ * Says why a broker cannot be reached, from an error of librdkafka such as
+ * "kafka1:9092/bootstrap: Failed to resolve 'kafka1:9092': Name or service
+ * not known (after 1ms in state CONNECT)".
+ */
+static void
+DescribeBrokerError(int err, const char *reason, char *buf, size_t len)
+{
+	const char *colon = strstr(reason, ": ");
+	const char *slash = strchr(reason, '/');
+	const char *detail = colon ? colon + 2 : reason;
+	int			namelen;
+	const char *what;
+
+	if (slash == NULL || (colon && slash > colon))
+		slash = colon;
+	namelen = slash ? (int) (slash - reason) : (int) strlen(reason);
+	if (err == RD_KAFKA_RESP_ERR__RESOLVE)
+		what = "its host name does not resolve";
+	else if (strstr(reason, "Connection refused") != NULL)
+		what = "nothing accepts connections on its port";
+	else
+		what = "the connection failed";
+	snprintf(buf, len, "cannot reach broker \"%.*s\": %s (%s)",
+			 namelen, reason, what, detail);
+	StripSuffix(buf);
+	/* the detail lost its closing parenthesis with the suffix */
+	if (strchr(buf, '(') != NULL && buf[strlen(buf) - 1] != ')' &&
+		strlen(buf) + 1 < len)
+		strcat(buf, ")");
+}
+
 /* Records an error seen by librdkafka; runs in the backend's thread. */
 static void
 ErrorCallback(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -54,21 +109,66 @@ ErrorCallback(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 
 	if (kc == NULL)
 		return;
-	snprintf(kc->error, sizeof(kc->error), "%s: %s",
-			 rd_kafka_err2str((rd_kafka_resp_err_t) err), reason);
+	if (err == RD_KAFKA_RESP_ERR__RESOLVE || err == RD_KAFKA_RESP_ERR__TRANSPORT)
+	{
+		DescribeBrokerError(err, reason, kc->cause, sizeof(kc->cause));
+		strlcpy(kc->error, kc->cause, sizeof(kc->error));
+	}
+	else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && kc->cause[0])
+	{
+		/* Follows the broker errors: the cause says more. */
+		kc->all_down = true;
+		strlcpy(kc->error, kc->cause, sizeof(kc->error));
+	}
+	else
+	{
+		if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+			kc->all_down = true;
+		snprintf(kc->error, sizeof(kc->error), "%s: %s",
+				 rd_kafka_err2str((rd_kafka_resp_err_t) err), reason);
+		StripSuffix(kc->error);
+	}
 	kc->has_error = true;
 }
 
-/* Keeps warnings and errors from librdkafka's log as the last error. */
+/*
+ * Keeps warnings and errors from librdkafka's log as the last error.  A
+ * broker's failures ("FAIL") also come as errors, which say more.
+ */
 static void
 LogCallback(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	KafkaClient *kc = rd_kafka_opaque(rk);
 
-	if (kc == NULL || level > 4)	/* LOG_WARNING and worse only */
+	if (kc == NULL || level > 4 || strcmp(fac, "FAIL") == 0)
 		return;
 	snprintf(kc->error, sizeof(kc->error), "%s: %s", fac, buf);
+	StripSuffix(kc->error);
 	kc->has_error = true;
+}
+
+/*
+ * Writes an error to the server log, from a worker: once, and then only
+ * counts it while it comes again, so that a broker down for an hour does
+ * not fill the log.  The next other error says how often the last came.
+ */
+static void
+LogOnce(KafkaClient *kc, const char *text)
+{
+	if (MyBgworkerEntry == NULL)
+		return;					/* produce(): its caller gets the error */
+	if (strcmp(kc->logged, text) == 0)
+	{
+		kc->repeats++;
+		return;
+	}
+	ereport(LOG,
+			(errmsg("%s: %s", MyBgworkerEntry->bgw_name, text),
+			 kc->repeats > 0 ?
+			 errdetail("The previous error, \"%s\", came %d more times.",
+					   kc->logged, kc->repeats) : 0));
+	strlcpy(kc->logged, text, sizeof(kc->logged));
+	kc->repeats = 0;
 }
 
 /* Delivery report of produce(): remembers the outcome of the message. */
@@ -341,22 +441,66 @@ KafkaServe(KafkaClient *kc)
 	rd_kafka_poll(kc->rk, 0);
 }
 
-/* The partition count of a topic from fresh metadata, or -1 on error. */
+/*
+ * The partition count of a topic from fresh metadata, or -1 on error.
+ *
+ * While no broker is up, librdkafka waits for one as long as it is let;
+ * so the metadata is asked for in short slices, serving librdkafka's
+ * errors in between, and once every broker is known down the error says
+ * why (a name that does not resolve, a port that refuses) within a slice
+ * rather than after the whole timeout.  Once a broker took the request,
+ * its answer is waited for.
+ */
 int
 KafkaPartitionCount(KafkaClient *kc, const char *topic, int timeout_ms,
 					char *errbuf, size_t errlen)
 {
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(kc->rk, topic, NULL);
-	const struct rd_kafka_metadata *md;
+	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_resp_err_t err;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   timeout_ms);
+	bool		sent = false;
 	int			n = -1;
 
-	err = rd_kafka_metadata(kc->rk, 0, rkt, &md, timeout_ms);
+	for (;;)
+	{
+		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+														   deadline);
+
+		if (left <= 0)
+		{
+			err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+			break;
+		}
+		err = rd_kafka_metadata(kc->rk, 0, rkt, &md,
+								sent ? (int) left : (int) Min(left, 200));
+		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+			break;
+		if (err == RD_KAFKA_RESP_ERR__TIMED_OUT)
+			sent = true;
+		else if (err != RD_KAFKA_RESP_ERR__TRANSPORT)
+			break;
+		rd_kafka_poll(kc->rk, 0);
+		if (kc->all_down && kc->cause[0])
+			break;
+	}
 	if (err)
-		snprintf(errbuf, errlen, "cannot read metadata of topic \"%s\": %s",
-				 topic, rd_kafka_err2str(err));
+	{
+		if (kc->cause[0] && (kc->all_down || err == RD_KAFKA_RESP_ERR__TRANSPORT))
+		{
+			snprintf(errbuf, errlen, "%s", kc->cause);
+			LogOnce(kc, kc->cause);
+		}
+		else
+			snprintf(errbuf, errlen, "cannot read metadata of topic \"%s\": %s",
+					 topic, rd_kafka_err2str(err));
+	}
 	else
 	{
+		/* A broker answered: what was wrong is over. */
+		kc->cause[0] = '\0';
+		kc->all_down = false;
 		if (md->topic_cnt == 1 && md->topics[0].err == 0)
 			n = md->topics[0].partition_cnt;
 		else
@@ -873,7 +1017,10 @@ KafkaCommitAsync(KafkaClient *kc, const char *topic, int n,
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Takes the last error recorded by a callback, if any. */
+/*
+ * Takes the last error recorded by a callback, if any, and writes it to
+ * the server log unless it is the one logged last.
+ */
 bool
 KafkaTakeError(KafkaClient *kc, char *buf, size_t len)
 {
@@ -881,6 +1028,7 @@ KafkaTakeError(KafkaClient *kc, char *buf, size_t len)
 		return false;
 	snprintf(buf, len, "%s", kc->error);
 	kc->has_error = false;
+	LogOnce(kc, kc->error);
 	return true;
 }
 

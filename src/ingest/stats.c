@@ -14,13 +14,12 @@
  * has a position for (an offset, a high watermark or counted rows), so
  * partitions assigned but never heard of make no empty rows; and a row
  * with partition NULL for the stream as a whole, only while it has an
- * error, with NULL counters so that sums over the view stay right.  The
- * same shared struct carries the launcher's pid, so that the SQL functions
- * can wake it.
+ * error, with NULL counters so that sums over the view stay right.  An
+ * error reported again with the same text is counted (error_count) rather
+ * than replaced, so a broker that stays unreachable shows one message, how
+ * often it came and when it came last.
  */
 #include "postgres.h"
-
-#include <signal.h>
 
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -46,6 +45,7 @@ typedef struct StatSlot
 	TimestampTz rate_at;
 	TimestampTz last_batch_at;
 	TimestampTz error_at;
+	int64		error_count;	/* times last_error was reported in a row */
 	int			pid;
 	char		last_error[256];
 } StatSlot;
@@ -53,7 +53,6 @@ typedef struct StatSlot
 typedef struct StatsShared
 {
 	LWLock	   *lock;
-	int			launcher_pid;
 	int			nslots;
 	StatSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } StatsShared;
@@ -92,31 +91,6 @@ StatsShmemStartup(void)
 		Stats->nslots = streamml_max_stat_slots;
 	}
 	LWLockRelease(AddinShmemInitLock);
-}
-
-/* Records the launcher's pid (0 when it exits). */
-void
-StatsSetLauncherPid(int pid)
-{
-	if (Stats)
-		Stats->launcher_pid = pid;
-}
-
-/* The launcher's pid, or 0. */
-int
-StatsGetLauncherPid(void)
-{
-	return Stats ? Stats->launcher_pid : 0;
-}
-
-/* Wakes the launcher so that it reads the catalog now. */
-void
-StatsWakeLauncher(void)
-{
-	int			pid = StatsGetLauncherPid();
-
-	if (pid > 0)
-		kill(pid, SIGUSR1);
 }
 
 /* Sets the owner recorded with the slots this process updates. */
@@ -220,7 +194,14 @@ StatsError(int32 stream, int32 partition, const char *msg, int pid)
 	s = FindSlot(stream, partition);
 	if (s)
 	{
-		strlcpy(s->last_error, msg ? msg : "", sizeof(s->last_error));
+		if (msg && s->last_error[0] != '\0' &&
+			strncmp(s->last_error, msg, sizeof(s->last_error) - 1) == 0)
+			s->error_count++;
+		else
+		{
+			strlcpy(s->last_error, msg ? msg : "", sizeof(s->last_error));
+			s->error_count = msg ? 1 : 0;
+		}
 		s->error_at = msg ? GetCurrentTimestamp() : 0;
 		s->pid = pid;
 	}
@@ -246,7 +227,10 @@ StatsClearError(int32 stream, int pid)
 
 		if (s->stream == stream && s->last_error[0] != '\0' &&
 			s->partition == -1)
+		{
 			s->last_error[0] = '\0';
+			s->error_count = 0;
+		}
 	}
 	LWLockRelease(Stats->lock);
 }
@@ -302,8 +286,8 @@ streamml_stream_stats_raw(PG_FUNCTION_ARGS)
 	for (i = 0; i < Stats->nslots; i++)
 	{
 		StatSlot   *s = &Stats->slots[i];
-		Datum		v[11];
-		bool		n[11] = {0};
+		Datum		v[12];
+		bool		n[12] = {0};
 
 		if (s->stream == 0)
 			continue;
@@ -342,6 +326,8 @@ streamml_stream_stats_raw(PG_FUNCTION_ARGS)
 		n[9] = s->last_batch_at == 0;
 		v[10] = Int32GetDatum(s->pid);
 		n[10] = s->pid == 0;
+		v[11] = Int64GetDatum(s->error_count);
+		n[11] = n[7];
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 	}
 	LWLockRelease(Stats->lock);

@@ -1,5 +1,5 @@
 -- The stream catalog API and its errors (no Kafka needed: the broker below
--- does not exist, and the launcher runs in another database).
+-- does not exist: workers start and only fail to connect, so nothing loads).
 CREATE TABLE trades (id int PRIMARY KEY, symbol text, price float8, "Odd ""col""" text);
 SELECT streamml.create_stream('s1', 'trades', '127.0.0.1:1', 'trades');
 SELECT name, target, brokers, topic, format, options, enabled, generation,

@@ -68,16 +68,12 @@ ParseNumber(const char *key, const char *s)
 	return d;
 }
 
-/* A number option, or dflt when absent; errors outside [min, max]. */
+/* The number in an option's value; errors outside [min, max]. */
 double
-OptionNumber(Jsonb *options, const char *key, double dflt, double min,
-			 double max)
+OptionValueNumber(JsonbValue *v, const char *key, double min, double max)
 {
-	JsonbValue *v = OptionGet(options, key);
 	double		d;
 
-	if (v == NULL)
-		return dflt;
 	if (v->type == jbvNumeric)
 		d = ParseNumber(key, DatumGetCString(DirectFunctionCall1(numeric_out,
 																 NumericGetDatum(v->val.numeric))));
@@ -95,16 +91,22 @@ OptionNumber(Jsonb *options, const char *key, double dflt, double min,
 	return d;
 }
 
-/* An integer option, or dflt when absent; errors outside [min, max]. */
-int64
-OptionInteger(Jsonb *options, const char *key, int64 dflt, int64 min,
-			  int64 max)
+/* A number option, or dflt when absent; errors outside [min, max]. */
+double
+OptionNumber(Jsonb *options, const char *key, double dflt, double min,
+			 double max)
 {
-	double		d;
+	JsonbValue *v = OptionGet(options, key);
 
-	if (OptionGet(options, key) == NULL)
-		return dflt;
-	d = OptionNumber(options, key, 0, -DBL_MAX, DBL_MAX);
+	return v == NULL ? dflt : OptionValueNumber(v, key, min, max);
+}
+
+/* The integer in an option's value; errors outside [min, max]. */
+int64
+OptionValueInteger(JsonbValue *v, const char *key, int64 min, int64 max)
+{
+	double		d = OptionValueNumber(v, key, -DBL_MAX, DBL_MAX);
+
 	if (d != floor(d) || d < (double) min || d > (double) max)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -112,6 +114,27 @@ OptionInteger(Jsonb *options, const char *key, int64 dflt, int64 min,
 						key, min, max),
 				 errdetail("The value given is %g.", d)));
 	return (int64) d;
+}
+
+/* An integer option, or dflt when absent; errors outside [min, max]. */
+int64
+OptionInteger(Jsonb *options, const char *key, int64 dflt, int64 min,
+			  int64 max)
+{
+	JsonbValue *v = OptionGet(options, key);
+
+	return v == NULL ? dflt : OptionValueInteger(v, key, min, max);
+}
+
+/* The string in an option's value. */
+char *
+OptionValueString(JsonbValue *v, const char *key)
+{
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a string", key)));
+	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
 /* A string option, or a copy of dflt (which may be NULL) when absent. */
@@ -122,22 +145,15 @@ OptionString(Jsonb *options, const char *key, const char *dflt)
 
 	if (v == NULL)
 		return dflt ? pstrdup(dflt) : NULL;
-	if (v->type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be a string", key)));
-	return pnstrdup(v->val.string.val, v->val.string.len);
+	return OptionValueString(v, key);
 }
 
-/* A boolean option, or dflt when absent. */
+/* The boolean in an option's value. */
 bool
-OptionBool(Jsonb *options, const char *key, bool dflt)
+OptionValueBool(JsonbValue *v, const char *key)
 {
-	JsonbValue *v = OptionGet(options, key);
 	bool		b;
 
-	if (v == NULL)
-		return dflt;
 	if (v->type == jbvBool)
 		return v->val.boolean;
 	if (v->type == jbvString &&
@@ -146,7 +162,16 @@ OptionBool(Jsonb *options, const char *key, bool dflt)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("option \"%s\" must be true or false", key)));
-	return dflt;				/* keep the compiler quiet */
+	return false;				/* keep the compiler quiet */
+}
+
+/* A boolean option, or dflt when absent. */
+bool
+OptionBool(Jsonb *options, const char *key, bool dflt)
+{
+	JsonbValue *v = OptionGet(options, key);
+
+	return v == NULL ? dflt : OptionValueBool(v, key);
 }
 
 /*

@@ -14,6 +14,12 @@ extern int64 OptionInteger(Jsonb *options, const char *key, int64 dflt,
 						   int64 min, int64 max);
 extern char *OptionString(Jsonb *options, const char *key, const char *dflt);
 extern bool OptionBool(Jsonb *options, const char *key, bool dflt);
+extern double OptionValueNumber(JsonbValue *v, const char *key, double min,
+								double max);
+extern int64 OptionValueInteger(JsonbValue *v, const char *key, int64 min,
+								int64 max);
+extern char *OptionValueString(JsonbValue *v, const char *key);
+extern bool OptionValueBool(JsonbValue *v, const char *key);
 extern void OptionCheckKeys(Jsonb *options, const char *const *known,
 							const char *what);
 

@@ -31,3 +31,19 @@ SELECT * FROM streamml.train_logreg('opt2', 'opt_src2', 'y', ARRAY['x'],
 	'{"deploy": "if_better", "deploy_metric": "rmse", "test_fraction": 0.2, "order_by": "id"}');
 SELECT * FROM streamml.train_linreg('opt2', 'opt_src2', 'x', ARRAY['id'], '{"deploy_metric": "roc_auc"}');
 DROP TABLE opt_src2;
+-- Streams read their options with the same reader: the same words, the
+-- same rules (a fraction is not an integer, hexadecimal is not a number,
+-- null means not given, a boolean may be a string PostgreSQL reads).
+CREATE TABLE opt_trades (id int, price float8);
+SELECT streamml.create_stream('opt_s', 'opt_trades', '127.0.0.1:1', 't', 'json', '{"workers": 2.5}');
+SELECT streamml.create_stream('opt_s', 'opt_trades', '127.0.0.1:1', 't', 'json', '{"batch_size": "0x10"}');
+SELECT streamml.create_stream('opt_s', 'opt_trades', '127.0.0.1:1', 't', 'json', '{"flush_ms": true}');
+SELECT streamml.create_stream('opt_s', 'opt_trades', '127.0.0.1:1', 't', 'csv', '{"header": "maybe"}');
+SELECT streamml.create_stream('opt_s', 'opt_trades', '127.0.0.1:1', 't', 'json', '{"group": 7}');
+SELECT streamml.create_stream('opt_s', 'opt_trades', '127.0.0.1:1', 't', 'json', '{"wokers": 2}');
+SELECT streamml.create_stream('opt_s', 'opt_trades', '127.0.0.1:1', 't', 'json', '"workers"');
+SELECT streamml.create_stream('opt_s', 'opt_trades', '127.0.0.1:1', 't', 'csv',
+	'{"workers": "2", "batch_size": null, "header": "yes"}');
+SELECT name, options FROM streamml.streams WHERE name = 'opt_s';
+SELECT streamml.drop_stream('opt_s');
+DROP TABLE opt_trades;

@@ -34,6 +34,8 @@
 #include "utils/timestamp.h"
 
 #include "ingest.h"
+#include "options.h"
+#include "pg_streamml.h"
 
 static bool wake_registered = false;
 static bool wake_pending = false;
@@ -60,32 +62,6 @@ WakeLauncherAtCommit(void)
 	wake_pending = true;
 }
 
-/* Runs a catalog statement as the bootstrap superuser; returns SPI_processed. */
-static uint64
-CatalogExec(const char *sql, int nargs, Oid *types, Datum *values,
-			const char *nulls, int expect)
-{
-	Oid			save_user;
-	int			save_sec;
-	int			save_nest;
-	int			rc;
-
-	/* A superuser must not resolve names through the caller's path. */
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	save_nest = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-	rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-	AtEOXact_GUC(true, save_nest);
-	SetUserIdAndSecContext(save_user, save_sec);
-	if (rc != expect)
-		elog(ERROR, "catalog statement failed: %s", SPI_result_code_string(rc));
-	return SPI_processed;
-}
-
 /* Finds a stream the caller owns; errors if missing or not owned. */
 static int32
 LookupOwnedStream(const char *name)
@@ -95,7 +71,7 @@ LookupOwnedStream(const char *name)
 	int32		id;
 	Oid			owner;
 
-	CatalogExec("SELECT id, owner FROM streamml.streams WHERE name = $1",
+	CatalogExecute("SELECT id, owner FROM streamml.streams WHERE name = $1",
 				1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -113,61 +89,6 @@ LookupOwnedStream(const char *name)
 }
 
 /* ---- option parsing ---- */
-
-/* The value of key in a jsonb object, or NULL. */
-static JsonbValue *
-GetOpt(Jsonb *j, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	return findJsonbValueFromContainer(&j->root, JB_FOBJECT, &k);
-}
-
-/* An option that must be a string. */
-static char *
-OptString(JsonbValue *v, const char *key)
-{
-	if (v->type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be a string", key)));
-	return pnstrdup(v->val.string.val, v->val.string.len);
-}
-
-/* An option that must be an integer within [min, max]. */
-static int
-OptInt(JsonbValue *v, const char *key, int min, int max)
-{
-	int64		n;
-
-	if (v->type == jbvNumeric)
-		n = DatumGetInt64(DirectFunctionCall1(numeric_int8,
-											  NumericGetDatum(v->val.numeric)));
-	else if (v->type == jbvString)
-		n = pg_strtoint64(pnstrdup(v->val.string.val, v->val.string.len));
-	else
-		n = PG_INT64_MIN;
-	if (n < min || n > max)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be an integer between %d and %d",
-						key, min, max)));
-	return (int) n;
-}
-
-/* An option that must be a boolean. */
-static bool
-OptBool(JsonbValue *v, const char *key)
-{
-	if (v->type != jbvBool)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be true or false", key)));
-	return v->val.boolean;
-}
 
 /* The scalar value of a jsonb value as text (for librdkafka properties). */
 static char *
@@ -457,53 +378,29 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown format \"%s\"", format),
 				 errhint("The formats are json, csv and text.")));
-	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options must be a json object")));
-
 	/* Unknown keys are mistakes: say so rather than ignore them. */
-	it = JsonbIteratorInit(&options->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (tok == WJB_KEY)
-		{
-			int			i;
-			bool		ok = false;
+	OptionCheckKeys(options, known, "stream");
 
-			for (i = 0; known[i]; i++)
-				if (v.val.string.len == strlen(known[i]) &&
-					memcmp(v.val.string.val, known[i], v.val.string.len) == 0)
-					ok = true;
-			if (!ok)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown option \"%.*s\"", v.val.string.len,
-								v.val.string.val),
-						 errhint("The options are start, workers, batch_size, flush_ms, columns, kafka, delimiter, header, epoch_unit, group, route_field, routes, metadata_refresh_ms and on_offset_out_of_range.")));
-		}
-	}
-
-	if ((o = GetOpt(options, "start")) != NULL)
+	if ((o = OptionGet(options, "start")) != NULL)
 	{
 		bool		is_time;
 
-		cfg->start = OptString(o, "start");
+		cfg->start = OptionValueString(o, "start");
 		(void) ParseStartPosition(cfg->start, &is_time);
 	}
-	if ((o = GetOpt(options, "workers")) != NULL)
-		cfg->workers = OptInt(o, "workers", 1, 64);
-	if ((o = GetOpt(options, "batch_size")) != NULL)
-		cfg->batch_size = OptInt(o, "batch_size", 1, 1000000);
-	if ((o = GetOpt(options, "flush_ms")) != NULL)
-		cfg->flush_ms = OptInt(o, "flush_ms", 0, 600000);
-	if ((o = GetOpt(options, "metadata_refresh_ms")) != NULL)
-		cfg->metadata_refresh_ms = OptInt(o, "metadata_refresh_ms", 100, 3600000);
-	if ((o = GetOpt(options, "group")) != NULL)
-		cfg->group = OptString(o, "group");
-	if ((o = GetOpt(options, "on_offset_out_of_range")) != NULL)
+	if ((o = OptionGet(options, "workers")) != NULL)
+		cfg->workers = (int) OptionValueInteger(o, "workers", 1, 64);
+	if ((o = OptionGet(options, "batch_size")) != NULL)
+		cfg->batch_size = (int) OptionValueInteger(o, "batch_size", 1, 1000000);
+	if ((o = OptionGet(options, "flush_ms")) != NULL)
+		cfg->flush_ms = (int) OptionValueInteger(o, "flush_ms", 0, 600000);
+	if ((o = OptionGet(options, "metadata_refresh_ms")) != NULL)
+		cfg->metadata_refresh_ms = (int) OptionValueInteger(o, "metadata_refresh_ms", 100, 3600000);
+	if ((o = OptionGet(options, "group")) != NULL)
+		cfg->group = OptionValueString(o, "group");
+	if ((o = OptionGet(options, "on_offset_out_of_range")) != NULL)
 	{
-		char	   *p = OptString(o, "on_offset_out_of_range");
+		char	   *p = OptionValueString(o, "on_offset_out_of_range");
 
 		if (strcmp(p, "fail") == 0)
 			cfg->fail_on_out_of_range = true;
@@ -513,11 +410,11 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 					 errmsg("option \"on_offset_out_of_range\" must be \"earliest\" or \"fail\""),
 					 errdetail("It says what a stream does when Kafka no longer has the messages at its stored offset (retention, a re-created topic): go on from the earliest offset Kafka has, counting the messages lost, or stop the partition with an error.")));
 	}
-	if ((o = GetOpt(options, "header")) != NULL)
-		cfg->csv_header = OptBool(o, "header");
-	if ((o = GetOpt(options, "delimiter")) != NULL)
+	if ((o = OptionGet(options, "header")) != NULL)
+		cfg->csv_header = OptionValueBool(o, "header");
+	if ((o = OptionGet(options, "delimiter")) != NULL)
 	{
-		char	   *d = OptString(o, "delimiter");
+		char	   *d = OptionValueString(o, "delimiter");
 
 		if (strlen(d) != 1 || d[0] == '"' || d[0] == '\n' || d[0] == '\r')
 			ereport(ERROR,
@@ -525,9 +422,9 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 					 errmsg("option \"delimiter\" must be one character other than a quote or a newline")));
 		cfg->csv_delimiter = d[0];
 	}
-	if ((o = GetOpt(options, "epoch_unit")) != NULL)
+	if ((o = OptionGet(options, "epoch_unit")) != NULL)
 	{
-		char	   *u = OptString(o, "epoch_unit");
+		char	   *u = OptionValueString(o, "epoch_unit");
 
 		if (strcmp(u, "s") == 0)
 			cfg->epoch_ms = false;
@@ -540,7 +437,7 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 	}
 
 	/* kafka: librdkafka properties, as given. */
-	if ((o = GetOpt(options, "kafka")) != NULL)
+	if ((o = OptionGet(options, "kafka")) != NULL)
 	{
 		if (o->type != jbvBinary || !JsonContainerIsObject(o->val.binary.data))
 			ereport(ERROR,
@@ -581,7 +478,7 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 	}
 
 	/* columns: target column -> path, field or metadata. */
-	if ((o = GetOpt(options, "columns")) != NULL)
+	if ((o = OptionGet(options, "columns")) != NULL)
 	{
 		if (o->type != jbvBinary || !JsonContainerIsObject(o->val.binary.data))
 			ereport(ERROR,
@@ -611,9 +508,9 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 	}
 
 	/* routes: one topic into several tables by the value of a field. */
-	if ((o = GetOpt(options, "route_field")) != NULL)
-		cfg->route_field = OptString(o, "route_field");
-	if ((o = GetOpt(options, "routes")) != NULL)
+	if ((o = OptionGet(options, "route_field")) != NULL)
+		cfg->route_field = OptionValueString(o, "route_field");
+	if ((o = OptionGet(options, "routes")) != NULL)
 	{
 		if (cfg->route_field == NULL || strcmp(format, "json") != 0)
 			ereport(ERROR,
@@ -632,7 +529,7 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 
 				r->value = pnstrdup(v.val.string.val, v.val.string.len);
 				tok = JsonbIteratorNext(&it, &v, true);
-				r->target = RouteTarget(OptString(&v, "routes"));
+				r->target = RouteTarget(OptionValueString(&v, "routes"));
 				cfg->routes = lappend(cfg->routes, r);
 			}
 		}
@@ -782,7 +679,7 @@ streamml_create_stream(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	args[0] = CStringGetTextDatum(name);
-	CatalogExec("SELECT 1 FROM streamml.streams WHERE name = $1",
+	CatalogExecute("SELECT 1 FROM streamml.streams WHERE name = $1",
 				1, (Oid[]) {TEXTOID}, args, NULL, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		ereport(ERROR,
@@ -794,7 +691,7 @@ streamml_create_stream(PG_FUNCTION_ARGS)
 	args[4] = CStringGetTextDatum(topic);
 	args[5] = CStringGetTextDatum(format);
 	args[6] = JsonbPGetDatum(options);
-	CatalogExec("INSERT INTO streamml.streams (name, owner, target, brokers, topic, format, options) "
+	CatalogExecute("INSERT INTO streamml.streams (name, owner, target, brokers, topic, format, options) "
 				"VALUES ($1, $2, $3, $4, $5, $6, $7)",
 				7, (Oid[]) {TEXTOID, OIDOID, REGCLASSOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID},
 				args, NULL, SPI_OK_INSERT);
@@ -812,7 +709,7 @@ SetEnabled(text *name, bool enabled)
 	SPI_connect();
 	args[0] = Int32GetDatum(LookupOwnedStream(text_to_cstring(name)));
 	args[1] = BoolGetDatum(enabled);
-	CatalogExec("UPDATE streamml.streams SET enabled = $2 WHERE id = $1",
+	CatalogExecute("UPDATE streamml.streams SET enabled = $2 WHERE id = $1",
 				2, (Oid[]) {INT4OID, BOOLOID}, args, NULL, SPI_OK_UPDATE);
 	SPI_finish();
 	WakeLauncherAtCommit();
@@ -848,7 +745,7 @@ streamml_drop_stream(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	arg = Int32GetDatum(LookupOwnedStream(text_to_cstring(PG_GETARG_TEXT_PP(0))));
-	CatalogExec("DELETE FROM streamml.streams WHERE id = $1",
+	CatalogExecute("DELETE FROM streamml.streams WHERE id = $1",
 				1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);
 	SPI_finish();
 	StatsForgetStream(DatumGetInt32(arg));
@@ -887,7 +784,7 @@ streamml_alter_stream(PG_FUNCTION_ARGS)
 	args[0] = Int32GetDatum(LookupOwnedStream(name));
 	args[1] = JsonbPGetDatum(changes);
 	/* Merge, then drop the keys set to null. */
-	CatalogExec("SELECT (SELECT coalesce(jsonb_object_agg(key, value), '{}') "
+	CatalogExecute("SELECT (SELECT coalesce(jsonb_object_agg(key, value), '{}') "
 				"        FROM jsonb_each(s.options || ($2 - 'target')) WHERE value <> 'null'), "
 				"       target, brokers, topic, format "
 				"FROM streamml.streams s WHERE id = $1",
@@ -896,7 +793,7 @@ streamml_alter_stream(PG_FUNCTION_ARGS)
 	desc = SPI_tuptable->tupdesc;
 	merged = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 1, &isnull));
 	target = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-	if ((t = GetOpt(changes, "target")) != NULL)
+	if ((t = OptionGet(changes, "target")) != NULL)
 	{
 		if (t->type != jbvString)
 			ereport(ERROR,
@@ -910,7 +807,7 @@ streamml_alter_stream(PG_FUNCTION_ARGS)
 	merged = QualifyRoutes(merged, cfg);
 	args[1] = JsonbPGetDatum(merged);
 	args[2] = ObjectIdGetDatum(target);
-	CatalogExec("UPDATE streamml.streams SET options = $2, target = $3, "
+	CatalogExecute("UPDATE streamml.streams SET options = $2, target = $3, "
 				"generation = generation + 1 WHERE id = $1",
 				3, (Oid[]) {INT4OID, JSONBOID, REGCLASSOID}, args, NULL,
 				SPI_OK_UPDATE);
@@ -968,7 +865,7 @@ CheckOffsetsInKafka(int32 id, List *partitions, List *offsets)
 	ListCell   *lp,
 			   *lo;
 
-	CatalogExec("SELECT name, owner, target, brokers, topic, format, options "
+	CatalogExecute("SELECT name, owner, target, brokers, topic, format, options "
 				"FROM streamml.streams WHERE id = $1",
 				1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_SELECT);
 	tup = SPI_tuptable->vals[0];
@@ -1089,13 +986,13 @@ ResetToOffsets(const char *name, const char *position)
 	SPI_connect();
 	args[0] = Int32GetDatum(LookupOwnedStream(name));
 	CheckOffsetsInKafka(DatumGetInt32(args[0]), partitions, offsets);
-	CatalogExec("UPDATE streamml.streams SET generation = generation + 1 WHERE id = $1",
+	CatalogExecute("UPDATE streamml.streams SET generation = generation + 1 WHERE id = $1",
 				1, (Oid[]) {INT4OID}, args, NULL, SPI_OK_UPDATE);
 	forboth(lp, partitions, lo, offsets)
 	{
 		args[1] = Int32GetDatum(lfirst_int(lp));
 		args[2] = Int64GetDatum(*(int64 *) lfirst(lo));
-		CatalogExec("INSERT INTO streamml.offsets (stream_id, partition, next_offset) "
+		CatalogExecute("INSERT INTO streamml.offsets (stream_id, partition, next_offset) "
 					"VALUES ($1, $2, $3) ON CONFLICT (stream_id, partition) "
 					"DO UPDATE SET next_offset = excluded.next_offset, updated_at = now()",
 					3, (Oid[]) {INT4OID, INT4OID, INT8OID}, args, NULL, SPI_OK_INSERT);
@@ -1133,11 +1030,11 @@ streamml_reset_stream(PG_FUNCTION_ARGS)
 	SPI_connect();
 	args[0] = Int32GetDatum(LookupOwnedStream(name));
 	args[1] = CStringGetTextDatum(position);
-	CatalogExec("UPDATE streamml.streams "
+	CatalogExecute("UPDATE streamml.streams "
 				"SET options = options || jsonb_build_object('start', $2::text), "
 				"    generation = generation + 1 WHERE id = $1",
 				2, (Oid[]) {INT4OID, TEXTOID}, args, NULL, SPI_OK_UPDATE);
-	CatalogExec("DELETE FROM streamml.offsets WHERE stream_id = $1",
+	CatalogExecute("DELETE FROM streamml.offsets WHERE stream_id = $1",
 				1, (Oid[]) {INT4OID}, args, NULL, SPI_OK_DELETE);
 	SPI_finish();
 	WakeLauncherAtCommit();

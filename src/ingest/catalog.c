@@ -336,6 +336,13 @@ RouteTarget(const char *relname)
 	return RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
 }
 
+/* Error context: the stream whose configuration an error concerns. */
+static void
+StreamOptionsContext(void *arg)
+{
+	errcontext("stream \"%s\"", (const char *) arg);
+}
+
 /*
  * Parses and checks a stream's options.  for_worker skips the checks made
  * once at creation that need the caller's identity.
@@ -350,11 +357,17 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 	JsonbValue *o;
+	ErrorContextCallback errcallback;
 	static const char *const known[] = {
 		"start", "workers", "batch_size", "flush_ms", "columns", "kafka",
 		"delimiter", "header", "epoch_unit", "group", "route_field",
 		"routes", "metadata_refresh_ms", "on_offset_out_of_range", NULL
 	};
+
+	errcallback.callback = StreamOptionsContext;
+	errcallback.arg = (void *) name;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 
 	cfg->id = id;
 	cfg->name = pstrdup(name);
@@ -543,6 +556,7 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"workers\" must be 1 with option \"group\""),
 				 errhint("Each server joins the group with one consumer; run the stream on several servers to spread partitions.")));
+	error_context_stack = errcallback.previous;
 	return cfg;
 }
 

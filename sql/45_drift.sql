@@ -1,0 +1,140 @@
+-- streamml.drift_detect: River's detectors, on River's own documented
+-- examples (streams drawn by test/data/make_drift_streams.py with Python's
+-- random module, exactly as the examples draw them), hand-checked cases,
+-- parameter errors, NULLs and the state object.  River prints 0-based
+-- indexes; drift_detect gives 1-based positions: River's index + 1.
+CREATE TABLE drift_streams (stream text, i int, x float8);
+\copy drift_streams FROM 'test/data/drift_streams.csv' CSV HEADER
+CREATE TABLE kswin_expected (stream text, params jsonb, detections jsonb);
+\copy kswin_expected FROM 'test/data/kswin_expected.csv' CSV HEADER
+
+-- ADWIN's example: "Change detected at index 1023, input value: 4".
+SELECT r->'detections' AS detections, r->'warnings' AS warnings
+FROM (SELECT streamml.drift_detect('adwin', x ORDER BY i) AS r
+	  FROM drift_streams WHERE stream = 'two_dists_12345') s;
+SELECT x FROM drift_streams WHERE stream = 'two_dists_12345' AND i = 1023;
+-- River's test_adwin_regression.py, test_multiple_drifts: [1023, 2015, 3007].
+SELECT streamml.drift_detect('adwin', x ORDER BY i)->'detections'
+FROM drift_streams WHERE stream = 'four_segments_42';
+
+-- PageHinkley's example: "Change detected at index 1006, input value: 5".
+SELECT streamml.drift_detect('page_hinkley', x ORDER BY i)->'detections'
+FROM drift_streams WHERE stream = 'two_dists_12345';
+
+-- KSWIN(alpha=0.0001, seed=42)'s example: "Change detected at index 1016,
+-- input value: 6".
+SELECT streamml.drift_detect('kswin', x, '{"alpha": 0.0001, "seed": 42}' ORDER BY i)->'detections'
+FROM drift_streams WHERE stream = 'two_dists_12345';
+SELECT x FROM drift_streams WHERE stream = 'two_dists_12345' AND i = 1016;
+-- KSWIN against River's code run with Python's random and scipy's ks_2samp
+-- (kswin_expected.csv): the pool and the set branches of random.sample,
+-- a seed above 2^32, several detections and resets.
+SELECT e.params, e.detections AS river,
+	   (SELECT jsonb_agg(p::int - 1) FROM jsonb_array_elements_text(
+			(SELECT streamml.drift_detect('kswin', x, e.params ORDER BY i)->'detections'
+			 FROM drift_streams s WHERE s.stream = e.stream)) p) AS ours
+FROM kswin_expected e ORDER BY e.stream, e.params::text;
+
+-- DDM's example prints the first warning, then each change and the first
+-- warning after it: "Warning detected at index 1084", "Change detected at
+-- index 1334", "Warning detected at index 1492".
+SELECT r->'detections' AS detections, r->'warnings'->0 AS first_warning,
+	   (SELECT min(w::int) FROM jsonb_array_elements_text(r->'warnings') w
+		WHERE w::int > (r->'detections'->>0)::int) AS first_warning_after
+FROM (SELECT streamml.drift_detect('ddm', x ORDER BY i) AS r
+	  FROM drift_streams WHERE stream = 'bits_42') s;
+
+-- EDDM(alpha=0.8, beta=0.75)'s example: "Warning detected at index 1059",
+-- "Change detected at index 1278".
+SELECT r->'detections' AS detections, r->'warnings' AS warnings
+FROM (SELECT streamml.drift_detect('eddm', x, '{"alpha": 0.8, "beta": 0.75}' ORDER BY i) AS r
+	  FROM drift_streams WHERE stream = 'bits_42') s;
+
+-- CUSUM's example: "Change detected at index 201", "... at index 251".
+SELECT streamml.drift_detect('cusum', x ORDER BY i)->'detections'
+FROM drift_streams WHERE stream = 'gauss_12345';
+
+-- Hand-checked Page-Hinkley (alpha 1, delta 0, threshold 5, from the first
+-- value): values 0, 0, 0, 10: the mean after the 4th is 2.5, so the up sum
+-- goes 0, 0, 0, 7.5 with minimum 0: 7.5 > 5 at position 4.  Position 5
+-- resets: one value, mean 3, deviation 0: no drift.
+SELECT streamml.drift_detect('page_hinkley', x,
+		'{"min_instances": 1, "delta": 0, "threshold": 5, "alpha": 1}' ORDER BY i)
+FROM (VALUES (1, 0.0), (2, 0.0), (3, 0.0), (4, 10.0), (5, 3.0)) v(i, x);
+-- mode 'down' ignores the rise; 'up' sees it.
+SELECT m, streamml.drift_detect('page_hinkley', x,
+		jsonb_build_object('min_instances', 1, 'delta', 0, 'threshold', 5, 'alpha', 1, 'mode', m)
+		ORDER BY i)->'detections'
+FROM (VALUES (1, 0.0), (2, 0.0), (3, 0.0), (4, 10.0)) v(i, x), (VALUES ('up'), ('down')) mm(m)
+GROUP BY m ORDER BY m;
+
+-- Hand-checked DDM (warm_start 2): bits 0 1 0 1 then 1 1 1 1.  After the
+-- 3rd value p = 1/3, s = sqrt(2/27) = 0.2722: p + s = 0.6055 is the minimum.
+-- 4th: p = 1/2, s = 0.25, 0.75 > 0.3333 + 2 * 0.2722 = 0.8777? no: nothing.
+-- 5th: p = 0.6, s = 0.2191: 0.8191: nothing.  6th: p = 0.6667, s =
+-- 0.1925: 0.8591: nothing.  7th: p = 0.7143, s = 0.1707: 0.8850 > 0.8777:
+-- warning.  8th: p = 0.75, s = 0.1531: 0.9031 < 0.3333 + 3 * 0.2722 =
+-- 1.1499: still a warning, not a new entry.
+SELECT streamml.drift_detect('ddm', x, '{"warm_start": 2}' ORDER BY i)
+FROM (VALUES (1, 0), (2, 1), (3, 0), (4, 1), (5, 1), (6, 1), (7, 1), (8, 1)) v(i, x);
+
+-- River's ADWIN tests: no drift on a constant stream of 5000; none within
+-- the grace period (grace_period 100, clock 1: 50 zeros then 50 x 1000);
+-- after a drift the next value resets the window to width 1.
+SELECT streamml.drift_detect('adwin', 1.0 ORDER BY g)->'detections'
+FROM generate_series(1, 5000) g;
+SELECT streamml.drift_detect('adwin', CASE WHEN g <= 50 THEN 0 ELSE 1000 END,
+		'{"grace_period": 100, "clock": 1}' ORDER BY g)->'detections'
+FROM generate_series(1, 100) g;
+SELECT r->'detections' AS detections, r->'state'->'width' AS width,
+	   r->'state'->'estimation' AS estimation
+FROM (SELECT streamml.drift_detect('adwin', x, '{"clock": 1}' ORDER BY g) AS r
+	  FROM (SELECT g, CASE WHEN g <= 500 THEN 0.0 WHEN g = 501 THEN 100.0 ELSE 50.0 END AS x
+			FROM generate_series(1, 502) g) s) q;
+
+-- Groups run independent detectors.
+SELECT stream, streamml.drift_detect('adwin', x ORDER BY i)->'detections'
+FROM drift_streams WHERE stream IN ('two_dists_12345', 'four_segments_42')
+GROUP BY stream ORDER BY stream;
+
+-- NULL x: skipped by the detector, but it keeps its position, so positions
+-- are row numbers of the aggregated rows.  A NULL before every value
+-- doubles every position of the CUSUM example (201 + 1 -> 404 ...).
+SELECT r->'detections' AS detections, r->'state'->'rows' AS rows, r->'state'->'nulls' AS nulls
+FROM (SELECT streamml.drift_detect('cusum', x ORDER BY i, nul DESC) AS r
+	  FROM (SELECT i, x, false AS nul FROM drift_streams WHERE stream = 'gauss_12345'
+			UNION ALL SELECT i, NULL, true FROM drift_streams WHERE stream = 'gauss_12345') s) q;
+-- No rows: NULL.  Only NULLs: no detections.
+SELECT streamml.drift_detect('adwin', x) FROM drift_streams WHERE false;
+SELECT streamml.drift_detect('ddm', NULL::float8 ORDER BY g)->'detections' FROM generate_series(1, 3) g;
+-- NULL params: the defaults.
+SELECT streamml.drift_detect('page_hinkley', x, NULL ORDER BY i)->'detections'
+FROM drift_streams WHERE stream = 'two_dists_12345';
+
+-- The state object of each method: the parameters (defaults filled in)
+-- and the detector's statistics at the last row.
+SELECT m, streamml.drift_detect(m, x ORDER BY i)->'state'
+FROM drift_streams, (VALUES ('adwin'), ('ddm'), ('eddm'), ('kswin'), ('page_hinkley'), ('cusum')) mm(m)
+WHERE stream = 'bits_42' AND i < 120
+GROUP BY m ORDER BY m;
+
+-- Errors.
+SELECT streamml.drift_detect('hddm', x) FROM drift_streams WHERE i < 3;
+SELECT streamml.drift_detect(NULL, x) FROM drift_streams WHERE i < 3;
+SELECT streamml.drift_detect('adwin', x, '{"delta": 0.002, "window": 3}') FROM drift_streams WHERE i < 3;
+SELECT streamml.drift_detect('adwin', x, '{"delta": 2}') FROM drift_streams WHERE i < 3;
+SELECT streamml.drift_detect('adwin', x, '{"delta": 0}') FROM drift_streams WHERE i < 3;
+SELECT streamml.drift_detect('adwin', x, '{"clock": 0}') FROM drift_streams WHERE i < 3;
+SELECT streamml.drift_detect('adwin', x, '{"clock": 1.5}') FROM drift_streams WHERE i < 3;
+SELECT streamml.drift_detect('adwin', x, '[1, 2]') FROM drift_streams WHERE i < 3;
+SELECT streamml.drift_detect('eddm', x, '{"alpha": 0.8, "beta": 0.9}') FROM drift_streams WHERE i < 3;
+SELECT streamml.drift_detect('kswin', x, '{"window_size": 50, "stat_size": 30}') FROM drift_streams WHERE i < 3;
+SELECT streamml.drift_detect('kswin', x, '{"alpha": -1}') FROM drift_streams WHERE i < 3;
+SELECT streamml.drift_detect('page_hinkley', x, '{"mode": "sideways"}') FROM drift_streams WHERE i < 3;
+SELECT streamml.drift_detect('cusum', x, '{"threshold": 0}') FROM drift_streams WHERE i < 3;
+SELECT streamml.drift_detect('ddm', x ORDER BY i) FROM drift_streams WHERE stream = 'gauss_12345';
+SELECT streamml.drift_detect('eddm', v) FROM (VALUES (1.0), (2.0)) t(v);
+SELECT streamml.drift_detect('adwin', v) FROM (VALUES (1.0), ('NaN')) t(v);
+SELECT streamml.drift_detect('adwin', v) FROM (VALUES (1.0), ('-Infinity')) t(v);
+
+DROP TABLE drift_streams, kswin_expected;

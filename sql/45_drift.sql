@@ -137,4 +137,65 @@ SELECT streamml.drift_detect('eddm', v) FROM (VALUES (1.0), (2.0)) t(v);
 SELECT streamml.drift_detect('adwin', v) FROM (VALUES (1.0), ('NaN')) t(v);
 SELECT streamml.drift_detect('adwin', v) FROM (VALUES (1.0), ('-Infinity')) t(v);
 
-DROP TABLE drift_streams, kswin_expected;
+-- Data drift against reference bins: 4 bins [0, 1), [1, 2), [2, 3), [3, 4]
+-- of a uniform reference (fractions are normalised: 1, 1, 1, 1 -> 0.25
+-- each), new values 0.5 | 1.5 1.7 | 2.5 | 3.5 3.6 3.7 5 (5 is above the
+-- last edge: the last bin): fractions 1/8, 2/8, 1/8, 4/8.
+-- PSI = 2 (0.125 - 0.25) ln(0.5) + (0.5 - 0.25) ln(2) = 0.5 ln 2 = 0.34657;
+-- KS at the edges 1, 2, 3: |0.125 - 0.25|, |0.375 - 0.5|, |0.5 - 0.75|:
+-- 0.25; W1 = integral of |F_new - x / 4| over [0, 5] = 0.75 (checked by
+-- numeric integration).  NULL values are skipped.
+SELECT streamml.psi(v, '{0,1,2,3,4}', '{1,1,1,1}') AS psi, 0.5 * ln(2) AS expected,
+	   streamml.ks_statistic(v, '{0,1,2,3,4}', '{1,1,1,1}') AS ks,
+	   streamml.wasserstein_distance(v, '{0,1,2,3,4}', '{1,1,1,1}') AS wasserstein
+FROM unnest('{0.5,1.5,1.7,NULL,2.5,3.5,3.6,3.7,5}'::float8[]) v;
+-- An empty bin counts as 0.0001 (Evidently): all values in the first bin:
+-- (1 - 0.25) ln(1 / 0.25) + 3 (0.0001 - 0.25) ln(0.0001 / 0.25).
+SELECT round(streamml.psi(v, '{0,1,2,3,4}', '{1,1,1,1}')::numeric, 10) AS psi,
+	   round((0.75 * ln(4) + 3 * (0.0001 - 0.25) * ln(0.0001 / 0.25))::numeric, 10) AS expected
+FROM (VALUES (0.1), (0.2)) t(v);
+-- The same distribution: 0; a shift by one bin width of a uniform [0, 10]
+-- decile reference: W1 = 1, KS = 0.1.
+SELECT round(streamml.psi(g / 100.0, b, f)::numeric, 12) AS psi,
+	   round(streamml.ks_statistic(g / 100.0, b, f)::numeric, 12) AS ks,
+	   round(streamml.wasserstein_distance(g / 100.0 + 1.005, b, f)::numeric, 12) AS w1_shifted,
+	   round(streamml.ks_statistic(g / 100.0 + 1.005, b, f)::numeric, 12) AS ks_shifted
+FROM generate_series(0, 999) g,
+	 (SELECT array_agg(e::float8 ORDER BY e) b, array_fill(0.1::float8, ARRAY[10]) f
+	  FROM generate_series(0, 10) e) r
+GROUP BY b, f;
+-- No values: NULL.
+SELECT streamml.psi(v, '{0,1}', '{1}'), streamml.wasserstein_distance(v, '{0,1}', '{1}')
+FROM (VALUES (NULL::float8)) t(v);
+-- Parallel workers give the same numbers (combine, serialize).
+CREATE TABLE drift_values AS SELECT g, (g * 7919 % 1000) / 100.0 AS v FROM generate_series(1, 200000) g;
+ANALYZE drift_values;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT streamml.psi(v, '{0,2,4,6,8,10}', '{1,1,1,1,1}') FROM drift_values;
+SELECT streamml.psi(v, '{0,2,4,6,8,10}', '{1,2,1,1,1}'),
+	   streamml.ks_statistic(v, '{0,2,4,6,8,10}', '{1,2,1,1,1}'),
+	   streamml.wasserstein_distance(v, '{0,2,4,6,8,10}', '{1,2,1,1,1}')
+FROM drift_values;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+SELECT streamml.psi(v, '{0,2,4,6,8,10}', '{1,2,1,1,1}'),
+	   streamml.ks_statistic(v, '{0,2,4,6,8,10}', '{1,2,1,1,1}'),
+	   streamml.wasserstein_distance(v, '{0,2,4,6,8,10}', '{1,2,1,1,1}')
+FROM drift_values;
+-- Errors.
+SELECT streamml.psi(1, '{0,2,1}', '{1,1}');
+SELECT streamml.psi(1, '{0,1,2}', '{1,1,1}');
+SELECT streamml.psi(1, '{0}', '{}');
+SELECT streamml.psi(1, '{0,1,2}', '{1,-1}');
+SELECT streamml.psi(1, '{0,1,2}', '{0,0}');
+SELECT streamml.psi(1, '{0,NULL,2}', '{1,1}');
+SELECT streamml.psi(1, '{0,1,Infinity}', '{1,1}');
+SELECT streamml.psi(1, NULL, '{1,1}');
+SELECT streamml.psi(v, '{0,1,2}', '{1,1}') FROM (VALUES (1.0), ('NaN')) t(v);
+
+DROP TABLE drift_streams, kswin_expected, drift_values;

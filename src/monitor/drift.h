@@ -56,6 +56,10 @@ DriftUpdate(DriftDetector *d, double x)
 	return d->method->update(d, x);
 }
 
+/* data_drift.c: PSI of counts per bin against reference fractions */
+extern double DataDriftPsi(const int64 *counts, int64 n,
+						   const double *fractions, int k);
+
 /* The methods, one per file. */
 extern const DriftMethod DriftAdwinMethod;		/* drift_adwin.c */
 extern const DriftMethod DriftDdmMethod;		/* drift_ddm.c */

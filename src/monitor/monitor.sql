@@ -42,3 +42,98 @@ CREATE AGGREGATE streamml.drift_detect(method pg_catalog.text, x pg_catalog.floa
 );
 COMMENT ON AGGREGATE streamml.drift_detect(pg_catalog.text, pg_catalog.float8, pg_catalog.jsonb) IS
 	'drift detector with River''s parameter names in params, over the rows in the call''s ORDER BY: {"detections": [...], "warnings": [...], "state": {...}}, 1-based positions';
+
+-- Data drift of one feature against reference quantile bins: psi,
+-- ks_statistic, wasserstein_distance (data_drift.c).
+
+CREATE FUNCTION streamml.data_drift_accum(internal, pg_catalog.float8, pg_catalog.float8[], pg_catalog.float8[])
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'data_drift_accum'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.data_drift_accum(internal, pg_catalog.float8, pg_catalog.float8[], pg_catalog.float8[]) IS
+	'transition function of streamml.psi and streamml.ks_statistic: counts per reference bin';
+
+CREATE FUNCTION streamml.data_drift_values_accum(internal, pg_catalog.float8, pg_catalog.float8[], pg_catalog.float8[])
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'data_drift_values_accum'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.data_drift_values_accum(internal, pg_catalog.float8, pg_catalog.float8[], pg_catalog.float8[]) IS
+	'transition function of streamml.wasserstein_distance: counts per bin and every value';
+
+CREATE FUNCTION streamml.data_drift_combine(internal, internal)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'data_drift_combine'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.data_drift_combine(internal, internal) IS
+	'combine function of the data drift aggregates';
+
+CREATE FUNCTION streamml.data_drift_serialize(internal)
+	RETURNS pg_catalog.bytea
+	AS 'MODULE_PATHNAME', 'data_drift_serialize'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.data_drift_serialize(internal) IS
+	'serialization function of the data drift aggregates';
+
+CREATE FUNCTION streamml.data_drift_deserialize(pg_catalog.bytea, internal)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'data_drift_deserialize'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.data_drift_deserialize(pg_catalog.bytea, internal) IS
+	'deserialization function of the data drift aggregates';
+
+CREATE FUNCTION streamml.psi_final(internal)
+	RETURNS pg_catalog.float8
+	AS 'MODULE_PATHNAME', 'psi_final'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.psi_final(internal) IS
+	'final function of streamml.psi';
+
+CREATE FUNCTION streamml.ks_statistic_final(internal)
+	RETURNS pg_catalog.float8
+	AS 'MODULE_PATHNAME', 'ks_statistic_final'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ks_statistic_final(internal) IS
+	'final function of streamml.ks_statistic';
+
+CREATE FUNCTION streamml.wasserstein_distance_final(internal)
+	RETURNS pg_catalog.float8
+	AS 'MODULE_PATHNAME', 'wasserstein_distance_final'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.wasserstein_distance_final(internal) IS
+	'final function of streamml.wasserstein_distance';
+
+CREATE AGGREGATE streamml.psi(value pg_catalog.float8, bins pg_catalog.float8[], fractions pg_catalog.float8[]) (
+	SFUNC = streamml.data_drift_accum,
+	STYPE = internal,
+	FINALFUNC = streamml.psi_final,
+	COMBINEFUNC = streamml.data_drift_combine,
+	SERIALFUNC = streamml.data_drift_serialize,
+	DESERIALFUNC = streamml.data_drift_deserialize,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.psi(pg_catalog.float8, pg_catalog.float8[], pg_catalog.float8[]) IS
+	'Population Stability Index of the values against reference bins (k + 1 edges) and fractions (k); empty fractions count as 0.0001, as in Evidently';
+
+CREATE AGGREGATE streamml.ks_statistic(value pg_catalog.float8, bins pg_catalog.float8[], fractions pg_catalog.float8[]) (
+	SFUNC = streamml.data_drift_accum,
+	STYPE = internal,
+	FINALFUNC = streamml.ks_statistic_final,
+	COMBINEFUNC = streamml.data_drift_combine,
+	SERIALFUNC = streamml.data_drift_serialize,
+	DESERIALFUNC = streamml.data_drift_deserialize,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.ks_statistic(pg_catalog.float8, pg_catalog.float8[], pg_catalog.float8[]) IS
+	'Kolmogorov-Smirnov distance between the values and reference bins, at the bin edges: max |F_new(e) - F_ref(e)|';
+
+CREATE AGGREGATE streamml.wasserstein_distance(value pg_catalog.float8, bins pg_catalog.float8[], fractions pg_catalog.float8[]) (
+	SFUNC = streamml.data_drift_values_accum,
+	STYPE = internal,
+	FINALFUNC = streamml.wasserstein_distance_final,
+	COMBINEFUNC = streamml.data_drift_combine,
+	SERIALFUNC = streamml.data_drift_serialize,
+	DESERIALFUNC = streamml.data_drift_deserialize,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.wasserstein_distance(pg_catalog.float8, pg_catalog.float8[], pg_catalog.float8[]) IS
+	'earth mover''s (W1) distance between the values and reference bins taken as uniform within each bin; keeps every value';

@@ -203,14 +203,19 @@ AdwinDeleteOldest(Adwin *a)
 	return n;
 }
 
-/* AdaptiveWindowing._evaluate_cut */
+/*
+ * AdaptiveWindowing._evaluate_cut, with ln(2 ln(width) / delta) and
+ * variance / width passed in: they change only when the window shrinks,
+ * so the caller computes them once per pass over the cuts (the same
+ * values, so the same result).
+ */
 static inline bool
-AdwinCut(Adwin *a, double n0, double n1, double delta_mean)
+AdwinCut(Adwin *a, double n0, double n1, double delta_mean,
+		 double delta_prime, double variance_in_window)
 {
-	double		delta_prime = log(2 * log(a->width) / a->delta);
 	double		m_recip = (1.0 / (n0 - a->min_window_length + 1))
 		+ (1.0 / (n1 - a->min_window_length + 1));
-	double		epsilon = sqrt(2 * m_recip * (a->variance / a->width) * delta_prime)
+	double		epsilon = sqrt(2 * m_recip * variance_in_window * delta_prime)
 		+ 2.0 / 3.0 * delta_prime * m_recip;
 
 	return fabs(delta_mean) > epsilon;
@@ -234,6 +239,8 @@ AdwinDetect(Adwin *a)
 					u0 = 0.0,
 					u1 = a->total;
 		bool		exit_flag = false;
+		double		delta_prime = log(2 * log(a->width) / a->delta);
+		double		variance_in_window = a->variance / a->width;
 
 		reduce = false;
 		for (int idx = a->nrows - 1; idx >= 0 && !exit_flag; idx--)
@@ -257,7 +264,7 @@ AdwinDetect(Adwin *a)
 				}
 				delta_mean = (u0 / n0) - (u1 / n1);
 				if (n1 >= a->min_window_length && n0 >= a->min_window_length &&
-					AdwinCut(a, n0, n1, delta_mean))
+					AdwinCut(a, n0, n1, delta_mean, delta_prime, variance_in_window))
 				{
 					reduce = true;
 					change = true;

@@ -200,4 +200,38 @@ SELECT streamml.psi(1, '{0,1,Infinity}', '{1,1}');
 SELECT streamml.psi(1, NULL, '{1,1}');
 SELECT streamml.psi(v, '{0,1,2}', '{1,1}') FROM (VALUES (1.0), ('NaN')) t(v);
 
-DROP TABLE drift_streams, kswin_expected, drift_values;
+-- Feature bins recorded at training time, and the (model, feature, value)
+-- forms that read them.  a = g % 100 over g = 1..1000: every value 0..99
+-- ten times; numpy.quantile(linear) gives the edges 0, 9.9, 19.8, ...,
+-- 89.1, 99 and each bin holds 100 rows (0.1).  All 1000 rows are in the
+-- sample (at most 10000), so the bins are exact.
+CREATE TABLE drift_train AS
+SELECT g AS id, (g % 100)::float8 AS a, (g % 7)::float8 AS b, (g % 100) + 3 * (g % 7) + (g % 13) > 60 AS y
+FROM generate_series(1, 1000) g;
+SELECT model, version, deployed FROM streamml.train_logreg('drift_m', 'drift_train', 'y', ARRAY['a', 'b']);
+SELECT feature_bins->'rows' AS rows, feature_bins->'sample' AS sample,
+	   feature_bins->'features'->'a' AS a, feature_bins->'features'->'b'->'fractions' AS b_fractions
+FROM streamml.model_versions WHERE model = 'drift_m';
+-- The training rows against their own bins: no drift; shifted values: drift.
+SELECT round(streamml.psi('drift_m', 'a', a)::numeric, 12) AS psi,
+	   round(streamml.ks_statistic('drift_m', 'a', a)::numeric, 12) AS ks,
+	   round(streamml.psi('drift_m', 'a', a + 20)::numeric, 6) AS psi_shifted,
+	   round(streamml.ks_statistic('drift_m', 'a', a + 20)::numeric, 6) AS ks_shifted,
+	   round(streamml.wasserstein_distance('drift_m', 'a', a + 20)::numeric, 6) AS w1_shifted
+FROM drift_train;
+-- The same as the explicit form with the stored arrays.
+SELECT streamml.psi('drift_m', 'b', b + (id % 3)) =
+	   streamml.psi(b + (id % 3), ARRAY(SELECT jsonb_array_elements_text(v.feature_bins->'features'->'b'->'bins')::float8),
+					ARRAY(SELECT jsonb_array_elements_text(v.feature_bins->'features'->'b'->'fractions')::float8)) AS same
+FROM drift_train, streamml.model_versions v WHERE v.model = 'drift_m' AND v.version = 1
+GROUP BY v.feature_bins;
+SELECT streamml.psi('drift_m', 'a', a) FROM drift_train WHERE false;
+-- Errors.
+SELECT streamml.psi('no_such_model', 'a', a) FROM drift_train;
+SELECT streamml.psi('drift_m', 'c', a) FROM drift_train;
+SELECT streamml.psi('drift_m', NULL, a) FROM drift_train;
+UPDATE streamml.model_versions SET feature_bins = NULL WHERE model = 'drift_m';
+SELECT streamml.psi('drift_m', 'a', a) FROM drift_train;
+SELECT streamml.drop_model('drift_m');
+
+DROP TABLE drift_streams, kswin_expected, drift_values, drift_train;

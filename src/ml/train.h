@@ -241,6 +241,9 @@ extern void HoldoutScore(TrainRun *run, List *groups);
 /* model_catalog.c: the record of a training run */
 extern void ModelUpsert(TrainRun *run, Jsonb *options);
 extern int	ModelNextVersion(const char *model);
+/* feature_bins.c */
+extern void RecordFeatureBins(TrainRun *run, int version);
+
 extern void ModelInsertVersion(TrainRun *run, int version,
 							   const ModelVersionRow *row);
 

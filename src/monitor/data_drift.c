@@ -35,6 +35,7 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "libpq/pqformat.h"
 #include "utils/array.h"
@@ -230,6 +231,111 @@ DataDriftAccum(FunctionCallInfo fcinfo, bool keep_values)
 	if (!PG_ARGISNULL(1))
 		DataDriftAdd(aggcxt, st, PG_GETARG_FLOAT8(1));
 	PG_RETURN_POINTER(st);
+}
+
+/*
+ * A state for the reference bins of a feature of a model's deployed
+ * version (model_versions.feature_bins, src/ml/feature_bins.c), read with
+ * the caller's privileges (row-level security shows only the models the
+ * caller may use).
+ */
+static DataDriftState *
+ModelFeatureState(MemoryContext aggcxt, text *model, text *feature, bool keep_values)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {PointerGetDatum(model), PointerGetDatum(feature)};
+	char	   *m = text_to_cstring(model);
+	char	   *f = text_to_cstring(feature);
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	int32		version;
+	DataDriftState *st;
+	int			ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_with_args(
+		"SELECT m.deployed_version, v.feature_bins IS NOT NULL, "
+		"pg_catalog.jsonb_exists(v.feature_bins->'features', $2), "
+		"ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v.feature_bins->'features'->$2->'bins')::pg_catalog.float8), "
+		"ARRAY(SELECT pg_catalog.jsonb_array_elements_text(v.feature_bins->'features'->$2->'fractions')::pg_catalog.float8), "
+		"(SELECT pg_catalog.string_agg(k, ', ') FROM pg_catalog.jsonb_object_keys(v.feature_bins->'features') k) "
+		"FROM streamml.models m LEFT JOIN streamml.model_versions v "
+		"ON v.model = m.name AND v.version = m.deployed_version "
+		"WHERE m.name = $1 LIMIT 1",
+		2, types, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading the feature bins of model \"%s\" failed: %s", m,
+			 SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", m)));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has no deployed version", m)));
+	if (!DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("version %d of model \"%s\" has no feature bins", version, m),
+				 errhint("Versions trained before feature bins were recorded have none: retrain the model.")));
+	if (!DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("model \"%s\" has no feature \"%s\"", m, f),
+				 errhint("Its features are %s.", SPI_getvalue(tup, desc, 6))));
+	st = DataDriftStateCreate(aggcxt,
+							  DatumGetArrayTypeP(SPI_getbinval(tup, desc, 4, &isnull)),
+							  DatumGetArrayTypeP(SPI_getbinval(tup, desc, 5, &isnull)),
+							  keep_values);
+	SPI_finish();
+	return st;
+}
+
+/* Shared transition: (state, model, feature, value). */
+static Datum
+ModelDriftAccum(FunctionCallInfo fcinfo, bool keep_values)
+{
+	MemoryContext aggcxt;
+	DataDriftState *st;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "data drift transition called in non-aggregate context");
+	if (PG_ARGISNULL(0))
+	{
+		if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("model and feature must not be null")));
+		st = ModelFeatureState(aggcxt, PG_GETARG_TEXT_PP(1), PG_GETARG_TEXT_PP(2),
+							   keep_values);
+	}
+	else
+		st = (DataDriftState *) PG_GETARG_POINTER(0);
+	if (!PG_ARGISNULL(3))
+		DataDriftAdd(aggcxt, st, PG_GETARG_FLOAT8(3));
+	PG_RETURN_POINTER(st);
+}
+
+/* psi / ks_statistic (model, feature, value): counts per stored bin. */
+PG_FUNCTION_INFO_V1(model_drift_accum);
+Datum
+model_drift_accum(PG_FUNCTION_ARGS)
+{
+	return ModelDriftAccum(fcinfo, false);
+}
+
+/* wasserstein_distance(model, feature, value): and every value. */
+PG_FUNCTION_INFO_V1(model_drift_values_accum);
+Datum
+model_drift_values_accum(PG_FUNCTION_ARGS)
+{
+	return ModelDriftAccum(fcinfo, true);
 }
 
 /* psi_accum / ks_statistic_accum: counts per bin. */

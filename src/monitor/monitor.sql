@@ -137,3 +137,77 @@ CREATE AGGREGATE streamml.wasserstein_distance(value pg_catalog.float8, bins pg_
 );
 COMMENT ON AGGREGATE streamml.wasserstein_distance(pg_catalog.float8, pg_catalog.float8[], pg_catalog.float8[]) IS
 	'earth mover''s (W1) distance between the values and reference bins taken as uniform within each bin; keeps every value';
+
+-- The reference bins of each feature, recorded with every model version
+-- trained from now on (src/ml/feature_bins.c), and the data drift
+-- aggregates that read them.
+
+ALTER TABLE streamml.model_versions ADD COLUMN feature_bins pg_catalog.jsonb;
+COMMENT ON COLUMN streamml.model_versions.feature_bins IS
+	'per feature, deciles of the training rows (bins: 11 edges) and each bin''s share (fractions), from a sample of at most 10000 rows: {"rows", "sample", "features": {name: {"bins", "fractions"}}}';
+
+CREATE FUNCTION streamml.feature_bins_accum(internal, pg_catalog.float8[], pg_catalog.text[])
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'feature_bins_accum'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.feature_bins_accum(internal, pg_catalog.float8[], pg_catalog.text[]) IS
+	'transition function of streamml.feature_bins: reservoir sample of the rows';
+
+CREATE FUNCTION streamml.feature_bins_final(internal)
+	RETURNS pg_catalog.jsonb
+	AS 'MODULE_PATHNAME', 'feature_bins_final'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.feature_bins_final(internal) IS
+	'final function of streamml.feature_bins: deciles and shares per feature';
+
+-- Order-dependent sample: no combine function.
+CREATE AGGREGATE streamml.feature_bins(features pg_catalog.float8[], names pg_catalog.text[]) (
+	SFUNC = streamml.feature_bins_accum,
+	STYPE = internal,
+	FINALFUNC = streamml.feature_bins_final,
+	PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE streamml.feature_bins(pg_catalog.float8[], pg_catalog.text[]) IS
+	'deciles (11 bin edges) and bin shares of each feature over a sample of at most 10000 rows, keyed by name: what training records in model_versions.feature_bins';
+
+CREATE FUNCTION streamml.model_drift_accum(internal, pg_catalog.text, pg_catalog.text, pg_catalog.float8)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'model_drift_accum'
+	LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION streamml.model_drift_accum(internal, pg_catalog.text, pg_catalog.text, pg_catalog.float8) IS
+	'transition function of streamml.psi and streamml.ks_statistic (model, feature, value)';
+
+CREATE FUNCTION streamml.model_drift_values_accum(internal, pg_catalog.text, pg_catalog.text, pg_catalog.float8)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'model_drift_values_accum'
+	LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION streamml.model_drift_values_accum(internal, pg_catalog.text, pg_catalog.text, pg_catalog.float8) IS
+	'transition function of streamml.wasserstein_distance(model, feature, value)';
+
+-- These read the catalog at a group's first row: parallel restricted.
+CREATE AGGREGATE streamml.psi(model pg_catalog.text, feature pg_catalog.text, value pg_catalog.float8) (
+	SFUNC = streamml.model_drift_accum,
+	STYPE = internal,
+	FINALFUNC = streamml.psi_final,
+	PARALLEL = RESTRICTED
+);
+COMMENT ON AGGREGATE streamml.psi(pg_catalog.text, pg_catalog.text, pg_catalog.float8) IS
+	'Population Stability Index of the values against the feature''s bins stored with the deployed version of the model';
+
+CREATE AGGREGATE streamml.ks_statistic(model pg_catalog.text, feature pg_catalog.text, value pg_catalog.float8) (
+	SFUNC = streamml.model_drift_accum,
+	STYPE = internal,
+	FINALFUNC = streamml.ks_statistic_final,
+	PARALLEL = RESTRICTED
+);
+COMMENT ON AGGREGATE streamml.ks_statistic(pg_catalog.text, pg_catalog.text, pg_catalog.float8) IS
+	'Kolmogorov-Smirnov distance at the bin edges between the values and the feature''s bins stored with the deployed version of the model';
+
+CREATE AGGREGATE streamml.wasserstein_distance(model pg_catalog.text, feature pg_catalog.text, value pg_catalog.float8) (
+	SFUNC = streamml.model_drift_values_accum,
+	STYPE = internal,
+	FINALFUNC = streamml.wasserstein_distance_final,
+	PARALLEL = RESTRICTED
+);
+COMMENT ON AGGREGATE streamml.wasserstein_distance(pg_catalog.text, pg_catalog.text, pg_catalog.float8) IS
+	'W1 distance between the values and the feature''s bins (uniform within each bin) stored with the deployed version of the model';

@@ -1,0 +1,240 @@
+/*
+ * feature_bins.c
+ *		The reference distribution of each feature, stored with a model
+ *		version at training time (streamml.model_versions.feature_bins), for
+ *		the data-drift aggregates (src/monitor/data_drift.c).
+ *
+ * One pass over the training rows of the run, under the run's snapshot,
+ * with the aggregate streamml.feature_bins(features, names): it keeps a
+ * uniform random sample of at most FEATURE_BINS_SAMPLE rows (reservoir
+ * sampling, Vitter's algorithm R, from a fixed seed so that the same rows in
+ * the same order give the same bins), then for each feature sorts the
+ * sample's values and takes the deciles (FEATURE_BINS bins: 11 edges from
+ * the minimum to the maximum, linear interpolation between order
+ * statistics, numpy's default) and each bin's share of the sample (ties
+ * can make shares differ from 0.1).  With fewer rows than the sample size
+ * the bins are exact.  Rows with a NULL or non-finite feature are skipped,
+ * as training skips them.  The result, keyed by feature name:
+ *
+ *	{"rows": n, "sample": k,
+ *	 "features": {"x1": {"bins": [11 edges], "fractions": [10 shares]}, ...}}
+ *
+ * Grouped models get the bins of all their training rows, on every group's
+ * row of the version.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "ml/ml.h"
+#include "ml/train.h"
+#include "pg_streamml.h"
+
+/* Bins per feature (deciles) and the most rows sampled. */
+#define FEATURE_BINS 10
+#define FEATURE_BINS_SAMPLE 10000
+#define FEATURE_BINS_SEED 20240601
+
+typedef struct FeatureBinsState
+{
+	int			p;				/* features, from the first row */
+	int64		rows;			/* rows seen (complete ones) */
+	int			k;				/* rows in the sample */
+	double	   *sample;			/* FEATURE_BINS_SAMPLE x p, row-major */
+	ArrayType  *names;			/* a copy of the names */
+	pg_prng_state prng;
+} FeatureBinsState;
+
+/*
+ * feature_bins_accum(state, features float8[], names text[]): adds one
+ * training row to the reservoir.
+ */
+PG_FUNCTION_INFO_V1(feature_bins_accum);
+Datum
+feature_bins_accum(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	FeatureBinsState *st;
+	ArrayType  *x;
+	double	   *xs;
+	int			n;
+	int64		slot;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "feature_bins_accum called in non-aggregate context");
+	st = PG_ARGISNULL(0) ? NULL : (FeatureBinsState *) PG_GETARG_POINTER(0);
+	if (PG_ARGISNULL(1))
+		PG_RETURN_POINTER(st);
+	x = PG_GETARG_ARRAYTYPE_P(1);
+	if (ARR_NDIM(x) != 1 || ARR_HASNULL(x))
+		PG_RETURN_POINTER(st);
+	n = ARR_DIMS(x)[0];
+	xs = (double *) ARR_DATA_PTR(x);
+	if (st == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(aggcxt);
+
+		if (PG_ARGISNULL(2))
+			elog(ERROR, "feature_bins needs the feature names");
+		st = palloc0(sizeof(FeatureBinsState));
+		st->p = n;
+		st->sample = MemoryContextAllocHuge(aggcxt, sizeof(double) * FEATURE_BINS_SAMPLE * Max(n, 1));
+		st->names = DatumGetArrayTypePCopy(PG_GETARG_DATUM(2));
+		pg_prng_seed(&st->prng, FEATURE_BINS_SEED);
+		MemoryContextSwitchTo(old);
+	}
+	if (n != st->p)
+		PG_RETURN_POINTER(st);
+	for (int j = 0; j < n; j++)
+		if (!isfinite(xs[j]))
+			PG_RETURN_POINTER(st);
+
+	/* algorithm R: row i (0-based) replaces a random slot with p k / (i + 1) */
+	if (st->rows < FEATURE_BINS_SAMPLE)
+		slot = st->k++;
+	else
+	{
+		slot = (int64) pg_prng_uint64_range(&st->prng, 0, st->rows);
+		if (slot >= FEATURE_BINS_SAMPLE)
+			slot = -1;
+	}
+	st->rows++;
+	if (slot >= 0)
+		memcpy(st->sample + slot * st->p, xs, sizeof(double) * st->p);
+	PG_RETURN_POINTER(st);
+}
+
+/* qsort comparator for doubles. */
+static int
+CompareDoubles(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* Appends a JSON number. */
+static void
+AppendNumber(StringInfo buf, double v)
+{
+	char	   *s = float8out_internal(v);
+
+	appendStringInfoString(buf, s);
+	pfree(s);
+}
+
+/* feature_bins_final(state): the jsonb above; NULL without rows. */
+PG_FUNCTION_INFO_V1(feature_bins_final);
+Datum
+feature_bins_final(PG_FUNCTION_ARGS)
+{
+	FeatureBinsState *st = PG_ARGISNULL(0) ? NULL : (FeatureBinsState *) PG_GETARG_POINTER(0);
+	Datum	   *names;
+	bool	   *nulls;
+	int			nnames;
+	double	   *col;
+	StringInfoData buf;
+
+	if (st == NULL || st->k == 0)
+		PG_RETURN_NULL();
+	deconstruct_array(st->names, TEXTOID, -1, false, TYPALIGN_INT,
+					  &names, &nulls, &nnames);
+	col = palloc(sizeof(double) * st->k);
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"rows\": " INT64_FORMAT ", \"sample\": %d, \"features\": {",
+					 st->rows, st->k);
+	for (int j = 0; j < st->p; j++)
+	{
+		double		edges[FEATURE_BINS + 1];
+		int64		counts[FEATURE_BINS] = {0};
+		int			b = 0;
+
+		for (int i = 0; i < st->k; i++)
+			col[i] = st->sample[i * st->p + j];
+		qsort(col, st->k, sizeof(double), CompareDoubles);
+		for (int q = 0; q <= FEATURE_BINS; q++)
+		{
+			/* numpy.quantile, method 'linear' */
+			double		h = (st->k - 1) * (double) q / FEATURE_BINS;
+			int			lo = (int) floor(h);
+			int			hi = Min(lo + 1, st->k - 1);
+
+			edges[q] = col[lo] + (h - lo) * (col[hi] - col[lo]);
+		}
+		/* shares: bin i is [e_i, e_i+1), the last closed (data_drift.c) */
+		for (int i = 0; i < st->k; i++)
+		{
+			while (b < FEATURE_BINS - 1 && col[i] >= edges[b + 1])
+				b++;
+			counts[b]++;
+		}
+		if (j > 0)
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, j < nnames && !nulls[j] ? TextDatumGetCString(names[j]) :
+					psprintf("x%d", j + 1));
+		appendStringInfoString(&buf, ": {\"bins\": [");
+		for (int q = 0; q <= FEATURE_BINS; q++)
+		{
+			if (q > 0)
+				appendStringInfoString(&buf, ", ");
+			AppendNumber(&buf, edges[q]);
+		}
+		appendStringInfoString(&buf, "], \"fractions\": [");
+		for (int q = 0; q < FEATURE_BINS; q++)
+		{
+			if (q > 0)
+				appendStringInfoString(&buf, ", ");
+			AppendNumber(&buf, (double) counts[q] / st->k);
+		}
+		appendStringInfoString(&buf, "]}");
+	}
+	appendStringInfoString(&buf, "}}");
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+/*
+ * Computes the feature bins of a run's training rows and stores them on
+ * the rows of version "version" (called from the driver's record step).
+ */
+void
+RecordFeatureBins(TrainRun *run, int version)
+{
+	StringInfoData sql;
+	Oid			types[1] = {TEXTARRAYOID};
+	Datum		values[1];
+	char	   *bins;
+
+	values[0] = FeatureNamesArray(run);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT streamml.feature_bins(%s, $1)::text FROM %s WHERE %s",
+					 run->xexpr, run->from, run->train_where);
+	RunQuery(run, sql.data, 1, types, values, NULL);
+	run->passes++;
+	bins = ResultText(0, 1);
+	if (bins == NULL)
+		return;
+	{
+		Oid			t[3] = {JSONBOID, TEXTOID, INT4OID};
+		Datum		v[3];
+
+		v[0] = DirectFunctionCall1(jsonb_in, CStringGetDatum(bins));
+		v[1] = CStringGetTextDatum(run->model);
+		v[2] = Int32GetDatum(version);
+		CatalogExecute("UPDATE streamml.model_versions SET feature_bins = $1 "
+					   "WHERE model = $2 AND version = $3",
+					   3, t, v, NULL, SPI_OK_UPDATE);
+	}
+}

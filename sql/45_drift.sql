@@ -181,6 +181,17 @@ SELECT streamml.psi(v, '{0,2,4,6,8,10}', '{1,2,1,1,1}'),
 	   streamml.ks_statistic(v, '{0,2,4,6,8,10}', '{1,2,1,1,1}'),
 	   streamml.wasserstein_distance(v, '{0,2,4,6,8,10}', '{1,2,1,1,1}')
 FROM drift_values;
+-- feature_bins in parallel: workers' reservoirs combine into a uniform
+-- sample of 10000 of the 200000 rows (which rows depends on the workers, so
+-- only tolerances are checked): v is uniform on 0, 0.01, ..., 9.99, so its
+-- deciles are near 1, 2, ..., 9 and every share near 0.1.
+EXPLAIN (COSTS OFF) SELECT streamml.feature_bins(ARRAY[v], '{v}') FROM drift_values;
+SELECT fb->'rows' AS rows, fb->'sample' AS sample,
+	   (SELECT max(abs(e::float8 - (o - 1) * 0.999)) < 0.2
+		FROM jsonb_array_elements_text(fb->'features'->'v'->'bins') WITH ORDINALITY b(e, o)) AS deciles_ok,
+	   (SELECT max(abs(f::float8 - 0.1)) < 0.02
+		FROM jsonb_array_elements_text(fb->'features'->'v'->'fractions') f) AS shares_ok
+FROM (SELECT streamml.feature_bins(ARRAY[v], '{v}') AS fb FROM drift_values) s;
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;

@@ -12,7 +12,11 @@
  * sample's values and takes the deciles (FEATURE_BINS bins: 11 edges from
  * the minimum to the maximum, linear interpolation between order
  * statistics, numpy's default) and each bin's share of the sample (ties
- * can make shares differ from 0.1).  With fewer rows than the sample size
+ * can make shares differ from 0.1).  Parallel workers each keep a
+ * reservoir; combining two draws a uniform sample of their union: each of
+ * the k picks comes from a side with probability proportional to the rows
+ * of that side not yet picked, and is a random not-yet-picked row of that
+ * side's reservoir.  With fewer rows than the sample size
  * the bins are exact.  Rows with a NULL or non-finite feature are skipped,
  * as training skips them.  The result, keyed by feature name:
  *
@@ -31,6 +35,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
@@ -56,6 +61,21 @@ typedef struct FeatureBinsState
 	ArrayType  *names;			/* a copy of the names */
 	pg_prng_state prng;
 } FeatureBinsState;
+
+/* A new, empty state for p features in the aggregate context. */
+static FeatureBinsState *
+FeatureBinsCreate(MemoryContext aggcxt, int p, ArrayType *names)
+{
+	MemoryContext old = MemoryContextSwitchTo(aggcxt);
+	FeatureBinsState *st = palloc0(sizeof(FeatureBinsState));
+
+	st->p = p;
+	st->sample = MemoryContextAllocHuge(aggcxt, sizeof(double) * FEATURE_BINS_SAMPLE * Max(p, 1));
+	st->names = names ? DatumGetArrayTypePCopy(PointerGetDatum(names)) : NULL;
+	pg_prng_seed(&st->prng, FEATURE_BINS_SEED);
+	MemoryContextSwitchTo(old);
+	return st;
+}
 
 /*
  * feature_bins_accum(state, features float8[], names text[]): adds one
@@ -83,18 +103,7 @@ feature_bins_accum(PG_FUNCTION_ARGS)
 	n = ARR_DIMS(x)[0];
 	xs = (double *) ARR_DATA_PTR(x);
 	if (st == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(aggcxt);
-
-		if (PG_ARGISNULL(2))
-			elog(ERROR, "feature_bins needs the feature names");
-		st = palloc0(sizeof(FeatureBinsState));
-		st->p = n;
-		st->sample = MemoryContextAllocHuge(aggcxt, sizeof(double) * FEATURE_BINS_SAMPLE * Max(n, 1));
-		st->names = DatumGetArrayTypePCopy(PG_GETARG_DATUM(2));
-		pg_prng_seed(&st->prng, FEATURE_BINS_SEED);
-		MemoryContextSwitchTo(old);
-	}
+		st = FeatureBinsCreate(aggcxt, n, PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
 	if (n != st->p)
 		PG_RETURN_POINTER(st);
 	for (int j = 0; j < n; j++)
@@ -113,6 +122,135 @@ feature_bins_accum(PG_FUNCTION_ARGS)
 	st->rows++;
 	if (slot >= 0)
 		memcpy(st->sample + slot * st->p, xs, sizeof(double) * st->p);
+	PG_RETURN_POINTER(st);
+}
+
+/*
+ * feature_bins_combine(a, b): a uniform sample of the rows of both, drawn
+ * from their two reservoirs (each a uniform sample of its side).
+ */
+PG_FUNCTION_INFO_V1(feature_bins_combine);
+Datum
+feature_bins_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	FeatureBinsState *a = PG_ARGISNULL(0) ? NULL : (FeatureBinsState *) PG_GETARG_POINTER(0);
+	FeatureBinsState *b = PG_ARGISNULL(1) ? NULL : (FeatureBinsState *) PG_GETARG_POINTER(1);
+	FeatureBinsState *c;
+	FeatureBinsState *side[2];
+	int64		left[2];
+	int			avail[2];
+	int		   *slots[2];
+	int			k;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "feature_bins_combine called in non-aggregate context");
+	if (b == NULL || b->rows == 0)
+		PG_RETURN_POINTER(a);
+	if (a == NULL || a->rows == 0)
+	{
+		c = FeatureBinsCreate(aggcxt, b->p, b->names);
+		c->rows = b->rows;
+		c->k = b->k;
+		memcpy(c->sample, b->sample, sizeof(double) * b->k * b->p);
+		PG_RETURN_POINTER(c);
+	}
+	if (a->p != b->p)
+		elog(ERROR, "feature_bins: workers saw different numbers of features");
+
+	c = FeatureBinsCreate(aggcxt, a->p, a->names ? a->names : b->names);
+	side[0] = a;
+	side[1] = b;
+	for (int s = 0; s < 2; s++)
+	{
+		left[s] = side[s]->rows;
+		avail[s] = side[s]->k;
+		slots[s] = palloc(sizeof(int) * side[s]->k);
+		for (int i = 0; i < side[s]->k; i++)
+			slots[s][i] = i;
+	}
+	k = (int) Min((int64) FEATURE_BINS_SAMPLE, a->rows + b->rows);
+	for (int t = 0; t < k; t++)
+	{
+		int			s = pg_prng_uint64_range(&c->prng, 0, left[0] + left[1] - 1) < (uint64) left[0] ? 0 : 1;
+		int			j = (int) pg_prng_uint64_range(&c->prng, 0, avail[s] - 1);
+
+		memcpy(c->sample + (int64) t * c->p,
+			   side[s]->sample + (int64) slots[s][j] * c->p, sizeof(double) * c->p);
+		slots[s][j] = slots[s][--avail[s]];
+		left[s]--;
+	}
+	c->k = k;
+	c->rows = a->rows + b->rows;
+	PG_RETURN_POINTER(c);
+}
+
+/* feature_bins_serialize(state) */
+PG_FUNCTION_INFO_V1(feature_bins_serialize);
+Datum
+feature_bins_serialize(PG_FUNCTION_ARGS)
+{
+	FeatureBinsState *st = (FeatureBinsState *) PG_GETARG_POINTER(0);
+	StringInfoData buf;
+	int64		n = (int64) st->k * st->p;
+
+	pq_begintypsend(&buf);
+	pq_sendint32(&buf, st->p);
+	pq_sendint64(&buf, st->rows);
+	pq_sendint32(&buf, st->k);
+	for (int64 i = 0; i < n; i++)
+		pq_sendfloat8(&buf, st->sample[i]);
+	/* the names, as a count and strings (array_send needs an flinfo) */
+	if (st->names)
+	{
+		Datum	   *names;
+		bool	   *nulls;
+		int			nnames;
+
+		deconstruct_array(st->names, TEXTOID, -1, false, TYPALIGN_INT,
+						  &names, &nulls, &nnames);
+		pq_sendint32(&buf, nnames);
+		for (int i = 0; i < nnames; i++)
+			pq_sendstring(&buf, nulls[i] ? "" : TextDatumGetCString(names[i]));
+	}
+	else
+		pq_sendint32(&buf, -1);
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+/* feature_bins_deserialize(bytes, internal) */
+PG_FUNCTION_INFO_V1(feature_bins_deserialize);
+Datum
+feature_bins_deserialize(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	StringInfoData buf;
+	FeatureBinsState *st;
+	int			p;
+	int			len;
+	int64		n;
+
+	buf.data = VARDATA_ANY(b);
+	buf.len = VARSIZE_ANY_EXHDR(b);
+	buf.maxlen = buf.len;
+	buf.cursor = 0;
+	p = pq_getmsgint(&buf, 4);
+	st = FeatureBinsCreate(CurrentMemoryContext, p, NULL);
+	st->rows = pq_getmsgint64(&buf);
+	st->k = pq_getmsgint(&buf, 4);
+	n = (int64) st->k * st->p;
+	for (int64 i = 0; i < n; i++)
+		st->sample[i] = pq_getmsgfloat8(&buf);
+	len = pq_getmsgint(&buf, 4);
+	if (len >= 0)
+	{
+		Datum	   *names = palloc(sizeof(Datum) * Max(len, 1));
+
+		for (int i = 0; i < len; i++)
+			names[i] = CStringGetTextDatum(pq_getmsgstring(&buf));
+		st->names = construct_array(names, len, TEXTOID, -1, false, TYPALIGN_INT);
+	}
+	pq_getmsgend(&buf);
 	PG_RETURN_POINTER(st);
 }
 
@@ -150,8 +288,10 @@ feature_bins_final(PG_FUNCTION_ARGS)
 
 	if (st == NULL || st->k == 0)
 		PG_RETURN_NULL();
-	deconstruct_array(st->names, TEXTOID, -1, false, TYPALIGN_INT,
-					  &names, &nulls, &nnames);
+	nnames = 0;
+	if (st->names)
+		deconstruct_array(st->names, TEXTOID, -1, false, TYPALIGN_INT,
+						  &names, &nulls, &nnames);
 	col = palloc(sizeof(double) * st->k);
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"rows\": " INT64_FORMAT ", \"sample\": %d, \"features\": {",

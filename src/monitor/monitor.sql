@@ -160,11 +160,34 @@ CREATE FUNCTION streamml.feature_bins_final(internal)
 COMMENT ON FUNCTION streamml.feature_bins_final(internal) IS
 	'final function of streamml.feature_bins: deciles and shares per feature';
 
--- Order-dependent sample: no combine function.
+CREATE FUNCTION streamml.feature_bins_combine(internal, internal)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'feature_bins_combine'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.feature_bins_combine(internal, internal) IS
+	'combine function of streamml.feature_bins: a uniform sample of both samples'' rows';
+
+CREATE FUNCTION streamml.feature_bins_serialize(internal)
+	RETURNS pg_catalog.bytea
+	AS 'MODULE_PATHNAME', 'feature_bins_serialize'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.feature_bins_serialize(internal) IS
+	'serialization function of streamml.feature_bins';
+
+CREATE FUNCTION streamml.feature_bins_deserialize(pg_catalog.bytea, internal)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'feature_bins_deserialize'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.feature_bins_deserialize(pg_catalog.bytea, internal) IS
+	'deserialization function of streamml.feature_bins';
+
 CREATE AGGREGATE streamml.feature_bins(features pg_catalog.float8[], names pg_catalog.text[]) (
 	SFUNC = streamml.feature_bins_accum,
 	STYPE = internal,
 	FINALFUNC = streamml.feature_bins_final,
+	COMBINEFUNC = streamml.feature_bins_combine,
+	SERIALFUNC = streamml.feature_bins_serialize,
+	DESERIALFUNC = streamml.feature_bins_deserialize,
 	PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE streamml.feature_bins(pg_catalog.float8[], pg_catalog.text[]) IS

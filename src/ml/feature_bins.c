@@ -7,18 +7,21 @@
  * One pass over the training rows of the run, under the run's snapshot,
  * with the aggregate streamml.feature_bins(features, names): it keeps a
  * uniform random sample of at most FEATURE_BINS_SAMPLE rows (reservoir
- * sampling, Vitter's algorithm R, from a fixed seed so that the same rows in
- * the same order give the same bins), then for each feature sorts the
- * sample's values and takes the deciles (FEATURE_BINS bins: 11 edges from
- * the minimum to the maximum, linear interpolation between order
- * statistics, numpy's default) and each bin's share of the sample (ties
- * can make shares differ from 0.1).  Parallel workers each keep a
- * reservoir; combining two draws a uniform sample of their union: each of
- * the k picks comes from a side with probability proportional to the rows
- * of that side not yet picked, and is a random not-yet-picked row of that
- * side's reservoir.  With fewer rows than the sample size
- * the bins are exact.  Rows with a NULL or non-finite feature are skipped,
- * as training skips them.  The result, keyed by feature name:
+ * sampling, Vitter's algorithm R, from a fixed seed so that the same rows
+ * in the same order give the same bins; fewer rows for a model so wide
+ * that the sample would hold more than FEATURE_BINS_MAX_VALUES values),
+ * then for each feature sorts the sample's values and takes the deciles
+ * (FEATURE_BINS bins: 11 edges from the minimum to the maximum, linear
+ * interpolation between order statistics, numpy's default) and each bin's
+ * share of the sample (ties can make shares differ from 0.1).  With fewer
+ * rows than the sample size the bins are exact.  Rows with a NULL or
+ * non-finite feature are skipped, as training skips them.
+ *
+ * Parallel workers each keep a reservoir; combining two draws a uniform
+ * sample of their union: each pick comes from a side with probability
+ * proportional to that side's rows not yet picked, and is a random
+ * not-yet-picked row of that side's reservoir.  The result, keyed by
+ * feature name:
  *
  *	{"rows": n, "sample": k,
  *	 "features": {"x1": {"bins": [11 edges], "fractions": [10 shares]}, ...}}
@@ -47,20 +50,34 @@
 #include "ml/train.h"
 #include "pg_streamml.h"
 
-/* Bins per feature (deciles) and the most rows sampled. */
+/*
+ * Bins per feature (deciles), the most rows sampled, and the most values
+ * the sample holds (32 MB: wide models sample fewer rows).
+ */
 #define FEATURE_BINS 10
 #define FEATURE_BINS_SAMPLE 10000
+#define FEATURE_BINS_MAX_VALUES (4 * 1024 * 1024)
 #define FEATURE_BINS_SEED 20240601
 
 typedef struct FeatureBinsState
 {
 	int			p;				/* features, from the first row */
 	int64		rows;			/* rows seen (complete ones) */
+	int			size;			/* the most rows sampled */
 	int			k;				/* rows in the sample */
-	double	   *sample;			/* FEATURE_BINS_SAMPLE x p, row-major */
+	int			capacity;		/* rows the sample array has room for */
+	double	   *sample;			/* capacity x p, row-major, grown by doubling */
 	ArrayType  *names;			/* a copy of the names */
 	pg_prng_state prng;
 } FeatureBinsState;
+
+/* Makes room for capacity rows in the sample (in its own context). */
+static void
+FeatureBinsGrow(FeatureBinsState *st, int capacity)
+{
+	st->sample = repalloc_huge(st->sample, sizeof(double) * capacity * Max(st->p, 1));
+	st->capacity = capacity;
+}
 
 /* A new, empty state for p features in the aggregate context. */
 static FeatureBinsState *
@@ -70,7 +87,9 @@ FeatureBinsCreate(MemoryContext aggcxt, int p, ArrayType *names)
 	FeatureBinsState *st = palloc0(sizeof(FeatureBinsState));
 
 	st->p = p;
-	st->sample = MemoryContextAllocHuge(aggcxt, sizeof(double) * FEATURE_BINS_SAMPLE * Max(p, 1));
+	st->size = Max(1, Min(FEATURE_BINS_SAMPLE, FEATURE_BINS_MAX_VALUES / Max(p, 1)));
+	st->capacity = Min(st->size, 64);
+	st->sample = MemoryContextAllocHuge(aggcxt, sizeof(double) * st->capacity * Max(p, 1));
 	st->names = names ? DatumGetArrayTypePCopy(PointerGetDatum(names)) : NULL;
 	pg_prng_seed(&st->prng, FEATURE_BINS_SEED);
 	MemoryContextSwitchTo(old);
@@ -111,12 +130,16 @@ feature_bins_accum(PG_FUNCTION_ARGS)
 			PG_RETURN_POINTER(st);
 
 	/* algorithm R: row i (0-based) replaces a random slot with p k / (i + 1) */
-	if (st->rows < FEATURE_BINS_SAMPLE)
+	if (st->rows < st->size)
+	{
+		if (st->k == st->capacity)
+			FeatureBinsGrow(st, Min(st->size, st->capacity * 2));
 		slot = st->k++;
+	}
 	else
 	{
 		slot = (int64) pg_prng_uint64_range(&st->prng, 0, st->rows);
-		if (slot >= FEATURE_BINS_SAMPLE)
+		if (slot >= st->size)
 			slot = -1;
 	}
 	st->rows++;
@@ -150,6 +173,7 @@ feature_bins_combine(PG_FUNCTION_ARGS)
 	if (a == NULL || a->rows == 0)
 	{
 		c = FeatureBinsCreate(aggcxt, b->p, b->names);
+		FeatureBinsGrow(c, Max(b->k, 1));
 		c->rows = b->rows;
 		c->k = b->k;
 		memcpy(c->sample, b->sample, sizeof(double) * b->k * b->p);
@@ -159,6 +183,7 @@ feature_bins_combine(PG_FUNCTION_ARGS)
 		elog(ERROR, "feature_bins: workers saw different numbers of features");
 
 	c = FeatureBinsCreate(aggcxt, a->p, a->names ? a->names : b->names);
+	FeatureBinsGrow(c, c->size);
 	side[0] = a;
 	side[1] = b;
 	for (int s = 0; s < 2; s++)
@@ -169,7 +194,7 @@ feature_bins_combine(PG_FUNCTION_ARGS)
 		for (int i = 0; i < side[s]->k; i++)
 			slots[s][i] = i;
 	}
-	k = (int) Min((int64) FEATURE_BINS_SAMPLE, a->rows + b->rows);
+	k = (int) Min((int64) c->size, a->rows + b->rows);
 	for (int t = 0; t < k; t++)
 	{
 		int			s = pg_prng_uint64_range(&c->prng, 0, left[0] + left[1] - 1) < (uint64) left[0] ? 0 : 1;
@@ -238,6 +263,8 @@ feature_bins_deserialize(PG_FUNCTION_ARGS)
 	st = FeatureBinsCreate(CurrentMemoryContext, p, NULL);
 	st->rows = pq_getmsgint64(&buf);
 	st->k = pq_getmsgint(&buf, 4);
+	if (st->k > st->capacity)
+		FeatureBinsGrow(st, st->k);
 	n = (int64) st->k * st->p;
 	for (int64 i = 0; i < n; i++)
 		st->sample[i] = pq_getmsgfloat8(&buf);

@@ -241,10 +241,10 @@ extern void HoldoutScore(TrainRun *run, List *groups);
 /* model_catalog.c: the record of a training run */
 extern void ModelUpsert(TrainRun *run, Jsonb *options);
 extern int	ModelNextVersion(const char *model);
-/* feature_bins.c */
-extern void RecordFeatureBins(TrainRun *run, int version);
-
 extern void ModelInsertVersion(TrainRun *run, int version,
 							   const ModelVersionRow *row);
+
+/* feature_bins.c: the reference bins of each feature, for drift */
+extern void RecordFeatureBins(TrainRun *run, int version);
 
 #endif							/* STREAMML_TRAIN_H */

@@ -165,14 +165,14 @@ range_run()
 		\"hi\": {\"fn\": \"max\", \"of\": \"price\", \"range\": \"$range\"},
 		\"n\": {\"fn\": \"count\", \"range\": \"$range\"},
 		\"sl\": {\"fn\": \"slope\", \"of\": \"price\", \"range\": \"$range\"}}}')" >/dev/null
-	q -c "SELECT bench_time(\$\$DO \$d\$ BEGIN FOR b IN 0 .. ($N - 1) / 5000 LOOP
+	q -c "SELECT bench_time(\$q\$DO \$d\$ BEGIN FOR b IN 0 .. ($N - 1) / 5000 LOOP
 		INSERT INTO src_$name SELECT * FROM staging WHERE id > b * 5000 AND id <= (b + 1) * 5000 ORDER BY id;
-		END LOOP; END \$d\$\$\$)"
+		END LOOP; END \$d\$\$q\$)"
 }
 # the same inserts without a feature table: the part of the time that is not features
-base_s=$(q -c "CREATE TABLE src_base (LIKE shape)" -c "SELECT bench_time(\$\$DO \$d\$ BEGIN FOR b IN 0 .. ($N - 1) / 5000 LOOP
+base_s=$(q -c "CREATE TABLE src_base (LIKE shape)" -c "SELECT bench_time(\$q\$DO \$d\$ BEGIN FOR b IN 0 .. ($N - 1) / 5000 LOOP
 		INSERT INTO src_base SELECT * FROM staging WHERE id > b * 5000 AND id <= (b + 1) * 5000 ORDER BY id;
-		END LOOP; END \$d\$\$\$)")
+		END LOOP; END \$d\$\$q\$)")
 r30=$(range_run r30 "30 seconds")
 r300=$(range_run r300 "300 seconds")
 f30=$(awk -v a="$r30" -v b="$base_s" 'BEGIN { printf "%.3f", a - b }')
@@ -213,12 +213,12 @@ END \$\$;
 CREATE TRIGGER alt AFTER INSERT ON src_alt REFERENCING NEW TABLE AS new_rows
 	FOR EACH STATEMENT EXECUTE FUNCTION alt_trigger();
 SQL
-ft_s=$(q -c "SELECT bench_time(\$\$DO \$d\$ BEGIN FOR b IN 0 .. ($ALT - 1) / 1000 LOOP
+ft_s=$(q -c "SELECT bench_time(\$q\$DO \$d\$ BEGIN FOR b IN 0 .. ($ALT - 1) / 1000 LOOP
 	INSERT INTO src_ft SELECT * FROM staging WHERE id > b * 1000 AND id <= (b + 1) * 1000 ORDER BY id;
-	END LOOP; END \$d\$\$\$)")
-alt_s=$(q -c "SELECT bench_time(\$\$DO \$d\$ BEGIN FOR b IN 0 .. ($ALT - 1) / 1000 LOOP
+	END LOOP; END \$d\$\$q\$)")
+alt_s=$(q -c "SELECT bench_time(\$q\$DO \$d\$ BEGIN FOR b IN 0 .. ($ALT - 1) / 1000 LOOP
 	INSERT INTO src_alt SELECT * FROM staging WHERE id > b * 1000 AND id <= (b + 1) * 1000 ORDER BY id;
-	END LOOP; END \$d\$\$\$)")
+	END LOOP; END \$d\$\$q\$)")
 q -c "CREATE FUNCTION d(a float8, b float8) RETURNS float8 IMMUTABLE LANGUAGE sql AS
 	\$\$ SELECT CASE WHEN a IS NULL AND b IS NULL THEN 0 WHEN a IS NULL OR b IS NULL THEN 1
 		WHEN a = b THEN 0 ELSE abs(a - b) / greatest(abs(a), abs(b)) END \$\$"

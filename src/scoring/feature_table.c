@@ -141,7 +141,7 @@ Backfill(Oid target, Relation source, FeatureSpec *spec)
 			tuplestore_putvalues(rows, desc, values, nulls);
 		}
 		SPI_freetuptable(SPI_tuptable);
-		FeatureTableLoad(target, source, spec, rows, desc);
+		FeatureTableLoad(target, source, rows, desc);
 		tuplestore_end(rows);
 	}
 	SPI_cursor_close(portal);

@@ -978,8 +978,8 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 
 /* Loads rows into a feature table (the back-fill of create_feature_table). */
 void
-FeatureTableLoad(Oid target, Relation source, FeatureSpec *spec,
-				 Tuplestorestate *rows, TupleDesc desc)
+FeatureTableLoad(Oid target, Relation source, Tuplestorestate *rows,
+				 TupleDesc desc)
 {
 	FeatureTableLoadChecked(target, source, rows, desc, NULL);
 }

@@ -124,7 +124,7 @@ extern void PartStateSetSeq(PartState *ps, int64 seq);
 
 /* featureinsert.c */
 extern void FeatureTablesInit(void);
-extern void FeatureTableLoad(Oid target, Relation source, FeatureSpec *spec,
+extern void FeatureTableLoad(Oid target, Relation source,
 							 Tuplestorestate *rows, TupleDesc desc);
 extern void FeatureStatsForget(Oid target);
 

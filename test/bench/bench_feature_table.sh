@@ -170,11 +170,20 @@ range_run()
 		END LOOP; END \$d\$\$q\$)"
 }
 # the same inserts without a feature table: the part of the time that is not features
-base_s=$(q -c "CREATE TABLE src_base (LIKE shape)" -c "SELECT bench_time(\$q\$DO \$d\$ BEGIN FOR b IN 0 .. ($N - 1) / 5000 LOOP
-		INSERT INTO src_base SELECT * FROM staging WHERE id > b * 5000 AND id <= (b + 1) * 5000 ORDER BY id;
-		END LOOP; END \$d\$\$q\$)")
+base_run()
+{
+	q -c "CREATE TABLE src_$1 (LIKE shape)" -c "SELECT bench_time(\$q\$DO \$d\$ BEGIN FOR b IN 0 .. ($N - 1) / 5000 LOOP
+		INSERT INTO src_$1 SELECT * FROM staging WHERE id > b * 5000 AND id <= (b + 1) * 5000 ORDER BY id;
+		END LOOP; END \$d\$\$q\$)"
+}
+base_s=$(base_run base)
+base_s=$(awk -v a="$base_s" -v b="$(base_run base2)" 'BEGIN { print (a < b ? a : b) }')
+# each twice, alternating, the faster of the two (the machine's noise)
+min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b ? a : b) }'; }
 r30=$(range_run r30 "30 seconds")
 r300=$(range_run r300 "300 seconds")
+r30=$(min "$r30" "$(range_run r30b "30 seconds")")
+r300=$(min "$r300" "$(range_run r300b "300 seconds")")
 f30=$(awk -v a="$r30" -v b="$base_s" 'BEGIN { printf "%.3f", a - b }')
 f300=$(awk -v a="$r300" -v b="$base_s" 'BEGIN { printf "%.3f", a - b }')
 printf '    inserts alone: %.2f s; with features over 30 s: %.2f s, over 300 s: %.2f s\n' "$base_s" "$r30" "$r300"

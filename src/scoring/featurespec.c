@@ -46,9 +46,9 @@ static const struct
 	FeatureFn	fn;
 	const char *sql;			/* the window function */
 }			fn_names[] = {
-	{"lag", FN_LAG, "lag"},
-	{"delta", FN_DELTA, "lag"},
-	{"pct_change", FN_PCT_CHANGE, "lag"},
+	{"lag", FN_LAG, "pg_catalog.lag"},
+	{"delta", FN_DELTA, "pg_catalog.lag"},
+	{"pct_change", FN_PCT_CHANGE, "pg_catalog.lag"},
 	{"mean", FN_MEAN, "streamml.rolling_mean"},
 	{"sum", FN_SUM, "streamml.rolling_sum"},
 	{"min", FN_MIN, "streamml.rolling_min"},
@@ -57,7 +57,7 @@ static const struct
 	{"var_pop", FN_VAR_POP, "streamml.rolling_var_pop"},
 	{"stddev", FN_STDDEV, "streamml.rolling_stddev"},
 	{"stddev_pop", FN_STDDEV_POP, "streamml.rolling_stddev_pop"},
-	{"count", FN_COUNT, "count"},
+	{"count", FN_COUNT, "pg_catalog.count"},
 	{"slope", FN_SLOPE, "streamml.rolling_slope"},
 	{"ewma", FN_EWMA, "streamml.ewma"},
 };
@@ -537,18 +537,18 @@ FeatureSql(FeatureSpec *spec, const char *source)
 		switch (f->fn)
 		{
 			case FN_LAG:
-				call = psprintf("lag(%s, %d) OVER (%s)", OfSql(spec, f), f->n, over.data);
+				call = psprintf("pg_catalog.lag(%s, %d) OVER (%s)", OfSql(spec, f), f->n, over.data);
 				break;
 			case FN_DELTA:
-				call = psprintf("%s - lag(%s, %d) OVER (%s)", OfSql(spec, f),
+				call = psprintf("%s - pg_catalog.lag(%s, %d) OVER (%s)", OfSql(spec, f),
 								OfSql(spec, f), f->n, over.data);
 				break;
 			case FN_PCT_CHANGE:
-				call = psprintf("%s / NULLIF(lag(%s, %d) OVER (%s), 0) - 1",
+				call = psprintf("%s / NULLIF(pg_catalog.lag(%s, %d) OVER (%s), 0) - 1",
 								OfSql(spec, f), OfSql(spec, f), f->n, over.data);
 				break;
 			case FN_COUNT:
-				call = psprintf("count(%s) OVER (%s %s)::pg_catalog.float8",
+				call = psprintf("pg_catalog.count(%s) OVER (%s %s)::pg_catalog.float8",
 								f->of >= 0 ? OfSql(spec, f) : "*", over.data, frame);
 				break;
 			case FN_SLOPE:

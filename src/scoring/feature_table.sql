@@ -47,7 +47,7 @@ COMMENT ON FUNCTION streamml.drop_feature_table(pg_catalog.text) IS
 CREATE FUNCTION streamml.feature_sql(name pg_catalog.text)
 	RETURNS pg_catalog.text
 	AS 'MODULE_PATHNAME', 'feature_sql'
-	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+	LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION streamml.feature_sql(pg_catalog.text) IS
 	'the SQL window query over the source that computes a feature table''s features';
 

@@ -18,6 +18,11 @@
  *					 owner), dead letters, models and the models' pg_cron
  *					 training jobs to the new owner.
  *
+ * Feature tables (src/scoring) are owned the same way: DROP ROLE is refused
+ * while the role owns one, DROP OWNED drops them (their tables go with
+ * PostgreSQL's own DROP OWNED), REASSIGN OWNED gives them, tables included,
+ * to the new owner, whose rights they then act with.
+ *
  * Like PostgreSQL's own DROP OWNED and REASSIGN OWNED, these act on the
  * current database only; DROP ROLE sees only the current database's
  * streams and models (PostgreSQL's shared dependencies would cover every
@@ -48,6 +53,7 @@
 #include "ingest/ingest.h"
 #include "ml/ml.h"
 #include "pg_streamml.h"
+#include "scoring/features.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
@@ -83,6 +89,8 @@ CheckDropRole(Datum roles)
 				   "FROM streamml.streams s WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "UNION ALL SELECT 'owner of model ' || pg_catalog.quote_ident(m.name), m.owner "
 				   "FROM streamml.models m WHERE m.owner OPERATOR(pg_catalog.=) ANY ($1) "
+				   "UNION ALL SELECT 'owner of feature table ' || pg_catalog.quote_ident(f.name), f.owner "
+				   "FROM streamml.feature_tables_catalog f WHERE f.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "ORDER BY 1",
 				   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -110,7 +118,7 @@ CheckDropRole(Datum roles)
 				 errmsg("role \"%s\" cannot be dropped because some objects depend on it",
 						name),
 				 errdetail("%s", detail.data),
-				 errhint("Drop them with streamml.drop_stream and streamml.drop_model, or use DROP OWNED or REASSIGN OWNED first.")));
+				 errhint("Drop them with streamml.drop_stream, streamml.drop_model and streamml.drop_feature_table, or use DROP OWNED or REASSIGN OWNED first.")));
 	}
 }
 
@@ -155,6 +163,16 @@ DropOwned(Datum roles)
 	}
 	CatalogExecute("DELETE FROM streamml.model_grants WHERE grantee OPERATOR(pg_catalog.=) ANY ($1)",
 				   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_DELETE);
+	/* feature tables: their tables (and triggers) went with DROP OWNED */
+	n = CatalogExecute("SELECT f.name FROM streamml.feature_tables_catalog f "
+					   "WHERE f.owner OPERATOR(pg_catalog.=) ANY ($1)",
+					   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT);
+	{
+		SPITupleTable *tt = SPI_tuptable;
+
+		for (uint64 i = 0; i < n; i++)
+			FeatureTableRemove(SPI_getvalue(tt->vals[i], tt->tupdesc, 1));
+	}
 }
 
 /*
@@ -207,6 +225,9 @@ ReassignOwned(Datum roles, Oid newowner)
 							  "OPERATOR(pg_catalog.~) '^''(?:[^'']|'''')*''\\)$'",
 							  2, types, args, NULL, SPI_OK_SELECT);
 	CatalogExecute("UPDATE streamml.models SET owner = $2 "
+				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
+				   2, types, args, NULL, SPI_OK_UPDATE);
+	CatalogExecute("UPDATE streamml.feature_tables_catalog SET owner = $2 "
 				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
 				   2, types, args, NULL, SPI_OK_UPDATE);
 	if (streams > 0 || jobs > 0)

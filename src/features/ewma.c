@@ -38,25 +38,11 @@
 #include "utils/timestamp.h"
 
 #include "features/ddouble.h"
+#include "features/window_state.h"
 
 /* Rescale the sums before any weight exceeds exp(EWMA_MAX_LOG_WEIGHT). */
 #define EWMA_MAX_LOG_WEIGHT 64.0
 
-typedef struct EwmaState
-{
-	double		param;			/* alpha, or half-life in microseconds */
-	double		rate;			/* log-weight gained per unit of position */
-	int64		count;			/* non-NULL rows in the frame */
-	int64		nfinite;		/* of which finite */
-	int64		nnan;			/* of which NaN */
-	int64		nposinf;		/* of which +Infinity */
-	int64		nneginf;		/* of which -Infinity */
-	int64		added;			/* by row: position of the next row */
-	int64		removed;		/* by row: position of the oldest row */
-	int64		anchor;			/* the position whose weight is 1 */
-	DDouble		num;			/* sum(w x) over the finite values */
-	DDouble		den;			/* sum(w) over the finite values */
-} EwmaState;
 
 /* The state passed in, or a new empty one in the aggregate's context. */
 static EwmaState *
@@ -102,7 +88,7 @@ EwmaRescale(EwmaState *st, int64 p)
 }
 
 /* Adds a non-NULL value at position p. */
-static void
+void
 EwmaAdd(EwmaState *st, double x, int64 p)
 {
 	if (st->count == 0)
@@ -165,7 +151,7 @@ EwmaRemove(EwmaState *st, double x, int64 p)
 }
 
 /* The rate of ewma(x, alpha), checking alpha. */
-static double
+double
 EwmaAlphaRate(double alpha)
 {
 	if (!(alpha > 0.0 && alpha < 1.0))
@@ -179,7 +165,7 @@ EwmaAlphaRate(double alpha)
 }
 
 /* The half-life in microseconds, checking it. */
-static double
+double
 EwmaHalfLife(Interval *half_life)
 {
 	double		usecs;
@@ -422,32 +408,41 @@ ewma_deserialize(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
-PG_FUNCTION_INFO_V1(ewma_final);
-
-/* SQL streamml.ewma_final(internal): the weighted mean. */
-Datum
-ewma_final(PG_FUNCTION_ARGS)
+/* The weighted mean, as ewma's final function gives it; false for NULL. */
+bool
+EwmaResult(EwmaState *st, double *result)
 {
-	EwmaState  *st;
-
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	st = (EwmaState *) PG_GETARG_POINTER(0);
 	if (st->count == 0)
-		PG_RETURN_NULL();
+		return false;
 	if (st->nnan > 0 || (st->nposinf > 0 && st->nneginf > 0))
-		PG_RETURN_FLOAT8(get_float8_nan());
-	if (st->nposinf > 0)
-		PG_RETURN_FLOAT8(get_float8_infinity());
-	if (st->nneginf > 0)
-		PG_RETURN_FLOAT8(-get_float8_infinity());
+		*result = get_float8_nan();
+	else if (st->nposinf > 0)
+		*result = get_float8_infinity();
+	else if (st->nneginf > 0)
+		*result = -get_float8_infinity();
 
 	/*
 	 * Every weight underflowed: only possible when the frame's rows are all
 	 * some 1000 half-lives older than a row that has left it (a window not
 	 * ordered by time).  There is no meaningful mean to give.
 	 */
-	if (!(st->den.hi > 0.0))
+	else if (!(st->den.hi > 0.0))
+		return false;
+	else
+		*result = DDToDouble(DDDivD(st->num, DDToDouble(st->den)));
+	return true;
+}
+
+PG_FUNCTION_INFO_V1(ewma_final);
+
+/* SQL streamml.ewma_final(internal): the weighted mean. */
+Datum
+ewma_final(PG_FUNCTION_ARGS)
+{
+	double		result;
+
+	if (PG_ARGISNULL(0) ||
+		!EwmaResult((EwmaState *) PG_GETARG_POINTER(0), &result))
 		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8(DDToDouble(DDDivD(st->num, DDToDouble(st->den))));
+	PG_RETURN_FLOAT8(result);
 }

@@ -47,23 +47,9 @@
 #include "utils/float.h"
 
 #include "features/ddouble.h"
+#include "features/window_state.h"
 
-typedef struct RollingState
-{
-	int64		n;				/* finite values in the frame */
-	int64		nnan;			/* NaN values */
-	int64		nposinf;		/* +Infinity values */
-	int64		nneginf;		/* -Infinity values */
-	double		shift;			/* s: the sums are over x - s */
-	DDouble		s1;				/* sum(x - s) over the finite values */
-	DDouble		s2;				/* sum((x - s)^2) over the finite values */
-	double		last;			/* the value added last */
-	int64		run;			/* how many values at the end equal last */
-} RollingState;
 
-/* Every non-NULL value in the frame, finite or not. */
-#define RollingCount(st) \
-	((st)->n + (st)->nnan + (st)->nposinf + (st)->nneginf)
 
 /* The state passed in, or a new empty one in the aggregate's context. */
 static RollingState *
@@ -125,7 +111,7 @@ RollingReanchor(RollingState *st)
 }
 
 /* Adds one non-NULL value. */
-static void
+void
 RollingAdd(RollingState *st, double x)
 {
 	if (RollingCount(st) > 0 && st->run > 0 && x == st->last)
@@ -167,7 +153,7 @@ RollingAdd(RollingState *st, double x)
 }
 
 /* Removes one non-NULL value, the oldest one in the frame. */
-static void
+void
 RollingRemove(RollingState *st, double x)
 {
 	if (isnan(x))
@@ -383,16 +369,57 @@ rolling_deserialize(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
-/* The state of a final function's call, or NULL for an empty frame. */
-static RollingState *
-RollingFinalState(FunctionCallInfo fcinfo)
+/*
+ * The value of one of the rolling aggregates over the state's frame, as its
+ * final function gives it; false for SQL NULL (an empty frame, too few
+ * values for a variance).  Shared with the feature tables (src/scoring).
+ */
+bool
+RollingResult(RollingState *st, RollingKind kind, double *result)
 {
-	RollingState *st;
+	int			ddof = (kind == ROLLING_VAR || kind == ROLLING_STDDEV) ? 1 : 0;
 
-	if (PG_ARGISNULL(0))
-		return NULL;
-	st = (RollingState *) PG_GETARG_POINTER(0);
-	return RollingCount(st) > 0 ? st : NULL;
+	if (st == NULL || RollingCount(st) == 0)
+		return false;
+	if (kind == ROLLING_SUM || kind == ROLLING_MEAN)
+	{
+		if (RollingNonFinite(st, result))
+			return true;
+		if (kind == ROLLING_SUM)
+		{
+			*result = DDToDouble(DDAdd(DDTwoProd((double) st->n, st->shift),
+									   st->s1));
+			/* finite values: an infinite or NaN (inf - inf) sum overflowed */
+			if (!isfinite(*result))
+				float_overflow_error();
+		}
+		else
+			*result = DDToDouble(DDAdd(DDFromDouble(st->shift),
+									   DDDivD(st->s1, (double) st->n)));
+		return true;
+	}
+	/* variances: NULL below ddof + 1 values, NaN with NaN or Inf in the frame */
+	if (RollingCount(st) <= ddof)
+		return false;
+	if (st->n < RollingCount(st))
+		*result = get_float8_nan();
+	else
+		*result = RollingM2(st) / (double) (st->n - ddof);
+	if (kind == ROLLING_STDDEV || kind == ROLLING_STDDEV_POP)
+		*result = sqrt(*result);
+	return true;
+}
+
+/* The result of a final function call for kind. */
+static Datum
+RollingFinal(FunctionCallInfo fcinfo, RollingKind kind)
+{
+	double		result;
+
+	if (PG_ARGISNULL(0) ||
+		!RollingResult((RollingState *) PG_GETARG_POINTER(0), kind, &result))
+		PG_RETURN_NULL();
+	PG_RETURN_FLOAT8(result);
 }
 
 PG_FUNCTION_INFO_V1(rolling_sum_final);
@@ -401,17 +428,7 @@ PG_FUNCTION_INFO_V1(rolling_sum_final);
 Datum
 rolling_sum_final(PG_FUNCTION_ARGS)
 {
-	RollingState *st = RollingFinalState(fcinfo);
-	double		result;
-
-	if (st == NULL)
-		PG_RETURN_NULL();
-	if (RollingNonFinite(st, &result))
-		PG_RETURN_FLOAT8(result);
-	result = DDToDouble(DDAdd(DDTwoProd((double) st->n, st->shift), st->s1));
-	if (isinf(result))
-		float_overflow_error();
-	PG_RETURN_FLOAT8(result);
+	return RollingFinal(fcinfo, ROLLING_SUM);
 }
 
 PG_FUNCTION_INFO_V1(rolling_mean_final);
@@ -420,34 +437,7 @@ PG_FUNCTION_INFO_V1(rolling_mean_final);
 Datum
 rolling_mean_final(PG_FUNCTION_ARGS)
 {
-	RollingState *st = RollingFinalState(fcinfo);
-	double		result;
-
-	if (st == NULL)
-		PG_RETURN_NULL();
-	if (RollingNonFinite(st, &result))
-		PG_RETURN_FLOAT8(result);
-	result = DDToDouble(DDAdd(DDFromDouble(st->shift),
-							  DDDivD(st->s1, (double) st->n)));
-	PG_RETURN_FLOAT8(result);
-}
-
-/*
- * The variance, sample (ddof 1) or population (ddof 0), with the built-ins'
- * rules: NULL below ddof + 1 values, NaN if the frame holds NaN or Inf.
- */
-static bool
-RollingVariance(FunctionCallInfo fcinfo, int ddof, double *result)
-{
-	RollingState *st = RollingFinalState(fcinfo);
-
-	if (st == NULL || RollingCount(st) <= ddof)
-		return false;
-	if (st->n < RollingCount(st))
-		*result = get_float8_nan();
-	else
-		*result = RollingM2(st) / (double) (st->n - ddof);
-	return true;
+	return RollingFinal(fcinfo, ROLLING_MEAN);
 }
 
 PG_FUNCTION_INFO_V1(rolling_var_final);
@@ -456,11 +446,7 @@ PG_FUNCTION_INFO_V1(rolling_var_final);
 Datum
 rolling_var_final(PG_FUNCTION_ARGS)
 {
-	double		v;
-
-	if (!RollingVariance(fcinfo, 1, &v))
-		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8(v);
+	return RollingFinal(fcinfo, ROLLING_VAR);
 }
 
 PG_FUNCTION_INFO_V1(rolling_var_pop_final);
@@ -469,11 +455,7 @@ PG_FUNCTION_INFO_V1(rolling_var_pop_final);
 Datum
 rolling_var_pop_final(PG_FUNCTION_ARGS)
 {
-	double		v;
-
-	if (!RollingVariance(fcinfo, 0, &v))
-		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8(v);
+	return RollingFinal(fcinfo, ROLLING_VAR_POP);
 }
 
 PG_FUNCTION_INFO_V1(rolling_stddev_final);
@@ -482,11 +464,7 @@ PG_FUNCTION_INFO_V1(rolling_stddev_final);
 Datum
 rolling_stddev_final(PG_FUNCTION_ARGS)
 {
-	double		v;
-
-	if (!RollingVariance(fcinfo, 1, &v))
-		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8(sqrt(v));
+	return RollingFinal(fcinfo, ROLLING_STDDEV);
 }
 
 PG_FUNCTION_INFO_V1(rolling_stddev_pop_final);
@@ -495,9 +473,5 @@ PG_FUNCTION_INFO_V1(rolling_stddev_pop_final);
 Datum
 rolling_stddev_pop_final(PG_FUNCTION_ARGS)
 {
-	double		v;
-
-	if (!RollingVariance(fcinfo, 0, &v))
-		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8(sqrt(v));
+	return RollingFinal(fcinfo, ROLLING_STDDEV_POP);
 }

@@ -29,28 +29,38 @@
 #include "fmgr.h"
 #include "utils/float.h"
 
-typedef struct MinMaxEntry
-{
-	double		value;
-	int64		seq;			/* arrival number of the row */
-} MinMaxEntry;
+#include "features/window_state.h"
 
-typedef struct MinMaxState
-{
-	int64		added;			/* arrival number of the next row */
-	int64		removed;		/* arrival number of the oldest row */
-	int			head;			/* deque: first entry in the ring */
-	int			count;			/* deque: entries in use */
-	int			capacity;		/* deque: size of the ring, a power of 2 */
-	MinMaxEntry *ring;
-	MemoryContext context;		/* where the ring lives */
-} MinMaxState;
+
 
 #define MINMAX_INITIAL_CAPACITY 64
 
 /* The entry i places from the front of the deque. */
 #define MinMaxAt(st, i) \
 	((st)->ring[((st)->head + (i)) & ((st)->capacity - 1)])
+
+/* Makes st an empty state whose ring lives in context. */
+void
+MinMaxInit(MinMaxState *st, MemoryContext context)
+{
+	memset(st, 0, sizeof(MinMaxState));
+	st->capacity = MINMAX_INITIAL_CAPACITY;
+	st->ring = (MinMaxEntry *) MemoryContextAlloc(context,
+												  sizeof(MinMaxEntry) * st->capacity);
+	st->context = context;
+}
+
+/* Removes the oldest row added (with a non-NULL value). */
+void
+MinMaxRemoveOldest(MinMaxState *st)
+{
+	if (st->count > 0 && st->ring[st->head].seq == st->removed)
+	{
+		st->head = (st->head + 1) & (st->capacity - 1);
+		st->count--;
+	}
+	st->removed++;
+}
 
 /* The state passed in, or a new empty one in the aggregate's context. */
 static MinMaxState *
@@ -93,7 +103,7 @@ MinMaxGrow(MinMaxState *st)
  * Adds a row: drops the newer rows it makes useless, then queues it.  For
  * min, a kept row must be smaller than x; for max, larger.
  */
-static void
+void
 MinMaxAdd(MinMaxState *st, double x, bool is_max)
 {
 	while (st->count > 0)

@@ -27,27 +27,9 @@
 #include "utils/float.h"
 
 #include "features/ddouble.h"
+#include "features/window_state.h"
 
-typedef struct SlopeState
-{
-	int64		n;				/* rows with finite x and y: in the sums */
-	int64		nxbad;			/* rows whose x is NaN or infinite */
-	int64		nybad;			/* rows with a finite x and a non-finite y */
-	double		sx;				/* shift of x */
-	double		sy;				/* shift of y */
-	DDouble		x1;				/* sum(x - sx) */
-	DDouble		y1;				/* sum(y - sy) */
-	DDouble		xx;				/* sum((x - sx)^2) */
-	DDouble		yy;				/* sum((y - sy)^2) */
-	DDouble		xy;				/* sum((x - sx) * (y - sy)) */
-	double		lastx;			/* x of the row added last */
-	double		lasty;			/* y of the row added last */
-	int64		runx;			/* how many rows at the end have x == lastx */
-	int64		runy;			/* how many rows at the end have y == lasty */
-} SlopeState;
 
-/* Every row in the frame with two non-NULL values. */
-#define SlopeCount(st) ((st)->n + (st)->nxbad + (st)->nybad)
 
 /* The state passed in, or a new empty one in the aggregate's context. */
 static SlopeState *
@@ -146,7 +128,7 @@ SlopeSums(SlopeState *st, double x, double y, double sign)
 }
 
 /* Adds a row with two non-NULL values. */
-static void
+void
 SlopeAdd(SlopeState *st, double x, double y)
 {
 	bool		any = SlopeCount(st) > 0;
@@ -187,7 +169,7 @@ SlopeAdd(SlopeState *st, double x, double y)
 }
 
 /* Removes a row, the oldest in the frame. */
-static void
+void
 SlopeRemove(SlopeState *st, double x, double y)
 {
 	if (!isfinite(x))
@@ -384,33 +366,48 @@ rolling_slope_deserialize(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
+/* Sxy / Sxx, like regr_slope; false for SQL NULL. */
+bool
+SlopeResult(SlopeState *st, double *result)
+{
+	double		n;
+	double		sxx;
+	double		sxy;
+
+	if (SlopeCount(st) == 0)
+		return false;
+	if (st->nxbad > 0)
+	{
+		*result = get_float8_nan();
+		return true;
+	}
+	if (st->runx == SlopeCount(st))
+		return false;			/* a vertical line */
+	if (st->nybad > 0)
+	{
+		*result = get_float8_nan();
+		return true;
+	}
+
+	n = (double) st->n;
+	sxx = DDToDouble(DDSub(st->xx, DDDivD(DDMul(st->x1, st->x1), n)));
+	sxy = DDToDouble(DDSub(st->xy, DDDivD(DDMul(st->x1, st->y1), n)));
+	if (sxx <= 0.0)
+		return false;
+	*result = sxy / sxx;
+	return true;
+}
+
 PG_FUNCTION_INFO_V1(rolling_slope_final);
 
 /* SQL streamml.rolling_slope_final(internal): Sxy / Sxx, like regr_slope. */
 Datum
 rolling_slope_final(PG_FUNCTION_ARGS)
 {
-	SlopeState *st;
-	double		n;
-	double		sxx;
-	double		sxy;
+	double		result;
 
-	if (PG_ARGISNULL(0))
+	if (PG_ARGISNULL(0) ||
+		!SlopeResult((SlopeState *) PG_GETARG_POINTER(0), &result))
 		PG_RETURN_NULL();
-	st = (SlopeState *) PG_GETARG_POINTER(0);
-	if (SlopeCount(st) == 0)
-		PG_RETURN_NULL();
-	if (st->nxbad > 0)
-		PG_RETURN_FLOAT8(get_float8_nan());
-	if (st->runx == SlopeCount(st))
-		PG_RETURN_NULL();		/* a vertical line */
-	if (st->nybad > 0)
-		PG_RETURN_FLOAT8(get_float8_nan());
-
-	n = (double) st->n;
-	sxx = DDToDouble(DDSub(st->xx, DDDivD(DDMul(st->x1, st->x1), n)));
-	sxy = DDToDouble(DDSub(st->xy, DDDivD(DDMul(st->x1, st->y1), n)));
-	if (sxx <= 0.0)
-		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8(sxy / sxx);
+	PG_RETURN_FLOAT8(result);
 }

@@ -38,6 +38,14 @@ SELECT d.grp, bool_and(abs((evg.m->'groups'->d.grp->>k)::float8 - (d.m->>k)::flo
 SELECT abs((m->>'roc_auc')::float8 - (SELECT (streamml.classification_metrics(y,
 		streamml.predict_proba('bygrp', grp, ARRAY[x1, x4, flag::int]::float8[]))->>'roc_auc')::float8 FROM logit)) < 1e-12 AS overall_same
   FROM evg;
+-- Rows whose group is NULL have no model: skipped and counted, never scored
+-- with another group's coefficients (the '' group included).
+SELECT m->'rows' AS rows, m->'rows_skipped' AS rows_skipped,
+	   (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(m->'groups') k) AS groups
+  FROM (SELECT streamml.evaluate('bygrp',
+		   'SELECT CASE WHEN x1 < 0 THEN NULL ELSE grp END AS grp, y, x1, x4, flag FROM logit',
+		   'y', ARRAY['x1', 'x4', 'flag']) AS m) e;
+SELECT count(*) FILTER (WHERE x1 < 0) AS null_group_rows FROM logit;
 -- Rows of a group the model does not know are skipped and counted.
 SELECT m->'rows' AS rows, m->'rows_skipped' AS skipped, m->'groups'->'C' AS c
   FROM (SELECT streamml.evaluate('bygrp',

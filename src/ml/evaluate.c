@@ -244,8 +244,8 @@ evaluate(PG_FUNCTION_ARGS)
 		if (run->group_by)
 		{
 			SourceColumnType(desc, run->group_by, "group_by", run->source);
-			gexpr = psprintf("coalesce((s.%s)::text, '')",
-							 quote_identifier(run->group_by));
+			/* a NULL group has no model: the row is skipped, never scored */
+			gexpr = psprintf("(s.%s)::text", quote_identifier(run->group_by));
 		}
 	}
 
@@ -279,8 +279,8 @@ evaluate(PG_FUNCTION_ARGS)
 	{
 		resetStringInfo(&sql);
 		appendStringInfo(&sql,
-						 "SELECT %s, %s, pg_catalog.count(*) FROM %s GROUP BY 1 ORDER BY 1",
-						 gexpr, agg, run->from);
+						 "SELECT %s, %s, pg_catalog.count(*) FROM %s WHERE %s IS NOT NULL GROUP BY 1 ORDER BY 1",
+						 gexpr, agg, run->from, gexpr);
 		RunQuery(run, sql.data, 2, types, values, NULL);
 		appendStringInfoString(&out, ", \"groups\": {");
 		for (uint64 r = 0; r < SPI_processed; r++)

@@ -1,0 +1,79 @@
+
+-- ==========================================================================
+-- Tree models: gradient-boosted trees, random forests and decision trees
+-- with XGBoost (src/ml/tree.c, xgb.c, tree_predict.c), row-form serving
+-- (src/ml/predict_row.c) and feature importance.
+-- ==========================================================================
+
+CREATE FUNCTION streamml.train_gbt(model text, source text, target text,
+	features text[], options jsonb DEFAULT '{}')
+	RETURNS TABLE (model text, version integer, group_key text,
+		rows_used bigint, rows_skipped bigint, iterations integer,
+		converged boolean, deployed boolean, metrics jsonb)
+	AS 'MODULE_PATHNAME', 'train_gbt'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.train_gbt(text, text, text, text[], jsonb) IS
+	'trains gradient-boosted trees (XGBoost, histogram method) and records a new model version';
+
+CREATE FUNCTION streamml.train_forest(model text, source text, target text,
+	features text[], options jsonb DEFAULT '{}')
+	RETURNS TABLE (model text, version integer, group_key text,
+		rows_used bigint, rows_skipped bigint, iterations integer,
+		converged boolean, deployed boolean, metrics jsonb)
+	AS 'MODULE_PATHNAME', 'train_forest'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.train_forest(text, text, text, text[], jsonb) IS
+	'trains a random forest (XGBoost''s forest mode) and records a new model version';
+
+CREATE FUNCTION streamml.train_tree(model text, source text, target text,
+	features text[], options jsonb DEFAULT '{}')
+	RETURNS TABLE (model text, version integer, group_key text,
+		rows_used bigint, rows_skipped bigint, iterations integer,
+		converged boolean, deployed boolean, metrics jsonb)
+	AS 'MODULE_PATHNAME', 'train_tree'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.train_tree(text, text, text, text[], jsonb) IS
+	'trains a single decision tree (XGBoost) and records a new model version';
+
+-- Serving a whole row: the model's feature columns read by name.
+CREATE FUNCTION streamml.predict(model text, "row" record) RETURNS float8
+	AS 'MODULE_PATHNAME', 'predict_row'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict(text, record) IS
+	'prediction of the deployed version for a composite row, reading the model''s feature (and group) columns by name';
+CREATE FUNCTION streamml.predict_proba(model text, "row" record) RETURNS float8
+	AS 'MODULE_PATHNAME', 'predict_proba_row'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict_proba(text, record) IS
+	'probability of the positive class for a composite row, reading the model''s feature (and group) columns by name';
+CREATE FUNCTION streamml.predict_class(model text, "row" record) RETURNS text
+	AS 'MODULE_PATHNAME', 'predict_class_row'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict_class(text, record) IS
+	'most probable class label for a composite row, reading the model''s feature (and group) columns by name';
+
+-- Feature importance: XGBoost's gain, weight and cover for tree models;
+-- the absolute standardised coefficient (|coefficient| × the feature's
+-- standard deviation, summed over the classes of a multinomial model)
+-- for linear models.
+CREATE VIEW streamml.feature_importance WITH (security_invoker = true) AS
+SELECT v.model, v.version, v.group_key, f.feature,
+	   (v.importance->'gain'->>(f.ord::integer - 1))::float8 AS gain,
+	   (v.importance->'weight'->>(f.ord::integer - 1))::float8 AS weight,
+	   (v.importance->'cover'->>(f.ord::integer - 1))::float8 AS cover,
+	   NULL::float8 AS abs_std_coefficient
+  FROM streamml.model_versions v
+ CROSS JOIN LATERAL pg_catalog.unnest(v.features) WITH ORDINALITY AS f(feature, ord)
+ WHERE v.importance IS NOT NULL
+UNION ALL
+SELECT v.model, v.version, v.group_key, f.feature, NULL, NULL, NULL,
+	   (SELECT pg_catalog.sum(pg_catalog.abs(
+				   v.coefficients[(b.i - 1) * pg_catalog.cardinality(v.features) + f.ord::integer]
+				   * v.scales[f.ord::integer]))
+		  FROM pg_catalog.generate_series(1, pg_catalog.cardinality(v.intercepts)) AS b(i))
+  FROM streamml.model_versions v
+ CROSS JOIN LATERAL pg_catalog.unnest(v.features) WITH ORDINALITY AS f(feature, ord)
+ WHERE v.model_data IS NULL;
+COMMENT ON VIEW streamml.feature_importance IS
+	'feature importance of every model version and group: gain, weight and cover (tree models), absolute standardised coefficient (linear models)';
+GRANT SELECT ON streamml.feature_importance TO PUBLIC;

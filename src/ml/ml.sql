@@ -18,7 +18,7 @@
 CREATE TABLE streamml.models (
 	name text PRIMARY KEY,
 	kind text NOT NULL CHECK (kind IN ('logistic', 'multinomial', 'linear',
-		'gbt', 'forest', 'tree')),
+		'gbt', 'forest', 'tree', 'league')),
 	label text NOT NULL,
 	features text[] NOT NULL,
 	feature_columns text[] NOT NULL,
@@ -60,6 +60,7 @@ CREATE TABLE streamml.model_versions (
 	aliased text[],
 	model_data bytea,			-- a tree model: XGBoost's binary (UBJSON) model
 	importance jsonb,			-- a tree model: gain, weight, cover per feature
+	kind text,					-- the kind of this version (a league's vary)
 	UNIQUE NULLS NOT DISTINCT (model, version, group_key)
 );
 COMMENT ON TABLE streamml.model_versions IS

@@ -28,6 +28,7 @@
 
 #include <math.h>
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "executor/executor.h"
 #include "catalog/pg_type.h"
@@ -264,10 +265,12 @@ ModelLoad(const char *name)
 	m = palloc0(sizeof(CachedModel));
 	strlcpy(m->name, name, NAMEDATALEN);
 	kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	ModelResultClasses(2, &m->classes, &m->nclasses);
+	/* tree and league models: the task follows the classes */
 	m->kind = strcmp(kind, "linear") == 0 ? 'l' :
-		strcmp(kind, "logistic") == 0 ? 'g' : 'm';
-	m->trees = strcmp(kind, "gbt") == 0 || strcmp(kind, "forest") == 0 ||
-		strcmp(kind, "tree") == 0;
+		strcmp(kind, "logistic") == 0 ? 'g' :
+		strcmp(kind, "multinomial") == 0 ? 'm' :
+		m->nclasses == 0 ? 'l' : m->nclasses == 2 ? 'g' : 'm';
 	m->group_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 11);
 	{
 		Datum		fc = SPI_getbinval(SPI_tuptable->vals[0],
@@ -284,7 +287,6 @@ ModelLoad(const char *name)
 									   SPI_tuptable->tupdesc, 3, &isnull));
 	m->grouped = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 4, &isnull));
-	ModelResultClasses(2, &m->classes, &m->nclasses);
 	m->blocks = (m->kind == 'm') ? m->nclasses : 1;
 	if (m->grouped)
 	{
@@ -310,15 +312,14 @@ ModelLoad(const char *name)
 
 		if (isnull)
 			continue;
-		if (m->trees)
+		if (!heap_attisnull(tup, 9, SPI_tuptable->tupdesc))
 		{
 			/* a tree model: its outputs tell the task */
 			Datum		md = SPI_getbinval(tup, SPI_tuptable->tupdesc, 9, &isnull);
 			bytea	   *bytes;
 			TreeModel  *tree;
 
-			if (isnull)
-				elog(ERROR, "model \"%s\" has no model data", name);
+			m->trees = true;
 			bytes = DatumGetByteaPP(md);
 			tree = TreeModelLoad(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes));
 			m->kind = TreeModelTask(tree);
@@ -639,7 +640,7 @@ static void
 ModelScore(CachedModel *m, const double *coef, const TreeModel *tree,
 		   const double *x, double *out)
 {
-	if (m->trees)
+	if (tree != NULL)
 	{
 		TreeModelPredict(tree, x, out);
 		return;
@@ -707,6 +708,9 @@ PredictOutput(FunctionCallInfo fcinfo, char what, CachedModel *m,
 				 errhint("Use streamml.predict.")));
 	out = m->blocks <= 64 ? buf : palloc(sizeof(double) * m->blocks);
 	ModelScore(m, coef, tree, x, out);
+	/* a linear group of a league model given a missing value */
+	if (isnan(out[0]))
+		PG_RETURN_NULL();
 	if (what == 'p' || (what == 'v' && m->kind == 'l'))
 		PG_RETURN_FLOAT8(out[0]);
 	if (m->kind == 'g')

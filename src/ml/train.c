@@ -339,6 +339,7 @@ typedef struct RetrainArgs
 	char	   *order_by;
 	char	   *last;
 	bool		trained;
+	bool		league;
 } RetrainArgs;
 
 /*
@@ -386,8 +387,12 @@ RetrainAsOwner(void *arg)
 			return;
 		}
 	}
-	TrainModel(a->fcinfo, a->kind, a->family, a->model, a->source, a->label,
-			   a->features, a->spec);
+	if (a->league)
+		LeagueRun(a->fcinfo, a->model, a->source, a->label, a->features,
+				  a->spec, true);
+	else
+		TrainModel(a->fcinfo, a->kind, a->family, a->model, a->source,
+				   a->label, a->features, a->spec);
 	a->trained = true;
 }
 
@@ -443,6 +448,7 @@ retrain(PG_FUNCTION_ARGS)
 				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
 	a.kind = strcmp(ResultText(0, 1), "linear") == 0 ? MODEL_LINEAR : MODEL_LOGISTIC;
 	a.family = FamilyFromKind(ResultText(0, 1));
+	a.league = strcmp(ResultText(0, 1), "league") == 0;
 	for (int i = 0; i < 4; i++)
 		spec_datums[i] = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
 														 SPI_tuptable->tupdesc,

@@ -276,6 +276,12 @@ extern bool MetricHigherIsBetter(const char *metric);
 extern bool LoadDeployed(TrainRun *run, List *groups, bool for_warm_start);
 extern void HoldoutScore(TrainRun *run, List *groups);
 
+/* league.c: the league of candidates */
+struct FunctionCallInfoBaseData;
+extern void LeagueRun(struct FunctionCallInfoBaseData *fcinfo, text *model,
+					  text *source, text *target, ArrayType *features,
+					  Jsonb *options, bool retrain_rows);
+
 /* model_catalog.c: the record of a training run */
 extern void ModelUpsert(TrainRun *run, Jsonb *options);
 extern int	ModelNextVersion(const char *model);

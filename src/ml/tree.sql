@@ -77,3 +77,39 @@ SELECT v.model, v.version, v.group_key, f.feature, NULL, NULL, NULL,
 COMMENT ON VIEW streamml.feature_importance IS
 	'feature importance of every model version and group: gain, weight and cover (tree models), absolute standardised coefficient (linear models)';
 GRANT SELECT ON streamml.feature_importance TO PUBLIC;
+
+-- The league (src/ml/league.c): candidates ranked on one holdout.
+CREATE TABLE streamml.leaderboard (
+	model text NOT NULL REFERENCES streamml.models (name) ON DELETE CASCADE
+		ON UPDATE CASCADE,
+	group_key text,
+	rank integer,
+	candidate text NOT NULL,
+	kind text NOT NULL,
+	version integer,
+	metric text NOT NULL,
+	score float8,
+	metrics jsonb,
+	deployed boolean NOT NULL,
+	error text,
+	deployed_version integer,
+	run_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE streamml.leaderboard IS
+	'the last league run of each league model: every candidate per group, its holdout metric and rank, or its error';
+SELECT pg_catalog.pg_extension_config_dump('streamml.leaderboard', '');
+ALTER TABLE streamml.leaderboard ENABLE ROW LEVEL SECURITY;
+CREATE POLICY leaderboard_read ON streamml.leaderboard FOR SELECT
+	USING (EXISTS (SELECT 1 FROM streamml.models m
+				   WHERE m.name OPERATOR(pg_catalog.=) model));
+GRANT SELECT ON streamml.leaderboard TO PUBLIC;
+
+CREATE FUNCTION streamml.train_league(model text, source text, target text,
+	features text[], options jsonb DEFAULT '{}')
+	RETURNS TABLE (rank integer, candidate text, kind text, version integer,
+		group_key text, metric text, score float8, metrics jsonb,
+		deployed boolean, error text)
+	AS 'MODULE_PATHNAME', 'train_league'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.train_league(text, text, text, text[], jsonb) IS
+	'trains candidate models (by default the seed''s ElasticNet, tree, forest and gbt) on one time-ordered holdout, ranks them and deploys the champion if it beats the deployed version';

@@ -113,3 +113,6 @@ SELECT streamml.predict('t_reg', ARRAY[1, 2]::float8[]);
 SELECT streamml.predict('t_reg', ARRAY[1, 2, 'Infinity']::float8[]) IS NULL AS inf_is_null;
 SELECT streamml.predict_proba('t_reg', ARRAY[1, 2, 3]::float8[]);
 SELECT streamml.predict('t_multi', ARRAY[1, 2, 3]::float8[]);
+SELECT streamml.evaluate('t_reg', 'trees', 'yr', ARRAY['x1', 'x2', 'x3']);
+SELECT (streamml.regression_metrics(yr, streamml.predict('t_reg', t))->>'r2')::float8 > 0.9 AS fits
+  FROM trees t;

@@ -60,3 +60,14 @@ SELECT * FROM streamml.train_league('e', 'league', 'ynl', ARRAY['u', 'v'],
 	'{"order_by": "t", "candidates": ["svm"]}');
 SELECT * FROM streamml.train_league('e', 'league', 'ynl', ARRAY['u', 'v'],
 	'{"order_by": "t", "trees": 3}');
+
+-- Every function and view of the tree models and the league has a comment.
+SELECT p.oid::regprocedure AS function, obj_description(p.oid, 'pg_proc') IS NOT NULL AS commented
+  FROM pg_proc p WHERE p.pronamespace = 'streamml'::regnamespace
+   AND p.proname IN ('train_gbt', 'train_forest', 'train_tree', 'train_league',
+					 'predict', 'predict_proba', 'predict_class')
+ ORDER BY 1::text;
+SELECT c.relname, obj_description(c.oid, 'pg_class') IS NOT NULL AS commented
+  FROM pg_class c WHERE c.relnamespace = 'streamml'::regnamespace
+   AND c.relname IN ('feature_importance', 'leaderboard')
+ ORDER BY 1;

@@ -346,6 +346,20 @@ TreeRowFeatures(TrainRun *run, Datum *values, bool *nulls, float *x)
 	return true;
 }
 
+/* True when a group key (text datum, not NULL) is the group's. */
+static bool
+SameGroup(const char *key, Datum d)
+{
+	text	   *t = DatumGetTextPP(d);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	bool		same = (int) strlen(key) == len &&
+		memcmp(key, VARDATA_ANY(t), len) == 0;
+
+	if ((Pointer) t != DatumGetPointer(d))
+		pfree(t);
+	return same;
+}
+
 /* A group ends: trains it, or drops it when it has no training rows. */
 static List *
 TreeEndGroup(TrainRun *run, List *groups, TreeGroup *g, TreeRows *train)
@@ -420,8 +434,7 @@ TreeFit(TrainRun *run)
 			bool		test;
 
 			heap_deform_tuple(tt->vals[r], tt->tupdesc, values, nulls);
-			if (g == NULL || (run->group_by &&
-							  strcmp(g->key, TextDatumGetCString(values[0])) != 0))
+			if (g == NULL || (run->group_by && !SameGroup(g->key, values[0])))
 			{
 				groups = TreeEndGroup(run, groups, g, &train);
 				g = palloc0(sizeof(TreeGroup));

@@ -579,10 +579,20 @@ LeagueDecide(League *lg)
 	}
 	if (champions == NIL)
 	{
-		ereport(WARNING,
-				(errcode(ERRCODE_WARNING),
-				 errmsg("no candidate of league \"%s\" could be trained", lg->model)));
-		return 0;
+		StringInfoData why;
+
+		initStringInfo(&why);
+		foreach(lc, lg->entries)
+		{
+			Entry	   *e = lfirst(lc);
+
+			appendStringInfo(&why, "%s%s: %s", why.len > 0 ? "; " : "",
+							 e->cand->name, e->error ? e->error : "no holdout score");
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no candidate of league \"%s\" could be trained", lg->model),
+				 errdetail("%s.", why.data)));
 	}
 	foreach(lc, champions)
 	{

@@ -12,10 +12,18 @@
  * failure, out of memory) frees the booster and the matrix when their
  * memory context goes; the normal path frees them at once with
  * XgbMatrixFree and XgbBoosterFree.
+ *
+ * Every call into the library runs with all signals blocked in the calling
+ * thread, so the OpenMP threads it starts inherit a mask that blocks them
+ * all: PostgreSQL's signal handlers (a cancel, a termination) only ever run
+ * in the backend's own thread, after the call, where the next
+ * CHECK_FOR_INTERRUPTS sees what they set.
  */
 #include "postgres.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <xgboost/c_api.h>
 
@@ -34,6 +42,37 @@ struct XgbBooster
 	BoosterHandle handle;
 	MemoryContextCallback cb;
 };
+
+/* Blocks every signal of the calling thread, saving its mask in *old. */
+static void
+XgbBlockSignals(sigset_t *old)
+{
+	sigset_t	all;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, old);
+}
+
+/* Restores the signal mask saved by XgbBlockSignals. */
+static void
+XgbRestoreSignals(sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/*
+ * Runs one library call with every signal blocked (see the file's
+ * comment), then turns a failure into an ERROR.
+ */
+#define XGB_CHECK(call, what) \
+	do { \
+		sigset_t	xgb_old_mask; \
+		int			xgb_ret; \
+		XgbBlockSignals(&xgb_old_mask); \
+		xgb_ret = (call); \
+		XgbRestoreSignals(&xgb_old_mask); \
+		XgbCheck(xgb_ret, (what)); \
+	} while (0)
 
 /* Turns a failed XGBoost call into an ERROR with the library's message. */
 static void
@@ -91,15 +130,15 @@ XgbMatrixCreate(const float *data, int64 nrow, int ncol, const float *label,
 	m->cb.func = XgbMatrixRelease;
 	m->cb.arg = m;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &m->cb);
-	XgbCheck(XGDMatrixCreateFromMat(data, (bst_ulong) nrow, (bst_ulong) ncol,
+	XGB_CHECK(XGDMatrixCreateFromMat(data, (bst_ulong) nrow, (bst_ulong) ncol,
 									NAN, &m->handle),
 			 "building the training matrix");
 	if (label != NULL)
-		XgbCheck(XGDMatrixSetFloatInfo(m->handle, "label", label,
+		XGB_CHECK(XGDMatrixSetFloatInfo(m->handle, "label", label,
 									   (bst_ulong) nrow),
 				 "setting the labels");
 	if (weight != NULL)
-		XgbCheck(XGDMatrixSetFloatInfo(m->handle, "weight", weight,
+		XGB_CHECK(XGDMatrixSetFloatInfo(m->handle, "weight", weight,
 									   (bst_ulong) nrow),
 				 "setting the weights");
 	return m;
@@ -121,7 +160,7 @@ XgbBoosterCreate(XgbMatrix *train)
 	b->cb.func = XgbBoosterRelease;
 	b->cb.arg = b;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &b->cb);
-	XgbCheck(XGBoosterCreate(train ? &train->handle : NULL, train ? 1 : 0,
+	XGB_CHECK(XGBoosterCreate(train ? &train->handle : NULL, train ? 1 : 0,
 							 &b->handle),
 			 "creating a booster");
 	return b;
@@ -133,7 +172,7 @@ XgbBoosterLoad(const char *bytes, Size len)
 {
 	XgbBooster *b = XgbBoosterCreate(NULL);
 
-	XgbCheck(XGBoosterLoadModelFromBuffer(b->handle, bytes, (bst_ulong) len),
+	XGB_CHECK(XGBoosterLoadModelFromBuffer(b->handle, bytes, (bst_ulong) len),
 			 "loading a stored model");
 	return b;
 }
@@ -149,7 +188,7 @@ XgbBoosterFree(XgbBooster *b)
 void
 XgbBoosterSetParam(XgbBooster *b, const char *name, const char *value)
 {
-	XgbCheck(XGBoosterSetParam(b->handle, name, value),
+	XGB_CHECK(XGBoosterSetParam(b->handle, name, value),
 			 psprintf("setting parameter \"%s\" to \"%s\"", name, value));
 }
 
@@ -157,7 +196,7 @@ XgbBoosterSetParam(XgbBooster *b, const char *name, const char *value)
 void
 XgbBoosterUpdate(XgbBooster *b, int iter, XgbMatrix *train)
 {
-	XgbCheck(XGBoosterUpdateOneIter(b->handle, iter, train->handle),
+	XGB_CHECK(XGBoosterUpdateOneIter(b->handle, iter, train->handle),
 			 "training");
 }
 
@@ -169,7 +208,7 @@ XgbBoosterSlice(XgbBooster *b, int rounds)
 
 	if (rounds >= XgbBoosterRounds(b))
 		return;
-	XgbCheck(XGBoosterSlice(b->handle, 0, rounds, 1, &sliced),
+	XGB_CHECK(XGBoosterSlice(b->handle, 0, rounds, 1, &sliced),
 			 "keeping the best rounds");
 	XGBoosterFree(b->handle);
 	b->handle = sliced;
@@ -181,7 +220,7 @@ XgbBoosterRounds(XgbBooster *b)
 {
 	int			n;
 
-	XgbCheck(XGBoosterBoostedRounds(b->handle, &n), "counting rounds");
+	XGB_CHECK(XGBoosterBoostedRounds(b->handle, &n), "counting rounds");
 	return n;
 }
 
@@ -191,7 +230,7 @@ XgbBoosterNumFeatures(XgbBooster *b)
 {
 	bst_ulong	n;
 
-	XgbCheck(XGBoosterGetNumFeature(b->handle, &n), "counting features");
+	XGB_CHECK(XGBoosterGetNumFeature(b->handle, &n), "counting features");
 	return (int) n;
 }
 
@@ -208,7 +247,7 @@ XgbBoosterPredict(XgbBooster *b, XgbMatrix *m, int64 nrow, int nout,
 	const float *res;
 	bst_ulong	total = 1;
 
-	XgbCheck(XGBoosterPredictFromDMatrix(b->handle, m->handle,
+	XGB_CHECK(XGBoosterPredictFromDMatrix(b->handle, m->handle,
 										 "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, \"strict_shape\": true}",
 										 &shape, &dim, &res),
 			 "predicting the holdout");
@@ -228,7 +267,7 @@ XgbBoosterSave(XgbBooster *b, const char *format)
 	const char *buf;
 	bytea	   *out;
 
-	XgbCheck(XGBoosterSaveModelToBuffer(b->handle,
+	XGB_CHECK(XGBoosterSaveModelToBuffer(b->handle,
 										psprintf("{\"format\": \"%s\"}", format),
 										&len, &buf),
 			 "saving the model");
@@ -252,7 +291,7 @@ XgbFeatureScore(XgbBooster *b, const char *type, int p, double *out)
 	float const *scores;
 	bst_ulong	per = 1;
 
-	XgbCheck(XGBoosterFeatureScore(b->handle,
+	XGB_CHECK(XGBoosterFeatureScore(b->handle,
 								   psprintf("{\"importance_type\": \"%s\"}", type),
 								   &nf, &names, &dim, &shape, &scores),
 			 "computing feature importance");
@@ -285,7 +324,7 @@ XgbBoosterEval(XgbBooster *b, int iter, XgbMatrix *m)
 	const char *out;
 	const char *colon;
 
-	XgbCheck(XGBoosterEvalOneIter(b->handle, iter, &m->handle, names, 1,
+	XGB_CHECK(XGBoosterEvalOneIter(b->handle, iter, &m->handle, names, 1,
 								  &out),
 			 "evaluating the holdout");
 	colon = strrchr(out, ':');

@@ -24,7 +24,7 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 # -Wextra, less the noise of PostgreSQL's own headers and conventions: unused
 # fmgr parameters, and sign comparisons inside macros such as ARR_DATA_PTR.
 PG_CPPFLAGS = -I$(srcdir)/src -Wextra -Wno-unused-parameter -Wno-sign-compare
-SHLIB_LINK = -lrdkafka -lm
+SHLIB_LINK = -lrdkafka -lxgboost -lm
 
 # pg_regress: every file in sql/, on a temporary instance that preloads the
 # library (and pg_cron), so "make installcheck" never touches a live server.

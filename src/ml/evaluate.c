@@ -79,6 +79,13 @@ EvaluateLoadModel(TrainRun *run, Datum *params, Datum *keys)
 						version, run->model)));
 
 	kind = ResultText(0, 1);
+	if (strcmp(kind, "linear") != 0 && strcmp(kind, "logistic") != 0 &&
+		strcmp(kind, "multinomial") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("streamml.evaluate does not score %s models yet", kind),
+				 errhint("Use the metrics aggregates over streamml.predict(model, row), e.g. streamml.regression_metrics(target, streamml.predict('%s', s)).",
+						 run->model)));
 	run->kind = strcmp(kind, "linear") == 0 ? MODEL_LINEAR :
 		strcmp(kind, "logistic") == 0 ? MODEL_LOGISTIC : MODEL_MULTINOMIAL;
 	ModelResultClasses(2, &run->classes, &run->nclasses);

@@ -220,6 +220,7 @@ GlmRecord(TrainRun *run, List *groups, int version)
 
 		if (g->beta == NULL)
 			continue;
+		memset(&row, 0, sizeof(row));
 		row.group_key = g->key;
 		row.intercepts = GroupArray(g, g->beta, true);
 		row.coefficients = GroupArray(g, g->beta, false);

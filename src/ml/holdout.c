@@ -272,7 +272,14 @@ LoadDeployed(TrainRun *run, List *groups, bool for_warm_start)
 		ic = ResultFloat8Array(r, 2, &ni, CurrentMemoryContext);
 		cf = ResultFloat8Array(r, 3, &nc, CurrentMemoryContext);
 		if (ni != g->blocks || nc != g->blocks * g->p)
+		{
+			/* a tree version: its own holdout score stands in */
+			char	   *stored = ResultText(r, 5);
+
+			if (!for_warm_start && stored != NULL)
+				g->deployed_score = strtod(stored, NULL);
 			continue;
+		}
 		found = true;
 		g->deployed_coef = palloc(sizeof(double) * g->k);
 		for (int b = 0; b < g->blocks; b++)

@@ -17,7 +17,8 @@
 -- src/roles.c for DROP ROLE, DROP OWNED and REASSIGN OWNED.
 CREATE TABLE streamml.models (
 	name text PRIMARY KEY,
-	kind text NOT NULL CHECK (kind IN ('logistic', 'multinomial', 'linear')),
+	kind text NOT NULL CHECK (kind IN ('logistic', 'multinomial', 'linear',
+		'gbt', 'forest', 'tree', 'league')),
 	label text NOT NULL,
 	features text[] NOT NULL,
 	feature_columns text[] NOT NULL,
@@ -57,6 +58,9 @@ CREATE TABLE streamml.model_versions (
 	data_max text,
 	trained_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	aliased text[],
+	model_data bytea,			-- a tree model: XGBoost's binary (UBJSON) model
+	importance jsonb,			-- a tree model: gain, weight, cover per feature
+	kind text,					-- the kind of this version (a league's vary)
 	UNIQUE NULLS NOT DISTINCT (model, version, group_key)
 );
 COMMENT ON TABLE streamml.model_versions IS

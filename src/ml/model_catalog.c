@@ -547,7 +547,8 @@ ModelUpsert(TrainRun *run, Jsonb *options)
 	TEXTOID, JSONBOID, TEXTOID, TEXTARRAYOID, OIDOID};
 	Datum		v1[10];
 	char		n1[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	const char *kind = run->kind == MODEL_LINEAR ? "linear" :
+	const char *kind = run->family != FAMILY_GLM ? FamilyName(run) :
+		run->kind == MODEL_LINEAR ? "linear" :
 		run->kind == MODEL_LOGISTIC ? "logistic" : "multinomial";
 	Datum	   *fc = palloc(sizeof(Datum) * run->nfeaturecols);
 
@@ -606,13 +607,16 @@ ModelNextVersion(const char *model)
 void
 ModelInsertVersion(TrainRun *run, int version, const ModelVersionRow *row)
 {
-	Oid			t2[22] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
+	Oid			t2[25] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
 		FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
 		FLOAT8ARRAYOID, INT8OID, INT8OID, INT4OID, BOOLOID, JSONBOID,
 		FLOAT8OID, TEXTOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID, TEXTOID,
-	FLOAT8OID, TEXTARRAYOID};
-	Datum		v2[22];
-	char		n2[22];
+	FLOAT8OID, TEXTARRAYOID, BYTEAOID, JSONBOID, TEXTOID};
+	Datum		v2[25];
+	char		n2[25];
+	const char *kind = run->family != FAMILY_GLM ? FamilyName(run) :
+		run->kind == MODEL_LINEAR ? "linear" :
+		run->kind == MODEL_LOGISTIC ? "logistic" : "multinomial";
 
 	memset(n2, ' ', sizeof(n2));
 	v2[0] = CStringGetTextDatum(run->model);
@@ -642,11 +646,19 @@ ModelInsertVersion(TrainRun *run, int version, const ModelVersionRow *row)
 	v2[20] = Float8GetDatum(run->l1);
 	v2[21] = row->aliased;
 	n2[21] = row->aliased != (Datum) 0 ? ' ' : 'n';
+	v2[22] = PointerGetDatum(row->model_data);
+	n2[22] = row->model_data ? ' ' : 'n';
+	v2[23] = row->importance ?
+		DirectFunctionCall1(jsonb_in, CStringGetDatum(row->importance)) : (Datum) 0;
+	n2[23] = row->importance ? ' ' : 'n';
+	v2[24] = CStringGetTextDatum(kind);
 	CatalogExecute("INSERT INTO streamml.model_versions (model, version, group_key, "
 				   "intercepts, coefficients, std_errors, p_values, means, scales, "
 				   "rows_used, rows_skipped, iterations, converged, metrics, duration, "
-				   "data_cutoff, features, l2, df, data_max, l1, aliased) "
+				   "data_cutoff, features, l2, df, data_max, l1, aliased, model_data, "
+				   "importance, kind) "
 				   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-				   "pg_catalog.make_interval(secs => $15), $16, $17, $18, $19, $20, $21, $22)",
-				   22, t2, v2, n2, SPI_OK_INSERT);
+				   "pg_catalog.make_interval(secs => $15), $16, $17, $18, $19, $20, $21, $22, "
+				   "$23, $24, $25)",
+				   25, t2, v2, n2, SPI_OK_INSERT);
 }

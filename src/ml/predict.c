@@ -28,6 +28,7 @@
 
 #include <math.h>
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "executor/executor.h"
 #include "catalog/pg_type.h"
@@ -44,6 +45,8 @@
 #include "utils/timestamp.h"
 
 #include "ml/ml.h"
+#include "ml/predict_row.h"
+#include "ml/tree_predict.h"
 #include "pg_streamml.h"
 
 #define GROUP_KEY_MAX 256
@@ -58,7 +61,12 @@ typedef struct CachedModel
 	char	  **classes;
 	bool		grouped;
 	double	   *coef;			/* ungrouped: blocks × (p + 1) */
+	TreeModel  *tree;			/* ungrouped tree model (gbt, forest, tree) */
+	bool		trees;			/* a tree model: tree, not coef */
 	HTAB	   *groups;			/* grouped: key → coefficients */
+	char	  **columns;		/* feature columns, for the row forms */
+	int			ncolumns;
+	char	   *group_by;
 	char		name[NAMEDATALEN];
 } CachedModel;
 
@@ -78,6 +86,7 @@ typedef struct GroupEntry
 {
 	char		key[GROUP_KEY_MAX];
 	double	   *coef;
+	TreeModel  *tree;
 } GroupEntry;
 
 /* What one call site remembers between rows. */
@@ -91,8 +100,10 @@ typedef struct PredictCallCache
 	int			grouplen;
 	char		group[GROUP_KEY_MAX];
 	const double *coef;
+	const TreeModel *tree;
 	Oid			group_type;
 	FmgrInfo	group_out;
+	RowReader  *row;			/* the row forms' reader */
 } PredictCallCache;
 
 static HTAB *ModelCache = NULL;
@@ -227,7 +238,8 @@ ModelLoad(const char *name)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = SPI_prepare("SELECT m.kind, m.classes, pg_catalog.cardinality(v.features), m.group_by IS NOT NULL, "
-					   "m.deployed_version, v.group_key, v.intercepts, v.coefficients "
+					   "m.deployed_version, v.group_key, v.intercepts, v.coefficients, "
+					   "v.model_data, m.feature_columns, m.group_by "
 					   "FROM streamml.models m LEFT JOIN streamml.model_versions v "
 					   "ON v.model OPERATOR(pg_catalog.=) m.name "
 					   "AND v.version OPERATOR(pg_catalog.=) m.deployed_version "
@@ -253,13 +265,28 @@ ModelLoad(const char *name)
 	m = palloc0(sizeof(CachedModel));
 	strlcpy(m->name, name, NAMEDATALEN);
 	kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	ModelResultClasses(2, &m->classes, &m->nclasses);
+	/* tree and league models: the task follows the classes */
 	m->kind = strcmp(kind, "linear") == 0 ? 'l' :
-		strcmp(kind, "logistic") == 0 ? 'g' : 'm';
+		strcmp(kind, "logistic") == 0 ? 'g' :
+		strcmp(kind, "multinomial") == 0 ? 'm' :
+		m->nclasses == 0 ? 'l' : m->nclasses == 2 ? 'g' : 'm';
+	m->group_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 11);
+	{
+		Datum		fc = SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 10, &isnull);
+		Datum	   *elems;
+
+		deconstruct_array(DatumGetArrayTypeP(fc), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, NULL, &m->ncolumns);
+		m->columns = palloc(sizeof(char *) * Max(m->ncolumns, 1));
+		for (int i = 0; i < m->ncolumns; i++)
+			m->columns[i] = TextDatumGetCString(elems[i]);
+	}
 	m->p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 3, &isnull));
 	m->grouped = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 4, &isnull));
-	ModelResultClasses(2, &m->classes, &m->nclasses);
 	m->blocks = (m->kind == 'm') ? m->nclasses : 1;
 	if (m->grouped)
 	{
@@ -285,6 +312,35 @@ ModelLoad(const char *name)
 
 		if (isnull)
 			continue;
+		if (!heap_attisnull(tup, 9, SPI_tuptable->tupdesc))
+		{
+			/* a tree model: its outputs tell the task */
+			Datum		md = SPI_getbinval(tup, SPI_tuptable->tupdesc, 9, &isnull);
+			bytea	   *bytes;
+			TreeModel  *tree;
+
+			m->trees = true;
+			bytes = DatumGetByteaPP(md);
+			tree = TreeModelLoad(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes));
+			m->kind = TreeModelTask(tree);
+			m->blocks = TreeModelOutputs(tree);
+			if (TreeModelFeatures(tree) > m->p)
+				elog(ERROR, "model \"%s\" reads more features than it has", name);
+			if (m->grouped)
+			{
+				char	   *key = SPI_getvalue(tup, SPI_tuptable->tupdesc, 6);
+				GroupEntry *e;
+
+				if (key == NULL || strlen(key) >= GROUP_KEY_MAX)
+					continue;
+				e = hash_search(m->groups, key, HASH_ENTER, NULL);
+				e->coef = NULL;
+				e->tree = tree;
+			}
+			else
+				m->tree = tree;
+			continue;
+		}
 		cf = SPI_getbinval(tup, SPI_tuptable->tupdesc, 8, &isnull);
 		di = Float8ArrayData(DatumGetArrayTypeP(ic), &ni, "intercepts");
 		dc = Float8ArrayData(DatumGetArrayTypeP(cf), &nc, "coefficients");
@@ -306,6 +362,7 @@ ModelLoad(const char *name)
 				continue;
 			e = hash_search(m->groups, key, HASH_ENTER, NULL);
 			e->coef = coef;
+			e->tree = NULL;
 		}
 		else
 			m->coef = coef;
@@ -367,18 +424,19 @@ CallCache(FunctionCallInfo fcinfo)
 	return (PredictCallCache *) fcinfo->flinfo->fn_extra;
 }
 
+static const double *ResolveParams(FunctionCallInfo fcinfo, bool grouped,
+								   const char *gkey, int gkeylen,
+								   CachedModel **model, const TreeModel **tree);
+
 /*
- * Resolves the coefficients for a call: model name in argument 0, group
- * key in argument 1 when grouped is true.  Fast path: same model, same
- * group, same generation as the previous row.
+ * Resolves the coefficients (or the tree model, *tree) for a call: model
+ * name in argument 0, group key in argument 1 when grouped is true.
  */
 static const double *
-ResolveCoefficients(FunctionCallInfo fcinfo, bool grouped, CachedModel **model)
+ResolveCoefficients(FunctionCallInfo fcinfo, bool grouped, CachedModel **model,
+					const TreeModel **tree)
 {
 	PredictCallCache *cc = CallCache(fcinfo);
-	text	   *name = PG_GETARG_TEXT_PP(0);
-	int			namelen = VARSIZE_ANY_EXHDR(name);
-	Oid			userid = GetUserId();
 	const char *gkey = NULL;
 	int			gkeylen = 0;
 
@@ -411,6 +469,41 @@ ResolveCoefficients(FunctionCallInfo fcinfo, bool grouped, CachedModel **model)
 			gkeylen = strlen(gkey);
 		}
 	}
+	return ResolveParams(fcinfo, grouped, gkey, gkeylen, model, tree);
+}
+
+/*
+ * The model of a call (name in argument 0), before its group is known:
+ * the row forms read the group key from the row by the model's group_by.
+ */
+static CachedModel *
+ResolveModel(FunctionCallInfo fcinfo)
+{
+	PredictCallCache *cc = CallCache(fcinfo);
+	text	   *name = PG_GETARG_TEXT_PP(0);
+	int			namelen = VARSIZE_ANY_EXHDR(name);
+
+	ModelCacheValidate();
+	if (cc->model != NULL && cc->generation == ModelCacheGeneration &&
+		cc->userid == GetUserId() && cc->namelen == namelen &&
+		memcmp(cc->name, VARDATA_ANY(name), namelen) == 0)
+		return cc->model;
+	return ModelLookup(VARDATA_ANY(name), namelen);
+}
+
+/*
+ * Resolves the coefficients or tree model of a group (gkey, when grouped)
+ * of the model named in argument 0.  Fast path: same model, same group,
+ * same generation as the previous row.
+ */
+static const double *
+ResolveParams(FunctionCallInfo fcinfo, bool grouped, const char *gkey,
+			  int gkeylen, CachedModel **model, const TreeModel **tree)
+{
+	PredictCallCache *cc = CallCache(fcinfo);
+	text	   *name = PG_GETARG_TEXT_PP(0);
+	int			namelen = VARSIZE_ANY_EXHDR(name);
+	Oid			userid = GetUserId();
 
 	if (cc->model != NULL && cc->generation == ModelCacheGeneration &&
 		cc->userid == userid && cc->namelen == namelen &&
@@ -419,6 +512,7 @@ ResolveCoefficients(FunctionCallInfo fcinfo, bool grouped, CachedModel **model)
 					  memcmp(cc->group, gkey, gkeylen) == 0)))
 	{
 		*model = cc->model;
+		*tree = cc->tree;
 		return cc->coef;
 	}
 
@@ -427,6 +521,7 @@ ResolveCoefficients(FunctionCallInfo fcinfo, bool grouped, CachedModel **model)
 		uint64		generation = ModelCacheGeneration;
 		CachedModel *m;
 		const double *coef;
+		const TreeModel *t;
 
 		if (cc->model == NULL || cc->generation != generation ||
 			cc->userid != userid || cc->namelen != namelen ||
@@ -465,12 +560,16 @@ ResolveCoefficients(FunctionCallInfo fcinfo, bool grouped, CachedModel **model)
 						 errmsg("model \"%s\" has no group \"%.*s\"", m->name,
 								gkeylen, gkey)));
 			coef = e->coef;
+			t = e->tree;
 			cc->grouplen = gkeylen;
 			memcpy(cc->group, gkey, gkeylen);
 		}
 		else
+		{
 			coef = m->coef;
-		if (coef == NULL)
+			t = m->tree;
+		}
+		if (coef == NULL && t == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("model \"%s\" has no deployed version", m->name)));
@@ -481,7 +580,9 @@ ResolveCoefficients(FunctionCallInfo fcinfo, bool grouped, CachedModel **model)
 		memcpy(cc->name, VARDATA_ANY(name), namelen);
 		cc->model = m;
 		cc->coef = coef;
+		cc->tree = t;
 		*model = m;
+		*tree = t;
 		return coef;
 	}
 }
@@ -507,6 +608,8 @@ FeatureArgument(FunctionCallInfo fcinfo, int argno, CachedModel *m)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model \"%s\" expects %d features, got %d", m->name,
 						m->p, n)));
+	if (m->trees)
+		return FeaturesWithMissing(a, n);
 	if (ARR_HASNULL(a) && array_contains_nulls(a))
 		return NULL;
 	x = (const double *) ARR_DATA_PTR(a);
@@ -527,88 +630,186 @@ LinearPredictor(const double *coef, const double *x, int p)
 	return eta;
 }
 
-/* Index of the most probable class of a multinomial model. */
-static int
-ArgmaxClass(CachedModel *m, const double *coef, const double *x)
+/*
+ * The one scoring function: the outputs of a row (x, p values) by the
+ * model of its group, a small switch on the kind of model.  out[0] is the
+ * value of a regression or the probability of the positive class;
+ * out[0..K-1] the class probabilities of a multiclass model.
+ */
+static void
+ModelScore(CachedModel *m, const double *coef, const TreeModel *tree,
+		   const double *x, double *out)
 {
-	int			best = 0;
-	double		top = -INFINITY;
-
-	for (int c = 0; c < m->blocks; c++)
+	if (tree != NULL)
 	{
-		double		eta = LinearPredictor(coef + c * (m->p + 1), x, m->p);
-
-		if (eta > top)
-		{
-			top = eta;
-			best = c;
-		}
+		TreeModelPredict(tree, x, out);
+		return;
 	}
-	return best;
+	switch (m->kind)
+	{
+		case 'l':
+			out[0] = LinearPredictor(coef, x, m->p);
+			break;
+		case 'g':
+			out[0] = Sigmoid(LinearPredictor(coef, x, m->p));
+			break;
+		default:
+			{
+				double		top = -INFINITY;
+				double		sum = 0.0;
+
+				for (int c = 0; c < m->blocks; c++)
+				{
+					out[c] = LinearPredictor(coef + c * (m->p + 1), x, m->p);
+					top = Max(top, out[c]);
+				}
+				for (int c = 0; c < m->blocks; c++)
+				{
+					out[c] = exp(out[c] - top);
+					sum += out[c];
+				}
+				for (int c = 0; c < m->blocks; c++)
+					out[c] /= sum;
+			}
+			break;
+	}
+}
+
+/*
+ * The result of predict ('v': value of a regression, 0/1 of a binary
+ * model), predict_proba ('p': probability of the positive class) or
+ * predict_class ('c': the label of the most probable class) for one row.
+ */
+static Datum
+PredictOutput(FunctionCallInfo fcinfo, char what, CachedModel *m,
+			  const double *coef, const TreeModel *tree, const double *x)
+{
+	double		buf[64];
+	double	   *out;
+	int			c = 0;
+
+	if (x == NULL)
+		PG_RETURN_NULL();
+	if (what == 'v' && m->kind == 'm')
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("model \"%s\" has more than two classes", m->name),
+				 errhint("Use streamml.predict_class.")));
+	if (what == 'p' && m->kind != 'g')
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("model \"%s\" is not a binary classifier", m->name),
+				 errhint(m->kind == 'l' ? "Use streamml.predict for a regression." :
+						 "Use streamml.predict_class for a multinomial model.")));
+	if (what == 'c' && m->kind == 'l')
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("model \"%s\" is a regression", m->name),
+				 errhint("Use streamml.predict.")));
+	out = m->blocks <= 64 ? buf : palloc(sizeof(double) * m->blocks);
+	ModelScore(m, coef, tree, x, out);
+	/* a linear group of a league model given a missing value */
+	if (isnan(out[0]))
+		PG_RETURN_NULL();
+	if (what == 'p' || (what == 'v' && m->kind == 'l'))
+		PG_RETURN_FLOAT8(out[0]);
+	if (m->kind == 'g')
+		c = out[0] >= 0.5 ? 1 : 0;
+	else
+		for (int k = 1; k < m->blocks; k++)
+			if (out[k] > out[c])
+				c = k;
+	if (what == 'v')
+		PG_RETURN_FLOAT8((double) c);
+	PG_RETURN_TEXT_P(cstring_to_text(m->classes[c]));
+}
+
+/* Shared body of the float8[] forms of predict, predict_proba, predict_class. */
+static Datum
+PredictArray(FunctionCallInfo fcinfo, bool grouped, char what)
+{
+	CachedModel *m;
+	const TreeModel *tree;
+	const double *coef = ResolveCoefficients(fcinfo, grouped, &m, &tree);
+	const double *x = FeatureArgument(fcinfo, grouped ? 2 : 1, m);
+
+	return PredictOutput(fcinfo, what, m, coef, tree, x);
 }
 
 /* Shared body of predict: value of a regression, 0/1 of a binary model. */
 static Datum
 PredictValue(FunctionCallInfo fcinfo, bool grouped)
 {
-	CachedModel *m;
-	const double *coef = ResolveCoefficients(fcinfo, grouped, &m);
-	const double *x = FeatureArgument(fcinfo, grouped ? 2 : 1, m);
-	double		eta;
-
-	if (x == NULL)
-		PG_RETURN_NULL();
-	if (m->kind == 'm')
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("model \"%s\" has more than two classes", m->name),
-				 errhint("Use streamml.predict_class.")));
-	eta = LinearPredictor(coef, x, m->p);
-	if (m->kind == 'l')
-		PG_RETURN_FLOAT8(eta);
-	PG_RETURN_FLOAT8(eta >= 0.0 ? 1.0 : 0.0);
+	return PredictArray(fcinfo, grouped, 'v');
 }
 
 /* Shared body of predict_proba: probability of the positive class. */
 static Datum
 PredictProba(FunctionCallInfo fcinfo, bool grouped)
 {
-	CachedModel *m;
-	const double *coef = ResolveCoefficients(fcinfo, grouped, &m);
-	const double *x = FeatureArgument(fcinfo, grouped ? 2 : 1, m);
-
-	if (x == NULL)
-		PG_RETURN_NULL();
-	if (m->kind != 'g')
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("model \"%s\" is not a binary classifier", m->name),
-				 errhint(m->kind == 'l' ? "Use streamml.predict for a regression." :
-						 "Use streamml.predict_class for a multinomial model.")));
-	PG_RETURN_FLOAT8(Sigmoid(LinearPredictor(coef, x, m->p)));
+	return PredictArray(fcinfo, grouped, 'p');
 }
 
 /* Shared body of predict_class: the label of the most probable class. */
 static Datum
 PredictClass(FunctionCallInfo fcinfo, bool grouped)
 {
-	CachedModel *m;
-	const double *coef = ResolveCoefficients(fcinfo, grouped, &m);
-	const double *x = FeatureArgument(fcinfo, grouped ? 2 : 1, m);
-	int			c;
+	return PredictArray(fcinfo, grouped, 'c');
+}
 
-	if (x == NULL)
+/*
+ * Shared body of the row forms: the model's feature columns (and group
+ * column) read by name from the composite row in argument 1.
+ */
+static Datum
+PredictRow(FunctionCallInfo fcinfo, char what)
+{
+	PredictCallCache *cc = CallCache(fcinfo);
+	CachedModel *m = ResolveModel(fcinfo);
+	const TreeModel *tree;
+	const double *coef;
+	double	   *x;
+	char	   *gkey = NULL;
+	bool		ok;
+
+	if (m->ncolumns != m->p && !(m->ncolumns == 1 && m->p > 1))
+		elog(ERROR, "model \"%s\" has %d feature columns for %d features",
+			 m->name, m->ncolumns, m->p);
+	ok = RowRead(&cc->row, fcinfo->flinfo->fn_mcxt, PG_GETARG_HEAPTUPLEHEADER(1),
+				 m->name, m->columns, m->ncolumns, m->p, m->trees,
+				 m->grouped ? m->group_by : NULL, &x, &gkey);
+	if (m->grouped && gkey == NULL)
 		PG_RETURN_NULL();
-	if (m->kind == 'l')
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("model \"%s\" is a regression", m->name),
-				 errhint("Use streamml.predict.")));
-	if (m->kind == 'g')
-		c = LinearPredictor(coef, x, m->p) >= 0.0 ? 1 : 0;
-	else
-		c = ArgmaxClass(m, coef, x);
-	PG_RETURN_TEXT_P(cstring_to_text(m->classes[c]));
+	coef = ResolveParams(fcinfo, m->grouped, gkey, gkey ? strlen(gkey) : 0,
+						 &m, &tree);
+	return PredictOutput(fcinfo, what, m, coef, tree, ok ? x : NULL);
+}
+
+PG_FUNCTION_INFO_V1(predict_row);
+
+/* SQL streamml.predict(model, row). */
+Datum
+predict_row(PG_FUNCTION_ARGS)
+{
+	return PredictRow(fcinfo, 'v');
+}
+
+PG_FUNCTION_INFO_V1(predict_proba_row);
+
+/* SQL streamml.predict_proba(model, row). */
+Datum
+predict_proba_row(PG_FUNCTION_ARGS)
+{
+	return PredictRow(fcinfo, 'p');
+}
+
+PG_FUNCTION_INFO_V1(predict_class_row);
+
+/* SQL streamml.predict_class(model, row). */
+Datum
+predict_class_row(PG_FUNCTION_ARGS)
+{
+	return PredictRow(fcinfo, 'c');
 }
 
 PG_FUNCTION_INFO_V1(predict);

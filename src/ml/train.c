@@ -141,11 +141,24 @@ RecordRun(TrainRun *run, const TrainLearner *learner, List *groups,
 	return version;
 }
 
-/* The learner of a kind of model: every kind is a GLM so far. */
+/* The learner of a family of models. */
 static const TrainLearner *
-LearnerFor(ModelKind kind)
+LearnerFor(ModelFamily family)
 {
-	return &GlmLearner;
+	return family == FAMILY_GLM ? &GlmLearner : &TreeLearner;
+}
+
+/* The family of a model from its catalog kind. */
+static ModelFamily
+FamilyFromKind(const char *kind)
+{
+	if (strcmp(kind, "gbt") == 0)
+		return FAMILY_GBT;
+	if (strcmp(kind, "forest") == 0)
+		return FAMILY_FOREST;
+	if (strcmp(kind, "tree") == 0)
+		return FAMILY_TREE;
+	return FAMILY_GLM;
 }
 
 /* Checks a model name: not empty, not too long for the predict cache. */
@@ -172,12 +185,13 @@ TrainErrorContext(void *arg)
  * iterations, converged, deployed, metrics).
  */
 static Datum
-TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
-		   text *label, ArrayType *fa, Jsonb *options)
+TrainModel(FunctionCallInfo fcinfo, ModelKind kind, ModelFamily family,
+		   text *model, text *source, text *label, ArrayType *fa,
+		   Jsonb *options)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TrainRun   *run = palloc0(sizeof(TrainRun));
-	const TrainLearner *learner = LearnerFor(kind);
+	const TrainLearner *learner = LearnerFor(family);
 	List	   *groups;
 	TrainOutcome *outcomes;
 	int			ngroups;
@@ -192,6 +206,7 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, text *model, text *source,
 
 	run->cxt = CurrentMemoryContext;
 	run->kind = kind;
+	run->family = family;
 	run->model = text_to_cstring(model);
 	run->source = text_to_cstring(source);
 	run->label = text_to_cstring(label);
@@ -258,7 +273,7 @@ PG_FUNCTION_INFO_V1(train_logreg);
 Datum
 train_logreg(PG_FUNCTION_ARGS)
 {
-	return TrainModel(fcinfo, MODEL_LOGISTIC, PG_GETARG_TEXT_PP(0),
+	return TrainModel(fcinfo, MODEL_LOGISTIC, FAMILY_GLM, PG_GETARG_TEXT_PP(0),
 					  PG_GETARG_TEXT_PP(1), PG_GETARG_TEXT_PP(2),
 					  PG_GETARG_ARRAYTYPE_P(3), PG_GETARG_JSONB_P(4));
 }
@@ -269,7 +284,40 @@ PG_FUNCTION_INFO_V1(train_linreg);
 Datum
 train_linreg(PG_FUNCTION_ARGS)
 {
-	return TrainModel(fcinfo, MODEL_LINEAR, PG_GETARG_TEXT_PP(0),
+	return TrainModel(fcinfo, MODEL_LINEAR, FAMILY_GLM, PG_GETARG_TEXT_PP(0),
+					  PG_GETARG_TEXT_PP(1), PG_GETARG_TEXT_PP(2),
+					  PG_GETARG_ARRAYTYPE_P(3), PG_GETARG_JSONB_P(4));
+}
+
+PG_FUNCTION_INFO_V1(train_gbt);
+
+/* SQL streamml.train_gbt(model, source, target, features, options). */
+Datum
+train_gbt(PG_FUNCTION_ARGS)
+{
+	return TrainModel(fcinfo, MODEL_LINEAR, FAMILY_GBT, PG_GETARG_TEXT_PP(0),
+					  PG_GETARG_TEXT_PP(1), PG_GETARG_TEXT_PP(2),
+					  PG_GETARG_ARRAYTYPE_P(3), PG_GETARG_JSONB_P(4));
+}
+
+PG_FUNCTION_INFO_V1(train_forest);
+
+/* SQL streamml.train_forest(model, source, target, features, options). */
+Datum
+train_forest(PG_FUNCTION_ARGS)
+{
+	return TrainModel(fcinfo, MODEL_LINEAR, FAMILY_FOREST, PG_GETARG_TEXT_PP(0),
+					  PG_GETARG_TEXT_PP(1), PG_GETARG_TEXT_PP(2),
+					  PG_GETARG_ARRAYTYPE_P(3), PG_GETARG_JSONB_P(4));
+}
+
+PG_FUNCTION_INFO_V1(train_tree);
+
+/* SQL streamml.train_tree(model, source, target, features, options). */
+Datum
+train_tree(PG_FUNCTION_ARGS)
+{
+	return TrainModel(fcinfo, MODEL_LINEAR, FAMILY_TREE, PG_GETARG_TEXT_PP(0),
 					  PG_GETARG_TEXT_PP(1), PG_GETARG_TEXT_PP(2),
 					  PG_GETARG_ARRAYTYPE_P(3), PG_GETARG_JSONB_P(4));
 }
@@ -284,6 +332,7 @@ typedef struct RetrainArgs
 	text	   *model;
 	double		min_new;
 	ModelKind	kind;
+	ModelFamily family;
 	text	   *source;
 	text	   *label;
 	ArrayType  *features;
@@ -291,6 +340,7 @@ typedef struct RetrainArgs
 	char	   *order_by;
 	char	   *last;
 	bool		trained;
+	bool		league;
 } RetrainArgs;
 
 /*
@@ -338,8 +388,12 @@ RetrainAsOwner(void *arg)
 			return;
 		}
 	}
-	TrainModel(a->fcinfo, a->kind, a->model, a->source, a->label,
-			   a->features, a->spec);
+	if (a->league)
+		LeagueRun(a->fcinfo, a->model, a->source, a->label, a->features,
+				  a->spec, true);
+	else
+		TrainModel(a->fcinfo, a->kind, a->family, a->model, a->source,
+				   a->label, a->features, a->spec);
 	a->trained = true;
 }
 
@@ -394,6 +448,8 @@ retrain(PG_FUNCTION_ARGS)
 				   "FROM streamml.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
 	a.kind = strcmp(ResultText(0, 1), "linear") == 0 ? MODEL_LINEAR : MODEL_LOGISTIC;
+	a.family = FamilyFromKind(ResultText(0, 1));
+	a.league = strcmp(ResultText(0, 1), "league") == 0;
 	for (int i = 0; i < 4; i++)
 		spec_datums[i] = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
 														 SPI_tuptable->tupdesc,

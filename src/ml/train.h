@@ -22,10 +22,41 @@ typedef enum ModelKind
 	MODEL_LINEAR
 } ModelKind;
 
+/* The family of a training run: its learner (train.c LearnerFor). */
+typedef enum ModelFamily
+{
+	FAMILY_GLM,
+	FAMILY_GBT,
+	FAMILY_FOREST,
+	FAMILY_TREE
+} ModelFamily;
+
+/* The XGBoost parameters of a tree run (train_options.c), XGBoost's names. */
+typedef struct TreeParams
+{
+	int			rounds;			/* boosting rounds */
+	int			parallel_trees; /* num_parallel_tree */
+	int			max_depth;
+	double		learning_rate;
+	double		min_child_weight;
+	double		subsample;
+	double		colsample_bytree;
+	double		colsample_bynode;
+	double		lambda;
+	double		alpha;
+	int			max_bin;
+	int			early_stopping; /* rounds, 0 for none */
+	int			seed;
+	int			threads;
+	char	   *objective;		/* NULL: follows the target */
+} TreeParams;
+
 typedef struct TrainRun
 {
 	MemoryContext cxt;
-	ModelKind	kind;
+	ModelKind	kind;			/* the task: regression, binary, multiclass */
+	ModelFamily family;
+	TreeParams *tree;			/* tree families only */
 	char	   *model;
 	char	   *source;
 	char	   *label;
@@ -143,6 +174,8 @@ typedef struct ModelVersionRow
 	double		df;				/* residual degrees of freedom */
 	bool		has_df;			/* false: df is NULL */
 	Datum		aliased;
+	bytea	   *model_data;		/* a tree model's XGBoost bytes, or NULL */
+	const char *importance;		/* JSON text, or NULL */
 } ModelVersionRow;
 
 /*
@@ -232,11 +265,22 @@ extern void GroupToOriginalScale(TrainRun *run, GroupFit *g, bool linear);
 /* glm.c: the GLM learner */
 extern const TrainLearner GlmLearner;
 
+/* tree.c: the tree learner (XGBoost) */
+extern const TrainLearner TreeLearner;
+extern void TreeResolveTask(TrainRun *run, Oid type);
+extern const char *FamilyName(TrainRun *run);
+
 /* holdout.c: scoring a run, and the deployed version for comparison */
 extern void ResolveDeployMetric(TrainRun *run);
 extern bool MetricHigherIsBetter(const char *metric);
 extern bool LoadDeployed(TrainRun *run, List *groups, bool for_warm_start);
 extern void HoldoutScore(TrainRun *run, List *groups);
+
+/* league.c: the league of candidates */
+struct FunctionCallInfoBaseData;
+extern void LeagueRun(struct FunctionCallInfoBaseData *fcinfo, text *model,
+					  text *source, text *target, ArrayType *features,
+					  Jsonb *options, bool retrain_rows);
 
 /* model_catalog.c: the record of a training run */
 extern void ModelUpsert(TrainRun *run, Jsonb *options);

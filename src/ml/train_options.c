@@ -12,6 +12,7 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
@@ -30,11 +31,97 @@ static const char *const LinregOptions[] = {
 	"deploy", "deploy_metric", NULL
 };
 
+static const char *const TreeOptions[] = {
+	"objective", "trees", "max_depth", "learning_rate", "min_child_weight",
+	"subsample", "colsample_bytree", "colsample_bynode", "lambda", "alpha",
+	"max_bin", "early_stopping", "seed", "threads", "weight", "group_by",
+	"test_fraction", "order_by", "deploy", "deploy_metric", NULL
+};
+
+/*
+ * The XGBoost parameters of a tree run.  Defaults are XGBoost's (its
+ * scikit-learn interface's 100 rounds), except the forest's, which follow
+ * XGBoost's random forest documentation (one round of num_parallel_tree
+ * trees, learning_rate 1, subsample and colsample_bynode 0.8, XGBRF's
+ * lambda 1e-5) with the seed's 20 trees of depth 10, and the single tree's:
+ * one tree of depth 8 (the seed's), learning_rate 1.
+ */
+static void
+ParseTreeOptions(TrainRun *run, Jsonb *options)
+{
+	TreeParams *t = palloc0(sizeof(TreeParams));
+	bool		forest = run->family == FAMILY_FOREST;
+	bool		single = run->family == FAMILY_TREE;
+	int			threads;
+	const char *gather = GetConfigOption("max_parallel_workers_per_gather",
+										 false, false);
+
+	if (!(run->family == FAMILY_GBT) &&
+		(OptionGet(options, "early_stopping") != NULL ||
+		 (single && OptionGet(options, "trees") != NULL)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" is for gradient-boosted trees only",
+						OptionGet(options, "early_stopping") ? "early_stopping" : "trees"),
+				 errhint("Use streamml.train_gbt.")));
+	t->objective = OptionString(options, "objective", NULL);
+	if (forest)
+	{
+		t->rounds = 1;
+		t->parallel_trees = (int) OptionInteger(options, "trees", 20, 1, 100000);
+	}
+	else
+	{
+		t->rounds = single ? 1 :
+			(int) OptionInteger(options, "trees", 100, 1, 100000);
+		t->parallel_trees = 1;
+	}
+	t->max_depth = (int) OptionInteger(options, "max_depth",
+									   forest ? 10 : single ? 8 : 6, 0, 64);
+	t->learning_rate = OptionNumber(options, "learning_rate",
+									(forest || single) ? 1.0 : 0.3, 0.0, 1.0);
+	t->min_child_weight = OptionNumber(options, "min_child_weight", 1.0, 0.0,
+									   1e12);
+	t->subsample = OptionNumber(options, "subsample", forest ? 0.8 : 1.0,
+								1e-6, 1.0);
+	t->colsample_bytree = OptionNumber(options, "colsample_bytree", 1.0,
+									   1e-6, 1.0);
+	t->colsample_bynode = OptionNumber(options, "colsample_bynode",
+									   forest ? 0.8 : 1.0, 1e-6, 1.0);
+	t->lambda = OptionNumber(options, "lambda", forest ? 1e-5 : 1.0, 0.0, 1e12);
+	t->alpha = OptionNumber(options, "alpha", 0.0, 0.0, 1e12);
+	t->max_bin = (int) OptionInteger(options, "max_bin", 256, 2, 65536);
+	t->early_stopping = (int) OptionInteger(options, "early_stopping", 0, 0,
+											100000);
+	t->seed = (int) OptionInteger(options, "seed", 0, 0, PG_INT32_MAX);
+	threads = gather ? atoi(gather) + 1 : 1;
+	t->threads = (int) OptionInteger(options, "threads", Max(threads, 1), 1,
+									 1024);
+	if (t->objective != NULL &&
+		strcmp(t->objective, "reg:squarederror") != 0 &&
+		strcmp(t->objective, "reg:absoluteerror") != 0 &&
+		strcmp(t->objective, "reg:pseudohubererror") != 0 &&
+		strcmp(t->objective, "count:poisson") != 0 &&
+		strcmp(t->objective, "binary:logistic") != 0 &&
+		strcmp(t->objective, "multi:softprob") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"objective\" must be one of 'reg:squarederror', 'reg:absoluteerror', 'reg:pseudohubererror', 'count:poisson', 'binary:logistic', 'multi:softprob'"),
+				 errhint("Without it the objective follows the target: numeric is regression, boolean or two values binary, more values multiclass.")));
+	if (t->early_stopping > 0 && run->test_fraction == 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"early_stopping\" needs a holdout"),
+				 errhint("Set the options \"test_fraction\" and \"order_by\".")));
+	run->tree = t;
+}
+
 /* Parses and checks the options of a training run. */
 void
 ParseOptions(TrainRun *run, Jsonb *options)
 {
-	OptionCheckKeys(options, run->kind == MODEL_LINEAR ? LinregOptions : LogregOptions,
+	OptionCheckKeys(options, run->family != FAMILY_GLM ? TreeOptions :
+					run->kind == MODEL_LINEAR ? LinregOptions : LogregOptions,
 					"training");
 	run->l2 = OptionNumber(options, "l2", 0.0, 0.0, 1e12);
 	run->l1 = OptionNumber(options, "l1", 0.0, 0.0, 1e12);
@@ -80,6 +167,8 @@ ParseOptions(TrainRun *run, Jsonb *options)
 				 errmsg("deploy 'if_better' needs a holdout"),
 				 errhint("Set the options \"test_fraction\" and \"order_by\".")));
 	run->class_weight = OptionGet(options, "class_weight");
+	if (run->family != FAMILY_GLM)
+		ParseTreeOptions(run, options);
 }
 
 /* Builds the weight expression of the Newton passes, class weights applied. */

@@ -182,6 +182,8 @@ ResolveLabel(TrainRun *run, TupleDesc desc)
 	const char *ql = quote_identifier(run->label);
 	StringInfoData sql;
 
+	if (run->family != FAMILY_GLM)
+		TreeResolveTask(run, type);
 	if (run->kind == MODEL_LINEAR)
 	{
 		if (!TypeIsNumeric(type) && type != BOOLOID)

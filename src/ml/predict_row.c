@@ -1,0 +1,253 @@
+/*
+ * predict_row.c
+ *		The row forms of serving: streamml.predict(model, row) and its
+ *		predict_proba and predict_class twins read the model's feature
+ *		columns by name from a composite row (a table's row, a ROW(...)
+ *		with a named type), and its group column for a per-group model.
+ *
+ * The columns are found once per call site and row type (a RowReader in
+ * the call's memory), then each row is deformed once.  A NULL feature
+ * makes the prediction NULL for a linear model and is a missing value
+ * (NaN) for a tree model, as in training; an infinite one makes it NULL.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/typcache.h"
+
+#include "ml/predict_row.h"
+
+struct RowReader
+{
+	Oid			typid;
+	int32		typmod;
+	char	  **columns;		/* the model's, to tell a new model */
+	const char *group_by;
+	int			ncolumns;
+	int		   *attnums;		/* 0-based, per feature column */
+	Oid		   *types;
+	int			group_att;		/* -1 without group */
+	FmgrInfo	group_out;
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	double	   *x;				/* p values */
+};
+
+/* One feature value as float8, or NaN for NULL. */
+static double
+DatumFloat8(Datum d, Oid type)
+{
+	switch (type)
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		case INT8OID:
+			return (double) DatumGetInt64(d);
+		case FLOAT4OID:
+			return DatumGetFloat4(d);
+		case FLOAT8OID:
+			return DatumGetFloat8(d);
+		case BOOLOID:
+			return DatumGetBool(d) ? 1.0 : 0.0;
+		case NUMERICOID:
+			return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
+		default:
+			elog(ERROR, "unexpected feature type %u", type);
+	}
+	return NAN;
+}
+
+/* Finds the attribute of a column name in a row type, or errors. */
+static int
+RowAttribute(TupleDesc desc, const char *column, const char *model,
+			 Oid typid)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), column) == 0)
+			return i;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("row of type %s has no column \"%s\", which model \"%s\" reads",
+					format_type_be(typid), column, model)));
+	return -1;
+}
+
+/* Builds the reader of a row type for a model's columns. */
+static RowReader *
+RowReaderBuild(MemoryContext cxt, Oid typid, int32 typmod, const char *model,
+			   char **columns, int ncolumns, int p, const char *group_by)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	RowReader  *r = palloc0(sizeof(RowReader));
+	TupleDesc	desc = lookup_rowtype_tupdesc(typid, typmod);
+
+	r->desc = CreateTupleDescCopy(desc);
+	ReleaseTupleDesc(desc);
+	r->typid = typid;
+	r->typmod = typmod;
+	r->columns = columns;
+	r->group_by = group_by;
+	r->ncolumns = ncolumns;
+	r->attnums = palloc(sizeof(int) * ncolumns);
+	r->types = palloc(sizeof(Oid) * ncolumns);
+	for (int i = 0; i < ncolumns; i++)
+	{
+		Oid			t;
+
+		r->attnums[i] = RowAttribute(r->desc, columns[i], model, typid);
+		t = TupleDescAttr(r->desc, r->attnums[i])->atttypid;
+		r->types[i] = t;
+		if (ncolumns == 1 && p > 1)
+		{
+			if (t != FLOAT8ARRAYOID)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("column \"%s\" of the row must be float8[], not %s",
+								columns[i], format_type_be(t)),
+						 errdetail("Model \"%s\" reads its %d features from that one array column.",
+								   model, p)));
+		}
+		else if (!(t == INT2OID || t == INT4OID || t == INT8OID ||
+				   t == FLOAT4OID || t == FLOAT8OID || t == NUMERICOID ||
+				   t == BOOLOID))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of the row must be numeric or boolean, not %s",
+							columns[i], format_type_be(t)),
+					 errdetail("Model \"%s\" reads it as a feature.", model)));
+	}
+	r->group_att = -1;
+	if (group_by)
+	{
+		Oid			out;
+		bool		varlena;
+
+		r->group_att = RowAttribute(r->desc, group_by, model, typid);
+		getTypeOutputInfo(TupleDescAttr(r->desc, r->group_att)->atttypid,
+						  &out, &varlena);
+		fmgr_info_cxt(out, &r->group_out, cxt);
+	}
+	r->values = palloc(sizeof(Datum) * r->desc->natts);
+	r->nulls = palloc(sizeof(bool) * r->desc->natts);
+	r->x = palloc(sizeof(double) * Max(p, 1));
+	MemoryContextSwitchTo(old);
+	return r;
+}
+
+/*
+ * Reads the features of a row into *xp (p values, the reader's buffer) and
+ * its group key (a palloc'd string, NULL when the group column is NULL).  Returns false when
+ * the prediction is NULL: a NULL feature of a model without missing values
+ * (missing_ok false), an infinite one, or a feature array that does not fit.
+ */
+bool
+RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
+		const char *model, char **columns, int ncolumns, int p,
+		bool missing_ok, const char *group_by, double **xp, char **group_key)
+{
+	RowReader  *r = *reader;
+	double	   *x;
+	Oid			typid = HeapTupleHeaderGetTypeId(row);
+	int32		typmod = HeapTupleHeaderGetTypMod(row);
+	HeapTupleData tuple;
+	bool		ok = true;
+
+	if (r == NULL || r->typid != typid || r->typmod != typmod ||
+		r->columns != columns || r->group_by != group_by)
+		*reader = r = RowReaderBuild(cxt, typid, typmod, model, columns,
+									 ncolumns, p, group_by);
+	*xp = x = r->x;
+	tuple.t_len = HeapTupleHeaderGetDatumLength(row);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = row;
+	heap_deform_tuple(&tuple, r->desc, r->values, r->nulls);
+
+	*group_key = NULL;
+	/* the key as training wrote it: the column cast to text */
+	if (r->group_att >= 0 && !r->nulls[r->group_att])
+		*group_key = TupleDescAttr(r->desc, r->group_att)->atttypid == BOOLOID ?
+			(DatumGetBool(r->values[r->group_att]) ? "true" : "false") :
+			OutputFunctionCall(&r->group_out, r->values[r->group_att]);
+	if (ncolumns == 1 && p > 1)
+	{
+		const double *v;
+		ArrayType  *a;
+
+		if (r->nulls[r->attnums[0]])
+			return false;
+		a = DatumGetArrayTypeP(r->values[r->attnums[0]]);
+		if (ARR_NDIM(a) != 1 || ARR_DIMS(a)[0] != p)
+			return false;
+		if (missing_ok)
+			v = FeaturesWithMissing(a, p);
+		else
+		{
+			if (ARR_HASNULL(a) && array_contains_nulls(a))
+				return false;
+			v = (const double *) ARR_DATA_PTR(a);
+		}
+		if (v == NULL)
+			return false;
+		memcpy(x, v, sizeof(double) * p);
+	}
+	else
+		for (int i = 0; i < ncolumns; i++)
+		{
+			int			att = r->attnums[i];
+
+			x[i] = r->nulls[att] ? NAN : DatumFloat8(r->values[att], r->types[i]);
+			if (r->nulls[att] && !missing_ok)
+				ok = false;
+		}
+	for (int j = 0; j < p; j++)
+		if (isinf(x[j]) || (isnan(x[j]) && !missing_ok))
+			ok = false;
+	return ok;
+}
+
+/*
+ * The values of a float8[] feature argument of a tree model: NULL and NaN
+ * are missing values (NaN); NULL when one is infinite.
+ */
+const double *
+FeaturesWithMissing(ArrayType *a, int n)
+{
+	double	   *x;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			count;
+
+	if (!(ARR_HASNULL(a) && array_contains_nulls(a)))
+	{
+		const double *v = (const double *) ARR_DATA_PTR(a);
+
+		for (int j = 0; j < n; j++)
+			if (isinf(v[j]))
+				return NULL;
+		return v;
+	}
+	deconstruct_array(a, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &elems, &nulls, &count);
+	x = palloc(sizeof(double) * Max(n, 1));
+	for (int j = 0; j < n && j < count; j++)
+	{
+		x[j] = nulls[j] ? NAN : DatumGetFloat8(elems[j]);
+		if (isinf(x[j]))
+			return NULL;
+	}
+	return x;
+}

@@ -1,0 +1,23 @@
+/*
+ * predict_row.h
+ *		Reading a model's features from a composite row (the row forms of
+ *		predict, predict_proba and predict_class), and float8[] features
+ *		with missing values for tree models.
+ */
+#ifndef STREAMML_PREDICT_ROW_H
+#define STREAMML_PREDICT_ROW_H
+
+#include "postgres.h"
+
+#include "access/htup.h"
+#include "utils/array.h"
+
+typedef struct RowReader RowReader;
+
+extern bool RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
+					const char *model, char **columns, int ncolumns, int p,
+					bool missing_ok, const char *group_by, double **x,
+					char **group_key);
+extern const double *FeaturesWithMissing(ArrayType *a, int n);
+
+#endif							/* STREAMML_PREDICT_ROW_H */

@@ -1,0 +1,776 @@
+/*
+ * tree.c
+ *		The tree learner: gradient-boosted trees, random forests and single
+ *		decision trees with XGBoost (xgb.c), as the training driver
+ *		(train.c) sees them through TrainLearner.
+ *
+ * fit reads the source once, under the run's snapshot, through a cursor:
+ * one row per source row with the group key, the target, the weight,
+ * whether it is in the holdout, and the features as float8 (NULL and NaN
+ * become XGBoost's missing value).  Rows go into a dense single-precision
+ * matrix per group (n × p × 4 bytes; with group_by the scan is sorted by
+ * group so that only one group's matrix is held at a time), holdout rows
+ * into a second one.  Each group is then trained with XGBoost's
+ * histogram method, one boosting round per call, checking for interrupts
+ * between rounds, so a cancel stops training within about a round; with
+ * early_stopping the holdout's metric is evaluated after each round and
+ * the model cut back to its best round.  XGBoost copies the matrix, so
+ * ours is freed once the library has it.  score scores the holdout (or
+ * the training rows, without one) with the metrics aggregates of
+ * metrics.c, and the deployed version on the same holdout rows for deploy
+ * 'if_better' (a tree version through tree_predict.c, a linear one from
+ * its coefficients); record stores XGBoost's binary model and the feature
+ * importance in model_versions.
+ *
+ * Rows whose target or weight is NULL or not finite, whose weight is
+ * negative, or which have an infinite feature are skipped and counted.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/snapmgr.h"
+
+#include "ml/ml.h"
+#include "ml/train.h"
+#include "ml/tree_predict.h"
+#include "ml/xgb.h"
+
+#define TREE_FETCH_ROWS 10000
+
+/* Rows of one part (training or holdout) of a group, in single precision. */
+typedef struct TreeRows
+{
+	int64		n;
+	int64		cap;
+	float	   *x;				/* n × p, row-major, NaN for missing */
+	float	   *y;
+	float	   *w;
+} TreeRows;
+
+/* One group of a tree run. */
+typedef struct TreeGroup
+{
+	char	   *key;			/* group value, NULL without group_by */
+	int64		count;			/* training rows */
+	int64		skipped;
+	TreeRows	test;			/* the holdout rows */
+	float	   *train_pred;		/* in-sample predictions, without a holdout */
+	float	   *train_y;
+	int64		ntrain;
+	XgbBooster *booster;
+	int			rounds;
+	char	   *metrics;
+	double		holdout_score;
+	double		holdout_rows;
+	double		deployed_score;
+} TreeGroup;
+
+/* The catalog kind of a run's family. */
+const char *
+FamilyName(TrainRun *run)
+{
+	switch (run->family)
+	{
+		case FAMILY_GBT:
+			return "gbt";
+		case FAMILY_FOREST:
+			return "forest";
+		case FAMILY_TREE:
+			return "tree";
+		default:
+			return "glm";
+	}
+}
+
+/*
+ * Sets the task of a tree run from its target's type, or from option
+ * "objective": numeric is a regression, boolean binary, text or an enum
+ * binary or multiclass by the number of values (train_source.c's
+ * ResolveLabel then finds the classes).
+ */
+void
+TreeResolveTask(TrainRun *run, Oid type)
+{
+	const char *objective = run->tree->objective;
+	bool		numeric = TypeIsNumeric(type);
+	bool		categorical = type == BOOLOID || type == TEXTOID ||
+		type == VARCHAROID || type == BPCHAROID || type_is_enum(type);
+
+	if (!numeric && !categorical)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("target column \"%s\" must be numeric, boolean, text or an enum, not %s",
+						run->label, format_type_be(type))));
+	if (objective == NULL)
+		run->kind = numeric ? MODEL_LINEAR : MODEL_LOGISTIC;
+	else if (strncmp(objective, "binary:", 7) == 0)
+		run->kind = MODEL_LOGISTIC;
+	else if (strncmp(objective, "multi:", 6) == 0)
+		run->kind = MODEL_MULTINOMIAL;
+	else
+	{
+		if (!numeric)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("target column \"%s\" must be numeric for objective \"%s\", not %s",
+							run->label, objective, format_type_be(type))));
+		run->kind = MODEL_LINEAR;
+	}
+}
+
+/* Appends one row to a part, growing it by doubling. */
+static inline void
+TreeRowsAdd(TreeRows *r, int p, const float *x, float y, float w)
+{
+	if (r->n == r->cap)
+	{
+		int64		cap = Max(r->cap * 2, 1024);
+
+		if (r->x == NULL)
+		{
+			r->x = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * cap * p);
+			r->y = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * cap);
+			r->w = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * cap);
+		}
+		else
+		{
+			r->x = repalloc_huge(r->x, sizeof(float) * cap * p);
+			r->y = repalloc_huge(r->y, sizeof(float) * cap);
+			r->w = repalloc_huge(r->w, sizeof(float) * cap);
+		}
+		r->cap = cap;
+	}
+	memcpy(r->x + r->n * p, x, sizeof(float) * p);
+	r->y[r->n] = y;
+	r->w[r->n] = w;
+	r->n++;
+}
+
+/* Frees a part's arrays. */
+static void
+TreeRowsFree(TreeRows *r)
+{
+	if (r->x)
+	{
+		pfree(r->x);
+		pfree(r->y);
+		pfree(r->w);
+	}
+	memset(r, 0, sizeof(TreeRows));
+}
+
+/* Sets the XGBoost parameters of a run on a booster. */
+static void
+TreeSetParams(TrainRun *run, XgbBooster *b)
+{
+	TreeParams *t = run->tree;
+	const char *objective = t->objective;
+
+	if (objective == NULL)
+		objective = run->kind == MODEL_LINEAR ? "reg:squarederror" :
+			run->kind == MODEL_LOGISTIC ? "binary:logistic" : "multi:softprob";
+	XgbBoosterSetParam(b, "objective", objective);
+	if (run->kind == MODEL_MULTINOMIAL)
+		XgbBoosterSetParam(b, "num_class", psprintf("%d", run->nclasses));
+	XgbBoosterSetParam(b, "tree_method", "hist");
+	XgbBoosterSetParam(b, "max_depth", psprintf("%d", t->max_depth));
+	XgbBoosterSetParam(b, "eta", psprintf("%.17g", t->learning_rate));
+	XgbBoosterSetParam(b, "min_child_weight", psprintf("%.17g", t->min_child_weight));
+	XgbBoosterSetParam(b, "subsample", psprintf("%.17g", t->subsample));
+	XgbBoosterSetParam(b, "colsample_bytree", psprintf("%.17g", t->colsample_bytree));
+	XgbBoosterSetParam(b, "colsample_bynode", psprintf("%.17g", t->colsample_bynode));
+	XgbBoosterSetParam(b, "lambda", psprintf("%.17g", t->lambda));
+	XgbBoosterSetParam(b, "alpha", psprintf("%.17g", t->alpha));
+	XgbBoosterSetParam(b, "max_bin", psprintf("%d", t->max_bin));
+	XgbBoosterSetParam(b, "num_parallel_tree", psprintf("%d", t->parallel_trees));
+	XgbBoosterSetParam(b, "seed", psprintf("%d", t->seed));
+	XgbBoosterSetParam(b, "nthread", psprintf("%d", t->threads));
+	XgbBoosterSetParam(b, "verbosity", "0");
+}
+
+/*
+ * Trains one group on its training rows, which are freed as soon as
+ * XGBoost has copied them; keeps the holdout rows for score.
+ */
+static void
+TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
+{
+	TreeParams *t = run->tree;
+	XgbMatrix  *dtrain;
+	XgbMatrix  *dtest = NULL;
+	double		best = INFINITY;
+	int			best_round = 0;
+	bool		in_sample = run->test_where == NULL;
+
+	dtrain = XgbMatrixCreate(train->x, train->n, run->p, train->y,
+							 run->weight ? train->w : NULL);
+	g->count = train->n;
+	if (in_sample)
+	{
+		/* metrics on the training rows: keep their labels */
+		g->ntrain = train->n;
+		g->train_y = train->y;
+		train->y = NULL;
+		pfree(train->x);
+		pfree(train->w);
+		memset(train, 0, sizeof(TreeRows));
+	}
+	else
+		TreeRowsFree(train);
+	if (t->early_stopping > 0 && g->test.n > 0)
+		dtest = XgbMatrixCreate(g->test.x, g->test.n, run->p, g->test.y,
+								run->weight ? g->test.w : NULL);
+	g->booster = XgbBoosterCreate(dtrain);
+	TreeSetParams(run, g->booster);
+	for (int i = 0; i < t->rounds; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		XgbBoosterUpdate(g->booster, i, dtrain);
+		g->rounds = i + 1;
+		if (dtest != NULL)
+		{
+			double		score = XgbBoosterEval(g->booster, i, dtest);
+
+			if (score < best)
+			{
+				best = score;
+				best_round = i + 1;
+			}
+			else if (i + 1 - best_round >= t->early_stopping)
+				break;
+		}
+	}
+	CHECK_FOR_INTERRUPTS();
+	if (dtest != NULL)
+	{
+		XgbBoosterSlice(g->booster, best_round);
+		g->rounds = best_round;
+		XgbMatrixFree(dtest);
+	}
+	if (in_sample)
+	{
+		int			nout = run->kind == MODEL_MULTINOMIAL ? run->nclasses : 1;
+
+		g->train_pred = MemoryContextAllocHuge(CurrentMemoryContext,
+											   sizeof(float) * Max(g->ntrain, 1) * nout);
+		XgbBoosterPredict(g->booster, dtrain, g->ntrain, nout, g->train_pred);
+	}
+	XgbMatrixFree(dtrain);
+}
+
+/*
+ * The query of the one scan: group key, target, weight, holdout flag and
+ * the features, each as float8 (or the one float8[] column).
+ */
+static char *
+TreeScanQuery(TrainRun *run)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s, %s, %s, %s", run->gexpr, run->yexpr,
+					 run->wexpr, run->test_where ? run->test_where : "false");
+	if (run->featarray)
+		appendStringInfo(&sql, ", CASE WHEN %s THEN %s END",
+						 FeatureArrayFits(run), run->xexpr);
+	else
+		for (int j = 0; j < run->nfeaturecols; j++)
+			appendStringInfo(&sql, ", (s.%s)::float8",
+							 quote_identifier(run->featurecols[j]));
+	appendStringInfo(&sql, " FROM %s WHERE (%s)", run->from, run->train_where);
+	if (run->test_where)
+		appendStringInfo(&sql, " OR (%s)", run->test_where);
+	if (run->group_by)
+		appendStringInfoString(&sql, " ORDER BY 1");
+	return sql.data;
+}
+
+/*
+ * Reads one row's features into x (NaN for NULL or NaN); false when one is
+ * infinite or the feature array does not fit.
+ */
+static bool
+TreeRowFeatures(TrainRun *run, Datum *values, bool *nulls, float *x)
+{
+	if (run->featarray)
+	{
+		ArrayType  *a;
+		Datum	   *elems;
+		bool	   *enulls;
+		int			n;
+
+		if (nulls[4])
+		{
+			run->malformed++;
+			return false;
+		}
+		a = DatumGetArrayTypeP(values[4]);
+		deconstruct_array(a, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+						  &elems, &enulls, &n);
+		if (n != run->p)
+		{
+			run->malformed++;
+			return false;
+		}
+		for (int j = 0; j < n; j++)
+		{
+			double		v = enulls[j] ? NAN : DatumGetFloat8(elems[j]);
+
+			if (isinf(v))
+				return false;
+			x[j] = (float) v;
+		}
+		pfree(elems);
+		pfree(enulls);
+		return true;
+	}
+	for (int j = 0; j < run->p; j++)
+	{
+		double		v = nulls[4 + j] ? NAN : DatumGetFloat8(values[4 + j]);
+
+		if (isinf(v))
+			return false;
+		x[j] = (float) v;
+	}
+	return true;
+}
+
+/* True when a group key (text datum, not NULL) is the group's. */
+static bool
+SameGroup(const char *key, Datum d)
+{
+	text	   *t = DatumGetTextPP(d);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	bool		same = (int) strlen(key) == len &&
+		memcmp(key, VARDATA_ANY(t), len) == 0;
+
+	if ((Pointer) t != DatumGetPointer(d))
+		pfree(t);
+	return same;
+}
+
+/* A group ends: trains it, or drops it when it has no training rows. */
+static List *
+TreeEndGroup(TrainRun *run, List *groups, TreeGroup *g, TreeRows *train)
+{
+	if (g == NULL)
+		return groups;
+	if (train->n == 0)
+	{
+		run->extra_skipped += g->skipped;
+		TreeRowsFree(train);
+		TreeRowsFree(&g->test);
+		return groups;
+	}
+	TreeTrainGroup(run, g, train);
+	return lappend(groups, g);
+}
+
+/*
+ * Fits every group of a tree run from one scan of the source.  Returns the
+ * groups (TreeGroup), in the order of their keys.
+ */
+static List *
+TreeFit(TrainRun *run)
+{
+	List	   *groups = NIL;
+	TreeGroup  *g = NULL;
+	TreeRows	train;
+	SPIPlanPtr	plan;
+	Portal		portal;
+	float	   *x;
+	int			ncols;
+	Datum	   *values;
+	bool	   *nulls;
+
+	if (run->tree->objective != NULL &&
+		strncmp(run->tree->objective, "binary:", 7) == 0 && run->nclasses > 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("objective \"%s\" needs two classes, but target column \"%s\" has %d",
+						run->tree->objective, run->label, run->nclasses),
+				 errhint("Use objective 'multi:softprob', or leave the objective out.")));
+	ResolveFeatureLength(run);
+	memset(&train, 0, sizeof(train));
+	x = palloc(sizeof(float) * Max(run->p, 1));
+	ncols = 4 + (run->featarray ? 1 : run->p);
+	values = palloc(sizeof(Datum) * ncols);
+	nulls = palloc(sizeof(bool) * ncols);
+
+	plan = SPI_prepare_cursor(TreeScanQuery(run), 0, NULL, 0);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare_cursor failed: %s",
+			 SPI_result_code_string(SPI_result));
+	/* a read-only cursor runs under the active snapshot: the run's */
+	PushActiveSnapshot(run->snapshot);
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
+	PopActiveSnapshot();
+	run->passes++;
+	for (;;)
+	{
+		SPITupleTable *tt;
+		uint64		n;
+
+		SPI_cursor_fetch(portal, true, TREE_FETCH_ROWS);
+		tt = SPI_tuptable;
+		n = SPI_processed;
+		if (n == 0)
+			break;
+		for (uint64 r = 0; r < n; r++)
+		{
+			double		y;
+			double		w;
+			bool		test;
+
+			heap_deform_tuple(tt->vals[r], tt->tupdesc, values, nulls);
+			if (g == NULL || (run->group_by && !SameGroup(g->key, values[0])))
+			{
+				groups = TreeEndGroup(run, groups, g, &train);
+				g = palloc0(sizeof(TreeGroup));
+				g->key = run->group_by ? TextDatumGetCString(values[0]) : NULL;
+				g->holdout_score = NAN;
+				g->deployed_score = NAN;
+			}
+			test = !nulls[3] && DatumGetBool(values[3]);
+			y = nulls[1] ? NAN : DatumGetFloat8(values[1]);
+			w = nulls[2] ? NAN : DatumGetFloat8(values[2]);
+			if (!isfinite(y) || !isfinite(w) || w < 0.0 ||
+				!TreeRowFeatures(run, values, nulls, x))
+			{
+				if (!test)
+					g->skipped++;
+				continue;
+			}
+			TreeRowsAdd(test ? &g->test : &train, run->p, x, (float) y, (float) w);
+		}
+		SPI_freetuptable(tt);
+	}
+	SPI_cursor_close(portal);
+	SPI_freeplan(plan);
+	groups = TreeEndGroup(run, groups, g, &train);
+	NoticeMalformedRows(run, run->malformed);
+	if (groups == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("no usable rows in \"%s\"", run->source),
+				 errdetail("Rows whose target or weight is null or not finite, or with an infinite feature, are skipped.")));
+	return groups;
+}
+
+/*
+ * The metrics JSON of predictions pred (n × nout) against labels y, by the
+ * evaluation aggregate of the task; on: "holdout" or "training".
+ */
+static char *
+TreeMetrics(TrainRun *run, int64 n, const float *y, const double *pred,
+			int nout, const char *on)
+{
+	Datum	   *yd = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *pd = palloc(sizeof(Datum) * Max(n * nout, 1));
+	Oid			types[2] = {FLOAT8ARRAYOID, FLOAT8ARRAYOID};
+	Datum		values[2];
+	const char *sql;
+	char	   *json;
+
+	for (int64 i = 0; i < n; i++)
+		yd[i] = Float8GetDatum(y[i]);
+	for (int64 i = 0; i < n * nout; i++)
+		pd[i] = Float8GetDatum(pred[i]);
+	values[0] = PointerGetDatum(construct_array(yd, n, FLOAT8OID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(pd, n * nout, FLOAT8OID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (run->kind == MODEL_LINEAR)
+		sql = "SELECT streamml.regression_metrics(y, p)::text "
+			"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(y, p)";
+	else if (run->kind == MODEL_LOGISTIC)
+		sql = "SELECT streamml.classification_metrics(y::int::boolean, p)::text "
+			"FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(y, p)";
+	else
+		sql = psprintf("SELECT streamml.multiclass_metrics(($1)[i]::int, ($2)[(i - 1) * %d + 1 : i * %d])::text "
+					   "FROM pg_catalog.generate_series(1, pg_catalog.cardinality($1)) AS i",
+					   nout, nout);
+	RunQuery(run, sql, 2, types, values, NULL);
+	json = ResultText(0, 1);
+	json[strlen(json) - 1] = '\0';
+	json = psprintf("%s, \"on\": \"%s\"}", json, on);
+	pfree(yd);
+	pfree(pd);
+	return json;
+}
+
+/* Reads a number out of metrics JSON text, NaN when absent or null. */
+static double
+MetricsNumber(const char *json, const char *key)
+{
+	Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													   CStringGetDatum(json)));
+	JsonbValue *v = getKeyJsonValueFromContainer(&j->root, key, strlen(key),
+												 NULL);
+
+	if (v == NULL || v->type != jbvNumeric)
+		return NAN;
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+											  NumericGetDatum(v->val.numeric)));
+}
+
+/*
+ * Predictions of the deployed version of a group on its holdout rows, into
+ * pred (n × nout); false when it cannot score them (other features or
+ * task, a linear version and missing values), and then *stored is its own
+ * stored holdout score, or NaN.
+ */
+static bool
+TreeDeployedPredict(TrainRun *run, TreeGroup *g, int nout, double *pred,
+					double *stored)
+{
+	Oid			types[4] = {TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bool		isnull;
+	Datum		d;
+	char	   *kind;
+	double	   *x = palloc(sizeof(double) * run->p);
+
+	*stored = NAN;
+	values[0] = CStringGetTextDatum(run->model);
+	values[1] = FeatureNamesArray(run);
+	values[2] = CStringGetTextDatum(run->deploy_metric);
+	values[3] = g->key ? CStringGetTextDatum(g->key) : (Datum) 0;
+	nulls[3] = g->key ? ' ' : 'n';
+	if (SPI_execute_with_args("SELECT m.kind, v.features = $2, (v.metrics->>$3)::float8, "
+							  "v.model_data, v.intercepts, v.coefficients, "
+							  "pg_catalog.cardinality(m.classes) "
+							  "FROM streamml.models m JOIN streamml.model_versions v "
+							  "ON v.model = m.name AND v.version = m.deployed_version "
+							  "WHERE m.name = $1 AND v.group_key IS NOT DISTINCT FROM $4",
+							  4, types, values, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the deployed version");
+	if (SPI_processed == 0)
+		return false;
+	kind = ResultText(0, 1);
+	if (ResultText(0, 3) != NULL)
+		*stored = strtod(ResultText(0, 3), NULL);
+	if (ResultText(0, 2) == NULL || strcmp(ResultText(0, 2), "t") != 0)
+		return false;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+	if (!isnull)
+	{
+		bytea	   *bytes = DatumGetByteaPP(d);
+		TreeModel  *tm = TreeModelLoad(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes));
+
+		if (TreeModelOutputs(tm) != nout || TreeModelFeatures(tm) > run->p ||
+			(TreeModelTask(tm) == 'l') != (run->kind == MODEL_LINEAR))
+			return false;
+		for (int64 i = 0; i < g->test.n; i++)
+		{
+			for (int j = 0; j < run->p; j++)
+				x[j] = g->test.x[i * run->p + j];
+			TreeModelPredict(tm, x, pred + i * nout);
+		}
+		return true;
+	}
+	else
+	{
+		/* a linear version of the same task: its linear predictor */
+		int			ni;
+		int			nc;
+		double	   *ic = ResultFloat8Array(0, 5, &ni, CurrentMemoryContext);
+		double	   *cf = ResultFloat8Array(0, 6, &nc, CurrentMemoryContext);
+		bool		same_task = (run->kind == MODEL_LINEAR) ? strcmp(kind, "linear") == 0 :
+			(run->kind == MODEL_LOGISTIC) ? strcmp(kind, "logistic") == 0 :
+			strcmp(kind, "multinomial") == 0;
+
+		if (!same_task || ic == NULL || cf == NULL || ni != nout ||
+			nc != nout * run->p)
+			return false;
+		for (int64 i = 0; i < g->test.n; i++)
+		{
+			const float *xi = g->test.x + i * run->p;
+			double		top = -INFINITY;
+			double		sum = 0.0;
+
+			for (int j = 0; j < run->p; j++)
+				if (isnan(xi[j]))
+					return false;
+			for (int c = 0; c < nout; c++)
+			{
+				double		eta = ic[c];
+
+				for (int j = 0; j < run->p; j++)
+					eta += cf[c * run->p + j] * xi[j];
+				pred[i * nout + c] = eta;
+				top = Max(top, eta);
+			}
+			if (run->kind == MODEL_LOGISTIC)
+				pred[i] = Sigmoid(pred[i]);
+			else if (run->kind == MODEL_MULTINOMIAL)
+			{
+				for (int c = 0; c < nout; c++)
+				{
+					pred[i * nout + c] = exp(pred[i * nout + c] - top);
+					sum += pred[i * nout + c];
+				}
+				for (int c = 0; c < nout; c++)
+					pred[i * nout + c] /= sum;
+			}
+		}
+		return true;
+	}
+}
+
+/*
+ * Scores each group: on its holdout rows (and the deployed version on the
+ * same rows, for deploy 'if_better'), else on its training rows.
+ */
+static void
+TreeScore(TrainRun *run, List *groups)
+{
+	ListCell   *lc;
+	int			nout = run->kind == MODEL_MULTINOMIAL ? run->nclasses : 1;
+
+	foreach(lc, groups)
+	{
+		TreeGroup  *g = lfirst(lc);
+		double	   *pred;
+
+		if (run->test_where == NULL)
+		{
+			pred = MemoryContextAllocHuge(CurrentMemoryContext,
+										  sizeof(double) * Max(g->ntrain, 1) * nout);
+			for (int64 i = 0; i < g->ntrain * nout; i++)
+				pred[i] = g->train_pred[i];
+			g->metrics = TreeMetrics(run, g->ntrain, g->train_y, pred, nout,
+									 "training");
+			pfree(pred);
+			continue;
+		}
+		if (g->test.n == 0)
+		{
+			g->metrics = "{\"rows\": 0, \"on\": \"holdout\"}";
+			continue;
+		}
+		pred = MemoryContextAllocHuge(CurrentMemoryContext,
+									  sizeof(double) * g->test.n * nout);
+		{
+			XgbMatrix  *dtest = XgbMatrixCreate(g->test.x, g->test.n, run->p,
+												NULL, NULL);
+			float	   *fp = MemoryContextAllocHuge(CurrentMemoryContext,
+													sizeof(float) * g->test.n * nout);
+
+			XgbBoosterPredict(g->booster, dtest, g->test.n, nout, fp);
+			XgbMatrixFree(dtest);
+			for (int64 i = 0; i < g->test.n * nout; i++)
+				pred[i] = fp[i];
+			pfree(fp);
+		}
+		g->metrics = TreeMetrics(run, g->test.n, g->test.y, pred, nout, "holdout");
+		g->holdout_score = MetricsNumber(g->metrics, run->deploy_metric);
+		g->holdout_rows = MetricsNumber(g->metrics, "rows");
+		if (strcmp(run->deploy, "if_better") == 0)
+		{
+			double		stored;
+
+			if (TreeDeployedPredict(run, g, nout, pred, &stored))
+				g->deployed_score =
+					MetricsNumber(TreeMetrics(run, g->test.n, g->test.y, pred,
+											  nout, "holdout"),
+								  run->deploy_metric);
+			else
+				g->deployed_score = stored;
+		}
+		pfree(pred);
+	}
+}
+
+/* The feature importance of a group as JSON: gain, weight, cover arrays. */
+static char *
+TreeImportance(TrainRun *run, TreeGroup *g)
+{
+	static const char *const types[3] = {"gain", "weight", "cover"};
+	double	   *v = palloc(sizeof(double) * Max(run->p, 1));
+	StringInfoData b;
+
+	initStringInfo(&b);
+	appendStringInfoChar(&b, '{');
+	for (int k = 0; k < 3; k++)
+	{
+		XgbFeatureScore(g->booster, types[k], run->p, v);
+		appendStringInfo(&b, "%s\"%s\": [", k > 0 ? ", " : "", types[k]);
+		for (int j = 0; j < run->p; j++)
+			appendStringInfo(&b, "%s%.9g", j > 0 ? ", " : "", v[j]);
+		appendStringInfoChar(&b, ']');
+	}
+	appendStringInfoChar(&b, '}');
+	return b.data;
+}
+
+/* Inserts the model_versions row of every group of a tree run. */
+static void
+TreeRecord(TrainRun *run, List *groups, int version)
+{
+	ListCell   *lc;
+	Datum		empty = PointerGetDatum(construct_empty_array(FLOAT8OID));
+
+	foreach(lc, groups)
+	{
+		TreeGroup  *g = lfirst(lc);
+		ModelVersionRow row;
+
+		memset(&row, 0, sizeof(row));
+		row.group_key = g->key;
+		row.intercepts = empty;
+		row.coefficients = empty;
+		row.std_errors = empty;
+		row.p_values = empty;
+		row.means = empty;
+		row.scales = empty;
+		row.rows_used = g->count;
+		row.rows_skipped = g->skipped + run->extra_skipped;
+		row.iterations = g->rounds;
+		row.converged = true;
+		row.metrics = g->metrics;
+		row.has_df = false;
+		row.model_data = XgbBoosterSave(g->booster, "ubj");
+		row.importance = TreeImportance(run, g);
+		ModelInsertVersion(run, version, &row);
+	}
+}
+
+/* What the driver reports and decides deployment on, of a tree group. */
+static void
+TreeOutcome(TrainRun *run, void *group, TrainOutcome *out)
+{
+	TreeGroup  *g = group;
+
+	out->key = g->key;
+	out->rows_used = g->count;
+	out->rows_skipped = g->skipped + run->extra_skipped;
+	out->iterations = g->rounds;
+	out->converged = true;
+	out->separable = false;
+	out->metrics = g->metrics;
+	out->holdout_score = g->holdout_score;
+	out->holdout_rows = g->holdout_rows;
+	out->deployed_score = g->deployed_score;
+}
+
+/* The tree learner: gbt, forest and tree, by XGBoost. */
+const TrainLearner TreeLearner = {
+	.name = "tree",
+	.fit = TreeFit,
+	.score = TreeScore,
+	.record = TreeRecord,
+	.outcome = TreeOutcome,
+};

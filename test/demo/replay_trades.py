@@ -102,7 +102,7 @@ def main():
             syn_price[i] *= math.exp(drift + vol * rng.gauss(0, 1))
             sym = "SYN%dUSDT" % (i + 1)
             out.write(sym + "\t" + trade_event(
-                sym, syn_id[i], syn_price[i], rng.expovariate(2.0), t_ms,
+                sym, syn_id[i], syn_price[i], 0.001 + rng.expovariate(2.0), t_ms,
                 rng.random() < 0.5) + "\n")
             syn_id[i] += 1
             sent += 1

@@ -28,7 +28,7 @@ CREATE TABLE model_events (
 );
 
 -- One look: trains, retrains or does nothing; returns what it did.
-CREATE FUNCTION watch_price_model(first_rows int DEFAULT 20, every_rows int DEFAULT 2000,
+CREATE FUNCTION watch_price_model(first_rows int DEFAULT 20, every_rows int DEFAULT 1000,
                                   drift_ratio float8 DEFAULT 2.0, drift_window int DEFAULT 150)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE

@@ -11,7 +11,7 @@ SELECT reason, count(*) FROM dead_letter_reasons GROUP BY reason ORDER BY count(
 \echo 'features of the newest trades'
 SELECT symbol, ts, price, round(lag_1::numeric, 2) AS lag_1, round(lag_3::numeric, 2) AS lag_3,
        round(ma_5::numeric, 2) AS ma_5, round(ma_10::numeric, 2) AS ma_10,
-       round(momentum::numeric, 2) AS momentum, round(vol_30s::numeric, 3) AS vol_30s,
+       round(momentum::numeric, 6) AS momentum, round(vol_30s::numeric, 3) AS vol_30s,
        round(vol_change::numeric, 3) AS vol_change
   FROM (SELECT DISTINCT ON (symbol) * FROM trade_features ORDER BY symbol, ts DESC, trade_id DESC) f
  ORDER BY symbol;

@@ -66,6 +66,7 @@ say "throw-away PostgreSQL server up (socket $PGHOST, port $PGPORT)"
 echo "Kafka bootstrap: $KAFKA_BROKERS"
 sql -c 'CREATE EXTENSION pg_streamml' -c 'CREATE EXTENSION pg_cron'
 
+sql -f test/demo/common.sql >/dev/null
 source test/demo/report.sh
 source "test/demo/$demo.sh"
 

@@ -13,6 +13,7 @@ packages=(
 	postgresql-15 postgresql-server-dev-15 postgresql-15-cron
 	librdkafka-dev kcat
 	libipc-run-perl
+	python3 gnuplot-nox chromium docker-compose
 )
 if [ "${1:-}" = "--bench" ]; then
 	packages+=(python3-sklearn python3-psycopg2 bc)

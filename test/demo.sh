@@ -19,7 +19,8 @@
 # Settings (environment): DEMO_SPEED (crypto: replay speed-up, default 120,
 # the two hours in about a minute), DEMO_LIMIT (crypto: replay only so many
 # real trades), DEMO_OUT (report directory, default demo-report/),
-# DEMO_NO_BUILD=1 (use the build in tmp_install as it is; for the tests).
+# DEMO_NO_BUILD=1 (use the build in tmp_install as it is; for the tests),
+# DEMO_AFTER (a command run against the demo's database at the end).
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$top"
@@ -69,5 +70,12 @@ sql -c 'CREATE EXTENSION pg_streamml' -c 'CREATE EXTENSION pg_cron'
 sql -f test/demo/common.sql >/dev/null
 source test/demo/report.sh
 source "test/demo/$demo.sh"
+
+# DEMO_AFTER: a command run against the demo's database before it goes
+# (test/t/070_demo_reports.pl checks the Grafana panels' SQL this way).
+if [ -n "${DEMO_AFTER:-}" ]; then
+	say "DEMO_AFTER: $DEMO_AFTER"
+	bash -c "$DEMO_AFTER"
+fi
 
 say "demo $demo done in $((SECONDS - demo_started)) s; report: $DEMO_OUT/$demo.html"

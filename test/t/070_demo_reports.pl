@@ -14,8 +14,15 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use File::Path qw(make_path);
 
-my $chromium = `command -v chromium`;
-chomp $chromium;
+# A program's path on PATH, or undef.
+sub which
+{
+	my ($name) = @_;
+	my ($path) = grep { -x } map { "$_/$name" } split /:/, $ENV{PATH};
+	return $path;
+}
+
+my $chromium = which('chromium');
 plan skip_all => 'chromium is not installed (test/install-deps.sh installs it)' unless $chromium;
 
 my $out = "$ENV{TESTDIR}/tmp_check/artifacts";
@@ -84,7 +91,7 @@ for my $demo (qw(crypto games classify))
 # runs here, so Debian's docker-compose validates it.
 SKIP:
 {
-	skip 'docker-compose is not installed', 1 unless `command -v docker-compose`;
+	skip 'docker-compose is not installed', 1 unless which('docker-compose');
 	is(system('docker-compose -f docker/compose.yaml config -q'), 0, 'docker/compose.yaml is valid');
 }
 

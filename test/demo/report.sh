@@ -98,19 +98,27 @@ report_end()
 window.addEventListener('load', function () {
 	document.querySelectorAll('figure.chart').forEach(function (fig) {
 		var svg = fig.querySelector('svg');
-		var drawn = 0, box = svg ? svg.getBoundingClientRect() : { width: 0, height: 0 };
+		var drawn = 0, seen = {}, box = svg ? svg.getBoundingClientRect() : { width: 0, height: 0 };
 		if (svg)
 			svg.querySelectorAll('g[id^="gnuplot_plot_"]').forEach(function (g) {
-				if (!/^gnuplot_plot_[0-9]+$/.test(g.id))
-					return;	// the key's sample of a series, not the series
+				// a series' own group comes first; with an opaque key,
+				// gnuplot draws the key's sample again in a second group
+				// of the same id, which must not count
+				if (!/^gnuplot_plot_[0-9]+$/.test(g.id) || seen[g.id])
+					return;
+				seen[g.id] = true;
+				// drawn: a mark larger than a key sample, or several marks
 				var marks = g.querySelectorAll('path, polyline, polygon, rect, use, circle');
+				var visible = 0, large = false;
 				for (var i = 0; i < marks.length; i++) {
 					var b = marks[i].getBBox();
-					if (b.width > 0 || b.height > 0) {
-						drawn++;
-						break;
-					}
+					if (b.width > 0 || b.height > 0)
+						visible++;
+					if (b.width > 60 || b.height > 40)
+						large = true;
 				}
+				if (large || visible >= 5)
+					drawn++;
 			});
 		fig.setAttribute('data-drawn-series', drawn);
 		fig.setAttribute('data-width', Math.round(box.width));

@@ -5,7 +5,8 @@
 #   make installcheck    pg_regress suite on a throw-away instance (library preloaded)
 #   make prove           TAP suite (workers, dev broker, restarts, crashes)
 #   make test            everything, from a fresh machine: deps, -Werror build, both suites
-#   make demo            the end-to-end demo on a throw-away server
+#   make demo            the end-to-end demo on a throw-away server (seed 004;
+#                        DEMO=games or DEMO=classify for the other seeds)
 #   make bench           the benchmarks under test/bench (by hand, never in CI)
 
 EXTENSION  = pg_streamml
@@ -107,7 +108,7 @@ test:
 	bash test/run-tests.sh
 
 demo:
-	bash test/demo.sh
+	bash test/demo.sh $(DEMO)
 
 bench: all
 	bash test/bench/run.sh

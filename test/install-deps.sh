@@ -14,6 +14,7 @@ packages=(
 	librdkafka-dev kcat
 	libipc-run-perl
 	libxgboost-dev python3-xgboost python3-sklearn
+	python3 gnuplot-nox chromium docker-compose
 )
 if [ "${1:-}" = "--bench" ]; then
 	packages+=(python3-sklearn python3-psycopg2 bc)

@@ -32,6 +32,10 @@ if [ "$(id -u)" -eq 0 ]; then
 		STREAMML_REGRESS="${STREAMML_REGRESS:-}" STREAMML_PROVE="${STREAMML_PROVE:-}" \
 		bash "$scratch/test/run-tests.sh"
 	rc=$?
+	# test artifacts (the demo reports' screenshots) outlive the scratch dir
+	if [ -d "$scratch/tmp_check/artifacts" ]; then
+		mkdir -p test-artifacts && cp -r "$scratch/tmp_check/artifacts/." test-artifacts/
+	fi
 	[ $rc -eq 0 ] && [ -z "${STREAMML_KEEP_SCRATCH:-}" ] && rm -rf "$scratch"
 	exit $rc
 fi

@@ -1,0 +1,20 @@
+\echo 'rows, labels, scores, dead letters'
+SELECT (SELECT count(*) FROM patients) AS patients, (SELECT count(*) FROM labels) AS labels,
+       (SELECT count(*) FROM scores) AS scored_on_arrival, (SELECT count(*) FROM streamml.dead_letters) AS dead_letters;
+\echo 'model versions (holdout: the latest 20% of labels)'
+SELECT version, rows_used, round((metrics->>'accuracy')::numeric, 4) AS holdout_accuracy,
+       round((metrics->>'roc_auc')::numeric, 4) AS holdout_roc_auc,
+       version = (SELECT deployed_version FROM streamml.models WHERE name = 'malignant') AS deployed
+  FROM streamml.model_versions WHERE model = 'malignant' ORDER BY version;
+\echo 'model events'
+SELECT * FROM model_events ORDER BY id;
+\echo 'live accuracy on the rows scored on arrival (labels arrived after them)'
+SELECT count(*) AS scored_and_labelled, round(avg(correct::int), 4) AS live_accuracy,
+       round((SELECT last_50 FROM live_accuracy ORDER BY arrival DESC LIMIT 1), 4) AS last_50_accuracy,
+       round((streamml.classification_metrics(malignant, p_malignant)->>'roc_auc')::numeric, 4) AS live_roc_auc
+  FROM live_accuracy;
+\echo 'end-to-end latency: Kafka timestamp -> committed prediction'
+SELECT count(*) AS predictions,
+       round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY s))::int AS p50_ms,
+       round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY s))::int AS p99_ms
+  FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - kafka_ts) AS s FROM scores) l;

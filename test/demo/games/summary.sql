@@ -1,0 +1,20 @@
+\echo 'rows, dead letters'
+SELECT (SELECT count(*) FROM games) AS games, (SELECT count(*) FROM streamml.dead_letters) AS dead_letters,
+       (SELECT count(*) FROM game_predictions) AS scored_on_arrival;
+\echo 'dead letters by reason'
+SELECT reason, count(*) FROM dead_letter_reasons GROUP BY reason ORDER BY 2 DESC;
+\echo 'model (holdout: the latest 20% of the training games by arrival)'
+SELECT version, rows_used, array_length(features, 1) AS features,
+       round((metrics->>'rmse')::numeric, 4) AS holdout_rmse, round((metrics->>'mae')::numeric, 4) AS holdout_mae,
+       round((metrics->>'r2')::numeric, 4) AS holdout_r2
+  FROM streamml.model_versions WHERE model = 'global_sales';
+\echo 'live: games scored on arrival, predicted against actual Global_Sales (millions)'
+SELECT * FROM live_metrics;
+\echo 'a few games scored on arrival'
+SELECT rank, name, platform, year, genre, publisher, actual, round(predicted::numeric, 3) AS predicted
+  FROM game_predictions ORDER BY arrival LIMIT 8;
+\echo 'end-to-end latency: Kafka timestamp -> committed prediction'
+SELECT count(*) AS predictions,
+       round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY s))::int AS p50_ms,
+       round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY s))::int AS p99_ms
+  FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - kafka_ts) AS s FROM game_predictions) l;

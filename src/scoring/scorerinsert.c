@@ -283,7 +283,12 @@ ScoreRows(void *arg)
 		params = ServedModelParams(m, NULL, 0);
 
 	/* the predictions table, as the owner may write it */
-	preds = table_open(b->predsid, RowExclusiveLock);
+	preds = try_table_open(b->predsid, RowExclusiveLock);
+	if (preds == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the predictions table of scorer \"%s\" was dropped", b->name),
+				 errhint("Drop the scorer with streamml.drop_scorer and create it again.")));
 	pdesc = RelationGetDescr(preds);
 	if (pg_class_aclcheck(b->predsid, b->owner, ACL_INSERT) != ACLCHECK_OK)
 		ereport(ERROR,

@@ -138,6 +138,7 @@ SELECT streamml.create_scorer('e4', 'sc_trades', 'sc_logit', '{"features": {"x9"
 SELECT streamml.create_scorer('e5', 'sc_trades', 'sc_logit', '{"features": {"x1": "symbol"}}');
 SELECT streamml.create_scorer('e6', 'sc_trades', 'sc_logit', '{"features": {"x1": "nope"}}');
 SELECT streamml.create_scorer('e7', 'sc_trades', 'sc_logit', '{"key": 5}');
+SELECT streamml.create_scorer('e7', 'sc_trades', 'sc_logit', '{"key": ["id", "nope"]}');
 SELECT streamml.create_scorer('e8', 'sc_trades', 'sc_logit', '{"group_by": "symbol"}');
 SELECT streamml.create_scorer('e9', 'sc_trades', 'sc_logit', '{"into": "sc_trades"}');
 SELECT streamml.create_scorer('sc_logit_preds', 'sc_trades', 'sc_logit', '{"into": "other"}');
@@ -189,6 +190,8 @@ INSERT INTO sc_tmp_src VALUES (1, 0.5);
 DO $$ BEGIN INSERT INTO sc_tmp_src VALUES (1, 0.5);
 EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'SQLSTATE %', SQLSTATE; END $$;
 SELECT last_error FROM streamml.scorers WHERE name = 'sc_tmp';
+-- ... but a statement that inserts no row does not fail.
+INSERT INTO sc_tmp_src SELECT 1, 0.5 WHERE false;
 -- A scorer's trigger attached to another table (by a superuser) refuses.
 CREATE TABLE sc_other (id int PRIMARY KEY, x1 float8, x2 float8);
 CREATE TRIGGER hijack AFTER INSERT ON sc_other REFERENCING NEW TABLE AS n

@@ -94,7 +94,7 @@ ScorerSourceColumn(Relation source, const char *name, const char *what,
 			 errmsg("column \"%s\" of table \"%s\" does not exist", name,
 					RelationGetRelationName(source)),
 			 errdetail("It is read as %s.", what),
-			 errhint("Map the model's names to the source's columns with the \"features\" option, {\"feature\": \"column\"}.")));
+			 numeric ? errhint("Map the model's names to the source's columns with the \"features\" option, {\"feature\": \"column\"}.") : 0));
 	return InvalidAttrNumber;	/* keep the compiler quiet */
 }
 

@@ -531,6 +531,9 @@ scorer_trigger(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("streamml.scorer_trigger must be an AFTER INSERT statement trigger with a transition table and the scorer's id")));
+	/* a statement that inserted nothing has nothing to score */
+	if (tuplestore_tuple_count(td->tg_newtable) == 0)
+		return PointerGetDatum(NULL);
 	memset(&b, 0, sizeof(b));
 	b.td = td;
 	b.id = pg_strtoint32(td->tg_trigger->tgargs[0]);

@@ -133,6 +133,24 @@ SELECT a.attname, col_description(a.attrelid, a.attnum) IS NOT NULL AS commented
 -- stream_stats: lag, and what was lost to retention per partition.
 SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
  WHERE attrelid = 'streamml.stream_stats'::regclass AND attnum > 0 ORDER BY attnum;
+-- A start time means the instant the caller meant: read in the caller's
+-- TimeZone and DateStyle, stored in UTC, so the worker (which runs with
+-- the server's settings) starts at the same instant; "now" is now.
+SET timezone = 'Asia/Tokyo';
+SELECT streamml.create_stream('tz', 'trades', '127.0.0.1:1', 'tz', 'json',
+	'{"start": "2026-01-01 09:00"}');
+SELECT options->>'start' FROM streamml.streams WHERE name = 'tz';
+SET DateStyle = 'SQL, DMY';
+SELECT streamml.reset_stream('tz', '02/01/2026 09:00:00.25');
+SELECT options->>'start' FROM streamml.streams WHERE name = 'tz';
+SELECT streamml.alter_stream('tz', '{"start": "now"}');
+SELECT (options->>'start')::timestamptz BETWEEN now() - interval '1 minute' AND now() + interval '1 minute'
+  FROM streamml.streams WHERE name = 'tz';
+SELECT streamml.reset_stream('tz', 'LATEST');
+SELECT options->>'start' FROM streamml.streams WHERE name = 'tz';
+RESET DateStyle;
+RESET timezone;
+SELECT streamml.drop_stream('tz');
 DROP TABLE trades;
 DROP TABLE tmp_trades;
 DROP VIEW v;

@@ -161,34 +161,66 @@ DropOwned(Datum roles)
 	ScorersDropOwned(roles);
 }
 
-/* REASSIGN OWNED: the roles' streams, dead letters and models move. */
+/*
+ * REASSIGN OWNED: the roles' streams, dead letters and models move.
+ *
+ * PostgreSQL's REASSIGN OWNED never runs the code it moves; stream workers
+ * and pg_cron jobs would, at once and as the new owner: the target's
+ * triggers and defaults, the models' stored source queries, all written by
+ * the old owner.  So the moved streams are stopped and the moved training
+ * jobs paused, with a NOTICE, until the new owner starts them.  And only
+ * jobs that are what schedule_training wrote move: named for a model of the
+ * old owner, run by the old owner, and whose command is nothing but a
+ * retrain call of that model with one standard string literal (anyone can
+ * give a job of their own a model's job name, or change the command of
+ * their own job).  pg_cron runs jobs only as roles that can log in: for a
+ * new owner that cannot, the job stays paused under the old user.
+ */
 static void
 ReassignOwned(Datum roles, Oid newowner)
 {
 	Datum		args[2] = {roles, ObjectIdGetDatum(newowner)};
 	Oid			types[2] = {OIDARRAYOID, OIDOID};
+	uint64		streams;
+	uint64		jobs = 0;
 
-	if (CatalogExecute("UPDATE streamml.streams SET owner = $2, "
-					   "generation = generation OPERATOR(pg_catalog.+) 1 "
-					   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
-					   2, types, args, NULL, SPI_OK_UPDATE) > 0)
+	streams = CatalogExecute("UPDATE streamml.streams SET owner = $2, enabled = false, "
+							 "generation = generation OPERATOR(pg_catalog.+) 1 "
+							 "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
+							 2, types, args, NULL, SPI_OK_UPDATE);
+	if (streams > 0)
 		WakeLauncherAtCommit();
 	CatalogExecute("UPDATE streamml.dead_letters SET owner = $2 "
 				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
 				   2, types, args, NULL, SPI_OK_UPDATE);
-	/* the models' pg_cron training jobs run as the new owner too */
 	if (CatalogExecute("SELECT 1 FROM pg_catalog.pg_extension "
 					   "WHERE extname OPERATOR(pg_catalog.=) 'pg_cron'",
 					   0, NULL, NULL, NULL, SPI_OK_SELECT) > 0)
-		CatalogExecute("SELECT cron.alter_job(j.jobid, username => pg_catalog.pg_get_userbyid($2)) "
-					   "FROM cron.job j, streamml.models m "
-					   "WHERE m.owner OPERATOR(pg_catalog.=) ANY ($1) "
-					   "AND j.jobname OPERATOR(pg_catalog.=) streamml.training_job_name(m.name)",
-					   2, types, args, NULL, SPI_OK_SELECT);
+		jobs = CatalogExecute("SELECT cron.alter_job(j.jobid, active => false, "
+							  "username => (SELECT r.rolname FROM pg_catalog.pg_roles r "
+							  "WHERE r.oid OPERATOR(pg_catalog.=) $2 AND r.rolcanlogin)) "
+							  "FROM cron.job j, streamml.models m, "
+							  "LATERAL (SELECT 'SELECT * FROM streamml.retrain(' "
+							  "OPERATOR(pg_catalog.||) pg_catalog.quote_literal(m.name) "
+							  "OPERATOR(pg_catalog.||) ', ' AS prefix) c "
+							  "WHERE m.owner OPERATOR(pg_catalog.=) ANY ($1) "
+							  "AND j.jobname OPERATOR(pg_catalog.=) streamml.training_job_name(m.name) "
+							  "AND j.username OPERATOR(pg_catalog.=) pg_catalog.pg_get_userbyid(m.owner) "
+							  "AND pg_catalog.starts_with(j.command, c.prefix) "
+							  "AND pg_catalog.substr(j.command, pg_catalog.length(c.prefix) OPERATOR(pg_catalog.+) 1) "
+							  "OPERATOR(pg_catalog.~) '^''(?:[^'']|'''')*''\\)$'",
+							  2, types, args, NULL, SPI_OK_SELECT);
 	CatalogExecute("UPDATE streamml.models SET owner = $2 "
 				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
 				   2, types, args, NULL, SPI_OK_UPDATE);
 	ScorersReassignOwned(roles, newowner);
+	if (streams > 0 || jobs > 0)
+		ereport(NOTICE,
+				(errmsg("%llu streams stopped and %llu training jobs paused on moving them to role \"%s\"",
+						(unsigned long long) streams, (unsigned long long) jobs,
+						GetUserNameFromId(newowner, false)),
+				 errdetail("Started, they would run code written by the old owner as the new owner."),
+				 errhint("Review the streams' targets and the models' sources, then call streamml.start_stream and cron.alter_job(jobid, active => true).")));
 }
 
 /*

@@ -26,6 +26,7 @@
 #include "utils/acl.h"
 #include "utils/regproc.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -253,6 +254,57 @@ ParseStartPosition(const char *pos, bool *is_time)
 	/* PostgreSQL counts microseconds from 2000-01-01; Kafka ms from 1970. */
 	return ts / 1000 +
 		(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+}
+
+/*
+ * The start position as stored: "earliest", "latest", or the timestamp
+ * read now, in the caller's TimeZone and DateStyle, written back as ISO
+ * 8601 in UTC ("2026-12-01 09:30:00.000000+00").  The worker reads the
+ * option again later under the server's settings; only an absolute form
+ * means the same instant there ("now" included).
+ */
+static char *
+StartPositionCanonical(const char *pos)
+{
+	bool		is_time;
+	int64		ms = ParseStartPosition(pos, &is_time);
+	TimestampTz ts;
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (!is_time)
+		return pstrdup(ms == KAFKA_OFFSET_BEGINNING ? "earliest" : "latest");
+	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+												 CStringGetDatum(pos),
+												 ObjectIdGetDatum(InvalidOid),
+												 Int32GetDatum(-1)));
+	/* no time zone argument: the fields of the instant in UTC */
+	if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0 || tm.tm_year < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("start position \"%s\" is out of range", pos)));
+	return psprintf("%04d-%02d-%02d %02d:%02d:%02d.%06d+00",
+					tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min,
+					tm.tm_sec, (int) fsec);
+}
+
+/* Options with "start" in its stored form (StartPositionCanonical). */
+static Jsonb *
+CanonicalStart(Jsonb *options)
+{
+	JsonbValue *o = OptionGet(options, "start");
+	StringInfoData buf;
+	Datum		patch;
+
+	if (o == NULL)
+		return options;
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"start\": ");
+	escape_json(&buf, StartPositionCanonical(OptionValueString(o, "start")));
+	appendStringInfoChar(&buf, '}');
+	patch = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+											  JsonbPGetDatum(options), patch));
 }
 
 /* Parses one "columns" entry: a metadata name or a path. */
@@ -689,7 +741,7 @@ streamml_create_stream(PG_FUNCTION_ARGS)
 
 	LauncherCheckDatabase();
 	cfg = CheckConfig(name, target, brokers, topic, format, options);
-	options = QualifyRoutes(options, cfg);
+	options = CanonicalStart(QualifyRoutes(options, cfg));
 
 	SPI_connect();
 	args[0] = CStringGetTextDatum(name);
@@ -818,7 +870,7 @@ streamml_alter_stream(PG_FUNCTION_ARGS)
 	cfg = CheckConfig(name, target,
 					  SPI_getvalue(tup, desc, 3), SPI_getvalue(tup, desc, 4),
 					  SPI_getvalue(tup, desc, 5), merged);
-	merged = QualifyRoutes(merged, cfg);
+	merged = CanonicalStart(QualifyRoutes(merged, cfg));
 	args[1] = JsonbPGetDatum(merged);
 	args[2] = ObjectIdGetDatum(target);
 	CatalogExecute("UPDATE streamml.streams SET options = $2, target = $3, "
@@ -1029,7 +1081,6 @@ streamml_reset_stream(PG_FUNCTION_ARGS)
 {
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *position = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	bool		is_time;
 	Datum		args[2];
 	const char *p = position;
 
@@ -1040,7 +1091,7 @@ streamml_reset_stream(PG_FUNCTION_ARGS)
 		ResetToOffsets(name, position);
 		PG_RETURN_VOID();
 	}
-	(void) ParseStartPosition(position, &is_time);
+	position = StartPositionCanonical(position);
 	SPI_connect();
 	args[0] = Int32GetDatum(LookupOwnedStream(name));
 	args[1] = CStringGetTextDatum(position);

@@ -62,6 +62,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/rls.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -573,20 +574,28 @@ RefreshPartitions(bool first)
  * Is this an error of the environment rather than of the data: a lost
  * connection, a transaction rolled back (deadlock, serialization), resources
  * (memory, disk, locks), an operator's cancel or shutdown, a system or
- * internal error?  Those stop the batch, which is retried.  Any other error
- * raised while one message's rows are decoded or written, with the rest of
- * its batch loading (bisection isolates it), is that message's fault,
- * whatever its SQLSTATE: bad data, a constraint, a trigger's RAISE, a value
- * past a limit of the type or of an index (54000).  What would fail for
- * every message (the target missing, the owner's privilege, another
- * session's temporary table) is checked before the first message, so it
- * stops the batch whatever its SQLSTATE.
+ * internal error, or the set-up of the target (class 42: a privilege the
+ * owner lacks on a sequence a default uses or on a trigger's function, an
+ * object a trigger or default names that is gone)?  Those stop the batch,
+ * which is retried.  Any other error raised while one message's rows are
+ * decoded or written, with the rest of its batch loading (bisection
+ * isolates it), is that message's fault, whatever its SQLSTATE: bad data, a
+ * constraint, a trigger's RAISE, a value past a limit of the type or of an
+ * index (54000).  One class-42 error a row can cause: a row-level security
+ * policy's WITH CHECK, which raises the SQLSTATE of a missing privilege;
+ * so when a policy applies to the owner on a target (rls), that SQLSTATE
+ * is the message's.  What would fail for every message (the target
+ * missing, the owner's INSERT privilege, another session's temporary
+ * table) is checked before the first message, so it stops the batch
+ * whatever its SQLSTATE.
  */
 static bool
-IsEnvironmentalError(int sqlerrcode)
+IsEnvironmentalError(int sqlerrcode, bool rls)
 {
 	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
 
+	if (category == ERRCODE_TO_CATEGORY(ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION))
+		return !(rls && sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE);
 	return category == ERRCODE_TO_CATEGORY(ERRCODE_CONNECTION_EXCEPTION) ||
 		category == ERRCODE_TO_CATEGORY(ERRCODE_INVALID_TRANSACTION_STATE) ||
 		category == ERRCODE_TO_CATEGORY(ERRCODE_TRANSACTION_ROLLBACK) ||
@@ -596,6 +605,27 @@ IsEnvironmentalError(int sqlerrcode)
 		category == ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR) ||
 		category == ERRCODE_TO_CATEGORY(ERRCODE_CONFIG_FILE_ERROR) ||
 		category == ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR);
+}
+
+/* Whether row-level security applies to the current user on a target. */
+static bool
+TargetHasRls(TargetState *ts)
+{
+	return check_enable_rls(ts->relid, InvalidOid, true) == RLS_ENABLED;
+}
+
+/* Whether row-level security applies to the current user on any target. */
+static bool
+AnyTargetHasRls(void)
+{
+	ListCell   *lc;
+
+	if (TargetHasRls(main_target))
+		return true;
+	foreach(lc, route_targets)
+		if (TargetHasRls(lfirst(lc)))
+			return true;
+	return false;
 }
 
 /* The target of a message (routing), inside the range's subtransaction. */
@@ -708,6 +738,7 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 	ResourceOwner owner = CurrentResourceOwner;
 	ErrorData  *volatile edata = NULL;
 	volatile bool in_message = false;
+	volatile bool rls = false;
 	ConstraintsSetStmt *immediate = makeNode(ConstraintsSetStmt);
 	Oid			save_user;
 	int			save_sec;
@@ -728,6 +759,7 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 		immediate->deferred = false;
 		AfterTriggerSetState(immediate);
 		ForTargets(LoaderBegin);
+		rls = AnyTargetHasRls();
 		/* One after-trigger level for every target (see LoaderRangeStart). */
 		AfterTriggerBeginQuery();
 		ForTargets(LoaderRangeStart);
@@ -765,11 +797,9 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 	}
 	/*
 	 * An error before the first message (opening the table, the owner's
-	 * INSERT privilege) or one of the environment stops the batch.  A
-	 * revoked privilege and a row-level security policy raise the same
-	 * SQLSTATE, so only where it happened tells them apart.
+	 * INSERT privilege) or one of the environment stops the batch.
 	 */
-	if (!in_message || IsEnvironmentalError(edata->sqlerrcode))
+	if (!in_message || IsEnvironmentalError(edata->sqlerrcode, rls))
 		ReThrowError(edata);
 	if (hi - lo == 1)
 		DeadLetter(&msgs[lo], edata->message);

@@ -433,7 +433,8 @@ model_rollback(PG_FUNCTION_ARGS)
 
 /*
  * Deletes a model with its versions, deployments and grants, and its
- * pg_cron training job when pg_cron is installed here.  No privilege
+ * pg_cron training job (the owner's job of that name: anyone may give a
+ * job of their own that name) when pg_cron is installed here.  No privilege
  * check: drop_model and DROP OWNED (roles.c) check before.
  */
 void
@@ -449,8 +450,9 @@ ModelDelete(const char *name, Oid owner)
 					   "WHERE extname OPERATOR(pg_catalog.=) 'pg_cron'",
 					   0, NULL, NULL, NULL, SPI_OK_SELECT) > 0)
 		CatalogExecute("SELECT cron.unschedule(j.jobid) FROM cron.job j "
-					   "WHERE j.jobname OPERATOR(pg_catalog.=) streamml.training_job_name($1)",
-					   1, (Oid[]) {TEXTOID}, args, NULL, SPI_OK_SELECT);
+					   "WHERE j.jobname OPERATOR(pg_catalog.=) streamml.training_job_name($1) "
+					   "AND j.username OPERATOR(pg_catalog.=) pg_catalog.pg_get_userbyid($2)",
+					   2, (Oid[]) {TEXTOID, OIDOID}, args, NULL, SPI_OK_SELECT);
 }
 
 PG_FUNCTION_INFO_V1(model_drop);

@@ -133,6 +133,7 @@ RecordRun(TrainRun *run, const TrainLearner *learner, List *groups,
 	ModelUpsert(run, options);
 	version = ModelNextVersion(run->model);
 	learner->record(run, groups, version);
+	RecordFeatureBins(run, version);
 	*deployed = DecideDeploy(run, outcomes, list_length(groups), options,
 							 version);
 	if (*deployed)

@@ -244,4 +244,7 @@ extern int	ModelNextVersion(const char *model);
 extern void ModelInsertVersion(TrainRun *run, int version,
 							   const ModelVersionRow *row);
 
+/* feature_bins.c: the reference bins of each feature, for drift */
+extern void RecordFeatureBins(TrainRun *run, int version);
+
 #endif							/* STREAMML_TRAIN_H */

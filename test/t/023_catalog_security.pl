@@ -200,6 +200,56 @@ SELECT (SELECT count(*) FROM streamml.models WHERE name = 'dm'),
 	   (SELECT count(*) FROM streamml.coefficients);
 EOSQL
 
+# 5. pg_cron jobs named like a model's.  Anyone can give a job of their own
+# a model's job name, and a model's owner can rewrite the command of the
+# job schedule_training made.  REASSIGN OWNED moves only a job that is what
+# schedule_training wrote, paused, and stops the moved streams; drop_model
+# unschedules only the owner's job.
+$node->safe_psql('postgres', <<'EOSQL');
+CREATE EXTENSION pg_cron;
+CREATE ROLE eve LOGIN;
+CREATE ROLE fay LOGIN;
+CREATE ROLE admin SUPERUSER LOGIN;
+CREATE ROLE staff;
+GRANT USAGE ON SCHEMA cron TO eve, fay;
+CREATE TABLE public.eves (id int);
+GRANT SELECT, INSERT ON public.eves TO eve;
+SET ROLE eve;
+SELECT streamml.create_stream('es', 'public.eves', '127.0.0.1:1', 'nowhere');
+SELECT count(*) FROM streamml.train_logreg('em', 'public.d', 'y', ARRAY['x']);
+SELECT streamml.schedule_training('em', '0 0 1 1 *', '{"min_new_rows": 10}');
+SELECT count(*) FROM streamml.train_logreg('em2', 'public.d', 'y', ARRAY['x']);
+SELECT streamml.schedule_training('em2', '0 0 1 1 *');
+SELECT cron.schedule(streamml.training_job_name('em2'), '0 0 1 1 *', 'ALTER ROLE eve SUPERUSER');
+RESET ROLE;
+SET ROLE fay;
+SELECT cron.schedule(streamml.training_job_name('em'), '0 0 1 1 *', 'ALTER ROLE fay SUPERUSER');
+EOSQL
+($rc, $out, $err) = $node->psql('postgres', 'REASSIGN OWNED BY eve TO admin');
+like($err, qr/1 streams stopped and 1 training jobs paused on moving them to role "admin"/,
+	'REASSIGN OWNED says what it stopped');
+is($node->safe_psql('postgres', <<'EOSQL'), "em|admin|f\nem|fay|t\nem2|eve|t", 'only the job schedule_training wrote moves, paused');
+SELECT substr(jobname, 16), username, active FROM cron.job ORDER BY 1, 2;
+EOSQL
+is($node->safe_psql('postgres', "SELECT owner::regrole, enabled FROM streamml.streams WHERE name = 'es'"),
+	'admin|f', 'the moved stream is stopped');
+# a new owner that cannot log in: the job stays paused under the old user
+$node->safe_psql('postgres', <<'EOSQL');
+SELECT cron.alter_job(jobid, active => true) FROM cron.job WHERE username = 'admin';
+REASSIGN OWNED BY admin TO staff;
+EOSQL
+is($node->safe_psql('postgres', "SELECT username, active FROM cron.job WHERE jobname = 'streamml:train:em' AND username <> 'fay'"),
+	'admin|f', 'for a role that cannot log in the job stays, paused');
+$node->safe_psql('postgres', "REASSIGN OWNED BY staff TO admin; SELECT streamml.drop_model('em')");
+is($node->safe_psql('postgres', "SELECT string_agg(username, ',') FROM cron.job WHERE jobname = 'streamml:train:em'"),
+	'fay', 'drop_model unschedules only the owner\'s job');
+$node->safe_psql('postgres', <<'EOSQL');
+SELECT cron.unschedule(jobid) FROM cron.job;
+SELECT streamml.drop_stream('es');
+SELECT streamml.drop_model('em2');
+DROP EXTENSION pg_cron;
+EOSQL
+
 # 4. Stale caches.  team is granted the model; carol is in team.
 $node->safe_psql('postgres', <<'EOSQL');
 CREATE ROLE erin LOGIN;

@@ -81,12 +81,16 @@ $psql->(qq{SELECT streamml.create_stream('tt', 'tt', '$bootstrap', 'tt', 'json',
 	'{"start": "$t12"}')});
 ok($node->poll_query_until('postgres', 'SELECT count(*) FROM tt', '20'),
 	'start between waves 1 and 2: 20 messages loaded');
+# the start is stored as the instant in UTC, microseconds written out
+my $t12_stored = $psql->("SELECT options->>'start' FROM streamml.streams WHERE name = 'tt'");
+is($psql->("SELECT '$t12_stored'::timestamptz = '$t12'::timestamptz"), 't',
+	'the stored start is the instant given');
 sleep 1;
 is($psql->('SELECT count(*), count(DISTINCT id), min(id), max(id) FROM tt'), '20|20|11|30',
 	'start between waves 1 and 2: exactly waves 2 and 3');
 is($psql->($offsets_query), '2|30', 'both partitions read to their end');
 ok($node->wait_for_log(
-		qr/partition \d starts at offset \d+ for \Q$t12\E, found by reading message timestamps: Kafka found no message at or after that time, but there are/,
+		qr/partition \d starts at offset \d+ for \Q$t12_stored\E, found by reading message timestamps: Kafka found no message at or after that time, but there are/,
 		$log_offset),
 	'the log says the broker was wrong and the offset found by reading timestamps');
 

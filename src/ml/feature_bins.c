@@ -1,0 +1,407 @@
+/*
+ * feature_bins.c
+ *		The reference distribution of each feature, stored with a model
+ *		version at training time (streamml.model_versions.feature_bins), for
+ *		the data-drift aggregates (src/monitor/data_drift.c).
+ *
+ * One pass over the training rows of the run, under the run's snapshot,
+ * with the aggregate streamml.feature_bins(features, names): it keeps a
+ * uniform random sample of at most FEATURE_BINS_SAMPLE rows (reservoir
+ * sampling, Vitter's algorithm R, from a fixed seed so that the same rows
+ * in the same order give the same bins; fewer rows for a model so wide
+ * that the sample would hold more than FEATURE_BINS_MAX_VALUES values),
+ * then for each feature sorts the sample's values and takes the deciles
+ * (FEATURE_BINS bins: 11 edges from the minimum to the maximum, linear
+ * interpolation between order statistics, numpy's default) and each bin's
+ * share of the sample (ties can make shares differ from 0.1).  With fewer
+ * rows than the sample size the bins are exact.  Rows with a NULL or
+ * non-finite feature are skipped, as training skips them.
+ *
+ * Parallel workers each keep a reservoir; combining two draws a uniform
+ * sample of their union: each pick comes from a side with probability
+ * proportional to that side's rows not yet picked, and is a random
+ * not-yet-picked row of that side's reservoir.  The result, keyed by
+ * feature name:
+ *
+ *	{"rows": n, "sample": k,
+ *	 "features": {"x1": {"bins": [11 edges], "fractions": [10 shares]}, ...}}
+ *
+ * Grouped models get the bins of all their training rows, on every group's
+ * row of the version.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "ml/ml.h"
+#include "ml/train.h"
+#include "pg_streamml.h"
+
+/*
+ * Bins per feature (deciles), the most rows sampled, and the most values
+ * the sample holds (32 MB: wide models sample fewer rows).
+ */
+#define FEATURE_BINS 10
+#define FEATURE_BINS_SAMPLE 10000
+#define FEATURE_BINS_MAX_VALUES (4 * 1024 * 1024)
+#define FEATURE_BINS_SEED 20240601
+
+typedef struct FeatureBinsState
+{
+	int			p;				/* features, from the first row */
+	int64		rows;			/* rows seen (complete ones) */
+	int			size;			/* the most rows sampled */
+	int			k;				/* rows in the sample */
+	int			capacity;		/* rows the sample array has room for */
+	double	   *sample;			/* capacity x p, row-major, grown by doubling */
+	ArrayType  *names;			/* a copy of the names */
+	pg_prng_state prng;
+} FeatureBinsState;
+
+/* Makes room for capacity rows in the sample (in its own context). */
+static void
+FeatureBinsGrow(FeatureBinsState *st, int capacity)
+{
+	st->sample = repalloc_huge(st->sample, sizeof(double) * capacity * Max(st->p, 1));
+	st->capacity = capacity;
+}
+
+/* A new, empty state for p features in the aggregate context. */
+static FeatureBinsState *
+FeatureBinsCreate(MemoryContext aggcxt, int p, ArrayType *names)
+{
+	MemoryContext old = MemoryContextSwitchTo(aggcxt);
+	FeatureBinsState *st = palloc0(sizeof(FeatureBinsState));
+
+	st->p = p;
+	st->size = Max(1, Min(FEATURE_BINS_SAMPLE, FEATURE_BINS_MAX_VALUES / Max(p, 1)));
+	st->capacity = Min(st->size, 64);
+	st->sample = MemoryContextAllocHuge(aggcxt, sizeof(double) * st->capacity * Max(p, 1));
+	st->names = names ? DatumGetArrayTypePCopy(PointerGetDatum(names)) : NULL;
+	pg_prng_seed(&st->prng, FEATURE_BINS_SEED);
+	MemoryContextSwitchTo(old);
+	return st;
+}
+
+/*
+ * feature_bins_accum(state, features float8[], names text[]): adds one
+ * training row to the reservoir.
+ */
+PG_FUNCTION_INFO_V1(feature_bins_accum);
+Datum
+feature_bins_accum(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	FeatureBinsState *st;
+	ArrayType  *x;
+	double	   *xs;
+	int			n;
+	int64		slot;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "feature_bins_accum called in non-aggregate context");
+	st = PG_ARGISNULL(0) ? NULL : (FeatureBinsState *) PG_GETARG_POINTER(0);
+	if (PG_ARGISNULL(1))
+		PG_RETURN_POINTER(st);
+	x = PG_GETARG_ARRAYTYPE_P(1);
+	if (ARR_NDIM(x) != 1 || ARR_HASNULL(x))
+		PG_RETURN_POINTER(st);
+	n = ARR_DIMS(x)[0];
+	xs = (double *) ARR_DATA_PTR(x);
+	if (st == NULL)
+		st = FeatureBinsCreate(aggcxt, n, PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
+	if (n != st->p)
+		PG_RETURN_POINTER(st);
+	for (int j = 0; j < n; j++)
+		if (!isfinite(xs[j]))
+			PG_RETURN_POINTER(st);
+
+	/* algorithm R: row i (0-based) replaces a random slot with p k / (i + 1) */
+	if (st->rows < st->size)
+	{
+		if (st->k == st->capacity)
+			FeatureBinsGrow(st, Min(st->size, st->capacity * 2));
+		slot = st->k++;
+	}
+	else
+	{
+		slot = (int64) pg_prng_uint64_range(&st->prng, 0, st->rows);
+		if (slot >= st->size)
+			slot = -1;
+	}
+	st->rows++;
+	if (slot >= 0)
+		memcpy(st->sample + slot * st->p, xs, sizeof(double) * st->p);
+	PG_RETURN_POINTER(st);
+}
+
+/*
+ * feature_bins_combine(a, b): a uniform sample of the rows of both, drawn
+ * from their two reservoirs (each a uniform sample of its side).
+ */
+PG_FUNCTION_INFO_V1(feature_bins_combine);
+Datum
+feature_bins_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	FeatureBinsState *a = PG_ARGISNULL(0) ? NULL : (FeatureBinsState *) PG_GETARG_POINTER(0);
+	FeatureBinsState *b = PG_ARGISNULL(1) ? NULL : (FeatureBinsState *) PG_GETARG_POINTER(1);
+	FeatureBinsState *c;
+	FeatureBinsState *side[2];
+	int64		left[2];
+	int			avail[2];
+	int		   *slots[2];
+	int			k;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "feature_bins_combine called in non-aggregate context");
+	if (b == NULL || b->rows == 0)
+		PG_RETURN_POINTER(a);
+	if (a == NULL || a->rows == 0)
+	{
+		c = FeatureBinsCreate(aggcxt, b->p, b->names);
+		FeatureBinsGrow(c, Max(b->k, 1));
+		c->rows = b->rows;
+		c->k = b->k;
+		memcpy(c->sample, b->sample, sizeof(double) * b->k * b->p);
+		PG_RETURN_POINTER(c);
+	}
+	if (a->p != b->p)
+		elog(ERROR, "feature_bins: workers saw different numbers of features");
+
+	c = FeatureBinsCreate(aggcxt, a->p, a->names ? a->names : b->names);
+	FeatureBinsGrow(c, c->size);
+	side[0] = a;
+	side[1] = b;
+	for (int s = 0; s < 2; s++)
+	{
+		left[s] = side[s]->rows;
+		avail[s] = side[s]->k;
+		slots[s] = palloc(sizeof(int) * side[s]->k);
+		for (int i = 0; i < side[s]->k; i++)
+			slots[s][i] = i;
+	}
+	k = (int) Min((int64) c->size, a->rows + b->rows);
+	for (int t = 0; t < k; t++)
+	{
+		int			s = pg_prng_uint64_range(&c->prng, 0, left[0] + left[1] - 1) < (uint64) left[0] ? 0 : 1;
+		int			j = (int) pg_prng_uint64_range(&c->prng, 0, avail[s] - 1);
+
+		memcpy(c->sample + (int64) t * c->p,
+			   side[s]->sample + (int64) slots[s][j] * c->p, sizeof(double) * c->p);
+		slots[s][j] = slots[s][--avail[s]];
+		left[s]--;
+	}
+	c->k = k;
+	c->rows = a->rows + b->rows;
+	PG_RETURN_POINTER(c);
+}
+
+/* feature_bins_serialize(state) */
+PG_FUNCTION_INFO_V1(feature_bins_serialize);
+Datum
+feature_bins_serialize(PG_FUNCTION_ARGS)
+{
+	FeatureBinsState *st = (FeatureBinsState *) PG_GETARG_POINTER(0);
+	StringInfoData buf;
+	int64		n = (int64) st->k * st->p;
+
+	pq_begintypsend(&buf);
+	pq_sendint32(&buf, st->p);
+	pq_sendint64(&buf, st->rows);
+	pq_sendint32(&buf, st->k);
+	for (int64 i = 0; i < n; i++)
+		pq_sendfloat8(&buf, st->sample[i]);
+	/* the names, as a count and strings (array_send needs an flinfo) */
+	if (st->names)
+	{
+		Datum	   *names;
+		bool	   *nulls;
+		int			nnames;
+
+		deconstruct_array(st->names, TEXTOID, -1, false, TYPALIGN_INT,
+						  &names, &nulls, &nnames);
+		pq_sendint32(&buf, nnames);
+		for (int i = 0; i < nnames; i++)
+			pq_sendstring(&buf, nulls[i] ? "" : TextDatumGetCString(names[i]));
+	}
+	else
+		pq_sendint32(&buf, -1);
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+/* feature_bins_deserialize(bytes, internal) */
+PG_FUNCTION_INFO_V1(feature_bins_deserialize);
+Datum
+feature_bins_deserialize(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	StringInfoData buf;
+	FeatureBinsState *st;
+	int			p;
+	int			len;
+	int64		n;
+
+	buf.data = VARDATA_ANY(b);
+	buf.len = VARSIZE_ANY_EXHDR(b);
+	buf.maxlen = buf.len;
+	buf.cursor = 0;
+	p = pq_getmsgint(&buf, 4);
+	st = FeatureBinsCreate(CurrentMemoryContext, p, NULL);
+	st->rows = pq_getmsgint64(&buf);
+	st->k = pq_getmsgint(&buf, 4);
+	if (st->k > st->capacity)
+		FeatureBinsGrow(st, st->k);
+	n = (int64) st->k * st->p;
+	for (int64 i = 0; i < n; i++)
+		st->sample[i] = pq_getmsgfloat8(&buf);
+	len = pq_getmsgint(&buf, 4);
+	if (len >= 0)
+	{
+		Datum	   *names = palloc(sizeof(Datum) * Max(len, 1));
+
+		for (int i = 0; i < len; i++)
+			names[i] = CStringGetTextDatum(pq_getmsgstring(&buf));
+		st->names = construct_array(names, len, TEXTOID, -1, false, TYPALIGN_INT);
+	}
+	pq_getmsgend(&buf);
+	PG_RETURN_POINTER(st);
+}
+
+/* qsort comparator for doubles. */
+static int
+CompareDoubles(const void *a, const void *b)
+{
+	double		x = *(const double *) a;
+	double		y = *(const double *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* Appends a JSON number. */
+static void
+AppendNumber(StringInfo buf, double v)
+{
+	char	   *s = float8out_internal(v);
+
+	appendStringInfoString(buf, s);
+	pfree(s);
+}
+
+/* feature_bins_final(state): the jsonb above; NULL without rows. */
+PG_FUNCTION_INFO_V1(feature_bins_final);
+Datum
+feature_bins_final(PG_FUNCTION_ARGS)
+{
+	FeatureBinsState *st = PG_ARGISNULL(0) ? NULL : (FeatureBinsState *) PG_GETARG_POINTER(0);
+	Datum	   *names;
+	bool	   *nulls;
+	int			nnames;
+	double	   *col;
+	StringInfoData buf;
+
+	if (st == NULL || st->k == 0)
+		PG_RETURN_NULL();
+	nnames = 0;
+	if (st->names)
+		deconstruct_array(st->names, TEXTOID, -1, false, TYPALIGN_INT,
+						  &names, &nulls, &nnames);
+	col = palloc(sizeof(double) * st->k);
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"rows\": " INT64_FORMAT ", \"sample\": %d, \"features\": {",
+					 st->rows, st->k);
+	for (int j = 0; j < st->p; j++)
+	{
+		double		edges[FEATURE_BINS + 1];
+		int64		counts[FEATURE_BINS] = {0};
+		int			b = 0;
+
+		for (int i = 0; i < st->k; i++)
+			col[i] = st->sample[i * st->p + j];
+		qsort(col, st->k, sizeof(double), CompareDoubles);
+		for (int q = 0; q <= FEATURE_BINS; q++)
+		{
+			/* numpy.quantile, method 'linear' */
+			double		h = (st->k - 1) * (double) q / FEATURE_BINS;
+			int			lo = (int) floor(h);
+			int			hi = Min(lo + 1, st->k - 1);
+
+			edges[q] = col[lo] + (h - lo) * (col[hi] - col[lo]);
+		}
+		/* shares: bin i is [e_i, e_i+1), the last closed (data_drift.c) */
+		for (int i = 0; i < st->k; i++)
+		{
+			while (b < FEATURE_BINS - 1 && col[i] >= edges[b + 1])
+				b++;
+			counts[b]++;
+		}
+		if (j > 0)
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, j < nnames && !nulls[j] ? TextDatumGetCString(names[j]) :
+					psprintf("x%d", j + 1));
+		appendStringInfoString(&buf, ": {\"bins\": [");
+		for (int q = 0; q <= FEATURE_BINS; q++)
+		{
+			if (q > 0)
+				appendStringInfoString(&buf, ", ");
+			AppendNumber(&buf, edges[q]);
+		}
+		appendStringInfoString(&buf, "], \"fractions\": [");
+		for (int q = 0; q < FEATURE_BINS; q++)
+		{
+			if (q > 0)
+				appendStringInfoString(&buf, ", ");
+			AppendNumber(&buf, (double) counts[q] / st->k);
+		}
+		appendStringInfoString(&buf, "]}");
+	}
+	appendStringInfoString(&buf, "}}");
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+/*
+ * Computes the feature bins of a run's training rows and stores them on
+ * the rows of version "version" (called from the driver's record step).
+ */
+void
+RecordFeatureBins(TrainRun *run, int version)
+{
+	StringInfoData sql;
+	Oid			types[1] = {TEXTARRAYOID};
+	Datum		values[1];
+	char	   *bins;
+
+	values[0] = FeatureNamesArray(run);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT streamml.feature_bins(%s, $1)::text FROM %s WHERE %s",
+					 run->xexpr, run->from, run->train_where);
+	RunQuery(run, sql.data, 1, types, values, NULL);
+	run->passes++;
+	bins = ResultText(0, 1);
+	if (bins == NULL)
+		return;
+	{
+		Oid			t[3] = {JSONBOID, TEXTOID, INT4OID};
+		Datum		v[3];
+
+		v[0] = DirectFunctionCall1(jsonb_in, CStringGetDatum(bins));
+		v[1] = CStringGetTextDatum(run->model);
+		v[2] = Int32GetDatum(version);
+		CatalogExecute("UPDATE streamml.model_versions SET feature_bins = $1 "
+					   "WHERE model = $2 AND version = $3",
+					   3, t, v, NULL, SPI_OK_UPDATE);
+	}
+}

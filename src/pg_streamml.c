@@ -19,6 +19,7 @@
 #include "ingest/ingest.h"
 #include "ml/ml.h"
 #include "scoring/features.h"
+#include "scoring/scorer.h"
 
 PG_MODULE_MAGIC;
 
@@ -41,6 +42,7 @@ _PG_init(void)
 	IngestInit();
 	MlInit();
 	FeatureTablesInit();
+	ScorerInit();
 	RolesInit();
 
 	MarkGUCPrefixReserved("streamml");

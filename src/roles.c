@@ -52,6 +52,7 @@
 
 #include "ingest/ingest.h"
 #include "ml/ml.h"
+#include "scoring/scorer.h"
 #include "pg_streamml.h"
 #include "scoring/features.h"
 
@@ -91,6 +92,8 @@ CheckDropRole(Datum roles)
 				   "FROM streamml.models m WHERE m.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "UNION ALL SELECT 'owner of feature table ' || pg_catalog.quote_ident(f.name), f.owner "
 				   "FROM streamml.feature_tables_catalog f WHERE f.owner OPERATOR(pg_catalog.=) ANY ($1) "
+				   "UNION ALL SELECT 'owner of scorer ' || pg_catalog.quote_ident(s.name), s.owner "
+				   "FROM streamml.scorers_catalog s WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "ORDER BY 1",
 				   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -118,7 +121,7 @@ CheckDropRole(Datum roles)
 				 errmsg("role \"%s\" cannot be dropped because some objects depend on it",
 						name),
 				 errdetail("%s", detail.data),
-				 errhint("Drop them with streamml.drop_stream, streamml.drop_model and streamml.drop_feature_table, or use DROP OWNED or REASSIGN OWNED first.")));
+				 errhint("Drop them with streamml.drop_stream, streamml.drop_model, streamml.drop_feature_table or streamml.drop_scorer, or use DROP OWNED or REASSIGN OWNED first.")));
 	}
 }
 
@@ -173,6 +176,7 @@ DropOwned(Datum roles)
 		for (uint64 i = 0; i < n; i++)
 			FeatureTableRemove(SPI_getvalue(tt->vals[i], tt->tupdesc, 1));
 	}
+	ScorersDropOwned(roles);
 }
 
 /*
@@ -230,6 +234,7 @@ ReassignOwned(Datum roles, Oid newowner)
 	CatalogExecute("UPDATE streamml.feature_tables_catalog SET owner = $2 "
 				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
 				   2, types, args, NULL, SPI_OK_UPDATE);
+	ScorersReassignOwned(roles, newowner);
 	if (streams > 0 || jobs > 0)
 		ereport(NOTICE,
 				(errmsg("%llu streams stopped and %llu training jobs paused on moving them to role \"%s\"",

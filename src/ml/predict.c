@@ -68,6 +68,8 @@ typedef struct CachedModel
 	int			ncolumns;
 	char	   *group_by;
 	char		name[NAMEDATALEN];
+	int			version;		/* the deployed version */
+	char	  **features;		/* its feature names, p of them */
 } CachedModel;
 
 typedef struct ModelCacheKey
@@ -221,6 +223,33 @@ ModelCacheValidate(void)
 	ModelCache = NULL;
 }
 
+/*
+ * The deployed version and the feature names of the first row of
+ * ModelLoad's result, for C callers (ServedModelGet).
+ */
+static void
+ModelLoadServedColumns(CachedModel *m)
+{
+	HeapTuple	tup = SPI_tuptable->vals[0];
+	bool		isnull;
+	Datum		d;
+
+	m->version = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 5,
+											 &isnull));
+	d = SPI_getbinval(tup, SPI_tuptable->tupdesc, 12, &isnull);
+	m->features = palloc0(sizeof(char *) * Max(m->p, 1));
+	if (!isnull)
+	{
+		Datum	   *elems;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, NULL, &n);
+		for (int j = 0; j < n && j < m->p; j++)
+			m->features[j] = TextDatumGetCString(elems[j]);
+	}
+}
+
 /* Reads the deployed version of a model into the cache's memory. */
 static CachedModel *
 ModelLoad(const char *name)
@@ -239,7 +268,7 @@ ModelLoad(const char *name)
 		elog(ERROR, "SPI_connect failed");
 	plan = SPI_prepare("SELECT m.kind, m.classes, pg_catalog.cardinality(v.features), m.group_by IS NOT NULL, "
 					   "m.deployed_version, v.group_key, v.intercepts, v.coefficients, "
-					   "v.model_data, m.feature_columns, m.group_by "
+					   "v.model_data, m.feature_columns, m.group_by, v.features "
 					   "FROM streamml.models m LEFT JOIN streamml.model_versions v "
 					   "ON v.model OPERATOR(pg_catalog.=) m.name "
 					   "AND v.version OPERATOR(pg_catalog.=) m.deployed_version "
@@ -287,6 +316,7 @@ ModelLoad(const char *name)
 									   SPI_tuptable->tupdesc, 3, &isnull));
 	m->grouped = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 4, &isnull));
+	ModelLoadServedColumns(m);
 	m->blocks = (m->kind == 'm') ? m->nclasses : 1;
 	if (m->grouped)
 	{
@@ -1064,4 +1094,110 @@ ml_score_classes(PG_FUNCTION_ARGS)
 	for (int c = 0; c < k; c++)
 		pr[c] /= sum;
 	PG_RETURN_ARRAYTYPE_P(Float8ArrayBuild(pr, k));
+}
+
+/* ---- serving from C (the scorer, src/scoring) ---- */
+
+/*
+ * The deployed model of a name as the current user may use it, validated
+ * for this statement (a deployment or rollback committed since the last
+ * statement is seen here), with what a caller needs to score rows itself:
+ * see ServedModelInfo in ml.h.  The model stays valid until the next
+ * statement; errors as streamml.predict does (unknown model, no deployed
+ * version).
+ */
+CachedModel *
+ServedModelGet(const char *name, ServedModelInfo *info)
+{
+	CachedModel *m;
+
+	ModelCacheValidate();
+	m = ModelLookup(name, strlen(name));
+	if (!m->grouped && m->coef == NULL && m->tree == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has no deployed version", m->name)));
+	info->kind = m->kind;
+	info->version = m->version;
+	info->nfeatures = m->p;
+	info->features = m->features;
+	info->group_by = m->grouped ? m->group_by : NULL;
+	info->nclasses = m->nclasses;
+	info->classes = m->classes;
+	return m;
+}
+
+/*
+ * The parameters of one group of a served model (of the model itself when
+ * it is not grouped), or NULL when the deployed version has no such group.
+ */
+const void *
+ServedModelParams(CachedModel *m, const char *group_key, int len)
+{
+	char		keybuf[GROUP_KEY_MAX];
+	GroupEntry *e;
+
+	if (!m->grouped)
+		return m;
+	if (len >= GROUP_KEY_MAX)
+		return NULL;
+	memset(keybuf, 0, sizeof(keybuf));
+	memcpy(keybuf, group_key, len);
+	e = hash_search(m->groups, keybuf, HASH_FIND, NULL);
+	return e;
+}
+
+/*
+ * Scores one feature vector (finite values, nfeatures of them) with the
+ * parameters of ServedModelParams, whatever the kind of model: the value
+ * of a regression or the class index of a classifier in r->value, the
+ * probability of the positive class of a binary model (NaN otherwise) and
+ * the class index (-1 for a regression).  The one place a new kind of
+ * model needs a case to be served to C callers.
+ */
+void
+ServedModelScore(CachedModel *m, const void *params, const double *x,
+				 ServedPrediction *r)
+{
+	const double *coef;
+	const TreeModel *tree;
+	double		buf[64];
+	double	   *out;
+
+	/* ServedModelParams gives the model itself, or the group's entry */
+	if (m->grouped)
+	{
+		coef = ((const GroupEntry *) params)->coef;
+		tree = ((const GroupEntry *) params)->tree;
+	}
+	else
+	{
+		coef = m->coef;
+		tree = m->tree;
+	}
+	out = m->blocks <= 64 ? buf : palloc(sizeof(double) * m->blocks);
+	ModelScore(m, coef, tree, x, out);
+	switch (m->kind)
+	{
+		case 'l':
+			r->value = out[0];
+			r->probability = NAN;
+			r->class_index = -1;
+			break;
+		case 'g':
+			r->probability = out[0];
+			r->class_index = out[0] >= 0.5 ? 1 : 0;
+			r->value = r->class_index;
+			break;
+		default:
+			r->class_index = 0;
+			for (int k = 1; k < m->blocks; k++)
+				if (out[k] > out[r->class_index])
+					r->class_index = k;
+			r->value = r->class_index;
+			r->probability = NAN;
+			break;
+	}
+	if (out != buf)
+		pfree(out);
 }

@@ -48,6 +48,7 @@
 #include "ingest/ingest.h"
 #include "ml/ml.h"
 #include "pg_streamml.h"
+#include "quality/quality.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
@@ -83,6 +84,8 @@ CheckDropRole(Datum roles)
 				   "FROM streamml.streams s WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "UNION ALL SELECT 'owner of model ' || pg_catalog.quote_ident(m.name), m.owner "
 				   "FROM streamml.models m WHERE m.owner OPERATOR(pg_catalog.=) ANY ($1) "
+				   "UNION ALL SELECT 'owner of outcome tracker ' || pg_catalog.quote_ident(t.scorer), t.owner "
+				   "FROM streamml.outcome_trackers t WHERE t.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "ORDER BY 1",
 				   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -155,6 +158,7 @@ DropOwned(Datum roles)
 	}
 	CatalogExecute("DELETE FROM streamml.model_grants WHERE grantee OPERATOR(pg_catalog.=) ANY ($1)",
 				   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_DELETE);
+	OutcomeTrackersDropOwned(roles);
 }
 
 /* REASSIGN OWNED: the roles' streams, dead letters and models move. */
@@ -184,6 +188,7 @@ ReassignOwned(Datum roles, Oid newowner)
 	CatalogExecute("UPDATE streamml.models SET owner = $2 "
 				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
 				   2, types, args, NULL, SPI_OK_UPDATE);
+	OutcomeTrackersReassignOwned(roles, newowner);
 }
 
 /*

@@ -399,7 +399,7 @@ track_outcomes(PG_FUNCTION_ARGS)
 	if (nskeys != npkeys)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"key\" names %d columns, and scorer \"%s\" has %d key columns",
+				 errmsg("option \"key\" names %d columns, and the key of scorer \"%s\" has %d",
 						nskeys, scorer, npkeys)));
 	for (int i = 0; i < nskeys; i++)
 		(void) SourceColumnType(source, skeys[i], "a key column");

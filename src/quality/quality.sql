@@ -247,7 +247,9 @@ GRANT SELECT ON streamml.outcome_tracking TO PUBLIC;
 
 -- Live quality: one row per scorer, model, version, role, group and bucket
 -- of prediction time, plus a total row over the groups (group_key NULL).
--- It reads the bucket sums only: O(buckets), not O(outcomes).
+-- It reads the bucket sums only: O(buckets), not O(outcomes).  Predictions
+-- are counted by the predictions table's trigger, which does not know
+-- their group: the group rows count outcomes only.
 CREATE VIEW streamml.live_metrics WITH (security_invoker = true) AS
 WITH s AS (
 	SELECT b.tracker, b.model, b.version, b.role,
@@ -278,7 +280,8 @@ WITH s AS (
 	 GROUP BY GROUPING SETS ((b.tracker, b.model, b.version, b.role, b.group_key, b.bucket),
 							 (b.tracker, b.model, b.version, b.role, b.bucket)))
 SELECT t.scorer, s.model, s.version, s.role, s.group_key, s.bucket,
-	   s.predictions::bigint AS predictions, s.labelled::bigint AS labelled,
+	   CASE WHEN s.group_key IS NULL THEN s.predictions::bigint END AS predictions,
+	   s.labelled::bigint AS labelled,
 	   s.duplicates::bigint AS duplicates,
 	   CASE WHEN s.cls_n > 0 THEN s.correct::float8 / s.cls_n END AS accuracy,
 	   CASE WHEN s.tp + s.fp > 0 THEN s.tp::float8 / (s.tp + s.fp) END AS precision,
@@ -300,8 +303,9 @@ SELECT t.scorer, s.model, s.version, s.role, s.group_key, s.bucket,
 		   AS label_lag_p50,
 	   pg_catalog.make_interval(secs => streamml.label_lag_quantile(s.lag_hist, 0.95))
 		   AS label_lag_p95,
-	   (s.scored_conf_n - s.labelled_conf_n)::bigint AS unlabelled_scored,
-	   CASE WHEN s.scored_conf_n - s.labelled_conf_n > 0
+	   CASE WHEN s.group_key IS NULL
+			THEN (s.scored_conf_n - s.labelled_conf_n)::bigint END AS unlabelled_scored,
+	   CASE WHEN s.group_key IS NULL AND s.scored_conf_n - s.labelled_conf_n > 0
 			THEN LEAST(1, GREATEST(0.5,
 				 (s.scored_conf_sum - s.labelled_conf_sum) /
 				 (s.scored_conf_n - s.labelled_conf_n))) END

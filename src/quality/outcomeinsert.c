@@ -201,18 +201,21 @@ AppendOutcomeCtes(StringInfo s, OutcomeTracker *t)
 						   "ELSE (x.prediction - x.actual) * (x.prediction - x.actual) END AS loss "
 						   "FROM x)"
 						   ", ins AS (INSERT INTO streamml.outcomes AS o (tracker, scorer, model, "
-						   "version, role, group_key, key, prediction, probability, class, actual, "
+						   "version, role, group_key, key, key_hash, prediction, probability, class, actual, "
 						   "actual_class, loss, predicted_at, labelled_at, owner) "
 						   "SELECT $1, $5, y.model, y.version, y.role, y.group_key, y.key, "
+						   "jsonb_hash_extended(y.key, 0), "
 						   "y.prediction, y.probability, y.class, y.actual, y.actual_class, y.loss, "
 						   "y.scored_at, y.labelled_at, $4 FROM y WHERE y.rn = 1 "
-						   "ON CONFLICT (tracker, model, key) DO NOTHING RETURNING o.model, o.key)"
-						   ", d AS (SELECT y.*, f.first, "
-						   "f.first AND y.is_cls AND y.prediction IS NOT NULL AND y.actual_class IS NOT NULL AS ok_cls, "
-						   "f.first AND y.is_bin AND y.prediction IS NOT NULL AND y.actual IS NOT NULL AS ok_bin, "
-						   "f.first AND NOT y.is_cls AND y.prediction IS NOT NULL AND y.actual IS NOT NULL AS ok_reg "
-						   "FROM y CROSS JOIN LATERAL (SELECT y.rn = 1 AND EXISTS (SELECT 1 FROM ins "
-						   "WHERE ins.model = y.model AND ins.key = y.key) AS first) f)");
+						   "ON CONFLICT (tracker, model, key_hash, key) DO NOTHING "
+						   "RETURNING o.model, o.key)"
+						   ", f AS MATERIALIZED (SELECT y.*, (y.rn = 1 AND i.key IS NOT NULL) AS first "
+						   "FROM y LEFT JOIN ins i ON y.rn = 1 AND i.model = y.model AND i.key = y.key)"
+						   ", d AS MATERIALIZED (SELECT f.*, "
+						   "f.first AND f.is_cls AND f.prediction IS NOT NULL AND f.actual_class IS NOT NULL AS ok_cls, "
+						   "f.first AND f.is_bin AND f.prediction IS NOT NULL AND f.actual IS NOT NULL AS ok_bin, "
+						   "f.first AND NOT f.is_cls AND f.prediction IS NOT NULL AND f.actual IS NOT NULL AS ok_reg "
+						   "FROM f)");
 	appendStringInfo(s,
 					 ", od AS (SELECT d.model, d.version, d.role, d.group_key, %s AS bucket, "
 					 "0::int8 AS predictions, 0::int8 AS scored_conf_n, 0::float8 AS scored_conf_sum, "
@@ -360,7 +363,11 @@ SourceSqlKey(OutcomeTracker *t)
  * newest order_by before the batch, its newest in the batch] are labelled
  * by the first row at or after that point.  The newest before the batch
  * is read from the table: the newest below the batch's oldest, or the
- * batch's oldest itself when older rows share it.
+ * batch's oldest itself when older rows share it or when the partition is
+ * new (its rows are then all in the batch).  The batch's partitions are
+ * materialized first, so that each is read by index ranges; rows of equal
+ * order_by are taken in index order, which is the order of their heap
+ * tuples, i.e. of arrival.
  */
 static char *
 SourceSqlHorizon(OutcomeTracker *t)
@@ -383,18 +390,19 @@ SourceSqlHorizon(OutcomeTracker *t)
 					 "FROM streamml_new n WHERE n.%s IS NOT NULL AND n.%s IS NOT NULL GROUP BY 1)"
 					 ", bc AS (SELECT bp.part, count(*) AS nmin FROM bp JOIN streamml_new n "
 					 "ON n.%s = bp.part AND n.%s = bp.bmin GROUP BY 1)"
-					 ", bo AS (SELECT bp.part, bp.bmax, CASE WHEN "
+					 ", bo AS MATERIALIZED (SELECT bp.part, bp.bmax, coalesce(CASE WHEN "
 					 "(SELECT count(*) FROM %s s WHERE s.%s = bp.part AND s.%s = bp.bmin) > bc.nmin "
 					 "THEN bp.bmin ELSE (SELECT max(s.%s) FROM %s s WHERE s.%s = bp.part "
-					 "AND s.%s < bp.bmin) END AS prev FROM bp JOIN bc ON bc.part = bp.part)",
+					 "AND s.%s < bp.bmin) END, bp.bmin) AS prev FROM bp JOIN bc ON bc.part = bp.part)",
 					 part, ob, ob, part, ob, part, ob, src, part, ob, ob, src, part, ob);
 	appendStringInfoString(&s, ", b AS (SELECT ");
 	AppendOutcomeColumns(&s, t, "r", "l", "$2::timestamptz");
+	/* with no row before the batch, prev is the batch's oldest: all rows */
 	appendStringInfo(&s,
-					 " FROM bo JOIN %s r ON r.%s = bo.part AND r.%s <= bo.bmax - %s "
-					 "AND (bo.prev IS NULL OR r.%s > bo.prev - %s) "
+					 " FROM bo CROSS JOIN LATERAL (SELECT * FROM %s r WHERE r.%s = bo.part "
+					 "AND r.%s > bo.prev - %s AND r.%s <= bo.bmax - %s) r "
 					 "CROSS JOIN LATERAL (SELECT s.%s AS %s FROM %s s WHERE s.%s = r.%s "
-					 "AND s.%s >= r.%s + %s ORDER BY s.%s, s.ctid LIMIT 1) l "
+					 "AND s.%s >= r.%s + %s ORDER BY s.%s LIMIT 1) l "
 					 "WHERE l.%s IS NOT NULL",
 					 src, part, ob, h, ob, h, act, act, src, part, part, ob, ob, h, ob,
 					 act);
@@ -461,6 +469,15 @@ RunPrivileged(const char *sql, SPIPlanPtr plan, Datum *values, int expect)
 						   SECURITY_RESTRICTED_OPERATION);
 	nest = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	/*
+	 * A batch is small beside the tables it is joined with: look its keys
+	 * up by index (the predictions table's primary key, the source's
+	 * (partition_by, order_by) index), also when a plan made while the
+	 * tables were small is made again.
+	 */
+	(void) set_config_option("enable_seqscan", "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 	if (plan == NULL)

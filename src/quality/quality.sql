@@ -36,7 +36,9 @@ COMMENT ON TABLE streamml.outcome_trackers IS
 	'outcome trackers: where the actual values of a scorer''s predictions arrive, and how they are read';
 
 -- One row per (outcome, model that scored its key): the first outcome of a
--- key wins, later ones are counted as duplicates in the buckets.
+-- key wins, later ones are counted as duplicates in the buckets.  key_hash
+-- (jsonb_hash_extended(key, 0)) leads the key's part of the primary key, so
+-- that inserting compares integers, and jsonb only when the hashes tie.
 CREATE TABLE streamml.outcomes (
 	tracker integer NOT NULL,
 	scorer text NOT NULL,
@@ -45,6 +47,7 @@ CREATE TABLE streamml.outcomes (
 	role text NOT NULL,
 	group_key text NOT NULL DEFAULT '',
 	key jsonb NOT NULL,
+	key_hash bigint NOT NULL,
 	prediction float8,
 	probability float8,
 	class text,
@@ -54,9 +57,8 @@ CREATE TABLE streamml.outcomes (
 	predicted_at timestamptz NOT NULL,
 	labelled_at timestamptz NOT NULL,
 	owner regrole NOT NULL,
-	PRIMARY KEY (tracker, model, key)
+	PRIMARY KEY (tracker, model, key_hash, key)
 );
-CREATE INDEX outcomes_labelled_at ON streamml.outcomes (model, labelled_at);
 COMMENT ON TABLE streamml.outcomes IS
 	'outcomes joined with the predictions of their key: prediction, actual, loss, when each was known';
 

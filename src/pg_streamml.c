@@ -18,6 +18,7 @@
 #include "pg_streamml.h"
 #include "ingest/ingest.h"
 #include "ml/ml.h"
+#include "scoring/scorer.h"
 
 PG_MODULE_MAGIC;
 
@@ -39,6 +40,7 @@ _PG_init(void)
 
 	IngestInit();
 	MlInit();
+	ScorerInit();
 	RolesInit();
 
 	MarkGUCPrefixReserved("streamml");

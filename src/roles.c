@@ -49,6 +49,7 @@
 #include "ml/ml.h"
 #include "pg_streamml.h"
 #include "quality/quality.h"
+#include "scoring/scorer.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
@@ -84,6 +85,8 @@ CheckDropRole(Datum roles)
 				   "FROM streamml.streams s WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "UNION ALL SELECT 'owner of model ' || pg_catalog.quote_ident(m.name), m.owner "
 				   "FROM streamml.models m WHERE m.owner OPERATOR(pg_catalog.=) ANY ($1) "
+				   "UNION ALL SELECT 'owner of scorer ' || pg_catalog.quote_ident(s.name), s.owner "
+				   "FROM streamml.scorer_definitions s WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "UNION ALL SELECT 'owner of outcome tracker ' || pg_catalog.quote_ident(t.scorer), t.owner "
 				   "FROM streamml.outcome_trackers t WHERE t.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "ORDER BY 1",
@@ -113,7 +116,7 @@ CheckDropRole(Datum roles)
 				 errmsg("role \"%s\" cannot be dropped because some objects depend on it",
 						name),
 				 errdetail("%s", detail.data),
-				 errhint("Drop them with streamml.drop_stream and streamml.drop_model, or use DROP OWNED or REASSIGN OWNED first.")));
+				 errhint("Drop them with streamml.drop_stream, streamml.drop_model or streamml.drop_scorer, or use DROP OWNED or REASSIGN OWNED first.")));
 	}
 }
 
@@ -159,6 +162,7 @@ DropOwned(Datum roles)
 	CatalogExecute("DELETE FROM streamml.model_grants WHERE grantee OPERATOR(pg_catalog.=) ANY ($1)",
 				   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_DELETE);
 	OutcomeTrackersDropOwned(roles);
+	ScorersDropOwned(roles);
 }
 
 /* REASSIGN OWNED: the roles' streams, dead letters and models move. */
@@ -188,6 +192,7 @@ ReassignOwned(Datum roles, Oid newowner)
 	CatalogExecute("UPDATE streamml.models SET owner = $2 "
 				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
 				   2, types, args, NULL, SPI_OK_UPDATE);
+	ScorersReassignOwned(roles, newowner);
 	OutcomeTrackersReassignOwned(roles, newowner);
 }
 

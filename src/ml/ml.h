@@ -44,6 +44,30 @@ extern double Sigmoid(double eta);
 extern double *Float8ArrayData(ArrayType *a, int *n, const char *what);
 extern ArrayType *Float8ArrayBuild(const double *v, int n);
 
+/* predict.c: the deployed models served to C callers (src/scoring) */
+typedef struct CachedModel CachedModel;
+typedef struct ServedModelInfo
+{
+	char		kind;			/* 'g' logistic, 'm' multinomial, 'l' linear */
+	int			version;		/* the deployed version */
+	int			nfeatures;
+	char	  **features;		/* names, as trained */
+	const char *group_by;		/* the group column, NULL when not grouped */
+	int			nclasses;		/* 0 for a regression */
+	char	  **classes;		/* labels, by class index */
+} ServedModelInfo;
+typedef struct ServedPrediction
+{
+	double		value;			/* regression value or class index */
+	double		probability;	/* positive class of a binary model, or NaN */
+	int			class_index;	/* -1 for a regression */
+} ServedPrediction;
+extern CachedModel *ServedModelGet(const char *name, ServedModelInfo *info);
+extern const void *ServedModelParams(CachedModel *m, const char *group_key,
+									 int len);
+extern void ServedModelScore(CachedModel *m, const void *params,
+							 const double *x, ServedPrediction *r);
+
 /* metrics.c */
 struct StringInfoData;
 extern void JsonAppendNumber(struct StringInfoData *buf, const char *key, double v);

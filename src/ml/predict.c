@@ -60,6 +60,9 @@ typedef struct CachedModel
 	double	   *coef;			/* ungrouped: blocks × (p + 1) */
 	HTAB	   *groups;			/* grouped: key → coefficients */
 	char		name[NAMEDATALEN];
+	int			version;		/* the deployed version */
+	char	  **features;		/* its feature names, p of them */
+	char	   *group_by;		/* the group column, NULL when not grouped */
 } CachedModel;
 
 typedef struct ModelCacheKey
@@ -210,6 +213,34 @@ ModelCacheValidate(void)
 	ModelCache = NULL;
 }
 
+/*
+ * The deployed version, the group column and the feature names of the
+ * first row of ModelLoad's result, for C callers (ServedModelGet).
+ */
+static void
+ModelLoadServedColumns(CachedModel *m)
+{
+	HeapTuple	tup = SPI_tuptable->vals[0];
+	bool		isnull;
+	Datum		d;
+
+	m->version = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 5,
+											 &isnull));
+	m->group_by = SPI_getvalue(tup, SPI_tuptable->tupdesc, 9);
+	d = SPI_getbinval(tup, SPI_tuptable->tupdesc, 10, &isnull);
+	m->features = palloc0(sizeof(char *) * Max(m->p, 1));
+	if (!isnull)
+	{
+		Datum	   *elems;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, NULL, &n);
+		for (int j = 0; j < n && j < m->p; j++)
+			m->features[j] = TextDatumGetCString(elems[j]);
+	}
+}
+
 /* Reads the deployed version of a model into the cache's memory. */
 static CachedModel *
 ModelLoad(const char *name)
@@ -227,7 +258,8 @@ ModelLoad(const char *name)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = SPI_prepare("SELECT m.kind, m.classes, pg_catalog.cardinality(v.features), m.group_by IS NOT NULL, "
-					   "m.deployed_version, v.group_key, v.intercepts, v.coefficients "
+					   "m.deployed_version, v.group_key, v.intercepts, v.coefficients, "
+					   "m.group_by, v.features "
 					   "FROM streamml.models m LEFT JOIN streamml.model_versions v "
 					   "ON v.model OPERATOR(pg_catalog.=) m.name "
 					   "AND v.version OPERATOR(pg_catalog.=) m.deployed_version "
@@ -260,6 +292,7 @@ ModelLoad(const char *name)
 	m->grouped = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 4, &isnull));
 	ModelResultClasses(2, &m->classes, &m->nclasses);
+	ModelLoadServedColumns(m);
 	m->blocks = (m->kind == 'm') ? m->nclasses : 1;
 	if (m->grouped)
 	{
@@ -863,4 +896,93 @@ ml_score_classes(PG_FUNCTION_ARGS)
 	for (int c = 0; c < k; c++)
 		pr[c] /= sum;
 	PG_RETURN_ARRAYTYPE_P(Float8ArrayBuild(pr, k));
+}
+
+/* ---- serving from C (the scorer, src/scoring) ---- */
+
+/*
+ * The deployed model of a name as the current user may use it, validated
+ * for this statement (a deployment or rollback committed since the last
+ * statement is seen here), with what a caller needs to score rows itself:
+ * see ServedModelInfo in ml.h.  The model stays valid until the next
+ * statement; errors as streamml.predict does (unknown model, no deployed
+ * version).
+ */
+CachedModel *
+ServedModelGet(const char *name, ServedModelInfo *info)
+{
+	CachedModel *m;
+
+	ModelCacheValidate();
+	m = ModelLookup(name, strlen(name));
+	if (!m->grouped && m->coef == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has no deployed version", m->name)));
+	info->kind = m->kind;
+	info->version = m->version;
+	info->nfeatures = m->p;
+	info->features = m->features;
+	info->group_by = m->grouped ? m->group_by : NULL;
+	info->nclasses = m->nclasses;
+	info->classes = m->classes;
+	return m;
+}
+
+/*
+ * The parameters of one group of a served model (of the model itself when
+ * it is not grouped), or NULL when the deployed version has no such group.
+ */
+const void *
+ServedModelParams(CachedModel *m, const char *group_key, int len)
+{
+	char		keybuf[GROUP_KEY_MAX];
+	GroupEntry *e;
+
+	if (!m->grouped)
+		return m->coef;
+	if (len >= GROUP_KEY_MAX)
+		return NULL;
+	memset(keybuf, 0, sizeof(keybuf));
+	memcpy(keybuf, group_key, len);
+	e = hash_search(m->groups, keybuf, HASH_FIND, NULL);
+	return e ? e->coef : NULL;
+}
+
+/*
+ * Scores one feature vector (finite values, nfeatures of them) with the
+ * parameters of ServedModelParams, whatever the kind of model: the value
+ * of a regression or the class index of a classifier in r->value, the
+ * probability of the positive class of a binary model (NaN otherwise) and
+ * the class index (-1 for a regression).  The one place a new kind of
+ * model needs a case to be served to C callers.
+ */
+void
+ServedModelScore(CachedModel *m, const void *params, const double *x,
+				 ServedPrediction *r)
+{
+	const double *coef = params;
+
+	switch (m->kind)
+	{
+		case 'l':
+			r->value = LinearPredictor(coef, x, m->p);
+			r->probability = NAN;
+			r->class_index = -1;
+			break;
+		case 'g':
+			{
+				double		eta = LinearPredictor(coef, x, m->p);
+
+				r->class_index = eta >= 0.0 ? 1 : 0;
+				r->value = r->class_index;
+				r->probability = Sigmoid(eta);
+				break;
+			}
+		default:
+			r->class_index = ArgmaxClass(m, coef, x);
+			r->value = r->class_index;
+			r->probability = NAN;
+			break;
+	}
 }

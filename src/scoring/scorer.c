@@ -1,0 +1,650 @@
+/*
+ * scorer.c
+ *		Scorers: streamml.create_scorer and drop_scorer, their catalog, and
+ *		the checks of a source and a predictions table that creation and
+ *		scoring share.
+ *
+ * A scorer is a row of streamml.scorer_definitions plus an AFTER INSERT
+ * FOR EACH STATEMENT trigger with a transition table on its source
+ * (scorerinsert.c), named streamml_scorer_<id>.  The trigger fires for
+ * every statement that inserts rows, whatever the path: INSERT, COPY, a
+ * stream's worker (which fires statement triggers per range, as COPY
+ * does), another trigger.  So every row is scored in the transaction
+ * that inserts it, and a rollback takes its predictions with it.
+ *
+ * Privileges: the caller becomes the owner, and needs SELECT and TRIGGER
+ * on the source (a scorer puts a trigger on it, which can slow or fail
+ * its owner's inserts), ownership of or INSERT on an existing predictions
+ * table (or the right to create one), and the use of the model.  The
+ * trigger is created by the extension (CatalogExecute): the trigger
+ * function is not executable by users, so nobody can attach a scorer's
+ * trigger to another table, and the trigger checks that it fires on its
+ * scorer's source anyway.  Scoring runs as the owner (RunAsOwner), who
+ * must keep SELECT on the source and INSERT on the predictions table.
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/syscache.h"
+#include "utils/regproc.h"
+#include "utils/varlena.h"
+
+#include "ml/ml.h"
+#include "options.h"
+#include "pg_streamml.h"
+#include "scoring/scorer.h"
+
+static const char *const ScorerOptionKeys[] = {
+	"into", "key", "features", "group_by", NULL
+};
+
+/* Whether a column type can be read as a float8 feature. */
+static bool
+NumericType(Oid type)
+{
+	return type == FLOAT8OID || type == FLOAT4OID || type == INT2OID ||
+		type == INT4OID || type == INT8OID || type == NUMERICOID ||
+		type == BOOLOID;
+}
+
+/*
+ * The attribute number of a column of the source, erroring when it does
+ * not exist (or, with numeric, cannot be read as a number); what names the
+ * use ("feature \"x\"", "key column").
+ */
+AttrNumber
+ScorerSourceColumn(Relation source, const char *name, const char *what,
+				   bool numeric)
+{
+	TupleDesc	desc = RelationGetDescr(source);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || strcmp(NameStr(att->attname), name) != 0)
+			continue;
+		if (numeric && !NumericType(att->atttypid))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of table \"%s\" is of type %s, not a number",
+							name, RelationGetRelationName(source),
+							format_type_be(att->atttypid)),
+					 errdetail("It is read as %s.", what)));
+		return att->attnum;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("column \"%s\" of table \"%s\" does not exist", name,
+					RelationGetRelationName(source)),
+			 errdetail("It is read as %s.", what),
+			 errhint("Map the model's names to the source's columns with the \"features\" option, {\"feature\": \"column\"}.")));
+	return InvalidAttrNumber;	/* keep the compiler quiet */
+}
+
+/* The attribute number of a column of a predictions table of this type. */
+static AttrNumber
+PredictionColumn(Relation preds, const char *name, Oid type, int32 typmod)
+{
+	TupleDesc	desc = RelationGetDescr(preds);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || strcmp(NameStr(att->attname), name) != 0)
+			continue;
+		if (att->atttypid != type || (typmod >= 0 && att->atttypmod != typmod) ||
+			att->attgenerated)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of predictions table \"%s\" is of type %s, not %s",
+							name, RelationGetRelationName(preds),
+							format_type_with_typemod(att->atttypid, att->atttypmod),
+							format_type_with_typemod(type, typmod))));
+		return att->attnum;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("predictions table \"%s\" has no column \"%s\"",
+					RelationGetRelationName(preds), name),
+			 errdetail("A predictions table has the key columns of the source and model text, version integer, prediction float8, probability float8, class text, role text, scored_at timestamptz.")));
+	return InvalidAttrNumber;
+}
+
+/*
+ * Checks the shape of a predictions table against its source and finds
+ * its columns: a plain table, the key columns with the source's types,
+ * the prediction columns, a unique index on (key columns, model), and no
+ * BEFORE or INSTEAD OF row trigger (rows are written in bulk).
+ */
+void
+ScorerCheckPredictions(Relation preds, Relation source, int nkeys,
+					   char **keys, PredictionColumns *pc)
+{
+	TupleDesc	sdesc = RelationGetDescr(source);
+	List	   *indexes;
+	ListCell   *lc;
+	bool		unique = false;
+
+	if (RelationGetRelid(preds) == RelationGetRelid(source))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a scorer cannot write its predictions into its source \"%s\"",
+						RelationGetRelationName(source))));
+	if (preds->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("predictions table \"%s\" is not a plain table",
+						RelationGetRelationName(preds)),
+				 errdetail("Scorers write to tables that are neither partitioned, foreign nor views.")));
+	if (preds->trigdesc &&
+		(preds->trigdesc->trig_insert_before_row ||
+		 preds->trigdesc->trig_insert_instead_row))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("predictions table \"%s\" has a BEFORE INSERT row trigger",
+						RelationGetRelationName(preds)),
+				 errdetail("Scorers write their predictions in bulk; AFTER triggers are supported.")));
+	pc->nkeys = nkeys;
+	pc->key = palloc(sizeof(AttrNumber) * nkeys);
+	for (int k = 0; k < nkeys; k++)
+	{
+		AttrNumber	sa = ScorerSourceColumn(source, keys[k], "a key column", false);
+		Form_pg_attribute att = TupleDescAttr(sdesc, sa - 1);
+
+		pc->key[k] = PredictionColumn(preds, keys[k], att->atttypid,
+									  att->atttypmod);
+	}
+	pc->model = PredictionColumn(preds, "model", TEXTOID, -1);
+	pc->version = PredictionColumn(preds, "version", INT4OID, -1);
+	pc->prediction = PredictionColumn(preds, "prediction", FLOAT8OID, -1);
+	pc->probability = PredictionColumn(preds, "probability", FLOAT8OID, -1);
+	pc->class_label = PredictionColumn(preds, "class", TEXTOID, -1);
+	pc->role = PredictionColumn(preds, "role", TEXTOID, -1);
+	pc->scored_at = PredictionColumn(preds, "scored_at", TIMESTAMPTZOID, -1);
+
+	/* exactly once is checkable: (key columns, model) is unique */
+	indexes = RelationGetIndexList(preds);
+	foreach(lc, indexes)
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID,
+										  ObjectIdGetDatum(lfirst_oid(lc)));
+		Form_pg_index ix;
+		bool		match;
+
+		if (!HeapTupleIsValid(tup))
+			continue;
+		ix = (Form_pg_index) GETSTRUCT(tup);
+		match = ix->indisunique && ix->indimmediate && ix->indisvalid &&
+			ix->indnkeyatts == nkeys + 1 &&
+			heap_attisnull(tup, Anum_pg_index_indpred, NULL) &&
+			heap_attisnull(tup, Anum_pg_index_indexprs, NULL);
+		for (int i = 0; match && i < ix->indnkeyatts; i++)
+		{
+			AttrNumber	a = ix->indkey.values[i];
+			bool		found = (a == pc->model);
+
+			for (int k = 0; k < nkeys; k++)
+				if (a == pc->key[k])
+					found = true;
+			match = found;
+		}
+		ReleaseSysCache(tup);
+		if (match)
+			unique = true;
+	}
+	list_free(indexes);
+	if (!unique)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("predictions table \"%s\" has no unique index on its key columns and model",
+						RelationGetRelationName(preds)),
+				 errhint("Add PRIMARY KEY (key columns, model), so that a row scored twice is an error.")));
+}
+
+/* The key columns: option "key" (a name or an array), or the primary key. */
+static List *
+KeyColumns(Relation source, Jsonb *options)
+{
+	JsonbValue *v = OptionGet(options, "key");
+	List	   *keys = NIL;
+
+	if (v == NULL)
+	{
+		Oid			pk = RelationGetPrimaryKeyIndex(source);
+		HeapTuple	tup;
+		Form_pg_index ix;
+
+		if (!OidIsValid(pk))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("table \"%s\" has no primary key",
+							RelationGetRelationName(source)),
+					 errdetail("Each prediction is stored under the key of its row."),
+					 errhint("Give the key columns with the \"key\" option.")));
+		tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk));
+		if (!HeapTupleIsValid(tup))
+			elog(ERROR, "cache lookup failed for index %u", pk);
+		ix = (Form_pg_index) GETSTRUCT(tup);
+		for (int i = 0; i < ix->indnkeyatts; i++)
+			keys = lappend(keys,
+						   pstrdup(NameStr(TupleDescAttr(RelationGetDescr(source),
+														 ix->indkey.values[i] - 1)->attname)));
+		ReleaseSysCache(tup);
+		return keys;
+	}
+	if (v->type == jbvString)
+		return list_make1(OptionValueString(v, "key"));
+	if (v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data))
+	{
+		JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
+		JsonbValue	e;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+			if (tok == WJB_ELEM)
+			{
+				if (e.type != jbvString)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("option \"key\" must be a column name or an array of column names")));
+				keys = lappend(keys, pnstrdup(e.val.string.val, e.val.string.len));
+			}
+		if (keys != NIL)
+			return keys;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"key\" must be a column name or an array of column names")));
+	return NIL;
+}
+
+/*
+ * The source column of each of the model's features: the option
+ * "features" {"feature": "column"} maps them, by default the same name.
+ * Errors when a name of the mapping is not a feature of the model.
+ */
+static void
+CheckFeatureMap(Relation source, Jsonb *options, ServedModelInfo *info,
+				const char *model)
+{
+	JsonbValue *map = OptionGet(options, "features");
+
+	if (map != NULL)
+	{
+		JsonbIterator *it;
+		JsonbValue	e;
+		JsonbIteratorToken tok;
+
+		if (map->type != jbvBinary || !JsonContainerIsObject(map->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"features\" must be an object mapping the model's feature names to columns")));
+		it = JsonbIteratorInit(map->val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &e, true)) != WJB_DONE)
+		{
+			char	   *name;
+			bool		known = false;
+
+			if (tok == WJB_VALUE && e.type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"features\" must map each feature name to a column name")));
+			if (tok != WJB_KEY)
+				continue;
+			name = pnstrdup(e.val.string.val, e.val.string.len);
+			for (int j = 0; j < info->nfeatures; j++)
+				if (strcmp(info->features[j], name) == 0)
+					known = true;
+			if (!known)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("model \"%s\" has no feature \"%s\"", model, name),
+						 errdetail("Option \"features\" maps the model's feature names to the source's columns.")));
+		}
+	}
+	for (int j = 0; j < info->nfeatures; j++)
+	{
+		char	   *col = ScorerFeatureColumn(options, info->features[j]);
+		char	   *what = psprintf("feature \"%s\" of model \"%s\"",
+									info->features[j], model);
+
+		(void) ScorerSourceColumn(source, col, what, true);
+	}
+}
+
+/* The source column of a feature: mapped by option "features", or itself. */
+char *
+ScorerFeatureColumn(Jsonb *options, const char *feature)
+{
+	JsonbValue *map = OptionGet(options, "features");
+	JsonbValue *v;
+
+	if (map == NULL || map->type != jbvBinary)
+		return (char *) feature;
+	v = getKeyJsonValueFromContainer(map->val.binary.data, feature,
+									 strlen(feature), NULL);
+	if (v == NULL || v->type != jbvString)
+		return (char *) feature;
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/* The group column: option "group_by", or the model's. */
+char *
+ScorerGroupColumn(Jsonb *options, ServedModelInfo *info)
+{
+	return OptionString(options, "group_by", info->group_by);
+}
+
+/*
+ * Creates a predictions table of the standard shape, owned by the caller,
+ * with the source's key columns; returns its oid.
+ */
+static Oid
+CreatePredictions(RangeVar *rv, Relation source, List *keys)
+{
+	StringInfoData sql;
+	StringInfoData pk;
+	ListCell   *lc;
+
+	initStringInfo(&sql);
+	initStringInfo(&pk);
+	appendStringInfo(&sql, "CREATE TABLE %s (",
+					 rv->schemaname ?
+					 quote_qualified_identifier(rv->schemaname, rv->relname) :
+					 quote_identifier(rv->relname));
+	foreach(lc, keys)
+	{
+		char	   *k = lfirst(lc);
+		AttrNumber	a = ScorerSourceColumn(source, k, "a key column", false);
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(source), a - 1);
+
+		appendStringInfo(&sql, "%s %s NOT NULL, ", quote_identifier(k),
+						 format_type_extended(att->atttypid, att->atttypmod,
+											  FORMAT_TYPE_TYPEMOD_GIVEN |
+											  FORMAT_TYPE_FORCE_QUALIFY));
+		appendStringInfo(&pk, "%s, ", quote_identifier(k));
+	}
+	appendStringInfo(&sql,
+					 "model pg_catalog.text NOT NULL, version pg_catalog.int4 NOT NULL, "
+					 "prediction pg_catalog.float8, probability pg_catalog.float8, "
+					 "class pg_catalog.text, "
+					 "role pg_catalog.text NOT NULL DEFAULT '" SCORER_ROLE_CHAMPION "', "
+					 "scored_at pg_catalog.timestamptz NOT NULL, "
+					 "PRIMARY KEY (%smodel))", pk.data);
+	if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not create the predictions table");
+	return RangeVarGetRelid(rv, NoLock, false);
+}
+
+PG_FUNCTION_INFO_V1(create_scorer);
+
+/*
+ * SQL streamml.create_scorer(name, source, model, options): see the top
+ * of the file.  Returns the predictions table.
+ */
+Datum
+create_scorer(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			sourceid = PG_GETARG_OID(1);
+	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	Jsonb	   *options = PG_GETARG_JSONB_P(3);
+	Oid			user = GetUserId();
+	Relation	source;
+	Relation	preds;
+	ServedModelInfo info;
+	List	   *keys;
+	char	  **keyv;
+	char	   *into;
+	char	   *group;
+	RangeVar   *rv;
+	Oid			predsid;
+	PredictionColumns pc;
+	int32		id;
+	ListCell   *lc;
+	int			k;
+
+	OptionCheckKeys(options, ScorerOptionKeys, "scorer");
+	if (name[0] == '\0' || strlen(name) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid scorer name \"%s\"", name),
+				 errdetail("A scorer name has 1 to %d bytes.", NAMEDATALEN - 1)));
+
+	/* the source: SELECT, and TRIGGER since a trigger goes on it */
+	source = table_open(sourceid, ShareRowExclusiveLock);
+	if (source->rd_rel->relkind != RELKIND_RELATION &&
+		source->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", RelationGetRelationName(source)),
+				 errdetail("A scorer scores the rows inserted into a table.")));
+	if (pg_class_aclcheck(sourceid, user, ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", RelationGetRelationName(source)),
+				 errdetail("Creating a scorer requires SELECT on its source.")));
+	if (pg_class_aclcheck(sourceid, user, ACL_TRIGGER) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", RelationGetRelationName(source)),
+				 errdetail("A scorer puts a trigger on its source, which requires the TRIGGER privilege on it (or ownership).")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* the model, as the caller may use it (errors as predict does) */
+	{
+		Datum		arg = CStringGetTextDatum(model);
+		bool		isnull;
+		Oid			mowner = InvalidOid;
+
+		CatalogExecute("SELECT m.owner FROM streamml.models m "
+					   "WHERE m.name OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			mowner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1,
+													&isnull));
+		if (!OidIsValid(mowner) || !ModelVisible(model, mowner))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model \"%s\" does not exist", model),
+					 errhint("Train it with streamml.train_logreg or streamml.train_linreg, or ask its owner for access.")));
+		(void) ServedModelGet(model, &info);
+	}
+	CheckFeatureMap(source, options, &info, model);
+	group = ScorerGroupColumn(options, &info);
+	if (group != NULL && info.group_by == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model \"%s\" is not grouped", model),
+				 errdetail("Option \"group_by\" names the column of the group key of a model trained with group_by.")));
+	if (group != NULL)
+		(void) ScorerSourceColumn(source, group, "the group key", false);
+
+	/* the key columns */
+	keys = KeyColumns(source, options);
+	keyv = palloc(sizeof(char *) * list_length(keys));
+	k = 0;
+	foreach(lc, keys)
+	{
+		keyv[k] = lfirst(lc);
+		(void) ScorerSourceColumn(source, keyv[k], "a key column", false);
+		k++;
+	}
+
+	/* the predictions table: found (and checked) or created */
+	into = OptionString(options, "into", name);
+	rv = makeRangeVarFromNameList(stringToQualifiedNameList(into));
+	predsid = RangeVarGetRelid(rv, NoLock, true);
+	if (!OidIsValid(predsid))
+		predsid = CreatePredictions(rv, source, keys);
+	else if (!pg_class_ownercheck(predsid, user) &&
+			 pg_class_aclcheck(predsid, user, ACL_INSERT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(predsid)),
+				 errdetail("A scorer writes into a predictions table its owner owns or may insert into.")));
+	preds = table_open(predsid, ShareRowExclusiveLock);
+	ScorerCheckPredictions(preds, source, list_length(keys), keyv, &pc);
+	table_close(preds, NoLock);
+
+	/* the catalog row, then the trigger */
+	{
+		Datum		args[7];
+		Datum	   *kd = palloc(sizeof(Datum) * list_length(keys));
+		bool		isnull;
+		StringInfoData sql;
+
+		args[0] = CStringGetTextDatum(name);
+		if (CatalogExecute("SELECT 1 FROM streamml.scorer_definitions "
+						   "WHERE name OPERATOR(pg_catalog.=) $1",
+						   1, (Oid[]) {TEXTOID}, args, NULL, SPI_OK_SELECT) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("scorer \"%s\" already exists", name)));
+		for (int i = 0; i < list_length(keys); i++)
+			kd[i] = CStringGetTextDatum(keyv[i]);
+		args[1] = ObjectIdGetDatum(user);
+		args[2] = ObjectIdGetDatum(sourceid);
+		args[3] = CStringGetTextDatum(model);
+		args[4] = ObjectIdGetDatum(predsid);
+		args[5] = PointerGetDatum(construct_array(kd, list_length(keys), TEXTOID,
+												  -1, false, TYPALIGN_INT));
+		args[6] = JsonbPGetDatum(options);
+		CatalogExecute("INSERT INTO streamml.scorer_definitions "
+					   "(name, owner, source, model, predictions, key_columns, options) "
+					   "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+					   7, (Oid[]) {TEXTOID, OIDOID, OIDOID, TEXTOID, OIDOID,
+					   TEXTARRAYOID, JSONBOID}, args, NULL,
+					   SPI_OK_INSERT_RETURNING);
+		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1, &isnull));
+		initStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "CREATE TRIGGER streamml_scorer_%d AFTER INSERT ON %s "
+						 "REFERENCING NEW TABLE AS streamml_new_rows "
+						 "FOR EACH STATEMENT EXECUTE FUNCTION streamml.scorer_trigger('%d')",
+						 id,
+						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(source)),
+													RelationGetRelationName(source)),
+						 id);
+		CatalogExecute(sql.data, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	}
+	SPI_finish();
+	table_close(source, NoLock);
+	PG_RETURN_OID(predsid);
+}
+
+/*
+ * Deletes a scorer: its trigger (when the source still exists) and its
+ * catalog row.  SPI connected; the caller checked the privileges.
+ */
+static void
+ScorerDelete(int32 id, Oid sourceid)
+{
+	Datum		arg = Int32GetDatum(id);
+	char	   *nsp;
+	char	   *rel;
+
+	rel = get_rel_name(sourceid);
+	nsp = rel ? get_namespace_name(get_rel_namespace(sourceid)) : NULL;
+	if (rel && nsp)
+	{
+		Relation	source = table_open(sourceid, ShareRowExclusiveLock);
+
+		CatalogExecute(psprintf("DROP TRIGGER IF EXISTS streamml_scorer_%d ON %s",
+								id, quote_qualified_identifier(nsp, rel)),
+					   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+		table_close(source, NoLock);
+	}
+	CatalogExecute("DELETE FROM streamml.scorer_definitions "
+				   "WHERE id OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);
+	ScorerStatsForget(id);
+}
+
+PG_FUNCTION_INFO_V1(drop_scorer);
+
+/* SQL streamml.drop_scorer(name): the predictions table stays. */
+Datum
+drop_scorer(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Datum		arg = CStringGetTextDatum(name);
+	bool		isnull;
+	Oid			owner;
+	int32		id;
+	Oid			sourceid;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	CatalogExecute("SELECT s.id, s.owner, s.source FROM streamml.scorer_definitions s "
+				   "WHERE s.name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
+	owner = SPI_processed == 0 ? InvalidOid :
+		DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 2, &isnull));
+	/* a scorer the caller cannot see does not exist for the caller */
+	if (!OidIsValid(owner) || !has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("scorer \"%s\" does not exist", name)));
+	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									 SPI_tuptable->tupdesc, 1, &isnull));
+	sourceid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 3, &isnull));
+	ScorerDelete(id, sourceid);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* DROP OWNED (roles.c): the roles' scorers go.  SPI connected. */
+void
+ScorersDropOwned(Datum roles)
+{
+	uint64		n;
+	SPITupleTable *tt;
+
+	n = CatalogExecute("SELECT s.id, s.source FROM streamml.scorer_definitions s "
+					   "WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1)",
+					   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT);
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		ScorerDelete(DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)),
+					 DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)));
+	}
+}
+
+/* REASSIGN OWNED (roles.c): the roles' scorers score as the new owner. */
+void
+ScorersReassignOwned(Datum roles, Oid newowner)
+{
+	Datum		args[2] = {roles, ObjectIdGetDatum(newowner)};
+
+	CatalogExecute("UPDATE streamml.scorer_definitions SET owner = $2 "
+				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
+				   2, (Oid[]) {OIDARRAYOID, OIDOID}, args, NULL, SPI_OK_UPDATE);
+}

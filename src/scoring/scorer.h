@@ -1,0 +1,56 @@
+/*
+ * scorer.h
+ *		Scorers: every row inserted into a source table gets its prediction
+ *		in the same transaction (src/scoring/scorer*.c).
+ *
+ * scorer.c creates and drops scorers and keeps their catalog
+ * (streamml.scorer_definitions); scorerinsert.c is the statement trigger
+ * that scores the rows of each INSERT, COPY or stream batch; scorer_stats.c
+ * keeps the counters of the streamml.scorers view in shared memory.
+ */
+#ifndef STREAMML_SCORER_H
+#define STREAMML_SCORER_H
+
+#include "postgres.h"
+
+#include "utils/jsonb.h"
+
+/* The columns a predictions table has besides the key columns. */
+#define SCORER_ROLE_CHAMPION "champion"
+
+/* Where each column of a predictions table is (scorer.c checks them). */
+typedef struct PredictionColumns
+{
+	int			nkeys;
+	AttrNumber *key;			/* the key columns, as in the source */
+	AttrNumber	model;
+	AttrNumber	version;
+	AttrNumber	prediction;
+	AttrNumber	probability;
+	AttrNumber	class_label;
+	AttrNumber	role;
+	AttrNumber	scored_at;
+} PredictionColumns;
+
+/* scorer.c */
+struct RelationData;
+extern void ScorerCheckPredictions(struct RelationData *preds,
+								   struct RelationData *source, int nkeys,
+								   char **keys, PredictionColumns *pc);
+extern AttrNumber ScorerSourceColumn(struct RelationData *source,
+									 const char *name, const char *what,
+									 bool numeric);
+struct ServedModelInfo;
+extern char *ScorerFeatureColumn(Jsonb *options, const char *feature);
+extern char *ScorerGroupColumn(Jsonb *options, struct ServedModelInfo *info);
+extern void ScorersDropOwned(Datum roles);
+extern void ScorersReassignOwned(Datum roles, Oid newowner);
+
+/* scorer_stats.c */
+extern void ScorerInit(void);
+extern void ScorerStatsBatch(int32 scorer, Oid owner, int64 rows,
+							 int64 unscorable, double seconds);
+extern void ScorerStatsError(int32 scorer, Oid owner, const char *msg);
+extern void ScorerStatsForget(int32 scorer);
+
+#endif							/* STREAMML_SCORER_H */

@@ -1,0 +1,334 @@
+/*
+ * scorer_stats.c
+ *		The counters of the streamml.scorers view, in shared memory.
+ *
+ * One slot per scorer (database, scorer id), found by linear search: a
+ * server has a few scorers, and a slot is touched once per committed
+ * transaction that scored rows, not per row.  The counts are those of
+ * committed work only: a batch adds to a backend-local pending entry,
+ * tagged with its subtransaction, which is published at commit and
+ * dropped by the abort of that subtransaction (a stream range that is
+ * rolled back and loaded again in halves is not counted twice).  The last
+ * error is shown at once, commit or not: it is why the work did not
+ * commit.  Counters start at zero when the server starts.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/xact.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "scoring/scorer.h"
+
+#define SCORER_STAT_SLOTS 256
+#define SCORER_PENDING_MAX 16
+
+typedef struct ScorerSlot
+{
+	Oid			dbid;			/* InvalidOid when free */
+	int32		scorer;
+	Oid			owner;
+	int64		rows;
+	int64		unscorable;
+	int64		batches;
+	double		seconds;		/* time spent scoring, all batches */
+	double		rate;			/* rows per second, smoothed */
+	TimestampTz rate_at;
+	TimestampTz last_batch_at;
+	TimestampTz error_at;
+	char		last_error[256];
+} ScorerSlot;
+
+typedef struct ScorerStatsShared
+{
+	LWLock	   *lock;
+	ScorerSlot	slots[SCORER_STAT_SLOTS];
+} ScorerStatsShared;
+
+/* Work of this transaction not yet published. */
+typedef struct PendingBatch
+{
+	int32		scorer;
+	Oid			owner;
+	SubTransactionId subid;
+	int64		rows;
+	int64		unscorable;
+	int64		batches;
+	double		seconds;
+} PendingBatch;
+
+static ScorerStatsShared *Shared = NULL;
+static PendingBatch Pending[SCORER_PENDING_MAX];
+static int	npending = 0;
+static bool callbacks_registered = false;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* Asks for the slots and their lock. */
+static void
+ScorerShmemRequest(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(ScorerStatsShared)));
+	RequestNamedLWLockTranche("pg_streamml scorers", 1);
+}
+
+/* Creates or attaches the slots. */
+static void
+ScorerShmemStartup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	Shared = ShmemInitStruct("pg_streamml scorer stats",
+							 sizeof(ScorerStatsShared), &found);
+	if (!found)
+	{
+		memset(Shared, 0, sizeof(ScorerStatsShared));
+		Shared->lock = &(GetNamedLWLockTranche("pg_streamml scorers"))->lock;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Called from _PG_init: the shared memory of the counters. */
+void
+ScorerInit(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = ScorerShmemRequest;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = ScorerShmemStartup;
+}
+
+/* The slot of a scorer of this database, made if missing; lock held. */
+static ScorerSlot *
+FindSlot(int32 scorer, Oid owner)
+{
+	ScorerSlot *free_slot = NULL;
+
+	for (int i = 0; i < SCORER_STAT_SLOTS; i++)
+	{
+		ScorerSlot *s = &Shared->slots[i];
+
+		if (s->dbid == MyDatabaseId && s->scorer == scorer)
+		{
+			s->owner = owner;
+			return s;
+		}
+		if (s->dbid == InvalidOid && free_slot == NULL)
+			free_slot = s;
+	}
+	if (free_slot)
+	{
+		memset(free_slot, 0, sizeof(ScorerSlot));
+		free_slot->dbid = MyDatabaseId;
+		free_slot->scorer = scorer;
+		free_slot->owner = owner;
+	}
+	return free_slot;
+}
+
+/* Adds one committed entry to its slot. */
+static void
+Publish(PendingBatch *p, TimestampTz now)
+{
+	ScorerSlot *s = FindSlot(p->scorer, p->owner);
+	long		secs;
+	int			usecs;
+	double		dt;
+
+	if (s == NULL)
+		return;
+	s->rows += p->rows;
+	s->unscorable += p->unscorable;
+	s->batches += p->batches;
+	s->seconds += p->seconds;
+	s->last_batch_at = now;
+	/* a committed batch ends the error it follows */
+	s->last_error[0] = '\0';
+	s->error_at = 0;
+	/* rows per second over the last second or so, smoothed */
+	if (s->rate_at == 0)
+		s->rate_at = now;
+	TimestampDifference(s->rate_at, now, &secs, &usecs);
+	dt = secs + usecs / 1e6;
+	if (dt > 0.0)
+	{
+		double		w = dt >= 1.0 ? 1.0 : dt;
+
+		s->rate = s->rate * (1.0 - w) + (p->rows / dt) * w;
+	}
+	s->rate_at = now;
+}
+
+/* Publishes the pending counts at commit, drops them at abort. */
+static void
+ScorerXactCallback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+	{
+		if (npending > 0 && Shared != NULL)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			LWLockAcquire(Shared->lock, LW_EXCLUSIVE);
+			for (int i = 0; i < npending; i++)
+				Publish(&Pending[i], now);
+			LWLockRelease(Shared->lock);
+		}
+		npending = 0;
+	}
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		npending = 0;
+}
+
+/* A subtransaction's counts go with its abort, or to its parent. */
+static void
+ScorerSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	int			kept = 0;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
+		return;
+	for (int i = 0; i < npending; i++)
+	{
+		/* later subtransactions have larger ids: theirs end with ours */
+		if (Pending[i].subid >= mySubid)
+		{
+			if (event == SUBXACT_EVENT_ABORT_SUB)
+				continue;
+			Pending[i].subid = parentSubid;
+		}
+		Pending[kept++] = Pending[i];
+	}
+	npending = kept;
+}
+
+/*
+ * Counts one batch (a statement's rows) of a scorer, published when the
+ * transaction commits.
+ */
+void
+ScorerStatsBatch(int32 scorer, Oid owner, int64 rows, int64 unscorable,
+				 double seconds)
+{
+	SubTransactionId subid = GetCurrentSubTransactionId();
+	PendingBatch *p = NULL;
+
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(ScorerXactCallback, NULL);
+		RegisterSubXactCallback(ScorerSubXactCallback, NULL);
+		callbacks_registered = true;
+	}
+	for (int i = 0; i < npending; i++)
+		if (Pending[i].scorer == scorer && Pending[i].subid == subid)
+			p = &Pending[i];
+	if (p == NULL)
+	{
+		/* full (many scorers in one transaction): publish what is sure */
+		if (npending == SCORER_PENDING_MAX)
+			return;
+		p = &Pending[npending++];
+		memset(p, 0, sizeof(PendingBatch));
+		p->scorer = scorer;
+		p->subid = subid;
+	}
+	p->owner = owner;
+	p->rows += rows;
+	p->unscorable += unscorable;
+	p->batches++;
+	p->seconds += seconds;
+}
+
+/* Shows the error that stopped a batch, at once. */
+void
+ScorerStatsError(int32 scorer, Oid owner, const char *msg)
+{
+	ScorerSlot *s;
+
+	if (Shared == NULL)
+		return;
+	LWLockAcquire(Shared->lock, LW_EXCLUSIVE);
+	s = FindSlot(scorer, owner);
+	if (s)
+	{
+		strlcpy(s->last_error, msg, sizeof(s->last_error));
+		s->error_at = GetCurrentTimestamp();
+	}
+	LWLockRelease(Shared->lock);
+}
+
+/* Frees the slot of a dropped scorer. */
+void
+ScorerStatsForget(int32 scorer)
+{
+	if (Shared == NULL)
+		return;
+	LWLockAcquire(Shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < SCORER_STAT_SLOTS; i++)
+		if (Shared->slots[i].dbid == MyDatabaseId &&
+			Shared->slots[i].scorer == scorer)
+			Shared->slots[i].dbid = InvalidOid;
+	LWLockRelease(Shared->lock);
+}
+
+PG_FUNCTION_INFO_V1(scorer_stats_raw);
+
+/*
+ * SQL streamml.scorer_stats_raw(): the counters of this database's
+ * scorers whose owner's privileges the caller has; the streamml.scorers
+ * view joins them to the catalog.
+ */
+Datum
+scorer_stats_raw(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TimestampTz now = GetCurrentTimestamp();
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (Shared == NULL)
+		PG_RETURN_VOID();
+	LWLockAcquire(Shared->lock, LW_SHARED);
+	for (int i = 0; i < SCORER_STAT_SLOTS; i++)
+	{
+		ScorerSlot *s = &Shared->slots[i];
+		Datum		v[9];
+		bool		n[9] = {0};
+
+		if (s->dbid != MyDatabaseId)
+			continue;
+		if (!superuser() && !has_privs_of_role(GetUserId(), s->owner))
+			continue;
+		v[0] = Int32GetDatum(s->scorer);
+		v[1] = Int64GetDatum(s->rows);
+		v[2] = Int64GetDatum(s->unscorable);
+		/* a scorer idle for a while has no rate any more */
+		v[3] = Float8GetDatum(TimestampDifferenceExceeds(s->rate_at, now, 3000)
+							  ? 0.0 : s->rate);
+		v[4] = Int64GetDatum(s->batches);
+		v[5] = Float8GetDatum(s->batches > 0 ? 1000.0 * s->seconds / s->batches : 0.0);
+		n[5] = s->batches == 0;
+		v[6] = TimestampTzGetDatum(s->last_batch_at);
+		n[6] = s->last_batch_at == 0;
+		v[7] = CStringGetTextDatum(s->last_error);
+		n[7] = s->last_error[0] == '\0';
+		v[8] = TimestampTzGetDatum(s->error_at);
+		n[8] = n[7];
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+	}
+	LWLockRelease(Shared->lock);
+	PG_RETURN_VOID();
+}

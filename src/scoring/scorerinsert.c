@@ -1,0 +1,568 @@
+/*
+ * scorerinsert.c
+ *		The scorer's trigger: scores the rows of one statement that inserted
+ *		into the source and writes their predictions in bulk.
+ *
+ * streamml.scorer_trigger() is an AFTER INSERT FOR EACH STATEMENT trigger
+ * with a transition table, so it runs once per INSERT, COPY or stream
+ * range (the loader fires statement triggers per range, as COPY does),
+ * in the transaction that inserted the rows.  Per statement it reads the
+ * scorer's catalog row (one catalog query), takes the deployed model from
+ * the serving cache of predict.c (validated once per statement: a deploy
+ * or rollback committed before the statement started is used by it, one
+ * that commits later by the next statement), resolves the attribute
+ * numbers of the features, the group column, the key columns and the
+ * predictions table's columns, then, as the scorer's owner, reads the
+ * transition tuplestore and writes the prediction rows 1000 at a time
+ * with table_multi_insert, their index entries and AFTER triggers, as
+ * COPY does.  Per row there is no SPI call, no catalog look-up and no
+ * model look-up: a feature is read from the tuple by attribute number,
+ * a grouped model's coefficients by one hash look-up.
+ *
+ * A row with a NULL, NaN or infinite feature, a NULL group key or a group
+ * the deployed version has no coefficients for gets a prediction row with
+ * NULL prediction, probability and class, and is counted as unscorable.
+ *
+ * Errors: what is wrong with the scorer rather than with a row (the model
+ * dropped or no longer usable by the owner, a privilege revoked, a
+ * predictions table changed) is raised as object_not_in_prerequisite_state,
+ * so that a stream treats it as it treats a target it cannot write: the
+ * batch waits and is retried, no message becomes a dead letter.  An error
+ * of one row (a prediction already stored under its key) keeps its own
+ * code: the statement fails, and a stream makes the message a dead letter.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "ml/ml.h"
+#include "pg_streamml.h"
+#include "scoring/scorer.h"
+
+#define SCORER_BUFFERED_ROWS 1000
+
+/* One statement's work: the scorer's definition and what it counted. */
+typedef struct ScoreBatch
+{
+	TriggerData *td;
+	int32		id;
+	char	   *name;
+	Oid			owner;
+	Oid			sourceid;
+	char	   *model;
+	Oid			predsid;
+	int			nkeys;
+	char	  **keys;
+	Jsonb	   *options;
+	bool		in_rows;		/* errors from here on may be a row's */
+	int64		rows;
+	int64		unscorable;
+} ScoreBatch;
+
+/* How each feature is read from the source's tuples. */
+typedef struct FeatureReader
+{
+	AttrNumber	attnum;
+	Oid			type;
+} FeatureReader;
+
+/* Reads the scorer's catalog row into b, in the caller's memory. */
+static void
+LoadDefinition(ScoreBatch *b)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	Datum		arg = Int32GetDatum(b->id);
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	CatalogExecute("SELECT s.name, s.owner, s.source, s.model, s.predictions, "
+				   "s.key_columns, s.options FROM streamml.scorer_definitions s "
+				   "WHERE s.id OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("scorer %d of trigger \"%s\" does not exist", b->id,
+						b->td->tg_trigger->tgname),
+				 errhint("Drop the trigger.")));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	MemoryContextSwitchTo(outer);
+	b->name = SPI_getvalue(tup, desc, 1);
+	b->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	b->sourceid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+	b->model = SPI_getvalue(tup, desc, 4);
+	b->predsid = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
+	d = SPI_getbinval(tup, desc, 6, &isnull);
+	{
+		Datum	   *elems;
+
+		deconstruct_array(DatumGetArrayTypePCopy(d), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, NULL, &b->nkeys);
+		b->keys = palloc(sizeof(char *) * b->nkeys);
+		for (int k = 0; k < b->nkeys; k++)
+			b->keys[k] = TextDatumGetCString(elems[k]);
+	}
+	b->options = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
+	SPI_finish();
+}
+
+/* A feature value as a double; false when NULL, NaN or infinite. */
+static inline bool
+FeatureValue(TupleTableSlot *slot, const FeatureReader *f, double *x)
+{
+	Datum		d = slot->tts_values[f->attnum - 1];
+
+	if (slot->tts_isnull[f->attnum - 1])
+		return false;
+	switch (f->type)
+	{
+		case FLOAT8OID:
+			*x = DatumGetFloat8(d);
+			break;
+		case FLOAT4OID:
+			*x = DatumGetFloat4(d);
+			break;
+		case INT2OID:
+			*x = DatumGetInt16(d);
+			break;
+		case INT4OID:
+			*x = DatumGetInt32(d);
+			break;
+		case INT8OID:
+			*x = (double) DatumGetInt64(d);
+			break;
+		case BOOLOID:
+			*x = DatumGetBool(d) ? 1.0 : 0.0;
+			break;
+		default:
+			if (numeric_is_nan(DatumGetNumeric(d)))
+				return false;
+			*x = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
+			break;
+	}
+	return isfinite(*x);
+}
+
+/* Writes the buffered prediction rows, their index entries and triggers. */
+static void
+FlushPredictions(ResultRelInfo *rri, EState *estate, TupleTableSlot **slots,
+				 int n, BulkInsertState bistate, TransitionCaptureState *tcs,
+				 bool triggers)
+{
+	if (n == 0)
+		return;
+	table_multi_insert(rri->ri_RelationDesc, slots, n, estate->es_output_cid,
+					   0, bistate);
+	for (int i = 0; i < n; i++)
+	{
+		List	   *recheck = NIL;
+
+		if (rri->ri_NumIndices > 0)
+			recheck = ExecInsertIndexTuples(rri, slots[i], estate, false,
+											false, NULL, NIL);
+		if (triggers)
+			ExecARInsertTriggers(estate, rri, slots[i], recheck, tcs);
+		list_free(recheck);
+		ExecClearTuple(slots[i]);
+	}
+}
+
+/* Scores the statement's rows as the scorer's owner (see the top). */
+static void
+ScoreRows(void *arg)
+{
+	ScoreBatch *b = arg;
+	Relation	source = b->td->tg_relation;
+	TupleDesc	sdesc = RelationGetDescr(source);
+	ServedModelInfo info;
+	CachedModel *m;
+	FeatureReader *features;
+	AttrNumber	group_att = InvalidAttrNumber;
+	Oid			group_type = InvalidOid;
+	FmgrInfo	group_out;
+	bool		group_text = false;
+	const void *params = NULL;
+	Relation	preds;
+	TupleDesc	pdesc;
+	PredictionColumns pc;
+	AttrNumber *source_keys;
+	ExprState **defaults;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	RangeTblEntry *rte;
+	TransitionCaptureState *tcs = NULL;
+	BulkInsertState bistate;
+	bool		triggers;
+	TupleTableSlot *src;
+	TupleTableSlot **slots;
+	Datum	   *class_text = NULL;
+	Datum		model_text;
+	Datum		role_text;
+	Datum		now;
+	double	   *x;
+	int			nbuffered = 0;
+	int			ptr;
+	int			maxatt = 0;
+	Tuplestorestate *ts = b->td->tg_newtable;
+
+	if (RelationGetRelid(source) != b->sourceid)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("trigger \"%s\" of scorer \"%s\" fired on table \"%s\", not on the scorer's source",
+						b->td->tg_trigger->tgname, b->name,
+						RelationGetRelationName(source))));
+	if (pg_class_aclcheck(b->sourceid, b->owner, ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the owner of scorer \"%s\" has no SELECT privilege on table \"%s\"",
+						b->name, RelationGetRelationName(source))));
+
+	/* the model, validated for this statement, as the owner may use it */
+	m = ServedModelGet(b->model, &info);
+	features = palloc(sizeof(FeatureReader) * Max(info.nfeatures, 1));
+	x = palloc(sizeof(double) * Max(info.nfeatures, 1));
+	for (int j = 0; j < info.nfeatures; j++)
+	{
+		char	   *col = ScorerFeatureColumn(b->options, info.features[j]);
+
+		features[j].attnum =
+			ScorerSourceColumn(source, col,
+							   psprintf("feature \"%s\" of model \"%s\" version %d",
+										info.features[j], b->model, info.version),
+							   true);
+		features[j].type = TupleDescAttr(sdesc, features[j].attnum - 1)->atttypid;
+		maxatt = Max(maxatt, features[j].attnum);
+	}
+	if (info.group_by != NULL)
+	{
+		char	   *col = ScorerGroupColumn(b->options, &info);
+
+		group_att = ScorerSourceColumn(source, col, "the group key", false);
+		group_type = TupleDescAttr(sdesc, group_att - 1)->atttypid;
+		group_text = group_type == TEXTOID || group_type == VARCHAROID ||
+			group_type == BPCHAROID;
+		if (!group_text)
+		{
+			Oid			out;
+			bool		varlena;
+
+			getTypeOutputInfo(group_type, &out, &varlena);
+			fmgr_info(out, &group_out);
+		}
+		maxatt = Max(maxatt, group_att);
+	}
+	else
+		params = ServedModelParams(m, NULL, 0);
+
+	/* the predictions table, as the owner may write it */
+	preds = try_table_open(b->predsid, RowExclusiveLock);
+	if (preds == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the predictions table of scorer \"%s\" was dropped", b->name),
+				 errhint("Drop the scorer with streamml.drop_scorer and create it again.")));
+	pdesc = RelationGetDescr(preds);
+	if (pg_class_aclcheck(b->predsid, b->owner, ACL_INSERT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the owner of scorer \"%s\" has no INSERT privilege on table \"%s\"",
+						b->name, RelationGetRelationName(preds))));
+	if (check_enable_rls(b->predsid, b->owner, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("predictions table \"%s\" has row-level security for the owner of scorer \"%s\"",
+						RelationGetRelationName(preds), b->name)));
+	ScorerCheckPredictions(preds, source, b->nkeys, b->keys, &pc);
+	source_keys = palloc(sizeof(AttrNumber) * b->nkeys);
+	for (int k = 0; k < b->nkeys; k++)
+	{
+		source_keys[k] = ScorerSourceColumn(source, b->keys[k], "a key column", false);
+		maxatt = Max(maxatt, source_keys[k]);
+	}
+
+	/* an executor state for the inserts, as COPY has */
+	estate = CreateExecutorState();
+	estate->es_output_cid = GetCurrentCommandId(true);
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = b->predsid;
+	rte->relkind = RELKIND_RELATION;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	rte->checkAsUser = b->owner;
+	ExecInitRangeTable(estate, list_make1(rte));
+	rri = makeNode(ResultRelInfo);
+	ExecInitResultRelation(estate, rri, 1);
+	ExecOpenIndices(rri, false);
+	triggers = rri->ri_TrigDesc != NULL;
+	if (triggers)
+	{
+		AfterTriggerBeginQuery();
+		tcs = MakeTransitionCaptureState(preds->trigdesc, b->predsid, CMD_INSERT);
+		ExecBSInsertTriggers(estate, rri);
+	}
+
+	/* the other columns of the predictions table get their defaults */
+	defaults = palloc0(sizeof(ExprState *) * pdesc->natts);
+	for (int i = 0; i < pdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(pdesc, i);
+		AttrNumber	a = att->attnum;
+		bool		ours = (a == pc.model || a == pc.version ||
+							a == pc.prediction || a == pc.probability ||
+							a == pc.class_label || a == pc.role ||
+							a == pc.scored_at);
+		Node	   *def;
+
+		for (int k = 0; k < pc.nkeys; k++)
+			ours |= (a == pc.key[k]);
+		if (ours || att->attisdropped || att->attgenerated)
+			continue;
+		def = build_column_default(preds, a);
+		if (def)
+			defaults[i] = ExecInitExpr(expression_planner((Expr *) def), NULL);
+	}
+
+	/* the values that are the same for every row of the statement */
+	model_text = CStringGetTextDatum(b->model);
+	role_text = CStringGetTextDatum(SCORER_ROLE_CHAMPION);
+	now = TimestampTzGetDatum(GetCurrentTimestamp());
+	if (info.nclasses > 0)
+	{
+		class_text = palloc(sizeof(Datum) * info.nclasses);
+		for (int c = 0; c < info.nclasses; c++)
+			class_text[c] = CStringGetTextDatum(info.classes[c]);
+	}
+
+	slots = palloc0(sizeof(TupleTableSlot *) * SCORER_BUFFERED_ROWS);
+	src = MakeSingleTupleTableSlot(sdesc, &TTSOpsMinimalTuple);
+	bistate = GetBulkInsertState();
+
+	/* our own read pointer: other triggers may read the same rows */
+	ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(ts, ptr);
+	tuplestore_rescan(ts);
+
+	b->in_rows = true;
+	while (tuplestore_gettupleslot(ts, true, false, src))
+	{
+		ExprContext *econtext = GetPerTupleExprContext(estate);
+		MemoryContext old;
+		TupleTableSlot *out;
+		bool		scorable = true;
+		const void *p = params;
+
+		CHECK_FOR_INTERRUPTS();
+		/* the slots live as long as the statement, in its memory */
+		if (slots[nbuffered] == NULL)
+			slots[nbuffered] = MakeSingleTupleTableSlot(pdesc,
+														table_slot_callbacks(preds));
+		out = slots[nbuffered];
+		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+		slot_getsomeattrs(src, maxatt);
+		ExecClearTuple(out);
+		memset(out->tts_isnull, true, sizeof(bool) * pdesc->natts);
+
+		for (int j = 0; j < info.nfeatures && scorable; j++)
+			scorable = FeatureValue(src, &features[j], &x[j]);
+		if (scorable && group_att != InvalidAttrNumber)
+		{
+			if (src->tts_isnull[group_att - 1])
+				p = NULL;
+			else if (group_text)
+			{
+				text	   *g = DatumGetTextPP(src->tts_values[group_att - 1]);
+
+				p = ServedModelParams(m, VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g));
+			}
+			else
+			{
+				char	   *g = OutputFunctionCall(&group_out,
+												   src->tts_values[group_att - 1]);
+
+				p = ServedModelParams(m, g, strlen(g));
+			}
+			scorable = p != NULL;
+		}
+		if (scorable)
+		{
+			ServedPrediction r;
+
+			ServedModelScore(m, p, x, &r);
+			out->tts_values[pc.prediction - 1] = Float8GetDatum(r.value);
+			out->tts_isnull[pc.prediction - 1] = false;
+			if (!isnan(r.probability))
+			{
+				out->tts_values[pc.probability - 1] = Float8GetDatum(r.probability);
+				out->tts_isnull[pc.probability - 1] = false;
+			}
+			if (r.class_index >= 0 && r.class_index < info.nclasses)
+			{
+				out->tts_values[pc.class_label - 1] = class_text[r.class_index];
+				out->tts_isnull[pc.class_label - 1] = false;
+			}
+		}
+		else
+			b->unscorable++;
+
+		for (int k = 0; k < pc.nkeys; k++)
+		{
+			out->tts_values[pc.key[k] - 1] = src->tts_values[source_keys[k] - 1];
+			out->tts_isnull[pc.key[k] - 1] = src->tts_isnull[source_keys[k] - 1];
+		}
+		out->tts_values[pc.model - 1] = model_text;
+		out->tts_isnull[pc.model - 1] = false;
+		out->tts_values[pc.version - 1] = Int32GetDatum(info.version);
+		out->tts_isnull[pc.version - 1] = false;
+		out->tts_values[pc.role - 1] = role_text;
+		out->tts_isnull[pc.role - 1] = false;
+		out->tts_values[pc.scored_at - 1] = now;
+		out->tts_isnull[pc.scored_at - 1] = false;
+		for (int i = 0; i < pdesc->natts; i++)
+			if (defaults[i])
+				out->tts_values[i] = ExecEvalExpr(defaults[i], econtext,
+												  &out->tts_isnull[i]);
+		ExecStoreVirtualTuple(out);
+		if (preds->rd_att->constr)
+		{
+			if (preds->rd_att->constr->has_generated_stored)
+				ExecComputeStoredGenerated(rri, estate, out, CMD_INSERT);
+			ExecConstraints(rri, out, estate);
+		}
+		/* the values point into the source tuple: copy them */
+		ExecMaterializeSlot(out);
+		MemoryContextSwitchTo(old);
+		ResetPerTupleExprContext(estate);
+		b->rows++;
+		if (++nbuffered == SCORER_BUFFERED_ROWS)
+		{
+			FlushPredictions(rri, estate, slots, nbuffered, bistate, tcs, triggers);
+			nbuffered = 0;
+		}
+	}
+	FlushPredictions(rri, estate, slots, nbuffered, bistate, tcs, triggers);
+	tuplestore_select_read_pointer(ts, 0);
+
+	if (triggers)
+	{
+		ExecASInsertTriggers(estate, rri, tcs);
+		AfterTriggerEndQuery(estate);
+	}
+	FreeBulkInsertState(bistate);
+	for (int i = 0; i < SCORER_BUFFERED_ROWS && slots[i]; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
+	ExecDropSingleTupleTableSlot(src);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	ExecCloseResultRelations(estate);
+	ExecCloseRangeTableRelations(estate);
+	FreeExecutorState(estate);
+	table_close(preds, NoLock);
+}
+
+/* Error context: which scorer was scoring. */
+static void
+ScorerErrorContext(void *arg)
+{
+	ScoreBatch *b = arg;
+
+	if (b->name)
+		errcontext("scorer \"%s\"", b->name);
+}
+
+/* Errors of the scorer's set-up whose code says "a row's fault". */
+static bool
+RowLikeError(int sqlerrcode)
+{
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return category == ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION) ||
+		category == ERRCODE_TO_CATEGORY(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION) ||
+		category == ERRCODE_TO_CATEGORY(ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION) ||
+		category == ERRCODE_TO_CATEGORY(ERRCODE_FEATURE_NOT_SUPPORTED) ||
+		category == ERRCODE_TO_CATEGORY(ERRCODE_WITH_CHECK_OPTION_VIOLATION);
+}
+
+PG_FUNCTION_INFO_V1(scorer_trigger);
+
+/* SQL streamml.scorer_trigger(): see the top of the file. */
+Datum
+scorer_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	ScoreBatch	b;
+	ErrorContextCallback errcb;
+	MemoryContext cxt = CurrentMemoryContext;
+	TimestampTz start = GetCurrentTimestamp();
+	long		secs;
+	int			usecs;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(td->tg_event) || td->tg_newtable == NULL ||
+		td->tg_trigger->tgnargs != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("streamml.scorer_trigger must be an AFTER INSERT statement trigger with a transition table and the scorer's id")));
+	memset(&b, 0, sizeof(b));
+	b.td = td;
+	b.id = pg_strtoint32(td->tg_trigger->tgargs[0]);
+	errcb.callback = ScorerErrorContext;
+	errcb.arg = &b;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	PG_TRY();
+	{
+		LoadDefinition(&b);
+		RunAsOwner(b.owner, ScoreRows, &b);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		error_context_stack = errcb.previous;
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		ScorerStatsError(b.id, b.owner, e->message);
+		if (!b.in_rows && RowLikeError(e->sqlerrcode))
+		{
+			/* the scorer's fault, not a row's: a stream retries the batch */
+			FlushErrorState();
+			e->sqlerrcode = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+			ReThrowError(e);
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	error_context_stack = errcb.previous;
+	TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
+	ScorerStatsBatch(b.id, b.owner, b.rows, b.unscorable, secs + usecs / 1e6);
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Scorers on a stream, beside the same stream without one, measured in the
+# same run on a throw-away server and the dev broker ("make bench
+# BENCH=scorer").
+#
+# (a) Throughput.  N messages (1M by default, BENCH_ROWS) shaped
+#     {"id", "symbol" (50 symbols), "ts", "price", 9 features f1..f9}
+#     are produced to two topics before the streams start.  One stream loads
+#     the first topic into a table alone (the anchor); another loads the
+#     second into the same kind of table on which a scorer scores every row
+#     with a per-symbol logistic model of the 9 features (50 groups).  Each
+#     rate is taken from the stream's own timeline: the commit timestamps of
+#     its batches (track_commit_timestamp), rows after the first batch over
+#     first-to-last commit.  Goal (issue 10, with the feature table too):
+#     stream -> scorer >= 0.5x the stream alone, aim 0.7x.
+# (b) Latency at 5,000 messages/s for 10 s: a paced producer writes the send
+#     time into "ts"; latency = commit time of the prediction's transaction
+#     - ts (and scored_at - ts).  Goal: p99 < 100 ms.  Spark's micro-batch
+#     of the seeds (a 5 s trigger) is the anchor: ~2.5 s on average, 5 s at
+#     worst, before its processing time.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${BENCH_ROWS:-1000000}
+WORKERS=${BENCH_WORKERS:-1}
+
+source test/pg-env.sh
+source test/kafka-env.sh || exit 1
+work=$(mktemp -d /tmp/streamml-bench.XXXXXX)
+chmod 755 "$work"
+cleanup() { pg_env_stop; kafka_env_stop; rm -rf "$work"; }
+trap cleanup EXIT
+pg_env_start "track_commit_timestamp = on
+jit = off
+max_wal_size = '20GB'
+checkpoint_timeout = '30min'"
+
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+# gen N: the rows as JSON lines, each after its key (the id) and a tab.
+gen()
+{
+	perl -e '
+		my ($n, $dir) = @ARGV;
+		open(my $j, ">", "$dir/rows.json") or die;
+		my $s = 12345;
+		sub r { $s = ($s * 1103515245 + 12345) % 2147483648; $s / 2147483648 }
+		for my $i (1 .. $n) {
+			my @f = map { sprintf(qq("f%d": %.6f), $_, r() * 2 - 1) } 1 .. 9;
+			printf $j qq(%d\t{"id": %d, "symbol": "S%d", "ts": %.3f, "price": %.2f, %s}\n),
+				$i, $i, $i % 50, 1700000000 + $i * 0.001, 100 + r() * 50, join(", ", @f);
+		}' "$1" "$work"
+	chmod 644 "$work"/rows.json
+}
+
+produce()
+{
+	kcat -P -b "$KAFKA_BROKERS" -t "$1" -K $'\t' -X linger.ms=1000 \
+		-X batch.num.messages=10000 -X batch.size=1000000 \
+		-X queue.buffering.max.messages=2000000 -l "$2"
+}
+
+q <<'SQL'
+CREATE EXTENSION pg_streamml;
+CREATE TABLE shape (id int PRIMARY KEY, symbol text, ts float8, price float8,
+	f1 float8, f2 float8, f3 float8, f4 float8, f5 float8, f6 float8, f7 float8,
+	f8 float8, f9 float8);
+-- 50 symbols x 2000 rows of training data, a logistic truth per symbol.
+CREATE TABLE train AS
+SELECT i AS id, 'S' || (i % 50) AS symbol, f[1] AS f1, f[2] AS f2, f[3] AS f3,
+	   f[4] AS f4, f[5] AS f5, f[6] AS f6, f[7] AS f7, f[8] AS f8, f[9] AS f9,
+	   random() < 1 / (1 + exp(-(f[1] - f[2] + 0.5 * f[3] + (i % 50) / 50.0 * f[4]))) AS up
+  FROM (SELECT i, ARRAY(SELECT random() * 2 - 1 FROM generate_series(1, 9) WHERE i > 0) AS f
+		  FROM generate_series(1, 100000) i) s;
+SELECT count(*) FROM streamml.train_logreg('bench_up', 'train', 'up',
+	ARRAY['f1', 'f2', 'f3', 'f4', 'f5', 'f6', 'f7', 'f8', 'f9'], '{"group_by": "symbol"}');
+CREATE FUNCTION stream_rate(t regclass, OUT rows bigint, OUT batches bigint,
+		OUT seconds float8, OUT rows_per_s float8) LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format($q$
+		WITH b AS (SELECT pg_xact_commit_timestamp(xmin) AS at, count(*) AS n
+				   FROM %s GROUP BY xmin)
+		SELECT (SELECT sum(n) FROM b)::bigint, (SELECT count(*) FROM b),
+			   extract(epoch FROM max(at) - min(at)),
+			   (sum(n) - (SELECT n FROM b ORDER BY at LIMIT 1))
+				/ extract(epoch FROM max(at) - min(at))
+		FROM b$q$, t) INTO rows, batches, seconds, rows_per_s;
+END
+$$;
+SQL
+
+# stream_run N TOPIC TABLE: loads the topic (already produced) with a stream
+# into TABLE (made by the caller), waits for N rows, sets s_rate, s_secs and
+# s_batches.
+stream_run()
+{
+	local n=$1 topic=$2 table=$3
+	q -c "SELECT streamml.create_stream('$table', '$table', '$KAFKA_BROKERS', '$topic',
+		'json', '{\"workers\": $WORKERS}')" >/dev/null
+	local deadline=$((SECONDS + 900))
+	until [ "$(q -c "SELECT coalesce(sum(rows_ingested + rows_rejected), 0) >= $n
+			FROM streamml.stream_stats WHERE stream = '$table'")" = t ]; do
+		((SECONDS < deadline)) || { echo "stream $table stalled" >&2; exit 1; }
+		sleep 0.2
+	done
+	q -c "SELECT streamml.stop_stream('$table')" >/dev/null
+	read -r s_rate s_secs s_batches < <(q -F ' ' -c "SELECT round(rows_per_s),
+		round(seconds::numeric, 2), batches FROM stream_rate('$table')")
+}
+
+echo "(a) $N JSON trades (50 symbols, 9 features), $WORKERS worker(s): stream alone vs stream -> scorer"
+gen "$N"
+p=$(( (N + 15999) / 16000 ))
+kafka_create_topic plain "$p"
+kafka_create_topic scored "$p"
+produce plain "$work/rows.json"
+produce scored "$work/rows.json"
+q -c "CREATE TABLE s_plain (LIKE shape INCLUDING ALL)"
+stream_run "$N" plain s_plain
+plain_rate=$s_rate plain_secs=$s_secs plain_batches=$s_batches
+q -c "CREATE TABLE s_scored (LIKE shape INCLUDING ALL)"
+q -c "SELECT streamml.create_scorer('s_scored_up', 's_scored', 'bench_up', '{\"into\": \"preds\"}')" >/dev/null
+stream_run "$N" scored s_scored
+check=$(q -c "SELECT (SELECT count(*) FROM s_scored), (SELECT count(*) FROM preds),
+	(SELECT count(*) FROM preds WHERE prediction IS NULL), (SELECT count(*) FROM streamml.dead_letters)")
+[ "$check" = "$N|$N|0|0" ] || { echo "scored stream: rows|predictions|unscored|dead = $check, expected $N|$N|0|0" >&2; exit 1; }
+printf '    stream alone (anchor, %s batches over %s s):     %8d rows/s\n' "$plain_batches" "$plain_secs" "$plain_rate"
+printf '    stream -> scorer (%s batches over %s s):         %8d rows/s -> %sx the stream alone (goal >= 0.5x, aim 0.7x)\n' \
+	"$s_batches" "$s_secs" "$s_rate" "$(ratio "$s_rate" "$plain_rate")"
+q -F ' ' -c "SELECT batches, round(mean_batch_ms::numeric, 2) FROM streamml.scorers WHERE name = 's_scored_up'" |
+	{ read -r b ms; printf '    scorer: %s statements (stream ranges), %s ms per statement on average\n' "$b" "$ms"; }
+q -c "SELECT streamml.drop_stream('s_plain'); SELECT streamml.drop_stream('s_scored');
+	DROP TABLE s_plain, s_scored, preds" >/dev/null
+
+echo "(b) latency at 5000 messages/s for 10 s, produce -> committed prediction"
+kafka_create_topic lat 4
+q -c "CREATE TABLE lat (LIKE shape INCLUDING ALL)"
+q -c "SELECT streamml.create_scorer('lat_up', 'lat', 'bench_up', '{\"into\": \"lat_preds\"}')" >/dev/null
+q -c "SELECT streamml.create_stream('lat', 'lat', '$KAFKA_BROKERS', 'lat', 'json', '{\"start\": \"latest\"}')" >/dev/null
+until [ "$(q -c "SELECT count(*) FROM streamml.offsets o JOIN streamml.streams s ON s.id = o.stream_id WHERE s.name = 'lat'")" = 4 ]; do
+	sleep 0.1
+done
+perl -MTime::HiRes=time,sleep -e '
+	$| = 1;
+	my ($rate, $secs) = @ARGV;
+	my $t0 = time;
+	my $sent = 0;
+	my $total = $rate * $secs;
+	while ($sent < $total) {
+		my $due = int((time - $t0) * $rate) + 1;
+		$due = $total if $due > $total;
+		while ($sent < $due) {
+			$sent++;
+			printf qq({"id": %d, "symbol": "S%d", "ts": %.6f, "price": 1, "f1": 0.1, "f2": 0.2, )
+				. qq("f3": 0.3, "f4": 0.4, "f5": 0.5, "f6": 0.6, "f7": 0.7, "f8": 0.8, "f9": 0.9}\n),
+				$sent, $sent % 50, time;
+		}
+		sleep 0.001;
+	}' 5000 10 |
+	kcat -P -b "$KAFKA_BROKERS" -t lat -X linger.ms=1
+until [ "$(q -c 'SELECT count(*) FROM lat_preds')" = 50000 ]; do sleep 0.2; done
+q -F ' ' -c "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY c)::numeric, 1),
+		round(percentile_cont(0.99) WITHIN GROUP (ORDER BY c)::numeric, 1),
+		round(max(c)::numeric, 1),
+		round(percentile_cont(0.99) WITHIN GROUP (ORDER BY s)::numeric, 1), count(*)
+	FROM (SELECT 1000 * (extract(epoch FROM pg_xact_commit_timestamp(p.xmin)) - l.ts) AS c,
+				 1000 * (extract(epoch FROM p.scored_at) - l.ts) AS s
+			FROM lat_preds p JOIN lat l USING (id)) x" |
+	{ read -r p50 p99 mx sp99 cnt
+	  printf '    %s predictions, produce -> commit: p50 %s ms, p99 %s ms, max %s ms (goal p99 < 100 ms); produce -> scored_at p99 %s ms\n' \
+		"$cnt" "$p50" "$p99" "$mx" "$sp99"
+	  printf '    anchor: Spark micro-batch with a 5 s trigger (seeds 003/004): ~2500 ms on average, 5000 ms at worst, before processing\n'; }
+q -c "SELECT streamml.drop_stream('lat'); SELECT streamml.drop_scorer('lat_up')" >/dev/null

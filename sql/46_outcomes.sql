@@ -1,17 +1,11 @@
 -- Outcomes joined with predictions, and live metrics (src/quality).
 --
--- The predictions tables are filled by hand in the shape of a scorer's
--- (key columns, model, version, prediction, probability, class, role,
--- scored_at), and the scorers are catalog rows written here as the
--- superuser, so that the joins are tested in every order with predictions
--- whose values and times the test chooses.
-SET client_min_messages = warning;
-CREATE TABLE IF NOT EXISTS streamml.scorer_definitions (
-	id serial NOT NULL UNIQUE, name text PRIMARY KEY, owner regrole NOT NULL,
-	source regclass NOT NULL, model text NOT NULL, predictions regclass NOT NULL,
-	key_columns text[] NOT NULL, options jsonb NOT NULL DEFAULT '{}',
-	created_at timestamptz NOT NULL DEFAULT now());
-RESET client_min_messages;
+-- First with a real scorer (streamml.create_scorer); then, for exact
+-- checks of the metrics, with predictions tables filled by hand in the
+-- scorer's shape (key columns, model, version, prediction, probability,
+-- class, role, scored_at) and scorer rows written here as the superuser,
+-- so that the joins are tested in every order with predictions whose
+-- values and times the test chooses.
 
 -- A binary classifier and a regression, trained on made-up rows.
 CREATE TABLE oc_train AS
@@ -21,11 +15,41 @@ SELECT i AS id, (i % 7)::float8 AS x, ((i % 7) > 3) <> (i % 10 = 0) AS y,
 SELECT model, version FROM streamml.train_logreg('oc_clf', 'oc_train', 'y', ARRAY['x']);
 SELECT model, version FROM streamml.train_linreg('oc_reg', 'oc_train', 'v', ARRAY['x']);
 
+-- A real scorer: rows scored as they load, labels joined as they arrive,
+-- in either order.
+CREATE TABLE oc_live (id int PRIMARY KEY, x float8);
+SELECT streamml.create_scorer('oc_live_s', 'oc_live', 'oc_clf');
+CREATE TABLE oc_live_labels (id int, y boolean);
+SELECT streamml.track_outcomes('oc_live_s', 'oc_live_labels', '{"actual": "y"}');
+INSERT INTO oc_live SELECT i, i % 7 FROM generate_series(1, 50) i;
+INSERT INTO oc_live_labels SELECT i, ((i % 7) > 3) <> (i % 10 = 0) FROM generate_series(41, 60) i;
+SELECT count(*) AS outcomes FROM streamml.outcomes WHERE scorer = 'oc_live_s';
+SELECT count(*) AS pending FROM streamml.pending_outcomes;
+COPY oc_live FROM stdin;
+51	2
+52	6
+\.
+INSERT INTO oc_live SELECT i, i % 7 FROM generate_series(53, 60) i;
+SELECT count(*) AS outcomes, count(*) FILTER (WHERE o.class = o.actual_class) AS correct,
+	   count(*) FILTER (WHERE o.probability = p.probability AND o.version = p.version
+						  AND o.predicted_at = p.scored_at) AS as_scored
+  FROM streamml.outcomes o JOIN oc_live_s p ON o.key = jsonb_build_object('id', p.id)
+ WHERE o.scorer = 'oc_live_s';
+SELECT count(*) AS pending FROM streamml.pending_outcomes;
+SELECT sum(predictions) AS predictions, sum(labelled) AS labelled,
+	   round(sum(accuracy * labelled)::numeric / sum(labelled), 12) AS accuracy
+  FROM streamml.live_metrics WHERE scorer = 'oc_live_s' AND group_key IS NULL;
+SELECT round(count(*) FILTER (WHERE class = actual_class)::numeric / count(*), 12) AS accuracy
+  FROM streamml.outcomes WHERE scorer = 'oc_live_s';
+SELECT streamml.untrack_outcomes('oc_live_s');
+SELECT streamml.drop_scorer('oc_live_s');
+
 CREATE TABLE oc_rows (id int PRIMARY KEY, x float8, grp text);
 CREATE TABLE oc_preds (id int NOT NULL, model text NOT NULL, version int NOT NULL,
 	prediction float8, probability float8, class text,
 	role text NOT NULL DEFAULT 'champion', scored_at timestamptz NOT NULL,
 	PRIMARY KEY (id, model));
+-- a scorer's catalog row, without its trigger: oc_score scores instead
 INSERT INTO streamml.scorer_definitions (name, owner, source, model, predictions, key_columns)
 VALUES ('oc_s', current_user::regrole, 'oc_rows', 'oc_clf', 'oc_preds', ARRAY['id']);
 -- scores rows as a scorer would, at a given time
@@ -236,13 +260,19 @@ SELECT streamml.untrack_outcomes('oc_s');
 RESET ROLE;
 
 -- A role that owns a tracker cannot be dropped; DROP OWNED drops it.
+-- (Its privileges come from predefined roles, so that PostgreSQL's own
+-- dependencies do not stop DROP ROLE first.)
 CREATE ROLE oc_owner;
-GRANT pg_read_all_data TO oc_owner;
-INSERT INTO streamml.scorer_definitions (name, owner, source, model, predictions, key_columns)
-VALUES ('oc_o', 'oc_owner', 'oc_rows', 'oc_clf', 'oc_preds', ARRAY['id']);
+CREATE TABLE oc_o_rows (id int PRIMARY KEY, x float8);
+CREATE TABLE oc_o_preds (LIKE oc_preds INCLUDING ALL);
+GRANT TRIGGER ON oc_o_rows TO oc_owner;
+GRANT pg_read_all_data, pg_write_all_data TO oc_owner;
+SELECT streamml.grant_model('oc_clf', 'oc_owner');
 SET ROLE oc_owner;
+SELECT streamml.create_scorer('oc_o', 'oc_o_rows', 'oc_clf', '{"into": "oc_o_preds"}');
 SELECT streamml.track_outcomes('oc_o', 'oc_labels', '{"actual": "y"}');
 RESET ROLE;
+REVOKE TRIGGER ON oc_o_rows FROM oc_owner;
 SELECT streamml.track_outcomes('oc_o', 'oc_labels', '{"actual": "y"}');
 -- the owner must keep SELECT on the source and the predictions table
 REVOKE pg_read_all_data FROM oc_owner;
@@ -251,7 +281,7 @@ DROP ROLE oc_owner;
 DROP OWNED BY oc_owner;
 DROP ROLE oc_owner;
 SELECT scorer FROM streamml.outcome_trackers ORDER BY 1;
-DELETE FROM streamml.scorer_definitions WHERE name = 'oc_o';
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'oc_o_preds'::regclass;
 
 -- untrack_outcomes removes the triggers and every row of the tracker.
 SELECT streamml.untrack_outcomes('oc_s');

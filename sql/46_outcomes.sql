@@ -291,6 +291,11 @@ SELECT (SELECT count(*) FROM streamml.outcomes WHERE scorer = 'oc_s') AS outcome
 		   AND tgrelid IN ('oc_labels'::regclass, 'oc_preds'::regclass)) AS triggers;
 INSERT INTO oc_labels VALUES (5, true, 'odd', now());
 SELECT streamml.untrack_outcomes('oc_s');
+-- A dropped predictions table stops the loads with a clear error, until
+-- the tracker goes.
+DROP TABLE oc_tpreds;
+INSERT INTO oc_ticks VALUES (151, 'S0', now(), 1);
 SELECT streamml.untrack_outcomes('oc_h');
+INSERT INTO oc_ticks VALUES (152, 'S0', now(), 1);
 DROP ROLE oc_other;
 DELETE FROM streamml.scorer_definitions WHERE name IN ('oc_s', 'oc_h');

@@ -58,6 +58,7 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -546,6 +547,13 @@ TriggerTracker(TriggerData *td, const char *fn, bool on_source)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("trigger \"%s\" on \"%s\" belongs to no outcome tracker of this table",
 						td->tg_trigger->tgname, get_rel_name(rel))));
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(t->predictions)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the predictions table of the outcomes of scorer \"%s\" was dropped",
+						t->scorer),
+				 errhint("Stop tracking them with streamml.untrack_outcomes('%s').",
+						 t->scorer)));
 	if (pg_class_aclcheck(t->source, t->owner, ACL_SELECT) != ACLCHECK_OK ||
 		pg_class_aclcheck(t->predictions, t->owner, ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,

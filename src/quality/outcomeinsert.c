@@ -208,7 +208,7 @@ AppendOutcomeCtes(StringInfo s, OutcomeTracker *t)
 						   "jsonb_hash_extended(y.key, 0), "
 						   "y.prediction, y.probability, y.class, y.actual, y.actual_class, y.loss, "
 						   "y.scored_at, y.labelled_at, $4 FROM y WHERE y.rn = 1 "
-						   "ON CONFLICT (tracker, model, key_hash, key) DO NOTHING "
+						   "ON CONFLICT (tracker, key_hash, model, key) DO NOTHING "
 						   "RETURNING o.model, o.key)"
 						   ", f AS MATERIALIZED (SELECT y.*, (y.rn = 1 AND i.key IS NOT NULL) AS first "
 						   "FROM y LEFT JOIN ins i ON y.rn = 1 AND i.model = y.model AND i.key = y.key)"

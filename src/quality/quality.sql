@@ -57,7 +57,7 @@ CREATE TABLE streamml.outcomes (
 	predicted_at timestamptz NOT NULL,
 	labelled_at timestamptz NOT NULL,
 	owner regrole NOT NULL,
-	PRIMARY KEY (tracker, model, key_hash, key)
+	PRIMARY KEY (tracker, key_hash, model, key)
 );
 COMMENT ON TABLE streamml.outcomes IS
 	'outcomes joined with the predictions of their key: prediction, actual, loss, when each was known';

@@ -50,7 +50,7 @@ CREATE TABLE oc_preds (id int NOT NULL, model text NOT NULL, version int NOT NUL
 	role text NOT NULL DEFAULT 'champion', scored_at timestamptz NOT NULL,
 	PRIMARY KEY (id, model));
 -- a scorer's catalog row, without its trigger: oc_score scores instead
-INSERT INTO streamml.scorer_definitions (name, owner, source, model, predictions, key_columns)
+INSERT INTO streamml.scorers_catalog (name, owner, source, model, predictions, key_columns)
 VALUES ('oc_s', current_user::regrole, 'oc_rows', 'oc_clf', 'oc_preds', ARRAY['id']);
 -- scores rows as a scorer would, at a given time
 CREATE FUNCTION oc_score(lo int, hi int, at timestamptz) RETURNS void
@@ -198,7 +198,7 @@ CREATE TABLE oc_tpreds (id int NOT NULL, model text NOT NULL, version int NOT NU
 	prediction float8, probability float8, class text,
 	role text NOT NULL DEFAULT 'champion', scored_at timestamptz NOT NULL,
 	PRIMARY KEY (id, model));
-INSERT INTO streamml.scorer_definitions (name, owner, source, model, predictions, key_columns)
+INSERT INTO streamml.scorers_catalog (name, owner, source, model, predictions, key_columns)
 VALUES ('oc_h', current_user::regrole, 'oc_ticks', 'oc_reg', 'oc_tpreds', ARRAY['id']);
 SELECT streamml.track_outcomes('oc_h', 'oc_ticks', '{"actual": "price", "horizon": 60}');
 SELECT streamml.track_outcomes('oc_h', 'oc_ticks', '{"actual": "price", "horizon": 60, "partition_by": "symbol", "order_by": "ts"}');
@@ -298,4 +298,4 @@ INSERT INTO oc_ticks VALUES (151, 'S0', now(), 1);
 SELECT streamml.untrack_outcomes('oc_h');
 INSERT INTO oc_ticks VALUES (152, 'S0', now(), 1);
 DROP ROLE oc_other;
-DELETE FROM streamml.scorer_definitions WHERE name IN ('oc_s', 'oc_h');
+DELETE FROM streamml.scorers_catalog WHERE name IN ('oc_s', 'oc_h');

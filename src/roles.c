@@ -86,7 +86,7 @@ CheckDropRole(Datum roles)
 				   "UNION ALL SELECT 'owner of model ' || pg_catalog.quote_ident(m.name), m.owner "
 				   "FROM streamml.models m WHERE m.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "UNION ALL SELECT 'owner of scorer ' || pg_catalog.quote_ident(s.name), s.owner "
-				   "FROM streamml.scorer_definitions s WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1) "
+				   "FROM streamml.scorers_catalog s WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "UNION ALL SELECT 'owner of outcome tracker ' || pg_catalog.quote_ident(t.scorer), t.owner "
 				   "FROM streamml.outcome_trackers t WHERE t.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "ORDER BY 1",

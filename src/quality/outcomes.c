@@ -350,14 +350,14 @@ track_outcomes(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 
 	/* the scorer: owner, predictions table, key */
-	if (!OidIsValid(get_relname_relid("scorer_definitions",
+	if (!OidIsValid(get_relname_relid("scorers_catalog",
 									  get_namespace_oid(STREAMML_SCHEMA, false))))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("scorer \"%s\" does not exist", scorer)));
 	arg = CStringGetTextDatum(scorer);
 	if (CatalogExecute("SELECT owner, predictions, key_columns, model "
-					   "FROM streamml.scorer_definitions WHERE name OPERATOR(pg_catalog.=) $1",
+					   "FROM streamml.scorers_catalog WHERE name OPERATOR(pg_catalog.=) $1",
 					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -4,7 +4,7 @@
  *		the checks of a source and a predictions table that creation and
  *		scoring share.
  *
- * A scorer is a row of streamml.scorer_definitions plus an AFTER INSERT
+ * A scorer is a row of streamml.scorers_catalog plus an AFTER INSERT
  * FOR EACH STATEMENT trigger with a transition table on its source
  * (scorerinsert.c), named streamml_scorer_<id>.  The trigger fires for
  * every statement that inserts rows, whatever the path: INSERT, COPY, a
@@ -516,7 +516,7 @@ create_scorer(PG_FUNCTION_ARGS)
 		StringInfoData sql;
 
 		args[0] = CStringGetTextDatum(name);
-		if (CatalogExecute("SELECT 1 FROM streamml.scorer_definitions "
+		if (CatalogExecute("SELECT 1 FROM streamml.scorers_catalog "
 						   "WHERE name OPERATOR(pg_catalog.=) $1",
 						   1, (Oid[]) {TEXTOID}, args, NULL, SPI_OK_SELECT) > 0)
 			ereport(ERROR,
@@ -531,7 +531,7 @@ create_scorer(PG_FUNCTION_ARGS)
 		args[5] = PointerGetDatum(construct_array(kd, list_length(keys), TEXTOID,
 												  -1, false, TYPALIGN_INT));
 		args[6] = JsonbPGetDatum(options);
-		CatalogExecute("INSERT INTO streamml.scorer_definitions "
+		CatalogExecute("INSERT INTO streamml.scorers_catalog "
 					   "(name, owner, source, model, predictions, key_columns, options) "
 					   "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
 					   7, (Oid[]) {TEXTOID, OIDOID, OIDOID, TEXTOID, OIDOID,
@@ -577,7 +577,7 @@ ScorerDelete(int32 id, Oid sourceid)
 					   0, NULL, NULL, NULL, SPI_OK_UTILITY);
 		table_close(source, NoLock);
 	}
-	CatalogExecute("DELETE FROM streamml.scorer_definitions "
+	CatalogExecute("DELETE FROM streamml.scorers_catalog "
 				   "WHERE id OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);
 	ScorerStatsForget(id);
@@ -598,7 +598,7 @@ drop_scorer(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	CatalogExecute("SELECT s.id, s.owner, s.source FROM streamml.scorer_definitions s "
+	CatalogExecute("SELECT s.id, s.owner, s.source FROM streamml.scorers_catalog s "
 				   "WHERE s.name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
 	owner = SPI_processed == 0 ? InvalidOid :
@@ -625,7 +625,7 @@ ScorersDropOwned(Datum roles)
 	uint64		n;
 	SPITupleTable *tt;
 
-	n = CatalogExecute("SELECT s.id, s.source FROM streamml.scorer_definitions s "
+	n = CatalogExecute("SELECT s.id, s.source FROM streamml.scorers_catalog s "
 					   "WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1)",
 					   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT);
 	tt = SPI_tuptable;
@@ -644,7 +644,7 @@ ScorersReassignOwned(Datum roles, Oid newowner)
 {
 	Datum		args[2] = {roles, ObjectIdGetDatum(newowner)};
 
-	CatalogExecute("UPDATE streamml.scorer_definitions SET owner = $2 "
+	CatalogExecute("UPDATE streamml.scorers_catalog SET owner = $2 "
 				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
 				   2, (Oid[]) {OIDARRAYOID, OIDOID}, args, NULL, SPI_OK_UPDATE);
 }

@@ -4,7 +4,7 @@
  *		in the same transaction (src/scoring/scorer*.c).
  *
  * scorer.c creates and drops scorers and keeps their catalog
- * (streamml.scorer_definitions); scorerinsert.c is the statement trigger
+ * (streamml.scorers_catalog); scorerinsert.c is the statement trigger
  * that scores the rows of each INSERT, COPY or stream batch; scorer_stats.c
  * keeps the counters of the streamml.scorers view in shared memory.
  */

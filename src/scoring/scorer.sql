@@ -10,7 +10,7 @@
 -- security).  Owners are regrole (role oids), as for streams and models.
 -- ---------------------------------------------------------------------------
 
-CREATE TABLE streamml.scorer_definitions (
+CREATE TABLE streamml.scorers_catalog (
 	id serial NOT NULL UNIQUE,
 	name text PRIMARY KEY CHECK (name OPERATOR(pg_catalog.<>) ''),
 	owner regrole NOT NULL,
@@ -21,14 +21,14 @@ CREATE TABLE streamml.scorer_definitions (
 	options jsonb NOT NULL DEFAULT '{}',
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
-COMMENT ON TABLE streamml.scorer_definitions IS
+COMMENT ON TABLE streamml.scorers_catalog IS
 	'scorers: the model that scores every row inserted into a source table, and the table its predictions go to';
-ALTER TABLE streamml.scorer_definitions ENABLE ROW LEVEL SECURITY;
-CREATE POLICY scorer_definitions_owner ON streamml.scorer_definitions
+ALTER TABLE streamml.scorers_catalog ENABLE ROW LEVEL SECURITY;
+CREATE POLICY scorers_catalog_owner ON streamml.scorers_catalog
 	FOR SELECT USING (pg_catalog.pg_has_role(owner, 'USAGE'));
-GRANT SELECT ON streamml.scorer_definitions TO PUBLIC;
-SELECT pg_catalog.pg_extension_config_dump('streamml.scorer_definitions', '');
-SELECT pg_catalog.pg_extension_config_dump('streamml.scorer_definitions_id_seq', '');
+GRANT SELECT ON streamml.scorers_catalog TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('streamml.scorers_catalog', '');
+SELECT pg_catalog.pg_extension_config_dump('streamml.scorers_catalog_id_seq', '');
 
 CREATE FUNCTION streamml.create_scorer(name text, source regclass, model text,
 	options jsonb DEFAULT '{}') RETURNS regclass
@@ -69,7 +69,7 @@ SELECT d.name, d.owner, d.source, d.model, d.predictions, d.key_columns,
 	   COALESCE(s.rows_per_second, 0) AS rows_per_second,
 	   COALESCE(s.batches, 0) AS batches, s.mean_batch_ms,
 	   s.last_batch_at, s.last_error, s.error_at, d.created_at
-  FROM streamml.scorer_definitions d
+  FROM streamml.scorers_catalog d
   LEFT JOIN streamml.scorer_stats_raw() s ON s.scorer_id OPERATOR(pg_catalog.=) d.id;
 COMMENT ON VIEW streamml.scorers IS
 	'scorers with their live counters since the server started: rows processed, unscorable rows, rows per second, batches, mean time per batch, last error';

@@ -24,12 +24,12 @@
 #include "storage/shmem.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "scoring/scorer.h"
 
 #define SCORER_STAT_SLOTS 256
-#define SCORER_PENDING_MAX 16
 
 typedef struct ScorerSlot
 {
@@ -66,8 +66,9 @@ typedef struct PendingBatch
 } PendingBatch;
 
 static ScorerStatsShared *Shared = NULL;
-static PendingBatch Pending[SCORER_PENDING_MAX];
+static PendingBatch *Pending = NULL;	/* in TopMemoryContext */
 static int	npending = 0;
+static int	maxpending = 0;
 static bool callbacks_registered = false;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -204,14 +205,29 @@ ScorerSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 		return;
 	for (int i = 0; i < npending; i++)
 	{
+		PendingBatch *into = NULL;
+
 		/* later subtransactions have larger ids: theirs end with ours */
 		if (Pending[i].subid >= mySubid)
 		{
 			if (event == SUBXACT_EVENT_ABORT_SUB)
 				continue;
 			Pending[i].subid = parentSubid;
+			/* one entry per scorer and subtransaction: merge */
+			for (int j = 0; j < kept; j++)
+				if (Pending[j].scorer == Pending[i].scorer &&
+					Pending[j].subid == parentSubid)
+					into = &Pending[j];
 		}
-		Pending[kept++] = Pending[i];
+		if (into != NULL)
+		{
+			into->rows += Pending[i].rows;
+			into->unscorable += Pending[i].unscorable;
+			into->batches += Pending[i].batches;
+			into->seconds += Pending[i].seconds;
+		}
+		else
+			Pending[kept++] = Pending[i];
 	}
 	npending = kept;
 }
@@ -238,9 +254,13 @@ ScorerStatsBatch(int32 scorer, Oid owner, int64 rows, int64 unscorable,
 			p = &Pending[i];
 	if (p == NULL)
 	{
-		/* full (many scorers in one transaction): publish what is sure */
-		if (npending == SCORER_PENDING_MAX)
-			return;
+		if (npending == maxpending)
+		{
+			maxpending = Max(2 * maxpending, 16);
+			Pending = Pending == NULL ?
+				MemoryContextAlloc(TopMemoryContext, sizeof(PendingBatch) * maxpending) :
+				repalloc(Pending, sizeof(PendingBatch) * maxpending);
+		}
 		p = &Pending[npending++];
 		memset(p, 0, sizeof(PendingBatch));
 		p->scorer = scorer;

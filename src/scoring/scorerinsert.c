@@ -103,7 +103,7 @@ LoadDefinition(ScoreBatch *b)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	CatalogExecute("SELECT s.name, s.owner, s.source, s.model, s.predictions, "
-				   "s.key_columns, s.options FROM streamml.scorer_definitions s "
+				   "s.key_columns, s.options FROM streamml.scorers_catalog s "
 				   "WHERE s.id OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)

@@ -77,13 +77,13 @@ BEGIN
 				   'PRIMARY KEY (id, model))', name || '_preds');
 	EXECUTE format('CREATE TRIGGER score AFTER INSERT ON %I REFERENCING NEW TABLE AS new_rows '
 				   'FOR EACH STATEMENT EXECUTE FUNCTION standin_score(%L)', name, name || '_preds');
-	IF to_regclass('streamml.scorer_definitions') IS NULL THEN
-		CREATE TABLE streamml.scorer_definitions (id serial, name text PRIMARY KEY,
+	IF to_regclass('streamml.scorers_catalog') IS NULL THEN
+		CREATE TABLE streamml.scorers_catalog (id serial, name text PRIMARY KEY,
 			owner regrole NOT NULL, source regclass NOT NULL, model text NOT NULL,
 			predictions regclass NOT NULL, key_columns text[] NOT NULL,
 			options jsonb NOT NULL DEFAULT '{}');
 	END IF;
-	INSERT INTO streamml.scorer_definitions (name, owner, source, model, predictions, key_columns)
+	INSERT INTO streamml.scorers_catalog (name, owner, source, model, predictions, key_columns)
 	VALUES (name, current_user::regrole, name::regclass, 'next_price',
 			(name || '_preds')::regclass, ARRAY['id']);
 	RETURN 'a PL/pgSQL stand-in scorer';

@@ -73,7 +73,7 @@ my ($v1, $v2) = split /\|/, $node->safe_psql('postgres', q{
 	SELECT count(*) FILTER (WHERE version = 1), count(*) FILTER (WHERE version = 2) FROM preds});
 ok($v1 >= 1500 && $v2 >= 2000, "both versions served ($v1 by 1, $v2 by 2)");
 is($node->safe_psql('postgres', q{
-	SELECT count(*) FROM (SELECT xmin FROM preds GROUP BY xmin
+	SELECT count(*) FROM (SELECT xmin::text FROM preds GROUP BY 1
 						   HAVING count(DISTINCT version) > 1) b}), '0',
 	'each batch (transaction) scored with one version');
 is($node->safe_psql('postgres', q{
@@ -192,9 +192,9 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM strades'), '400', 'each ro
 like($as_err->('mallory', q{SELECT streamml.create_scorer('m1', 'strades', 'tm')}),
 	qr/permission denied for table strades/, 'no scorer on a table mallory can only read');
 like($as_err->('mallory', q{
-	INSERT INTO streamml.scorer_definitions (name, owner, source, model, predictions, key_columns)
+	INSERT INTO streamml.scorers_catalog (name, owner, source, model, predictions, key_columns)
 	VALUES ('m2', 'analyst', 'strades', 'tm', 'spreds', '{id}')}),
-	qr/permission denied for table scorer_definitions/, 'mallory cannot write the catalog');
+	qr/permission denied for table scorers_catalog/, 'mallory cannot write the catalog');
 like($as_err->('mallory', q{SELECT streamml.drop_scorer('spreds')}),
 	qr/scorer "spreds" does not exist/, "mallory cannot drop analyst's scorer");
 is($as->('mallory', 'SELECT count(*) FROM streamml.scorers'), '0',
@@ -203,7 +203,7 @@ $as->('mallory', 'CREATE TABLE mine (id int PRIMARY KEY, symbol text, x1 float8,
 like($as_err->('mallory', q{
 	CREATE TRIGGER steal AFTER INSERT ON mine REFERENCING NEW TABLE AS n
 		FOR EACH STATEMENT EXECUTE FUNCTION streamml.scorer_trigger('3')}),
-	qr/permission denied for function scorer_trigger/,
+	qr/permission denied for function streamml.scorer_trigger/,
 	"mallory cannot attach a scorer's trigger to her table");
 like($as_err->('mallory', q{SELECT streamml.create_scorer('m3', 'mine', 'tm')}),
 	qr/model "tm" does not exist/, 'nor use a model she was not granted');

@@ -52,9 +52,9 @@
 
 #include "ingest/ingest.h"
 #include "ml/ml.h"
-#include "scoring/scorer.h"
 #include "pg_streamml.h"
 #include "scoring/features.h"
+#include "quality/quality.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
@@ -94,6 +94,8 @@ CheckDropRole(Datum roles)
 				   "FROM streamml.feature_tables_catalog f WHERE f.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "UNION ALL SELECT 'owner of scorer ' || pg_catalog.quote_ident(s.name), s.owner "
 				   "FROM streamml.scorers_catalog s WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1) "
+				   "UNION ALL SELECT 'owner of outcome tracker ' || pg_catalog.quote_ident(t.scorer), t.owner "
+				   "FROM streamml.outcome_trackers t WHERE t.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "ORDER BY 1",
 				   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -176,6 +178,7 @@ DropOwned(Datum roles)
 		for (uint64 i = 0; i < n; i++)
 			FeatureTableRemove(SPI_getvalue(tt->vals[i], tt->tupdesc, 1));
 	}
+	OutcomeTrackersDropOwned(roles);
 	ScorersDropOwned(roles);
 }
 
@@ -235,6 +238,7 @@ ReassignOwned(Datum roles, Oid newowner)
 				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
 				   2, types, args, NULL, SPI_OK_UPDATE);
 	ScorersReassignOwned(roles, newowner);
+	OutcomeTrackersReassignOwned(roles, newowner);
 	if (streams > 0 || jobs > 0)
 		ereport(NOTICE,
 				(errmsg("%llu streams stopped and %llu training jobs paused on moving them to role \"%s\"",

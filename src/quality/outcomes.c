@@ -1,0 +1,604 @@
+/*
+ * outcomes.c
+ *		Outcome trackers: streamml.track_outcomes and untrack_outcomes,
+ *		their catalog, and what role commands do to them.
+ *
+ * A tracker is a row of streamml.outcome_trackers plus two AFTER INSERT
+ * FOR EACH STATEMENT triggers with transition tables, both named
+ * streamml_outcomes_<id> (outcomeinsert.c): one on the source, where
+ * the actual values arrive, and one on the scorer's predictions table, so
+ * that an outcome that arrived first is joined when its prediction does,
+ * and the predictions are counted in the live metrics; the scorer itself
+ * needs no change.  One tracker per scorer.
+ *
+ * Two modes:
+ *	key		 each source row carries the actual value ("actual") of the
+ *			 scored row whose key equals its "key" columns (by default the
+ *			 scorer's key column names); "at" names its outcome time
+ *			 (default: the time of the insert).
+ *	horizon	 the source is a scored table itself, and the outcome of row r
+ *			 is the value of "actual" in the first row of the same
+ *			 "partition_by" value whose "order_by" is at or after r's plus
+ *			 "horizon" (seed 004's label: the price 60 seconds later).
+ *
+ * Privileges: the caller must have the privileges of the scorer's owner,
+ * who becomes the tracker's owner and must have SELECT on the source.
+ * The triggers are created by the extension (their functions are not
+ * executable by users) and check at every batch that the owner still has
+ * SELECT on the source and on the predictions table.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "options.h"
+#include "pg_streamml.h"
+#include "quality/quality.h"
+
+static const char *const TrackOptionKeys[] = {
+	"key", "actual", "at", "group", "horizon", "partition_by", "order_by",
+	"bucket", "grace", NULL
+};
+
+/* The type of a column of rel, erroring when there is no such column. */
+static Oid
+SourceColumnType(Oid rel, const char *col, const char *what)
+{
+	AttrNumber	a = get_attnum(rel, col);
+
+	if (a <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						col, get_rel_name(rel)),
+				 errdetail("It was given as %s.", what)));
+	return get_atttype(rel, a);
+}
+
+/* Whether values of a type are read as numbers (float8). */
+bool
+OutcomeNumericType(Oid type)
+{
+	switch (type)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+		case BOOLOID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* The strings of a text[] datum. */
+static char **
+TextArrayStrings(Datum d, int *n)
+{
+	Datum	   *elems;
+	char	  **out;
+
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, NULL, n);
+	out = palloc(sizeof(char *) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+		out[i] = TextDatumGetCString(elems[i]);
+	return out;
+}
+
+/* A text[] datum of n strings. */
+static Datum
+TextArrayDatum(char **v, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = CStringGetTextDatum(v[i]);
+	return PointerGetDatum(construct_array(d, n, TEXTOID, -1, false,
+										   TYPALIGN_INT));
+}
+
+/* The "key" option: a column name or an array of them; NULL when absent. */
+static char **
+OptionKeyColumns(Jsonb *options, int *n)
+{
+	JsonbValue *v = OptionGet(options, "key");
+	char	  **out;
+
+	if (v == NULL)
+		return NULL;
+	if (v->type == jbvString)
+	{
+		*n = 1;
+		out = palloc(sizeof(char *));
+		out[0] = OptionValueString(v, "key");
+		return out;
+	}
+	if (v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data))
+	{
+		JsonbContainer *c = v->val.binary.data;
+		int			count = JsonContainerSize(c);
+
+		out = palloc(sizeof(char *) * Max(count, 1));
+		*n = 0;
+		for (int i = 0; i < count; i++)
+		{
+			JsonbValue *e = getIthJsonbValueFromContainer(c, i);
+
+			if (e == NULL || e->type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"key\" must be a column name or an array of column names")));
+			out[(*n)++] = pnstrdup(e->val.string.val, e->val.string.len);
+		}
+		if (*n > 0)
+			return out;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"key\" must be a column name or an array of column names")));
+	return NULL;
+}
+
+/* An interval option, positive; returns its canonical text. */
+static char *
+OptionInterval(Jsonb *options, const char *key, const char *dflt)
+{
+	char	   *s = OptionString(options, key, dflt);
+	Interval   *iv;
+
+	iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(s),
+											   ObjectIdGetDatum(InvalidOid),
+											   Int32GetDatum(-1)));
+	if (iv->month != 0 || iv->day < 0 || iv->time < 0 ||
+		(iv->day == 0 && iv->time <= 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a positive interval of days, hours, minutes or seconds", key),
+				 errdetail("\"%s\" was given.", s)));
+	return DatumGetCString(DirectFunctionCall1(interval_out,
+											   IntervalPGetDatum(iv)));
+}
+
+/* The horizon of the horizon mode, as a literal of the step of order_by. */
+static char *
+HorizonLiteral(Jsonb *options, Oid order_type)
+{
+	JsonbValue *v = OptionGet(options, "horizon");
+
+	if (order_type == TIMESTAMPTZOID || order_type == TIMESTAMPOID)
+	{
+		if (v->type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"horizon\" must be an interval when \"order_by\" is a timestamp")));
+		return OptionInterval(options, "horizon", NULL);
+	}
+	if (OutcomeNumericType(order_type) && order_type != BOOLOID)
+	{
+		double		h = OptionValueNumber(v, "horizon", 0.0, 1e300);
+
+		return psprintf("%.17g", h);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("column \"order_by\" must be a timestamp, timestamptz or number, not %s",
+					format_type_be(order_type))));
+	return NULL;
+}
+
+/*
+ * Reads a tracker's catalog row by id (SPI connected), or NULL when it is
+ * gone.  Allocated in the current memory context.
+ */
+OutcomeTracker *
+OutcomeTrackerLoad(int32 id)
+{
+	Datum		arg = Int32GetDatum(id);
+	OutcomeTracker *t;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	int			n;
+
+	if (CatalogExecute("SELECT owner, source, predictions, mode, key_columns, "
+					   "prediction_keys, actual, at, group_column, horizon, "
+					   "partition_by, order_by, bucket::text, scorer "
+					   "FROM streamml.outcome_trackers WHERE id OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_SELECT) == 0)
+		return NULL;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	t = palloc0(sizeof(OutcomeTracker));
+	t->id = id;
+	t->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+	t->source = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	t->predictions = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+	t->horizon_mode = strcmp(SPI_getvalue(tup, desc, 4), "horizon") == 0;
+	t->key_columns = TextArrayStrings(SPI_getbinval(tup, desc, 5, &isnull),
+									  &t->nkeys);
+	t->prediction_keys = TextArrayStrings(SPI_getbinval(tup, desc, 6, &isnull),
+										  &n);
+	t->actual = SPI_getvalue(tup, desc, 7);
+	t->at = SPI_getvalue(tup, desc, 8);
+	t->group_column = SPI_getvalue(tup, desc, 9);
+	t->horizon = SPI_getvalue(tup, desc, 10);
+	t->partition_by = SPI_getvalue(tup, desc, 11);
+	t->order_by = SPI_getvalue(tup, desc, 12);
+	t->bucket = SPI_getvalue(tup, desc, 13);
+	t->scorer = SPI_getvalue(tup, desc, 14);
+	t->has_role = get_attnum(t->predictions, "role") > 0;
+	t->actual_type = get_atttype(t->source, get_attnum(t->source, t->actual));
+	if (t->order_by)
+		t->order_type = get_atttype(t->source,
+									get_attnum(t->source, t->order_by));
+	return t;
+}
+
+/* The schema-qualified, quoted name of a relation. */
+static char *
+RelQualifiedName(Oid rel)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(rel)),
+									  get_rel_name(rel));
+}
+
+/* Drops a trigger of the extension from a table, if both still exist. */
+static void
+DropTrackerTrigger(Oid rel, int32 id)
+{
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(rel)))
+		return;
+	CatalogExecute(psprintf("DROP TRIGGER IF EXISTS streamml_outcomes_%d ON %s",
+							id, RelQualifiedName(rel)),
+				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+}
+
+/* Removes a tracker: its triggers and every row of it (SPI connected). */
+static void
+TrackerRemove(int32 id, Oid source, Oid predictions)
+{
+	Datum		arg = Int32GetDatum(id);
+
+	DropTrackerTrigger(source, id);
+	DropTrackerTrigger(predictions, id);
+	CatalogExecute("DELETE FROM streamml.outcomes WHERE tracker OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);
+	CatalogExecute("DELETE FROM streamml.pending_outcomes WHERE tracker OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);
+	CatalogExecute("DELETE FROM streamml.quality_buckets WHERE tracker OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);
+	CatalogExecute("DELETE FROM streamml.outcome_trackers WHERE id OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);
+}
+
+/* Errors unless the predictions table has the columns of a scorer's. */
+static void
+CheckPredictionsTable(Oid preds)
+{
+	static const char *const cols[] = {
+		"model", "version", "prediction", "probability", "class", "scored_at", NULL
+	};
+
+	for (int i = 0; cols[i]; i++)
+		if (get_attnum(preds, cols[i]) <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("table \"%s\" is not a predictions table: it has no column \"%s\"",
+							get_rel_name(preds), cols[i]),
+					 errdetail("A predictions table has the key columns and model, version, prediction, probability, class, scored_at.")));
+}
+
+PG_FUNCTION_INFO_V1(track_outcomes);
+
+/*
+ * SQL streamml.track_outcomes(scorer, source, options): see the top of
+ * the file.
+ */
+Datum
+track_outcomes(PG_FUNCTION_ARGS)
+{
+	char	   *scorer = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			source = PG_GETARG_OID(1);
+	Jsonb	   *options = PG_GETARG_JSONB_P(2);
+	Datum		arg;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Oid			owner;
+	Oid			preds;
+	char	   *model;
+	char	  **pkeys;
+	int			npkeys;
+	char	  **skeys;
+	int			nskeys;
+	char	   *actual;
+	char	   *at;
+	char	   *group;
+	char	   *horizon = NULL;
+	char	   *partition_by = NULL;
+	char	   *order_by = NULL;
+	char	   *bucket;
+	char	   *grace;
+	char		relkind = get_rel_relkind(source);
+	int32		id;
+	OutcomeTracker *t;
+
+	OptionCheckKeys(options, TrackOptionKeys, "track_outcomes");
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", get_rel_name(source)),
+				 errdetail("Outcomes are read from the rows inserted into a table.")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* the scorer: owner, predictions table, key */
+	if (!OidIsValid(get_relname_relid("scorers_catalog",
+									  get_namespace_oid(STREAMML_SCHEMA, false))))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("scorer \"%s\" does not exist", scorer)));
+	arg = CStringGetTextDatum(scorer);
+	if (CatalogExecute("SELECT owner, predictions, key_columns, model "
+					   "FROM streamml.scorers_catalog WHERE name OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("scorer \"%s\" does not exist", scorer)));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	owner = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+	preds = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	pkeys = TextArrayStrings(SPI_getbinval(tup, desc, 3, &isnull), &npkeys);
+	model = SPI_getvalue(tup, desc, 4);
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of scorer \"%s\"", scorer)));
+	if (pg_class_aclcheck(source, owner, ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(source)),
+				 errdetail("The owner of scorer \"%s\" needs SELECT on the source of its outcomes.",
+						   scorer)));
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(preds)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the predictions table of scorer \"%s\" does not exist", scorer)));
+	if (source == preds)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the source of outcomes cannot be the predictions table of scorer \"%s\"",
+						scorer)));
+	CheckPredictionsTable(preds);
+
+	/* options */
+	skeys = OptionKeyColumns(options, &nskeys);
+	if (skeys == NULL)
+	{
+		skeys = pkeys;
+		nskeys = npkeys;
+	}
+	if (nskeys != npkeys)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"key\" names %d columns, and the key of scorer \"%s\" has %d",
+						nskeys, scorer, npkeys)));
+	for (int i = 0; i < nskeys; i++)
+		(void) SourceColumnType(source, skeys[i], "a key column");
+	actual = OptionString(options, "actual", NULL);
+	if (actual == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"actual\" is required"),
+				 errhint("Name the column of the source that holds the actual value (the label).")));
+	{
+		Oid			type = SourceColumnType(source, actual, "option \"actual\"");
+
+		if (!OutcomeNumericType(type) && type != TEXTOID && type != VARCHAROID &&
+			type != BPCHAROID && !type_is_enum(type))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" must be a number, boolean, text or enum, not %s",
+							actual, format_type_be(type))));
+	}
+	at = OptionString(options, "at", NULL);
+	if (at)
+	{
+		Oid			type = SourceColumnType(source, at, "option \"at\"");
+
+		if (type != TIMESTAMPTZOID && type != TIMESTAMPOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" must be a timestamptz or timestamp, not %s",
+							at, format_type_be(type))));
+	}
+	group = OptionString(options, "group", NULL);
+	if (group)
+		(void) SourceColumnType(source, group, "option \"group\"");
+	else
+	{
+		/* the model's group column, when the source has it */
+		arg = CStringGetTextDatum(model);
+		if (CatalogExecute("SELECT group_by FROM streamml.models "
+						   "WHERE name OPERATOR(pg_catalog.=) $1",
+						   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) > 0)
+		{
+			char	   *g = SPI_getvalue(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1);
+
+			if (g && get_attnum(source, g) > 0)
+				group = g;
+		}
+	}
+	if (OptionGet(options, "horizon"))
+	{
+		partition_by = OptionString(options, "partition_by", NULL);
+		order_by = OptionString(options, "order_by", NULL);
+		if (partition_by == NULL || order_by == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"horizon\" needs \"partition_by\" and \"order_by\"")));
+		if (at)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"at\" cannot be used with \"horizon\""),
+					 errdetail("With a horizon the outcome time is the time of the insert that brings it.")));
+		(void) SourceColumnType(source, partition_by, "option \"partition_by\"");
+		horizon = HorizonLiteral(options,
+								 SourceColumnType(source, order_by, "option \"order_by\""));
+	}
+	else if (OptionGet(options, "partition_by") || OptionGet(options, "order_by"))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options \"partition_by\" and \"order_by\" need \"horizon\"")));
+	bucket = OptionInterval(options, "bucket", "1 minute");
+	grace = OptionInterval(options, "grace", "1 hour");
+
+	/* the catalog row */
+	arg = CStringGetTextDatum(scorer);
+	if (CatalogExecute("SELECT 1 FROM streamml.outcome_trackers WHERE scorer OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("the outcomes of scorer \"%s\" are already tracked", scorer),
+				 errhint("Call streamml.untrack_outcomes first.")));
+	{
+		Datum		values[16];
+		char		nulls[16];
+		Oid			types[16] = {TEXTOID, REGROLEOID, REGCLASSOID, REGCLASSOID,
+			TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID,
+		TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
+		const char *strs[8] = {actual, at, group, horizon, partition_by,
+		order_by, bucket, grace};
+
+		memset(nulls, ' ', sizeof(nulls));
+		values[0] = CStringGetTextDatum(scorer);
+		values[1] = ObjectIdGetDatum(owner);
+		values[2] = ObjectIdGetDatum(source);
+		values[3] = ObjectIdGetDatum(preds);
+		values[4] = CStringGetTextDatum(horizon ? "horizon" : "key");
+		values[5] = TextArrayDatum(skeys, nskeys);
+		values[6] = TextArrayDatum(pkeys, npkeys);
+		for (int i = 0; i < 8; i++)
+		{
+			if (strs[i])
+				values[7 + i] = CStringGetTextDatum(strs[i]);
+			else
+				nulls[7 + i] = 'n';
+		}
+		values[15] = JsonbPGetDatum(options);
+		CatalogExecute("INSERT INTO streamml.outcome_trackers (scorer, owner, source, "
+					   "predictions, mode, key_columns, prediction_keys, actual, at, "
+					   "group_column, horizon, partition_by, order_by, bucket, grace, options) "
+					   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+					   "$14::pg_catalog.interval, $15::pg_catalog.interval, $16) RETURNING id",
+					   16, types, values, nulls, SPI_OK_INSERT_RETURNING);
+		id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1, &isnull));
+	}
+
+	/* the triggers, then the predictions already made */
+	CatalogExecute(psprintf("CREATE TRIGGER streamml_outcomes_%d AFTER INSERT ON %s "
+							"REFERENCING NEW TABLE AS streamml_new FOR EACH STATEMENT "
+							"EXECUTE FUNCTION streamml.outcome_trigger('%d')",
+							id, RelQualifiedName(source), id),
+				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	CatalogExecute(psprintf("CREATE TRIGGER streamml_outcomes_%d AFTER INSERT ON %s "
+							"REFERENCING NEW TABLE AS streamml_new FOR EACH STATEMENT "
+							"EXECUTE FUNCTION streamml.outcome_prediction_trigger('%d')",
+							id, RelQualifiedName(preds), id),
+				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	t = OutcomeTrackerLoad(id);
+	OutcomeCountPredictions(t);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(untrack_outcomes);
+
+/* SQL streamml.untrack_outcomes(scorer): see the top of the file. */
+Datum
+untrack_outcomes(PG_FUNCTION_ARGS)
+{
+	char	   *scorer = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Datum		arg = CStringGetTextDatum(scorer);
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Oid			owner;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (CatalogExecute("SELECT id, owner, source, predictions FROM streamml.outcome_trackers "
+					   "WHERE scorer OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the outcomes of scorer \"%s\" are not tracked", scorer)));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of scorer \"%s\"", scorer)));
+	TrackerRemove(DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull)),
+				  DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull)),
+				  DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull)));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* DROP OWNED (roles.c): the roles' trackers go.  SPI connected. */
+void
+OutcomeTrackersDropOwned(Datum roles)
+{
+	uint64		n;
+	SPITupleTable *tt;
+
+	n = CatalogExecute("SELECT id, source, predictions FROM streamml.outcome_trackers "
+					   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
+					   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT);
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		TrackerRemove(DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)),
+					  DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)),
+					  DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull)));
+	}
+}
+
+/* REASSIGN OWNED (roles.c): the roles' trackers and their rows move. */
+void
+OutcomeTrackersReassignOwned(Datum roles, Oid newowner)
+{
+	static const char *const tables[] = {
+		"outcome_trackers", "outcomes", "pending_outcomes", "quality_buckets", NULL
+	};
+	Datum		args[2] = {roles, ObjectIdGetDatum(newowner)};
+
+	for (int i = 0; tables[i]; i++)
+		CatalogExecute(psprintf("UPDATE streamml.%s SET owner = $2 "
+								"WHERE owner OPERATOR(pg_catalog.=) ANY ($1)", tables[i]),
+					   2, (Oid[]) {OIDARRAYOID, OIDOID}, args, NULL, SPI_OK_UPDATE);
+}

@@ -54,6 +54,7 @@
 #include "ml/ml.h"
 #include "pg_streamml.h"
 #include "scoring/features.h"
+#include "scoring/scorer.h"
 #include "quality/quality.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;

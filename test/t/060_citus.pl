@@ -14,42 +14,9 @@ use warnings;
 use lib 'test/perl';
 use PostgreSQL::Test::Utils;
 use Test::More;
-use StreamML::TestNode;
+use StreamML::Citus;
 
-my $conf = <<'EOC';
-listen_addresses = '127.0.0.1'
-max_prepared_transactions = 20
-citus.shard_count = 8
-max_parallel_workers_per_gather = 0
-EOC
-my $probe = streamml_node('citus_probe', preload => 0);
-$probe->start;
-my $have = $probe->safe_psql('postgres',
-	"SELECT count(*) FROM pg_available_extensions WHERE name = 'citus'");
-$probe->stop;
-if ($have ne '1')
-{
-	plan skip_all => 'Citus is not installed (make citus builds it from ../shared/vendor/citus-*.tar.gz)';
-}
-
-# citus first in shared_preload_libraries, as Citus requires
-my @nodes;
-for my $name ('coord', 'worker1', 'worker2')
-{
-	my $n = streamml_node($name, preload => 0, conf => $conf);
-	$n->append_conf('postgresql.conf',
-		"shared_preload_libraries = 'citus,pg_streamml,pg_cron'\n");
-	$n->start;
-	$n->safe_psql('postgres', 'CREATE EXTENSION citus');
-	push @nodes, $n;
-}
-my ($coord, $w1, $w2) = @nodes;
-$coord->safe_psql('postgres', sprintf(<<'EOSQL', $coord->port, $w1->port, $w2->port));
-SELECT citus_set_coordinator_host('127.0.0.1', %d);
-SELECT citus_add_node('127.0.0.1', %d);
-SELECT citus_add_node('127.0.0.1', %d);
-EOSQL
-$coord->safe_psql('postgres', 'CREATE EXTENSION pg_streamml');
+my ($coord, $w1, $w2) = citus_cluster_or_skip('citus');
 is($w1->safe_psql('postgres',
 		"SELECT count(*) FROM pg_extension WHERE extname = 'pg_streamml'"),
 	'1', 'CREATE EXTENSION pg_streamml on the coordinator reaches the workers');

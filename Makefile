@@ -8,6 +8,7 @@
 #   make demo            the end-to-end demo on a throw-away server (seed 004;
 #                        DEMO=games or DEMO=classify for the other seeds)
 #   make bench           the benchmarks under test/bench (by hand, never in CI)
+#   make citus           Citus for the scale-out tests, from ../shared/vendor (cached)
 
 EXTENSION  = pg_streamml
 EXTVERSION = 0.1.0
@@ -49,7 +50,7 @@ ifeq ($(PGXS),)
 # install the dependencies, then run again with PGXS available.  Building
 # and installing into a server never installs packages behind your back.
 .DEFAULT_GOAL := test
-installcheck prove test demo bench:
+installcheck prove test demo bench citus:
 	bash test/install-deps.sh
 	$(MAKE) $@
 all install:
@@ -80,6 +81,28 @@ tmp-install: all
 		mkdir -p "$(TMP_INSTALL)$$(dirname $$d)" && \
 		cp -a "$$d" "$(TMP_INSTALL)$$d"; done
 	$(MAKE) install DESTDIR='$(TMP_INSTALL)' >/dev/null
+	if [ -f '$(CITUS_DIR)/stamp' ]; then cp -a '$(CITUS_DIR)/install/.' '$(TMP_INSTALL)/'; fi
+
+# Citus, for the scale-out tests (test/t/060_citus.pl).  It is not in
+# Debian: the tests build it out of the tree from the vendored source
+# (../shared/vendor, beside the repository) and install it into
+# $(CITUS_DIR)/install, which tmp-install copies into the private server.
+# Built once: the stamp keeps it until the tarball changes.  Without the
+# tarball there is nothing to do (tmp-install copies an installed Citus
+# with the server's lib directory, if there is one).
+CITUS_TARBALL ?= $(firstword $(wildcard $(CURDIR)/../shared/vendor/citus-*.tar.gz))
+CITUS_DIR = $(CURDIR)/tmp_citus
+CITUS_MAKE = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL $(MAKE)
+citus: $(if $(CITUS_TARBALL),$(CITUS_DIR)/stamp)
+$(CITUS_DIR)/stamp: $(CITUS_TARBALL)
+	rm -rf '$(CITUS_DIR)' && mkdir -p '$(CITUS_DIR)/src'
+	tar xzf '$(CITUS_TARBALL)' -C '$(CITUS_DIR)/src' --strip-components=1
+	cd '$(CITUS_DIR)/src' && ./configure --without-libcurl PG_CONFIG='$(PG_CONFIG)' >../build.log 2>&1 && \
+		$(CITUS_MAKE) -j$$(nproc) with_llvm=no >>../build.log 2>&1 && \
+		$(CITUS_MAKE) install with_llvm=no DESTDIR='$(CITUS_DIR)/install' >>../build.log 2>&1 || \
+		{ tail -n 40 ../build.log; exit 1; }
+	rm -rf '$(CITUS_DIR)/src'
+	touch '$@'
 
 # PostgreSQL refuses to run as root: as root, installcheck and prove run
 # through test/run-tests.sh, which runs them as an unprivileged user in a
@@ -113,5 +136,5 @@ demo:
 bench: all
 	bash test/bench/run.sh
 
-.PHONY: tmp-install prove test demo bench
+.PHONY: tmp-install citus prove test demo bench
 endif

@@ -16,6 +16,11 @@ packages=(
 	libxgboost-dev python3-xgboost python3-sklearn
 	python3 gnuplot-nox chromium docker-compose
 )
+# Citus's build dependencies, when its source is there for the scale-out
+# tests (Makefile: make citus).
+if ls "$(dirname "$0")"/../../shared/vendor/citus-*.tar.gz >/dev/null 2>&1; then
+	packages+=(liblz4-dev libzstd-dev libkrb5-dev)
+fi
 if [ "${1:-}" = "--bench" ]; then
 	packages+=(python3-sklearn python3-psycopg2 bc)
 fi

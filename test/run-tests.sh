@@ -20,11 +20,22 @@ if [ -z "${STREAMML_DEPS_DONE:-}" ]; then
 	bash test/install-deps.sh || exit 1
 fi
 
+# Citus, for the scale-out tests (test/t/060_citus.pl): built once, out of
+# the tree, from ../shared/vendor/citus-*.tar.gz when it is there (make
+# citus, cached in tmp_citus/), before the tree is copied for the run.
+if [ -z "${STREAMML_DEPS_DONE:-}" ] && { [ -z "${STREAMML_PROVE:-}" ] ||
+	[[ " ${STREAMML_PROVE} " == *" 06"* ]]; }; then
+	if ls ../shared/vendor/citus-*.tar.gz >/dev/null 2>&1 && [ ! -f tmp_citus/stamp ]; then
+		echo "run-tests: building Citus from $(ls ../shared/vendor/citus-*.tar.gz | head -n1) (once; cached in tmp_citus/)"
+	fi
+	make -s citus || exit 1
+fi
+
 if [ "$(id -u)" -eq 0 ]; then
 	user=${STREAMML_TEST_USER:-postgres}
 	scratch=$(mktemp -d /tmp/pg_streamml-test.XXXXXX)
 	tar --exclude=./.git --exclude=./tmp_install --exclude=./tmp_check \
-		--exclude=./tmp_check_regress -cf - . | tar -C "$scratch" -xf -
+		--exclude=./tmp_check_regress --exclude=./tmp_citus/src -cf - . | tar -C "$scratch" -xf -
 	chown -R "$user" "$scratch"
 	chmod 755 "$scratch"
 	echo "run-tests: running as $user in $scratch"
@@ -76,6 +87,9 @@ if [ "$regress_rc" -ne 0 ] && [ -f regression.diffs ]; then
 fi
 
 step "TAP suite"
+if [ ! -f "$top/tmp_install$(pg_config --pkglibdir)/citus.so" ]; then
+	echo "citus: skipped: Citus is not installed and ../shared/vendor has no citus-*.tar.gz to build it from (test/t/060_citus.pl and 061_citus_ingest.pl skip)"
+fi
 tap_log=$(mktemp)
 tap_rc=0
 if [ ${#tap_files[@]} -gt 0 ]; then

@@ -121,6 +121,7 @@ TargetStateCreate(StreamConfig *cfg, Oid relid, const char *route_value)
 
 	ts->relid = relid;
 	ts->cfg = cfg;
+	ts->citus = LoaderIsCitusTable(relid);
 	ts->natts = desc->natts;
 	ts->cols = palloc0(sizeof(ColumnPlan) * desc->natts);
 	ts->route_value = route_value ? pstrdup(route_value) : NULL;

@@ -20,7 +20,8 @@
  * its partition the same way (loader_partitions.c).  Tables with
  * row-level security, and partitioned tables with a foreign partition, go
  * through a prepared INSERT instead, which applies the policies, at the
- * price of speed.
+ * price of speed; so do Citus tables, whose shards Citus's planner finds
+ * (loader_citus.c).
  *
  * The BulkInsertState keeps a pin on the last page it wrote; a pin taken
  * in a subtransaction is released by its abort, so the state lives only as
@@ -125,7 +126,7 @@ LoaderBegin(TargetState *ts)
 										   lfirst_int(lc) - FirstLowInvalidHeapAttributeNumber);
 	ExecCheckRTPerms(list_make1(rte), true);
 
-	ts->use_spi =
+	ts->use_spi = ts->citus ||
 		(rte->relkind != RELKIND_RELATION &&
 		 rte->relkind != RELKIND_PARTITIONED_TABLE) ||
 		check_enable_rls(ts->relid, ts->cfg->owner, false) == RLS_ENABLED ||
@@ -165,6 +166,8 @@ LoaderBegin(TargetState *ts)
 		}
 	}
 
+	if (ts->citus)
+		LoaderCitusUse2PC();
 	if (ts->use_spi)
 	{
 		StringInfoData sql;

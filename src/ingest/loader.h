@@ -67,7 +67,8 @@ typedef struct TargetState
 	EState	   *estate;
 	ResultRelInfo *rri;
 	ExprState **defaults;		/* per attribute, NULL if none */
-	bool		use_spi;		/* RLS, foreign partition: go through INSERT */
+	bool		citus;			/* a Citus table: INSERT through Citus, 2PC */
+	bool		use_spi;		/* RLS, foreign partition, Citus: go through INSERT */
 	void	   *spi_plan;
 	bool		multi;			/* no BEFORE ROW triggers: batch inserts */
 	bool		volatile_defaults;	/* a default may read the table: no batches */
@@ -88,6 +89,10 @@ typedef struct TargetState
 /* A row made by a decoder is handed to the loader through this. */
 typedef void (*EmitRow) (TargetState *ts, Datum *values, bool *nulls,
 						 bool *present);
+
+/* loader_citus.c */
+extern bool LoaderIsCitusTable(Oid relid);
+extern void LoaderCitusUse2PC(void);
 
 /* decode.c */
 extern TargetState *TargetStateCreate(StreamConfig *cfg, Oid relid,

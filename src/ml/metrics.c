@@ -180,6 +180,10 @@ classification_metrics_deserialfn(PG_FUNCTION_ARGS)
 
 	PassReadBuffer(&buf, b);
 	n = pq_getmsgint64(&buf);
+	/* the state is a bytea that SQL can pass: check it is one of ours */
+	if (n < 0 || (uint64) (buf.len - buf.cursor) !=
+		sizeof(double) * 5 + (uint64) n * sizeof(ScoredRow))
+		elog(ERROR, "invalid classification_metrics state");
 	s->loss = pq_getmsgfloat8(&buf);
 	pq_copymsgbytes(&buf, (char *) s->confusion, sizeof(s->confusion));
 	ClassReserve(s, n, cxt);
@@ -603,9 +607,18 @@ Datum
 multiclass_metrics_deserialfn(PG_FUNCTION_ARGS)
 {
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
-	MultiState *s = palloc(VARSIZE_ANY_EXHDR(b));
+	MultiState *s;
+	int32		k;
 
 	PassAggContext(fcinfo, "multiclass_metrics_deserialfn");
+	/* the state is a bytea that SQL can pass: check it is one of ours */
+	if (VARSIZE_ANY_EXHDR(b) < offsetof(MultiState, confusion))
+		elog(ERROR, "invalid multiclass_metrics state");
+	memcpy(&k, VARDATA_ANY(b), sizeof(int32));
+	if (k < 1 || k > 1000 ||
+		VARSIZE_ANY_EXHDR(b) != offsetof(MultiState, confusion) + sizeof(double) * k * k)
+		elog(ERROR, "invalid multiclass_metrics state");
+	s = palloc(VARSIZE_ANY_EXHDR(b));
 	memcpy(s, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
 	PG_RETURN_POINTER(s);
 }

@@ -178,94 +178,68 @@ COMMENT ON VIEW streamml.coefficients IS
 GRANT SELECT ON streamml.coefficients TO PUBLIC;
 
 -- Training passes: parallel-safe aggregates (src/ml/moments.c, irls_state.c).
-CREATE FUNCTION streamml.ml_moments_transfn(internal, float8, float8[], float8)
-	RETURNS internal AS 'MODULE_PATHNAME', 'ml_moments_transfn'
+CREATE FUNCTION streamml.ml_moments_transfn(bytea, float8, float8[], float8)
+	RETURNS bytea AS 'MODULE_PATHNAME', 'ml_moments_state_transfn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.ml_moments_transfn(internal, float8, float8[], float8) IS
+COMMENT ON FUNCTION streamml.ml_moments_transfn(bytea, float8, float8[], float8) IS
 	'transition function of streamml.ml_moments';
-CREATE FUNCTION streamml.ml_moments_combinefn(internal, internal)
-	RETURNS internal AS 'MODULE_PATHNAME', 'ml_moments_combinefn'
+CREATE FUNCTION streamml.ml_moments_combinefn(bytea, bytea)
+	RETURNS bytea AS 'MODULE_PATHNAME', 'ml_moments_state_combinefn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.ml_moments_combinefn(internal, internal) IS
+COMMENT ON FUNCTION streamml.ml_moments_combinefn(bytea, bytea) IS
 	'combine function of streamml.ml_moments';
-CREATE FUNCTION streamml.ml_moments_serialfn(internal) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'ml_moments_serialfn'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.ml_moments_serialfn(internal) IS
-	'serialisation function of streamml.ml_moments';
-CREATE FUNCTION streamml.ml_moments_deserialfn(bytea, internal) RETURNS internal
-	AS 'MODULE_PATHNAME', 'ml_moments_deserialfn'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.ml_moments_deserialfn(bytea, internal) IS
-	'deserialisation function of streamml.ml_moments';
-CREATE FUNCTION streamml.ml_moments_finalfn(internal) RETURNS float8[]
-	AS 'MODULE_PATHNAME', 'ml_moments_finalfn'
+CREATE FUNCTION streamml.ml_moments_finalfn(bytea) RETURNS float8[]
+	AS 'MODULE_PATHNAME', 'ml_moments_state_finalfn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.ml_moments_finalfn(internal) IS
+COMMENT ON FUNCTION streamml.ml_moments_finalfn(bytea) IS
 	'final function of streamml.ml_moments';
 CREATE AGGREGATE streamml.ml_moments(label float8, features float8[], weight float8) (
 	SFUNC = streamml.ml_moments_transfn,
-	STYPE = internal,
+	STYPE = bytea,
 	COMBINEFUNC = streamml.ml_moments_combinefn,
-	SERIALFUNC = streamml.ml_moments_serialfn,
-	DESERIALFUNC = streamml.ml_moments_deserialfn,
 	FINALFUNC = streamml.ml_moments_finalfn,
 	PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE streamml.ml_moments(float8, float8[], float8) IS
 	'weighted means and co-moments of label and features: [sum of weights, rows used, rows skipped, p, rows malformed, 1, means, units, packed co-moments in the units]';
-CREATE FUNCTION streamml.ml_moments_transfn(internal, float8, float8[], float8,
+CREATE FUNCTION streamml.ml_moments_transfn(bytea, float8, float8[], float8,
 	int4, boolean)
-	RETURNS internal AS 'MODULE_PATHNAME', 'ml_moments_transfn'
+	RETURNS bytea AS 'MODULE_PATHNAME', 'ml_moments_state_transfn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.ml_moments_transfn(internal, float8, float8[], float8, int4, boolean) IS
+COMMENT ON FUNCTION streamml.ml_moments_transfn(bytea, float8, float8[], float8, int4, boolean) IS
 	'transition function of streamml.ml_moments with the number of features';
 CREATE AGGREGATE streamml.ml_moments(label float8, features float8[], weight float8,
 	nfeatures int4, comoments boolean) (
 	SFUNC = streamml.ml_moments_transfn,
-	STYPE = internal,
+	STYPE = bytea,
 	COMBINEFUNC = streamml.ml_moments_combinefn,
-	SERIALFUNC = streamml.ml_moments_serialfn,
-	DESERIALFUNC = streamml.ml_moments_deserialfn,
 	FINALFUNC = streamml.ml_moments_finalfn,
 	PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE streamml.ml_moments(float8, float8[], float8, int4, boolean) IS
 	'weighted means and co-moments of label and nfeatures features (rows with another number are skipped and counted as malformed); without comoments only the label row and the diagonal';
 
-CREATE FUNCTION streamml.irls_pass_transfn(internal, float8, float8[], float8,
+CREATE FUNCTION streamml.irls_pass_transfn(bytea, float8, float8[], float8,
 	float8[], text[], text)
-	RETURNS internal AS 'MODULE_PATHNAME', 'irls_pass_transfn'
+	RETURNS bytea AS 'MODULE_PATHNAME', 'irls_pass_state_transfn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.irls_pass_transfn(internal, float8, float8[], float8, float8[], text[], text) IS
+COMMENT ON FUNCTION streamml.irls_pass_transfn(bytea, float8, float8[], float8, float8[], text[], text) IS
 	'transition function of streamml.irls_pass';
-CREATE FUNCTION streamml.irls_pass_combinefn(internal, internal)
-	RETURNS internal AS 'MODULE_PATHNAME', 'irls_pass_combinefn'
+CREATE FUNCTION streamml.irls_pass_combinefn(bytea, bytea)
+	RETURNS bytea AS 'MODULE_PATHNAME', 'irls_pass_state_combinefn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.irls_pass_combinefn(internal, internal) IS
+COMMENT ON FUNCTION streamml.irls_pass_combinefn(bytea, bytea) IS
 	'combine function of streamml.irls_pass';
-CREATE FUNCTION streamml.irls_pass_serialfn(internal) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'irls_pass_serialfn'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.irls_pass_serialfn(internal) IS
-	'serialisation function of streamml.irls_pass';
-CREATE FUNCTION streamml.irls_pass_deserialfn(bytea, internal) RETURNS internal
-	AS 'MODULE_PATHNAME', 'irls_pass_deserialfn'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.irls_pass_deserialfn(bytea, internal) IS
-	'deserialisation function of streamml.irls_pass';
-CREATE FUNCTION streamml.irls_pass_finalfn(internal) RETURNS float8[]
-	AS 'MODULE_PATHNAME', 'irls_pass_finalfn'
+CREATE FUNCTION streamml.irls_pass_finalfn(bytea) RETURNS float8[]
+	AS 'MODULE_PATHNAME', 'irls_pass_state_finalfn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.irls_pass_finalfn(internal) IS
+COMMENT ON FUNCTION streamml.irls_pass_finalfn(bytea) IS
 	'final function of streamml.irls_pass';
 CREATE AGGREGATE streamml.irls_pass(label float8, features float8[], weight float8,
 	params float8[], group_keys text[], group_key text) (
 	SFUNC = streamml.irls_pass_transfn,
-	STYPE = internal,
+	STYPE = bytea,
 	COMBINEFUNC = streamml.irls_pass_combinefn,
-	SERIALFUNC = streamml.irls_pass_serialfn,
-	DESERIALFUNC = streamml.irls_pass_deserialfn,
 	FINALFUNC = streamml.irls_pass_finalfn,
 	PARALLEL = SAFE
 );
@@ -287,111 +261,75 @@ COMMENT ON FUNCTION streamml.ml_score_classes(float8[], text[], text, float8[]) 
 	'class probabilities of explicit per-group multinomial coefficients';
 
 -- Evaluation aggregates (src/ml/metrics.c).
-CREATE FUNCTION streamml.classification_metrics_transfn(internal, boolean, float8)
-	RETURNS internal AS 'MODULE_PATHNAME', 'classification_metrics_transfn'
+CREATE FUNCTION streamml.classification_metrics_transfn(bytea, boolean, float8)
+	RETURNS bytea AS 'MODULE_PATHNAME', 'classification_metrics_state_transfn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.classification_metrics_transfn(internal, boolean, float8) IS
+COMMENT ON FUNCTION streamml.classification_metrics_transfn(bytea, boolean, float8) IS
 	'transition function of streamml.classification_metrics';
-CREATE FUNCTION streamml.classification_metrics_combinefn(internal, internal)
-	RETURNS internal AS 'MODULE_PATHNAME', 'classification_metrics_combinefn'
+CREATE FUNCTION streamml.classification_metrics_combinefn(bytea, bytea)
+	RETURNS bytea AS 'MODULE_PATHNAME', 'classification_metrics_state_combinefn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.classification_metrics_combinefn(internal, internal) IS
+COMMENT ON FUNCTION streamml.classification_metrics_combinefn(bytea, bytea) IS
 	'combine function of streamml.classification_metrics';
-CREATE FUNCTION streamml.classification_metrics_serialfn(internal) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'classification_metrics_serialfn'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.classification_metrics_serialfn(internal) IS
-	'serialisation function of streamml.classification_metrics';
-CREATE FUNCTION streamml.classification_metrics_deserialfn(bytea, internal)
-	RETURNS internal AS 'MODULE_PATHNAME', 'classification_metrics_deserialfn'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.classification_metrics_deserialfn(bytea, internal) IS
-	'deserialisation function of streamml.classification_metrics';
-CREATE FUNCTION streamml.classification_metrics_finalfn(internal) RETURNS jsonb
-	AS 'MODULE_PATHNAME', 'classification_metrics_finalfn'
+CREATE FUNCTION streamml.classification_metrics_finalfn(bytea) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'classification_metrics_state_finalfn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.classification_metrics_finalfn(internal) IS
+COMMENT ON FUNCTION streamml.classification_metrics_finalfn(bytea) IS
 	'final function of streamml.classification_metrics';
 CREATE AGGREGATE streamml.classification_metrics(label boolean, probability float8) (
 	SFUNC = streamml.classification_metrics_transfn,
-	STYPE = internal,
+	STYPE = bytea,
 	COMBINEFUNC = streamml.classification_metrics_combinefn,
-	SERIALFUNC = streamml.classification_metrics_serialfn,
-	DESERIALFUNC = streamml.classification_metrics_deserialfn,
 	FINALFUNC = streamml.classification_metrics_finalfn,
 	PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE streamml.classification_metrics(boolean, float8) IS
 	'binary classification metrics: accuracy, precision, recall, f1, roc_auc, pr_auc, log_loss, confusion matrix';
 
-CREATE FUNCTION streamml.regression_metrics_transfn(internal, float8, float8)
-	RETURNS internal AS 'MODULE_PATHNAME', 'regression_metrics_transfn'
+CREATE FUNCTION streamml.regression_metrics_transfn(bytea, float8, float8)
+	RETURNS bytea AS 'MODULE_PATHNAME', 'regression_metrics_state_transfn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.regression_metrics_transfn(internal, float8, float8) IS
+COMMENT ON FUNCTION streamml.regression_metrics_transfn(bytea, float8, float8) IS
 	'transition function of streamml.regression_metrics';
-CREATE FUNCTION streamml.regression_metrics_combinefn(internal, internal)
-	RETURNS internal AS 'MODULE_PATHNAME', 'regression_metrics_combinefn'
+CREATE FUNCTION streamml.regression_metrics_combinefn(bytea, bytea)
+	RETURNS bytea AS 'MODULE_PATHNAME', 'regression_metrics_state_combinefn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.regression_metrics_combinefn(internal, internal) IS
+COMMENT ON FUNCTION streamml.regression_metrics_combinefn(bytea, bytea) IS
 	'combine function of streamml.regression_metrics';
-CREATE FUNCTION streamml.regression_metrics_serialfn(internal) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'regression_metrics_serialfn'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.regression_metrics_serialfn(internal) IS
-	'serialisation function of streamml.regression_metrics';
-CREATE FUNCTION streamml.regression_metrics_deserialfn(bytea, internal)
-	RETURNS internal AS 'MODULE_PATHNAME', 'regression_metrics_deserialfn'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.regression_metrics_deserialfn(bytea, internal) IS
-	'deserialisation function of streamml.regression_metrics';
-CREATE FUNCTION streamml.regression_metrics_finalfn(internal) RETURNS jsonb
-	AS 'MODULE_PATHNAME', 'regression_metrics_finalfn'
+CREATE FUNCTION streamml.regression_metrics_finalfn(bytea) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'regression_metrics_state_finalfn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.regression_metrics_finalfn(internal) IS
+COMMENT ON FUNCTION streamml.regression_metrics_finalfn(bytea) IS
 	'final function of streamml.regression_metrics';
 CREATE AGGREGATE streamml.regression_metrics(actual float8, predicted float8) (
 	SFUNC = streamml.regression_metrics_transfn,
-	STYPE = internal,
+	STYPE = bytea,
 	COMBINEFUNC = streamml.regression_metrics_combinefn,
-	SERIALFUNC = streamml.regression_metrics_serialfn,
-	DESERIALFUNC = streamml.regression_metrics_deserialfn,
 	FINALFUNC = streamml.regression_metrics_finalfn,
 	PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE streamml.regression_metrics(float8, float8) IS
 	'regression metrics: rmse, mae, r2';
 
-CREATE FUNCTION streamml.multiclass_metrics_transfn(internal, integer, float8[])
-	RETURNS internal AS 'MODULE_PATHNAME', 'multiclass_metrics_transfn'
+CREATE FUNCTION streamml.multiclass_metrics_transfn(bytea, integer, float8[])
+	RETURNS bytea AS 'MODULE_PATHNAME', 'multiclass_metrics_state_transfn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.multiclass_metrics_transfn(internal, integer, float8[]) IS
+COMMENT ON FUNCTION streamml.multiclass_metrics_transfn(bytea, integer, float8[]) IS
 	'transition function of streamml.multiclass_metrics';
-CREATE FUNCTION streamml.multiclass_metrics_combinefn(internal, internal)
-	RETURNS internal AS 'MODULE_PATHNAME', 'multiclass_metrics_combinefn'
+CREATE FUNCTION streamml.multiclass_metrics_combinefn(bytea, bytea)
+	RETURNS bytea AS 'MODULE_PATHNAME', 'multiclass_metrics_state_combinefn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.multiclass_metrics_combinefn(internal, internal) IS
+COMMENT ON FUNCTION streamml.multiclass_metrics_combinefn(bytea, bytea) IS
 	'combine function of streamml.multiclass_metrics';
-CREATE FUNCTION streamml.multiclass_metrics_serialfn(internal) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'multiclass_metrics_serialfn'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.multiclass_metrics_serialfn(internal) IS
-	'serialisation function of streamml.multiclass_metrics';
-CREATE FUNCTION streamml.multiclass_metrics_deserialfn(bytea, internal)
-	RETURNS internal AS 'MODULE_PATHNAME', 'multiclass_metrics_deserialfn'
-	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.multiclass_metrics_deserialfn(bytea, internal) IS
-	'deserialisation function of streamml.multiclass_metrics';
-CREATE FUNCTION streamml.multiclass_metrics_finalfn(internal) RETURNS jsonb
-	AS 'MODULE_PATHNAME', 'multiclass_metrics_finalfn'
+CREATE FUNCTION streamml.multiclass_metrics_finalfn(bytea) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'multiclass_metrics_state_finalfn'
 	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.multiclass_metrics_finalfn(internal) IS
+COMMENT ON FUNCTION streamml.multiclass_metrics_finalfn(bytea) IS
 	'final function of streamml.multiclass_metrics';
 CREATE AGGREGATE streamml.multiclass_metrics(class integer, probabilities float8[]) (
 	SFUNC = streamml.multiclass_metrics_transfn,
-	STYPE = internal,
+	STYPE = bytea,
 	COMBINEFUNC = streamml.multiclass_metrics_combinefn,
-	SERIALFUNC = streamml.multiclass_metrics_serialfn,
-	DESERIALFUNC = streamml.multiclass_metrics_deserialfn,
 	FINALFUNC = streamml.multiclass_metrics_finalfn,
 	PARALLEL = SAFE
 );

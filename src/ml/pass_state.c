@@ -1,0 +1,303 @@
+/*
+ * pass_state.c
+ *		The states of the pass and metric aggregates as bytea, so that Citus
+ *		computes the passes on the worker nodes.
+ *
+ * Citus runs a custom aggregate on the shards and combines the partial
+ * states on the coordinator (worker_partial_agg, coord_combine_agg) only
+ * when the aggregate's state type is a real type with input and output
+ * functions; for state type internal it ships every row to the coordinator
+ * instead.  So ml_moments, irls_pass and the metric aggregates declare
+ * their state as bytea.  A bytea that is rebuilt and copied at every row
+ * would cost a pass its speed; instead the state is an expanded object
+ * (utils/expandeddatum.h): a read-write pointer to a small header that
+ * holds the aggregate's C state (moments.c, irls_state.c, metrics.c,
+ * unchanged), and whose "flat" form is that state's serialisation.  The
+ * executor keeps a read-write expanded transition value as it is (no copy
+ * per row, as for array_append), and flattens it only when the value
+ * leaves the backend: to a parallel leader, or through the bytea output
+ * function to the Citus coordinator, which reads it back with the bytea
+ * input function and hands it to the combine function, which deserialises
+ * it.  The wrappers below turn each (transition, combine, final) function
+ * of an internal-state aggregate into one of a bytea-state aggregate.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/expandeddatum.h"
+#include "utils/memutils.h"
+
+#include "ml/passes.h"
+
+/* The functions of an aggregate whose C state is wrapped. */
+typedef struct PassStateFuncs
+{
+	PGFunction	combinefn;		/* combine(internal, internal) */
+	PGFunction	serialfn;		/* internal -> bytea */
+	PGFunction	deserialfn;		/* bytea -> internal */
+} PassStateFuncs;
+
+/* The expanded object: the C state of the aggregate, and its flat form. */
+typedef struct PassStateObject
+{
+	ExpandedObjectHeader hdr;
+	void	   *state;			/* the aggregate's C state */
+	const PassStateFuncs *funcs;
+	bytea	   *flat;			/* serialisation, between size and flatten */
+} PassStateObject;
+
+/* Serialises the state (once) and returns the size of its flat form. */
+static Size
+PassStateFlatSize(ExpandedObjectHeader *eohptr)
+{
+	PassStateObject *obj = (PassStateObject *) eohptr;
+
+	if (obj->flat == NULL)
+		obj->flat = DatumGetByteaPP(DirectFunctionCall1(obj->funcs->serialfn,
+														PointerGetDatum(obj->state)));
+	return VARSIZE(obj->flat);
+}
+
+/* Writes the flat form: the serialisation PassStateFlatSize made. */
+static void
+PassStateFlatten(ExpandedObjectHeader *eohptr, void *result, Size size)
+{
+	PassStateObject *obj = (PassStateObject *) eohptr;
+
+	if (obj->flat == NULL || VARSIZE(obj->flat) != size)
+		elog(ERROR, "pass state flattened without its size");
+	memcpy(result, obj->flat, size);
+	pfree(obj->flat);
+	obj->flat = NULL;
+}
+
+static const ExpandedObjectMethods PassStateMethods = {
+	PassStateFlatSize,
+	PassStateFlatten
+};
+
+/*
+ * Wraps a C state into a new expanded object in a context of its own under
+ * the aggregate's context: there the executor keeps it without a copy.
+ */
+static Datum
+PassStateWrap(FunctionCallInfo fcinfo, void *state, const PassStateFuncs *funcs)
+{
+	MemoryContext aggcontext = PassAggContext(fcinfo, "pass state");
+	MemoryContext cxt = AllocSetContextCreate(aggcontext, "pass state",
+											  ALLOCSET_SMALL_SIZES);
+	PassStateObject *obj = MemoryContextAllocZero(cxt, sizeof(PassStateObject));
+
+	EOH_init_header(&obj->hdr, &PassStateMethods, cxt);
+	obj->state = state;
+	obj->funcs = funcs;
+	return EOHPGetRWDatum(&obj->hdr);
+}
+
+/* The expanded object behind a state datum, or NULL for a flat bytea. */
+static PassStateObject *
+PassStateObjectOf(Datum d)
+{
+	if (VARATT_IS_EXTERNAL_EXPANDED(DatumGetPointer(d)))
+	{
+		ExpandedObjectHeader *eoh = DatumGetEOHP(d);
+
+		if (eoh->eoh_methods != &PassStateMethods)
+			elog(ERROR, "unexpected expanded object as a pass state");
+		return (PassStateObject *) eoh;
+	}
+	return NULL;
+}
+
+/* Calls one of the wrapped functions with up to two arguments. */
+static Datum
+PassStateCall(FunctionCallInfo fcinfo, PGFunction fn, int nargs,
+			  Datum a, bool anull, Datum b, bool bnull, bool *isnull)
+{
+	LOCAL_FCINFO(inner, 2);
+	Datum		result;
+
+	InitFunctionCallInfoData(*inner, NULL, nargs, fcinfo->fncollation,
+							 fcinfo->context, NULL);
+	inner->args[0].value = a;
+	inner->args[0].isnull = anull;
+	inner->args[1].value = b;
+	inner->args[1].isnull = bnull;
+	result = fn(inner);
+	*isnull = inner->isnull;
+	return result;
+}
+
+/*
+ * The C state of a state datum: the object's, or a flat bytea deserialised
+ * into the current memory context.
+ */
+static void *
+PassStateOf(FunctionCallInfo fcinfo, Datum d, const PassStateFuncs *funcs)
+{
+	PassStateObject *obj = PassStateObjectOf(d);
+	bool		isnull;
+
+	if (obj != NULL)
+		return obj->state;
+	return DatumGetPointer(PassStateCall(fcinfo, funcs->deserialfn, 1, d, false,
+										 (Datum) 0, true, &isnull));
+}
+
+/*
+ * Transition: runs the internal-state transition function on the wrapped
+ * state (a first call wraps what it made) and returns the same read-write
+ * pointer, so the executor neither copies nor flattens it.
+ */
+static Datum
+PassStateTransition(FunctionCallInfo fcinfo, PGFunction transfn,
+					const PassStateFuncs *funcs)
+{
+	PassStateObject *obj = NULL;
+	Datum		state;
+
+	if (!PG_ARGISNULL(0))
+	{
+		obj = PassStateObjectOf(PG_GETARG_DATUM(0));
+		if (obj == NULL)
+		{
+			/* a flat state (from a copy): make it an object first */
+			MemoryContext old = MemoryContextSwitchTo(PassAggContext(fcinfo, "pass state"));
+			bool		isnull;
+			void	   *c = DatumGetPointer(PassStateCall(fcinfo, funcs->combinefn, 2,
+														  (Datum) 0, true,
+														  PointerGetDatum(PassStateOf(fcinfo, PG_GETARG_DATUM(0), funcs)),
+														  false, &isnull));
+
+			MemoryContextSwitchTo(old);
+			obj = (PassStateObject *) DatumGetEOHP(PassStateWrap(fcinfo, c, funcs));
+		}
+		fcinfo->args[0].value = PointerGetDatum(obj->state);
+	}
+	state = transfn(fcinfo);
+	if (obj == NULL && (fcinfo->isnull || DatumGetPointer(state) == NULL))
+		PG_RETURN_NULL();		/* no state yet (rows of NULLs) */
+	if (obj == NULL)
+		return PassStateWrap(fcinfo, DatumGetPointer(state), funcs);
+	obj->state = DatumGetPointer(state);
+	if (unlikely(obj->flat != NULL))
+	{
+		pfree(obj->flat);
+		obj->flat = NULL;
+	}
+	return EOHPGetRWDatum(&obj->hdr);
+}
+
+/*
+ * Combine: merges the second state (a flat bytea from a parallel worker or
+ * a Citus worker node, or an object) into the first with the internal-state
+ * combine function.  Not strict: a NULL state is an empty one.
+ */
+static Datum
+PassStateCombine(FunctionCallInfo fcinfo, const PassStateFuncs *funcs)
+{
+	PassStateObject *obj = NULL;
+	void	   *a = NULL;
+	void	   *b;
+	void	   *c;
+	bool		isnull;
+
+	if (PG_ARGISNULL(1))
+	{
+		if (PG_ARGISNULL(0))
+			PG_RETURN_NULL();
+		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+	}
+	b = PassStateOf(fcinfo, PG_GETARG_DATUM(1), funcs);
+	if (!PG_ARGISNULL(0))
+	{
+		obj = PassStateObjectOf(PG_GETARG_DATUM(0));
+		if (obj != NULL)
+			a = obj->state;
+		else
+		{
+			MemoryContext old = MemoryContextSwitchTo(PassAggContext(fcinfo, "pass state"));
+
+			a = DatumGetPointer(PassStateCall(fcinfo, funcs->combinefn, 2,
+											  (Datum) 0, true,
+											  PointerGetDatum(PassStateOf(fcinfo, PG_GETARG_DATUM(0), funcs)),
+											  false, &isnull));
+			MemoryContextSwitchTo(old);
+		}
+	}
+	c = DatumGetPointer(PassStateCall(fcinfo, funcs->combinefn, 2,
+									  PointerGetDatum(a), a == NULL,
+									  PointerGetDatum(b), false, &isnull));
+	if (obj == NULL && c == NULL)
+		PG_RETURN_NULL();
+	if (obj == NULL)
+		return PassStateWrap(fcinfo, c, funcs);
+	obj->state = c;
+	return EOHPGetRWDatum(&obj->hdr);
+}
+
+/* Final: the internal-state final function on the unwrapped state. */
+static Datum
+PassStateFinal(FunctionCallInfo fcinfo, PGFunction finalfn,
+			   const PassStateFuncs *funcs)
+{
+	if (!PG_ARGISNULL(0))
+	{
+		PassStateObject *obj = PassStateObjectOf(PG_GETARG_DATUM(0));
+		void	   *s;
+
+		if (obj != NULL)
+			s = obj->state;
+		else
+		{
+			bool		isnull;
+
+			s = DatumGetPointer(PassStateCall(fcinfo, funcs->combinefn, 2,
+											  (Datum) 0, true,
+											  PointerGetDatum(PassStateOf(fcinfo, PG_GETARG_DATUM(0), funcs)),
+											  false, &isnull));
+		}
+		fcinfo->args[0].value = PointerGetDatum(s);
+	}
+	return finalfn(fcinfo);
+}
+
+/*
+ * The bytea-state entry points of one aggregate NAME, wrapping its
+ * internal-state functions NAME_transfn, _combinefn, _serialfn,
+ * _deserialfn and _finalfn: NAME_state_transfn, _state_combinefn and
+ * _state_finalfn.
+ */
+#define PASS_STATE_AGGREGATE(name) \
+extern Datum name##_transfn(PG_FUNCTION_ARGS); \
+extern Datum name##_combinefn(PG_FUNCTION_ARGS); \
+extern Datum name##_serialfn(PG_FUNCTION_ARGS); \
+extern Datum name##_deserialfn(PG_FUNCTION_ARGS); \
+extern Datum name##_finalfn(PG_FUNCTION_ARGS); \
+static const PassStateFuncs name##_funcs = { \
+	name##_combinefn, name##_serialfn, name##_deserialfn \
+}; \
+PG_FUNCTION_INFO_V1(name##_state_transfn); \
+Datum \
+name##_state_transfn(PG_FUNCTION_ARGS) \
+{ \
+	return PassStateTransition(fcinfo, name##_transfn, &name##_funcs); \
+} \
+PG_FUNCTION_INFO_V1(name##_state_combinefn); \
+Datum \
+name##_state_combinefn(PG_FUNCTION_ARGS) \
+{ \
+	return PassStateCombine(fcinfo, &name##_funcs); \
+} \
+PG_FUNCTION_INFO_V1(name##_state_finalfn); \
+Datum \
+name##_state_finalfn(PG_FUNCTION_ARGS) \
+{ \
+	return PassStateFinal(fcinfo, name##_finalfn, &name##_funcs); \
+}
+
+PASS_STATE_AGGREGATE(ml_moments)
+PASS_STATE_AGGREGATE(irls_pass)
+PASS_STATE_AGGREGATE(classification_metrics)
+PASS_STATE_AGGREGATE(regression_metrics)
+PASS_STATE_AGGREGATE(multiclass_metrics)

@@ -124,7 +124,7 @@ CheckDropRole(Datum roles)
 				 errmsg("role \"%s\" cannot be dropped because some objects depend on it",
 						name),
 				 errdetail("%s", detail.data),
-				 errhint("Drop them with streamml.drop_stream, streamml.drop_model, streamml.drop_feature_table or streamml.drop_scorer, or use DROP OWNED or REASSIGN OWNED first.")));
+				 errhint("Drop them with streamml.drop_stream, streamml.drop_model, streamml.drop_feature_table, streamml.drop_scorer or streamml.untrack_outcomes, or use DROP OWNED or REASSIGN OWNED first.")));
 	}
 }
 

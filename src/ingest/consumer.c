@@ -574,17 +574,18 @@ RefreshPartitions(bool first)
  * Is this an error of the environment rather than of the data: a lost
  * connection, a transaction rolled back (deadlock, serialization), resources
  * (memory, disk, locks), an operator's cancel or shutdown, a system or
- * internal error, or the set-up of the target (class 42: a privilege the
- * owner lacks on a sequence a default uses or on a trigger's function, an
- * object a trigger or default names that is gone)?  Those stop the batch,
+ * internal error, or the set-up of the target (a privilege the owner
+ * lacks on a sequence a default uses or on a trigger's function, 42501; a
+ * function, table, column, object or schema a trigger or default names
+ * that is gone, 42883, 42P01, 42703, 42704, 3F000)?  Those stop the batch,
  * which is retried.  Any other error raised while one message's rows are
  * decoded or written, with the rest of its batch loading (bisection
  * isolates it), is that message's fault, whatever its SQLSTATE: bad data, a
  * constraint, a trigger's RAISE, a value past a limit of the type or of an
- * index (54000).  One class-42 error a row can cause: a row-level security
- * policy's WITH CHECK, which raises the SQLSTATE of a missing privilege;
- * so when a policy applies to the owner on a target (rls), that SQLSTATE
- * is the message's.  What would fail for every message (the target
+ * index (54000), a value of the wrong JSON shape (42804).  A row-level
+ * security policy's WITH CHECK raises the SQLSTATE of a missing privilege
+ * for one row; so when a policy applies to the owner on a target (rls),
+ * 42501 is the message's.  What would fail for every message (the target
  * missing, the owner's INSERT privilege, another session's temporary
  * table) is checked before the first message, so it stops the batch
  * whatever its SQLSTATE.
@@ -594,8 +595,14 @@ IsEnvironmentalError(int sqlerrcode, bool rls)
 {
 	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
 
-	if (category == ERRCODE_TO_CATEGORY(ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION))
-		return !(rls && sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE);
+	if (sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE)
+		return !rls;
+	if (sqlerrcode == ERRCODE_UNDEFINED_FUNCTION ||
+		sqlerrcode == ERRCODE_UNDEFINED_TABLE ||
+		sqlerrcode == ERRCODE_UNDEFINED_COLUMN ||
+		sqlerrcode == ERRCODE_UNDEFINED_OBJECT ||
+		sqlerrcode == ERRCODE_INVALID_SCHEMA_NAME)
+		return true;
 	return category == ERRCODE_TO_CATEGORY(ERRCODE_CONNECTION_EXCEPTION) ||
 		category == ERRCODE_TO_CATEGORY(ERRCODE_INVALID_TRANSACTION_STATE) ||
 		category == ERRCODE_TO_CATEGORY(ERRCODE_TRANSACTION_ROLLBACK) ||

@@ -237,11 +237,15 @@ $node->restart;
 			   bool_and(arrival_seq BETWEEN 1 AND 2400) FROM tick_features}),
 		'2400|2400|t', 'every row once, arrival_seq unique per partition');
 	# rows that are not late arrived in ts order: their features are the
-	# window functions over them in that order
+	# window functions over them in that order.  Two clients can take the
+	# same clock_timestamp(): rows of equal ts are taken in arrival order,
+	# so a RANGE frame's later peers are not counted.
 	is($node->safe_psql('postgres', q{
 		WITH r AS (SELECT id, l, m, c, mx,
 			lag(v) OVER w AS rl, streamml.rolling_mean(v) OVER (w ROWS 4 PRECEDING) AS rm,
-			count(*) OVER (PARTITION BY s ORDER BY ts RANGE '1 hour' PRECEDING)::float8 AS rc,
+			count(*) OVER (PARTITION BY s ORDER BY ts RANGE '1 hour' PRECEDING)::float8
+			  - count(*) OVER (PARTITION BY s, ts ORDER BY arrival_seq
+							   ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS rc,
 			streamml.rolling_max(v) OVER (w ROWS 9 PRECEDING) AS rmx
 			FROM tick_features t JOIN ticks USING (id, s, ts, v) WHERE NOT late
 			WINDOW w AS (PARTITION BY s ORDER BY ts, arrival_seq))

@@ -298,7 +298,7 @@ ok($node->wait_for_log(qr/partition \d starts at offset 0 for 2020-01-01 00:00:0
 		$log_offset),
 	'the log says the broker\'s answer was wrong and how the offset was found');
 is($psql->(q{SELECT options->>'start' FROM streamml.streams WHERE name = 'again'}),
-	'2020-01-01 00:00:00+00', 'the position is kept as the stream\'s start');
+	'2020-01-01 00:00:00.000000+00', 'the position is kept as the stream\'s start, as an instant in UTC');
 
 # reset_stream to offsets: partition 0 goes back 5 messages, partition 1
 # stays where it is; exactly those 5 are loaded again.

@@ -35,6 +35,7 @@
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
+#include "ml/group_key.h"
 #include "ml/ml.h"
 #include "ml/train.h"
 
@@ -250,9 +251,11 @@ evaluate(PG_FUNCTION_ARGS)
 		gexpr = "''::text";
 		if (run->group_by)
 		{
-			SourceColumnType(desc, run->group_by, "group_by", run->source);
+			GroupKeyCheckType(SourceColumnType(desc, run->group_by, "group_by",
+											   run->source), run->group_by);
 			/* a NULL group has no model: the row is skipped, never scored */
-			gexpr = psprintf("(s.%s)::text", quote_identifier(run->group_by));
+			gexpr = psprintf("streamml.group_key(s.%s)",
+							 quote_identifier(run->group_by));
 		}
 	}
 

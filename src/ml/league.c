@@ -285,7 +285,8 @@ LeagueScoreDeployed(League *lg)
 	const char *qo = quote_identifier(lg->order_by);
 	const char *qt = quote_identifier(lg->target);
 	const char *g = lg->group_by ?
-		psprintf("(s.%s)::text", quote_identifier(lg->group_by)) : "NULL::text";
+		psprintf("streamml.group_key(s.%s)", quote_identifier(lg->group_by)) :
+		"NULL::text";
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	const char *agg;

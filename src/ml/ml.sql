@@ -499,6 +499,13 @@ $$;
 COMMENT ON FUNCTION streamml.unschedule_training(text) IS
 	'removes the pg_cron job of streamml.schedule_training; false when there was none';
 
+-- Group keys (src/ml/group_key.c).
+CREATE FUNCTION streamml.group_key(value anyelement) RETURNS text
+	AS 'MODULE_PATHNAME', 'group_key'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.group_key(anyelement) IS
+	'the text of a value as a per-group model stores it, the same in every session: timestamptz in UTC ISO 8601, dates ISO, floats shortest exact';
+
 -- Serving (src/ml/predict.c).
 CREATE FUNCTION streamml.predict(model text, features float8[]) RETURNS float8
 	AS 'MODULE_PATHNAME', 'predict'

@@ -30,6 +30,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "executor/executor.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -44,12 +45,11 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "ml/group_key.h"
 #include "ml/ml.h"
 #include "ml/predict_row.h"
 #include "ml/tree_predict.h"
 #include "pg_streamml.h"
-
-#define GROUP_KEY_MAX 256
 
 /* A deployed model as served: coefficients on the original scale. */
 typedef struct CachedModel
@@ -84,9 +84,20 @@ typedef struct ModelCacheEntry
 	CachedModel *model;
 } ModelCacheEntry;
 
+/*
+ * A group key of any length (group_key.c makes its text): the hash table of
+ * a grouped model is keyed by this pair, hashed and compared by its bytes,
+ * so that a lookup needs neither a copy nor a terminating NUL.
+ */
+typedef struct GroupKeyRef
+{
+	const char *data;
+	int			len;
+} GroupKeyRef;
+
 typedef struct GroupEntry
 {
-	char		key[GROUP_KEY_MAX];
+	GroupKeyRef key;			/* data in the model cache's context */
 	double	   *coef;
 	TreeModel  *tree;
 } GroupEntry;
@@ -99,17 +110,61 @@ typedef struct PredictCallCache
 	int			namelen;
 	char		name[NAMEDATALEN];
 	CachedModel *model;
-	int			grouplen;
-	char		group[GROUP_KEY_MAX];
+	GroupKeyRef group;			/* the previous row's group, in the model */
 	const double *coef;
 	const TreeModel *tree;
-	Oid			group_type;
-	FmgrInfo	group_out;
+	GroupKeyOut group_out;		/* the group argument's key text */
 	RowReader  *row;			/* the row forms' reader */
 } PredictCallCache;
 
-static HTAB *ModelCache = NULL;
 static MemoryContext ModelCacheContext = NULL;
+
+/* dynahash support for GroupKeyRef keys */
+static uint32
+GroupKeyHash(const void *key, Size keysize)
+{
+	const GroupKeyRef *k = key;
+
+	return hash_bytes((const unsigned char *) k->data, k->len);
+}
+
+static int
+GroupKeyMatch(const void *key1, const void *key2, Size keysize)
+{
+	const GroupKeyRef *a = key1;
+	const GroupKeyRef *b = key2;
+
+	return a->len == b->len && memcmp(a->data, b->data, a->len) == 0 ? 0 : 1;
+}
+
+/* Finds the entry of a group key in a grouped model, NULL when none. */
+static GroupEntry *
+GroupFind(CachedModel *m, const char *key, int len)
+{
+	GroupKeyRef k;
+
+	k.data = key;
+	k.len = len;
+	return hash_search(m->groups, &k, HASH_FIND, NULL);
+}
+
+/* Adds a group to a grouped model, its key copied into the cache. */
+static GroupEntry *
+GroupEnter(CachedModel *m, const char *key)
+{
+	GroupKeyRef k;
+	GroupEntry *e;
+	bool		found;
+
+	k.data = key;
+	k.len = strlen(key);
+	e = hash_search(m->groups, &k, HASH_ENTER, &found);
+	if (!found)
+		e->key.data = MemoryContextStrdup(ModelCacheContext, key);
+	return e;
+}
+
+static HTAB *ModelCache = NULL;
 static uint64 ModelCacheGeneration = 1;	/* bumped whenever the cache is dropped */
 static uint64 SharedGenerationSeen = 0;
 static TimestampTz ValidatedStatement = 0;
@@ -322,12 +377,15 @@ ModelLoad(const char *name)
 	{
 		HASHCTL		ctl;
 
-		ctl.keysize = GROUP_KEY_MAX;
+		ctl.keysize = sizeof(GroupKeyRef);
 		ctl.entrysize = sizeof(GroupEntry);
+		ctl.hash = GroupKeyHash;
+		ctl.match = GroupKeyMatch;
 		ctl.hcxt = ModelCacheContext;
 		m->groups = hash_create("pg_streamml model groups",
 								Max(SPI_processed, 16), &ctl,
-								HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+								HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
+								HASH_CONTEXT);
 	}
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
@@ -361,9 +419,9 @@ ModelLoad(const char *name)
 				char	   *key = SPI_getvalue(tup, SPI_tuptable->tupdesc, 6);
 				GroupEntry *e;
 
-				if (key == NULL || strlen(key) >= GROUP_KEY_MAX)
+				if (key == NULL)
 					continue;
-				e = hash_search(m->groups, key, HASH_ENTER, NULL);
+				e = GroupEnter(m, key);
 				e->coef = NULL;
 				e->tree = tree;
 			}
@@ -388,9 +446,9 @@ ModelLoad(const char *name)
 			char	   *key = SPI_getvalue(tup, SPI_tuptable->tupdesc, 6);
 			GroupEntry *e;
 
-			if (key == NULL || strlen(key) >= GROUP_KEY_MAX)
+			if (key == NULL)
 				continue;
-			e = hash_search(m->groups, key, HASH_ENTER, NULL);
+			e = GroupEnter(m, key);
 			e->coef = coef;
 			e->tree = NULL;
 		}
@@ -476,28 +534,13 @@ ResolveCoefficients(FunctionCallInfo fcinfo, bool grouped, CachedModel **model,
 	{
 		Oid			type = get_fn_expr_argtype(fcinfo->flinfo, 1);
 
-		if (type == TEXTOID || type == VARCHAROID || type == BPCHAROID ||
-			type == UNKNOWNOID)
-		{
-			text	   *g = PG_GETARG_TEXT_PP(1);
-
-			gkey = VARDATA_ANY(g);
-			gkeylen = VARSIZE_ANY_EXHDR(g);
-		}
-		else
-		{
-			if (cc->group_type != type)
-			{
-				Oid			out;
-				bool		varlena;
-
-				getTypeOutputInfo(type, &out, &varlena);
-				fmgr_info_cxt(out, &cc->group_out, fcinfo->flinfo->fn_mcxt);
-				cc->group_type = type;
-			}
-			gkey = OutputFunctionCall(&cc->group_out, PG_GETARG_DATUM(1));
-			gkeylen = strlen(gkey);
-		}
+		/* an unknown literal is text */
+		if (type == UNKNOWNOID)
+			type = TEXTOID;
+		if (cc->group_out.type != type)
+			GroupKeyOutInit(&cc->group_out, type, "group_key",
+							fcinfo->flinfo->fn_mcxt);
+		gkey = GroupKeyText(&cc->group_out, PG_GETARG_DATUM(1), &gkeylen);
 	}
 	return ResolveParams(fcinfo, grouped, gkey, gkeylen, model, tree);
 }
@@ -538,8 +581,8 @@ ResolveParams(FunctionCallInfo fcinfo, bool grouped, const char *gkey,
 	if (cc->model != NULL && cc->generation == ModelCacheGeneration &&
 		cc->userid == userid && cc->namelen == namelen &&
 		memcmp(cc->name, VARDATA_ANY(name), namelen) == 0 &&
-		(!grouped || (cc->grouplen == gkeylen &&
-					  memcmp(cc->group, gkey, gkeylen) == 0)))
+		(!grouped || (cc->group.len == gkeylen &&
+					  memcmp(cc->group.data, gkey, gkeylen) == 0)))
 	{
 		*model = cc->model;
 		*tree = cc->tree;
@@ -575,24 +618,18 @@ ResolveParams(FunctionCallInfo fcinfo, bool grouped, const char *gkey,
 					 errhint("Call it without a group key.")));
 		if (grouped)
 		{
-			char		keybuf[GROUP_KEY_MAX];
-			GroupEntry *e = NULL;
+			GroupEntry *e = GroupFind(m, gkey, gkeylen);
 
-			if (gkeylen < GROUP_KEY_MAX)
-			{
-				memset(keybuf, 0, sizeof(keybuf));
-				memcpy(keybuf, gkey, gkeylen);
-				e = hash_search(m->groups, keybuf, HASH_FIND, NULL);
-			}
 			if (e == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_UNDEFINED_OBJECT),
 						 errmsg("model \"%s\" has no group \"%.*s\"", m->name,
-								gkeylen, gkey)));
+								Min(gkeylen, 200), gkey),
+						 gkeylen > 200 ? errdetail("The key is %d bytes long; the message shows its first 200.", gkeylen) : 0));
 			coef = e->coef;
 			t = e->tree;
-			cc->grouplen = gkeylen;
-			memcpy(cc->group, gkey, gkeylen);
+			/* the entry's own copy: valid as long as the model is */
+			cc->group = e->key;
 		}
 		else
 		{
@@ -799,7 +836,8 @@ PredictRow(FunctionCallInfo fcinfo, char what)
 	const TreeModel *tree;
 	const double *coef;
 	double	   *x;
-	char	   *gkey = NULL;
+	const char *gkey = NULL;
+	int			gkeylen = 0;
 	bool		ok;
 
 	if (m->ncolumns != m->p && !(m->ncolumns == 1 && m->p > 1))
@@ -807,11 +845,10 @@ PredictRow(FunctionCallInfo fcinfo, char what)
 			 m->name, m->ncolumns, m->p);
 	ok = RowRead(&cc->row, fcinfo->flinfo->fn_mcxt, PG_GETARG_HEAPTUPLEHEADER(1),
 				 m->name, m->columns, m->ncolumns, m->p, m->trees,
-				 m->grouped ? m->group_by : NULL, &x, &gkey);
+				 m->grouped ? m->group_by : NULL, &x, &gkey, &gkeylen);
 	if (m->grouped && gkey == NULL)
 		PG_RETURN_NULL();
-	coef = ResolveParams(fcinfo, m->grouped, gkey, gkey ? strlen(gkey) : 0,
-						 &m, &tree);
+	coef = ResolveParams(fcinfo, m->grouped, gkey, gkeylen, &m, &tree);
 	return PredictOutput(fcinfo, what, m, coef, tree, ok ? x : NULL);
 }
 
@@ -909,7 +946,7 @@ typedef struct ScoreCache
 
 typedef struct ScoreRowEntry
 {
-	char		key[GROUP_KEY_MAX];
+	GroupKeyRef key;			/* data in the call site's context */
 	int			row;
 } ScoreRowEntry;
 
@@ -919,7 +956,7 @@ ScoreCoefficients(FunctionCallInfo fcinfo, int *len)
 {
 	ScoreCache *sc = (ScoreCache *) fcinfo->flinfo->fn_extra;
 	text	   *key = PG_GETARG_TEXT_PP(2);
-	char		keybuf[GROUP_KEY_MAX];
+	GroupKeyRef k;
 	ScoreRowEntry *e;
 
 	/*
@@ -967,31 +1004,31 @@ ScoreCoefficients(FunctionCallInfo fcinfo, int *len)
 		sc->data = (double *) ARR_DATA_PTR(params);
 		deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &kd, NULL,
 						  &nkeys);
-		ctl.keysize = GROUP_KEY_MAX;
+		ctl.keysize = sizeof(GroupKeyRef);
 		ctl.entrysize = sizeof(ScoreRowEntry);
+		ctl.hash = GroupKeyHash;
+		ctl.match = GroupKeyMatch;
 		ctl.hcxt = fcinfo->flinfo->fn_mcxt;
 		sc->rows = hash_create("pg_streamml ml_score", Max(nkeys, 16), &ctl,
-							   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+							   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
+							   HASH_CONTEXT);
 		for (int i = 0; i < nkeys && i < sc->nrows; i++)
 		{
-			char	   *k = TextDatumGetCString(kd[i]);
+			/* the array lives in fn_mcxt: its elements can be the keys */
+			text	   *kt = DatumGetTextPP(kd[i]);
 
-			if (strlen(k) >= GROUP_KEY_MAX)
-				continue;
-			memset(keybuf, 0, sizeof(keybuf));
-			strcpy(keybuf, k);
-			e = hash_search(sc->rows, keybuf, HASH_ENTER, NULL);
+			k.data = VARDATA_ANY(kt);
+			k.len = VARSIZE_ANY_EXHDR(kt);
+			e = hash_search(sc->rows, &k, HASH_ENTER, NULL);
 			e->row = i;
 		}
 		fcinfo->flinfo->fn_extra = sc;
 		MemoryContextSwitchTo(old);
 	}
 	*len = sc->len;
-	if (VARSIZE_ANY_EXHDR(key) >= GROUP_KEY_MAX)
-		return NULL;
-	memset(keybuf, 0, sizeof(keybuf));
-	memcpy(keybuf, VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
-	e = hash_search(sc->rows, keybuf, HASH_FIND, NULL);
+	k.data = VARDATA_ANY(key);
+	k.len = VARSIZE_ANY_EXHDR(key);
+	e = hash_search(sc->rows, &k, HASH_FIND, NULL);
 	return e ? sc->data + e->row * sc->len : NULL;
 }
 
@@ -1134,17 +1171,9 @@ ServedModelGet(const char *name, ServedModelInfo *info)
 const void *
 ServedModelParams(CachedModel *m, const char *group_key, int len)
 {
-	char		keybuf[GROUP_KEY_MAX];
-	GroupEntry *e;
-
 	if (!m->grouped)
 		return m;
-	if (len >= GROUP_KEY_MAX)
-		return NULL;
-	memset(keybuf, 0, sizeof(keybuf));
-	memcpy(keybuf, group_key, len);
-	e = hash_search(m->groups, keybuf, HASH_FIND, NULL);
-	return e;
+	return GroupFind(m, group_key, len);
 }
 
 /*

@@ -21,6 +21,7 @@
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 
+#include "ml/group_key.h"
 #include "ml/predict_row.h"
 
 struct RowReader
@@ -33,7 +34,7 @@ struct RowReader
 	int		   *attnums;		/* 0-based, per feature column */
 	Oid		   *types;
 	int			group_att;		/* -1 without group */
-	FmgrInfo	group_out;
+	GroupKeyOut group_out;		/* its key text (group_key.c) */
 	TupleDesc	desc;
 	Datum	   *values;
 	bool	   *nulls;
@@ -132,13 +133,10 @@ RowReaderBuild(MemoryContext cxt, Oid typid, int32 typmod, const char *model,
 	r->group_att = -1;
 	if (group_by)
 	{
-		Oid			out;
-		bool		varlena;
-
 		r->group_att = RowAttribute(r->desc, group_by, model, typid);
-		getTypeOutputInfo(TupleDescAttr(r->desc, r->group_att)->atttypid,
-						  &out, &varlena);
-		fmgr_info_cxt(out, &r->group_out, cxt);
+		GroupKeyOutInit(&r->group_out,
+						TupleDescAttr(r->desc, r->group_att)->atttypid,
+						group_by, cxt);
 	}
 	r->values = palloc(sizeof(Datum) * r->desc->natts);
 	r->nulls = palloc(sizeof(bool) * r->desc->natts);
@@ -156,7 +154,8 @@ RowReaderBuild(MemoryContext cxt, Oid typid, int32 typmod, const char *model,
 bool
 RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
 		const char *model, char **columns, int ncolumns, int p,
-		bool missing_ok, const char *group_by, double **xp, char **group_key)
+		bool missing_ok, const char *group_by, double **xp,
+		const char **group_key, int *group_len)
 {
 	RowReader  *r = *reader;
 	double	   *x;
@@ -177,11 +176,11 @@ RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
 	heap_deform_tuple(&tuple, r->desc, r->values, r->nulls);
 
 	*group_key = NULL;
-	/* the key as training wrote it: the column cast to text */
+	*group_len = 0;
+	/* the key as training wrote it, the same in every session */
 	if (r->group_att >= 0 && !r->nulls[r->group_att])
-		*group_key = TupleDescAttr(r->desc, r->group_att)->atttypid == BOOLOID ?
-			(DatumGetBool(r->values[r->group_att]) ? "true" : "false") :
-			OutputFunctionCall(&r->group_out, r->values[r->group_att]);
+		*group_key = GroupKeyText(&r->group_out, r->values[r->group_att],
+								  group_len);
 	if (ncolumns == 1 && p > 1)
 	{
 		const double *v;

@@ -17,7 +17,7 @@ typedef struct RowReader RowReader;
 extern bool RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
 					const char *model, char **columns, int ncolumns, int p,
 					bool missing_ok, const char *group_by, double **x,
-					char **group_key);
+					const char **group_key, int *group_len);
 extern const double *FeaturesWithMissing(ArrayType *a, int n);
 
 #endif							/* STREAMML_PREDICT_ROW_H */

@@ -24,6 +24,7 @@
 #include "utils/regproc.h"
 
 #include "ml/ml.h"
+#include "ml/group_key.h"
 #include "ml/train.h"
 
 /* Returns true when the source text is a query rather than a relation name. */
@@ -357,8 +358,11 @@ ResolveColumns(TrainRun *run, TupleDesc desc)
 	run->gexpr = "NULL::text";
 	if (run->group_by)
 	{
-		SourceColumnType(desc, run->group_by, "group_by", run->source);
-		run->gexpr = psprintf("(s.%s)::text", quote_identifier(run->group_by));
+		GroupKeyCheckType(SourceColumnType(desc, run->group_by, "group_by",
+										   run->source), run->group_by);
+		/* the key as every session serves it (group_key.c) */
+		run->gexpr = psprintf("streamml.group_key(s.%s)",
+							  quote_identifier(run->group_by));
 	}
 	if (run->order_by)
 	{
@@ -369,28 +373,76 @@ ResolveColumns(TrainRun *run, TupleDesc desc)
 	}
 }
 
-/* Computes the holdout cutoff and the WHERE clauses of training and test. */
+/*
+ * Counts the rows that no pass reads, in rows_skipped, with a NOTICE each:
+ * rows of a NULL group (a group_by run has no model for them) and, with a
+ * holdout by order_by, rows of a NULL order_by (in neither side of the
+ * split).  Columns col and col + 1 of the current result hold the counts.
+ */
+static void
+CountUnreadRows(TrainRun *run, int col)
+{
+	char	   *g = run->group_by ? ResultText(0, col) : NULL;
+	char	   *o = run->order_by && run->test_fraction > 0.0 ?
+		ResultText(0, col + 1) : NULL;
+	int64		ng = g ? pg_strtoint64(g) : 0;
+	int64		no = o ? pg_strtoint64(o) : 0;
+
+	if (ng > 0)
+		ereport(NOTICE,
+				(errmsg("skipped " INT64_FORMAT " rows of \"%s\" whose group_by column \"%s\" is null",
+						ng, run->source, run->group_by),
+				 errdetail("A per-group model has no group for them; they are counted in rows_skipped.")));
+	if (no > 0)
+		ereport(NOTICE,
+				(errmsg("skipped " INT64_FORMAT " rows of \"%s\" whose order_by column \"%s\" is null",
+						no, run->source, run->order_by),
+				 errdetail("The holdout split by order_by cannot place them; they are counted in rows_skipped.")));
+	run->extra_skipped += ng + no;
+}
+
+/*
+ * Computes the holdout cutoff and the WHERE clauses of training and test,
+ * and counts the rows that neither reads (CountUnreadRows), in the scan
+ * that finds the cutoff or, without order_by, in one count of its own.
+ */
 void
 ResolveSplit(TrainRun *run)
 {
 	const char *qo;
 	StringInfoData sql;
+	char	   *counts;
 
 	run->train_where = run->group_by ?
 		psprintf("%s IS NOT NULL", run->gexpr) : "true";
 	run->test_where = NULL;
+	counts = psprintf("(pg_catalog.count(*) FILTER (WHERE %s))::text, "
+					  "(pg_catalog.count(*) FILTER (WHERE %s))::text",
+					  run->group_by ? psprintf("%s IS NULL", run->gexpr) : "false",
+					  run->order_by && run->test_fraction > 0.0 ?
+					  psprintf("%s AND s.%s IS NULL", run->train_where,
+							   quote_identifier(run->order_by)) : "false");
 	if (run->order_by == NULL)
+	{
+		if (run->group_by)
+		{
+			RunQuery(run, psprintf("SELECT %s FROM %s", counts, run->from),
+					 0, NULL, NULL, NULL);
+			CountUnreadRows(run, 1);
+		}
 		return;
+	}
 	qo = quote_identifier(run->order_by);
 	initStringInfo(&sql);
 	if (run->test_fraction > 0.0)
 		appendStringInfo(&sql,
-						 "SELECT (pg_catalog.percentile_disc(%.17g) WITHIN GROUP (ORDER BY s.%s))::text, (pg_catalog.max(s.%s))::text FROM %s",
-						 1.0 - run->test_fraction, qo, qo, run->from);
+						 "SELECT (pg_catalog.percentile_disc(%.17g) WITHIN GROUP (ORDER BY s.%s))::text, (pg_catalog.max(s.%s))::text, %s FROM %s",
+						 1.0 - run->test_fraction, qo, qo, counts, run->from);
 	else
-		appendStringInfo(&sql, "SELECT (pg_catalog.max(s.%s))::text, (pg_catalog.max(s.%s))::text FROM %s",
-						 qo, qo, run->from);
+		appendStringInfo(&sql, "SELECT (pg_catalog.max(s.%s))::text, (pg_catalog.max(s.%s))::text, %s FROM %s",
+						 qo, qo, counts, run->from);
 	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
+	CountUnreadRows(run, 3);
 	run->cutoff = ResultText(0, 1);
 	if (run->cutoff == NULL)
 		return;

@@ -145,7 +145,7 @@ GroupExpr(OutcomeTracker *t, const char *alias)
 {
 	if (t->group_column == NULL)
 		return pstrdup("''::text");
-	return psprintf("coalesce((%s.%s)::text, '')", alias,
+	return psprintf("coalesce(streamml.group_key(%s.%s), '')", alias,
 					quote_identifier(t->group_column));
 }
 

@@ -58,6 +58,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "ml/group_key.h"
 #include "ml/ml.h"
 #include "pg_streamml.h"
 #include "scoring/scorer.h"
@@ -207,8 +208,7 @@ ScoreRows(void *arg)
 	FeatureReader *features;
 	AttrNumber	group_att = InvalidAttrNumber;
 	Oid			group_type = InvalidOid;
-	FmgrInfo	group_out;
-	bool		group_text = false;
+	GroupKeyOut group_out;
 	const void *params = NULL;
 	Relation	preds;
 	TupleDesc	pdesc;
@@ -267,16 +267,7 @@ ScoreRows(void *arg)
 
 		group_att = ScorerSourceColumn(source, col, "the group key", false);
 		group_type = TupleDescAttr(sdesc, group_att - 1)->atttypid;
-		group_text = group_type == TEXTOID || group_type == VARCHAROID ||
-			group_type == BPCHAROID;
-		if (!group_text)
-		{
-			Oid			out;
-			bool		varlena;
-
-			getTypeOutputInfo(group_type, &out, &varlena);
-			fmgr_info(out, &group_out);
-		}
+		GroupKeyOutInit(&group_out, group_type, col, CurrentMemoryContext);
 		maxatt = Max(maxatt, group_att);
 	}
 	else
@@ -397,18 +388,14 @@ ScoreRows(void *arg)
 		{
 			if (src->tts_isnull[group_att - 1])
 				p = NULL;
-			else if (group_text)
-			{
-				text	   *g = DatumGetTextPP(src->tts_values[group_att - 1]);
-
-				p = ServedModelParams(m, VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g));
-			}
 			else
 			{
-				char	   *g = OutputFunctionCall(&group_out,
-												   src->tts_values[group_att - 1]);
+				int			glen;
+				const char *g = GroupKeyText(&group_out,
+											 src->tts_values[group_att - 1],
+											 &glen);
 
-				p = ServedModelParams(m, g, strlen(g));
+				p = ServedModelParams(m, g, glen);
 			}
 			scorable = p != NULL;
 		}

@@ -85,7 +85,13 @@ SELECT streamml.reset_stream('s1', '{"x": 1}');
 SELECT streamml.reset_stream('s1', '{"-1": 1}');
 SELECT streamml.reset_stream('s1', '{"0": -1}');
 SELECT streamml.reset_stream('s1', '{"0": 1.5}');
+SELECT streamml.reset_stream('s1', '{"0": "1.5"}');
+-- an offset written as a string is read as options are
+\set VERBOSITY terse
 SELECT streamml.reset_stream('s1', '{"0": "10"}');
+\set VERBOSITY default
+SELECT o.partition, o.next_offset FROM streamml.offsets o
+  JOIN streamml.streams s ON s.id = o.stream_id WHERE s.name = 's1' AND o.partition = 0;
 SELECT streamml.reset_stream('s1', '{"0": 1');
 SELECT streamml.stop_stream('nope');
 SELECT streamml.drop_stream('nope');
@@ -109,6 +115,18 @@ SELECT streamml.create_stream('mine', 'trades', '127.0.0.1:1', 'trades', 'json',
 SELECT name, options FROM streamml.streams;
 RESET ROLE;
 SELECT name FROM streamml.streams ORDER BY id;
+-- Members of the owning role see its streams, as they may alter them.
+CREATE ROLE streamml_member IN ROLE streamml_other;
+SET ROLE streamml_member;
+SELECT s.name, st.stream FROM streamml.streams s
+  LEFT JOIN (SELECT DISTINCT stream FROM streamml.stream_stats) st ON st.stream = s.name;
+SELECT streamml.stop_stream('mine');
+RESET ROLE;
+DROP ROLE streamml_member;
+-- The format is a keyword, as COPY's FORMAT is: any case.
+SELECT streamml.create_stream('upper', 'trades', '127.0.0.1:1', 'trades', 'JSON');
+SELECT format FROM streamml.streams WHERE name = 'upper';
+SELECT streamml.drop_stream('upper');
 -- Dropping.
 SELECT streamml.drop_stream('mine');
 SELECT streamml.drop_stream('s1');

@@ -739,6 +739,10 @@ streamml_create_stream(PG_FUNCTION_ARGS)
 	Datum		args[7];
 	StreamConfig *cfg;
 
+	/* a keyword, as COPY's FORMAT: any case, stored in lower case */
+	for (char *c = format; *c; c++)
+		*c = pg_tolower((unsigned char) *c);
+
 	LauncherCheckDatabase();
 	cfg = CheckConfig(name, target, brokers, topic, format, options);
 	options = CanonicalStart(QualifyRoutes(options, cfg));
@@ -889,13 +893,17 @@ OffsetValue(JsonbValue *v, const char *partition)
 	char	   *text;
 	int64		offset;
 
-	if (v->type != jbvNumeric)
+	/* a number, or a string of one ('{"0": "3"}'), as options are read */
+	if (v->type == jbvString)
+		text = pnstrdup(v->val.string.val, v->val.string.len);
+	else if (v->type == jbvNumeric)
+		text = DatumGetCString(DirectFunctionCall1(numeric_out,
+												   NumericGetDatum(v->val.numeric)));
+	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("offset of partition %s must be a number", partition)));
-	text = DatumGetCString(DirectFunctionCall1(numeric_out,
-											   NumericGetDatum(v->val.numeric)));
-	if (strspn(text, "0123456789") != strlen(text))
+	if (text[0] == '\0' || strspn(text, "0123456789") != strlen(text))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("offset of partition %s must be a whole number from 0: %s",
@@ -977,6 +985,8 @@ CheckOffsetsInKafka(int32 id, List *partitions, List *offsets)
 		}
 	}
 	KafkaClientDestroy(kc);
+	/* a cancel that cut the checks short is a cancel, not a warning */
+	CHECK_FOR_INTERRUPTS();
 	if (count < 0)
 		ereport(WARNING,
 				(errcode(ERRCODE_CONNECTION_FAILURE),

@@ -26,8 +26,7 @@ COMMENT ON TABLE streamml.streams IS
 	'Kafka streams loaded into tables by pg_streamml background workers';
 ALTER TABLE streamml.streams ENABLE ROW LEVEL SECURITY;
 CREATE POLICY streams_owner ON streamml.streams
-	USING (owner OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
-		WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER));
+	FOR SELECT USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 GRANT SELECT ON streamml.streams TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('streamml.streams', '');
 SELECT pg_catalog.pg_extension_config_dump('streamml.streams_id_seq', '');

@@ -26,6 +26,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "utils/timestamp.h"
 
@@ -473,8 +474,14 @@ KafkaPartitionCount(KafkaClient *kc, const char *topic, int timeout_ms,
 			err = RD_KAFKA_RESP_ERR__TIMED_OUT;
 			break;
 		}
+		/* a cancel or statement_timeout is served by the caller */
+		if (InterruptPending)
+		{
+			err = RD_KAFKA_RESP_ERR__INTR;
+			break;
+		}
 		err = rd_kafka_metadata(kc->rk, 0, rkt, &md,
-								sent ? (int) left : (int) Min(left, 200));
+								(int) Min(left, sent ? 500 : 200));
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 			break;
 		if (err == RD_KAFKA_RESP_ERR__TIMED_OUT)
@@ -775,9 +782,25 @@ KafkaQueryWatermarks(KafkaClient *kc, const char *topic, int32 partition,
 	int64_t		l,
 				h;
 	rd_kafka_resp_err_t err;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   timeout_ms);
 
-	err = rd_kafka_query_watermark_offsets(kc->rk, topic, partition, &l, &h,
-										   timeout_ms);
+	/* in slices, so that a cancel is served within about 200 ms */
+	for (;;)
+	{
+		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+														   deadline);
+
+		if (InterruptPending)
+		{
+			err = RD_KAFKA_RESP_ERR__INTR;
+			break;
+		}
+		err = rd_kafka_query_watermark_offsets(kc->rk, topic, partition, &l, &h,
+											   (int) Max(Min(left, 200), 1));
+		if (err != RD_KAFKA_RESP_ERR__TIMED_OUT || left <= 200)
+			break;
+	}
 	if (err)
 	{
 		snprintf(errbuf, errlen, "cannot read watermarks of partition %d: %s",
@@ -1052,8 +1075,33 @@ KafkaProduce(KafkaClient *kc, const char *topic, const char *key,
 		snprintf(errbuf, errlen, "%s", rd_kafka_err2str(err));
 		return false;
 	}
-	rd_kafka_flush(kc->rk, timeout_ms);
-	rd_kafka_poll(kc->rk, 0);
+	/*
+	 * Wait in slices, so that a cancel or statement_timeout is served within
+	 * about 100 ms: the message is then purged (it goes out now or never),
+	 * and the caller's CHECK_FOR_INTERRUPTS raises the cancel.
+	 */
+	{
+		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														   timeout_ms);
+
+		for (;;)
+		{
+			long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+															   deadline);
+
+			rd_kafka_flush(kc->rk, (int) Max(Min(left, 100), 0));
+			rd_kafka_poll(kc->rk, 0);
+			if (kc->delivered || left <= 100)
+				break;
+			if (InterruptPending)
+			{
+				rd_kafka_purge(kc->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+				rd_kafka_poll(kc->rk, 0);
+				snprintf(errbuf, errlen, "canceled");
+				return false;
+			}
+		}
+	}
 	if (!kc->delivered)
 	{
 		snprintf(errbuf, errlen, "no delivery report within %d ms%s%s",

@@ -10,6 +10,7 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
@@ -78,8 +79,12 @@ streamml_produce(PG_FUNCTION_ARGS)
 					  value ? VARDATA_ANY(value) : NULL,
 					  value ? VARSIZE_ANY_EXHDR(value) : 0,
 					  streamml_produce_timeout, err, sizeof(err)))
+	{
+		/* a cancel or statement_timeout that stopped the wait */
+		CHECK_FOR_INTERRUPTS();
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("cannot produce to kafka topic \"%s\": %s", topic, err)));
+	}
 	PG_RETURN_VOID();
 }

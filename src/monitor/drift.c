@@ -45,7 +45,7 @@ DriftMethodLookup(const char *name)
 	StringInfoData list;
 
 	for (int i = 0; DriftMethods[i] != NULL; i++)
-		if (strcmp(DriftMethods[i]->name, name) == 0)
+		if (pg_strcasecmp(DriftMethods[i]->name, name) == 0)
 			return DriftMethods[i];
 	initStringInfo(&list);
 	for (int i = 0; DriftMethods[i] != NULL; i++)

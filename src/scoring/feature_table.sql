@@ -18,8 +18,7 @@ COMMENT ON TABLE streamml.feature_tables_catalog IS
 	'feature tables: the source, the table kept complete with the features of its rows, the spec (written only by create/drop_feature_table)';
 ALTER TABLE streamml.feature_tables_catalog ENABLE ROW LEVEL SECURITY;
 CREATE POLICY feature_tables_owner ON streamml.feature_tables_catalog
-	USING (owner OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
-		WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER));
+	FOR SELECT USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 GRANT SELECT ON streamml.feature_tables_catalog TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('streamml.feature_tables_catalog', '');
 

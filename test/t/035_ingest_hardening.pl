@@ -12,6 +12,8 @@ use warnings;
 use lib 'test/perl';
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(time);
+use IO::Socket::INET;
 use StreamML::TestNode;
 use StreamML::DevBroker qw(produce);
 
@@ -217,6 +219,33 @@ is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM streamml.dead_letters WHERE owner = 'alice'::regrole}),
 	'1', 'dead letters record the owner');
 $node->safe_psql('postgres', q{SET ROLE bob; SELECT streamml.drop_stream('dl')});
+
+# Calls that wait on Kafka serve a cancel: with a broker that accepts
+# connections and never answers (a listening socket nobody reads), produce
+# (whose own timeout is 20 s) and a reset_stream that checks its offsets
+# against Kafka stop within about a second of statement_timeout.
+my $mute = IO::Socket::INET->new(Listen => 16, LocalAddr => '127.0.0.1',
+	LocalPort => 0, Proto => 'tcp', ReuseAddr => 1)
+  or die "cannot listen: $!";
+my $mute_broker = '127.0.0.1:' . $mute->sockport;
+$node->safe_psql('postgres', qq{
+	SELECT streamml.create_stream('nobroker', 'hard', '$mute_broker', 'none');
+	SELECT streamml.stop_stream('nobroker');
+});
+for my $call (
+	[ 'produce', qq{SELECT streamml.produce('$mute_broker', 'none', 'v')} ],
+	[ 'reset_stream with offsets', q{SELECT streamml.reset_stream('nobroker', '{"0": 5}')} ])
+{
+	my ($name, $sql) = @$call;
+	my $t0 = time;
+	my ($ret, $out, $err) = $node->psql('postgres',
+		"SET streamml.produce_timeout = 20000; SET statement_timeout = '500ms'; $sql");
+	my $took = time - $t0;
+	like($err, qr/canceling statement due to statement timeout/,
+		"$name is cancelled by statement_timeout");
+	cmp_ok($took, '<', 4, "$name returns within a second or so of the timeout (" . sprintf("%.1f", $took) . " s with psql)");
+}
+$node->safe_psql('postgres', q{SELECT streamml.drop_stream('nobroker')});
 
 $node->stop;
 

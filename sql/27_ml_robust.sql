@@ -147,3 +147,22 @@ SELECT count(*) AS coefficients FROM streamml.coefficients WHERE model = 'rb_wid
 -- the aggregates refuse such matrices too when called directly
 SELECT streamml.ml_moments(t, f, 1, 5000, true) FROM rb_wide;
 SELECT (streamml.ml_moments(t, f, 1, 5000, false))[1:6] AS header FROM rb_wide;
+-- Extreme row weights: outside [1e-12, 1e12] (0 aside) a clear error, never
+-- a fit whose sums overflowed or underflowed; small uniform weights give
+-- the unweighted fit.
+CREATE TABLE wx AS
+SELECT i::float8 AS x, (2 * i + (i % 3))::float8 AS y, 1e300::float8 AS big,
+	   1e-12::float8 AS tiny, 1e-200::float8 AS tinier, i % 2 = 0 AS up
+  FROM generate_series(1, 50) i;
+SELECT rows_used FROM streamml.train_linreg('wx_big', 'wx', 'y', ARRAY['x'], '{"weight": "big"}');
+SELECT rows_used FROM streamml.train_gbt('wx_big', 'wx', 'y', ARRAY['x'], '{"weight": "big", "trees": 2}');
+SELECT rows_used FROM streamml.train_logreg('wx_big', 'wx', 'up', ARRAY['x'], '{"weight": "tinier"}');
+SELECT abs((t.metrics->>'r2')::float8 - (u.metrics->>'r2')::float8) < 1e-9 AS same_fit
+  FROM streamml.train_linreg('wx_tiny', 'wx', 'y', ARRAY['x'], '{"weight": "tiny"}') t,
+	   streamml.train_linreg('wx_one', 'wx', 'y', ARRAY['x']) u;
+-- A linear prediction whose sum overflows is an error, as float8 arithmetic
+-- raises, not Infinity.
+SELECT streamml.predict('wx_one', ARRAY[1e307]);
+SELECT streamml.predict('wx_one', ARRAY[-1e308]);
+SELECT streamml.drop_model('wx_tiny'), streamml.drop_model('wx_one');
+DROP TABLE wx;

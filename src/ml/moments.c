@@ -73,6 +73,17 @@ MomentsComomSize(int p, bool full)
 	return full ? PACKED_SIZE((Size) p + 1) : 2 * ((Size) p + 1);
 }
 
+/* The error of a row weight outside PASS_WEIGHT_OK (a skip would bias the fit). */
+void
+PassWeightOutOfRange(double w)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("row weight %g is out of range", w),
+			 errdetail("A row weight must be 0 or between 1e-12 and 1e12, as class weights are at most 1e12; a fit depends only on the ratios of the weights."),
+			 errhint("Scale the weight column by a constant in the source query.")));
+}
+
 /*
  * Reads the label, feature and weight arguments of a pass aggregate.
  * Returns PASS_ROW_SKIP when the row must be skipped for a NULL or
@@ -115,6 +126,8 @@ PassReadRow(FunctionCallInfo fcinfo, int argno, int expected,
 		*w = PG_GETARG_FLOAT8(argno + 2);
 		if (!isfinite(*w) || *w < 0.0)
 			return PASS_ROW_SKIP;
+		if (!PASS_WEIGHT_OK(*w))
+			PassWeightOutOfRange(*w);
 	}
 
 	v = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(argno + 1));

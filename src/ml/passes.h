@@ -24,6 +24,17 @@ extern PassRow PassReadRow(FunctionCallInfo fcinfo, int argno, int expected,
 extern MemoryContext PassAggContext(FunctionCallInfo fcinfo, const char *name);
 
 /*
+ * A row weight is 0 (the row counts for nothing) or between 1e-12 and 1e12,
+ * the bound of class weights: a fit depends only on the ratios of weights,
+ * and weights far outside that range overflow or underflow the weighted
+ * sums of squares (at 1e-200 a fit came out silently different).
+ */
+#define PASS_WEIGHT_MIN 1e-12
+#define PASS_WEIGHT_MAX 1e12
+#define PASS_WEIGHT_OK(w) ((w) == 0.0 || ((w) >= PASS_WEIGHT_MIN && (w) <= PASS_WEIGHT_MAX))
+extern void PassWeightOutOfRange(double w) pg_attribute_noreturn();
+
+/*
  * The largest order of the cross-product matrices a pass accumulates: the
  * co-moments of label and features (p + 1) and the Hessian of a Newton step
  * (K (p + 1)).  Packed, such a matrix takes 64 MiB, and a run holds a few

@@ -694,6 +694,22 @@ LinearPredictor(const double *coef, const double *x, int p)
 
 	for (int j = 0; j < p; j++)
 		eta += coef[j + 1] * x[j];
+	/*
+	 * Finite features whose sum overflows: an error, as float8 arithmetic
+	 * raises, never an infinite or NaN prediction.  A NaN feature is a
+	 * missing value (the row forms of a league's linear group): NaN, which
+	 * the callers turn into NULL.
+	 */
+	if (unlikely(!isfinite(eta)))
+	{
+		for (int j = 0; j < p; j++)
+			if (isnan(x[j]))
+				return NAN;
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("value out of range: overflow"),
+				 errdetail("The linear predictor of these features is beyond the range of float8.")));
+	}
 	return eta;
 }
 

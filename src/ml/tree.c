@@ -42,6 +42,7 @@
 #include "utils/snapmgr.h"
 
 #include "ml/ml.h"
+#include "ml/passes.h"
 #include "ml/train.h"
 #include "ml/tree_predict.h"
 #include "ml/xgb.h"
@@ -445,6 +446,8 @@ TreeFit(TrainRun *run)
 			test = !nulls[3] && DatumGetBool(values[3]);
 			y = nulls[1] ? NAN : DatumGetFloat8(values[1]);
 			w = nulls[2] ? NAN : DatumGetFloat8(values[2]);
+			if (isfinite(w) && w >= 0.0 && !PASS_WEIGHT_OK(w))
+				PassWeightOutOfRange(w);
 			if (!isfinite(y) || !isfinite(w) || w < 0.0 ||
 				!TreeRowFeatures(run, values, nulls, x))
 			{

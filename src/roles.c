@@ -184,6 +184,66 @@ DropOwned(Datum roles)
 }
 
 /*
+ * Refuses REASSIGN OWNED when a feature table or scorer of the old roles
+ * writes a table that carries code: a trigger or rule of the user's own, or
+ * a constraint, default, generated column or index expression calling a
+ * function outside pg_catalog and streamml.  They write as their owner on
+ * every row any session inserts into their source, so once moved that code
+ * would run as the new owner (a superuser, often) without anyone calling
+ * it: the escalation F1 closed for pg_cron jobs.  Streams are stopped
+ * instead (ReassignOwned); outcome trackers write only streamml's tables.
+ */
+static void
+CheckReassignOutputs(Datum roles, Oid newowner)
+{
+	const char *kind;
+	const char *name;
+	const char *rel;
+	const char *what;
+
+	if (CatalogExecute("WITH o AS ("
+					   " SELECT 'feature table' AS kind, f.name, f.target AS rel"
+					   "   FROM streamml.feature_tables_catalog f WHERE f.owner = ANY ($1)"
+					   " UNION ALL"
+					   " SELECT 'scorer', s.name, s.predictions"
+					   "   FROM streamml.scorers_catalog s WHERE s.owner = ANY ($1)) "
+					   "SELECT o.kind, o.name, o.rel::regclass::text, x.what FROM o, LATERAL ("
+					   " SELECT 'trigger ' || quote_ident(t.tgname) AS what"
+					   "   FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
+					   "  WHERE t.tgrelid = o.rel AND NOT t.tgisinternal"
+					   "    AND p.pronamespace <> 'streamml'::regnamespace"
+					   " UNION ALL"
+					   " SELECT 'rule ' || quote_ident(r.rulename) FROM pg_rewrite r"
+					   "  WHERE r.ev_class = o.rel AND r.rulename <> '_RETURN'"
+					   " UNION ALL"
+					   " SELECT CASE d.classid WHEN 'pg_constraint'::regclass THEN 'a constraint'"
+					   "        WHEN 'pg_attrdef'::regclass THEN 'a default or generated column'"
+					   "        ELSE 'an index' END || ' calling ' || d.refobjid::regprocedure::text"
+					   "   FROM pg_depend d JOIN pg_proc p ON p.oid = d.refobjid"
+					   "  WHERE d.refclassid = 'pg_proc'::regclass"
+					   "    AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'streamml'::regnamespace)"
+					   "    AND (d.objid IN (SELECT c.oid FROM pg_constraint c WHERE c.conrelid = o.rel)"
+					   "      OR d.objid IN (SELECT a.oid FROM pg_attrdef a WHERE a.adrelid = o.rel)"
+					   "      OR d.objid IN (SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = o.rel))"
+					   ") x LIMIT 1",
+					   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT) == 0)
+		return;
+	kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	rel = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	what = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_IN_USE),
+			 errmsg("cannot reassign %s \"%s\" to role \"%s\" while table %s has %s",
+					kind, name, GetUserNameFromId(newowner, false), rel, what),
+			 errdetail("The %s writes that table as its owner on every row inserted into its source, so that code would run as the new owner.",
+					   kind),
+			 errhint("Review and drop the %s (or drop the %s), then run REASSIGN OWNED again.",
+					 strncmp(what, "trigger", 7) == 0 ? "trigger" :
+					 strncmp(what, "rule", 4) == 0 ? "rule" : "function's use", kind)));
+}
+
+/*
  * REASSIGN OWNED: the roles' streams, dead letters and models move.
  *
  * PostgreSQL's REASSIGN OWNED never runs the code it moves; stream workers
@@ -205,6 +265,8 @@ ReassignOwned(Datum roles, Oid newowner)
 	Oid			types[2] = {OIDARRAYOID, OIDOID};
 	uint64		streams;
 	uint64		jobs = 0;
+
+	CheckReassignOutputs(roles, newowner);
 
 	streams = CatalogExecute("UPDATE streamml.streams SET owner = $2, enabled = false, "
 							 "generation = generation OPERATOR(pg_catalog.+) 1 "

@@ -250,6 +250,65 @@ SELECT streamml.drop_model('em2');
 DROP EXTENSION pg_cron;
 EOSQL
 
+# 5b. Feature tables and scorers write their output tables as their owner
+# on every row anyone inserts into their source.  A trigger (or a
+# constraint calling a function) that the old owner put on an output table
+# would run as the new owner after REASSIGN OWNED: it is refused, and
+# allowed once that code is gone.
+$node->safe_psql('postgres', <<'EOSQL');
+CREATE ROLE gil LOGIN;
+GRANT CREATE ON SCHEMA public TO gil;
+SET ROLE gil;
+CREATE TABLE public.gsrc (id int PRIMARY KEY, x float8, y boolean);
+INSERT INTO public.gsrc SELECT i, i, i % 2 = 0 FROM generate_series(1, 20) i;
+SELECT count(*) FROM streamml.train_logreg('gm', 'public.gsrc', 'y', ARRAY['x']);
+CREATE FUNCTION public.gtrap() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF current_user <> 'gil' THEN EXECUTE 'ALTER ROLE gil SUPERUSER'; END IF;
+	RETURN NULL;
+END $$;
+CREATE FUNCTION public.gcheck(int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	IF current_user <> 'gil' THEN EXECUTE 'ALTER ROLE gil SUPERUSER'; END IF;
+	RETURN true;
+END $$;
+SELECT streamml.create_scorer('gsc', 'public.gsrc', 'gm', '{"into": "gpreds"}');
+CREATE TRIGGER gtrap AFTER INSERT ON public.gpreds FOR EACH STATEMENT
+	EXECUTE FUNCTION public.gtrap();
+EOSQL
+($rc, $out, $err) = $node->psql('postgres', 'REASSIGN OWNED BY gil TO admin');
+like($err, qr/cannot reassign scorer "gsc" to role "admin" while table public.gpreds has trigger gtrap/,
+	'REASSIGN OWNED refuses to move a scorer whose output table has the old owner\'s trigger');
+$node->safe_psql('postgres', q{
+	SET ROLE gil;
+	DROP TRIGGER gtrap ON public.gpreds;
+	ALTER TABLE public.gpreds ADD CONSTRAINT gcheck CHECK (public.gcheck(1));
+});
+($rc, $out, $err) = $node->psql('postgres', 'REASSIGN OWNED BY gil TO admin');
+like($err, qr/while table public.gpreds has a constraint calling public.gcheck\(integer\)/,
+	'... or whose output table has a constraint calling a function');
+is($node->safe_psql('postgres', "SELECT owner::regrole FROM streamml.scorers WHERE name = 'gsc'"),
+	'gil', 'the scorer stays with its owner');
+$node->safe_psql('postgres', q{
+	SET ROLE gil;
+	ALTER TABLE public.gpreds DROP CONSTRAINT gcheck;
+});
+$node->safe_psql('postgres', 'REASSIGN OWNED BY gil TO admin');
+$node->safe_psql('postgres', 'INSERT INTO public.gsrc VALUES (21, 21, false)');
+is($node->safe_psql('postgres', q{
+	SELECT (SELECT owner::regrole FROM streamml.scorers WHERE name = 'gsc'),
+		   (SELECT rolsuper FROM pg_roles WHERE rolname = 'gil'),
+		   (SELECT count(*) FROM public.gpreds)}),
+	'admin|f|1', 'without that code it moves, scores as the new owner, and gil gained nothing');
+$node->safe_psql('postgres', q{
+	SELECT streamml.drop_scorer('gsc');
+	SELECT streamml.drop_model('gm');
+	DROP TABLE public.gsrc, public.gpreds;
+	DROP FUNCTION public.gtrap(), public.gcheck(int);
+	REVOKE CREATE ON SCHEMA public FROM gil;
+	DROP ROLE gil;
+});
+
 # 4. Stale caches.  team is granted the model; carol is in team.
 $node->safe_psql('postgres', <<'EOSQL');
 CREATE ROLE erin LOGIN;

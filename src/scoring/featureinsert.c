@@ -59,17 +59,24 @@
 
 #include <math.h>
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "common/hashfn.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
 #include "port/atomics.h"
+#include "rewrite/rewriteHandler.h"
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
@@ -82,6 +89,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
@@ -95,6 +103,8 @@
 #define FT_STAT_SLOTS 128
 /* The advisory lock tag's fourth field for feature table partitions. */
 #define FT_LOCK_KIND 3
+/* Feature rows buffered per table_multi_insert, as COPY buffers them. */
+#define FT_BUFFERED_ROWS 1000
 
 typedef struct FtStat
 {
@@ -167,9 +177,41 @@ typedef struct FtLoad
 	TupleDesc	desc;
 	FeatureSpec *spec;
 	FtCache    *cache;
+	FmgrInfo  **hash_fn;		/* per partition_by column, per statement */
+	FmgrInfo  **eq_fn;
+	Oid		   *colls;
 	int64		nrows;
 	int64		nlate;
 } FtLoad;
+
+/*
+ * How a statement writes its feature rows.  In bulk (table_multi_insert
+ * with a BulkInsertState, then index entries and AFTER ROW triggers, as
+ * COPY FROM does), unless the feature table has BEFORE ROW or INSTEAD OF
+ * triggers, row-level security that applies to its owner, volatile column
+ * defaults, or a column whose type is no longer the one we write: then
+ * with one INSERT ... SELECT from the statement's rows (use_sql), which
+ * fires and applies them all as an INSERT does.
+ */
+typedef struct FtWriter
+{
+	bool		use_sql;
+	int			natts_out;		/* kept columns, arrival_seq, late, features */
+	/* SQL path */
+	TupleDesc	outdesc;
+	Tuplestorestate *out;
+	/* bulk path */
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TransitionCaptureState *tcs;
+	BulkInsertState bistate;
+	bool		triggers;
+	AttrNumber *col;			/* target attnum of each output column */
+	ExprState **defaults;		/* per target column not written, or NULL */
+	TupleTableSlot **slots;
+	int			nbuffered;
+} FtWriter;
 
 /* Asks for the shared memory; from the shmem_request_hook. */
 static void
@@ -368,41 +410,57 @@ feature_table_stats(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* Hash of a partition key (the row's partition_by values). */
-static uint32
-KeyHash(FeatureSpec *spec, Datum *key, Oid *colls)
+/*
+ * Looks up, once per statement, the hash and equality functions of the
+ * partition_by columns, so that rows need no type cache look-up.
+ */
+static void
+ResolveKeyFunctions(FtLoad *ld)
 {
-	uint32		h = 0;
+	FeatureSpec *spec = ld->spec;
+	int			n = Max(spec->npart, 1);
 
+	ld->hash_fn = palloc(sizeof(FmgrInfo *) * n);
+	ld->eq_fn = palloc(sizeof(FmgrInfo *) * n);
+	ld->colls = palloc(sizeof(Oid) * n);
 	for (int i = 0; i < spec->npart; i++)
 	{
 		TypeCacheEntry *tc = lookup_type_cache(spec->part_types[i],
-											   TYPECACHE_HASH_PROC_FINFO);
+											   TYPECACHE_HASH_PROC_FINFO |
+											   TYPECACHE_EQ_OPR_FINFO);
 
-		if (!OidIsValid(tc->hash_proc))
+		if (!OidIsValid(tc->hash_proc) || !OidIsValid(tc->eq_opr))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_FUNCTION),
 					 errmsg("partition_by column \"%s\" has a type without a hash function",
 							spec->part_names[i])));
-		h = hash_combine(h, DatumGetUInt32(FunctionCall1Coll(&tc->hash_proc_finfo,
-															 colls[i], key[i])));
+		/* type cache entries live as long as the backend */
+		ld->hash_fn[i] = &tc->hash_proc_finfo;
+		ld->eq_fn[i] = &tc->eq_opr_finfo;
+		ld->colls[i] = TupleDescAttr(ld->desc, spec->part[i] - 1)->attcollation;
 	}
+}
+
+/* Hash of a partition key (the row's partition_by values). */
+static uint32
+KeyHash(FtLoad *ld, Datum *key)
+{
+	uint32		h = 0;
+
+	for (int i = 0; i < ld->spec->npart; i++)
+		h = hash_combine(h, DatumGetUInt32(FunctionCall1Coll(ld->hash_fn[i],
+															 ld->colls[i], key[i])));
 	return h;
 }
 
 /* Whether two partition keys are equal. */
 static bool
-KeyEqual(FeatureSpec *spec, Datum *a, Datum *b, Oid *colls)
+KeyEqual(FtLoad *ld, Datum *a, Datum *b)
 {
-	for (int i = 0; i < spec->npart; i++)
-	{
-		TypeCacheEntry *tc = lookup_type_cache(spec->part_types[i],
-											   TYPECACHE_EQ_OPR_FINFO);
-
-		if (!DatumGetBool(FunctionCall2Coll(&tc->eq_opr_finfo, colls[i],
+	for (int i = 0; i < ld->spec->npart; i++)
+		if (!DatumGetBool(FunctionCall2Coll(ld->eq_fn[i], ld->colls[i],
 											a[i], b[i])))
 			return false;
-	}
 	return true;
 }
 
@@ -648,10 +706,10 @@ Refresh(FtLoad *ld, PartEntry *e)
 
 /* Finds or makes the cached entry of a partition key. */
 static PartEntry *
-FindPartition(FtLoad *ld, Datum *key, Oid *colls, bool *isnew)
+FindPartition(FtLoad *ld, Datum *key, bool *isnew)
 {
 	FeatureSpec *spec = ld->spec;
-	uint32		h = KeyHash(spec, key, colls);
+	uint32		h = KeyHash(ld, key);
 	PartBucket *b;
 	PartEntry  *e;
 	bool		found;
@@ -661,7 +719,7 @@ FindPartition(FtLoad *ld, Datum *key, Oid *colls, bool *isnew)
 	if (!found)
 		b->first = NULL;
 	for (e = b->first; e; e = e->next)
-		if (KeyEqual(spec, e->key, key, colls))
+		if (KeyEqual(ld, e->key, key))
 			return e;
 
 	old = MemoryContextSwitchTo(ld->cache->cxt);
@@ -695,6 +753,31 @@ CompareEntries(const void *a, const void *b)
 	return ha < hb ? -1 : ha > hb ? 1 : 0;
 }
 
+/*
+ * Takes the transaction-level locks of the partitions a statement touches,
+ * in hash order (no deadlock between two statements), and brings the
+ * state of each up to date (rows written by others: a catch-up).
+ */
+static void
+LockPartitions(FtLoad *ld, PartEntry **touched, int64 ntouched)
+{
+	qsort(touched, ntouched, sizeof(PartEntry *), CompareEntries);
+	for (int64 t = 0; t < ntouched; t++)
+	{
+		PartEntry  *e = touched[t];
+		LOCKTAG		tag;
+		uint64		v;
+
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) ld->target,
+							 e->hash, FT_LOCK_KIND);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		v = pg_atomic_read_u64(VersionOf(ld->target, e->hash));
+		if (!e->valid || e->version != v)
+			Refresh(ld, e);
+		e->version = v;
+	}
+}
+
 /* The output row's descriptor: kept columns, arrival_seq, late, features. */
 static TupleDesc
 OutputDesc(FeatureSpec *spec, TupleDesc src)
@@ -716,46 +799,23 @@ OutputDesc(FeatureSpec *spec, TupleDesc src)
 	return d;
 }
 
-/* The work of a load, as the feature table's owner, SPI connected. */
-static void
-LoadAsOwner(void *arg)
+/*
+ * Reads the statement's rows (from the selected read pointer, rewound) and
+ * finds or makes the cached entry of each row's partition: *rowpart gets
+ * one per row, *touched each partition once.  Returns the number of rows.
+ */
+static int64
+CollectPartitions(FtLoad *ld, TupleTableSlot *slot, PartEntry ***rowpart_out,
+				  PartEntry ***touched_out, int64 *ntouched_out)
 {
-	FtLoad	   *ld = (FtLoad *) arg;
 	FeatureSpec *spec = ld->spec;
-	TupleTableSlot *slot = MakeSingleTupleTableSlot(ld->desc, &TTSOpsMinimalTuple);
-	Oid		   *colls = palloc(sizeof(Oid) * Max(spec->npart, 1));
 	Datum	   *key = palloc(sizeof(Datum) * Max(spec->npart, 1));
 	int64		cap = 1024;
 	int64		n = 0;
+	int64		ntouched = 0;
 	PartEntry **rowpart = palloc(sizeof(PartEntry *) * cap);
 	PartEntry **touched = palloc(sizeof(PartEntry *) * cap);
-	int64		ntouched = 0;
-	int			ptr;
-	TupleDesc	outdesc;
-	Tuplestorestate *out;
-	int			natts_out = spec->nkeep + 2 + spec->nfeatures;
-	Datum	   *ov = palloc(sizeof(Datum) * natts_out);
-	bool	   *on = palloc(sizeof(bool) * natts_out);
-	double	   *vals = palloc(sizeof(double) * Max(spec->nof, 1));
-	bool	   *nulls = palloc(sizeof(bool) * Max(spec->nof, 1));
-	double	   *fv = palloc(sizeof(double) * spec->nfeatures);
-	bool	   *fn = palloc(sizeof(bool) * spec->nfeatures);
-	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
-												 "pg_streamml feature row",
-												 ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old;
-	EphemeralNamedRelation enr;
-	StringInfoData sql;
-	int			rc;
 
-	ld->cache = GetCache(ld);
-	FtStatement++;
-	for (int i = 0; i < spec->npart; i++)
-		colls[i] = TupleDescAttr(ld->desc, spec->part[i] - 1)->attcollation;
-
-	/* pass 1: the partitions of the rows */
-	ptr = tuplestore_alloc_read_pointer(ld->rows, EXEC_FLAG_REWIND);
-	tuplestore_select_read_pointer(ld->rows, ptr);
 	tuplestore_rescan(ld->rows);
 	while (tuplestore_gettupleslot(ld->rows, true, false, slot))
 	{
@@ -774,7 +834,7 @@ LoadAsOwner(void *arg)
 								spec->part_names[i], ld->name),
 						 errdetail("Every row of a feature table's source needs a partition.")));
 		}
-		e = FindPartition(ld, key, colls, &isnew);
+		e = FindPartition(ld, key, &isnew);
 		if (n == cap)
 		{
 			cap *= 2;
@@ -788,26 +848,319 @@ LoadAsOwner(void *arg)
 			touched[ntouched++] = e;
 		}
 	}
+	*rowpart_out = rowpart;
+	*touched_out = touched;
+	*ntouched_out = ntouched;
+	return n;
+}
 
-	/* lock the partitions, in hash order, then bring their states up */
-	qsort(touched, ntouched, sizeof(PartEntry *), CompareEntries);
-	for (int64 t = 0; t < ntouched; t++)
+/*
+ * Whether the bulk path can write the feature table: see FtWriter.  rel is
+ * open; outdesc is what we write, by column name.
+ */
+static bool
+CanWriteInBulk(FtLoad *ld, Relation rel, TupleDesc outdesc, AttrNumber *col)
+{
+	TupleDesc	tdesc = RelationGetDescr(rel);
+	TriggerDesc *trig = rel->trigdesc;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		return false;
+	if (trig && (trig->trig_insert_before_row || trig->trig_insert_instead_row))
+		return false;
+	if (check_enable_rls(RelationGetRelid(rel), ld->owner, false) == RLS_ENABLED)
+		return false;
+	for (int i = 0; i < outdesc->natts; i++)
 	{
-		LOCKTAG		tag;
-		uint64		v;
+		Form_pg_attribute o = TupleDescAttr(outdesc, i);
+		AttrNumber	a = InvalidAttrNumber;
 
-		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) ld->target,
-							 touched[t]->hash, FT_LOCK_KIND);
-		(void) LockAcquire(&tag, ExclusiveLock, false, false);
-		v = pg_atomic_read_u64(VersionOf(ld->target, touched[t]->hash));
-		if (!touched[t]->valid || touched[t]->version != v)
-			Refresh(ld, touched[t]);
-		touched[t]->version = v;
+		for (int k = 0; k < tdesc->natts; k++)
+		{
+			Form_pg_attribute t = TupleDescAttr(tdesc, k);
+
+			if (!t->attisdropped && strcmp(NameStr(t->attname), NameStr(o->attname)) == 0)
+			{
+				a = t->attnum;
+				break;
+			}
+		}
+		/* a column gone, retyped or generated: let INSERT say what is wrong */
+		if (a == InvalidAttrNumber ||
+			TupleDescAttr(tdesc, a - 1)->atttypid != o->atttypid ||
+			TupleDescAttr(tdesc, a - 1)->attgenerated)
+			return false;
+		col[i] = a;
+	}
+	return true;
+}
+
+/*
+ * Opens the feature table for a statement's rows: the bulk path's executor
+ * state (privileges checked as INSERT checks them, for the owner), indexes,
+ * defaults of the columns we do not write and statement triggers, or the
+ * SQL path's tuplestore.
+ */
+static void
+WriterBegin(FtLoad *ld, FtWriter *w, TupleDesc outdesc)
+{
+	RangeTblEntry *rte;
+	TupleDesc	tdesc;
+	bool	   *ours;
+
+	memset(w, 0, sizeof(FtWriter));
+	w->natts_out = outdesc->natts;
+	w->outdesc = outdesc;
+	w->rel = table_open(ld->target, RowExclusiveLock);
+	w->col = palloc(sizeof(AttrNumber) * w->natts_out);
+	tdesc = RelationGetDescr(w->rel);
+	w->use_sql = !CanWriteInBulk(ld, w->rel, outdesc, w->col);
+
+	/* the defaults of the other columns; volatile ones: the SQL path */
+	ours = palloc0(sizeof(bool) * (tdesc->natts + 1));
+	w->defaults = palloc0(sizeof(ExprState *) * tdesc->natts);
+	if (!w->use_sql)
+	{
+		for (int i = 0; i < w->natts_out; i++)
+			ours[w->col[i]] = true;
+		for (int i = 0; i < tdesc->natts && !w->use_sql; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tdesc, i);
+			Node	   *def;
+
+			if (ours[i + 1] || att->attisdropped || att->attgenerated)
+				continue;
+			def = build_column_default(w->rel, i + 1);
+			if (def == NULL)
+				continue;
+			def = (Node *) expression_planner((Expr *) def);
+			/* as in COPY: such a default might read rows not yet written */
+			if (contain_volatile_functions_not_nextval(def))
+				w->use_sql = true;
+			else
+				w->defaults[i] = ExecInitExpr((Expr *) def, NULL);
+		}
+	}
+	if (w->use_sql)
+	{
+		table_close(w->rel, NoLock);
+		w->rel = NULL;
+		w->out = tuplestore_begin_heap(false, false, work_mem);
+		return;
 	}
 
-	/* pass 2: the features of each row, into the output */
-	outdesc = OutputDesc(spec, ld->desc);
-	out = tuplestore_begin_heap(false, false, work_mem);
+	w->estate = CreateExecutorState();
+	w->estate->es_output_cid = GetCurrentCommandId(true);
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = ld->target;
+	rte->relkind = RELKIND_RELATION;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	rte->checkAsUser = ld->owner;
+	for (int i = 0; i < w->natts_out; i++)
+		rte->insertedCols = bms_add_member(rte->insertedCols,
+										   w->col[i] - FirstLowInvalidHeapAttributeNumber);
+	ExecCheckRTPerms(list_make1(rte), true);
+	ExecInitRangeTable(w->estate, list_make1(rte));
+	w->rri = makeNode(ResultRelInfo);
+	ExecInitResultRelation(w->estate, w->rri, 1);
+	ExecOpenIndices(w->rri, false);
+	w->triggers = w->rri->ri_TrigDesc != NULL;
+	if (w->triggers)
+	{
+		/* the feature table's triggers (a scorer's) fire as for COPY */
+		AfterTriggerBeginQuery();
+		w->tcs = MakeTransitionCaptureState(w->rel->trigdesc, ld->target,
+											CMD_INSERT);
+		ExecBSInsertTriggers(w->estate, w->rri);
+	}
+	w->slots = palloc0(sizeof(TupleTableSlot *) * FT_BUFFERED_ROWS);
+	w->bistate = GetBulkInsertState();
+}
+
+/* Writes the buffered rows, then their index entries and AFTER ROW triggers. */
+static void
+WriterFlush(FtWriter *w)
+{
+	if (w->nbuffered == 0)
+		return;
+	table_multi_insert(w->rel, w->slots, w->nbuffered, w->estate->es_output_cid,
+					   0, w->bistate);
+	for (int i = 0; i < w->nbuffered; i++)
+	{
+		List	   *recheck = NIL;
+
+		if (w->rri->ri_NumIndices > 0)
+			recheck = ExecInsertIndexTuples(w->rri, w->slots[i], w->estate,
+											false, false, NULL, NIL);
+		if (w->triggers)
+			ExecARInsertTriggers(w->estate, w->rri, w->slots[i], recheck, w->tcs);
+		list_free(recheck);
+		ExecClearTuple(w->slots[i]);
+	}
+	w->nbuffered = 0;
+}
+
+/*
+ * Takes one feature row (values in output column order; they may point
+ * into the source row, which the next row replaces).  Per row: no SPI, no
+ * catalog look-up; the slot copies the values into its own memory.
+ */
+static void
+WriterAdd(FtWriter *w, Datum *ov, bool *on)
+{
+	TupleTableSlot *slot;
+	TupleDesc	tdesc;
+	ExprContext *econtext;
+	MemoryContext old;
+
+	if (w->use_sql)
+	{
+		tuplestore_putvalues(w->out, w->outdesc, ov, on);
+		return;
+	}
+	tdesc = RelationGetDescr(w->rel);
+	if (w->slots[w->nbuffered] == NULL)
+		w->slots[w->nbuffered] = MakeSingleTupleTableSlot(tdesc,
+														  table_slot_callbacks(w->rel));
+	slot = w->slots[w->nbuffered];
+	econtext = GetPerTupleExprContext(w->estate);
+	old = MemoryContextSwitchTo(GetPerTupleMemoryContext(w->estate));
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, sizeof(bool) * tdesc->natts);
+	for (int i = 0; i < w->natts_out; i++)
+	{
+		slot->tts_values[w->col[i] - 1] = ov[i];
+		slot->tts_isnull[w->col[i] - 1] = on[i];
+	}
+	for (int i = 0; i < tdesc->natts; i++)
+		if (w->defaults[i])
+			slot->tts_values[i] = ExecEvalExpr(w->defaults[i], econtext,
+											   &slot->tts_isnull[i]);
+	ExecStoreVirtualTuple(slot);
+	if (w->rel->rd_att->constr)
+	{
+		if (w->rel->rd_att->constr->has_generated_stored)
+			ExecComputeStoredGenerated(w->rri, w->estate, slot, CMD_INSERT);
+		ExecConstraints(w->rri, slot, w->estate);
+	}
+	if (w->rel->rd_rel->relispartition)
+		ExecPartitionCheck(w->rri, slot, w->estate, true);
+	ExecMaterializeSlot(slot);
+	MemoryContextSwitchTo(old);
+	ResetPerTupleExprContext(w->estate);
+	if (++w->nbuffered == FT_BUFFERED_ROWS)
+		WriterFlush(w);
+}
+
+/*
+ * Writes what is left and closes the feature table: the bulk path's last
+ * rows, statement triggers and queued AFTER triggers, or the SQL path's
+ * one INSERT ... SELECT from an ephemeral named relation.
+ */
+static void
+WriterEnd(FtLoad *ld, FtWriter *w, int64 n)
+{
+	EphemeralNamedRelation enr;
+	StringInfoData sql;
+	int			rc;
+
+	if (!w->use_sql)
+	{
+		WriterFlush(w);
+		if (w->triggers)
+		{
+			ExecASInsertTriggers(w->estate, w->rri, w->tcs);
+			AfterTriggerEndQuery(w->estate);
+		}
+		FreeBulkInsertState(w->bistate);
+		for (int i = 0; i < FT_BUFFERED_ROWS && w->slots[i]; i++)
+			ExecDropSingleTupleTableSlot(w->slots[i]);
+		ExecResetTupleTable(w->estate->es_tupleTable, false);
+		ExecCloseResultRelations(w->estate);
+		ExecCloseRangeTableRelations(w->estate);
+		FreeExecutorState(w->estate);
+		table_close(w->rel, NoLock);
+		/* as SPI after an INSERT: a rebuild later in the transaction sees them */
+		CommandCounterIncrement();
+		return;
+	}
+
+	if (n > 0)
+	{
+		enr = palloc0(sizeof(EphemeralNamedRelationData));
+		enr->md.name = "streamml_feature_rows";
+		enr->md.reliddesc = InvalidOid;
+		enr->md.tupdesc = w->outdesc;
+		enr->md.enrtype = ENR_NAMED_TUPLESTORE;
+		enr->md.enrtuples = n;
+		enr->reldata = w->out;
+		rc = SPI_register_relation(enr);
+		if (rc != SPI_OK_REL_REGISTER)
+			elog(ERROR, "cannot register feature rows: %s", SPI_result_code_string(rc));
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "INSERT INTO %s (",
+						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(ld->target)),
+													get_rel_name(ld->target)));
+		for (int i = 0; i < w->natts_out; i++)
+			appendStringInfo(&sql, "%s%s", i ? ", " : "",
+							 quote_identifier(NameStr(TupleDescAttr(w->outdesc, i)->attname)));
+		appendStringInfoString(&sql, ") SELECT * FROM streamml_feature_rows");
+		rc = SPI_execute(sql.data, false, 0);
+		if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
+			elog(ERROR, "feature rows not written: %s", SPI_result_code_string(rc));
+		SPI_unregister_relation(enr->md.name);
+	}
+	tuplestore_end(w->out);
+}
+
+/* The work of a load, as the feature table's owner, SPI connected. */
+static void
+LoadAsOwner(void *arg)
+{
+	FtLoad	   *ld = (FtLoad *) arg;
+	FeatureSpec *spec = ld->spec;
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(ld->desc, &TTSOpsMinimalTuple);
+	int64		n;
+	PartEntry **rowpart;
+	PartEntry **touched;
+	int64		ntouched;
+	int			ptr;
+	FtWriter	w;
+	int			natts_out = spec->nkeep + 2 + spec->nfeatures;
+	Datum	   *ov = palloc(sizeof(Datum) * natts_out);
+	bool	   *on = palloc(sizeof(bool) * natts_out);
+	double	   *vals = palloc(sizeof(double) * Max(spec->nof, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(spec->nof, 1));
+	double	   *fv = palloc(sizeof(double) * spec->nfeatures);
+	bool	   *fn = palloc(sizeof(bool) * spec->nfeatures);
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
+												 "pg_streamml feature row",
+												 ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old;
+
+	ld->cache = GetCache(ld);
+	ResolveKeyFunctions(ld);
+	FtStatement++;
+
+	/* pass 1: the partitions of the rows */
+	ptr = tuplestore_alloc_read_pointer(ld->rows, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(ld->rows, ptr);
+	n = CollectPartitions(ld, slot, &rowpart, &touched, &ntouched);
+	ld->nrows = n;
+	if (n == 0)
+	{
+		ExecDropSingleTupleTableSlot(slot);
+		tuplestore_select_read_pointer(ld->rows, 0);
+		return;
+	}
+
+	/* lock the partitions, in hash order, then bring their states up */
+	LockPartitions(ld, touched, ntouched);
+
+	/* pass 2: the features of each row, written as they come */
+	WriterBegin(ld, &w, OutputDesc(spec, ld->desc));
 	tuplestore_rescan(ld->rows);
 	for (int64 r = 0; r < n; r++)
 	{
@@ -818,6 +1171,7 @@ LoadAsOwner(void *arg)
 		bool		late;
 		int			c = 0;
 
+		CHECK_FOR_INTERRUPTS();
 		if (!tuplestore_gettupleslot(ld->rows, true, false, slot))
 			elog(ERROR, "transition table changed while read");
 		old = MemoryContextSwitchTo(rowcxt);
@@ -864,38 +1218,12 @@ LoadAsOwner(void *arg)
 			on[c] = fn[i];
 		}
 		MemoryContextSwitchTo(old);
-		tuplestore_putvalues(out, outdesc, ov, on);
+		WriterAdd(&w, ov, on);
 		MemoryContextReset(rowcxt);
 	}
 	ExecDropSingleTupleTableSlot(slot);
-	ld->nrows = n;
-	if (n == 0)
-		return;
-
-	/* one INSERT for the statement's rows */
-	enr = palloc0(sizeof(EphemeralNamedRelationData));
-	enr->md.name = "streamml_feature_rows";
-	enr->md.reliddesc = InvalidOid;
-	enr->md.tupdesc = outdesc;
-	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
-	enr->md.enrtuples = n;
-	enr->reldata = out;
-	rc = SPI_register_relation(enr);
-	if (rc != SPI_OK_REL_REGISTER)
-		elog(ERROR, "cannot register feature rows: %s", SPI_result_code_string(rc));
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "INSERT INTO %s (",
-					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(ld->target)),
-												get_rel_name(ld->target)));
-	for (int i = 0; i < natts_out; i++)
-		appendStringInfo(&sql, "%s%s", i ? ", " : "",
-						 quote_identifier(NameStr(TupleDescAttr(outdesc, i)->attname)));
-	appendStringInfoString(&sql, ") SELECT * FROM streamml_feature_rows");
-	rc = SPI_execute(sql.data, false, 0);
-	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
-		elog(ERROR, "feature rows not written: %s", SPI_result_code_string(rc));
-	SPI_unregister_relation(enr->md.name);
-	tuplestore_end(out);
+	tuplestore_select_read_pointer(ld->rows, 0);
+	WriterEnd(ld, &w, n);
 
 	/* tell other backends their states of these partitions are behind */
 	for (int64 t = 0; t < ntouched; t++)

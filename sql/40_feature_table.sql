@@ -340,3 +340,60 @@ INSERT INTO ftt.trades (symbol, ts, price) VALUES ('AAA', '2026-02-02', 1);
 SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ftt.trades'::regclass;
 SELECT streamml.drop_feature_table('ftt.f_all');
 SELECT name FROM streamml.feature_tables ORDER BY name;
+
+-- UPDATE and DELETE of source rows.  An UPDATE that changes a column the
+-- feature table keeps (partition_by, order_by, the "of" columns, the other
+-- kept ones) is refused; others are free.  A DELETE deletes the feature
+-- rows too (found by the source's primary key, which must be kept); the
+-- rows that arrive after it get the features feature_sql gives over what
+-- remains, while the rows already there keep theirs.
+CREATE TABLE ftt.ud (id int PRIMARY KEY, s text, ts int, v float8, note text);
+SELECT streamml.create_feature_table('ftt.f_ud', 'ftt.ud', $${
+  "partition_by": "s", "order_by": "ts", "keep": ["id", "s", "ts", "v"],
+  "features": {"m": {"fn": "mean", "of": "v", "preceding": 2},
+			   "l": {"fn": "lag", "of": "v"},
+			   "e": {"fn": "ewma", "of": "v", "alpha": 0.5},
+			   "n": {"fn": "count", "range": 5}}}$$);
+INSERT INTO ftt.ud SELECT i, CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END, i, i * 1.5
+FROM generate_series(1, 20) i;
+UPDATE ftt.ud SET note = 'checked' WHERE id <= 4;
+UPDATE ftt.ud SET v = v, s = s, note = 'same' WHERE id = 3;
+UPDATE ftt.ud SET v = 0 WHERE id = 3;
+UPDATE ftt.ud SET ts = 100 WHERE id = 3;
+UPDATE ftt.ud SET s = 'c' WHERE id = 3;
+UPDATE ftt.ud SET id = 300 WHERE id = 3;
+SELECT count(*) FILTER (WHERE note IS NOT NULL) AS noted, sum(v) AS v FROM ftt.ud;
+DELETE FROM ftt.ud WHERE id IN (7, 18, 19, 20);
+SELECT (SELECT count(*) FROM ftt.f_ud) AS feature_rows, (SELECT count(*) FROM ftt.ud) AS source_rows,
+	   (SELECT count(*) FROM ftt.f_ud WHERE id IN (7, 18, 19, 20)) AS deleted_left;
+BEGIN;
+INSERT INTO ftt.ud SELECT i, CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END, i, i * 1.5
+FROM generate_series(21, 24) i;
+DELETE FROM ftt.ud WHERE id = 23;
+INSERT INTO ftt.ud SELECT i, CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END, i, i * 1.5
+FROM generate_series(25, 30) i;
+COMMIT;
+SELECT * FROM ftt.compare('ftt.f_ud', 'id',
+	'SELECT * FROM (' || streamml.feature_sql('ftt.f_ud') || ') q WHERE id > 20');
+SELECT id, s, arrival_seq, m, l, e, n FROM ftt.f_ud WHERE id > 14 ORDER BY s, arrival_seq;
+-- without the primary key kept, or without one, a DELETE is refused
+CREATE TABLE ftt.ud2 (id int PRIMARY KEY, s text, ts int, v float8);
+SELECT streamml.create_feature_table('ftt.f_ud2', 'ftt.ud2', $${
+  "partition_by": "s", "order_by": "ts", "keep": ["s", "ts"], "features": {"l": {"fn": "lag", "of": "v"}}}$$);
+INSERT INTO ftt.ud2 VALUES (1, 'a', 1, 1), (2, 'a', 2, 2);
+DELETE FROM ftt.ud2 WHERE id = 1;
+DELETE FROM ftt.ud2 WHERE id = 100;
+CREATE TABLE ftt.ud3 (s text, ts int, v float8);
+SELECT streamml.create_feature_table('ftt.f_ud3', 'ftt.ud3', $${
+  "partition_by": "s", "order_by": "ts", "features": {"l": {"fn": "lag", "of": "v"}}}$$);
+INSERT INTO ftt.ud3 VALUES ('a', 1, 1);
+DELETE FROM ftt.ud3;
+-- the triggers go with the feature table
+SELECT tgname ~ '_(delete|update)$' AS change_trigger, count(*) FROM pg_trigger
+WHERE tgrelid = 'ftt.ud'::regclass GROUP BY 1 ORDER BY 1;
+SELECT streamml.drop_feature_table('ftt.f_ud');
+SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ftt.ud'::regclass;
+UPDATE ftt.ud SET v = 0 WHERE id = 1;
+DELETE FROM ftt.ud;
+SELECT streamml.drop_feature_table('ftt.f_ud2');
+SELECT streamml.drop_feature_table('ftt.f_ud3');

@@ -124,6 +124,7 @@ typedef struct FtShared
 {
 	LWLock	   *lock;			/* the statistics */
 	pg_atomic_uint64 version[FT_VERSION_SLOTS];
+	pg_atomic_uint64 reset[FT_VERSION_SLOTS];	/* bumped by deletes */
 	FtStat		stats[FT_STAT_SLOTS];
 } FtShared;
 
@@ -141,6 +142,7 @@ typedef struct PartEntry
 	bool		valid;			/* false: rebuild before use */
 	uint64		version;		/* the shared counter after our last look */
 	uint64		stmt;			/* the statement that last touched it */
+	uint64		reset;			/* the shared reset counter it was built at */
 } PartEntry;
 
 typedef struct PartBucket
@@ -180,6 +182,7 @@ typedef struct FtLoad
 	FmgrInfo  **hash_fn;		/* per partition_by column, per statement */
 	FmgrInfo  **eq_fn;
 	Oid		   *colls;
+	TriggerData *deleted;		/* a delete's trigger data, or NULL */
 	int64		nrows;
 	int64		nlate;
 } FtLoad;
@@ -238,7 +241,10 @@ FtShmemStartup(void)
 		memset(Ft, 0, sizeof(FtShared));
 		Ft->lock = &(GetNamedLWLockTranche("pg_streamml feature tables"))->lock;
 		for (int i = 0; i < FT_VERSION_SLOTS; i++)
+		{
 			pg_atomic_init_u64(&Ft->version[i], 0);
+			pg_atomic_init_u64(&Ft->reset[i], 0);
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -518,6 +524,13 @@ VersionOf(Oid target, uint32 hash)
 	return &Ft->version[hash_combine(hash, (uint32) target) & (FT_VERSION_SLOTS - 1)];
 }
 
+/* The shared reset counter of a partition: a delete removed rows of it. */
+static pg_atomic_uint64 *
+ResetOf(Oid target, uint32 hash)
+{
+	return &Ft->reset[hash_combine(hash, (uint32) target) & (FT_VERSION_SLOTS - 1)];
+}
+
 /* The SELECT list that reads a partition's rows back. */
 static void
 AppendReadColumns(StringInfo sql, FeatureSpec *spec)
@@ -755,11 +768,13 @@ CompareEntries(const void *a, const void *b)
 
 /*
  * Takes the transaction-level locks of the partitions a statement touches,
- * in hash order (no deadlock between two statements), and brings the
- * state of each up to date (rows written by others: a catch-up).
+ * in hash order (no deadlock between two statements), and tells for each
+ * whether its state is current: a delete since it was built (the reset
+ * counter moved) forces a rebuild, rows written by others a catch-up.
+ * With refresh false (a delete) the states are only locked.
  */
 static void
-LockPartitions(FtLoad *ld, PartEntry **touched, int64 ntouched)
+LockPartitions(FtLoad *ld, PartEntry **touched, int64 ntouched, bool refresh)
 {
 	qsort(touched, ntouched, sizeof(PartEntry *), CompareEntries);
 	for (int64 t = 0; t < ntouched; t++)
@@ -767,14 +782,21 @@ LockPartitions(FtLoad *ld, PartEntry **touched, int64 ntouched)
 		PartEntry  *e = touched[t];
 		LOCKTAG		tag;
 		uint64		v;
+		uint64		r;
 
 		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) ld->target,
 							 e->hash, FT_LOCK_KIND);
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		if (!refresh)
+			continue;
 		v = pg_atomic_read_u64(VersionOf(ld->target, e->hash));
+		r = pg_atomic_read_u64(ResetOf(ld->target, e->hash));
+		if (e->reset != r)
+			e->valid = false;
 		if (!e->valid || e->version != v)
 			Refresh(ld, e);
 		e->version = v;
+		e->reset = r;
 	}
 }
 
@@ -1157,7 +1179,7 @@ LoadAsOwner(void *arg)
 	}
 
 	/* lock the partitions, in hash order, then bring their states up */
-	LockPartitions(ld, touched, ntouched);
+	LockPartitions(ld, touched, ntouched, true);
 
 	/* pass 2: the features of each row, written as they come */
 	WriterBegin(ld, &w, OutputDesc(spec, ld->desc));
@@ -1232,6 +1254,88 @@ LoadAsOwner(void *arg)
 }
 
 /*
+ * The work of a delete, as the feature table's owner, SPI connected: the
+ * feature rows of the deleted source rows go, matched by the source's
+ * primary key (which the feature table must keep), under the locks of
+ * their partitions; every backend's state of those partitions is then
+ * rebuilt from the rows left (the reset counters), so the rows that
+ * arrive next get the features feature_sql gives them over what remains.
+ * The features of rows that arrived after a deleted one keep the values
+ * they were computed with (features are computed once, on arrival).
+ */
+static void
+DeleteAsOwner(void *arg)
+{
+	FtLoad	   *ld = (FtLoad *) arg;
+	Relation	source = ld->source;
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(ld->desc, &TTSOpsMinimalTuple);
+	Bitmapset  *pk = RelationGetIndexAttrBitmap(source, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	PartEntry **rowpart;
+	PartEntry **touched;
+	int64		ntouched;
+	int64		n;
+	int			ptr;
+	int			a = -1;
+	int			rc;
+	StringInfoData sql;
+
+	/* the primary key, kept: how a source row names its feature row */
+	if (bms_is_empty(pk))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot delete from table \"%s\": it has no primary key to find the rows of feature table \"%s\" by",
+						RelationGetRelationName(source), ld->name),
+				 errhint("Add a primary key to the source and keep its columns in the feature table, or drop the feature table first.")));
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "DELETE FROM %s f USING streamml_old_rows o WHERE true",
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(ld->target)),
+												get_rel_name(ld->target)));
+	while ((a = bms_next_member(pk, a)) >= 0)
+	{
+		AttrNumber	att = a + FirstLowInvalidHeapAttributeNumber;
+		bool		kept = false;
+		const char *col = NameStr(TupleDescAttr(ld->desc, att - 1)->attname);
+
+		for (int k = 0; k < ld->spec->nkeep; k++)
+			kept |= ld->spec->keep[k] == att;
+		if (!kept)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot delete from table \"%s\": feature table \"%s\" does not keep its primary key column \"%s\"",
+							RelationGetRelationName(source), ld->name, col),
+					 errhint("Re-create the feature table with the primary key's columns in \"keep\", or drop it first.")));
+		appendStringInfo(&sql, " AND f.%s OPERATOR(pg_catalog.=) o.%s",
+						 quote_identifier(col), quote_identifier(col));
+	}
+
+	ld->cache = GetCache(ld);
+	ResolveKeyFunctions(ld);
+	FtStatement++;
+	ptr = tuplestore_alloc_read_pointer(ld->rows, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(ld->rows, ptr);
+	n = CollectPartitions(ld, slot, &rowpart, &touched, &ntouched);
+	ExecDropSingleTupleTableSlot(slot);
+	tuplestore_select_read_pointer(ld->rows, 0);
+	if (n == 0)
+		return;
+	LockPartitions(ld, touched, ntouched, false);
+
+	if (SPI_register_trigger_data(ld->deleted) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "cannot register the deleted rows");
+	rc = SPI_execute(sql.data, false, 0);
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "feature rows not deleted: %s", SPI_result_code_string(rc));
+
+	/* every backend rebuilds these partitions' states before its next row */
+	for (int64 t = 0; t < ntouched; t++)
+	{
+		pg_atomic_add_fetch_u64(ResetOf(ld->target, touched[t]->hash), 1);
+		pg_atomic_add_fetch_u64(VersionOf(ld->target, touched[t]->hash), 1);
+		touched[t]->valid = false;
+	}
+}
+
+/*
  * Computes and writes the features of rows (each with source's columns,
  * desc) into feature table target, as its owner.  The rows are in arrival
  * order: a statement's transition table, or the back-fill's batches.
@@ -1239,7 +1343,8 @@ LoadAsOwner(void *arg)
  */
 static void
 FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
-						TupleDesc desc, const char *trigger_name)
+						TupleDesc desc, const char *trigger_name,
+						TriggerData *deleted)
 {
 	FtLoad		ld;
 	Datum		arg = ObjectIdGetDatum(target);
@@ -1255,6 +1360,7 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 	ld.source = source;
 	ld.rows = rows;
 	ld.desc = desc;
+	ld.deleted = deleted;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1271,7 +1377,10 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 	ld.name = SPI_getvalue(tup, td, 1);
 	ld.owner = DatumGetObjectId(SPI_getbinval(tup, td, 2, &isnull));
 	if (DatumGetObjectId(SPI_getbinval(tup, td, 3, &isnull)) != RelationGetRelid(source) ||
-		(trigger_name && strcmp(trigger_name, SPI_getvalue(tup, td, 5)) != 0))
+		(trigger_name &&
+		 strcmp(trigger_name, deleted ?
+				psprintf("%s" FT_DELETE_SUFFIX, SPI_getvalue(tup, td, 5)) :
+				SPI_getvalue(tup, td, 5)) != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("trigger does not belong to feature table \"%s\"", ld.name),
@@ -1282,7 +1391,7 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 
 	PG_TRY();
 	{
-		RunAsOwner(ld.owner, LoadAsOwner, &ld);
+		RunAsOwner(ld.owner, deleted ? DeleteAsOwner : LoadAsOwner, &ld);
 	}
 	PG_CATCH();
 	{
@@ -1300,7 +1409,7 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 	SPI_finish();
 	INSTR_TIME_SET_CURRENT(duration);
 	INSTR_TIME_SUBTRACT(duration, start);
-	if (ld.nrows > 0)
+	if (ld.nrows > 0 && !deleted)
 		FtStatCount(target, ld.nrows, ld.nlate, INSTR_TIME_GET_MILLISEC(duration));
 }
 
@@ -1309,7 +1418,7 @@ void
 FeatureTableLoad(Oid target, Relation source, Tuplestorestate *rows,
 				 TupleDesc desc)
 {
-	FeatureTableLoadChecked(target, source, rows, desc, NULL);
+	FeatureTableLoadChecked(target, source, rows, desc, NULL, NULL);
 }
 
 PG_FUNCTION_INFO_V1(feature_table_trigger);
@@ -1336,6 +1445,65 @@ feature_table_trigger(PG_FUNCTION_ARGS)
 	target = atooid(td->tg_trigger->tgargs[0]);
 	FeatureTableLoadChecked(target, td->tg_relation, td->tg_newtable,
 							RelationGetDescr(td->tg_relation),
-							td->tg_trigger->tgname);
+							td->tg_trigger->tgname, NULL);
+	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(feature_table_delete_trigger);
+
+/*
+ * SQL streamml.feature_table_delete_trigger(): the AFTER DELETE statement
+ * trigger on a feature table's source (argument: the feature table's oid);
+ * deletes the feature rows of the deleted rows (DeleteAsOwner).
+ */
+Datum
+feature_table_delete_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
+		!TRIGGER_FIRED_BY_DELETE(td->tg_event) ||
+		td->tg_oldtable == NULL || td->tg_trigger->tgnargs != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("feature_table_delete_trigger must be an AFTER DELETE statement trigger with an OLD TABLE"),
+				 errhint("Use streamml.create_feature_table.")));
+	if (tuplestore_tuple_count(td->tg_oldtable) == 0)
+		return PointerGetDatum(NULL);
+	FeatureTableLoadChecked(atooid(td->tg_trigger->tgargs[0]), td->tg_relation,
+							td->tg_oldtable, RelationGetDescr(td->tg_relation),
+							td->tg_trigger->tgname, td);
+	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(feature_table_update_trigger);
+
+/*
+ * SQL streamml.feature_table_update_trigger(): the BEFORE UPDATE row
+ * trigger on a feature table's source, which fires (its WHEN clause) only
+ * for an UPDATE that changes a column the feature table keeps: those
+ * columns (partition_by, order_by and the "of" columns among them) made
+ * the row's features and the features of the rows after it, so changing
+ * them is refused.  Arguments: the feature table's oid and name.
+ */
+Datum
+feature_table_update_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_UPDATE(td->tg_event) ||
+		td->tg_trigger->tgnargs != 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("feature_table_update_trigger must be an UPDATE trigger"),
+				 errhint("Use streamml.create_feature_table.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot change columns of table \"%s\" that feature table \"%s\" keeps",
+					RelationGetRelationName(td->tg_relation), td->tg_trigger->tgargs[1]),
+			 errdetail("A row's features, and those of the rows after it in its partition, were computed from the values it had when it arrived."),
+			 errhint("Delete the row and insert the corrected one (it arrives anew), or drop and re-create the feature table to compute every feature again.")));
 	return PointerGetDatum(NULL);
 }

@@ -60,6 +60,7 @@
 #include <math.h>
 
 #include "access/heapam.h"
+#include "access/hio.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -998,7 +999,17 @@ WriterBegin(FtLoad *ld, FtWriter *w, TupleDesc outdesc)
 		ExecBSInsertTriggers(w->estate, w->rri);
 	}
 	w->slots = palloc0(sizeof(TupleTableSlot *) * FT_BUFFERED_ROWS);
-	w->bistate = GetBulkInsertState();
+	/*
+	 * A BulkInsertState keeps the page being filled pinned across rows.  Not
+	 * GetBulkInsertState's ring of 16 MB (BAS_BULKWRITE), made for one big
+	 * COPY: a feature table grows by a batch at a time, and with the ring
+	 * each statement past the first 16 MB writes out the ring's pages
+	 * itself, flushing WAL up to them, where an INSERT leaves its pages in
+	 * shared buffers for the checkpointer and the next catch-up reads.
+	 */
+	w->bistate = palloc0(sizeof(BulkInsertStateData));
+	w->bistate->strategy = NULL;
+	w->bistate->current_buf = InvalidBuffer;
 }
 
 /* Writes the buffered rows, then their index entries and AFTER ROW triggers. */

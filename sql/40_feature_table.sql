@@ -397,3 +397,40 @@ UPDATE ftt.ud SET v = 0 WHERE id = 1;
 DELETE FROM ftt.ud;
 SELECT streamml.drop_feature_table('ftt.f_ud2');
 SELECT streamml.drop_feature_table('ftt.f_ud3');
+
+-- The feature table's own defaults, generated columns, constraints, unique
+-- index and triggers apply to the rows the source's statements write into
+-- it: in bulk, AFTER ROW and statement triggers (with transition tables)
+-- fire as for COPY; with a BEFORE ROW trigger the rows go through INSERT.
+CREATE TABLE ftt.w (id int PRIMARY KEY, s text, ts int, v float8);
+SELECT streamml.create_feature_table('ftt.f_w', 'ftt.w', $${
+  "partition_by": "s", "order_by": "ts", "keep": ["id", "s", "ts", "v"],
+  "features": {"l": {"fn": "lag", "of": "v"}}}$$);
+ALTER TABLE ftt.f_w ADD COLUMN note text DEFAULT 'new',
+	ADD COLUMN l2 float8 GENERATED ALWAYS AS (l * 2) STORED,
+	ADD CONSTRAINT l_small CHECK (l < 100);
+CREATE TABLE ftt.w_log (what text, n bigint);
+CREATE FUNCTION ftt.w_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO ftt.w_log VALUES ('row ' || NEW.id || ' ' || NEW.note, NEW.arrival_seq); RETURN NULL; END $$;
+CREATE FUNCTION ftt.w_stmt() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO ftt.w_log SELECT 'statement', count(*) FROM new_rows; RETURN NULL; END $$;
+CREATE TRIGGER w_row AFTER INSERT ON ftt.f_w FOR EACH ROW EXECUTE FUNCTION ftt.w_row();
+CREATE TRIGGER w_stmt AFTER INSERT ON ftt.f_w REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION ftt.w_stmt();
+INSERT INTO ftt.w VALUES (1, 'a', 1, 10), (2, 'a', 2, 20), (3, 'b', 1, 30);
+SELECT id, arrival_seq, l, note, l2 FROM ftt.f_w ORDER BY id;
+-- a row written by hand takes an arrival_seq: the unique index refuses the
+-- next row's rather than let a feature go wrong
+INSERT INTO ftt.f_w (id, s, ts, v, arrival_seq, late) VALUES (99, 'a', 9, 1, 3, false);
+INSERT INTO ftt.w VALUES (6, 'a', 3, 1);
+DELETE FROM ftt.f_w WHERE id = 99;
+-- a CHECK constraint of the feature table fails the source's statement
+INSERT INTO ftt.w VALUES (4, 'b', 2, 500), (5, 'b', 3, 1);
+INSERT INTO ftt.w VALUES (6, 'a', 3, 1);
+CREATE FUNCTION ftt.w_before() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.note := 'before ' || NEW.id; RETURN NEW; END $$;
+CREATE TRIGGER w_before BEFORE INSERT ON ftt.f_w FOR EACH ROW EXECUTE FUNCTION ftt.w_before();
+INSERT INTO ftt.w VALUES (7, 'a', 4, 40), (8, 'b', 4, 50);
+SELECT id, arrival_seq, l, note, l2 FROM ftt.f_w ORDER BY id;
+SELECT * FROM ftt.w_log ORDER BY what;
+SELECT streamml.drop_feature_table('ftt.f_w');

@@ -7,11 +7,20 @@
  * fires for every path that inserts rows: INSERT, COPY, a stream's loader
  * (which fires statement triggers with transition tables as COPY does), a
  * trigger.  It reads the transition table directly, computes each row's
- * features from its partition's state (featurestate.c) and writes all the
- * statement's feature rows with one INSERT ... SELECT from an ephemeral
- * named relation, so the feature table's own triggers, constraints and
- * indexes apply (a scorer's trigger fires in turn).  It runs as the feature
- * table's owner, in a security-restricted operation, whoever inserted.
+ * features from its partition's state (featurestate.c) and writes the
+ * statement's feature rows in bulk as COPY does (FtWriter: multi-inserts,
+ * then index entries, constraints and the feature table's own AFTER ROW
+ * and statement triggers, so a scorer's trigger fires in turn), or, when
+ * the feature table has BEFORE ROW triggers, row-level security or
+ * volatile defaults, with one INSERT ... SELECT from an ephemeral named
+ * relation.  It runs as the feature table's owner, in a
+ * security-restricted operation, whoever inserted.
+ *
+ * Two more triggers follow the source's other changes: an AFTER DELETE
+ * statement trigger deletes the deleted rows' feature rows (by the
+ * source's primary key) and makes every backend rebuild those partitions'
+ * states (a shared reset counter per partition, see 2. below); a BEFORE
+ * UPDATE row trigger refuses changes to the kept columns.
  *
  * Design: states cached per backend, validated per partition.
  *
@@ -29,9 +38,10 @@
  *
  *	2. Shared memory holds a version counter per (feature table, partition
  *	   hash), bumped by every statement that wrote the partition, while it
- *	   holds the lock.  A cached state records the version after its own
- *	   last write; if the counter still has that value, nobody wrote since
- *	   and the state is current.  Otherwise (or after a collision of
+ *	   holds the lock, and a reset counter, bumped by a delete: a state
+ *	   built before the last reset is rebuilt, not caught up.  A cached
+ *	   state records the version after its own last write; if the counter
+ *	   still has that value, nobody wrote since and the state is current.  Otherwise (or after a collision of
  *	   hashes, which only costs a query) the state catches up: it reads the
  *	   partition's rows with arrival_seq above its newest, in arrival_seq
  *	   order, from the feature table, with a fresh snapshot taken after the

@@ -340,3 +340,97 @@ INSERT INTO ftt.trades (symbol, ts, price) VALUES ('AAA', '2026-02-02', 1);
 SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ftt.trades'::regclass;
 SELECT streamml.drop_feature_table('ftt.f_all');
 SELECT name FROM streamml.feature_tables ORDER BY name;
+
+-- UPDATE and DELETE of source rows.  An UPDATE that changes a column the
+-- feature table keeps (partition_by, order_by, the "of" columns, the other
+-- kept ones) is refused; others are free.  A DELETE deletes the feature
+-- rows too (found by the source's primary key, which must be kept); the
+-- rows that arrive after it get the features feature_sql gives over what
+-- remains, while the rows already there keep theirs.
+CREATE TABLE ftt.ud (id int PRIMARY KEY, s text, ts int, v float8, note text);
+SELECT streamml.create_feature_table('ftt.f_ud', 'ftt.ud', $${
+  "partition_by": "s", "order_by": "ts", "keep": ["id", "s", "ts", "v"],
+  "features": {"m": {"fn": "mean", "of": "v", "preceding": 2},
+			   "l": {"fn": "lag", "of": "v"},
+			   "e": {"fn": "ewma", "of": "v", "alpha": 0.5},
+			   "n": {"fn": "count", "range": 5}}}$$);
+INSERT INTO ftt.ud SELECT i, CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END, i, i * 1.5
+FROM generate_series(1, 20) i;
+UPDATE ftt.ud SET note = 'checked' WHERE id <= 4;
+UPDATE ftt.ud SET v = v, s = s, note = 'same' WHERE id = 3;
+UPDATE ftt.ud SET v = 0 WHERE id = 3;
+UPDATE ftt.ud SET ts = 100 WHERE id = 3;
+UPDATE ftt.ud SET s = 'c' WHERE id = 3;
+UPDATE ftt.ud SET id = 300 WHERE id = 3;
+SELECT count(*) FILTER (WHERE note IS NOT NULL) AS noted, sum(v) AS v FROM ftt.ud;
+DELETE FROM ftt.ud WHERE id IN (7, 18, 19, 20);
+SELECT (SELECT count(*) FROM ftt.f_ud) AS feature_rows, (SELECT count(*) FROM ftt.ud) AS source_rows,
+	   (SELECT count(*) FROM ftt.f_ud WHERE id IN (7, 18, 19, 20)) AS deleted_left;
+BEGIN;
+INSERT INTO ftt.ud SELECT i, CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END, i, i * 1.5
+FROM generate_series(21, 24) i;
+DELETE FROM ftt.ud WHERE id = 23;
+INSERT INTO ftt.ud SELECT i, CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END, i, i * 1.5
+FROM generate_series(25, 30) i;
+COMMIT;
+SELECT * FROM ftt.compare('ftt.f_ud', 'id',
+	'SELECT * FROM (' || streamml.feature_sql('ftt.f_ud') || ') q WHERE id > 20');
+SELECT id, s, arrival_seq, m, l, e, n FROM ftt.f_ud WHERE id > 14 ORDER BY s, arrival_seq;
+-- without the primary key kept, or without one, a DELETE is refused
+CREATE TABLE ftt.ud2 (id int PRIMARY KEY, s text, ts int, v float8);
+SELECT streamml.create_feature_table('ftt.f_ud2', 'ftt.ud2', $${
+  "partition_by": "s", "order_by": "ts", "keep": ["s", "ts"], "features": {"l": {"fn": "lag", "of": "v"}}}$$);
+INSERT INTO ftt.ud2 VALUES (1, 'a', 1, 1), (2, 'a', 2, 2);
+DELETE FROM ftt.ud2 WHERE id = 1;
+DELETE FROM ftt.ud2 WHERE id = 100;
+CREATE TABLE ftt.ud3 (s text, ts int, v float8);
+SELECT streamml.create_feature_table('ftt.f_ud3', 'ftt.ud3', $${
+  "partition_by": "s", "order_by": "ts", "features": {"l": {"fn": "lag", "of": "v"}}}$$);
+INSERT INTO ftt.ud3 VALUES ('a', 1, 1);
+DELETE FROM ftt.ud3;
+-- the triggers go with the feature table
+SELECT tgname ~ '_(delete|update)$' AS change_trigger, count(*) FROM pg_trigger
+WHERE tgrelid = 'ftt.ud'::regclass GROUP BY 1 ORDER BY 1;
+SELECT streamml.drop_feature_table('ftt.f_ud');
+SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ftt.ud'::regclass;
+UPDATE ftt.ud SET v = 0 WHERE id = 1;
+DELETE FROM ftt.ud;
+SELECT streamml.drop_feature_table('ftt.f_ud2');
+SELECT streamml.drop_feature_table('ftt.f_ud3');
+
+-- The feature table's own defaults, generated columns, constraints, unique
+-- index and triggers apply to the rows the source's statements write into
+-- it: in bulk, AFTER ROW and statement triggers (with transition tables)
+-- fire as for COPY; with a BEFORE ROW trigger the rows go through INSERT.
+CREATE TABLE ftt.w (id int PRIMARY KEY, s text, ts int, v float8);
+SELECT streamml.create_feature_table('ftt.f_w', 'ftt.w', $${
+  "partition_by": "s", "order_by": "ts", "keep": ["id", "s", "ts", "v"],
+  "features": {"l": {"fn": "lag", "of": "v"}}}$$);
+ALTER TABLE ftt.f_w ADD COLUMN note text DEFAULT 'new',
+	ADD COLUMN l2 float8 GENERATED ALWAYS AS (l * 2) STORED,
+	ADD CONSTRAINT l_small CHECK (l < 100);
+CREATE TABLE ftt.w_log (what text, n bigint);
+CREATE FUNCTION ftt.w_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO ftt.w_log VALUES ('row ' || NEW.id || ' ' || NEW.note, NEW.arrival_seq); RETURN NULL; END $$;
+CREATE FUNCTION ftt.w_stmt() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO ftt.w_log SELECT 'statement', count(*) FROM new_rows; RETURN NULL; END $$;
+CREATE TRIGGER w_row AFTER INSERT ON ftt.f_w FOR EACH ROW EXECUTE FUNCTION ftt.w_row();
+CREATE TRIGGER w_stmt AFTER INSERT ON ftt.f_w REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION ftt.w_stmt();
+INSERT INTO ftt.w VALUES (1, 'a', 1, 10), (2, 'a', 2, 20), (3, 'b', 1, 30);
+SELECT id, arrival_seq, l, note, l2 FROM ftt.f_w ORDER BY id;
+-- a row written by hand takes an arrival_seq: the unique index refuses the
+-- next row's rather than let a feature go wrong
+INSERT INTO ftt.f_w (id, s, ts, v, arrival_seq, late) VALUES (99, 'a', 9, 1, 3, false);
+INSERT INTO ftt.w VALUES (6, 'a', 3, 1);
+DELETE FROM ftt.f_w WHERE id = 99;
+-- a CHECK constraint of the feature table fails the source's statement
+INSERT INTO ftt.w VALUES (4, 'b', 2, 500), (5, 'b', 3, 1);
+INSERT INTO ftt.w VALUES (6, 'a', 3, 1);
+CREATE FUNCTION ftt.w_before() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.note := 'before ' || NEW.id; RETURN NEW; END $$;
+CREATE TRIGGER w_before BEFORE INSERT ON ftt.f_w FOR EACH ROW EXECUTE FUNCTION ftt.w_before();
+INSERT INTO ftt.w VALUES (7, 'a', 4, 40), (8, 'b', 4, 50);
+SELECT id, arrival_seq, l, note, l2 FROM ftt.f_w ORDER BY id;
+SELECT * FROM ftt.w_log ORDER BY what;
+SELECT streamml.drop_feature_table('ftt.f_w');

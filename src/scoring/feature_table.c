@@ -7,8 +7,10 @@
  * columns, one float8 column per feature, arrival_seq and late, a unique
  * index on the partition and arrival_seq), a row of
  * streamml.feature_tables_catalog (written only through CatalogExecute)
- * and an AFTER INSERT statement trigger on the source.  The trigger
- * depends on the table, so dropping the table also stops the trigger.
+ * and triggers on the source: AFTER INSERT (the features), AFTER DELETE
+ * (the feature rows go too) and BEFORE UPDATE of the kept columns
+ * (refused).  The triggers depend on the table, so dropping the table
+ * also drops them.
  *
  * Creating one takes SELECT on the source (the features reveal its values)
  * and TRIGGER on it (the source's inserts will run the owner's feature
@@ -37,6 +39,7 @@
 #include "utils/ruleutils.h"
 #include "utils/rel.h"
 #include "utils/regproc.h"
+#include "utils/typcache.h"
 
 #include "pg_streamml.h"
 #include "scoring/features.h"
@@ -145,6 +148,72 @@ Backfill(Oid target, Relation source, FeatureSpec *spec)
 		tuplestore_end(rows);
 	}
 	SPI_cursor_close(portal);
+}
+
+/*
+ * The source's triggers for the other changes of its rows: a DELETE
+ * deletes their feature rows (featureinsert.c's delete trigger), an UPDATE
+ * that changes a kept column (partition_by, order_by, the "of" columns and
+ * the other kept ones) is refused.  Both go with the feature table.
+ */
+static void
+CreateChangeTriggers(Oid source, Oid target, const char *name,
+					 const char *trigger_name, TupleDesc desc, FeatureSpec *spec)
+{
+	StringInfoData sql;
+	StringInfoData cols;
+	StringInfoData when;
+	ObjectAddress tab;
+	const char *suffixes[] = {FT_DELETE_SUFFIX, FT_UPDATE_SUFFIX};
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TRIGGER %s AFTER DELETE ON %s "
+					 "REFERENCING OLD TABLE AS streamml_old_rows "
+					 "FOR EACH STATEMENT EXECUTE FUNCTION streamml.feature_table_delete_trigger('%u')",
+					 quote_identifier(psprintf("%s" FT_DELETE_SUFFIX, trigger_name)),
+					 QualifiedName(source), target);
+	Execute(sql.data, SPI_OK_UTILITY);
+
+	initStringInfo(&cols);
+	initStringInfo(&when);
+	for (int k = 0; k < spec->nkeep; k++)
+	{
+		Form_pg_attribute a = TupleDescAttr(desc, spec->keep[k] - 1);
+		const char *col = quote_identifier(spec->keep_names[k]);
+		TypeCacheEntry *tc = lookup_type_cache(a->atttypid, TYPECACHE_EQ_OPR);
+
+		if (a->attgenerated)
+			continue;			/* follows the columns it is made of */
+		appendStringInfo(&cols, "%s%s", cols.len ? ", " : "", col);
+		if (OidIsValid(tc->eq_opr))
+			appendStringInfo(&when, "%sOLD.%s IS DISTINCT FROM NEW.%s",
+							 when.len ? " OR " : "", col, col);
+		else
+			appendStringInfo(&when, "%strue", when.len ? " OR " : "");
+	}
+	if (cols.len > 0)
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "CREATE TRIGGER %s BEFORE UPDATE OF %s ON %s "
+						 "FOR EACH ROW WHEN (%s) "
+						 "EXECUTE FUNCTION streamml.feature_table_update_trigger('%u', %s)",
+						 quote_identifier(psprintf("%s" FT_UPDATE_SUFFIX, trigger_name)),
+						 cols.data, QualifiedName(source), when.data, target,
+						 quote_literal_cstr(name));
+		Execute(sql.data, SPI_OK_UTILITY);
+	}
+
+	ObjectAddressSet(tab, RelationRelationId, target);
+	for (int i = 0; i < lengthof(suffixes); i++)
+	{
+		Oid			t = get_trigger_oid(source, psprintf("%s%s", trigger_name, suffixes[i]), true);
+		ObjectAddress trig;
+
+		if (!OidIsValid(t))
+			continue;
+		ObjectAddressSet(trig, TriggerRelationId, t);
+		recordDependencyOn(&trig, &tab, DEPENDENCY_AUTO);
+	}
 }
 
 PG_FUNCTION_INFO_V1(create_feature_table);
@@ -267,6 +336,7 @@ create_feature_table(PG_FUNCTION_ARGS)
 	ObjectAddressSet(trig, TriggerRelationId, get_trigger_oid(source, trigger_name, false));
 	ObjectAddressSet(tab, RelationRelationId, target);
 	recordDependencyOn(&trig, &tab, DEPENDENCY_AUTO);
+	CreateChangeTriggers(source, target, name, trigger_name, desc, spec);
 
 	{
 		Datum		args[6] = {
@@ -311,14 +381,21 @@ FeatureTableRemove(const char *name)
 		Execute(psprintf("DROP TABLE %s", QualifiedName(target)), SPI_OK_UTILITY);
 	if (get_rel_name(source) != NULL)
 	{
-		Oid			trig = get_trigger_oid(source, trigger_name, true);
+		const char *names[] = {trigger_name,
+			psprintf("%s" FT_DELETE_SUFFIX, trigger_name),
+		psprintf("%s" FT_UPDATE_SUFFIX, trigger_name)};
 
-		if (OidIsValid(trig))
+		for (int i = 0; i < lengthof(names); i++)
 		{
-			ObjectAddress obj;
+			Oid			trig = get_trigger_oid(source, names[i], true);
 
-			ObjectAddressSet(obj, TriggerRelationId, trig);
-			performDeletion(&obj, DROP_RESTRICT, 0);
+			if (OidIsValid(trig))
+			{
+				ObjectAddress obj;
+
+				ObjectAddressSet(obj, TriggerRelationId, trig);
+				performDeletion(&obj, DROP_RESTRICT, 0);
+			}
 		}
 	}
 	CatalogExecute("DELETE FROM streamml.feature_tables_catalog "

@@ -29,6 +29,20 @@ CREATE FUNCTION streamml.feature_table_trigger()
 COMMENT ON FUNCTION streamml.feature_table_trigger() IS
 	'the AFTER INSERT statement trigger that writes the features of a source''s new rows into its feature table';
 
+CREATE FUNCTION streamml.feature_table_delete_trigger()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'feature_table_delete_trigger'
+	LANGUAGE C;
+COMMENT ON FUNCTION streamml.feature_table_delete_trigger() IS
+	'the AFTER DELETE statement trigger that deletes the feature rows of a source''s deleted rows, by the source''s primary key';
+
+CREATE FUNCTION streamml.feature_table_update_trigger()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'feature_table_update_trigger'
+	LANGUAGE C;
+COMMENT ON FUNCTION streamml.feature_table_update_trigger() IS
+	'the BEFORE UPDATE row trigger that refuses changes to the columns a feature table keeps from its source';
+
 CREATE FUNCTION streamml.create_feature_table(name pg_catalog.text, source pg_catalog.regclass, spec pg_catalog.jsonb)
 	RETURNS pg_catalog.regclass
 	AS 'MODULE_PATHNAME', 'create_feature_table'

@@ -7,11 +7,20 @@
  * fires for every path that inserts rows: INSERT, COPY, a stream's loader
  * (which fires statement triggers with transition tables as COPY does), a
  * trigger.  It reads the transition table directly, computes each row's
- * features from its partition's state (featurestate.c) and writes all the
- * statement's feature rows with one INSERT ... SELECT from an ephemeral
- * named relation, so the feature table's own triggers, constraints and
- * indexes apply (a scorer's trigger fires in turn).  It runs as the feature
- * table's owner, in a security-restricted operation, whoever inserted.
+ * features from its partition's state (featurestate.c) and writes the
+ * statement's feature rows in bulk as COPY does (FtWriter: multi-inserts,
+ * then index entries, constraints and the feature table's own AFTER ROW
+ * and statement triggers, so a scorer's trigger fires in turn), or, when
+ * the feature table has BEFORE ROW triggers, row-level security or
+ * volatile defaults, with one INSERT ... SELECT from an ephemeral named
+ * relation.  It runs as the feature table's owner, in a
+ * security-restricted operation, whoever inserted.
+ *
+ * Two more triggers follow the source's other changes: an AFTER DELETE
+ * statement trigger deletes the deleted rows' feature rows (by the
+ * source's primary key) and makes every backend rebuild those partitions'
+ * states (a shared reset counter per partition, see 2. below); a BEFORE
+ * UPDATE row trigger refuses changes to the kept columns.
  *
  * Design: states cached per backend, validated per partition.
  *
@@ -29,9 +38,10 @@
  *
  *	2. Shared memory holds a version counter per (feature table, partition
  *	   hash), bumped by every statement that wrote the partition, while it
- *	   holds the lock.  A cached state records the version after its own
- *	   last write; if the counter still has that value, nobody wrote since
- *	   and the state is current.  Otherwise (or after a collision of
+ *	   holds the lock, and a reset counter, bumped by a delete: a state
+ *	   built before the last reset is rebuilt, not caught up.  A cached
+ *	   state records the version after its own last write; if the counter
+ *	   still has that value, nobody wrote since and the state is current.  Otherwise (or after a collision of
  *	   hashes, which only costs a query) the state catches up: it reads the
  *	   partition's rows with arrival_seq above its newest, in arrival_seq
  *	   order, from the feature table, with a fresh snapshot taken after the
@@ -59,17 +69,25 @@
 
 #include <math.h>
 
+#include "access/heapam.h"
+#include "access/hio.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "common/hashfn.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
 #include "port/atomics.h"
+#include "rewrite/rewriteHandler.h"
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
@@ -82,6 +100,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/rls.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
@@ -95,6 +114,8 @@
 #define FT_STAT_SLOTS 128
 /* The advisory lock tag's fourth field for feature table partitions. */
 #define FT_LOCK_KIND 3
+/* Feature rows buffered per table_multi_insert, as COPY buffers them. */
+#define FT_BUFFERED_ROWS 1000
 
 typedef struct FtStat
 {
@@ -114,6 +135,7 @@ typedef struct FtShared
 {
 	LWLock	   *lock;			/* the statistics */
 	pg_atomic_uint64 version[FT_VERSION_SLOTS];
+	pg_atomic_uint64 reset[FT_VERSION_SLOTS];	/* bumped by deletes */
 	FtStat		stats[FT_STAT_SLOTS];
 } FtShared;
 
@@ -131,6 +153,7 @@ typedef struct PartEntry
 	bool		valid;			/* false: rebuild before use */
 	uint64		version;		/* the shared counter after our last look */
 	uint64		stmt;			/* the statement that last touched it */
+	uint64		reset;			/* the shared reset counter it was built at */
 } PartEntry;
 
 typedef struct PartBucket
@@ -167,9 +190,42 @@ typedef struct FtLoad
 	TupleDesc	desc;
 	FeatureSpec *spec;
 	FtCache    *cache;
+	FmgrInfo  **hash_fn;		/* per partition_by column, per statement */
+	FmgrInfo  **eq_fn;
+	Oid		   *colls;
+	TriggerData *deleted;		/* a delete's trigger data, or NULL */
 	int64		nrows;
 	int64		nlate;
 } FtLoad;
+
+/*
+ * How a statement writes its feature rows.  In bulk (table_multi_insert
+ * with a BulkInsertState, then index entries and AFTER ROW triggers, as
+ * COPY FROM does), unless the feature table has BEFORE ROW or INSTEAD OF
+ * triggers, row-level security that applies to its owner, volatile column
+ * defaults, or a column whose type is no longer the one we write: then
+ * with one INSERT ... SELECT from the statement's rows (use_sql), which
+ * fires and applies them all as an INSERT does.
+ */
+typedef struct FtWriter
+{
+	bool		use_sql;
+	int			natts_out;		/* kept columns, arrival_seq, late, features */
+	/* SQL path */
+	TupleDesc	outdesc;
+	Tuplestorestate *out;
+	/* bulk path */
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TransitionCaptureState *tcs;
+	BulkInsertState bistate;
+	bool		triggers;
+	AttrNumber *col;			/* target attnum of each output column */
+	ExprState **defaults;		/* per target column not written, or NULL */
+	TupleTableSlot **slots;
+	int			nbuffered;
+} FtWriter;
 
 /* Asks for the shared memory; from the shmem_request_hook. */
 static void
@@ -196,7 +252,10 @@ FtShmemStartup(void)
 		memset(Ft, 0, sizeof(FtShared));
 		Ft->lock = &(GetNamedLWLockTranche("pg_streamml feature tables"))->lock;
 		for (int i = 0; i < FT_VERSION_SLOTS; i++)
+		{
 			pg_atomic_init_u64(&Ft->version[i], 0);
+			pg_atomic_init_u64(&Ft->reset[i], 0);
+		}
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -368,41 +427,57 @@ feature_table_stats(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* Hash of a partition key (the row's partition_by values). */
-static uint32
-KeyHash(FeatureSpec *spec, Datum *key, Oid *colls)
+/*
+ * Looks up, once per statement, the hash and equality functions of the
+ * partition_by columns, so that rows need no type cache look-up.
+ */
+static void
+ResolveKeyFunctions(FtLoad *ld)
 {
-	uint32		h = 0;
+	FeatureSpec *spec = ld->spec;
+	int			n = Max(spec->npart, 1);
 
+	ld->hash_fn = palloc(sizeof(FmgrInfo *) * n);
+	ld->eq_fn = palloc(sizeof(FmgrInfo *) * n);
+	ld->colls = palloc(sizeof(Oid) * n);
 	for (int i = 0; i < spec->npart; i++)
 	{
 		TypeCacheEntry *tc = lookup_type_cache(spec->part_types[i],
-											   TYPECACHE_HASH_PROC_FINFO);
+											   TYPECACHE_HASH_PROC_FINFO |
+											   TYPECACHE_EQ_OPR_FINFO);
 
-		if (!OidIsValid(tc->hash_proc))
+		if (!OidIsValid(tc->hash_proc) || !OidIsValid(tc->eq_opr))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_FUNCTION),
 					 errmsg("partition_by column \"%s\" has a type without a hash function",
 							spec->part_names[i])));
-		h = hash_combine(h, DatumGetUInt32(FunctionCall1Coll(&tc->hash_proc_finfo,
-															 colls[i], key[i])));
+		/* type cache entries live as long as the backend */
+		ld->hash_fn[i] = &tc->hash_proc_finfo;
+		ld->eq_fn[i] = &tc->eq_opr_finfo;
+		ld->colls[i] = TupleDescAttr(ld->desc, spec->part[i] - 1)->attcollation;
 	}
+}
+
+/* Hash of a partition key (the row's partition_by values). */
+static uint32
+KeyHash(FtLoad *ld, Datum *key)
+{
+	uint32		h = 0;
+
+	for (int i = 0; i < ld->spec->npart; i++)
+		h = hash_combine(h, DatumGetUInt32(FunctionCall1Coll(ld->hash_fn[i],
+															 ld->colls[i], key[i])));
 	return h;
 }
 
 /* Whether two partition keys are equal. */
 static bool
-KeyEqual(FeatureSpec *spec, Datum *a, Datum *b, Oid *colls)
+KeyEqual(FtLoad *ld, Datum *a, Datum *b)
 {
-	for (int i = 0; i < spec->npart; i++)
-	{
-		TypeCacheEntry *tc = lookup_type_cache(spec->part_types[i],
-											   TYPECACHE_EQ_OPR_FINFO);
-
-		if (!DatumGetBool(FunctionCall2Coll(&tc->eq_opr_finfo, colls[i],
+	for (int i = 0; i < ld->spec->npart; i++)
+		if (!DatumGetBool(FunctionCall2Coll(ld->eq_fn[i], ld->colls[i],
 											a[i], b[i])))
 			return false;
-	}
 	return true;
 }
 
@@ -458,6 +533,13 @@ static pg_atomic_uint64 *
 VersionOf(Oid target, uint32 hash)
 {
 	return &Ft->version[hash_combine(hash, (uint32) target) & (FT_VERSION_SLOTS - 1)];
+}
+
+/* The shared reset counter of a partition: a delete removed rows of it. */
+static pg_atomic_uint64 *
+ResetOf(Oid target, uint32 hash)
+{
+	return &Ft->reset[hash_combine(hash, (uint32) target) & (FT_VERSION_SLOTS - 1)];
 }
 
 /* The SELECT list that reads a partition's rows back. */
@@ -648,10 +730,10 @@ Refresh(FtLoad *ld, PartEntry *e)
 
 /* Finds or makes the cached entry of a partition key. */
 static PartEntry *
-FindPartition(FtLoad *ld, Datum *key, Oid *colls, bool *isnew)
+FindPartition(FtLoad *ld, Datum *key, bool *isnew)
 {
 	FeatureSpec *spec = ld->spec;
-	uint32		h = KeyHash(spec, key, colls);
+	uint32		h = KeyHash(ld, key);
 	PartBucket *b;
 	PartEntry  *e;
 	bool		found;
@@ -661,7 +743,7 @@ FindPartition(FtLoad *ld, Datum *key, Oid *colls, bool *isnew)
 	if (!found)
 		b->first = NULL;
 	for (e = b->first; e; e = e->next)
-		if (KeyEqual(spec, e->key, key, colls))
+		if (KeyEqual(ld, e->key, key))
 			return e;
 
 	old = MemoryContextSwitchTo(ld->cache->cxt);
@@ -695,6 +777,40 @@ CompareEntries(const void *a, const void *b)
 	return ha < hb ? -1 : ha > hb ? 1 : 0;
 }
 
+/*
+ * Takes the transaction-level locks of the partitions a statement touches,
+ * in hash order (no deadlock between two statements), and tells for each
+ * whether its state is current: a delete since it was built (the reset
+ * counter moved) forces a rebuild, rows written by others a catch-up.
+ * With refresh false (a delete) the states are only locked.
+ */
+static void
+LockPartitions(FtLoad *ld, PartEntry **touched, int64 ntouched, bool refresh)
+{
+	qsort(touched, ntouched, sizeof(PartEntry *), CompareEntries);
+	for (int64 t = 0; t < ntouched; t++)
+	{
+		PartEntry  *e = touched[t];
+		LOCKTAG		tag;
+		uint64		v;
+		uint64		r;
+
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) ld->target,
+							 e->hash, FT_LOCK_KIND);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		if (!refresh)
+			continue;
+		v = pg_atomic_read_u64(VersionOf(ld->target, e->hash));
+		r = pg_atomic_read_u64(ResetOf(ld->target, e->hash));
+		if (e->reset != r)
+			e->valid = false;
+		if (!e->valid || e->version != v)
+			Refresh(ld, e);
+		e->version = v;
+		e->reset = r;
+	}
+}
+
 /* The output row's descriptor: kept columns, arrival_seq, late, features. */
 static TupleDesc
 OutputDesc(FeatureSpec *spec, TupleDesc src)
@@ -716,46 +832,23 @@ OutputDesc(FeatureSpec *spec, TupleDesc src)
 	return d;
 }
 
-/* The work of a load, as the feature table's owner, SPI connected. */
-static void
-LoadAsOwner(void *arg)
+/*
+ * Reads the statement's rows (from the selected read pointer, rewound) and
+ * finds or makes the cached entry of each row's partition: *rowpart gets
+ * one per row, *touched each partition once.  Returns the number of rows.
+ */
+static int64
+CollectPartitions(FtLoad *ld, TupleTableSlot *slot, PartEntry ***rowpart_out,
+				  PartEntry ***touched_out, int64 *ntouched_out)
 {
-	FtLoad	   *ld = (FtLoad *) arg;
 	FeatureSpec *spec = ld->spec;
-	TupleTableSlot *slot = MakeSingleTupleTableSlot(ld->desc, &TTSOpsMinimalTuple);
-	Oid		   *colls = palloc(sizeof(Oid) * Max(spec->npart, 1));
 	Datum	   *key = palloc(sizeof(Datum) * Max(spec->npart, 1));
 	int64		cap = 1024;
 	int64		n = 0;
+	int64		ntouched = 0;
 	PartEntry **rowpart = palloc(sizeof(PartEntry *) * cap);
 	PartEntry **touched = palloc(sizeof(PartEntry *) * cap);
-	int64		ntouched = 0;
-	int			ptr;
-	TupleDesc	outdesc;
-	Tuplestorestate *out;
-	int			natts_out = spec->nkeep + 2 + spec->nfeatures;
-	Datum	   *ov = palloc(sizeof(Datum) * natts_out);
-	bool	   *on = palloc(sizeof(bool) * natts_out);
-	double	   *vals = palloc(sizeof(double) * Max(spec->nof, 1));
-	bool	   *nulls = palloc(sizeof(bool) * Max(spec->nof, 1));
-	double	   *fv = palloc(sizeof(double) * spec->nfeatures);
-	bool	   *fn = palloc(sizeof(bool) * spec->nfeatures);
-	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
-												 "pg_streamml feature row",
-												 ALLOCSET_DEFAULT_SIZES);
-	MemoryContext old;
-	EphemeralNamedRelation enr;
-	StringInfoData sql;
-	int			rc;
 
-	ld->cache = GetCache(ld);
-	FtStatement++;
-	for (int i = 0; i < spec->npart; i++)
-		colls[i] = TupleDescAttr(ld->desc, spec->part[i] - 1)->attcollation;
-
-	/* pass 1: the partitions of the rows */
-	ptr = tuplestore_alloc_read_pointer(ld->rows, EXEC_FLAG_REWIND);
-	tuplestore_select_read_pointer(ld->rows, ptr);
 	tuplestore_rescan(ld->rows);
 	while (tuplestore_gettupleslot(ld->rows, true, false, slot))
 	{
@@ -774,7 +867,7 @@ LoadAsOwner(void *arg)
 								spec->part_names[i], ld->name),
 						 errdetail("Every row of a feature table's source needs a partition.")));
 		}
-		e = FindPartition(ld, key, colls, &isnew);
+		e = FindPartition(ld, key, &isnew);
 		if (n == cap)
 		{
 			cap *= 2;
@@ -788,26 +881,329 @@ LoadAsOwner(void *arg)
 			touched[ntouched++] = e;
 		}
 	}
+	*rowpart_out = rowpart;
+	*touched_out = touched;
+	*ntouched_out = ntouched;
+	return n;
+}
 
-	/* lock the partitions, in hash order, then bring their states up */
-	qsort(touched, ntouched, sizeof(PartEntry *), CompareEntries);
-	for (int64 t = 0; t < ntouched; t++)
+/*
+ * Whether the bulk path can write the feature table: see FtWriter.  rel is
+ * open; outdesc is what we write, by column name.
+ */
+static bool
+CanWriteInBulk(FtLoad *ld, Relation rel, TupleDesc outdesc, AttrNumber *col)
+{
+	TupleDesc	tdesc = RelationGetDescr(rel);
+	TriggerDesc *trig = rel->trigdesc;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
+		return false;
+	if (trig && (trig->trig_insert_before_row || trig->trig_insert_instead_row))
+		return false;
+	if (check_enable_rls(RelationGetRelid(rel), ld->owner, false) == RLS_ENABLED)
+		return false;
+	for (int i = 0; i < outdesc->natts; i++)
 	{
-		LOCKTAG		tag;
-		uint64		v;
+		Form_pg_attribute o = TupleDescAttr(outdesc, i);
+		AttrNumber	a = InvalidAttrNumber;
 
-		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) ld->target,
-							 touched[t]->hash, FT_LOCK_KIND);
-		(void) LockAcquire(&tag, ExclusiveLock, false, false);
-		v = pg_atomic_read_u64(VersionOf(ld->target, touched[t]->hash));
-		if (!touched[t]->valid || touched[t]->version != v)
-			Refresh(ld, touched[t]);
-		touched[t]->version = v;
+		for (int k = 0; k < tdesc->natts; k++)
+		{
+			Form_pg_attribute t = TupleDescAttr(tdesc, k);
+
+			if (!t->attisdropped && strcmp(NameStr(t->attname), NameStr(o->attname)) == 0)
+			{
+				a = t->attnum;
+				break;
+			}
+		}
+		/* a column gone, retyped or generated: let INSERT say what is wrong */
+		if (a == InvalidAttrNumber ||
+			TupleDescAttr(tdesc, a - 1)->atttypid != o->atttypid ||
+			TupleDescAttr(tdesc, a - 1)->attgenerated)
+			return false;
+		col[i] = a;
+	}
+	return true;
+}
+
+/*
+ * Opens the feature table for a statement's rows: the bulk path's executor
+ * state (privileges checked as INSERT checks them, for the owner), indexes,
+ * defaults of the columns we do not write and statement triggers, or the
+ * SQL path's tuplestore.
+ */
+static void
+WriterBegin(FtLoad *ld, FtWriter *w, TupleDesc outdesc)
+{
+	RangeTblEntry *rte;
+	TupleDesc	tdesc;
+	bool	   *ours;
+
+	memset(w, 0, sizeof(FtWriter));
+	w->natts_out = outdesc->natts;
+	w->outdesc = outdesc;
+	w->rel = table_open(ld->target, RowExclusiveLock);
+	w->col = palloc(sizeof(AttrNumber) * w->natts_out);
+	tdesc = RelationGetDescr(w->rel);
+	w->use_sql = !CanWriteInBulk(ld, w->rel, outdesc, w->col);
+
+	/* the defaults of the other columns; volatile ones: the SQL path */
+	ours = palloc0(sizeof(bool) * (tdesc->natts + 1));
+	w->defaults = palloc0(sizeof(ExprState *) * tdesc->natts);
+	if (!w->use_sql)
+	{
+		for (int i = 0; i < w->natts_out; i++)
+			ours[w->col[i]] = true;
+		for (int i = 0; i < tdesc->natts && !w->use_sql; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tdesc, i);
+			Node	   *def;
+
+			if (ours[i + 1] || att->attisdropped || att->attgenerated)
+				continue;
+			def = build_column_default(w->rel, i + 1);
+			if (def == NULL)
+				continue;
+			def = (Node *) expression_planner((Expr *) def);
+			/* as in COPY: such a default might read rows not yet written */
+			if (contain_volatile_functions_not_nextval(def))
+				w->use_sql = true;
+			else
+				w->defaults[i] = ExecInitExpr((Expr *) def, NULL);
+		}
+	}
+	if (w->use_sql)
+	{
+		table_close(w->rel, NoLock);
+		w->rel = NULL;
+		w->out = tuplestore_begin_heap(false, false, work_mem);
+		return;
 	}
 
-	/* pass 2: the features of each row, into the output */
-	outdesc = OutputDesc(spec, ld->desc);
-	out = tuplestore_begin_heap(false, false, work_mem);
+	w->estate = CreateExecutorState();
+	w->estate->es_output_cid = GetCurrentCommandId(true);
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = ld->target;
+	rte->relkind = RELKIND_RELATION;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	rte->checkAsUser = ld->owner;
+	for (int i = 0; i < w->natts_out; i++)
+		rte->insertedCols = bms_add_member(rte->insertedCols,
+										   w->col[i] - FirstLowInvalidHeapAttributeNumber);
+	ExecCheckRTPerms(list_make1(rte), true);
+	ExecInitRangeTable(w->estate, list_make1(rte));
+	w->rri = makeNode(ResultRelInfo);
+	ExecInitResultRelation(w->estate, w->rri, 1);
+	ExecOpenIndices(w->rri, false);
+	w->triggers = w->rri->ri_TrigDesc != NULL;
+	if (w->triggers)
+	{
+		/* the feature table's triggers (a scorer's) fire as for COPY */
+		AfterTriggerBeginQuery();
+		w->tcs = MakeTransitionCaptureState(w->rel->trigdesc, ld->target,
+											CMD_INSERT);
+		ExecBSInsertTriggers(w->estate, w->rri);
+	}
+	w->slots = palloc0(sizeof(TupleTableSlot *) * FT_BUFFERED_ROWS);
+	/*
+	 * A BulkInsertState keeps the page being filled pinned across rows.  Not
+	 * GetBulkInsertState's ring of 16 MB (BAS_BULKWRITE), made for one big
+	 * COPY: a feature table grows by a batch at a time, and with the ring
+	 * each statement past the first 16 MB writes out the ring's pages
+	 * itself, flushing WAL up to them, where an INSERT leaves its pages in
+	 * shared buffers for the checkpointer and the next catch-up reads.
+	 */
+	w->bistate = palloc0(sizeof(BulkInsertStateData));
+	w->bistate->strategy = NULL;
+	w->bistate->current_buf = InvalidBuffer;
+}
+
+/* Writes the buffered rows, then their index entries and AFTER ROW triggers. */
+static void
+WriterFlush(FtWriter *w)
+{
+	if (w->nbuffered == 0)
+		return;
+	table_multi_insert(w->rel, w->slots, w->nbuffered, w->estate->es_output_cid,
+					   0, w->bistate);
+	for (int i = 0; i < w->nbuffered; i++)
+	{
+		List	   *recheck = NIL;
+
+		if (w->rri->ri_NumIndices > 0)
+			recheck = ExecInsertIndexTuples(w->rri, w->slots[i], w->estate,
+											false, false, NULL, NIL);
+		if (w->triggers)
+			ExecARInsertTriggers(w->estate, w->rri, w->slots[i], recheck, w->tcs);
+		list_free(recheck);
+		ExecClearTuple(w->slots[i]);
+	}
+	w->nbuffered = 0;
+}
+
+/*
+ * Takes one feature row (values in output column order; they may point
+ * into the source row, which the next row replaces).  Per row: no SPI, no
+ * catalog look-up; the slot copies the values into its own memory.
+ */
+static void
+WriterAdd(FtWriter *w, Datum *ov, bool *on)
+{
+	TupleTableSlot *slot;
+	TupleDesc	tdesc;
+	ExprContext *econtext;
+	MemoryContext old;
+
+	if (w->use_sql)
+	{
+		tuplestore_putvalues(w->out, w->outdesc, ov, on);
+		return;
+	}
+	tdesc = RelationGetDescr(w->rel);
+	if (w->slots[w->nbuffered] == NULL)
+		w->slots[w->nbuffered] = MakeSingleTupleTableSlot(tdesc,
+														  table_slot_callbacks(w->rel));
+	slot = w->slots[w->nbuffered];
+	econtext = GetPerTupleExprContext(w->estate);
+	old = MemoryContextSwitchTo(GetPerTupleMemoryContext(w->estate));
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, sizeof(bool) * tdesc->natts);
+	for (int i = 0; i < w->natts_out; i++)
+	{
+		slot->tts_values[w->col[i] - 1] = ov[i];
+		slot->tts_isnull[w->col[i] - 1] = on[i];
+	}
+	for (int i = 0; i < tdesc->natts; i++)
+		if (w->defaults[i])
+			slot->tts_values[i] = ExecEvalExpr(w->defaults[i], econtext,
+											   &slot->tts_isnull[i]);
+	ExecStoreVirtualTuple(slot);
+	if (w->rel->rd_att->constr)
+	{
+		if (w->rel->rd_att->constr->has_generated_stored)
+			ExecComputeStoredGenerated(w->rri, w->estate, slot, CMD_INSERT);
+		ExecConstraints(w->rri, slot, w->estate);
+	}
+	if (w->rel->rd_rel->relispartition)
+		ExecPartitionCheck(w->rri, slot, w->estate, true);
+	ExecMaterializeSlot(slot);
+	MemoryContextSwitchTo(old);
+	ResetPerTupleExprContext(w->estate);
+	if (++w->nbuffered == FT_BUFFERED_ROWS)
+		WriterFlush(w);
+}
+
+/*
+ * Writes what is left and closes the feature table: the bulk path's last
+ * rows, statement triggers and queued AFTER triggers, or the SQL path's
+ * one INSERT ... SELECT from an ephemeral named relation.
+ */
+static void
+WriterEnd(FtLoad *ld, FtWriter *w, int64 n)
+{
+	EphemeralNamedRelation enr;
+	StringInfoData sql;
+	int			rc;
+
+	if (!w->use_sql)
+	{
+		WriterFlush(w);
+		if (w->triggers)
+		{
+			ExecASInsertTriggers(w->estate, w->rri, w->tcs);
+			AfterTriggerEndQuery(w->estate);
+		}
+		FreeBulkInsertState(w->bistate);
+		for (int i = 0; i < FT_BUFFERED_ROWS && w->slots[i]; i++)
+			ExecDropSingleTupleTableSlot(w->slots[i]);
+		ExecResetTupleTable(w->estate->es_tupleTable, false);
+		ExecCloseResultRelations(w->estate);
+		ExecCloseRangeTableRelations(w->estate);
+		FreeExecutorState(w->estate);
+		table_close(w->rel, NoLock);
+		/* as SPI after an INSERT: a rebuild later in the transaction sees them */
+		CommandCounterIncrement();
+		return;
+	}
+
+	if (n > 0)
+	{
+		enr = palloc0(sizeof(EphemeralNamedRelationData));
+		enr->md.name = "streamml_feature_rows";
+		enr->md.reliddesc = InvalidOid;
+		enr->md.tupdesc = w->outdesc;
+		enr->md.enrtype = ENR_NAMED_TUPLESTORE;
+		enr->md.enrtuples = n;
+		enr->reldata = w->out;
+		rc = SPI_register_relation(enr);
+		if (rc != SPI_OK_REL_REGISTER)
+			elog(ERROR, "cannot register feature rows: %s", SPI_result_code_string(rc));
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "INSERT INTO %s (",
+						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(ld->target)),
+													get_rel_name(ld->target)));
+		for (int i = 0; i < w->natts_out; i++)
+			appendStringInfo(&sql, "%s%s", i ? ", " : "",
+							 quote_identifier(NameStr(TupleDescAttr(w->outdesc, i)->attname)));
+		appendStringInfoString(&sql, ") SELECT * FROM streamml_feature_rows");
+		rc = SPI_execute(sql.data, false, 0);
+		if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
+			elog(ERROR, "feature rows not written: %s", SPI_result_code_string(rc));
+		SPI_unregister_relation(enr->md.name);
+	}
+	tuplestore_end(w->out);
+}
+
+/* The work of a load, as the feature table's owner, SPI connected. */
+static void
+LoadAsOwner(void *arg)
+{
+	FtLoad	   *ld = (FtLoad *) arg;
+	FeatureSpec *spec = ld->spec;
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(ld->desc, &TTSOpsMinimalTuple);
+	int64		n;
+	PartEntry **rowpart;
+	PartEntry **touched;
+	int64		ntouched;
+	int			ptr;
+	FtWriter	w;
+	int			natts_out = spec->nkeep + 2 + spec->nfeatures;
+	Datum	   *ov = palloc(sizeof(Datum) * natts_out);
+	bool	   *on = palloc(sizeof(bool) * natts_out);
+	double	   *vals = palloc(sizeof(double) * Max(spec->nof, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(spec->nof, 1));
+	double	   *fv = palloc(sizeof(double) * spec->nfeatures);
+	bool	   *fn = palloc(sizeof(bool) * spec->nfeatures);
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
+												 "pg_streamml feature row",
+												 ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old;
+
+	ld->cache = GetCache(ld);
+	ResolveKeyFunctions(ld);
+	FtStatement++;
+
+	/* pass 1: the partitions of the rows */
+	ptr = tuplestore_alloc_read_pointer(ld->rows, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(ld->rows, ptr);
+	n = CollectPartitions(ld, slot, &rowpart, &touched, &ntouched);
+	ld->nrows = n;
+	if (n == 0)
+	{
+		ExecDropSingleTupleTableSlot(slot);
+		tuplestore_select_read_pointer(ld->rows, 0);
+		return;
+	}
+
+	/* lock the partitions, in hash order, then bring their states up */
+	LockPartitions(ld, touched, ntouched, true);
+
+	/* pass 2: the features of each row, written as they come */
+	WriterBegin(ld, &w, OutputDesc(spec, ld->desc));
 	tuplestore_rescan(ld->rows);
 	for (int64 r = 0; r < n; r++)
 	{
@@ -818,6 +1214,7 @@ LoadAsOwner(void *arg)
 		bool		late;
 		int			c = 0;
 
+		CHECK_FOR_INTERRUPTS();
 		if (!tuplestore_gettupleslot(ld->rows, true, false, slot))
 			elog(ERROR, "transition table changed while read");
 		old = MemoryContextSwitchTo(rowcxt);
@@ -864,43 +1261,99 @@ LoadAsOwner(void *arg)
 			on[c] = fn[i];
 		}
 		MemoryContextSwitchTo(old);
-		tuplestore_putvalues(out, outdesc, ov, on);
+		WriterAdd(&w, ov, on);
 		MemoryContextReset(rowcxt);
 	}
 	ExecDropSingleTupleTableSlot(slot);
-	ld->nrows = n;
-	if (n == 0)
-		return;
-
-	/* one INSERT for the statement's rows */
-	enr = palloc0(sizeof(EphemeralNamedRelationData));
-	enr->md.name = "streamml_feature_rows";
-	enr->md.reliddesc = InvalidOid;
-	enr->md.tupdesc = outdesc;
-	enr->md.enrtype = ENR_NAMED_TUPLESTORE;
-	enr->md.enrtuples = n;
-	enr->reldata = out;
-	rc = SPI_register_relation(enr);
-	if (rc != SPI_OK_REL_REGISTER)
-		elog(ERROR, "cannot register feature rows: %s", SPI_result_code_string(rc));
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "INSERT INTO %s (",
-					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(ld->target)),
-												get_rel_name(ld->target)));
-	for (int i = 0; i < natts_out; i++)
-		appendStringInfo(&sql, "%s%s", i ? ", " : "",
-						 quote_identifier(NameStr(TupleDescAttr(outdesc, i)->attname)));
-	appendStringInfoString(&sql, ") SELECT * FROM streamml_feature_rows");
-	rc = SPI_execute(sql.data, false, 0);
-	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) n)
-		elog(ERROR, "feature rows not written: %s", SPI_result_code_string(rc));
-	SPI_unregister_relation(enr->md.name);
-	tuplestore_end(out);
+	tuplestore_select_read_pointer(ld->rows, 0);
+	WriterEnd(ld, &w, n);
 
 	/* tell other backends their states of these partitions are behind */
 	for (int64 t = 0; t < ntouched; t++)
 		touched[t]->version =
 			pg_atomic_add_fetch_u64(VersionOf(ld->target, touched[t]->hash), 1);
+}
+
+/*
+ * The work of a delete, as the feature table's owner, SPI connected: the
+ * feature rows of the deleted source rows go, matched by the source's
+ * primary key (which the feature table must keep), under the locks of
+ * their partitions; every backend's state of those partitions is then
+ * rebuilt from the rows left (the reset counters), so the rows that
+ * arrive next get the features feature_sql gives them over what remains.
+ * The features of rows that arrived after a deleted one keep the values
+ * they were computed with (features are computed once, on arrival).
+ */
+static void
+DeleteAsOwner(void *arg)
+{
+	FtLoad	   *ld = (FtLoad *) arg;
+	Relation	source = ld->source;
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(ld->desc, &TTSOpsMinimalTuple);
+	Bitmapset  *pk = RelationGetIndexAttrBitmap(source, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	PartEntry **rowpart;
+	PartEntry **touched;
+	int64		ntouched;
+	int64		n;
+	int			ptr;
+	int			a = -1;
+	int			rc;
+	StringInfoData sql;
+
+	/* the primary key, kept: how a source row names its feature row */
+	if (bms_is_empty(pk))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot delete from table \"%s\": it has no primary key to find the rows of feature table \"%s\" by",
+						RelationGetRelationName(source), ld->name),
+				 errhint("Add a primary key to the source and keep its columns in the feature table, or drop the feature table first.")));
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "DELETE FROM %s f USING streamml_old_rows o WHERE true",
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(ld->target)),
+												get_rel_name(ld->target)));
+	while ((a = bms_next_member(pk, a)) >= 0)
+	{
+		AttrNumber	att = a + FirstLowInvalidHeapAttributeNumber;
+		bool		kept = false;
+		const char *col = NameStr(TupleDescAttr(ld->desc, att - 1)->attname);
+
+		for (int k = 0; k < ld->spec->nkeep; k++)
+			kept |= ld->spec->keep[k] == att;
+		if (!kept)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot delete from table \"%s\": feature table \"%s\" does not keep its primary key column \"%s\"",
+							RelationGetRelationName(source), ld->name, col),
+					 errhint("Re-create the feature table with the primary key's columns in \"keep\", or drop it first.")));
+		appendStringInfo(&sql, " AND f.%s OPERATOR(pg_catalog.=) o.%s",
+						 quote_identifier(col), quote_identifier(col));
+	}
+
+	ld->cache = GetCache(ld);
+	ResolveKeyFunctions(ld);
+	FtStatement++;
+	ptr = tuplestore_alloc_read_pointer(ld->rows, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(ld->rows, ptr);
+	n = CollectPartitions(ld, slot, &rowpart, &touched, &ntouched);
+	ExecDropSingleTupleTableSlot(slot);
+	tuplestore_select_read_pointer(ld->rows, 0);
+	if (n == 0)
+		return;
+	LockPartitions(ld, touched, ntouched, false);
+
+	if (SPI_register_trigger_data(ld->deleted) != SPI_OK_TD_REGISTER)
+		elog(ERROR, "cannot register the deleted rows");
+	rc = SPI_execute(sql.data, false, 0);
+	if (rc != SPI_OK_DELETE)
+		elog(ERROR, "feature rows not deleted: %s", SPI_result_code_string(rc));
+
+	/* every backend rebuilds these partitions' states before its next row */
+	for (int64 t = 0; t < ntouched; t++)
+	{
+		pg_atomic_add_fetch_u64(ResetOf(ld->target, touched[t]->hash), 1);
+		pg_atomic_add_fetch_u64(VersionOf(ld->target, touched[t]->hash), 1);
+		touched[t]->valid = false;
+	}
 }
 
 /*
@@ -911,7 +1364,8 @@ LoadAsOwner(void *arg)
  */
 static void
 FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
-						TupleDesc desc, const char *trigger_name)
+						TupleDesc desc, const char *trigger_name,
+						TriggerData *deleted)
 {
 	FtLoad		ld;
 	Datum		arg = ObjectIdGetDatum(target);
@@ -927,6 +1381,7 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 	ld.source = source;
 	ld.rows = rows;
 	ld.desc = desc;
+	ld.deleted = deleted;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -943,7 +1398,10 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 	ld.name = SPI_getvalue(tup, td, 1);
 	ld.owner = DatumGetObjectId(SPI_getbinval(tup, td, 2, &isnull));
 	if (DatumGetObjectId(SPI_getbinval(tup, td, 3, &isnull)) != RelationGetRelid(source) ||
-		(trigger_name && strcmp(trigger_name, SPI_getvalue(tup, td, 5)) != 0))
+		(trigger_name &&
+		 strcmp(trigger_name, deleted ?
+				psprintf("%s" FT_DELETE_SUFFIX, SPI_getvalue(tup, td, 5)) :
+				SPI_getvalue(tup, td, 5)) != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("trigger does not belong to feature table \"%s\"", ld.name),
@@ -954,7 +1412,7 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 
 	PG_TRY();
 	{
-		RunAsOwner(ld.owner, LoadAsOwner, &ld);
+		RunAsOwner(ld.owner, deleted ? DeleteAsOwner : LoadAsOwner, &ld);
 	}
 	PG_CATCH();
 	{
@@ -972,7 +1430,7 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 	SPI_finish();
 	INSTR_TIME_SET_CURRENT(duration);
 	INSTR_TIME_SUBTRACT(duration, start);
-	if (ld.nrows > 0)
+	if (ld.nrows > 0 && !deleted)
 		FtStatCount(target, ld.nrows, ld.nlate, INSTR_TIME_GET_MILLISEC(duration));
 }
 
@@ -981,7 +1439,7 @@ void
 FeatureTableLoad(Oid target, Relation source, Tuplestorestate *rows,
 				 TupleDesc desc)
 {
-	FeatureTableLoadChecked(target, source, rows, desc, NULL);
+	FeatureTableLoadChecked(target, source, rows, desc, NULL, NULL);
 }
 
 PG_FUNCTION_INFO_V1(feature_table_trigger);
@@ -1008,6 +1466,65 @@ feature_table_trigger(PG_FUNCTION_ARGS)
 	target = atooid(td->tg_trigger->tgargs[0]);
 	FeatureTableLoadChecked(target, td->tg_relation, td->tg_newtable,
 							RelationGetDescr(td->tg_relation),
-							td->tg_trigger->tgname);
+							td->tg_trigger->tgname, NULL);
+	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(feature_table_delete_trigger);
+
+/*
+ * SQL streamml.feature_table_delete_trigger(): the AFTER DELETE statement
+ * trigger on a feature table's source (argument: the feature table's oid);
+ * deletes the feature rows of the deleted rows (DeleteAsOwner).
+ */
+Datum
+feature_table_delete_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
+		!TRIGGER_FIRED_BY_DELETE(td->tg_event) ||
+		td->tg_oldtable == NULL || td->tg_trigger->tgnargs != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("feature_table_delete_trigger must be an AFTER DELETE statement trigger with an OLD TABLE"),
+				 errhint("Use streamml.create_feature_table.")));
+	if (tuplestore_tuple_count(td->tg_oldtable) == 0)
+		return PointerGetDatum(NULL);
+	FeatureTableLoadChecked(atooid(td->tg_trigger->tgargs[0]), td->tg_relation,
+							td->tg_oldtable, RelationGetDescr(td->tg_relation),
+							td->tg_trigger->tgname, td);
+	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(feature_table_update_trigger);
+
+/*
+ * SQL streamml.feature_table_update_trigger(): the BEFORE UPDATE row
+ * trigger on a feature table's source, which fires (its WHEN clause) only
+ * for an UPDATE that changes a column the feature table keeps: those
+ * columns (partition_by, order_by and the "of" columns among them) made
+ * the row's features and the features of the rows after it, so changing
+ * them is refused.  Arguments: the feature table's oid and name.
+ */
+Datum
+feature_table_update_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_UPDATE(td->tg_event) ||
+		td->tg_trigger->tgnargs != 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("feature_table_update_trigger must be an UPDATE trigger"),
+				 errhint("Use streamml.create_feature_table.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot change columns of table \"%s\" that feature table \"%s\" keeps",
+					RelationGetRelationName(td->tg_relation), td->tg_trigger->tgargs[1]),
+			 errdetail("A row's features, and those of the rows after it in its partition, were computed from the values it had when it arrived."),
+			 errhint("Delete the row and insert the corrected one (it arrives anew), or drop and re-create the feature table to compute every feature again.")));
 	return PointerGetDatum(NULL);
 }

@@ -6,8 +6,9 @@
  *	feature_table.c		create/drop, the catalog, feature_sql, the view
  *	featurespec.c		the spec (jsonb) read against the source's columns
  *	featurestate.c		per-partition window state, O(1) per row and feature
- *	featureinsert.c		the statement trigger: locks, state validation,
- *						rebuild from the feature table, the insert
+ *	featureinsert.c		the statement triggers: locks, state validation,
+ *						rebuild from the feature table, the bulk insert,
+ *						deletes, the refusal of updates
  */
 #ifndef STREAMML_FEATURES_H
 #define STREAMML_FEATURES_H
@@ -24,6 +25,9 @@
 /* The columns a feature table adds after the kept ones and the features. */
 #define FT_SEQ_COLUMN "arrival_seq"
 #define FT_LATE_COLUMN "late"
+/* The source's other triggers: the insert trigger's name and these. */
+#define FT_DELETE_SUFFIX "_delete"
+#define FT_UPDATE_SUFFIX "_update"
 
 typedef enum FeatureFn
 {

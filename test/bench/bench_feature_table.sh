@@ -22,6 +22,12 @@
 #     rows' features.  BENCH_ALT_ROWS rows (40k by default) in batches of
 #     1000 into both, timed, and the two results compared (max relative
 #     difference).  Goal: feature table >= 10x faster.
+# (d) Latency of the whole chain at 5,000 messages/s for 10 s: a paced
+#     producer writes the send time into "ts"; stream -> feature table (the
+#     9 features) -> scorer (a per-symbol logistic model of three features,
+#     trained on (a)'s features); latency = commit time of the prediction's
+#     transaction - ts.  Anchor: the same stream alone (commit of the row).
+#     Goal: p99 < 100 ms.  Spark's 5 s micro-batch is the outer anchor.
 #
 # A few minutes on 2 cores with the defaults.
 set -euo pipefail
@@ -32,6 +38,7 @@ WORKERS=${BENCH_WORKERS:-1}
 
 source test/pg-env.sh
 source test/kafka-env.sh || exit 1
+source test/bench/lib_stream.sh
 work=$(mktemp -d /tmp/streamml-bench.XXXXXX)
 chmod 755 "$work"
 cleanup() { pg_env_stop; kafka_env_stop; rm -rf "$work"; }
@@ -95,45 +102,16 @@ BEGIN
 END
 $$;
 CREATE TABLE shape (id bigint, symbol text, ts timestamptz, price float8, qty float8, notional float8);
-CREATE FUNCTION stream_rate(t regclass, OUT rows bigint, OUT batches bigint,
-		OUT seconds float8, OUT rows_per_s float8) LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE format($q$
-		WITH b AS (SELECT pg_xact_commit_timestamp(xmin) AS at, count(*) AS n
-				   FROM %s GROUP BY xmin)
-		SELECT (SELECT sum(n) FROM b)::bigint, (SELECT count(*) FROM b),
-			   extract(epoch FROM max(at) - min(at)),
-			   (sum(n) - (SELECT n FROM b ORDER BY at LIMIT 1))
-				/ extract(epoch FROM max(at) - min(at))
-		FROM b$q$, t) INTO rows, batches, seconds, rows_per_s;
-END
-$$;
 CREATE TABLE staging (LIKE shape);
 SQL
 # the CSV's ts is epoch seconds: load through a float column
 q -c "CREATE TABLE staging_raw (id bigint, symbol text, ts float8, price float8, qty float8, notional float8)"
 q -c "COPY staging_raw FROM '$work/rows.csv' (FORMAT csv)"
 q -c "INSERT INTO staging SELECT id, symbol, to_timestamp(ts), price, qty, notional FROM staging_raw ORDER BY id"
-
-# stream_run TOPIC TABLE: loads the (produced) topic, waits for N rows.
-stream_run()
-{
-	local topic=$1 table=$2
-	q -c "SELECT streamml.create_stream('$table', '$table', '$KAFKA_BROKERS', '$topic',
-		'json', '{\"workers\": $WORKERS}')" >/dev/null
-	local deadline=$((SECONDS + 900))
-	until [ "$(q -c "SELECT coalesce(sum(rows_ingested + rows_rejected), 0) >= $N
-			FROM streamml.stream_stats WHERE stream = '$table'")" = t ]; do
-		((SECONDS < deadline)) || { echo "stream $table stalled" >&2; exit 1; }
-		sleep 0.2
-	done
-	q -c "SELECT streamml.stop_stream('$table')" >/dev/null
-	local check
-	check=$(q -c "SELECT count(*), (SELECT count(*) FROM streamml.dead_letters) FROM $table")
-	[ "$check" = "$N|0" ] || { echo "stream $table loaded $check, expected $N|0" >&2; exit 1; }
-	read -r s_rate s_secs s_batches < <(q -F ' ' -c "SELECT round(rows_per_s),
-		round(seconds::numeric, 2), batches FROM stream_rate('$table')")
-}
+# (b) and (c) read their batches by id: by index, so that neither side of a
+# comparison is mostly a scan of staging
+q -c "CREATE INDEX ON staging (id)" -c "ANALYZE staging"
+stream_rate_create
 
 echo "(a) $N JSON trades, 50 symbols, $WORKERS worker(s): stream alone vs stream -> feature table (9 features)"
 kafka_create_topic ta 25
@@ -142,10 +120,10 @@ produce ta "$work/rows.json"
 produce tb "$work/rows.json"
 q -c "CREATE TABLE plain (LIKE shape); CREATE TABLE trades (LIKE shape)"
 q -c "SELECT streamml.create_feature_table('features', 'trades', '$SPEC9')" >/dev/null
-stream_run ta plain
+stream_run "$N" ta plain
 alone_rate=$s_rate
 alone_secs=$s_secs
-stream_run tb trades
+stream_run "$N" tb trades
 feat_rate=$s_rate
 [ "$(q -c "SELECT count(*) FROM features")" = "$N" ] || { echo "feature table incomplete" >&2; exit 1; }
 printf '    stream alone (anchor):          %8d rows/s (%s s)\n' "$alone_rate" "$alone_secs"
@@ -241,3 +219,73 @@ printf '    trigger recomputing window functions (anchor): %6.2f s = %8.0f rows/
 printf '    feature table:                                  %6.2f s = %8.0f rows/s -> %sx faster (goal >= 10x)\n' \
 	"$ft_s" "$(awk -v n="$ALT" -v s="$ft_s" 'BEGIN { print n / s }')" "$(ratio "$alt_s" "$ft_s")"
 printf '    same result: %s\n' "$same"
+
+echo "(d) latency at 5000 messages/s for 10 s, produce -> committed prediction: stream -> feature table (9 features) -> scorer"
+# a per-symbol logistic model of three features, trained on (a)'s features:
+# does the next trade of the symbol go up
+q >/dev/null <<'SQL'
+CREATE TABLE train AS
+SELECT symbol, ret_1, momentum, vol_30s, up FROM (
+	SELECT symbol, ret_1, momentum, vol_30s,
+		   lead(price) OVER (PARTITION BY symbol ORDER BY arrival_seq) > price AS up
+	  FROM features) x
+ WHERE up IS NOT NULL AND ret_1 IS NOT NULL AND momentum IS NOT NULL AND vol_30s IS NOT NULL;
+SELECT count(*) FROM streamml.train_logreg('up', 'train', 'up',
+	ARRAY['ret_1', 'momentum', 'vol_30s'], '{"group_by": "symbol"}');
+SQL
+# latency_run NAME CHAIN: a stream of NAME at 5000 messages/s for 10 s into
+# a table (LIKE shape) with, when CHAIN is 1, a feature table and a scorer
+# on it; sets l_p50, l_p99, l_max (ms from the send time in "ts" to the
+# commit of the prediction, or of the row without the chain).
+latency_run()
+{
+	local name=$1 chain=$2 target=$1
+	kafka_create_topic "$name" 4
+	q -c "CREATE TABLE $name (LIKE shape)"
+	if [ "$chain" = 1 ]; then
+		q -c "SELECT streamml.create_feature_table('${name}_f', '$name', '$SPEC9')" \
+		  -c "SELECT streamml.create_scorer('${name}_up', '${name}_f', 'up', '{\"into\": \"${name}_preds\", \"key\": \"id\"}')" >/dev/null
+		target=${name}_preds
+	fi
+	q -c "SELECT streamml.create_stream('$name', '$name', '$KAFKA_BROKERS', '$name', 'json', '{\"start\": \"latest\"}')" >/dev/null
+	until [ "$(q -c "SELECT count(*) FROM streamml.offsets o JOIN streamml.streams s ON s.id = o.stream_id WHERE s.name = '$name'")" = 4 ]; do
+		sleep 0.1
+	done
+	perl -MTime::HiRes=time,sleep -e '
+		$| = 1;
+		my ($rate, $secs) = @ARGV;
+		my $t0 = time;
+		my ($sent, $total) = (0, $rate * $secs);
+		my %p = map { $_ => 100 + $_ } 0 .. 49;
+		while ($sent < $total) {
+			my $due = int((time - $t0) * $rate) + 1;
+			$due = $total if $due > $total;
+			while ($sent < $due) {
+				$sent++;
+				my $k = $sent % 50;
+				$p{$k} += rand() - 0.5;
+				printf qq(S%d\t{"id": %d, "symbol": "S%d", "ts": %.6f, "price": %.4f, "qty": 1, "notional": %.4f}\n),
+					$k, $sent, $k, time, $p{$k}, $p{$k};
+			}
+			sleep 0.001;
+		}' 5000 10 |
+		kcat -P -b "$KAFKA_BROKERS" -t "$name" -K $'\t' -X linger.ms=1
+	until [ "$(q -c "SELECT count(*) FROM $target")" = 50000 ]; do sleep 0.2; done
+	read -r l_p50 l_p99 l_max < <(q -F ' ' -c "
+		SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY c)::numeric, 1),
+			   round(percentile_cont(0.99) WITHIN GROUP (ORDER BY c)::numeric, 1),
+			   round(max(c)::numeric, 1)
+		  FROM (SELECT 1000 * extract(epoch FROM pg_xact_commit_timestamp(p.xmin) - l.ts) AS c
+				  FROM $target p JOIN $name l USING (id)) x")
+	q -c "SELECT streamml.drop_stream('$name')" >/dev/null
+}
+latency_run lat0 0
+printf '    stream alone (anchor), produce -> committed row:                 p50 %s ms, p99 %s ms, max %s ms\n' \
+	"$l_p50" "$l_p99" "$l_max"
+latency_run lat1 1
+printf '    stream -> features -> scorer, produce -> committed prediction:   p50 %s ms, p99 %s ms, max %s ms (goal p99 < 100 ms)\n' \
+	"$l_p50" "$l_p99" "$l_max"
+q -F ' ' -c "SELECT round(mean_batch_time::numeric, 2) FROM streamml.feature_tables WHERE name = 'lat1_f'" |
+	{ read -r ms; printf '    feature table: %s ms per statement (stream batch) on average\n' "$ms"; }
+printf '    anchor: Spark micro-batch with a 5 s trigger (seeds 003/004): ~2500 ms on average, 5000 ms at worst, before processing\n'
+echo "    load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (2 shared cores: other work takes them)"

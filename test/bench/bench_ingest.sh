@@ -33,6 +33,7 @@ WORKERS=${BENCH_WORKERS:-1}
 
 source test/pg-env.sh
 source test/kafka-env.sh || exit 1
+source test/bench/lib_stream.sh
 work=$(mktemp -d /tmp/streamml-bench.XXXXXX)
 chmod 755 "$work"
 cleanup() { pg_env_stop; kafka_env_stop; rm -rf "$work"; }
@@ -99,45 +100,10 @@ END
 $$;
 CREATE TABLE shape (id int, symbol text, ts float8, price float8, qty float8,
 	label int, features float8[]);
--- rows/s of a stream's table from the commit times of its batches.
-CREATE FUNCTION stream_rate(t regclass, OUT rows bigint, OUT batches bigint,
-		OUT seconds float8, OUT rows_per_s float8) LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE format($q$
-		WITH b AS (SELECT pg_xact_commit_timestamp(xmin) AS at, count(*) AS n
-				   FROM %s GROUP BY xmin)
-		SELECT (SELECT sum(n) FROM b)::bigint, (SELECT count(*) FROM b),
-			   extract(epoch FROM max(at) - min(at)),
-			   (sum(n) - (SELECT n FROM b ORDER BY at LIMIT 1))
-				/ extract(epoch FROM max(at) - min(at))
-		FROM b$q$, t) INTO rows, batches, seconds, rows_per_s;
-END
-$$;
 SQL
-
-# stream_run N TOPIC TABLE: loads the topic (already produced) with a stream,
-# waits for N rows, sets s_rate (rows/s), s_secs and s_batches.
-stream_run()
-{
-	local n=$1 topic=$2 table=$3
-	# (d) makes its partitioned table beforehand.
-	q -c "SET client_min_messages = warning" -c "CREATE TABLE IF NOT EXISTS $table (LIKE shape)"
-	q -c "SELECT streamml.create_stream('$table', '$table', '$KAFKA_BROKERS', '$topic',
-		'json', '{\"workers\": $WORKERS}')" >/dev/null
-	local deadline=$((SECONDS + 600))
-	until [ "$(q -c "SELECT coalesce(sum(rows_ingested + rows_rejected), 0) >= $n
-			FROM streamml.stream_stats WHERE stream = '$table'")" = t ]; do
-		((SECONDS < deadline)) || { echo "stream $table stalled" >&2; exit 1; }
-		sleep 0.2
-	done
-	q -c "SELECT streamml.stop_stream('$table')" >/dev/null
-	local check
-	check=$(q -c "SELECT count(*), count(DISTINCT id), (SELECT count(*) FROM streamml.dead_letters)
-		FROM $table")
-	[ "$check" = "$n|$n|0" ] || { echo "stream $table loaded $check, expected $n|$n|0" >&2; exit 1; }
-	read -r s_rate s_secs s_batches < <(q -F ' ' -c "SELECT round(rows_per_s),
-		round(seconds::numeric, 2), batches FROM stream_rate('$table')")
-}
+stream_rate_create
+# (d) makes its partitioned table beforehand; the others are made by stream_run.
+STREAM_RUN_LIKE=shape STREAM_RUN_TIMEOUT=600
 
 # partitions for N messages of ~200 bytes at <= ~4 MiB each
 parts_for() { echo $(( ($1 + 15999) / 16000 )); }

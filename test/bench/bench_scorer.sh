@@ -25,6 +25,7 @@ WORKERS=${BENCH_WORKERS:-1}
 
 source test/pg-env.sh
 source test/kafka-env.sh || exit 1
+source test/bench/lib_stream.sh
 work=$(mktemp -d /tmp/streamml-bench.XXXXXX)
 chmod 755 "$work"
 cleanup() { pg_env_stop; kafka_env_stop; rm -rf "$work"; }
@@ -78,39 +79,8 @@ SELECT i AS id, 'S' || (i % 50) AS symbol, f[1] AS f1, f[2] AS f2, f[3] AS f3,
 		  FROM generate_series(1, 100000) i) s;
 SELECT count(*) FROM streamml.train_logreg('bench_up', 'train', 'up',
 	ARRAY['f1', 'f2', 'f3', 'f4', 'f5', 'f6', 'f7', 'f8', 'f9'], '{"group_by": "symbol"}');
-CREATE FUNCTION stream_rate(t regclass, OUT rows bigint, OUT batches bigint,
-		OUT seconds float8, OUT rows_per_s float8) LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE format($q$
-		WITH b AS (SELECT pg_xact_commit_timestamp(xmin) AS at, count(*) AS n
-				   FROM %s GROUP BY xmin)
-		SELECT (SELECT sum(n) FROM b)::bigint, (SELECT count(*) FROM b),
-			   extract(epoch FROM max(at) - min(at)),
-			   (sum(n) - (SELECT n FROM b ORDER BY at LIMIT 1))
-				/ extract(epoch FROM max(at) - min(at))
-		FROM b$q$, t) INTO rows, batches, seconds, rows_per_s;
-END
-$$;
 SQL
-
-# stream_run N TOPIC TABLE: loads the topic (already produced) with a stream
-# into TABLE (made by the caller), waits for N rows, sets s_rate, s_secs and
-# s_batches.
-stream_run()
-{
-	local n=$1 topic=$2 table=$3
-	q -c "SELECT streamml.create_stream('$table', '$table', '$KAFKA_BROKERS', '$topic',
-		'json', '{\"workers\": $WORKERS}')" >/dev/null
-	local deadline=$((SECONDS + 900))
-	until [ "$(q -c "SELECT coalesce(sum(rows_ingested + rows_rejected), 0) >= $n
-			FROM streamml.stream_stats WHERE stream = '$table'")" = t ]; do
-		((SECONDS < deadline)) || { echo "stream $table stalled" >&2; exit 1; }
-		sleep 0.2
-	done
-	q -c "SELECT streamml.stop_stream('$table')" >/dev/null
-	read -r s_rate s_secs s_batches < <(q -F ' ' -c "SELECT round(rows_per_s),
-		round(seconds::numeric, 2), batches FROM stream_rate('$table')")
-}
+stream_rate_create
 
 if [ "$N" -gt 0 ]; then
 	echo "(a) $N JSON trades (50 symbols, 9 features), $WORKERS worker(s): stream alone vs stream -> scorer"

@@ -13,11 +13,12 @@
 #include "utils/array.h"
 
 typedef struct RowReader RowReader;
+struct Encoding;
 
 extern bool RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
 					const char *model, char **columns, int ncolumns, int p,
-					bool missing_ok, const char *group_by, double **x,
-					char **group_key);
+					bool missing_ok, const char *group_by,
+					const struct Encoding *enc, double **x, char **group_key);
 extern const double *FeaturesWithMissing(ArrayType *a, int n);
 
 #endif							/* STREAMML_PREDICT_ROW_H */

@@ -134,3 +134,39 @@ SELECT rank, candidate, kind, deployed, error IS NULL AS trained
  ORDER BY rank NULLS LAST, candidate;
 SELECT DISTINCT pg_catalog.cardinality(features) AS features
   FROM streamml.model_versions WHERE model = 'vg_league';
+
+-- Scorers serve categorical models: each inserted row is encoded with the
+-- deployed version's levels; a category that is missing (NULL, or unseen
+-- without an other level) makes the row unscorable, as a NULL feature does.
+CREATE TABLE games_live (rank int PRIMARY KEY, platform char(4), genre genre,
+	publisher varchar(60), year int);
+SELECT streamml.create_scorer('vg_live', 'games_live', 'vg_gbt');
+INSERT INTO games_live SELECT rank, platform, genre, publisher, year
+  FROM games WHERE rank % 5 = 0 AND rank <= 1000;
+INSERT INTO games_live VALUES (-1, 'NewC', 'Action', 'Nobody', 2016),
+	(-2, 'PS2', 'Action', 'Nobody', 2016), (-3, NULL, 'Action', 'Nintendo', 2000);
+SELECT count(*) AS scored, max(abs(p.prediction - e.gbt)) < 1e-6 AS gbt_ok
+  FROM vg_live p JOIN vg_expected e USING (rank) WHERE p.rank > 0;
+SELECT rank, p.prediction IS NULL AS unscorable, abs(p.prediction - e.gbt) < 1e-6 AS gbt_ok
+  FROM vg_live p LEFT JOIN vg_expected e USING (rank) WHERE p.rank < 0 ORDER BY rank;
+SELECT rows_processed, rows_unscorable FROM streamml.scorers WHERE name = 'vg_live';
+-- a source whose categorical column is a number is refused up front
+CREATE TABLE games_live_bad (rank int PRIMARY KEY, platform int, genre genre,
+	publisher text, year int);
+SELECT streamml.create_scorer('vg_live_bad', 'games_live_bad', 'vg_gbt');
+SELECT streamml.drop_scorer('vg_live');
+
+-- warm_start keeps the deployed version's levels: the continued model has
+-- the features it had (new publishers of the new rows are "other").
+SELECT version, rows_used, iterations FROM streamml.train_gbt('vg_warm',
+	'SELECT * FROM games WHERE rank > 12000', 'global_sales',
+	ARRAY['platform', 'genre', 'publisher', 'year'], '{"trees": 5, "threads": 1}');
+SELECT version, rows_used, iterations FROM streamml.train_gbt('vg_warm', 'games', 'global_sales',
+	ARRAY['platform', 'genre', 'publisher', 'year'],
+	'{"trees": 5, "threads": 1, "warm_start": true}');
+SELECT count(DISTINCT encoding) AS encodings, count(DISTINCT features) AS feature_lists
+  FROM streamml.model_versions WHERE model = 'vg_warm';
+-- without warm_start the levels are found again, from all the rows
+SELECT version, iterations FROM streamml.train_gbt('vg_warm', 'games', 'global_sales',
+	ARRAY['platform', 'genre', 'publisher', 'year'], '{"trees": 5, "threads": 1}');
+SELECT count(DISTINCT encoding) AS encodings FROM streamml.model_versions WHERE model = 'vg_warm';

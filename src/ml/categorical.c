@@ -34,12 +34,15 @@
 
 #include <math.h>
 
+#include "access/htup_details.h"
+#include "catalog/pg_enum.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "ml/categorical.h"
 #include "ml/ml.h"
@@ -122,6 +125,68 @@ CatEncodeIndex(const CatColumn *c, int k, bool isnull, double *x)
 	for (int j = 0; j < w; j++)
 		x[j] = NAN;
 	return CAT_MISSING;
+}
+
+/*
+ * Prepares the reader of a categorical column of type "type" (a type for
+ * which TypeIsCategorical holds), in the current memory context.
+ */
+void
+CatReaderInit(CatReader *r, const CatColumn *c, Oid type)
+{
+	r->col = c;
+	r->type = type;
+	r->enum_oids = NULL;
+	if (!type_is_enum(type))
+		return;
+	r->enum_oids = palloc(sizeof(Oid) * Max(c->nlevels, 1));
+	for (int k = 0; k < c->nlevels; k++)
+	{
+		HeapTuple	tup = SearchSysCache2(ENUMTYPOIDNAME, ObjectIdGetDatum(type),
+										  CStringGetDatum(c->levels[k]));
+
+		r->enum_oids[k] = InvalidOid;
+		if (HeapTupleIsValid(tup))
+		{
+			r->enum_oids[k] = ((Form_pg_enum) GETSTRUCT(tup))->oid;
+			ReleaseSysCache(tup);
+		}
+	}
+}
+
+/* CatEncode of a datum of the reader's type (isnull: NULL). */
+CatResult
+CatReadDatum(const CatReader *r, Datum d, bool isnull, double *x)
+{
+	const CatColumn *c = r->col;
+	int			k = -1;
+
+	if (isnull)
+		return CatEncodeIndex(c, -1, true, x);
+	if (r->enum_oids != NULL)
+	{
+		Oid			o = DatumGetObjectId(d);
+
+		for (int j = 0; j < c->nlevels; j++)
+			if (r->enum_oids[j] == o)
+			{
+				k = j;
+				break;
+			}
+	}
+	else
+	{
+		text	   *t = DatumGetTextPP(d);
+		const char *v = VARDATA_ANY(t);
+		int			len = VARSIZE_ANY_EXHDR(t);
+
+		/* char(n) as its text cast: without the trailing blanks */
+		if (r->type == BPCHAROID)
+			while (len > 0 && v[len - 1] == ' ')
+				len--;
+		k = CatLevelIndex(c, v, len);
+	}
+	return CatEncodeIndex(c, k, false, x);
 }
 
 /* qsort comparator of C strings. */
@@ -341,9 +406,43 @@ ApplyEncoding(TrainRun *run, Encoding *e)
 }
 
 /*
+ * The encoding of the deployed version of the run's model when it reads
+ * the same feature columns, for warm_start; else NULL.
+ */
+static Encoding *
+DeployedEncoding(TrainRun *run)
+{
+	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
+	Datum		values[2];
+	Datum	   *cols = palloc(sizeof(Datum) * run->nfeaturecols);
+	bool		isnull;
+	Datum		d;
+
+	for (int i = 0; i < run->nfeaturecols; i++)
+		cols[i] = CStringGetTextDatum(run->featurecols[i]);
+	values[0] = CStringGetTextDatum(run->model);
+	values[1] = PointerGetDatum(construct_array(cols, run->nfeaturecols, TEXTOID,
+												-1, false, TYPALIGN_INT));
+	if (SPI_execute_with_args("SELECT v.encoding FROM streamml.models m "
+							  "JOIN streamml.model_versions v "
+							  "ON v.model = m.name AND v.version = m.deployed_version "
+							  "WHERE m.name = $1 AND m.feature_columns = $2 "
+							  "AND v.encoding IS NOT NULL LIMIT 1",
+							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the deployed version");
+	if (SPI_processed == 0)
+		return NULL;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return EncodingFromJsonb(DatumGetJsonbPCopy(d), run->featurecols,
+							 run->nfeaturecols);
+}
+
+/*
  * Finds the levels of the run's categorical feature columns on its
  * training rows (those with a target), in one scan, and sets the run's
- * feature expressions.  Nothing to do without categorical columns.
+ * feature expressions.  Nothing to do without categorical columns.  With
+ * warm_start, the deployed version's levels are kept instead (the model
+ * continues with the features it has), when it reads the same columns.
  */
 void
 ResolveCategories(TrainRun *run)
@@ -362,6 +461,19 @@ ResolveCategories(TrainRun *run)
 			ncat++;
 	if (ncat == 0)
 		return;
+	if (run->warm_start && (e = DeployedEncoding(run)) != NULL)
+	{
+		bool		same = true;
+
+		/* the same columns are categorical (their types may have changed) */
+		for (int i = 0; i < run->nfeaturecols; i++)
+			same &= (e->cols[i] != NULL) == TypeIsCategorical(run->coltypes[i]);
+		if (same)
+		{
+			ApplyEncoding(run, e);
+			return;
+		}
+	}
 
 	initStringInfo(&sql);
 	appendStringInfoString(&sql,

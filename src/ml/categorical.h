@@ -43,6 +43,18 @@ typedef enum CatResult
 
 #define CAT_OTHER_NAME "(other)"
 
+/*
+ * Reads one categorical column of one type from tuples: text, varchar and
+ * char (without its padding, as its text cast) by bytes, an enum by the
+ * oids of the levels, found once.  No palloc per value.
+ */
+typedef struct CatReader
+{
+	const CatColumn *col;
+	Oid			type;
+	Oid		   *enum_oids;		/* an enum: the oid of each level, or NULL */
+} CatReader;
+
 extern bool TypeIsCategorical(Oid type);
 extern int	CatColumnWidth(const CatColumn *c);
 extern int	CatLevelIndex(const CatColumn *c, const char *v, int len);
@@ -50,6 +62,9 @@ extern CatResult CatEncode(const CatColumn *c, const char *v, int len,
 						   double *x);
 extern CatResult CatEncodeIndex(const CatColumn *c, int k, bool isnull,
 								double *x);
+extern void CatReaderInit(CatReader *r, const CatColumn *c, Oid type);
+extern CatResult CatReadDatum(const CatReader *r, Datum d, bool isnull,
+							  double *x);
 extern Encoding *EncodingFromJsonb(Jsonb *j, char **columns, int ncolumns);
 extern char *EncodingToJson(const Encoding *e, char **columns);
 extern char *CatSlotExpr(const char *column, const CatColumn *c, int k);

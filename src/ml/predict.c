@@ -1137,6 +1137,9 @@ ServedModelGet(const char *name, ServedModelInfo *info)
 	info->group_by = m->grouped ? m->group_by : NULL;
 	info->nclasses = m->nclasses;
 	info->classes = m->classes;
+	info->encoding = m->enc;
+	info->ncolumns = m->ncolumns;
+	info->columns = m->columns;
 	return m;
 }
 

@@ -25,13 +25,11 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
-#include "catalog/pg_enum.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/syscache.h"
 #include "utils/typcache.h"
 
 #include "ml/categorical.h"
@@ -61,7 +59,7 @@ struct RowReader
 	int		   *attnums;		/* 0-based, per feature column */
 	Oid		   *types;
 	const Encoding *enc;		/* NULL: every column numeric */
-	Oid		  **enum_oids;		/* per enum column: the oid of each level */
+	CatReader  *cats;			/* per categorical column, its reader */
 	UnseenEntry **unseen;		/* per categorical column, its counter */
 	int			group_att;		/* -1 without group */
 	FmgrInfo	group_out;
@@ -153,41 +151,13 @@ UnseenCounter(const char *model, const char *column)
 static bool
 RowReadCategory(RowReader *r, int i, double *x)
 {
-	const CatColumn *c = r->enc->cols[i];
 	int			att = r->attnums[i];
-	Datum		d = r->values[att];
-	int			k = -1;
-	CatResult	res;
+	CatResult	res = CatReadDatum(&r->cats[i], r->values[att], r->nulls[att], x);
 
-	if (r->nulls[att])
-		return CatEncodeIndex(c, -1, true, x) != CAT_MISSING;
-	if (r->enum_oids[i] != NULL)
-	{
-		Oid			o = DatumGetObjectId(d);
-
-		for (int j = 0; j < c->nlevels; j++)
-			if (r->enum_oids[i][j] == o)
-			{
-				k = j;
-				break;
-			}
-	}
-	else
-	{
-		text	   *t = DatumGetTextPP(d);
-		const char *v = VARDATA_ANY(t);
-		int			len = VARSIZE_ANY_EXHDR(t);
-
-		/* char(n) as its text cast: without the trailing blanks */
-		if (r->types[i] == BPCHAROID)
-			while (len > 0 && v[len - 1] == ' ')
-				len--;
-		k = CatLevelIndex(c, v, len);
-	}
-	res = CatEncodeIndex(c, k, false, x);
+	/* a NULL is not counted: it is missing in training too */
 	if (res == CAT_OTHER)
 		r->unseen[i]->other++;
-	else if (res == CAT_MISSING)
+	else if (res == CAT_MISSING && !r->nulls[att])
 		r->unseen[i]->missing++;
 	return res != CAT_MISSING;
 }
@@ -212,7 +182,7 @@ RowReaderBuild(MemoryContext cxt, Oid typid, int32 typmod, const char *model,
 	r->attnums = palloc(sizeof(int) * ncolumns);
 	r->types = palloc(sizeof(Oid) * ncolumns);
 	r->enc = enc;
-	r->enum_oids = palloc0(sizeof(Oid *) * ncolumns);
+	r->cats = palloc0(sizeof(CatReader) * ncolumns);
 	r->unseen = palloc0(sizeof(UnseenEntry *) * ncolumns);
 	for (int i = 0; i < ncolumns; i++)
 	{
@@ -232,23 +202,7 @@ RowReaderBuild(MemoryContext cxt, Oid typid, int32 typmod, const char *model,
 								columns[i], format_type_be(t)),
 						 errdetail("Model \"%s\" reads it as a categorical feature.", model)));
 			r->unseen[i] = UnseenCounter(model, columns[i]);
-			if (type_is_enum(t))
-			{
-				r->enum_oids[i] = palloc(sizeof(Oid) * Max(c->nlevels, 1));
-				for (int k = 0; k < c->nlevels; k++)
-				{
-					HeapTuple	tup = SearchSysCache2(ENUMTYPOIDNAME,
-													  ObjectIdGetDatum(t),
-													  CStringGetDatum(c->levels[k]));
-
-					r->enum_oids[i][k] = InvalidOid;
-					if (HeapTupleIsValid(tup))
-					{
-						r->enum_oids[i][k] = ((Form_pg_enum) GETSTRUCT(tup))->oid;
-						ReleaseSysCache(tup);
-					}
-				}
-			}
+			CatReaderInit(&r->cats[i], c, t);
 			continue;
 		}
 		if (ncolumns == 1 && p > 1)

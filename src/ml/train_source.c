@@ -417,7 +417,10 @@ ResolveSplit(TrainRun *run)
 	}
 }
 
-/* The name of feature j, as the catalog records it. */
+/*
+ * The name of feature j, as the catalog records it: the column, name[j]
+ * of one array column, or column=level of a categorical column.
+ */
 char *
 FeatureName(TrainRun *run, int j)
 {
@@ -436,7 +439,7 @@ FeatureName(TrainRun *run, int j)
 	return run->featurecols[j];
 }
 
-/* Feature names: the columns, or name[1..p] for one array column. */
+/* Feature names, by FeatureName. */
 Datum
 FeatureNamesArray(TrainRun *run)
 {

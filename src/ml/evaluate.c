@@ -35,6 +35,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -409,6 +410,9 @@ evaluate(PG_FUNCTION_ARGS)
 /* The deployed tree models of an ml_score_tree call, parsed once. */
 typedef struct ScoreTreeCache
 {
+	Pointer		arg;			/* the models argument they came from */
+	Size		size;			/* its size and hash, to tell another one */
+	uint32		hash;
 	int			n;
 	char	  **keys;
 	TreeModel **models;
@@ -424,6 +428,8 @@ PG_FUNCTION_INFO_V1(ml_score_tree);
  * probabilities) of the tree model of group group_key ('' without groups)
  * among explicit XGBoost models.  NULL and NaN features are missing
  * values; NULL for an infinite one or an unknown group.  Used by evaluate.
+ * The models are parsed once per call site, and again only when another
+ * models argument comes (its size or hash differs).
  */
 Datum
 ml_score_tree(PG_FUNCTION_ARGS)
@@ -438,15 +444,30 @@ ml_score_tree(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		PG_RETURN_NULL();
+	/* evaluate passes one parameter: the same pointer on every row */
+	if (c != NULL && DatumGetPointer(PG_GETARG_DATUM(0)) != c->arg)
+	{
+		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(0);
+
+		if (VARSIZE(a) != c->size ||
+			DatumGetUInt32(hash_any((unsigned char *) a, VARSIZE(a))) != c->hash)
+			c = NULL;
+		else
+			c->arg = DatumGetPointer(PG_GETARG_DATUM(0));
+	}
 	if (c == NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 		Datum	   *md;
 		Datum	   *kd;
 		int			nk;
+		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(0);
 
 		c = palloc0(sizeof(ScoreTreeCache));
-		deconstruct_array(PG_GETARG_ARRAYTYPE_P(0), BYTEAOID, -1, false,
+		c->arg = DatumGetPointer(PG_GETARG_DATUM(0));
+		c->size = VARSIZE(a);
+		c->hash = DatumGetUInt32(hash_any((unsigned char *) a, VARSIZE(a)));
+		deconstruct_array(a, BYTEAOID, -1, false,
 						  TYPALIGN_INT, &md, NULL, &c->n);
 		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false,
 						  TYPALIGN_INT, &kd, NULL, &nk);

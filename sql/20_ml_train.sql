@@ -87,7 +87,7 @@ SELECT streamml.predict_class('txt', ARRAY[3]::float8[]), streamml.predict_class
 -- Errors.
 SELECT * FROM streamml.train_logreg('bad', 'SELECT true AS y, x1 FROM logit', 'y', ARRAY['x1']);
 SELECT * FROM streamml.train_logreg('bad', 'logit', 'nope', ARRAY['x1']);
-SELECT * FROM streamml.train_logreg('bad', 'logit', 'y', ARRAY['grp']);
+SELECT * FROM streamml.train_logreg('bad', 'SELECT *, now() AS t FROM logit', 'y', ARRAY['t']);
 SELECT * FROM streamml.train_logreg('bad', 'no_such_table', 'y', ARRAY['x1']);
 SELECT * FROM streamml.train_logreg('bad', 'logit', 'y', ARRAY['x1'], '{"l3": 1}');
 SELECT * FROM streamml.train_logreg('bad', 'logit', 'y', ARRAY['x1'], '{"l2": -1}');

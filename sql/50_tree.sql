@@ -102,7 +102,7 @@ CREATE TABLE trees_dates AS SELECT id, x1, current_date + id AS d FROM trees;
 SELECT * FROM streamml.train_gbt('t_err', 'trees_dates', 'd', ARRAY['x1']);
 SELECT * FROM streamml.train_gbt('t_err', 'trees', 'yr', ARRAY['x1'], '{"early_stopping": 5}');
 SELECT * FROM streamml.train_tree('t_err', 'trees', 'yr', ARRAY['x1'], '{"trees": 5}');
-SELECT * FROM streamml.train_gbt('t_err', 'trees', 'yr', ARRAY['yc']);
+SELECT * FROM streamml.train_gbt('t_err', 'trees_dates', 'x1', ARRAY['d']);
 SELECT * FROM streamml.train_gbt('t_err', 'trees', 'yr', ARRAY['x1'], '{"max_depth": -1}');
 -- wrong row types for predict
 SELECT streamml.predict('t_reg', dd) FROM trees_dates dd LIMIT 1;

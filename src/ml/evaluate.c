@@ -21,10 +21,21 @@
  * not know, are skipped and counted in rows_skipped, as are rows whose
  * feature array (one float8[] column) has another length than the model's:
  * those are counted apart, for one NOTICE, as training does.
+ *
+ * Tree models (gbt, forest, tree, and a league's tree champion) are scored
+ * by streamml.ml_score_tree with the deployed versions' XGBoost bytes as a
+ * parameter, each parsed once per query (per parallel worker); NULL
+ * features are missing values for them, as in training.  Categorical
+ * feature columns are encoded with the version's stored encoding
+ * (categorical.c); rows with a value outside a column's levels are
+ * counted: "rows_other_level" (encoded as the other level: infrequent in
+ * training, or new) and "rows_unseen_missing" (new to a column without the
+ * other level: encoded as missing).
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -35,9 +46,12 @@
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
+#include "ml/categorical.h"
 #include "ml/group_key.h"
 #include "ml/ml.h"
+#include "ml/predict_row.h"
 #include "ml/train.h"
+#include "ml/tree_predict.h"
 
 /*
  * Reads the model's kind, classes, grouping and deployed coefficients into
@@ -46,7 +60,8 @@
  * keys.  Returns the deployed version.
  */
 static int
-EvaluateLoadModel(TrainRun *run, Datum *params, Datum *keys)
+EvaluateLoadModel(TrainRun *run, Datum *params, Datum *keys, bool *trees,
+				  Encoding **enc)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(run->model)};
@@ -64,7 +79,8 @@ EvaluateLoadModel(TrainRun *run, Datum *params, Datum *keys)
 
 	ret = SPI_execute_with_args(
 								"SELECT m.kind, m.classes, m.group_by, m.deployed_version, "
-								"pg_catalog.cardinality(v.features), v.group_key, v.intercepts, v.coefficients "
+								"pg_catalog.cardinality(v.features), v.group_key, v.intercepts, v.coefficients, "
+								"v.model_data, v.encoding, v.kind, m.feature_columns "
 								"FROM streamml.models m LEFT JOIN streamml.model_versions v "
 								"ON v.model = m.name AND v.version = m.deployed_version "
 								"WHERE m.name = $1 ORDER BY v.group_key",
@@ -79,17 +95,41 @@ EvaluateLoadModel(TrainRun *run, Datum *params, Datum *keys)
 				 errmsg("deployed version %d of model \"%s\" does not exist",
 						version, run->model)));
 
-	kind = ResultText(0, 1);
-	if (strcmp(kind, "linear") != 0 && strcmp(kind, "logistic") != 0 &&
-		strcmp(kind, "multinomial") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("streamml.evaluate does not score %s models yet", kind),
-				 errhint("Use the metrics aggregates over streamml.predict(model, row), e.g. streamml.regression_metrics(target, streamml.predict('%s', s)).",
-						 run->model)));
-	run->kind = strcmp(kind, "linear") == 0 ? MODEL_LINEAR :
-		strcmp(kind, "logistic") == 0 ? MODEL_LOGISTIC : MODEL_MULTINOMIAL;
+	/* a version's own kind: a league's champion may be linear or trees */
+	kind = ResultText(0, 11) ? ResultText(0, 11) : ResultText(0, 1);
+	*trees = !heap_attisnull(SPI_tuptable->vals[0], 9, SPI_tuptable->tupdesc);
 	ModelResultClasses(2, &run->classes, &run->nclasses);
+	if (*trees)
+		run->kind = run->nclasses == 0 ? MODEL_LINEAR :
+			run->nclasses == 2 ? MODEL_LOGISTIC : MODEL_MULTINOMIAL;
+	else
+		run->kind = strcmp(kind, "linear") == 0 ? MODEL_LINEAR :
+			strcmp(kind, "logistic") == 0 ? MODEL_LOGISTIC : MODEL_MULTINOMIAL;
+	*enc = NULL;
+	if (!heap_attisnull(SPI_tuptable->vals[0], 10, SPI_tuptable->tupdesc))
+	{
+		Datum		fc = SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 12, &isnull);
+		Datum	   *elems;
+		int			nfc;
+		char	  **cols;
+
+		deconstruct_array(DatumGetArrayTypeP(fc), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, NULL, &nfc);
+		if (nfc != run->nfeaturecols)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("model \"%s\" reads %d feature columns, got %d",
+							run->model, nfc, run->nfeaturecols)));
+		cols = palloc(sizeof(char *) * nfc);
+		for (int i = 0; i < nfc; i++)
+			cols[i] = TextDatumGetCString(elems[i]);
+		/* the stored levels, by position onto the columns given here */
+		*enc = EncodingFromJsonb(DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
+															  SPI_tuptable->tupdesc,
+															  10, &isnull)),
+								 cols, nfc);
+	}
 	run->group_by = ResultText(0, 3);
 	p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 									SPI_tuptable->tupdesc, 5, &isnull));
@@ -97,6 +137,27 @@ EvaluateLoadModel(TrainRun *run, Datum *params, Datum *keys)
 
 	pd = palloc(sizeof(Datum) * SPI_processed * blocks * (p + 1));
 	kd = palloc(sizeof(Datum) * SPI_processed);
+	if (*trees)
+	{
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			char	   *key = ResultText(r, 6);
+			Datum		md = SPI_getbinval(SPI_tuptable->vals[r],
+										   SPI_tuptable->tupdesc, 9, &isnull);
+
+			if (isnull)
+				continue;
+			kd[ngroups] = CStringGetTextDatum(key ? key : "");
+			pd[ngroups] = PointerGetDatum(PG_DETOAST_DATUM_COPY(md));
+			ngroups++;
+		}
+		*params = PointerGetDatum(construct_array(pd, ngroups, BYTEAOID, -1,
+												  false, TYPALIGN_INT));
+		*keys = PointerGetDatum(construct_array(kd, ngroups, TEXTOID, -1, false,
+												TYPALIGN_INT));
+		run->p = p;
+		return version;
+	}
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		char	   *key = ResultText(r, 6);
@@ -208,6 +269,9 @@ evaluate(PG_FUNCTION_ARGS)
 	StringInfoData sql;
 	StringInfoData out;
 	Oid			types[2] = {FLOAT8ARRAYOID, TEXTARRAYOID};
+	bool		trees;
+	Encoding   *enc;
+	const char *unseen = NULL;
 	Datum		values[2];
 	const char *gexpr;
 	const char *agg;
@@ -225,7 +289,9 @@ evaluate(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	run->snapshot = RegisterSnapshot(GetActiveSnapshot());
-	version = EvaluateLoadModel(run, &values[0], &values[1]);
+	version = EvaluateLoadModel(run, &values[0], &values[1], &trees, &enc);
+	if (trees)
+		types[0] = BYTEAARRAYOID;
 
 	run->from = SourceFromItem(run->source);
 	initStringInfo(&sql);
@@ -241,6 +307,8 @@ evaluate(PG_FUNCTION_ARGS)
 														run->source));
 		run->p = -1;
 		ResolveFeatures(run, desc);
+		if (!run->featarray && (enc != NULL || run->xexpr == NULL))
+			ApplyEncoding(run, enc);
 		if (run->p >= 0 && run->p != p)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -264,7 +332,33 @@ evaluate(PG_FUNCTION_ARGS)
 		malformed = psprintf("pg_catalog.count(*) FILTER (WHERE (%s) IS NOT NULL AND s.%s IS NOT NULL AND %s IS NOT TRUE)",
 							 run->yexpr, quote_identifier(run->featurecols[0]),
 							 FeatureArrayFits(run));
-	if (run->kind == MODEL_LINEAR)
+	if (enc != NULL)
+	{
+		StringInfoData o;
+		StringInfoData m;
+
+		/* values outside the levels: the other level, or else missing */
+		initStringInfo(&o);
+		initStringInfo(&m);
+		for (int i = 0; i < enc->ncolumns; i++)
+			if (enc->cols[i])
+			{
+				StringInfo	b = enc->cols[i]->other ? &o : &m;
+
+				appendStringInfo(b, "%s%s", b->len > 0 ? " OR " : "",
+								 CatUnseenExpr(run->featurecols[i], enc->cols[i]));
+			}
+		unseen = psprintf("pg_catalog.count(*) FILTER (WHERE %s), pg_catalog.count(*) FILTER (WHERE %s)",
+						  o.len > 0 ? o.data : "false", m.len > 0 ? m.data : "false");
+	}
+	if (trees)
+		agg = psprintf(run->kind == MODEL_LINEAR ?
+					   "streamml.regression_metrics(%s, (streamml.ml_score_tree($1, $2, %s, %s))[1])" :
+					   run->kind == MODEL_LOGISTIC ?
+					   "streamml.classification_metrics((%s)::int::boolean, (streamml.ml_score_tree($1, $2, %s, %s))[1])" :
+					   "streamml.multiclass_metrics(%s, streamml.ml_score_tree($1, $2, %s, %s))",
+					   run->yexpr, gexpr, xexpr);
+	else if (run->kind == MODEL_LINEAR)
 		agg = psprintf("streamml.regression_metrics(%s, streamml.ml_score($1, $2, %s, %s, 'linear'))",
 					   run->yexpr, gexpr, xexpr);
 	else if (run->kind == MODEL_LOGISTIC)
@@ -276,11 +370,14 @@ evaluate(PG_FUNCTION_ARGS)
 
 	/* overall: a plain aggregate, which parallel workers can share */
 	resetStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT NULL::text, %s, pg_catalog.count(*), %s FROM %s",
-					 agg, malformed, run->from);
+	appendStringInfo(&sql, "SELECT NULL::text, %s, pg_catalog.count(*), %s, %s FROM %s",
+					 agg, malformed, unseen ? unseen : "0::int8, 0::int8", run->from);
 	RunQuery(run, sql.data, 2, types, values, NULL);
 	initStringInfo(&out);
 	EvaluateAppend(&out, 0, version);
+	if (unseen)
+		appendStringInfo(&out, ", \"rows_other_level\": %s, \"rows_unseen_missing\": %s",
+						 ResultText(0, 5), ResultText(0, 6));
 	NoticeMalformedRows(run, strtoll(ResultText(0, 4), NULL, 10));
 	SPI_freetuptable(SPI_tuptable);
 
@@ -311,4 +408,114 @@ evaluate(PG_FUNCTION_ARGS)
 	UnregisterSnapshot(run->snapshot);
 	SPI_finish();
 	PG_RETURN_DATUM(result);
+}
+
+/* The deployed tree models of an ml_score_tree call, parsed once. */
+typedef struct ScoreTreeCache
+{
+	Pointer		arg;			/* the models argument they came from */
+	Size		size;			/* its size and hash, to tell another one */
+	uint32		hash;
+	int			n;
+	char	  **keys;
+	TreeModel **models;
+	int			last;
+	double	   *out;
+} ScoreTreeCache;
+
+PG_FUNCTION_INFO_V1(ml_score_tree);
+
+/*
+ * SQL streamml.ml_score_tree(models, group_keys, group_key, features): the
+ * outputs (value, probability of the positive class, or the class
+ * probabilities) of the tree model of group group_key ('' without groups)
+ * among explicit XGBoost models.  NULL and NaN features are missing
+ * values; NULL for an infinite one or an unknown group.  Used by evaluate.
+ * The models are parsed once per call site, and again only when another
+ * models argument comes (its size or hash differs).
+ */
+Datum
+ml_score_tree(PG_FUNCTION_ARGS)
+{
+	ScoreTreeCache *c = fcinfo->flinfo->fn_extra;
+	text	   *g;
+	int			glen;
+	int			k = -1;
+	ArrayType  *fa;
+	const double *x;
+	int			n;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		PG_RETURN_NULL();
+	/* evaluate passes one parameter: the same pointer on every row */
+	if (c != NULL && DatumGetPointer(PG_GETARG_DATUM(0)) != c->arg)
+	{
+		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(0);
+
+		if (VARSIZE(a) != c->size ||
+			DatumGetUInt32(hash_any((unsigned char *) a, VARSIZE(a))) != c->hash)
+			c = NULL;
+		else
+			c->arg = DatumGetPointer(PG_GETARG_DATUM(0));
+	}
+	if (c == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		Datum	   *md;
+		Datum	   *kd;
+		int			nk;
+		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(0);
+
+		c = palloc0(sizeof(ScoreTreeCache));
+		c->arg = DatumGetPointer(PG_GETARG_DATUM(0));
+		c->size = VARSIZE(a);
+		c->hash = DatumGetUInt32(hash_any((unsigned char *) a, VARSIZE(a)));
+		deconstruct_array(a, BYTEAOID, -1, false,
+						  TYPALIGN_INT, &md, NULL, &c->n);
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false,
+						  TYPALIGN_INT, &kd, NULL, &nk);
+		if (nk != c->n)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ml_score_tree needs as many group keys as models")));
+		c->keys = palloc(sizeof(char *) * Max(c->n, 1));
+		c->models = palloc(sizeof(TreeModel *) * Max(c->n, 1));
+		for (int i = 0; i < c->n; i++)
+		{
+			bytea	   *b = DatumGetByteaPP(md[i]);
+
+			c->keys[i] = TextDatumGetCString(kd[i]);
+			c->models[i] = TreeModelLoad(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+		}
+		c->out = palloc(sizeof(double) * 1024);
+		MemoryContextSwitchTo(old);
+		fcinfo->flinfo->fn_extra = c;
+	}
+	g = PG_GETARG_TEXT_PP(2);
+	glen = VARSIZE_ANY_EXHDR(g);
+	if (c->last < c->n && (int) strlen(c->keys[c->last]) == glen &&
+		memcmp(c->keys[c->last], VARDATA_ANY(g), glen) == 0)
+		k = c->last;
+	else
+		for (int i = 0; i < c->n; i++)
+			if ((int) strlen(c->keys[i]) == glen &&
+				memcmp(c->keys[i], VARDATA_ANY(g), glen) == 0)
+			{
+				k = c->last = i;
+				break;
+			}
+	if (k < 0)
+		PG_RETURN_NULL();
+	fa = PG_GETARG_ARRAYTYPE_P(3);
+	n = ARR_NDIM(fa) == 1 ? ARR_DIMS(fa)[0] : 0;
+	if (ARR_ELEMTYPE(fa) != FLOAT8OID || n < TreeModelFeatures(c->models[k]))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the tree model reads %d features, got %d",
+						TreeModelFeatures(c->models[k]), n)));
+	x = FeaturesWithMissing(fa, n);
+	if (x == NULL || TreeModelOutputs(c->models[k]) > 1024)
+		PG_RETURN_NULL();
+	TreeModelPredict(c->models[k], x, c->out);
+	PG_RETURN_ARRAYTYPE_P(Float8ArrayBuild(c->out, TreeModelOutputs(c->models[k])));
 }

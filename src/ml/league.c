@@ -47,7 +47,7 @@
 
 static const char *const LeagueOptions[] = {
 	"candidates", "test_fraction", "order_by", "group_by", "weight", "metric",
-	"deploy", "threads", NULL
+	"deploy", "threads", "max_categories", "other_level", NULL
 };
 
 /* One candidate of the league: a name, a trainer, its own options. */
@@ -415,6 +415,14 @@ CandidateOptions(League *lg, Candidate *c)
 	}
 	if (tree && lg->threads > 0)
 		appendStringInfo(&b, ", \"threads\": %d", lg->threads);
+	/* categorical columns: every candidate encodes them alike */
+	if (OptionGet(lg->options, "max_categories") != NULL)
+		appendStringInfo(&b, ", \"max_categories\": %d",
+						 (int) OptionInteger(lg->options, "max_categories", 32,
+											 2, 100000));
+	if (OptionGet(lg->options, "other_level") != NULL)
+		appendStringInfo(&b, ", \"other_level\": %s",
+						 OptionBool(lg->options, "other_level", true) ? "true" : "false");
 	appendStringInfoChar(&b, '}');
 	base = DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data));
 	own = DirectFunctionCall1(jsonb_in, CStringGetDatum(c->options));

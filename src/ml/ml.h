@@ -55,6 +55,11 @@ typedef struct ServedModelInfo
 	const char *group_by;		/* the group column, NULL when not grouped */
 	int			nclasses;		/* 0 for a regression */
 	char	  **classes;		/* labels, by class index */
+	/* categorical feature columns (categorical.h), NULL when none: then
+	 * read the ncolumns columns, each into its slots of the features */
+	const struct Encoding *encoding;
+	int			ncolumns;
+	char	  **columns;
 } ServedModelInfo;
 typedef struct ServedPrediction
 {

@@ -61,6 +61,8 @@ CREATE TABLE streamml.model_versions (
 	model_data bytea,			-- a tree model: XGBoost's binary (UBJSON) model
 	importance jsonb,			-- a tree model: gain, weight, cover per feature
 	kind text,					-- the kind of this version (a league's vary)
+	encoding jsonb,				-- categorical feature columns: their one-hot
+								-- levels, {"column": {"levels": [...], "other": bool}}
 	UNIQUE NULLS NOT DISTINCT (model, version, group_key)
 );
 COMMENT ON TABLE streamml.model_versions IS

@@ -38,6 +38,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 
+#include "ml/categorical.h"
 #include "ml/ml.h"
 #include "ml/train.h"
 #include "pg_streamml.h"
@@ -607,13 +608,14 @@ ModelNextVersion(const char *model)
 void
 ModelInsertVersion(TrainRun *run, int version, const ModelVersionRow *row)
 {
-	Oid			t2[25] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
+	Oid			t2[26] = {TEXTOID, INT4OID, TEXTOID, FLOAT8ARRAYOID,
 		FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
 		FLOAT8ARRAYOID, INT8OID, INT8OID, INT4OID, BOOLOID, JSONBOID,
 		FLOAT8OID, TEXTOID, TEXTARRAYOID, FLOAT8OID, FLOAT8OID, TEXTOID,
-	FLOAT8OID, TEXTARRAYOID, BYTEAOID, JSONBOID, TEXTOID};
-	Datum		v2[25];
-	char		n2[25];
+	FLOAT8OID, TEXTARRAYOID, BYTEAOID, JSONBOID, TEXTOID, JSONBOID};
+	Datum		v2[26];
+	char		n2[26];
+	char	   *encoding = EncodingToJson(run->enc, run->featurecols);
 	const char *kind = run->family != FAMILY_GLM ? FamilyName(run) :
 		run->kind == MODEL_LINEAR ? "linear" :
 		run->kind == MODEL_LOGISTIC ? "logistic" : "multinomial";
@@ -652,13 +654,16 @@ ModelInsertVersion(TrainRun *run, int version, const ModelVersionRow *row)
 		DirectFunctionCall1(jsonb_in, CStringGetDatum(row->importance)) : (Datum) 0;
 	n2[23] = row->importance ? ' ' : 'n';
 	v2[24] = CStringGetTextDatum(kind);
+	v2[25] = encoding ?
+		DirectFunctionCall1(jsonb_in, CStringGetDatum(encoding)) : (Datum) 0;
+	n2[25] = encoding ? ' ' : 'n';
 	CatalogExecute("INSERT INTO streamml.model_versions (model, version, group_key, "
 				   "intercepts, coefficients, std_errors, p_values, means, scales, "
 				   "rows_used, rows_skipped, iterations, converged, metrics, duration, "
 				   "data_cutoff, features, l2, df, data_max, l1, aliased, model_data, "
-				   "importance, kind) "
+				   "importance, kind, encoding) "
 				   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
 				   "pg_catalog.make_interval(secs => $15), $16, $17, $18, $19, $20, $21, $22, "
-				   "$23, $24, $25)",
-				   25, t2, v2, n2, SPI_OK_INSERT);
+				   "$23, $24, $25, $26)",
+				   26, t2, v2, n2, SPI_OK_INSERT);
 }

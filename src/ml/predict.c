@@ -45,6 +45,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "ml/categorical.h"
 #include "ml/group_key.h"
 #include "ml/ml.h"
 #include "ml/predict_row.h"
@@ -70,6 +71,7 @@ typedef struct CachedModel
 	char		name[NAMEDATALEN];
 	int			version;		/* the deployed version */
 	char	  **features;		/* its feature names, p of them */
+	Encoding   *enc;			/* categorical columns' encoding, or NULL */
 } CachedModel;
 
 typedef struct ModelCacheKey
@@ -323,7 +325,7 @@ ModelLoad(const char *name)
 		elog(ERROR, "SPI_connect failed");
 	plan = SPI_prepare("SELECT m.kind, m.classes, pg_catalog.cardinality(v.features), m.group_by IS NOT NULL, "
 					   "m.deployed_version, v.group_key, v.intercepts, v.coefficients, "
-					   "v.model_data, m.feature_columns, m.group_by, v.features "
+					   "v.model_data, m.feature_columns, m.group_by, v.features, v.encoding "
 					   "FROM streamml.models m LEFT JOIN streamml.model_versions v "
 					   "ON v.model OPERATOR(pg_catalog.=) m.name "
 					   "AND v.version OPERATOR(pg_catalog.=) m.deployed_version "
@@ -372,6 +374,17 @@ ModelLoad(const char *name)
 	m->grouped = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 4, &isnull));
 	ModelLoadServedColumns(m);
+	{
+		Datum		enc = SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 13, &isnull);
+
+		if (!isnull)
+			m->enc = EncodingFromJsonb(DatumGetJsonbP(enc), m->columns,
+									   m->ncolumns);
+		if (m->enc != NULL && m->enc->p != m->p)
+			elog(ERROR, "model \"%s\" has an encoding of %d features for %d",
+				 name, m->enc->p, m->p);
+	}
 	m->blocks = (m->kind == 'm') ? m->nclasses : 1;
 	if (m->grouped)
 	{
@@ -856,12 +869,12 @@ PredictRow(FunctionCallInfo fcinfo, char what)
 	int			gkeylen = 0;
 	bool		ok;
 
-	if (m->ncolumns != m->p && !(m->ncolumns == 1 && m->p > 1))
+	if (m->enc == NULL && m->ncolumns != m->p && !(m->ncolumns == 1 && m->p > 1))
 		elog(ERROR, "model \"%s\" has %d feature columns for %d features",
 			 m->name, m->ncolumns, m->p);
 	ok = RowRead(&cc->row, fcinfo->flinfo->fn_mcxt, PG_GETARG_HEAPTUPLEHEADER(1),
 				 m->name, m->columns, m->ncolumns, m->p, m->trees,
-				 m->grouped ? m->group_by : NULL, &x, &gkey, &gkeylen);
+				 m->grouped ? m->group_by : NULL, m->enc, &x, &gkey, &gkeylen);
 	if (m->grouped && gkey == NULL)
 		PG_RETURN_NULL();
 	coef = ResolveParams(fcinfo, m->grouped, gkey, gkeylen, &m, &tree);
@@ -1177,6 +1190,9 @@ ServedModelGet(const char *name, ServedModelInfo *info)
 	info->group_by = m->grouped ? m->group_by : NULL;
 	info->nclasses = m->nclasses;
 	info->classes = m->classes;
+	info->encoding = m->enc;
+	info->ncolumns = m->ncolumns;
+	info->columns = m->columns;
 	return m;
 }
 

@@ -9,6 +9,14 @@
  * the call's memory), then each row is deformed once.  A NULL feature
  * makes the prediction NULL for a linear model and is a missing value
  * (NaN) for a tree model, as in training; an infinite one makes it NULL.
+ *
+ * A categorical column (text, varchar, char, enum: the model's encoding,
+ * categorical.c) fills its one-hot slots: a value that is not one of its
+ * levels (unseen in training, or too rare to keep) is the "other" level
+ * when the column has one, else missing (NULL prediction for a linear
+ * model, missing for a tree); both are counted per model and column in
+ * this backend (streamml.unseen_categories()).  Enum values are matched
+ * by oid, text by bytes: no palloc per row.
  */
 #include "postgres.h"
 
@@ -17,12 +25,30 @@
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/typcache.h"
 
+#include "ml/categorical.h"
 #include "ml/group_key.h"
 #include "ml/predict_row.h"
+
+/* Rows of this backend with an unseen category, by model and column. */
+typedef struct UnseenKey
+{
+	char		model[NAMEDATALEN];
+	char		column[NAMEDATALEN];
+} UnseenKey;
+typedef struct UnseenEntry
+{
+	UnseenKey	key;
+	int64		other;			/* not a kept level: the "other" level */
+	int64		missing;		/* unseen, no other level: missing */
+} UnseenEntry;
+static HTAB *UnseenCounts = NULL;
 
 struct RowReader
 {
@@ -33,6 +59,9 @@ struct RowReader
 	int			ncolumns;
 	int		   *attnums;		/* 0-based, per feature column */
 	Oid		   *types;
+	const Encoding *enc;		/* NULL: every column numeric */
+	CatReader  *cats;			/* per categorical column, its reader */
+	UnseenEntry **unseen;		/* per categorical column, its counter */
 	int			group_att;		/* -1 without group */
 	GroupKeyOut group_out;		/* its key text (group_key.c) */
 	TupleDesc	desc;
@@ -86,10 +115,59 @@ RowAttribute(TupleDesc desc, const char *column, const char *model,
 	return -1;
 }
 
+/* The unseen-category counter of a model's column, created at zero. */
+static UnseenEntry *
+UnseenCounter(const char *model, const char *column)
+{
+	UnseenKey	key;
+	UnseenEntry *e;
+	bool		found;
+
+	if (UnseenCounts == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(UnseenKey);
+		ctl.entrysize = sizeof(UnseenEntry);
+		ctl.hcxt = TopMemoryContext;
+		UnseenCounts = hash_create("pg_streamml unseen categories", 16, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.model, model, NAMEDATALEN);
+	strlcpy(key.column, column, NAMEDATALEN);
+	e = hash_search(UnseenCounts, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		e->other = 0;
+		e->missing = 0;
+	}
+	return e;
+}
+
+/*
+ * Encodes categorical column i of the deformed row into x (its slots);
+ * false when the value is missing.  Counts an unseen value.
+ */
+static bool
+RowReadCategory(RowReader *r, int i, double *x)
+{
+	int			att = r->attnums[i];
+	CatResult	res = CatReadDatum(&r->cats[i], r->values[att], r->nulls[att], x);
+
+	/* a NULL is not counted: it is missing in training too */
+	if (res == CAT_OTHER)
+		r->unseen[i]->other++;
+	else if (res == CAT_MISSING && !r->nulls[att])
+		r->unseen[i]->missing++;
+	return res != CAT_MISSING;
+}
+
 /* Builds the reader of a row type for a model's columns. */
 static RowReader *
 RowReaderBuild(MemoryContext cxt, Oid typid, int32 typmod, const char *model,
-			   char **columns, int ncolumns, int p, const char *group_by)
+			   char **columns, int ncolumns, int p, const char *group_by,
+			   const Encoding *enc)
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	RowReader  *r = palloc0(sizeof(RowReader));
@@ -104,6 +182,9 @@ RowReaderBuild(MemoryContext cxt, Oid typid, int32 typmod, const char *model,
 	r->ncolumns = ncolumns;
 	r->attnums = palloc(sizeof(int) * ncolumns);
 	r->types = palloc(sizeof(Oid) * ncolumns);
+	r->enc = enc;
+	r->cats = palloc0(sizeof(CatReader) * ncolumns);
+	r->unseen = palloc0(sizeof(UnseenEntry *) * ncolumns);
 	for (int i = 0; i < ncolumns; i++)
 	{
 		Oid			t;
@@ -111,6 +192,20 @@ RowReaderBuild(MemoryContext cxt, Oid typid, int32 typmod, const char *model,
 		r->attnums[i] = RowAttribute(r->desc, columns[i], model, typid);
 		t = TupleDescAttr(r->desc, r->attnums[i])->atttypid;
 		r->types[i] = t;
+		if (enc != NULL && enc->cols[i] != NULL)
+		{
+			const CatColumn *c = enc->cols[i];
+
+			if (!TypeIsCategorical(t))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("column \"%s\" of the row must be text, varchar, char or an enum, not %s",
+								columns[i], format_type_be(t)),
+						 errdetail("Model \"%s\" reads it as a categorical feature.", model)));
+			r->unseen[i] = UnseenCounter(model, columns[i]);
+			CatReaderInit(&r->cats[i], c, t);
+			continue;
+		}
 		if (ncolumns == 1 && p > 1)
 		{
 			if (t != FLOAT8ARRAYOID)
@@ -154,8 +249,8 @@ RowReaderBuild(MemoryContext cxt, Oid typid, int32 typmod, const char *model,
 bool
 RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
 		const char *model, char **columns, int ncolumns, int p,
-		bool missing_ok, const char *group_by, double **xp,
-		const char **group_key, int *group_len)
+		bool missing_ok, const char *group_by, const Encoding *enc,
+		double **xp, const char **group_key, int *group_len)
 {
 	RowReader  *r = *reader;
 	double	   *x;
@@ -165,9 +260,9 @@ RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
 	bool		ok = true;
 
 	if (r == NULL || r->typid != typid || r->typmod != typmod ||
-		r->columns != columns || r->group_by != group_by)
+		r->columns != columns || r->group_by != group_by || r->enc != enc)
 		*reader = r = RowReaderBuild(cxt, typid, typmod, model, columns,
-									 ncolumns, p, group_by);
+									 ncolumns, p, group_by, enc);
 	*xp = x = r->x;
 	tuple.t_len = HeapTupleHeaderGetDatumLength(row);
 	ItemPointerSetInvalid(&tuple.t_self);
@@ -181,7 +276,27 @@ RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
 	if (r->group_att >= 0 && !r->nulls[r->group_att])
 		*group_key = GroupKeyText(&r->group_out, r->values[r->group_att],
 								  group_len);
-	if (ncolumns == 1 && p > 1)
+	if (enc != NULL)
+	{
+		for (int i = 0; i < ncolumns; i++)
+		{
+			int			att = r->attnums[i];
+			double	   *xi = x + enc->first[i];
+
+			if (enc->cols[i] != NULL)
+			{
+				if (!RowReadCategory(r, i, xi) && !missing_ok)
+					ok = false;
+				continue;
+			}
+			*xi = r->nulls[att] ? NAN : DatumFloat8(r->values[att], r->types[i]);
+			if (r->nulls[att] && !missing_ok)
+				ok = false;
+		}
+		if (!ok)
+			return false;
+	}
+	else if (ncolumns == 1 && p > 1)
 	{
 		const double *v;
 		ArrayType  *a;
@@ -249,4 +364,38 @@ FeaturesWithMissing(ArrayType *a, int n)
 			return NULL;
 	}
 	return x;
+}
+
+PG_FUNCTION_INFO_V1(unseen_categories);
+
+/*
+ * SQL streamml.unseen_categories(): for each model and categorical column
+ * this backend has served through the row forms, how many values were not
+ * one of the column's levels and became the "other" level (as_other:
+ * unseen in training, or too rare to keep), and how many became missing
+ * (as_missing: unseen, and the column has no other level).
+ */
+Datum
+unseen_categories(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	HASH_SEQ_STATUS seq;
+	UnseenEntry *e;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (UnseenCounts == NULL)
+		return (Datum) 0;
+	hash_seq_init(&seq, UnseenCounts);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false};
+
+		values[0] = CStringGetTextDatum(e->key.model);
+		values[1] = CStringGetTextDatum(e->key.column);
+		values[2] = Int64GetDatum(e->other);
+		values[3] = Int64GetDatum(e->missing);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

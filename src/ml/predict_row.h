@@ -13,10 +13,12 @@
 #include "utils/array.h"
 
 typedef struct RowReader RowReader;
+struct Encoding;
 
 extern bool RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
 					const char *model, char **columns, int ncolumns, int p,
-					bool missing_ok, const char *group_by, double **x,
+					bool missing_ok, const char *group_by,
+					const struct Encoding *enc, double **x,
 					const char **group_key, int *group_len);
 extern const double *FeaturesWithMissing(ArrayType *a, int n);
 

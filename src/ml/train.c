@@ -229,6 +229,7 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, ModelFamily family,
 	ResolveSource(run);
 	ResolveDeployMetric(run);
 	ResolveSplit(run);
+	ResolveCategories(run);
 
 	groups = learner->fit(run);
 	learner->score(run, groups);

@@ -64,6 +64,12 @@ typedef struct TrainRun
 	int			nfeaturecols;
 	bool		featarray;		/* one array column of features */
 	int			p;				/* number of features, -1 until known */
+	Oid		   *coltypes;		/* type of each feature column */
+	struct Encoding *enc;		/* categorical columns' one-hot encoding, or
+								 * NULL (categorical.c) */
+	char	  **slotexpr;		/* SQL of each of the p features */
+	int			max_categories; /* options of the categorical encoding */
+	bool		other_level;
 	/* options */
 	double		l2;
 	double		l1;				/* lasso penalty (linear models) */
@@ -287,6 +293,11 @@ extern void ModelUpsert(TrainRun *run, Jsonb *options);
 extern int	ModelNextVersion(const char *model);
 extern void ModelInsertVersion(TrainRun *run, int version,
 							   const ModelVersionRow *row);
+
+/* categorical.c: the one-hot encoding of categorical feature columns */
+struct Encoding;
+extern void ResolveCategories(TrainRun *run);
+extern void ApplyEncoding(TrainRun *run, struct Encoding *e);
 
 /* feature_bins.c: the reference bins of each feature, for drift */
 extern void RecordFeatureBins(TrainRun *run, int version);

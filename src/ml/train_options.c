@@ -24,18 +24,19 @@
 static const char *const LogregOptions[] = {
 	"l1", "l2", "standardize", "max_iter", "tol", "class_weight", "weight",
 	"group_by", "test_fraction", "order_by", "warm_start", "deploy",
-	"deploy_metric", "solver", NULL
+	"deploy_metric", "solver", "max_categories", "other_level", NULL
 };
 static const char *const LinregOptions[] = {
 	"l1", "l2", "standardize", "weight", "group_by", "test_fraction", "order_by",
-	"deploy", "deploy_metric", NULL
+	"deploy", "deploy_metric", "max_categories", "other_level", NULL
 };
 
 static const char *const TreeOptions[] = {
 	"objective", "trees", "max_depth", "learning_rate", "min_child_weight",
 	"subsample", "colsample_bytree", "colsample_bynode", "lambda", "alpha",
 	"max_bin", "early_stopping", "seed", "threads", "weight", "group_by",
-	"test_fraction", "order_by", "deploy", "deploy_metric", NULL
+	"test_fraction", "order_by", "deploy", "deploy_metric", "warm_start",
+	"max_categories", "other_level", NULL
 };
 
 /*
@@ -166,6 +167,16 @@ ParseOptions(TrainRun *run, Jsonb *options)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("deploy 'if_better' needs a holdout"),
 				 errhint("Set the options \"test_fraction\" and \"order_by\".")));
+	/*
+	 * Categorical columns (categorical.c): at most max_categories slots
+	 * each, the last one "other" for rarer and unseen values (scikit-learn's
+	 * OneHotEncoder max_categories, handle_unknown='infrequent_if_exist').
+	 * scikit-learn's default is no cap; 32 is ours (README: it keeps all
+	 * 31 platforms of seed 003's games and caps its 579 publishers).
+	 */
+	run->max_categories = (int) OptionInteger(options, "max_categories", 32,
+											  2, 100000);
+	run->other_level = OptionBool(options, "other_level", true);
 	run->class_weight = OptionGet(options, "class_weight");
 	if (run->family != FAMILY_GLM)
 		ParseTreeOptions(run, options);

@@ -23,6 +23,7 @@
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 
+#include "ml/categorical.h"
 #include "ml/ml.h"
 #include "ml/group_key.h"
 #include "ml/train.h"
@@ -295,7 +296,7 @@ SetFeatureColumns(TrainRun *run, ArrayType *fa)
 void
 ResolveFeatures(TrainRun *run, TupleDesc desc)
 {
-	StringInfoData e;
+	bool		categorical = false;
 
 	if (run->nfeaturecols == 1)
 	{
@@ -317,26 +318,26 @@ ResolveFeatures(TrainRun *run, TupleDesc desc)
 		}
 	}
 
-	initStringInfo(&e);
-	appendStringInfoString(&e, "ARRAY[");
+	run->coltypes = palloc(sizeof(Oid) * run->nfeaturecols);
 	for (int i = 0; i < run->nfeaturecols; i++)
 	{
 		Oid			type = SourceColumnType(desc, run->featurecols[i], "feature",
 											run->source);
 
-		if (!TypeIsNumeric(type) && type != BOOLOID)
+		if (!TypeIsNumeric(type) && type != BOOLOID && !TypeIsCategorical(type))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("feature column \"%s\" must be numeric or boolean, not %s",
+					 errmsg("feature column \"%s\" must be numeric, boolean, text or an enum, not %s",
 							run->featurecols[i], format_type_be(type)),
-					 errhint("Pass a single float8[] column or numeric columns.")));
-		if (i > 0)
-			appendStringInfoChar(&e, ',');
-		appendStringInfoString(&e, Float8Expr(run->featurecols[i], type));
+					 errhint("Pass a single float8[] column, or numeric, boolean and categorical columns.")));
+		run->coltypes[i] = type;
+		if (TypeIsCategorical(type))
+			categorical = true;
 	}
-	appendStringInfoString(&e, "]::float8[]");
-	run->xexpr = e.data;
-	run->p = run->nfeaturecols;
+	/* categorical columns: their levels come with the split (categorical.c) */
+	if (categorical)
+		return;
+	ApplyEncoding(run, NULL);
 }
 
 /* Resolves weight, group and order columns and the holdout split. */
@@ -468,24 +469,36 @@ ResolveSplit(TrainRun *run)
 	}
 }
 
-/* The name of feature j, as the catalog records it. */
+/*
+ * The name of feature j, as the catalog records it: the column, name[j]
+ * of one array column, or column=level of a categorical column.
+ */
 char *
 FeatureName(TrainRun *run, int j)
 {
-	return run->featarray ? psprintf("%s[%d]", run->featurecols[0], j + 1) :
-		run->featurecols[j];
+	if (run->featarray)
+		return psprintf("%s[%d]", run->featurecols[0], j + 1);
+	if (run->enc != NULL)
+	{
+		Encoding   *e = run->enc;
+
+		for (int i = e->ncolumns - 1; i >= 0; i--)
+			if (e->first[i] <= j)
+				return e->cols[i] ?
+					CatSlotName(run->featurecols[i], e->cols[i], j - e->first[i]) :
+					run->featurecols[i];
+	}
+	return run->featurecols[j];
 }
 
-/* Feature names: the columns, or name[1..p] for one array column. */
+/* Feature names, by FeatureName. */
 Datum
 FeatureNamesArray(TrainRun *run)
 {
 	Datum	   *d = palloc(sizeof(Datum) * Max(run->p, 1));
 
 	for (int i = 0; i < run->p; i++)
-		d[i] = CStringGetTextDatum(run->featarray ?
-								   psprintf("%s[%d]", run->featurecols[0], i + 1) :
-								   run->featurecols[i]);
+		d[i] = CStringGetTextDatum(FeatureName(run, i));
 	return PointerGetDatum(construct_array(d, run->p, TEXTOID, -1, false,
 										   TYPALIGN_INT));
 }

@@ -14,7 +14,11 @@
  * histogram method, one boosting round per call, checking for interrupts
  * between rounds, so a cancel stops training within about a round; with
  * early_stopping the holdout's metric is evaluated after each round and
- * the model cut back to its best round.  XGBoost copies the matrix, so
+ * the model cut back to its best round.  With warm_start, a group whose
+ * deployed version is of the same family, task and features continues
+ * from that version's trees (XGBoost's continued training, as python's
+ * xgb.train(..., xgb_model=...)): "trees" more rounds, and iterations
+ * counts them all.  XGBoost copies the matrix, so
  * ours is freed once the library has it.  score scores the holdout (or
  * the training rows, without one) with the metrics aggregates of
  * metrics.c, and the deployed version on the same holdout rows for deploy
@@ -71,6 +75,7 @@ typedef struct TreeGroup
 	int64		ntrain;
 	XgbBooster *booster;
 	int			rounds;
+	int			warm_rounds;	/* rounds of the deployed version continued */
 	char	   *metrics;
 	double		holdout_score;
 	double		holdout_rows;
@@ -201,6 +206,48 @@ TreeSetParams(TrainRun *run, XgbBooster *b)
 }
 
 /*
+ * The deployed version's XGBoost model of a group, for warm_start, copied
+ * into the current context: NULL unless it is of the same family, task and
+ * features (names, so a categorical column's levels too).
+ */
+static bytea *
+TreeDeployedBooster(TrainRun *run, TreeGroup *g)
+{
+	Oid			types[4] = {TEXTOID, TEXTARRAYOID, TEXTOID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bool		isnull;
+	Datum		d;
+	bytea	   *bytes;
+	TreeModel  *tm;
+	int			nout = run->kind == MODEL_MULTINOMIAL ? run->nclasses : 1;
+
+	values[0] = CStringGetTextDatum(run->model);
+	values[1] = FeatureNamesArray(run);
+	values[2] = CStringGetTextDatum(FamilyName(run));
+	values[3] = g->key ? CStringGetTextDatum(g->key) : (Datum) 0;
+	nulls[3] = g->key ? ' ' : 'n';
+	if (SPI_execute_with_args("SELECT v.model_data FROM streamml.models m "
+							  "JOIN streamml.model_versions v "
+							  "ON v.model = m.name AND v.version = m.deployed_version "
+							  "WHERE m.name = $1 AND v.features = $2 AND v.kind = $3 "
+							  "AND v.model_data IS NOT NULL "
+							  "AND v.group_key IS NOT DISTINCT FROM $4",
+							  4, types, values, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the deployed version");
+	if (SPI_processed == 0)
+		return NULL;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	bytes = DatumGetByteaPCopy(d);
+	SPI_freetuptable(SPI_tuptable);
+	tm = TreeModelLoad(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes));
+	if (TreeModelOutputs(tm) != nout ||
+		(TreeModelTask(tm) == 'l') != (run->kind == MODEL_LINEAR))
+		return NULL;
+	return bytes;
+}
+
+/*
  * Trains one group on its training rows, which are freed as soon as
  * XGBoost has copied them; keeps the holdout rows for score.
  */
@@ -232,13 +279,39 @@ TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
 	if (t->early_stopping > 0 && g->test.n > 0)
 		dtest = XgbMatrixCreate(g->test.x, g->test.n, run->p, g->test.y,
 								run->weight ? g->test.w : NULL);
-	g->booster = XgbBoosterCreate(dtrain);
+	/* warm_start: more rounds on the deployed version's trees */
+	g->booster = NULL;
+	g->warm_rounds = 0;
+	if (run->warm_start)
+	{
+		bytea	   *prev = TreeDeployedBooster(run, g);
+
+		if (prev != NULL)
+		{
+			g->booster = XgbBoosterLoadFrom(dtrain, VARDATA_ANY(prev),
+											VARSIZE_ANY_EXHDR(prev));
+			g->warm_rounds = XgbBoosterRounds(g->booster);
+			pfree(prev);
+		}
+		else
+			ereport(NOTICE,
+					(errmsg("model \"%s\"%s%s has no deployed %s version with the same features and task: warm_start trains it from scratch",
+							run->model, g->key ? " group " : "",
+							g->key ? quote_literal_cstr(g->key) : "",
+							FamilyName(run))));
+	}
+	if (g->booster == NULL)
+		g->booster = XgbBoosterCreate(dtrain);
 	TreeSetParams(run, g->booster);
+	g->rounds = g->warm_rounds;
+	best_round = g->warm_rounds;
 	for (int i = 0; i < t->rounds; i++)
 	{
+		int			done = g->warm_rounds + i + 1;
+
 		CHECK_FOR_INTERRUPTS();
 		XgbBoosterUpdate(g->booster, i, dtrain);
-		g->rounds = i + 1;
+		g->rounds = done;
 		if (dtest != NULL)
 		{
 			double		score = XgbBoosterEval(g->booster, i, dtest);
@@ -246,9 +319,9 @@ TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
 			if (score < best)
 			{
 				best = score;
-				best_round = i + 1;
+				best_round = done;
 			}
-			else if (i + 1 - best_round >= t->early_stopping)
+			else if (done - best_round >= t->early_stopping)
 				break;
 		}
 	}
@@ -286,9 +359,8 @@ TreeScanQuery(TrainRun *run)
 		appendStringInfo(&sql, ", CASE WHEN %s THEN %s END",
 						 FeatureArrayFits(run), run->xexpr);
 	else
-		for (int j = 0; j < run->nfeaturecols; j++)
-			appendStringInfo(&sql, ", (s.%s)::float8",
-							 quote_identifier(run->featurecols[j]));
+		for (int j = 0; j < run->p; j++)
+			appendStringInfo(&sql, ", %s", run->slotexpr[j]);
 	appendStringInfo(&sql, " FROM %s WHERE (%s)", run->from, run->train_where);
 	if (run->test_where)
 		appendStringInfo(&sql, " OR (%s)", run->test_where);

@@ -113,3 +113,21 @@ CREATE FUNCTION streamml.train_league(model text, source text, target text,
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION streamml.train_league(text, text, text, text[], jsonb) IS
 	'trains candidate models (by default the seed''s ElasticNet, tree, forest and gbt) on one time-ordered holdout, ranks them and deploys the champion if it beats the deployed version';
+
+-- Evaluating tree models (src/ml/evaluate.c): the outputs of explicit
+-- XGBoost models, one per group key.
+CREATE FUNCTION streamml.ml_score_tree(models bytea[], group_keys text[],
+	group_key text, features float8[]) RETURNS float8[]
+	AS 'MODULE_PATHNAME', 'ml_score_tree'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ml_score_tree(bytea[], text[], text, float8[]) IS
+	'outputs (value, positive-class probability or class probabilities) of the XGBoost model of a group, NULL features as missing; used by streamml.evaluate';
+
+-- Categorical features at serving (src/ml/predict_row.c).
+CREATE FUNCTION streamml.unseen_categories()
+	RETURNS TABLE (model text, feature_column text, as_other bigint,
+		as_missing bigint)
+	AS 'MODULE_PATHNAME', 'unseen_categories'
+	LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION streamml.unseen_categories() IS
+	'per model and categorical feature column, the values this backend served through the row forms that are not one of the column''s levels: encoded as the "other" level (unseen or rare in training), or as missing (unseen, no other level)';

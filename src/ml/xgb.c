@@ -177,6 +177,21 @@ XgbBoosterLoad(const char *bytes, Size len)
 	return b;
 }
 
+/*
+ * A booster for continued training: created with the training matrix, as
+ * for a new model, then given a stored model's trees (python's
+ * xgb.train(..., xgb_model=...)); its rounds continue from theirs.
+ */
+XgbBooster *
+XgbBoosterLoadFrom(XgbMatrix *train, const char *bytes, Size len)
+{
+	XgbBooster *b = XgbBoosterCreate(train);
+
+	XGB_CHECK(XGBoosterLoadModelFromBuffer(b->handle, bytes, (bst_ulong) len),
+			 "loading the deployed model to continue training");
+	return b;
+}
+
 /* Frees a booster now. */
 void
 XgbBoosterFree(XgbBooster *b)

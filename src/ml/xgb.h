@@ -21,6 +21,8 @@ extern XgbMatrix *XgbMatrixCreate(const float *data, int64 nrow, int ncol,
 extern void XgbMatrixFree(XgbMatrix *m);
 extern XgbBooster *XgbBoosterCreate(XgbMatrix *train);
 extern XgbBooster *XgbBoosterLoad(const char *bytes, Size len);
+extern XgbBooster *XgbBoosterLoadFrom(XgbMatrix *train, const char *bytes,
+									  Size len);
 extern void XgbBoosterFree(XgbBooster *b);
 extern void XgbBoosterSetParam(XgbBooster *b, const char *name,
 							   const char *value);

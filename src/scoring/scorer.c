@@ -45,6 +45,7 @@
 #include "utils/regproc.h"
 #include "utils/varlena.h"
 
+#include "ml/categorical.h"
 #include "ml/ml.h"
 #include "options.h"
 #include "pg_streamml.h"
@@ -320,13 +321,30 @@ CheckFeatureMap(Relation source, Jsonb *options, ServedModelInfo *info,
 						 errdetail("Option \"features\" maps the model's feature names to the source's columns.")));
 		}
 	}
-	for (int j = 0; j < info->nfeatures; j++)
+	for (int j = 0; j < info->nfeatures && info->encoding == NULL; j++)
 	{
 		char	   *col = ScorerFeatureColumn(options, info->features[j]);
 		char	   *what = psprintf("feature \"%s\" of model \"%s\"",
 									info->features[j], model);
 
 		(void) ScorerSourceColumn(source, col, what, true);
+	}
+	/* a model with categorical columns reads its columns (categorical.h) */
+	for (int i = 0; info->encoding != NULL && i < info->ncolumns; i++)
+	{
+		char	   *col = ScorerFeatureColumn(options, info->columns[i]);
+		char	   *what = psprintf("feature column \"%s\" of model \"%s\"",
+									info->columns[i], model);
+		bool		cat = info->encoding->cols[i] != NULL;
+		AttrNumber	a = ScorerSourceColumn(source, col, what, !cat);
+		Oid			t = TupleDescAttr(RelationGetDescr(source), a - 1)->atttypid;
+
+		if (cat && !TypeIsCategorical(t))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of table \"%s\" is of type %s, not text, varchar, char or an enum",
+							col, RelationGetRelationName(source), format_type_be(t)),
+					 errdetail("It is read as %s, a categorical feature.", what)));
 	}
 }
 

@@ -58,6 +58,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "ml/categorical.h"
 #include "ml/group_key.h"
 #include "ml/ml.h"
 #include "pg_streamml.h"
@@ -88,6 +89,7 @@ typedef struct FeatureReader
 {
 	AttrNumber	attnum;
 	Oid			type;
+	CatReader  *cat;			/* a categorical column, or NULL */
 } FeatureReader;
 
 /* Reads the scorer's catalog row into b, in the caller's memory. */
@@ -247,9 +249,35 @@ ScoreRows(void *arg)
 
 	/* the model, validated for this statement, as the owner may use it */
 	m = ServedModelGet(b->model, &info);
-	features = palloc(sizeof(FeatureReader) * Max(info.nfeatures, 1));
+	features = palloc0(sizeof(FeatureReader) * Max(info.nfeatures, 1));
 	x = palloc(sizeof(double) * Max(info.nfeatures, 1));
-	for (int j = 0; j < info.nfeatures; j++)
+	/* categorical columns: one reader per column, filling its slots */
+	for (int i = 0; info.encoding != NULL && i < info.ncolumns; i++)
+	{
+		char	   *col = ScorerFeatureColumn(b->options, info.columns[i]);
+		const CatColumn *c = info.encoding->cols[i];
+
+		features[i].attnum =
+			ScorerSourceColumn(source, col,
+							   psprintf("feature column \"%s\" of model \"%s\" version %d",
+										info.columns[i], b->model, info.version),
+							   c == NULL);
+		features[i].type = TupleDescAttr(sdesc, features[i].attnum - 1)->atttypid;
+		if (c != NULL)
+		{
+			if (!TypeIsCategorical(features[i].type))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("column \"%s\" of table \"%s\" is of type %s, not text, varchar, char or an enum",
+								col, RelationGetRelationName(source),
+								format_type_be(features[i].type)),
+						 errdetail("Model \"%s\" reads it as a categorical feature.", b->model)));
+			features[i].cat = palloc(sizeof(CatReader));
+			CatReaderInit(features[i].cat, c, features[i].type);
+		}
+		maxatt = Max(maxatt, features[i].attnum);
+	}
+	for (int j = 0; j < info.nfeatures && info.encoding == NULL; j++)
 	{
 		char	   *col = ScorerFeatureColumn(b->options, info.features[j]);
 
@@ -382,8 +410,22 @@ ScoreRows(void *arg)
 		ExecClearTuple(out);
 		memset(out->tts_isnull, true, sizeof(bool) * pdesc->natts);
 
-		for (int j = 0; j < info.nfeatures && scorable; j++)
-			scorable = FeatureValue(src, &features[j], &x[j]);
+		if (info.encoding == NULL)
+			for (int j = 0; j < info.nfeatures && scorable; j++)
+				scorable = FeatureValue(src, &features[j], &x[j]);
+		else
+			for (int i = 0; i < info.ncolumns && scorable; i++)
+			{
+				double	   *xi = x + info.encoding->first[i];
+				int			a = features[i].attnum - 1;
+
+				/* a category missing (NULL, or unseen without an other level) is unscorable, as a NULL feature */
+				if (features[i].cat)
+					scorable = CatReadDatum(features[i].cat, src->tts_values[a],
+											src->tts_isnull[a], xi) != CAT_MISSING;
+				else
+					scorable = FeatureValue(src, &features[i], xi);
+			}
 		if (scorable && group_att != InvalidAttrNumber)
 		{
 			if (src->tts_isnull[group_att - 1])

@@ -242,6 +242,7 @@ OutcomeTrackerLoad(int32 id)
 	t->order_by = SPI_getvalue(tup, desc, 12);
 	t->bucket = SPI_getvalue(tup, desc, 13);
 	t->scorer = SPI_getvalue(tup, desc, 14);
+	t->scorer_datum = CStringGetTextDatum(t->scorer);
 	t->has_role = get_attnum(t->predictions, "role") > 0;
 	t->actual_type = get_atttype(t->source, get_attnum(t->source, t->actual));
 	if (t->order_by)

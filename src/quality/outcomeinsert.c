@@ -198,7 +198,10 @@ AppendPredictionJoin(StringInfo s, OutcomeTracker *t)
 		appendStringInfo(s, "%sp.%s = b.k%d", i > 0 ? " AND " : "",
 						 quote_identifier(t->prediction_keys[i]), i + 1);
 	/* OFFSET 0: kept a subquery, i.e. a parameterized index scan */
-	appendStringInfoString(s, " OFFSET 0) p ON true ORDER BY b.ord, b.key, p.model, p.version");
+	appendStringInfoString(s, " OFFSET 0) p ON true ORDER BY b.ord");
+	for (int i = 0; i < t->nkeys; i++)
+		appendStringInfo(s, ", b.k%d", i + 1);
+	appendStringInfoString(s, ", p.model, p.version");
 }
 
 /*
@@ -351,6 +354,10 @@ RunAs(Oid user, const char *sql, int nargs, Oid *types, SPIPlanPtr plan,
 	 * a plan made while the tables were small is made again.
 	 */
 	(void) set_config_option("enable_seqscan", "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	/* and one row per probe: a plain index scan, not a bitmap */
+	(void) set_config_option("enable_bitmapscan", "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 	if (plan == NULL)

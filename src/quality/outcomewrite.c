@@ -57,6 +57,7 @@
 
 #include "pg_streamml.h"
 #include "quality/quality.h"
+#include "scoring/scorer.h"
 
 #define OUTCOME_BUFFERED_ROWS 1000
 
@@ -110,7 +111,7 @@ struct OutcomeBatch
 	BucketSums *last;
 	List	   *models;			/* of ModelClasses */
 	int			nrecords;
-	int			maxrecords;
+	int64		npairs;			/* challenger pairs counted */
 	OutcomeRecord *records;		/* the first outcomes, in arrival order */
 };
 
@@ -432,6 +433,7 @@ CountPairs(OutcomeBatch *b)
 			s = GetBucket(b, r->model, r->version, r->role, r->group_key,
 						  r->predicted_at);
 			s->sums[S_PAIR_N] += 1;
+			b->npairs++;
 			s->sums[S_PAIR_DIFF_SUM] += d;
 			s->sums[S_PAIR_DIFF_SQ_SUM] += d * d;
 		}
@@ -805,4 +807,7 @@ OutcomeBatchFinish(OutcomeBatch *b)
 		v[k++] = TimestampTzGetDatum(b->now);
 		OutcomeExecute(UpsertPlan, v, nulls, SPI_OK_INSERT);
 	}
+	/* new pairs: the scorer's auto_promote test, if it has one */
+	if (b->npairs > 0)
+		ScorerAutoPromote(b->t->scorer, b->t->id);
 }

@@ -73,6 +73,8 @@ typedef struct ScoreBatch
 	Oid			owner;
 	Oid			sourceid;
 	char	   *model;
+	int			nchallengers;
+	char	  **challengers;	/* shadow-scored models (role 'challenger') */
 	Oid			predsid;
 	int			nkeys;
 	char	  **keys;
@@ -131,6 +133,7 @@ LoadDefinition(ScoreBatch *b)
 			b->keys[k] = TextDatumGetCString(elems[k]);
 	}
 	b->options = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
+	b->challengers = ScorerChallengers(b->options, &b->nchallengers);
 	SPI_finish();
 }
 
@@ -195,6 +198,80 @@ FlushPredictions(ResultRelInfo *rri, EState *estate, TupleTableSlot **slots,
 	}
 }
 
+/* How one model (the champion or a challenger) scores the statement. */
+typedef struct ModelReader
+{
+	const char *name;
+	CachedModel *m;
+	ServedModelInfo info;
+	FeatureReader *features;
+	double	   *x;
+	AttrNumber	group_att;
+	FmgrInfo	group_out;
+	bool		group_text;
+	const void *params;
+	Datum	   *class_text;
+	Datum		model_text;
+	Datum		role_text;
+	int			maxatt;
+} ModelReader;
+
+/* Sets up a model's reader: the served model, its feature columns. */
+static void
+ModelReaderInit(ScoreBatch *b, ModelReader *r, const char *model, const char *role)
+{
+	Relation	source = b->td->tg_relation;
+	TupleDesc	sdesc = RelationGetDescr(source);
+
+	memset(r, 0, sizeof(ModelReader));
+	r->name = model;
+	/* the model, validated for this statement, as the owner may use it */
+	r->m = ServedModelGet(model, &r->info);
+	r->features = palloc(sizeof(FeatureReader) * Max(r->info.nfeatures, 1));
+	r->x = palloc(sizeof(double) * Max(r->info.nfeatures, 1));
+	for (int j = 0; j < r->info.nfeatures; j++)
+	{
+		char	   *col = ScorerFeatureColumn(b->options, r->info.features[j]);
+
+		r->features[j].attnum =
+			ScorerSourceColumn(source, col,
+							   psprintf("feature \"%s\" of model \"%s\" version %d",
+										r->info.features[j], model, r->info.version),
+							   true);
+		r->features[j].type = TupleDescAttr(sdesc, r->features[j].attnum - 1)->atttypid;
+		r->maxatt = Max(r->maxatt, r->features[j].attnum);
+	}
+	if (r->info.group_by != NULL)
+	{
+		char	   *col = ScorerGroupColumn(b->options, &r->info);
+		Oid			group_type;
+
+		r->group_att = ScorerSourceColumn(source, col, "the group key", false);
+		group_type = TupleDescAttr(sdesc, r->group_att - 1)->atttypid;
+		r->group_text = group_type == TEXTOID || group_type == VARCHAROID ||
+			group_type == BPCHAROID;
+		if (!r->group_text)
+		{
+			Oid			out;
+			bool		varlena;
+
+			getTypeOutputInfo(group_type, &out, &varlena);
+			fmgr_info(out, &r->group_out);
+		}
+		r->maxatt = Max(r->maxatt, r->group_att);
+	}
+	else
+		r->params = ServedModelParams(r->m, NULL, 0);
+	r->model_text = CStringGetTextDatum(model);
+	r->role_text = CStringGetTextDatum(role);
+	if (r->info.nclasses > 0)
+	{
+		r->class_text = palloc(sizeof(Datum) * r->info.nclasses);
+		for (int c = 0; c < r->info.nclasses; c++)
+			r->class_text[c] = CStringGetTextDatum(r->info.classes[c]);
+	}
+}
+
 /* Scores the statement's rows as the scorer's owner (see the top). */
 static void
 ScoreRows(void *arg)
@@ -202,14 +279,8 @@ ScoreRows(void *arg)
 	ScoreBatch *b = arg;
 	Relation	source = b->td->tg_relation;
 	TupleDesc	sdesc = RelationGetDescr(source);
-	ServedModelInfo info;
-	CachedModel *m;
-	FeatureReader *features;
-	AttrNumber	group_att = InvalidAttrNumber;
-	Oid			group_type = InvalidOid;
-	FmgrInfo	group_out;
-	bool		group_text = false;
-	const void *params = NULL;
+	ModelReader *readers;
+	int			nreaders = 1 + b->nchallengers;
 	Relation	preds;
 	TupleDesc	pdesc;
 	PredictionColumns pc;
@@ -223,11 +294,7 @@ ScoreRows(void *arg)
 	bool		triggers;
 	TupleTableSlot *src;
 	TupleTableSlot **slots;
-	Datum	   *class_text = NULL;
-	Datum		model_text;
-	Datum		role_text;
 	Datum		now;
-	double	   *x;
 	int			nbuffered = 0;
 	int			ptr;
 	int			maxatt = 0;
@@ -245,42 +312,14 @@ ScoreRows(void *arg)
 				 errmsg("the owner of scorer \"%s\" has no SELECT privilege on table \"%s\"",
 						b->name, RelationGetRelationName(source))));
 
-	/* the model, validated for this statement, as the owner may use it */
-	m = ServedModelGet(b->model, &info);
-	features = palloc(sizeof(FeatureReader) * Max(info.nfeatures, 1));
-	x = palloc(sizeof(double) * Max(info.nfeatures, 1));
-	for (int j = 0; j < info.nfeatures; j++)
+	/* the champion, then the challengers, as the owner may use them */
+	readers = palloc(sizeof(ModelReader) * nreaders);
+	for (int i = 0; i < nreaders; i++)
 	{
-		char	   *col = ScorerFeatureColumn(b->options, info.features[j]);
-
-		features[j].attnum =
-			ScorerSourceColumn(source, col,
-							   psprintf("feature \"%s\" of model \"%s\" version %d",
-										info.features[j], b->model, info.version),
-							   true);
-		features[j].type = TupleDescAttr(sdesc, features[j].attnum - 1)->atttypid;
-		maxatt = Max(maxatt, features[j].attnum);
+		ModelReaderInit(b, &readers[i], i == 0 ? b->model : b->challengers[i - 1],
+						i == 0 ? SCORER_ROLE_CHAMPION : SCORER_ROLE_CHALLENGER);
+		maxatt = Max(maxatt, readers[i].maxatt);
 	}
-	if (info.group_by != NULL)
-	{
-		char	   *col = ScorerGroupColumn(b->options, &info);
-
-		group_att = ScorerSourceColumn(source, col, "the group key", false);
-		group_type = TupleDescAttr(sdesc, group_att - 1)->atttypid;
-		group_text = group_type == TEXTOID || group_type == VARCHAROID ||
-			group_type == BPCHAROID;
-		if (!group_text)
-		{
-			Oid			out;
-			bool		varlena;
-
-			getTypeOutputInfo(group_type, &out, &varlena);
-			fmgr_info(out, &group_out);
-		}
-		maxatt = Max(maxatt, group_att);
-	}
-	else
-		params = ServedModelParams(m, NULL, 0);
 
 	/* the predictions table, as the owner may write it */
 	preds = try_table_open(b->predsid, RowExclusiveLock);
@@ -352,15 +391,7 @@ ScoreRows(void *arg)
 	}
 
 	/* the values that are the same for every row of the statement */
-	model_text = CStringGetTextDatum(b->model);
-	role_text = CStringGetTextDatum(SCORER_ROLE_CHAMPION);
 	now = TimestampTzGetDatum(GetCurrentTimestamp());
-	if (info.nclasses > 0)
-	{
-		class_text = palloc(sizeof(Datum) * info.nclasses);
-		for (int c = 0; c < info.nclasses; c++)
-			class_text[c] = CStringGetTextDatum(info.classes[c]);
-	}
 
 	slots = palloc0(sizeof(TupleTableSlot *) * SCORER_BUFFERED_ROWS);
 	src = MakeSingleTupleTableSlot(sdesc, &TTSOpsMinimalTuple);
@@ -369,16 +400,21 @@ ScoreRows(void *arg)
 	/* our own read pointer: other triggers may read the same rows */
 	ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
 	tuplestore_select_read_pointer(ts, ptr);
-	tuplestore_rescan(ts);
 
 	b->in_rows = true;
+	/* one pass per model: the champion's rows first, then each challenger's */
+	for (int mi = 0; mi < nreaders; mi++)
+	{
+	ModelReader *mr = &readers[mi];
+
+	tuplestore_rescan(ts);
 	while (tuplestore_gettupleslot(ts, true, false, src))
 	{
 		ExprContext *econtext = GetPerTupleExprContext(estate);
 		MemoryContext old;
 		TupleTableSlot *out;
 		bool		scorable = true;
-		const void *p = params;
+		const void *p = mr->params;
 
 		CHECK_FOR_INTERRUPTS();
 		/* the slots live as long as the statement, in its memory */
@@ -391,24 +427,24 @@ ScoreRows(void *arg)
 		ExecClearTuple(out);
 		memset(out->tts_isnull, true, sizeof(bool) * pdesc->natts);
 
-		for (int j = 0; j < info.nfeatures && scorable; j++)
-			scorable = FeatureValue(src, &features[j], &x[j]);
-		if (scorable && group_att != InvalidAttrNumber)
+		for (int j = 0; j < mr->info.nfeatures && scorable; j++)
+			scorable = FeatureValue(src, &mr->features[j], &mr->x[j]);
+		if (scorable && mr->group_att != InvalidAttrNumber)
 		{
-			if (src->tts_isnull[group_att - 1])
+			if (src->tts_isnull[mr->group_att - 1])
 				p = NULL;
-			else if (group_text)
+			else if (mr->group_text)
 			{
-				text	   *g = DatumGetTextPP(src->tts_values[group_att - 1]);
+				text	   *g = DatumGetTextPP(src->tts_values[mr->group_att - 1]);
 
-				p = ServedModelParams(m, VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g));
+				p = ServedModelParams(mr->m, VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g));
 			}
 			else
 			{
-				char	   *g = OutputFunctionCall(&group_out,
-												   src->tts_values[group_att - 1]);
+				char	   *g = OutputFunctionCall(&mr->group_out,
+												   src->tts_values[mr->group_att - 1]);
 
-				p = ServedModelParams(m, g, strlen(g));
+				p = ServedModelParams(mr->m, g, strlen(g));
 			}
 			scorable = p != NULL;
 		}
@@ -416,7 +452,7 @@ ScoreRows(void *arg)
 		{
 			ServedPrediction r;
 
-			ServedModelScore(m, p, x, &r);
+			ServedModelScore(mr->m, p, mr->x, &r);
 			out->tts_values[pc.prediction - 1] = Float8GetDatum(r.value);
 			out->tts_isnull[pc.prediction - 1] = false;
 			if (!isnan(r.probability))
@@ -424,13 +460,13 @@ ScoreRows(void *arg)
 				out->tts_values[pc.probability - 1] = Float8GetDatum(r.probability);
 				out->tts_isnull[pc.probability - 1] = false;
 			}
-			if (r.class_index >= 0 && r.class_index < info.nclasses)
+			if (r.class_index >= 0 && r.class_index < mr->info.nclasses)
 			{
-				out->tts_values[pc.class_label - 1] = class_text[r.class_index];
+				out->tts_values[pc.class_label - 1] = mr->class_text[r.class_index];
 				out->tts_isnull[pc.class_label - 1] = false;
 			}
 		}
-		else
+		else if (mi == 0)
 			b->unscorable++;
 
 		for (int k = 0; k < pc.nkeys; k++)
@@ -438,11 +474,11 @@ ScoreRows(void *arg)
 			out->tts_values[pc.key[k] - 1] = src->tts_values[source_keys[k] - 1];
 			out->tts_isnull[pc.key[k] - 1] = src->tts_isnull[source_keys[k] - 1];
 		}
-		out->tts_values[pc.model - 1] = model_text;
+		out->tts_values[pc.model - 1] = mr->model_text;
 		out->tts_isnull[pc.model - 1] = false;
-		out->tts_values[pc.version - 1] = Int32GetDatum(info.version);
+		out->tts_values[pc.version - 1] = Int32GetDatum(mr->info.version);
 		out->tts_isnull[pc.version - 1] = false;
-		out->tts_values[pc.role - 1] = role_text;
+		out->tts_values[pc.role - 1] = mr->role_text;
 		out->tts_isnull[pc.role - 1] = false;
 		out->tts_values[pc.scored_at - 1] = now;
 		out->tts_isnull[pc.scored_at - 1] = false;
@@ -461,12 +497,14 @@ ScoreRows(void *arg)
 		ExecMaterializeSlot(out);
 		MemoryContextSwitchTo(old);
 		ResetPerTupleExprContext(estate);
-		b->rows++;
+		if (mi == 0)
+			b->rows++;
 		if (++nbuffered == SCORER_BUFFERED_ROWS)
 		{
 			FlushPredictions(rri, estate, slots, nbuffered, bistate, tcs, triggers);
 			nbuffered = 0;
 		}
+	}
 	}
 	FlushPredictions(rri, estate, slots, nbuffered, bistate, tcs, triggers);
 	tuplestore_select_read_pointer(ts, 0);

@@ -419,7 +419,8 @@ CountPairs(OutcomeBatch *b)
 												b->records[end].key)))
 			end++;
 		for (int i = start; i < end; i++)
-			if (strcmp(b->records[i].role, "champion") == 0 && b->records[i].has_loss)
+			if (b->records[i].first && b->records[i].has_loss &&
+				strcmp(b->records[i].role, "champion") == 0)
 				champ = &b->records[i];
 		for (int i = start; champ && i < end; i++)
 		{
@@ -427,7 +428,8 @@ CountPairs(OutcomeBatch *b)
 			BucketSums *s;
 			double		d;
 
-			if (r == champ || !r->has_loss || strcmp(r->role, "challenger") != 0)
+			if (r == champ || !r->first || !r->has_loss ||
+				strcmp(r->role, "challenger") != 0)
 				continue;
 			d = champ->loss - r->loss;
 			s = GetBucket(b, r->model, r->version, r->role, r->group_key,

@@ -4,8 +4,10 @@
  *
  * outcomes.c creates and drops outcome trackers and keeps their catalog
  * (streamml.outcome_trackers); outcomeinsert.c holds the two statement
- * triggers that join outcomes with predictions and keep the bucket sums
- * of streamml.live_metrics; live_metrics.c the histograms the view reads.
+ * triggers that read a batch's outcomes joined with their predictions;
+ * outcomewrite.c writes them (outcomes, pending outcomes, the bucket sums
+ * of streamml.live_metrics) and is where a batch's new outcomes are known
+ * in arrival order; live_metrics.c the histograms the view reads.
  */
 #ifndef STREAMML_QUALITY_H
 #define STREAMML_QUALITY_H

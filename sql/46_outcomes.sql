@@ -287,7 +287,7 @@ SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'oc_o_preds'::regcla
 SELECT streamml.untrack_outcomes('oc_s');
 SELECT (SELECT count(*) FROM streamml.outcomes WHERE scorer = 'oc_s') AS outcomes,
 	   (SELECT count(*) FROM streamml.live_metrics WHERE scorer = 'oc_s') AS metrics,
-	   (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'streamml_outcomes_%'
+	   (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'streamml_tracker_%'
 		   AND tgrelid IN ('oc_labels'::regclass, 'oc_preds'::regclass)) AS triggers;
 INSERT INTO oc_labels VALUES (5, true, 'odd', now());
 SELECT streamml.untrack_outcomes('oc_s');

@@ -215,13 +215,10 @@ label_lag_quantile(PG_FUNCTION_ARGS)
 	PG_RETURN_NULL();
 }
 
-PG_FUNCTION_INFO_V1(score_bin);
-
-/* SQL streamml.score_bin(probability, positive) → int (0..199). */
-Datum
-score_bin(PG_FUNCTION_ARGS)
+/* The bin of a probability in a score histogram (0..199). */
+int
+ScoreBin(double p, bool positive)
 {
-	double		p = PG_GETARG_FLOAT8(0);
 	int			b;
 
 	if (isnan(p))
@@ -231,7 +228,16 @@ score_bin(PG_FUNCTION_ARGS)
 		b = 0;
 	if (b > SCORE_BINS - 1)
 		b = SCORE_BINS - 1;
-	PG_RETURN_INT32(PG_GETARG_BOOL(1) ? SCORE_BINS + b : b);
+	return positive ? SCORE_BINS + b : b;
+}
+
+PG_FUNCTION_INFO_V1(score_bin);
+
+/* SQL streamml.score_bin(probability, positive) → int (0..199). */
+Datum
+score_bin(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(ScoreBin(PG_GETARG_FLOAT8(0), PG_GETARG_BOOL(1)));
 }
 
 /*

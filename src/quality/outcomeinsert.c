@@ -1,53 +1,48 @@
 /*
  * outcomeinsert.c
- *		The statement triggers of an outcome tracker: outcomes joined with
- *		their predictions, and the bucket sums of streamml.live_metrics,
- *		in the transaction of each batch.
+ *		The statement triggers of an outcome tracker: a batch's outcomes
+ *		joined with their predictions, in the transaction of the batch.
  *
- * Each trigger runs one statement per batch, whatever its size: the batch
- * is the statement's transition table (SPI_register_trigger_data), and
- * the statement, built from the tracker's definition and prepared once
- * per backend and tracker (SPI_prepare, SPI_keepplan), is a chain of
- * data-modifying CTEs:
+ * Each trigger reads the batch (the statement's transition table,
+ * SPI_register_trigger_data) with one statement, built from the tracker's
+ * definition and prepared once per backend and tracker (SPI_prepare,
+ * SPI_keepplan), and hands the rows to outcomewrite.c, which computes the
+ * losses and bucket sums in C and writes them:
  *
  *	source trigger		the batch's outcomes (key mode: its rows; horizon
  *						mode: the earlier rows of the same partitions whose
  *						order_by + horizon the batch reached) are joined
  *						with the predictions of their key, for every model
- *						that scored it, by the predictions table's primary
- *						key; those without a prediction go to
- *						streamml.pending_outcomes.
- *	predictions trigger	the batch's predictions are counted, and the
- *						pending outcomes of their keys are joined with them
- *						(checked first with one index probe, so that a
- *						tracker without pending outcomes costs one grouped
- *						count per batch).
+ *						that scored it, by one index probe of the
+ *						predictions table's primary key per outcome (a
+ *						LATERAL subquery, so that no plan turns it into a
+ *						scan of the table); those without a prediction go
+ *						to streamml.pending_outcomes.
+ *	predictions trigger	the batch's predictions are counted in C, per
+ *						model, version, role and bucket; only when the
+ *						tracker has pending outcomes (one index probe) are
+ *						the pending outcomes of their keys joined with them.
  *
- * Joined outcomes go to streamml.outcomes (the first outcome of a key
- * wins: ON CONFLICT DO NOTHING; within a batch, the earliest by its time),
- * and the sums of the batch, per model, version, role, group and bucket of
- * prediction time, are added to streamml.quality_buckets by one INSERT ...
- * ON CONFLICT DO UPDATE, into the rows of this backend's shard, so that
- * concurrent loads never wait on one another.
- *
- * Loss of an outcome: binary classifiers (a probability and two classes):
- * log loss with the probability clipped to [1e-15, 1 - 1e-15]; other
- * classifiers: 0/1 loss; regressions: squared error.  An actual value is
- * matched to a classifier's classes by its text form, as evaluate does
- * (numbers as float8 text, booleans as true/false).
- *
- * The statements run as the bootstrap superuser with search_path pinned
- * to pg_catalog (they write catalog tables), after checking, per batch,
- * that the tracker's owner has SELECT on the source and on the predictions
- * table; only the transition table, the predictions table and (horizon
- * mode) the source are read.
+ * Privileges.  The statements that read user tables (the source, the
+ * predictions table) run as the tracker's owner inside a security-
+ * restricted operation with search_path pinned, so that the owner's
+ * privileges and row-level security apply to what the tracker reads: a row
+ * of the source that a policy hides from the owner is not an outcome.  In
+ * key mode the batch is the transition table, which row-level security
+ * does not filter: when the owner is subject to a policy of the source,
+ * each outcome row must also be visible in the source to the owner (same
+ * key, actual and time columns).  What writes the catalog tables (outcomes,
+ * pending outcomes, buckets) runs as the bootstrap superuser
+ * (OutcomeExecute), as CatalogExecute does, or in C.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -58,6 +53,7 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -71,11 +67,10 @@
 typedef struct TrackerPlans
 {
 	int32		id;				/* hash key */
-	SPIPlanPtr	source_plan;
+	SPIPlanPtr	source_plan;	/* the batch's outcomes, joined */
+	SPIPlanPtr	source_rls_plan;	/* the same, filtered by the source's RLS */
 	SPIPlanPtr	pending_plan;	/* are there pending outcomes? */
-	SPIPlanPtr	predictions_plan;	/* count predictions, join pending */
-	SPIPlanPtr	count_plan;		/* count predictions only */
-	SPIPlanPtr	owner_plan;		/* the tracker's owner and scorer */
+	SPIPlanPtr	pending_join_plan;	/* pending outcomes of the batch's keys */
 } TrackerPlans;
 
 static HTAB *Plans = NULL;
@@ -158,158 +153,6 @@ RoleExpr(OutcomeTracker *t, const char *alias)
 	return psprintf("coalesce(%s.role::text, 'champion')", alias);
 }
 
-/* The bucket of a prediction time. */
-static char *
-BucketExpr(OutcomeTracker *t, const char *col)
-{
-	return psprintf("date_bin(%s::interval, %s, '2000-01-01 00:00:00+00'::timestamptz)",
-					quote_literal_cstr(t->bucket), col);
-}
-
-/* The columns of a bucket row after its key, in the order of the deltas. */
-static const char *const SumColumns[] = {
-	"predictions", "scored_conf_n", "scored_conf_sum", "labelled",
-	"duplicates", "labelled_conf_n", "labelled_conf_sum", "cls_n", "correct",
-	"tp", "fp", "fn", "prob_n", "log_loss_sum", "brier_sum", "reg_n",
-	"err_sum", "abs_err_sum", "sq_err_sum", "actual_sum", "actual_sq_sum",
-	NULL
-};
-
-/*
- * Appends the CTEs that follow "j" (the outcomes joined with predictions:
- * key, actual_number, actual_text, group_key, labelled_at, rn, model,
- * version, role, prediction, probability, class, scored_at): the loss,
- * the insert into outcomes, and "od", the bucket sums of the outcomes.
- */
-static void
-AppendOutcomeCtes(StringInfo s, OutcomeTracker *t)
-{
-	appendStringInfoString(s,
-						   ", x AS (SELECT j.*, "
-						   "(m.classes IS NOT NULL OR j.class IS NOT NULL) AS is_cls, "
-						   "(j.probability IS NOT NULL AND cardinality(m.classes) = 2) AS is_bin, "
-						   "CASE WHEN m.classes IS NOT NULL "
-						   "THEN array_position(m.classes, j.actual_text)::float8 - 1 "
-						   "WHEN j.class IS NULL THEN j.actual_number END AS actual, "
-						   "CASE WHEN m.classes IS NOT NULL OR j.class IS NOT NULL "
-						   "THEN j.actual_text END AS actual_class "
-						   "FROM j LEFT JOIN streamml.models m ON m.name = j.model)"
-						   ", y AS (SELECT x.*, CASE "
-						   "WHEN x.prediction IS NULL OR x.actual IS NULL THEN NULL "
-						   "WHEN x.is_bin THEN -(x.actual * ln(greatest(1e-15, least(1 - 1e-15, x.probability))) "
-						   "+ (1 - x.actual) * ln(greatest(1e-15, least(1 - 1e-15, 1 - x.probability)))) "
-						   "WHEN x.is_cls THEN (x.prediction <> x.actual)::int4::float8 "
-						   "ELSE (x.prediction - x.actual) * (x.prediction - x.actual) END AS loss "
-						   "FROM x)"
-						   ", ins AS (INSERT INTO streamml.outcomes AS o (tracker, scorer, model, "
-						   "version, role, group_key, key, key_hash, prediction, probability, class, actual, "
-						   "actual_class, loss, predicted_at, labelled_at, owner) "
-						   "SELECT $1, $5, y.model, y.version, y.role, y.group_key, y.key, "
-						   "jsonb_hash_extended(y.key, 0), "
-						   "y.prediction, y.probability, y.class, y.actual, y.actual_class, y.loss, "
-						   "y.scored_at, y.labelled_at, $4 FROM y WHERE y.rn = 1 "
-						   "ON CONFLICT (tracker, key_hash, model, key) DO NOTHING "
-						   "RETURNING o.model, o.key)"
-						   ", f AS MATERIALIZED (SELECT y.*, (y.rn = 1 AND i.key IS NOT NULL) AS first "
-						   "FROM y LEFT JOIN ins i ON y.rn = 1 AND i.model = y.model AND i.key = y.key)"
-						   ", d AS MATERIALIZED (SELECT f.*, "
-						   "f.first AND f.is_cls AND f.prediction IS NOT NULL AND f.actual_class IS NOT NULL AS ok_cls, "
-						   "f.first AND f.is_bin AND f.prediction IS NOT NULL AND f.actual IS NOT NULL AS ok_bin, "
-						   "f.first AND NOT f.is_cls AND f.prediction IS NOT NULL AND f.actual IS NOT NULL AS ok_reg "
-						   "FROM f)");
-	appendStringInfo(s,
-					 ", od AS (SELECT d.model, d.version, d.role, d.group_key, %s AS bucket, "
-					 "0::int8 AS predictions, 0::int8 AS scored_conf_n, 0::float8 AS scored_conf_sum, "
-					 "count(*) FILTER (WHERE d.first) AS labelled, "
-					 "count(*) FILTER (WHERE NOT d.first) AS duplicates, "
-					 "count(*) FILTER (WHERE d.first AND d.probability IS NOT NULL) AS labelled_conf_n, "
-					 "coalesce(sum(greatest(d.probability, 1 - d.probability)) FILTER (WHERE d.first), 0) AS labelled_conf_sum, "
-					 "count(*) FILTER (WHERE d.ok_cls) AS cls_n, "
-					 "count(*) FILTER (WHERE d.ok_cls AND d.class = d.actual_class) AS correct, "
-					 "count(*) FILTER (WHERE d.ok_bin AND d.prediction = 1 AND d.actual = 1) AS tp, "
-					 "count(*) FILTER (WHERE d.ok_bin AND d.prediction = 1 AND d.actual = 0) AS fp, "
-					 "count(*) FILTER (WHERE d.ok_bin AND d.prediction = 0 AND d.actual = 1) AS fn, "
-					 "count(*) FILTER (WHERE d.ok_bin) AS prob_n, "
-					 "coalesce(sum(d.loss) FILTER (WHERE d.ok_bin), 0) AS log_loss_sum, "
-					 "coalesce(sum((d.probability - d.actual) * (d.probability - d.actual)) FILTER (WHERE d.ok_bin), 0) AS brier_sum, "
-					 "count(*) FILTER (WHERE d.ok_reg) AS reg_n, "
-					 "coalesce(sum(d.prediction - d.actual) FILTER (WHERE d.ok_reg), 0) AS err_sum, "
-					 "coalesce(sum(abs(d.prediction - d.actual)) FILTER (WHERE d.ok_reg), 0) AS abs_err_sum, "
-					 "coalesce(sum(d.loss) FILTER (WHERE d.ok_reg), 0) AS sq_err_sum, "
-					 "coalesce(sum(d.actual) FILTER (WHERE d.ok_reg), 0) AS actual_sum, "
-					 "coalesce(sum(d.actual * d.actual) FILTER (WHERE d.ok_reg), 0) AS actual_sq_sum, "
-					 "streamml.histogram_count(streamml.label_lag_bin(extract(epoch FROM d.labelled_at - d.scored_at)::float8), %d) "
-					 "FILTER (WHERE d.first) AS lag_hist, "
-					 "streamml.histogram_count(streamml.score_bin(d.probability, d.actual = 1), %d) "
-					 "FILTER (WHERE d.ok_bin) AS score_hist "
-					 "FROM d GROUP BY 1, 2, 3, 4, 5)",
-					 BucketExpr(t, "d.scored_at"), LAG_BINS, 2 * SCORE_BINS);
-}
-
-/* The bucket sums of the predictions of "n" (the batch), as "pd". */
-static void
-AppendPredictionCte(StringInfo s, OutcomeTracker *t)
-{
-	appendStringInfo(s,
-					 "pd AS (SELECT n.model, n.version, %s AS role, ''::text AS group_key, "
-					 "%s AS bucket, count(*) AS predictions, "
-					 "count(n.probability) AS scored_conf_n, "
-					 "coalesce(sum(greatest(n.probability, 1 - n.probability)), 0) AS scored_conf_sum",
-					 RoleExpr(t, "n"), BucketExpr(t, "n.scored_at"));
-	for (int i = 3; SumColumns[i]; i++)
-		appendStringInfo(s, ", 0 AS %s", SumColumns[i]);
-	appendStringInfoString(s, ", NULL::int8[] AS lag_hist, NULL::int8[] AS score_hist "
-						   "FROM streamml_new n GROUP BY 1, 2, 3, 4, 5)");
-}
-
-/* The upsert of the bucket sums of the CTEs "deltas" into the buckets. */
-static void
-AppendBucketUpsert(StringInfo s, const char *deltas)
-{
-	appendStringInfoString(s,
-						   " INSERT INTO streamml.quality_buckets AS q (tracker, model, version, "
-						   "role, group_key, bucket, shard");
-	for (int i = 0; SumColumns[i]; i++)
-		appendStringInfo(s, ", %s", SumColumns[i]);
-	appendStringInfo(s, ", lag_hist, score_hist, owner, updated_at) "
-					 "SELECT $1, u.model, u.version, u.role, u.group_key, u.bucket, $3");
-	for (int i = 0; SumColumns[i]; i++)
-		appendStringInfo(s, ", sum(u.%s)::%s", SumColumns[i],
-						 strstr(SumColumns[i], "_sum") ? "float8" : "int8");
-	appendStringInfo(s, ", streamml.histogram_sum(u.lag_hist), "
-					 "streamml.histogram_sum(u.score_hist), $4, $2 "
-					 "FROM (%s) u GROUP BY u.model, u.version, u.role, u.group_key, u.bucket "
-					 "ON CONFLICT (tracker, model, version, role, group_key, bucket, shard) "
-					 "DO UPDATE SET ", deltas);
-	for (int i = 0; SumColumns[i]; i++)
-		appendStringInfo(s, "%s = q.%s + excluded.%s, ", SumColumns[i],
-						 SumColumns[i], SumColumns[i]);
-	appendStringInfoString(s,
-						   "lag_hist = streamml.histogram_add(q.lag_hist, excluded.lag_hist), "
-						   "score_hist = streamml.histogram_add(q.score_hist, excluded.score_hist), "
-						   "owner = excluded.owner, updated_at = excluded.updated_at");
-}
-
-/* The join of outcomes "b" with the predictions of their key, as "j". */
-static void
-AppendPredictionJoin(StringInfo s, OutcomeTracker *t)
-{
-	appendStringInfo(s,
-					 ", j AS (SELECT b.key, b.actual_number, b.actual_text, b.group_key, "
-					 "b.labelled_at, b.rn, p.model, p.version, %s AS role, p.prediction, "
-					 "p.probability, p.class, p.scored_at FROM b JOIN %s p ON ",
-					 RoleExpr(t, "p"), QualifiedName(t->predictions));
-	for (int i = 0; i < t->nkeys; i++)
-		appendStringInfo(s, "%sp.%s = b.k%d", i > 0 ? " AND " : "",
-						 quote_identifier(t->prediction_keys[i]), i + 1);
-	appendStringInfoString(s, ")"
-						   ", pend AS (INSERT INTO streamml.pending_outcomes (tracker, key, "
-						   "actual_number, actual_text, group_key, labelled_at, owner) "
-						   "SELECT $1, b.key, b.actual_number, b.actual_text, b.group_key, "
-						   "b.labelled_at, $4 FROM b WHERE NOT EXISTS "
-						   "(SELECT 1 FROM j WHERE j.key = b.key))");
-}
-
 /*
  * The outcome rows of a source row alias r (its key columns k1.., key,
  * actual, group, time) with the actual read from alias a.
@@ -335,9 +178,38 @@ AppendOutcomeColumns(StringInfo s, OutcomeTracker *t, const char *r,
 					 OutcomeActualTextExpr(t, a), GroupExpr(t, r), at, part.data, at);
 }
 
-/* The statement of the source trigger, key mode. */
+/*
+ * The end of a statement that reads outcomes "b" (k1.., key, actual_number,
+ * actual_text, group_key, labelled_at, rn, ord): each joined with the
+ * predictions of its key, one index probe per outcome, NULLs when its key
+ * has none; in arrival order.
+ */
+static void
+AppendPredictionJoin(StringInfo s, OutcomeTracker *t)
+{
+	appendStringInfo(s,
+					 " SELECT b.key, b.actual_number, b.actual_text, b.group_key, "
+					 "b.labelled_at, b.rn, p.model, p.version, p.role, p.prediction, "
+					 "p.probability, p.class, p.scored_at FROM b LEFT JOIN LATERAL "
+					 "(SELECT p.model, p.version, %s AS role, p.prediction, p.probability, "
+					 "p.class, p.scored_at FROM %s p WHERE ",
+					 RoleExpr(t, "p"), QualifiedName(t->predictions));
+	for (int i = 0; i < t->nkeys; i++)
+		appendStringInfo(s, "%sp.%s = b.k%d", i > 0 ? " AND " : "",
+						 quote_identifier(t->prediction_keys[i]), i + 1);
+	/* OFFSET 0: kept a subquery, i.e. a parameterized index scan */
+	appendStringInfoString(s, " OFFSET 0) p ON true ORDER BY b.ord");
+	for (int i = 0; i < t->nkeys; i++)
+		appendStringInfo(s, ", b.k%d", i + 1);
+	appendStringInfoString(s, ", p.model, p.version");
+}
+
+/*
+ * The statement of the source trigger, key mode; rls: only the batch's
+ * rows that the owner can see in the source (see the top of the file).
+ */
 static char *
-SourceSqlKey(OutcomeTracker *t)
+SourceSqlKey(OutcomeTracker *t, bool rls)
 {
 	StringInfoData s;
 	char	   *at = t->at ?
@@ -345,16 +217,32 @@ SourceSqlKey(OutcomeTracker *t)
 		pstrdup("$2");
 
 	initStringInfo(&s);
-	appendStringInfoString(&s, "WITH b AS (SELECT ");
-	AppendOutcomeColumns(&s, t, "a", "a", at);
-	appendStringInfo(&s, " FROM streamml_new a WHERE a.%s IS NOT NULL",
+	appendStringInfo(&s, "WITH na AS (SELECT a.*, row_number() OVER () AS ord "
+					 "FROM streamml_new a WHERE a.%s IS NOT NULL",
 					 quote_identifier(t->actual));
 	for (int i = 0; i < t->nkeys; i++)
 		appendStringInfo(&s, " AND a.%s IS NOT NULL", quote_identifier(t->key_columns[i]));
-	appendStringInfoChar(&s, ')');
+	if (rls)
+	{
+		appendStringInfo(&s, " AND EXISTS (SELECT 1 FROM %s s WHERE s.%s IS NOT DISTINCT FROM a.%s",
+						 QualifiedName(t->source), quote_identifier(t->actual),
+						 quote_identifier(t->actual));
+		for (int i = 0; i < t->nkeys; i++)
+			appendStringInfo(&s, " AND s.%s = a.%s", quote_identifier(t->key_columns[i]),
+							 quote_identifier(t->key_columns[i]));
+		if (t->at)
+			appendStringInfo(&s, " AND s.%s IS NOT DISTINCT FROM a.%s",
+							 quote_identifier(t->at), quote_identifier(t->at));
+		if (t->group_column)
+			appendStringInfo(&s, " AND s.%s IS NOT DISTINCT FROM a.%s",
+							 quote_identifier(t->group_column),
+							 quote_identifier(t->group_column));
+		appendStringInfoChar(&s, ')');
+	}
+	appendStringInfoString(&s, "), b AS (SELECT ");
+	AppendOutcomeColumns(&s, t, "a", "a", at);
+	appendStringInfoString(&s, ", a.ord FROM na a)");
 	AppendPredictionJoin(&s, t);
-	AppendOutcomeCtes(&s, t);
-	AppendBucketUpsert(&s, "SELECT * FROM od");
 	return s.data;
 }
 
@@ -400,64 +288,53 @@ SourceSqlHorizon(OutcomeTracker *t)
 	AppendOutcomeColumns(&s, t, "r", "l", "$2::timestamptz");
 	/* with no row before the batch, prev is the batch's oldest: all rows */
 	appendStringInfo(&s,
-					 " FROM bo CROSS JOIN LATERAL (SELECT * FROM %s r WHERE r.%s = bo.part "
+					 ", r.%s AS ord FROM bo CROSS JOIN LATERAL (SELECT * FROM %s r WHERE r.%s = bo.part "
 					 "AND r.%s > bo.prev - %s AND r.%s <= bo.bmax - %s) r "
 					 "CROSS JOIN LATERAL (SELECT s.%s AS %s FROM %s s WHERE s.%s = r.%s "
 					 "AND s.%s >= r.%s + %s ORDER BY s.%s LIMIT 1) l "
 					 "WHERE l.%s IS NOT NULL",
-					 src, part, ob, h, ob, h, act, act, src, part, part, ob, ob, h, ob,
+					 ob, src, part, ob, h, ob, h, act, act, src, part, part, ob, ob, h, ob,
 					 act);
 	for (int i = 0; i < t->nkeys; i++)
 		appendStringInfo(&s, " AND r.%s IS NOT NULL", quote_identifier(t->key_columns[i]));
 	appendStringInfoChar(&s, ')');
 	AppendPredictionJoin(&s, t);
-	AppendOutcomeCtes(&s, t);
-	AppendBucketUpsert(&s, "SELECT * FROM od");
 	return s.data;
 }
 
 /*
- * The statement of the predictions trigger: the batch's predictions
- * counted, and (join) the pending outcomes of their keys joined.
+ * The statement of the predictions trigger when the tracker has pending
+ * outcomes: those of the batch's keys are taken out of pending_outcomes
+ * and joined with the batch's predictions (catalog rows: privileged).
  */
 static char *
-PredictionsSql(OutcomeTracker *t, bool join)
+PendingJoinSql(OutcomeTracker *t)
 {
-	StringInfoData s;
-
-	initStringInfo(&s);
-	appendStringInfoString(&s, "WITH ");
-	AppendPredictionCte(&s, t);
-	if (!join)
-	{
-		AppendBucketUpsert(&s, "SELECT * FROM pd");
-		return s.data;
-	}
-	appendStringInfo(&s,
-					 ", n AS (SELECT %s AS key, n.model, n.version, %s AS role, n.prediction, "
-					 "n.probability, n.class, n.scored_at FROM streamml_new n)"
-					 ", pdel AS (DELETE FROM streamml.pending_outcomes o WHERE o.tracker = $1 "
-					 "AND o.key IN (SELECT n.key FROM n) RETURNING o.key, o.actual_number, "
-					 "o.actual_text, o.group_key, o.labelled_at)"
-					 ", b AS (SELECT pdel.*, row_number() OVER (PARTITION BY pdel.key "
-					 "ORDER BY pdel.labelled_at) AS rn FROM pdel)"
-					 ", j AS (SELECT b.key, b.actual_number, b.actual_text, b.group_key, "
-					 "b.labelled_at, b.rn, n.model, n.version, n.role, n.prediction, "
-					 "n.probability, n.class, n.scored_at FROM b JOIN n ON n.key = b.key)",
-					 OutcomeKeyExpr(t, "n", false), RoleExpr(t, "n"));
-	AppendOutcomeCtes(&s, t);
-	AppendBucketUpsert(&s, "SELECT * FROM pd UNION ALL SELECT * FROM od");
-	return s.data;
+	return psprintf("WITH n AS (SELECT %s AS key, n.model, n.version, %s AS role, "
+					"n.prediction, n.probability, n.class, n.scored_at FROM streamml_new n)"
+					", pdel AS (DELETE FROM streamml.pending_outcomes o WHERE o.tracker = $1 "
+					"AND o.key IN (SELECT n.key FROM n) RETURNING o.key, o.actual_number, "
+					"o.actual_text, o.group_key, o.labelled_at)"
+					", b AS (SELECT pdel.*, row_number() OVER (PARTITION BY pdel.key "
+					"ORDER BY pdel.labelled_at) AS rn FROM pdel)"
+					" SELECT b.key, b.actual_number, b.actual_text, b.group_key, "
+					"b.labelled_at, b.rn, n.model, n.version, n.role, n.prediction, "
+					"n.probability, n.class, n.scored_at FROM b JOIN n ON n.key = b.key "
+					"ORDER BY b.labelled_at, b.key, n.model, n.version",
+					OutcomeKeyExpr(t, "n", false), RoleExpr(t, "n"));
 }
 
 /* ---- execution ---- */
 
 /*
- * Prepares (qualified names, pinned search_path) or executes a statement
- * as the bootstrap superuser: see the top of the file.
+ * Prepares (plan NULL) or executes a statement as role user, inside a
+ * security-restricted operation with search_path pinned to pg_catalog
+ * (the statements qualify every name): the tracker's owner for reads of
+ * user tables, the bootstrap superuser for catalog writes.
  */
 static SPIPlanPtr
-RunPrivileged(const char *sql, SPIPlanPtr plan, Datum *values, int expect)
+RunAs(Oid user, const char *sql, int nargs, Oid *types, SPIPlanPtr plan,
+	  Datum *values, const char *nulls, int expect)
 {
 	Oid			save_user;
 	int			save_sec;
@@ -465,8 +342,7 @@ RunPrivileged(const char *sql, SPIPlanPtr plan, Datum *values, int expect)
 	int			rc = 0;
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE |
+	SetUserIdAndSecContext(user, save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	nest = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
@@ -474,16 +350,19 @@ RunPrivileged(const char *sql, SPIPlanPtr plan, Datum *values, int expect)
 							 true, 0, false);
 	/*
 	 * A batch is small beside the tables it is joined with: look its keys
-	 * up by index (the predictions table's primary key, the source's
-	 * (partition_by, order_by) index), also when a plan made while the
-	 * tables were small is made again.
+	 * up by index (the source's (partition_by, order_by) index), also when
+	 * a plan made while the tables were small is made again.
 	 */
 	(void) set_config_option("enable_seqscan", "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
+	/* and one row per probe: a plain index scan, not a bitmap */
+	(void) set_config_option("enable_bitmapscan", "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	if (plan == NULL)
 	{
-		plan = SPI_prepare(sql, OUTCOME_NPARAMS, (Oid *) ParamTypes);
+		plan = SPI_prepare(sql, nargs, types);
 		if (plan == NULL)
 			elog(ERROR, "could not prepare an outcome statement: %s",
 				 SPI_result_code_string(SPI_result));
@@ -491,12 +370,41 @@ RunPrivileged(const char *sql, SPIPlanPtr plan, Datum *values, int expect)
 			elog(ERROR, "SPI_keepplan failed");
 	}
 	else
-		rc = SPI_execute_plan(plan, values, NULL, false, 0);
+		rc = SPI_execute_plan(plan, values, nulls, false, 0);
 	AtEOXact_GUC(true, nest);
 	SetUserIdAndSecContext(save_user, save_sec);
 	if (values != NULL && rc != expect)
 		elog(ERROR, "outcome statement failed: %s", SPI_result_code_string(rc));
 	return plan;
+}
+
+/* Prepares a catalog statement of outcomewrite.c, kept for the backend. */
+SPIPlanPtr
+OutcomePrepare(const char *sql, int nargs, Oid *types)
+{
+	return RunAs(BOOTSTRAP_SUPERUSERID, sql, nargs, types, NULL, NULL, NULL, 0);
+}
+
+/* Executes a catalog statement of outcomewrite.c (privileged). */
+void
+OutcomeExecute(SPIPlanPtr plan, Datum *values, const char *nulls, int expect)
+{
+	RunAs(BOOTSTRAP_SUPERUSERID, NULL, 0, NULL, plan, values, nulls, expect);
+}
+
+/* The oid of streamml.outcomes. */
+Oid
+OutcomesRelid(void)
+{
+	return get_relname_relid("outcomes", get_namespace_oid(STREAMML_SCHEMA, false));
+}
+
+/* The oid of streamml.pending_outcomes. */
+Oid
+PendingOutcomesRelid(void)
+{
+	return get_relname_relid("pending_outcomes",
+							 get_namespace_oid(STREAMML_SCHEMA, false));
 }
 
 /* The kept plans of a tracker, prepared on first use. */
@@ -519,9 +427,9 @@ GetPlans(OutcomeTracker *t)
 	if (!found)
 	{
 		p->source_plan = NULL;
+		p->source_rls_plan = NULL;
 		p->pending_plan = NULL;
-		p->predictions_plan = NULL;
-		p->count_plan = NULL;
+		p->pending_join_plan = NULL;
 	}
 	return p;
 }
@@ -569,10 +477,10 @@ TriggerTracker(TriggerData *td, const char *fn, bool on_source)
 
 /* The parameters of every statement: tracker, now, shard, owner, scorer. */
 static void
-TrackerParams(OutcomeTracker *t, Datum *values)
+TrackerParams(OutcomeTracker *t, Datum *values, TimestampTz now)
 {
 	values[0] = Int32GetDatum(t->id);
-	values[1] = TimestampTzGetDatum(GetCurrentTimestamp());
+	values[1] = TimestampTzGetDatum(now);
 	values[2] = Int32GetDatum(MyBackendId);
 	values[3] = ObjectIdGetDatum(t->owner);
 	values[4] = CStringGetTextDatum(t->scorer);
@@ -580,37 +488,40 @@ TrackerParams(OutcomeTracker *t, Datum *values)
 
 /*
  * Counts the predictions already in a new tracker's predictions table
- * into its buckets (track_outcomes; SPI connected).
+ * into its buckets (track_outcomes; SPI connected), read as the owner.
  */
 void
 OutcomeCountPredictions(OutcomeTracker *t)
 {
-	StringInfoData s;
-	Datum		values[OUTCOME_NPARAMS];
+	OutcomeBatch *b = OutcomeBatchBegin(t, GetCurrentTimestamp());
 	SPIPlanPtr	plan;
+	Datum		values[OUTCOME_NPARAMS];
 	char	   *sql;
 
-	TrackerParams(t, values);
-	initStringInfo(&s);
-	appendStringInfoString(&s, "WITH ");
-	AppendPredictionCte(&s, t);
-	AppendBucketUpsert(&s, "SELECT * FROM pd");
-	/* the same statement, over the whole table instead of a batch */
-	sql = s.data;
-	{
-		StringInfoData r;
-		const char *from = "FROM streamml_new n";
-		char	   *pos = strstr(sql, from);
-
-		initStringInfo(&r);
-		appendBinaryStringInfo(&r, sql, pos - sql);
-		appendStringInfo(&r, "FROM %s n", QualifiedName(t->predictions));
-		appendStringInfoString(&r, pos + strlen(from));
-		sql = r.data;
-	}
-	plan = RunPrivileged(sql, NULL, NULL, 0);
-	RunPrivileged(NULL, plan, values, SPI_OK_INSERT);
+	TrackerParams(t, values, GetCurrentTimestamp());
+	sql = psprintf("SELECT n.model, n.version, %s, n.scored_at, count(*), "
+				   "count(n.probability), coalesce(sum(greatest(n.probability, "
+				   "1 - n.probability)), 0) FROM %s n GROUP BY 1, 2, 3, 4",
+				   RoleExpr(t, "n"), QualifiedName(t->predictions));
+	plan = RunAs(t->owner, sql, OUTCOME_NPARAMS, (Oid *) ParamTypes, NULL,
+				 NULL, NULL, 0);
+	RunAs(t->owner, NULL, 0, NULL, plan, values, NULL, SPI_OK_SELECT);
 	SPI_freeplan(plan);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		OutcomeBatchCountPredictions(b, SPI_getvalue(tup, desc, 1),
+									 DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull)),
+									 SPI_getvalue(tup, desc, 3),
+									 DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull)),
+									 DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull)),
+									 DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull)),
+									 DatumGetFloat8(SPI_getbinval(tup, desc, 7, &isnull)));
+	}
+	OutcomeBatchFinish(b);
 }
 
 PG_FUNCTION_INFO_V1(outcome_trigger);
@@ -623,6 +534,9 @@ outcome_trigger(PG_FUNCTION_ARGS)
 	OutcomeTracker *t;
 	TrackerPlans *p;
 	Datum		values[OUTCOME_NPARAMS];
+	TimestampTz now = GetCurrentTimestamp();
+	OutcomeBatch *b;
+	SPIPlanPtr	plan;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -635,14 +549,118 @@ outcome_trigger(PG_FUNCTION_ARGS)
 	t = TriggerTracker(td, "outcome_trigger", true);
 	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "SPI_register_trigger_data failed");
-	TrackerParams(t, values);
+	TrackerParams(t, values, now);
 	p = GetPlans(t);
-	if (p->source_plan == NULL)
-		p->source_plan = RunPrivileged(t->horizon_mode ? SourceSqlHorizon(t) :
-									   SourceSqlKey(t), NULL, NULL, 0);
-	RunPrivileged(NULL, p->source_plan, values, SPI_OK_INSERT);
+	if (t->horizon_mode)
+	{
+		if (p->source_plan == NULL)
+			p->source_plan = RunAs(t->owner, SourceSqlHorizon(t), OUTCOME_NPARAMS,
+								   (Oid *) ParamTypes, NULL, NULL, NULL, 0);
+		plan = p->source_plan;
+	}
+	else if (check_enable_rls(t->source, t->owner, false) == RLS_ENABLED)
+	{
+		if (p->source_rls_plan == NULL)
+			p->source_rls_plan = RunAs(t->owner, SourceSqlKey(t, true), OUTCOME_NPARAMS,
+									   (Oid *) ParamTypes, NULL, NULL, NULL, 0);
+		plan = p->source_rls_plan;
+	}
+	else
+	{
+		if (p->source_plan == NULL)
+			p->source_plan = RunAs(t->owner, SourceSqlKey(t, false), OUTCOME_NPARAMS,
+								   (Oid *) ParamTypes, NULL, NULL, NULL, 0);
+		plan = p->source_plan;
+	}
+	RunAs(t->owner, NULL, 0, NULL, plan, values, NULL, SPI_OK_SELECT);
+	b = OutcomeBatchBegin(t, now);
+	OutcomeBatchAddJoined(b, SPI_tuptable, SPI_processed, true);
+	OutcomeBatchFinish(b);
 	SPI_finish();
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * Counts the batch's predictions (the transition table) into the batch's
+ * sums, in C: per model, version, role and bucket.
+ */
+static void
+CountBatchPredictions(OutcomeBatch *b, OutcomeTracker *t, TriggerData *td)
+{
+	Relation	rel = td->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	a_model = get_attnum(t->predictions, "model");
+	AttrNumber	a_version = get_attnum(t->predictions, "version");
+	AttrNumber	a_prob = get_attnum(t->predictions, "probability");
+	AttrNumber	a_at = get_attnum(t->predictions, "scored_at");
+	AttrNumber	a_role = get_attnum(t->predictions, "role");
+	AttrNumber	maxatt = Max(Max(a_model, a_version), Max(a_prob, Max(a_at, a_role)));
+	Tuplestorestate *ts = td->tg_newtable;
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
+												 "outcome prediction rows",
+												 ALLOCSET_SMALL_SIZES);
+	char	   *model = NULL;
+	char	   *role = NULL;
+	int32		version = 0;
+	TimestampTz at = 0;
+	int64		n = 0;
+	int64		conf_n = 0;
+	double		conf_sum = 0;
+	int			ptr;
+
+	ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(ts, ptr);
+	tuplestore_rescan(ts);
+	/* runs of rows of the same model, version, role and time are summed */
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		MemoryContext old = MemoryContextSwitchTo(rowcxt);
+		char	   *m;
+		char	   *r;
+		int32		v;
+		TimestampTz s;
+
+		slot_getsomeattrs(slot, maxatt);
+		if (slot->tts_isnull[a_model - 1] || slot->tts_isnull[a_version - 1] ||
+			slot->tts_isnull[a_at - 1])
+		{
+			MemoryContextSwitchTo(old);
+			continue;
+		}
+		m = TextDatumGetCString(slot->tts_values[a_model - 1]);
+		r = (a_role > 0 && !slot->tts_isnull[a_role - 1]) ?
+			TextDatumGetCString(slot->tts_values[a_role - 1]) : "champion";
+		v = DatumGetInt32(slot->tts_values[a_version - 1]);
+		s = DatumGetTimestampTz(slot->tts_values[a_at - 1]);
+		MemoryContextSwitchTo(old);
+		if (model == NULL || v != version || s != at || strcmp(m, model) != 0 ||
+			strcmp(r, role) != 0)
+		{
+			if (model != NULL)
+				OutcomeBatchCountPredictions(b, model, version, role, at, n, conf_n, conf_sum);
+			model = pstrdup(m);
+			role = pstrdup(r);
+			version = v;
+			at = s;
+			n = conf_n = 0;
+			conf_sum = 0;
+		}
+		n++;
+		if (!slot->tts_isnull[a_prob - 1])
+		{
+			double		pr = DatumGetFloat8(slot->tts_values[a_prob - 1]);
+
+			conf_n++;
+			conf_sum += Max(pr, 1 - pr);
+		}
+		MemoryContextReset(rowcxt);
+	}
+	if (model != NULL)
+		OutcomeBatchCountPredictions(b, model, version, role, at, n, conf_n, conf_sum);
+	tuplestore_select_read_pointer(ts, 0);
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextDelete(rowcxt);
 }
 
 PG_FUNCTION_INFO_V1(outcome_prediction_trigger);
@@ -655,7 +673,8 @@ outcome_prediction_trigger(PG_FUNCTION_ARGS)
 	OutcomeTracker *t;
 	TrackerPlans *p;
 	Datum		values[OUTCOME_NPARAMS];
-	bool		pending;
+	TimestampTz now = GetCurrentTimestamp();
+	OutcomeBatch *b;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -668,26 +687,24 @@ outcome_prediction_trigger(PG_FUNCTION_ARGS)
 	t = TriggerTracker(td, "outcome_prediction_trigger", false);
 	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "SPI_register_trigger_data failed");
-	TrackerParams(t, values);
+	TrackerParams(t, values, now);
 	p = GetPlans(t);
+	b = OutcomeBatchBegin(t, now);
+	CountBatchPredictions(b, t, td);
 	if (p->pending_plan == NULL)
-		p->pending_plan = RunPrivileged("SELECT 1 FROM streamml.pending_outcomes "
-										"WHERE tracker = $1 LIMIT 1",
-										NULL, NULL, 0);
-	RunPrivileged(NULL, p->pending_plan, values, SPI_OK_SELECT);
-	pending = SPI_processed > 0;
-	if (pending)
+		p->pending_plan = OutcomePrepare("SELECT 1 FROM streamml.pending_outcomes "
+										 "WHERE tracker = $1 LIMIT 1",
+										 OUTCOME_NPARAMS, (Oid *) ParamTypes);
+	OutcomeExecute(p->pending_plan, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
 	{
-		if (p->predictions_plan == NULL)
-			p->predictions_plan = RunPrivileged(PredictionsSql(t, true), NULL, NULL, 0);
-		RunPrivileged(NULL, p->predictions_plan, values, SPI_OK_INSERT);
+		if (p->pending_join_plan == NULL)
+			p->pending_join_plan = OutcomePrepare(PendingJoinSql(t), OUTCOME_NPARAMS,
+												  (Oid *) ParamTypes);
+		OutcomeExecute(p->pending_join_plan, values, NULL, SPI_OK_SELECT);
+		OutcomeBatchAddJoined(b, SPI_tuptable, SPI_processed, false);
 	}
-	else
-	{
-		if (p->count_plan == NULL)
-			p->count_plan = RunPrivileged(PredictionsSql(t, false), NULL, NULL, 0);
-		RunPrivileged(NULL, p->count_plan, values, SPI_OK_INSERT);
-	}
+	OutcomeBatchFinish(b);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }

@@ -5,11 +5,16 @@
  *
  * A tracker is a row of streamml.outcome_trackers plus two AFTER INSERT
  * FOR EACH STATEMENT triggers with transition tables, both named
- * streamml_outcomes_<id> (outcomeinsert.c): one on the source, where
+ * streamml_tracker_<id> (outcomeinsert.c): one on the source, where
  * the actual values arrive, and one on the scorer's predictions table, so
  * that an outcome that arrived first is joined when its prediction does,
  * and the predictions are counted in the live metrics; the scorer itself
- * needs no change.  One tracker per scorer.
+ * needs no change.  One tracker per scorer.  PostgreSQL fires the
+ * triggers of one event in the order of their names, and
+ * "streamml_tracker_" sorts after the scorer's "streamml_scorer_": when the
+ * source is the scored table (horizon mode), the batch's own predictions
+ * are written before its outcomes are read, so an outcome whose prediction
+ * came in the same batch is joined at once, not through pending_outcomes.
  *
  * Two modes:
  *	key		 each source row carries the actual value ("actual") of the
@@ -242,6 +247,7 @@ OutcomeTrackerLoad(int32 id)
 	t->order_by = SPI_getvalue(tup, desc, 12);
 	t->bucket = SPI_getvalue(tup, desc, 13);
 	t->scorer = SPI_getvalue(tup, desc, 14);
+	t->scorer_datum = CStringGetTextDatum(t->scorer);
 	t->has_role = get_attnum(t->predictions, "role") > 0;
 	t->actual_type = get_atttype(t->source, get_attnum(t->source, t->actual));
 	if (t->order_by)
@@ -264,7 +270,7 @@ DropTrackerTrigger(Oid rel, int32 id)
 {
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(rel)))
 		return;
-	CatalogExecute(psprintf("DROP TRIGGER IF EXISTS streamml_outcomes_%d ON %s",
+	CatalogExecute(psprintf("DROP TRIGGER IF EXISTS streamml_tracker_%d ON %s",
 							id, RelQualifiedName(rel)),
 				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
 }
@@ -516,12 +522,12 @@ track_outcomes(PG_FUNCTION_ARGS)
 	}
 
 	/* the triggers, then the predictions already made */
-	CatalogExecute(psprintf("CREATE TRIGGER streamml_outcomes_%d AFTER INSERT ON %s "
+	CatalogExecute(psprintf("CREATE TRIGGER streamml_tracker_%d AFTER INSERT ON %s "
 							"REFERENCING NEW TABLE AS streamml_new FOR EACH STATEMENT "
 							"EXECUTE FUNCTION streamml.outcome_trigger('%d')",
 							id, RelQualifiedName(source), id),
 				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
-	CatalogExecute(psprintf("CREATE TRIGGER streamml_outcomes_%d AFTER INSERT ON %s "
+	CatalogExecute(psprintf("CREATE TRIGGER streamml_tracker_%d AFTER INSERT ON %s "
 							"REFERENCING NEW TABLE AS streamml_new FOR EACH STATEMENT "
 							"EXECUTE FUNCTION streamml.outcome_prediction_trigger('%d')",
 							id, RelQualifiedName(preds), id),

@@ -4,24 +4,30 @@
  *
  * outcomes.c creates and drops outcome trackers and keeps their catalog
  * (streamml.outcome_trackers); outcomeinsert.c holds the two statement
- * triggers that join outcomes with predictions and keep the bucket sums
- * of streamml.live_metrics; live_metrics.c the histograms the view reads.
+ * triggers that read a batch's outcomes joined with their predictions;
+ * outcomewrite.c writes them (outcomes, pending outcomes, the bucket sums
+ * of streamml.live_metrics) and is where a batch's new outcomes are known
+ * in arrival order; live_metrics.c the histograms the view reads.
  */
 #ifndef STREAMML_QUALITY_H
 #define STREAMML_QUALITY_H
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
+
 /* live_metrics.c: the histograms of the buckets */
 #define LAG_BINS 128
 #define SCORE_BINS 100
 extern int	LabelLagBin(double seconds);
+extern int	ScoreBin(double probability, bool positive);
 
 /* What outcomeinsert.c needs to know of a tracker. */
 typedef struct OutcomeTracker
 {
 	int32		id;
 	char	   *scorer;
+	Datum		scorer_datum;	/* the scorer's name as text */
 	Oid			owner;
 	Oid			source;
 	Oid			predictions;
@@ -41,6 +47,49 @@ typedef struct OutcomeTracker
 	Oid			order_type;
 } OutcomeTracker;
 
+/*
+ * One outcome of a batch joined with one prediction of its key, as
+ * outcomewrite.c writes it (what the monitors observe).  first is false
+ * for a duplicate (the key already had an outcome for this model version).
+ */
+typedef struct OutcomeRecord
+{
+	Datum		key;			/* jsonb */
+	char	   *model;
+	int32		version;
+	char	   *role;			/* 'champion' or 'challenger' */
+	char	   *group_key;		/* '' without groups */
+	bool		first;
+	bool		is_cls;			/* a classifier's prediction */
+	bool		is_bin;			/* a binary classifier's, with a probability */
+	bool		has_prediction;
+	double		prediction;		/* value, or class index */
+	bool		has_probability;
+	double		probability;
+	char	   *class_label;	/* NULL for a regression */
+	char	   *actual_text;
+	char	   *actual_class;	/* classifiers: the actual label */
+	bool		has_actual;
+	double		actual;			/* value, or class index */
+	bool		has_loss;
+	double		loss;
+	TimestampTz predicted_at;
+	TimestampTz labelled_at;
+} OutcomeRecord;
+
+/* outcomewrite.c */
+typedef struct OutcomeBatch OutcomeBatch;
+struct SPITupleTable;
+extern OutcomeBatch *OutcomeBatchBegin(OutcomeTracker *t, TimestampTz now);
+extern void OutcomeBatchCountPredictions(OutcomeBatch *b, const char *model,
+										 int32 version, const char *role,
+										 TimestampTz scored_at, int64 n,
+										 int64 conf_n, double conf_sum);
+extern void OutcomeBatchAddJoined(OutcomeBatch *b, struct SPITupleTable *tt,
+								  uint64 n, bool pending_ok);
+extern OutcomeRecord *OutcomeBatchRecords(OutcomeBatch *b, int *n);
+extern void OutcomeBatchFinish(OutcomeBatch *b);
+
 /* outcomes.c */
 extern bool OutcomeNumericType(Oid type);
 extern OutcomeTracker *OutcomeTrackerLoad(int32 id);
@@ -52,5 +101,11 @@ extern char *OutcomeActualNumberExpr(OutcomeTracker *t, const char *alias);
 extern char *OutcomeActualTextExpr(OutcomeTracker *t, const char *alias);
 extern char *OutcomeKeyExpr(OutcomeTracker *t, const char *alias, bool source_side);
 extern void OutcomeCountPredictions(OutcomeTracker *t);
+struct _SPI_plan;
+extern struct _SPI_plan *OutcomePrepare(const char *sql, int nargs, Oid *types);
+extern void OutcomeExecute(struct _SPI_plan *plan, Datum *values,
+						   const char *nulls, int expect);
+extern Oid	OutcomesRelid(void);
+extern Oid	PendingOutcomesRelid(void);
 
 #endif							/* STREAMML_QUALITY_H */

@@ -35,8 +35,8 @@ CREATE TABLE streamml.outcome_trackers (
 COMMENT ON TABLE streamml.outcome_trackers IS
 	'outcome trackers: where the actual values of a scorer''s predictions arrive, and how they are read';
 
--- One row per (outcome, model that scored its key): the first outcome of a
--- key wins, later ones are counted as duplicates in the buckets.  key_hash
+-- One row per (outcome, model version that scored its key): the first
+-- outcome of a key wins, later ones are counted as duplicates in the buckets.  key_hash
 -- (jsonb_hash_extended(key, 0)) leads the key's part of the primary key, so
 -- that inserting compares integers, and jsonb only when the hashes tie.
 CREATE TABLE streamml.outcomes (
@@ -57,7 +57,7 @@ CREATE TABLE streamml.outcomes (
 	predicted_at timestamptz NOT NULL,
 	labelled_at timestamptz NOT NULL,
 	owner regrole NOT NULL,
-	PRIMARY KEY (tracker, key_hash, model, key)
+	PRIMARY KEY (tracker, key_hash, model, version, key)
 );
 COMMENT ON TABLE streamml.outcomes IS
 	'outcomes joined with the predictions of their key: prediction, actual, loss, when each was known';
@@ -110,6 +110,9 @@ CREATE TABLE streamml.quality_buckets (
 	sq_err_sum float8 NOT NULL DEFAULT 0,
 	actual_sum float8 NOT NULL DEFAULT 0,
 	actual_sq_sum float8 NOT NULL DEFAULT 0,
+	pair_n bigint NOT NULL DEFAULT 0,
+	pair_diff_sum float8 NOT NULL DEFAULT 0,
+	pair_diff_sq_sum float8 NOT NULL DEFAULT 0,
 	lag_hist bigint[],
 	score_hist bigint[],
 	owner regrole NOT NULL,

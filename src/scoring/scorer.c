@@ -52,7 +52,7 @@
 #include "scoring/scorer.h"
 
 static const char *const ScorerOptionKeys[] = {
-	"into", "key", "features", "group_by", NULL
+	"into", "key", "features", "group_by", "challengers", "auto_promote", NULL
 };
 
 /* Whether a column type can be read as a float8 feature. */
@@ -372,6 +372,102 @@ ScorerGroupColumn(Jsonb *options, ServedModelInfo *info)
 }
 
 /*
+ * The challengers of a scorer: option "challengers", an array of model
+ * names (none when absent).  Shape errors are raised here.
+ */
+char **
+ScorerChallengers(Jsonb *options, int *n)
+{
+	JsonbValue *v = OptionGet(options, "challengers");
+	char	  **out;
+
+	*n = 0;
+	if (v == NULL)
+		return NULL;
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"challengers\" must be an array of model names")));
+	out = palloc(sizeof(char *) * Max(JsonContainerSize(v->val.binary.data), 1));
+	for (int i = 0; i < JsonContainerSize(v->val.binary.data); i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(v->val.binary.data, i);
+
+		if (e == NULL || e->type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"challengers\" must be an array of model names")));
+		out[(*n)++] = pnstrdup(e->val.string.val, e->val.string.len);
+	}
+	return out;
+}
+
+/*
+ * Checks a scorer's challengers (SPI connected): models the user may use,
+ * none the champion or twice, their features in the source; and option
+ * "auto_promote": {"min_rows": integer >= 30, "alpha": number in (0, 0.5)}.
+ */
+void
+ScorerCheckChallengers(Relation source, Jsonb *options, const char *champion)
+{
+	int			n;
+	char	  **ch = ScorerChallengers(options, &n);
+	JsonbValue *ap = OptionGet(options, "auto_promote");
+
+	for (int i = 0; i < n; i++)
+	{
+		ServedModelInfo info;
+		Datum		arg = CStringGetTextDatum(ch[i]);
+		bool		isnull;
+		Oid			mowner = InvalidOid;
+
+		if (strcmp(ch[i], champion) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("model \"%s\" is the scorer's champion", ch[i]),
+					 errdetail("A challenger is another model; a new version of the champion's model is deployed with streamml.deploy.")));
+		for (int j = 0; j < i; j++)
+			if (strcmp(ch[i], ch[j]) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("challenger \"%s\" is given twice", ch[i])));
+		CatalogExecute("SELECT m.owner FROM streamml.models m "
+					   "WHERE m.name OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
+		if (SPI_processed > 0)
+			mowner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1,
+													&isnull));
+		if (!OidIsValid(mowner) || !ModelVisible(ch[i], mowner))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model \"%s\" does not exist", ch[i]),
+					 errdetail("It was given as a challenger.")));
+		(void) ServedModelGet(ch[i], &info);
+		CheckFeatureMap(source, options, &info, ch[i]);
+	}
+	if (ap != NULL)
+	{
+		if (ap->type != jbvBinary || !JsonContainerIsObject(ap->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"auto_promote\" must be an object, for example {\"min_rows\": 1000, \"alpha\": 0.01}")));
+		{
+			Jsonb	   *apj = JsonbValueToJsonb(ap);
+			static const char *const keys[] = {"min_rows", "alpha", NULL};
+
+			OptionCheckKeys(apj, keys, "auto_promote");
+			(void) OptionInteger(apj, "min_rows", 1000, 30, INT_MAX);
+			(void) OptionNumber(apj, "alpha", 0.01, 1e-12, 0.5);
+		}
+		if (n == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"auto_promote\" needs \"challengers\"")));
+	}
+}
+
+/*
  * Creates a predictions table of the standard shape, owned by the caller,
  * with the source's key columns; returns its oid.
  */
@@ -490,6 +586,7 @@ create_scorer(PG_FUNCTION_ARGS)
 		(void) ServedModelGet(model, &info);
 	}
 	CheckFeatureMap(source, options, &info, model);
+	ScorerCheckChallengers(source, options, model);
 	group = ScorerGroupColumn(options, &info);
 	if (group != NULL && info.group_by == NULL)
 		ereport(ERROR,

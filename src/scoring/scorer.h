@@ -17,6 +17,7 @@
 
 /* The columns a predictions table has besides the key columns. */
 #define SCORER_ROLE_CHAMPION "champion"
+#define SCORER_ROLE_CHALLENGER "challenger"
 
 /* Where each column of a predictions table is (scorer.c checks them). */
 typedef struct PredictionColumns
@@ -43,8 +44,14 @@ extern AttrNumber ScorerSourceColumn(struct RelationData *source,
 struct ServedModelInfo;
 extern char *ScorerFeatureColumn(Jsonb *options, const char *feature);
 extern char *ScorerGroupColumn(Jsonb *options, struct ServedModelInfo *info);
+extern char **ScorerChallengers(Jsonb *options, int *n);
+extern void ScorerCheckChallengers(struct RelationData *source, Jsonb *options,
+								   const char *champion);
 extern void ScorersDropOwned(Datum roles);
 extern void ScorersReassignOwned(Datum roles, Oid newowner);
+
+/* scorer_promote.c */
+extern void ScorerAutoPromote(const char *scorer, int32 tracker);
 
 /* scorer_stats.c */
 extern void ScorerInit(void);

@@ -19,7 +19,10 @@ CREATE TABLE streamml.scorers_catalog (
 	predictions regclass NOT NULL,
 	key_columns text[] NOT NULL,
 	options jsonb NOT NULL DEFAULT '{}',
-	created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	champion_since timestamptz,
+	last_promotion jsonb,
+	challenger_baseline jsonb NOT NULL DEFAULT '{}'
 );
 COMMENT ON TABLE streamml.scorers_catalog IS
 	'scorers: the model that scores every row inserted into a source table, and the table its predictions go to';
@@ -35,7 +38,7 @@ CREATE FUNCTION streamml.create_scorer(name text, source regclass, model text,
 	AS 'MODULE_PATHNAME', 'create_scorer'
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION streamml.create_scorer(text, regclass, text, jsonb) IS
-	'scores every row inserted into source with the deployed version of model, in the same transaction, into a predictions table (options: into, key, features, group_by); returns the predictions table';
+	'scores every row inserted into source with the deployed version of model, in the same transaction, into a predictions table (options: into, key, features, group_by, challengers, auto_promote); returns the predictions table';
 
 CREATE FUNCTION streamml.drop_scorer(name text) RETURNS void
 	AS 'MODULE_PATHNAME', 'drop_scorer'
@@ -68,9 +71,71 @@ SELECT d.name, d.owner, d.source, d.model, d.predictions, d.key_columns,
 	   COALESCE(s.rows_unscorable, 0) AS rows_unscorable,
 	   COALESCE(s.rows_per_second, 0) AS rows_per_second,
 	   COALESCE(s.batches, 0) AS batches, s.mean_batch_ms,
-	   s.last_batch_at, s.last_error, s.error_at, d.created_at
+	   s.last_batch_at, s.last_error, s.error_at, d.created_at,
+	   COALESCE(d.options OPERATOR(pg_catalog.->) 'challengers', '[]') AS challengers,
+	   d.champion_since, d.last_promotion
   FROM streamml.scorers_catalog d
   LEFT JOIN streamml.scorer_stats_raw() s ON s.scorer_id OPERATOR(pg_catalog.=) d.id;
 COMMENT ON VIEW streamml.scorers IS
-	'scorers with their live counters since the server started: rows processed, unscorable rows, rows per second, batches, mean time per batch, last error';
+'scorers with their live counters since the server started: rows processed, unscorable rows, rows per second, batches, mean time per batch, last error; their challengers and last promotion';
 GRANT SELECT ON streamml.scorers TO PUBLIC;
+
+-- Champion and challengers (src/scoring/scorer_promote.c).
+CREATE FUNCTION streamml.promote(scorer text, challenger text) RETURNS text
+	AS 'MODULE_PATHNAME', 'scorer_promote'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.promote(text, text) IS
+	'makes a challenger of a scorer its champion (the model it serves) from the next statement on; returns the former champion (owner only)';
+
+CREATE FUNCTION streamml.set_challengers(scorer text, challengers text[],
+	auto_promote jsonb DEFAULT NULL) RETURNS void
+	AS 'MODULE_PATHNAME', 'scorer_set_challengers'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.set_challengers(text, text[], jsonb) IS
+	'replaces the models a scorer shadow-scores beside its champion, and its auto_promote option ({"min_rows": 1000, "alpha": 0.01}; NULL: none); their paired comparison starts afresh (owner only)';
+
+CREATE FUNCTION streamml.paired_loss_p_value(n bigint, diff_sum float8,
+	diff_sq_sum float8) RETURNS float8
+	AS 'MODULE_PATHNAME', 'paired_loss_p_value'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.paired_loss_p_value(bigint, float8, float8) IS
+	'one-sided p-value of the Diebold-Mariano (paired) test that the mean of n loss differences (champion minus challenger) with the given sum and sum of squares is not positive; NULL below 2 pairs';
+
+-- Each challenger beside its scorer's champion: the labelled keys both
+-- scored (pairs, since the challengers were last set or promoted), the mean
+-- loss difference (champion minus challenger: positive when the challenger
+-- is better) and the one-sided p-value of the paired test.
+CREATE VIEW streamml.challengers WITH (security_invoker = true) AS
+WITH c AS (
+	SELECT s.name AS scorer, s.model AS champion, ch.challenger,
+		   s.options OPERATOR(pg_catalog.->) 'auto_promote' AS auto_promote,
+		   s.challenger_baseline OPERATOR(pg_catalog.->) ch.challenger AS base
+	  FROM streamml.scorers_catalog s
+	 CROSS JOIN LATERAL pg_catalog.jsonb_array_elements_text(
+		   COALESCE(s.options OPERATOR(pg_catalog.->) 'challengers', '[]')) AS ch(challenger)),
+q AS (
+	SELECT t.scorer, b.model, pg_catalog.sum(b.pair_n) AS n,
+		   pg_catalog.sum(b.pair_diff_sum) AS d, pg_catalog.sum(b.pair_diff_sq_sum) AS d2
+	  FROM streamml.quality_buckets b
+	  JOIN streamml.outcome_trackers t ON t.id OPERATOR(pg_catalog.=) b.tracker
+	 WHERE b.role OPERATOR(pg_catalog.=) 'challenger'
+	 GROUP BY t.scorer, b.model),
+x AS (
+	SELECT c.*,
+		   (COALESCE(q.n, 0) OPERATOR(pg_catalog.-)
+			COALESCE((c.base OPERATOR(pg_catalog.->>) 0)::numeric, 0))::bigint AS n,
+		   COALESCE(q.d, 0) OPERATOR(pg_catalog.-)
+			COALESCE((c.base OPERATOR(pg_catalog.->>) 1)::float8, 0) AS d,
+		   COALESCE(q.d2, 0) OPERATOR(pg_catalog.-)
+			COALESCE((c.base OPERATOR(pg_catalog.->>) 2)::float8, 0) AS d2
+	  FROM c LEFT JOIN q ON q.scorer OPERATOR(pg_catalog.=) c.scorer
+		   AND q.model OPERATOR(pg_catalog.=) c.challenger)
+SELECT x.scorer, x.champion, x.challenger, x.n AS pairs,
+	   CASE WHEN x.n OPERATOR(pg_catalog.>) 0 THEN x.d OPERATOR(pg_catalog./) x.n END
+		   AS mean_loss_difference,
+	   streamml.paired_loss_p_value(x.n, x.d, x.d2) AS p_value,
+	   x.auto_promote
+  FROM x;
+COMMENT ON VIEW streamml.challengers IS
+	'challengers beside their scorer''s champion: labelled keys scored by both, mean loss difference (champion minus challenger), one-sided p-value of the paired (Diebold-Mariano) test, auto_promote option';
+GRANT SELECT ON streamml.challengers TO PUBLIC;

@@ -75,6 +75,8 @@ typedef struct ScoreBatch
 	Oid			owner;
 	Oid			sourceid;
 	char	   *model;
+	int			nchallengers;
+	char	  **challengers;	/* shadow-scored models (role 'challenger') */
 	Oid			predsid;
 	int			nkeys;
 	char	  **keys;
@@ -134,6 +136,7 @@ LoadDefinition(ScoreBatch *b)
 			b->keys[k] = TextDatumGetCString(elems[k]);
 	}
 	b->options = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
+	b->challengers = ScorerChallengers(b->options, &b->nchallengers);
 	SPI_finish();
 }
 
@@ -198,6 +201,97 @@ FlushPredictions(ResultRelInfo *rri, EState *estate, TupleTableSlot **slots,
 	}
 }
 
+/* How one model (the champion or a challenger) scores the statement. */
+typedef struct ModelReader
+{
+	const char *name;
+	CachedModel *m;
+	ServedModelInfo info;
+	FeatureReader *features;
+	double	   *x;
+	AttrNumber	group_att;
+	GroupKeyOut group_out;		/* the group key's text (group_key.c) */
+	const void *params;
+	Datum	   *class_text;
+	Datum		model_text;
+	Datum		role_text;
+	int			maxatt;
+} ModelReader;
+
+/* Sets up a model's reader: the served model, its feature columns. */
+static void
+ModelReaderInit(ScoreBatch *b, ModelReader *r, const char *model, const char *role)
+{
+	Relation	source = b->td->tg_relation;
+	TupleDesc	sdesc = RelationGetDescr(source);
+
+	memset(r, 0, sizeof(ModelReader));
+	r->name = model;
+	/* the model, validated for this statement, as the owner may use it */
+	r->m = ServedModelGet(model, &r->info);
+	r->features = palloc0(sizeof(FeatureReader) * Max(r->info.nfeatures, 1));
+	r->x = palloc(sizeof(double) * Max(r->info.nfeatures, 1));
+	/* categorical columns: one reader per column, filling its slots */
+	for (int i = 0; r->info.encoding != NULL && i < r->info.ncolumns; i++)
+	{
+		char	   *col = ScorerFeatureColumn(b->options, r->info.columns[i]);
+		const CatColumn *c = r->info.encoding->cols[i];
+		FeatureReader *f = &r->features[i];
+
+		f->attnum =
+			ScorerSourceColumn(source, col,
+							   psprintf("feature column \"%s\" of model \"%s\" version %d",
+										r->info.columns[i], model, r->info.version),
+							   c == NULL);
+		f->type = TupleDescAttr(sdesc, f->attnum - 1)->atttypid;
+		if (c != NULL)
+		{
+			if (!TypeIsCategorical(f->type))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("column \"%s\" of table \"%s\" is of type %s, not text, varchar, char or an enum",
+								col, RelationGetRelationName(source),
+								format_type_be(f->type)),
+						 errdetail("Model \"%s\" reads it as a categorical feature.", model)));
+			f->cat = palloc(sizeof(CatReader));
+			CatReaderInit(f->cat, c, f->type);
+		}
+		r->maxatt = Max(r->maxatt, f->attnum);
+	}
+	for (int j = 0; j < r->info.nfeatures && r->info.encoding == NULL; j++)
+	{
+		char	   *col = ScorerFeatureColumn(b->options, r->info.features[j]);
+
+		r->features[j].attnum =
+			ScorerSourceColumn(source, col,
+							   psprintf("feature \"%s\" of model \"%s\" version %d",
+										r->info.features[j], model, r->info.version),
+							   true);
+		r->features[j].type = TupleDescAttr(sdesc, r->features[j].attnum - 1)->atttypid;
+		r->maxatt = Max(r->maxatt, r->features[j].attnum);
+	}
+	if (r->info.group_by != NULL)
+	{
+		char	   *col = ScorerGroupColumn(b->options, &r->info);
+		Oid			group_type;
+
+		r->group_att = ScorerSourceColumn(source, col, "the group key", false);
+		group_type = TupleDescAttr(sdesc, r->group_att - 1)->atttypid;
+		GroupKeyOutInit(&r->group_out, group_type, col, CurrentMemoryContext);
+		r->maxatt = Max(r->maxatt, r->group_att);
+	}
+	else
+		r->params = ServedModelParams(r->m, NULL, 0);
+	r->model_text = CStringGetTextDatum(model);
+	r->role_text = CStringGetTextDatum(role);
+	if (r->info.nclasses > 0)
+	{
+		r->class_text = palloc(sizeof(Datum) * r->info.nclasses);
+		for (int c = 0; c < r->info.nclasses; c++)
+			r->class_text[c] = CStringGetTextDatum(r->info.classes[c]);
+	}
+}
+
 /* Scores the statement's rows as the scorer's owner (see the top). */
 static void
 ScoreRows(void *arg)
@@ -205,13 +299,8 @@ ScoreRows(void *arg)
 	ScoreBatch *b = arg;
 	Relation	source = b->td->tg_relation;
 	TupleDesc	sdesc = RelationGetDescr(source);
-	ServedModelInfo info;
-	CachedModel *m;
-	FeatureReader *features;
-	AttrNumber	group_att = InvalidAttrNumber;
-	Oid			group_type = InvalidOid;
-	GroupKeyOut group_out;
-	const void *params = NULL;
+	ModelReader *readers;
+	int			nreaders = 1 + b->nchallengers;
 	Relation	preds;
 	TupleDesc	pdesc;
 	PredictionColumns pc;
@@ -225,11 +314,7 @@ ScoreRows(void *arg)
 	bool		triggers;
 	TupleTableSlot *src;
 	TupleTableSlot **slots;
-	Datum	   *class_text = NULL;
-	Datum		model_text;
-	Datum		role_text;
 	Datum		now;
-	double	   *x;
 	int			nbuffered = 0;
 	int			ptr;
 	int			maxatt = 0;
@@ -247,59 +332,14 @@ ScoreRows(void *arg)
 				 errmsg("the owner of scorer \"%s\" has no SELECT privilege on table \"%s\"",
 						b->name, RelationGetRelationName(source))));
 
-	/* the model, validated for this statement, as the owner may use it */
-	m = ServedModelGet(b->model, &info);
-	features = palloc0(sizeof(FeatureReader) * Max(info.nfeatures, 1));
-	x = palloc(sizeof(double) * Max(info.nfeatures, 1));
-	/* categorical columns: one reader per column, filling its slots */
-	for (int i = 0; info.encoding != NULL && i < info.ncolumns; i++)
+	/* the champion, then the challengers, as the owner may use them */
+	readers = palloc(sizeof(ModelReader) * nreaders);
+	for (int i = 0; i < nreaders; i++)
 	{
-		char	   *col = ScorerFeatureColumn(b->options, info.columns[i]);
-		const CatColumn *c = info.encoding->cols[i];
-
-		features[i].attnum =
-			ScorerSourceColumn(source, col,
-							   psprintf("feature column \"%s\" of model \"%s\" version %d",
-										info.columns[i], b->model, info.version),
-							   c == NULL);
-		features[i].type = TupleDescAttr(sdesc, features[i].attnum - 1)->atttypid;
-		if (c != NULL)
-		{
-			if (!TypeIsCategorical(features[i].type))
-				ereport(ERROR,
-						(errcode(ERRCODE_DATATYPE_MISMATCH),
-						 errmsg("column \"%s\" of table \"%s\" is of type %s, not text, varchar, char or an enum",
-								col, RelationGetRelationName(source),
-								format_type_be(features[i].type)),
-						 errdetail("Model \"%s\" reads it as a categorical feature.", b->model)));
-			features[i].cat = palloc(sizeof(CatReader));
-			CatReaderInit(features[i].cat, c, features[i].type);
-		}
-		maxatt = Max(maxatt, features[i].attnum);
+		ModelReaderInit(b, &readers[i], i == 0 ? b->model : b->challengers[i - 1],
+						i == 0 ? SCORER_ROLE_CHAMPION : SCORER_ROLE_CHALLENGER);
+		maxatt = Max(maxatt, readers[i].maxatt);
 	}
-	for (int j = 0; j < info.nfeatures && info.encoding == NULL; j++)
-	{
-		char	   *col = ScorerFeatureColumn(b->options, info.features[j]);
-
-		features[j].attnum =
-			ScorerSourceColumn(source, col,
-							   psprintf("feature \"%s\" of model \"%s\" version %d",
-										info.features[j], b->model, info.version),
-							   true);
-		features[j].type = TupleDescAttr(sdesc, features[j].attnum - 1)->atttypid;
-		maxatt = Max(maxatt, features[j].attnum);
-	}
-	if (info.group_by != NULL)
-	{
-		char	   *col = ScorerGroupColumn(b->options, &info);
-
-		group_att = ScorerSourceColumn(source, col, "the group key", false);
-		group_type = TupleDescAttr(sdesc, group_att - 1)->atttypid;
-		GroupKeyOutInit(&group_out, group_type, col, CurrentMemoryContext);
-		maxatt = Max(maxatt, group_att);
-	}
-	else
-		params = ServedModelParams(m, NULL, 0);
 
 	/* the predictions table, as the owner may write it */
 	preds = try_table_open(b->predsid, RowExclusiveLock);
@@ -371,15 +411,7 @@ ScoreRows(void *arg)
 	}
 
 	/* the values that are the same for every row of the statement */
-	model_text = CStringGetTextDatum(b->model);
-	role_text = CStringGetTextDatum(SCORER_ROLE_CHAMPION);
 	now = TimestampTzGetDatum(GetCurrentTimestamp());
-	if (info.nclasses > 0)
-	{
-		class_text = palloc(sizeof(Datum) * info.nclasses);
-		for (int c = 0; c < info.nclasses; c++)
-			class_text[c] = CStringGetTextDatum(info.classes[c]);
-	}
 
 	slots = palloc0(sizeof(TupleTableSlot *) * SCORER_BUFFERED_ROWS);
 	src = MakeSingleTupleTableSlot(sdesc, &TTSOpsMinimalTuple);
@@ -388,16 +420,21 @@ ScoreRows(void *arg)
 	/* our own read pointer: other triggers may read the same rows */
 	ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
 	tuplestore_select_read_pointer(ts, ptr);
-	tuplestore_rescan(ts);
 
 	b->in_rows = true;
+	/* one pass per model: the champion's rows first, then each challenger's */
+	for (int mi = 0; mi < nreaders; mi++)
+	{
+	ModelReader *mr = &readers[mi];
+
+	tuplestore_rescan(ts);
 	while (tuplestore_gettupleslot(ts, true, false, src))
 	{
 		ExprContext *econtext = GetPerTupleExprContext(estate);
 		MemoryContext old;
 		TupleTableSlot *out;
 		bool		scorable = true;
-		const void *p = params;
+		const void *p = mr->params;
 
 		CHECK_FOR_INTERRUPTS();
 		/* the slots live as long as the statement, in its memory */
@@ -410,34 +447,34 @@ ScoreRows(void *arg)
 		ExecClearTuple(out);
 		memset(out->tts_isnull, true, sizeof(bool) * pdesc->natts);
 
-		if (info.encoding == NULL)
-			for (int j = 0; j < info.nfeatures && scorable; j++)
-				scorable = FeatureValue(src, &features[j], &x[j]);
+		if (mr->info.encoding == NULL)
+			for (int j = 0; j < mr->info.nfeatures && scorable; j++)
+				scorable = FeatureValue(src, &mr->features[j], &mr->x[j]);
 		else
-			for (int i = 0; i < info.ncolumns && scorable; i++)
+			for (int i = 0; i < mr->info.ncolumns && scorable; i++)
 			{
-				double	   *xi = x + info.encoding->first[i];
-				int			a = features[i].attnum - 1;
+				double	   *xi = mr->x + mr->info.encoding->first[i];
+				int			a = mr->features[i].attnum - 1;
 
 				/* a category missing (NULL, or unseen without an other level) is unscorable, as a NULL feature */
-				if (features[i].cat)
-					scorable = CatReadDatum(features[i].cat, src->tts_values[a],
+				if (mr->features[i].cat)
+					scorable = CatReadDatum(mr->features[i].cat, src->tts_values[a],
 											src->tts_isnull[a], xi) != CAT_MISSING;
 				else
-					scorable = FeatureValue(src, &features[i], xi);
+					scorable = FeatureValue(src, &mr->features[i], xi);
 			}
-		if (scorable && group_att != InvalidAttrNumber)
+		if (scorable && mr->group_att != InvalidAttrNumber)
 		{
-			if (src->tts_isnull[group_att - 1])
+			if (src->tts_isnull[mr->group_att - 1])
 				p = NULL;
 			else
 			{
 				int			glen;
-				const char *g = GroupKeyText(&group_out,
-											 src->tts_values[group_att - 1],
+				const char *g = GroupKeyText(&mr->group_out,
+											 src->tts_values[mr->group_att - 1],
 											 &glen);
 
-				p = ServedModelParams(m, g, glen);
+				p = ServedModelParams(mr->m, g, glen);
 			}
 			scorable = p != NULL;
 		}
@@ -445,7 +482,7 @@ ScoreRows(void *arg)
 		{
 			ServedPrediction r;
 
-			ServedModelScore(m, p, x, &r);
+			ServedModelScore(mr->m, p, mr->x, &r);
 			out->tts_values[pc.prediction - 1] = Float8GetDatum(r.value);
 			out->tts_isnull[pc.prediction - 1] = false;
 			if (!isnan(r.probability))
@@ -453,13 +490,13 @@ ScoreRows(void *arg)
 				out->tts_values[pc.probability - 1] = Float8GetDatum(r.probability);
 				out->tts_isnull[pc.probability - 1] = false;
 			}
-			if (r.class_index >= 0 && r.class_index < info.nclasses)
+			if (r.class_index >= 0 && r.class_index < mr->info.nclasses)
 			{
-				out->tts_values[pc.class_label - 1] = class_text[r.class_index];
+				out->tts_values[pc.class_label - 1] = mr->class_text[r.class_index];
 				out->tts_isnull[pc.class_label - 1] = false;
 			}
 		}
-		else
+		else if (mi == 0)
 			b->unscorable++;
 
 		for (int k = 0; k < pc.nkeys; k++)
@@ -467,11 +504,11 @@ ScoreRows(void *arg)
 			out->tts_values[pc.key[k] - 1] = src->tts_values[source_keys[k] - 1];
 			out->tts_isnull[pc.key[k] - 1] = src->tts_isnull[source_keys[k] - 1];
 		}
-		out->tts_values[pc.model - 1] = model_text;
+		out->tts_values[pc.model - 1] = mr->model_text;
 		out->tts_isnull[pc.model - 1] = false;
-		out->tts_values[pc.version - 1] = Int32GetDatum(info.version);
+		out->tts_values[pc.version - 1] = Int32GetDatum(mr->info.version);
 		out->tts_isnull[pc.version - 1] = false;
-		out->tts_values[pc.role - 1] = role_text;
+		out->tts_values[pc.role - 1] = mr->role_text;
 		out->tts_isnull[pc.role - 1] = false;
 		out->tts_values[pc.scored_at - 1] = now;
 		out->tts_isnull[pc.scored_at - 1] = false;
@@ -490,12 +527,14 @@ ScoreRows(void *arg)
 		ExecMaterializeSlot(out);
 		MemoryContextSwitchTo(old);
 		ResetPerTupleExprContext(estate);
-		b->rows++;
+		if (mi == 0)
+			b->rows++;
 		if (++nbuffered == SCORER_BUFFERED_ROWS)
 		{
 			FlushPredictions(rri, estate, slots, nbuffered, bistate, tcs, triggers);
 			nbuffered = 0;
 		}
+	}
 	}
 	FlushPredictions(rri, estate, slots, nbuffered, bistate, tcs, triggers);
 	tuplestore_select_read_pointer(ts, 0);

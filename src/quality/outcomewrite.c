@@ -1,0 +1,815 @@
+/*
+ * outcomewrite.c
+ *		The write side of an outcome tracker's batch, in C: outcomes into
+ *		streamml.outcomes, unjoined ones into streamml.pending_outcomes,
+ *		and the batch's sums into streamml.quality_buckets.
+ *
+ * outcomeinsert.c reads a batch's outcomes joined with their predictions
+ * (one SPI statement, as the tracker's owner) and hands the rows here, in
+ * arrival order.  Per row there is no SPI call and no catalog look-up: the
+ * loss and the bucket sums are computed in C, the rows are written with
+ * table_multi_insert and their index entries as COPY does, and the sums
+ * of the batch, per model, version, role, group and bucket of prediction
+ * time (a short list: consecutive rows nearly always share their bucket),
+ * are added to the buckets by one prepared INSERT ... ON CONFLICT DO
+ * UPDATE per bucket row, into this backend's shard.
+ *
+ * The first outcome of a key wins: streamml.outcomes has a unique key
+ * (tracker, key_hash, model, version, key).  The batch is written in a
+ * subtransaction; when a key already has an outcome (a duplicate label,
+ * or a concurrent load that labelled it first) the unique index errors,
+ * the subtransaction is rolled back, and the batch is written again row
+ * by row with INSERT ... ON CONFLICT DO NOTHING, which tells the first
+ * outcomes from the duplicates.  A batch without duplicates, the normal
+ * case, never takes that path.
+ *
+ * Loss of an outcome: binary classifiers (a probability and two classes):
+ * log loss with the probability clipped to [1e-15, 1 - 1e-15]; other
+ * classifiers: 0/1 loss; regressions: squared error.  An actual value is
+ * matched to a classifier's classes by its text form, as evaluate does.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "storage/backendid.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "pg_streamml.h"
+#include "quality/quality.h"
+#include "scoring/scorer.h"
+
+#define OUTCOME_BUFFERED_ROWS 1000
+
+/* The columns of a bucket row after its key, in the order of the sums. */
+static const char *const SumColumns[] = {
+	"predictions", "scored_conf_n", "scored_conf_sum", "labelled",
+	"duplicates", "labelled_conf_n", "labelled_conf_sum", "cls_n", "correct",
+	"tp", "fp", "fn", "prob_n", "log_loss_sum", "brier_sum", "reg_n",
+	"err_sum", "abs_err_sum", "sq_err_sum", "actual_sum", "actual_sq_sum",
+	"pair_n", "pair_diff_sum", "pair_diff_sq_sum",
+	NULL
+};
+#define NSUMS 24
+
+/* The sums of one bucket row of the batch. */
+typedef struct BucketSums
+{
+	char	   *model;
+	int32		version;
+	char	   *role;
+	char	   *group_key;
+	TimestampTz bucket;
+	double		sums[NSUMS];	/* in the order of SumColumns */
+	int64	   *lag_hist;		/* NULL: empty */
+	int64	   *score_hist;
+} BucketSums;
+
+enum
+{
+	S_PREDICTIONS, S_SCORED_CONF_N, S_SCORED_CONF_SUM, S_LABELLED,
+	S_DUPLICATES, S_LABELLED_CONF_N, S_LABELLED_CONF_SUM, S_CLS_N,
+	S_CORRECT, S_TP, S_FP, S_FN, S_PROB_N, S_LOG_LOSS_SUM, S_BRIER_SUM,
+	S_REG_N, S_ERR_SUM, S_ABS_ERR_SUM, S_SQ_ERR_SUM, S_ACTUAL_SUM,
+	S_ACTUAL_SQ_SUM, S_PAIR_N, S_PAIR_DIFF_SUM, S_PAIR_DIFF_SQ_SUM
+};
+
+/* The classes of a model, looked up once per batch. */
+typedef struct ModelClasses
+{
+	char	   *model;
+	int			n;				/* -1: not a classifier */
+	char	  **classes;
+} ModelClasses;
+
+struct OutcomeBatch
+{
+	OutcomeTracker *t;
+	TimestampTz now;
+	int64		stride;			/* the bucket width, microseconds */
+	List	   *buckets;		/* of BucketSums */
+	BucketSums *last;
+	List	   *models;			/* of ModelClasses */
+	int			nrecords;
+	int64		npairs;			/* challenger pairs counted */
+	OutcomeRecord *records;		/* the first outcomes, in arrival order */
+};
+
+/* Prepared once per backend (catalog statements, no tracker in them). */
+static SPIPlanPtr UpsertPlan = NULL;
+static SPIPlanPtr InsertOnePlan = NULL;
+
+/* ---- buckets ---- */
+
+/* The start of the bucket of a time: date_bin(stride, ts, 2000-01-01). */
+static TimestampTz
+BucketOf(OutcomeBatch *b, TimestampTz ts)
+{
+	/* 2000-01-01 00:00:00+00 is TimestampTz 0 */
+	int64		delta = ts - ts % b->stride;
+
+	if (ts < 0 && delta != ts)
+		delta -= b->stride;
+	return delta;
+}
+
+/* The sums of a bucket row of the batch, made on first use. */
+static BucketSums *
+GetBucket(OutcomeBatch *b, const char *model, int32 version, const char *role,
+		  const char *group_key, TimestampTz scored_at)
+{
+	TimestampTz bucket = BucketOf(b, scored_at);
+	BucketSums *s = b->last;
+	ListCell   *lc;
+
+#define SAME(x) ((x) != NULL && (x)->version == version && (x)->bucket == bucket && \
+				 strcmp((x)->model, model) == 0 && strcmp((x)->role, role) == 0 && \
+				 strcmp((x)->group_key, group_key) == 0)
+	if (SAME(s))
+		return s;
+	foreach(lc, b->buckets)
+	{
+		s = lfirst(lc);
+		if (SAME(s))
+			return b->last = s;
+	}
+#undef SAME
+	s = palloc0(sizeof(BucketSums));
+	s->model = pstrdup(model);
+	s->version = version;
+	s->role = pstrdup(role);
+	s->group_key = pstrdup(group_key);
+	s->bucket = bucket;
+	b->buckets = lappend(b->buckets, s);
+	return b->last = s;
+}
+
+/* Starts a batch of a tracker. */
+OutcomeBatch *
+OutcomeBatchBegin(OutcomeTracker *t, TimestampTz now)
+{
+	OutcomeBatch *b = palloc0(sizeof(OutcomeBatch));
+	Interval   *iv;
+
+	b->t = t;
+	b->now = now;
+	iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+											   CStringGetDatum(t->bucket),
+											   ObjectIdGetDatum(InvalidOid),
+											   Int32GetDatum(-1)));
+	b->stride = iv->time + (int64) iv->day * USECS_PER_DAY;
+	if (b->stride <= 0)
+		b->stride = USECS_PER_MINUTE;
+	return b;
+}
+
+/* Counts scored rows (predictions) into the batch's sums. */
+void
+OutcomeBatchCountPredictions(OutcomeBatch *b, const char *model, int32 version,
+							 const char *role, TimestampTz scored_at,
+							 int64 n, int64 conf_n, double conf_sum)
+{
+	BucketSums *s = GetBucket(b, model, version, role, "", scored_at);
+
+	s->sums[S_PREDICTIONS] += n;
+	s->sums[S_SCORED_CONF_N] += conf_n;
+	s->sums[S_SCORED_CONF_SUM] += conf_sum;
+}
+
+/* ---- outcomes ---- */
+
+/* The classes of a model (n = -1 when it has none), cached per batch. */
+static ModelClasses *
+GetClasses(OutcomeBatch *b, const char *model)
+{
+	ListCell   *lc;
+	ModelClasses *c;
+	Datum		arg;
+	bool		isnull;
+	Datum		d;
+
+	foreach(lc, b->models)
+	{
+		c = lfirst(lc);
+		if (strcmp(c->model, model) == 0)
+			return c;
+	}
+	c = palloc0(sizeof(ModelClasses));
+	c->model = pstrdup(model);
+	c->n = -1;
+	arg = CStringGetTextDatum(model);
+	if (CatalogExecute("SELECT classes FROM streamml.models WHERE name OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) > 0)
+	{
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+		{
+			Datum	   *elems;
+			bool	   *nulls;
+
+			deconstruct_array(DatumGetArrayTypePCopy(d), TEXTOID, -1, false,
+							  TYPALIGN_INT, &elems, &nulls, &c->n);
+			c->classes = palloc(sizeof(char *) * Max(c->n, 1));
+			for (int i = 0; i < c->n; i++)
+				c->classes[i] = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
+		}
+	}
+	b->models = lappend(b->models, c);
+	return c;
+}
+
+/* The columns of a joined row (outcomeinsert.c's statements). */
+enum
+{
+	J_KEY = 1, J_ACTUAL_NUMBER, J_ACTUAL_TEXT, J_GROUP_KEY, J_LABELLED_AT,
+	J_RN, J_MODEL, J_VERSION, J_ROLE, J_PREDICTION, J_PROBABILITY, J_CLASS,
+	J_SCORED_AT
+};
+
+/* A float8 column of a joined row; false when NULL. */
+static inline bool
+GetFloat(HeapTuple tup, TupleDesc desc, int col, double *v)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	if (isnull)
+		return false;
+	*v = DatumGetFloat8(d);
+	return true;
+}
+
+/* A text column of a joined row as a C string, NULL when NULL. */
+static inline char *
+GetText(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/*
+ * Computes the record (actual, loss, ...) of a joined row; rows without
+ * a prediction row (model NULL) return false.
+ */
+static bool
+MakeRecord(OutcomeBatch *b, HeapTuple tup, TupleDesc desc, OutcomeRecord *r)
+{
+	bool		isnull;
+	ModelClasses *c;
+	double		actual_number = 0;
+	bool		has_number;
+
+	memset(r, 0, sizeof(OutcomeRecord));
+	r->model = GetText(tup, desc, J_MODEL);
+	if (r->model == NULL)
+		return false;
+	r->key = SPI_getbinval(tup, desc, J_KEY, &isnull);
+	r->version = DatumGetInt32(SPI_getbinval(tup, desc, J_VERSION, &isnull));
+	r->role = GetText(tup, desc, J_ROLE);
+	r->group_key = GetText(tup, desc, J_GROUP_KEY);
+	if (r->group_key == NULL)
+		r->group_key = "";
+	r->labelled_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, J_LABELLED_AT, &isnull));
+	r->predicted_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, J_SCORED_AT, &isnull));
+	r->first = DatumGetInt64(SPI_getbinval(tup, desc, J_RN, &isnull)) == 1;
+	r->has_prediction = GetFloat(tup, desc, J_PREDICTION, &r->prediction);
+	r->has_probability = GetFloat(tup, desc, J_PROBABILITY, &r->probability);
+	r->class_label = GetText(tup, desc, J_CLASS);
+	has_number = GetFloat(tup, desc, J_ACTUAL_NUMBER, &actual_number);
+	r->actual_text = GetText(tup, desc, J_ACTUAL_TEXT);
+
+	c = GetClasses(b, r->model);
+	r->is_cls = c->n >= 0 || r->class_label != NULL;
+	r->is_bin = r->has_probability && c->n == 2;
+	if (c->n >= 0)
+	{
+		for (int i = 0; i < c->n && r->actual_text; i++)
+			if (c->classes[i] && strcmp(c->classes[i], r->actual_text) == 0)
+			{
+				r->actual = i;
+				r->has_actual = true;
+				break;
+			}
+	}
+	else if (r->class_label == NULL && has_number)
+	{
+		r->actual = actual_number;
+		r->has_actual = true;
+	}
+	r->actual_class = r->is_cls ? r->actual_text : NULL;
+	if (r->has_prediction && r->has_actual)
+	{
+		r->has_loss = true;
+		if (r->is_bin)
+		{
+			double		p = Max(1e-15, Min(1 - 1e-15, r->probability));
+
+			r->loss = -(r->actual * log(p) + (1 - r->actual) * log(1 - p));
+		}
+		else if (r->is_cls)
+			r->loss = r->prediction != r->actual ? 1.0 : 0.0;
+		else
+			r->loss = (r->prediction - r->actual) * (r->prediction - r->actual);
+	}
+	return true;
+}
+
+/* Adds a first outcome (or counts a duplicate) into the batch's sums. */
+static void
+CountOutcome(OutcomeBatch *b, OutcomeRecord *r)
+{
+	BucketSums *s = GetBucket(b, r->model, r->version, r->role, r->group_key,
+							  r->predicted_at);
+	bool		ok_cls;
+	bool		ok_bin;
+	bool		ok_reg;
+
+	if (!r->first)
+	{
+		s->sums[S_DUPLICATES] += 1;
+		return;
+	}
+	s->sums[S_LABELLED] += 1;
+	if (r->has_probability)
+	{
+		s->sums[S_LABELLED_CONF_N] += 1;
+		s->sums[S_LABELLED_CONF_SUM] += Max(r->probability, 1 - r->probability);
+	}
+	if (s->lag_hist == NULL)
+		s->lag_hist = palloc0(sizeof(int64) * LAG_BINS);
+	s->lag_hist[LabelLagBin((r->labelled_at - r->predicted_at) / 1e6)]++;
+	ok_cls = r->is_cls && r->has_prediction && r->actual_class != NULL;
+	ok_bin = r->is_bin && r->has_prediction && r->has_actual;
+	ok_reg = !r->is_cls && r->has_prediction && r->has_actual;
+	if (ok_cls)
+	{
+		s->sums[S_CLS_N] += 1;
+		if (r->class_label && strcmp(r->class_label, r->actual_class) == 0)
+			s->sums[S_CORRECT] += 1;
+	}
+	if (ok_bin)
+	{
+		int			bin = ScoreBin(r->probability, r->actual == 1);
+
+		s->sums[S_TP] += (r->prediction == 1 && r->actual == 1);
+		s->sums[S_FP] += (r->prediction == 1 && r->actual == 0);
+		s->sums[S_FN] += (r->prediction == 0 && r->actual == 1);
+		s->sums[S_PROB_N] += 1;
+		s->sums[S_LOG_LOSS_SUM] += r->loss;
+		s->sums[S_BRIER_SUM] += (r->probability - r->actual) * (r->probability - r->actual);
+		if (s->score_hist == NULL)
+			s->score_hist = palloc0(sizeof(int64) * 2 * SCORE_BINS);
+		s->score_hist[bin]++;
+	}
+	if (ok_reg)
+	{
+		double		e = r->prediction - r->actual;
+
+		s->sums[S_REG_N] += 1;
+		s->sums[S_ERR_SUM] += e;
+		s->sums[S_ABS_ERR_SUM] += fabs(e);
+		s->sums[S_SQ_ERR_SUM] += r->loss;
+		s->sums[S_ACTUAL_SUM] += r->actual;
+		s->sums[S_ACTUAL_SQ_SUM] += r->actual * r->actual;
+	}
+}
+
+/*
+ * The paired differences of challengers: for each first outcome of a
+ * challenger whose key has a first outcome of the champion in the same
+ * batch (they are scored by the same statement, so they are joined in the
+ * same batch, next to each other), d = champion's loss - challenger's
+ * loss, summed into the challenger's bucket (pair_n, pair_diff_sum,
+ * pair_diff_sq_sum): what promote's paired test reads.
+ */
+static void
+CountPairs(OutcomeBatch *b)
+{
+	int			start = 0;
+
+	while (start < b->nrecords)
+	{
+		int			end = start + 1;
+		OutcomeRecord *champ = NULL;
+
+		while (end < b->nrecords &&
+			   DatumGetBool(DirectFunctionCall2(jsonb_eq, b->records[start].key,
+												b->records[end].key)))
+			end++;
+		for (int i = start; i < end; i++)
+			if (b->records[i].first && b->records[i].has_loss &&
+				strcmp(b->records[i].role, "champion") == 0)
+				champ = &b->records[i];
+		for (int i = start; champ && i < end; i++)
+		{
+			OutcomeRecord *r = &b->records[i];
+			BucketSums *s;
+			double		d;
+
+			if (r == champ || !r->first || !r->has_loss ||
+				strcmp(r->role, "challenger") != 0)
+				continue;
+			d = champ->loss - r->loss;
+			s = GetBucket(b, r->model, r->version, r->role, r->group_key,
+						  r->predicted_at);
+			s->sums[S_PAIR_N] += 1;
+			b->npairs++;
+			s->sums[S_PAIR_DIFF_SUM] += d;
+			s->sums[S_PAIR_DIFF_SQ_SUM] += d * d;
+		}
+		start = end;
+	}
+}
+
+/* The values of an outcomes row of a record, in the table's column order. */
+static void
+OutcomeValues(OutcomeBatch *b, OutcomeRecord *r, Datum *v, bool *n)
+{
+	OutcomeTracker *t = b->t;
+
+	memset(n, false, sizeof(bool) * 17);
+	v[0] = Int32GetDatum(t->id);
+	v[1] = t->scorer_datum;
+	v[2] = CStringGetTextDatum(r->model);
+	v[3] = Int32GetDatum(r->version);
+	v[4] = CStringGetTextDatum(r->role);
+	v[5] = CStringGetTextDatum(r->group_key);
+	v[6] = r->key;
+	v[7] = DirectFunctionCall2(jsonb_hash_extended, r->key, Int64GetDatum(0));
+	v[8] = Float8GetDatum(r->prediction);
+	n[8] = !r->has_prediction;
+	v[9] = Float8GetDatum(r->probability);
+	n[9] = !r->has_probability;
+	if (r->class_label)
+		v[10] = CStringGetTextDatum(r->class_label);
+	n[10] = r->class_label == NULL;
+	v[11] = Float8GetDatum(r->actual);
+	n[11] = !r->has_actual;
+	if (r->actual_class)
+		v[12] = CStringGetTextDatum(r->actual_class);
+	n[12] = r->actual_class == NULL;
+	v[13] = Float8GetDatum(r->loss);
+	n[13] = !r->has_loss;
+	v[14] = TimestampTzGetDatum(r->predicted_at);
+	v[15] = TimestampTzGetDatum(r->labelled_at);
+	v[16] = ObjectIdGetDatum(t->owner);
+}
+
+/* Writes rows into a catalog table with table_multi_insert and its indexes. */
+static void
+MultiInsert(Oid relid, int nrows, int natts,
+			void (*fill) (void *arg, int i, Datum *v, bool *n), void *arg)
+{
+	Relation	rel = table_open(relid, RowExclusiveLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	EState	   *estate = CreateExecutorState();
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+	BulkInsertState bistate = GetBulkInsertState();
+	TupleTableSlot **slots = palloc0(sizeof(TupleTableSlot *) * OUTCOME_BUFFERED_ROWS);
+	int			nbuf = 0;
+
+	Assert(desc->natts == natts);
+	estate->es_output_cid = GetCurrentCommandId(true);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
+	for (int i = 0; i <= nrows; i++)
+	{
+		if (i < nrows)
+		{
+			TupleTableSlot *slot;
+
+			if (slots[nbuf] == NULL)
+				slots[nbuf] = MakeSingleTupleTableSlot(desc, table_slot_callbacks(rel));
+			slot = slots[nbuf];
+			ExecClearTuple(slot);
+			fill(arg, i, slot->tts_values, slot->tts_isnull);
+			ExecStoreVirtualTuple(slot);
+			nbuf++;
+		}
+		if (nbuf == OUTCOME_BUFFERED_ROWS || (i == nrows && nbuf > 0))
+		{
+			table_multi_insert(rel, slots, nbuf, estate->es_output_cid, 0, bistate);
+			for (int j = 0; j < nbuf; j++)
+			{
+				List	   *recheck = NIL;
+
+				if (rri->ri_NumIndices > 0)
+					recheck = ExecInsertIndexTuples(rri, slots[j], estate, false,
+													false, NULL, NIL);
+				list_free(recheck);
+				ExecClearTuple(slots[j]);
+			}
+			nbuf = 0;
+		}
+	}
+	FreeBulkInsertState(bistate);
+	for (int i = 0; i < OUTCOME_BUFFERED_ROWS && slots[i]; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+}
+
+/* The first outcomes of a batch, by index. */
+typedef struct FirstRows
+{
+	OutcomeBatch *b;
+	int		   *rows;
+} FirstRows;
+
+/* fill() of the first outcomes of a batch. */
+static void
+FillOutcome(void *arg, int i, Datum *v, bool *n)
+{
+	FirstRows  *f = arg;
+
+	OutcomeValues(f->b, &f->b->records[f->rows[i]], v, n);
+}
+
+/* Inserts the first outcomes of a batch one by one, ON CONFLICT DO NOTHING. */
+static void
+InsertOutcomesOneByOne(OutcomeBatch *b)
+{
+	Datum		v[17];
+	bool		n[17];
+	char		nulls[17];
+
+	if (InsertOnePlan == NULL)
+	{
+		static const Oid types[17] = {INT4OID, TEXTOID, TEXTOID, INT4OID, TEXTOID,
+			TEXTOID, JSONBOID, INT8OID, FLOAT8OID, FLOAT8OID, TEXTOID, FLOAT8OID,
+		TEXTOID, FLOAT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, REGROLEOID};
+
+		InsertOnePlan = OutcomePrepare("INSERT INTO streamml.outcomes (tracker, scorer, model, "
+									   "version, role, group_key, key, key_hash, prediction, "
+									   "probability, class, actual, actual_class, loss, "
+									   "predicted_at, labelled_at, owner) VALUES ($1, $2, $3, "
+									   "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+									   "$16, $17) ON CONFLICT DO NOTHING",
+									   17, (Oid *) types);
+	}
+	for (int j = 0; j < b->nrecords; j++)
+	{
+		OutcomeRecord *r = &b->records[j];
+
+		if (!r->first)
+			continue;
+		OutcomeValues(b, r, v, n);
+		for (int i = 0; i < 17; i++)
+			nulls[i] = n[i] ? 'n' : ' ';
+		OutcomeExecute(InsertOnePlan, v, nulls, SPI_OK_INSERT);
+		if (SPI_processed == 0)
+			r->first = false;	/* a duplicate: the key had its outcome */
+	}
+}
+
+/*
+ * Writes the first outcomes: in one subtransaction with table_multi_insert;
+ * on a unique violation (a key already labelled), one by one instead.
+ */
+static void
+InsertOutcomes(OutcomeBatch *b, int count)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		retry = false;
+	FirstRows	f;
+	volatile int nfirst = 0;
+
+	if (count == 0)
+		return;
+	f.b = b;
+	f.rows = palloc(sizeof(int) * count);
+	for (int j = 0; j < b->nrecords; j++)
+		if (b->records[j].first)
+			f.rows[nfirst++] = j;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		MultiInsert(OutcomesRelid(), nfirst, 17, FillOutcome, &f);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		/* the subtransaction goes first, whatever the error */
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (e->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			ReThrowError(e);
+		retry = true;
+	}
+	PG_END_TRY();
+	if (retry)
+		InsertOutcomesOneByOne(b);
+}
+
+/* The pending rows of a batch (joined rows without a prediction). */
+typedef struct PendingRows
+{
+	OutcomeBatch *b;
+	SPITupleTable *tt;
+	int		   *rows;
+} PendingRows;
+
+/* fill() of pending_outcomes rows. */
+static void
+FillPending(void *arg, int i, Datum *v, bool *n)
+{
+	PendingRows *p = arg;
+	HeapTuple	tup = p->tt->vals[p->rows[i]];
+	TupleDesc	desc = p->tt->tupdesc;
+
+	/* tracker, key, actual_number, actual_text, group_key, labelled_at, owner */
+	memset(n, false, sizeof(bool) * 7);
+	v[0] = Int32GetDatum(p->b->t->id);
+	v[1] = SPI_getbinval(tup, desc, J_KEY, &n[1]);
+	v[2] = SPI_getbinval(tup, desc, J_ACTUAL_NUMBER, &n[2]);
+	v[3] = SPI_getbinval(tup, desc, J_ACTUAL_TEXT, &n[3]);
+	v[4] = SPI_getbinval(tup, desc, J_GROUP_KEY, &n[4]);
+	if (n[4])
+	{
+		v[4] = CStringGetTextDatum("");
+		n[4] = false;
+	}
+	v[5] = SPI_getbinval(tup, desc, J_LABELLED_AT, &n[5]);
+	v[6] = ObjectIdGetDatum(p->b->t->owner);
+}
+
+/*
+ * Takes the joined rows of a statement (SPI_tuptable, the columns J_*, in
+ * arrival order): rows without a prediction go to pending_outcomes when
+ * pending_ok, the others are written as outcomes and counted.
+ */
+void
+OutcomeBatchAddJoined(OutcomeBatch *b, SPITupleTable *tt, uint64 n,
+					  bool pending_ok)
+{
+	PendingRows p;
+	int			npending = 0;
+	int			nfirst = 0;
+
+	p.b = b;
+	p.tt = tt;
+	p.rows = palloc(sizeof(int) * Max(n, 1));
+	b->records = palloc(sizeof(OutcomeRecord) * Max(n, 1));
+	b->nrecords = 0;
+	for (uint64 i = 0; i < n; i++)
+	{
+		OutcomeRecord *r = &b->records[b->nrecords];
+
+		if (MakeRecord(b, tt->vals[i], tt->tupdesc, r))
+		{
+			b->nrecords++;
+			nfirst += r->first;
+		}
+		else if (pending_ok)
+			p.rows[npending++] = (int) i;
+	}
+	if (npending > 0)
+		MultiInsert(PendingOutcomesRelid(), npending, 7, FillPending, &p);
+	InsertOutcomes(b, nfirst);
+	for (int j = 0; j < b->nrecords; j++)
+		CountOutcome(b, &b->records[j]);
+	CountPairs(b);
+
+	/*
+	 * Here the batch's new outcomes are known, in arrival order:
+	 * b->records[0 .. b->nrecords - 1] with first = true (duplicates have
+	 * first = false): model, version, role, group_key, prediction,
+	 * probability, actual, loss, predicted_at, labelled_at.  The hook of
+	 * the monitors (src/monitor) is called here.
+	 */
+}
+
+/* The batch's first outcomes, in arrival order (duplicates: first false). */
+OutcomeRecord *
+OutcomeBatchRecords(OutcomeBatch *b, int *n)
+{
+	*n = b->nrecords;
+	return b->records;
+}
+
+/* A histogram as a bigint[] datum. */
+static Datum
+HistogramDatum(int64 *h, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * n);
+
+	for (int i = 0; i < n; i++)
+		d[i] = Int64GetDatum(h[i]);
+	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL,
+										   TYPALIGN_DOUBLE));
+}
+
+/* Adds the batch's sums to streamml.quality_buckets: one upsert per row. */
+void
+OutcomeBatchFinish(OutcomeBatch *b)
+{
+	ListCell   *lc;
+	int			nparams = 7 + NSUMS + 4;
+
+	if (UpsertPlan == NULL)
+	{
+		StringInfoData s;
+		Oid		   *types = palloc(sizeof(Oid) * nparams);
+		int			k = 0;
+
+		types[k++] = INT4OID;
+		types[k++] = TEXTOID;
+		types[k++] = INT4OID;
+		types[k++] = TEXTOID;
+		types[k++] = TEXTOID;
+		types[k++] = TIMESTAMPTZOID;
+		types[k++] = INT4OID;
+		for (int i = 0; SumColumns[i]; i++)
+			types[k++] = strstr(SumColumns[i], "_sum") ? FLOAT8OID : INT8OID;
+		types[k++] = INT8ARRAYOID;
+		types[k++] = INT8ARRAYOID;
+		types[k++] = REGROLEOID;
+		types[k++] = TIMESTAMPTZOID;
+		initStringInfo(&s);
+		appendStringInfoString(&s, "INSERT INTO streamml.quality_buckets AS q (tracker, model, "
+							   "version, role, group_key, bucket, shard");
+		for (int i = 0; SumColumns[i]; i++)
+			appendStringInfo(&s, ", %s", SumColumns[i]);
+		appendStringInfoString(&s, ", lag_hist, score_hist, owner, updated_at) VALUES ($1");
+		for (int i = 2; i <= nparams; i++)
+			appendStringInfo(&s, ", $%d", i);
+		appendStringInfoString(&s, ") ON CONFLICT (tracker, model, version, role, group_key, "
+							   "bucket, shard) DO UPDATE SET ");
+		for (int i = 0; SumColumns[i]; i++)
+			appendStringInfo(&s, "%s = q.%s + excluded.%s, ", SumColumns[i],
+							 SumColumns[i], SumColumns[i]);
+		appendStringInfoString(&s,
+							   "lag_hist = streamml.histogram_add(q.lag_hist, excluded.lag_hist), "
+							   "score_hist = streamml.histogram_add(q.score_hist, excluded.score_hist), "
+							   "owner = excluded.owner, updated_at = excluded.updated_at");
+		UpsertPlan = OutcomePrepare(s.data, nparams, types);
+	}
+	foreach(lc, b->buckets)
+	{
+		BucketSums *s = lfirst(lc);
+		Datum	   *v = palloc(sizeof(Datum) * nparams);
+		char	   *nulls = palloc(nparams);
+		int			k = 0;
+
+		memset(nulls, ' ', nparams);
+		v[k++] = Int32GetDatum(b->t->id);
+		v[k++] = CStringGetTextDatum(s->model);
+		v[k++] = Int32GetDatum(s->version);
+		v[k++] = CStringGetTextDatum(s->role);
+		v[k++] = CStringGetTextDatum(s->group_key);
+		v[k++] = TimestampTzGetDatum(s->bucket);
+		v[k++] = Int32GetDatum(MyBackendId);
+		for (int i = 0; SumColumns[i]; i++, k++)
+			v[k] = strstr(SumColumns[i], "_sum") ? Float8GetDatum(s->sums[i]) :
+				Int64GetDatum((int64) s->sums[i]);
+		if (s->lag_hist)
+			v[k] = HistogramDatum(s->lag_hist, LAG_BINS);
+		else
+			nulls[k] = 'n';
+		k++;
+		if (s->score_hist)
+			v[k] = HistogramDatum(s->score_hist, 2 * SCORE_BINS);
+		else
+			nulls[k] = 'n';
+		k++;
+		v[k++] = ObjectIdGetDatum(b->t->owner);
+		v[k++] = TimestampTzGetDatum(b->now);
+		OutcomeExecute(UpsertPlan, v, nulls, SPI_OK_INSERT);
+	}
+	/* new pairs: the scorer's auto_promote test, if it has one */
+	if (b->npairs > 0)
+		ScorerAutoPromote(b->t->scorer, b->t->id);
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Outcomes on the whole pipeline of issue 11, beside the same pipeline
+# without them, measured in the same run on a throw-away server and the dev
+# broker ("make bench BENCH=outcomes_stream").
+#
+#   stream -> trades -> feature table (lag, mean over 5 rows, stddev over
+#   30 s, ewma) -> scorer (a linear model of the features: the price 1 s
+#   later) -> predictions
+#
+# N JSON trades (200k by default, BENCH_ROWS; 50 symbols, a trade every
+# 1 ms, so every symbol trades every 50 ms) are produced to two topics
+# before the streams start.  The anchor loads the first topic through the
+# pipeline; the second pipeline also tracks outcomes in horizon mode on the
+# feature table (the price of the first trade of the symbol at or after
+# ts + 1 s: every batch labels the trades its prices reach, joins them with
+# their predictions, writes streamml.outcomes and keeps live_metrics).  Each
+# rate is the stream's own: rows after its first batch over first-to-last
+# commit (track_commit_timestamp).  Goal: >= 0.8x the anchor.
+# (The error monitor of the issue's line is not in this branch.)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${BENCH_ROWS:-200000}
+WORKERS=${BENCH_WORKERS:-1}
+
+source test/pg-env.sh
+source test/kafka-env.sh || exit 1
+work=$(mktemp -d /tmp/streamml-bench.XXXXXX)
+chmod 755 "$work"
+cleanup() { pg_env_stop; kafka_env_stop; rm -rf "$work"; }
+trap cleanup EXIT
+pg_env_start "track_commit_timestamp = on
+jit = off
+max_wal_size = '10GB'
+checkpoint_timeout = '30min'"
+
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+perl -e '
+	my ($n, $dir) = @ARGV;
+	open(my $j, ">", "$dir/rows.json") or die;
+	my $s = 12345;
+	sub r { $s = ($s * 1103515245 + 12345) % 2147483648; $s / 2147483648 }
+	my @p = map { 100 + $_ } 0 .. 49;
+	for my $i (1 .. $n) {
+		my $k = $i % 50;
+		$p[$k] += r() - 0.5;
+		printf $j qq(S$k\t{"id": $i, "symbol": "S$k", "ts": %.3f, "price": %.4f}\n),
+			1767225600 + $i * 0.001, $p[$k];
+	}' "$N" "$work"
+chmod 644 "$work"/rows.json
+
+produce()
+{
+	kcat -P -b "$KAFKA_BROKERS" -t "$1" -K $'\t' -X linger.ms=1000 \
+		-X batch.num.messages=10000 -X batch.size=1000000 \
+		-X queue.buffering.max.messages=2000000 -l "$2"
+}
+
+SPEC='{"partition_by": "symbol", "order_by": "ts", "keep": ["id", "symbol", "ts", "price"],
+  "features": {
+	"lag_1":    {"fn": "lag",        "of": "price", "n": 1},
+	"ma_5":     {"fn": "mean",       "of": "price", "preceding": 5},
+	"vol_30s":  {"fn": "stddev_pop", "of": "price", "range": "30 seconds"},
+	"ewma_10s": {"fn": "ewma",       "of": "price", "half_life": "10 seconds"}}}'
+
+q <<'SQL'
+CREATE EXTENSION pg_streamml;
+CREATE FUNCTION stream_rate(t regclass, OUT rows bigint, OUT batches bigint,
+		OUT seconds float8, OUT rows_per_s float8) LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE format($q$
+		WITH b AS (SELECT pg_xact_commit_timestamp(xmin) AS at, count(*) AS n
+				   FROM %s GROUP BY xmin)
+		SELECT (SELECT sum(n) FROM b)::bigint, (SELECT count(*) FROM b),
+			   extract(epoch FROM max(at) - min(at)),
+			   (sum(n) - (SELECT n FROM b ORDER BY at LIMIT 1))
+				/ extract(epoch FROM max(at) - min(at))
+		FROM b$q$, t) INTO rows, batches, seconds, rows_per_s;
+END
+$$;
+-- the model: the price 1 s later from the features (any fit will do)
+CREATE TABLE train AS
+SELECT 100 + (i % 50) + (i % 7) * 0.1 AS lag_1, 100 + (i % 50) AS ma_5,
+	   (i % 11) * 0.05 AS vol_30s, 100 + (i % 50) + (i % 5) * 0.1 AS ewma_10s,
+	   100 + (i % 50) + (i % 3) * 0.1 AS y
+  FROM generate_series(1, 5000) i;
+SELECT count(*) FROM streamml.train_linreg('next_price', 'train', 'y',
+	ARRAY['lag_1', 'ma_5', 'vol_30s', 'ewma_10s']);
+SQL
+
+# pipeline NAME: trades table, feature table, index, scorer.
+pipeline()
+{
+	q -c "CREATE TABLE $1 (id bigint, symbol text, ts timestamptz, price float8)" \
+	  -c "SELECT streamml.create_feature_table('${1}_f', '$1', '$SPEC')" \
+	  -c "CREATE INDEX ON ${1}_f (symbol, ts)" \
+	  -c "SELECT streamml.create_scorer('${1}_s', '${1}_f', 'next_price', '{\"key\": \"id\", \"into\": \"${1}_p\"}')" >/dev/null
+}
+
+stream_run()
+{
+	local topic=$1 table=$2
+	q -c "SELECT streamml.create_stream('$table', '$table', '$KAFKA_BROKERS', '$topic',
+		'json', '{\"workers\": $WORKERS}')" >/dev/null
+	local deadline=$((SECONDS + 900))
+	until [ "$(q -c "SELECT coalesce(sum(rows_ingested + rows_rejected), 0) >= $N
+			FROM streamml.stream_stats WHERE stream = '$table'")" = t ]; do
+		((SECONDS < deadline)) || { echo "stream $table stalled" >&2; exit 1; }
+		sleep 0.2
+	done
+	q -c "SELECT streamml.stop_stream('$table')" >/dev/null
+	local check
+	check=$(q -c "SELECT count(*), (SELECT count(*) FROM ${table}_p), (SELECT count(*) FROM streamml.dead_letters) FROM $table")
+	[ "$check" = "$N|$N|0" ] || { echo "pipeline $table loaded $check, expected $N|$N|0" >&2; exit 1; }
+	read -r s_rate s_secs s_batches < <(q -F ' ' -c "SELECT round(rows_per_s),
+		round(seconds::numeric, 2), batches FROM stream_rate('$table')")
+}
+
+echo "$N JSON trades, 50 symbols, $WORKERS worker(s): stream -> feature table -> scorer, without and with outcomes + live metrics; $(uptime | sed 's/.*load/load/')"
+kafka_create_topic ta 25
+kafka_create_topic tb 25
+produce ta "$work/rows.json"
+produce tb "$work/rows.json"
+pipeline anchor
+pipeline tracked
+q -c "SELECT streamml.track_outcomes('tracked_s', 'tracked_f', '{\"actual\": \"price\", \"horizon\": \"1 second\", \"partition_by\": \"symbol\", \"order_by\": \"ts\"}')" >/dev/null
+stream_run ta anchor
+a_rate=$s_rate a_secs=$s_secs a_batches=$s_batches
+stream_run tb tracked
+printf '    pipeline (anchor):                     %8d rows/s (%s batches, %s s)\n' "$a_rate" "$a_batches" "$a_secs"
+printf '    pipeline + outcomes + live metrics:    %8d rows/s (%s batches, %s s) -> %sx the anchor (goal >= 0.8x)\n' \
+	"$s_rate" "$s_batches" "$s_secs" "$(ratio "$s_rate" "$a_rate")"
+q <<'SQL'
+SELECT format('    outcomes: %s of %s scored rows labelled (the newest second has no label yet), pending %s, live_metrics labelled %s, rmse %s',
+	(SELECT count(*) FROM streamml.outcomes WHERE scorer = 'tracked_s'),
+	(SELECT count(*) FROM tracked_p), (SELECT count(*) FROM streamml.pending_outcomes),
+	(SELECT sum(labelled) FROM streamml.live_metrics WHERE scorer = 'tracked_s' AND group_key IS NULL),
+	(SELECT round(sqrt(avg(loss))::numeric, 4) FROM streamml.outcomes WHERE scorer = 'tracked_s'));
+SQL
+echo "    load average after: $(uptime | sed 's/.*load average: //')"

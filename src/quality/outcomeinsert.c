@@ -62,6 +62,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "monitor/monitor.h"
 #include "pg_streamml.h"
 #include "quality/quality.h"
 
@@ -209,7 +210,7 @@ AppendOutcomeCtes(StringInfo s, OutcomeTracker *t)
 						   "y.prediction, y.probability, y.class, y.actual, y.actual_class, y.loss, "
 						   "y.scored_at, y.labelled_at, $4 FROM y WHERE y.rn = 1 "
 						   "ON CONFLICT (tracker, key_hash, model, key) DO NOTHING "
-						   "RETURNING o.model, o.key)"
+						   "RETURNING o.model, o.key, o.version, o.role, o.prediction, o.actual, o.labelled_at)"
 						   ", f AS MATERIALIZED (SELECT y.*, (y.rn = 1 AND i.key IS NOT NULL) AS first "
 						   "FROM y LEFT JOIN ins i ON y.rn = 1 AND i.model = y.model AND i.key = y.key)"
 						   ", d AS MATERIALIZED (SELECT f.*, "
@@ -290,6 +291,19 @@ AppendBucketUpsert(StringInfo s, const char *deltas)
 						   "owner = excluded.owner, updated_at = excluded.updated_at");
 }
 
+/*
+ * The bucket upsert as a CTE, and the new outcomes ("ins") as the
+ * statement's result, for the monitors (src/monitor/monitor.h).
+ */
+static void
+AppendUpsertReturningOutcomes(StringInfo s, const char *deltas)
+{
+	appendStringInfoString(s, ", qb AS (");
+	AppendBucketUpsert(s, deltas);
+	appendStringInfoString(s, ") SELECT i.model, i.version, i.role, i.prediction, "
+						   "i.actual FROM ins i ORDER BY i.labelled_at");
+}
+
 /* The join of outcomes "b" with the predictions of their key, as "j". */
 static void
 AppendPredictionJoin(StringInfo s, OutcomeTracker *t)
@@ -354,7 +368,7 @@ SourceSqlKey(OutcomeTracker *t)
 	appendStringInfoChar(&s, ')');
 	AppendPredictionJoin(&s, t);
 	AppendOutcomeCtes(&s, t);
-	AppendBucketUpsert(&s, "SELECT * FROM od");
+	AppendUpsertReturningOutcomes(&s, "SELECT * FROM od");
 	return s.data;
 }
 
@@ -412,7 +426,7 @@ SourceSqlHorizon(OutcomeTracker *t)
 	appendStringInfoChar(&s, ')');
 	AppendPredictionJoin(&s, t);
 	AppendOutcomeCtes(&s, t);
-	AppendBucketUpsert(&s, "SELECT * FROM od");
+	AppendUpsertReturningOutcomes(&s, "SELECT * FROM od");
 	return s.data;
 }
 
@@ -446,7 +460,7 @@ PredictionsSql(OutcomeTracker *t, bool join)
 					 "n.probability, n.class, n.scored_at FROM b JOIN n ON n.key = b.key)",
 					 OutcomeKeyExpr(t, "n", false), RoleExpr(t, "n"));
 	AppendOutcomeCtes(&s, t);
-	AppendBucketUpsert(&s, "SELECT * FROM pd UNION ALL SELECT * FROM od");
+	AppendUpsertReturningOutcomes(&s, "SELECT * FROM pd UNION ALL SELECT * FROM od");
 	return s.data;
 }
 
@@ -640,7 +654,8 @@ outcome_trigger(PG_FUNCTION_ARGS)
 	if (p->source_plan == NULL)
 		p->source_plan = RunPrivileged(t->horizon_mode ? SourceSqlHorizon(t) :
 									   SourceSqlKey(t), NULL, NULL, 0);
-	RunPrivileged(NULL, p->source_plan, values, SPI_OK_INSERT);
+	RunPrivileged(NULL, p->source_plan, values, SPI_OK_SELECT);
+	MonitorsObserveSpi(SPI_tuptable, SPI_processed);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
@@ -680,7 +695,8 @@ outcome_prediction_trigger(PG_FUNCTION_ARGS)
 	{
 		if (p->predictions_plan == NULL)
 			p->predictions_plan = RunPrivileged(PredictionsSql(t, true), NULL, NULL, 0);
-		RunPrivileged(NULL, p->predictions_plan, values, SPI_OK_INSERT);
+		RunPrivileged(NULL, p->predictions_plan, values, SPI_OK_SELECT);
+		MonitorsObserveSpi(SPI_tuptable, SPI_processed);
 	}
 	else
 	{

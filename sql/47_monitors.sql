@@ -87,6 +87,10 @@ SELECT observed, version FROM streamml.monitors WHERE name = 'mo_err';
 INSERT INTO mo_live SELECT i, i % 7 FROM generate_series(401, 420) i;
 INSERT INTO mo_labels SELECT i, (i % 7) > 3 FROM generate_series(401, 420) i;
 SELECT observed, version, detector_state->>'n' AS n FROM streamml.monitors WHERE name = 'mo_err';
+-- a rollback is an event of the model
+SELECT streamml.rollback('mo_clf');
+SELECT model, version, monitor, event, details FROM streamml.model_events
+ WHERE event = 'rolled_back';
 
 -- Users read only their own monitors and events, and write neither.
 CREATE ROLE mo_other;

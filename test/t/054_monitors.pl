@@ -21,7 +21,7 @@ use IPC::Run;
 use Time::HiRes qw(sleep time);
 use StreamML::TestNode;
 
-my $node = streamml_node('monitors');
+my $node = streamml_node('monitors', conf => "restart_after_crash = on\n");
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION pg_streamml;
@@ -72,9 +72,10 @@ is($node->safe_psql('postgres', q{SELECT string_agg(observed::text, ',' ORDER BY
 
 # --- a blip: detected; its retrain is worse and not deployed ---
 my ($listen_out, $listen_err) = ('', '');
+my $listen_in = "LISTEN cm_drift;\nSELECT pg_sleep(6);\nSELECT 1;\n";
 my $listener = IPC::Run::start(
-	[ 'psql', '-X', '-d', $node->connstr('postgres'), '-c', 'LISTEN cm_drift; SELECT pg_sleep(6)' ],
-	'>', \$listen_out, '2>', \$listen_err);
+	[ 'psql', '-X', '-d', $node->connstr('postgres') ],
+	'<', \$listen_in, '>', \$listen_out, '2>', \$listen_err);
 sleep(1);
 $node->safe_psql('postgres', q{
 	BEGIN;
@@ -151,7 +152,7 @@ $node->safe_psql('postgres', q{
 	INSERT INTO slowflag VALUES (false);
 	SELECT count(*) FROM streamml.train_logreg('slow',
 		'SELECT l.id, l.ts, l.x1, b.y FROM live l JOIN labels b USING (id) '
-		'WHERE NOT (SELECT slow FROM slowflag) OR pg_sleep(0.005) IS NOT NULL ORDER BY l.ts DESC LIMIT 300',
+		'WHERE NOT (SELECT slow FROM slowflag) OR pg_sleep(0.002) IS NOT NULL ORDER BY l.ts DESC LIMIT 300',
 		'y', ARRAY['x1'], '{"order_by": "ts"}');
 	UPDATE slowflag SET slow = true;
 	SELECT streamml.create_monitor('slow_rows', 'slow', 'rows',

@@ -37,9 +37,11 @@ CREATE TABLE still AS
 SELECT i, (u01(7000000000 + i) < 0.5)::int::float8 AS x FROM generate_series(1, 1000000) i;
 CREATE TABLE drift_streams (stream text, i int, x float8);
 -- the default monitor's detector
-CREATE TABLE t AS SELECT i, (i % 7)::float8 AS x, (i % 7) > 3 <> (i % 5 = 0) AS y FROM generate_series(1, 100) i;
-SELECT count(*) FROM streamml.train_logreg('bench_clf', 't', 'y', ARRAY['x']);
-SELECT streamml.create_monitor('bench_default', 'bench_clf', 'error');
+CREATE TABLE t AS SELECT i, (i % 7)::float8 AS x, ((i % 7) > 3) <> (i % 5 = 0) AS y FROM generate_series(1, 100) i;
+DO $$ BEGIN
+	PERFORM streamml.train_logreg('bench_clf', 't', 'y', ARRAY['x']);
+	PERFORM streamml.create_monitor('bench_default', 'bench_clf', 'error');
+END $$;
 CREATE TABLE d AS SELECT detector, detector_params FROM streamml.monitors WHERE name = 'bench_default';
 SELECT streamml.drop_model('bench_clf');
 SQL

@@ -72,7 +72,8 @@ is($node->safe_psql('postgres', q{SELECT string_agg(observed::text, ',' ORDER BY
 
 # --- a blip: detected; its retrain is worse and not deployed ---
 my ($listen_out, $listen_err) = ('', '');
-my $listen_in = "LISTEN cm_drift;\nSELECT pg_sleep(6);\nSELECT 1;\n";
+# a listener that looks for notifications every half second, for 2 minutes
+my $listen_in = "LISTEN cm_drift;\n" . ("SELECT pg_sleep(0.5);\n" x 240);
 my $listener = IPC::Run::start(
 	[ 'psql', '-X', '-d', $node->connstr('postgres') ],
 	'<', \$listen_in, '>', \$listen_out, '2>', \$listen_err);
@@ -95,7 +96,13 @@ is($node->safe_psql('postgres', q{SELECT deployed_version FROM streamml.models W
 	'1', 'version 1 still serves');
 is($node->safe_psql('postgres', q{SELECT options FROM streamml.models WHERE name = 'cm'}),
 	'{"order_by": "ts"}', 'the model\'s stored options are as trained');
-$listener->finish;
+my $deadline = time() + 60;
+while ($listen_out !~ /Asynchronous notification/ && time() < $deadline)
+{
+	$listener->pump_nb;
+	sleep(0.2);
+}
+$listener->kill_kill;
 like($listen_out, qr/Asynchronous notification "cm_drift" with payload "\{"monitor": "cm_notify", "model": "cm", "version": 1, "event": "drift_detected", "position": \d+\}"/,
 	'the notify monitor sent its JSON payload');
 
@@ -203,6 +210,32 @@ my $before = $node->safe_psql('postgres', q{SELECT observed FROM streamml.monito
 $node->safe_psql('postgres', q{SELECT load(2621, 2700, 'B')});
 is($node->safe_psql('postgres', q{SELECT observed FROM streamml.monitors WHERE name = 'cm_err'}),
 	$before + 80, 'cm_err resumes from its saved detector after the crash');
+
+# --- a data monitor: PSI of x1 over the newest rows against the training bins ---
+$node->safe_psql('postgres', q{
+	SELECT streamml.create_monitor('cm_data', 'cm', 'data', '{"window": 1000, "interval": "1 second"}')});
+ok($node->poll_query_until('postgres',
+	q{SELECT last_value IS NOT NULL FROM streamml.monitors WHERE name = 'cm_data'}),
+	'the data monitor checked');
+is($node->safe_psql('postgres', q{
+	SELECT count(*), max((last_value->'features'->>'x1')::float8) < 0.1 FROM streamml.monitors m
+	  LEFT JOIN streamml.model_events e ON e.monitor = m.name WHERE m.name = 'cm_data'}),
+	'1|t', 'x1 as in training: PSI below 0.1, no event');
+# x1 shifts by 3 (labels as the deployed version expects, so that the
+# error monitor stays quiet)
+$node->safe_psql('postgres', q{
+	INSERT INTO live SELECT i, '2026-01-01'::timestamptz + i * interval '1 second', 3 + sin(i * 0.7)
+	  FROM generate_series(2701, 3100) i;
+	INSERT INTO labels SELECT i, (i * 7919) % 10 = 0 FROM generate_series(2701, 3100) i;
+});
+ok($node->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM streamml.model_events WHERE monitor = 'cm_data' AND event = 'drift_detected'}),
+	'the shift of x1 is detected');
+is($node->safe_psql('postgres', q{
+	SELECT details->>'method', details->'drifted', (details->'features'->>'x1')::float8 >= 0.1,
+		   details->>'rows', version
+	  FROM streamml.model_events WHERE monitor = 'cm_data'}),
+	'psi|["x1"]|t|1000|3', 'the event names the drifted feature, its PSI and the version');
 
 $node->stop;
 done_testing();

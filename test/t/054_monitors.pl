@@ -77,7 +77,13 @@ my $listen_in = "LISTEN cm_drift;\n" . ("SELECT pg_sleep(0.5);\n" x 240);
 my $listener = IPC::Run::start(
 	[ 'psql', '-X', '-d', $node->connstr('postgres') ],
 	'<', \$listen_in, '>', \$listen_out, '2>', \$listen_err);
-sleep(1);
+# IPC::Run feeds psql's input only while pumped: until LISTEN has run
+my $listening = time() + 60;
+while ($listen_out !~ /^LISTEN/m && time() < $listening)
+{
+	$listener->pump_nb;
+	sleep(0.1);
+}
 $node->safe_psql('postgres', q{
 	BEGIN;
 	SELECT load_batches(1301, 1350, 'B');
@@ -211,9 +217,11 @@ $node->safe_psql('postgres', q{SELECT load(2621, 2700, 'B')});
 is($node->safe_psql('postgres', q{SELECT observed FROM streamml.monitors WHERE name = 'cm_err'}),
 	$before + 80, 'cm_err resumes from its saved detector after the crash');
 
-# --- a data monitor: PSI of x1 over the newest rows against the training bins ---
+# --- a data monitor: PSI of x1 over the newest 1000 scored rows against the
+# deployed version's training bins ---
 $node->safe_psql('postgres', q{
-	SELECT streamml.create_monitor('cm_data', 'cm', 'data', '{"window": 1000, "interval": "1 second"}')});
+	SELECT streamml.create_monitor('cm_data', 'cm', 'data',
+		'{"source": "live", "window": 1000, "interval": "1 second"}')});
 ok($node->poll_query_until('postgres',
 	q{SELECT last_value IS NOT NULL FROM streamml.monitors WHERE name = 'cm_data'}),
 	'the data monitor checked');

@@ -71,13 +71,13 @@ SELECT observed, last_event, last_action, cooldown_until > now() + interval '59 
 SELECT model, version, monitor, event, details->>'position' AS position,
 	   details->>'action' AS action, details->>'note' AS note,
 	   details->'state'->>'method' AS method
-  FROM streamml.model_events ORDER BY id;
+  FROM streamml.model_events WHERE model = 'mo_clf' ORDER BY id;
 -- after a detection the detector starts again, its reference now the
 -- drifted error rate: the same drift is not reported twice
 INSERT INTO mo_labels SELECT i, (i % 7) <= 3 FROM generate_series(131, 200) i;
 SELECT event, details->>'position' AS position, details->>'action' AS action,
 	   details->>'note' AS note
-  FROM streamml.model_events ORDER BY id;
+  FROM streamml.model_events WHERE model = 'mo_clf' ORDER BY id;
 
 -- A new deployed version starts a new detector; the old version's
 -- outcomes are not fed to it.
@@ -90,7 +90,7 @@ SELECT observed, version, detector_state->>'n' AS n FROM streamml.monitors WHERE
 -- a rollback is an event of the model
 SELECT streamml.rollback('mo_clf');
 SELECT model, version, monitor, event, details FROM streamml.model_events
- WHERE event = 'rolled_back';
+ WHERE model = 'mo_clf' AND event = 'rolled_back';
 
 -- Users read only their own monitors and events, and write neither.
 CREATE ROLE mo_other;

@@ -52,6 +52,7 @@
 
 #include "ingest/ingest.h"
 #include "ml/ml.h"
+#include "monitor/monitor.h"
 #include "pg_streamml.h"
 #include "scoring/features.h"
 #include "scoring/scorer.h"
@@ -97,6 +98,8 @@ CheckDropRole(Datum roles)
 				   "FROM streamml.scorers_catalog s WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "UNION ALL SELECT 'owner of outcome tracker ' || pg_catalog.quote_ident(t.scorer), t.owner "
 				   "FROM streamml.outcome_trackers t WHERE t.owner OPERATOR(pg_catalog.=) ANY ($1) "
+				   "UNION ALL SELECT 'owner of monitor ' || pg_catalog.quote_ident(c.name), c.owner "
+				   "FROM streamml.monitors_catalog c WHERE c.owner OPERATOR(pg_catalog.=) ANY ($1) "
 				   "ORDER BY 1",
 				   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -181,6 +184,7 @@ DropOwned(Datum roles)
 	}
 	OutcomeTrackersDropOwned(roles);
 	ScorersDropOwned(roles);
+	MonitorsDropOwned(roles);
 }
 
 /*
@@ -302,6 +306,7 @@ ReassignOwned(Datum roles, Oid newowner)
 				   2, types, args, NULL, SPI_OK_UPDATE);
 	ScorersReassignOwned(roles, newowner);
 	OutcomeTrackersReassignOwned(roles, newowner);
+	MonitorsReassignOwned(roles, newowner);
 	if (streams > 0 || jobs > 0)
 		ereport(NOTICE,
 				(errmsg("%llu streams stopped and %llu training jobs paused on moving them to role \"%s\"",

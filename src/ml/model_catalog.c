@@ -41,6 +41,7 @@
 #include "ml/categorical.h"
 #include "ml/ml.h"
 #include "ml/train.h"
+#include "monitor/monitor.h"
 #include "pg_streamml.h"
 
 typedef struct ModelCatalogShared
@@ -409,9 +410,10 @@ model_rollback(PG_FUNCTION_ARGS)
 	Datum		arg = CStringGetTextDatum(name);
 	bool		isnull;
 	int			previous;
+	Oid			owner;
 
 	SPI_connect();
-	ModelCheckOwner(name, "roll back");
+	owner = ModelCheckOwner(name, "roll back");
 	if (CatalogExecute("SELECT d.version FROM streamml.deployments d, streamml.models m "
 					   "WHERE m.name OPERATOR(pg_catalog.=) $1 "
 					   "AND d.model OPERATOR(pg_catalog.=) $1 "
@@ -428,6 +430,8 @@ model_rollback(PG_FUNCTION_ARGS)
 	previous = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
 	ModelDeploy(name, previous);
+	MonitorEvent(name, previous, NULL, "rolled_back",
+				 "{\"by\": \"streamml.rollback\"}", owner);
 	SPI_finish();
 	PG_RETURN_INT32(previous);
 }

@@ -58,6 +58,9 @@ RunConverged(TrainOutcome *outcomes, int n)
 	return true;
 }
 
+/* The scores the last deploy 'if_better' compared (train.h). */
+DeployDecision LastDeployDecision;
+
 /*
  * Decides whether version "version" of the run is deployed, by the deploy
  * option: 'always' (unless it did not converge and the option was not
@@ -103,6 +106,11 @@ DecideDeploy(TrainRun *run, TrainOutcome *outcomes, int n, Jsonb *options,
 				old_score += o->holdout_rows * o->deployed_score;
 			}
 		}
+		/* both scores, for the monitors' not_deployed events */
+		LastDeployDecision.valid = true;
+		strlcpy(LastDeployDecision.metric, run->deploy_metric, sizeof(LastDeployDecision.metric));
+		LastDeployDecision.new_score = rows > 0 ? new_score / rows : NAN;
+		LastDeployDecision.old_score = have_old && rows > 0 ? old_score / rows : NAN;
 		if (!have_old)
 			deployed = true;
 		else if (MetricHigherIsBetter(run->deploy_metric))

@@ -276,6 +276,16 @@ extern const TrainLearner TreeLearner;
 extern void TreeResolveTask(TrainRun *run, Oid type);
 extern const char *FamilyName(TrainRun *run);
 
+/* What the last deploy 'if_better' of this backend compared (train.c). */
+typedef struct DeployDecision
+{
+	bool		valid;			/* reset it before the run */
+	char		metric[64];		/* the deploy_metric compared */
+	double		new_score;
+	double		old_score;		/* NaN: no deployed version to compare */
+} DeployDecision;
+extern DeployDecision LastDeployDecision;
+
 /* holdout.c: scoring a run, and the deployed version for comparison */
 extern void ResolveDeployMetric(TrainRun *run);
 extern bool MetricHigherIsBetter(const char *metric);

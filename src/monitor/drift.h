@@ -36,6 +36,11 @@ typedef struct DriftMethod
 	DriftSignal (*update) (DriftDetector *d, double x);
 	/* appends the state as JSON object members ("\"k\": v, ...") */
 	void		(*state) (DriftDetector *d, StringInfo buf);
+	/*
+	 * The size of the detector's struct when it holds no pointer (it can
+	 * then be saved as its bytes past the head: monitors), else 0.
+	 */
+	Size		state_size;
 } DriftMethod;
 
 /* The common head of every detector struct. */

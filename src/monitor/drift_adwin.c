@@ -320,5 +320,5 @@ static const char *const AdwinParams[] =
 {"delta", "clock", "max_buckets", "min_window_length", "grace_period", NULL};
 
 const DriftMethod DriftAdwinMethod = {
-	"adwin", AdwinParams, AdwinCreate, AdwinUpdate, AdwinState
+	"adwin", AdwinParams, AdwinCreate, AdwinUpdate, AdwinState, 0
 };

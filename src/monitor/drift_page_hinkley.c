@@ -163,7 +163,7 @@ static const char *const PageHinkleyParams[] =
 
 const DriftMethod DriftPageHinkleyMethod = {
 	"page_hinkley", PageHinkleyParams,
-	PageHinkleyCreate, PageHinkleyUpdate, PageHinkleyState
+	PageHinkleyCreate, PageHinkleyUpdate, PageHinkleyState, sizeof(PageHinkley)
 };
 
 /* ---- CUSUM ---- */
@@ -294,5 +294,5 @@ static const char *const CusumParams[] =
 {"min_instances", "slack", "threshold", "mode", NULL};
 
 const DriftMethod DriftCusumMethod = {
-	"cusum", CusumParams, CusumCreate, CusumUpdate, CusumState
+	"cusum", CusumParams, CusumCreate, CusumUpdate, CusumState, sizeof(Cusum)
 };

@@ -55,6 +55,7 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "monitor/monitor.h"
 #include "pg_streamml.h"
 #include "quality/quality.h"
 #include "scoring/scorer.h"
@@ -704,12 +705,33 @@ OutcomeBatchAddJoined(OutcomeBatch *b, SPITupleTable *tt, uint64 n,
 	CountPairs(b);
 
 	/*
-	 * Here the batch's new outcomes are known, in arrival order:
-	 * b->records[0 .. b->nrecords - 1] with first = true (duplicates have
-	 * first = false): model, version, role, group_key, prediction,
-	 * probability, actual, loss, predicted_at, labelled_at.  The hook of
-	 * the monitors (src/monitor) is called here.
+	 * Here the batch's new outcomes are known, in arrival order (duplicates
+	 * have first = false): the monitors' detectors see them, in this
+	 * transaction (src/monitor/monitorobserve.c).
 	 */
+	if (nfirst > 0)
+	{
+		MonitorOutcome *o = palloc(sizeof(MonitorOutcome) * nfirst);
+		int			n = 0;
+
+		for (int j = 0; j < b->nrecords; j++)
+		{
+			OutcomeRecord *r = &b->records[j];
+
+			if (!r->first)
+				continue;
+			o[n].model = r->model;
+			o[n].version = r->version;
+			o[n].role = r->role;
+			o[n].prediction = r->has_prediction ? r->prediction : 0.0;
+			o[n].prediction_null = !r->has_prediction;
+			o[n].actual = r->has_actual ? r->actual : 0.0;
+			o[n].actual_null = !r->has_actual;
+			n++;
+		}
+		MonitorsObserveOutcomes(o, n);
+		pfree(o);
+	}
 }
 
 /* The batch's first outcomes, in arrival order (duplicates: first false). */

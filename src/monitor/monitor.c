@@ -1,0 +1,368 @@
+/*
+ * monitor.c
+ *		Monitors that act: streamml.create_monitor and drop_monitor, the
+ *		events they record, and what role commands do to them.
+ *
+ * A monitor watches one model and fires on one of three signals:
+ *
+ *	error	a drift detector (drift.h) over the error of the model's
+ *			outcomes in arrival order, updated in the outcome's transaction
+ *			(monitorobserve.c).  The default for classifiers is a one-sided
+ *			CUSUM on the error indicator, tuned on the 0.5 -> 0.7 step of
+ *			test/bench/bench_monitor.sh (River's DDM, the issue's first
+ *			idea, needs 334 rows there); for regressions River's
+ *			PageHinkley on the absolute error, upward changes only.
+ *	data	PSI (or KS) of each feature over the newest rows of the model's
+ *			source, against the deployed version's training bins, checked
+ *			by the monitor worker every "interval" (monitorworker.c).
+ *	rows	at least min_rows rows newer (by order_by) than the newest row
+ *			of the model's last training, checked likewise.
+ *
+ * and then acts: 'log' (the event is the log), 'notify' (pg_notify on a
+ * channel with the event as JSON; sent at commit), or 'retrain' (the
+ * monitor worker retrains the model as its owner, with deploy 'if_better'
+ * on a holdout of the newest rows, outside the transaction that fired).
+ * After an action the monitor waits "cooldown" before it acts again; it
+ * still records what it sees.
+ *
+ * Every event is a row of streamml.model_events.  Monitors are owned by
+ * the model's owner, and go with the model (ON DELETE CASCADE); events
+ * stay until DROP OWNED.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "ml/ml.h"
+#include "monitor/drift.h"
+#include "monitor/monitor.h"
+#include "options.h"
+#include "pg_streamml.h"
+
+/* Options every kind takes. */
+#define COMMON_KEYS "action", "cooldown", "min_rows", "channel", \
+	"test_fraction", "order_by", "deploy_metric"
+
+static const char *const ErrorKeys[] = {COMMON_KEYS, "detector", "params", NULL};
+static const char *const DataKeys[] = {COMMON_KEYS, "method", "threshold",
+	"window", "features", "interval", "source", NULL};
+static const char *const RowsKeys[] = {COMMON_KEYS, "interval", NULL};
+
+/*
+ * The default detector of an 'error' monitor of a classifier: a one-sided
+ * CUSUM of the error indicator (see the top of the file and the README).
+ */
+#define DEFAULT_CLASSIFIER_DETECTOR "cusum"
+#define DEFAULT_CLASSIFIER_PARAMS \
+	"{\"mode\": \"up\", \"min_instances\": 500, \"slack\": 0.2, \"threshold\": 32}"
+#define DEFAULT_REGRESSION_DETECTOR "page_hinkley"
+#define DEFAULT_REGRESSION_PARAMS "{\"mode\": \"up\"}"
+
+/* An interval option, checked positive, as its text. */
+static char *
+IntervalOption(Jsonb *options, const char *key, const char *dflt)
+{
+	char	   *s = OptionString(options, key, dflt);
+	Interval   *iv;
+
+	iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(s),
+											   ObjectIdGetDatum(InvalidOid),
+											   Int32GetDatum(-1)));
+	if (iv->month < 0 || iv->day < 0 || iv->time < 0 ||
+		(iv->month == 0 && iv->day == 0 && iv->time == 0 &&
+		 strcmp(key, "cooldown") != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a positive interval", key),
+				 errdetail("The value given is '%s'.", s)));
+	return s;
+}
+
+/* A jsonb from its text. */
+static Jsonb *
+JsonbFromText(const char *s)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
+}
+
+PG_FUNCTION_INFO_V1(create_monitor);
+
+/*
+ * SQL streamml.create_monitor(name, model, kind, options): see the top of
+ * the file.  The caller must have the privileges of the model's owner,
+ * who owns the monitor.
+ */
+Datum
+create_monitor(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *kind = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	Jsonb	   *options = PG_GETARG_JSONB_P(3);
+	char	   *action;
+	char	   *cooldown;
+	char	   *detector = NULL;
+	char	   *params = NULL;
+	char	   *model_order_by;
+	bool		classifier;
+	Oid			owner;
+	Datum		args[10];
+	char		nulls[10];
+	bool		isnull;
+
+	if (strlen(name) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a monitor needs a name")));
+	if (strcmp(kind, "error") == 0)
+		OptionCheckKeys(options, ErrorKeys, "error monitor");
+	else if (strcmp(kind, "data") == 0)
+		OptionCheckKeys(options, DataKeys, "data monitor");
+	else if (strcmp(kind, "rows") == 0)
+		OptionCheckKeys(options, RowsKeys, "rows monitor");
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("monitor kind must be 'error', 'data' or 'rows'"),
+				 errdetail("The kind given is '%s'.", kind)));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	owner = ModelCheckOwner(model, "monitor");
+	args[0] = CStringGetTextDatum(model);
+	CatalogExecute("SELECT m.classes IS NOT NULL, m.options->>'order_by' "
+				   "FROM streamml.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {TEXTOID}, args, NULL, SPI_OK_SELECT);
+	classifier = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+	model_order_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+	args[0] = CStringGetTextDatum(name);
+	if (CatalogExecute("SELECT 1 FROM streamml.monitors_catalog "
+					   "WHERE name OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {TEXTOID}, args, NULL, SPI_OK_SELECT) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("monitor \"%s\" already exists", name)));
+
+	/* the action and its options */
+	action = OptionString(options, "action", "log");
+	if (strcmp(action, "retrain") != 0 && strcmp(action, "notify") != 0 &&
+		strcmp(action, "log") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"action\" must be 'retrain', 'notify' or 'log'"),
+				 errdetail("The action given is '%s'.", action)));
+	cooldown = IntervalOption(options, "cooldown", "10 minutes");
+	(void) OptionInteger(options, "min_rows", 0, 0, PG_INT64_MAX);
+	(void) OptionString(options, "channel", "streamml_monitors");
+	(void) OptionString(options, "deploy_metric", "");
+	if (strcmp(action, "retrain") == 0 || strcmp(kind, "error") != 0)
+	{
+		char	   *ob = OptionString(options, "order_by", model_order_by);
+
+		if (ob == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("monitor \"%s\" needs option \"order_by\"", name),
+					 errdetail("Model \"%s\" was trained without option \"order_by\"; %s.",
+							   model, strcmp(kind, "error") != 0 ?
+							   "the monitor finds the newest rows by it" :
+							   "a retrain holds out the newest rows by it"),
+					 errhint("Give the time column of the model's source as option \"order_by\".")));
+	}
+	if (OptionNumber(options, "test_fraction", 0.2, 0.0, 0.9) <= 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"test_fraction\" must be above 0"),
+				 errdetail("A retrain deploys only a version better than the deployed one on a holdout of the newest rows.")));
+
+	/* the kind's options */
+	if (strcmp(kind, "error") == 0)
+	{
+		const DriftMethod *m;
+		JsonbValue *p = OptionGet(options, "params");
+		MemoryContext cxt = CurrentMemoryContext;
+
+		detector = OptionString(options, "detector", classifier ?
+								DEFAULT_CLASSIFIER_DETECTOR :
+								DEFAULT_REGRESSION_DETECTOR);
+		m = DriftMethodLookup(detector);
+		if (m->state_size == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("detector \"%s\" cannot be used by a monitor yet", detector),
+					 errdetail("A monitor saves its detector after every batch; \"%s\" keeps a window of values.",
+							   detector),
+					 errhint("Use ddm, eddm, page_hinkley or cusum.")));
+		if (p != NULL)
+		{
+			if (p->type != jbvBinary ||
+				!JsonContainerIsObject(p->val.binary.data))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"params\" must be an object")));
+			params = DatumGetCString(DirectFunctionCall1(jsonb_out,
+														 JsonbPGetDatum(JsonbValueToJsonb(p))));
+		}
+		else if (OptionGet(options, "detector") == NULL)
+			params = classifier ? DEFAULT_CLASSIFIER_PARAMS : DEFAULT_REGRESSION_PARAMS;
+		else
+			params = "{}";
+		/* checks the parameters */
+		(void) DriftDetectorCreate(detector, JsonbFromText(params));
+		MemoryContextSwitchTo(cxt);
+	}
+	else if (strcmp(kind, "data") == 0)
+	{
+		char	   *method = OptionString(options, "method", "psi");
+		JsonbValue *f = OptionGet(options, "features");
+
+		if (strcmp(method, "psi") != 0 && strcmp(method, "ks") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"method\" must be 'psi' or 'ks'"),
+					 errdetail("The method given is '%s'.", method)));
+		(void) OptionNumber(options, "threshold", 0.1, 0.0, HUGE_VAL);
+		(void) OptionInteger(options, "window", 1000, 1, PG_INT32_MAX);
+		(void) IntervalOption(options, "interval", "1 minute");
+		(void) OptionString(options, "source", "");
+		if (f != NULL && (f->type != jbvBinary ||
+						  !JsonContainerIsArray(f->val.binary.data)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"features\" must be an array of feature names")));
+	}
+	else
+	{
+		(void) IntervalOption(options, "interval", "1 minute");
+	}
+
+	args[1] = CStringGetTextDatum(model);
+	args[2] = CStringGetTextDatum(kind);
+	args[3] = CStringGetTextDatum(action);
+	args[4] = JsonbPGetDatum(options);
+	args[5] = CStringGetTextDatum(cooldown);
+	args[6] = detector ? CStringGetTextDatum(detector) : (Datum) 0;
+	args[7] = params ? CStringGetTextDatum(params) : (Datum) 0;
+	args[8] = ObjectIdGetDatum(owner);
+	args[9] = BoolGetDatum(strcmp(kind, "error") != 0);
+	memset(nulls, ' ', sizeof(nulls));
+	nulls[6] = detector ? ' ' : 'n';
+	nulls[7] = params ? ' ' : 'n';
+	CatalogExecute("INSERT INTO streamml.monitors_catalog (name, model, kind, "
+				   "action, options, cooldown, detector, detector_params, owner, "
+				   "next_check_at) VALUES ($1, $2, $3, $4, $5, $6::interval, $7, "
+				   "$8::jsonb, $9, CASE WHEN $10 THEN pg_catalog.now() END)",
+				   10, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID,
+					   TEXTOID, TEXTOID, TEXTOID, OIDOID, BOOLOID},
+				   args, nulls, SPI_OK_INSERT);
+	SPI_finish();
+	MonitorWorkerStartAtCommit();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(drop_monitor);
+
+/* SQL streamml.drop_monitor(name): owner only; events stay. */
+Datum
+drop_monitor(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Datum		arg = CStringGetTextDatum(name);
+	Oid			owner;
+	bool		isnull;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	CatalogExecute("SELECT owner FROM streamml.monitors_catalog "
+				   "WHERE name OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
+	owner = SPI_processed == 0 ? InvalidOid :
+		DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+	/* a monitor of another role does not exist for the caller (as RLS) */
+	if (!OidIsValid(owner) || !has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("monitor \"%s\" does not exist", name)));
+	CatalogExecute("DELETE FROM streamml.monitors_catalog "
+				   "WHERE name OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_DELETE);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * Records an event in streamml.model_events (SPI connected); details is
+ * a JSON object's text or NULL.
+ */
+void
+MonitorEvent(const char *model, int32 version, const char *monitor,
+			 const char *event, const char *details, Oid owner)
+{
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+
+	args[0] = CStringGetTextDatum(model);
+	args[1] = Int32GetDatum(version);
+	nulls[1] = version > 0 ? ' ' : 'n';
+	args[2] = monitor ? CStringGetTextDatum(monitor) : (Datum) 0;
+	nulls[2] = monitor ? ' ' : 'n';
+	args[3] = CStringGetTextDatum(event);
+	args[4] = CStringGetTextDatum(details ? details : "{}");
+	args[5] = ObjectIdGetDatum(owner);
+	CatalogExecute("INSERT INTO streamml.model_events (model, version, monitor, "
+				   "event, details, owner) VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+				   6, (Oid[]) {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, OIDOID},
+				   args, nulls, SPI_OK_INSERT);
+	if (monitor)
+		CatalogExecute("UPDATE streamml.monitors_catalog SET last_event = $2, "
+					   "last_event_at = pg_catalog.clock_timestamp() "
+					   "WHERE name OPERATOR(pg_catalog.=) $1",
+					   2, (Oid[]) {TEXTOID, TEXTOID}, (Datum[]) {args[2], args[3]},
+					   NULL, SPI_OK_UPDATE);
+}
+
+/* NOTIFY channel, payload (SPI connected): sent at commit. */
+void
+MonitorNotify(const char *channel, const char *payload)
+{
+	Datum		args[2] = {CStringGetTextDatum(channel), CStringGetTextDatum(payload)};
+
+	CatalogExecute("SELECT pg_catalog.pg_notify($1, $2)",
+				   2, (Oid[]) {TEXTOID, TEXTOID}, args, NULL, SPI_OK_SELECT);
+}
+
+/* DROP OWNED (roles.c): the roles' monitors and events go. */
+void
+MonitorsDropOwned(Datum roles)
+{
+	CatalogExecute("DELETE FROM streamml.monitors_catalog WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
+				   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_DELETE);
+	CatalogExecute("DELETE FROM streamml.model_events WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
+				   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_DELETE);
+}
+
+/* REASSIGN OWNED (roles.c): the roles' monitors and events move. */
+void
+MonitorsReassignOwned(Datum roles, Oid newowner)
+{
+	Datum		args[2] = {roles, ObjectIdGetDatum(newowner)};
+
+	CatalogExecute("UPDATE streamml.monitors_catalog SET owner = $2 "
+				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
+				   2, (Oid[]) {OIDARRAYOID, OIDOID}, args, NULL, SPI_OK_UPDATE);
+	CatalogExecute("UPDATE streamml.model_events SET owner = $2 "
+				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
+				   2, (Oid[]) {OIDARRAYOID, OIDOID}, args, NULL, SPI_OK_UPDATE);
+}

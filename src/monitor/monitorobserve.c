@@ -1,0 +1,397 @@
+/*
+ * monitorobserve.c
+ *		'error' monitors: their detectors updated with a batch's new
+ *		outcomes, in the outcome's transaction.
+ *
+ * The outcome writer (src/quality/outcomeinsert.c) hands each batch's new
+ * outcomes, in arrival order, to MonitorsObserveOutcomes.  Per batch, with
+ * one statement, the 'error' monitors of the batch's models are read and
+ * locked (FOR UPDATE: concurrent batches of one model take turns, so that
+ * the detector sees one sequence), and each monitor's detector is restored
+ * from the bytes saved after the previous batch (drift.h: detectors
+ * without pointers, state_size), fed the error of every outcome of the
+ * model's deployed version (served as champion) in order, and saved again
+ * with one UPDATE.  The error is the indicator prediction <> actual for
+ * classifiers and |prediction - actual| for regressions.  A new deployed
+ * version starts a new detector: the old version's error says nothing of
+ * the new one's.
+ *
+ * On a warning (entered) or a detection the monitor records an event; on
+ * a detection outside its cooldown, once at least min_rows outcomes of the
+ * version were seen, it acts: 'notify' sends pg_notify at commit,
+ * 'retrain' marks the monitor's retrain as requested and starts the
+ * monitor worker at commit, which retrains outside this transaction.  A
+ * rolled-back batch rolls all of it back, detector included.
+ *
+ * Per batch: one SELECT ... FOR UPDATE (by an index on the model), and per
+ * monitor one UPDATE and one row per event; per outcome, one detector
+ * update and no allocation.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "monitor/drift.h"
+#include "monitor/monitor.h"
+#include "options.h"
+#include "pg_streamml.h"
+
+/* An 'error' monitor as read for a batch. */
+typedef struct ErrorMonitor
+{
+	int32		id;
+	char	   *name;
+	char	   *model;
+	char	   *action;
+	Jsonb	   *options;
+	char	   *detector;
+	Jsonb	   *params;
+	bytea	   *state;			/* NULL: none saved */
+	int32		state_version;
+	int64		observed;
+	bool		in_warning;
+	bool		cooling;		/* cooldown_until is in the future */
+	bool		retrain_pending;
+	Oid			owner;
+	int32		deployed;		/* 0: no deployed version */
+	bool		classifier;
+	char	   *cooldown;
+} ErrorMonitor;
+
+/* Has this backend asked for the monitor worker yet? */
+static bool WorkerAsked = false;
+
+/* The text of column col of row 0.. of the SPI result, or NULL. */
+static char *
+Text(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+/* The binary value of column col of row, or (Datum) 0 when NULL. */
+static Datum
+Value(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col,
+						 isnull);
+}
+
+/* Reads the 'error' monitors of the models, locked (SPI connected). */
+static ErrorMonitor *
+LoadMonitors(Datum models, int *n)
+{
+	ErrorMonitor *ms;
+	uint64		rows;
+
+	rows = CatalogExecute("SELECT c.id, c.name, c.model, c.action, c.options, "
+						  "c.detector, c.detector_params, c.state, "
+						  "COALESCE(c.state_version, 0), c.observed, "
+						  "c.in_warning, COALESCE(c.cooldown_until "
+						  "OPERATOR(pg_catalog.>) pg_catalog.now(), false), "
+						  "c.retrain_requested_at IS NOT NULL OR c.retrain_started_at IS NOT NULL, "
+						  "c.owner, COALESCE(m.deployed_version, 0), "
+						  "m.classes IS NOT NULL, c.cooldown::pg_catalog.text "
+						  "FROM streamml.monitors_catalog c JOIN streamml.models m "
+						  "ON m.name OPERATOR(pg_catalog.=) c.model "
+						  "WHERE c.kind OPERATOR(pg_catalog.=) 'error' "
+						  "AND c.model OPERATOR(pg_catalog.=) ANY ($1) "
+						  "ORDER BY c.id FOR UPDATE OF c",
+						  1, (Oid[]) {TEXTARRAYOID}, &models, NULL, SPI_OK_SELECT);
+	*n = (int) rows;
+	ms = palloc0(sizeof(ErrorMonitor) * Max(rows, 1));
+	for (uint64 i = 0; i < rows; i++)
+	{
+		ErrorMonitor *m = &ms[i];
+		bool		isnull;
+		Datum		d;
+
+		m->id = DatumGetInt32(Value(i, 1, &isnull));
+		m->name = Text(i, 2);
+		m->model = Text(i, 3);
+		m->action = Text(i, 4);
+		m->options = DatumGetJsonbPCopy(Value(i, 5, &isnull));
+		m->detector = Text(i, 6);
+		m->params = DatumGetJsonbPCopy(Value(i, 7, &isnull));
+		d = Value(i, 8, &isnull);
+		m->state = isnull ? NULL : DatumGetByteaPCopy(d);
+		m->state_version = DatumGetInt32(Value(i, 9, &isnull));
+		m->observed = DatumGetInt64(Value(i, 10, &isnull));
+		m->in_warning = DatumGetBool(Value(i, 11, &isnull));
+		m->cooling = DatumGetBool(Value(i, 12, &isnull));
+		m->retrain_pending = DatumGetBool(Value(i, 13, &isnull));
+		m->owner = DatumGetObjectId(Value(i, 14, &isnull));
+		m->deployed = DatumGetInt32(Value(i, 15, &isnull));
+		m->classifier = DatumGetBool(Value(i, 16, &isnull));
+		m->cooldown = Text(i, 17);
+	}
+	return ms;
+}
+
+/* The detector of a monitor, restored from its saved state if of this version. */
+static DriftDetector *
+RestoreDetector(ErrorMonitor *m)
+{
+	DriftDetector *d = DriftDetectorCreate(m->detector, m->params);
+	Size		head = sizeof(DriftDetector);
+	Size		size = d->method->state_size;
+
+	if (m->state != NULL && m->state_version == m->deployed && size > head &&
+		VARSIZE_ANY_EXHDR(m->state) == size - head)
+		memcpy((char *) d + head, VARDATA_ANY(m->state), size - head);
+	else
+	{
+		m->observed = 0;
+		m->in_warning = false;
+	}
+	return d;
+}
+
+/* The details of an event of monitor m at the current position. */
+static char *
+EventDetails(ErrorMonitor *m, DriftDetector *d, const char *action,
+			 const char *note)
+{
+	StringInfoData b;
+
+	initStringInfo(&b);
+	appendStringInfo(&b, "{\"position\": " INT64_FORMAT ", \"detector\": ",
+					 m->observed);
+	escape_json(&b, m->detector);
+	appendStringInfoString(&b, ", \"state\": {\"method\": ");
+	escape_json(&b, m->detector);
+	d->method->state(d, &b);
+	appendStringInfoChar(&b, '}');
+	if (action)
+	{
+		appendStringInfoString(&b, ", \"action\": ");
+		escape_json(&b, action);
+	}
+	if (note)
+	{
+		appendStringInfoString(&b, ", \"note\": ");
+		escape_json(&b, note);
+	}
+	appendStringInfoChar(&b, '}');
+	return b.data;
+}
+
+/*
+ * A detection of monitor m: the event, and the action unless the monitor
+ * is cooling down or has seen fewer than min_rows outcomes.  Returns
+ * whether it acted.
+ */
+static bool
+Detected(ErrorMonitor *m, DriftDetector *d)
+{
+	int64		min_rows = OptionInteger(m->options, "min_rows", 0, 0, PG_INT64_MAX);
+	const char *note = NULL;
+	bool		act = false;
+
+	if (m->cooling)
+		note = "cooling down: no action";
+	else if (m->observed < min_rows)
+		note = "fewer outcomes than min_rows: no action";
+	else if (strcmp(m->action, "retrain") == 0 && m->retrain_pending)
+		note = "a retrain of this monitor is already pending";
+	else
+		act = true;
+	MonitorEvent(m->model, m->deployed, m->name, "drift_detected",
+				 EventDetails(m, d, act ? m->action : NULL, note), m->owner);
+	if (!act)
+		return false;
+	if (strcmp(m->action, "notify") == 0)
+	{
+		StringInfoData p;
+
+		initStringInfo(&p);
+		appendStringInfoString(&p, "{\"monitor\": ");
+		escape_json(&p, m->name);
+		appendStringInfoString(&p, ", \"model\": ");
+		escape_json(&p, m->model);
+		appendStringInfo(&p, ", \"version\": %d, \"event\": \"drift_detected\", "
+						 "\"position\": " INT64_FORMAT "}", m->deployed, m->observed);
+		MonitorNotify(OptionString(m->options, "channel", "streamml_monitors"),
+					  p.data);
+	}
+	else if (strcmp(m->action, "retrain") == 0)
+		m->retrain_pending = true;
+	m->cooling = true;
+	return true;
+}
+
+/* Saves a monitor's detector and what the batch changed (SPI connected). */
+static void
+SaveMonitor(ErrorMonitor *m, DriftDetector *d, bool acted)
+{
+	Size		head = sizeof(DriftDetector);
+	Size		size = d->method->state_size;
+	bytea	   *state = palloc(VARHDRSZ + size - head);
+	StringInfoData js;
+	Datum		args[7];
+
+	SET_VARSIZE(state, VARHDRSZ + size - head);
+	memcpy(VARDATA(state), (char *) d + head, size - head);
+	initStringInfo(&js);
+	appendStringInfoString(&js, "{\"method\": ");
+	escape_json(&js, m->detector);
+	d->method->state(d, &js);
+	appendStringInfoChar(&js, '}');
+	args[0] = Int32GetDatum(m->id);
+	args[1] = PointerGetDatum(state);
+	args[2] = Int32GetDatum(m->deployed);
+	args[3] = CStringGetTextDatum(js.data);
+	args[4] = Int64GetDatum(m->observed);
+	args[5] = BoolGetDatum(m->in_warning);
+	args[6] = BoolGetDatum(acted);
+	CatalogExecute("UPDATE streamml.monitors_catalog SET state = $2, "
+				   "state_version = $3, detector_state = $4::jsonb, observed = $5, "
+				   "in_warning = $6, "
+				   "cooldown_until = CASE WHEN $7 THEN pg_catalog.now() "
+				   "OPERATOR(pg_catalog.+) cooldown ELSE cooldown_until END, "
+				   "last_action = CASE WHEN $7 THEN action ELSE last_action END, "
+				   "last_action_at = CASE WHEN $7 THEN pg_catalog.now() ELSE last_action_at END, "
+				   "retrain_requested_at = CASE WHEN $7 AND action OPERATOR(pg_catalog.=) 'retrain' "
+				   "THEN pg_catalog.now() ELSE retrain_requested_at END "
+				   "WHERE id OPERATOR(pg_catalog.=) $1",
+				   7, (Oid[]) {INT4OID, BYTEAOID, INT4OID, TEXTOID, INT8OID,
+					   BOOLOID, BOOLOID}, args, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * Feeds a batch's new outcomes to the 'error' monitors of their models:
+ * see the top of the file.  SPI must be connected.
+ */
+void
+MonitorsObserveOutcomes(const MonitorOutcome *outcomes, int n)
+{
+	MemoryContext cxt;
+	MemoryContext old;
+	Datum	   *names;
+	int			nnames = 0;
+	ErrorMonitor *ms;
+	int			nm;
+	bool		start_worker = false;
+
+	if (n <= 0)
+		return;
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "pg_streamml monitors",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+
+	/* the batch's models, each once */
+	names = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
+	{
+		bool		seen = false;
+
+		if (outcomes[i].model == NULL)
+			continue;
+		for (int j = 0; j < i && !seen; j++)
+			seen = outcomes[j].model != NULL &&
+				strcmp(outcomes[j].model, outcomes[i].model) == 0;
+		if (!seen)
+			names[nnames++] = CStringGetTextDatum(outcomes[i].model);
+	}
+	ms = LoadMonitors(PointerGetDatum(construct_array(names, nnames, TEXTOID,
+													  -1, false, TYPALIGN_INT)),
+					  &nm);
+
+	for (int k = 0; k < nm; k++)
+	{
+		ErrorMonitor *m = &ms[k];
+		DriftDetector *d;
+		bool		acted = false;
+
+		if (m->deployed == 0)
+			continue;
+		d = RestoreDetector(m);
+		for (int i = 0; i < n; i++)
+		{
+			const MonitorOutcome *o = &outcomes[i];
+			double		x;
+			DriftSignal sig;
+
+			if (o->version != m->deployed || o->prediction_null || o->actual_null ||
+				o->model == NULL || strcmp(o->model, m->model) != 0 ||
+				(o->role != NULL && strcmp(o->role, "champion") != 0))
+				continue;
+			x = m->classifier ? (double) (o->prediction != o->actual) :
+				fabs(o->prediction - o->actual);
+			if (!isfinite(x))
+				continue;
+			m->observed++;
+			sig = DriftUpdate(d, x);
+			if (sig == DRIFT_WARNING && !m->in_warning)
+				MonitorEvent(m->model, m->deployed, m->name, "drift_warning",
+							 EventDetails(m, d, NULL, NULL), m->owner);
+			m->in_warning = (sig == DRIFT_WARNING);
+			if (sig == DRIFT_DETECTED && Detected(m, d))
+				acted = true;
+		}
+		SaveMonitor(m, d, acted);
+		if (acted && strcmp(m->action, "retrain") == 0)
+			start_worker = true;
+	}
+	/* after a restart, the first batch that feeds a monitor wakes the worker */
+	if (start_worker || (nm > 0 && !WorkerAsked))
+	{
+		WorkerAsked = true;
+		MonitorWorkerStartAtCommit();
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+}
+
+/*
+ * MonitorsObserveOutcomes over an SPI result whose columns model, version,
+ * role (optional), prediction and actual are found by name.
+ */
+void
+MonitorsObserveSpi(SPITupleTable *tuptable, uint64 n)
+{
+	TupleDesc	desc;
+	MonitorOutcome *o;
+	int			cmodel,
+				cversion,
+				crole,
+				cpred,
+				cactual;
+
+	if (tuptable == NULL || n == 0)
+		return;
+	desc = tuptable->tupdesc;
+	cmodel = SPI_fnumber(desc, "model");
+	cversion = SPI_fnumber(desc, "version");
+	crole = SPI_fnumber(desc, "role");
+	cpred = SPI_fnumber(desc, "prediction");
+	cactual = SPI_fnumber(desc, "actual");
+	if (cmodel <= 0 || cversion <= 0 || cpred <= 0 || cactual <= 0)
+		elog(ERROR, "the outcomes given to the monitors lack a column");
+	o = palloc(sizeof(MonitorOutcome) * n);
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	t = tuptable->vals[i];
+		bool		isnull;
+		Datum		v;
+
+		o[i].model = SPI_getvalue(t, desc, cmodel);
+		v = SPI_getbinval(t, desc, cversion, &isnull);
+		o[i].version = isnull ? 0 : DatumGetInt32(v);
+		o[i].role = crole > 0 ? SPI_getvalue(t, desc, crole) : NULL;
+		v = SPI_getbinval(t, desc, cpred, &o[i].prediction_null);
+		o[i].prediction = o[i].prediction_null ? 0.0 : DatumGetFloat8(v);
+		v = SPI_getbinval(t, desc, cactual, &o[i].actual_null);
+		o[i].actual = o[i].actual_null ? 0.0 : DatumGetFloat8(v);
+	}
+	MonitorsObserveOutcomes(o, (int) n);
+	pfree(o);
+}

@@ -1,0 +1,835 @@
+/*
+ * monitorworker.c
+ *		The monitor worker: one background worker per database with
+ *		monitors, which retrains the models whose monitors asked for it
+ *		and checks the 'data' and 'rows' monitors on their schedule.
+ *
+ * Starting.  create_monitor, and an outcome batch whose monitor asks for a
+ * retrain (or the first batch a backend feeds to a monitor), register the
+ * worker at commit (a dynamic background worker, "pg_streamml monitor").
+ * A worker that finds another one serving its database (a session
+ * advisory lock) leaves at once, so asking twice is harmless.  It leaves
+ * too when the database has no monitor left.  It is registered with a
+ * restart time, so after a crash (kill -9 of any backend) the postmaster
+ * starts it again with the server.
+ *
+ * Retraining.  A requested retrain runs in two transactions:
+ *	1. records retrain_started and marks the monitor (retrain_started_at),
+ *	   committed at once, so that an interrupted retrain is visible;
+ *	2. runs streamml.retrain as the model's owner (RunAsOwner), with the
+ *	   options "deploy": "if_better" and "test_fraction" (of the newest
+ *	   rows by "order_by") set for this run only (the model's stored
+ *	   options are put back in the same transaction), then records
+ *	   retrain_finished and deployed or not_deployed, both with the two
+ *	   holdout scores that were compared, and clears the mark.
+ * An error in 2 rolls it back and records monitor_error; a crash in 2
+ * leaves retrain_started without retrain_finished, and the mark, which the
+ * next worker finds at its start: it records monitor_error ("interrupted")
+ * and asks for the retrain again.  One worker runs one retrain at a time,
+ * so a model is never retrained twice at once by its monitors, and the
+ * retrain, in a transaction of its own, never holds a lock the loaders or
+ * the scorers wait for (it reads the source; it writes the model's rows).
+ *
+ * Checks.  'rows' counts the source's rows newer (by order_by) than the
+ * newest row of the model's last training (as retrain's min_new_rows
+ * does); 'data' computes streamml.psi (or streamml.ks_statistic and its
+ * asymptotic p-value) of each feature over the newest "window" rows of the
+ * source against the deployed version's training bins.  Both run the
+ * source's SQL as the model's owner.  A check that fires outside the
+ * monitor's cooldown records an event (new_rows, drift_detected) and acts.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "ml/train.h"
+#include "monitor/monitor.h"
+#include "options.h"
+#include "pg_streamml.h"
+
+/* How often the worker looks for work (ms). */
+#define MONITOR_NAPTIME_MS 1000
+
+/* The advisory lock key that makes the worker one per database. */
+#define MONITOR_LOCK_KEY INT64CONST(0x73746d6d6f6e0001)
+
+PGDLLEXPORT void MonitorWorkerMain(Datum arg);
+
+static bool start_pending = false;
+static bool start_registered = false;
+static bool am_worker = false;
+
+/* ---- starting the worker ---- */
+
+/* Registers the worker of this database (it leaves if one runs). */
+static void
+StartWorker(void)
+{
+	BackgroundWorker w;
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = 5;
+	strlcpy(w.bgw_library_name, "pg_streamml", BGW_MAXLEN);
+	strlcpy(w.bgw_function_name, "MonitorWorkerMain", BGW_MAXLEN);
+	snprintf(w.bgw_name, BGW_MAXLEN, "pg_streamml monitor %u", MyDatabaseId);
+	strlcpy(w.bgw_type, "pg_streamml monitor", BGW_MAXLEN);
+	w.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
+	w.bgw_notify_pid = 0;
+	if (!RegisterDynamicBackgroundWorker(&w, NULL))
+		ereport(LOG,
+				(errmsg("pg_streamml could not start the monitor worker of database %u: no free worker slot",
+						MyDatabaseId),
+				 errhint("Raise max_worker_processes.")));
+}
+
+/* The transaction callback: starts the worker once the change is committed. */
+static void
+StartAtCommit(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && start_pending)
+	{
+		start_pending = false;
+		StartWorker();
+	}
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		start_pending = false;
+}
+
+/* Asks for the monitor worker of this database at commit. */
+void
+MonitorWorkerStartAtCommit(void)
+{
+	if (am_worker)
+		return;
+	if (!start_registered)
+	{
+		RegisterXactCallback(StartAtCommit, NULL);
+		start_registered = true;
+	}
+	start_pending = true;
+}
+
+/* ---- small helpers ---- */
+
+static char *
+Text(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+static Datum
+Value(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col,
+						 isnull);
+}
+
+/* Starts a transaction with SPI and a snapshot. */
+static void
+Begin(const char *what)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, what);
+}
+
+/* Commits what Begin started. */
+static void
+End(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* A JSON object {"message": ..., "during": ...} of an error. */
+static char *
+ErrorJson(ErrorData *e, const char *during)
+{
+	StringInfoData b;
+
+	initStringInfo(&b);
+	appendStringInfoString(&b, "{\"message\": ");
+	escape_json(&b, e->message ? e->message : "?");
+	if (e->detail)
+	{
+		appendStringInfoString(&b, ", \"detail\": ");
+		escape_json(&b, e->detail);
+	}
+	appendStringInfoString(&b, ", \"sqlstate\": ");
+	escape_json(&b, unpack_sql_state(e->sqlerrcode));
+	appendStringInfoString(&b, ", \"during\": ");
+	escape_json(&b, during);
+	appendStringInfoChar(&b, '}');
+	return b.data;
+}
+
+/*
+ * After an error in a transaction of the worker: rolls it back and
+ * records monitor_error for monitor id, then runs fix (an UPDATE of the
+ * monitor with $1 = id) in a new transaction.
+ */
+static void
+RecordFailure(MemoryContext cxt, int32 id, const char *during, const char *fix)
+{
+	ErrorData  *e;
+	Datum		arg = Int32GetDatum(id);
+
+	MemoryContextSwitchTo(cxt);
+	e = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	Begin("pg_streamml monitor: recording an error");
+	CatalogExecute("SELECT model, name, owner FROM streamml.monitors_catalog "
+				   "WHERE id OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		char	   *model = Text(0, 1);
+		char	   *name = Text(0, 2);
+		Oid			owner = DatumGetObjectId(Value(0, 3, &isnull));
+
+		ereport(LOG,
+				(errmsg("pg_streamml monitor \"%s\": %s failed: %s", name, during,
+						e->message)));
+		MonitorEvent(model, 0, name, "monitor_error", ErrorJson(e, during), owner);
+		CatalogExecute(fix, 1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_UPDATE);
+	}
+	End();
+	FreeErrorData(e);
+}
+
+/* ---- acting ---- */
+
+/*
+ * The action of monitor id after a check fired (SPI connected, the
+ * monitor's row locked): notify or mark a retrain; cooldown starts.
+ */
+static void
+Act(int32 id, const char *name, const char *model, const char *action,
+	Jsonb *options, const char *event, const char *details)
+{
+	Datum		arg = Int32GetDatum(id);
+
+	if (strcmp(action, "notify") == 0)
+	{
+		StringInfoData p;
+
+		initStringInfo(&p);
+		appendStringInfoString(&p, "{\"monitor\": ");
+		escape_json(&p, name);
+		appendStringInfoString(&p, ", \"model\": ");
+		escape_json(&p, model);
+		appendStringInfo(&p, ", \"event\": \"%s\", \"details\": %s}", event, details);
+		MonitorNotify(OptionString(options, "channel", "streamml_monitors"), p.data);
+	}
+	CatalogExecute("UPDATE streamml.monitors_catalog SET "
+				   "cooldown_until = pg_catalog.now() OPERATOR(pg_catalog.+) cooldown, "
+				   "last_action = action, last_action_at = pg_catalog.now(), "
+				   "retrain_requested_at = CASE WHEN action OPERATOR(pg_catalog.=) 'retrain' "
+				   "THEN pg_catalog.now() ELSE retrain_requested_at END "
+				   "WHERE id OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_UPDATE);
+}
+
+/* ---- checks of 'rows' and 'data' monitors ---- */
+
+/* What a check runs as the model's owner. */
+typedef struct CheckArgs
+{
+	const char *sql;
+	int			nargs;
+	Oid		   *types;
+	Datum	   *values;
+	/* results */
+	int64		count;
+	int			nvalues;
+	double	   *results;
+} CheckArgs;
+
+/* Runs a check's query (one row: count, then numbers) as the owner. */
+static void
+RunCheck(void *arg)
+{
+	CheckArgs  *a = arg;
+	bool		isnull;
+
+	if (SPI_execute_with_args(a->sql, a->nargs, a->types, a->values, NULL,
+							  true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "a monitor check returned no row");
+	a->count = DatumGetInt64(Value(0, 1, &isnull));
+	a->nvalues = SPI_tuptable->tupdesc->natts - 1;
+	a->results = palloc(sizeof(double) * Max(a->nvalues, 1));
+	for (int i = 0; i < a->nvalues; i++)
+	{
+		Datum		d = Value(0, i + 2, &isnull);
+
+		a->results[i] = isnull ? NAN : DatumGetFloat8(d);
+	}
+}
+
+/*
+ * The asymptotic p-value of a one-sample Kolmogorov-Smirnov statistic d
+ * over n values: Q(sqrt(n) d), Q(l) = 2 sum (-1)^(k-1) exp(-2 k^2 l^2).
+ */
+static double
+KsPValue(double d, int64 n)
+{
+	double		l = sqrt((double) n) * d;
+	double		q = 0.0;
+
+	if (l < 0.2)
+		return 1.0;
+	for (int k = 1; k <= 100; k++)
+		q += 2.0 * ((k % 2) ? 1.0 : -1.0) * exp(-2.0 * k * k * l * l);
+	return fmin(1.0, fmax(0.0, q));
+}
+
+/* Checks one 'rows' or 'data' monitor, in its own transaction. */
+static void
+CheckMonitor(int32 id)
+{
+	Datum		arg = Int32GetDatum(id);
+	bool		isnull;
+	char	   *name,
+			   *model,
+			   *kind,
+			   *action,
+			   *source,
+			   *order_by,
+			   *last;
+	Jsonb	   *options;
+	Oid			owner;
+	bool		cooling;
+	int32		deployed;
+	ArrayType  *features,
+			   *columns;
+	CheckArgs	a;
+	StringInfoData sql;
+	StringInfoData details;
+	bool		fired = false;
+
+	CatalogExecute("SELECT c.name, c.model, c.kind, c.action, c.options, c.owner, "
+				   "COALESCE(c.cooldown_until OPERATOR(pg_catalog.>) pg_catalog.now(), false) "
+				   "OR c.retrain_requested_at IS NOT NULL OR c.retrain_started_at IS NOT NULL, "
+				   "COALESCE(c.options->>'source', m.source), "
+				   "COALESCE(c.options->>'order_by', m.options->>'order_by'), "
+				   "(SELECT v.data_max FROM streamml.model_versions v "
+				   " WHERE v.model OPERATOR(pg_catalog.=) m.name "
+				   " ORDER BY v.version DESC, v.data_max DESC NULLS LAST LIMIT 1), "
+				   "COALESCE(m.deployed_version, 0), m.features, m.feature_columns "
+				   "FROM streamml.monitors_catalog c JOIN streamml.models m "
+				   "ON m.name OPERATOR(pg_catalog.=) c.model "
+				   "WHERE c.id OPERATOR(pg_catalog.=) $1 FOR UPDATE OF c",
+				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		return;
+	name = Text(0, 1);
+	model = Text(0, 2);
+	kind = Text(0, 3);
+	action = Text(0, 4);
+	options = DatumGetJsonbPCopy(Value(0, 5, &isnull));
+	owner = DatumGetObjectId(Value(0, 6, &isnull));
+	cooling = DatumGetBool(Value(0, 7, &isnull));
+	source = Text(0, 8);
+	order_by = Text(0, 9);
+	last = Text(0, 10);
+	deployed = DatumGetInt32(Value(0, 11, &isnull));
+	features = DatumGetArrayTypePCopy(Value(0, 12, &isnull));
+	columns = DatumGetArrayTypePCopy(Value(0, 13, &isnull));
+
+	memset(&a, 0, sizeof(a));
+	initStringInfo(&sql);
+	initStringInfo(&details);
+	if (strcmp(kind, "rows") == 0)
+	{
+		int64		min_rows = OptionInteger(options, "min_rows", 1000, 0, PG_INT64_MAX);
+
+		appendStringInfo(&sql, "SELECT pg_catalog.count(*) FROM %s",
+						 SourceFromItem(source));
+		if (last != NULL)
+			appendStringInfo(&sql, " WHERE s.%s > %s", quote_identifier(order_by),
+							 quote_literal_cstr(last));
+		a.sql = sql.data;
+		RunAsOwner(owner, RunCheck, &a);
+		fired = a.count >= min_rows;
+		appendStringInfo(&details, "{\"new_rows\": " INT64_FORMAT ", \"min_rows\": " INT64_FORMAT,
+						 a.count, min_rows);
+		if (last)
+		{
+			appendStringInfoString(&details, ", \"after\": ");
+			escape_json(&details, last);
+		}
+		appendStringInfoChar(&details, '}');
+		CatalogExecute("UPDATE streamml.monitors_catalog SET rows_since_training = $2, "
+					   "last_value = $3::jsonb WHERE id OPERATOR(pg_catalog.=) $1",
+					   3, (Oid[]) {INT4OID, INT8OID, TEXTOID},
+					   (Datum[]) {arg, Int64GetDatum(a.count),
+						   CStringGetTextDatum(details.data)},
+					   NULL, SPI_OK_UPDATE);
+	}
+	else
+	{
+		char	   *method = OptionString(options, "method", "psi");
+		bool		ks = strcmp(method, "ks") == 0;
+		double		threshold = OptionNumber(options, "threshold", ks ? 0.05 : 0.1,
+											 0.0, HUGE_VAL);
+		int64		window = OptionInteger(options, "window", 1000, 1, PG_INT32_MAX);
+		int64		min_rows = OptionInteger(options, "min_rows", 100, 0, PG_INT64_MAX);
+		JsonbValue *only = OptionGet(options, "features");
+		Datum	   *fn,
+				   *fc;
+		int			nf;
+		List	   *used = NIL;
+		int			k = 0;
+		bool		first = true;
+
+		if (deployed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("model \"%s\" has no deployed version", model)));
+		deconstruct_array(features, TEXTOID, -1, false, TYPALIGN_INT, &fn, NULL, &nf);
+		deconstruct_array(columns, TEXTOID, -1, false, TYPALIGN_INT, &fc, NULL, &nf);
+		appendStringInfoString(&sql, "SELECT pg_catalog.count(*)");
+		for (int i = 0; i < nf; i++)
+		{
+			char	   *f = TextDatumGetCString(fn[i]);
+
+			if (only != NULL)
+			{
+				Jsonb	   *j = JsonbValueToJsonb(only);
+				JsonbValue	v;
+
+				v.type = jbvString;
+				v.val.string.val = f;
+				v.val.string.len = strlen(f);
+				if (findJsonbValueFromContainer(&j->root, JB_FARRAY, &v) == NULL)
+					continue;
+			}
+			used = lappend(used, f);
+			appendStringInfo(&sql, ", streamml.%s($1, %s, (w.%s)::pg_catalog.float8)",
+							 ks ? "ks_statistic" : "psi", quote_literal_cstr(f),
+							 quote_identifier(TextDatumGetCString(fc[i])));
+		}
+		if (used == NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"features\" names no feature of model \"%s\"", model)));
+		appendStringInfo(&sql, " FROM (SELECT s.* FROM %s ORDER BY s.%s DESC LIMIT %lld) w",
+						 SourceFromItem(source), quote_identifier(order_by),
+						 (long long) window);
+		a.sql = sql.data;
+		a.nargs = 1;
+		a.types = (Oid[]) {TEXTOID};
+		a.values = (Datum[]) {CStringGetTextDatum(model)};
+		RunAsOwner(owner, RunCheck, &a);
+		appendStringInfo(&details, "{\"method\": \"%s\", \"threshold\": %g, \"rows\": " INT64_FORMAT
+						 ", \"version\": %d, \"features\": {",
+						 method, threshold, a.count, deployed);
+		{
+			ListCell   *lc;
+			StringInfoData drifted;
+
+			initStringInfo(&drifted);
+			foreach(lc, used)
+			{
+				double		v = a.results[k++];
+				double		p = ks ? KsPValue(v, a.count) : NAN;
+				bool		drift = isfinite(v) && a.count >= min_rows &&
+					(ks ? p < threshold : v >= threshold);
+
+				if (k > 1)
+					appendStringInfoString(&details, ", ");
+				escape_json(&details, lfirst(lc));
+				if (ks)
+					appendStringInfo(&details, ": {\"statistic\": %g, \"p_value\": %g}",
+									 isfinite(v) ? v : 0.0, isfinite(p) ? p : 1.0);
+				else
+					appendStringInfo(&details, ": %g", isfinite(v) ? v : 0.0);
+				if (drift)
+				{
+					if (!first)
+						appendStringInfoString(&drifted, ", ");
+					escape_json(&drifted, lfirst(lc));
+					first = false;
+					fired = true;
+				}
+			}
+			appendStringInfo(&details, "}, \"drifted\": [%s]}", drifted.data);
+		}
+		CatalogExecute("UPDATE streamml.monitors_catalog SET last_value = $2::jsonb "
+					   "WHERE id OPERATOR(pg_catalog.=) $1",
+					   2, (Oid[]) {INT4OID, TEXTOID},
+					   (Datum[]) {arg, CStringGetTextDatum(details.data)},
+					   NULL, SPI_OK_UPDATE);
+	}
+	if (fired && !cooling)
+	{
+		const char *event = strcmp(kind, "rows") == 0 ? "new_rows" : "drift_detected";
+
+		MonitorEvent(model, deployed, name, event, details.data, owner);
+		Act(id, name, model, action, options, event, details.data);
+	}
+	CatalogExecute("UPDATE streamml.monitors_catalog SET next_check_at = "
+				   "pg_catalog.now() OPERATOR(pg_catalog.+) "
+				   "COALESCE(options->>'interval', '1 minute')::pg_catalog.interval "
+				   "WHERE id OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_UPDATE);
+}
+
+/* ---- retraining ---- */
+
+/* A retrain run as the model's owner. */
+typedef struct RetrainCall
+{
+	const char *model;
+	int32		version;
+	bool		deployed;
+	int64		rows_used;
+} RetrainCall;
+
+/* Calls streamml.retrain(model) as the owner (RunAsOwner). */
+static void
+RunRetrain(void *arg)
+{
+	RetrainCall *c = arg;
+	Datum		m = CStringGetTextDatum(c->model);
+
+	if (SPI_execute_with_args("SELECT version, deployed, rows_used "
+							  "FROM streamml.retrain($1)",
+							  1, (Oid[]) {TEXTOID}, &m, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "streamml.retrain failed");
+	c->version = 0;
+	c->deployed = false;
+	c->rows_used = 0;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d;
+
+		d = Value(i, 1, &isnull);
+		if (!isnull)
+			c->version = DatumGetInt32(d);
+		d = Value(i, 2, &isnull);
+		c->deployed |= !isnull && DatumGetBool(d);
+		d = Value(i, 3, &isnull);
+		c->rows_used += isnull ? 0 : DatumGetInt64(d);
+	}
+}
+
+/* Appends "key": v, with null for NaN. */
+static void
+AppendScore(StringInfo b, const char *key, double v)
+{
+	if (isfinite(v))
+		appendStringInfo(b, ", \"%s\": %.17g", key, v);
+	else
+		appendStringInfo(b, ", \"%s\": null", key);
+}
+
+/* Runs the retrain monitor id asked for: see the top of the file. */
+static void
+RetrainMonitor(int32 id, MemoryContext cxt)
+{
+	Datum		arg = Int32GetDatum(id);
+	bool		isnull;
+	char	   *name,
+			   *model;
+	Oid			owner;
+	Jsonb	   *options;
+	int32		previous;
+	RetrainCall call;
+	StringInfoData overrides;
+	StringInfoData b;
+	Datum		orig;
+	TimestampTz t0;
+	volatile bool started = false;
+
+	/* 1. retrain_started, committed */
+	Begin("pg_streamml monitor: starting a retrain");
+	CatalogExecute("SELECT c.name, c.model, c.owner, c.options, c.last_event, "
+				   "COALESCE(m.deployed_version, 0) "
+				   "FROM streamml.monitors_catalog c JOIN streamml.models m "
+				   "ON m.name OPERATOR(pg_catalog.=) c.model "
+				   "WHERE c.id OPERATOR(pg_catalog.=) $1 "
+				   "AND c.retrain_requested_at IS NOT NULL FOR UPDATE OF c",
+				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+	{
+		End();
+		return;
+	}
+	MemoryContextSwitchTo(cxt);
+	name = Text(0, 1);
+	model = Text(0, 2);
+	owner = DatumGetObjectId(Value(0, 3, &isnull));
+	options = DatumGetJsonbPCopy(Value(0, 4, &isnull));
+	initStringInfo(&b);
+	appendStringInfoString(&b, "{\"after\": ");
+	escape_json(&b, Text(0, 5) ? Text(0, 5) : "request");
+	previous = DatumGetInt32(Value(0, 6, &isnull));
+	appendStringInfo(&b, ", \"test_fraction\": %g, \"deploy\": \"if_better\"}",
+					 OptionNumber(options, "test_fraction", 0.2, 0.0, 0.9));
+	MonitorEvent(model, previous, name, "retrain_started", b.data, owner);
+	/* this retrain answers every pending request for the model */
+	CatalogExecute("UPDATE streamml.monitors_catalog SET retrain_requested_at = NULL, "
+				   "retrain_started_at = CASE WHEN id OPERATOR(pg_catalog.=) $1 "
+				   "THEN pg_catalog.now() ELSE retrain_started_at END "
+				   "WHERE model OPERATOR(pg_catalog.=) $2 AND (id OPERATOR(pg_catalog.=) $1 "
+				   "OR retrain_requested_at IS NOT NULL)",
+				   2, (Oid[]) {INT4OID, TEXTOID},
+				   (Datum[]) {arg, CStringGetTextDatum(model)}, NULL, SPI_OK_UPDATE);
+	End();
+
+	/* 2. the retrain, and its outcome */
+	PG_TRY();
+	{
+		Begin("pg_streamml monitor: retraining");
+		started = true;
+		MemoryContextSwitchTo(cxt);
+		initStringInfo(&overrides);
+		appendStringInfo(&overrides, "{\"deploy\": \"if_better\", \"test_fraction\": %.17g",
+						 OptionNumber(options, "test_fraction", 0.2, 0.0, 0.9));
+		if (OptionGet(options, "order_by"))
+		{
+			appendStringInfoString(&overrides, ", \"order_by\": ");
+			escape_json(&overrides, OptionString(options, "order_by", NULL));
+		}
+		if (OptionGet(options, "deploy_metric"))
+		{
+			appendStringInfoString(&overrides, ", \"deploy_metric\": ");
+			escape_json(&overrides, OptionString(options, "deploy_metric", NULL));
+		}
+		appendStringInfoChar(&overrides, '}');
+		CatalogExecute("SELECT options FROM streamml.models WHERE name OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(model)},
+					   NULL, SPI_OK_SELECT);
+		if (SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model \"%s\" does not exist", model)));
+		MemoryContextSwitchTo(cxt);
+		orig = PointerGetDatum(DatumGetJsonbPCopy(Value(0, 1, &isnull)));
+		CatalogExecute("UPDATE streamml.models SET options = options OPERATOR(pg_catalog.||) $2::jsonb "
+					   "WHERE name OPERATOR(pg_catalog.=) $1",
+					   2, (Oid[]) {TEXTOID, TEXTOID},
+					   (Datum[]) {CStringGetTextDatum(model), CStringGetTextDatum(overrides.data)},
+					   NULL, SPI_OK_UPDATE);
+		memset(&LastDeployDecision, 0, sizeof(LastDeployDecision));
+		call.model = model;
+		t0 = GetCurrentTimestamp();
+		RunAsOwner(owner, RunRetrain, &call);
+		CatalogExecute("UPDATE streamml.models SET options = $2 "
+					   "WHERE name OPERATOR(pg_catalog.=) $1",
+					   2, (Oid[]) {TEXTOID, JSONBOID},
+					   (Datum[]) {CStringGetTextDatum(model), orig},
+					   NULL, SPI_OK_UPDATE);
+
+		MemoryContextSwitchTo(cxt);
+		resetStringInfo(&b);
+		appendStringInfo(&b, "{\"version\": %d, \"rows_used\": " INT64_FORMAT
+						 ", \"seconds\": %.3f}", call.version, call.rows_used,
+						 (double) (GetCurrentTimestamp() - t0) / 1e6);
+		MonitorEvent(model, call.version, name, "retrain_finished", b.data, owner);
+		resetStringInfo(&b);
+		appendStringInfo(&b, "{\"version\": %d, \"previous_version\": %d",
+						 call.version, previous);
+		if (LastDeployDecision.valid)
+		{
+			appendStringInfoString(&b, ", \"metric\": ");
+			escape_json(&b, LastDeployDecision.metric);
+			AppendScore(&b, "holdout", LastDeployDecision.new_score);
+			AppendScore(&b, "deployed_holdout", LastDeployDecision.old_score);
+		}
+		appendStringInfoChar(&b, '}');
+		MonitorEvent(model, call.version, name,
+					 call.deployed ? "deployed" : "not_deployed", b.data, owner);
+		CatalogExecute("UPDATE streamml.monitors_catalog SET retrain_started_at = NULL "
+					   "WHERE id OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_UPDATE);
+		End();
+	}
+	PG_CATCH();
+	{
+		if (!started)
+			PG_RE_THROW();
+		RecordFailure(cxt, id, "retrain",
+					  "UPDATE streamml.monitors_catalog SET retrain_started_at = NULL "
+					  "WHERE id OPERATOR(pg_catalog.=) $1");
+	}
+	PG_END_TRY();
+}
+
+/* ---- the worker ---- */
+
+/* Checks monitor id in a transaction; an error is recorded, not raised. */
+static void
+CheckOne(int32 id, MemoryContext cxt)
+{
+	PG_TRY();
+	{
+		Begin("pg_streamml monitor: checking");
+		CheckMonitor(id);
+		End();
+	}
+	PG_CATCH();
+	{
+		RecordFailure(cxt, id, "check",
+					  "UPDATE streamml.monitors_catalog SET next_check_at = "
+					  "pg_catalog.now() OPERATOR(pg_catalog.+) "
+					  "COALESCE(options->>'interval', '1 minute')::pg_catalog.interval "
+					  "WHERE id OPERATOR(pg_catalog.=) $1");
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+}
+
+/*
+ * At the worker's start: retrains a crash interrupted are recorded and
+ * asked for again.
+ */
+static void
+ResumeInterrupted(void)
+{
+	uint64		n = CatalogExecute("UPDATE streamml.monitors_catalog SET retrain_started_at = NULL, "
+					   "retrain_requested_at = pg_catalog.now() "
+					   "WHERE retrain_started_at IS NOT NULL "
+					   "RETURNING model, name, owner, retrain_started_at",
+					   0, NULL, NULL, NULL, SPI_OK_UPDATE_RETURNING);
+	SPITupleTable *tt = SPI_tuptable;
+
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		char	   *model = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+		char	   *name = SPI_getvalue(tt->vals[i], tt->tupdesc, 2);
+		Oid			owner = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
+		char	   *at = SPI_getvalue(tt->vals[i], tt->tupdesc, 4);
+		StringInfoData b;
+
+		initStringInfo(&b);
+		appendStringInfoString(&b, "{\"message\": ");
+		escape_json(&b, psprintf("the retrain started at %s was interrupted", at));
+		appendStringInfoString(&b, ", \"during\": \"retrain\", \"retry\": true}");
+		MonitorEvent(model, 0, name, "monitor_error", b.data, owner);
+	}
+}
+
+/* Entry point of the monitor worker of one database: arg is its oid. */
+void
+MonitorWorkerMain(Datum arg)
+{
+	MemoryContext loop_cxt;
+	bool		first = true;
+
+	am_worker = true;
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
+	pgstat_report_appname("pg_streamml monitor");
+
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_streamml monitor loop",
+									 ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		int32	   *retrains = NULL;
+		int32	   *checks = NULL;
+		int			nretrains = 0;
+		int			nchecks = 0;
+		bool		isnull;
+
+		MemoryContextReset(loop_cxt);
+		MemoryContextSwitchTo(loop_cxt);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		Begin("pg_streamml monitor: looking for work");
+		if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension "
+						"WHERE extname OPERATOR(pg_catalog.=) 'pg_streamml'",
+						true, 0) != SPI_OK_SELECT || SPI_processed == 0)
+		{
+			End();
+			proc_exit(0);
+		}
+		if (first)
+		{
+			/* one worker a database */
+			CatalogExecute(psprintf("SELECT pg_catalog.pg_try_advisory_lock(" INT64_FORMAT ")",
+									MONITOR_LOCK_KEY),
+						   0, NULL, NULL, NULL, SPI_OK_SELECT);
+			if (!DatumGetBool(Value(0, 1, &isnull)))
+			{
+				End();
+				proc_exit(0);
+			}
+			ResumeInterrupted();
+			first = false;
+		}
+		CatalogExecute("SELECT id, retrain_requested_at IS NOT NULL, "
+					   "kind OPERATOR(pg_catalog.<>) 'error' AND next_check_at "
+					   "OPERATOR(pg_catalog.<=) pg_catalog.now() "
+					   "FROM streamml.monitors_catalog ORDER BY retrain_requested_at, id",
+					   0, NULL, NULL, NULL, SPI_OK_SELECT);
+		if (SPI_processed == 0)
+		{
+			End();
+			elog(LOG, "pg_streamml monitor worker exits: no monitor left");
+			proc_exit(0);
+		}
+		MemoryContextSwitchTo(loop_cxt);
+		retrains = palloc(sizeof(int32) * SPI_processed);
+		checks = palloc(sizeof(int32) * SPI_processed);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			int32		id = DatumGetInt32(Value(i, 1, &isnull));
+
+			if (DatumGetBool(Value(i, 2, &isnull)))
+				retrains[nretrains++] = id;
+			if (DatumGetBool(Value(i, 3, &isnull)))
+				checks[nchecks++] = id;
+		}
+		End();
+
+		for (int i = 0; i < nchecks; i++)
+			CheckOne(checks[i], loop_cxt);
+		for (int i = 0; i < nretrains; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			RetrainMonitor(retrains[i], loop_cxt);
+			MemoryContextSwitchTo(loop_cxt);
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 MONITOR_NAPTIME_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

@@ -37,7 +37,7 @@ DEMO_OUT=${DEMO_OUT:-$top/demo-report}
 mkdir -p "$DEMO_OUT"
 DEMO_OUT=$(cd "$DEMO_OUT" && pwd)
 
-say() { printf '\n== %s\n' "$*"; }
+say() { printf '\n== %s  [%d s]\n' "$*" "$((SECONDS - demo_started))"; }
 sql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 demo_started=$SECONDS
 

@@ -1,6 +1,6 @@
 # The crypto demo's report (sourced by test/demo/crypto.sh, after the run).
 report_begin crypto "pg_streamml — seed 004: real-time crypto pipeline on real Binance trades"
-report_text "<p>Real Binance USDT-M futures BTCUSDT trades of 2020-02-22 00:00–02:05 UTC (test/data/SOURCES.md), replayed through Kafka as Binance trade events at ${speed}x, beside a synthetic symbol whose volatility and drift change half-way. Trades pass a quality gate (CHECK constraints), get per-symbol features, are scored on arrival by a per-symbol model of the price 60 s ahead, learn their outcome 60 s later, and a watcher retrains the model.</p>"
+report_text "<p>Real Binance USDT-M futures BTCUSDT trades of 2020-02-22 00:00–02:05 UTC (test/data/SOURCES.md), replayed through Kafka as Binance trade events at ${speed}x, beside a synthetic symbol whose volatility and drift change half-way. Trades pass a quality gate (CHECK constraints), get seed 004's per-symbol features from feature tables, are scored on arrival (a scorer) by the champion of a per-symbol league for the price 60 s ahead, learn their outcome 60 s later (an outcome tracker, live metrics), and a watcher runs the league again every 1,000 new rows or at once when drift_detect finds drift in the live errors.</p>"
 
 for sym in $(psql -X -Atc 'SELECT DISTINCT symbol FROM trades ORDER BY 1'); do
 	report_data "price-$sym.tsv" "SELECT extract(epoch FROM ts), price, price - vol_30s, price + vol_30s
@@ -52,6 +52,7 @@ set style fill solid 0.8; set boxwidth 0.6; set yrange [0:*]; set ylabel 'messag
 set xtics rotate by -15 font ',9'
 plot 'dead.tsv' using 0:2:xticlabels(1) with boxes lc rgb '#d62728' title 'dead letters'"
 
+report_table "The last league per symbol (streamml.leaderboard): candidates ranked by holdout RMSE" "SELECT group_key AS symbol, rank, candidate, kind, version, round(score::numeric, 3) AS holdout_rmse, deployed, deployed_version AS served FROM streamml.leaderboard WHERE model = 'price_60s' ORDER BY group_key, rank NULLS LAST"
 report_table "Models: every version, its holdout metrics, the champion (deployed)" "SELECT * FROM leaderboard"
 report_table "Live RMSE by version, beside the naive forecast (the price stays)" "SELECT * FROM live_rmse"
 report_table "Model events" "SELECT id, data_ts, kind, version, detail FROM model_events ORDER BY id"

@@ -40,12 +40,16 @@ DEMO_OUT=$(cd "$DEMO_OUT" && pwd)
 say() { printf '\n== %s  [%d s]\n' "$*" "$((SECONDS - demo_started))"; }
 sql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 demo_started=$SECONDS
+[ -n "${DEMO_TRACE:-}" ] && { PS4='+ ${EPOCHREALTIME} '; set -x; }
 
 if [ -z "${DEMO_NO_BUILD:-}" ]; then
 	bash test/install-deps.sh
 	say "building pg_streamml and installing it into tmp_install/"
-	make -s -j"$(nproc)" >/dev/null
-	make -s tmp-install >/dev/null
+	# without the LLVM bitcode that PGXS builds beside every object for
+	# JIT inlining (with_llvm=no): the demo does not need it, and it
+	# doubles the build on 2 cores
+	make -s -j"$(nproc)" with_llvm=no >/dev/null
+	make -s tmp-install with_llvm=no >/dev/null
 fi
 
 source test/pg-env.sh

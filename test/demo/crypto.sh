@@ -69,8 +69,6 @@ done
 for p in "${demo_bg_pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 demo_bg_pids=()
 psql -X -q -c 'ANALYZE' >/dev/null
-out=$(PGOPTIONS='-c client_min_messages=warning' psql -X -Atc 'SELECT watch_price_model()')
-[ "$out" = "nothing to do" ] || echo "  watcher: $out"
 
 sql -c "SELECT stream, partition, next_offset, lag, rows_ingested, rows_rejected, error_count, left(last_error, 300) AS last_error FROM streamml.stream_stats ORDER BY partition"
 [ -n "${DEMO_DEBUG:-}" ] && grep -E 'ERROR|WARNING' "$PG_ENV_DIR/server.log" | sort | uniq -c | sort -rn | head -20 || true

@@ -19,8 +19,9 @@ SELECT symbol, ts, price, round(lag_1::numeric, 2) AS lag_1, round(lag_3::numeri
 SELECT group_key AS symbol, rank, candidate, kind, version, round(score::numeric, 3) AS holdout_rmse,
        deployed, deployed_version AS served, coalesce(left(error, 60), '') AS error
   FROM streamml.leaderboard WHERE model = 'price_60s' ORDER BY group_key, rank NULLS LAST;
-\echo 'every version (the champion is the deployed one)'
-SELECT * FROM leaderboard;
+\echo 'the versions that served (scored trades), with their holdout metrics; the champion is the deployed one'
+SELECT * FROM leaderboard
+ WHERE version IN (SELECT DISTINCT version FROM streamml.outcomes WHERE model = 'price_60s') OR champion;
 \echo 'live RMSE by version (streamml.live_metrics: outcomes 60 s later) beside the naive forecast "price stays"'
 SELECT * FROM live_rmse;
 \echo 'drift in the live errors of each version (streamml.drift_detect adwin over |error| / price, in outcome order)'

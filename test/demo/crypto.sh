@@ -22,7 +22,7 @@ sql -f $dir/03_model_watcher.sql >/dev/null
 # watcher below (watch_price_model in 03_model_watcher.sql, its pg_cron job
 # and this two-second loop) is replaced by one monitor of price_60s, created
 # here, after the first league: retrain on drift of the outcomes' errors,
-# or every 1,000 new rows.
+# or every 3,000 new rows.
 
 # One sample a second of what has been loaded and the consumer lag.
 (

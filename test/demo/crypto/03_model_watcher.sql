@@ -58,7 +58,7 @@ $$;
 -- its pg_cron job and the demo's two-second loop give way to one call in
 -- crypto.sh (see "MONITOR PLUG-IN POINT" there): a monitor of price_60s
 -- that retrains on drift of the outcomes' errors or every N new rows.
-CREATE FUNCTION watch_price_model(first_rows int DEFAULT 20, every_rows int DEFAULT 1000,
+CREATE FUNCTION watch_price_model(first_rows int DEFAULT 20, every_rows int DEFAULT 3000,
                                   drift_method text DEFAULT 'adwin')
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE

@@ -5,7 +5,7 @@ report_begin crypto "pg_streamml — seed 004: real-time crypto pipeline on real
 psql -X -q -c "CREATE TABLE report_rows AS
 	SELECT p.*, o.actual FROM predictions p LEFT JOIN outcomes o USING (symbol, trade_id);
 	CREATE INDEX ON report_rows (symbol, version, ts); ANALYZE report_rows"
-report_text "<p>Real Binance USDT-M futures BTCUSDT trades of 2020-02-22 00:00–02:05 UTC (test/data/SOURCES.md), replayed through Kafka as Binance trade events at ${speed}x, beside a synthetic symbol whose volatility and drift change half-way. Trades pass a quality gate (CHECK constraints), get seed 004's per-symbol features from feature tables, are scored on arrival (a scorer) by the champion of a per-symbol league for the price 60 s ahead, learn their outcome 60 s later (an outcome tracker, live metrics), and a watcher runs the league again every 1,000 new rows or at once when drift_detect finds drift in the live errors.</p>"
+report_text "<p>Real Binance USDT-M futures BTCUSDT trades of 2020-02-22 00:00–02:05 UTC (test/data/SOURCES.md), replayed through Kafka as Binance trade events at ${speed}x, beside a synthetic symbol whose volatility and drift change half-way. Trades pass a quality gate (CHECK constraints), get seed 004's per-symbol features from feature tables, are scored on arrival (a scorer) by the champion of a per-symbol league for the price 60 s ahead, learn their outcome 60 s later (an outcome tracker, live metrics), and a watcher runs the league again every 3,000 new rows or at once when drift_detect finds drift in the live errors.</p>"
 
 for sym in $(psql -X -Atc 'SELECT DISTINCT symbol FROM trades ORDER BY 1'); do
 	report_data "price-$sym.tsv" "SELECT extract(epoch FROM ts), price, price - vol_30s, price + vol_30s

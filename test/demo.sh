@@ -18,7 +18,10 @@
 #
 # Settings (environment): DEMO_SPEED (crypto: replay speed-up, default 120,
 # the two hours in about a minute), DEMO_LIMIT (crypto: replay only so many
-# real trades), DEMO_OUT (report directory, default demo-report/),
+# real trades), DEMO_GAMES_RATE (games: games a second, default 250),
+# DEMO_CLASSIFY_RATE (classify: messages a second, default 60),
+# DEMO_OUT (report directory, default demo-report/), DEMO_TRACE=1 (trace
+# every command with its time, to see where a run spends it),
 # DEMO_NO_BUILD=1 (use the build in tmp_install as it is; for the tests),
 # DEMO_AFTER (a command run against the demo's database at the end).
 set -euo pipefail

@@ -18,7 +18,10 @@
 #
 # Settings (environment): DEMO_SPEED (crypto: replay speed-up, default 120,
 # the two hours in about a minute), DEMO_LIMIT (crypto: replay only so many
-# real trades), DEMO_OUT (report directory, default demo-report/),
+# real trades), DEMO_GAMES_RATE (games: games a second, default 250),
+# DEMO_CLASSIFY_RATE (classify: messages a second, default 60),
+# DEMO_OUT (report directory, default demo-report/), DEMO_TRACE=1 (trace
+# every command with its time, to see where a run spends it),
 # DEMO_NO_BUILD=1 (use the build in tmp_install as it is; for the tests),
 # DEMO_AFTER (a command run against the demo's database at the end).
 set -euo pipefail
@@ -37,15 +40,19 @@ DEMO_OUT=${DEMO_OUT:-$top/demo-report}
 mkdir -p "$DEMO_OUT"
 DEMO_OUT=$(cd "$DEMO_OUT" && pwd)
 
-say() { printf '\n== %s\n' "$*"; }
+say() { printf '\n== %s  [%d s]\n' "$*" "$((SECONDS - demo_started))"; }
 sql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 demo_started=$SECONDS
+[ -n "${DEMO_TRACE:-}" ] && { PS4='+ ${EPOCHREALTIME} '; set -x; }
 
 if [ -z "${DEMO_NO_BUILD:-}" ]; then
 	bash test/install-deps.sh
 	say "building pg_streamml and installing it into tmp_install/"
-	make -s -j"$(nproc)" >/dev/null
-	make -s tmp-install >/dev/null
+	# without the LLVM bitcode that PGXS builds beside every object for
+	# JIT inlining (with_llvm=no): the demo does not need it, and it
+	# doubles the build on 2 cores
+	make -s -j"$(nproc)" with_llvm=no >/dev/null
+	make -s tmp-install with_llvm=no >/dev/null
 fi
 
 source test/pg-env.sh

@@ -65,13 +65,19 @@ quality = dashboard("streamml-model-quality", "Seed 004: model quality", [
     panel(4, "Models: versions, holdout metrics, champion", "table", "SELECT * FROM leaderboard", 0, 16),
     panel(5, "Model events", "table",
           "SELECT id, data_ts, kind, version, detail FROM model_events ORDER BY id DESC", 12, 16),
+    panel(6, "Live RMSE per 5 s of prediction time (streamml.live_metrics, kept by the outcome tracker)",
+          "timeseries",
+          """SELECT bucket AS time, group_key || ' v' || version AS metric, rmse AS value
+               FROM streamml.live_metrics
+              WHERE model = 'price_60s' AND group_key IS NOT NULL AND rmse IS NOT NULL
+              ORDER BY 1""", 0, 24, w=24),
 ], TRADE_TIME)
 
 drift = dashboard("streamml-drift", "Seed 004: drift", [
     panel(1, "30 s volatility (stddev_pop) by symbol", "timeseries",
           """SELECT date_bin('10 seconds', ts, 'epoch') AS time, symbol AS metric, avg(vol_30s) AS value
                FROM trade_features WHERE vol_30s IS NOT NULL GROUP BY 1, 2 ORDER BY 1""", 0, 0),
-    panel(2, "Live RMSE over holdout RMSE of the version served (the watcher retrains above 2)", "timeseries",
+    panel(2, "Live RMSE over holdout RMSE of the version served", "timeseries",
           """SELECT date_bin('1 minute', p.ts, 'epoch') AS time, p.symbol AS metric,
                     sqrt(avg((p.predicted - o.actual) ^ 2)) / avg((v.metrics->>'rmse')::float8) AS value
                FROM predictions p JOIN outcomes o USING (symbol, trade_id)
@@ -81,6 +87,13 @@ drift = dashboard("streamml-drift", "Seed 004: drift", [
     panel(3, "Drift and retraining events", "table",
           """SELECT data_ts, kind, version, detail FROM model_events
               WHERE kind IN ('drift', 'retrain', 'deploy', 'kept', 'train') ORDER BY id DESC""", 0, 8, w=24),
+    panel(4, "Drift in each version's live errors: streamml.drift_detect (ADWIN) over |error| / price, in outcome order",
+          "table",
+          """SELECT group_key AS symbol, version, count(*) AS outcomes,
+                    streamml.drift_detect('adwin', abs(prediction - actual) / actual
+                                          ORDER BY labelled_at, predicted_at)->'detections' AS detected_at_outcome
+               FROM streamml.outcomes WHERE model = 'price_60s' AND prediction IS NOT NULL
+              GROUP BY 1, 2 ORDER BY 1, 2""", 0, 16, w=24),
 ], TRADE_TIME)
 
 here = os.path.dirname(os.path.abspath(__file__))

@@ -12,11 +12,17 @@ say "bronze: a stream from Kafka topic 'trades' (Binance trade events) into trad
 sql -v brokers="$KAFKA_BROKERS" -f $dir/01_stream.sql >/dev/null
 sql -c '\d trades'
 
-say "silver + in-flight inference: a statement trigger computes the features and scores every loaded batch"
+say "silver: feature tables keep seed 004's features per symbol in the loading transaction"
 sql -f $dir/02_features_scoring.sql >/dev/null
-say "gold: the price_60s model (per symbol, price 60 s ahead) and its watcher"
-sql -f $dir/03_model_watcher.sql >/dev/null
+sql -c '\d trade_features'
+say "gold: a league per symbol for the price 60 s ahead; a scorer and an outcome tracker once it is deployed"
 sql -f $dir/views.sql >/dev/null
+sql -f $dir/03_model_watcher.sql >/dev/null
+# MONITOR PLUG-IN POINT: when streamml.create_monitor lands on main, the
+# watcher below (watch_price_model in 03_model_watcher.sql, its pg_cron job
+# and this two-second loop) is replaced by one monitor of price_60s, created
+# here, after the first league: retrain on drift of the outcomes' errors,
+# or every 3,000 new rows.
 
 # One sample a second of what has been loaded and the consumer lag.
 (
@@ -26,7 +32,7 @@ sql -f $dir/views.sql >/dev/null
 			       (SELECT sum(lag) FROM streamml.stream_stats WHERE stream = 'trades')" \
 			>/dev/null 2>&1 || true
 		# fresh statistics for the trigger's plans as the tables grow from empty
-		[ $((SECONDS % 5)) -eq 0 ] && psql -X -q -c 'ANALYZE trades, trade_features, predictions, outcomes' >/dev/null 2>&1
+		[ $((SECONDS % 5)) -eq 0 ] && psql -X -q -c 'ANALYZE trades, trade_features_base, trade_features, price_predictions' >/dev/null 2>&1
 		sleep 1
 	done
 ) &
@@ -34,12 +40,13 @@ demo_bg_pids+=($!)
 # The watcher, every two seconds (pg_cron runs it once a minute).
 (
 	while :; do
-		out=$(psql -X -Atc 'SELECT watch_price_model()' 2>&1) || true
+		out=$(PGOPTIONS='-c client_min_messages=warning' psql -X -Atc 'SELECT watch_price_model()' 2>&1) || true
 		case "$out" in
 		"nothing to do" | waiting*) ;;
 		*) echo "  watcher: $out" ;;
 		esac
-		sleep 2
+		# seed 004's first training at 20 rows: look often until then
+		case "$out" in waiting*) sleep 0.3 ;; *) sleep 2 ;; esac
 	done
 ) &
 demo_bg_pids+=($!)
@@ -61,8 +68,7 @@ for _ in $(seq 1 300); do
 done
 for p in "${demo_bg_pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 demo_bg_pids=()
-out=$(psql -X -Atc 'SELECT watch_price_model()')
-[ "$out" = "nothing to do" ] || echo "  watcher: $out"
+psql -X -q -c 'ANALYZE' >/dev/null
 
 sql -c "SELECT stream, partition, next_offset, lag, rows_ingested, rows_rejected, error_count, left(last_error, 300) AS last_error FROM streamml.stream_stats ORDER BY partition"
 [ -n "${DEMO_DEBUG:-}" ] && grep -E 'ERROR|WARNING' "$PG_ENV_DIR/server.log" | sort | uniq -c | sort -rn | head -20 || true

@@ -9,7 +9,7 @@ message holds two lines).  Only the Python standard library is used.
                   quoted as in the file), in a shuffled order (seed 3).
                   Messages end with the byte 0x1e (kcat -D "\\x1e").
   classify FILE   seed 000: the breast-cancer set (scikit-learn's CSV), one
-                  JSON message per patient {"type": "patient", "id", "features"}
+                  JSON message per patient {"type": "patient", "id", "x1", ..., "x30"}
                   and its label {"type": "label", "id", "malignant"} --delay
                   messages later, in a shuffled order (seed 0).
 """
@@ -52,8 +52,9 @@ def main():
         pending = []
         for n, i in enumerate(order):
             r = rows[i]
-            msgs.append(("p%d" % i, json.dumps({"type": "patient", "id": i,
-                        "features": [float(x) for x in r[:30]]})))
+            patient = {"type": "patient", "id": i}
+            patient.update(("x%d" % (j + 1), float(x)) for j, x in enumerate(r[:30]))
+            msgs.append(("p%d" % i, json.dumps(patient)))
             # scikit-learn's target: 0 malignant, 1 benign
             pending.append(json.dumps({"type": "label", "id": i, "malignant": r[30] == "0"}))
             if len(pending) > args.delay:

@@ -63,14 +63,24 @@ report_table()
 	} >>"$REPORT_FILE.tmp"
 }
 
+# The data queries wait in a batch that report_chart runs in one psql
+# session (a connection costs a few tenths of a second on a busy machine).
 report_data()
 {
-	psql -X -q -v ON_ERROR_STOP=1 -At -F $'\t' -c "$2" >"$REPORT_DATA/$1"
+	printf '\\o %s\n%s;\n' "$REPORT_DATA/$1" "$2" >>"$REPORT_DATA/batch.sql"
+}
+
+report_flush()
+{
+	[ -s "$REPORT_DATA/batch.sql" ] || return 0
+	psql -X -q -v ON_ERROR_STOP=1 -At -F $'\t' -f "$REPORT_DATA/batch.sql" >/dev/null
+	rm -f "$REPORT_DATA/batch.sql"
 }
 
 report_chart()
 {
 	local id=$1 title=$2 series=$3 script=$4 svg
+	report_flush
 	svg=$(cd "$REPORT_DATA" && gnuplot 2>&1 <<EOF
 set terminal svg size 960,380 dynamic enhanced font 'sans,11' background '#ffffff'
 set output '$id.svg'

@@ -13,8 +13,14 @@ SELECT count(*) AS scored_and_labelled, round(avg(correct::int), 4) AS live_accu
        round((SELECT last_50 FROM live_accuracy ORDER BY arrival DESC LIMIT 1), 4) AS last_50_accuracy,
        round((streamml.classification_metrics(malignant, p_malignant)->>'roc_auc')::numeric, 4) AS live_roc_auc
   FROM live_accuracy;
+\echo 'streamml.live_metrics (the sums kept by the tracker), all buckets together, by version'
+SELECT version, sum(labelled) AS labelled,
+       round((sum(accuracy * labelled) / nullif(sum(labelled), 0))::numeric, 4) AS live_accuracy,
+       round((sum(log_loss * labelled) / nullif(sum(labelled), 0))::numeric, 4) AS live_log_loss
+  FROM streamml.live_metrics WHERE model = 'malignant' AND group_key IS NULL AND labelled > 0
+ GROUP BY version ORDER BY version;
 \echo 'end-to-end latency: Kafka timestamp -> committed prediction'
 SELECT count(*) AS predictions,
        round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY s))::int AS p50_ms,
        round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY s))::int AS p99_ms
-  FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - kafka_ts) AS s FROM scores) l;
+  FROM (SELECT extract(epoch FROM committed_at - kafka_ts) AS s FROM scores) l;

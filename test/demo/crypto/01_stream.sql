@@ -18,6 +18,6 @@ CREATE TABLE trades (
 CREATE INDEX ON trades (symbol, ts);
 
 SELECT streamml.create_stream('trades', 'trades', :'brokers', 'trades', 'json',
-	'{"workers": 2, "flush_ms": 200, "epoch_unit": "ms",
+	'{"workers": 2, "flush_ms": 100, "epoch_unit": "ms",
 	  "columns": {"symbol": "s", "price": "p", "quantity": "q", "ts": "T",
 	              "trade_id": "t", "buyer_maker": "m", "kafka_ts": "$timestamp"}}');

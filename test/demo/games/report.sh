@@ -1,6 +1,6 @@
 # The games demo's report (sourced by test/demo/games.sh).
 report_begin games "pg_streamml — seed 003: real-time game sales analytics"
-report_text "<p>The Kaggle video-game sales file (16,598 games, N/A rows included; test/data/SOURCES.md) streamed through Kafka one game per message as CSV with a header. Games with Year or Publisher 'N/A' became dead letters. A linear model of Global_Sales over Platform, Genre, Publisher (one-hot columns in SQL) and Year was trained on the first ${first} games; every later game was scored as it arrived.</p>"
+report_text "<p>The Kaggle video-game sales file (16,598 games, N/A rows included; test/data/SOURCES.md) streamed through Kafka one game per message as CSV with a header. Games with Year or Publisher 'N/A' became dead letters. A league of a random forest and a linear model of Global_Sales over Platform, Genre, Publisher (one-hot columns in SQL) and Year was trained on the first ${first} games and deployed its champion; every later game was scored as it arrived (a scorer), and joined with its actual sales by an outcome tracker.</p>"
 report_data scatter.tsv "SELECT actual, predicted FROM game_predictions"
 report_chart scatter "Predicted against actual Global_Sales (millions of units), each game scored on arrival" 2 "
 set logscale xy; set xrange [0.01:100]; set yrange [0.01:100]
@@ -18,7 +18,8 @@ set style fill solid 0.8; set boxwidth 0.6; set yrange [0:*]; set ylabel 'games'
 set xtics font ',9'
 plot 'dead.tsv' using 0:2:xticlabels(1) with boxes lc rgb '#d62728' title 'dead letters'"
 report_table "Live metrics of the games scored on arrival" "SELECT * FROM live_metrics"
-report_table "Model" "SELECT model, version, rows_used, round((metrics->>'rmse')::numeric, 4) AS holdout_rmse, round((metrics->>'r2')::numeric, 4) AS holdout_r2, deployed_version = version AS deployed FROM streamml.model_versions JOIN streamml.models ON name = model"
+report_table "The league: a random forest and a linear model on the same holdout (streamml.leaderboard)" "SELECT rank, candidate, kind, version, round(score::numeric, 4) AS holdout_rmse, round((metrics->>'r2')::numeric, 4) AS holdout_r2, deployed FROM streamml.leaderboard WHERE model = 'global_sales' ORDER BY rank NULLS LAST"
+report_table "Live metrics by time bucket (streamml.live_metrics)" "SELECT bucket, version, labelled, round(rmse::numeric, 4) AS rmse, round(mae::numeric, 4) AS mae, round(r2::numeric, 4) AS r2 FROM streamml.live_metrics WHERE model = 'global_sales' AND group_key IS NULL ORDER BY bucket"
 report_table "Largest misses" "SELECT rank, name, platform, year, genre, publisher, actual, round(predicted::numeric, 3) AS predicted FROM game_predictions ORDER BY abs(predicted - actual) DESC LIMIT 10"
 report_table "Some dead letters" "SELECT reason, payload FROM (SELECT DISTINCT ON (reason) reason, payload FROM dead_letter_reasons ORDER BY reason, id) d"
 report_end

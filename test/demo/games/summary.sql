@@ -3,11 +3,16 @@ SELECT (SELECT count(*) FROM games) AS games, (SELECT count(*) FROM streamml.dea
        (SELECT count(*) FROM game_predictions) AS scored_on_arrival;
 \echo 'dead letters by reason'
 SELECT reason, count(*) FROM dead_letter_reasons GROUP BY reason ORDER BY 2 DESC;
-\echo 'model (holdout: the latest 20% of the training games by arrival)'
-SELECT version, rows_used, array_length(features, 1) AS features,
-       round((metrics->>'rmse')::numeric, 4) AS holdout_rmse, round((metrics->>'mae')::numeric, 4) AS holdout_mae,
-       round((metrics->>'r2')::numeric, 4) AS holdout_r2
-  FROM streamml.model_versions WHERE model = 'global_sales';
+\echo 'the league (holdout: the latest 20% of the training games by arrival; lowest RMSE wins)'
+SELECT rank, candidate, kind, version, round(score::numeric, 4) AS holdout_rmse,
+       round((metrics->>'r2')::numeric, 4) AS holdout_r2, deployed
+  FROM streamml.leaderboard WHERE model = 'global_sales' ORDER BY rank NULLS LAST;
+\echo 'champion (the deployed version)'
+SELECT v.version, v.kind, v.rows_used, array_length(v.features, 1) AS features,
+       round((v.metrics->>'rmse')::numeric, 4) AS holdout_rmse, round((v.metrics->>'mae')::numeric, 4) AS holdout_mae,
+       round((v.metrics->>'r2')::numeric, 4) AS holdout_r2
+  FROM streamml.model_versions v JOIN streamml.models m ON m.name = v.model AND m.deployed_version = v.version
+ WHERE v.model = 'global_sales';
 \echo 'live: games scored on arrival, predicted against actual Global_Sales (millions)'
 SELECT * FROM live_metrics;
 \echo 'a few games scored on arrival'
@@ -17,4 +22,4 @@ SELECT rank, name, platform, year, genre, publisher, actual, round(predicted::nu
 SELECT count(*) AS predictions,
        round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY s))::int AS p50_ms,
        round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY s))::int AS p99_ms
-  FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - kafka_ts) AS s FROM game_predictions) l;
+  FROM (SELECT extract(epoch FROM committed_at - kafka_ts) AS s FROM game_predictions) l;

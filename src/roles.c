@@ -248,6 +248,29 @@ CheckReassignOutputs(Datum roles, Oid newowner)
 }
 
 /*
+ * Refuses REASSIGN OWNED while the roles own monitors: a monitor's worker
+ * runs the model's stored source query (data and rows checks, retrains)
+ * by itself, as the model's owner, so once moved it would run SQL the old
+ * owner wrote as the new owner.  Streams are stopped and training jobs
+ * paused instead; a monitor is cheap to create again after review.
+ */
+static void
+CheckReassignMonitors(Datum roles, Oid newowner)
+{
+	if (CatalogExecute("SELECT m.name FROM streamml.monitors_catalog m "
+					   "WHERE m.owner = ANY ($1) ORDER BY m.name LIMIT 1",
+					   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT) == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_IN_USE),
+			 errmsg("cannot reassign monitor \"%s\" to role \"%s\"",
+					SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
+					GetUserNameFromId(newowner, false)),
+			 errdetail("A monitor runs its model's source query by itself, as the model's owner: moved, it would run SQL the old owner wrote as the new owner."),
+			 errhint("Drop the old owner's monitors with streamml.drop_monitor, run REASSIGN OWNED, then create them again as the new owner.")));
+}
+
+/*
  * REASSIGN OWNED: the roles' streams, dead letters and models move.
  *
  * PostgreSQL's REASSIGN OWNED never runs the code it moves; stream workers
@@ -271,6 +294,7 @@ ReassignOwned(Datum roles, Oid newowner)
 	uint64		jobs = 0;
 
 	CheckReassignOutputs(roles, newowner);
+	CheckReassignMonitors(roles, newowner);
 
 	streams = CatalogExecute("UPDATE streamml.streams SET owner = $2, enabled = false, "
 							 "generation = generation OPERATOR(pg_catalog.+) 1 "

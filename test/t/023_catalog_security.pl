@@ -289,10 +289,17 @@ like($err, qr/while table public.gpreds has a constraint calling public.gcheck\(
 	'... or whose output table has a constraint calling a function');
 is($node->safe_psql('postgres', "SELECT owner::regrole FROM streamml.scorers WHERE name = 'gsc'"),
 	'gil', 'the scorer stays with its owner');
+# A monitor runs its model's source query by itself: REASSIGN OWNED is
+# refused while the roles own one.
 $node->safe_psql('postgres', q{
 	SET ROLE gil;
 	ALTER TABLE public.gpreds DROP CONSTRAINT gcheck;
+	SELECT streamml.create_monitor('gmon', 'gm', 'rows', '{"order_by": "id"}');
 });
+($rc, $out, $err) = $node->psql('postgres', 'REASSIGN OWNED BY gil TO admin');
+like($err, qr/cannot reassign monitor "gmon" to role "admin"/,
+	'REASSIGN OWNED refuses to move a monitor');
+$node->safe_psql('postgres', q{SET ROLE gil; SELECT streamml.drop_monitor('gmon')});
 $node->safe_psql('postgres', 'REASSIGN OWNED BY gil TO admin');
 $node->safe_psql('postgres', 'INSERT INTO public.gsrc VALUES (21, 21, false)');
 is($node->safe_psql('postgres', q{

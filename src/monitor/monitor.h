@@ -31,9 +31,6 @@ typedef struct MonitorOutcome
  * batch's new outcomes in arrival order, in the outcome's transaction.
  */
 extern void MonitorsObserveOutcomes(const MonitorOutcome *outcomes, int n);
-/* the same, from an SPI result with columns model, version, role,
- * prediction, actual (by name) */
-extern void MonitorsObserveSpi(SPITupleTable *tuptable, uint64 n);
 
 /* monitor.c */
 extern void MonitorEvent(const char *model, int32 version, const char *monitor,

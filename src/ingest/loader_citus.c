@@ -91,7 +91,7 @@ LoaderCitusUse2PC(void)
 /*
  * Batched loading of a Citus table.  One INSERT per row would cost a
  * round trip to a worker per row; instead the rows of a range are kept
- * (up to MAX_BUFFERED_ROWS) as one array per column and written by one
+ * (up to CITUS_BATCH_ROWS) as one array per column and written by one
  *
  *	INSERT INTO target (columns) SELECT * FROM ROWS FROM (unnest($1), ...)
  *
@@ -108,6 +108,13 @@ LoaderCitusUse2PC(void)
  * security for the stream's owner keeps the row-by-row INSERT, which
  * applies the policies.
  */
+/*
+ * Rows per INSERT ... SELECT: each statement costs Citus a plan and a COPY
+ * per shard it reaches, so more rows than the local path buffers (a range
+ * is usually the whole Kafka batch, flushed when it ends).
+ */
+#define CITUS_BATCH_ROWS 10000
+
 typedef struct CitusBatch
 {
 	SPIPlanPtr	plan;
@@ -211,8 +218,8 @@ LoaderCitusBegin(TargetState *ts)
 	b->nulls = palloc(sizeof(bool *) * b->ncols);
 	for (int c = 0; c < b->ncols; c++)
 	{
-		b->values[c] = palloc(sizeof(Datum) * MAX_BUFFERED_ROWS);
-		b->nulls[c] = palloc(sizeof(bool) * MAX_BUFFERED_ROWS);
+		b->values[c] = palloc(sizeof(Datum) * CITUS_BATCH_ROWS);
+		b->nulls[c] = palloc(sizeof(bool) * CITUS_BATCH_ROWS);
 	}
 	/* over a copy of the descriptor, which no resource owner tracks */
 	if (desc->constr)
@@ -297,7 +304,7 @@ LoaderCitusAdd(TargetState *ts, Datum *values, bool *nulls)
 											   b->typlens[c]);
 	}
 	MemoryContextSwitchTo(old);
-	if (++b->nrows == MAX_BUFFERED_ROWS)
+	if (++b->nrows == CITUS_BATCH_ROWS)
 		LoaderCitusFlush(ts);
 }
 

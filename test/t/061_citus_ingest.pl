@@ -5,9 +5,9 @@
 # restarts and Citus's two-phase-commit recovery every message is in the
 # table exactly once and the stored offsets cover all of them.  The rows
 # go in batches (one INSERT ... SELECT through Citus per up to 1000 rows):
-# a bad message in a batch, whether the coordinator's decoding or a
-# shard's CHECK constraint finds it, becomes a dead letter and the rest of
-# the batch is loaded once.
+# a bad message in a batch (it does not decode, or breaks a CHECK
+# constraint) becomes a dead letter and the rest of the batch is loaded
+# once.
 use strict;
 use warnings;
 use lib 'test/perl';
@@ -115,9 +115,10 @@ is($w1->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '0',
 	'no prepared transaction is left on the worker that crashed');
 
 # Bad messages in a batch loaded through Citus: a message that does not
-# decode (found on the coordinator) and rows that break a CHECK constraint
-# (found by the shard, when the batch is written) go to dead_letters, the
-# rest of their batch is loaded, once.
+# decode and rows that break a CHECK constraint (checked on the
+# coordinator against the shell table's constraints before the batch goes
+# to the shards, where the error would abort the distributed transaction)
+# go to dead_letters; the rest of their batch is loaded, once.
 $coord->safe_psql('postgres', qq{
 	CREATE TABLE checked (id int, price float8 CHECK (price >= 0));
 	SELECT create_distributed_table('checked', 'id');
@@ -141,7 +142,7 @@ SELECT count(*) FILTER (WHERE error ~ 'violates check constraint'),
 	   count(*) FILTER (WHERE error ~ 'type integer')
   FROM streamml.dead_letters WHERE stream = 'checked'
 EOSQL
-	'2|1', 'the errors: two from the shards\' CHECK, one from decoding on the coordinator');
+	'2|1', 'the errors: two CHECK violations, one decoding error');
 
 $broker->stop;
 done_testing();

@@ -20,8 +20,8 @@
  * its partition the same way (loader_partitions.c).  Tables with
  * row-level security, and partitioned tables with a foreign partition, go
  * through a prepared INSERT instead, which applies the policies, at the
- * price of speed; so do Citus tables, whose shards Citus's planner finds
- * (loader_citus.c).
+ * price of speed.  Citus tables go through SQL too, whose shards Citus's
+ * planner finds: a batched INSERT ... SELECT (loader_citus.c).
  *
  * The BulkInsertState keeps a pin on the last page it wrote; a pin taken
  * in a subtransaction is released by its abort, so the state lives only as

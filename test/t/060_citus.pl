@@ -67,6 +67,13 @@ for my $name (sort keys %aggs)
 		"$name: distributed equals single-node within 1e-10 relative");
 }
 
+# feature_bins, the pass that records the training sample for drift, too:
+# each shard sends its sample, not its rows.
+like($coord->safe_psql('postgres',
+		"EXPLAIN VERBOSE SELECT streamml.feature_bins(ARRAY[x1, x2, x3], ARRAY['x1', 'x2', 'x3']) FROM dist_t"),
+	qr/worker_partial_agg\(.*feature_bins/,
+	'feature_bins: EXPLAIN VERBOSE shows the partial aggregate on the workers');
+
 # Bytes per pass: the tuple data the coordinator receives from the
 # workers.  For a pass that is one partial state per shard, as text (the
 # bytea output of the state): its size, shard by shard, is that of the

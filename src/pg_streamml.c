@@ -44,6 +44,7 @@ _PG_init(void)
 	FeatureTablesInit();
 	ScorerInit();
 	RolesInit();
+	ModelCatalogCitusInit();
 
 	MarkGUCPrefixReserved("streamml");
 }

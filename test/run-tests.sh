@@ -88,7 +88,7 @@ fi
 
 step "TAP suite"
 if [ ! -f "$top/tmp_install$(pg_config --pkglibdir)/citus.so" ]; then
-	echo "citus: skipped: Citus is not installed and ../shared/vendor has no citus-*.tar.gz to build it from (test/t/060_citus.pl and 061_citus_ingest.pl skip)"
+	echo "citus: skipped: Citus is not installed and ../shared/vendor has no citus-*.tar.gz to build it from (test/t/060_citus.pl, 061_citus_ingest.pl and 062_citus_predict.pl skip)"
 fi
 tap_log=$(mktemp)
 tap_rc=0

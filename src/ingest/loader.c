@@ -20,8 +20,8 @@
  * its partition the same way (loader_partitions.c).  Tables with
  * row-level security, and partitioned tables with a foreign partition, go
  * through a prepared INSERT instead, which applies the policies, at the
- * price of speed; so do Citus tables, whose shards Citus's planner finds
- * (loader_citus.c).
+ * price of speed.  Citus tables go through SQL too, whose shards Citus's
+ * planner finds: a batched INSERT ... SELECT (loader_citus.c).
  *
  * The BulkInsertState keeps a pin on the last page it wrote; a pin taken
  * in a subtransaction is released by its abort, so the state lives only as
@@ -166,9 +166,13 @@ LoaderBegin(TargetState *ts)
 		}
 	}
 
+	ts->citus_batch = NULL;
 	if (ts->citus)
+	{
 		LoaderCitusUse2PC();
-	if (ts->use_spi)
+		LoaderCitusBegin(ts);
+	}
+	if (ts->use_spi && ts->citus_batch == NULL)
 	{
 		StringInfoData sql;
 		StringInfoData vals;
@@ -196,6 +200,11 @@ LoaderBegin(TargetState *ts)
 		if (ts->spi_plan == NULL)
 			elog(ERROR, "cannot prepare insert into target: %s",
 				 SPI_result_code_string(SPI_result));
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	if (ts->use_spi)
+	{
 		MemoryContextSwitchTo(old);
 		return;
 	}
@@ -279,6 +288,12 @@ EmitRowFast(TargetState *ts, Datum *values, bool *nulls, bool *present)
 		}
 	}
 
+	if (ts->citus_batch)
+	{
+		LoaderCitusAdd(ts, values, nulls);
+		ResetPerTupleExprContext(ts->estate);
+		return;
+	}
 	if (ts->use_spi)
 	{
 		Datum	   *args = palloc(sizeof(Datum) * ts->natts);
@@ -395,6 +410,8 @@ LoaderAddMessage(TargetState *ts, KafkaMessage *m)
 void
 LoaderRangeFinish(TargetState *ts)
 {
+	if (ts->citus_batch)
+		LoaderCitusFlush(ts);
 	if (ts->use_spi)
 		return;
 	if (ts->parts)
@@ -428,6 +445,7 @@ LoaderRangeAbort(TargetState *ts)
 	ts->transition = NULL;
 	ts->msg_cxt = NULL;
 	ts->spi_plan = NULL;
+	ts->citus_batch = NULL;
 	ts->rel = NULL;
 }
 
@@ -470,6 +488,7 @@ LoaderEnd(TargetState *ts)
 	if (ts->spi_plan)
 		SPI_freeplan(ts->spi_plan);
 	ts->spi_plan = NULL;
+	LoaderCitusEnd(ts);
 	FreeExecutorState(ts->estate);
 	ts->estate = NULL;
 	ts->msg_cxt = NULL;

@@ -68,6 +68,7 @@ typedef struct TargetState
 	ResultRelInfo *rri;
 	ExprState **defaults;		/* per attribute, NULL if none */
 	bool		citus;			/* a Citus table: INSERT through Citus, 2PC */
+	struct CitusBatch *citus_batch; /* its rows, batched (loader_citus.c) */
 	bool		use_spi;		/* RLS, foreign partition, Citus: go through INSERT */
 	void	   *spi_plan;
 	bool		multi;			/* no BEFORE ROW triggers: batch inserts */
@@ -93,6 +94,10 @@ typedef void (*EmitRow) (TargetState *ts, Datum *values, bool *nulls,
 /* loader_citus.c */
 extern bool LoaderIsCitusTable(Oid relid);
 extern void LoaderCitusUse2PC(void);
+extern void LoaderCitusBegin(TargetState *ts);
+extern void LoaderCitusAdd(TargetState *ts, Datum *values, bool *nulls);
+extern void LoaderCitusFlush(TargetState *ts);
+extern void LoaderCitusEnd(TargetState *ts);
 
 /* decode.c */
 extern TargetState *TargetStateCreate(StreamConfig *cfg, Oid relid,

@@ -33,6 +33,9 @@ extern void ModelDelete(const char *name, Oid owner);
 extern int	ModelCheckDeployedRead(const char *name, int version_col);
 extern bool ModelResultClasses(int col, char ***classes, int *n);
 
+/* model_catalog_citus.c */
+extern void ModelCatalogCitusInit(void);
+
 /* linalg.c */
 extern bool CholeskySolve(int n, const double *packed, const double *b,
 						  double *x, double *inverse);

@@ -301,3 +301,41 @@ PASS_STATE_AGGREGATE(irls_pass)
 PASS_STATE_AGGREGATE(classification_metrics)
 PASS_STATE_AGGREGATE(regression_metrics)
 PASS_STATE_AGGREGATE(multiclass_metrics)
+
+/*
+ * feature_bins (feature_bins.c), the reservoir sample training records for
+ * drift: its functions are named otherwise.  Its state on a shard is at
+ * most the sample (10,000 rows), whatever the rows.
+ */
+extern Datum feature_bins_accum(PG_FUNCTION_ARGS);
+extern Datum feature_bins_combine(PG_FUNCTION_ARGS);
+extern Datum feature_bins_serialize(PG_FUNCTION_ARGS);
+extern Datum feature_bins_deserialize(PG_FUNCTION_ARGS);
+extern Datum feature_bins_final(PG_FUNCTION_ARGS);
+static const PassStateFuncs feature_bins_funcs = {
+	feature_bins_combine, feature_bins_serialize, feature_bins_deserialize
+};
+
+PG_FUNCTION_INFO_V1(feature_bins_state_transfn);
+/* streamml.feature_bins_transfn(bytea, float8[], text[]) */
+Datum
+feature_bins_state_transfn(PG_FUNCTION_ARGS)
+{
+	return PassStateTransition(fcinfo, feature_bins_accum, &feature_bins_funcs);
+}
+
+PG_FUNCTION_INFO_V1(feature_bins_state_combinefn);
+/* streamml.feature_bins_combinefn(bytea, bytea) */
+Datum
+feature_bins_state_combinefn(PG_FUNCTION_ARGS)
+{
+	return PassStateCombine(fcinfo, &feature_bins_funcs);
+}
+
+PG_FUNCTION_INFO_V1(feature_bins_state_finalfn);
+/* streamml.feature_bins_finalfn(bytea) */
+Datum
+feature_bins_state_finalfn(PG_FUNCTION_ARGS)
+{
+	return PassStateFinal(fcinfo, feature_bins_final, &feature_bins_funcs);
+}

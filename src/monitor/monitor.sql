@@ -181,13 +181,30 @@ CREATE FUNCTION streamml.feature_bins_deserialize(pg_catalog.bytea, internal)
 COMMENT ON FUNCTION streamml.feature_bins_deserialize(pg_catalog.bytea, internal) IS
 	'deserialization function of streamml.feature_bins';
 
+-- The aggregate keeps its state as bytea (the C state as an expanded
+-- object, src/ml/pass_state.c), so that Citus computes it on the workers
+-- and combines one sample per shard, as for the training passes.
+CREATE FUNCTION streamml.feature_bins_transfn(pg_catalog.bytea, pg_catalog.float8[], pg_catalog.text[])
+	RETURNS pg_catalog.bytea AS 'MODULE_PATHNAME', 'feature_bins_state_transfn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.feature_bins_transfn(pg_catalog.bytea, pg_catalog.float8[], pg_catalog.text[]) IS
+	'transition function of streamml.feature_bins';
+CREATE FUNCTION streamml.feature_bins_combinefn(pg_catalog.bytea, pg_catalog.bytea)
+	RETURNS pg_catalog.bytea AS 'MODULE_PATHNAME', 'feature_bins_state_combinefn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.feature_bins_combinefn(pg_catalog.bytea, pg_catalog.bytea) IS
+	'combine function of streamml.feature_bins';
+CREATE FUNCTION streamml.feature_bins_finalfn(pg_catalog.bytea)
+	RETURNS pg_catalog.jsonb AS 'MODULE_PATHNAME', 'feature_bins_state_finalfn'
+	LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.feature_bins_finalfn(pg_catalog.bytea) IS
+	'final function of streamml.feature_bins';
+
 CREATE AGGREGATE streamml.feature_bins(features pg_catalog.float8[], names pg_catalog.text[]) (
-	SFUNC = streamml.feature_bins_accum,
-	STYPE = internal,
-	FINALFUNC = streamml.feature_bins_final,
-	COMBINEFUNC = streamml.feature_bins_combine,
-	SERIALFUNC = streamml.feature_bins_serialize,
-	DESERIALFUNC = streamml.feature_bins_deserialize,
+	SFUNC = streamml.feature_bins_transfn,
+	STYPE = pg_catalog.bytea,
+	FINALFUNC = streamml.feature_bins_finalfn,
+	COMBINEFUNC = streamml.feature_bins_combinefn,
 	PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE streamml.feature_bins(pg_catalog.float8[], pg_catalog.text[]) IS

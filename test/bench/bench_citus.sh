@@ -13,54 +13,10 @@
 # Needs Citus in tmp_install (make citus; make tmp-install).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
 rows=${ROWS:-10000000}
-bindir="$top/tmp_install$(pg_config --bindir)"
-if [ ! -f "$top/tmp_install$(pg_config --pkglibdir)/citus.so" ]; then
-	echo "bench_citus: skipped: no Citus in tmp_install (make citus, then make tmp-install)"
-	exit 0
-fi
-
-as_owner() {
-	if [ "$(id -u)" -eq 0 ]; then runuser -u "${STREAMML_TEST_USER:-postgres}" -- "$@"; else "$@"; fi
-}
-dir=$(mktemp -d /tmp/pg_streamml-citus-bench.XXXXXX)
-chmod 755 "$dir"
-[ "$(id -u)" -eq 0 ] && chown "${STREAMML_TEST_USER:-postgres}" "$dir"
-ports=(54431 54432 54433)
-stop_all() {
-	for i in 0 1 2; do
-		as_owner "$bindir/pg_ctl" -D "$dir/n$i" -m fast stop >/dev/null 2>&1 || true
-	done
-	rm -rf "$dir"
-}
-trap stop_all EXIT
-for i in 0 1 2; do
-	as_owner "$bindir/initdb" -D "$dir/n$i" -A trust --no-sync >/dev/null
-	as_owner tee -a "$dir/n$i/postgresql.conf" >/dev/null <<EOC
-shared_preload_libraries = 'citus,pg_streamml,pg_cron'
-cron.database_name = 'postgres'
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$dir'
-port = ${ports[$i]}
-max_worker_processes = 32
-max_prepared_transactions = 20
-shared_buffers = 256MB
-work_mem = 64MB
-max_parallel_workers_per_gather = 0
-citus.shard_count = 8
-EOC
-	as_owner "$bindir/pg_ctl" -D "$dir/n$i" -w -l "$dir/n$i.log" start >/dev/null
-done
-export PGHOST=$dir PGDATABASE=postgres
-PGUSER=$(as_owner id -un)
-export PGUSER
-q() { psql -qXAt -p "${ports[0]}" "$@"; }
-for i in 0 1 2; do psql -qX -p "${ports[$i]}" -c 'CREATE EXTENSION citus' >/dev/null; done
-q -c "SELECT citus_set_coordinator_host('127.0.0.1', ${ports[0]})" \
-	-c "SELECT citus_add_node('127.0.0.1', ${ports[1]})" \
-	-c "SELECT citus_add_node('127.0.0.1', ${ports[2]})" \
-	-c 'CREATE EXTENSION pg_streamml' >/dev/null
+source "$here/citus-cluster.sh"
+citus_cluster_start || exit 0
+trap citus_cluster_stop EXIT
 
 # The data, as in bench_ml.sh: 10 features and a label drawn from a
 # logistic model; the local table first, then the same rows distributed.

@@ -3,7 +3,11 @@
 # coordinator's shell stays empty) and a second one a reference table; kill
 # -9 of the coordinator, then of a worker, in the middle of the load; after
 # restarts and Citus's two-phase-commit recovery every message is in the
-# table exactly once and the stored offsets cover all of them.
+# table exactly once and the stored offsets cover all of them.  The rows
+# go in batches (one INSERT ... SELECT through Citus per up to 1000 rows):
+# a bad message in a batch (it does not decode, or breaks a CHECK
+# constraint) becomes a dead letter and the rest of the batch is loaded
+# once.
 use strict;
 use warnings;
 use lib 'test/perl';
@@ -109,6 +113,36 @@ is($coord->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '0',
 	'no prepared transaction is left on the coordinator');
 is($w1->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '0',
 	'no prepared transaction is left on the worker that crashed');
+
+# Bad messages in a batch loaded through Citus: a message that does not
+# decode and rows that break a CHECK constraint (checked on the
+# coordinator against the shell table's constraints before the batch goes
+# to the shards, where the error would abort the distributed transaction)
+# go to dead_letters; the rest of their batch is loaded, once.
+$coord->safe_psql('postgres', qq{
+	CREATE TABLE checked (id int, price float8 CHECK (price >= 0));
+	SELECT create_distributed_table('checked', 'id');
+	SELECT streamml.create_stream('checked', 'checked', '$bootstrap', 'ticks', 'json',
+		'{"batch_size": 5000, "flush_ms": 20}');
+});
+my @bad = (
+	[ 'b1', '{"id": 1000001, "price": -1}' ],
+	[ 'b2', '{"id": "not a number", "price": 1}' ],
+	[ 'b3', '{"id": 1000003, "price": -3}' ]);
+ok(produce($bootstrap, 'ticks', \@bad), 'produced three bad messages after the others');
+ok($coord->poll_query_until('postgres',
+		"SELECT count(*) FROM streamml.dead_letters WHERE stream = 'checked'", '3'),
+	'the three bad messages are dead letters');
+ok($coord->poll_query_until('postgres', 'SELECT count(*) FROM checked', $total),
+	"the $total good messages are loaded");
+is($coord->safe_psql('postgres', 'SELECT count(*), count(DISTINCT id), max(id) FROM checked'),
+	"$total|$total|$total", 'each good message exactly once, no bad one');
+is($coord->safe_psql('postgres', <<'EOSQL'),
+SELECT count(*) FILTER (WHERE error ~ 'violates check constraint'),
+	   count(*) FILTER (WHERE error ~ 'type integer')
+  FROM streamml.dead_letters WHERE stream = 'checked'
+EOSQL
+	'2|1', 'the errors: two CHECK violations, one decoding error');
 
 $broker->stop;
 done_testing();

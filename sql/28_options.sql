@@ -47,3 +47,13 @@ SELECT streamml.create_stream('opt_s', 'opt_trades', '127.0.0.1:1', 't', 'csv',
 SELECT name, options FROM streamml.streams WHERE name = 'opt_s';
 SELECT streamml.drop_stream('opt_s');
 DROP TABLE opt_trades;
+-- Keywords are read in any case, as PostgreSQL reads them; names are not.
+CREATE TABLE kw AS SELECT i::float8 AS x, (2 * i + i % 3)::float8 AS y, i AS t
+  FROM generate_series(1, 40) i;
+SELECT deployed FROM streamml.train_linreg('kw', 'kw', 'y', ARRAY['x'],
+	'{"deploy": "Always", "test_fraction": 0.25, "order_by": "t", "deploy_metric": "RMSE"}');
+SELECT deployed FROM streamml.train_linreg('kw', 'kw', 'y', ARRAY['x'],
+	'{"deploy": "IF_BETTER", "test_fraction": 0.25, "order_by": "t"}');
+SELECT rows_used FROM streamml.train_linreg('kw', 'kw', 'y', ARRAY['X']);
+SELECT streamml.drop_model('kw');
+DROP TABLE kw;

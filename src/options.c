@@ -148,6 +148,22 @@ OptionString(Jsonb *options, const char *key, const char *dflt)
 	return OptionValueString(v, key);
 }
 
+/*
+ * A keyword option (deploy, solver, action, ...): a string read in any
+ * case, as PostgreSQL reads keywords (COPY's FORMAT CSV), returned in lower
+ * case; the caller checks it against its keywords.  Not for names of
+ * columns or other objects, whose case matters.
+ */
+char *
+OptionKeyword(Jsonb *options, const char *key, const char *dflt)
+{
+	char	   *s = OptionString(options, key, dflt);
+
+	for (char *c = s; c != NULL && *c; c++)
+		*c = pg_ascii_tolower((unsigned char) *c);
+	return s;
+}
+
 /* The boolean in an option's value. */
 bool
 OptionValueBool(JsonbValue *v, const char *key)

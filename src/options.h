@@ -13,6 +13,7 @@ extern double OptionNumber(Jsonb *options, const char *key, double dflt,
 extern int64 OptionInteger(Jsonb *options, const char *key, int64 dflt,
 						   int64 min, int64 max);
 extern char *OptionString(Jsonb *options, const char *key, const char *dflt);
+extern char *OptionKeyword(Jsonb *options, const char *key, const char *dflt);
 extern bool OptionBool(Jsonb *options, const char *key, bool dflt);
 extern double OptionValueNumber(JsonbValue *v, const char *key, double min,
 								double max);

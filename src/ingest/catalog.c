@@ -467,9 +467,9 @@ StreamConfigParse(int32 id, const char *name, Oid owner, Oid target,
 	{
 		char	   *p = OptionValueString(o, "on_offset_out_of_range");
 
-		if (strcmp(p, "fail") == 0)
+		if (pg_strcasecmp(p, "fail") == 0)
 			cfg->fail_on_out_of_range = true;
-		else if (strcmp(p, "earliest") != 0)
+		else if (pg_strcasecmp(p, "earliest") != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"on_offset_out_of_range\" must be \"earliest\" or \"fail\""),

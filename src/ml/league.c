@@ -168,7 +168,7 @@ ParseCandidates(Jsonb *options, bool regression)
 			OptionCheckKeys(obj, keys, "candidate");
 			c = palloc0(sizeof(Candidate));
 			c->name = OptionString(obj, "name", NULL);
-			c->trainer = OptionString(obj, "trainer", NULL);
+			c->trainer = OptionKeyword(obj, "trainer", NULL);
 			if (c->name == NULL || c->trainer == NULL)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -770,8 +770,8 @@ LeagueRun(FunctionCallInfo fcinfo, text *model, text *source, text *target,
 	lg->order_by = order_by;
 	lg->group_by = OptionString(options, "group_by", NULL);
 	lg->weight = OptionString(options, "weight", NULL);
-	lg->metric = OptionString(options, "metric", NULL);
-	lg->deploy = OptionString(options, "deploy", "if_better");
+	lg->metric = OptionKeyword(options, "metric", NULL);
+	lg->deploy = OptionKeyword(options, "deploy", "if_better");
 	lg->threads = (int) OptionInteger(options, "threads", 0, 0, 1024);
 	if (strcmp(lg->deploy, "always") != 0 && strcmp(lg->deploy, "if_better") != 0 &&
 		strcmp(lg->deploy, "never") != 0)

@@ -134,10 +134,10 @@ ParseOptions(TrainRun *run, Jsonb *options)
 	run->order_by = OptionString(options, "order_by", NULL);
 	run->test_fraction = OptionNumber(options, "test_fraction", 0.0, 0.0, 0.9);
 	run->warm_start = OptionBool(options, "warm_start", false);
-	run->deploy = OptionString(options, "deploy", "always");
-	run->deploy_metric = OptionString(options, "deploy_metric", NULL);
+	run->deploy = OptionKeyword(options, "deploy", "always");
+	run->deploy_metric = OptionKeyword(options, "deploy_metric", NULL);
 	{
-		char	   *solver = OptionString(options, "solver", "newton");
+		char	   *solver = OptionKeyword(options, "solver", "newton");
 
 		if (strcmp(solver, "lbfgs") == 0)
 			run->lbfgs = true;
@@ -195,7 +195,7 @@ ResolveClassWeights(TrainRun *run, List *groups)
 		return;
 	weights = palloc(sizeof(double) * run->nclasses);
 	if (cw->type == jbvString &&
-		cw->val.string.len == 8 && strncmp(cw->val.string.val, "balanced", 8) == 0)
+		cw->val.string.len == 8 && pg_strncasecmp(cw->val.string.val, "balanced", 8) == 0)
 	{
 		/* n / (K · n_c), counting rows per class in one more query */
 		StringInfoData sql;

@@ -42,7 +42,7 @@ typedef enum DriftMode
 static DriftMode
 ReadMode(Jsonb *params)
 {
-	char	   *mode = OptionString(params, "mode", "both");
+	char	   *mode = OptionKeyword(params, "mode", "both");
 
 	if (strcmp(mode, "both") == 0)
 		return MODE_BOTH;

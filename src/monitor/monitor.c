@@ -155,7 +155,7 @@ create_monitor(PG_FUNCTION_ARGS)
 				 errmsg("monitor \"%s\" already exists", name)));
 
 	/* the action and its options */
-	action = OptionString(options, "action", "log");
+	action = OptionKeyword(options, "action", "log");
 	if (strcmp(action, "retrain") != 0 && strcmp(action, "notify") != 0 &&
 		strcmp(action, "log") != 0)
 		ereport(ERROR,
@@ -193,7 +193,7 @@ create_monitor(PG_FUNCTION_ARGS)
 		JsonbValue *p = OptionGet(options, "params");
 		MemoryContext cxt = CurrentMemoryContext;
 
-		detector = OptionString(options, "detector", classifier ?
+		detector = OptionKeyword(options, "detector", classifier ?
 								DEFAULT_CLASSIFIER_DETECTOR :
 								DEFAULT_REGRESSION_DETECTOR);
 		m = DriftMethodLookup(detector);
@@ -224,7 +224,7 @@ create_monitor(PG_FUNCTION_ARGS)
 	}
 	else if (strcmp(kind, "data") == 0)
 	{
-		char	   *method = OptionString(options, "method", "psi");
+		char	   *method = OptionKeyword(options, "method", "psi");
 		JsonbValue *f = OptionGet(options, "features");
 
 		if (strcmp(method, "psi") != 0 && strcmp(method, "ks") != 0)

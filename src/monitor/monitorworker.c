@@ -395,7 +395,7 @@ CheckMonitor(int32 id)
 	}
 	else
 	{
-		char	   *method = OptionString(options, "method", "psi");
+		char	   *method = OptionKeyword(options, "method", "psi");
 		bool		ks = strcmp(method, "ks") == 0;
 		double		threshold = OptionNumber(options, "threshold", ks ? 0.05 : 0.1,
 											 0.0, HUGE_VAL);

@@ -176,7 +176,7 @@ static void
 ReadFeature(FeatureSpec *spec, FeatureDef *f, Jsonb *fj, TupleDesc desc,
 			const char *table)
 {
-	char	   *fn = OptionString(fj, "fn", NULL);
+	char	   *fn = OptionKeyword(fj, "fn", NULL);
 	char	   *of = OptionString(fj, "of", NULL);
 	JsonbValue *range = OptionGet(fj, "range");
 	JsonbValue *preceding = OptionGet(fj, "preceding");
@@ -315,7 +315,7 @@ FeatureSpecRead(Jsonb *specj, TupleDesc desc, const char *table)
 	List	   *parts = StringList(specj, "partition_by");
 	List	   *keep = StringList(specj, "keep");
 	char	   *order = OptionString(specj, "order_by", NULL);
-	char	   *late = OptionString(specj, "late", "null");
+	char	   *late = OptionKeyword(specj, "late", "null");
 	JsonbValue *features = OptionGet(specj, "features");
 	Jsonb	   *fj;
 	JsonbIterator *it;

@@ -151,6 +151,7 @@ CheckGeneration(void)
 	bool		same;
 	MemoryContext cxt = CurrentMemoryContext;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -178,6 +179,7 @@ LoadStream(void)
 	bool		isnull;
 	MemoryContext old;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -440,6 +442,7 @@ ReadOffsets(int32 *list, int n, bool later)
 	int			i;
 	uint64		r;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -912,6 +915,7 @@ ProcessBatch(KafkaMessage *msgs, int n, KafkaMessage *bad, int nbad)
 		ps->rows = ps->rejected = 0;
 	}
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -1025,6 +1029,7 @@ HandleOutOfRange(int32 p)
 	}
 
 	lost = o < low ? low - o : 0;
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -1236,6 +1241,7 @@ SkipToReadableEnd(int32 p, int64 high)
 	KafkaCloseReader(kc);
 	if (end <= parts[p].next)
 		return;
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -1372,6 +1378,7 @@ StreamConsumerMain(Datum arg)
 	LoadStream();
 	/* pg_stat_activity tells the streams' workers apart. */
 	pgstat_report_appname(psprintf("pg_streamml %s/%d", cfg->name, args.worker));
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);

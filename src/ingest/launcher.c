@@ -617,6 +617,7 @@ Reconcile(void)
 		db->requested = false;
 	LWLockRelease(Launcher->lock);
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -839,6 +840,7 @@ StreamLauncherMain(Datum arg)
 
 	BackgroundWorkerInitializeConnectionByOid(my_db, InvalidOid, 0);
 	pgstat_report_appname("pg_streamml launcher");
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(my_db));
 	CommitTransactionCommand();
@@ -888,6 +890,7 @@ ServedDatabases(void)
 	HeapTuple	tup;
 	MemoryContext cxt = CurrentMemoryContext;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	(void) GetTransactionSnapshot();
 	rel = table_open(DatabaseRelationId, AccessShareLock);

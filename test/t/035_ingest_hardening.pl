@@ -19,7 +19,7 @@ use StreamML::DevBroker qw(produce);
 
 my $broker = StreamML::DevBroker->start(
 	brokers => 1,
-	topics => { hard => 2, hard_csv => 1, slow => 1, dl => 1 },
+	topics => { hard => 2, hard_csv => 1, slow => 1, dl => 1, clock => 1 },
 	dir => PostgreSQL::Test::Utils::tempdir);
 my $bootstrap = $broker->bootstrap;
 
@@ -246,6 +246,24 @@ for my $call (
 	cmp_ok($took, '<', 4, "$name returns within a second or so of the timeout (" . sprintf("%.1f", $took) . " s with psql)");
 }
 $node->safe_psql('postgres', q{SELECT streamml.drop_stream('nobroker')});
+
+# now() in a worker's transactions is the time of that transaction, as in a
+# session's, not the time the worker started: a DEFAULT now() or a CHECK
+# against now() on the target sees the load's time.
+$node->safe_psql('postgres', qq{
+	CREATE TABLE clock (id int, at timestamptz DEFAULT now());
+	SELECT streamml.create_stream('clock', 'clock', '$bootstrap', 'clock', 'json',
+		'{"flush_ms": 0}');
+});
+ok(produce($bootstrap, 'clock', [ [ 'a', '{"id": 1}' ] ]), 'produced a first message');
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM clock', '1'), 'it loads');
+sleep 2;
+ok(produce($bootstrap, 'clock', [ [ 'b', '{"id": 2}' ] ]), 'produced a second message, 2 s later');
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM clock', '2'), 'it loads');
+is($node->safe_psql('postgres', q{
+	SELECT max(at) - min(at) >= interval '1.5 seconds' AND max(at) <= now() FROM clock}),
+	't', 'each batch sees its own now()');
+$node->safe_psql('postgres', q{SELECT streamml.drop_stream('clock'); DROP TABLE clock});
 
 $node->stop;
 

@@ -650,6 +650,25 @@ RetrainMonitor(int32 id, MemoryContext cxt)
 					   (Datum[]) {CStringGetTextDatum(model), orig},
 					   NULL, SPI_OK_UPDATE);
 
+		/*
+		 * What the catalog says, not the last result row: a league's
+		 * retrain returns a row per candidate, and its champion version is
+		 * the one deployed (or the newest, when none was).
+		 */
+		CatalogExecute("SELECT COALESCE(m.deployed_version, 0), "
+					   "(SELECT COALESCE(pg_catalog.max(v.version), 0) FROM streamml.model_versions v "
+					   "WHERE v.model OPERATOR(pg_catalog.=) m.name) "
+					   "FROM streamml.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(model)},
+					   NULL, SPI_OK_SELECT);
+		if (SPI_processed == 1)
+		{
+			int32		deployed_now = DatumGetInt32(Value(0, 1, &isnull));
+
+			call.deployed = deployed_now != previous;
+			call.version = call.deployed ? deployed_now :
+				DatumGetInt32(Value(0, 2, &isnull));
+		}
 		MemoryContextSwitchTo(cxt);
 		resetStringInfo(&b);
 		appendStringInfo(&b, "{\"version\": %d, \"rows_used\": " INT64_FORMAT

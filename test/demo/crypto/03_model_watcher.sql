@@ -107,15 +107,22 @@ BEGIN
 	PERFORM streamml.create_monitor('price_60s_rows', 'price_60s', 'rows',
 	            jsonb_build_object('action', 'retrain', 'min_rows', every_rows,
 	                               'interval', '2 seconds', 'cooldown', '5 seconds'));
-	-- Drift of the live errors: Page-Hinkley (the default for a regression)
-	-- over |prediction - actual| of the deployed version's outcomes, fed in
-	-- the outcome tracker's transaction; the league runs again at once when
-	-- it fires, after 200 outcomes of the version and at most every 15 s.
-	-- Unlike this demo's former watcher, which ran ADWIN over each symbol's
-	-- relative error, a monitor sees one sequence per model (both symbols'
-	-- absolute errors); the summary still shows ADWIN per symbol beside it.
+	-- Drift of the live errors: Page-Hinkley over |prediction - actual| of
+	-- the deployed version's outcomes, fed in the outcome tracker's
+	-- transaction; the league runs again at once when it fires, after 200
+	-- outcomes of the version and at most every 15 s.  A monitor sees one
+	-- sequence per model, both symbols' absolute errors (USDT) interleaved,
+	-- whereas this demo's former watcher ran ADWIN over each symbol's
+	-- relative error (the summary still shows that beside it).  So the
+	-- detector's own scale: River's defaults ("delta" 0.005, "threshold"
+	-- 50) fired every 30 to 100 outcomes on these errors, whose spread is
+	-- tens of USDT; a rise of more than 10 USDT ("delta") summing to 3,000
+	-- USDT fires it (measured on a run's outcomes with drift_detect: once
+	-- or twice a version after the regime change, not before).
 	PERFORM streamml.create_monitor('price_60s_error', 'price_60s', 'error',
-	            '{"action": "retrain", "min_rows": 200, "cooldown": "15 seconds"}');
+	            '{"action": "retrain", "min_rows": 200, "cooldown": "15 seconds",
+	              "detector": "page_hinkley",
+	              "params": {"mode": "up", "min_instances": 200, "delta": 10, "threshold": 3000}}');
 	RETURN format('league trained, version %s deployed; scorer, tracker and monitors created', served);
 END
 $$;

@@ -31,14 +31,7 @@ SELECT name, kind, action, detector, observed, rows_since_training, last_event, 
 \echo 'what happened to the model: streamml.model_events (written by the monitors; trade time = newest trade delivered then)'
 SELECT e.id, to_char(e.at, 'HH24:MI:SS.MS') AS at, to_char(m.data_ts, 'HH24:MI:SS') AS trade_time,
        e.monitor, e.event, e.version,
-       left(CASE e.event
-            WHEN 'drift_detected' THEN format('position %s, %s', e.details->>'position', coalesce(e.details->>'action', e.details->>'note'))
-            WHEN 'new_rows' THEN format('%s new rows (min %s)', e.details->>'new_rows', e.details->>'min_rows')
-            WHEN 'retrain_started' THEN 'after ' || (e.details->>'after')
-            WHEN 'retrain_finished' THEN format('version %s, %s rows, %s s', e.details->>'version', e.details->>'rows_used', round((e.details->>'seconds')::numeric, 1))
-            WHEN 'deployed' THEN format('version %s replaces %s: holdout %s %s vs %s', e.details->>'version', e.details->>'previous_version', e.details->>'metric', round((e.details->>'holdout')::numeric, 3), round((e.details->>'deployed_holdout')::numeric, 3))
-            WHEN 'not_deployed' THEN format('version %s kept out, %s stays: holdout %s %s vs %s', e.details->>'version', e.details->>'previous_version', e.details->>'metric', round((e.details->>'holdout')::numeric, 3), round((e.details->>'deployed_holdout')::numeric, 3))
-            ELSE e.details::text END, 110) AS what
+       event_what(e.event, e.details) AS what
   FROM streamml.model_events e LEFT JOIN model_events m ON m.id = e.id
  WHERE e.model = 'price_60s' ORDER BY e.id;
 \echo 'the first league (the watcher, before the monitors)'

@@ -22,7 +22,7 @@ SELECT left(CASE event
 	WHEN 'drift_warning' THEN format('at outcome %s of the version', d->>'position')
 	WHEN 'new_rows' THEN format('%s new rows (min_rows %s)', d->>'new_rows', d->>'min_rows')
 	WHEN 'retrain_started' THEN 'after ' || (d->>'after')
-	WHEN 'retrain_finished' THEN format('version %s in %s s', d->>'version', round((d->>'seconds')::numeric, 1))
+	WHEN 'retrain_finished' THEN format('version %s in %s s', d->>'version', round((d->>'seconds')::numeric, 2))
 		|| CASE WHEN (d->>'rows_used')::bigint > 0 THEN format(', %s rows', d->>'rows_used') ELSE '' END
 	WHEN 'deployed' THEN format('version %s replaces %s', d->>'version', d->>'previous_version')
 		|| CASE WHEN d ? 'holdout' THEN format(': holdout %s %s, the served one %s', d->>'metric',

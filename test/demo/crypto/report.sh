@@ -29,13 +29,17 @@ while IFS=$'\t' read -r sym ver; do
 		FROM report_rows WHERE symbol = '$sym' AND version = $ver AND actual IS NOT NULL ORDER BY ts, trade_id"
 	plot+="${plot:+, }'rmse-$sym-$ver.tsv' using 1:2 with lines lw 1.5 title '$sym v$ver'"
 	n=$((n + 1))
-done < <(psql -X -At -F $'\t' -c 'SELECT DISTINCT symbol, version FROM report_rows WHERE version IS NOT NULL AND actual IS NOT NULL ORDER BY 1, 2')
+# (only the versions that served an eighth of the replay or more: with
+# retrains by two monitors a version may serve a few seconds, too short
+# for a line; the table below has them all)
+done < <(psql -X -At -F $'\t' -c 'SELECT symbol, version FROM report_rows WHERE version IS NOT NULL AND actual IS NOT NULL
+	GROUP BY 1, 2 HAVING max(ts) - min(ts) >= (SELECT (max(ts) - min(ts)) / 8 FROM report_rows) ORDER BY 1, 2')
 arrows=$(psql -X -At -c "SELECT format('set arrow from %s, graph 0 to %s, graph 1 nohead dt 2 lc rgb ''%s''; set label ''%s'' at %s, graph 0.97 rotate by 90 right font '',9'' tc rgb ''%s''',
 		e, e, c, k, e, c, c)
 	FROM (SELECT extract(epoch FROM data_ts) AS e, kind || coalesce(' v' || version, '') AS k,
 	             CASE kind WHEN 'drift' THEN '#d62728' WHEN 'deploy' THEN '#2ca02c' ELSE '#777777' END AS c
 	        FROM model_events WHERE kind IN ('drift', 'deploy', 'kept') ORDER BY id) e")
-report_chart rmse "Live RMSE (latest 100 outcomes) by symbol and model version; deploy and drift events marked" "$n" "
+report_chart rmse "Live RMSE (latest 100 outcomes) by symbol and model version (those that served an eighth of the time or more); deploy and drift events marked" "$n" "
 set xdata time; set timefmt '%s'; set format x '%H:%M'
 set xlabel 'trade time (UTC)'; set ylabel 'RMSE (USDT)'
 $arrows

@@ -4,7 +4,8 @@
 # "make demo" uses (test/demo/, mounted at /demo): the stream from Kafka
 # topic "trades", the feature tables, the views the dashboards read and the
 # model watcher (a pg_cron job, once a minute, which runs the first league
-# and creates the scorer and the outcome tracker).
+# and creates the scorer, the outcome tracker and the monitors that retrain
+# the model from then on; their events are in streamml.model_events).
 set -euo pipefail
 run() { psql -X -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres "$@"; }
 run -f /demo/common.sql

@@ -9,7 +9,7 @@ sql -v brokers="$KAFKA_BROKERS" -f $dir/setup.sql >/dev/null
 (
 	while :; do
 		out=$(psql -X -Atc 'SELECT watch_classifier()' 2>&1) || true
-		case "$out" in "nothing to do" | waiting | *NOTICE*) ;; *) echo "  watcher: $out" ;; esac
+		case "$out" in "nothing to do") break ;; waiting | *NOTICE*) ;; *) echo "  watcher: $out" ;; esac
 		sleep 1
 	done
 ) &

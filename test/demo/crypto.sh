@@ -18,11 +18,10 @@ sql -c '\d trade_features'
 say "gold: a league per symbol for the price 60 s ahead; a scorer and an outcome tracker once it is deployed"
 sql -f $dir/views.sql >/dev/null
 sql -f $dir/03_model_watcher.sql >/dev/null
-# MONITOR PLUG-IN POINT: when streamml.create_monitor lands on main, the
-# watcher below (watch_price_model in 03_model_watcher.sql, its pg_cron job
-# and this two-second loop) is replaced by one monitor of price_60s, created
-# here, after the first league: retrain on drift of the outcomes' errors,
-# or every 3,000 new rows.
+# The watcher (watch_price_model in 03_model_watcher.sql) trains the first
+# league and creates the scorer, the tracker and two monitors of price_60s:
+# from then on the monitors retrain (every 3,000 new rows, or on drift of
+# the outcomes' errors) and streamml.model_events says what they did.
 
 # One sample a second of what has been loaded and the consumer lag.
 (
@@ -37,20 +36,19 @@ sql -f $dir/03_model_watcher.sql >/dev/null
 	done
 ) &
 demo_bg_pids+=($!)
-# The watcher, every two seconds (pg_cron runs it once a minute).
+# The watcher until the first training (pg_cron runs it once a minute);
+# the monitor worker takes over then.
 (
 	while :; do
 		out=$(PGOPTIONS='-c client_min_messages=warning' psql -X -Atc 'SELECT watch_price_model()' 2>&1) || true
 		case "$out" in
-		"nothing to do" | waiting*) ;;
-		*) echo "  watcher: $out" ;;
+		"nothing to do") break ;;
+		waiting*) sleep 0.3 ;;
+		*) echo "  watcher: $out"; sleep 0.3 ;;
 		esac
-		# seed 004's first training at 20 rows: look often until then
-		case "$out" in waiting*) sleep 0.3 ;; *) sleep 2 ;; esac
 	done
 ) &
 demo_bg_pids+=($!)
-
 say "replaying the real BTCUSDT trades at ${speed}x (plus $synthetic synthetic symbol(s) with a regime change half-way, and bad messages on purpose)"
 replay_log=$(mktemp)
 python3 test/demo/replay_trades.py --file test/data/binance-btcusdt-trades.csv \

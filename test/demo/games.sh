@@ -33,11 +33,8 @@ produce_games --count "$first"
 wait_loaded "$first"
 sql -c "SELECT count(*) AS games, (SELECT count(*) FROM streamml.dead_letters) AS dead_letters FROM games"
 
-say "a league on them (random forest, linear): Global_Sales from Platform, Genre, Publisher (one-hot in SQL) and Year; then a scorer and an outcome tracker"
+say "a league on them (random forest, linear): Global_Sales from Platform, Genre, Publisher (categorical features) and Year; then a scorer, an outcome tracker and two monitors (retrain every 4,000 new games, or on drift of the live errors)"
 sql -c "SELECT * FROM train_sales_model()"
-# MONITOR PLUG-IN POINT: once streamml.create_monitor lands, a monitor of
-# global_sales (the league again every N new games, or on drift of the
-# live errors) is created here.
 
 total=$(($(wc -l <test/data/vgsales-with-na.csv) - 1))
 # 250 games/s by default: the outcome tracker writes each outcome with its

@@ -40,9 +40,9 @@ my %charts = (
 	games => { scatter => 2, genre => 2, dead => 1 },
 	classify => { accuracy => 2, proba => 2 });
 my %summary = (
-	crypto => qr/live RMSE by version.*end-to-end latency/s,
-	games => qr/dead letters by reason.*invalid input syntax for type integer.*live: games scored/s,
-	classify => qr/live accuracy on the rows scored on arrival/s);
+	crypto => qr/live RMSE by version.*the monitors \(streamml\.monitors\).*price_60s_rows.*streamml\.model_events.*end-to-end latency/s,
+	games => qr/dead letters by reason.*invalid input syntax for type integer.*streamml\.model_events.*publisher +\| +31 \| t.*live: games scored/s,
+	classify => qr/streamml\.model_events.*live accuracy on the rows scored on arrival/s);
 
 for my $demo (qw(crypto games classify))
 {

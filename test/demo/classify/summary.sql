@@ -6,8 +6,13 @@ SELECT version, rows_used, round((metrics->>'accuracy')::numeric, 4) AS holdout_
        round((metrics->>'roc_auc')::numeric, 4) AS holdout_roc_auc,
        version = (SELECT deployed_version FROM streamml.models WHERE name = 'malignant') AS deployed
   FROM streamml.model_versions WHERE model = 'malignant' ORDER BY version;
-\echo 'model events'
-SELECT * FROM model_events ORDER BY id;
+\echo 'the first training (the watcher, before the monitors)'
+SELECT at_label, version, detail FROM first_training;
+\echo 'what happened to the model: streamml.model_events (written by the monitors; at_label = newest label committed then)'
+SELECT e.id, m.at_label, e.monitor, e.event, e.version,
+       event_what(e.event, e.details) AS what
+  FROM streamml.model_events e LEFT JOIN model_events m ON m.id = e.id
+ WHERE e.model = 'malignant' ORDER BY e.id;
 \echo 'live accuracy on the rows scored on arrival (labels arrived after them)'
 SELECT count(*) AS scored_and_labelled, round(avg(correct::int), 4) AS live_accuracy,
        round((SELECT last_50 FROM live_accuracy ORDER BY arrival DESC LIMIT 1), 4) AS last_50_accuracy,

@@ -24,7 +24,19 @@ SELECT * FROM leaderboard
  WHERE version IN (SELECT DISTINCT version FROM streamml.outcomes WHERE model = 'price_60s') OR champion;
 \echo 'live RMSE by version (streamml.live_metrics: outcomes 60 s later) beside the naive forecast "price stays"'
 SELECT * FROM live_rmse;
-\echo 'drift in the live errors of each version (streamml.drift_detect adwin over |error| / price, in outcome order)'
+\echo 'the monitors (streamml.monitors)'
+SELECT name, kind, action, detector, observed, rows_since_training, last_event, last_action,
+       to_char(last_action_at, 'HH24:MI:SS') AS last_action_at
+  FROM streamml.monitors WHERE model = 'price_60s' ORDER BY name;
+\echo 'what happened to the model: streamml.model_events (written by the monitors; trade time = newest trade delivered then)'
+SELECT e.id, to_char(e.at, 'HH24:MI:SS.MS') AS at, to_char(m.data_ts, 'HH24:MI:SS') AS trade_time,
+       e.monitor, e.event, e.version,
+       event_what(e.event, e.details) AS what
+  FROM streamml.model_events e LEFT JOIN model_events m ON m.id = e.id
+ WHERE e.model = 'price_60s' ORDER BY e.id;
+\echo 'the first league (the watcher, before the monitors)'
+SELECT to_char(data_ts, 'HH24:MI:SS') AS trade_time, version, detail FROM first_league;
+\echo 'drift in the live errors of each version, per symbol (streamml.drift_detect adwin over |error| / price, in outcome order; the error monitor sees both symbols as one sequence)'
 SELECT symbol, version, outcomes, d->'detections' AS detected_at_outcome
   FROM (SELECT group_key AS symbol, version, count(*) AS outcomes,
                streamml.drift_detect('adwin', abs(prediction - actual) / actual
@@ -32,8 +44,5 @@ SELECT symbol, version, outcomes, d->'detections' AS detected_at_outcome
           FROM streamml.outcomes WHERE model = 'price_60s' AND prediction IS NOT NULL
          GROUP BY 1, 2) x
  ORDER BY 1, 2;
-\echo 'model events'
-SELECT id, to_char(data_ts, 'HH24:MI:SS') AS data_time, kind, version, detail
-  FROM model_events ORDER BY id;
 \echo 'end-to-end latency: Kafka timestamp -> committed prediction'
 SELECT * FROM latency;

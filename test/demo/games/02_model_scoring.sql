@@ -6,19 +6,13 @@
 -- tracker joins each with its actual Global_Sales (which arrives in the
 -- same message) and keeps the live metrics.
 --
--- FOR THE LEAD: the learners take numeric and boolean features only (README,
--- "Tree models and the league", Not yet: categorical features), so
--- Platform, Genre and Publisher are still one-hot encoded here, into
--- game_rows, a table that a statement trigger on games fills with one
--- float8 column per category seen in the first games.  When categorical
--- features land, game_rows and game_categories go, and the league, the
--- scorer and the tracker take games itself with ARRAY['platform', 'genre',
--- 'publisher', 'year'].
-
--- The categories: each platform, genre and publisher seen in the first
--- games (publishers with fewer than 20 games together as 'other'), less the
--- most common of each, the baseline that the linear model's intercept holds.
-CREATE TABLE game_categories (kind text, value text, idx int, col text, PRIMARY KEY (kind, value));
+-- Platform, Genre and Publisher are categorical features (text columns of
+-- games): every trainer one-hot encodes them at training time, with at
+-- most 32 levels a column (the 31 platforms each their own, the 31 most
+-- frequent of the 579 publishers, the rest as "publisher=(other)"; README,
+-- "Categorical features"), stores the levels with the version, and the
+-- scorer encodes each arriving game with them.  The league, the scorer and
+-- the tracker all read games itself.
 
 -- The scorer's predictions table, made ahead of the scorer so that the
 -- views below exist from the start.
@@ -36,59 +30,36 @@ SELECT g.rank, g.name, g.platform, g.genre, g.publisher, g.year, g.global_sales 
   FROM game_scores s JOIN games g USING (rank)
  WHERE s.model = 'global_sales';
 
--- Called once the first games are in: fixes the categories, makes
--- game_rows and its trigger, runs the league, creates the scorer and the
--- outcome tracker.
+-- Called once the first games are in: runs the league, creates the
+-- scorer, the outcome tracker and the monitors.
 CREATE FUNCTION train_sales_model() RETURNS TABLE (rank int, candidate text, kind text, version int,
                                                   holdout_rmse numeric, deployed boolean)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
-DECLARE
-	cols text;
-	exprs text;
-	features text[];
 BEGIN
-	INSERT INTO game_categories
-	SELECT c.kind, c.value, row_number() OVER (ORDER BY c.kind, c.value),
-	       left(c.kind || '_' || trim(BOTH '_' FROM lower(regexp_replace(c.value, '\W+', '_', 'g'))), 50)
-	         || '_' || row_number() OVER (ORDER BY c.kind, c.value)
-	  FROM (SELECT 'platform' AS kind, platform AS value, count(*) AS n,
-	               rank() OVER (ORDER BY count(*) DESC, platform) AS r FROM games GROUP BY platform
-	        UNION ALL
-	        SELECT 'genre', genre, count(*), rank() OVER (ORDER BY count(*) DESC, genre) FROM games GROUP BY genre
-	        UNION ALL
-	        SELECT 'publisher', publisher, count(*), rank() OVER (ORDER BY count(*) DESC, publisher)
-	          FROM games GROUP BY publisher HAVING count(*) >= 20) c
-	 WHERE c.r > 1;
-	SELECT string_agg(format('%I float8', c.col), ', ' ORDER BY c.idx),
-	       string_agg(format('(%I = %L)::int::float8', c.kind, c.value), ', ' ORDER BY c.idx),
-	       array_prepend('year', array_agg(c.col::text ORDER BY c.idx))
-	  INTO cols, exprs, features
-	  FROM game_categories c;
-	EXECUTE format('CREATE TABLE game_rows (rank int PRIMARY KEY, arrival bigint, year float8,
-	                global_sales float8, %s)', cols);
-	EXECUTE format($f$CREATE FUNCTION game_rows_fill() RETURNS trigger LANGUAGE plpgsql AS $b$
-	               BEGIN
-	                 INSERT INTO game_rows SELECT rank, arrival, year, global_sales, %s FROM new_games;
-	                 RETURN NULL;
-	               END $b$ $f$, exprs);
-	LOCK TABLE games IN SHARE ROW EXCLUSIVE MODE;
-	CREATE TRIGGER game_rows_fill AFTER INSERT ON games REFERENCING NEW TABLE AS new_games
-		FOR EACH STATEMENT EXECUTE FUNCTION game_rows_fill();
-	EXECUTE format('INSERT INTO game_rows SELECT rank, arrival, year, global_sales, %s FROM games', exprs);
-
 	RETURN QUERY SELECT l.rank, l.candidate, l.kind, l.version, round(l.score::numeric, 4), l.deployed
-	  FROM streamml.train_league('global_sales', 'game_rows', 'global_sales', features,
+	  FROM streamml.train_league('global_sales', 'games', 'global_sales',
+	       ARRAY['platform', 'genre', 'publisher', 'year'],
 	       '{"test_fraction": 0.2, "order_by": "arrival", "threads": 1,
 	         "candidates": ["forest", {"name": "linear", "trainer": "linreg", "options": {"l2": 0.001}}]}') l
 	 ORDER BY l.rank;
 
-	PERFORM streamml.create_scorer('sales_scorer', 'game_rows', 'global_sales', '{"into": "game_scores"}');
-	-- the outcome is in the game's own message: the tracker reads games,
-	-- whose trigger game_rows_fill (which fires before the tracker's, by
-	-- name) has had the game scored by then, so each outcome joins its
-	-- prediction at once
+	PERFORM streamml.create_scorer('sales_scorer', 'games', 'global_sales', '{"into": "game_scores"}');
+	-- the outcome is in the game's own message: the tracker reads games
+	-- too, and its trigger (streamml_tracker_N) fires after the scorer's
+	-- (streamml_scorer_N: triggers fire by name), so each outcome joins
+	-- its prediction at once
 	PERFORM streamml.track_outcomes('sales_scorer', 'games', '{"actual": "global_sales", "bucket": "5 seconds"}');
+	-- The monitors: the league again every 4,000 new games (the first
+	-- league saw 4,000), and at once when the live absolute errors drift
+	-- up (Page-Hinkley, the default for a regression), at most every 20 s;
+	-- each new version is deployed only if it beats the served one on the
+	-- newest 20% of games by arrival.  streamml.model_events says what they
+	-- did.
+	PERFORM streamml.create_monitor('global_sales_rows', 'global_sales', 'rows',
+	            '{"action": "retrain", "min_rows": 4000, "interval": "5 seconds", "cooldown": "5 seconds"}');
+	PERFORM streamml.create_monitor('global_sales_error', 'global_sales', 'error',
+	            '{"action": "retrain", "min_rows": 500, "cooldown": "20 seconds"}');
 END
 $$;
 

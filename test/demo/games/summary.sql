@@ -13,6 +13,15 @@ SELECT v.version, v.kind, v.rows_used, array_length(v.features, 1) AS features,
        round((v.metrics->>'r2')::numeric, 4) AS holdout_r2
   FROM streamml.model_versions v JOIN streamml.models m ON m.name = v.model AND m.deployed_version = v.version
  WHERE v.model = 'global_sales';
+\echo 'what happened to the model: streamml.model_events (written by the monitors)'
+SELECT id, to_char(at, 'HH24:MI:SS.MS') AS at, monitor, event, version,
+       event_what(event, details) AS what
+  FROM streamml.model_events WHERE model = 'global_sales' ORDER BY id;
+\echo 'categorical features of the deployed version (model_versions.encoding: levels one-hot encoded, the rest as "(other)")'
+SELECT e.key AS column, jsonb_array_length(e.value->'levels') AS levels, (e.value->>'other')::boolean AS other_level
+  FROM streamml.model_versions v JOIN streamml.models m ON m.name = v.model AND m.deployed_version = v.version,
+       jsonb_each(v.encoding) e
+ WHERE v.model = 'global_sales' ORDER BY 1;
 \echo 'live: games scored on arrival, predicted against actual Global_Sales (millions)'
 SELECT * FROM live_metrics;
 \echo 'a few games scored on arrival'

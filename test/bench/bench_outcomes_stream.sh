@@ -64,21 +64,10 @@ SPEC='{"partition_by": "symbol", "order_by": "ts", "keep": ["id", "symbol", "ts"
 	"vol_30s":  {"fn": "stddev_pop", "of": "price", "range": "30 seconds"},
 	"ewma_10s": {"fn": "ewma",       "of": "price", "half_life": "10 seconds"}}}'
 
+source test/bench/lib_stream.sh
+q -c 'CREATE EXTENSION pg_streamml'
+stream_rate_create
 q <<'SQL'
-CREATE EXTENSION pg_streamml;
-CREATE FUNCTION stream_rate(t regclass, OUT rows bigint, OUT batches bigint,
-		OUT seconds float8, OUT rows_per_s float8) LANGUAGE plpgsql AS $$
-BEGIN
-	EXECUTE format($q$
-		WITH b AS (SELECT pg_xact_commit_timestamp(xmin) AS at, count(*) AS n
-				   FROM %s GROUP BY xmin)
-		SELECT (SELECT sum(n) FROM b)::bigint, (SELECT count(*) FROM b),
-			   extract(epoch FROM max(at) - min(at)),
-			   (sum(n) - (SELECT n FROM b ORDER BY at LIMIT 1))
-				/ extract(epoch FROM max(at) - min(at))
-		FROM b$q$, t) INTO rows, batches, seconds, rows_per_s;
-END
-$$;
 -- the model: the price 1 s later from the features (any fit will do)
 CREATE TABLE train AS
 SELECT 100 + (i % 50) + (i % 7) * 0.1 AS lag_1, 100 + (i % 50) AS ma_5,

@@ -1,5 +1,5 @@
 # lib_stream.sh: what the stream benchmarks share (bench_ingest.sh,
-# bench_scorer.sh, bench_feature_table.sh).  Source it after pg_env_start
+# bench_scorer.sh, bench_feature_table.sh, bench_outcomes_stream.sh).  Source it after pg_env_start
 # and kafka-env.sh, with q() defined (psql -X -q -At -v ON_ERROR_STOP=1):
 #
 #   stream_rate_create     makes the SQL function stream_rate(table)

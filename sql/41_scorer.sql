@@ -157,14 +157,15 @@ SELECT streamml.create_scorer('e14', 'sc_ticks', 'sc_group');
 SELECT count(*) FROM streamml.scorers WHERE name LIKE 'e%';
 
 -- An existing predictions table of the right shape, with extra columns
--- filled by their defaults and an AFTER trigger that sees the rows.
+-- filled by their defaults and an AFTER trigger that sees the rows (code run
+-- by a scorer sees search_path pg_catalog, pg_temp: it qualifies its names).
 CREATE TABLE sc_own (id int, model text, version int, prediction float8,
 	probability float8, class text, role text, scored_at timestamptz,
 	note text DEFAULT 'auto', PRIMARY KEY (id, model));
 CREATE TABLE sc_own_log (n bigint);
 CREATE FUNCTION sc_own_count() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	INSERT INTO sc_own_log SELECT count(*) FROM new_rows;
+	INSERT INTO public.sc_own_log SELECT count(*) FROM new_rows;
 	RETURN NULL;
 END $$;
 CREATE TRIGGER sc_own_count AFTER INSERT ON sc_own REFERENCING NEW TABLE AS new_rows
@@ -244,13 +245,17 @@ INSERT INTO sc_alice_src VALUES (2, 0.2, 0.3);
 DO $$ BEGIN INSERT INTO sc_alice_src VALUES (2, 0.2, 0.3);
 EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'SQLSTATE %', SQLSTATE; END $$;
 RESET ROLE;
--- DROP ROLE is refused while bob owns a scorer; REASSIGN OWNED and DROP OWNED
+-- DROP ROLE is refused while bob owns a scorer; REASSIGN OWNED is too; DROP OWNED
 ALTER TABLE bob1 OWNER TO sc_alice;
 REVOKE ALL ON sc_alice_src FROM sc_bob;
 REVOKE ALL ON SCHEMA public FROM sc_bob;
 DROP ROLE sc_bob;
+-- a scorer acts as its owner by itself: REASSIGN OWNED refuses to move it
 REASSIGN OWNED BY sc_bob TO sc_alice;
 SELECT name, owner FROM streamml.scorers WHERE name = 'bob1';
+SELECT streamml.drop_scorer('bob1');
+REASSIGN OWNED BY sc_bob TO sc_alice;
+SELECT count(*) FROM streamml.scorers WHERE name = 'bob1';
 SELECT streamml.grant_model('sc_logit', 'sc_alice');
 SET ROLE sc_alice;
 INSERT INTO sc_alice_src VALUES (3, 0.2, 0.3);

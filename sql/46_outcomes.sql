@@ -270,6 +270,16 @@ GRANT pg_read_all_data, pg_write_all_data TO oc_owner;
 SELECT streamml.grant_model('oc_clf', 'oc_owner');
 SET ROLE oc_owner;
 SELECT streamml.create_scorer('oc_o', 'oc_o_rows', 'oc_clf', '{"into": "oc_o_preds"}');
+-- a tracker puts triggers on the labels and the predictions table: reading
+-- them is not enough, its owner needs TRIGGER on both
+SELECT streamml.track_outcomes('oc_o', 'oc_labels', '{"actual": "y"}');
+RESET ROLE;
+GRANT TRIGGER ON oc_labels TO oc_owner;
+SET ROLE oc_owner;
+SELECT streamml.track_outcomes('oc_o', 'oc_labels', '{"actual": "y"}');
+RESET ROLE;
+GRANT TRIGGER ON oc_o_preds TO oc_owner;
+SET ROLE oc_owner;
 SELECT streamml.track_outcomes('oc_o', 'oc_labels', '{"actual": "y"}');
 RESET ROLE;
 REVOKE TRIGGER ON oc_o_rows FROM oc_owner;
@@ -277,6 +287,7 @@ SELECT streamml.track_outcomes('oc_o', 'oc_labels', '{"actual": "y"}');
 -- the owner must keep SELECT on the source and the predictions table
 REVOKE pg_read_all_data FROM oc_owner;
 INSERT INTO oc_labels VALUES (1, true, 'odd', now());
+REVOKE TRIGGER ON oc_labels, oc_o_preds FROM oc_owner;
 DROP ROLE oc_owner;
 DROP OWNED BY oc_owner;
 DROP ROLE oc_owner;

@@ -18,10 +18,11 @@
  *					 owner), dead letters, models and the models' pg_cron
  *					 training jobs to the new owner.
  *
- * Feature tables (src/scoring) are owned the same way: DROP ROLE is refused
- * while the role owns one, DROP OWNED drops them (their tables go with
- * PostgreSQL's own DROP OWNED), REASSIGN OWNED gives them, tables included,
- * to the new owner, whose rights they then act with.
+ * Feature tables, scorers, outcome trackers and monitors are owned the
+ * same way: DROP ROLE is refused while the role owns one, DROP OWNED drops
+ * them (their tables go with PostgreSQL's own DROP OWNED), and REASSIGN
+ * OWNED is refused while the role owns one: they act as their owner by
+ * themselves (CheckReassignActors).
  *
  * Like PostgreSQL's own DROP OWNED and REASSIGN OWNED, these act on the
  * current database only; DROP ROLE sees only the current database's
@@ -188,86 +189,51 @@ DropOwned(Datum roles)
 }
 
 /*
- * Refuses REASSIGN OWNED when a feature table or scorer of the old roles
- * writes a table that carries code: a trigger or rule of the user's own, or
- * a constraint, default, generated column or index expression calling a
- * function outside pg_catalog and streamml.  They write as their owner on
- * every row any session inserts into their source, so once moved that code
- * would run as the new owner (a superuser, often) without anyone calling
- * it: the escalation F1 closed for pg_cron jobs.  Streams are stopped
- * instead (ReassignOwned); outcome trackers write only streamml's tables.
+ * Refuses REASSIGN OWNED while the old roles own a feature table, scorer,
+ * outcome tracker or monitor in this database.  These act as their owner
+ * by themselves: on every row any session inserts into their source, or
+ * in the monitor worker.  What they touch carries code the old owner
+ * controls, and no list of it can be complete: triggers and rules,
+ * constraints and defaults calling functions, domains over the output's
+ * columns, operators, casts, row-level security policies on the tables
+ * they read.  Once moved, that code would run as the new owner (a
+ * superuser, often) without anyone calling it.  So they are not moved: the
+ * new owner creates them again, having looked.  Streams are stopped
+ * instead and training jobs paused (ReassignOwned), since both wait for an
+ * explicit start.
  */
 static void
-CheckReassignOutputs(Datum roles, Oid newowner)
+CheckReassignActors(Datum roles, Oid newowner)
 {
 	const char *kind;
 	const char *name;
-	const char *rel;
-	const char *what;
+	const char *drop;
 
-	if (CatalogExecute("WITH o AS ("
-					   " SELECT 'feature table' AS kind, f.name, f.target AS rel"
-					   "   FROM streamml.feature_tables_catalog f WHERE f.owner = ANY ($1)"
-					   " UNION ALL"
-					   " SELECT 'scorer', s.name, s.predictions"
-					   "   FROM streamml.scorers_catalog s WHERE s.owner = ANY ($1)) "
-					   "SELECT o.kind, o.name, o.rel::regclass::text, x.what FROM o, LATERAL ("
-					   " SELECT 'trigger ' || quote_ident(t.tgname) AS what"
-					   "   FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
-					   "  WHERE t.tgrelid = o.rel AND NOT t.tgisinternal"
-					   "    AND p.pronamespace <> 'streamml'::regnamespace"
-					   " UNION ALL"
-					   " SELECT 'rule ' || quote_ident(r.rulename) FROM pg_rewrite r"
-					   "  WHERE r.ev_class = o.rel AND r.rulename <> '_RETURN'"
-					   " UNION ALL"
-					   " SELECT CASE d.classid WHEN 'pg_constraint'::regclass THEN 'a constraint'"
-					   "        WHEN 'pg_attrdef'::regclass THEN 'a default or generated column'"
-					   "        ELSE 'an index' END || ' calling ' || d.refobjid::regprocedure::text"
-					   "   FROM pg_depend d JOIN pg_proc p ON p.oid = d.refobjid"
-					   "  WHERE d.refclassid = 'pg_proc'::regclass"
-					   "    AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'streamml'::regnamespace)"
-					   "    AND (d.objid IN (SELECT c.oid FROM pg_constraint c WHERE c.conrelid = o.rel)"
-					   "      OR d.objid IN (SELECT a.oid FROM pg_attrdef a WHERE a.adrelid = o.rel)"
-					   "      OR d.objid IN (SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = o.rel))"
-					   ") x LIMIT 1",
+	if (CatalogExecute("SELECT 'feature table', f.name, 'streamml.drop_feature_table' "
+					   "FROM streamml.feature_tables_catalog f "
+					   "WHERE f.owner OPERATOR(pg_catalog.=) ANY ($1) "
+					   "UNION ALL SELECT 'scorer', s.name, 'streamml.drop_scorer' "
+					   "FROM streamml.scorers_catalog s "
+					   "WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1) "
+					   "UNION ALL SELECT 'outcome tracker', t.scorer, 'streamml.untrack_outcomes' "
+					   "FROM streamml.outcome_trackers t "
+					   "WHERE t.owner OPERATOR(pg_catalog.=) ANY ($1) "
+					   "UNION ALL SELECT 'monitor', m.name, 'streamml.drop_monitor' "
+					   "FROM streamml.monitors_catalog m "
+					   "WHERE m.owner OPERATOR(pg_catalog.=) ANY ($1) "
+					   "ORDER BY 1, 2 LIMIT 1",
 					   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT) == 0)
 		return;
 	kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	rel = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-	what = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	drop = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_IN_USE),
-			 errmsg("cannot reassign %s \"%s\" to role \"%s\" while table %s has %s",
-					kind, name, GetUserNameFromId(newowner, false), rel, what),
-			 errdetail("The %s writes that table as its owner on every row inserted into its source, so that code would run as the new owner.",
-					   kind),
-			 errhint("Review and drop the %s (or drop the %s), then run REASSIGN OWNED again.",
-					 strncmp(what, "trigger", 7) == 0 ? "trigger" :
-					 strncmp(what, "rule", 4) == 0 ? "rule" : "function's use", kind)));
-}
-
-/*
- * Refuses REASSIGN OWNED while the roles own monitors: a monitor's worker
- * runs the model's stored source query (data and rows checks, retrains)
- * by itself, as the model's owner, so once moved it would run SQL the old
- * owner wrote as the new owner.  Streams are stopped and training jobs
- * paused instead; a monitor is cheap to create again after review.
- */
-static void
-CheckReassignMonitors(Datum roles, Oid newowner)
-{
-	if (CatalogExecute("SELECT m.name FROM streamml.monitors_catalog m "
-					   "WHERE m.owner = ANY ($1) ORDER BY m.name LIMIT 1",
-					   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT) == 0)
-		return;
-	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_IN_USE),
-			 errmsg("cannot reassign monitor \"%s\" to role \"%s\"",
-					SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1),
-					GetUserNameFromId(newowner, false)),
-			 errdetail("A monitor runs its model's source query by itself, as the model's owner: moved, it would run SQL the old owner wrote as the new owner."),
-			 errhint("Drop the old owner's monitors with streamml.drop_monitor, run REASSIGN OWNED, then create them again as the new owner.")));
+			 errmsg("cannot reassign %s \"%s\" to role \"%s\"",
+					kind, name, GetUserNameFromId(newowner, false)),
+			 errdetail("Feature tables, scorers, outcome trackers and monitors act as their owner by themselves; moved, they would run code the old owner controls (triggers, constraints, domains, operators, policies on their tables, a model's source) as the new owner."),
+			 errhint("Drop the old owner's %ss with %s (or use DROP OWNED), run REASSIGN OWNED, then create them again as the new owner.",
+					 kind, drop)));
 }
 
 /*
@@ -293,8 +259,7 @@ ReassignOwned(Datum roles, Oid newowner)
 	uint64		streams;
 	uint64		jobs = 0;
 
-	CheckReassignOutputs(roles, newowner);
-	CheckReassignMonitors(roles, newowner);
+	CheckReassignActors(roles, newowner);
 
 	streams = CatalogExecute("UPDATE streamml.streams SET owner = $2, enabled = false, "
 							 "generation = generation OPERATOR(pg_catalog.+) 1 "

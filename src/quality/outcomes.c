@@ -313,6 +313,22 @@ CheckPredictionsTable(Oid preds)
 PG_FUNCTION_INFO_V1(track_outcomes);
 
 /*
+ * Errors unless role owner may create a trigger on table relid (owns it or
+ * holds TRIGGER on it): a tracker's triggers run on every insert into the
+ * table, whoever inserts, so nobody may put one on a table by SELECT alone.
+ */
+static void
+CheckTriggerPrivilege(Oid relid, Oid owner, const char *scorer)
+{
+	if (pg_class_aclcheck(relid, owner, ACL_TRIGGER) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(relid)),
+				 errdetail("The owner of scorer \"%s\" needs TRIGGER on the source of its outcomes and on its predictions table: an outcome tracker puts a trigger on both.",
+						   scorer)));
+}
+
+/*
  * SQL streamml.track_outcomes(scorer, source, options): see the top of
  * the file.
  */
@@ -388,6 +404,9 @@ track_outcomes(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("the predictions table of scorer \"%s\" does not exist", scorer)));
+	/* a tracker puts a trigger on both tables, as CREATE TRIGGER would */
+	CheckTriggerPrivilege(source, owner, scorer);
+	CheckTriggerPrivilege(preds, owner, scorer);
 	if (source == preds)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -337,14 +337,16 @@ like($err, qr/permission denied for table a_feat/, 'without the owner\'s INSERT 
 $node->safe_psql('postgres', 'GRANT INSERT ON a_feat TO alice');
 ($rc, $out, $err) = $node->psql('postgres', 'DROP ROLE alice');
 like($err, qr/owner of table a_feat/, 'DROP ROLE refused while alice owns the feature table');
-$node->safe_psql('postgres', 'REASSIGN OWNED BY alice TO mallory');
+($rc, $out, $err) = $node->psql('postgres', 'REASSIGN OWNED BY alice TO mallory');
+like($err, qr/cannot reassign feature table "a_feat" to role "mallory"/,
+	'REASSIGN OWNED refuses to move a feature table: it acts as its owner by itself');
 is($node->safe_psql('postgres', q{SELECT owner FROM streamml.feature_tables_catalog WHERE name = 'a_feat'}),
-	'mallory', 'REASSIGN OWNED moves the feature table');
-$node->safe_psql('postgres', 'DROP OWNED BY mallory');
+	'alice', 'the feature table stays with alice');
+$node->safe_psql('postgres', 'DROP OWNED BY alice, mallory');
 is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM streamml.feature_tables_catalog WHERE name = 'a_feat'}),
 	'0', 'DROP OWNED drops it');
-$node->safe_psql('postgres', 'DROP OWNED BY alice, mallory; DROP ROLE alice; DROP ROLE mallory');
+$node->safe_psql('postgres', 'DROP ROLE alice; DROP ROLE mallory');
 
 $node->stop;
 $broker->stop;

@@ -57,12 +57,18 @@ CatalogExecute(const char *sql, int nargs, Oid *types, Datum *values,
 
 /*
  * Runs f(arg) as role owner inside a security-restricted operation, with
- * the GUC changes it makes undone afterwards: how stored SQL (a model's
- * source, a stream's triggers) runs as its owner, never as the caller,
- * whoever the caller is (a superuser, pg_cron).
+ * the search_path pinned to path (pg_catalog and pg_temp when NULL) and
+ * the GUC changes f makes undone afterwards: how stored SQL (a model's
+ * source, a stream's triggers, a feature table's or scorer's reads and
+ * writes) runs as its owner, never as the caller, whoever the caller is (a
+ * superuser, pg_cron, a monitor worker, another role inserting into the
+ * source).  The caller's search_path must not apply: a role could put an
+ * operator or function of its own ahead of the ones the owner's SQL means,
+ * and it would run as the owner.  A model's source query keeps the path
+ * its owner trained it under (models.search_path).
  */
 void
-RunAsOwner(Oid owner, void (*f) (void *), void *arg)
+RunAsOwnerWithPath(Oid owner, const char *path, void (*f) (void *), void *arg)
 {
 	Oid			save_user;
 	int			save_sec;
@@ -72,7 +78,17 @@ RunAsOwner(Oid owner, void (*f) (void *), void *arg)
 	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", path ? path : "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	f(arg);
 	AtEOXact_GUC(false, nest);
 	SetUserIdAndSecContext(save_user, save_sec);
+}
+
+/* RunAsOwnerWithPath with the search_path pinned to pg_catalog, pg_temp. */
+void
+RunAsOwner(Oid owner, void (*f) (void *), void *arg)
+{
+	RunAsOwnerWithPath(owner, NULL, f, arg);
 }

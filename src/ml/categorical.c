@@ -426,7 +426,7 @@ DeployedEncoding(TrainRun *run)
 	if (SPI_execute_with_args("SELECT v.encoding FROM streamml.models m "
 							  "JOIN streamml.model_versions v "
 							  "ON v.model = m.name AND v.version = m.deployed_version "
-							  "WHERE m.name = $1 AND m.feature_columns = $2 "
+							  "WHERE m.name = $1 AND m.feature_columns OPERATOR(pg_catalog.=) $2 "
 							  "AND v.encoding IS NOT NULL LIMIT 1",
 							  2, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the deployed version");

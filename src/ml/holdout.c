@@ -241,7 +241,7 @@ LoadDeployed(TrainRun *run, List *groups, bool for_warm_start)
 	values[1] = FeatureNamesArray(run);
 	values[2] = CStringGetTextDatum(run->deploy_metric);
 	ret = SPI_execute_with_args(
-								"SELECT v.group_key, v.intercepts, v.coefficients, v.features = $2, "
+								"SELECT v.group_key, v.intercepts, v.coefficients, v.features OPERATOR(pg_catalog.=) $2, "
 								"(v.metrics->>$3)::float8 "
 								"FROM streamml.models m JOIN streamml.model_versions v ON v.model = m.name AND v.version = m.deployed_version "
 								"WHERE m.name = $1",

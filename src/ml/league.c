@@ -755,7 +755,7 @@ LeagueRun(FunctionCallInfo fcinfo, text *model, text *source, text *target,
 
 	InitMaterializedSRF(fcinfo, 0);
 	lg->model = text_to_cstring(model);
-	lg->source = text_to_cstring(source);
+	lg->source = SourceCanonical(text_to_cstring(source));
 	lg->target = text_to_cstring(target);
 	lg->features = features;
 	lg->options = options;

@@ -25,6 +25,7 @@ CREATE TABLE streamml.models (
 	classes text[],
 	group_by text,
 	source text NOT NULL,
+	search_path text,
 	options jsonb NOT NULL DEFAULT '{}',
 	deployed_version integer,
 	owner regrole NOT NULL,

@@ -25,6 +25,8 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -548,10 +550,10 @@ ClassesArray(TrainRun *run)
 void
 ModelUpsert(TrainRun *run, Jsonb *options)
 {
-	Oid			t1[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTOID, JSONBOID, TEXTOID, TEXTARRAYOID, OIDOID};
-	Datum		v1[10];
-	char		n1[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			t1[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTOID, JSONBOID, TEXTOID, TEXTARRAYOID, OIDOID, TEXTOID};
+	Datum		v1[11];
+	char		n1[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	const char *kind = run->family != FAMILY_GLM ? FamilyName(run) :
 		run->kind == MODEL_LINEAR ? "linear" :
 		run->kind == MODEL_LOGISTIC ? "logistic" : "multinomial";
@@ -573,15 +575,19 @@ ModelUpsert(TrainRun *run, Jsonb *options)
 	v1[8] = run->nclasses > 0 ? ClassesArray(run) : (Datum) 0;
 	n1[8] = run->nclasses > 0 ? ' ' : 'n';
 	v1[9] = ObjectIdGetDatum(GetUserId());
+	/* a query source keeps the path it was written for (RunAsOwnerWithPath) */
+	v1[10] = SourceNeedsSearchPath(run->source) ?
+		CStringGetTextDatum(namespace_search_path) : (Datum) 0;
+	n1[10] = SourceNeedsSearchPath(run->source) ? ' ' : 'n';
 
-	if (CatalogExecute("INSERT INTO streamml.models AS m (name, kind, label, features, feature_columns, source, options, group_by, classes, owner) "
-					   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+	if (CatalogExecute("INSERT INTO streamml.models AS m (name, kind, label, features, feature_columns, source, options, group_by, classes, owner, search_path) "
+					   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
 					   "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, label = excluded.label, "
 					   "features = excluded.features, feature_columns = excluded.feature_columns, "
 					   "source = excluded.source, options = excluded.options, group_by = excluded.group_by, "
-					   "classes = excluded.classes "
+					   "classes = excluded.classes, search_path = excluded.search_path "
 					   "WHERE pg_catalog.pg_has_role($10, m.owner, 'USAGE') RETURNING 1",
-					   10, t1, v1, n1, SPI_OK_INSERT_RETURNING) != 1)
+					   11, t1, v1, n1, SPI_OK_INSERT_RETURNING) != 1)
 		ReportOwnedByAnother(run->model);
 }
 

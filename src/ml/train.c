@@ -225,6 +225,7 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, ModelFamily family,
 	errcallback.arg = run->model;
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
+	run->source = SourceCanonical(run->source);
 	SetFeatureColumns(run, fa);
 	ParseOptions(run, options);
 
@@ -418,7 +419,10 @@ PG_FUNCTION_INFO_V1(retrain);
  *
  * The stored source is SQL its owner wrote: it runs as the owner, in a
  * security-restricted operation, whoever calls retrain (a superuser,
- * pg_cron), so that it can never act with the caller's privileges.
+ * pg_cron), so that it can never act with the caller's privileges, and
+ * under the owner's search_path of training time for a query source (a
+ * table source is stored schema-qualified; it runs with pg_catalog only),
+ * never the caller's.
  */
 Datum
 retrain(PG_FUNCTION_ARGS)
@@ -428,6 +432,7 @@ retrain(PG_FUNCTION_ARGS)
 	char	   *name;
 	Datum		arg;
 	Datum		spec_datums[4];
+	char	   *search_path;
 	MemoryContext cxt = CurrentMemoryContext;
 	Oid			owner;
 	bool		isnull;
@@ -453,7 +458,8 @@ retrain(PG_FUNCTION_ARGS)
 				   "m.options->>'order_by', "
 				   "(SELECT v.data_max FROM streamml.model_versions v "
 				   " WHERE v.model OPERATOR(pg_catalog.=) m.name "
-				   " ORDER BY v.version DESC, v.data_max DESC NULLS LAST LIMIT 1) "
+				   " ORDER BY v.version DESC, v.data_max DESC NULLS LAST LIMIT 1), "
+				   "m.search_path "
 				   "FROM streamml.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
 	a.kind = strcmp(ResultText(0, 1), "linear") == 0 ? MODEL_LINEAR : MODEL_LOGISTIC;
@@ -467,10 +473,12 @@ retrain(PG_FUNCTION_ARGS)
 	{
 		char	   *order_by = ResultText(0, 6);
 		char	   *last = ResultText(0, 7);
+		char	   *path = ResultText(0, 8);
 
 		MemoryContextSwitchTo(cxt);
 		a.order_by = order_by ? pstrdup(order_by) : NULL;
 		a.last = last ? pstrdup(last) : NULL;
+		search_path = path ? pstrdup(path) : NULL;
 	}
 	SPI_finish();
 	MemoryContextSwitchTo(cxt);
@@ -478,7 +486,7 @@ retrain(PG_FUNCTION_ARGS)
 	a.label = DatumGetTextPP(spec_datums[1]);
 	a.features = DatumGetArrayTypeP(spec_datums[2]);
 	a.spec = DatumGetJsonbP(spec_datums[3]);
-	RunAsOwner(owner, RetrainAsOwner, &a);
+	RunAsOwnerWithPath(owner, search_path, RetrainAsOwner, &a);
 	return (Datum) 0;
 }
 

@@ -231,6 +231,8 @@ extern void ResolveClassWeights(TrainRun *run, List *groups);
 
 /* train_source.c: the source, its columns and the queries over it */
 extern char *SourceFromItem(const char *source);
+extern char *SourceCanonical(const char *source);
+extern bool SourceNeedsSearchPath(const char *source);
 extern Oid	SourceColumnType(struct TupleDescData *desc, const char *column,
 							 const char *role, const char *source);
 extern bool TypeIsNumeric(Oid type);

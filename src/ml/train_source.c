@@ -43,19 +43,39 @@ SourceIsQuery(const char *source)
 		pg_strncasecmp(s, "table", 5) == 0;
 }
 
-/* Builds the FROM item for the source: a quoted relation or a subquery. */
+/*
+ * The source as a model stores it: a query as written, a relation by its
+ * schema-qualified name, resolved now, under the caller's search_path, so
+ * that a retrain (by pg_cron, a monitor, a superuser) reads the same table
+ * whatever path it runs under.
+ */
 char *
-SourceFromItem(const char *source)
+SourceCanonical(const char *source)
 {
 	Oid			relid;
 
 	if (SourceIsQuery(source))
-		return psprintf("(%s) s", source);
+		return pstrdup(source);
 	relid = DatumGetObjectId(DirectFunctionCall1(regclassin,
 												 CStringGetDatum(source)));
-	return psprintf("%s s",
-					quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-											   get_rel_name(relid)));
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/* True when a model's source is a query, which keeps its search_path. */
+bool
+SourceNeedsSearchPath(const char *source)
+{
+	return SourceIsQuery(source);
+}
+
+/* Builds the FROM item for the source: a quoted relation or a subquery. */
+char *
+SourceFromItem(const char *source)
+{
+	if (SourceIsQuery(source))
+		return psprintf("(%s) s", source);
+	return psprintf("%s s", SourceCanonical(source));
 }
 
 /* Finds a column of the source by name; errors naming it when absent. */

@@ -230,7 +230,7 @@ TreeDeployedBooster(TrainRun *run, TreeGroup *g)
 	if (SPI_execute_with_args("SELECT v.model_data FROM streamml.models m "
 							  "JOIN streamml.model_versions v "
 							  "ON v.model = m.name AND v.version = m.deployed_version "
-							  "WHERE m.name = $1 AND v.features = $2 AND v.kind = $3 "
+							  "WHERE m.name = $1 AND v.features OPERATOR(pg_catalog.=) $2 AND v.kind = $3 "
 							  "AND v.model_data IS NOT NULL "
 							  "AND v.group_key IS NOT DISTINCT FROM $4",
 							  4, types, values, nulls, true, 1) != SPI_OK_SELECT)
@@ -624,7 +624,7 @@ TreeDeployedPredict(TrainRun *run, TreeGroup *g, int nout, double *pred,
 	values[2] = CStringGetTextDatum(run->deploy_metric);
 	values[3] = g->key ? CStringGetTextDatum(g->key) : (Datum) 0;
 	nulls[3] = g->key ? ' ' : 'n';
-	if (SPI_execute_with_args("SELECT m.kind, v.features = $2, (v.metrics->>$3)::float8, "
+	if (SPI_execute_with_args("SELECT m.kind, v.features OPERATOR(pg_catalog.=) $2, (v.metrics->>$3)::float8, "
 							  "v.model_data, v.intercepts, v.coefficients, "
 							  "pg_catalog.cardinality(m.classes) "
 							  "FROM streamml.models m JOIN streamml.model_versions v "

@@ -31,6 +31,8 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
+
 #include <math.h>
 
 #include "catalog/pg_type.h"
@@ -115,8 +117,8 @@ create_monitor(PG_FUNCTION_ARGS)
 	char	   *model_order_by;
 	bool		classifier;
 	Oid			owner;
-	Datum		args[10];
-	char		nulls[10];
+	Datum		args[11];
+	char		nulls[11];
 	bool		isnull;
 
 	if (strlen(name) == 0)
@@ -259,12 +261,14 @@ create_monitor(PG_FUNCTION_ARGS)
 	memset(nulls, ' ', sizeof(nulls));
 	nulls[6] = detector ? ' ' : 'n';
 	nulls[7] = params ? ' ' : 'n';
+	/* a "source" of the monitor's own resolves as its creator meant it */
+	args[10] = CStringGetTextDatum(namespace_search_path);
 	CatalogExecute("INSERT INTO streamml.monitors_catalog (name, model, kind, "
 				   "action, options, cooldown, detector, detector_params, owner, "
-				   "next_check_at) VALUES ($1, $2, $3, $4, $5, $6::interval, $7, "
-				   "$8::jsonb, $9, CASE WHEN $10 THEN pg_catalog.now() END)",
-				   10, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID,
-					   TEXTOID, TEXTOID, TEXTOID, OIDOID, BOOLOID},
+				   "next_check_at, search_path) VALUES ($1, $2, $3, $4, $5, $6::interval, $7, "
+				   "$8::jsonb, $9, CASE WHEN $10 THEN pg_catalog.now() END, $11)",
+				   11, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID,
+					   TEXTOID, TEXTOID, TEXTOID, OIDOID, BOOLOID, TEXTOID},
 				   args, nulls, SPI_OK_INSERT);
 	SPI_finish();
 	MonitorWorkerStartAtCommit();

@@ -18,6 +18,7 @@ CREATE TABLE streamml.monitors_catalog (
 	kind text NOT NULL CHECK (kind IN ('error', 'data', 'rows')),
 	action text NOT NULL CHECK (action IN ('retrain', 'notify', 'log')),
 	options jsonb NOT NULL DEFAULT '{}',
+	search_path text,			-- the creator's, for an options "source"
 	cooldown interval NOT NULL,
 	detector text,				-- error: the drift_detect method
 	detector_params jsonb,		-- error: its parameters

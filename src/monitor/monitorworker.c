@@ -322,7 +322,8 @@ CheckMonitor(int32 id)
 			   *action,
 			   *source,
 			   *order_by,
-			   *last;
+			   *last,
+			   *search_path;
 	Jsonb	   *options;
 	Oid			owner;
 	bool		cooling;
@@ -342,7 +343,8 @@ CheckMonitor(int32 id)
 				   "(SELECT v.data_max FROM streamml.model_versions v "
 				   " WHERE v.model OPERATOR(pg_catalog.=) m.name "
 				   " ORDER BY v.version DESC, v.data_max DESC NULLS LAST LIMIT 1), "
-				   "COALESCE(m.deployed_version, 0), m.features, m.feature_columns "
+				   "COALESCE(m.deployed_version, 0), m.features, m.feature_columns, "
+				   "CASE WHEN c.options OPERATOR(pg_catalog.?) 'source' THEN c.search_path ELSE m.search_path END "
 				   "FROM streamml.monitors_catalog c JOIN streamml.models m "
 				   "ON m.name OPERATOR(pg_catalog.=) c.model "
 				   "WHERE c.id OPERATOR(pg_catalog.=) $1 FOR UPDATE OF c",
@@ -362,6 +364,7 @@ CheckMonitor(int32 id)
 	deployed = DatumGetInt32(Value(0, 11, &isnull));
 	features = DatumGetArrayTypePCopy(Value(0, 12, &isnull));
 	columns = DatumGetArrayTypePCopy(Value(0, 13, &isnull));
+	search_path = Text(0, 14);
 
 	memset(&a, 0, sizeof(a));
 	initStringInfo(&sql);
@@ -376,7 +379,7 @@ CheckMonitor(int32 id)
 			appendStringInfo(&sql, " WHERE s.%s > %s", quote_identifier(order_by),
 							 quote_literal_cstr(last));
 		a.sql = sql.data;
-		RunAsOwner(owner, RunCheck, &a);
+		RunAsOwnerWithPath(owner, search_path, RunCheck, &a);
 		fired = a.count >= min_rows;
 		appendStringInfo(&details, "{\"new_rows\": " INT64_FORMAT ", \"min_rows\": " INT64_FORMAT,
 						 a.count, min_rows);
@@ -447,7 +450,7 @@ CheckMonitor(int32 id)
 		a.nargs = 1;
 		a.types = (Oid[]) {TEXTOID};
 		a.values = (Datum[]) {CStringGetTextDatum(model)};
-		RunAsOwner(owner, RunCheck, &a);
+		RunAsOwnerWithPath(owner, search_path, RunCheck, &a);
 		appendStringInfo(&details, "{\"method\": \"%s\", \"threshold\": %g, \"rows\": " INT64_FORMAT
 						 ", \"version\": %d, \"features\": {",
 						 method, threshold, a.count, deployed);

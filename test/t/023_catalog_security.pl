@@ -250,11 +250,13 @@ SELECT streamml.drop_model('em2');
 DROP EXTENSION pg_cron;
 EOSQL
 
-# 5b. Feature tables and scorers write their output tables as their owner
-# on every row anyone inserts into their source.  A trigger (or a
-# constraint calling a function) that the old owner put on an output table
-# would run as the new owner after REASSIGN OWNED: it is refused, and
-# allowed once that code is gone.
+# 5b. Feature tables, scorers, outcome trackers and monitors act as their
+# owner by themselves, on every row anyone inserts into their source or in
+# the monitor worker.  Code of the old owner reaches them by many roads (a
+# trigger, a domain over an output column, an operator in a constraint):
+# moved, it would run as the new owner.  REASSIGN OWNED refuses while the
+# roles own any of them, whatever their tables carry; once they are
+# dropped, it moves the rest, and gil gains nothing.
 $node->safe_psql('postgres', <<'EOSQL');
 CREATE ROLE gil LOGIN;
 GRANT CREATE ON SCHEMA public TO gil;
@@ -272,28 +274,55 @@ BEGIN
 	IF current_user <> 'gil' THEN EXECUTE 'ALTER ROLE gil SUPERUSER'; END IF;
 	RETURN true;
 END $$;
+CREATE FUNCTION public.geq(float8, int) RETURNS boolean LANGUAGE sql
+	AS 'SELECT public.gcheck(1)';
+CREATE OPERATOR public.=== (LEFTARG = float8, RIGHTARG = int, FUNCTION = public.geq);
+CREATE DOMAIN public.gdom AS int DEFAULT 1 CHECK (public.gcheck(VALUE));
 SELECT streamml.create_scorer('gsc', 'public.gsrc', 'gm', '{"into": "gpreds"}');
 CREATE TRIGGER gtrap AFTER INSERT ON public.gpreds FOR EACH STATEMENT
 	EXECUTE FUNCTION public.gtrap();
 EOSQL
 ($rc, $out, $err) = $node->psql('postgres', 'REASSIGN OWNED BY gil TO admin');
-like($err, qr/cannot reassign scorer "gsc" to role "admin" while table public.gpreds has trigger gtrap/,
+like($err, qr/cannot reassign scorer "gsc" to role "admin"/,
 	'REASSIGN OWNED refuses to move a scorer whose output table has the old owner\'s trigger');
 $node->safe_psql('postgres', q{
 	SET ROLE gil;
 	DROP TRIGGER gtrap ON public.gpreds;
-	ALTER TABLE public.gpreds ADD CONSTRAINT gcheck CHECK (public.gcheck(1));
+	ALTER TABLE public.gpreds ADD COLUMN g public.gdom;
 });
 ($rc, $out, $err) = $node->psql('postgres', 'REASSIGN OWNED BY gil TO admin');
-like($err, qr/while table public.gpreds has a constraint calling public.gcheck\(integer\)/,
-	'... or whose output table has a constraint calling a function');
-is($node->safe_psql('postgres', "SELECT owner::regrole FROM streamml.scorers WHERE name = 'gsc'"),
-	'gil', 'the scorer stays with its owner');
-# A monitor runs its model's source query by itself: REASSIGN OWNED is
-# refused while the roles own one.
+like($err, qr/cannot reassign scorer "gsc"/, '... or a column of a domain calling a function');
 $node->safe_psql('postgres', q{
 	SET ROLE gil;
-	ALTER TABLE public.gpreds DROP CONSTRAINT gcheck;
+	ALTER TABLE public.gpreds DROP COLUMN g;
+	ALTER TABLE public.gpreds ADD CONSTRAINT gop CHECK (prediction OPERATOR(public.===) 0);
+});
+($rc, $out, $err) = $node->psql('postgres', 'REASSIGN OWNED BY gil TO admin');
+like($err, qr/cannot reassign scorer "gsc"/, '... or a constraint using an operator');
+$node->safe_psql('postgres', q{
+	SET ROLE gil;
+	ALTER TABLE public.gpreds DROP CONSTRAINT gop;
+});
+($rc, $out, $err) = $node->psql('postgres', 'REASSIGN OWNED BY gil TO admin');
+like($err, qr/cannot reassign scorer "gsc" to role "admin".*HINT:  Drop the old owner's scorers with streamml.drop_scorer/s,
+	'... or nothing at all: a scorer is never moved');
+is($node->safe_psql('postgres', "SELECT owner::regrole FROM streamml.scorers WHERE name = 'gsc'"),
+	'gil', 'the scorer stays with its owner');
+# An outcome tracker and a monitor, likewise.
+$node->safe_psql('postgres', q{
+	SET ROLE gil;
+	SELECT streamml.drop_scorer('gsc');
+	CREATE TABLE public.glab (id int, y boolean);
+	SELECT streamml.create_scorer('gsc2', 'public.gsrc', 'gm', '{"into": "gpreds"}');
+	SELECT streamml.track_outcomes('gsc2', 'public.glab', '{"actual": "y"}');
+	SELECT streamml.drop_scorer('gsc2');
+});
+($rc, $out, $err) = $node->psql('postgres', 'REASSIGN OWNED BY gil TO admin');
+like($err, qr/cannot reassign outcome tracker "gsc2" to role "admin"/,
+	'REASSIGN OWNED refuses to move an outcome tracker');
+$node->safe_psql('postgres', q{
+	SET ROLE gil;
+	SELECT streamml.untrack_outcomes('gsc2');
 	SELECT streamml.create_monitor('gmon', 'gm', 'rows', '{"order_by": "id"}');
 });
 ($rc, $out, $err) = $node->psql('postgres', 'REASSIGN OWNED BY gil TO admin');
@@ -303,17 +332,79 @@ $node->safe_psql('postgres', q{SET ROLE gil; SELECT streamml.drop_monitor('gmon'
 $node->safe_psql('postgres', 'REASSIGN OWNED BY gil TO admin');
 $node->safe_psql('postgres', 'INSERT INTO public.gsrc VALUES (21, 21, false)');
 is($node->safe_psql('postgres', q{
-	SELECT (SELECT owner::regrole FROM streamml.scorers WHERE name = 'gsc'),
-		   (SELECT rolsuper FROM pg_roles WHERE rolname = 'gil'),
-		   (SELECT count(*) FROM public.gpreds)}),
-	'admin|f|1', 'without that code it moves, scores as the new owner, and gil gained nothing');
+	SELECT (SELECT owner::regrole FROM streamml.models WHERE name = 'gm'),
+		   (SELECT rolsuper FROM pg_roles WHERE rolname = 'gil')}),
+	'admin|f', 'without them the rest moves, and gil gained nothing');
 $node->safe_psql('postgres', q{
-	SELECT streamml.drop_scorer('gsc');
 	SELECT streamml.drop_model('gm');
-	DROP TABLE public.gsrc, public.gpreds;
-	DROP FUNCTION public.gtrap(), public.gcheck(int);
+	DROP TABLE public.gsrc, public.gpreds, public.glab;
+	DROP OPERATOR public.=== (float8, int);
+	DROP DOMAIN public.gdom;
+	DROP FUNCTION public.gtrap(), public.geq(float8, int), public.gcheck(int);
 	REVOKE CREATE ON SCHEMA public FROM gil;
 	DROP ROLE gil;
+});
+
+# 5c. Names a model's stored SQL resolves.  ivy works in schema analytics;
+# jack may create objects in public.  A retrain run by someone else (a
+# superuser here, pg_cron or a monitor worker elsewhere) must read the table
+# ivy trained on, not jack's public.sales, and no operator of jack's may run
+# as ivy: the extension's own SQL qualifies its operators (text[] = text[]
+# has no exact match in pg_catalog, so jack's would win), a table source is
+# stored schema-qualified, a query source keeps ivy's search_path.
+$node->safe_psql('postgres', <<'EOSQL');
+CREATE ROLE ivy LOGIN;
+CREATE ROLE jack LOGIN;
+GRANT CREATE ON SCHEMA public TO jack;
+CREATE SCHEMA analytics AUTHORIZATION ivy;
+CREATE TABLE public.loot (who text);
+GRANT INSERT ON public.loot TO PUBLIC;
+SET ROLE jack;
+CREATE FUNCTION public.jeq(text[], text[]) RETURNS boolean LANGUAGE sql
+	AS 'INSERT INTO public.loot VALUES (current_user) RETURNING true';
+CREATE OPERATOR public.= (LEFTARG = text[], RIGHTARG = text[], FUNCTION = public.jeq);
+CREATE FUNCTION public.spy() RETURNS int LANGUAGE sql
+	AS 'INSERT INTO public.loot VALUES (current_user) RETURNING 1';
+CREATE VIEW public.sales AS SELECT i AS id, public.spy()::float8 AS x, i % 2 = 0 AS y
+	FROM generate_series(1, 100) i;
+RESET ROLE;
+SET ROLE ivy;
+SET search_path = analytics, public;
+CREATE TABLE analytics.sales (id int, x float8, y boolean);
+INSERT INTO analytics.sales SELECT i, i % 7, i % 3 = 0 FROM generate_series(1, 200) i;
+SELECT count(*) FROM streamml.train_logreg('ivym', 'sales', 'y', ARRAY['x'],
+	'{"test_fraction": 0.2, "order_by": "id"}');
+SELECT count(*) FROM streamml.train_logreg('ivym', 'sales', 'y', ARRAY['x'],
+	'{"test_fraction": 0.2, "order_by": "id", "deploy": "if_better"}');
+SELECT count(*) FROM streamml.train_gbt('ivyt', 'sales', 'y', ARRAY['x'],
+	'{"test_fraction": 0.2, "order_by": "id", "trees": 3}');
+SELECT count(*) FROM streamml.train_gbt('ivyt', 'sales', 'y', ARRAY['x'],
+	'{"test_fraction": 0.2, "order_by": "id", "trees": 3, "deploy": "if_better"}');
+SELECT count(*) FROM streamml.train_linreg('ivyq', 'SELECT id, x, id * 2.0 AS z FROM sales', 'z', ARRAY['x']);
+EOSQL
+is($node->safe_psql('postgres', q{SELECT source FROM streamml.models WHERE name = 'ivym'}),
+	'analytics.sales', 'a table source is stored schema-qualified');
+is($node->safe_psql('postgres', q{SELECT search_path FROM streamml.models WHERE name = 'ivyq'}),
+	'analytics, public', 'a query source keeps the search_path it was trained under');
+$node->safe_psql('postgres', q{
+	SELECT count(*) FROM streamml.retrain('ivym');
+	SELECT count(*) FROM streamml.retrain('ivyt');
+	SELECT count(*) FROM streamml.retrain('ivyq');
+});
+is($node->safe_psql('postgres', q{
+	SELECT (SELECT rows_used FROM streamml.model_versions WHERE model = 'ivym' ORDER BY version DESC LIMIT 1),
+		   (SELECT rows_used FROM streamml.model_versions WHERE model = 'ivyq' ORDER BY version DESC LIMIT 1),
+		   (SELECT count(*) FROM public.loot)}),
+	'160|200|0', "a superuser's retrain reads ivy's tables, and nothing of jack's ran");
+$node->safe_psql('postgres', q{
+	SELECT streamml.drop_model('ivym'); SELECT streamml.drop_model('ivyt');
+	SELECT streamml.drop_model('ivyq');
+	DROP SCHEMA analytics CASCADE;
+	DROP VIEW public.sales; DROP OPERATOR public.= (text[], text[]);
+	DROP FUNCTION public.jeq(text[], text[]), public.spy();
+	DROP TABLE public.loot;
+	REVOKE CREATE ON SCHEMA public FROM jack;
+	DROP ROLE ivy; DROP ROLE jack;
 });
 
 # 4. Stale caches.  team is granted the model; carol is in team.

@@ -23,6 +23,12 @@ SELECT version FROM streamml.train_logreg('rt_hold', 'stream', 'y',
 	ARRAY['x'], '{"order_by": "id", "test_fraction": 0.2}');
 SELECT version, data_cutoff, data_max FROM streamml.model_versions WHERE model = 'rt_hold';
 SELECT count(*) FROM streamml.retrain('rt_hold', '{"min_new_rows": 1}');
+-- deploy 'if_better' with a holdout too small to hold a row: nothing to
+-- compare on, so the version served stays
+SELECT version, deployed FROM streamml.train_logreg('rt_hold', 'stream', 'y',
+	ARRAY['x'], '{"order_by": "id", "test_fraction": 1e-9, "deploy": "if_better"}');
+SELECT deployed_version < (SELECT max(version) FROM streamml.model_versions WHERE model = 'rt_hold')
+  FROM streamml.models WHERE name = 'rt_hold';
 
 -- Errors.
 SELECT * FROM streamml.retrain('nope');

@@ -26,6 +26,12 @@ SELECT * FROM streamml.train_logreg('opt2', 'opt_src2', 'y', ARRAY['x'], '{"l2":
 SELECT * FROM streamml.train_logreg('opt2', 'opt_src2', 'y', ARRAY['x'], '{"max_iter": "inf"}');
 SELECT * FROM streamml.train_logreg('opt2', 'opt_src2', 'y', ARRAY['x'], '{"max_iter": 1e400}');
 SELECT * FROM streamml.train_logreg('opt2', 'opt_src2', 'y', ARRAY['x'], '{"l2": ""}');
+-- Integers are read exactly: 2^63 does not wrap to -2^63, 2^53 + 1 is not 2^53.
+SELECT * FROM streamml.train_logreg('opt2', 'opt_src2', 'y', ARRAY['x'], '{"max_iter": 9223372036854775808}');
+SELECT * FROM streamml.train_logreg('opt2', 'opt_src2', 'y', ARRAY['x'], '{"max_iter": "9223372036854775807"}');
+SELECT * FROM streamml.train_logreg('opt2', 'opt_src2', 'y', ARRAY['x'], '{"max_iter": 9007199254740993}');
+SELECT * FROM streamml.train_logreg('opt2', 'opt_src2', 'y', ARRAY['x'], '{"max_iter": -1e19}');
+SELECT * FROM streamml.retrain('opt2', '{"min_new_rows": 9223372036854775807}');
 -- deploy_metric must be a metric of the model's kind
 SELECT * FROM streamml.train_logreg('opt2', 'opt_src2', 'y', ARRAY['x'],
 	'{"deploy": "if_better", "deploy_metric": "rmse", "test_fraction": 0.2, "order_by": "id"}');

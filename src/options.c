@@ -101,18 +101,51 @@ OptionNumber(Jsonb *options, const char *key, double dflt, double min,
 	return v == NULL ? dflt : OptionValueNumber(v, key, min, max);
 }
 
-/* The integer in an option's value; errors outside [min, max]. */
+/*
+ * The integer in an option's value; errors outside [min, max].  Read
+ * exactly from the value's text (a JSON number, or a string holding one):
+ * through float8, 2^63 would wrap to -2^63 and integers past 2^53 would
+ * silently change.  A value written otherwise ("1e3", "3.0") is taken when
+ * it is an integer float8 represents exactly.
+ */
 int64
 OptionValueInteger(JsonbValue *v, const char *key, int64 min, int64 max)
 {
-	double		d = OptionValueNumber(v, key, -DBL_MAX, DBL_MAX);
+	char	   *text;
+	char	   *end;
+	int64		i;
+	double		d;
 
-	if (d != floor(d) || d < (double) min || d > (double) max)
+	if (v->type == jbvNumeric)
+		text = DatumGetCString(DirectFunctionCall1(numeric_out,
+												   NumericGetDatum(v->val.numeric)));
+	else if (v->type == jbvString)
+		text = pnstrdup(v->val.string.val, v->val.string.len);
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a number", key)));
+	errno = 0;
+	i = strtoi64(text, &end, 10);
+	if (end != text && *end == '\0' && errno == 0)
+	{
+		if (i < min || i > max)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" must be an integer between " INT64_FORMAT " and " INT64_FORMAT,
+							key, min, max),
+					 errdetail("The value given is " INT64_FORMAT ".", i)));
+		return i;
+	}
+	d = ParseNumber(key, text);
+	/* 2^53: the integers float8 holds exactly */
+	if (d != floor(d) || fabs(d) > 9007199254740992.0 ||
+		d < (double) min || d > (double) max)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"%s\" must be an integer between " INT64_FORMAT " and " INT64_FORMAT,
 						key, min, max),
-				 errdetail("The value given is %g.", d)));
+				 errdetail("The value given is %s.", text)));
 	return (int64) d;
 }
 

@@ -29,6 +29,7 @@ extern Oid	ModelCheckOwner(const char *name, const char *action);
 extern void ModelCheckTrainOwner(const char *model);
 extern bool ModelVisible(const char *name, Oid owner);
 extern void ModelDeploy(const char *name, int version);
+extern bool ModelHasDeployedVersion(const char *name);
 extern void ModelDelete(const char *name, Oid owner);
 extern int	ModelCheckDeployedRead(const char *name, int version_col);
 extern bool ModelResultClasses(int col, char ***classes, int *n);

@@ -354,6 +354,18 @@ ModelResultClasses(int col, char ***classes, int *n)
 
 /* ---- writes ---- */
 
+/* True when model name has a deployed version (SPI connected). */
+bool
+ModelHasDeployedVersion(const char *name)
+{
+	Datum		arg = CStringGetTextDatum(name);
+
+	return CatalogExecute("SELECT 1 FROM streamml.models "
+						  "WHERE name OPERATOR(pg_catalog.=) $1 "
+						  "AND deployed_version IS NOT NULL",
+						  1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) > 0;
+}
+
 /*
  * Makes a version the deployed one and records the deployment; the caller
  * has checked the privileges.  Errors when the version does not exist.

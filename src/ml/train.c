@@ -65,7 +65,8 @@ DeployDecision LastDeployDecision;
  * Decides whether version "version" of the run is deployed, by the deploy
  * option: 'always' (unless it did not converge and the option was not
  * given), 'never', or 'if_better' than the deployed version on the same
- * holdout, weighting each group's score by its holdout rows.
+ * holdout, weighting each group's score by its holdout rows.  With no
+ * holdout row scored, 'if_better' deploys only a model's first version.
  */
 static bool
 DecideDeploy(TrainRun *run, TrainOutcome *outcomes, int n, Jsonb *options,
@@ -111,13 +112,22 @@ DecideDeploy(TrainRun *run, TrainOutcome *outcomes, int n, Jsonb *options,
 		strlcpy(LastDeployDecision.metric, run->deploy_metric, sizeof(LastDeployDecision.metric));
 		LastDeployDecision.new_score = rows > 0 ? new_score / rows : NAN;
 		LastDeployDecision.old_score = have_old && rows > 0 ? old_score / rows : NAN;
-		if (!have_old)
+		if (rows == 0 && ModelHasDeployedVersion(run->model))
+		{
+			/* nothing to compare on: the version served stays */
+			ereport(NOTICE,
+					(errmsg("version %d of model \"%s\" is not deployed: no holdout row was scored to compare it with the deployed version",
+							version, run->model),
+					 errhint("Give option \"test_fraction\" a value that leaves holdout rows.")));
+			deployed = false;
+		}
+		else if (!have_old)
 			deployed = true;
 		else if (MetricHigherIsBetter(run->deploy_metric))
 			deployed = new_score > old_score;
 		else
 			deployed = new_score < old_score;
-		if (!deployed)
+		if (!deployed && rows > 0)
 			ereport(NOTICE,
 					(errmsg("version %d of model \"%s\" is not deployed: its holdout %s %g is not better than the deployed version's %g",
 							version, run->model, run->deploy_metric,

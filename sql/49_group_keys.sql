@@ -27,6 +27,9 @@ SET client_min_messages = notice;
 
 -- Types whose text cannot be pinned are refused as group columns.
 SELECT streamml.group_key(1.5::money);
+SELECT streamml.group_key('pg_class'::regclass);
+-- -0 and 0 are equal: one key
+SELECT streamml.group_key('-0'::float8), streamml.group_key('-0'::float4);
 SELECT streamml.group_key(ARRAY[1, 2]);
 CREATE TABLE keyed_money (m money, x float8, y float8);
 INSERT INTO keyed_money SELECT i::money, i, 2 * i FROM generate_series(1, 10) i;

@@ -17,7 +17,7 @@
  *	text, varchar		the string; char(n) without its trailing blanks
  *						(as bpchar::text)
  *	float4, float8		the shortest text that reads back exactly
- *						(extra_float_digits = 1, the default)
+ *						(extra_float_digits = 1, the default; -0 as 0)
  *	timestamptz			ISO 8601 in UTC: 2024-01-01 09:00:00+00
  *	timestamp, date		ISO 8601 (DateStyle ISO)
  *	interval			IntervalStyle postgres
@@ -29,7 +29,8 @@
  * These equal the cast to text under PostgreSQL's default settings with
  * TimeZone UTC, so keys stored before this file existed still match.  Types
  * whose text depends on settings in ways a key cannot pin (money on
- * lc_monetary; arrays, composites, ranges and geometric types, whose
+ * lc_monetary; regclass and the other object identifier types on the
+ * search_path; arrays, composites, ranges and geometric types, whose
  * elements may be any of the above) are refused as group columns.
  *
  * Training uses the SQL function streamml.group_key(anyelement); C callers
@@ -64,6 +65,29 @@ GroupKeyCheckBase(Oid type, Oid base, const char *column)
 				 errmsg("group column \"%s\" cannot be of type money", column),
 				 errdetail("The text of a money value depends on lc_monetary, so a group key made in one session would not be found in another."),
 				 errhint("Cast it to numeric in the source query.")));
+	switch (base)
+	{
+		case REGCLASSOID:
+		case REGPROCOID:
+		case REGPROCEDUREOID:
+		case REGOPEROID:
+		case REGOPERATOROID:
+		case REGTYPEOID:
+		case REGCONFIGOID:
+		case REGDICTIONARYOID:
+		case REGNAMESPACEOID:
+		case REGROLEOID:
+		case REGCOLLATIONOID:
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("group column \"%s\" cannot be of type %s", column,
+							format_type_be(type)),
+					 errdetail("The text of an object identifier type depends on the search_path, so a group key made in one session would not be found in another."),
+					 errhint("Cast it to oid, or to text qualified as you mean it, in the source query.")));
+			break;
+		default:
+			break;
+	}
 	get_type_category_preferred(base, &category, &preferred);
 	if (category == TYPCATEGORY_ARRAY || category == TYPCATEGORY_COMPOSITE ||
 		category == TYPCATEGORY_RANGE || category == TYPCATEGORY_GEOMETRIC ||
@@ -177,13 +201,22 @@ GroupKeyText(GroupKeyOut *o, Datum value, int *len)
 				return d;
 			}
 		case FLOAT4OID:
-			s = palloc(32);
-			*len = float_to_shortest_decimal_buf(DatumGetFloat4(value), s);
-			return s;
+			{
+				float		f = DatumGetFloat4(value);
+
+				/* -0 equals 0: one group, one key */
+				s = palloc(32);
+				*len = float_to_shortest_decimal_buf(f == 0.0f ? 0.0f : f, s);
+				return s;
+			}
 		case FLOAT8OID:
-			s = palloc(32);
-			*len = double_to_shortest_decimal_buf(DatumGetFloat8(value), s);
-			return s;
+			{
+				double		f = DatumGetFloat8(value);
+
+				s = palloc(32);
+				*len = double_to_shortest_decimal_buf(f == 0.0 ? 0.0 : f, s);
+				return s;
+			}
 		case TIMESTAMPTZOID:
 			TimestampKey(DatumGetTimestampTz(value), true, buf);
 			break;

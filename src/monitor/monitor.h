@@ -41,5 +41,6 @@ extern void MonitorNotify(const char *channel, const char *payload);
 
 /* monitorworker.c */
 extern void MonitorWorkerStartAtCommit(void);
+extern void MonitorWorkerStartIfMonitors(void);
 
 #endif							/* STREAMML_MONITOR_H */

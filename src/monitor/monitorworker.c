@@ -7,6 +7,10 @@
  * Starting.  create_monitor, and an outcome batch whose monitor asks for a
  * retrain (or the first batch a backend feeds to a monitor), register the
  * worker at commit (a dynamic background worker, "pg_streamml monitor").
+ * At server start the stream launcher of each database (launcher.c, which
+ * the supervisor starts in every database it serves) registers it when
+ * the database has monitors (MonitorWorkerStartIfMonitors), so a clean
+ * restart resumes the checks without an outcome batch.
  * A worker that finds another one serving its database (a session
  * advisory lock) leaves at once, so asking twice is harmless.  It leaves
  * too when the database has no monitor left.  It is registered with a
@@ -127,6 +131,57 @@ MonitorWorkerStartAtCommit(void)
 		start_registered = true;
 	}
 	start_pending = true;
+}
+
+/*
+ * At server start (the stream launcher of the database calls it, outside a
+ * transaction): starts the monitor worker when the database has the
+ * extension and at least one monitor, so that 'data', 'rows' and rollback
+ * checks resume after a clean restart without waiting for an outcome
+ * batch or create_monitor.  Errors (an extension being dropped meanwhile)
+ * are logged, never raised: the launcher's own work comes first.
+ */
+void
+MonitorWorkerStartIfMonitors(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool wanted = false;
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension "
+						"WHERE extname OPERATOR(pg_catalog.=) 'pg_streamml'",
+						true, 0) == SPI_OK_SELECT && SPI_processed == 1 &&
+			SPI_execute("SELECT 1 FROM streamml.monitors_catalog LIMIT 1",
+						true, 0) == SPI_OK_SELECT && SPI_processed == 1)
+			wanted = true;
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG,
+				(errmsg("pg_streamml could not look for monitors at start: %s",
+						e->message)));
+		FreeErrorData(e);
+		wanted = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	if (wanted)
+		StartWorker();
 }
 
 /* ---- small helpers ---- */

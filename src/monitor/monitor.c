@@ -25,6 +25,12 @@
  * After an action the monitor waits "cooldown" before it acts again; it
  * still records what it sees.
  *
+ * Any monitor may also guard deployments (option "rollback"): when a
+ * version is deployed (by its retrain, streamml.deploy or a promotion), the
+ * monitor worker compares its live quality with the version it replaced,
+ * and deploys that one again if the new one is worse (see monitorworker.c
+ * for the test), recording 'rolled_back'.
+ *
  * Every event is a row of streamml.model_events.  Monitors are owned by
  * the model's owner, and go with the model (ON DELETE CASCADE); events
  * stay until DROP OWNED.
@@ -50,7 +56,7 @@
 
 /* Options every kind takes. */
 #define COMMON_KEYS "action", "cooldown", "min_rows", "channel", \
-	"test_fraction", "order_by", "deploy_metric"
+	"test_fraction", "order_by", "deploy_metric", "rollback"
 
 static const char *const ErrorKeys[] = {COMMON_KEYS, "detector", "params", NULL};
 static const char *const DataKeys[] = {COMMON_KEYS, "method", "threshold",
@@ -85,6 +91,36 @@ IntervalOption(Jsonb *options, const char *key, const char *dflt)
 				 errmsg("option \"%s\" must be a positive interval", key),
 				 errdetail("The value given is '%s'.", s)));
 	return s;
+}
+
+/*
+ * Option "rollback" of a monitor: false (absent), true, or {"min_rows": N
+ * (500, at least 30), "alpha": a (0.01, in (0, 0.5])}.  Returns whether the
+ * monitor checks newly deployed versions (monitorworker.c), with *min_rows
+ * and *alpha; shape errors are raised here.
+ */
+bool
+MonitorRollbackOptions(Jsonb *options, int64 *min_rows, double *alpha)
+{
+	JsonbValue *v = OptionGet(options, "rollback");
+	Jsonb	   *o;
+	static const char *const keys[] = {"min_rows", "alpha", NULL};
+
+	*min_rows = 500;
+	*alpha = 0.01;
+	if (v == NULL || v->type == jbvNull)
+		return false;
+	if (v->type == jbvBool)
+		return v->val.boolean;
+	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"rollback\" must be true, false or an object, for example {\"min_rows\": 500, \"alpha\": 0.01}")));
+	o = JsonbValueToJsonb(v);
+	OptionCheckKeys(o, keys, "rollback");
+	*min_rows = OptionInteger(o, "min_rows", 500, 30, PG_INT64_MAX);
+	*alpha = OptionNumber(o, "alpha", 0.01, 1e-12, 0.5);
+	return true;
 }
 
 /* A jsonb from its text. */
@@ -166,6 +202,12 @@ create_monitor(PG_FUNCTION_ARGS)
 	(void) OptionInteger(options, "min_rows", 0, 0, PG_INT64_MAX);
 	(void) OptionString(options, "channel", "streamml_monitors");
 	(void) OptionString(options, "deploy_metric", "");
+	{
+		int64		rb_rows;
+		double		rb_alpha;
+
+		(void) MonitorRollbackOptions(options, &rb_rows, &rb_alpha);
+	}
 	if (strcmp(action, "retrain") == 0 || strcmp(kind, "error") != 0)
 	{
 		char	   *ob = OptionString(options, "order_by", model_order_by);
@@ -259,10 +301,13 @@ create_monitor(PG_FUNCTION_ARGS)
 	memset(nulls, ' ', sizeof(nulls));
 	nulls[6] = detector ? ' ' : 'n';
 	nulls[7] = params ? ' ' : 'n';
+	/* a rollback check guards the deployments after this one */
 	CatalogExecute("INSERT INTO streamml.monitors_catalog (name, model, kind, "
 				   "action, options, cooldown, detector, detector_params, owner, "
-				   "next_check_at) VALUES ($1, $2, $3, $4, $5, $6::interval, $7, "
-				   "$8::jsonb, $9, CASE WHEN $10 THEN pg_catalog.now() END)",
+				   "next_check_at, rollback_version) VALUES ($1, $2, $3, $4, $5, "
+				   "$6::interval, $7, $8::jsonb, $9, CASE WHEN $10 THEN pg_catalog.now() END, "
+				   "(SELECT m.deployed_version FROM streamml.models m "
+				   "WHERE m.name OPERATOR(pg_catalog.=) $2))",
 				   10, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID,
 					   TEXTOID, TEXTOID, TEXTOID, OIDOID, BOOLOID},
 				   args, nulls, SPI_OK_INSERT);

@@ -631,13 +631,14 @@ VersionLiveLoss(const char *model, int32 version, bool classifier,
 	l->var = n > 1 ? fmax(0.0, (s2 - n * l->mean * l->mean) / (n - 1)) : NAN;
 }
 
-/* Deploys a version as the model's owner (RunAsOwner): streamml.deploy. */
+/* A deployment run as the model's owner. */
 typedef struct DeployCall
 {
 	const char *model;
 	int32		version;
 } DeployCall;
 
+/* Calls streamml.deploy(model, version) as the owner (RunAsOwner). */
 static void
 RunDeploy(void *arg)
 {

@@ -696,12 +696,13 @@ CheckRollback(int32 id)
 	int32		accept;
 	StringInfoData b;
 	Datum		d;
+	char	   *action;
 	char	   *last_status;
 	double		last_labelled;
 	int32		last_version;
 
 	CatalogExecute("SELECT c.name, c.model, c.owner, c.options, c.rollback_version, "
-				   "m.deployed_version, m.classes IS NOT NULL, "
+				   "m.deployed_version, m.classes IS NOT NULL, c.action, "
 				   "c.rollback_check OPERATOR(pg_catalog.->>) 'status', "
 				   "(c.rollback_check OPERATOR(pg_catalog.->>) 'labelled')::pg_catalog.float8, "
 				   "(c.rollback_check OPERATOR(pg_catalog.->>) 'version')::integer "
@@ -720,10 +721,11 @@ CheckRollback(int32 id)
 	d = Value(0, 6, &isnull);
 	deployed = isnull ? 0 : DatumGetInt32(d);
 	classifier = DatumGetBool(Value(0, 7, &isnull));
-	last_status = Text(0, 8);
-	d = Value(0, 9, &isnull);
-	last_labelled = isnull ? -1 : DatumGetFloat8(d);
+	action = Text(0, 8);
+	last_status = Text(0, 9);
 	d = Value(0, 10, &isnull);
+	last_labelled = isnull ? -1 : DatumGetFloat8(d);
+	d = Value(0, 11, &isnull);
 	last_version = isnull ? 0 : DatumGetInt32(d);
 	if (!MonitorRollbackOptions(options, &min_rows, &alpha) ||
 		deployed == 0 || deployed == previous)
@@ -799,6 +801,20 @@ CheckRollback(int32 id)
 		appendStringInfo(&e, "{\"by\": \"monitor\", \"from_version\": %d, %s",
 						 deployed, b.data + 1);
 		MonitorEvent(model, previous, name, "rolled_back", e.data, owner);
+		/* a notifying monitor tells its listeners too (sent at commit) */
+		if (strcmp(action, "notify") == 0)
+		{
+			StringInfoData n;
+
+			initStringInfo(&n);
+			appendStringInfoString(&n, "{\"monitor\": ");
+			escape_json(&n, name);
+			appendStringInfoString(&n, ", \"model\": ");
+			escape_json(&n, model);
+			appendStringInfo(&n, ", \"version\": %d, \"event\": \"rolled_back\", \"details\": %s}",
+							 previous, e.data);
+			MonitorNotify(OptionString(options, "channel", "streamml_monitors"), n.data);
+		}
 		ereport(LOG,
 				(errmsg("pg_streamml monitor \"%s\" rolled model \"%s\" back from version %d to version %d",
 						name, model, deployed, previous),

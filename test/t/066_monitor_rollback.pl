@@ -8,6 +8,7 @@
 #     'rolled_back' records both figures, new rows are served by version 1;
 #   - version 3 (as good as version 1) is deployed: it passes the check and
 #     is kept; the next deployment is compared with it.
+# The monitor notifies: the rollback is sent on its channel too.
 # Nothing else (no outcome batch, no SQL call) triggers the rollback: the
 # monitor worker does it.
 use strict;
@@ -15,6 +16,8 @@ use warnings;
 use lib 'test/perl';
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
+use Time::HiRes qw(sleep time);
 use StreamML::TestNode;
 
 my $node = streamml_node('monitor_rollback');
@@ -38,11 +41,25 @@ $node->safe_psql('postgres', q{
 	$$;
 	-- a rows monitor that never fires (order_by ts), guarding deployments
 	SELECT streamml.create_monitor('rb_guard', 'rb', 'rows',
-		'{"min_rows": 1000000000, "interval": "1 hour", "rollback": {"min_rows": 100, "alpha": 0.01}}');
+		'{"min_rows": 1000000000, "interval": "1 hour", "action": "notify", "channel": "rb_events",
+		  "rollback": {"min_rows": 100, "alpha": 0.01}}');
 	SELECT load(1, 200);
 });
 is($node->safe_psql('postgres', q{SELECT rollback_version FROM streamml.monitors}), '1',
 	'the monitor accepts the version deployed when it was created');
+
+# a listener that looks for notifications every half second, for 2 minutes
+my ($listen_out, $listen_err) = ('', '');
+my $listen_in = "LISTEN rb_events;\n" . ("SELECT pg_sleep(0.5);\n" x 240);
+my $listener = IPC::Run::start(
+	[ 'psql', '-X', '-d', $node->connstr('postgres') ],
+	'<', \$listen_in, '>', \$listen_out, '2>', \$listen_err);
+my $listening = time() + 60;
+while ($listen_out !~ /^LISTEN/m && time() < $listening)
+{
+	$listener->pump_nb;
+	sleep(0.1);
+}
 
 # --- a worse version is deployed by hand ---
 $node->safe_psql('postgres', q{
@@ -84,6 +101,15 @@ is($node->safe_psql('postgres', q{
 		   c.rollback_version, c.rollback_check->>'status'
 	  FROM streamml.models m, streamml.monitors c WHERE m.name = 'rb'}),
 	'1|1|1|rolled_back', 'version 1 is deployed again (a deployment), and stays the accepted one');
+my $deadline = time() + 60;
+while ($listen_out !~ /Asynchronous notification/ && time() < $deadline)
+{
+	$listener->pump_nb;
+	sleep(0.2);
+}
+$listener->kill_kill;
+like($listen_out, qr/Asynchronous notification "rb_events" with payload "\{"monitor": "rb_guard", "model": "rb", "version": 1, "event": "rolled_back", "details": \{"by": "monitor", "from_version": 2, "status": "rolled_back"/,
+	'the notifying monitor sent the rollback on its channel');
 $node->safe_psql('postgres', q{SELECT load(321, 330)});
 is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT version::text, ',') FROM rb_s WHERE id > 320}),
 	'1', 'new rows are served by version 1');

@@ -109,3 +109,26 @@ INSERT INTO vc_rows SELECT i, i % 10 FROM generate_series(313, 314) i;
 SELECT model, version, role, count(*) FROM vc_s WHERE id > 312 GROUP BY 1, 2, 3;
 SELECT streamml.untrack_outcomes('vc_s');
 SELECT streamml.drop_scorer('vc_s');
+
+-- Promoting a version deploys it: the model's owner only.  A role that may
+-- use vc (granted) shadow-scores its versions, but cannot have them
+-- promoted automatically, nor promote one by hand.
+CREATE ROLE vc_user;
+GRANT CREATE ON SCHEMA public TO vc_user;
+CREATE TABLE vc_user_rows (id int PRIMARY KEY, x float8);
+GRANT SELECT, TRIGGER ON vc_user_rows TO vc_user;
+SELECT streamml.grant_model('vc', 'vc_user');
+SET ROLE vc_user;
+SELECT streamml.create_scorer('vc_u', 'vc_user_rows', 'vc',
+	'{"challengers": [{"model": "vc", "version": 2}], "auto_promote": {"min_rows": 100}}');
+SELECT streamml.create_scorer('vc_u', 'vc_user_rows', 'vc',
+	'{"challengers": [{"model": "vc", "version": 2}]}');
+SELECT streamml.promote('vc_u', 'vc', 2);
+SELECT streamml.drop_scorer('vc_u');
+DROP TABLE vc_u;
+RESET ROLE;
+SELECT deployed_version FROM streamml.models WHERE name = 'vc';
+DROP TABLE vc_user_rows;
+REVOKE CREATE ON SCHEMA public FROM vc_user;
+SELECT streamml.revoke_model('vc', 'vc_user');
+DROP ROLE vc_user;

@@ -8,7 +8,8 @@
 #     'rolled_back' records both figures, new rows are served by version 1;
 #   - version 3 (as good as version 1) is deployed: it passes the check and
 #     is kept; the next deployment is compared with it.
-# The monitor notifies: the rollback is sent on its channel too.
+# The monitor notifies: the rollback is sent on its channel too.  Then a
+# classifier's worse version is rolled back on its live error rate.
 # Nothing else (no outcome batch, no SQL call) triggers the rollback: the
 # monitor worker does it.
 use strict;
@@ -128,6 +129,41 @@ is($node->safe_psql('postgres', q{
 		   (SELECT count(*) FROM streamml.model_events WHERE event = 'rolled_back')
 	  FROM streamml.models m, streamml.monitors c WHERE m.name = 'rb'}),
 	'3|3|3|t|1', 'version 3 serves and is the accepted version; no second rollback');
+
+# --- a classifier: the error rate is compared ---
+$node->safe_psql('postgres', q{
+	CREATE TABLE ctrain AS SELECT i AS id, sin(i * 0.7) AS x1,
+		(sin(i * 0.7) > 0) <> ((i * 7919) % 10 = 0) AS y FROM generate_series(1, 300) i;
+	CREATE TABLE cflip AS SELECT id, x1, NOT y AS y FROM ctrain;
+	SELECT count(*) FROM streamml.train_logreg('rc', 'ctrain', 'y', ARRAY['x1']);
+	CREATE TABLE clive (id int PRIMARY KEY, x1 float8);
+	CREATE TABLE clabels (id int, y boolean);
+	SELECT streamml.create_scorer('rc_s', 'clive', 'rc');
+	SELECT streamml.track_outcomes('rc_s', 'clabels', '{"actual": "y"}');
+	-- rows lo..hi scored, then labelled y = x1 > 0 with 10% flipped
+	CREATE FUNCTION cload(lo int, hi int) RETURNS void LANGUAGE sql AS $$
+		INSERT INTO clive SELECT i, sin(i * 0.7) FROM generate_series(lo, hi) i;
+		INSERT INTO clabels SELECT i, (sin(i * 0.7) > 0) <> ((i * 7919) % 10 = 0)
+		  FROM generate_series(lo, hi) i;
+	$$;
+	SELECT streamml.create_monitor('rc_guard', 'rc', 'error', '{"rollback": {"min_rows": 100}}');
+	SELECT cload(1, 200);
+	SELECT count(*) FROM streamml.train_logreg('rc', 'cflip', 'y', ARRAY['x1'], '{"deploy": "always"}');
+	SELECT cload(201, 350);
+});
+ok($node->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM streamml.model_events WHERE event = 'rolled_back' AND model = 'rc'}),
+	'the classifier\'s worse version 2 is rolled back');
+is($node->safe_psql('postgres', q{
+	SELECT e.version, e.details->>'from_version', e.details->>'metric', (e.details->>'labelled')::int,
+		   round((e.details->>'live')::numeric, 6) = round(
+			 (SELECT avg((o.prediction <> o.actual)::int) FROM streamml.outcomes o
+			   WHERE o.model = 'rc' AND o.version = 2 AND o.role = 'champion')::numeric, 6),
+		   (e.details->>'previous_live')::float8 < 0.2, m.deployed_version
+	  FROM streamml.model_events e, streamml.models m
+	 WHERE e.event = 'rolled_back' AND e.model = 'rc' AND m.name = 'rc'}),
+	'1|2|error_rate|150|t|t|1',
+	'its live error rate (that of streamml.outcomes) against version 1\'s; version 1 serves again');
 
 $node->stop;
 done_testing();

@@ -41,6 +41,11 @@
  * not crash-loop.  A consumer of a changed stream is started only once its
  * predecessor has exited.
  *
+ * A launcher also starts the database's monitor worker once, as it starts,
+ * when the database has monitors (monitorworker.c): the supervisor starts a
+ * launcher in every database at server start, so monitors resume with the
+ * server even in a database without streams.
+ *
  * The supervisor is a static worker restarted by the postmaster; a launcher
  * that fails is started again by the supervisor after a delay, unless its
  * database is gone.  Consumers are started with their launcher's pid and
@@ -81,6 +86,7 @@
 
 #include "consumer.h"
 #include "ingest.h"
+#include "monitor/monitor.h"
 
 /* A database as the supervisor and its launcher share it. */
 typedef struct LauncherDb
@@ -844,6 +850,8 @@ StreamLauncherMain(Datum arg)
 	StartTransactionCommand();
 	dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(my_db));
 	CommitTransactionCommand();
+	/* the database's monitors resume with the server (monitorworker.c) */
+	MonitorWorkerStartIfMonitors();
 	slots = MemoryContextAllocZero(TopMemoryContext, sizeof(WorkerSlot) * MAX_SLOTS);
 
 	/* What one round allocates (the stream names) goes with the round. */

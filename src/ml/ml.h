@@ -72,6 +72,8 @@ typedef struct ServedPrediction
 	int			class_index;	/* -1 for a regression */
 } ServedPrediction;
 extern CachedModel *ServedModelGet(const char *name, ServedModelInfo *info);
+extern CachedModel *ServedModelGetVersion(const char *name, int32 version,
+										  ServedModelInfo *info);
 extern const void *ServedModelParams(CachedModel *m, const char *group_key,
 									 int len);
 extern void ServedModelScore(CachedModel *m, const void *params,

@@ -77,6 +77,7 @@ typedef struct CachedModel
 typedef struct ModelCacheKey
 {
 	Oid			userid;
+	int32		version;		/* a pinned version, 0: the deployed one */
 	char		name[NAMEDATALEN];
 } ModelCacheKey;
 
@@ -307,12 +308,16 @@ ModelLoadServedColumns(CachedModel *m)
 	}
 }
 
-/* Reads the deployed version of a model into the cache's memory. */
+/*
+ * Reads the deployed version of a model (or version pinned, when above 0:
+ * a scorer's challenger) into the cache's memory.
+ */
 static CachedModel *
-ModelLoad(const char *name)
+ModelLoad(const char *name, int32 pinned)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(name)};
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(pinned)};
+	char		nulls[2] = {' ', pinned > 0 ? ' ' : 'n'};
 	CachedModel *m;
 	MemoryContext old;
 	int			ret;
@@ -324,13 +329,13 @@ ModelLoad(const char *name)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = SPI_prepare("SELECT m.kind, m.classes, pg_catalog.cardinality(v.features), m.group_by IS NOT NULL, "
-					   "m.deployed_version, v.group_key, v.intercepts, v.coefficients, "
+					   "COALESCE($2, m.deployed_version), v.group_key, v.intercepts, v.coefficients, "
 					   "v.model_data, m.feature_columns, m.group_by, v.features, v.encoding "
 					   "FROM streamml.models m LEFT JOIN streamml.model_versions v "
 					   "ON v.model OPERATOR(pg_catalog.=) m.name "
-					   "AND v.version OPERATOR(pg_catalog.=) m.deployed_version "
+					   "AND v.version OPERATOR(pg_catalog.=) COALESCE($2, m.deployed_version) "
 					   "WHERE m.name OPERATOR(pg_catalog.=) $1",
-					   1, types);
+					   2, types);
 	if (plan == NULL)
 		elog(ERROR, "could not plan the read of model \"%s\"", name);
 	/*
@@ -340,12 +345,16 @@ ModelLoad(const char *name)
 	 */
 	if (IsInParallelMode())
 		LoadedInParallelMode = true;
-	ret = SPI_execute_snapshot(plan, values, NULL,
+	ret = SPI_execute_snapshot(plan, values, nulls,
 							   IsInParallelMode() ? GetActiveSnapshot() : GetLatestSnapshot(),
 							   InvalidSnapshot, true, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read model \"%s\"", name);
 	ModelCheckDeployedRead(name, 5);
+	if (pinned > 0 && heap_attisnull(SPI_tuptable->vals[0], 7, SPI_tuptable->tupdesc))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" has no version %d", name, pinned)));
 
 	old = MemoryContextSwitchTo(ModelCacheContext);
 	m = palloc0(sizeof(CachedModel));
@@ -473,9 +482,12 @@ ModelLoad(const char *name)
 	return m;
 }
 
-/* Finds (or loads) the deployed model of this name for the current user. */
+/*
+ * Finds (or loads) the deployed model of this name for the current user;
+ * pinned (above 0) asks for that version instead.
+ */
 static CachedModel *
-ModelLookup(const char *name, int len)
+ModelLookupVersion(const char *name, int len, int32 pinned)
 {
 	ModelCacheKey key;
 	ModelCacheEntry *e;
@@ -501,17 +513,25 @@ ModelLookup(const char *name, int len)
 	}
 	memset(&key, 0, sizeof(key));
 	key.userid = GetUserId();
+	key.version = Max(pinned, 0);
 	memcpy(key.name, name, len);
 	e = hash_search(ModelCache, &key, HASH_FIND, &found);
 	if (found)
 		return e->model;
 	{
-		CachedModel *m = ModelLoad(key.name);
+		CachedModel *m = ModelLoad(key.name, key.version);
 
 		e = hash_search(ModelCache, &key, HASH_ENTER, &found);
 		e->model = m;
 		return m;
 	}
+}
+
+/* Finds (or loads) the deployed model of this name for the current user. */
+static CachedModel *
+ModelLookup(const char *name, int len)
+{
+	return ModelLookupVersion(name, len, 0);
 }
 
 /* Returns the call site's cache, creating it on first use. */
@@ -1175,10 +1195,21 @@ ml_score_classes(PG_FUNCTION_ARGS)
 CachedModel *
 ServedModelGet(const char *name, ServedModelInfo *info)
 {
+	return ServedModelGetVersion(name, 0, info);
+}
+
+/*
+ * As ServedModelGet, of a given version of the model (above 0; 0: the
+ * deployed one), deployed or not: a scorer's challenger that is a version.
+ * Errors when the model has no such version.
+ */
+CachedModel *
+ServedModelGetVersion(const char *name, int32 version, ServedModelInfo *info)
+{
 	CachedModel *m;
 
 	ModelCacheValidate();
-	m = ModelLookup(name, strlen(name));
+	m = ModelLookupVersion(name, strlen(name), version);
 	if (!m->grouped && m->coef == NULL && m->tree == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

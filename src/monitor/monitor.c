@@ -25,6 +25,12 @@
  * After an action the monitor waits "cooldown" before it acts again; it
  * still records what it sees.
  *
+ * Any monitor may also guard deployments (option "rollback"): when a
+ * version is deployed (by its retrain, streamml.deploy or a promotion), the
+ * monitor worker compares its live quality with the version it replaced,
+ * and deploys that one again if the new one is worse (see monitorworker.c
+ * for the test), recording 'rolled_back'.
+ *
  * Every event is a row of streamml.model_events.  Monitors are owned by
  * the model's owner, and go with the model (ON DELETE CASCADE); events
  * stay until DROP OWNED.
@@ -52,7 +58,7 @@
 
 /* Options every kind takes. */
 #define COMMON_KEYS "action", "cooldown", "min_rows", "channel", \
-	"test_fraction", "order_by", "deploy_metric"
+	"test_fraction", "order_by", "deploy_metric", "rollback"
 
 static const char *const ErrorKeys[] = {COMMON_KEYS, "detector", "params", NULL};
 static const char *const DataKeys[] = {COMMON_KEYS, "method", "threshold",
@@ -87,6 +93,36 @@ IntervalOption(Jsonb *options, const char *key, const char *dflt)
 				 errmsg("option \"%s\" must be a positive interval", key),
 				 errdetail("The value given is '%s'.", s)));
 	return s;
+}
+
+/*
+ * Option "rollback" of a monitor: false (absent), true, or {"min_rows": N
+ * (500, at least 30), "alpha": a (0.01, in (0, 0.5])}.  Returns whether the
+ * monitor checks newly deployed versions (monitorworker.c), with *min_rows
+ * and *alpha; shape errors are raised here.
+ */
+bool
+MonitorRollbackOptions(Jsonb *options, int64 *min_rows, double *alpha)
+{
+	JsonbValue *v = OptionGet(options, "rollback");
+	Jsonb	   *o;
+	static const char *const keys[] = {"min_rows", "alpha", NULL};
+
+	*min_rows = 500;
+	*alpha = 0.01;
+	if (v == NULL || v->type == jbvNull)
+		return false;
+	if (v->type == jbvBool)
+		return v->val.boolean;
+	if (v->type != jbvBinary || !JsonContainerIsObject(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"rollback\" must be true, false or an object, for example {\"min_rows\": 500, \"alpha\": 0.01}")));
+	o = JsonbValueToJsonb(v);
+	OptionCheckKeys(o, keys, "rollback");
+	*min_rows = OptionInteger(o, "min_rows", 500, 30, PG_INT64_MAX);
+	*alpha = OptionNumber(o, "alpha", 0.01, 1e-12, 0.5);
+	return true;
 }
 
 /* A jsonb from its text. */
@@ -168,6 +204,12 @@ create_monitor(PG_FUNCTION_ARGS)
 	(void) OptionInteger(options, "min_rows", 0, 0, PG_INT64_MAX);
 	(void) OptionString(options, "channel", "streamml_monitors");
 	(void) OptionString(options, "deploy_metric", "");
+	{
+		int64		rb_rows;
+		double		rb_alpha;
+
+		(void) MonitorRollbackOptions(options, &rb_rows, &rb_alpha);
+	}
 	if (strcmp(action, "retrain") == 0 || strcmp(kind, "error") != 0)
 	{
 		char	   *ob = OptionString(options, "order_by", model_order_by);
@@ -263,10 +305,13 @@ create_monitor(PG_FUNCTION_ARGS)
 	nulls[7] = params ? ' ' : 'n';
 	/* a "source" of the monitor's own resolves as its creator meant it */
 	args[10] = CStringGetTextDatum(namespace_search_path);
+	/* a rollback check guards the deployments after this one */
 	CatalogExecute("INSERT INTO streamml.monitors_catalog (name, model, kind, "
 				   "action, options, cooldown, detector, detector_params, owner, "
-				   "next_check_at, search_path) VALUES ($1, $2, $3, $4, $5, $6::interval, $7, "
-				   "$8::jsonb, $9, CASE WHEN $10 THEN pg_catalog.now() END, $11)",
+				   "next_check_at, search_path, rollback_version) VALUES ($1, $2, $3, $4, $5, "
+				   "$6::interval, $7, $8::jsonb, $9, CASE WHEN $10 THEN pg_catalog.now() END, $11, "
+				   "(SELECT m.deployed_version FROM streamml.models m "
+				   "WHERE m.name OPERATOR(pg_catalog.=) $2))",
 				   11, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID,
 					   TEXTOID, TEXTOID, TEXTOID, OIDOID, BOOLOID, TEXTOID},
 				   args, nulls, SPI_OK_INSERT);

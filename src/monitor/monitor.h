@@ -38,8 +38,11 @@ extern void MonitorEvent(const char *model, int32 version, const char *monitor,
 extern void MonitorsDropOwned(Datum roles);
 extern void MonitorsReassignOwned(Datum roles, Oid newowner);
 extern void MonitorNotify(const char *channel, const char *payload);
+extern bool MonitorRollbackOptions(Jsonb *options, int64 *min_rows,
+								   double *alpha);
 
 /* monitorworker.c */
 extern void MonitorWorkerStartAtCommit(void);
+extern void MonitorWorkerStartIfMonitors(void);
 
 #endif							/* STREAMML_MONITOR_H */

@@ -38,7 +38,12 @@ CREATE TABLE streamml.monitors_catalog (
 	retrain_requested_at timestamptz,
 	retrain_started_at timestamptz,
 	owner regrole NOT NULL,
-	created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	-- option "rollback": the version the monitor last accepted (deployed
+	-- when it was created, or a newer one that passed its rollback check)
+	-- and the figures of its last rollback check
+	rollback_version integer,
+	rollback_check jsonb
 );
 CREATE INDEX monitors_catalog_model ON streamml.monitors_catalog (model);
 COMMENT ON TABLE streamml.monitors_catalog IS
@@ -78,10 +83,11 @@ SELECT c.name, c.model, c.kind, c.action, c.options, c.cooldown,
 	c.state_version AS version, c.observed, c.rows_since_training,
 	c.last_value, c.next_check_at, c.last_event, c.last_event_at,
 	c.last_action, c.last_action_at, c.cooldown_until,
-	c.retrain_requested_at, c.retrain_started_at, c.owner, c.created_at
+	c.retrain_requested_at, c.retrain_started_at, c.owner, c.created_at,
+	c.rollback_version, c.rollback_check
 FROM streamml.monitors_catalog c;
 COMMENT ON VIEW streamml.monitors IS
-	'monitors with their state: detector state, last event, last action, cooldown, pending retrain';
+	'monitors with their state: detector state, last event, last action, cooldown, pending retrain, rollback check';
 GRANT SELECT ON streamml.monitors TO PUBLIC;
 
 CREATE FUNCTION streamml.create_monitor(name text, model text, kind text,
@@ -89,7 +95,7 @@ CREATE FUNCTION streamml.create_monitor(name text, model text, kind text,
 	AS 'MODULE_PATHNAME', 'create_monitor'
 	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION streamml.create_monitor(text, text, text, jsonb) IS
-	'creates a monitor of a model: kind error (a drift detector over its outcomes), data (PSI or KS of its features) or rows (new rows since training); action retrain, notify or log';
+	'creates a monitor of a model: kind error (a drift detector over its outcomes), data (PSI or KS of its features) or rows (new rows since training); action retrain, notify or log; option rollback: redeploy the previous version when a newly deployed one is worse live';
 
 CREATE FUNCTION streamml.drop_monitor(name text) RETURNS void
 	AS 'MODULE_PATHNAME', 'drop_monitor'

@@ -7,6 +7,10 @@
  * Starting.  create_monitor, and an outcome batch whose monitor asks for a
  * retrain (or the first batch a backend feeds to a monitor), register the
  * worker at commit (a dynamic background worker, "pg_streamml monitor").
+ * At server start the stream launcher of each database (launcher.c, which
+ * the supervisor starts in every database it serves) registers it when
+ * the database has monitors (MonitorWorkerStartIfMonitors), so a clean
+ * restart resumes the checks without an outcome batch.
  * A worker that finds another one serving its database (a session
  * advisory lock) leaves at once, so asking twice is harmless.  It leaves
  * too when the database has no monitor left.  It is registered with a
@@ -29,6 +33,13 @@
  * so a model is never retrained twice at once by its monitors, and the
  * retrain, in a transaction of its own, never holds a lock the loaders or
  * the scorers wait for (it reads the source; it writes the model's rows).
+ *
+ * Rollback checks.  A monitor with option "rollback" compares a newly
+ * deployed version's live loss with the version it replaced, once the new
+ * one has enough labelled outcomes, and deploys the old one again when
+ * the new one is worse by a one-sided Welch test (CheckRollback).  It
+ * reads the bucket sums of the outcome trackers, O(buckets), every round
+ * until it has decided, and never trains: a rollback is a deploy.
  *
  * Checks.  'rows' counts the source's rows newer (by order_by) than the
  * newest row of the model's last training (as retrain's min_new_rows
@@ -72,6 +83,8 @@
 #define MONITOR_LOCK_KEY INT64CONST(0x73746d6d6f6e0001)
 
 PGDLLEXPORT void MonitorWorkerMain(Datum arg);
+
+static void AppendScore(StringInfo b, const char *key, double v);
 
 static bool start_pending = false;
 static bool start_registered = false;
@@ -127,6 +140,57 @@ MonitorWorkerStartAtCommit(void)
 		start_registered = true;
 	}
 	start_pending = true;
+}
+
+/*
+ * At server start (the stream launcher of the database calls it, outside a
+ * transaction): starts the monitor worker when the database has the
+ * extension and at least one monitor, so that 'data', 'rows' and rollback
+ * checks resume after a clean restart without waiting for an outcome
+ * batch or create_monitor.  Errors (an extension being dropped meanwhile)
+ * are logged, never raised: the launcher's own work comes first.
+ */
+void
+MonitorWorkerStartIfMonitors(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool wanted = false;
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension "
+						"WHERE extname OPERATOR(pg_catalog.=) 'pg_streamml'",
+						true, 0) == SPI_OK_SELECT && SPI_processed == 1 &&
+			SPI_execute("SELECT 1 FROM streamml.monitors_catalog LIMIT 1",
+						true, 0) == SPI_OK_SELECT && SPI_processed == 1)
+			wanted = true;
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG,
+				(errmsg("pg_streamml could not look for monitors at start: %s",
+						e->message)));
+		FreeErrorData(e);
+		wanted = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	if (wanted)
+		StartWorker();
 }
 
 /* ---- small helpers ---- */
@@ -505,6 +569,269 @@ CheckMonitor(int32 id)
 				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_UPDATE);
 }
 
+/* ---- rollback checks ---- */
+
+/* The live loss of one version as a champion: count, mean and variance. */
+typedef struct LiveLoss
+{
+	double		n;
+	double		mean;
+	double		var;
+} LiveLoss;
+
+/*
+ * The live loss of a version of model while it was the champion, from the
+ * bucket sums of every tracker (SPI connected): the 0/1 loss (error rate)
+ * of a classifier, the absolute error of a regression.  newest_min above
+ * 0: only its newest buckets, as few as hold at least that many labelled
+ * outcomes (all of them when fewer).
+ */
+static void
+VersionLiveLoss(const char *model, int32 version, bool classifier,
+				int64 newest_min, LiveLoss *l)
+{
+	uint64		nb;
+	double		n = 0,
+				s1 = 0,
+				s2 = 0;
+
+	nb = CatalogExecute("SELECT pg_catalog.sum(b.cls_n)::pg_catalog.float8, "
+						"pg_catalog.sum(b.correct)::pg_catalog.float8, "
+						"pg_catalog.sum(b.reg_n)::pg_catalog.float8, "
+						"pg_catalog.sum(b.abs_err_sum), pg_catalog.sum(b.sq_err_sum) "
+						"FROM streamml.quality_buckets b "
+						"WHERE b.model OPERATOR(pg_catalog.=) $1 "
+						"AND b.version OPERATOR(pg_catalog.=) $2 "
+						"AND b.role OPERATOR(pg_catalog.=) 'champion' "
+						"GROUP BY b.bucket ORDER BY b.bucket DESC",
+						2, (Oid[]) {TEXTOID, INT4OID},
+						(Datum[]) {CStringGetTextDatum(model), Int32GetDatum(version)},
+						NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < nb; i++)
+	{
+		bool		isnull;
+
+		if (classifier)
+		{
+			double		cn = DatumGetFloat8(Value(i, 1, &isnull));
+			double		wrong = cn - DatumGetFloat8(Value(i, 2, &isnull));
+
+			n += cn;
+			s1 += wrong;
+			s2 += wrong;		/* a 0/1 loss is its own square */
+		}
+		else
+		{
+			n += DatumGetFloat8(Value(i, 3, &isnull));
+			s1 += DatumGetFloat8(Value(i, 4, &isnull));
+			s2 += DatumGetFloat8(Value(i, 5, &isnull));
+		}
+		if (newest_min > 0 && n >= newest_min)
+			break;
+	}
+	l->n = n;
+	l->mean = n > 0 ? s1 / n : NAN;
+	l->var = n > 1 ? fmax(0.0, (s2 - n * l->mean * l->mean) / (n - 1)) : NAN;
+}
+
+/* A deployment run as the model's owner. */
+typedef struct DeployCall
+{
+	const char *model;
+	int32		version;
+} DeployCall;
+
+/* Calls streamml.deploy(model, version) as the owner (RunAsOwner). */
+static void
+RunDeploy(void *arg)
+{
+	DeployCall *c = arg;
+
+	if (SPI_execute_with_args("SELECT streamml.deploy($1, $2)", 2,
+							  (Oid[]) {TEXTOID, INT4OID},
+							  (Datum[]) {CStringGetTextDatum(c->model),
+								  Int32GetDatum(c->version)},
+							  NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "streamml.deploy failed");
+}
+
+/*
+ * The rollback check of monitor id (SPI connected, in its own
+ * transaction), when the model's deployed version V is not the one the
+ * monitor last accepted, P:
+ *
+ *	- V's live loss as champion (the error rate of a classifier, the
+ *	  absolute error of a regression, over all its labelled outcomes) is
+ *	  compared with P's over P's newest buckets holding at least min_rows
+ *	  labelled outcomes (its recent record: a P that was degrading when it
+ *	  was replaced is judged by that, not by its early days);
+ *	- nothing is decided before V has min_rows labelled outcomes; then one
+ *	  test decides, once: the one-sided Welch z test that V's mean loss
+ *	  exceeds P's, z = (mean V - mean P) / sqrt(var V / n V + var P / n P),
+ *	  p = P(Z >= z) (normal: min_rows >= 30).  p < alpha: P is deployed
+ *	  again (streamml.deploy as the owner) and 'rolled_back' recorded with
+ *	  both figures; otherwise V is accepted (the next deployment is
+ *	  compared with it).  A P with fewer than min_rows labelled outcomes
+ *	  leaves nothing to compare with: V is accepted.
+ *
+ * One decision per deployment, so the chance of a wrong rollback is alpha.
+ * The figures of the last check are kept in rollback_check.
+ */
+static void
+CheckRollback(int32 id)
+{
+	Datum		arg = Int32GetDatum(id);
+	bool		isnull;
+	char	   *name,
+			   *model;
+	Oid			owner;
+	Jsonb	   *options;
+	int32		previous,
+				deployed;
+	bool		classifier;
+	int64		min_rows;
+	double		alpha;
+	LiveLoss	lv,
+				lp;
+	const char *status;
+	double		z = NAN,
+				p = NAN;
+	int32		accept;
+	StringInfoData b;
+	Datum		d;
+	char	   *action;
+	char	   *last_status;
+	double		last_labelled;
+	int32		last_version;
+
+	CatalogExecute("SELECT c.name, c.model, c.owner, c.options, c.rollback_version, "
+				   "m.deployed_version, m.classes IS NOT NULL, c.action, "
+				   "c.rollback_check OPERATOR(pg_catalog.->>) 'status', "
+				   "(c.rollback_check OPERATOR(pg_catalog.->>) 'labelled')::pg_catalog.float8, "
+				   "(c.rollback_check OPERATOR(pg_catalog.->>) 'version')::integer "
+				   "FROM streamml.monitors_catalog c JOIN streamml.models m "
+				   "ON m.name OPERATOR(pg_catalog.=) c.model "
+				   "WHERE c.id OPERATOR(pg_catalog.=) $1 FOR UPDATE OF c",
+				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		return;
+	name = Text(0, 1);
+	model = Text(0, 2);
+	owner = DatumGetObjectId(Value(0, 3, &isnull));
+	options = DatumGetJsonbPCopy(Value(0, 4, &isnull));
+	d = Value(0, 5, &isnull);
+	previous = isnull ? 0 : DatumGetInt32(d);
+	d = Value(0, 6, &isnull);
+	deployed = isnull ? 0 : DatumGetInt32(d);
+	classifier = DatumGetBool(Value(0, 7, &isnull));
+	action = Text(0, 8);
+	last_status = Text(0, 9);
+	d = Value(0, 10, &isnull);
+	last_labelled = isnull ? -1 : DatumGetFloat8(d);
+	d = Value(0, 11, &isnull);
+	last_version = isnull ? 0 : DatumGetInt32(d);
+	if (!MonitorRollbackOptions(options, &min_rows, &alpha) ||
+		deployed == 0 || deployed == previous)
+		return;
+	if (previous == 0)
+	{
+		/* nothing was deployed when the monitor was created */
+		CatalogExecute("UPDATE streamml.monitors_catalog SET rollback_version = $2 "
+					   "WHERE id OPERATOR(pg_catalog.=) $1",
+					   2, (Oid[]) {INT4OID, INT4OID},
+					   (Datum[]) {arg, Int32GetDatum(deployed)}, NULL, SPI_OK_UPDATE);
+		return;
+	}
+
+	VersionLiveLoss(model, deployed, classifier, 0, &lv);
+	VersionLiveLoss(model, previous, classifier, min_rows, &lp);
+	accept = previous;
+	if (lv.n < min_rows)
+		status = "waiting";
+	else if (lp.n < min_rows)
+	{
+		status = "not_compared";
+		accept = deployed;
+	}
+	else
+	{
+		double		se = sqrt(lv.var / lv.n + lp.var / lp.n);
+
+		if (se > 0)
+		{
+			z = (lv.mean - lp.mean) / se;
+			p = 0.5 * erfc(z / M_SQRT2);
+		}
+		else
+			p = lv.mean > lp.mean ? 0.0 : (lv.mean < lp.mean ? 1.0 : 0.5);
+		if (p < alpha)
+			status = "rolled_back";
+		else
+		{
+			status = "kept";
+			accept = deployed;
+		}
+	}
+
+	/* still waiting, and no new outcome: nothing to write */
+	if (strcmp(status, "waiting") == 0 && last_status &&
+		strcmp(last_status, "waiting") == 0 && last_version == deployed &&
+		last_labelled == lv.n)
+		return;
+	initStringInfo(&b);
+	appendStringInfo(&b, "{\"status\": \"%s\", \"version\": %d, \"previous_version\": %d, "
+					 "\"metric\": \"%s\", \"labelled\": %.0f",
+					 status, deployed, previous,
+					 classifier ? "error_rate" : "absolute_error", lv.n);
+	AppendScore(&b, "live", lv.mean);
+	appendStringInfo(&b, ", \"previous_labelled\": %.0f", lp.n);
+	AppendScore(&b, "previous_live", lp.mean);
+	if (!isnan(p))
+	{
+		AppendScore(&b, "z", z);
+		AppendScore(&b, "p_value", p);
+	}
+	appendStringInfo(&b, ", \"alpha\": %g, \"min_rows\": " INT64_FORMAT "}",
+					 alpha, min_rows);
+
+	if (strcmp(status, "rolled_back") == 0)
+	{
+		DeployCall call = {model, previous};
+		StringInfoData e;
+
+		RunAsOwner(owner, RunDeploy, &call);
+		initStringInfo(&e);
+		appendStringInfo(&e, "{\"by\": \"monitor\", \"from_version\": %d, %s",
+						 deployed, b.data + 1);
+		MonitorEvent(model, previous, name, "rolled_back", e.data, owner);
+		/* a notifying monitor tells its listeners too (sent at commit) */
+		if (strcmp(action, "notify") == 0)
+		{
+			StringInfoData n;
+
+			initStringInfo(&n);
+			appendStringInfoString(&n, "{\"monitor\": ");
+			escape_json(&n, name);
+			appendStringInfoString(&n, ", \"model\": ");
+			escape_json(&n, model);
+			appendStringInfo(&n, ", \"version\": %d, \"event\": \"rolled_back\", \"details\": %s}",
+							 previous, e.data);
+			MonitorNotify(OptionString(options, "channel", "streamml_monitors"), n.data);
+		}
+		ereport(LOG,
+				(errmsg("pg_streamml monitor \"%s\" rolled model \"%s\" back from version %d to version %d",
+						name, model, deployed, previous),
+				 errdetail("%s", b.data)));
+	}
+	CatalogExecute("UPDATE streamml.monitors_catalog SET rollback_version = $2, "
+				   "rollback_check = $3::jsonb OPERATOR(pg_catalog.||) "
+				   "pg_catalog.jsonb_build_object('at', pg_catalog.now()) "
+				   "WHERE id OPERATOR(pg_catalog.=) $1",
+				   3, (Oid[]) {INT4OID, INT4OID, TEXTOID},
+				   (Datum[]) {arg, Int32GetDatum(accept), CStringGetTextDatum(b.data)},
+				   NULL, SPI_OK_UPDATE);
+}
+
 /* ---- retraining ---- */
 
 /* A retrain run as the model's owner. */
@@ -732,6 +1059,31 @@ CheckOne(int32 id, MemoryContext cxt)
 }
 
 /*
+ * Runs the rollback check of monitor id in a transaction.  An error is
+ * recorded, and the deployed version accepted, so that it is not recorded
+ * again every second.
+ */
+static void
+CheckRollbackOne(int32 id, MemoryContext cxt)
+{
+	PG_TRY();
+	{
+		Begin("pg_streamml monitor: checking a deployment");
+		CheckRollback(id);
+		End();
+	}
+	PG_CATCH();
+	{
+		RecordFailure(cxt, id, "rollback check",
+					  "UPDATE streamml.monitors_catalog c SET rollback_version = m.deployed_version, "
+					  "rollback_check = '{\"status\": \"error\"}' FROM streamml.models m "
+					  "WHERE c.id OPERATOR(pg_catalog.=) $1 AND m.name OPERATOR(pg_catalog.=) c.model");
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+}
+
+/*
  * At the worker's start: retrains a crash interrupted are recorded and
  * asked for again.
  */
@@ -782,8 +1134,10 @@ MonitorWorkerMain(Datum arg)
 	{
 		int32	   *retrains = NULL;
 		int32	   *checks = NULL;
+		int32	   *rollbacks = NULL;
 		int			nretrains = 0;
 		int			nchecks = 0;
+		int			nrollbacks = 0;
 		bool		isnull;
 
 		MemoryContextReset(loop_cxt);
@@ -817,10 +1171,15 @@ MonitorWorkerMain(Datum arg)
 			ResumeInterrupted();
 			first = false;
 		}
-		CatalogExecute("SELECT id, retrain_requested_at IS NOT NULL, "
-					   "kind OPERATOR(pg_catalog.<>) 'error' AND next_check_at "
-					   "OPERATOR(pg_catalog.<=) pg_catalog.now() "
-					   "FROM streamml.monitors_catalog ORDER BY retrain_requested_at, id",
+		CatalogExecute("SELECT c.id, c.retrain_requested_at IS NOT NULL, "
+					   "c.kind OPERATOR(pg_catalog.<>) 'error' AND c.next_check_at "
+					   "OPERATOR(pg_catalog.<=) pg_catalog.now(), "
+					   "COALESCE(c.options OPERATOR(pg_catalog.->) 'rollback' "
+					   "NOT IN ('false', 'null'), false) AND "
+					   "(SELECT m.deployed_version FROM streamml.models m "
+					   " WHERE m.name OPERATOR(pg_catalog.=) c.model) "
+					   "IS DISTINCT FROM c.rollback_version "
+					   "FROM streamml.monitors_catalog c ORDER BY c.retrain_requested_at, c.id",
 					   0, NULL, NULL, NULL, SPI_OK_SELECT);
 		if (SPI_processed == 0)
 		{
@@ -831,6 +1190,7 @@ MonitorWorkerMain(Datum arg)
 		MemoryContextSwitchTo(loop_cxt);
 		retrains = palloc(sizeof(int32) * SPI_processed);
 		checks = palloc(sizeof(int32) * SPI_processed);
+		rollbacks = palloc(sizeof(int32) * SPI_processed);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			int32		id = DatumGetInt32(Value(i, 1, &isnull));
@@ -839,9 +1199,14 @@ MonitorWorkerMain(Datum arg)
 				retrains[nretrains++] = id;
 			if (DatumGetBool(Value(i, 3, &isnull)))
 				checks[nchecks++] = id;
+			if (DatumGetBool(Value(i, 4, &isnull)))
+				rollbacks[nrollbacks++] = id;
 		}
 		End();
 
+		/* a worse deployment is undone before anything else */
+		for (int i = 0; i < nrollbacks; i++)
+			CheckRollbackOne(rollbacks[i], loop_cxt);
 		for (int i = 0; i < nchecks; i++)
 			CheckOne(checks[i], loop_cxt);
 		for (int i = 0; i < nretrains; i++)

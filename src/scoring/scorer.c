@@ -132,17 +132,22 @@ PredictionColumn(Relation preds, const char *name, Oid type, int32 typmod)
 /*
  * Checks the shape of a predictions table against its source and finds
  * its columns: a plain table, the key columns with the source's types,
- * the prediction columns, a unique index on (key columns, model), and no
- * BEFORE or INSTEAD OF row trigger (rows are written in bulk).
+ * the prediction columns, a unique index on (key columns, model) or on
+ * (key columns, model, version), and no BEFORE or INSTEAD OF row trigger
+ * (rows are written in bulk).  by_version: the scorer serves one model at
+ * two versions (a challenger that is a version of a model it also serves
+ * otherwise), so the index must be the second, and no unique index on
+ * (key columns, model) may exist (each key gets a row per version).
  */
 void
 ScorerCheckPredictions(Relation preds, Relation source, int nkeys,
-					   char **keys, PredictionColumns *pc)
+					   char **keys, PredictionColumns *pc, bool by_version)
 {
 	TupleDesc	sdesc = RelationGetDescr(source);
 	List	   *indexes;
 	ListCell   *lc;
-	bool		unique = false;
+	bool		unique_model = false;
+	bool		unique_version = false;
 
 	if (RelationGetRelid(preds) == RelationGetRelid(source))
 		ereport(ERROR,
@@ -181,38 +186,67 @@ ScorerCheckPredictions(Relation preds, Relation source, int nkeys,
 	pc->role = PredictionColumn(preds, "role", TEXTOID, -1);
 	pc->scored_at = PredictionColumn(preds, "scored_at", TIMESTAMPTZOID, -1);
 
-	/* exactly once is checkable: (key columns, model) is unique */
+	/*
+	 * Exactly once is checkable: (key columns, model) is unique, or (key
+	 * columns, model, version).  An index matches when its columns are
+	 * exactly those (in any order); a unique index on a subset would
+	 * refuse rows the scorer writes, and is found too.
+	 */
 	indexes = RelationGetIndexList(preds);
 	foreach(lc, indexes)
 	{
 		HeapTuple	tup = SearchSysCache1(INDEXRELID,
 										  ObjectIdGetDatum(lfirst_oid(lc)));
 		Form_pg_index ix;
-		bool		match;
+		bool		usable;
+		bool		has_version = false;
+		bool		subset = true;
 
 		if (!HeapTupleIsValid(tup))
 			continue;
 		ix = (Form_pg_index) GETSTRUCT(tup);
-		match = ix->indisunique && ix->indimmediate && ix->indisvalid &&
-			ix->indnkeyatts == nkeys + 1 &&
+		usable = ix->indisunique && ix->indimmediate && ix->indisvalid &&
 			heap_attisnull(tup, Anum_pg_index_indpred, NULL) &&
 			heap_attisnull(tup, Anum_pg_index_indexprs, NULL);
-		for (int i = 0; match && i < ix->indnkeyatts; i++)
+		for (int i = 0; usable && subset && i < ix->indnkeyatts; i++)
 		{
 			AttrNumber	a = ix->indkey.values[i];
 			bool		found = (a == pc->model);
 
+			if (a == pc->version)
+				found = has_version = true;
 			for (int k = 0; k < nkeys; k++)
 				if (a == pc->key[k])
 					found = true;
-			match = found;
+			subset = found;
+		}
+		if (usable && subset)
+		{
+			/* every column at most once: a count tells whether all are in */
+			if (!has_version && ix->indnkeyatts == nkeys + 1)
+				unique_model = true;
+			else if (has_version && ix->indnkeyatts == nkeys + 2)
+				unique_version = true;
+			else if (by_version && !has_version)
+				unique_model = true;	/* narrower still: refuses versions */
 		}
 		ReleaseSysCache(tup);
-		if (match)
-			unique = true;
 	}
 	list_free(indexes);
-	if (!unique)
+	if (by_version && unique_model)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("predictions table \"%s\" has a unique index on its key columns and model",
+						RelationGetRelationName(preds)),
+				 errdetail("The scorer serves a model at two versions (a challenger that is a version), so each key gets one row per version."),
+				 errhint("Make the primary key (key columns, model, version).")));
+	if (by_version && !unique_version)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("predictions table \"%s\" has no unique index on its key columns, model and version",
+						RelationGetRelationName(preds)),
+				 errhint("Add PRIMARY KEY (key columns, model, version), so that a row scored twice by a version is an error.")));
+	if (!unique_model && !unique_version)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
 				 errmsg("predictions table \"%s\" has no unique index on its key columns and model",
@@ -371,66 +405,133 @@ ScorerGroupColumn(Jsonb *options, ServedModelInfo *info)
 	return OptionString(options, "group_by", info->group_by);
 }
 
+/* The error of a malformed option "challengers". */
+static void
+ChallengersShapeError(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"challengers\" must be an array of model names and {\"model\": name, \"version\": number} objects")));
+}
+
 /*
- * The challengers of a scorer: option "challengers", an array of model
- * names (none when absent).  Shape errors are raised here.
+ * The challengers of a scorer: option "challengers", an array whose
+ * elements are model names (served at their deployed version) or objects
+ * {"model": name, "version": v} (that version of the model); none when
+ * absent.  Shape errors are raised here.
  */
-char **
+ScorerChallenger *
 ScorerChallengers(Jsonb *options, int *n)
 {
 	JsonbValue *v = OptionGet(options, "challengers");
-	char	  **out;
+	ScorerChallenger *out;
 
 	*n = 0;
 	if (v == NULL)
 		return NULL;
 	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"challengers\" must be an array of model names")));
-	out = palloc(sizeof(char *) * Max(JsonContainerSize(v->val.binary.data), 1));
+		ChallengersShapeError();
+	out = palloc0(sizeof(ScorerChallenger) *
+				  Max(JsonContainerSize(v->val.binary.data), 1));
 	for (int i = 0; i < JsonContainerSize(v->val.binary.data); i++)
 	{
 		JsonbValue *e = getIthJsonbValueFromContainer(v->val.binary.data, i);
+		ScorerChallenger *c = &out[(*n)++];
 
-		if (e == NULL || e->type != jbvString)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"challengers\" must be an array of model names")));
-		out[(*n)++] = pnstrdup(e->val.string.val, e->val.string.len);
+		if (e != NULL && e->type == jbvString)
+			c->model = pnstrdup(e->val.string.val, e->val.string.len);
+		else if (e != NULL && e->type == jbvBinary &&
+				 JsonContainerIsObject(e->val.binary.data))
+		{
+			Jsonb	   *o = JsonbValueToJsonb(e);
+			static const char *const keys[] = {"model", "version", NULL};
+
+			OptionCheckKeys(o, keys, "challenger");
+			c->model = OptionString(o, "model", NULL);
+			if (c->model == NULL || OptionGet(o, "version") == NULL)
+				ChallengersShapeError();
+			c->version = (int32) OptionInteger(o, "version", 1, 1, PG_INT32_MAX);
+		}
+		else
+			ChallengersShapeError();
 	}
 	return out;
 }
 
 /*
+ * Whether a scorer serves some model at two versions: a challenger that is
+ * a version of its champion's model, or of a model another challenger
+ * names.  Its predictions table is then keyed by version too.
+ */
+bool
+ScorerNeedsVersionKey(const char *champion, const ScorerChallenger *ch, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (ch[i].version == 0)
+			continue;
+		if (strcmp(ch[i].model, champion) == 0)
+			return true;
+		for (int j = 0; j < n; j++)
+			if (j != i && strcmp(ch[i].model, ch[j].model) == 0)
+				return true;
+	}
+	return false;
+}
+
+/* A challenger as users read it: "model", or "model" version v. */
+char *
+ScorerChallengerName(const ScorerChallenger *c)
+{
+	if (c->version == 0)
+		return psprintf("\"%s\"", c->model);
+	return psprintf("\"%s\" version %d", c->model, c->version);
+}
+
+/*
  * Checks a scorer's challengers (SPI connected): models the user may use,
- * none the champion or twice, their features in the source; and option
- * "auto_promote": {"min_rows": integer >= 30, "alpha": number in (0, 0.5)}.
+ * none the champion or twice, a model named either as a model or by
+ * versions, not both, versions that exist, their features in the source;
+ * and option "auto_promote": {"min_rows": integer >= 30, "alpha": number
+ * in (0, 0.5)}.  A version challenger of the champion's own model is
+ * welcome: that is how a version is tried before it is deployed.
  */
 void
 ScorerCheckChallengers(Relation source, Jsonb *options, const char *champion)
 {
 	int			n;
-	char	  **ch = ScorerChallengers(options, &n);
+	ScorerChallenger *ch = ScorerChallengers(options, &n);
 	JsonbValue *ap = OptionGet(options, "auto_promote");
 
 	for (int i = 0; i < n; i++)
 	{
 		ServedModelInfo info;
-		Datum		arg = CStringGetTextDatum(ch[i]);
+		Datum		arg = CStringGetTextDatum(ch[i].model);
 		bool		isnull;
 		Oid			mowner = InvalidOid;
 
-		if (strcmp(ch[i], champion) == 0)
+		if (ch[i].version == 0 && strcmp(ch[i].model, champion) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("model \"%s\" is the scorer's champion", ch[i]),
-					 errdetail("A challenger is another model; a new version of the champion's model is deployed with streamml.deploy.")));
+					 errmsg("model \"%s\" is the scorer's champion", ch[i].model),
+					 errdetail("A challenger is another model, or a version of a model: {\"model\": \"%s\", \"version\": n}.",
+							   ch[i].model)));
 		for (int j = 0; j < i; j++)
-			if (strcmp(ch[i], ch[j]) == 0)
+		{
+			if (strcmp(ch[i].model, ch[j].model) != 0)
+				continue;
+			if (ch[i].version == ch[j].version)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("challenger \"%s\" is given twice", ch[i])));
+						 errmsg("challenger %s is given twice",
+								ScorerChallengerName(&ch[i]))));
+			if (ch[i].version == 0 || ch[j].version == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("model \"%s\" is a challenger both as a model and by version",
+								ch[i].model),
+						 errdetail("A model is a challenger at its deployed version, or at the versions given, not both.")));
+		}
 		CatalogExecute("SELECT m.owner FROM streamml.models m "
 					   "WHERE m.name OPERATOR(pg_catalog.=) $1",
 					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
@@ -438,13 +539,13 @@ ScorerCheckChallengers(Relation source, Jsonb *options, const char *champion)
 			mowner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 													SPI_tuptable->tupdesc, 1,
 													&isnull));
-		if (!OidIsValid(mowner) || !ModelVisible(ch[i], mowner))
+		if (!OidIsValid(mowner) || !ModelVisible(ch[i].model, mowner))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("model \"%s\" does not exist", ch[i]),
+					 errmsg("model \"%s\" does not exist", ch[i].model),
 					 errdetail("It was given as a challenger.")));
-		(void) ServedModelGet(ch[i], &info);
-		CheckFeatureMap(source, options, &info, ch[i]);
+		(void) ServedModelGetVersion(ch[i].model, ch[i].version, &info);
+		CheckFeatureMap(source, options, &info, ch[i].model);
 	}
 	if (ap != NULL)
 	{
@@ -464,15 +565,21 @@ ScorerCheckChallengers(Relation source, Jsonb *options, const char *champion)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"auto_promote\" needs \"challengers\"")));
+		/* promoting a version deploys it: its model's owner only */
+		for (int i = 0; i < n; i++)
+			if (ch[i].version > 0)
+				(void) ModelCheckOwner(ch[i].model, "deploy");
 	}
 }
 
 /*
  * Creates a predictions table of the standard shape, owned by the caller,
- * with the source's key columns; returns its oid.
+ * with the source's key columns; returns its oid.  Its primary key is
+ * (key columns, model), and version too when the scorer serves a model
+ * at two versions (ScorerNeedsVersionKey).
  */
 static Oid
-CreatePredictions(RangeVar *rv, Relation source, List *keys)
+CreatePredictions(RangeVar *rv, Relation source, List *keys, bool by_version)
 {
 	StringInfoData sql;
 	StringInfoData pk;
@@ -502,7 +609,8 @@ CreatePredictions(RangeVar *rv, Relation source, List *keys)
 					 "class pg_catalog.text, "
 					 "role pg_catalog.text NOT NULL DEFAULT '" SCORER_ROLE_CHAMPION "', "
 					 "scored_at pg_catalog.timestamptz NOT NULL, "
-					 "PRIMARY KEY (%smodel))", pk.data);
+					 "PRIMARY KEY (%smodel%s))", pk.data,
+					 by_version ? ", version" : "");
 	if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create the predictions table");
 	return RangeVarGetRelid(rv, NoLock, false);
@@ -527,6 +635,9 @@ create_scorer(PG_FUNCTION_ARGS)
 	ServedModelInfo info;
 	List	   *keys;
 	char	  **keyv;
+	int			nch;
+	ScorerChallenger *ch;
+	bool		by_version;
 	char	   *into;
 	char	   *group;
 	RangeVar   *rv;
@@ -587,6 +698,8 @@ create_scorer(PG_FUNCTION_ARGS)
 	}
 	CheckFeatureMap(source, options, &info, model);
 	ScorerCheckChallengers(source, options, model);
+	ch = ScorerChallengers(options, &nch);
+	by_version = ScorerNeedsVersionKey(model, ch, nch);
 	group = ScorerGroupColumn(options, &info);
 	if (group != NULL && info.group_by == NULL)
 		ereport(ERROR,
@@ -612,7 +725,7 @@ create_scorer(PG_FUNCTION_ARGS)
 	rv = makeRangeVarFromNameList(stringToQualifiedNameList(into));
 	predsid = RangeVarGetRelid(rv, NoLock, true);
 	if (!OidIsValid(predsid))
-		predsid = CreatePredictions(rv, source, keys);
+		predsid = CreatePredictions(rv, source, keys, by_version);
 	else if (!pg_class_ownercheck(predsid, user) &&
 			 pg_class_aclcheck(predsid, user, ACL_INSERT) != ACLCHECK_OK)
 		ereport(ERROR,
@@ -620,7 +733,8 @@ create_scorer(PG_FUNCTION_ARGS)
 				 errmsg("permission denied for table %s", get_rel_name(predsid)),
 				 errdetail("A scorer writes into a predictions table its owner owns or may insert into.")));
 	preds = table_open(predsid, ShareRowExclusiveLock);
-	ScorerCheckPredictions(preds, source, list_length(keys), keyv, &pc);
+	ScorerCheckPredictions(preds, source, list_length(keys), keyv, &pc,
+						   by_version);
 	table_close(preds, NoLock);
 
 	/* the catalog row, then the trigger */

@@ -33,18 +33,33 @@ typedef struct PredictionColumns
 	AttrNumber	scored_at;
 } PredictionColumns;
 
+/*
+ * A challenger of a scorer (option "challengers"): another model, served
+ * at its deployed version (version 0), or a version of a model, given as
+ * {"model": m, "version": v}, served at that version whatever is deployed.
+ */
+typedef struct ScorerChallenger
+{
+	char	   *model;
+	int32		version;		/* 0: the model's deployed version */
+} ScorerChallenger;
+
 /* scorer.c */
 struct RelationData;
 extern void ScorerCheckPredictions(struct RelationData *preds,
 								   struct RelationData *source, int nkeys,
-								   char **keys, PredictionColumns *pc);
+								   char **keys, PredictionColumns *pc,
+								   bool by_version);
 extern AttrNumber ScorerSourceColumn(struct RelationData *source,
 									 const char *name, const char *what,
 									 bool numeric);
 struct ServedModelInfo;
 extern char *ScorerFeatureColumn(Jsonb *options, const char *feature);
 extern char *ScorerGroupColumn(Jsonb *options, struct ServedModelInfo *info);
-extern char **ScorerChallengers(Jsonb *options, int *n);
+extern ScorerChallenger *ScorerChallengers(Jsonb *options, int *n);
+extern bool ScorerNeedsVersionKey(const char *champion,
+								  const ScorerChallenger *ch, int n);
+extern char *ScorerChallengerName(const ScorerChallenger *c);
 extern void ScorerCheckChallengers(struct RelationData *source, Jsonb *options,
 								   const char *champion);
 extern void ScorersDropOwned(Datum roles);

@@ -6,11 +6,25 @@
  *
  * A scorer serves its model (the champion, role 'champion' in the
  * predictions table) and shadow-scores its challengers (option
- * "challengers", other models, role 'challenger') into the same table in
- * the same statement (scorerinsert.c).  The predictions table's unique key
- * stays (key columns, model): a challenger is another model, so each model
- * has at most one prediction per key and exactly-once stays checkable per
- * model; the role says which one was served.
+ * "challengers", role 'challenger') into the same table in the same
+ * statement (scorerinsert.c).  A challenger is another model, named by a
+ * string and served at its deployed version, or a version of a model, an
+ * object {"model": m, "version": v}, served at that version whatever is
+ * deployed: the champion's own model included, which is how a new version
+ * is tried on live rows before it is deployed.  An object rather than a
+ * spelling such as 'm@3' because a model name may contain any character.
+ * A model is a challenger in one form or the other, not both.
+ *
+ * The predictions table's unique key is (key columns, model) while every
+ * model is served at one version: each model has at most one prediction
+ * per key, exactly-once is checkable per model, and the role says which
+ * one was served.  A scorer that serves a model at two versions (a version
+ * challenger of the champion's model, or of a model another challenger
+ * names) needs (key columns, model, version) instead, and no unique index
+ * on (key columns, model): exactly-once is then checkable per version
+ * (create_scorer makes that key when the challengers ask for it).  A
+ * version challenger whose version is the one the champion serves (once
+ * deployed) is not scored twice: its rows are the champion's.
  *
  * The test.  When the scorer's outcomes are tracked, every labelled key
  * scored by the champion and a challenger gives a paired loss difference
@@ -38,8 +52,13 @@
  * of the remaining challengers again (a baseline of their sums is stored,
  * since the champion they were compared with changed), and is recorded in
  * the scorer's catalog row (champion_since, last_promotion, shown by
- * streamml.scorers) and by a NOTICE.  streamml.model_events does not exist
- * in this build; last_promotion is what a later event log can copy.
+ * streamml.scorers) and by a NOTICE.  Promoting a version challenger
+ * deploys that version (ModelDeploy, as streamml.deploy: every user of the
+ * model is served it, and streamml.rollback can undo it) and makes its
+ * model the scorer's; last_promotion then has from_version and to_version.
+ * Only the model's owner may do that: promote checks the caller, and
+ * auto_promote with a version challenger is refused unless the scorer's
+ * owner owns its model (checked again before each automatic promotion).
  */
 #include "postgres.h"
 
@@ -65,7 +84,7 @@
 /* The sums of a challenger's pairs since its baseline. */
 typedef struct PairSums
 {
-	char	   *model;
+	ScorerChallenger ch;
 	double		n;
 	double		sum;
 	double		sumsq;
@@ -116,37 +135,71 @@ paired_loss_p_value(PG_FUNCTION_ARGS)
 }
 
 /*
- * The pair sums of a scorer's challengers, less their baseline (SPI
- * connected).  Returns the number of entries in *out.
+ * The baseline entry of a challenger: baseline->model, an array [n, sum,
+ * sumsq], for a model; baseline->model->version for a version (a model is
+ * a challenger in one of the two forms only, so the keys never clash).
  */
-static int
-ChallengerSums(const char *scorer, Jsonb *baseline, PairSums **out)
+static JsonbValue *
+BaselineEntry(Jsonb *baseline, const ScorerChallenger *c)
+{
+	JsonbValue *b;
+	char	   *v;
+
+	if (baseline == NULL)
+		return NULL;
+	b = getKeyJsonValueFromContainer(&baseline->root, c->model,
+									 strlen(c->model), NULL);
+	if (b == NULL || c->version == 0)
+		return b;
+	if (b->type != jbvBinary || !JsonContainerIsObject(b->val.binary.data))
+		return NULL;
+	v = psprintf("%d", c->version);
+	return getKeyJsonValueFromContainer(b->val.binary.data, v, strlen(v), NULL);
+}
+
+/*
+ * The pair sums of each of a scorer's challengers ch (SPI connected),
+ * less their baseline when one is given: a model's over all its versions
+ * scored as a challenger, a version's over that version.  Returns an array
+ * of n entries.
+ */
+static PairSums *
+ChallengerSums(const char *scorer, Jsonb *baseline, ScorerChallenger *ch, int n)
 {
 	Datum		arg = CStringGetTextDatum(scorer);
-	uint64		n;
+	uint64		rows;
 	SPITupleTable *tt;
+	PairSums   *out = palloc0(sizeof(PairSums) * Max(n, 1));
 
-	n = CatalogExecute("SELECT q.model, pg_catalog.sum(q.pair_n)::float8, "
-					   "pg_catalog.sum(q.pair_diff_sum), pg_catalog.sum(q.pair_diff_sq_sum) "
-					   "FROM streamml.quality_buckets q JOIN streamml.outcome_trackers t "
-					   "ON t.id OPERATOR(pg_catalog.=) q.tracker "
-					   "WHERE t.scorer OPERATOR(pg_catalog.=) $1 "
-					   "AND q.role OPERATOR(pg_catalog.=) 'challenger' GROUP BY q.model",
-					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
+	rows = CatalogExecute("SELECT q.model, q.version, pg_catalog.sum(q.pair_n)::float8, "
+						  "pg_catalog.sum(q.pair_diff_sum), pg_catalog.sum(q.pair_diff_sq_sum) "
+						  "FROM streamml.quality_buckets q JOIN streamml.outcome_trackers t "
+						  "ON t.id OPERATOR(pg_catalog.=) q.tracker "
+						  "WHERE t.scorer OPERATOR(pg_catalog.=) $1 "
+						  "AND q.role OPERATOR(pg_catalog.=) 'challenger' "
+						  "GROUP BY q.model, q.version",
+						  1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
 	tt = SPI_tuptable;
-	*out = palloc0(sizeof(PairSums) * Max(n, 1));
-	for (uint64 i = 0; i < n; i++)
+	for (int i = 0; i < n; i++)
 	{
-		PairSums   *s = &(*out)[i];
-		bool		isnull;
+		PairSums   *s = &out[i];
 		JsonbValue *b;
 
-		s->model = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
-		s->n = DatumGetFloat8(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
-		s->sum = DatumGetFloat8(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
-		s->sumsq = DatumGetFloat8(SPI_getbinval(tt->vals[i], tt->tupdesc, 4, &isnull));
-		b = baseline ? getKeyJsonValueFromContainer(&baseline->root, s->model,
-													strlen(s->model), NULL) : NULL;
+		s->ch = ch[i];
+		for (uint64 r = 0; r < rows; r++)
+		{
+			bool		isnull;
+			char	   *model = SPI_getvalue(tt->vals[r], tt->tupdesc, 1);
+			int32		version = DatumGetInt32(SPI_getbinval(tt->vals[r], tt->tupdesc, 2, &isnull));
+
+			if (strcmp(model, ch[i].model) != 0 ||
+				(ch[i].version != 0 && version != ch[i].version))
+				continue;
+			s->n += DatumGetFloat8(SPI_getbinval(tt->vals[r], tt->tupdesc, 3, &isnull));
+			s->sum += DatumGetFloat8(SPI_getbinval(tt->vals[r], tt->tupdesc, 4, &isnull));
+			s->sumsq += DatumGetFloat8(SPI_getbinval(tt->vals[r], tt->tupdesc, 5, &isnull));
+		}
+		b = BaselineEntry(baseline, &ch[i]);
 		if (b && b->type == jbvBinary && JsonContainerIsArray(b->val.binary.data) &&
 			JsonContainerSize(b->val.binary.data) == 3)
 		{
@@ -165,72 +218,141 @@ ChallengerSums(const char *scorer, Jsonb *baseline, PairSums **out)
 			s->sumsq -= v[2];
 		}
 	}
-	return (int) n;
+	return out;
 }
 
-/* The current pair sums of a scorer's challengers as a baseline (jsonb). */
+/*
+ * The current pair sums of challengers ch as a baseline (jsonb, see
+ * BaselineEntry): their comparison starts afresh from here.
+ */
 static Datum
-CurrentBaseline(const char *scorer)
+CurrentBaseline(const char *scorer, ScorerChallenger *ch, int n)
 {
-	Datum		arg = CStringGetTextDatum(scorer);
-	bool		isnull;
+	PairSums   *sums = ChallengerSums(scorer, NULL, ch, n);
+	StringInfoData b;
+	bool		first = true;
 
-	CatalogExecute("SELECT COALESCE(pg_catalog.jsonb_object_agg(s.model, "
-				   "pg_catalog.jsonb_build_array(s.n, s.d, s.d2)), '{}') FROM "
-				   "(SELECT q.model, pg_catalog.sum(q.pair_n) AS n, pg_catalog.sum(q.pair_diff_sum) AS d, "
-				   "pg_catalog.sum(q.pair_diff_sq_sum) AS d2 FROM streamml.quality_buckets q "
-				   "JOIN streamml.outcome_trackers t ON t.id OPERATOR(pg_catalog.=) q.tracker "
-				   "WHERE t.scorer OPERATOR(pg_catalog.=) $1 "
-				   "AND q.role OPERATOR(pg_catalog.=) 'challenger' GROUP BY q.model) s",
-				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
-	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	initStringInfo(&b);
+	appendStringInfoChar(&b, '{');
+	for (int i = 0; i < n; i++)
+	{
+		bool		seen = false;
+
+		/* a model's versions go in one object, written at its first */
+		for (int j = 0; j < i; j++)
+			seen |= strcmp(ch[i].model, ch[j].model) == 0;
+		if (seen)
+			continue;
+		if (!first)
+			appendStringInfoString(&b, ", ");
+		first = false;
+		escape_json(&b, ch[i].model);
+		if (ch[i].version == 0)
+		{
+			appendStringInfo(&b, ": [%.0f, %.17g, %.17g]", sums[i].n,
+							 sums[i].sum, sums[i].sumsq);
+			continue;
+		}
+		appendStringInfoString(&b, ": {");
+		for (int j = i; j < n; j++)
+			if (strcmp(ch[i].model, ch[j].model) == 0)
+				appendStringInfo(&b, "%s\"%d\": [%.0f, %.17g, %.17g]",
+								 j > i ? ", " : "", ch[j].version, sums[j].n,
+								 sums[j].sum, sums[j].sumsq);
+		appendStringInfoChar(&b, '}');
+	}
+	appendStringInfoChar(&b, '}');
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data));
 }
 
-/* The challengers option as a jsonb array text, without one of them. */
+/* Appends a challenger as an element of option "challengers". */
+static void
+AppendChallenger(StringInfo s, const ScorerChallenger *c)
+{
+	if (c->version == 0)
+	{
+		escape_json(s, c->model);
+		return;
+	}
+	appendStringInfoString(s, "{\"model\": ");
+	escape_json(s, c->model);
+	appendStringInfo(s, ", \"version\": %d}", c->version);
+}
+
+/*
+ * The challengers without one of them (drop, or NULL): *n is updated, and
+ * the option "challengers" is returned as a jsonb array's text.
+ */
 static char *
-ChallengersWithout(char **ch, int n, const char *drop)
+ChallengersWithout(ScorerChallenger *ch, int *n, const ScorerChallenger *drop)
 {
 	StringInfoData s;
-	bool		first = true;
+	int			kept = 0;
 
 	initStringInfo(&s);
 	appendStringInfoChar(&s, '[');
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < *n; i++)
 	{
-		if (drop && strcmp(ch[i], drop) == 0)
+		if (drop && strcmp(ch[i].model, drop->model) == 0 &&
+			ch[i].version == drop->version)
 			continue;
-		if (!first)
+		if (kept > 0)
 			appendStringInfoString(&s, ", ");
-		escape_json(&s, ch[i]);
-		first = false;
+		AppendChallenger(&s, &ch[i]);
+		ch[kept++] = ch[i];
 	}
 	appendStringInfoChar(&s, ']');
+	*n = kept;
 	return s.data;
+}
+
+/* The deployed version of a model, 0 when none (SPI connected). */
+static int32
+DeployedVersion(const char *model)
+{
+	Datum		arg = CStringGetTextDatum(model);
+	bool		isnull;
+	Datum		d;
+
+	if (CatalogExecute("SELECT m.deployed_version FROM streamml.models m "
+					   "WHERE m.name OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) != 1)
+		return 0;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt32(d);
 }
 
 /*
  * Promotes a challenger (SPI connected; privileges checked by the
- * caller): see the top of the file.  Returns false when the scorer's
- * champion is no longer old_model (a concurrent promotion won).
+ * caller): see the top of the file.  A version is deployed first
+ * (ModelDeploy, as streamml.deploy does).  Returns false when the
+ * scorer's champion is no longer old_model (a concurrent promotion won).
  */
 static bool
 PromoteTo(const char *scorer, const char *old_model, Jsonb *options,
-		  const char *challenger, const char *how, PairSums *stats,
+		  const ScorerChallenger *challenger, const char *how, PairSums *stats,
 		  double alpha, int64 min_rows)
 {
 	int			n;
-	char	  **ch = ScorerChallengers(options, &n);
+	ScorerChallenger *ch = ScorerChallengers(options, &n);
 	StringInfoData rec;
 	Datum		args[5];
 	double		z = NAN;
 	double		p = NAN;
 	uint64		done;
+	int32		from_version = 0;
 
+	if (challenger->version > 0)
+		from_version = DeployedVersion(old_model);
 	initStringInfo(&rec);
 	appendStringInfoString(&rec, "{\"from\": ");
 	escape_json(&rec, old_model);
+	if (challenger->version > 0 && from_version > 0)
+		appendStringInfo(&rec, ", \"from_version\": %d", from_version);
 	appendStringInfoString(&rec, ", \"to\": ");
-	escape_json(&rec, challenger);
+	escape_json(&rec, challenger->model);
+	if (challenger->version > 0)
+		appendStringInfo(&rec, ", \"to_version\": %d", challenger->version);
 	appendStringInfo(&rec, ", \"how\": \"%s\"", how);
 	if (stats && stats->n > 0)
 	{
@@ -248,8 +370,8 @@ PromoteTo(const char *scorer, const char *old_model, Jsonb *options,
 	appendStringInfoChar(&rec, '}');
 
 	args[0] = CStringGetTextDatum(scorer);
-	args[1] = CStringGetTextDatum(challenger);
-	args[2] = CStringGetTextDatum(ChallengersWithout(ch, n, challenger));
+	args[1] = CStringGetTextDatum(challenger->model);
+	args[2] = CStringGetTextDatum(ChallengersWithout(ch, &n, challenger));
 	args[3] = CStringGetTextDatum(rec.data);
 	args[4] = CStringGetTextDatum(old_model);
 	done = CatalogExecute("UPDATE streamml.scorers_catalog SET model = $2, "
@@ -262,19 +384,22 @@ PromoteTo(const char *scorer, const char *old_model, Jsonb *options,
 						  args, NULL, SPI_OK_UPDATE);
 	if (done == 0)
 		return false;
+	/* a version is served once deployed: by every user of the model */
+	if (challenger->version > 0)
+		ModelDeploy(challenger->model, challenger->version);
 	/* the remaining challengers are compared with the new champion afresh */
 	{
 		Datum		bargs[2];
 
 		bargs[0] = args[0];
-		bargs[1] = CurrentBaseline(scorer);
+		bargs[1] = CurrentBaseline(scorer, ch, n);
 		CatalogExecute("UPDATE streamml.scorers_catalog SET challenger_baseline = $2 "
 					   "WHERE name OPERATOR(pg_catalog.=) $1",
 					   2, (Oid[]) {TEXTOID, JSONBOID}, bargs, NULL, SPI_OK_UPDATE);
 	}
 	ereport(NOTICE,
-			(errmsg("scorer \"%s\" promoted challenger \"%s\" over \"%s\"",
-					scorer, challenger, old_model),
+			(errmsg("scorer \"%s\" promoted challenger %s over \"%s\"",
+					scorer, ScorerChallengerName(challenger), old_model),
 			 errdetail("%s", rec.data)));
 	return true;
 }
@@ -307,10 +432,28 @@ LoadScorer(const char *scorer, Oid *owner, char **model, Jsonb **options,
 	return true;
 }
 
+/* Whether role may deploy a model: it has the privileges of its owner. */
+static bool
+MayDeploy(const char *model, Oid role)
+{
+	Datum		arg = CStringGetTextDatum(model);
+	bool		isnull;
+
+	if (CatalogExecute("SELECT m.owner FROM streamml.models m "
+					   "WHERE m.name OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) != 1)
+		return false;
+	return has_privs_of_role(role,
+							 DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+															SPI_tuptable->tupdesc,
+															1, &isnull)));
+}
+
 /*
  * After an outcome batch that added pairs (outcomewrite.c; SPI
  * connected): promotes the best challenger if the scorer's auto_promote
- * test says so.
+ * test says so.  A version is promoted only while the scorer's owner may
+ * deploy its model (checked when auto_promote was set, and again here).
  */
 void
 ScorerAutoPromote(const char *scorer, int32 tracker)
@@ -324,9 +467,8 @@ ScorerAutoPromote(const char *scorer, int32 tracker)
 	int64		min_rows;
 	double		alpha;
 	int			nch;
-	char	  **ch;
+	ScorerChallenger *ch;
 	PairSums   *sums;
-	int			ns;
 	PairSums   *best = NULL;
 	double		best_p = 1.0;
 
@@ -339,51 +481,59 @@ ScorerAutoPromote(const char *scorer, int32 tracker)
 	min_rows = OptionInteger(ap, "min_rows", 1000, 30, INT_MAX);
 	alpha = OptionNumber(ap, "alpha", 0.01, 1e-12, 0.5);
 	ch = ScorerChallengers(options, &nch);
-	ns = ChallengerSums(scorer, baseline, &sums);
-	for (int i = 0; i < ns; i++)
+	sums = ChallengerSums(scorer, baseline, ch, nch);
+	for (int i = 0; i < nch; i++)
 	{
-		bool		current = false;
 		double		z;
 		double		p;
 
-		for (int j = 0; j < nch; j++)
-			current |= strcmp(ch[j], sums[i].model) == 0;
-		if (!current || sums[i].n < min_rows)
+		if (sums[i].n < min_rows)
 			continue;
 		p = PairedPValue(sums[i].n, sums[i].sum, sums[i].sumsq, &z);
-		if (!isnan(p) && p < alpha && (best == NULL || p < best_p))
+		if (!isnan(p) && p < alpha && (best == NULL || p < best_p) &&
+			(ch[i].version == 0 || MayDeploy(ch[i].model, owner)))
 		{
 			best = &sums[i];
 			best_p = p;
 		}
 	}
 	if (best)
-		(void) PromoteTo(scorer, model, options, best->model, "auto", best,
+		(void) PromoteTo(scorer, model, options, &best->ch, "auto", best,
 						 alpha, min_rows);
 }
 
 PG_FUNCTION_INFO_V1(scorer_promote);
 
 /*
- * SQL streamml.promote(scorer, challenger) → text: makes a challenger the
- * scorer's model; returns the former champion.
+ * SQL streamml.promote(scorer, challenger, version DEFAULT NULL) → text:
+ * makes a challenger the scorer's model (a version challenger is deployed
+ * first: the caller must own its model); returns the former champion.
  */
 Datum
 scorer_promote(PG_FUNCTION_ARGS)
 {
-	char	   *scorer = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *challenger = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *scorer;
+	ScorerChallenger want;
 	Oid			owner;
 	char	   *model;
 	Jsonb	   *options;
 	Jsonb	   *baseline;
 	int			nch;
-	char	  **ch;
-	bool		found = false;
+	ScorerChallenger *ch;
+	int			found = -1;
 	PairSums   *sums;
-	PairSums   *stats = NULL;
-	int			ns;
 
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("scorer and challenger must not be NULL")));
+	scorer = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	want.model = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	want.version = (PG_NARGS() > 2 && !PG_ARGISNULL(2)) ? PG_GETARG_INT32(2) : 0;
+	if (PG_NARGS() > 2 && !PG_ARGISNULL(2) && want.version <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("version must be above 0")));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (!LoadScorer(scorer, &owner, &model, &options, &baseline, true) ||
@@ -393,24 +543,31 @@ scorer_promote(PG_FUNCTION_ARGS)
 				 errmsg("scorer \"%s\" does not exist", scorer)));
 	ch = ScorerChallengers(options, &nch);
 	for (int i = 0; i < nch; i++)
-		found |= strcmp(ch[i], challenger) == 0;
-	if (!found)
+		if (strcmp(ch[i].model, want.model) == 0 && ch[i].version == want.version)
+			found = i;
+	if (found < 0 && want.version == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model \"%s\" is not a challenger of scorer \"%s\"",
-						challenger, scorer),
+						want.model, scorer),
+				 errhint("Add it with streamml.set_challengers; a version challenger is promoted with its version.")));
+	if (found < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s is not a challenger of scorer \"%s\"",
+						ScorerChallengerName(&want), scorer),
 				 errhint("Add it with streamml.set_challengers.")));
 	{
 		ServedModelInfo info;
 
-		/* the caller may use it, and it has a deployed version */
-		(void) ServedModelGet(challenger, &info);
+		/* the caller may use it, and it has that (or a deployed) version */
+		(void) ServedModelGetVersion(want.model, want.version, &info);
+		/* promoting a version deploys it: the model's owner only */
+		if (want.version > 0)
+			(void) ModelCheckOwner(want.model, "deploy");
 	}
-	ns = ChallengerSums(scorer, baseline, &sums);
-	for (int i = 0; i < ns; i++)
-		if (strcmp(sums[i].model, challenger) == 0)
-			stats = &sums[i];
-	(void) PromoteTo(scorer, model, options, challenger, "manual", stats, 0, 0);
+	sums = ChallengerSums(scorer, baseline, ch, nch);
+	(void) PromoteTo(scorer, model, options, &want, "manual", &sums[found], 0, 0);
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(model));
 }
@@ -419,8 +576,10 @@ PG_FUNCTION_INFO_V1(scorer_set_challengers);
 
 /*
  * SQL streamml.set_challengers(scorer, challengers text[], auto_promote
- * jsonb DEFAULT NULL): replaces the challengers (an empty array: none) and
- * the auto_promote option (NULL: none); their pairs start afresh.
+ * jsonb DEFAULT NULL, versions integer[] DEFAULT NULL): replaces the
+ * challengers (an empty array: none) and the auto_promote option (NULL:
+ * none); versions[i], when given and not NULL, makes challengers[i] that
+ * version of the model.  Their pairs start afresh.
  */
 Datum
 scorer_set_challengers(PG_FUNCTION_ARGS)
@@ -434,12 +593,19 @@ scorer_set_challengers(PG_FUNCTION_ARGS)
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
+	Datum	   *velems = NULL;
+	bool	   *vnulls = NULL;
+	int			nv = 0;
 	StringInfoData s;
 	Datum		args[4];
 	char		argnulls[4] = {' ', ' ', ' ', ' '};
 	Relation	source;
 	Oid			sourceid;
+	Oid			predsid;
+	Datum		keys;
 	Jsonb	   *newopts;
+	int			nch;
+	ScorerChallenger *ch;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -456,17 +622,35 @@ scorer_set_challengers(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("scorer \"%s\" does not exist", scorer)));
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+	{
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(3), INT4OID, sizeof(int32), true,
+						  TYPALIGN_INT, &velems, &vnulls, &nv);
+		if (nv != n)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("versions has %d elements and challengers %d", nv, n),
+					 errdetail("versions[i] is the version of challengers[i] (NULL: its deployed version).")));
+	}
 	initStringInfo(&s);
 	appendStringInfoChar(&s, '[');
 	for (int i = 0; i < n; i++)
 	{
+		ScorerChallenger c;
+
 		if (nulls[i])
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("a challenger cannot be NULL")));
+		c.model = TextDatumGetCString(elems[i]);
+		c.version = (velems && !vnulls[i]) ? DatumGetInt32(velems[i]) : 0;
+		if (velems && !vnulls[i] && c.version <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the version of challenger \"%s\" must be above 0", c.model)));
 		if (i > 0)
 			appendStringInfoString(&s, ", ");
-		escape_json(&s, TextDatumGetCString(elems[i]));
+		AppendChallenger(&s, &c);
 	}
 	appendStringInfoChar(&s, ']');
 
@@ -481,7 +665,8 @@ scorer_set_challengers(PG_FUNCTION_ARGS)
 				   "OPERATOR(pg_catalog.-) 'auto_promote') OPERATOR(pg_catalog.||) "
 				   "CASE WHEN $3::pg_catalog.jsonb IS NULL THEN '{}'::pg_catalog.jsonb "
 				   "ELSE pg_catalog.jsonb_build_object('auto_promote', $3::pg_catalog.jsonb) END, "
-				   "s.source FROM streamml.scorers_catalog s WHERE s.name OPERATOR(pg_catalog.=) $1",
+				   "s.source, s.predictions, s.key_columns "
+				   "FROM streamml.scorers_catalog s WHERE s.name OPERATOR(pg_catalog.=) $1",
 				   3, (Oid[]) {TEXTOID, TEXTOID, JSONBOID}, args, argnulls, SPI_OK_SELECT);
 	{
 		bool		isnull;
@@ -490,13 +675,36 @@ scorer_set_challengers(PG_FUNCTION_ARGS)
 												   SPI_tuptable->tupdesc, 1, &isnull));
 		sourceid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 												  SPI_tuptable->tupdesc, 2, &isnull));
+		predsid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 3, &isnull));
+		keys = PointerGetDatum(DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0],
+																	SPI_tuptable->tupdesc,
+																	4, &isnull)));
 	}
 	source = relation_open(sourceid, AccessShareLock);
 	ScorerCheckChallengers(source, newopts, model);
+	ch = ScorerChallengers(newopts, &nch);
+	/* a model served at two versions needs a predictions table keyed so */
+	if (ScorerNeedsVersionKey(model, ch, nch))
+	{
+		Relation	preds = relation_open(predsid, AccessShareLock);
+		Datum	   *kd;
+		int			nk;
+		char	  **kv;
+		PredictionColumns pc;
+
+		deconstruct_array(DatumGetArrayTypeP(keys), TEXTOID, -1, false,
+						  TYPALIGN_INT, &kd, NULL, &nk);
+		kv = palloc(sizeof(char *) * nk);
+		for (int k = 0; k < nk; k++)
+			kv[k] = TextDatumGetCString(kd[k]);
+		ScorerCheckPredictions(preds, source, nk, kv, &pc, true);
+		relation_close(preds, AccessShareLock);
+	}
 	relation_close(source, AccessShareLock);
 
 	args[1] = JsonbPGetDatum(newopts);
-	args[2] = CurrentBaseline(scorer);
+	args[2] = CurrentBaseline(scorer, ch, nch);
 	CatalogExecute("UPDATE streamml.scorers_catalog SET options = $2, challenger_baseline = $3 "
 				   "WHERE name OPERATOR(pg_catalog.=) $1",
 				   3, (Oid[]) {TEXTOID, JSONBOID, JSONBOID}, args, NULL, SPI_OK_UPDATE);

@@ -76,7 +76,7 @@ typedef struct ScoreBatch
 	Oid			sourceid;
 	char	   *model;
 	int			nchallengers;
-	char	  **challengers;	/* shadow-scored models (role 'challenger') */
+	ScorerChallenger *challengers;	/* shadow-scored (role 'challenger') */
 	Oid			predsid;
 	int			nkeys;
 	char	  **keys;
@@ -216,11 +216,16 @@ typedef struct ModelReader
 	Datum		model_text;
 	Datum		role_text;
 	int			maxatt;
+	bool		skip;			/* a version another reader scores already */
 } ModelReader;
 
-/* Sets up a model's reader: the served model, its feature columns. */
+/*
+ * Sets up a model's reader: the served model (its deployed version, or
+ * version when above 0), its feature columns.
+ */
 static void
-ModelReaderInit(ScoreBatch *b, ModelReader *r, const char *model, const char *role)
+ModelReaderInit(ScoreBatch *b, ModelReader *r, const char *model,
+				int32 version, const char *role)
 {
 	Relation	source = b->td->tg_relation;
 	TupleDesc	sdesc = RelationGetDescr(source);
@@ -228,7 +233,7 @@ ModelReaderInit(ScoreBatch *b, ModelReader *r, const char *model, const char *ro
 	memset(r, 0, sizeof(ModelReader));
 	r->name = model;
 	/* the model, validated for this statement, as the owner may use it */
-	r->m = ServedModelGet(model, &r->info);
+	r->m = ServedModelGetVersion(model, version, &r->info);
 	r->features = palloc0(sizeof(FeatureReader) * Max(r->info.nfeatures, 1));
 	r->x = palloc(sizeof(double) * Max(r->info.nfeatures, 1));
 	/* categorical columns: one reader per column, filling its slots */
@@ -332,12 +337,20 @@ ScoreRows(void *arg)
 				 errmsg("the owner of scorer \"%s\" has no SELECT privilege on table \"%s\"",
 						b->name, RelationGetRelationName(source))));
 
-	/* the champion, then the challengers, as the owner may use them */
+	/*
+	 * The champion, then the challengers, as the owner may use them.  A
+	 * challenger that is the version another reader serves (the champion's
+	 * version, once deployed) would write the same rows: it is skipped.
+	 */
 	readers = palloc(sizeof(ModelReader) * nreaders);
 	for (int i = 0; i < nreaders; i++)
 	{
-		ModelReaderInit(b, &readers[i], i == 0 ? b->model : b->challengers[i - 1],
+		ModelReaderInit(b, &readers[i], i == 0 ? b->model : b->challengers[i - 1].model,
+						i == 0 ? 0 : b->challengers[i - 1].version,
 						i == 0 ? SCORER_ROLE_CHAMPION : SCORER_ROLE_CHALLENGER);
+		for (int j = 0; j < i; j++)
+			readers[i].skip |= strcmp(readers[i].name, readers[j].name) == 0 &&
+				readers[i].info.version == readers[j].info.version;
 		maxatt = Max(maxatt, readers[i].maxatt);
 	}
 
@@ -359,7 +372,9 @@ ScoreRows(void *arg)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("predictions table \"%s\" has row-level security for the owner of scorer \"%s\"",
 						RelationGetRelationName(preds), b->name)));
-	ScorerCheckPredictions(preds, source, b->nkeys, b->keys, &pc);
+	ScorerCheckPredictions(preds, source, b->nkeys, b->keys, &pc,
+						   ScorerNeedsVersionKey(b->model, b->challengers,
+												 b->nchallengers));
 	source_keys = palloc(sizeof(AttrNumber) * b->nkeys);
 	for (int k = 0; k < b->nkeys; k++)
 	{
@@ -427,6 +442,8 @@ ScoreRows(void *arg)
 	{
 	ModelReader *mr = &readers[mi];
 
+	if (mr->skip)
+		continue;
 	tuplestore_rescan(ts);
 	while (tuplestore_gettupleslot(ts, true, false, src))
 	{

@@ -290,12 +290,8 @@ ReassignOwned(Datum roles, Oid newowner)
 	CatalogExecute("UPDATE streamml.models SET owner = $2 "
 				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
 				   2, types, args, NULL, SPI_OK_UPDATE);
-	CatalogExecute("UPDATE streamml.feature_tables_catalog SET owner = $2 "
-				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
-				   2, types, args, NULL, SPI_OK_UPDATE);
-	ScorersReassignOwned(roles, newowner);
 	OutcomeTrackersReassignOwned(roles, newowner);
-	MonitorsReassignOwned(roles, newowner);
+	MonitorEventsReassignOwned(roles, newowner);
 	if (streams > 0 || jobs > 0)
 		ereport(NOTICE,
 				(errmsg("%llu streams stopped and %llu training jobs paused on moving them to role \"%s\"",

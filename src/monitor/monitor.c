@@ -161,6 +161,12 @@ create_monitor(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a monitor needs a name")));
+	/* an identifier's length: the name travels in every NOTIFY payload */
+	if (strlen(name) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("monitor name \"%s\" is too long", name),
+				 errdetail("A monitor name has at most %d bytes.", NAMEDATALEN - 1)));
 	if (strcmp(kind, "error") == 0)
 		OptionCheckKeys(options, ErrorKeys, "error monitor");
 	else if (strcmp(kind, "data") == 0)
@@ -202,7 +208,16 @@ create_monitor(PG_FUNCTION_ARGS)
 				 errdetail("The action given is '%s'.", action)));
 	cooldown = IntervalOption(options, "cooldown", "10 minutes");
 	(void) OptionInteger(options, "min_rows", 0, 0, PG_INT64_MAX);
-	(void) OptionString(options, "channel", "streamml_monitors");
+	{
+		/* pg_notify refuses these: at the first event, not here, otherwise */
+		char	   *channel = OptionString(options, "channel", "streamml_monitors");
+
+		if (channel[0] == '\0' || strlen(channel) >= NAMEDATALEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"channel\" must be a channel name of 1 to %d bytes",
+							NAMEDATALEN - 1)));
+	}
 	(void) OptionString(options, "deploy_metric", "");
 	{
 		int64		rb_rows;
@@ -386,7 +401,16 @@ MonitorEvent(const char *model, int32 version, const char *monitor,
 void
 MonitorNotify(const char *channel, const char *payload)
 {
-	Datum		args[2] = {CStringGetTextDatum(channel), CStringGetTextDatum(payload)};
+	Datum		args[2];
+
+	/*
+	 * pg_notify refuses payloads of 8000 bytes or more, and an error here
+	 * would fail the outcome batch that raised the event: say less.
+	 */
+	if (strlen(payload) >= 8000)
+		payload = "{\"truncated\": true, \"note\": \"the event's details are in streamml.model_events\"}";
+	args[0] = CStringGetTextDatum(channel);
+	args[1] = CStringGetTextDatum(payload);
 
 	CatalogExecute("SELECT pg_catalog.pg_notify($1, $2)",
 				   2, (Oid[]) {TEXTOID, TEXTOID}, args, NULL, SPI_OK_SELECT);
@@ -402,15 +426,15 @@ MonitorsDropOwned(Datum roles)
 				   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_DELETE);
 }
 
-/* REASSIGN OWNED (roles.c): the roles' monitors and events move. */
+/*
+ * REASSIGN OWNED (roles.c): the events of the roles' dropped monitors move
+ * (REASSIGN is refused while the roles own a monitor).
+ */
 void
-MonitorsReassignOwned(Datum roles, Oid newowner)
+MonitorEventsReassignOwned(Datum roles, Oid newowner)
 {
 	Datum		args[2] = {roles, ObjectIdGetDatum(newowner)};
 
-	CatalogExecute("UPDATE streamml.monitors_catalog SET owner = $2 "
-				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
-				   2, (Oid[]) {OIDARRAYOID, OIDOID}, args, NULL, SPI_OK_UPDATE);
 	CatalogExecute("UPDATE streamml.model_events SET owner = $2 "
 				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
 				   2, (Oid[]) {OIDARRAYOID, OIDOID}, args, NULL, SPI_OK_UPDATE);

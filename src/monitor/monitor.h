@@ -36,7 +36,7 @@ extern void MonitorsObserveOutcomes(const MonitorOutcome *outcomes, int n);
 extern void MonitorEvent(const char *model, int32 version, const char *monitor,
 						 const char *event, const char *details, Oid owner);
 extern void MonitorsDropOwned(Datum roles);
-extern void MonitorsReassignOwned(Datum roles, Oid newowner);
+extern void MonitorEventsReassignOwned(Datum roles, Oid newowner);
 extern void MonitorNotify(const char *channel, const char *payload);
 extern bool MonitorRollbackOptions(Jsonb *options, int64 *min_rows,
 								   double *alpha);

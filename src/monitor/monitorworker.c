@@ -51,6 +51,8 @@
  */
 #include "postgres.h"
 
+#include "storage/lock.h"
+
 #include <math.h>
 
 #include "access/xact.h"
@@ -79,8 +81,12 @@
 /* How often the worker looks for work (ms). */
 #define MONITOR_NAPTIME_MS 1000
 
-/* The advisory lock key that makes the worker one per database. */
-#define MONITOR_LOCK_KEY INT64CONST(0x73746d6d6f6e0001)
+/*
+ * The lock that makes the worker one per database: an advisory lock tag
+ * whose fourth field SQL cannot make (pg_advisory_lock uses 1 and 2,
+ * feature tables 3), so no session can take it and keep the worker out.
+ */
+#define MONITOR_LOCK_KIND 4
 
 PGDLLEXPORT void MonitorWorkerMain(Datum arg);
 
@@ -1160,10 +1166,10 @@ MonitorWorkerMain(Datum arg)
 		if (first)
 		{
 			/* one worker a database */
-			CatalogExecute(psprintf("SELECT pg_catalog.pg_try_advisory_lock(" INT64_FORMAT ")",
-									MONITOR_LOCK_KEY),
-						   0, NULL, NULL, NULL, SPI_OK_SELECT);
-			if (!DatumGetBool(Value(0, 1, &isnull)))
+			LOCKTAG		tag;
+
+			SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, MONITOR_LOCK_KIND);
+			if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
 			{
 				End();
 				proc_exit(0);

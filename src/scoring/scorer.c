@@ -489,6 +489,32 @@ ScorerChallengerName(const ScorerChallenger *c)
 }
 
 /*
+ * Errors unless a challenger predicts what the champion predicts: both
+ * regressions, or classifiers of the same classes in the same order.  A
+ * prediction row's value is a class index for a classifier, so a logistic
+ * challenger beside a linear champion (or classes in another order) would
+ * be compared, and promoted, on numbers that mean different things.
+ */
+static void
+CheckSameTask(const char *champion, const ServedModelInfo *info,
+			  const char *challenger)
+{
+	ServedModelInfo cinfo;
+	bool		same;
+
+	(void) ServedModelGet(champion, &cinfo);
+	same = cinfo.nclasses == info->nclasses;
+	for (int c = 0; same && c < cinfo.nclasses; c++)
+		same = strcmp(cinfo.classes[c], info->classes[c]) == 0;
+	if (!same)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("challenger %s does not predict what model \"%s\" predicts",
+						challenger, champion),
+				 errdetail("A challenger of a regression is a regression; of a classifier, a classifier of the same classes in the same order.")));
+}
+
+/*
  * Checks a scorer's challengers (SPI connected): models the user may use,
  * none the champion or twice, a model named either as a model or by
  * versions, not both, versions that exist, their features in the source;
@@ -546,6 +572,7 @@ ScorerCheckChallengers(Relation source, Jsonb *options, const char *champion)
 					 errdetail("It was given as a challenger.")));
 		(void) ServedModelGetVersion(ch[i].model, ch[i].version, &info);
 		CheckFeatureMap(source, options, &info, ch[i].model);
+		CheckSameTask(champion, &info, ScorerChallengerName(&ch[i]));
 	}
 	if (ap != NULL)
 	{
@@ -865,15 +892,4 @@ ScorersDropOwned(Datum roles)
 		ScorerDelete(DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)),
 					 DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)));
 	}
-}
-
-/* REASSIGN OWNED (roles.c): the roles' scorers score as the new owner. */
-void
-ScorersReassignOwned(Datum roles, Oid newowner)
-{
-	Datum		args[2] = {roles, ObjectIdGetDatum(newowner)};
-
-	CatalogExecute("UPDATE streamml.scorers_catalog SET owner = $2 "
-				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
-				   2, (Oid[]) {OIDARRAYOID, OIDOID}, args, NULL, SPI_OK_UPDATE);
 }

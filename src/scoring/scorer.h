@@ -63,7 +63,6 @@ extern char *ScorerChallengerName(const ScorerChallenger *c);
 extern void ScorerCheckChallengers(struct RelationData *source, Jsonb *options,
 								   const char *champion);
 extern void ScorersDropOwned(Datum roles);
-extern void ScorersReassignOwned(Datum roles, Oid newowner);
 
 /* scorer_promote.c */
 extern void ScorerAutoPromote(const char *scorer, int32 tracker);

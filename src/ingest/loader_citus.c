@@ -7,9 +7,9 @@
  * loader writes a local table, would put the rows into the shell, where no
  * query sees them.  So a stream whose target is a Citus table (found once,
  * when the stream's plan is made) loads through SQL, which Citus's planner
- * routes to the shards, in the batch's transaction (in batches, see
- * LoaderCitusBegin below); and the
- * loader asks Citus for two-phase commit, so that the rows on the workers
+ * routes to the shards, in the batch's transaction (in batches: CitusBatch
+ * below, which the writers of feature tables and predictions use too); and
+ * the loader asks Citus for two-phase commit, so that the rows on the workers
  * and the offsets on the coordinator commit together.  Citus would choose
  * one-phase commit for a batch whose rows all go to one worker, and a crash
  * of the coordinator between that worker's commit and its own would load

@@ -187,15 +187,24 @@ RefuseWrite(Oid relid, const char *verb, const char *trigger)
 			 errhint("Load the table with a pg_streamml stream (its loader computes them in the batch's transaction), or use a local table as the source.")));
 }
 
-/* post_parse_analyze_hook: INSERT, UPDATE, DELETE, MERGE of a fed Citus table. */
+/*
+ * Refuses query, or a data-modifying WITH of it, when it writes a Citus
+ * table that feeds feature tables or scorers.
+ */
 static void
-FeatureCitusPostParse(ParseState *pstate, Query *query, JumbleState *jstate)
+CheckWrite(Query *query)
 {
-	if (prev_post_parse_analyze)
-		prev_post_parse_analyze(pstate, query, jstate);
-	if (CitusWriterDepth > 0 || query->resultRelation <= 0 ||
-		query->commandType == CMD_SELECT || query->commandType == CMD_UTILITY)
-		return;
+	ListCell   *lc;
+
+	foreach(lc, query->cteList)
+	{
+		CommonTableExpr *cte = lfirst(lc);
+
+		if (IsA(cte->ctequery, Query))
+			CheckWrite((Query *) cte->ctequery);
+	}
+	if (query->resultRelation > 0 && query->commandType != CMD_SELECT &&
+		query->commandType != CMD_UTILITY)
 	{
 		RangeTblEntry *rte = rt_fetch(query->resultRelation, query->rtable);
 		const char *t = rte->rtekind == RTE_RELATION ? FedCitusTrigger(rte->relid) : NULL;
@@ -207,6 +216,16 @@ FeatureCitusPostParse(ParseState *pstate, Query *query, JumbleState *jstate)
 						query->commandType == CMD_DELETE ? "delete from" : "merge into",
 						t);
 	}
+}
+
+/* post_parse_analyze_hook: INSERT, UPDATE, DELETE, MERGE of a fed Citus table. */
+static void
+FeatureCitusPostParse(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	if (prev_post_parse_analyze)
+		prev_post_parse_analyze(pstate, query, jstate);
+	if (CitusWriterDepth == 0)
+		CheckWrite(query);
 }
 
 /* ProcessUtility_hook: COPY FROM into a fed Citus table. */

@@ -942,6 +942,7 @@ WriterBegin(FtLoad *ld, FtWriter *w, TupleDesc outdesc)
 	RangeTblEntry *rte;
 	TupleDesc	tdesc;
 	bool	   *ours;
+	bool		citus;
 
 	memset(w, 0, sizeof(FtWriter));
 	w->natts_out = outdesc->natts;
@@ -976,7 +977,8 @@ WriterBegin(FtLoad *ld, FtWriter *w, TupleDesc outdesc)
 				w->defaults[i] = ExecInitExpr((Expr *) def, NULL);
 		}
 	}
-	if (w->use_sql && LoaderIsCitusTable(ld->target))
+	citus = LoaderIsCitusTable(ld->target);
+	if (w->use_sql && citus)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot write Citus feature table \"%s\"", ld->name),
@@ -1017,7 +1019,7 @@ WriterBegin(FtLoad *ld, FtWriter *w, TupleDesc outdesc)
 	}
 	w->slots = palloc0(sizeof(TupleTableSlot *) * FT_BUFFERED_ROWS);
 	/* a Citus table: rows to the shards through SQL (feature_citus.c) */
-	if (LoaderIsCitusTable(ld->target))
+	if (citus)
 		w->citus = CitusBatchBegin(w->rel);
 	/*
 	 * A BulkInsertState keeps the page being filled pinned across rows.  Not

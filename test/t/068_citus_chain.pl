@@ -79,6 +79,9 @@ like($err, qr/cannot insert into table "trades": it is a Citus table that feeds 
 	'INSERT into the distributed source is refused, with the way out');
 ($rc, $out, $err) = $coord->psql('postgres', q{COPY trades FROM STDIN});
 like($err, qr/cannot copy into table "trades"/, 'COPY into it too');
+($rc, $out, $err) = $coord->psql('postgres',
+	q{WITH x AS (DELETE FROM trades RETURNING id) SELECT count(*) FROM x});
+like($err, qr/cannot delete from table "trades"/, 'a DELETE in a WITH too');
 
 # Each symbol always in the same Kafka partition (so each is loaded in
 # order by one worker), prices a random walk, 5% of prices NULL.

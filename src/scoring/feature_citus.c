@@ -136,8 +136,8 @@ FeatureCitusDistributeLike(Oid target, Oid source, char **cols, int ncols,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot make %s \"%s\" for Citus table \"%s\"",
 						what, get_rel_name(target), get_rel_name(source)),
-				 errdetail("The source is a %s Citus table and the %s keeps no column to distribute it by.",
-						   type, what),
+				 errdetail("The source is a %s Citus table; outputs follow distributed tables (by a partition_by or key column) and reference tables.",
+						   type),
 				 errhint("Give it a partition_by or key column, or use a local source.")));
 	if (SPI_execute(sql, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not distribute %s", get_rel_name(target));

@@ -1046,9 +1046,11 @@ WriterFlush(FtWriter *w)
 		for (int i = 0; i < w->nbuffered; i++)
 		{
 			slot_getallattrs(w->slots[i]);
-			CitusBatchAdd(w->citus, w->slots[i]->tts_values, w->slots[i]->tts_isnull);
+			CitusBatchAdd(w->citus, w->slots[i]->tts_values,
+						  w->slots[i]->tts_isnull);
 			if (w->triggers)
-				ExecARInsertTriggers(w->estate, w->rri, w->slots[i], NIL, w->tcs);
+				ExecARInsertTriggers(w->estate, w->rri, w->slots[i], NIL,
+									 w->tcs);
 			ExecClearTuple(w->slots[i]);
 		}
 		w->nbuffered = 0;

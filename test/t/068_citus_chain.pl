@@ -72,8 +72,15 @@ is($coord->safe_psql('postgres', q{
 	 WHERE logicalrelid::text IN ('trades', 'features', 'preds')}),
 	'1', 'and colocated with it');
 
+# Outcome trackers do not run over Citus tables yet: a clear refusal.
+my ($rc, $out, $err) = $coord->psql('postgres', q{
+	CREATE TABLE labels (id bigint, symbol text, up bool);
+	SELECT streamml.track_outcomes('features_up', 'labels', '{"key": ["symbol", "id"], "actual": "up"}')});
+like($err, qr/cannot track the outcomes of scorer "features_up": table "preds" is a Citus table/,
+	'tracking the outcomes of a Citus predictions table is refused');
+
 # Users' writes into the distributed source would skip the features.
-my ($rc, $out, $err) = $coord->psql('postgres',
+($rc, $out, $err) = $coord->psql('postgres',
 	q{INSERT INTO trades VALUES (0, 'S00', now(), 1, 1)});
 like($err, qr/cannot insert into table "trades": it is a Citus table that feeds a pg_streamml feature table.*HINT:  Load the table with a pg_streamml stream/s,
 	'INSERT into the distributed source is refused, with the way out');

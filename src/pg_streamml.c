@@ -18,6 +18,7 @@
 #include "pg_streamml.h"
 #include "ingest/ingest.h"
 #include "ml/ml.h"
+#include "scoring/feature_citus.h"
 #include "scoring/features.h"
 #include "scoring/scorer.h"
 
@@ -45,6 +46,7 @@ _PG_init(void)
 	ScorerInit();
 	RolesInit();
 	ModelCatalogCitusInit();
+	FeatureCitusInit();
 
 	MarkGUCPrefixReserved("streamml");
 }

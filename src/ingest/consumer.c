@@ -753,7 +753,9 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 	Oid			save_user;
 	int			save_sec;
 	int			i;
+	bool		shard;
 
+	(void) CitusBatchFailed();
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
@@ -807,11 +809,30 @@ LoadRange(KafkaMessage *msgs, int lo, int hi)
 	}
 	/*
 	 * An error before the first message (opening the table, the owner's
-	 * INSERT privilege) or one of the environment stops the batch.
+	 * INSERT privilege) or one of the environment stops the batch.  But a
+	 * row a shard of a Citus table refused comes out of the batch's INSERT
+	 * ... SELECT as an internal error (Citus drops the shard's SQLSTATE):
+	 * that one is bisected like a message's error, and a single message is
+	 * then loaded again row by row, whose error keeps its SQLSTATE and is
+	 * judged as for a local table.
 	 */
-	if (!in_message || IsEnvironmentalError(edata->sqlerrcode, rls))
+	shard = CitusBatchFailed() && edata->sqlerrcode == ERRCODE_INTERNAL_ERROR;
+	if (!in_message || (IsEnvironmentalError(edata->sqlerrcode, rls) && !shard))
 		ReThrowError(edata);
-	if (hi - lo == 1)
+	if (hi - lo == 1 && shard && !LoaderCitusRowByRow)
+	{
+		LoaderCitusRowByRow = true;
+		PG_TRY();
+		{
+			LoadRange(msgs, lo, hi);
+		}
+		PG_FINALLY();
+		{
+			LoaderCitusRowByRow = false;
+		}
+		PG_END_TRY();
+	}
+	else if (hi - lo == 1)
 		DeadLetter(&msgs[lo], edata->message);
 	else
 	{

@@ -167,6 +167,8 @@ LoaderBegin(TargetState *ts)
 	}
 
 	ts->citus_batch = NULL;
+	ts->citus_rri = NULL;
+	ts->citus_slot = NULL;
 	if (ts->citus)
 	{
 		LoaderCitusUse2PC();
@@ -174,6 +176,7 @@ LoaderBegin(TargetState *ts)
 	}
 	if (ts->use_spi && ts->citus_batch == NULL)
 	{
+		/* row by row: row-level security, or Citus isolating a row */
 		StringInfoData sql;
 		StringInfoData vals;
 		Oid		   *types = palloc(sizeof(Oid) * ts->natts);
@@ -196,7 +199,16 @@ LoaderBegin(TargetState *ts)
 			types[n++] = att->atttypid;
 		}
 		appendStringInfo(&sql, ") VALUES (%s)", vals.data);
-		ts->spi_plan = SPI_prepare(sql.data, n, types);
+		CitusWriterDepth++;
+		PG_TRY();
+		{
+			ts->spi_plan = SPI_prepare(sql.data, n, types);
+		}
+		PG_FINALLY();
+		{
+			CitusWriterDepth--;
+		}
+		PG_END_TRY();
 		if (ts->spi_plan == NULL)
 			elog(ERROR, "cannot prepare insert into target: %s",
 				 SPI_result_code_string(SPI_result));
@@ -232,6 +244,8 @@ LoaderBegin(TargetState *ts)
 void
 LoaderRangeStart(TargetState *ts)
 {
+	if (ts->citus)
+		LoaderCitusRangeStart(ts);
 	if (ts->use_spi)
 		return;
 	/* Triggers with transition tables see the range's rows, as in COPY. */
@@ -288,9 +302,10 @@ EmitRowFast(TargetState *ts, Datum *values, bool *nulls, bool *present)
 		}
 	}
 
+	if (ts->citus)
+		LoaderCitusAdd(ts, values, nulls);
 	if (ts->citus_batch)
 	{
-		LoaderCitusAdd(ts, values, nulls);
 		ResetPerTupleExprContext(ts->estate);
 		return;
 	}
@@ -311,7 +326,16 @@ EmitRowFast(TargetState *ts, Datum *values, bool *nulls, bool *present)
 			args[n] = values[i];
 			argn[n++] = nulls[i] ? 'n' : ' ';
 		}
-		rc = SPI_execute_plan(ts->spi_plan, args, argn, false, 0);
+		CitusWriterDepth++;
+		PG_TRY();
+		{
+			rc = SPI_execute_plan(ts->spi_plan, args, argn, false, 0);
+		}
+		PG_FINALLY();
+		{
+			CitusWriterDepth--;
+		}
+		PG_END_TRY();
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "insert into target failed: %s", SPI_result_code_string(rc));
 		ResetPerTupleExprContext(ts->estate);
@@ -410,8 +434,8 @@ LoaderAddMessage(TargetState *ts, KafkaMessage *m)
 void
 LoaderRangeFinish(TargetState *ts)
 {
-	if (ts->citus_batch)
-		LoaderCitusFlush(ts);
+	if (ts->citus)
+		LoaderCitusRangeFinish(ts);
 	if (ts->use_spi)
 		return;
 	if (ts->parts)
@@ -446,6 +470,8 @@ LoaderRangeAbort(TargetState *ts)
 	ts->msg_cxt = NULL;
 	ts->spi_plan = NULL;
 	ts->citus_batch = NULL;
+	ts->citus_rri = NULL;
+	ts->citus_slot = NULL;
 	ts->rel = NULL;
 }
 

@@ -6,6 +6,7 @@
 #define STREAMML_LOADER_H
 
 #include "ingest.h"
+#include "citus_batch.h"
 
 #include "access/tupdesc.h"
 #include "executor/tuptable.h"
@@ -69,6 +70,8 @@ typedef struct TargetState
 	ExprState **defaults;		/* per attribute, NULL if none */
 	bool		citus;			/* a Citus table: INSERT through Citus, 2PC */
 	struct CitusBatch *citus_batch; /* its rows, batched (loader_citus.c) */
+	ResultRelInfo *citus_rri;	/* its shell: constraints, statement triggers */
+	TupleTableSlot *citus_slot;
 	bool		use_spi;		/* RLS, foreign partition, Citus: go through INSERT */
 	void	   *spi_plan;
 	bool		multi;			/* no BEFORE ROW triggers: batch inserts */
@@ -92,11 +95,11 @@ typedef void (*EmitRow) (TargetState *ts, Datum *values, bool *nulls,
 						 bool *present);
 
 /* loader_citus.c */
-extern bool LoaderIsCitusTable(Oid relid);
-extern void LoaderCitusUse2PC(void);
+extern bool LoaderCitusRowByRow;
 extern void LoaderCitusBegin(TargetState *ts);
 extern void LoaderCitusAdd(TargetState *ts, Datum *values, bool *nulls);
-extern void LoaderCitusFlush(TargetState *ts);
+extern void LoaderCitusRangeStart(TargetState *ts);
+extern void LoaderCitusRangeFinish(TargetState *ts);
 extern void LoaderCitusEnd(TargetState *ts);
 
 /* decode.c */

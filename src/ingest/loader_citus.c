@@ -7,9 +7,9 @@
  * loader writes a local table, would put the rows into the shell, where no
  * query sees them.  So a stream whose target is a Citus table (found once,
  * when the stream's plan is made) loads through SQL, which Citus's planner
- * routes to the shards, in the batch's transaction (in batches, see
- * LoaderCitusBegin below); and the
- * loader asks Citus for two-phase commit, so that the rows on the workers
+ * routes to the shards, in the batch's transaction (in batches: CitusBatch
+ * below, which the writers of feature tables and predictions use too); and
+ * the loader asks Citus for two-phase commit, so that the rows on the workers
  * and the offsets on the coordinator commit together.  Citus would choose
  * one-phase commit for a batch whose rows all go to one worker, and a crash
  * of the coordinator between that worker's commit and its own would load
@@ -88,26 +88,30 @@ LoaderCitusUse2PC(void)
 	use2pc();
 }
 
+
 /*
- * Batched loading of a Citus table.  One INSERT per row would cost a
- * round trip to a worker per row; instead the rows of a range are kept
+ * Batched writing of a Citus table (CitusBatch), for the loader and for
+ * the writers of feature tables and predictions.  One INSERT per row
+ * would cost a round trip to a worker per row; instead the rows are kept
  * (up to CITUS_BATCH_ROWS) as one array per column and written by one
  *
  *	INSERT INTO target (columns) SELECT * FROM ROWS FROM (unnest($1), ...)
  *
  * which Citus runs as an INSERT ... SELECT through the coordinator: it
  * evaluates the SELECT locally and sends its rows to the shards with its
- * COPY path, in the batch's distributed transaction (two-phase commit, so
- * with the offsets).  Rows are checked against the CHECK and NOT NULL
- * constraints on the coordinator first (the shell table has them): a row
- * a shard refuses would abort the whole distributed transaction, where a
- * row refused here is a dead letter like on a local table; what only a
- * shard can refuse (a unique or foreign key violation, a trigger on the
- * shards) fails the batch, which is retried.  A column whose type has no
- * array type (an array column) travels as text and is cast back.  A table with row-level
- * security for the stream's owner keeps the row-by-row INSERT, which
- * applies the policies.
+ * COPY path, in the current distributed transaction, which is asked to
+ * commit with two-phase commit (so with the offsets, or with the local
+ * rows the features or predictions were computed from).  A column whose
+ * type has no array type (an array column) travels as text and is cast
+ * back.
+ *
+ * Citus reports an error of a shard's COPY (a CHECK or unique violation
+ * only the shard knows) with the shard's message but without its SQLSTATE
+ * (internal_error): CitusBatchFlush remembers that the batch statement
+ * failed, so that the stream can find the refused rows by loading them
+ * one by one (CitusBatchFailed, LoaderCitusRowByRow).
  */
+
 /*
  * Rows per INSERT ... SELECT: each statement costs Citus a plan and a COPY
  * per shard it reaches, so more rows than the local path buffers (a range
@@ -115,9 +119,11 @@ LoaderCitusUse2PC(void)
  */
 #define CITUS_BATCH_ROWS 10000
 
-typedef struct CitusBatch
+struct CitusBatch
 {
-	SPIPlanPtr	plan;
+	Relation	rel;
+	char	   *sql;			/* the INSERT ... SELECT */
+	Oid		   *argtypes;
 	int			ncols;
 	AttrNumber *attnums;		/* the columns written, by position */
 	Oid		   *elemtypes;
@@ -130,43 +136,53 @@ typedef struct CitusBatch
 	bool	  **nulls;
 	int			nrows;
 	MemoryContext rows_cxt;		/* the rows' copies, reset at each flush */
-	ResultRelInfo *rri;			/* the shell's CHECK and NOT NULL constraints */
-	TupleTableSlot *slot;
-} CitusBatch;
+};
+
+/* Set when a batch statement failed; read and cleared by CitusBatchFailed. */
+static bool batch_failed = false;
+
+/* Whether the stream loads Citus targets row by row (see consumer.c). */
+bool		LoaderCitusRowByRow = false;
 
 /*
- * Prepares the batched INSERT for a Citus target (in the caller's memory,
- * the range's); leaves ts->citus_batch NULL when row-level security
- * applies, for the row-by-row INSERT.
+ * Above 0 while pg_streamml itself writes a Citus table (feature_citus.c
+ * refuses other writes into a Citus table that feeds feature tables).
  */
-void
-LoaderCitusBegin(TargetState *ts)
+int			CitusWriterDepth = 0;
+
+/*
+ * Makes the batched INSERT into Citus table rel (open, locked), in the
+ * caller's memory.  It is planned at each flush: Citus plans an INSERT
+ * ... SELECT through the coordinator anew each time anyway, and a plan
+ * kept across subtransactions would leak when one aborts.
+ */
+CitusBatch *
+CitusBatchBegin(Relation rel)
 {
-	TupleDesc	desc = RelationGetDescr(ts->rel);
+	TupleDesc	desc = RelationGetDescr(rel);
 	CitusBatch *b;
 	StringInfoData sql;
 	StringInfoData cols;
 	StringInfoData args;
 	StringInfoData select;
 	Oid		   *argtypes;
+	int			natts = desc->natts;
 
-	ts->citus_batch = NULL;
-	if (check_enable_rls(ts->relid, ts->cfg->owner, false) == RLS_ENABLED)
-		return;
 	b = palloc0(sizeof(CitusBatch));
-	b->attnums = palloc(sizeof(AttrNumber) * ts->natts);
-	b->elemtypes = palloc(sizeof(Oid) * ts->natts);
-	b->typlens = palloc(sizeof(int16) * ts->natts);
-	b->typbyvals = palloc(sizeof(bool) * ts->natts);
-	b->typaligns = palloc(sizeof(char) * ts->natts);
-	b->out = palloc(sizeof(FmgrInfo) * ts->natts);
-	b->as_text = palloc0(sizeof(bool) * ts->natts);
-	argtypes = palloc(sizeof(Oid) * ts->natts);
+	b->rel = rel;
+	b->attnums = palloc(sizeof(AttrNumber) * natts);
+	b->elemtypes = palloc(sizeof(Oid) * natts);
+	b->typlens = palloc(sizeof(int16) * natts);
+	b->typbyvals = palloc(sizeof(bool) * natts);
+	b->typaligns = palloc(sizeof(char) * natts);
+	b->out = palloc(sizeof(FmgrInfo) * natts);
+	b->as_text = palloc0(sizeof(bool) * natts);
+	argtypes = palloc(sizeof(Oid) * natts);
 	initStringInfo(&sql);
 	initStringInfo(&cols);
 	initStringInfo(&args);
 	initStringInfo(&select);
-	for (int i = 0; i < ts->natts; i++)
+	for (int i = 0; i < natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 		int			n = b->ncols;
@@ -204,16 +220,14 @@ LoaderCitusBegin(TargetState *ts)
 		b->ncols++;
 	}
 	appendStringInfo(&sql, "INSERT INTO %s (%s) SELECT %s FROM ROWS FROM (%s) AS u (",
-					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(ts->rel)),
-												RelationGetRelationName(ts->rel)),
+					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+												RelationGetRelationName(rel)),
 					 cols.data, select.data, args.data);
 	for (int c = 0; c < b->ncols; c++)
 		appendStringInfo(&sql, "%sc%d", c ? ", " : "", c + 1);
 	appendStringInfoChar(&sql, ')');
-	b->plan = SPI_prepare(sql.data, b->ncols, argtypes);
-	if (b->plan == NULL)
-		elog(ERROR, "cannot prepare insert into target: %s",
-			 SPI_result_code_string(SPI_result));
+	b->sql = sql.data;
+	b->argtypes = argtypes;
 	b->values = palloc(sizeof(Datum *) * b->ncols);
 	b->nulls = palloc(sizeof(bool *) * b->ncols);
 	for (int c = 0; c < b->ncols; c++)
@@ -221,25 +235,19 @@ LoaderCitusBegin(TargetState *ts)
 		b->values[c] = palloc(sizeof(Datum) * CITUS_BATCH_ROWS);
 		b->nulls[c] = palloc(sizeof(bool) * CITUS_BATCH_ROWS);
 	}
-	/* over a copy of the descriptor, which no resource owner tracks */
-	if (desc->constr)
-	{
-		b->rri = makeNode(ResultRelInfo);
-		InitResultRelInfo(b->rri, ts->rel, 1, NULL, 0);
-		b->slot = MakeSingleTupleTableSlot(CreateTupleDescCopy(desc),
-										   &TTSOpsVirtual);
-	}
 	b->rows_cxt = AllocSetContextCreate(CurrentMemoryContext,
 										"pg_streamml Citus batch",
 										ALLOCSET_DEFAULT_SIZES);
-	ts->citus_batch = b;
+	return b;
 }
 
-/* Writes the batch's rows with one INSERT ... SELECT through Citus. */
+/*
+ * Writes the batch's rows with one INSERT ... SELECT through Citus, in a
+ * transaction that commits with two-phase commit.
+ */
 void
-LoaderCitusFlush(TargetState *ts)
+CitusBatchFlush(CitusBatch *b)
 {
-	CitusBatch *b = ts->citus_batch;
 	Datum	   *args;
 	int			dims[1];
 	int			lbs[1] = {1};
@@ -247,6 +255,7 @@ LoaderCitusFlush(TargetState *ts)
 
 	if (b == NULL || b->nrows == 0)
 		return;
+	LoaderCitusUse2PC();
 	args = palloc(sizeof(Datum) * b->ncols);
 	dims[0] = b->nrows;
 	for (int c = 0; c < b->ncols; c++)
@@ -254,12 +263,29 @@ LoaderCitusFlush(TargetState *ts)
 													 1, dims, lbs, b->elemtypes[c],
 													 b->typlens[c], b->typbyvals[c],
 													 b->typaligns[c]));
-	rc = SPI_execute_plan(b->plan, args, NULL, false, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	CitusWriterDepth++;
+	PG_TRY();
+	{
+		rc = SPI_execute_with_args(b->sql, b->ncols, b->argtypes, args, NULL,
+								   false, 0);
+	}
+	PG_CATCH();
+	{
+		batch_failed = true;
+		CitusWriterDepth--;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	CitusWriterDepth--;
 	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "insert into target failed: %s", SPI_result_code_string(rc));
+		elog(ERROR, "insert into %s failed: %s", RelationGetRelationName(b->rel),
+			 SPI_result_code_string(rc));
 	if (SPI_processed != (uint64) b->nrows)
-		elog(ERROR, "insert into target wrote " UINT64_FORMAT " rows of %d",
-			 SPI_processed, b->nrows);
+		elog(ERROR, "insert into %s wrote " UINT64_FORMAT " rows of %d",
+			 RelationGetRelationName(b->rel), SPI_processed, b->nrows);
+	SPI_finish();
 	for (int c = 0; c < b->ncols; c++)
 		pfree(DatumGetPointer(args[c]));
 	pfree(args);
@@ -267,28 +293,15 @@ LoaderCitusFlush(TargetState *ts)
 	MemoryContextReset(b->rows_cxt);
 }
 
-/* Adds one row (defaults filled in) to the batch; flushes a full one. */
+/*
+ * Adds one row (in the relation's attribute layout, defaults filled in) to
+ * the batch, copying its values; flushes a full batch.
+ */
 void
-LoaderCitusAdd(TargetState *ts, Datum *values, bool *nulls)
+CitusBatchAdd(CitusBatch *b, Datum *values, bool *nulls)
 {
-	CitusBatch *b = ts->citus_batch;
-	MemoryContext old;
+	MemoryContext old = MemoryContextSwitchTo(b->rows_cxt);
 
-	/*
-	 * The shell table has the shards' CHECK and NOT NULL constraints:
-	 * checked here, a bad row fails with its message, not with the batch
-	 * on a shard (where the error would abort the distributed transaction).
-	 */
-	if (b->rri)
-	{
-		ExecClearTuple(b->slot);
-		memcpy(b->slot->tts_values, values, sizeof(Datum) * ts->natts);
-		memcpy(b->slot->tts_isnull, nulls, sizeof(bool) * ts->natts);
-		ExecStoreVirtualTuple(b->slot);
-		ExecConstraints(b->rri, b->slot, ts->estate);
-	}
-	old = MemoryContextSwitchTo(b->rows_cxt);
-	/* the values live in the message's memory: the batch outlives it */
 	for (int c = 0; c < b->ncols; c++)
 	{
 		AttrNumber	a = b->attnums[c];
@@ -305,14 +318,121 @@ LoaderCitusAdd(TargetState *ts, Datum *values, bool *nulls)
 	}
 	MemoryContextSwitchTo(old);
 	if (++b->nrows == CITUS_BATCH_ROWS)
-		LoaderCitusFlush(ts);
+		CitusBatchFlush(b);
 }
 
-/* Frees the batch's plan at the end of the range (its memory is the range's). */
+/* Ends a batch whose rows were flushed (its memory is the caller's). */
+void
+CitusBatchEnd(CitusBatch *b)
+{
+	if (b && b->nrows > 0)
+		elog(ERROR, "Citus batch of %s ended with %d rows unwritten",
+			 RelationGetRelationName(b->rel), b->nrows);
+}
+
+/*
+ * Whether a batch statement failed since the last call (the error may be
+ * a row a shard refused, whose SQLSTATE Citus does not pass on).
+ */
+bool
+CitusBatchFailed(void)
+{
+	bool		failed = batch_failed;
+
+	batch_failed = false;
+	return failed;
+}
+
+/*
+ * Opens what the loader needs for a Citus target in a range: the batch
+ * (unless row-level security applies to the stream's owner, or the stream
+ * isolates a row a shard refused: then the row-by-row INSERT, which Citus
+ * routes to one shard and whose errors keep their SQLSTATE), and a result
+ * relation for the shell table's CHECK and NOT NULL constraints and its
+ * statement triggers (a feature table's or a scorer's, which Citus does
+ * not fire: LoaderRangeStart and LoaderRangeFinish fire them with the
+ * range's rows as a transition table, as COPY into a local table would).
+ */
+void
+LoaderCitusBegin(TargetState *ts)
+{
+	ts->citus_batch = NULL;
+	ts->citus_rri = makeNode(ResultRelInfo);
+	ExecInitResultRelation(ts->estate, ts->citus_rri, 1);
+	if (check_enable_rls(ts->relid, ts->cfg->owner, false) == RLS_ENABLED ||
+		LoaderCitusRowByRow)
+		return;
+	ts->citus_batch = CitusBatchBegin(ts->rel);
+}
+
+/*
+ * Takes one row for a Citus target (defaults filled in): checks it against
+ * the shell's CHECK and NOT NULL constraints (the shards have them: a bad
+ * row fails with its message here), keeps it for the shell's statement
+ * triggers, and adds it to the batch unless the caller writes it row by
+ * row.
+ */
+void
+LoaderCitusAdd(TargetState *ts, Datum *values, bool *nulls)
+{
+	ResultRelInfo *rri = ts->citus_rri;
+
+	if (ts->rel->rd_att->constr || ts->transition)
+	{
+		if (ts->citus_slot == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(ts->estate->es_query_cxt);
+
+			ts->citus_slot = MakeSingleTupleTableSlot(CreateTupleDescCopy(RelationGetDescr(ts->rel)),
+													  &TTSOpsVirtual);
+			MemoryContextSwitchTo(old);
+		}
+		ExecClearTuple(ts->citus_slot);
+		memcpy(ts->citus_slot->tts_values, values, sizeof(Datum) * ts->natts);
+		memcpy(ts->citus_slot->tts_isnull, nulls, sizeof(bool) * ts->natts);
+		ExecStoreVirtualTuple(ts->citus_slot);
+		if (ts->rel->rd_att->constr)
+			ExecConstraints(rri, ts->citus_slot, ts->estate);
+		if (ts->transition)
+			ExecARInsertTriggers(ts->estate, rri, ts->citus_slot, NIL,
+								 ts->transition);
+	}
+	if (ts->citus_batch)
+		CitusBatchAdd(ts->citus_batch, values, nulls);
+}
+
+/* Starts a range on a Citus target: the shell's statement triggers. */
+void
+LoaderCitusRangeStart(TargetState *ts)
+{
+	ts->transition = MakeTransitionCaptureState(ts->rel->trigdesc,
+												ts->relid, CMD_INSERT);
+	ExecBSInsertTriggers(ts->estate, ts->citus_rri);
+}
+
+/*
+ * Ends a range on a Citus target: the last rows to the shards, then the
+ * shell's AFTER statement triggers, queued with the range's rows (the
+ * caller fires them).
+ */
+void
+LoaderCitusRangeFinish(TargetState *ts)
+{
+	if (ts->citus_batch)
+		CitusBatchFlush(ts->citus_batch);
+	ExecASInsertTriggers(ts->estate, ts->citus_rri, ts->transition);
+	ts->transition = NULL;
+}
+
+/* Ends a Citus target's range that loaded. */
 void
 LoaderCitusEnd(TargetState *ts)
 {
 	if (ts->citus_batch)
-		SPI_freeplan(ts->citus_batch->plan);
+		CitusBatchEnd(ts->citus_batch);
 	ts->citus_batch = NULL;
+	if (ts->citus_slot)
+		ExecDropSingleTupleTableSlot(ts->citus_slot);
+	ts->citus_slot = NULL;
+	ts->citus_rri = NULL;
 }

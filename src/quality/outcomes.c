@@ -48,6 +48,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "ingest/citus_batch.h"
 #include "options.h"
 #include "pg_streamml.h"
 #include "quality/quality.h"
@@ -413,6 +414,14 @@ track_outcomes(PG_FUNCTION_ARGS)
 				 errmsg("the source of outcomes cannot be the predictions table of scorer \"%s\"",
 						scorer)));
 	CheckPredictionsTable(preds);
+	/* its statements are written for one node (a LATERAL probe per outcome) */
+	if (LoaderIsCitusTable(preds) || LoaderIsCitusTable(source))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot track the outcomes of scorer \"%s\": table \"%s\" is a Citus table",
+						scorer, get_rel_name(LoaderIsCitusTable(preds) ? preds : source)),
+				 errdetail("Outcome trackers do not run over Citus tables yet."),
+				 errhint("Give the scorer a local predictions table (option \"into\") and track outcomes from a local table.")));
 
 	/* options */
 	skeys = OptionKeyColumns(options, &nskeys);

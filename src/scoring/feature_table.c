@@ -43,6 +43,8 @@
 
 #include "pg_streamml.h"
 #include "scoring/features.h"
+#include "scoring/feature_citus.h"
+#include "ingest/citus_batch.h"
 
 /* Rows per back-fill batch. */
 #define BACKFILL_BATCH 10000
@@ -113,9 +115,11 @@ Backfill(Oid target, Relation source, FeatureSpec *spec)
 	Portal		portal;
 
 	/* whole rows keep the table's layout, dropped columns included */
-	sql = psprintf("SELECT s FROM %s s ORDER BY s.%s, s.ctid",
+	/* (a Citus table's rows have no order across shards beyond order_by) */
+	sql = psprintf("SELECT s FROM %s s ORDER BY s.%s%s",
 				   QualifiedName(RelationGetRelid(source)),
-				   quote_identifier(spec->order_name));
+				   quote_identifier(spec->order_name),
+				   LoaderIsCitusTable(RelationGetRelid(source)) ? "" : ", s.ctid");
 	portal = SPI_cursor_open_with_args(NULL, sql, 0, NULL, NULL, NULL, true, 0);
 	for (;;)
 	{
@@ -244,6 +248,7 @@ create_feature_table(PG_FUNCTION_ARGS)
 	Jsonb	   *j2;
 	ObjectAddress trig;
 	ObjectAddress tab;
+	int			nest;
 
 	if (name[0] == '\0')
 		ereport(ERROR,
@@ -325,6 +330,10 @@ create_feature_table(PG_FUNCTION_ARGS)
 	Execute(sql.data, SPI_OK_UTILITY);
 	target = RangeVarGetRelid(rv, NoLock, false);
 	trigger_name = psprintf("streamml_features_%u", target);
+	/* for a Citus source: distributed like it, triggers on its shell */
+	FeatureCitusDistributeLike(target, source, spec->part_names, spec->npart,
+							   "feature table");
+	nest = FeatureCitusShellOnlyBegin(source);
 
 	/* the trigger, as the current user: it needs TRIGGER on the source */
 	resetStringInfo(&sql);
@@ -337,6 +346,7 @@ create_feature_table(PG_FUNCTION_ARGS)
 	ObjectAddressSet(tab, RelationRelationId, target);
 	recordDependencyOn(&trig, &tab, DEPENDENCY_AUTO);
 	CreateChangeTriggers(source, target, name, trigger_name, desc, spec);
+	FeatureCitusShellOnlyEnd(nest);
 
 	{
 		Datum		args[6] = {

@@ -107,6 +107,7 @@
 
 #include "pg_streamml.h"
 #include "scoring/features.h"
+#include "ingest/citus_batch.h"
 
 /* Version counters in shared memory; a power of 2. */
 #define FT_VERSION_SLOTS 8192
@@ -225,6 +226,7 @@ typedef struct FtWriter
 	ExprState **defaults;		/* per target column not written, or NULL */
 	TupleTableSlot **slots;
 	int			nbuffered;
+	CitusBatch *citus;			/* a Citus table: its rows go through SQL */
 } FtWriter;
 
 /* Asks for the shared memory; from the shmem_request_hook. */
@@ -940,6 +942,7 @@ WriterBegin(FtLoad *ld, FtWriter *w, TupleDesc outdesc)
 	RangeTblEntry *rte;
 	TupleDesc	tdesc;
 	bool	   *ours;
+	bool		citus;
 
 	memset(w, 0, sizeof(FtWriter));
 	w->natts_out = outdesc->natts;
@@ -974,6 +977,12 @@ WriterBegin(FtLoad *ld, FtWriter *w, TupleDesc outdesc)
 				w->defaults[i] = ExecInitExpr((Expr *) def, NULL);
 		}
 	}
+	citus = LoaderIsCitusTable(ld->target);
+	if (w->use_sql && citus)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot write Citus feature table \"%s\"", ld->name),
+				 errdetail("It has row-level security, BEFORE ROW triggers, volatile defaults or changed columns.")));
 	if (w->use_sql)
 	{
 		table_close(w->rel, NoLock);
@@ -1009,6 +1018,9 @@ WriterBegin(FtLoad *ld, FtWriter *w, TupleDesc outdesc)
 		ExecBSInsertTriggers(w->estate, w->rri);
 	}
 	w->slots = palloc0(sizeof(TupleTableSlot *) * FT_BUFFERED_ROWS);
+	/* a Citus table: rows to the shards through SQL (feature_citus.c) */
+	if (citus)
+		w->citus = CitusBatchBegin(w->rel);
 	/*
 	 * A BulkInsertState keeps the page being filled pinned across rows.  Not
 	 * GetBulkInsertState's ring of 16 MB (BAS_BULKWRITE), made for one big
@@ -1028,6 +1040,22 @@ WriterFlush(FtWriter *w)
 {
 	if (w->nbuffered == 0)
 		return;
+	if (w->citus)
+	{
+		/* the rows to the shards; the shell's triggers see them (capture) */
+		for (int i = 0; i < w->nbuffered; i++)
+		{
+			slot_getallattrs(w->slots[i]);
+			CitusBatchAdd(w->citus, w->slots[i]->tts_values,
+						  w->slots[i]->tts_isnull);
+			if (w->triggers)
+				ExecARInsertTriggers(w->estate, w->rri, w->slots[i], NIL,
+									 w->tcs);
+			ExecClearTuple(w->slots[i]);
+		}
+		w->nbuffered = 0;
+		return;
+	}
 	table_multi_insert(w->rel, w->slots, w->nbuffered, w->estate->es_output_cid,
 					   0, w->bistate);
 	for (int i = 0; i < w->nbuffered; i++)
@@ -1112,6 +1140,11 @@ WriterEnd(FtLoad *ld, FtWriter *w, int64 n)
 	if (!w->use_sql)
 	{
 		WriterFlush(w);
+		if (w->citus)
+		{
+			CitusBatchFlush(w->citus);
+			CitusBatchEnd(w->citus);
+		}
 		if (w->triggers)
 		{
 			ExecASInsertTriggers(w->estate, w->rri, w->tcs);

@@ -49,6 +49,7 @@
 #include "ml/ml.h"
 #include "options.h"
 #include "pg_streamml.h"
+#include "scoring/feature_citus.h"
 #include "scoring/scorer.h"
 
 static const char *const ScorerOptionKeys[] = {
@@ -640,7 +641,18 @@ CreatePredictions(RangeVar *rv, Relation source, List *keys, bool by_version)
 					 by_version ? ", version" : "");
 	if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not create the predictions table");
-	return RangeVarGetRelid(rv, NoLock, false);
+	{
+		Oid			predsid = RangeVarGetRelid(rv, NoLock, false);
+		char	  **keyv = palloc(sizeof(char *) * Max(list_length(keys), 1));
+		int			n = 0;
+
+		/* for a Citus source: distributed like it (feature_citus.c) */
+		foreach(lc, keys)
+			keyv[n++] = lfirst(lc);
+		FeatureCitusDistributeLike(predsid, RelationGetRelid(source), keyv, n,
+								   "predictions table");
+		return predsid;
+	}
 }
 
 PG_FUNCTION_INFO_V1(create_scorer);
@@ -673,6 +685,7 @@ create_scorer(PG_FUNCTION_ARGS)
 	int32		id;
 	ListCell   *lc;
 	int			k;
+	int			nest;
 
 	OptionCheckKeys(options, ScorerOptionKeys, "scorer");
 	if (name[0] == '\0' || strlen(name) >= NAMEDATALEN)
@@ -804,7 +817,10 @@ create_scorer(PG_FUNCTION_ARGS)
 						 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(source)),
 													RelationGetRelationName(source)),
 						 id);
+		/* on a Citus table's shell only (feature_citus.c) */
+		nest = FeatureCitusShellOnlyBegin(sourceid);
 		CatalogExecute(sql.data, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+		FeatureCitusShellOnlyEnd(nest);
 	}
 	SPI_finish();
 	table_close(source, NoLock);
@@ -827,10 +843,12 @@ ScorerDelete(int32 id, Oid sourceid)
 	if (rel && nsp)
 	{
 		Relation	source = table_open(sourceid, ShareRowExclusiveLock);
+		int			nest = FeatureCitusShellOnlyBegin(sourceid);
 
 		CatalogExecute(psprintf("DROP TRIGGER IF EXISTS streamml_scorer_%d ON %s",
 								id, quote_qualified_identifier(nsp, rel)),
 					   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+		FeatureCitusShellOnlyEnd(nest);
 		table_close(source, NoLock);
 	}
 	CatalogExecute("DELETE FROM streamml.scorers_catalog "

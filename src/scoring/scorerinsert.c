@@ -58,6 +58,8 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "ingest/citus_batch.h"
+
 #include "ml/categorical.h"
 #include "ml/group_key.h"
 #include "ml/ml.h"
@@ -181,10 +183,23 @@ FeatureValue(TupleTableSlot *slot, const FeatureReader *f, double *x)
 static void
 FlushPredictions(ResultRelInfo *rri, EState *estate, TupleTableSlot **slots,
 				 int n, BulkInsertState bistate, TransitionCaptureState *tcs,
-				 bool triggers)
+				 bool triggers, CitusBatch *citus)
 {
 	if (n == 0)
 		return;
+	if (citus)
+	{
+		/* a Citus table: to the shards through SQL (feature_citus.c) */
+		for (int i = 0; i < n; i++)
+		{
+			slot_getallattrs(slots[i]);
+			CitusBatchAdd(citus, slots[i]->tts_values, slots[i]->tts_isnull);
+			if (triggers)
+				ExecARInsertTriggers(estate, rri, slots[i], NIL, tcs);
+			ExecClearTuple(slots[i]);
+		}
+		return;
+	}
 	table_multi_insert(rri->ri_RelationDesc, slots, n, estate->es_output_cid,
 					   0, bistate);
 	for (int i = 0; i < n; i++)
@@ -317,6 +332,7 @@ ScoreRows(void *arg)
 	TransitionCaptureState *tcs = NULL;
 	BulkInsertState bistate;
 	bool		triggers;
+	CitusBatch *citus = NULL;
 	TupleTableSlot *src;
 	TupleTableSlot **slots;
 	Datum		now;
@@ -397,6 +413,8 @@ ScoreRows(void *arg)
 	ExecInitResultRelation(estate, rri, 1);
 	ExecOpenIndices(rri, false);
 	triggers = rri->ri_TrigDesc != NULL;
+	if (LoaderIsCitusTable(b->predsid))
+		citus = CitusBatchBegin(preds);
 	if (triggers)
 	{
 		AfterTriggerBeginQuery();
@@ -548,13 +566,19 @@ ScoreRows(void *arg)
 			b->rows++;
 		if (++nbuffered == SCORER_BUFFERED_ROWS)
 		{
-			FlushPredictions(rri, estate, slots, nbuffered, bistate, tcs, triggers);
+			FlushPredictions(rri, estate, slots, nbuffered, bistate, tcs,
+							 triggers, citus);
 			nbuffered = 0;
 		}
 	}
 	}
-	FlushPredictions(rri, estate, slots, nbuffered, bistate, tcs, triggers);
+	FlushPredictions(rri, estate, slots, nbuffered, bistate, tcs, triggers, citus);
 	tuplestore_select_read_pointer(ts, 0);
+	if (citus)
+	{
+		CitusBatchFlush(citus);
+		CitusBatchEnd(citus);
+	}
 
 	if (triggers)
 	{

@@ -22,7 +22,7 @@ SELECT streamml.create_scorer('ch_e6', 'ch_rows', 'ch_bad', '{"challengers": ["c
 SELECT streamml.create_scorer('ch_e7', 'ch_rows', 'ch_bad', '{"challengers": ["ch_good"], "auto_promote": {"alfa": 0.1}}');
 -- a challenger predicts what the champion predicts: not a classifier beside a regression
 CREATE TABLE ch_clf_train AS SELECT x, x > 4 AS big FROM ch_train;
-SELECT version FROM streamml.train_logreg('ch_clf', 'ch_clf_train', 'big', ARRAY['x']);
+SELECT version FROM streamml.train_logreg('ch_clf', 'ch_clf_train', 'big', ARRAY['x'], '{"l2": 1}');
 SELECT streamml.create_scorer('ch_e8', 'ch_rows', 'ch_bad', '{"challengers": ["ch_clf"]}');
 SELECT streamml.drop_model('ch_clf');
 DROP TABLE ch_clf_train;

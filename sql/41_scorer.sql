@@ -154,6 +154,9 @@ SELECT streamml.create_scorer('e12', 'sc_trades', 'sc_logit', '{"into": "sc_no_u
 CREATE VIEW sc_view AS SELECT * FROM sc_trades;
 SELECT streamml.create_scorer('e13', 'sc_view', 'sc_logit');
 SELECT streamml.create_scorer('e14', 'sc_ticks', 'sc_group');
+-- a group column of another type than the model's groups: its keys would find no group
+SELECT streamml.create_scorer('e15', 'sc_ticks', 'sc_group',
+	'{"features": {"x1": "a", "x2": "b"}, "group_by": "seq"}');
 SELECT count(*) FROM streamml.scorers WHERE name LIKE 'e%';
 
 -- An existing predictions table of the right shape, with extra columns

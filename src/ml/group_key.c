@@ -100,6 +100,29 @@ GroupKeyCheckBase(Oid type, Oid base, const char *column)
 				 errhint("Group by a scalar column, or cast it to text in the source query.")));
 }
 
+/*
+ * True when values of types a and b that are equal have the same key: the
+ * same base type, or both integers, or both character strings.  A numeric
+ * 1.0 is "1.0" where an integer 1 is "1", a float4 0.1 is not a float8 0.1:
+ * groups trained on one type are not found by keys of another.
+ */
+bool
+GroupKeyTypesAgree(Oid a, Oid b)
+{
+	Oid			ba = getBaseType(a);
+	Oid			bb = getBaseType(b);
+
+	if (ba == bb)
+		return true;
+	if ((ba == INT2OID || ba == INT4OID || ba == INT8OID) &&
+		(bb == INT2OID || bb == INT4OID || bb == INT8OID))
+		return true;
+	if ((ba == TEXTOID || ba == VARCHAROID || ba == BPCHAROID) &&
+		(bb == TEXTOID || bb == VARCHAROID || bb == BPCHAROID))
+		return true;
+	return false;
+}
+
 /* Checks that a column of this type can be a group key (errors if not). */
 void
 GroupKeyCheckType(Oid type, const char *column)

@@ -16,6 +16,7 @@ typedef struct GroupKeyOut
 	FmgrInfo	out;			/* output function, for the other types */
 } GroupKeyOut;
 
+extern bool GroupKeyTypesAgree(Oid a, Oid b);
 extern void GroupKeyCheckType(Oid type, const char *column);
 extern void GroupKeyOutInit(GroupKeyOut *o, Oid type, const char *column,
 							MemoryContext cxt);

@@ -30,6 +30,7 @@ extern void ModelCheckTrainOwner(const char *model);
 extern bool ModelVisible(const char *name, Oid owner);
 extern void ModelDeploy(const char *name, int version);
 extern bool ModelHasDeployedVersion(const char *name);
+extern Oid	ModelGroupType(const char *name);
 extern void ModelDelete(const char *name, Oid owner);
 extern int	ModelCheckDeployedRead(const char *name, int version_col);
 extern bool ModelResultClasses(int col, char ***classes, int *n);

@@ -24,6 +24,7 @@ CREATE TABLE streamml.models (
 	feature_columns text[] NOT NULL,
 	classes text[],
 	group_by text,
+	group_type oid,			-- the group column's type, whose text the keys are
 	source text NOT NULL,
 	search_path text,
 	options jsonb NOT NULL DEFAULT '{}',

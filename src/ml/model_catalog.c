@@ -354,6 +354,25 @@ ModelResultClasses(int col, char ***classes, int *n)
 
 /* ---- writes ---- */
 
+/*
+ * The type of the group column model name was trained on (SPI connected);
+ * InvalidOid when it is not grouped or was trained before types were kept.
+ */
+Oid
+ModelGroupType(const char *name)
+{
+	Datum		arg = CStringGetTextDatum(name);
+	bool		isnull;
+	Datum		d;
+
+	if (CatalogExecute("SELECT group_type FROM streamml.models "
+					   "WHERE name OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) == 0)
+		return InvalidOid;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? InvalidOid : DatumGetObjectId(d);
+}
+
 /* True when model name has a deployed version (SPI connected). */
 bool
 ModelHasDeployedVersion(const char *name)
@@ -562,10 +581,10 @@ ClassesArray(TrainRun *run)
 void
 ModelUpsert(TrainRun *run, Jsonb *options)
 {
-	Oid			t1[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTOID, JSONBOID, TEXTOID, TEXTARRAYOID, OIDOID, TEXTOID};
-	Datum		v1[11];
-	char		n1[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			t1[12] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTOID, JSONBOID, TEXTOID, TEXTARRAYOID, OIDOID, TEXTOID, OIDOID};
+	Datum		v1[12];
+	char		n1[12] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	const char *kind = run->family != FAMILY_GLM ? FamilyName(run) :
 		run->kind == MODEL_LINEAR ? "linear" :
 		run->kind == MODEL_LOGISTIC ? "logistic" : "multinomial";
@@ -591,15 +610,18 @@ ModelUpsert(TrainRun *run, Jsonb *options)
 	v1[10] = SourceNeedsSearchPath(run->source) ?
 		CStringGetTextDatum(namespace_search_path) : (Datum) 0;
 	n1[10] = SourceNeedsSearchPath(run->source) ? ' ' : 'n';
+	v1[11] = ObjectIdGetDatum(run->group_type);
+	n1[11] = run->group_by ? ' ' : 'n';
 
-	if (CatalogExecute("INSERT INTO streamml.models AS m (name, kind, label, features, feature_columns, source, options, group_by, classes, owner, search_path) "
-					   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+	if (CatalogExecute("INSERT INTO streamml.models AS m (name, kind, label, features, feature_columns, source, options, group_by, classes, owner, search_path, group_type) "
+					   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
 					   "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, label = excluded.label, "
 					   "features = excluded.features, feature_columns = excluded.feature_columns, "
 					   "source = excluded.source, options = excluded.options, group_by = excluded.group_by, "
-					   "classes = excluded.classes, search_path = excluded.search_path "
+					   "classes = excluded.classes, search_path = excluded.search_path, "
+					   "group_type = excluded.group_type "
 					   "WHERE pg_catalog.pg_has_role($10, m.owner, 'USAGE') RETURNING 1",
-					   11, t1, v1, n1, SPI_OK_INSERT_RETURNING) != 1)
+					   12, t1, v1, n1, SPI_OK_INSERT_RETURNING) != 1)
 		ReportOwnedByAnother(run->model);
 }
 

@@ -78,6 +78,7 @@ typedef struct TrainRun
 	double		tol;
 	char	   *weight;
 	char	   *group_by;
+	Oid			group_type;		/* the group column's type, InvalidOid without */
 	char	   *order_by;
 	double		test_fraction;
 	bool		warm_start;

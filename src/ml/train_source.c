@@ -379,8 +379,9 @@ ResolveColumns(TrainRun *run, TupleDesc desc)
 	run->gexpr = "NULL::text";
 	if (run->group_by)
 	{
-		GroupKeyCheckType(SourceColumnType(desc, run->group_by, "group_by",
-										   run->source), run->group_by);
+		run->group_type = SourceColumnType(desc, run->group_by, "group_by",
+										   run->source);
+		GroupKeyCheckType(run->group_type, run->group_by);
 		/* the key as every session serves it (group_key.c) */
 		run->gexpr = psprintf("streamml.group_key(s.%s)",
 							  quote_identifier(run->group_by));

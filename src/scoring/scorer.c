@@ -46,6 +46,7 @@
 #include "utils/varlena.h"
 
 #include "ml/categorical.h"
+#include "ml/group_key.h"
 #include "ml/ml.h"
 #include "options.h"
 #include "pg_streamml.h"
@@ -747,7 +748,22 @@ create_scorer(PG_FUNCTION_ARGS)
 				 errmsg("model \"%s\" is not grouped", model),
 				 errdetail("Option \"group_by\" names the column of the group key of a model trained with group_by.")));
 	if (group != NULL)
-		(void) ScorerSourceColumn(source, group, "the group key", false);
+	{
+		AttrNumber	ga = ScorerSourceColumn(source, group, "the group key", false);
+		Oid			gt = TupleDescAttr(RelationGetDescr(source), ga - 1)->atttypid;
+		Oid			trained = ModelGroupType(model);
+
+		/* keys of another type would find no group: every row unscorable */
+		if (OidIsValid(trained) && !GroupKeyTypesAgree(gt, trained))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("group column \"%s\" of table \"%s\" is of type %s, but model \"%s\" was trained on groups of type %s",
+							group, RelationGetRelationName(source),
+							format_type_be(gt), model, format_type_be(trained)),
+					 errdetail("A group's key is the text of its value, which differs between the two types."),
+					 errhint("Give the source a group column of type %s, or train the model on the type of this one.",
+							 format_type_be(trained))));
+	}
 
 	/* the key columns */
 	keys = KeyColumns(source, options);

@@ -553,6 +553,15 @@ outcome_trigger(PG_FUNCTION_ARGS)
 	p = GetPlans(t);
 	if (t->horizon_mode)
 	{
+		/* one index range scan per partition of the batch, where it applies */
+		b = OutcomeBatchBegin(t, now);
+		if (OutcomeHorizonBatch(t, td, b, now))
+		{
+			OutcomeBatchFinish(b);
+			SPI_finish();
+			return PointerGetDatum(NULL);
+		}
+
 		if (p->source_plan == NULL)
 			p->source_plan = RunAs(t->owner, SourceSqlHorizon(t), OUTCOME_NPARAMS,
 								   (Oid *) ParamTypes, NULL, NULL, NULL, 0);

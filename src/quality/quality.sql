@@ -37,8 +37,10 @@ COMMENT ON TABLE streamml.outcome_trackers IS
 
 -- One row per (outcome, model version that scored its key): the first
 -- outcome of a key wins, later ones are counted as duplicates in the buckets.  key_hash
--- (jsonb_hash_extended(key, 0)) leads the key's part of the primary key, so
--- that inserting compares integers, and jsonb only when the hashes tie.
+-- leads the key's part of the primary key, so that inserting compares
+-- integers, and jsonb only when they tie: the key itself when it is one
+-- integer (growing keys then insert at the index's right edge), otherwise
+-- jsonb_hash_extended(key, 0).
 CREATE TABLE streamml.outcomes (
 	tracker integer NOT NULL,
 	scorer text NOT NULL,

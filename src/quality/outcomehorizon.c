@@ -63,6 +63,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
+#include "utils/typcache.h"
 
 #include "quality/quality.h"
 
@@ -91,6 +92,14 @@ typedef struct HorizonSetup
 	double		h_float;		/* the horizon, float8 order_by */
 	FmgrInfo	part_cmp;		/* btree order of partition_by */
 	Oid			part_coll;
+	bool		part_byval;
+	int16		part_len;
+	FmgrInfo	part_hash;		/* hash of partition_by (type cache) */
+	RegProcedure part_eq;		/* = of the index's operator family */
+	RegProcedure ob_lt;			/* <, >, <= of order_by */
+	RegProcedure ob_gt;
+	RegProcedure ob_le;
+	RegProcedure key_eq[MAX_KEYS];
 } HorizonSetup;
 
 /* A row of a partition's range, in index order. */
@@ -104,26 +113,43 @@ typedef struct RangeRow
 	Datum		keys[FLEXIBLE_ARRAY_MEMBER];
 } RangeRow;
 
-/* A labelled row: its order_by, key values and label. */
+/* A labelled row: its order_by, key values (in LabelSet.keys) and label. */
 typedef struct Labelled
 {
 	int64		oi;
 	double		od;
 	double		actual;
-	Datum	   *keys;
+	int			keys;			/* index of the first in LabelSet.keys */
 } Labelled;
 
-/* A batch row's partition and order_by. */
-typedef struct BatchRow
+/* The batch's labelled rows; their key values in one array. */
+typedef struct LabelSet
 {
-	Datum		part;
-	int64		oi;
-	double		od;
-} BatchRow;
+	Labelled   *rows;
+	int			n;
+	int			max;
+	Datum	   *keys;
+	int			nkeys;			/* used */
+	int			maxkeys;
+} LabelSet;
 
-/* For the sorts. */
+/* A partition of the batch: its oldest and newest order_by. */
+typedef struct BatchPart
+{
+	bool		used;
+	uint32		hash;
+	Datum		part;
+	int64		bmin_i;
+	double		bmin_f;
+	int64		bmax_i;
+	double		bmax_f;
+	int			nmin;			/* the batch's rows at bmin */
+} BatchPart;
+
+/* For the sort of labelled rows. */
 static HorizonSetup *SortSetup;
 static int	SortNKeys;
+static Datum *SortKeys;
 
 /* An order_by value as int64 or float8. */
 static void
@@ -303,6 +329,25 @@ Setup(OutcomeTracker *t, Relation src, Relation preds, HorizonSetup *s)
 	if (!OidIsValid(s->src_index))
 		return false;
 	s->part_coll = AttCollation(src, s->a_part);
+	get_typlenbyval(part_type, &s->part_len, &s->part_byval);
+	{
+		TypeCacheEntry *tc = lookup_type_cache(part_type, TYPECACHE_HASH_PROC_FINFO);
+		Oid			opf = get_opclass_family(GetDefaultOpClass(part_type, BTREE_AM_OID));
+		Oid			obf = get_opclass_family(GetDefaultOpClass(t->order_type, BTREE_AM_OID));
+		Oid			ot = t->order_type;
+
+		if (!OidIsValid(tc->hash_proc))
+			return false;
+		fmgr_info_copy(&s->part_hash, &tc->hash_proc_finfo, CurrentMemoryContext);
+		s->part_eq = get_opcode(get_opfamily_member(opf, part_type, part_type,
+													BTEqualStrategyNumber));
+		s->ob_lt = get_opcode(get_opfamily_member(obf, ot, ot, BTLessStrategyNumber));
+		s->ob_gt = get_opcode(get_opfamily_member(obf, ot, ot, BTGreaterStrategyNumber));
+		s->ob_le = get_opcode(get_opfamily_member(obf, ot, ot, BTLessEqualStrategyNumber));
+		if (!RegProcedureIsValid(s->part_eq) || !RegProcedureIsValid(s->ob_lt) ||
+			!RegProcedureIsValid(s->ob_gt) || !RegProcedureIsValid(s->ob_le))
+			return false;
+	}
 	{
 		Relation	ir = index_open(s->src_index, AccessShareLock);
 		bool		same = ir->rd_indcollation[0] == s->part_coll;
@@ -342,6 +387,9 @@ Setup(OutcomeTracker *t, Relation src, Relation preds, HorizonSetup *s)
 					return false;
 			}
 			pcols[i] = pa;
+			s->key_eq[i] = get_opcode(get_opfamily_member(get_opclass_family(GetDefaultOpClass(s->key_types[i], BTREE_AM_OID)),
+														  s->key_types[i], s->key_types[i],
+														  BTEqualStrategyNumber));
 		}
 		s->pred_index = FindIndex(preds, t->nkeys, pcols, s->key_types);
 		if (!OidIsValid(s->pred_index))
@@ -350,21 +398,11 @@ Setup(OutcomeTracker *t, Relation src, Relation preds, HorizonSetup *s)
 	return true;
 }
 
-/* qsort of batch rows by partition (the index's order), then order_by. */
-static int
-CompareBatchRows(const void *a, const void *b)
+/* Whether two partition_by values are equal (the index's equality). */
+static bool
+PartEqual(HorizonSetup *s, Datum a, Datum b)
 {
-	const BatchRow *x = a;
-	const BatchRow *y = b;
-	int			c = DatumGetInt32(FunctionCall2Coll(&SortSetup->part_cmp,
-													SortSetup->part_coll,
-													x->part, y->part));
-
-	if (c != 0)
-		return c;
-	if (SortSetup->ob_float)
-		return (x->od > y->od) - (x->od < y->od);
-	return (x->oi > y->oi) - (x->oi < y->oi);
+	return DatumGetInt32(FunctionCall2Coll(&s->part_cmp, s->part_coll, a, b)) == 0;
 }
 
 /* Compares two key values of one key column. */
@@ -398,7 +436,7 @@ CompareLabelled(const void *a, const void *b)
 		c = (x->oi > y->oi) - (x->oi < y->oi);
 	for (int i = 0; c == 0 && i < SortNKeys; i++)
 		c = CompareKey(SortSetup->key_types[i], SortSetup->key_colls[i],
-					   x->keys[i], y->keys[i]);
+					   SortKeys[x->keys + i], SortKeys[y->keys + i]);
 	return c;
 }
 
@@ -473,46 +511,36 @@ KeyJsonb(OutcomeTracker *t, HorizonSetup *s, Datum *keys)
  */
 static void
 LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
-			   Snapshot snap, BatchRow *first, int nbatch,
-			   Labelled **out, int *nout, int *maxout)
+			   Snapshot snap, BatchPart *bp, LabelSet *out)
 {
 	TupleTableSlot *slot = table_slot_create(src, NULL);
 	IndexScanDesc scan;
 	ScanKeyData sk[3];
-	Datum		part = first->part;
-	int64		bmin_i = first->oi;
-	double		bmin_f = first->od;
-	int64		bmax_i = first[nbatch - 1].oi;
-	double		bmax_f = first[nbatch - 1].od;
-	int			nmin = 0;
+	Datum		part = bp->part;
+	int64		bmin_i = bp->bmin_i;
+	double		bmin_f = bp->bmin_f;
+	int64		bmax_i = bp->bmax_i;
+	double		bmax_f = bp->bmax_f;
+	int			nmin = bp->nmin;
 	bool		below = false;
 	int64		below_i = 0;
 	double		below_f = 0;
 	int64		prev_i;
 	double		prev_f;
 	int			tmin = 0;
-	RangeRow  **rows;
+	char	   *rows;			/* RangeRows of rowsize bytes, one allocation */
 	int			nrows = 0;
-	int			maxrows = Max(nbatch * 2, 16);
+	int			maxrows = 256;
 	Datum		bound = (Datum) 0;
-	RegProcedure part_eq = get_opcode(get_opfamily_member(get_opclass_family(GetDefaultOpClass(get_atttype(t->source, s->a_part), BTREE_AM_OID)),
-														  get_atttype(t->source, s->a_part),
-														  get_atttype(t->source, s->a_part),
-														  BTEqualStrategyNumber));
-	Oid			ob_opf = get_opclass_family(GetDefaultOpClass(t->order_type, BTREE_AM_OID));
-	Size		rowsize = offsetof(RangeRow, keys) + sizeof(Datum) * t->nkeys;
+	Size		rowsize = MAXALIGN(offsetof(RangeRow, keys) + sizeof(Datum) * t->nkeys);
 
-	for (int i = 0; i < nbatch; i++)
-		if (s->ob_float ? first[i].od == bmin_f : first[i].oi == bmin_i)
-			nmin++;
+#define ROW(i) ((RangeRow *) (rows + (Size) (i) * rowsize))
 
 	/* the newest order_by below the batch's oldest */
-	ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, part_eq, part);
+	ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, s->part_eq, part);
 	sk[0].sk_collation = s->part_coll;
 	ObDatum(t->order_type, bmin_i, bmin_f, &bound);
-	ScanKeyInit(&sk[1], 2, BTLessStrategyNumber,
-				get_opcode(get_opfamily_member(ob_opf, t->order_type, t->order_type,
-											   BTLessStrategyNumber)), bound);
+	ScanKeyInit(&sk[1], 2, BTLessStrategyNumber, s->ob_lt, bound);
 	scan = index_beginscan(src, sidx, snap, 2, 0);
 	index_rescan(scan, sk, 2, NULL, 0);
 	if (index_getnext_slot(scan, BackwardScanDirection, slot))
@@ -529,7 +557,7 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 	index_endscan(scan);
 
 	/* the range (lower - h, bmax], in index order */
-	rows = palloc(sizeof(RangeRow *) * maxrows);
+	rows = palloc(rowsize * maxrows);
 	{
 		int64		lo_i = (below ? below_i : bmin_i);
 		double		lo_f = (below ? below_f : bmin_f);
@@ -541,24 +569,26 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 			lo_i = PG_INT64_MIN;
 		lo_f -= s->h_float;
 		if (ObDatum(t->order_type, lo_i, lo_f, &bound))
-			ScanKeyInit(&sk[nsk++], 2, BTGreaterStrategyNumber,
-						get_opcode(get_opfamily_member(ob_opf, t->order_type, t->order_type,
-													   BTGreaterStrategyNumber)), bound);
+			ScanKeyInit(&sk[nsk++], 2, BTGreaterStrategyNumber, s->ob_gt, bound);
 		ObDatum(t->order_type, bmax_i, bmax_f, &bound);
-		ScanKeyInit(&sk[nsk++], 2, BTLessEqualStrategyNumber,
-					get_opcode(get_opfamily_member(ob_opf, t->order_type, t->order_type,
-												   BTLessEqualStrategyNumber)), bound);
+		ScanKeyInit(&sk[nsk++], 2, BTLessEqualStrategyNumber, s->ob_le, bound);
 		scan = index_beginscan(src, sidx, snap, nsk, 0);
 		index_rescan(scan, sk, nsk, NULL, 0);
 	}
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
-		RangeRow   *r = palloc(rowsize);
+		RangeRow   *r;
 		bool		isnull;
 		Datum		d = slot_getattr(slot, s->a_ob, &isnull);
 
 		if (isnull)
 			continue;
+		if (nrows == maxrows)
+		{
+			maxrows *= 2;
+			rows = repalloc(rows, rowsize * maxrows);
+		}
+		r = ROW(nrows);
 		ObValue(s, t->order_type, d, &r->oi, &r->od);
 		if (s->ob_float ? r->od == bmin_f : r->oi == bmin_i)
 			tmin++;
@@ -576,12 +606,7 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 			else
 				r->keys[k] = d;
 		}
-		if (nrows == maxrows)
-		{
-			maxrows *= 2;
-			rows = repalloc(rows, sizeof(RangeRow *) * maxrows);
-		}
-		rows[nrows++] = r;
+		nrows++;
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
@@ -601,7 +626,7 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 	/* each row with order_by in (prev - h, bmax - h], its label */
 	for (int i = 0, j = 0; i < nrows; i++)
 	{
-		RangeRow   *r = rows[i];
+		RangeRow   *r = ROW(i);
 		bool		in;
 		Labelled   *l;
 
@@ -613,22 +638,30 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 			continue;
 		if (j <= i)
 			j = i + 1;
-		while (j < nrows && (s->ob_float ? rows[j]->od < r->od + s->h_float :
-							 rows[j]->oi < r->oi + s->h_int))
+		while (j < nrows && (s->ob_float ? ROW(j)->od < r->od + s->h_float :
+							 ROW(j)->oi < r->oi + s->h_int))
 			j++;
-		if (j >= nrows || !rows[j]->has_actual)
+		if (j >= nrows || !ROW(j)->has_actual)
 			continue;
-		if (*nout == *maxout)
+		if (out->n == out->max)
 		{
-			*maxout *= 2;
-			*out = repalloc(*out, sizeof(Labelled) * *maxout);
+			out->max *= 2;
+			out->rows = repalloc(out->rows, sizeof(Labelled) * out->max);
 		}
-		l = &(*out)[(*nout)++];
+		if (out->nkeys + t->nkeys > out->maxkeys)
+		{
+			out->maxkeys = 2 * out->maxkeys + t->nkeys;
+			out->keys = repalloc(out->keys, sizeof(Datum) * out->maxkeys);
+		}
+		l = &out->rows[out->n++];
 		l->oi = r->oi;
 		l->od = r->od;
-		l->actual = rows[j]->actual;
-		l->keys = r->keys;
+		l->actual = ROW(j)->actual;
+		l->keys = out->nkeys;
+		memcpy(out->keys + out->nkeys, r->keys, sizeof(Datum) * t->nkeys);
+		out->nkeys += t->nkeys;
 	}
+#undef ROW
 }
 
 /*
@@ -648,12 +681,13 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 	HorizonSetup *s = &setup;
 	Tuplestorestate *ts = td->tg_newtable;
 	TupleTableSlot *tslot;
-	BatchRow   *brows;
-	int			nb = 0;
+	BatchPart  *parts;
+	BatchPart  *last = NULL;
+	int			nparts;
+	int			nused = 0;
 	int			ptr;
-	Labelled   *lab;
-	int			nlab = 0;
-	int			maxlab;
+	LabelSet	lab;
+	int			nlab;
 	Snapshot	snap;
 	OutcomeRecord *recs;
 	int			nrec = 0;
@@ -684,8 +718,13 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 		return false;
 	}
 
-	/* the batch's rows: partition and order_by, grouped by partition */
-	brows = palloc(sizeof(BatchRow) * Max(tuplestore_tuple_count(ts), 1));
+	/*
+	 * The batch's partitions, with their oldest and newest order_by: an
+	 * open-addressing hash table by the partition's hash (the type cache's)
+	 * and the index's equality; consecutive rows mostly share a partition.
+	 */
+	nparts = 64;
+	parts = palloc0(sizeof(BatchPart) * nparts);
 	tslot = MakeSingleTupleTableSlot(RelationGetDescr(src), &TTSOpsMinimalTuple);
 	ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
 	tuplestore_select_read_pointer(ts, ptr);
@@ -696,18 +735,69 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 		bool		onull;
 		Datum		p = slot_getattr(tslot, s->a_part, &pnull);
 		Datum		o = slot_getattr(tslot, s->a_ob, &onull);
+		int64		oi = 0;
+		double		od = 0;
+		uint32		h;
+		BatchPart  *bp;
 
 		if (pnull || onull)
 			continue;
-		brows[nb].part = datumCopy(p, get_typbyval(get_atttype(t->source, s->a_part)),
-								   get_typlen(get_atttype(t->source, s->a_part)));
-		ObValue(s, t->order_type, o, &brows[nb].oi, &brows[nb].od);
-		nb++;
+		ObValue(s, t->order_type, o, &oi, &od);
+		if (last != NULL && PartEqual(s, last->part, p))
+			bp = last;
+		else
+		{
+			h = DatumGetUInt32(FunctionCall1Coll(&s->part_hash, s->part_coll, p));
+			if (2 * (nused + 1) > nparts)
+			{
+				/* grow: rehash the partitions into twice the slots */
+				BatchPart  *old_parts = parts;
+				int			old_n = nparts;
+
+				nparts *= 2;
+				parts = palloc0(sizeof(BatchPart) * nparts);
+				for (int k = 0; k < old_n; k++)
+					if (old_parts[k].used)
+					{
+						int			x = old_parts[k].hash & (nparts - 1);
+
+						while (parts[x].used)
+							x = (x + 1) & (nparts - 1);
+						parts[x] = old_parts[k];
+					}
+				pfree(old_parts);
+			}
+			bp = &parts[h & (nparts - 1)];
+			while (bp->used && (bp->hash != h || !PartEqual(s, bp->part, p)))
+				bp = &parts[((bp - parts) + 1) & (nparts - 1)];
+			if (!bp->used)
+			{
+				bp->used = true;
+				bp->hash = h;
+				bp->part = datumCopy(p, s->part_byval, s->part_len);
+				bp->bmin_i = bp->bmax_i = oi;
+				bp->bmin_f = bp->bmax_f = od;
+				bp->nmin = 0;
+				nused++;
+			}
+		}
+		last = bp;
+		if (s->ob_float ? od < bp->bmin_f : oi < bp->bmin_i)
+		{
+			bp->bmin_i = oi;
+			bp->bmin_f = od;
+			bp->nmin = 0;
+		}
+		if (s->ob_float ? od == bp->bmin_f : oi == bp->bmin_i)
+			bp->nmin++;
+		if (s->ob_float ? od > bp->bmax_f : oi > bp->bmax_i)
+		{
+			bp->bmax_i = oi;
+			bp->bmax_f = od;
+		}
 	}
 	tuplestore_select_read_pointer(ts, 0);
 	ExecDropSingleTupleTableSlot(tslot);
-	SortSetup = s;
-	qsort(brows, nb, sizeof(BatchRow), CompareBatchRows);
 
 	/* what SPI would see: the batch and its predictions */
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -716,22 +806,20 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 	snap = GetActiveSnapshot();
 
 	sidx = index_open(s->src_index, AccessShareLock);
-	maxlab = Max(nb, 16);
-	lab = palloc(sizeof(Labelled) * maxlab);
-	for (int i = 0; i < nb;)
-	{
-		int			j = i + 1;
-
-		while (j < nb && DatumGetInt32(FunctionCall2Coll(&s->part_cmp, s->part_coll,
-														 brows[i].part, brows[j].part)) == 0)
-			j++;
-		LabelPartition(t, s, src, sidx, snap, &brows[i], j - i, &lab, &nlab, &maxlab);
-		i = j;
-	}
+	lab.max = 1024;
+	lab.n = 0;
+	lab.rows = palloc(sizeof(Labelled) * lab.max);
+	lab.maxkeys = 1024;
+	lab.nkeys = 0;
+	lab.keys = palloc(sizeof(Datum) * lab.maxkeys);
+	for (int k = 0; k < nparts; k++)
+		if (parts[k].used)
+			LabelPartition(t, s, src, sidx, snap, &parts[k], &lab);
 	index_close(sidx, AccessShareLock);
 	SortSetup = s;
 	SortNKeys = t->nkeys;
-	qsort(lab, nlab, sizeof(Labelled), CompareLabelled);
+	SortKeys = lab.keys;
+	qsort(lab.rows, lab.n, sizeof(Labelled), CompareLabelled);
 
 	/* the predictions of each labelled key, by the primary key */
 	pa_model = get_attnum(t->predictions, "model");
@@ -741,6 +829,7 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 	pa_prob = get_attnum(t->predictions, "probability");
 	pa_class = get_attnum(t->predictions, "class");
 	pa_at = get_attnum(t->predictions, "scored_at");
+	nlab = lab.n;
 	maxrec = Max(nlab, 16);
 	MemoryContextSwitchTo(old);
 	recs = palloc(sizeof(OutcomeRecord) * maxrec);
@@ -751,26 +840,21 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 		TupleTableSlot *pslot = table_slot_create(preds, NULL);
 		IndexScanDesc scan = index_beginscan(preds, pidx, snap, t->nkeys, 0);
 		ScanKeyData sk[MAX_KEYS];
-		RegProcedure eq[MAX_KEYS];
-
-		for (int k = 0; k < t->nkeys; k++)
-			eq[k] = get_opcode(get_opfamily_member(get_opclass_family(GetDefaultOpClass(s->key_types[k], BTREE_AM_OID)),
-												   s->key_types[k], s->key_types[k],
-												   BTEqualStrategyNumber));
 		for (int i = 0; i < nlab; i++)
 		{
-			Labelled   *l = &lab[i];
+			Labelled   *l = &lab.rows[i];
+			Datum	   *lkeys = lab.keys + l->keys;
 			Datum		key = (Datum) 0;
 			bool		any = false;
 
 			for (int k = 0; k < t->nkeys; k++)
 			{
-				ScanKeyInit(&sk[k], k + 1, BTEqualStrategyNumber, eq[k], l->keys[k]);
+				ScanKeyInit(&sk[k], k + 1, BTEqualStrategyNumber, s->key_eq[k], lkeys[k]);
 				sk[k].sk_collation = s->key_colls[k];
 			}
 			index_rescan(scan, sk, t->nkeys, NULL, 0);
 			MemoryContextSwitchTo(old);
-			key = KeyJsonb(t, s, l->keys);
+			key = KeyJsonb(t, s, lkeys);
 			MemoryContextSwitchTo(cxt);
 			while (index_getnext_slot(scan, ForwardScanDirection, pslot))
 			{

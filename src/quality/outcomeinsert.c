@@ -11,7 +11,9 @@
  *
  *	source trigger		the batch's outcomes (key mode: its rows; horizon
  *						mode: the earlier rows of the same partitions whose
- *						order_by + horizon the batch reached) are joined
+ *						order_by + horizon the batch reached, read in C by
+ *						outcomehorizon.c wherever it applies, else by the
+ *						statement below) are joined
  *						with the predictions of their key, for every model
  *						that scored it, by one index probe of the
  *						predictions table's primary key per outcome (a

@@ -462,7 +462,7 @@ ActualNumber(Oid type, Datum d)
 }
 
 /* The key of a labelled row as jsonb, as jsonb_build_object makes it. */
-static Datum
+static Jsonb *
 KeyJsonb(OutcomeTracker *t, HorizonSetup *s, Datum *keys)
 {
 	JsonbParseState *state = NULL;
@@ -501,8 +501,7 @@ KeyJsonb(OutcomeTracker *t, HorizonSetup *s, Datum *keys)
 		}
 		pushJsonbValue(&state, WJB_VALUE, &v);
 	}
-	return JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT,
-														   NULL)));
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
 }
 
 /*
@@ -697,6 +696,8 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "pg_streamml horizon batch",
 											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext scratch = AllocSetContextCreate(cxt, "pg_streamml horizon key",
+												  ALLOCSET_SMALL_SIZES);
 	MemoryContext old;
 	AttrNumber	pa_model,
 				pa_version,
@@ -845,6 +846,7 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 			Labelled   *l = &lab.rows[i];
 			Datum	   *lkeys = lab.keys + l->keys;
 			Datum		key = (Datum) 0;
+			Jsonb	   *j;
 			bool		any = false;
 
 			for (int k = 0; k < t->nkeys; k++)
@@ -853,9 +855,13 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 				sk[k].sk_collation = s->key_colls[k];
 			}
 			index_rescan(scan, sk, t->nkeys, NULL, 0);
+			/* built in a scratch context, reset per row; the result kept */
+			MemoryContextSwitchTo(scratch);
+			j = KeyJsonb(t, s, lkeys);
 			MemoryContextSwitchTo(old);
-			key = KeyJsonb(t, s, lkeys);
+			key = PointerGetDatum(memcpy(palloc(VARSIZE(j)), j, VARSIZE(j)));
 			MemoryContextSwitchTo(cxt);
+			MemoryContextReset(scratch);
 			while (index_getnext_slot(scan, ForwardScanDirection, pslot))
 			{
 				OutcomeRecord *r;

@@ -505,14 +505,50 @@ KeyJsonb(OutcomeTracker *t, HorizonSetup *s, Datum *keys)
 }
 
 /*
+ * What the partitions of a batch reuse: the source's slot, its index scans
+ * (begun once, rescanned per partition) and the array of range rows.
+ */
+typedef struct PartScans
+{
+	TupleTableSlot *slot;
+	IndexScanDesc below;		/* partition = p AND order_by < x */
+	IndexScanDesc range[4];		/* by number of keys: 2 or 3 */
+	char	   *rows;
+	int			maxrows;
+} PartScans;
+
+/* An index scan of ps with nkeys keys, begun on first use. */
+static IndexScanDesc
+PartScan(PartScans *ps, IndexScanDesc *scan, Relation src, Relation sidx,
+		 Snapshot snap, int nkeys)
+{
+	if (*scan == NULL)
+		*scan = index_beginscan(src, sidx, snap, nkeys, 0);
+	return *scan;
+}
+
+/* Ends the scans of a batch. */
+static void
+PartScansEnd(PartScans *ps)
+{
+	if (ps->below)
+		index_endscan(ps->below);
+	for (int i = 0; i < 4; i++)
+		if (ps->range[i])
+			index_endscan(ps->range[i]);
+	if (ps->slot)
+		ExecDropSingleTupleTableSlot(ps->slot);
+}
+
+/*
  * Labels the rows of one partition of the batch (see the top of the
  * file), appending them to *out.
  */
 static void
 LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
-			   Snapshot snap, BatchPart *bp, LabelSet *out)
+			   Snapshot snap, BatchPart *bp, LabelSet *out, PartScans *ps)
 {
-	TupleTableSlot *slot = table_slot_create(src, NULL);
+	TupleTableSlot *slot;
 	IndexScanDesc scan;
 	ScanKeyData sk[3];
 	Datum		part = bp->part;
@@ -529,18 +565,28 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 	int			tmin = 0;
 	char	   *rows;			/* RangeRows of rowsize bytes, one allocation */
 	int			nrows = 0;
-	int			maxrows = 256;
+	int			maxrows;
 	Datum		bound = (Datum) 0;
 	Size		rowsize = MAXALIGN(offsetof(RangeRow, keys) + sizeof(Datum) * t->nkeys);
 
 #define ROW(i) ((RangeRow *) (rows + (Size) (i) * rowsize))
+
+	if (ps->slot == NULL)
+	{
+		ps->slot = table_slot_create(src, NULL);
+		ps->maxrows = 256;
+		ps->rows = palloc(rowsize * ps->maxrows);
+	}
+	slot = ps->slot;
+	rows = ps->rows;
+	maxrows = ps->maxrows;
 
 	/* the newest order_by below the batch's oldest */
 	ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, s->part_eq, part);
 	sk[0].sk_collation = s->part_coll;
 	ObDatum(t->order_type, bmin_i, bmin_f, &bound);
 	ScanKeyInit(&sk[1], 2, BTLessStrategyNumber, s->ob_lt, bound);
-	scan = index_beginscan(src, sidx, snap, 2, 0);
+	scan = PartScan(ps, &ps->below, src, sidx, snap, 2);
 	index_rescan(scan, sk, 2, NULL, 0);
 	if (index_getnext_slot(scan, BackwardScanDirection, slot))
 	{
@@ -553,10 +599,8 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 			ObValue(s, t->order_type, d, &below_i, &below_f);
 		}
 	}
-	index_endscan(scan);
 
 	/* the range (lower - h, bmax], in index order */
-	rows = palloc(rowsize * maxrows);
 	{
 		int64		lo_i = (below ? below_i : bmin_i);
 		double		lo_f = (below ? below_f : bmin_f);
@@ -571,7 +615,7 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 			ScanKeyInit(&sk[nsk++], 2, BTGreaterStrategyNumber, s->ob_gt, bound);
 		ObDatum(t->order_type, bmax_i, bmax_f, &bound);
 		ScanKeyInit(&sk[nsk++], 2, BTLessEqualStrategyNumber, s->ob_le, bound);
-		scan = index_beginscan(src, sidx, snap, nsk, 0);
+		scan = PartScan(ps, &ps->range[nsk], src, sidx, snap, nsk);
 		index_rescan(scan, sk, nsk, NULL, 0);
 	}
 	while (index_getnext_slot(scan, ForwardScanDirection, slot))
@@ -607,8 +651,8 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 		}
 		nrows++;
 	}
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
+	ps->rows = rows;
+	ps->maxrows = maxrows;
 
 	/* prev, as outcomeinsert.c's statement has it */
 	if (tmin > nmin)
@@ -686,6 +730,7 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 	int			nused = 0;
 	int			ptr;
 	LabelSet	lab;
+	PartScans	ps;
 	int			nlab;
 	Snapshot	snap;
 	OutcomeRecord *recs;
@@ -813,14 +858,21 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 	lab.maxkeys = 1024;
 	lab.nkeys = 0;
 	lab.keys = palloc(sizeof(Datum) * lab.maxkeys);
+	memset(&ps, 0, sizeof(ps));
 	for (int k = 0; k < nparts; k++)
 		if (parts[k].used)
-			LabelPartition(t, s, src, sidx, snap, &parts[k], &lab);
+			LabelPartition(t, s, src, sidx, snap, &parts[k], &lab, &ps);
+	PartScansEnd(&ps);
 	index_close(sidx, AccessShareLock);
 	SortSetup = s;
 	SortNKeys = t->nkeys;
 	SortKeys = lab.keys;
-	qsort(lab.rows, lab.n, sizeof(Labelled), CompareLabelled);
+	for (int k = 1; k < lab.n; k++)
+		if (CompareLabelled(&lab.rows[k - 1], &lab.rows[k]) > 0)
+		{
+			qsort(lab.rows, lab.n, sizeof(Labelled), CompareLabelled);
+			break;
+		}
 
 	/* the predictions of each labelled key, by the primary key */
 	pa_model = get_attnum(t->predictions, "model");

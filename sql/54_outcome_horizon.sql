@@ -1,8 +1,9 @@
 -- Horizon mode read in C (src/quality/outcomehorizon.c: one index range
 -- scan per partition of a batch) gives the outcomes of the SQL statement
--- (outcomeinsert.c), which runs where the source has no (partition_by,
--- order_by) index: the same rows are loaded into two tables, one with the
--- index and one without, in the same batches, and their outcomes compared.
+-- (outcomeinsert.c), which runs where the source has no plain (partition_by,
+-- order_by) btree index: the same rows are loaded into two tables, one
+-- with the index and one with a partial one (which the C path declines and
+-- the statement uses), in the same batches, and their outcomes compared.
 -- The batches have ties of order_by, NULLs, late rows (older than the
 -- partition's newest: relabelled rows are duplicates), a batch starting at
 -- the partition's newest order_by, and a second model shadow-scoring.
@@ -16,6 +17,7 @@ SELECT model, version FROM streamml.train_linreg('oh_reg2', 'oh_train', 'y', ARR
 CREATE TABLE oh_c (id int PRIMARY KEY, sym text, ts timestamptz, x float8, price float8);
 CREATE INDEX ON oh_c (sym, ts);
 CREATE TABLE oh_s (id int PRIMARY KEY, sym text, ts timestamptz, x float8, price float8);
+CREATE INDEX ON oh_s (sym, ts) WHERE sym IS NOT NULL;
 SELECT streamml.create_scorer('oh_c_s', 'oh_c', 'oh_reg', '{"challengers": ["oh_reg2"]}');
 SELECT streamml.create_scorer('oh_s_s', 'oh_s', 'oh_reg', '{"challengers": ["oh_reg2"]}');
 SELECT streamml.track_outcomes(s, t, '{"actual": "price", "horizon": "30 seconds",
@@ -75,6 +77,7 @@ SELECT count(*) FILTER (WHERE key_hash <> (key->>'id')::bigint) AS not_the_key
 CREATE TABLE oh_ci (k text PRIMARY KEY, sym int, n bigint, x float8, v numeric);
 CREATE INDEX ON oh_ci (sym, n);
 CREATE TABLE oh_si (k text PRIMARY KEY, sym int, n bigint, x float8, v numeric);
+CREATE INDEX ON oh_si (sym, n) WHERE sym IS NOT NULL;
 SELECT streamml.create_scorer('oh_ci_s', 'oh_ci', 'oh_reg', '{"key": "k"}');
 SELECT streamml.create_scorer('oh_si_s', 'oh_si', 'oh_reg', '{"key": "k"}');
 SELECT streamml.track_outcomes(s, t, '{"actual": "v", "horizon": 5,

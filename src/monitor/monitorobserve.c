@@ -26,16 +26,31 @@
  * Per batch: one SELECT ... FOR UPDATE (by an index on the model), and per
  * monitor one UPDATE and one row per event; per outcome, one detector
  * update and no allocation.
+ *
+ * A batch of models that have no 'error' monitor runs no statement: each
+ * backend keeps, per model, whether it has one, and forgets all of it when
+ * streamml.monitors_catalog gains, loses or re-targets a monitor (a
+ * statement trigger there sends a relcache invalidation of the table,
+ * which every backend receives after the commit, and this one at its next
+ * command).  An answer is kept only when no invalidation arrived while it
+ * was read, and not under a transaction-wide snapshot, which may predate
+ * a monitor whose invalidation was already received.
  */
 #include "postgres.h"
 
 #include <math.h>
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -69,6 +84,84 @@ typedef struct ErrorMonitor
 
 /* Has this backend asked for the monitor worker yet? */
 static bool WorkerAsked = false;
+
+/* Per model name: does it have an 'error' monitor?  See the top of the file. */
+typedef struct MonitoredModel
+{
+	char		name[NAMEDATALEN * 2];	/* hash key */
+	bool		monitored;
+} MonitoredModel;
+
+static HTAB *MonitoredModels = NULL;
+static Oid	MonitorsCatalogRelid = InvalidOid;
+static uint64 MonitoredGeneration = 0;	/* bumped by every invalidation */
+
+/* Relcache callback: a change of monitors_catalog (or of everything). */
+static void
+MonitoredModelsInvalidate(Datum arg, Oid relid)
+{
+	if (relid != InvalidOid && relid != MonitorsCatalogRelid)
+		return;
+	MonitoredGeneration++;
+	if (MonitoredModels != NULL)
+	{
+		hash_destroy(MonitoredModels);
+		MonitoredModels = NULL;
+	}
+}
+
+/*
+ * The cache's entry of a model: found (NULL when unknown) or made.  Names
+ * too long for the key are never cached.
+ */
+static MonitoredModel *
+MonitoredModelLookup(const char *model, bool create)
+{
+	static bool registered = false;
+	char		key[NAMEDATALEN * 2];
+
+	if (!registered)
+	{
+		CacheRegisterRelcacheCallback(MonitoredModelsInvalidate, (Datum) 0);
+		registered = true;
+	}
+	if (strlen(model) >= sizeof(key))
+		return NULL;
+	if (MonitoredModels == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (!create)
+			return NULL;
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(MonitoredModel);
+		MonitoredModels = hash_create("pg_streamml monitored models", 16, &ctl,
+									  HASH_ELEM | HASH_STRINGS);
+	}
+	memset(key, 0, sizeof(key));
+	strlcpy(key, model, sizeof(key));
+	return hash_search(MonitoredModels, key, create ? HASH_ENTER : HASH_FIND,
+					   NULL);
+}
+
+PG_FUNCTION_INFO_V1(monitors_catalog_changed);
+
+/*
+ * Statement trigger on streamml.monitors_catalog: every backend's cache of
+ * which models have 'error' monitors is invalidated (see the top).
+ */
+Datum
+monitors_catalog_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("monitors_catalog_changed must be called as a trigger")));
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(td->tg_relation));
+	return PointerGetDatum(NULL);
+}
 
 /* The text of column col of row 0.. of the SPI result, or NULL. */
 static char *
@@ -276,7 +369,10 @@ MonitorsObserveOutcomes(const MonitorOutcome *outcomes, int n)
 	MemoryContext cxt;
 	MemoryContext old;
 	Datum	   *names;
+	const char **models;
 	int			nnames = 0;
+	bool		maybe = false;
+	uint64		generation;
 	ErrorMonitor *ms;
 	int			nm;
 	bool		start_worker = false;
@@ -287,23 +383,54 @@ MonitorsObserveOutcomes(const MonitorOutcome *outcomes, int n)
 								ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 
-	/* the batch's models, each once */
+	/*
+	 * The batch's models, each once; when none may have a monitor, nothing
+	 * to do.
+	 */
 	names = palloc(sizeof(Datum) * n);
+	models = palloc(sizeof(char *) * n);
+	MonitorsCatalogRelid = get_relname_relid("monitors_catalog",
+											 get_namespace_oid(STREAMML_SCHEMA, false));
 	for (int i = 0; i < n; i++)
 	{
 		bool		seen = false;
+		MonitoredModel *c;
 
 		if (outcomes[i].model == NULL)
 			continue;
-		for (int j = 0; j < i && !seen; j++)
-			seen = outcomes[j].model != NULL &&
-				strcmp(outcomes[j].model, outcomes[i].model) == 0;
-		if (!seen)
-			names[nnames++] = CStringGetTextDatum(outcomes[i].model);
+		for (int j = nnames - 1; j >= 0 && !seen; j--)
+			seen = strcmp(models[j], outcomes[i].model) == 0;
+		if (seen)
+			continue;
+		c = MonitoredModelLookup(outcomes[i].model, false);
+		if (c == NULL || c->monitored)
+			maybe = true;
+		models[nnames] = outcomes[i].model;
+		names[nnames++] = CStringGetTextDatum(outcomes[i].model);
 	}
+	if (!maybe)
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+		return;
+	}
+	generation = MonitoredGeneration;
 	ms = LoadMonitors(PointerGetDatum(construct_array(names, nnames, TEXTOID,
 													  -1, false, TYPALIGN_INT)),
 					  &nm);
+	/* what the statement read, unless an invalidation came meanwhile */
+	if (generation == MonitoredGeneration && !IsolationUsesXactSnapshot())
+		for (int j = 0; j < nnames; j++)
+		{
+			MonitoredModel *c = MonitoredModelLookup(models[j], true);
+
+			if (c == NULL)
+				continue;
+			c->monitored = false;
+			for (int k = 0; k < nm; k++)
+				if (strcmp(ms[k].model, models[j]) == 0)
+					c->monitored = true;
+		}
 
 	for (int k = 0; k < nm; k++)
 	{

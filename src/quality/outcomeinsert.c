@@ -11,7 +11,9 @@
  *
  *	source trigger		the batch's outcomes (key mode: its rows; horizon
  *						mode: the earlier rows of the same partitions whose
- *						order_by + horizon the batch reached) are joined
+ *						order_by + horizon the batch reached, read in C by
+ *						outcomehorizon.c wherever it applies, else by the
+ *						statement below) are joined
  *						with the predictions of their key, for every model
  *						that scored it, by one index probe of the
  *						predictions table's primary key per outcome (a
@@ -553,6 +555,15 @@ outcome_trigger(PG_FUNCTION_ARGS)
 	p = GetPlans(t);
 	if (t->horizon_mode)
 	{
+		/* one index range scan per partition of the batch, where it applies */
+		b = OutcomeBatchBegin(t, now);
+		if (OutcomeHorizonBatch(t, td, b, now))
+		{
+			OutcomeBatchFinish(b);
+			SPI_finish();
+			return PointerGetDatum(NULL);
+		}
+
 		if (p->source_plan == NULL)
 			p->source_plan = RunAs(t->owner, SourceSqlHorizon(t), OUTCOME_NPARAMS,
 								   (Oid *) ParamTypes, NULL, NULL, NULL, 0);

@@ -51,6 +51,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -60,7 +61,7 @@
 #include "quality/quality.h"
 #include "scoring/scorer.h"
 
-#define OUTCOME_BUFFERED_ROWS 1000
+#define OUTCOME_BUFFERED_ROWS 2000
 
 /* The columns of a bucket row after its key, in the order of the sums. */
 static const char *const SumColumns[] = {
@@ -103,6 +104,13 @@ typedef struct ModelClasses
 	char	  **classes;
 } ModelClasses;
 
+/* A string and its text datum (TextOnce). */
+typedef struct TextCache
+{
+	const char *str;
+	Datum		datum;
+} TextCache;
+
 struct OutcomeBatch
 {
 	OutcomeTracker *t;
@@ -114,6 +122,10 @@ struct OutcomeBatch
 	int			nrecords;
 	int64		npairs;			/* challenger pairs counted */
 	OutcomeRecord *records;		/* the first outcomes, in arrival order */
+	MemoryContext cxt;			/* the batch's: where TextOnce's datums live */
+	TextCache	text_model;		/* for OutcomeValues */
+	TextCache	text_role;
+	TextCache	text_group;
 };
 
 /* Prepared once per backend (catalog statements, no tracker in them). */
@@ -174,6 +186,7 @@ OutcomeBatchBegin(OutcomeTracker *t, TimestampTz now)
 
 	b->t = t;
 	b->now = now;
+	b->cxt = CurrentMemoryContext;
 	iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
 											   CStringGetDatum(t->bucket),
 											   ObjectIdGetDatum(InvalidOid),
@@ -271,39 +284,21 @@ GetText(HeapTuple tup, TupleDesc desc, int col)
 }
 
 /*
- * Computes the record (actual, loss, ...) of a joined row; rows without
- * a prediction row (model NULL) return false.
+ * Completes a record whose prediction side is filled: the actual as a
+ * value or class, and the loss.  actual_text NULL: the text of the number
+ * (float8::text), made only when a classifier needs it.
  */
-static bool
-MakeRecord(OutcomeBatch *b, HeapTuple tup, TupleDesc desc, OutcomeRecord *r)
+void
+OutcomeRecordFinish(OutcomeBatch *b, OutcomeRecord *r, bool has_number,
+					double actual_number)
 {
-	bool		isnull;
-	ModelClasses *c;
-	double		actual_number = 0;
-	bool		has_number;
+	ModelClasses *c = GetClasses(b, r->model);
 
-	memset(r, 0, sizeof(OutcomeRecord));
-	r->model = GetText(tup, desc, J_MODEL);
-	if (r->model == NULL)
-		return false;
-	r->key = SPI_getbinval(tup, desc, J_KEY, &isnull);
-	r->version = DatumGetInt32(SPI_getbinval(tup, desc, J_VERSION, &isnull));
-	r->role = GetText(tup, desc, J_ROLE);
-	r->group_key = GetText(tup, desc, J_GROUP_KEY);
-	if (r->group_key == NULL)
-		r->group_key = "";
-	r->labelled_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, J_LABELLED_AT, &isnull));
-	r->predicted_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, J_SCORED_AT, &isnull));
-	r->first = DatumGetInt64(SPI_getbinval(tup, desc, J_RN, &isnull)) == 1;
-	r->has_prediction = GetFloat(tup, desc, J_PREDICTION, &r->prediction);
-	r->has_probability = GetFloat(tup, desc, J_PROBABILITY, &r->probability);
-	r->class_label = GetText(tup, desc, J_CLASS);
-	has_number = GetFloat(tup, desc, J_ACTUAL_NUMBER, &actual_number);
-	r->actual_text = GetText(tup, desc, J_ACTUAL_TEXT);
-
-	c = GetClasses(b, r->model);
 	r->is_cls = c->n >= 0 || r->class_label != NULL;
 	r->is_bin = r->has_probability && c->n == 2;
+	if (r->is_cls && r->actual_text == NULL && has_number)
+		r->actual_text = DatumGetCString(DirectFunctionCall1(float8out,
+															 Float8GetDatum(actual_number)));
 	if (c->n >= 0)
 	{
 		for (int i = 0; i < c->n && r->actual_text; i++)
@@ -334,6 +329,38 @@ MakeRecord(OutcomeBatch *b, HeapTuple tup, TupleDesc desc, OutcomeRecord *r)
 		else
 			r->loss = (r->prediction - r->actual) * (r->prediction - r->actual);
 	}
+}
+
+/*
+ * Computes the record (actual, loss, ...) of a joined row; rows without
+ * a prediction row (model NULL) return false.
+ */
+static bool
+MakeRecord(OutcomeBatch *b, HeapTuple tup, TupleDesc desc, OutcomeRecord *r)
+{
+	bool		isnull;
+	double		actual_number = 0;
+	bool		has_number;
+
+	memset(r, 0, sizeof(OutcomeRecord));
+	r->model = GetText(tup, desc, J_MODEL);
+	if (r->model == NULL)
+		return false;
+	r->key = SPI_getbinval(tup, desc, J_KEY, &isnull);
+	r->version = DatumGetInt32(SPI_getbinval(tup, desc, J_VERSION, &isnull));
+	r->role = GetText(tup, desc, J_ROLE);
+	r->group_key = GetText(tup, desc, J_GROUP_KEY);
+	if (r->group_key == NULL)
+		r->group_key = "";
+	r->labelled_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, J_LABELLED_AT, &isnull));
+	r->predicted_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, J_SCORED_AT, &isnull));
+	r->first = DatumGetInt64(SPI_getbinval(tup, desc, J_RN, &isnull)) == 1;
+	r->has_prediction = GetFloat(tup, desc, J_PREDICTION, &r->prediction);
+	r->has_probability = GetFloat(tup, desc, J_PROBABILITY, &r->probability);
+	r->class_label = GetText(tup, desc, J_CLASS);
+	has_number = GetFloat(tup, desc, J_ACTUAL_NUMBER, &actual_number);
+	r->actual_text = GetText(tup, desc, J_ACTUAL_TEXT);
+	OutcomeRecordFinish(b, r, has_number, actual_number);
 	return true;
 }
 
@@ -444,6 +471,81 @@ CountPairs(OutcomeBatch *b)
 	}
 }
 
+/* The bounds of int8 as numerics, for KeyHash. */
+static Numeric KeyMin = NULL;
+static Numeric KeyMax = NULL;
+
+/*
+ * The key_hash of an outcome's key: the key's integer when the key is one
+ * integer (keys that grow then insert at the right edge of the primary
+ * key), otherwise jsonb_hash_extended(key, 0).  Equal keys have equal
+ * key_hash, which is all the primary key (that ends with the key) needs.
+ */
+static int64
+KeyHash(Datum key)
+{
+	Jsonb	   *j = DatumGetJsonbP(key);
+
+	if (JB_ROOT_IS_OBJECT(j) && JB_ROOT_COUNT(j) == 1)
+	{
+		JsonbIterator *it = JsonbIteratorInit(&j->root);
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok != WJB_VALUE)
+				continue;
+			if (v.type == jbvNumeric && !numeric_is_nan(v.val.numeric) &&
+				!numeric_is_inf(v.val.numeric))
+			{
+				Datum		n = NumericGetDatum(v.val.numeric);
+				int64		i;
+
+				if (KeyMin == NULL)
+				{
+					MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+					KeyMin = int64_to_numeric(PG_INT64_MIN);
+					KeyMax = int64_to_numeric(PG_INT64_MAX);
+					MemoryContextSwitchTo(old);
+				}
+				if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, n,
+													  NumericGetDatum(KeyMin))) < 0 ||
+					DatumGetInt32(DirectFunctionCall2(numeric_cmp, n,
+													  NumericGetDatum(KeyMax))) > 0)
+					break;
+				/* an integer: its int8 gives back the same numeric */
+				i = DatumGetInt64(DirectFunctionCall1(numeric_int8, n));
+				if (DatumGetBool(DirectFunctionCall2(numeric_eq, n,
+													 NumericGetDatum(int64_to_numeric(i)))))
+					return i;
+			}
+			break;
+		}
+	}
+	return DatumGetInt64(DirectFunctionCall2(jsonb_hash_extended, key,
+											 Int64GetDatum(0)));
+}
+
+/*
+ * The text datum of a string that consecutive rows nearly always share
+ * (model, role, group): made again only when the string changes.
+ */
+static Datum
+TextOnce(OutcomeBatch *b, TextCache *c, const char *str)
+{
+	if (c->str == NULL || (c->str != str && strcmp(c->str, str) != 0))
+	{
+		MemoryContext old = MemoryContextSwitchTo(b->cxt);
+
+		c->str = str;
+		c->datum = CStringGetTextDatum(str);
+		MemoryContextSwitchTo(old);
+	}
+	return c->datum;
+}
+
 /* The values of an outcomes row of a record, in the table's column order. */
 static void
 OutcomeValues(OutcomeBatch *b, OutcomeRecord *r, Datum *v, bool *n)
@@ -453,12 +555,12 @@ OutcomeValues(OutcomeBatch *b, OutcomeRecord *r, Datum *v, bool *n)
 	memset(n, false, sizeof(bool) * 17);
 	v[0] = Int32GetDatum(t->id);
 	v[1] = t->scorer_datum;
-	v[2] = CStringGetTextDatum(r->model);
+	v[2] = TextOnce(b, &b->text_model, r->model);
 	v[3] = Int32GetDatum(r->version);
-	v[4] = CStringGetTextDatum(r->role);
-	v[5] = CStringGetTextDatum(r->group_key);
+	v[4] = TextOnce(b, &b->text_role, r->role);
+	v[5] = TextOnce(b, &b->text_group, r->group_key);
 	v[6] = r->key;
-	v[7] = DirectFunctionCall2(jsonb_hash_extended, r->key, Int64GetDatum(0));
+	v[7] = Int64GetDatum(KeyHash(r->key));
 	v[8] = Float8GetDatum(r->prediction);
 	n[8] = !r->has_prediction;
 	v[9] = Float8GetDatum(r->probability);
@@ -478,17 +580,56 @@ OutcomeValues(OutcomeBatch *b, OutcomeRecord *r, Datum *v, bool *n)
 	v[16] = ObjectIdGetDatum(t->owner);
 }
 
-/* Writes rows into a catalog table with table_multi_insert and its indexes. */
+/*
+ * The memory of MultiInsert: kept for the backend's life with one large
+ * block that a reset keeps, so that writing a batch touches the same pages
+ * as the batch before instead of new ones from the kernel (a page fault per
+ * 4 kB: 5% of a stream worker's time with outcomes).
+ */
+static MemoryContext
+InsertContext(void)
+{
+	static MemoryContext cxt = NULL;
+
+	if (cxt == NULL)
+		cxt = AllocSetContextCreate(TopMemoryContext, "pg_streamml outcome writes",
+									4 * 1024 * 1024, 4 * 1024 * 1024,
+									8 * 1024 * 1024);
+	return cxt;
+}
+
+/* For the sort of MultiInsert: the int8 column the index entries go in order of. */
+static int	SortAtt;
+
+/* qsort of slots by an int8 column (SortAtt). */
+static int
+CompareSlots(const void *a, const void *b)
+{
+	int64		x = DatumGetInt64((*(TupleTableSlot *const *) a)->tts_values[SortAtt]);
+	int64		y = DatumGetInt64((*(TupleTableSlot *const *) b)->tts_values[SortAtt]);
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Writes rows into a catalog table with table_multi_insert and its indexes.
+ * sort_att >= 0: the index entries of each buffer of rows are inserted in
+ * the order of that int8 column (the heap keeps the rows' order), so that
+ * consecutive entries land on the same index pages.
+ */
 static void
-MultiInsert(Oid relid, int nrows, int natts,
-			void (*fill) (void *arg, int i, Datum *v, bool *n), void *arg)
+MultiInsertRows(Oid relid, int nrows, int natts, int sort_att,
+				void (*fill) (void *arg, int i, Datum *v, bool *n), void *arg)
 {
 	Relation	rel = table_open(relid, RowExclusiveLock);
-	TupleDesc	desc = RelationGetDescr(rel);
+
+	/* a copy without reference count: no resource owner entry per slot */
+	TupleDesc	desc = CreateTupleDescCopy(RelationGetDescr(rel));
 	EState	   *estate = CreateExecutorState();
 	ResultRelInfo *rri = makeNode(ResultRelInfo);
 	BulkInsertState bistate = GetBulkInsertState();
 	TupleTableSlot **slots = palloc0(sizeof(TupleTableSlot *) * OUTCOME_BUFFERED_ROWS);
+	TupleTableSlot **sorted = palloc(sizeof(TupleTableSlot *) * OUTCOME_BUFFERED_ROWS);
 	int			nbuf = 0;
 
 	Assert(desc->natts == natts);
@@ -512,16 +653,23 @@ MultiInsert(Oid relid, int nrows, int natts,
 		if (nbuf == OUTCOME_BUFFERED_ROWS || (i == nrows && nbuf > 0))
 		{
 			table_multi_insert(rel, slots, nbuf, estate->es_output_cid, 0, bistate);
+			if (sort_att >= 0 && rri->ri_NumIndices > 0)
+			{
+				memcpy(sorted, slots, sizeof(TupleTableSlot *) * nbuf);
+				SortAtt = sort_att;
+				qsort(sorted, nbuf, sizeof(TupleTableSlot *), CompareSlots);
+			}
 			for (int j = 0; j < nbuf; j++)
 			{
 				List	   *recheck = NIL;
 
 				if (rri->ri_NumIndices > 0)
-					recheck = ExecInsertIndexTuples(rri, slots[j], estate, false,
-													false, NULL, NIL);
+					recheck = ExecInsertIndexTuples(rri, sort_att >= 0 ? sorted[j] : slots[j],
+													estate, false, false, NULL, NIL);
 				list_free(recheck);
-				ExecClearTuple(slots[j]);
 			}
+			for (int j = 0; j < nbuf; j++)
+				ExecClearTuple(slots[j]);
 			nbuf = 0;
 		}
 	}
@@ -531,6 +679,21 @@ MultiInsert(Oid relid, int nrows, int natts,
 	ExecCloseIndices(rri);
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);
+}
+
+/* MultiInsertRows in InsertContext, emptied before and after. */
+static void
+MultiInsert(Oid relid, int nrows, int natts, int sort_att,
+			void (*fill) (void *arg, int i, Datum *v, bool *n), void *arg)
+{
+	MemoryContext old;
+
+	/* before too: a write that failed (a duplicate key) left its memory */
+	MemoryContextReset(InsertContext());
+	old = MemoryContextSwitchTo(InsertContext());
+	MultiInsertRows(relid, nrows, natts, sort_att, fill, arg);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(InsertContext());
 }
 
 /* The first outcomes of a batch, by index. */
@@ -610,7 +773,7 @@ InsertOutcomes(OutcomeBatch *b, int count)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		MultiInsert(OutcomesRelid(), nfirst, 17, FillOutcome, &f);
+		MultiInsert(OutcomesRelid(), nfirst, 17, 7, FillOutcome, &f);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -635,12 +798,11 @@ InsertOutcomes(OutcomeBatch *b, int count)
 		InsertOutcomesOneByOne(b);
 }
 
-/* The pending rows of a batch (joined rows without a prediction). */
+/* The pending outcomes of a batch. */
 typedef struct PendingRows
 {
 	OutcomeBatch *b;
-	SPITupleTable *tt;
-	int		   *rows;
+	PendingOutcome *rows;
 } PendingRows;
 
 /* fill() of pending_outcomes rows. */
@@ -648,22 +810,23 @@ static void
 FillPending(void *arg, int i, Datum *v, bool *n)
 {
 	PendingRows *p = arg;
-	HeapTuple	tup = p->tt->vals[p->rows[i]];
-	TupleDesc	desc = p->tt->tupdesc;
+	PendingOutcome *o = &p->rows[i];
 
 	/* tracker, key, actual_number, actual_text, group_key, labelled_at, owner */
 	memset(n, false, sizeof(bool) * 7);
 	v[0] = Int32GetDatum(p->b->t->id);
-	v[1] = SPI_getbinval(tup, desc, J_KEY, &n[1]);
-	v[2] = SPI_getbinval(tup, desc, J_ACTUAL_NUMBER, &n[2]);
-	v[3] = SPI_getbinval(tup, desc, J_ACTUAL_TEXT, &n[3]);
-	v[4] = SPI_getbinval(tup, desc, J_GROUP_KEY, &n[4]);
-	if (n[4])
-	{
-		v[4] = CStringGetTextDatum("");
-		n[4] = false;
-	}
-	v[5] = SPI_getbinval(tup, desc, J_LABELLED_AT, &n[5]);
+	v[1] = o->key;
+	v[2] = Float8GetDatum(o->actual_number);
+	n[2] = !o->has_number;
+	if (o->actual_text)
+		v[3] = CStringGetTextDatum(o->actual_text);
+	else if (o->has_number)
+		v[3] = CStringGetTextDatum(DatumGetCString(DirectFunctionCall1(float8out,
+																	   Float8GetDatum(o->actual_number))));
+	else
+		n[3] = true;
+	v[4] = CStringGetTextDatum(o->group_key ? o->group_key : "");
+	v[5] = TimestampTzGetDatum(o->labelled_at);
 	v[6] = ObjectIdGetDatum(p->b->t->owner);
 }
 
@@ -676,29 +839,58 @@ void
 OutcomeBatchAddJoined(OutcomeBatch *b, SPITupleTable *tt, uint64 n,
 					  bool pending_ok)
 {
-	PendingRows p;
+	PendingOutcome *pending = palloc(sizeof(PendingOutcome) * Max(n, 1));
+	OutcomeRecord *records = palloc(sizeof(OutcomeRecord) * Max(n, 1));
 	int			npending = 0;
-	int			nfirst = 0;
+	int			nrecords = 0;
 
-	p.b = b;
-	p.tt = tt;
-	p.rows = palloc(sizeof(int) * Max(n, 1));
-	b->records = palloc(sizeof(OutcomeRecord) * Max(n, 1));
-	b->nrecords = 0;
 	for (uint64 i = 0; i < n; i++)
 	{
-		OutcomeRecord *r = &b->records[b->nrecords];
+		HeapTuple	tup = tt->vals[i];
+		TupleDesc	desc = tt->tupdesc;
 
-		if (MakeRecord(b, tt->vals[i], tt->tupdesc, r))
-		{
-			b->nrecords++;
-			nfirst += r->first;
-		}
+		if (MakeRecord(b, tup, desc, &records[nrecords]))
+			nrecords++;
 		else if (pending_ok)
-			p.rows[npending++] = (int) i;
+		{
+			PendingOutcome *o = &pending[npending++];
+			bool		isnull;
+
+			o->key = SPI_getbinval(tup, desc, J_KEY, &isnull);
+			o->has_number = GetFloat(tup, desc, J_ACTUAL_NUMBER, &o->actual_number);
+			o->actual_text = GetText(tup, desc, J_ACTUAL_TEXT);
+			o->group_key = GetText(tup, desc, J_GROUP_KEY);
+			o->labelled_at = DatumGetTimestampTz(SPI_getbinval(tup, desc,
+															   J_LABELLED_AT, &isnull));
+		}
 	}
+	OutcomeBatchAddRecords(b, records, nrecords, pending, npending);
+}
+
+/*
+ * Takes a batch's outcomes joined with their predictions, in arrival order
+ * (records: the first of a key has first set), and those without a
+ * prediction (pending): writes them, counts them, shows the new ones to
+ * the monitors.
+ */
+void
+OutcomeBatchAddRecords(OutcomeBatch *b, OutcomeRecord *records, int n,
+					   PendingOutcome *pending, int npending)
+{
+	int			nfirst = 0;
+
+	b->records = records;
+	b->nrecords = n;
+	for (int j = 0; j < n; j++)
+		nfirst += records[j].first;
 	if (npending > 0)
-		MultiInsert(PendingOutcomesRelid(), npending, 7, FillPending, &p);
+	{
+		PendingRows p;
+
+		p.b = b;
+		p.rows = pending;
+		MultiInsert(PendingOutcomesRelid(), npending, 7, -1, FillPending, &p);
+	}
 	InsertOutcomes(b, nfirst);
 	for (int j = 0; j < b->nrecords; j++)
 		CountOutcome(b, &b->records[j]);
@@ -712,7 +904,7 @@ OutcomeBatchAddJoined(OutcomeBatch *b, SPITupleTable *tt, uint64 n,
 	if (nfirst > 0)
 	{
 		MonitorOutcome *o = palloc(sizeof(MonitorOutcome) * nfirst);
-		int			n = 0;
+		int			no = 0;
 
 		for (int j = 0; j < b->nrecords; j++)
 		{
@@ -720,16 +912,16 @@ OutcomeBatchAddJoined(OutcomeBatch *b, SPITupleTable *tt, uint64 n,
 
 			if (!r->first)
 				continue;
-			o[n].model = r->model;
-			o[n].version = r->version;
-			o[n].role = r->role;
-			o[n].prediction = r->has_prediction ? r->prediction : 0.0;
-			o[n].prediction_null = !r->has_prediction;
-			o[n].actual = r->has_actual ? r->actual : 0.0;
-			o[n].actual_null = !r->has_actual;
-			n++;
+			o[no].model = r->model;
+			o[no].version = r->version;
+			o[no].role = r->role;
+			o[no].prediction = r->has_prediction ? r->prediction : 0.0;
+			o[no].prediction_null = !r->has_prediction;
+			o[no].actual = r->has_actual ? r->actual : 0.0;
+			o[no].actual_null = !r->has_actual;
+			no++;
 		}
-		MonitorsObserveOutcomes(o, n);
+		MonitorsObserveOutcomes(o, no);
 		pfree(o);
 	}
 }

@@ -77,6 +77,17 @@ typedef struct OutcomeRecord
 	TimestampTz labelled_at;
 } OutcomeRecord;
 
+/* An outcome without a prediction yet, for streamml.pending_outcomes. */
+typedef struct PendingOutcome
+{
+	Datum		key;			/* jsonb */
+	bool		has_number;
+	double		actual_number;
+	char	   *actual_text;	/* NULL: the text of actual_number */
+	char	   *group_key;
+	TimestampTz labelled_at;
+} PendingOutcome;
+
 /* outcomewrite.c */
 typedef struct OutcomeBatch OutcomeBatch;
 struct SPITupleTable;
@@ -87,6 +98,10 @@ extern void OutcomeBatchCountPredictions(OutcomeBatch *b, const char *model,
 										 int64 conf_n, double conf_sum);
 extern void OutcomeBatchAddJoined(OutcomeBatch *b, struct SPITupleTable *tt,
 								  uint64 n, bool pending_ok);
+extern void OutcomeRecordFinish(OutcomeBatch *b, OutcomeRecord *r,
+								bool has_number, double actual_number);
+extern void OutcomeBatchAddRecords(OutcomeBatch *b, OutcomeRecord *records,
+								   int n, PendingOutcome *pending, int npending);
 extern OutcomeRecord *OutcomeBatchRecords(OutcomeBatch *b, int *n);
 extern void OutcomeBatchFinish(OutcomeBatch *b);
 
@@ -95,6 +110,11 @@ extern bool OutcomeNumericType(Oid type);
 extern OutcomeTracker *OutcomeTrackerLoad(int32 id);
 extern void OutcomeTrackersDropOwned(Datum roles);
 extern void OutcomeTrackersReassignOwned(Datum roles, Oid newowner);
+
+/* outcomehorizon.c */
+struct TriggerData;
+extern bool OutcomeHorizonBatch(OutcomeTracker *t, struct TriggerData *td,
+								OutcomeBatch *b, TimestampTz now);
 
 /* outcomeinsert.c */
 extern char *OutcomeActualNumberExpr(OutcomeTracker *t, const char *alias);

@@ -37,8 +37,10 @@ COMMENT ON TABLE streamml.outcome_trackers IS
 
 -- One row per (outcome, model version that scored its key): the first
 -- outcome of a key wins, later ones are counted as duplicates in the buckets.  key_hash
--- (jsonb_hash_extended(key, 0)) leads the key's part of the primary key, so
--- that inserting compares integers, and jsonb only when the hashes tie.
+-- leads the key's part of the primary key, so that inserting compares
+-- integers, and jsonb only when they tie: the key itself when it is one
+-- integer (growing keys then insert at the index's right edge), otherwise
+-- jsonb_hash_extended(key, 0).
 CREATE TABLE streamml.outcomes (
 	tracker integer NOT NULL,
 	scorer text NOT NULL,
@@ -163,6 +165,19 @@ CREATE FUNCTION streamml.outcome_trigger() RETURNS trigger
 COMMENT ON FUNCTION streamml.outcome_trigger() IS
 	'trigger: joins the outcomes of each statement that inserts into a tracker''s source with their predictions';
 REVOKE ALL ON FUNCTION streamml.outcome_trigger() FROM PUBLIC;
+
+-- The outcome writer's cache of which models have 'error' monitors
+-- (src/monitor/monitorobserve.c) is forgotten in every backend when a
+-- monitor is created, dropped or re-targeted.
+CREATE FUNCTION streamml.monitors_catalog_changed() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'monitors_catalog_changed'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.monitors_catalog_changed() IS
+	'trigger: tells every backend that the models with error monitors may have changed';
+REVOKE ALL ON FUNCTION streamml.monitors_catalog_changed() FROM PUBLIC;
+CREATE TRIGGER monitors_catalog_changed
+	AFTER INSERT OR DELETE OR UPDATE OF kind, model OR TRUNCATE ON streamml.monitors_catalog
+	FOR EACH STATEMENT EXECUTE FUNCTION streamml.monitors_catalog_changed();
 
 CREATE FUNCTION streamml.outcome_prediction_trigger() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'outcome_prediction_trigger'

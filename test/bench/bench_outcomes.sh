@@ -109,7 +109,7 @@ load_time()
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
 }
 
-echo "pipeline: $ROWS ticks, 50 symbols, batches of 1,000, scorer: $scorer"
+echo "pipeline: $ROWS ticks, 50 symbols, batches of 1,000, scorer: $scorer; $(uptime | sed 's/.*load/load/')"
 tp=$(load_time plain)
 ts=$(load_time scored)
 tt=$(load_time tracked)

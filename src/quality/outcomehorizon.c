@@ -1,0 +1,994 @@
+/*
+ * outcomehorizon.c
+ *		Horizon mode in C: a batch's outcomes found by one index range scan
+ *		per partition of the batch, joined with their predictions by index.
+ *
+ * In horizon mode the outcome of row r is the "actual" of the first row of
+ * r's partition whose order_by is at or after r's plus the horizon h.  A
+ * batch labels the rows whose order_by + h falls in (prev, bmax] of their
+ * partition, where bmax is the newest order_by of the batch's rows of it
+ * and prev the newest before the batch (outcomeinsert.c's SQL statement
+ * says the same with a probe of the table per labelled row).  Every such
+ * row, and the row that labels it, has its order_by in (prev - h, bmax]:
+ * so, per partition of the batch, one backward probe of the source's
+ * (partition_by, order_by) index finds prev, and one forward range scan of
+ * (prev - h, bmax] reads the labelled rows and their labels in index order
+ * (rows of equal order_by in the order of their heap tuples, as the probe
+ * does); a pointer that only moves forward pairs each row with its label.
+ * The labelled rows are then put in arrival order (order_by, key) and the
+ * predictions of each key read by the predictions table's primary key.
+ *
+ * What it reads, it reads with the statement's snapshot after a command
+ * counter increment, as SPI would: the batch's rows and the predictions
+ * the scorer wrote for them are visible.  It applies only where the SQL
+ * statement's meaning is plain to reproduce: a plain table without
+ * row-level security for the tracker's owner, a btree index on
+ * (partition_by, order_by, ...) with the types' default operator classes,
+ * order_by a timestamp (and for timestamptz a horizon without days, which
+ * are calendar days there) or an integer or float8, number keys or text
+ * keys, a number "actual", no group column, and a predictions table whose
+ * primary key starts with the key columns.  Elsewhere the caller runs the
+ * SQL statement.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/nbtree.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+#include "utils/typcache.h"
+
+#include "quality/quality.h"
+
+#define MAX_KEYS INDEX_MAX_KEYS
+
+/* The collation of a column of an open relation. */
+static Oid
+AttCollation(Relation rel, AttrNumber a)
+{
+	return TupleDescAttr(RelationGetDescr(rel), a - 1)->attcollation;
+}
+
+/* What the C path of a tracker uses, worked out per batch. */
+typedef struct HorizonSetup
+{
+	Oid			src_index;
+	Oid			pred_index;
+	AttrNumber	a_part;
+	AttrNumber	a_ob;
+	AttrNumber	a_actual;
+	AttrNumber	a_keys[MAX_KEYS];
+	Oid			key_types[MAX_KEYS];
+	Oid			key_colls[MAX_KEYS];
+	bool		ob_float;		/* order_by compared as float8 */
+	int64		h_int;			/* the horizon, integer order_by */
+	double		h_float;		/* the horizon, float8 order_by */
+	FmgrInfo	part_cmp;		/* btree order of partition_by */
+	Oid			part_coll;
+	bool		part_byval;
+	int16		part_len;
+	FmgrInfo	part_hash;		/* hash of partition_by (type cache) */
+	RegProcedure part_eq;		/* = of the index's operator family */
+	RegProcedure ob_lt;			/* <, >, <= of order_by */
+	RegProcedure ob_gt;
+	RegProcedure ob_le;
+	RegProcedure key_eq[MAX_KEYS];
+} HorizonSetup;
+
+/* A row of a partition's range, in index order. */
+typedef struct RangeRow
+{
+	int64		oi;				/* order_by (integer or timestamp) */
+	double		od;				/* order_by (float8) */
+	bool		has_actual;
+	double		actual;
+	bool		keys_ok;		/* no NULL key column */
+	Datum		keys[FLEXIBLE_ARRAY_MEMBER];
+} RangeRow;
+
+/* A labelled row: its order_by, key values (in LabelSet.keys) and label. */
+typedef struct Labelled
+{
+	int64		oi;
+	double		od;
+	double		actual;
+	int			keys;			/* index of the first in LabelSet.keys */
+} Labelled;
+
+/* The batch's labelled rows; their key values in one array. */
+typedef struct LabelSet
+{
+	Labelled   *rows;
+	int			n;
+	int			max;
+	Datum	   *keys;
+	int			nkeys;			/* used */
+	int			maxkeys;
+} LabelSet;
+
+/* A partition of the batch: its oldest and newest order_by. */
+typedef struct BatchPart
+{
+	bool		used;
+	uint32		hash;
+	Datum		part;
+	int64		bmin_i;
+	double		bmin_f;
+	int64		bmax_i;
+	double		bmax_f;
+	int			nmin;			/* the batch's rows at bmin */
+} BatchPart;
+
+/* For the sort of labelled rows. */
+static HorizonSetup *SortSetup;
+static int	SortNKeys;
+static Datum *SortKeys;
+
+/* An order_by value as int64 or float8. */
+static void
+ObValue(HorizonSetup *s, Oid type, Datum d, int64 *oi, double *od)
+{
+	switch (type)
+	{
+		case INT2OID:
+			*oi = DatumGetInt16(d);
+			break;
+		case INT4OID:
+			*oi = DatumGetInt32(d);
+			break;
+		case FLOAT8OID:
+			*od = DatumGetFloat8(d);
+			break;
+		default:				/* INT8, TIMESTAMP, TIMESTAMPTZ */
+			*oi = DatumGetInt64(d);
+			break;
+	}
+}
+
+/* An order_by value as a Datum of the column's type, false when out of range. */
+static bool
+ObDatum(Oid type, int64 oi, double od, Datum *d)
+{
+	switch (type)
+	{
+		case INT2OID:
+			if (oi < PG_INT16_MIN || oi > PG_INT16_MAX)
+				return false;
+			*d = Int16GetDatum((int16) oi);
+			return true;
+		case INT4OID:
+			if (oi < PG_INT32_MIN || oi > PG_INT32_MAX)
+				return false;
+			*d = Int32GetDatum((int32) oi);
+			return true;
+		case FLOAT8OID:
+			*d = Float8GetDatum(od);
+			return true;
+		default:
+			*d = Int64GetDatum(oi);
+			return true;
+	}
+}
+
+/* Whether an index is a plain valid btree whose leading keys are cols, default opclasses. */
+static bool
+IndexLeads(Oid indexoid, int ncols, const AttrNumber *cols, const Oid *types)
+{
+	HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+	Form_pg_index ix;
+	bool		ok;
+	Datum		d;
+	bool		isnull;
+	oidvector  *classes;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	ix = (Form_pg_index) GETSTRUCT(tup);
+	ok = ix->indisvalid && ix->indisready && ix->indislive &&
+		ix->indnkeyatts >= ncols &&
+		heap_attisnull(tup, Anum_pg_index_indexprs, NULL) &&
+		heap_attisnull(tup, Anum_pg_index_indpred, NULL);
+	if (ok)
+	{
+		Relation	ir = index_open(indexoid, AccessShareLock);
+
+		ok = ir->rd_rel->relam == BTREE_AM_OID;
+		index_close(ir, AccessShareLock);
+	}
+	d = SysCacheGetAttr(INDEXRELID, tup, Anum_pg_index_indclass, &isnull);
+	classes = (oidvector *) DatumGetPointer(d);
+	for (int i = 0; ok && i < ncols; i++)
+		ok = ix->indkey.values[i] == cols[i] &&
+			classes->values[i] == GetDefaultOpClass(types[i], BTREE_AM_OID);
+	ReleaseSysCache(tup);
+	return ok;
+}
+
+/* The first index of rel that IndexLeads, or InvalidOid. */
+static Oid
+FindIndex(Relation rel, int ncols, const AttrNumber *cols, const Oid *types)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	Oid			found = InvalidOid;
+
+	foreach(lc, indexes)
+		if (IndexLeads(lfirst_oid(lc), ncols, cols, types))
+		{
+			found = lfirst_oid(lc);
+			break;
+		}
+	list_free(indexes);
+	return found;
+}
+
+/*
+ * Whether the C path applies to a tracker (see the top of the file); fills
+ * s.  Both relations are open.
+ */
+static bool
+Setup(OutcomeTracker *t, Relation src, Relation preds, HorizonSetup *s)
+{
+	Oid			part_type;
+	AttrNumber	cols[2];
+	Oid			types[2];
+
+	memset(s, 0, sizeof(HorizonSetup));
+	if (src->rd_rel->relkind != RELKIND_RELATION || t->group_column != NULL ||
+		t->nkeys > MAX_KEYS ||
+		check_enable_rls(t->source, t->owner, false) == RLS_ENABLED)
+		return false;
+	s->a_part = get_attnum(t->source, t->partition_by);
+	s->a_ob = get_attnum(t->source, t->order_by);
+	s->a_actual = get_attnum(t->source, t->actual);
+	if (s->a_part <= 0 || s->a_ob <= 0 || s->a_actual <= 0)
+		return false;
+	switch (t->actual_type)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			break;
+		default:
+			return false;
+	}
+
+	/* the horizon */
+	switch (t->order_type)
+	{
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			{
+				Interval   *iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+																	   CStringGetDatum(t->horizon),
+																	   ObjectIdGetDatum(InvalidOid),
+																	   Int32GetDatum(-1)));
+
+				if (iv->month != 0 || (iv->day != 0 && t->order_type == TIMESTAMPTZOID))
+					return false;
+				s->h_int = iv->time + (int64) iv->day * USECS_PER_DAY;
+				break;
+			}
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			{
+				double		h = strtod(t->horizon, NULL);
+
+				/* (h)::int rounds half away from zero; h is positive */
+				if (!(h < 1e15))
+					return false;
+				s->h_int = (int64) floor(h + 0.5);
+				break;
+			}
+		case FLOAT8OID:
+			s->ob_float = true;
+			s->h_float = strtod(t->horizon, NULL);
+			break;
+		default:
+			return false;
+	}
+
+	/* the source's (partition_by, order_by) index */
+	part_type = get_atttype(t->source, s->a_part);
+	cols[0] = s->a_part;
+	cols[1] = s->a_ob;
+	types[0] = part_type;
+	types[1] = t->order_type;
+	s->src_index = FindIndex(src, 2, cols, types);
+	if (!OidIsValid(s->src_index))
+		return false;
+	s->part_coll = AttCollation(src, s->a_part);
+	get_typlenbyval(part_type, &s->part_len, &s->part_byval);
+	{
+		TypeCacheEntry *tc = lookup_type_cache(part_type, TYPECACHE_HASH_PROC_FINFO);
+		Oid			opf = get_opclass_family(GetDefaultOpClass(part_type, BTREE_AM_OID));
+		Oid			obf = get_opclass_family(GetDefaultOpClass(t->order_type, BTREE_AM_OID));
+		Oid			ot = t->order_type;
+
+		if (!OidIsValid(tc->hash_proc))
+			return false;
+		fmgr_info_copy(&s->part_hash, &tc->hash_proc_finfo, CurrentMemoryContext);
+		s->part_eq = get_opcode(get_opfamily_member(opf, part_type, part_type,
+													BTEqualStrategyNumber));
+		s->ob_lt = get_opcode(get_opfamily_member(obf, ot, ot, BTLessStrategyNumber));
+		s->ob_gt = get_opcode(get_opfamily_member(obf, ot, ot, BTGreaterStrategyNumber));
+		s->ob_le = get_opcode(get_opfamily_member(obf, ot, ot, BTLessEqualStrategyNumber));
+		if (!RegProcedureIsValid(s->part_eq) || !RegProcedureIsValid(s->ob_lt) ||
+			!RegProcedureIsValid(s->ob_gt) || !RegProcedureIsValid(s->ob_le))
+			return false;
+	}
+	{
+		Relation	ir = index_open(s->src_index, AccessShareLock);
+		bool		same = ir->rd_indcollation[0] == s->part_coll;
+
+		fmgr_info_copy(&s->part_cmp, index_getprocinfo(ir, 1, BTORDER_PROC),
+					   CurrentMemoryContext);
+		index_close(ir, AccessShareLock);
+		if (!same)
+			return false;
+	}
+
+	/* the keys: numbers or text, same types on both sides, the PK leads */
+	{
+		AttrNumber	pcols[MAX_KEYS];
+
+		for (int i = 0; i < t->nkeys; i++)
+		{
+			AttrNumber	pa = get_attnum(t->predictions, t->prediction_keys[i]);
+
+			s->a_keys[i] = get_attnum(t->source, t->key_columns[i]);
+			if (s->a_keys[i] <= 0 || pa <= 0)
+				return false;
+			s->key_types[i] = get_atttype(t->source, s->a_keys[i]);
+			s->key_colls[i] = AttCollation(src, s->a_keys[i]);
+			if (get_atttype(t->predictions, pa) != s->key_types[i] ||
+				AttCollation(preds, pa) != s->key_colls[i])
+				return false;
+			switch (s->key_types[i])
+			{
+				case INT2OID:
+				case INT4OID:
+				case INT8OID:
+				case TEXTOID:
+				case VARCHAROID:
+					break;
+				default:
+					return false;
+			}
+			pcols[i] = pa;
+			s->key_eq[i] = get_opcode(get_opfamily_member(get_opclass_family(GetDefaultOpClass(s->key_types[i], BTREE_AM_OID)),
+														  s->key_types[i], s->key_types[i],
+														  BTEqualStrategyNumber));
+		}
+		s->pred_index = FindIndex(preds, t->nkeys, pcols, s->key_types);
+		if (!OidIsValid(s->pred_index))
+			return false;
+	}
+	return true;
+}
+
+/* Whether two partition_by values are equal (the index's equality). */
+static bool
+PartEqual(HorizonSetup *s, Datum a, Datum b)
+{
+	return DatumGetInt32(FunctionCall2Coll(&s->part_cmp, s->part_coll, a, b)) == 0;
+}
+
+/* Compares two key values of one key column. */
+static int
+CompareKey(Oid type, Oid coll, Datum a, Datum b)
+{
+	switch (type)
+	{
+		case INT2OID:
+			return (DatumGetInt16(a) > DatumGetInt16(b)) - (DatumGetInt16(a) < DatumGetInt16(b));
+		case INT4OID:
+			return (DatumGetInt32(a) > DatumGetInt32(b)) - (DatumGetInt32(a) < DatumGetInt32(b));
+		case INT8OID:
+			return (DatumGetInt64(a) > DatumGetInt64(b)) - (DatumGetInt64(a) < DatumGetInt64(b));
+		default:
+			return DatumGetInt32(DirectFunctionCall2Coll(bttextcmp, coll, a, b));
+	}
+}
+
+/* qsort of labelled rows in arrival order: order_by, then key. */
+static int
+CompareLabelled(const void *a, const void *b)
+{
+	const Labelled *x = a;
+	const Labelled *y = b;
+	int			c;
+
+	if (SortSetup->ob_float)
+		c = (x->od > y->od) - (x->od < y->od);
+	else
+		c = (x->oi > y->oi) - (x->oi < y->oi);
+	for (int i = 0; c == 0 && i < SortNKeys; i++)
+		c = CompareKey(SortSetup->key_types[i], SortSetup->key_colls[i],
+					   SortKeys[x->keys + i], SortKeys[y->keys + i]);
+	return c;
+}
+
+/* A number as a float8 (the actual column). */
+static double
+ActualNumber(Oid type, Datum d)
+{
+	switch (type)
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		case INT8OID:
+			return (double) DatumGetInt64(d);
+		case FLOAT4OID:
+			return DatumGetFloat4(d);
+		case NUMERICOID:
+			return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
+		default:
+			return DatumGetFloat8(d);
+	}
+}
+
+/* The key of a labelled row as jsonb, as jsonb_build_object makes it. */
+static Jsonb *
+KeyJsonb(OutcomeTracker *t, HorizonSetup *s, Datum *keys)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue	v;
+
+	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < t->nkeys; i++)
+	{
+		v.type = jbvString;
+		v.val.string.val = t->prediction_keys[i];
+		v.val.string.len = strlen(t->prediction_keys[i]);
+		pushJsonbValue(&state, WJB_KEY, &v);
+		switch (s->key_types[i])
+		{
+			case INT2OID:
+				v.type = jbvNumeric;
+				v.val.numeric = int64_to_numeric(DatumGetInt16(keys[i]));
+				break;
+			case INT4OID:
+				v.type = jbvNumeric;
+				v.val.numeric = int64_to_numeric(DatumGetInt32(keys[i]));
+				break;
+			case INT8OID:
+				v.type = jbvNumeric;
+				v.val.numeric = int64_to_numeric(DatumGetInt64(keys[i]));
+				break;
+			default:
+				{
+					text	   *tx = DatumGetTextPP(keys[i]);
+
+					v.type = jbvString;
+					v.val.string.val = VARDATA_ANY(tx);
+					v.val.string.len = VARSIZE_ANY_EXHDR(tx);
+					break;
+				}
+		}
+		pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	return JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT, NULL));
+}
+
+/*
+ * What the partitions of a batch reuse: the source's slot, its index scans
+ * (begun once, rescanned per partition) and the array of range rows.
+ */
+typedef struct PartScans
+{
+	TupleTableSlot *slot;
+	IndexScanDesc below;		/* partition = p AND order_by < x */
+	IndexScanDesc range[4];		/* by number of keys: 2 or 3 */
+	char	   *rows;
+	int			maxrows;
+} PartScans;
+
+/* An index scan of ps with nkeys keys, begun on first use. */
+static IndexScanDesc
+PartScan(PartScans *ps, IndexScanDesc *scan, Relation src, Relation sidx,
+		 Snapshot snap, int nkeys)
+{
+	if (*scan == NULL)
+		*scan = index_beginscan(src, sidx, snap, nkeys, 0);
+	return *scan;
+}
+
+/* Ends the scans of a batch. */
+static void
+PartScansEnd(PartScans *ps)
+{
+	if (ps->below)
+		index_endscan(ps->below);
+	for (int i = 0; i < 4; i++)
+		if (ps->range[i])
+			index_endscan(ps->range[i]);
+	if (ps->slot)
+		ExecDropSingleTupleTableSlot(ps->slot);
+}
+
+/*
+ * Labels the rows of one partition of the batch (see the top of the
+ * file), appending them to *out.
+ */
+static void
+LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
+			   Snapshot snap, BatchPart *bp, LabelSet *out, PartScans *ps)
+{
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData sk[3];
+	Datum		part = bp->part;
+	int64		bmin_i = bp->bmin_i;
+	double		bmin_f = bp->bmin_f;
+	int64		bmax_i = bp->bmax_i;
+	double		bmax_f = bp->bmax_f;
+	int			nmin = bp->nmin;
+	bool		below = false;
+	int64		below_i = 0;
+	double		below_f = 0;
+	int64		prev_i;
+	double		prev_f;
+	int			tmin = 0;
+	char	   *rows;			/* RangeRows of rowsize bytes, one allocation */
+	int			nrows = 0;
+	int			maxrows;
+	Datum		bound = (Datum) 0;
+	Size		rowsize = MAXALIGN(offsetof(RangeRow, keys) + sizeof(Datum) * t->nkeys);
+
+#define ROW(i) ((RangeRow *) (rows + (Size) (i) * rowsize))
+
+	if (ps->slot == NULL)
+	{
+		ps->slot = table_slot_create(src, NULL);
+		ps->maxrows = 256;
+		ps->rows = palloc(rowsize * ps->maxrows);
+	}
+	slot = ps->slot;
+	rows = ps->rows;
+	maxrows = ps->maxrows;
+
+	/* the newest order_by below the batch's oldest */
+	ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, s->part_eq, part);
+	sk[0].sk_collation = s->part_coll;
+	ObDatum(t->order_type, bmin_i, bmin_f, &bound);
+	ScanKeyInit(&sk[1], 2, BTLessStrategyNumber, s->ob_lt, bound);
+	scan = PartScan(ps, &ps->below, src, sidx, snap, 2);
+	index_rescan(scan, sk, 2, NULL, 0);
+	if (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, s->a_ob, &isnull);
+
+		if (!isnull)
+		{
+			below = true;
+			ObValue(s, t->order_type, d, &below_i, &below_f);
+		}
+	}
+
+	/* the range (lower - h, bmax], in index order */
+	{
+		int64		lo_i = (below ? below_i : bmin_i);
+		double		lo_f = (below ? below_f : bmin_f);
+		int			nsk = 1;
+
+		if (!s->ob_float && lo_i >= PG_INT64_MIN + s->h_int)
+			lo_i -= s->h_int;
+		else if (!s->ob_float)
+			lo_i = PG_INT64_MIN;
+		lo_f -= s->h_float;
+		if (ObDatum(t->order_type, lo_i, lo_f, &bound))
+			ScanKeyInit(&sk[nsk++], 2, BTGreaterStrategyNumber, s->ob_gt, bound);
+		ObDatum(t->order_type, bmax_i, bmax_f, &bound);
+		ScanKeyInit(&sk[nsk++], 2, BTLessEqualStrategyNumber, s->ob_le, bound);
+		scan = PartScan(ps, &ps->range[nsk], src, sidx, snap, nsk);
+		index_rescan(scan, sk, nsk, NULL, 0);
+	}
+	while (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		RangeRow   *r;
+		bool		isnull;
+		Datum		d = slot_getattr(slot, s->a_ob, &isnull);
+
+		if (isnull)
+			continue;
+		if (nrows == maxrows)
+		{
+			maxrows *= 2;
+			rows = repalloc(rows, rowsize * maxrows);
+		}
+		r = ROW(nrows);
+		ObValue(s, t->order_type, d, &r->oi, &r->od);
+		if (s->ob_float ? r->od == bmin_f : r->oi == bmin_i)
+			tmin++;
+		d = slot_getattr(slot, s->a_actual, &isnull);
+		r->has_actual = !isnull;
+		r->actual = isnull ? 0 : ActualNumber(t->actual_type, d);
+		r->keys_ok = true;
+		for (int k = 0; k < t->nkeys; k++)
+		{
+			d = slot_getattr(slot, s->a_keys[k], &isnull);
+			if (isnull)
+				r->keys_ok = false;
+			else if (s->key_types[k] == TEXTOID || s->key_types[k] == VARCHAROID)
+				r->keys[k] = PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+			else
+				r->keys[k] = d;
+		}
+		nrows++;
+	}
+	ps->rows = rows;
+	ps->maxrows = maxrows;
+
+	/* prev, as outcomeinsert.c's statement has it */
+	if (tmin > nmin)
+	{
+		prev_i = bmin_i;
+		prev_f = bmin_f;
+	}
+	else
+	{
+		prev_i = below ? below_i : bmin_i;
+		prev_f = below ? below_f : bmin_f;
+	}
+
+	/* each row with order_by in (prev - h, bmax - h], its label */
+	for (int i = 0, j = 0; i < nrows; i++)
+	{
+		RangeRow   *r = ROW(i);
+		bool		in;
+		Labelled   *l;
+
+		if (s->ob_float)
+			in = r->od > prev_f - s->h_float && r->od <= bmax_f - s->h_float;
+		else
+			in = r->oi > prev_i - s->h_int && r->oi <= bmax_i - s->h_int;
+		if (!in || !r->keys_ok)
+			continue;
+		if (j <= i)
+			j = i + 1;
+		while (j < nrows && (s->ob_float ? ROW(j)->od < r->od + s->h_float :
+							 ROW(j)->oi < r->oi + s->h_int))
+			j++;
+		if (j >= nrows || !ROW(j)->has_actual)
+			continue;
+		if (out->n == out->max)
+		{
+			out->max *= 2;
+			out->rows = repalloc(out->rows, sizeof(Labelled) * out->max);
+		}
+		if (out->nkeys + t->nkeys > out->maxkeys)
+		{
+			out->maxkeys = 2 * out->maxkeys + t->nkeys;
+			out->keys = repalloc(out->keys, sizeof(Datum) * out->maxkeys);
+		}
+		l = &out->rows[out->n++];
+		l->oi = r->oi;
+		l->od = r->od;
+		l->actual = ROW(j)->actual;
+		l->keys = out->nkeys;
+		memcpy(out->keys + out->nkeys, r->keys, sizeof(Datum) * t->nkeys);
+		out->nkeys += t->nkeys;
+	}
+#undef ROW
+}
+
+/*
+ * Reads a batch's outcomes in horizon mode and adds them to b (see the top
+ * of the file); false, having done nothing, where the C path does not
+ * apply.  SPI connected; the caller checked the owner's privileges.
+ */
+bool
+OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
+					TimestampTz now)
+{
+	Relation	src = td->tg_relation;
+	Relation	preds;
+	Relation	sidx;
+	Relation	pidx;
+	HorizonSetup setup;
+	HorizonSetup *s = &setup;
+	Tuplestorestate *ts = td->tg_newtable;
+	TupleTableSlot *tslot;
+	BatchPart  *parts;
+	BatchPart  *last = NULL;
+	int			nparts;
+	int			nused = 0;
+	int			ptr;
+	LabelSet	lab;
+	PartScans	ps;
+	int			nlab;
+	Snapshot	snap;
+	OutcomeRecord *recs;
+	int			nrec = 0;
+	int			maxrec;
+	PendingOutcome *pend;
+	int			npend = 0;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "pg_streamml horizon batch",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext scratch = AllocSetContextCreate(cxt, "pg_streamml horizon key",
+												  ALLOCSET_SMALL_SIZES);
+	MemoryContext old;
+	AttrNumber	pa_model,
+				pa_version,
+				pa_role,
+				pa_pred,
+				pa_prob,
+				pa_class,
+				pa_at;
+	char	   *last_model = NULL;
+	char	   *last_role = NULL;
+
+	preds = table_open(t->predictions, AccessShareLock);
+	old = MemoryContextSwitchTo(cxt);
+	if (!Setup(t, src, preds, s))
+	{
+		MemoryContextSwitchTo(old);
+		table_close(preds, AccessShareLock);
+		MemoryContextDelete(cxt);
+		return false;
+	}
+
+	/*
+	 * The batch's partitions, with their oldest and newest order_by: an
+	 * open-addressing hash table by the partition's hash (the type cache's)
+	 * and the index's equality; consecutive rows mostly share a partition.
+	 */
+	nparts = 64;
+	parts = palloc0(sizeof(BatchPart) * nparts);
+	tslot = MakeSingleTupleTableSlot(RelationGetDescr(src), &TTSOpsMinimalTuple);
+	ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(ts, ptr);
+	tuplestore_rescan(ts);
+	while (tuplestore_gettupleslot(ts, true, false, tslot))
+	{
+		bool		pnull;
+		bool		onull;
+		Datum		p = slot_getattr(tslot, s->a_part, &pnull);
+		Datum		o = slot_getattr(tslot, s->a_ob, &onull);
+		int64		oi = 0;
+		double		od = 0;
+		uint32		h;
+		BatchPart  *bp;
+
+		if (pnull || onull)
+			continue;
+		ObValue(s, t->order_type, o, &oi, &od);
+		if (last != NULL && PartEqual(s, last->part, p))
+			bp = last;
+		else
+		{
+			h = DatumGetUInt32(FunctionCall1Coll(&s->part_hash, s->part_coll, p));
+			if (2 * (nused + 1) > nparts)
+			{
+				/* grow: rehash the partitions into twice the slots */
+				BatchPart  *old_parts = parts;
+				int			old_n = nparts;
+
+				nparts *= 2;
+				parts = palloc0(sizeof(BatchPart) * nparts);
+				for (int k = 0; k < old_n; k++)
+					if (old_parts[k].used)
+					{
+						int			x = old_parts[k].hash & (nparts - 1);
+
+						while (parts[x].used)
+							x = (x + 1) & (nparts - 1);
+						parts[x] = old_parts[k];
+					}
+				pfree(old_parts);
+			}
+			bp = &parts[h & (nparts - 1)];
+			while (bp->used && (bp->hash != h || !PartEqual(s, bp->part, p)))
+				bp = &parts[((bp - parts) + 1) & (nparts - 1)];
+			if (!bp->used)
+			{
+				bp->used = true;
+				bp->hash = h;
+				bp->part = datumCopy(p, s->part_byval, s->part_len);
+				bp->bmin_i = bp->bmax_i = oi;
+				bp->bmin_f = bp->bmax_f = od;
+				bp->nmin = 0;
+				nused++;
+			}
+		}
+		last = bp;
+		if (s->ob_float ? od < bp->bmin_f : oi < bp->bmin_i)
+		{
+			bp->bmin_i = oi;
+			bp->bmin_f = od;
+			bp->nmin = 0;
+		}
+		if (s->ob_float ? od == bp->bmin_f : oi == bp->bmin_i)
+			bp->nmin++;
+		if (s->ob_float ? od > bp->bmax_f : oi > bp->bmax_i)
+		{
+			bp->bmax_i = oi;
+			bp->bmax_f = od;
+		}
+	}
+	tuplestore_select_read_pointer(ts, 0);
+	ExecDropSingleTupleTableSlot(tslot);
+
+	/* what SPI would see: the batch and its predictions */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	CommandCounterIncrement();
+	UpdateActiveSnapshotCommandId();
+	snap = GetActiveSnapshot();
+
+	sidx = index_open(s->src_index, AccessShareLock);
+	lab.max = 1024;
+	lab.n = 0;
+	lab.rows = palloc(sizeof(Labelled) * lab.max);
+	lab.maxkeys = 1024;
+	lab.nkeys = 0;
+	lab.keys = palloc(sizeof(Datum) * lab.maxkeys);
+	memset(&ps, 0, sizeof(ps));
+	for (int k = 0; k < nparts; k++)
+		if (parts[k].used)
+			LabelPartition(t, s, src, sidx, snap, &parts[k], &lab, &ps);
+	PartScansEnd(&ps);
+	index_close(sidx, AccessShareLock);
+	SortSetup = s;
+	SortNKeys = t->nkeys;
+	SortKeys = lab.keys;
+	for (int k = 1; k < lab.n; k++)
+		if (CompareLabelled(&lab.rows[k - 1], &lab.rows[k]) > 0)
+		{
+			qsort(lab.rows, lab.n, sizeof(Labelled), CompareLabelled);
+			break;
+		}
+
+	/* the predictions of each labelled key, by the primary key */
+	pa_model = get_attnum(t->predictions, "model");
+	pa_version = get_attnum(t->predictions, "version");
+	pa_role = t->has_role ? get_attnum(t->predictions, "role") : InvalidAttrNumber;
+	pa_pred = get_attnum(t->predictions, "prediction");
+	pa_prob = get_attnum(t->predictions, "probability");
+	pa_class = get_attnum(t->predictions, "class");
+	pa_at = get_attnum(t->predictions, "scored_at");
+	nlab = lab.n;
+	maxrec = Max(nlab, 16);
+	MemoryContextSwitchTo(old);
+	recs = palloc(sizeof(OutcomeRecord) * maxrec);
+	pend = palloc(sizeof(PendingOutcome) * Max(nlab, 1));
+	MemoryContextSwitchTo(cxt);
+	pidx = index_open(s->pred_index, AccessShareLock);
+	{
+		TupleTableSlot *pslot = table_slot_create(preds, NULL);
+		IndexScanDesc scan = index_beginscan(preds, pidx, snap, t->nkeys, 0);
+		ScanKeyData sk[MAX_KEYS];
+		for (int i = 0; i < nlab; i++)
+		{
+			Labelled   *l = &lab.rows[i];
+			Datum	   *lkeys = lab.keys + l->keys;
+			Datum		key = (Datum) 0;
+			Jsonb	   *j;
+			bool		any = false;
+
+			for (int k = 0; k < t->nkeys; k++)
+			{
+				ScanKeyInit(&sk[k], k + 1, BTEqualStrategyNumber, s->key_eq[k], lkeys[k]);
+				sk[k].sk_collation = s->key_colls[k];
+			}
+			index_rescan(scan, sk, t->nkeys, NULL, 0);
+			/* built in a scratch context, reset per row; the result kept */
+			MemoryContextSwitchTo(scratch);
+			j = KeyJsonb(t, s, lkeys);
+			MemoryContextSwitchTo(old);
+			key = PointerGetDatum(memcpy(palloc(VARSIZE(j)), j, VARSIZE(j)));
+			MemoryContextSwitchTo(cxt);
+			MemoryContextReset(scratch);
+			while (index_getnext_slot(scan, ForwardScanDirection, pslot))
+			{
+				OutcomeRecord *r;
+				bool		isnull;
+				Datum		d;
+				text	   *tx;
+
+				if (nrec == maxrec)
+				{
+					maxrec *= 2;
+					recs = repalloc(recs, sizeof(OutcomeRecord) * maxrec);
+				}
+				r = &recs[nrec];
+				memset(r, 0, sizeof(OutcomeRecord));
+				d = slot_getattr(pslot, pa_model, &isnull);
+				if (isnull)
+					continue;
+				MemoryContextSwitchTo(old);
+				tx = DatumGetTextPP(d);
+				if (last_model == NULL || strlen(last_model) != VARSIZE_ANY_EXHDR(tx) ||
+					memcmp(last_model, VARDATA_ANY(tx), VARSIZE_ANY_EXHDR(tx)) != 0)
+					last_model = text_to_cstring(tx);
+				r->model = last_model;
+				r->role = "champion";
+				if (pa_role > 0)
+				{
+					d = slot_getattr(pslot, pa_role, &isnull);
+					if (!isnull)
+					{
+						tx = DatumGetTextPP(d);
+						if (last_role == NULL || strlen(last_role) != VARSIZE_ANY_EXHDR(tx) ||
+							memcmp(last_role, VARDATA_ANY(tx), VARSIZE_ANY_EXHDR(tx)) != 0)
+							last_role = text_to_cstring(tx);
+						r->role = last_role;
+					}
+				}
+				d = slot_getattr(pslot, pa_class, &isnull);
+				r->class_label = isnull ? NULL : TextDatumGetCString(d);
+				MemoryContextSwitchTo(cxt);
+				r->key = key;
+				r->version = DatumGetInt32(slot_getattr(pslot, pa_version, &isnull));
+				r->group_key = "";
+				r->labelled_at = now;
+				r->predicted_at = DatumGetTimestampTz(slot_getattr(pslot, pa_at, &isnull));
+				r->first = true;
+				d = slot_getattr(pslot, pa_pred, &isnull);
+				r->has_prediction = !isnull;
+				r->prediction = isnull ? 0 : DatumGetFloat8(d);
+				d = slot_getattr(pslot, pa_prob, &isnull);
+				r->has_probability = !isnull;
+				r->probability = isnull ? 0 : DatumGetFloat8(d);
+				OutcomeRecordFinish(b, r, true, l->actual);
+				nrec++;
+				any = true;
+			}
+			if (!any)
+			{
+				PendingOutcome *p = &pend[npend++];
+
+				p->key = key;
+				p->has_number = true;
+				p->actual_number = l->actual;
+				p->actual_text = NULL;
+				p->group_key = "";
+				p->labelled_at = now;
+			}
+		}
+		index_endscan(scan);
+		ExecDropSingleTupleTableSlot(pslot);
+	}
+	index_close(pidx, AccessShareLock);
+	PopActiveSnapshot();
+	MemoryContextSwitchTo(old);
+	table_close(preds, AccessShareLock);
+	OutcomeBatchAddRecords(b, recs, nrec, pend, npend);
+	MemoryContextDelete(cxt);
+	return true;
+}

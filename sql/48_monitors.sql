@@ -95,8 +95,24 @@ SELECT streamml.rollback('mo_clf');
 SELECT model, version, monitor, event, details FROM streamml.model_events
  WHERE model = 'mo_clf' AND event = 'rolled_back';
 
--- Users read only their own monitors and events, and write neither.
+-- A monitor sees only its owner's outcomes: another role's tracker, even of
+-- a scorer of the model granted to it, feeds it nothing (its predictions
+-- table, which it may write, could say anything).
 CREATE ROLE mo_other;
+GRANT CREATE ON SCHEMA public TO mo_other;
+SELECT streamml.grant_model('mo_clf', 'mo_other');
+SELECT observed AS observed_before FROM streamml.monitors WHERE name = 'mo_err' \gset
+SET ROLE mo_other;
+CREATE TABLE mo_o_live (id int PRIMARY KEY, x float8);
+CREATE TABLE mo_o_labels (id int, y boolean);
+SELECT streamml.create_scorer('mo_o_s', 'mo_o_live', 'mo_clf');
+SELECT streamml.track_outcomes('mo_o_s', 'mo_o_labels', '{"actual": "y"}');
+INSERT INTO mo_o_live SELECT i, i % 7 FROM generate_series(1, 50) i;
+INSERT INTO mo_o_labels SELECT i, (i % 7) <= 3 FROM generate_series(1, 50) i;
+SELECT count(*) AS other_outcomes FROM streamml.outcomes;
+RESET ROLE;
+SELECT observed = :observed_before AS unchanged FROM streamml.monitors WHERE name = 'mo_err';
+-- Users read only their own monitors and events, and write neither.
 SET ROLE mo_other;
 SELECT count(*) FROM streamml.monitors;
 SELECT count(*) FROM streamml.model_events;
@@ -105,6 +121,7 @@ SELECT streamml.drop_monitor('mo_err');
 INSERT INTO streamml.model_events (model, event, owner) VALUES ('mo_clf', 'deployed', 'mo_other');
 UPDATE streamml.monitors_catalog SET cooldown = '0';
 RESET ROLE;
+DROP OWNED BY mo_other;
 DROP ROLE mo_other;
 
 -- drop_monitor: the events stay.  drop_model drops its monitors.

@@ -128,7 +128,7 @@ CheckDropRole(Datum roles)
 				 errmsg("role \"%s\" cannot be dropped because some objects depend on it",
 						name),
 				 errdetail("%s", detail.data),
-				 errhint("Drop them with streamml.drop_stream, streamml.drop_model, streamml.drop_feature_table, streamml.drop_scorer or streamml.untrack_outcomes, or use DROP OWNED or REASSIGN OWNED first.")));
+				 errhint("Drop them with streamml.drop_stream, streamml.drop_model, streamml.drop_feature_table, streamml.drop_scorer, streamml.untrack_outcomes or streamml.drop_monitor, or use DROP OWNED first (REASSIGN OWNED moves streams and models, not the objects that act as their owner).")));
 	}
 }
 
@@ -290,7 +290,6 @@ ReassignOwned(Datum roles, Oid newowner)
 	CatalogExecute("UPDATE streamml.models SET owner = $2 "
 				   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
 				   2, types, args, NULL, SPI_OK_UPDATE);
-	OutcomeTrackersReassignOwned(roles, newowner);
 	MonitorEventsReassignOwned(roles, newowner);
 	if (streams > 0 || jobs > 0)
 		ereport(NOTICE,

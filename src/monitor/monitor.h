@@ -28,9 +28,11 @@ typedef struct MonitorOutcome
 
 /*
  * monitorobserve.c: called by the outcome writer (SPI connected) with a
- * batch's new outcomes in arrival order, in the outcome's transaction.
+ * batch's new outcomes in arrival order, in the outcome's transaction, and
+ * the tracker's owner: only that role's monitors see them.
  */
-extern void MonitorsObserveOutcomes(const MonitorOutcome *outcomes, int n);
+extern void MonitorsObserveOutcomes(const MonitorOutcome *outcomes, int n,
+									Oid owner);
 
 /* monitor.c */
 extern void MonitorEvent(const char *model, int32 version, const char *monitor,

@@ -4,8 +4,12 @@
  *		outcomes, in the outcome's transaction.
  *
  * The outcome writer (src/quality/outcomeinsert.c) hands each batch's new
- * outcomes, in arrival order, to MonitorsObserveOutcomes.  Per batch, with
- * one statement, the 'error' monitors of the batch's models are read and
+ * outcomes, in arrival order, to MonitorsObserveOutcomes.  A monitor sees
+ * only the outcomes of its owner's trackers: the model names of an outcome
+ * come from a predictions table, which its owner may write, so another
+ * role's outcomes (even of a model granted to it) could feed a monitor
+ * forged errors, or lock its row.  Per batch, the 'error' monitors of the
+ * batch's models that the tracker's owner owns are read and
  * locked (FOR UPDATE: concurrent batches of one model take turns, so that
  * the detector sees one sequence), and each monitor's detector is restored
  * from the bytes saved after the previous batch (drift.h: detectors
@@ -23,7 +27,8 @@
  * monitor worker at commit, which retrains outside this transaction.  A
  * rolled-back batch rolls all of it back, detector included.
  *
- * Per batch: one SELECT ... FOR UPDATE (by an index on the model), and per
+ * Per batch: one SELECT of the models' monitors and one SELECT ... FOR
+ * UPDATE of the owner's (by an index on the model), and per
  * monitor one UPDATE and one row per event; per outcome, one detector
  * update and no allocation.
  *
@@ -178,9 +183,12 @@ Value(int row, int col, bool *isnull)
 						 isnull);
 }
 
-/* Reads the 'error' monitors of the models, locked (SPI connected). */
+/*
+ * Reads the 'error' monitors of the models that role owner owns, locked
+ * (SPI connected).
+ */
 static ErrorMonitor *
-LoadMonitors(Datum models, int *n)
+LoadMonitors(Datum models, Oid owner, int *n)
 {
 	ErrorMonitor *ms;
 	uint64		rows;
@@ -197,8 +205,11 @@ LoadMonitors(Datum models, int *n)
 						  "ON m.name OPERATOR(pg_catalog.=) c.model "
 						  "WHERE c.kind OPERATOR(pg_catalog.=) 'error' "
 						  "AND c.model OPERATOR(pg_catalog.=) ANY ($1) "
+						  "AND c.owner OPERATOR(pg_catalog.=) $2 "
 						  "ORDER BY c.id FOR UPDATE OF c",
-						  1, (Oid[]) {TEXTARRAYOID}, &models, NULL, SPI_OK_SELECT);
+						  2, (Oid[]) {TEXTARRAYOID, OIDOID},
+						  (Datum[]) {models, ObjectIdGetDatum(owner)}, NULL,
+						  SPI_OK_SELECT);
 	*n = (int) rows;
 	ms = palloc0(sizeof(ErrorMonitor) * Max(rows, 1));
 	for (uint64 i = 0; i < rows; i++)
@@ -364,7 +375,7 @@ SaveMonitor(ErrorMonitor *m, DriftDetector *d, bool acted)
  * see the top of the file.  SPI must be connected.
  */
 void
-MonitorsObserveOutcomes(const MonitorOutcome *outcomes, int n)
+MonitorsObserveOutcomes(const MonitorOutcome *outcomes, int n, Oid owner)
 {
 	MemoryContext cxt;
 	MemoryContext old;
@@ -376,6 +387,9 @@ MonitorsObserveOutcomes(const MonitorOutcome *outcomes, int n)
 	ErrorMonitor *ms;
 	int			nm;
 	bool		start_worker = false;
+	Datum		marray;
+	uint64		found;
+	bool		mine = false;
 
 	if (n <= 0)
 		return;
@@ -415,22 +429,44 @@ MonitorsObserveOutcomes(const MonitorOutcome *outcomes, int n)
 		return;
 	}
 	generation = MonitoredGeneration;
-	ms = LoadMonitors(PointerGetDatum(construct_array(names, nnames, TEXTOID,
-													  -1, false, TYPALIGN_INT)),
-					  &nm);
+	marray = PointerGetDatum(construct_array(names, nnames, TEXTOID, -1, false,
+											 TYPALIGN_INT));
+	/* which models have monitors at all, and whether any is the owner's */
+	found = CatalogExecute("SELECT DISTINCT c.model, c.owner OPERATOR(pg_catalog.=) $2 "
+						   "FROM streamml.monitors_catalog c "
+						   "WHERE c.kind OPERATOR(pg_catalog.=) 'error' "
+						   "AND c.model OPERATOR(pg_catalog.=) ANY ($1)",
+						   2, (Oid[]) {TEXTARRAYOID, OIDOID},
+						   (Datum[]) {marray, ObjectIdGetDatum(owner)}, NULL,
+						   SPI_OK_SELECT);
 	/* what the statement read, unless an invalidation came meanwhile */
-	if (generation == MonitoredGeneration && !IsolationUsesXactSnapshot())
-		for (int j = 0; j < nnames; j++)
-		{
-			MonitoredModel *c = MonitoredModelLookup(models[j], true);
+	for (int j = 0; j < nnames; j++)
+	{
+		MonitoredModel *c = NULL;
+		bool		monitored = false;
 
-			if (c == NULL)
+		for (uint64 r = 0; r < found; r++)
+		{
+			bool		isnull;
+
+			if (strcmp(Text(r, 1), models[j]) != 0)
 				continue;
-			c->monitored = false;
-			for (int k = 0; k < nm; k++)
-				if (strcmp(ms[k].model, models[j]) == 0)
-					c->monitored = true;
+			monitored = true;
+			if (DatumGetBool(Value(r, 2, &isnull)))
+				mine = true;
 		}
+		if (generation == MonitoredGeneration && !IsolationUsesXactSnapshot())
+			c = MonitoredModelLookup(models[j], true);
+		if (c != NULL)
+			c->monitored = monitored;
+	}
+	if (!mine)
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+		return;
+	}
+	ms = LoadMonitors(marray, owner, &nm);
 
 	for (int k = 0; k < nm; k++)
 	{

@@ -621,18 +621,3 @@ OutcomeTrackersDropOwned(Datum roles)
 					  DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull)));
 	}
 }
-
-/* REASSIGN OWNED (roles.c): the roles' trackers and their rows move. */
-void
-OutcomeTrackersReassignOwned(Datum roles, Oid newowner)
-{
-	static const char *const tables[] = {
-		"outcome_trackers", "outcomes", "pending_outcomes", "quality_buckets", NULL
-	};
-	Datum		args[2] = {roles, ObjectIdGetDatum(newowner)};
-
-	for (int i = 0; tables[i]; i++)
-		CatalogExecute(psprintf("UPDATE streamml.%s SET owner = $2 "
-								"WHERE owner OPERATOR(pg_catalog.=) ANY ($1)", tables[i]),
-					   2, (Oid[]) {OIDARRAYOID, OIDOID}, args, NULL, SPI_OK_UPDATE);
-}

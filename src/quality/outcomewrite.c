@@ -921,7 +921,7 @@ OutcomeBatchAddRecords(OutcomeBatch *b, OutcomeRecord *records, int n,
 			o[no].actual_null = !r->has_actual;
 			no++;
 		}
-		MonitorsObserveOutcomes(o, no);
+		MonitorsObserveOutcomes(o, no, b->t->owner);
 		pfree(o);
 	}
 }

@@ -109,7 +109,6 @@ extern void OutcomeBatchFinish(OutcomeBatch *b);
 extern bool OutcomeNumericType(Oid type);
 extern OutcomeTracker *OutcomeTrackerLoad(int32 id);
 extern void OutcomeTrackersDropOwned(Datum roles);
-extern void OutcomeTrackersReassignOwned(Datum roles, Oid newowner);
 
 /* outcomehorizon.c */
 struct TriggerData;

@@ -5,7 +5,8 @@
 # create_monitor after the restart, the monitor worker must come back with
 # the server (the database's launcher starts it) and the monitor must fire
 # again once its cooldown is over.  A database without monitors gets no
-# monitor worker.
+# monitor worker.  Advisory locks another role holds cannot keep the
+# worker out.
 use strict;
 use warnings;
 use lib 'test/perl';
@@ -15,6 +16,13 @@ use StreamML::TestNode;
 
 my $node = streamml_node('monitor_restart');
 $node->start;
+# A hostile session takes advisory locks first, the key the worker once
+# used among them: the worker's own lock is one SQL cannot take, so nobody
+# keeps it out of a database.
+$node->safe_psql('postgres', 'CREATE ROLE mallory LOGIN');
+my $mallory = $node->background_psql('postgres', on_error_stop => 1);
+$mallory->query_safe('SET ROLE mallory');
+$mallory->query_safe('SELECT pg_advisory_lock(8319394728448491521), pg_advisory_lock(0), pg_advisory_lock(0, 0)');
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION pg_streamml;
 	CREATE TABLE src (id int PRIMARY KEY, ts timestamptz NOT NULL, x1 float8, y float8);
@@ -31,7 +39,8 @@ $node->safe_psql('quiet', q{CREATE EXTENSION pg_streamml});
 
 ok($node->poll_query_until('postgres',
 	q{SELECT count(*) = 1 FROM streamml.model_events WHERE event = 'new_rows'}),
-	'the rows monitor fired once');
+	'the rows monitor fired once, whatever advisory locks another role holds');
+$mallory->quit;
 is($node->safe_psql('postgres', q{
 	SELECT details->>'new_rows', cooldown_until > now() FROM streamml.model_events, streamml.monitors
 	 WHERE event = 'new_rows'}),

@@ -60,6 +60,14 @@
  *	   bad batch) forgets every cached state, since they may hold rows that
  *	   are gone; the next statement rebuilds them.
  *
+ *	5. The definition (the catalog row and the spec read against the
+ *	   source's columns) is cached per backend too, so that a statement
+ *	   reads no catalog: a relcache invalidation of the catalog table (a
+ *	   statement trigger on it sends one at every change, delivered to each
+ *	   backend when the change commits), of the source (its columns changed)
+ *	   or of the feature table drops it, and the next statement reads it
+ *	   again.
+ *
  * arrival_seq numbers the rows of a partition 1, 2, 3... in arrival order;
  * a unique index on (partition_by, arrival_seq) turns any violation of the
  * above (a row written into the feature table by hand) into an error
@@ -76,6 +84,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "common/hashfn.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -96,6 +105,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -177,6 +187,27 @@ typedef struct FtCache
 static HTAB *FtCaches = NULL;
 static uint64 FtStatement = 0;
 
+/*
+ * A feature table's definition, cached per backend (design, 5.): its
+ * catalog row and its spec read against the source's columns.
+ */
+typedef struct FtDef
+{
+	Oid			target;			/* hash key */
+	bool		valid;			/* false: read the catalog again */
+	MemoryContext cxt;			/* what follows, or NULL */
+	char	   *name;
+	Oid			owner;
+	Oid			source;
+	char	   *trigger_name;
+	char	   *spec_text;
+	FeatureSpec *spec;
+} FtDef;
+
+static HTAB *FtDefs = NULL;
+/* streamml.feature_tables_catalog, once a definition was read */
+static Oid	FtCatalogOid = InvalidOid;
+
 /* What one load works on. */
 typedef struct FtLoad
 {
@@ -184,11 +215,10 @@ typedef struct FtLoad
 	char	   *name;
 	Oid			owner;
 	Relation	source;
-	Jsonb	   *spec_json;
 	char	   *spec_text;
 	Tuplestorestate *rows;
 	TupleDesc	desc;
-	FeatureSpec *spec;
+	FeatureSpec *spec;			/* the cached definition's: read only */
 	FtCache    *cache;
 	FmgrInfo  **hash_fn;		/* per partition_by column, per statement */
 	FmgrInfo  **eq_fn;
@@ -299,6 +329,27 @@ FtSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 		FtForgetStates();
 }
 
+/*
+ * Relcache invalidation callback: a change of the catalog table (or a
+ * reset of all relcache entries) drops every cached definition, a change
+ * of a source or of a feature table the definitions that name it.  Only
+ * flags: no catalog access here.
+ */
+static void
+FtRelcacheCallback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS hs;
+	FtDef	   *d;
+
+	if (FtDefs == NULL)
+		return;
+	hash_seq_init(&hs, FtDefs);
+	while ((d = hash_seq_search(&hs)) != NULL)
+		if (relid == InvalidOid || relid == FtCatalogOid ||
+			relid == d->source || relid == d->target)
+			d->valid = false;
+}
+
 /* Called from _PG_init: shared memory and the abort callbacks. */
 void
 FeatureTablesInit(void)
@@ -309,6 +360,7 @@ FeatureTablesInit(void)
 	shmem_startup_hook = FtShmemStartup;
 	RegisterXactCallback(FtXactCallback, NULL);
 	RegisterSubXactCallback(FtSubXactCallback, NULL);
+	CacheRegisterRelcacheCallback(FtRelcacheCallback, (Datum) 0);
 }
 
 /* The statistics slot of a feature table, made if needed; lock held. */
@@ -1357,6 +1409,90 @@ DeleteAsOwner(void *arg)
 }
 
 /*
+ * The definition of feature table target, from this backend's cache or
+ * read from the catalog (SPI connected) and its spec read against desc,
+ * the source's columns.  An error leaves nothing cached.
+ */
+static FtDef *
+FtDefGet(Oid target, TupleDesc desc)
+{
+	FtDef	   *d;
+	bool		found;
+	Datum		arg = ObjectIdGetDatum(target);
+	HeapTuple	tup;
+	TupleDesc	td;
+	bool		isnull;
+	MemoryContext cxt;
+	MemoryContext old;
+
+	if (FtDefs == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(FtDef);
+		FtDefs = hash_create("pg_streamml feature table definitions", 16, &ctl,
+							 HASH_ELEM | HASH_BLOBS);
+	}
+	if (!OidIsValid(FtCatalogOid))
+		FtCatalogOid = get_relname_relid("feature_tables_catalog",
+										 get_namespace_oid("streamml", false));
+	d = hash_search(FtDefs, &target, HASH_ENTER, &found);
+	if (!found)
+	{
+		d->valid = false;
+		d->cxt = NULL;
+	}
+	/* what invalidations are pending arrive now, before we look */
+	AcceptInvalidationMessages();
+	if (d->valid)
+		return d;
+	/* a load further up the stack may still use it: free it at commit */
+	if (d->cxt)
+		MemoryContextSetParent(d->cxt, TopTransactionContext);
+	d->cxt = NULL;
+
+	/*
+	 * Valid from before the read: an invalidation that arrives while we
+	 * read (a concurrent change committing) clears it again.
+	 */
+	d->valid = true;
+	PG_TRY();
+	{
+		if (CatalogExecute("SELECT name, owner, source, spec, trigger_name "
+						   "FROM streamml.feature_tables_catalog "
+						   "WHERE target OPERATOR(pg_catalog.=) $1",
+						   1, (Oid[]) {OIDOID}, &arg, NULL, SPI_OK_SELECT) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("feature table with oid %u does not exist", target),
+					 errhint("Drop the trigger that names it.")));
+		cxt = AllocSetContextCreate(TopMemoryContext,
+									"pg_streamml feature table definition",
+									ALLOCSET_SMALL_SIZES);
+		old = MemoryContextSwitchTo(cxt);
+		tup = SPI_tuptable->vals[0];
+		td = SPI_tuptable->tupdesc;
+		d->name = SPI_getvalue(tup, td, 1);
+		d->owner = DatumGetObjectId(SPI_getbinval(tup, td, 2, &isnull));
+		d->source = DatumGetObjectId(SPI_getbinval(tup, td, 3, &isnull));
+		d->spec_text = SPI_getvalue(tup, td, 4);
+		d->trigger_name = SPI_getvalue(tup, td, 5);
+		d->spec = FeatureSpecRead(DatumGetJsonbP(SPI_getbinval(tup, td, 4, &isnull)),
+								  desc, d->name);
+		MemoryContextSwitchTo(old);
+		d->cxt = cxt;
+	}
+	PG_CATCH();
+	{
+		d->valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return d;
+}
+
+/*
  * Computes and writes the features of rows (each with source's columns,
  * desc) into feature table target, as its owner.  The rows are in arrival
  * order: a statement's transition table, or the back-fill's batches.
@@ -1368,10 +1504,7 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 						TriggerData *deleted)
 {
 	FtLoad		ld;
-	Datum		arg = ObjectIdGetDatum(target);
-	bool		isnull;
-	HeapTuple	tup;
-	TupleDesc	td;
+	FtDef	   *def;
 	instr_time	start;
 	instr_time	duration;
 
@@ -1385,30 +1518,20 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (CatalogExecute("SELECT name, owner, source, spec, trigger_name "
-					   "FROM streamml.feature_tables_catalog "
-					   "WHERE target OPERATOR(pg_catalog.=) $1",
-					   1, (Oid[]) {OIDOID}, &arg, NULL, SPI_OK_SELECT) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("feature table with oid %u does not exist", target),
-				 errhint("Drop the trigger that names it.")));
-	tup = SPI_tuptable->vals[0];
-	td = SPI_tuptable->tupdesc;
-	ld.name = SPI_getvalue(tup, td, 1);
-	ld.owner = DatumGetObjectId(SPI_getbinval(tup, td, 2, &isnull));
-	if (DatumGetObjectId(SPI_getbinval(tup, td, 3, &isnull)) != RelationGetRelid(source) ||
+	def = FtDefGet(target, desc);
+	ld.name = def->name;
+	ld.owner = def->owner;
+	if (def->source != RelationGetRelid(source) ||
 		(trigger_name &&
 		 strcmp(trigger_name, deleted ?
-				psprintf("%s" FT_DELETE_SUFFIX, SPI_getvalue(tup, td, 5)) :
-				SPI_getvalue(tup, td, 5)) != 0))
+				psprintf("%s" FT_DELETE_SUFFIX, def->trigger_name) :
+				def->trigger_name) != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("trigger does not belong to feature table \"%s\"", ld.name),
 				 errdetail("Only the trigger create_feature_table made on its source may load it.")));
-	ld.spec_json = DatumGetJsonbP(SPI_getbinval(tup, td, 4, &isnull));
-	ld.spec_text = SPI_getvalue(tup, td, 4);
-	ld.spec = FeatureSpecRead(ld.spec_json, desc, ld.name);
+	ld.spec_text = def->spec_text;
+	ld.spec = def->spec;
 
 	PG_TRY();
 	{
@@ -1440,6 +1563,27 @@ FeatureTableLoad(Oid target, Relation source, Tuplestorestate *rows,
 				 TupleDesc desc)
 {
 	FeatureTableLoadChecked(target, source, rows, desc, NULL, NULL);
+}
+
+PG_FUNCTION_INFO_V1(feature_tables_cache_invalidate);
+
+/*
+ * SQL streamml.feature_tables_cache_invalidate(): the statement trigger on
+ * the catalog table; a relcache invalidation of the catalog reaches every
+ * backend's FtRelcacheCallback when the change commits (and this backend's
+ * at once), so no backend loads rows with a definition that changed.
+ */
+Datum
+feature_tables_cache_invalidate(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("feature_tables_cache_invalidate must be called as a trigger")));
+	CacheInvalidateRelcache(td->tg_relation);
+	return PointerGetDatum(NULL);
 }
 
 PG_FUNCTION_INFO_V1(feature_table_trigger);

@@ -22,17 +22,10 @@ CREATE POLICY feature_tables_owner ON streamml.feature_tables_catalog
 GRANT SELECT ON streamml.feature_tables_catalog TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('streamml.feature_tables_catalog', '');
 
--- Every change to the catalog, by whoever makes it, tells all backends to
--- drop their cached definitions once it commits (src/scoring/featureinsert.c).
-CREATE FUNCTION streamml.feature_tables_cache_invalidate() RETURNS trigger
-	AS 'MODULE_PATHNAME', 'feature_tables_cache_invalidate'
-	LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION streamml.feature_tables_cache_invalidate() IS
-	'trigger: invalidates the per-backend cache of feature table definitions';
-REVOKE ALL ON FUNCTION streamml.feature_tables_cache_invalidate() FROM PUBLIC;
+-- every change drops the definitions backends cache (featureinsert.c)
 CREATE TRIGGER feature_tables_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON streamml.feature_tables_catalog FOR EACH STATEMENT
-	EXECUTE FUNCTION streamml.feature_tables_cache_invalidate();
+	EXECUTE FUNCTION streamml.catalog_cache_invalidate();
 
 CREATE FUNCTION streamml.feature_table_trigger()
 	RETURNS trigger

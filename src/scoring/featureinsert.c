@@ -62,9 +62,10 @@
  *
  *	5. The definition (the catalog row and the spec read against the
  *	   source's columns) is cached per backend too, so that a statement
- *	   reads no catalog: a relcache invalidation of the catalog table (a
- *	   statement trigger on it sends one at every change, delivered to each
- *	   backend when the change commits), of the source (its columns changed)
+ *	   reads no catalog: a relcache invalidation of the catalog table (its
+ *	   statement trigger, streamml.catalog_cache_invalidate, sends one at
+ *	   every change, delivered to each backend when the change commits), of
+ *	   the source (its columns changed)
  *	   or of the feature table drops it, and the next statement reads it
  *	   again.
  *
@@ -253,6 +254,7 @@ typedef struct FtWriter
 	bool		triggers;
 	AttrNumber *col;			/* target attnum of each output column */
 	ExprState **defaults;		/* per target column not written, or NULL */
+	TupleDesc	slotdesc;		/* the table's, unpinned (see WriterBegin) */
 	TupleTableSlot **slots;
 	int			nbuffered;
 } FtWriter;
@@ -1061,6 +1063,14 @@ WriterBegin(FtLoad *ld, FtWriter *w, TupleDesc outdesc)
 		ExecBSInsertTriggers(w->estate, w->rri);
 	}
 	w->slots = palloc0(sizeof(TupleTableSlot *) * FT_BUFFERED_ROWS);
+
+	/*
+	 * The slots get a copy of the table's descriptor, which is not
+	 * reference-counted: a slot made on the relcache's own pins it in the
+	 * resource owner, and the owner forgets pins by a linear search, which
+	 * for the 1000 slots of a statement cost more than their rows.
+	 */
+	w->slotdesc = CreateTupleDescCopy(RelationGetDescr(w->rel));
 	/*
 	 * A BulkInsertState keeps the page being filled pinned across rows.  Not
 	 * GetBulkInsertState's ring of 16 MB (BAS_BULKWRITE), made for one big
@@ -1117,7 +1127,7 @@ WriterAdd(FtWriter *w, Datum *ov, bool *on)
 	}
 	tdesc = RelationGetDescr(w->rel);
 	if (w->slots[w->nbuffered] == NULL)
-		w->slots[w->nbuffered] = MakeSingleTupleTableSlot(tdesc,
+		w->slots[w->nbuffered] = MakeSingleTupleTableSlot(w->slotdesc,
 														  table_slot_callbacks(w->rel));
 	slot = w->slots[w->nbuffered];
 	econtext = GetPerTupleExprContext(w->estate);
@@ -1563,27 +1573,6 @@ FeatureTableLoad(Oid target, Relation source, Tuplestorestate *rows,
 				 TupleDesc desc)
 {
 	FeatureTableLoadChecked(target, source, rows, desc, NULL, NULL);
-}
-
-PG_FUNCTION_INFO_V1(feature_tables_cache_invalidate);
-
-/*
- * SQL streamml.feature_tables_cache_invalidate(): the statement trigger on
- * the catalog table; a relcache invalidation of the catalog reaches every
- * backend's FtRelcacheCallback when the change commits (and this backend's
- * at once), so no backend loads rows with a definition that changed.
- */
-Datum
-feature_tables_cache_invalidate(PG_FUNCTION_ARGS)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("feature_tables_cache_invalidate must be called as a trigger")));
-	CacheInvalidateRelcache(td->tg_relation);
-	return PointerGetDatum(NULL);
 }
 
 PG_FUNCTION_INFO_V1(feature_table_trigger);

@@ -6,11 +6,12 @@
  * streamml.scorer_trigger() is an AFTER INSERT FOR EACH STATEMENT trigger
  * with a transition table, so it runs once per INSERT, COPY or stream
  * range (the loader fires statement triggers per range, as COPY does),
- * in the transaction that inserted the rows.  Per statement it reads the
- * scorer's catalog row (one catalog query), takes the deployed model from
- * the serving cache of predict.c (validated once per statement: a deploy
- * or rollback committed before the statement started is used by it, one
- * that commits later by the next statement), resolves the attribute
+ * in the transaction that inserted the rows.  Per statement it takes the
+ * scorer's catalog row (cached per backend, see ScorerDef), the deployed
+ * model from the serving cache of predict.c (validated once per
+ * statement: a deploy or rollback committed before the statement started
+ * is used by it, one that commits later by the next statement), resolves
+ * the attribute
  * numbers of the features, the group column, the key columns and the
  * predictions table's columns, then, as the scorer's owner, reads the
  * transition tuplestore and writes the prediction rows 1000 at a time
@@ -39,6 +40,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -50,6 +52,8 @@
 #include "rewrite/rewriteHandler.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
@@ -94,16 +98,59 @@ typedef struct FeatureReader
 	CatReader  *cat;			/* a categorical column, or NULL */
 } FeatureReader;
 
-/* Reads the scorer's catalog row into b, in the caller's memory. */
-static void
-LoadDefinition(ScoreBatch *b)
+/*
+ * A scorer's catalog row, cached per backend so that a statement reads no
+ * catalog: the statement trigger on scorers_catalog
+ * (streamml.catalog_cache_invalidate) sends a relcache invalidation of the
+ * catalog at every change, which drops every cached row when it commits
+ * (in this backend, at its next command).  A promotion, new options or a
+ * new owner so take effect at the next statement, as before.
+ */
+typedef struct ScorerDef
 {
-	MemoryContext outer = CurrentMemoryContext;
+	int32		id;				/* hash key */
+	bool		valid;
+	MemoryContext cxt;			/* what follows, or NULL */
+	char	   *name;
+	Oid			owner;
+	Oid			sourceid;
+	char	   *model;
+	Oid			predsid;
+	int			nkeys;
+	char	  **keys;
+	Jsonb	   *options;
+	int			nchallengers;
+	char	  **challengers;
+} ScorerDef;
+
+static HTAB *ScorerDefs = NULL;
+static Oid	ScorersCatalogOid = InvalidOid;
+
+/* Relcache callback: a change of the catalog drops every cached row. */
+static void
+ScorerRelcacheCallback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS hs;
+	ScorerDef  *d;
+
+	if (ScorerDefs == NULL || (relid != InvalidOid && relid != ScorersCatalogOid))
+		return;
+	hash_seq_init(&hs, ScorerDefs);
+	while ((d = hash_seq_search(&hs)) != NULL)
+		d->valid = false;
+}
+
+/* Reads the scorer's catalog row into the cache entry d (its memory). */
+static void
+ReadDefinition(ScoreBatch *b, ScorerDef *d)
+{
 	Datum		arg = Int32GetDatum(b->id);
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
-	Datum		d;
+	Datum		dv;
+	MemoryContext cxt;
+	MemoryContext old;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -119,25 +166,95 @@ LoadDefinition(ScoreBatch *b)
 				 errhint("Drop the trigger.")));
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	MemoryContextSwitchTo(outer);
-	b->name = SPI_getvalue(tup, desc, 1);
-	b->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-	b->sourceid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
-	b->model = SPI_getvalue(tup, desc, 4);
-	b->predsid = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
-	d = SPI_getbinval(tup, desc, 6, &isnull);
+	cxt = AllocSetContextCreate(TopMemoryContext, "pg_streamml scorer definition",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	PG_TRY();
 	{
 		Datum	   *elems;
 
-		deconstruct_array(DatumGetArrayTypePCopy(d), TEXTOID, -1, false,
-						  TYPALIGN_INT, &elems, NULL, &b->nkeys);
-		b->keys = palloc(sizeof(char *) * b->nkeys);
-		for (int k = 0; k < b->nkeys; k++)
-			b->keys[k] = TextDatumGetCString(elems[k]);
+		d->name = SPI_getvalue(tup, desc, 1);
+		d->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		d->sourceid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		d->model = SPI_getvalue(tup, desc, 4);
+		d->predsid = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
+		dv = SPI_getbinval(tup, desc, 6, &isnull);
+		deconstruct_array(DatumGetArrayTypePCopy(dv), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, NULL, &d->nkeys);
+		d->keys = palloc(sizeof(char *) * Max(d->nkeys, 1));
+		for (int k = 0; k < d->nkeys; k++)
+			d->keys[k] = TextDatumGetCString(elems[k]);
+		d->options = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
+		d->challengers = ScorerChallengers(d->options, &d->nchallengers);
 	}
-	b->options = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
-	b->challengers = ScorerChallengers(b->options, &b->nchallengers);
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
 	SPI_finish();
+	d->cxt = cxt;
+}
+
+/* Fills b with the scorer's definition, from the cache or the catalog. */
+static void
+LoadDefinition(ScoreBatch *b)
+{
+	ScorerDef  *d;
+	bool		found;
+
+	if (ScorerDefs == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(int32);
+		ctl.entrysize = sizeof(ScorerDef);
+		ScorerDefs = hash_create("pg_streamml scorer definitions", 16, &ctl,
+								 HASH_ELEM | HASH_BLOBS);
+		ScorersCatalogOid = get_relname_relid("scorers_catalog",
+											  get_namespace_oid("streamml", false));
+		CacheRegisterRelcacheCallback(ScorerRelcacheCallback, (Datum) 0);
+	}
+	d = hash_search(ScorerDefs, &b->id, HASH_ENTER, &found);
+	if (!found)
+	{
+		d->valid = false;
+		d->cxt = NULL;
+	}
+	/* what invalidations are pending arrive now, before we look */
+	AcceptInvalidationMessages();
+	if (!d->valid)
+	{
+		/* a statement further up the stack may still use it: free it at commit */
+		if (d->cxt)
+			MemoryContextSetParent(d->cxt, TopTransactionContext);
+		d->cxt = NULL;
+		/* valid from before the read: a change committing meanwhile clears it */
+		d->valid = true;
+		PG_TRY();
+		{
+			ReadDefinition(b, d);
+		}
+		PG_CATCH();
+		{
+			d->valid = false;
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	b->name = d->name;
+	b->owner = d->owner;
+	b->sourceid = d->sourceid;
+	b->model = d->model;
+	b->predsid = d->predsid;
+	b->nkeys = d->nkeys;
+	b->keys = d->keys;
+	b->options = d->options;
+	b->nchallengers = d->nchallengers;
+	b->challengers = d->challengers;
 }
 
 /* A feature value as a double; false when NULL, NaN or infinite. */
@@ -314,6 +431,7 @@ ScoreRows(void *arg)
 	bool		triggers;
 	TupleTableSlot *src;
 	TupleTableSlot **slots;
+	TupleDesc	slotdesc;
 	Datum		now;
 	int			nbuffered = 0;
 	int			ptr;
@@ -414,6 +532,8 @@ ScoreRows(void *arg)
 	now = TimestampTzGetDatum(GetCurrentTimestamp());
 
 	slots = palloc0(sizeof(TupleTableSlot *) * SCORER_BUFFERED_ROWS);
+	/* not reference-counted: see WriterBegin in featureinsert.c */
+	slotdesc = CreateTupleDescCopy(pdesc);
 	src = MakeSingleTupleTableSlot(sdesc, &TTSOpsMinimalTuple);
 	bistate = GetBulkInsertState();
 
@@ -439,7 +559,7 @@ ScoreRows(void *arg)
 		CHECK_FOR_INTERRUPTS();
 		/* the slots live as long as the statement, in its memory */
 		if (slots[nbuffered] == NULL)
-			slots[nbuffered] = MakeSingleTupleTableSlot(pdesc,
+			slots[nbuffered] = MakeSingleTupleTableSlot(slotdesc,
 														table_slot_callbacks(preds));
 		out = slots[nbuffered];
 		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));

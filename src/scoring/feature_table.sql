@@ -41,6 +41,13 @@ CREATE FUNCTION streamml.feature_table_delete_trigger()
 COMMENT ON FUNCTION streamml.feature_table_delete_trigger() IS
 	'the AFTER DELETE statement trigger that deletes the feature rows of a source''s deleted rows, by the source''s primary key';
 
+CREATE FUNCTION streamml.feature_table_truncate_trigger()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'feature_table_truncate_trigger'
+	LANGUAGE C;
+COMMENT ON FUNCTION streamml.feature_table_truncate_trigger() IS
+	'the AFTER TRUNCATE statement trigger that truncates a source''s feature table with it, in the same transaction';
+
 CREATE FUNCTION streamml.feature_table_update_trigger()
 	RETURNS trigger
 	AS 'MODULE_PATHNAME', 'feature_table_update_trigger'

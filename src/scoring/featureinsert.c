@@ -16,11 +16,13 @@
  * relation.  It runs as the feature table's owner, in a
  * security-restricted operation, whoever inserted.
  *
- * Two more triggers follow the source's other changes: an AFTER DELETE
+ * Three more triggers follow the source's other changes: an AFTER DELETE
  * statement trigger deletes the deleted rows' feature rows (by the
  * source's primary key) and makes every backend rebuild those partitions'
- * states (a shared reset counter per partition, see 2. below); a BEFORE
- * UPDATE row trigger refuses changes to the kept columns.
+ * states (a shared reset counter per partition, see 2. below); an AFTER
+ * TRUNCATE statement trigger truncates the feature table in the same
+ * transaction (see 6. below); a BEFORE UPDATE row trigger refuses changes
+ * to the kept columns.
  *
  * Design: states cached per backend, validated per partition.
  *
@@ -68,6 +70,13 @@
  *	   the source (its columns changed)
  *	   or of the feature table drops it, and the next statement reads it
  *	   again.
+ *
+ *	6. A TRUNCATE of the feature table (the source's, followed, or one by
+ *	   hand) gives it a new relfilenode.  Each cache records the
+ *	   relfilenode its states were built against and forgets them all
+ *	   when a statement finds another one; the truncating backend forgets
+ *	   its own at once (a table created in the same transaction is
+ *	   truncated in place, keeping its relfilenode).
  *
  * arrival_seq numbers the rows of a partition 1, 2, 3... in arrival order;
  * a unique index on (partition_by, arrival_seq) turns any violation of the
@@ -178,6 +187,7 @@ typedef struct FtCache
 {
 	Oid			target;
 	Oid			source;
+	Oid			relnode;		/* the feature table's relfilenode (6.) */
 	char	   *spec_text;
 	MemoryContext cxt;
 	HTAB	   *parts;
@@ -292,6 +302,19 @@ FtShmemStartup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/* Forgets the cached states of one feature table: rebuilt before use. */
+static void
+FtForgetCache(FtCache *c)
+{
+	HASH_SEQ_STATUS ps;
+	PartBucket *b;
+
+	hash_seq_init(&ps, c->parts);
+	while ((b = hash_seq_search(&ps)) != NULL)
+		for (PartEntry *e = b->first; e; e = e->next)
+			e->valid = false;
+}
+
 /* Forgets every cached state: after an abort they may hold lost rows. */
 static void
 FtForgetStates(void)
@@ -303,15 +326,7 @@ FtForgetStates(void)
 		return;
 	hash_seq_init(&hs, FtCaches);
 	while ((c = hash_seq_search(&hs)) != NULL)
-	{
-		HASH_SEQ_STATUS ps;
-		PartBucket *b;
-
-		hash_seq_init(&ps, c->parts);
-		while ((b = hash_seq_search(&ps)) != NULL)
-			for (PartEntry *e = b->first; e; e = e->next)
-				e->valid = false;
-	}
+		FtForgetCache(c);
 }
 
 /* Transaction callback: an abort invalidates the states. */
@@ -578,6 +593,7 @@ GetCache(FtLoad *ld)
 							   &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		c->catchup_plan = NULL;
 		c->rebuild_plan = NULL;
+		c->relnode = InvalidOid;
 	}
 	return c;
 }
@@ -1249,6 +1265,18 @@ LoadAsOwner(void *arg)
 	ResolveKeyFunctions(ld);
 	FtStatement++;
 
+	/* truncated since the states were built (6.): they are all gone */
+	{
+		Relation	rel = table_open(ld->target, RowExclusiveLock);
+
+		if (ld->cache->relnode != rel->rd_node.relNode)
+		{
+			FtForgetCache(ld->cache);
+			ld->cache->relnode = rel->rd_node.relNode;
+		}
+		table_close(rel, NoLock);
+	}
+
 	/* pass 1: the partitions of the rows */
 	ptr = tuplestore_alloc_read_pointer(ld->rows, EXEC_FLAG_REWIND);
 	tuplestore_select_read_pointer(ld->rows, ptr);
@@ -1419,6 +1447,32 @@ DeleteAsOwner(void *arg)
 }
 
 /*
+ * The work of a TRUNCATE of the source, as the feature table's owner, SPI
+ * connected: truncates the feature table and forgets this backend's
+ * states of it (other backends see its new relfilenode, 6.).
+ */
+static void
+TruncateAsOwner(void *arg)
+{
+	FtLoad	   *ld = (FtLoad *) arg;
+	FtCache    *c;
+	int			rc;
+
+	rc = SPI_execute(psprintf("TRUNCATE %s",
+							  quote_qualified_identifier(get_namespace_name(get_rel_namespace(ld->target)),
+														 get_rel_name(ld->target))),
+					 false, 0);
+	if (rc != SPI_OK_UTILITY)
+		elog(ERROR, "feature table not truncated: %s", SPI_result_code_string(rc));
+	if (FtCaches != NULL &&
+		(c = hash_search(FtCaches, &ld->target, HASH_FIND, NULL)) != NULL)
+	{
+		FtForgetCache(c);
+		c->relnode = InvalidOid;
+	}
+}
+
+/*
  * The definition of feature table target, from this backend's cache or
  * read from the catalog (SPI connected) and its spec read against desc,
  * the source's columns.  An error leaves nothing cached.
@@ -1503,6 +1557,23 @@ FtDefGet(Oid target, TupleDesc desc)
 }
 
 /*
+ * Errors unless trigger_name (when not NULL) is the trigger of the
+ * feature table's kind suffix that create_feature_table made on source.
+ */
+static void
+FtCheckTrigger(FtDef *def, Relation source, const char *trigger_name,
+			   const char *suffix)
+{
+	if (def->source != RelationGetRelid(source) ||
+		(trigger_name &&
+		 strcmp(trigger_name, psprintf("%s%s", def->trigger_name, suffix)) != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("trigger does not belong to feature table \"%s\"", def->name),
+				 errdetail("Only the trigger create_feature_table made on its source may load it.")));
+}
+
+/*
  * Computes and writes the features of rows (each with source's columns,
  * desc) into feature table target, as its owner.  The rows are in arrival
  * order: a statement's transition table, or the back-fill's batches.
@@ -1531,15 +1602,7 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 	def = FtDefGet(target, desc);
 	ld.name = def->name;
 	ld.owner = def->owner;
-	if (def->source != RelationGetRelid(source) ||
-		(trigger_name &&
-		 strcmp(trigger_name, deleted ?
-				psprintf("%s" FT_DELETE_SUFFIX, def->trigger_name) :
-				def->trigger_name) != 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("trigger does not belong to feature table \"%s\"", ld.name),
-				 errdetail("Only the trigger create_feature_table made on its source may load it.")));
+	FtCheckTrigger(def, source, trigger_name, deleted ? FT_DELETE_SUFFIX : "");
 	ld.spec_text = def->spec_text;
 	ld.spec = def->spec;
 
@@ -1629,6 +1692,45 @@ feature_table_delete_trigger(PG_FUNCTION_ARGS)
 	FeatureTableLoadChecked(atooid(td->tg_trigger->tgargs[0]), td->tg_relation,
 							td->tg_oldtable, RelationGetDescr(td->tg_relation),
 							td->tg_trigger->tgname, td);
+	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(feature_table_truncate_trigger);
+
+/*
+ * SQL streamml.feature_table_truncate_trigger(): the AFTER TRUNCATE
+ * statement trigger on a feature table's source (argument: the feature
+ * table's oid): truncates the feature table in the same transaction, as
+ * its owner (TruncateAsOwner).  Rows loaded next start their partitions
+ * over, arrival_seq from 1.
+ */
+Datum
+feature_table_truncate_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	FtLoad		ld;
+	FtDef	   *def;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
+		!TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) ||
+		td->tg_trigger->tgnargs != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("feature_table_truncate_trigger must be an AFTER TRUNCATE statement trigger"),
+				 errhint("Use streamml.create_feature_table.")));
+	memset(&ld, 0, sizeof(ld));
+	ld.target = atooid(td->tg_trigger->tgargs[0]);
+	ld.source = td->tg_relation;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	def = FtDefGet(ld.target, RelationGetDescr(td->tg_relation));
+	FtCheckTrigger(def, td->tg_relation, td->tg_trigger->tgname, FT_TRUNCATE_SUFFIX);
+	ld.name = def->name;
+	ld.owner = def->owner;
+	RunAsOwner(ld.owner, TruncateAsOwner, &ld);
+	SPI_finish();
 	return PointerGetDatum(NULL);
 }
 

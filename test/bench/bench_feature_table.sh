@@ -49,7 +49,10 @@ work=$(mktemp -d /tmp/streamml-bench.XXXXXX)
 chmod 755 "$work"
 cleanup() { pg_env_stop; kafka_env_stop; rm -rf "$work"; }
 trap cleanup EXIT
+# shared_buffers large enough for every table of the run (as in
+# bench_scorer.sh), so that no stream measures the eviction of its own pages
 pg_env_start "track_commit_timestamp = on
+shared_buffers = '1GB'
 jit = off
 max_wal_size = '10GB'
 checkpoint_timeout = '30min'"
@@ -151,11 +154,11 @@ q -c "SELECT streamml.create_feature_table('features', 'trades', '$SPEC9')" >/de
 q -c "SELECT streamml.create_feature_table('features_s', 'trades_s', '$SPEC9')" \
   -c "SELECT streamml.create_scorer('up_s', 'features_s', 'up', '{\"into\": \"preds_s\", \"key\": \"id\"}')" >/dev/null
 stream_run "$N" ta plain
-alone_rate=$s_rate alone_secs=$s_secs alone_batches=$s_batches alone_load=$(load)
+alone_rate=$s_rate alone_secs=$s_secs alone_batches=$s_batches alone_load=$(load) alone_cpu=$s_cpu_us
 stream_run "$N" tb trades
-feat_rate=$s_rate feat_secs=$s_secs feat_batches=$s_batches feat_load=$(load)
+feat_rate=$s_rate feat_secs=$s_secs feat_batches=$s_batches feat_load=$(load) feat_cpu=$s_cpu_us
 stream_run "$N" tc trades_s
-chain_rate=$s_rate chain_secs=$s_secs chain_batches=$s_batches chain_load=$(load)
+chain_rate=$s_rate chain_secs=$s_secs chain_batches=$s_batches chain_load=$(load) chain_cpu=$s_cpu_us
 [ "$(q -c "SELECT count(*) FROM features")" = "$N" ] || { echo "feature table incomplete" >&2; exit 1; }
 [ "$(q -c "SELECT count(*) FROM features_s")" = "$N" ] || { echo "chain's feature table incomplete" >&2; exit 1; }
 [ "$(q -c "SELECT count(*) FROM preds_s")" = "$N" ] || { echo "predictions incomplete" >&2; exit 1; }
@@ -166,6 +169,8 @@ printf '    stream -> feature table:                  %8d rows/s (%s s, %d rows 
 	"$feat_rate" "$feat_secs" "$((N / feat_batches))" "$feat_load" "$(ratio "$feat_rate" "$alone_rate")"
 printf '    stream -> feature table -> scorer:        %8d rows/s (%s s, %d rows per batch; load %s) -> %sx the stream alone (goal >= 0.5x, aim 0.7x)\n' \
 	"$chain_rate" "$chain_secs" "$((N / chain_batches))" "$chain_load" "$(ratio "$chain_rate" "$alone_rate")"
+printf '    the stream worker'"'"'s CPU time per row (load disturbs it least): alone (anchor) %s us, with the feature table %s us (%sx the rate on a free core), with the chain %s us (%sx)\n' \
+	"$alone_cpu" "$feat_cpu" "$(ratio "$alone_cpu" "$feat_cpu")" "$chain_cpu" "$(ratio "$alone_cpu" "$chain_cpu")"
 printf '    predictions: %s rows, %s scored (the others: a NULL feature, as the first rows of each symbol have)\n' "$N" "$scored"
 q -c "SELECT 'feature table: ' || rows_processed || ' rows, ' || round(mean_batch_time::numeric, 2) || ' ms per batch' FROM streamml.feature_tables WHERE name = 'features_s'" | sed 's/^/    /'
 fi

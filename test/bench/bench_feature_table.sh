@@ -14,7 +14,11 @@
 #     the features of 20k other rows: the issue's whole chain.  Rates from
 #     the commit timeline of each stream's batches, as bench_ingest.sh
 #     measures them.  Goal (issue 10): the chain >= 0.5x the stream alone,
-#     aim 0.7x; the features alone are shown beside it.
+#     aim 0.7x; the features alone are shown beside it.  Also the stream
+#     worker's CPU time per row (what the machine's load disturbs least),
+#     and what PostgreSQL itself spends writing the chain's rows (the same
+#     trades, feature rows and predictions copied by INSERT ... SELECT,
+#     backend CPU per row): the floor of what the chain can cost.
 # (b) Windows of 300 s vs 30 s: the same rows inserted (batches of 5000
 #     rows) into sources whose feature tables have the same six range
 #     features (mean, stddev_pop, min, max, count, slope) over 30 s and over
@@ -173,6 +177,42 @@ printf '    the stream worker'"'"'s CPU time per row (load disturbs it least): a
 	"$alone_cpu" "$feat_cpu" "$(ratio "$alone_cpu" "$feat_cpu")" "$chain_cpu" "$(ratio "$alone_cpu" "$chain_cpu")"
 printf '    predictions: %s rows, %s scored (the others: a NULL feature, as the first rows of each symbol have)\n' "$N" "$scored"
 q -c "SELECT 'feature table: ' || rows_processed || ' rows, ' || round(mean_batch_time::numeric, 2) || ' ms per batch' FROM streamml.feature_tables WHERE name = 'features_s'" | sed 's/^/    /'
+
+# What PostgreSQL itself spends writing the chain's rows, nothing
+# computed: the trades, the feature rows (with their unique index) and the
+# predictions (with their primary key), each copied into an empty table of
+# the same shape by INSERT ... SELECT in statements of 10,000 rows, in the
+# order the chain wrote them; the backend's CPU time per row.
+write_cpu()
+{
+	local src=$1 cols
+	cols=$(q -c "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+		WHERE attrelid = '$src'::regclass AND attnum > 0 AND NOT attisdropped")
+	q -c "CREATE TABLE ${src}_w (LIKE $src INCLUDING INDEXES)" \
+	  -c "CREATE TABLE ${src}_in AS SELECT row_number() OVER (ORDER BY ctid) AS n, $cols FROM $src" \
+	  -c "CREATE INDEX ON ${src}_in (n)" -c "ANALYZE ${src}_in"
+	cat > "$work/write.sql" <<SQL
+\o $work/pid
+SELECT pg_backend_pid();
+\o
+\! awk '{ print \$14 + \$15 }' /proc/\$(cat $work/pid)/stat > $work/cpu0
+DO \$d\$ BEGIN FOR b IN 0 .. ($N - 1) / 10000 LOOP
+	INSERT INTO ${src}_w SELECT $cols FROM ${src}_in WHERE n > b * 10000 AND n <= (b + 1) * 10000 ORDER BY n;
+END LOOP; END \$d\$;
+\! awk '{ print \$14 + \$15 }' /proc/\$(cat $work/pid)/stat > $work/cpu1
+SQL
+	q -f "$work/write.sql"
+	awk -v a="$(cat "$work/cpu0")" -v b="$(cat "$work/cpu1")" -v hz="$(getconf CLK_TCK)" -v n="$N" \
+		'BEGIN { printf "%.2f", (b - a) / hz * 1e6 / n }'
+}
+w_trades=$(write_cpu trades_s)
+w_features=$(write_cpu features_s)
+w_preds=$(write_cpu preds_s)
+printf '    PostgreSQL writing the same rows by INSERT ... SELECT (backend CPU per row): trades %s us, feature rows %s us, predictions %s us\n' \
+	"$w_trades" "$w_features" "$w_preds"
+printf '    so the chain'"'"'s writes alone would put it at %sx the stream alone on a free core (%s + %s + %s us beside %s us; each copy also reads its rows, as the trades'"'"' line shows)\n' \
+	"$(awk -v a="$alone_cpu" -v f="$w_features" -v p="$w_preds" 'BEGIN { printf "%.2f", a / (a + f + p) }')" \
+	"$alone_cpu" "$w_features" "$w_preds" "$alone_cpu"
 fi
 
 if [[ $LEGS == *b* ]]; then

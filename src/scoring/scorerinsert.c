@@ -405,6 +405,13 @@ FlushPredictions(ResultRelInfo *rri, EState *estate, TupleTableSlot **slots,
 	}
 }
 
+/* A group value seen in this statement and the model's parameters for it. */
+typedef struct GroupMemo
+{
+	Datum		value;			/* hash key: a by-value group column's bits */
+	const void *params;			/* ServedModelParams, NULL: no model */
+} GroupMemo;
+
 /* How one model (the champion or a challenger) scores the statement. */
 typedef struct ModelReader
 {
@@ -415,6 +422,7 @@ typedef struct ModelReader
 	double	   *x;
 	AttrNumber	group_att;
 	GroupKeyOut group_out;		/* the group key's text (group_key.c) */
+	HTAB	   *group_memo;		/* by-value group types: GroupMemo per value */
 	const void *params;
 	Datum	   *class_text;
 	Datum		model_text;
@@ -483,6 +491,23 @@ ModelReaderInit(ScoreBatch *b, ModelReader *r, const char *model, const char *ro
 		group_type = TupleDescAttr(sdesc, r->group_att - 1)->atttypid;
 		GroupKeyOutInit(&r->group_out, group_type, col, CurrentMemoryContext);
 		r->maxatt = Max(r->maxatt, r->group_att);
+
+		/*
+		 * A by-value group column (integers, dates, timestamps...): its key
+		 * text is made and looked up once per value and statement, then
+		 * found by the value's bits (the same bits, the same text).  Text
+		 * columns need no formatting: their bytes are the key.
+		 */
+		if (get_typbyval(group_type))
+		{
+			HASHCTL		ctl;
+
+			ctl.keysize = sizeof(Datum);
+			ctl.entrysize = sizeof(GroupMemo);
+			ctl.hcxt = CurrentMemoryContext;
+			r->group_memo = hash_create("pg_streamml scorer groups", 64, &ctl,
+										HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		}
 	}
 	else
 		r->params = ServedModelParams(r->m, NULL, 0);
@@ -682,12 +707,23 @@ ScoreRows(void *arg)
 				p = NULL;
 			else
 			{
-				int			glen;
-				const char *g = GroupKeyText(&mr->group_out,
-											 src->tts_values[mr->group_att - 1],
-											 &glen);
+				Datum		gv = src->tts_values[mr->group_att - 1];
+				GroupMemo  *gm = NULL;
+				bool		found = false;
 
-				p = ServedModelParams(mr->m, g, glen);
+				if (mr->group_memo)
+					gm = hash_search(mr->group_memo, &gv, HASH_ENTER, &found);
+				if (found)
+					p = gm->params;
+				else
+				{
+					int			glen;
+					const char *g = GroupKeyText(&mr->group_out, gv, &glen);
+
+					p = ServedModelParams(mr->m, g, glen);
+					if (gm)
+						gm->params = p;
+				}
 			}
 			scorable = p != NULL;
 		}

@@ -1486,8 +1486,8 @@ FtDefGet(Oid target, TupleDesc desc)
 	HeapTuple	tup;
 	TupleDesc	td;
 	bool		isnull;
-	MemoryContext cxt;
-	MemoryContext old;
+	MemoryContext volatile cxt = NULL;
+	MemoryContext old = CurrentMemoryContext;
 
 	if (FtDefs == NULL)
 	{
@@ -1534,7 +1534,7 @@ FtDefGet(Oid target, TupleDesc desc)
 		cxt = AllocSetContextCreate(TopMemoryContext,
 									"pg_streamml feature table definition",
 									ALLOCSET_SMALL_SIZES);
-		old = MemoryContextSwitchTo(cxt);
+		MemoryContextSwitchTo(cxt);
 		tup = SPI_tuptable->vals[0];
 		td = SPI_tuptable->tupdesc;
 		d->name = SPI_getvalue(tup, td, 1);
@@ -1549,6 +1549,10 @@ FtDefGet(Oid target, TupleDesc desc)
 	}
 	PG_CATCH();
 	{
+		/* a spec the source's columns no longer fit: nothing kept */
+		MemoryContextSwitchTo(old);
+		if (cxt)
+			MemoryContextDelete(cxt);
 		d->valid = false;
 		PG_RE_THROW();
 	}

@@ -37,6 +37,10 @@
 #     The model is (a)'s.
 #     Goal: p99 < 100 ms.  Spark's 5 s micro-batch is the outer anchor.
 #
+# BENCH_ROWS of 600k or more does not fit the dev broker: keyed by symbol,
+# some of the 25 partitions outgrow the 5 MiB it keeps of each and the
+# streams stall (a real Kafka has no such limit).
+#
 # A few minutes on 2 cores with the defaults.  BENCH_LEGS (default "abcd")
 # picks the legs to run.
 set -euo pipefail

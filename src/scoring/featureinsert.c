@@ -64,12 +64,11 @@
  *
  *	5. The definition (the catalog row and the spec read against the
  *	   source's columns) is cached per backend too, so that a statement
- *	   reads no catalog: a relcache invalidation of the catalog table (its
- *	   statement trigger, streamml.catalog_cache_invalidate, sends one at
- *	   every change, delivered to each backend when the change commits), of
- *	   the source (its columns changed)
- *	   or of the feature table drops it, and the next statement reads it
- *	   again.
+ *	   reads no catalog.  A relcache invalidation drops it: of the catalog
+ *	   table (its statement trigger, streamml.catalog_cache_invalidate,
+ *	   sends one at every change, delivered to each backend when the change
+ *	   commits), of the source (its columns changed) or of the feature
+ *	   table; the next statement reads it again.
  *
  *	6. A TRUNCATE of the feature table (the source's, followed, or one by
  *	   hand) gives it a new relfilenode.  Each cache records the

@@ -389,7 +389,7 @@ SELECT streamml.create_feature_table('ftt.f_ud3', 'ftt.ud3', $${
 INSERT INTO ftt.ud3 VALUES ('a', 1, 1);
 DELETE FROM ftt.ud3;
 -- the triggers go with the feature table
-SELECT tgname ~ '_(delete|update)$' AS change_trigger, count(*) FROM pg_trigger
+SELECT tgname ~ '_(delete|truncate|update)$' AS change_trigger, count(*) FROM pg_trigger
 WHERE tgrelid = 'ftt.ud'::regclass GROUP BY 1 ORDER BY 1;
 SELECT streamml.drop_feature_table('ftt.f_ud');
 SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ftt.ud'::regclass;

@@ -17,9 +17,11 @@
 
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 
 #include "pg_streamml.h"
 
@@ -91,4 +93,27 @@ void
 RunAsOwner(Oid owner, void (*f) (void *), void *arg)
 {
 	RunAsOwnerWithPath(owner, NULL, f, arg);
+}
+
+PG_FUNCTION_INFO_V1(catalog_cache_invalidate);
+
+/*
+ * SQL streamml.catalog_cache_invalidate(): the statement trigger on the
+ * catalog tables whose rows backends cache (feature_tables_catalog,
+ * scorers_catalog, monitors_catalog).  A relcache invalidation of the catalog table reaches
+ * every backend's relcache callback when the change commits (this
+ * backend's at its next command), so none goes on with a definition that
+ * changed.
+ */
+Datum
+catalog_cache_invalidate(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("catalog_cache_invalidate must be called as a trigger")));
+	CacheInvalidateRelcache(td->tg_relation);
+	return PointerGetDatum(NULL);
 }

@@ -16,3 +16,14 @@ CREATE FUNCTION streamml.version() RETURNS text
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION streamml.version() IS
 	'version of the loaded pg_streamml library';
+
+-- A statement trigger on the catalog tables whose rows backends cache
+-- (feature tables, scorers): every change, whoever makes it, reaches the
+-- caches of all backends when it commits, as a relcache invalidation of
+-- the catalog table (src/catalog.c).
+CREATE FUNCTION streamml.catalog_cache_invalidate() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'catalog_cache_invalidate'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.catalog_cache_invalidate() IS
+	'trigger: tells every backend that a catalog table it caches rows of changed';
+REVOKE ALL ON FUNCTION streamml.catalog_cache_invalidate() FROM PUBLIC;

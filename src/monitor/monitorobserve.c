@@ -149,25 +149,6 @@ MonitoredModelLookup(const char *model, bool create)
 					   NULL);
 }
 
-PG_FUNCTION_INFO_V1(monitors_catalog_changed);
-
-/*
- * Statement trigger on streamml.monitors_catalog: every backend's cache of
- * which models have 'error' monitors is invalidated (see the top).
- */
-Datum
-monitors_catalog_changed(PG_FUNCTION_ARGS)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("monitors_catalog_changed must be called as a trigger")));
-	CacheInvalidateRelcacheByRelid(RelationGetRelid(td->tg_relation));
-	return PointerGetDatum(NULL);
-}
-
 /* The text of column col of row 0.. of the SPI result, or NULL. */
 static char *
 Text(int row, int col)

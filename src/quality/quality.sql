@@ -169,15 +169,9 @@ REVOKE ALL ON FUNCTION streamml.outcome_trigger() FROM PUBLIC;
 -- The outcome writer's cache of which models have 'error' monitors
 -- (src/monitor/monitorobserve.c) is forgotten in every backend when a
 -- monitor is created, dropped or re-targeted.
-CREATE FUNCTION streamml.monitors_catalog_changed() RETURNS trigger
-	AS 'MODULE_PATHNAME', 'monitors_catalog_changed'
-	LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION streamml.monitors_catalog_changed() IS
-	'trigger: tells every backend that the models with error monitors may have changed';
-REVOKE ALL ON FUNCTION streamml.monitors_catalog_changed() FROM PUBLIC;
 CREATE TRIGGER monitors_catalog_changed
 	AFTER INSERT OR DELETE OR UPDATE OF kind, model OR TRUNCATE ON streamml.monitors_catalog
-	FOR EACH STATEMENT EXECUTE FUNCTION streamml.monitors_catalog_changed();
+	FOR EACH STATEMENT EXECUTE FUNCTION streamml.catalog_cache_invalidate();
 
 CREATE FUNCTION streamml.outcome_prediction_trigger() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'outcome_prediction_trigger'

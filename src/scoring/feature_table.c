@@ -8,8 +8,8 @@
  * index on the partition and arrival_seq), a row of
  * streamml.feature_tables_catalog (written only through CatalogExecute)
  * and triggers on the source: AFTER INSERT (the features), AFTER DELETE
- * (the feature rows go too) and BEFORE UPDATE of the kept columns
- * (refused).  The triggers depend on the table, so dropping the table
+ * (the feature rows go too), AFTER TRUNCATE (so does the feature table)
+ * and BEFORE UPDATE of the kept columns (refused).  The triggers depend on the table, so dropping the table
  * also drops them.
  *
  * Creating one takes SELECT on the source (the features reveal its values)
@@ -156,9 +156,10 @@ Backfill(Oid target, Relation source, FeatureSpec *spec)
 
 /*
  * The source's triggers for the other changes of its rows: a DELETE
- * deletes their feature rows (featureinsert.c's delete trigger), an UPDATE
- * that changes a kept column (partition_by, order_by, the "of" columns and
- * the other kept ones) is refused.  Both go with the feature table.
+ * deletes their feature rows (featureinsert.c's delete trigger), a
+ * TRUNCATE truncates the feature table, an UPDATE that changes a kept
+ * column (partition_by, order_by, the "of" columns and the other kept
+ * ones) is refused.  All go with the feature table.
  */
 static void
 CreateChangeTriggers(Oid source, Oid target, const char *name,
@@ -168,13 +169,19 @@ CreateChangeTriggers(Oid source, Oid target, const char *name,
 	StringInfoData cols;
 	StringInfoData when;
 	ObjectAddress tab;
-	const char *suffixes[] = {FT_DELETE_SUFFIX, FT_UPDATE_SUFFIX};
+	const char *suffixes[] = {FT_DELETE_SUFFIX, FT_TRUNCATE_SUFFIX, FT_UPDATE_SUFFIX};
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE TRIGGER %s AFTER DELETE ON %s "
 					 "REFERENCING OLD TABLE AS streamml_old_rows "
 					 "FOR EACH STATEMENT EXECUTE FUNCTION streamml.feature_table_delete_trigger('%u')",
 					 quote_identifier(psprintf("%s" FT_DELETE_SUFFIX, trigger_name)),
+					 QualifiedName(source), target);
+	Execute(sql.data, SPI_OK_UTILITY);
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TRIGGER %s AFTER TRUNCATE ON %s "
+					 "FOR EACH STATEMENT EXECUTE FUNCTION streamml.feature_table_truncate_trigger('%u')",
+					 quote_identifier(psprintf("%s" FT_TRUNCATE_SUFFIX, trigger_name)),
 					 QualifiedName(source), target);
 	Execute(sql.data, SPI_OK_UTILITY);
 
@@ -393,6 +400,7 @@ FeatureTableRemove(const char *name)
 	{
 		const char *names[] = {trigger_name,
 			psprintf("%s" FT_DELETE_SUFFIX, trigger_name),
+			psprintf("%s" FT_TRUNCATE_SUFFIX, trigger_name),
 		psprintf("%s" FT_UPDATE_SUFFIX, trigger_name)};
 
 		for (int i = 0; i < lengthof(names); i++)

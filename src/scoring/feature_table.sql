@@ -22,6 +22,11 @@ CREATE POLICY feature_tables_owner ON streamml.feature_tables_catalog
 GRANT SELECT ON streamml.feature_tables_catalog TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('streamml.feature_tables_catalog', '');
 
+-- every change drops the definitions backends cache (featureinsert.c)
+CREATE TRIGGER feature_tables_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON streamml.feature_tables_catalog FOR EACH STATEMENT
+	EXECUTE FUNCTION streamml.catalog_cache_invalidate();
+
 CREATE FUNCTION streamml.feature_table_trigger()
 	RETURNS trigger
 	AS 'MODULE_PATHNAME', 'feature_table_trigger'
@@ -35,6 +40,13 @@ CREATE FUNCTION streamml.feature_table_delete_trigger()
 	LANGUAGE C;
 COMMENT ON FUNCTION streamml.feature_table_delete_trigger() IS
 	'the AFTER DELETE statement trigger that deletes the feature rows of a source''s deleted rows, by the source''s primary key';
+
+CREATE FUNCTION streamml.feature_table_truncate_trigger()
+	RETURNS trigger
+	AS 'MODULE_PATHNAME', 'feature_table_truncate_trigger'
+	LANGUAGE C;
+COMMENT ON FUNCTION streamml.feature_table_truncate_trigger() IS
+	'the AFTER TRUNCATE statement trigger that truncates a source''s feature table with it, in the same transaction';
 
 CREATE FUNCTION streamml.feature_table_update_trigger()
 	RETURNS trigger

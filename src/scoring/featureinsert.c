@@ -16,11 +16,13 @@
  * relation.  It runs as the feature table's owner, in a
  * security-restricted operation, whoever inserted.
  *
- * Two more triggers follow the source's other changes: an AFTER DELETE
+ * Three more triggers follow the source's other changes: an AFTER DELETE
  * statement trigger deletes the deleted rows' feature rows (by the
  * source's primary key) and makes every backend rebuild those partitions'
- * states (a shared reset counter per partition, see 2. below); a BEFORE
- * UPDATE row trigger refuses changes to the kept columns.
+ * states (a shared reset counter per partition, see 2. below); an AFTER
+ * TRUNCATE statement trigger truncates the feature table in the same
+ * transaction (see 6. below); a BEFORE UPDATE row trigger refuses changes
+ * to the kept columns.
  *
  * Design: states cached per backend, validated per partition.
  *
@@ -60,6 +62,21 @@
  *	   bad batch) forgets every cached state, since they may hold rows that
  *	   are gone; the next statement rebuilds them.
  *
+ *	5. The definition (the catalog row and the spec read against the
+ *	   source's columns) is cached per backend too, so that a statement
+ *	   reads no catalog.  A relcache invalidation drops it: of the catalog
+ *	   table (its statement trigger, streamml.catalog_cache_invalidate,
+ *	   sends one at every change, delivered to each backend when the change
+ *	   commits), of the source (its columns changed) or of the feature
+ *	   table; the next statement reads it again.
+ *
+ *	6. A TRUNCATE of the feature table (the source's, followed, or one by
+ *	   hand) gives it a new relfilenode.  Each cache records the
+ *	   relfilenode its states were built against and forgets them all
+ *	   when a statement finds another one; the truncating backend forgets
+ *	   its own at once (a table created in the same transaction is
+ *	   truncated in place, keeping its relfilenode).
+ *
  * arrival_seq numbers the rows of a partition 1, 2, 3... in arrival order;
  * a unique index on (partition_by, arrival_seq) turns any violation of the
  * above (a row written into the feature table by hand) into an error
@@ -76,6 +93,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "common/hashfn.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -96,6 +114,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -168,6 +187,7 @@ typedef struct FtCache
 {
 	Oid			target;
 	Oid			source;
+	Oid			relnode;		/* the feature table's relfilenode (6.) */
 	char	   *spec_text;
 	MemoryContext cxt;
 	HTAB	   *parts;
@@ -178,6 +198,27 @@ typedef struct FtCache
 static HTAB *FtCaches = NULL;
 static uint64 FtStatement = 0;
 
+/*
+ * A feature table's definition, cached per backend (design, 5.): its
+ * catalog row and its spec read against the source's columns.
+ */
+typedef struct FtDef
+{
+	Oid			target;			/* hash key */
+	bool		valid;			/* false: read the catalog again */
+	MemoryContext cxt;			/* what follows, or NULL */
+	char	   *name;
+	Oid			owner;
+	Oid			source;
+	char	   *trigger_name;
+	char	   *spec_text;
+	FeatureSpec *spec;
+} FtDef;
+
+static HTAB *FtDefs = NULL;
+/* streamml.feature_tables_catalog, once a definition was read */
+static Oid	FtCatalogOid = InvalidOid;
+
 /* What one load works on. */
 typedef struct FtLoad
 {
@@ -185,11 +226,10 @@ typedef struct FtLoad
 	char	   *name;
 	Oid			owner;
 	Relation	source;
-	Jsonb	   *spec_json;
 	char	   *spec_text;
 	Tuplestorestate *rows;
 	TupleDesc	desc;
-	FeatureSpec *spec;
+	FeatureSpec *spec;			/* the cached definition's: read only */
 	FtCache    *cache;
 	FmgrInfo  **hash_fn;		/* per partition_by column, per statement */
 	FmgrInfo  **eq_fn;
@@ -224,6 +264,7 @@ typedef struct FtWriter
 	bool		triggers;
 	AttrNumber *col;			/* target attnum of each output column */
 	ExprState **defaults;		/* per target column not written, or NULL */
+	TupleDesc	slotdesc;		/* the table's, unpinned (see WriterBegin) */
 	TupleTableSlot **slots;
 	int			nbuffered;
 	CitusBatch *citus;			/* a Citus table: its rows go through SQL */
@@ -262,6 +303,19 @@ FtShmemStartup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/* Forgets the cached states of one feature table: rebuilt before use. */
+static void
+FtForgetCache(FtCache *c)
+{
+	HASH_SEQ_STATUS ps;
+	PartBucket *b;
+
+	hash_seq_init(&ps, c->parts);
+	while ((b = hash_seq_search(&ps)) != NULL)
+		for (PartEntry *e = b->first; e; e = e->next)
+			e->valid = false;
+}
+
 /* Forgets every cached state: after an abort they may hold lost rows. */
 static void
 FtForgetStates(void)
@@ -273,15 +327,7 @@ FtForgetStates(void)
 		return;
 	hash_seq_init(&hs, FtCaches);
 	while ((c = hash_seq_search(&hs)) != NULL)
-	{
-		HASH_SEQ_STATUS ps;
-		PartBucket *b;
-
-		hash_seq_init(&ps, c->parts);
-		while ((b = hash_seq_search(&ps)) != NULL)
-			for (PartEntry *e = b->first; e; e = e->next)
-				e->valid = false;
-	}
+		FtForgetCache(c);
 }
 
 /* Transaction callback: an abort invalidates the states. */
@@ -301,6 +347,27 @@ FtSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 		FtForgetStates();
 }
 
+/*
+ * Relcache invalidation callback: a change of the catalog table (or a
+ * reset of all relcache entries) drops every cached definition, a change
+ * of a source or of a feature table the definitions that name it.  Only
+ * flags: no catalog access here.
+ */
+static void
+FtRelcacheCallback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS hs;
+	FtDef	   *d;
+
+	if (FtDefs == NULL)
+		return;
+	hash_seq_init(&hs, FtDefs);
+	while ((d = hash_seq_search(&hs)) != NULL)
+		if (relid == InvalidOid || relid == FtCatalogOid ||
+			relid == d->source || relid == d->target)
+			d->valid = false;
+}
+
 /* Called from _PG_init: shared memory and the abort callbacks. */
 void
 FeatureTablesInit(void)
@@ -311,6 +378,7 @@ FeatureTablesInit(void)
 	shmem_startup_hook = FtShmemStartup;
 	RegisterXactCallback(FtXactCallback, NULL);
 	RegisterSubXactCallback(FtSubXactCallback, NULL);
+	CacheRegisterRelcacheCallback(FtRelcacheCallback, (Datum) 0);
 }
 
 /* The statistics slot of a feature table, made if needed; lock held. */
@@ -526,6 +594,7 @@ GetCache(FtLoad *ld)
 							   &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		c->catchup_plan = NULL;
 		c->rebuild_plan = NULL;
+		c->relnode = InvalidOid;
 	}
 	return c;
 }
@@ -1021,6 +1090,14 @@ WriterBegin(FtLoad *ld, FtWriter *w, TupleDesc outdesc)
 	/* a Citus table: rows to the shards through SQL (feature_citus.c) */
 	if (citus)
 		w->citus = CitusBatchBegin(w->rel);
+
+	/*
+	 * The slots get a copy of the table's descriptor, which is not
+	 * reference-counted: a slot made on the relcache's own pins it in the
+	 * resource owner, and the owner forgets pins by a linear search, which
+	 * for the 1000 slots of a statement cost more than their rows.
+	 */
+	w->slotdesc = CreateTupleDescCopy(RelationGetDescr(w->rel));
 	/*
 	 * A BulkInsertState keeps the page being filled pinned across rows.  Not
 	 * GetBulkInsertState's ring of 16 MB (BAS_BULKWRITE), made for one big
@@ -1093,7 +1170,7 @@ WriterAdd(FtWriter *w, Datum *ov, bool *on)
 	}
 	tdesc = RelationGetDescr(w->rel);
 	if (w->slots[w->nbuffered] == NULL)
-		w->slots[w->nbuffered] = MakeSingleTupleTableSlot(tdesc,
+		w->slots[w->nbuffered] = MakeSingleTupleTableSlot(w->slotdesc,
 														  table_slot_callbacks(w->rel));
 	slot = w->slots[w->nbuffered];
 	econtext = GetPerTupleExprContext(w->estate);
@@ -1219,6 +1296,18 @@ LoadAsOwner(void *arg)
 	ld->cache = GetCache(ld);
 	ResolveKeyFunctions(ld);
 	FtStatement++;
+
+	/* truncated since the states were built (6.): they are all gone */
+	{
+		Relation	rel = table_open(ld->target, RowExclusiveLock);
+
+		if (ld->cache->relnode != rel->rd_node.relNode)
+		{
+			FtForgetCache(ld->cache);
+			ld->cache->relnode = rel->rd_node.relNode;
+		}
+		table_close(rel, NoLock);
+	}
 
 	/* pass 1: the partitions of the rows */
 	ptr = tuplestore_alloc_read_pointer(ld->rows, EXEC_FLAG_REWIND);
@@ -1390,6 +1479,137 @@ DeleteAsOwner(void *arg)
 }
 
 /*
+ * The work of a TRUNCATE of the source, as the feature table's owner, SPI
+ * connected: truncates the feature table and forgets this backend's
+ * states of it (other backends see its new relfilenode, 6.).
+ */
+static void
+TruncateAsOwner(void *arg)
+{
+	FtLoad	   *ld = (FtLoad *) arg;
+	FtCache    *c;
+	int			rc;
+
+	rc = SPI_execute(psprintf("TRUNCATE %s",
+							  quote_qualified_identifier(get_namespace_name(get_rel_namespace(ld->target)),
+														 get_rel_name(ld->target))),
+					 false, 0);
+	if (rc != SPI_OK_UTILITY)
+		elog(ERROR, "feature table not truncated: %s", SPI_result_code_string(rc));
+	if (FtCaches != NULL &&
+		(c = hash_search(FtCaches, &ld->target, HASH_FIND, NULL)) != NULL)
+	{
+		FtForgetCache(c);
+		c->relnode = InvalidOid;
+	}
+}
+
+/*
+ * The definition of feature table target, from this backend's cache or
+ * read from the catalog (SPI connected) and its spec read against desc,
+ * the source's columns.  An error leaves nothing cached.
+ */
+static FtDef *
+FtDefGet(Oid target, TupleDesc desc)
+{
+	FtDef	   *d;
+	bool		found;
+	Datum		arg = ObjectIdGetDatum(target);
+	HeapTuple	tup;
+	TupleDesc	td;
+	bool		isnull;
+	MemoryContext volatile cxt = NULL;
+	MemoryContext old = CurrentMemoryContext;
+
+	if (FtDefs == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(FtDef);
+		FtDefs = hash_create("pg_streamml feature table definitions", 16, &ctl,
+							 HASH_ELEM | HASH_BLOBS);
+	}
+	if (!OidIsValid(FtCatalogOid))
+		FtCatalogOid = get_relname_relid("feature_tables_catalog",
+										 get_namespace_oid("streamml", false));
+	d = hash_search(FtDefs, &target, HASH_ENTER, &found);
+	if (!found)
+	{
+		d->valid = false;
+		d->cxt = NULL;
+	}
+	/* what invalidations are pending arrive now, before we look */
+	AcceptInvalidationMessages();
+	if (d->valid)
+		return d;
+	/* a load further up the stack may still use it: free it at commit */
+	if (d->cxt)
+		MemoryContextSetParent(d->cxt, TopTransactionContext);
+	d->cxt = NULL;
+
+	/*
+	 * Valid from before the read: an invalidation that arrives while we
+	 * read (a concurrent change committing) clears it again.
+	 */
+	d->valid = true;
+	PG_TRY();
+	{
+		if (CatalogExecute("SELECT name, owner, source, spec, trigger_name "
+						   "FROM streamml.feature_tables_catalog "
+						   "WHERE target OPERATOR(pg_catalog.=) $1",
+						   1, (Oid[]) {OIDOID}, &arg, NULL, SPI_OK_SELECT) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("feature table with oid %u does not exist", target),
+					 errhint("Drop the trigger that names it.")));
+		cxt = AllocSetContextCreate(TopMemoryContext,
+									"pg_streamml feature table definition",
+									ALLOCSET_SMALL_SIZES);
+		MemoryContextSwitchTo(cxt);
+		tup = SPI_tuptable->vals[0];
+		td = SPI_tuptable->tupdesc;
+		d->name = SPI_getvalue(tup, td, 1);
+		d->owner = DatumGetObjectId(SPI_getbinval(tup, td, 2, &isnull));
+		d->source = DatumGetObjectId(SPI_getbinval(tup, td, 3, &isnull));
+		d->spec_text = SPI_getvalue(tup, td, 4);
+		d->trigger_name = SPI_getvalue(tup, td, 5);
+		d->spec = FeatureSpecRead(DatumGetJsonbP(SPI_getbinval(tup, td, 4, &isnull)),
+								  desc, d->name);
+		MemoryContextSwitchTo(old);
+		d->cxt = cxt;
+	}
+	PG_CATCH();
+	{
+		/* a spec the source's columns no longer fit: nothing kept */
+		MemoryContextSwitchTo(old);
+		if (cxt)
+			MemoryContextDelete(cxt);
+		d->valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return d;
+}
+
+/*
+ * Errors unless trigger_name (when not NULL) is the trigger of the
+ * feature table's kind suffix that create_feature_table made on source.
+ */
+static void
+FtCheckTrigger(FtDef *def, Relation source, const char *trigger_name,
+			   const char *suffix)
+{
+	if (def->source != RelationGetRelid(source) ||
+		(trigger_name &&
+		 strcmp(trigger_name, psprintf("%s%s", def->trigger_name, suffix)) != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("trigger does not belong to feature table \"%s\"", def->name),
+				 errdetail("Only the trigger create_feature_table made on its source may load it.")));
+}
+
+/*
  * Computes and writes the features of rows (each with source's columns,
  * desc) into feature table target, as its owner.  The rows are in arrival
  * order: a statement's transition table, or the back-fill's batches.
@@ -1401,10 +1621,7 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 						TriggerData *deleted)
 {
 	FtLoad		ld;
-	Datum		arg = ObjectIdGetDatum(target);
-	bool		isnull;
-	HeapTuple	tup;
-	TupleDesc	td;
+	FtDef	   *def;
 	instr_time	start;
 	instr_time	duration;
 
@@ -1418,30 +1635,12 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (CatalogExecute("SELECT name, owner, source, spec, trigger_name "
-					   "FROM streamml.feature_tables_catalog "
-					   "WHERE target OPERATOR(pg_catalog.=) $1",
-					   1, (Oid[]) {OIDOID}, &arg, NULL, SPI_OK_SELECT) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("feature table with oid %u does not exist", target),
-				 errhint("Drop the trigger that names it.")));
-	tup = SPI_tuptable->vals[0];
-	td = SPI_tuptable->tupdesc;
-	ld.name = SPI_getvalue(tup, td, 1);
-	ld.owner = DatumGetObjectId(SPI_getbinval(tup, td, 2, &isnull));
-	if (DatumGetObjectId(SPI_getbinval(tup, td, 3, &isnull)) != RelationGetRelid(source) ||
-		(trigger_name &&
-		 strcmp(trigger_name, deleted ?
-				psprintf("%s" FT_DELETE_SUFFIX, SPI_getvalue(tup, td, 5)) :
-				SPI_getvalue(tup, td, 5)) != 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("trigger does not belong to feature table \"%s\"", ld.name),
-				 errdetail("Only the trigger create_feature_table made on its source may load it.")));
-	ld.spec_json = DatumGetJsonbP(SPI_getbinval(tup, td, 4, &isnull));
-	ld.spec_text = SPI_getvalue(tup, td, 4);
-	ld.spec = FeatureSpecRead(ld.spec_json, desc, ld.name);
+	def = FtDefGet(target, desc);
+	ld.name = def->name;
+	ld.owner = def->owner;
+	FtCheckTrigger(def, source, trigger_name, deleted ? FT_DELETE_SUFFIX : "");
+	ld.spec_text = def->spec_text;
+	ld.spec = def->spec;
 
 	PG_TRY();
 	{
@@ -1529,6 +1728,45 @@ feature_table_delete_trigger(PG_FUNCTION_ARGS)
 	FeatureTableLoadChecked(atooid(td->tg_trigger->tgargs[0]), td->tg_relation,
 							td->tg_oldtable, RelationGetDescr(td->tg_relation),
 							td->tg_trigger->tgname, td);
+	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(feature_table_truncate_trigger);
+
+/*
+ * SQL streamml.feature_table_truncate_trigger(): the AFTER TRUNCATE
+ * statement trigger on a feature table's source (argument: the feature
+ * table's oid): truncates the feature table in the same transaction, as
+ * its owner (TruncateAsOwner).  Rows loaded next start their partitions
+ * over, arrival_seq from 1.
+ */
+Datum
+feature_table_truncate_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	FtLoad		ld;
+	FtDef	   *def;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) ||
+		!TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) ||
+		td->tg_trigger->tgnargs != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("feature_table_truncate_trigger must be an AFTER TRUNCATE statement trigger"),
+				 errhint("Use streamml.create_feature_table.")));
+	memset(&ld, 0, sizeof(ld));
+	ld.target = atooid(td->tg_trigger->tgargs[0]);
+	ld.source = td->tg_relation;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	def = FtDefGet(ld.target, RelationGetDescr(td->tg_relation));
+	FtCheckTrigger(def, td->tg_relation, td->tg_trigger->tgname, FT_TRUNCATE_SUFFIX);
+	ld.name = def->name;
+	ld.owner = def->owner;
+	RunAsOwner(ld.owner, TruncateAsOwner, &ld);
+	SPI_finish();
 	return PointerGetDatum(NULL);
 }
 

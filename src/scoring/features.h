@@ -8,7 +8,7 @@
  *	featurestate.c		per-partition window state, O(1) per row and feature
  *	featureinsert.c		the statement triggers: locks, state validation,
  *						rebuild from the feature table, the bulk insert,
- *						deletes, the refusal of updates
+ *						deletes, truncates, the refusal of updates
  */
 #ifndef STREAMML_FEATURES_H
 #define STREAMML_FEATURES_H
@@ -28,6 +28,7 @@
 /* The source's other triggers: the insert trigger's name and these. */
 #define FT_DELETE_SUFFIX "_delete"
 #define FT_UPDATE_SUFFIX "_update"
+#define FT_TRUNCATE_SUFFIX "_truncate"
 
 typedef enum FeatureFn
 {

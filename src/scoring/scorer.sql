@@ -32,6 +32,10 @@ CREATE POLICY scorers_catalog_owner ON streamml.scorers_catalog
 GRANT SELECT ON streamml.scorers_catalog TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('streamml.scorers_catalog', '');
 SELECT pg_catalog.pg_extension_config_dump('streamml.scorers_catalog_id_seq', '');
+-- every change drops the definitions backends cache (scorerinsert.c)
+CREATE TRIGGER scorers_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON streamml.scorers_catalog FOR EACH STATEMENT
+	EXECUTE FUNCTION streamml.catalog_cache_invalidate();
 
 CREATE FUNCTION streamml.create_scorer(name text, source regclass, model text,
 	options jsonb DEFAULT '{}') RETURNS regclass

@@ -6,18 +6,19 @@
  * streamml.scorer_trigger() is an AFTER INSERT FOR EACH STATEMENT trigger
  * with a transition table, so it runs once per INSERT, COPY or stream
  * range (the loader fires statement triggers per range, as COPY does),
- * in the transaction that inserted the rows.  Per statement it reads the
- * scorer's catalog row (one catalog query), takes the deployed model from
- * the serving cache of predict.c (validated once per statement: a deploy
- * or rollback committed before the statement started is used by it, one
- * that commits later by the next statement), resolves the attribute
- * numbers of the features, the group column, the key columns and the
- * predictions table's columns, then, as the scorer's owner, reads the
- * transition tuplestore and writes the prediction rows 1000 at a time
- * with table_multi_insert, their index entries and AFTER triggers, as
- * COPY does.  Per row there is no SPI call, no catalog look-up and no
- * model look-up: a feature is read from the tuple by attribute number,
- * a grouped model's coefficients by one hash look-up.
+ * in the transaction that inserted the rows.  Per statement it takes the
+ * scorer's catalog row (cached per backend, see ScorerDef), the deployed
+ * model from the serving cache of predict.c (validated once per
+ * statement: a deploy or rollback committed before the statement started
+ * is used by it, one that commits later by the next statement), resolves
+ * the attribute numbers of the features, the group column, the key
+ * columns and the predictions table's columns, then, as the scorer's
+ * owner, reads the transition tuplestore and writes the prediction rows up
+ * to 10,000 at a time with table_multi_insert, their index entries (in key
+ * order) and AFTER triggers, as COPY does.  Per row there is no SPI call,
+ * no catalog look-up and no model look-up: a feature is read from the
+ * tuple by attribute number, a grouped model's coefficients by one hash
+ * look-up.
  *
  * A row with a NULL, NaN or infinite feature, a NULL group key or a group
  * the deployed version has no coefficients for gets a prediction row with
@@ -39,6 +40,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -50,11 +52,15 @@
 #include "rewrite/rewriteHandler.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/sortsupport.h"
+#include "utils/typcache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -66,7 +72,12 @@
 #include "pg_streamml.h"
 #include "scoring/scorer.h"
 
-#define SCORER_BUFFERED_ROWS 1000
+/*
+ * Prediction rows buffered per table_multi_insert: a stream batch's whole
+ * statement (10,000 rows by default), so that its index entries are
+ * written in key order (KeyOrder).
+ */
+#define SCORER_BUFFERED_ROWS 10000
 
 /* One statement's work: the scorer's definition and what it counted. */
 typedef struct ScoreBatch
@@ -96,16 +107,59 @@ typedef struct FeatureReader
 	CatReader  *cat;			/* a categorical column, or NULL */
 } FeatureReader;
 
-/* Reads the scorer's catalog row into b, in the caller's memory. */
-static void
-LoadDefinition(ScoreBatch *b)
+/*
+ * A scorer's catalog row, cached per backend so that a statement reads no
+ * catalog: the statement trigger on scorers_catalog
+ * (streamml.catalog_cache_invalidate) sends a relcache invalidation of the
+ * catalog at every change, which drops every cached row when it commits
+ * (in this backend, at its next command).  A promotion, new options or a
+ * new owner so take effect at the next statement, as before.
+ */
+typedef struct ScorerDef
 {
-	MemoryContext outer = CurrentMemoryContext;
+	int32		id;				/* hash key */
+	bool		valid;
+	MemoryContext cxt;			/* what follows, or NULL */
+	char	   *name;
+	Oid			owner;
+	Oid			sourceid;
+	char	   *model;
+	Oid			predsid;
+	int			nkeys;
+	char	  **keys;
+	Jsonb	   *options;
+	int			nchallengers;
+	ScorerChallenger *challengers;
+} ScorerDef;
+
+static HTAB *ScorerDefs = NULL;
+static Oid	ScorersCatalogOid = InvalidOid;
+
+/* Relcache callback: a change of the catalog drops every cached row. */
+static void
+ScorerRelcacheCallback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS hs;
+	ScorerDef  *d;
+
+	if (ScorerDefs == NULL || (relid != InvalidOid && relid != ScorersCatalogOid))
+		return;
+	hash_seq_init(&hs, ScorerDefs);
+	while ((d = hash_seq_search(&hs)) != NULL)
+		d->valid = false;
+}
+
+/* Reads the scorer's catalog row into the cache entry d (its memory). */
+static void
+ReadDefinition(ScoreBatch *b, ScorerDef *d)
+{
 	Datum		arg = Int32GetDatum(b->id);
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
-	Datum		d;
+	Datum		dv;
+	MemoryContext cxt;
+	MemoryContext old;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -121,25 +175,95 @@ LoadDefinition(ScoreBatch *b)
 				 errhint("Drop the trigger.")));
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
-	MemoryContextSwitchTo(outer);
-	b->name = SPI_getvalue(tup, desc, 1);
-	b->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-	b->sourceid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
-	b->model = SPI_getvalue(tup, desc, 4);
-	b->predsid = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
-	d = SPI_getbinval(tup, desc, 6, &isnull);
+	cxt = AllocSetContextCreate(TopMemoryContext, "pg_streamml scorer definition",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	PG_TRY();
 	{
 		Datum	   *elems;
 
-		deconstruct_array(DatumGetArrayTypePCopy(d), TEXTOID, -1, false,
-						  TYPALIGN_INT, &elems, NULL, &b->nkeys);
-		b->keys = palloc(sizeof(char *) * b->nkeys);
-		for (int k = 0; k < b->nkeys; k++)
-			b->keys[k] = TextDatumGetCString(elems[k]);
+		d->name = SPI_getvalue(tup, desc, 1);
+		d->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		d->sourceid = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		d->model = SPI_getvalue(tup, desc, 4);
+		d->predsid = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
+		dv = SPI_getbinval(tup, desc, 6, &isnull);
+		deconstruct_array(DatumGetArrayTypePCopy(dv), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, NULL, &d->nkeys);
+		d->keys = palloc(sizeof(char *) * Max(d->nkeys, 1));
+		for (int k = 0; k < d->nkeys; k++)
+			d->keys[k] = TextDatumGetCString(elems[k]);
+		d->options = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
+		d->challengers = ScorerChallengers(d->options, &d->nchallengers);
 	}
-	b->options = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
-	b->challengers = ScorerChallengers(b->options, &b->nchallengers);
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
 	SPI_finish();
+	d->cxt = cxt;
+}
+
+/* Fills b with the scorer's definition, from the cache or the catalog. */
+static void
+LoadDefinition(ScoreBatch *b)
+{
+	ScorerDef  *d;
+	bool		found;
+
+	if (ScorerDefs == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(int32);
+		ctl.entrysize = sizeof(ScorerDef);
+		ScorerDefs = hash_create("pg_streamml scorer definitions", 16, &ctl,
+								 HASH_ELEM | HASH_BLOBS);
+		ScorersCatalogOid = get_relname_relid("scorers_catalog",
+											  get_namespace_oid("streamml", false));
+		CacheRegisterRelcacheCallback(ScorerRelcacheCallback, (Datum) 0);
+	}
+	d = hash_search(ScorerDefs, &b->id, HASH_ENTER, &found);
+	if (!found)
+	{
+		d->valid = false;
+		d->cxt = NULL;
+	}
+	/* what invalidations are pending arrive now, before we look */
+	AcceptInvalidationMessages();
+	if (!d->valid)
+	{
+		/* a statement further up the stack may still use it: free it at commit */
+		if (d->cxt)
+			MemoryContextSetParent(d->cxt, TopTransactionContext);
+		d->cxt = NULL;
+		/* valid from before the read: a change committing meanwhile clears it */
+		d->valid = true;
+		PG_TRY();
+		{
+			ReadDefinition(b, d);
+		}
+		PG_CATCH();
+		{
+			d->valid = false;
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	b->name = d->name;
+	b->owner = d->owner;
+	b->sourceid = d->sourceid;
+	b->model = d->model;
+	b->predsid = d->predsid;
+	b->nkeys = d->nkeys;
+	b->keys = d->keys;
+	b->options = d->options;
+	b->nchallengers = d->nchallengers;
+	b->challengers = d->challengers;
 }
 
 /* A feature value as a double; false when NULL, NaN or infinite. */
@@ -179,11 +303,84 @@ FeatureValue(TupleTableSlot *slot, const FeatureReader *f, double *x)
 	return isfinite(*x);
 }
 
-/* Writes the buffered prediction rows, their index entries and triggers. */
+/*
+ * How a statement's prediction rows reach the index: in the order of their
+ * key.  A stream's batch arrives in the order of its Kafka partitions, so
+ * its keys hop across the recent part of the primary key (key, model); in
+ * key order consecutive entries land on the same leaf page, still in the
+ * CPU's caches, and the pages split less.  The heap rows and the AFTER
+ * triggers keep the arrival order.
+ */
+typedef struct KeyOrder
+{
+	int			nkeys;			/* 0: no ordering (a key type without one) */
+	AttrNumber *att;			/* the key columns in the predictions table */
+	SortSupport ssup;
+	TupleTableSlot **slots;
+} KeyOrder;
+
+/* Sets up the comparison of the key columns (their default btree order). */
+static void
+KeyOrderInit(KeyOrder *ko, Relation preds, PredictionColumns *pc,
+			 TupleTableSlot **slots)
+{
+	TupleDesc	pdesc = RelationGetDescr(preds);
+
+	ko->nkeys = pc->nkeys;
+	ko->att = pc->key;
+	ko->slots = slots;
+	ko->ssup = palloc0(sizeof(SortSupportData) * Max(pc->nkeys, 1));
+	for (int k = 0; k < pc->nkeys; k++)
+	{
+		Form_pg_attribute a = TupleDescAttr(pdesc, pc->key[k] - 1);
+		TypeCacheEntry *tc = lookup_type_cache(a->atttypid, TYPECACHE_LT_OPR);
+
+		if (!OidIsValid(tc->lt_opr))
+		{
+			ko->nkeys = 0;		/* leave the arrival order */
+			return;
+		}
+		ko->ssup[k].ssup_cxt = CurrentMemoryContext;
+		ko->ssup[k].ssup_collation = a->attcollation;
+		ko->ssup[k].ssup_nulls_first = false;
+		PrepareSortSupportFromOrderingOp(tc->lt_opr, &ko->ssup[k]);
+	}
+}
+
+/* qsort_arg comparator: buffered rows by key, then in arrival order. */
+static int
+CompareByKey(const void *a, const void *b, void *arg)
+{
+	KeyOrder   *ko = arg;
+	int			ia = *(const int *) a;
+	int			ib = *(const int *) b;
+	TupleTableSlot *sa = ko->slots[ia];
+	TupleTableSlot *sb = ko->slots[ib];
+
+	for (int k = 0; k < ko->nkeys; k++)
+	{
+		int			c = ApplySortComparator(sa->tts_values[ko->att[k] - 1],
+											sa->tts_isnull[ko->att[k] - 1],
+											sb->tts_values[ko->att[k] - 1],
+											sb->tts_isnull[ko->att[k] - 1],
+											&ko->ssup[k]);
+
+		if (c != 0)
+			return c;
+	}
+	return ia < ib ? -1 : ia > ib ? 1 : 0;
+}
+
+/*
+ * Writes the buffered prediction rows, then their index entries (in key
+ * order, see KeyOrder) and their AFTER ROW triggers (in arrival order).
+ * perm and recheck have room for n.
+ */
 static void
 FlushPredictions(ResultRelInfo *rri, EState *estate, TupleTableSlot **slots,
 				 int n, BulkInsertState bistate, TransitionCaptureState *tcs,
-				 bool triggers, CitusBatch *citus)
+				 bool triggers, CitusBatch *citus, KeyOrder *ko, int *perm,
+				 List **recheck)
 {
 	if (n == 0)
 		return;
@@ -204,17 +401,32 @@ FlushPredictions(ResultRelInfo *rri, EState *estate, TupleTableSlot **slots,
 					   0, bistate);
 	for (int i = 0; i < n; i++)
 	{
-		List	   *recheck = NIL;
-
-		if (rri->ri_NumIndices > 0)
-			recheck = ExecInsertIndexTuples(rri, slots[i], estate, false,
-											false, NULL, NIL);
+		perm[i] = i;
+		recheck[i] = NIL;
+	}
+	if (rri->ri_NumIndices > 0)
+	{
+		if (ko->nkeys > 0)
+			qsort_arg(perm, n, sizeof(int), CompareByKey, ko);
+		for (int k = 0; k < n; k++)
+			recheck[perm[k]] = ExecInsertIndexTuples(rri, slots[perm[k]], estate,
+													 false, false, NULL, NIL);
+	}
+	for (int i = 0; i < n; i++)
+	{
 		if (triggers)
-			ExecARInsertTriggers(estate, rri, slots[i], recheck, tcs);
-		list_free(recheck);
+			ExecARInsertTriggers(estate, rri, slots[i], recheck[i], tcs);
+		list_free(recheck[i]);
 		ExecClearTuple(slots[i]);
 	}
 }
+
+/* A group value seen in this statement and the model's parameters for it. */
+typedef struct GroupMemo
+{
+	Datum		value;			/* hash key: a by-value group column's bits */
+	const void *params;			/* ServedModelParams, NULL: no model */
+} GroupMemo;
 
 /* How one model (the champion or a challenger) scores the statement. */
 typedef struct ModelReader
@@ -226,6 +438,7 @@ typedef struct ModelReader
 	double	   *x;
 	AttrNumber	group_att;
 	GroupKeyOut group_out;		/* the group key's text (group_key.c) */
+	HTAB	   *group_memo;		/* by-value group types: GroupMemo per value */
 	const void *params;
 	Datum	   *class_text;
 	Datum		model_text;
@@ -299,6 +512,23 @@ ModelReaderInit(ScoreBatch *b, ModelReader *r, const char *model,
 		group_type = TupleDescAttr(sdesc, r->group_att - 1)->atttypid;
 		GroupKeyOutInit(&r->group_out, group_type, col, CurrentMemoryContext);
 		r->maxatt = Max(r->maxatt, r->group_att);
+
+		/*
+		 * A by-value group column (integers, dates, timestamps...): its key
+		 * text is made and looked up once per value and statement, then
+		 * found by the value's bits (the same bits, the same text).  Text
+		 * columns need no formatting: their bytes are the key.
+		 */
+		if (get_typbyval(group_type))
+		{
+			HASHCTL		ctl;
+
+			ctl.keysize = sizeof(Datum);
+			ctl.entrysize = sizeof(GroupMemo);
+			ctl.hcxt = CurrentMemoryContext;
+			r->group_memo = hash_create("pg_streamml scorer groups", 64, &ctl,
+										HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		}
 	}
 	else
 		r->params = ServedModelParams(r->m, NULL, 0);
@@ -335,6 +565,10 @@ ScoreRows(void *arg)
 	CitusBatch *citus = NULL;
 	TupleTableSlot *src;
 	TupleTableSlot **slots;
+	TupleDesc	slotdesc;
+	KeyOrder	ko;
+	int		   *perm;
+	List	  **recheck;
 	Datum		now;
 	int			nbuffered = 0;
 	int			ptr;
@@ -447,6 +681,11 @@ ScoreRows(void *arg)
 	now = TimestampTzGetDatum(GetCurrentTimestamp());
 
 	slots = palloc0(sizeof(TupleTableSlot *) * SCORER_BUFFERED_ROWS);
+	/* not reference-counted: see WriterBegin in featureinsert.c */
+	slotdesc = CreateTupleDescCopy(pdesc);
+	perm = palloc(sizeof(int) * SCORER_BUFFERED_ROWS);
+	recheck = palloc(sizeof(List *) * SCORER_BUFFERED_ROWS);
+	KeyOrderInit(&ko, preds, &pc, slots);
 	src = MakeSingleTupleTableSlot(sdesc, &TTSOpsMinimalTuple);
 	bistate = GetBulkInsertState();
 
@@ -474,7 +713,7 @@ ScoreRows(void *arg)
 		CHECK_FOR_INTERRUPTS();
 		/* the slots live as long as the statement, in its memory */
 		if (slots[nbuffered] == NULL)
-			slots[nbuffered] = MakeSingleTupleTableSlot(pdesc,
+			slots[nbuffered] = MakeSingleTupleTableSlot(slotdesc,
 														table_slot_callbacks(preds));
 		out = slots[nbuffered];
 		old = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
@@ -504,12 +743,23 @@ ScoreRows(void *arg)
 				p = NULL;
 			else
 			{
-				int			glen;
-				const char *g = GroupKeyText(&mr->group_out,
-											 src->tts_values[mr->group_att - 1],
-											 &glen);
+				Datum		gv = src->tts_values[mr->group_att - 1];
+				GroupMemo  *gm = NULL;
+				bool		found = false;
 
-				p = ServedModelParams(mr->m, g, glen);
+				if (mr->group_memo)
+					gm = hash_search(mr->group_memo, &gv, HASH_ENTER, &found);
+				if (found)
+					p = gm->params;
+				else
+				{
+					int			glen;
+					const char *g = GroupKeyText(&mr->group_out, gv, &glen);
+
+					p = ServedModelParams(mr->m, g, glen);
+					if (gm)
+						gm->params = p;
+				}
 			}
 			scorable = p != NULL;
 		}
@@ -567,12 +817,13 @@ ScoreRows(void *arg)
 		if (++nbuffered == SCORER_BUFFERED_ROWS)
 		{
 			FlushPredictions(rri, estate, slots, nbuffered, bistate, tcs,
-							 triggers, citus);
+							 triggers, citus, &ko, perm, recheck);
 			nbuffered = 0;
 		}
 	}
 	}
-	FlushPredictions(rri, estate, slots, nbuffered, bistate, tcs, triggers, citus);
+	FlushPredictions(rri, estate, slots, nbuffered, bistate, tcs, triggers,
+					 citus, &ko, perm, recheck);
 	tuplestore_select_read_pointer(ts, 0);
 	if (citus)
 	{

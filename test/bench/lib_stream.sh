@@ -7,7 +7,10 @@
 #                          loads the (already produced) topic into TABLE with a
 #                          stream of $WORKERS workers, waits for N rows, stops
 #                          it, checks N rows with N distinct ids and no dead
-#                          letter, sets s_rate (rows/s), s_secs and s_batches
+#                          letter, sets s_rate (rows/s), s_secs, s_batches and
+#                          s_cpu_us (the stream's workers' CPU time, user +
+#                          system, per row in microseconds: what the machine's
+#                          load disturbs least)
 #
 # STREAM_RUN_LIKE=shape makes TABLE (LIKE shape) first if it does not exist;
 # STREAM_RUN_TIMEOUT (seconds, default 900) bounds the wait.
@@ -49,6 +52,15 @@ stream_run()
 		((SECONDS < deadline)) || { echo "stream $table stalled" >&2; exit 1; }
 		sleep 0.2
 	done
+	# the workers' CPU time, read before they stop
+	local pid ticks=0
+	for pid in $(q -c "SELECT DISTINCT worker_pid FROM streamml.stream_stats
+			WHERE stream = '$table' AND worker_pid IS NOT NULL"); do
+		[ -r "/proc/$pid/stat" ] &&
+			ticks=$((ticks + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+	done
+	s_cpu_us=$(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" -v n="$n" \
+		'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
 	q -c "SELECT streamml.stop_stream('$table')" >/dev/null
 	local check
 	check=$(q -c "SELECT count(*), count(DISTINCT id), (SELECT count(*) FROM streamml.dead_letters)

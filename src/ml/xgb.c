@@ -31,6 +31,13 @@
 
 #include "ml/xgb.h"
 
+/* the array interface's name of a native float */
+#ifdef WORDS_BIGENDIAN
+#define XGB_FLOAT_TYPESTR ">f4"
+#else
+#define XGB_FLOAT_TYPESTR "<f4"
+#endif
+
 struct XgbMatrix
 {
 	DMatrixHandle handle;
@@ -119,20 +126,29 @@ XgbBoosterRelease(void *arg)
 
 /*
  * A matrix of nrow × ncol floats, row-major, NaN for missing, with labels
- * and weights (either may be NULL).  XGBoost copies the data.
+ * and weights (either may be NULL).  XGBoost copies the data, with nthread
+ * threads: the path of python's DMatrix over a numpy array (the array
+ * interface, XGDMatrixCreateFromDense).
  */
 XgbMatrix *
 XgbMatrixCreate(const float *data, int64 nrow, int ncol, const float *label,
-				const float *weight)
+				const float *weight, int nthread)
 {
 	XgbMatrix  *m = palloc0(sizeof(XgbMatrix));
+	char	   *array;
+	char	   *config;
 
 	m->cb.func = XgbMatrixRelease;
 	m->cb.arg = m;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &m->cb);
-	XGB_CHECK(XGDMatrixCreateFromMat(data, (bst_ulong) nrow, (bst_ulong) ncol,
-									NAN, &m->handle),
+	array = psprintf("{\"data\": [%lu, true], \"shape\": [" INT64_FORMAT ", %d], "
+					 "\"typestr\": \"%s\", \"version\": 3}",
+					 (unsigned long) (uintptr_t) data, nrow, ncol, XGB_FLOAT_TYPESTR);
+	config = psprintf("{\"missing\": NaN, \"nthread\": %d}", Max(nthread, 1));
+	XGB_CHECK(XGDMatrixCreateFromDense(array, config, &m->handle),
 			 "building the training matrix");
+	pfree(array);
+	pfree(config);
 	if (label != NULL)
 		XGB_CHECK(XGDMatrixSetFloatInfo(m->handle, "label", label,
 									   (bst_ulong) nrow),

@@ -17,7 +17,8 @@ typedef struct XgbMatrix XgbMatrix;
 typedef struct XgbBooster XgbBooster;
 
 extern XgbMatrix *XgbMatrixCreate(const float *data, int64 nrow, int ncol,
-								  const float *label, const float *weight);
+								  const float *label, const float *weight,
+								  int nthread);
 extern void XgbMatrixFree(XgbMatrix *m);
 extern XgbBooster *XgbBoosterCreate(XgbMatrix *train);
 extern XgbBooster *XgbBoosterLoad(const char *bytes, Size len);

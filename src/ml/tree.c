@@ -739,13 +739,11 @@ TreeScore(TrainRun *run, List *groups)
 		pred = MemoryContextAllocHuge(CurrentMemoryContext,
 									  sizeof(double) * g->test.n * nout);
 		{
-			XgbMatrix  *dtest = XgbMatrixCreate(g->test.x, g->test.n, run->p,
-												NULL, NULL, run->tree->threads);
 			float	   *fp = MemoryContextAllocHuge(CurrentMemoryContext,
 													sizeof(float) * g->test.n * nout);
 
-			XgbBoosterPredict(g->booster, dtest, g->test.n, nout, fp);
-			XgbMatrixFree(dtest);
+			XgbBoosterPredictDense(g->booster, g->test.x, g->test.n, run->p,
+								   nout, fp);
 			for (int64 i = 0; i < g->test.n * nout; i++)
 				pred[i] = fp[i];
 			pfree(fp);

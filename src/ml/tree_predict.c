@@ -355,8 +355,9 @@ TreeModelTask(const TreeModel *t)
  * it is (see TreeNode).  A missing value (NaN) follows the node's default
  * direction; otherwise "feature < condition" goes left, as in XGBoost.
  */
-static inline void
-TreeWalkBlock(const TreeModel *t, int b, const float *xf, int32 *k)
+static pg_attribute_always_inline void
+TreeWalkBlock(const TreeModel *t, int b, const float *xf, bool missing,
+			  int32 *k)
 {
 	const TreeNode *nodes = t->nodes;
 	int			depth = t->depths[b];
@@ -368,8 +369,10 @@ TreeWalkBlock(const TreeModel *t, int b, const float *xf, int32 *k)
 			const TreeNode *node = &nodes[k[l]];
 			uint32		f = node->feature;
 			float		v = xf[f & TREE_FEATURE_MASK];
-			int			left = (v < node->cond) |
-				(isnan(v) & (f >> 31));
+			int			left = (v < node->cond);
+
+			if (missing)
+				left |= isnan(v) & (f >> 31);
 
 			k[l] = node->child + 1 - left;
 		}
@@ -390,9 +393,13 @@ TreeModelPredict(const TreeModel *t, const double *x, double *out)
 	float	   *xf = t->nfeatures < 256 ? xbuf :
 		palloc(sizeof(float) * (t->nfeatures + 1));
 	int32		k[TREE_BLOCK];
+	bool		missing = false;
 
 	for (int j = 0; j < t->nfeatures; j++)
+	{
 		xf[j] = (float) x[j];
+		missing |= isnan(xf[j]);
+	}
 	xf[t->nfeatures] = 0.0f;
 	if (t->noutputs == 1)
 	{
@@ -402,7 +409,10 @@ TreeModelPredict(const TreeModel *t, const double *x, double *out)
 		{
 			int			n = Min(TREE_BLOCK, t->ntrees - b * TREE_BLOCK);
 
-			TreeWalkBlock(t, b, xf, k);
+			if (missing)
+				TreeWalkBlock(t, b, xf, true, k);
+			else
+				TreeWalkBlock(t, b, xf, false, k);
 			for (int l = 0; l < n; l++)
 				sum += t->leaves[k[l]];
 		}
@@ -416,7 +426,10 @@ TreeModelPredict(const TreeModel *t, const double *x, double *out)
 		{
 			int			n = Min(TREE_BLOCK, t->ntrees - b * TREE_BLOCK);
 
-			TreeWalkBlock(t, b, xf, k);
+			if (missing)
+				TreeWalkBlock(t, b, xf, true, k);
+			else
+				TreeWalkBlock(t, b, xf, false, k);
 			for (int l = 0; l < n; l++)
 				m[t->groups[b * TREE_BLOCK + l]] += t->leaves[k[l]];
 		}

@@ -6,7 +6,9 @@
  *		with a named type), and its group column for a per-group model.
  *
  * The columns are found once per call site and row type (a RowReader in
- * the call's memory), then each row is deformed once.  A NULL feature
+ * the call's memory), then each row is deformed once, up to the last
+ * column the model reads (slot_getsomeattrs on a slot of the reader): the
+ * columns after it are never looked at.  A NULL feature
  * makes the prediction NULL for a linear model and is a missing value
  * (NaN) for a tree model, as in training; an infinite one makes it NULL.
  *
@@ -24,6 +26,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -65,7 +68,9 @@ struct RowReader
 	int			group_att;		/* -1 without group */
 	GroupKeyOut group_out;		/* its key text (group_key.c) */
 	TupleDesc	desc;
-	Datum	   *values;
+	TupleTableSlot *slot;		/* holds the row being read */
+	int			natts;			/* columns deformed: up to the last one read */
+	Datum	   *values;			/* the slot's */
 	bool	   *nulls;
 	double	   *x;				/* p values */
 };
@@ -233,8 +238,12 @@ RowReaderBuild(MemoryContext cxt, Oid typid, int32 typmod, const char *model,
 						TupleDescAttr(r->desc, r->group_att)->atttypid,
 						group_by, cxt);
 	}
-	r->values = palloc(sizeof(Datum) * r->desc->natts);
-	r->nulls = palloc(sizeof(bool) * r->desc->natts);
+	r->natts = r->group_att + 1;
+	for (int i = 0; i < ncolumns; i++)
+		r->natts = Max(r->natts, r->attnums[i] + 1);
+	r->slot = MakeSingleTupleTableSlot(r->desc, &TTSOpsHeapTuple);
+	r->values = r->slot->tts_values;
+	r->nulls = r->slot->tts_isnull;
 	r->x = palloc(sizeof(double) * Max(p, 1));
 	MemoryContextSwitchTo(old);
 	return r;
@@ -268,7 +277,8 @@ RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
 	ItemPointerSetInvalid(&tuple.t_self);
 	tuple.t_tableOid = InvalidOid;
 	tuple.t_data = row;
-	heap_deform_tuple(&tuple, r->desc, r->values, r->nulls);
+	ExecStoreHeapTuple(&tuple, r->slot, false);
+	slot_getsomeattrs(r->slot, r->natts);
 
 	*group_key = NULL;
 	*group_len = 0;

@@ -262,7 +262,7 @@ TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
 	bool		in_sample = run->test_where == NULL;
 
 	dtrain = XgbMatrixCreate(train->x, train->n, run->p, train->y,
-							 run->weight ? train->w : NULL);
+							 run->weight ? train->w : NULL, t->threads);
 	g->count = train->n;
 	if (in_sample)
 	{
@@ -278,7 +278,7 @@ TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
 		TreeRowsFree(train);
 	if (t->early_stopping > 0 && g->test.n > 0)
 		dtest = XgbMatrixCreate(g->test.x, g->test.n, run->p, g->test.y,
-								run->weight ? g->test.w : NULL);
+								run->weight ? g->test.w : NULL, t->threads);
 	/* warm_start: more rounds on the deployed version's trees */
 	g->booster = NULL;
 	g->warm_rounds = 0;
@@ -739,13 +739,11 @@ TreeScore(TrainRun *run, List *groups)
 		pred = MemoryContextAllocHuge(CurrentMemoryContext,
 									  sizeof(double) * g->test.n * nout);
 		{
-			XgbMatrix  *dtest = XgbMatrixCreate(g->test.x, g->test.n, run->p,
-												NULL, NULL);
 			float	   *fp = MemoryContextAllocHuge(CurrentMemoryContext,
 													sizeof(float) * g->test.n * nout);
 
-			XgbBoosterPredict(g->booster, dtest, g->test.n, nout, fp);
-			XgbMatrixFree(dtest);
+			XgbBoosterPredictDense(g->booster, g->test.x, g->test.n, run->p,
+								   nout, fp);
 			for (int64 i = 0; i < g->test.n * nout; i++)
 				pred[i] = fp[i];
 			pfree(fp);

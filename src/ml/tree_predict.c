@@ -6,36 +6,60 @@
  * A stored model (XGBoost's UBJSON bytes in model_versions.model_data) is
  * loaded once per cache load: XGBoost reads the bytes
  * (XGBoosterLoadModelFromBuffer) and writes them back as JSON, which is
- * parsed here into one flat array of nodes.  Scoring a row walks each tree
- * from its root and sums the leaves, exactly as XGBoost's CPU predictor
- * does: single-precision features and sums, in tree order, starting from
- * the base margin; a missing feature (NaN) follows the node's default
- * direction, otherwise "feature < split condition" goes left; then the
- * objective's transform (identity, exp, sigmoid or softmax, in single
- * precision).  So the predictions equal XGBoost's own (the regression tests
- * check them against python3-xgboost within 1e-6), at the cost of a few
- * hundred comparisons a row, with no call into the library per row.
+ * read in one pass of PostgreSQL's JSON parser with callbacks that keep
+ * only the header and the tree arrays, as numbers (building a jsonb of the
+ * whole model took most of a load: a parallel worker loads its own copy),
+ * into one flat array of nodes, each tree's in breadth-first
+ * order with the two children of a split side by side, 12 bytes a node.
+ * Scoring a row converts its features to single precision once, then walks
+ * the trees sixteen at a time, one level of all sixteen per step (a leaf
+ * points to itself, so a block runs its deepest tree's number of steps
+ * without testing for leaves, and without a branch on the row's values:
+ * the walks of different trees overlap in the processor).  The result is
+ * what XGBoost's CPU predictor computes: single-precision features and
+ * sums, leaves added in tree order starting from the base margin; a
+ * missing feature (NaN) follows the node's default direction, otherwise
+ * "feature < split condition" goes left; then the objective's transform
+ * (identity, exp, sigmoid or softmax, in single precision).  So the
+ * predictions equal XGBoost's own (the regression tests check them against
+ * python3-xgboost within 1e-6), with no call into the library per row.
  */
 #include "postgres.h"
 
 #include <math.h>
 
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
-#include "utils/jsonb.h"
 #include "utils/memutils.h"
-#include "utils/numeric.h"
 
 #include "ml/tree_predict.h"
 #include "ml/xgb.h"
 
+/*
+ * A node, 12 bytes.  The two children of an internal node are adjacent
+ * (the right one at child + 1) and each tree's nodes are in breadth-first
+ * order, so the top levels of a tree share cache lines.  A leaf points to
+ * itself: its feature is the constant 0 slot after the real features and
+ * its condition +inf, so "go left" keeps it where it is, and a walk can run
+ * a fixed number of steps (the tree's depth) without testing for leaves.
+ */
 typedef struct TreeNode
 {
-	float		value;			/* split condition, or leaf value */
-	int32		left;			/* absolute index, -1 for a leaf */
-	int32		right;
-	int32		feature;
-	bool		default_left;
+	float		cond;			/* split condition; +inf for a leaf */
+	int32		child;			/* left child's index; a leaf's own */
+	uint32		feature;		/* feature index | TREE_DEFAULT_LEFT */
 } TreeNode;
+
+#define TREE_DEFAULT_LEFT	0x80000000u
+#define TREE_FEATURE_MASK	0x7fffffffu
+
+/*
+ * Trees are walked in blocks of this many, side by side, one level at a
+ * time, so that the processor overlaps their loads: the steps of one tree
+ * depend on each other, those of different trees do not.
+ */
+#define TREE_BLOCK 16
 
 struct TreeModel
 {
@@ -45,82 +69,225 @@ struct TreeModel
 	char		transform;		/* 'i' identity, 'e' exp, 's' sigmoid, 'x' softmax */
 	float		base_margin;
 	int			ntrees;
-	int32	   *roots;			/* ntrees */
+	int			nblocks;		/* ceil(ntrees / TREE_BLOCK) */
+	int32	   *roots;			/* nblocks × TREE_BLOCK; past ntrees, a 0 leaf */
 	int32	   *groups;			/* ntrees: the output each tree adds to */
+	int32	   *depths;			/* nblocks: steps to the block's deepest leaf */
 	TreeNode   *nodes;
+	float	   *leaves;			/* per node: the leaf value (0 for a split) */
 };
 
-/* A key of a JSON object, or an error naming what the model lacks. */
-static JsonbValue *
-JsonKey(JsonbContainer *c, const char *key)
+/* The arrays of a tree read from the model's JSON, in this order. */
+enum
 {
-	JsonbValue *v = getKeyJsonValueFromContainer(c, key, strlen(key), NULL);
+	TA_LEFT,					/* left_children */
+	TA_RIGHT,					/* right_children */
+	TA_COND,					/* split_conditions */
+	TA_FEATURE,					/* split_indices */
+	TA_DEFAULT,					/* default_left */
+	TA_TYPE,					/* split_type */
+	TA_COUNT,
+	TA_INFO = TA_COUNT,			/* the model's tree_info (one per tree) */
+	TA_NONE
+};
 
-	if (v == NULL)
+static const char *const TreeArrayNames[TA_COUNT] = {
+	"left_children", "right_children", "split_conditions", "split_indices",
+	"default_left", "split_type"
+};
+
+#define TREE_JSON_DEPTH 8
+
+/* A number array of the JSON, every tree's one after another. */
+typedef struct TreeArray
+{
+	float	   *v;
+	int			n;
+	int			cap;
+	int		   *start;			/* per tree: where its elements begin */
+	int		   *count;			/* per tree: how many; -1 when absent */
+} TreeArray;
+
+/*
+ * What the callbacks of pg_parse_json collect from XGBoost's JSON model:
+ * the keys on the way down (only the first TREE_JSON_DEPTH levels matter),
+ * the header's few strings, and the tree arrays, as numbers.
+ */
+typedef struct TreeJson
+{
+	int			depth;
+	char	   *keys[TREE_JSON_DEPTH];	/* the field being read, per level */
+	int			index[TREE_JSON_DEPTH]; /* the element being read, per level */
+	int			array;			/* TA_* of the innermost array, TA_NONE */
+	char	   *num_class;
+	char	   *num_feature;
+	char	   *base_score;
+	char	   *objective;
+	int			ntrees;			/* elements of "trees" seen */
+	int			cap;			/* trees the start/count arrays hold */
+	TreeArray	a[TA_COUNT + 1];
+} TreeJson;
+
+/* True when the keys of levels 0..n-1 are the n given ones. */
+static bool
+TreeJsonPath(TreeJson *j, int n, const char *const *keys)
+{
+	if (j->depth < n)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (keys[i] != NULL &&
+			(j->keys[i] == NULL || strcmp(j->keys[i], keys[i]) != 0))
+			return false;
+	return true;
+}
+
+/* Makes room for one more tree in every array's start/count. */
+static void
+TreeJsonGrowTrees(TreeJson *j)
+{
+	if (j->ntrees < j->cap)
+		return;
+	j->cap = Max(j->cap * 2, 64);
+	for (int k = 0; k <= TA_COUNT; k++)
+	{
+		TreeArray  *a = &j->a[k];
+
+		a->start = a->start ? repalloc(a->start, sizeof(int) * j->cap) :
+			palloc(sizeof(int) * j->cap);
+		a->count = a->count ? repalloc(a->count, sizeof(int) * j->cap) :
+			palloc(sizeof(int) * j->cap);
+	}
+}
+
+/* pg_parse_json callback: an object begins. */
+static void
+TreeJsonObjectStart(void *state)
+{
+	TreeJson   *j = state;
+
+	if (j->depth < TREE_JSON_DEPTH)
+	{
+		j->keys[j->depth] = NULL;
+		j->index[j->depth] = -1;
+	}
+	j->depth++;
+	/* an element of learner.gradient_booster.model.trees: a new tree */
+	if (j->depth == 6 &&
+		TreeJsonPath(j, 4, (const char *const[]) {"learner", "gradient_booster", "model", "trees"}))
+	{
+		TreeJsonGrowTrees(j);
+		for (int k = 0; k < TA_COUNT; k++)
+			j->a[k].count[j->ntrees] = -1;
+		j->ntrees++;
+	}
+}
+
+/* pg_parse_json callback: an object or array ends. */
+static void
+TreeJsonEnd(void *state)
+{
+	TreeJson   *j = state;
+
+	j->depth--;
+	j->array = TA_NONE;
+}
+
+/* pg_parse_json callback: an array begins; is it one we read? */
+static void
+TreeJsonArrayStart(void *state)
+{
+	TreeJson   *j = state;
+	int			d = j->depth;
+	int			which = TA_NONE;
+
+	if (d == 6 && j->keys[5] != NULL &&
+		TreeJsonPath(j, 4, (const char *const[]) {"learner", "gradient_booster", "model", "trees"}))
+	{
+		for (int k = 0; k < TA_COUNT; k++)
+			if (strcmp(j->keys[5], TreeArrayNames[k]) == 0)
+				which = k;
+	}
+	else if (d == 4 &&
+			 TreeJsonPath(j, 4, (const char *const[]) {"learner", "gradient_booster", "model", "tree_info"}))
+		which = TA_INFO;
+	if (which != TA_NONE && which != TA_INFO)
+	{
+		j->a[which].start[j->ntrees - 1] = j->a[which].n;
+		j->a[which].count[j->ntrees - 1] = 0;
+	}
+	if (d < TREE_JSON_DEPTH)
+	{
+		j->keys[d] = NULL;
+		j->index[d] = -1;
+	}
+	j->depth++;
+	j->array = which;
+}
+
+/* pg_parse_json callback: the key of the next field of an object. */
+static void
+TreeJsonField(void *state, char *fname, bool isnull)
+{
+	TreeJson   *j = state;
+
+	if (j->depth <= TREE_JSON_DEPTH)
+		j->keys[j->depth - 1] = fname;
+}
+
+/* pg_parse_json callback: a scalar, kept when it is one we read. */
+static void
+TreeJsonScalar(void *state, char *token, JsonTokenType type)
+{
+	TreeJson   *j = state;
+
+	if (j->array != TA_NONE)
+	{
+		TreeArray  *a = &j->a[j->array];
+
+		if (a->n == a->cap)
+		{
+			a->cap = Max(a->cap * 2, 1024);
+			a->v = a->v ? repalloc_huge(a->v, sizeof(float) * a->cap) :
+				MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * a->cap);
+		}
+		/* numbers as XGBoost wrote them, rounded once to single precision */
+		a->v[a->n++] = strtof(token, NULL);
+		if (j->array != TA_INFO)
+			a->count[j->ntrees - 1]++;
+		pfree(token);
+		return;
+	}
+	if (j->depth == 3 &&
+		TreeJsonPath(j, 2, (const char *const[]) {"learner", "learner_model_param"}))
+	{
+		if (strcmp(j->keys[2], "num_class") == 0)
+			j->num_class = token;
+		else if (strcmp(j->keys[2], "num_feature") == 0)
+			j->num_feature = token;
+		else if (strcmp(j->keys[2], "base_score") == 0)
+			j->base_score = token;
+	}
+	else if (j->depth == 3 &&
+			 TreeJsonPath(j, 3, (const char *const[]) {"learner", "objective", "name"}))
+		j->objective = token;
+}
+
+/* A header value the model must have. */
+static const char *
+TreeJsonNeed(const char *value, const char *key)
+{
+	if (value == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("stored tree model has no \"%s\"", key)));
-	return v;
-}
-
-/* The container of an object or array value. */
-static JsonbContainer *
-JsonContainer(JsonbValue *v, const char *what)
-{
-	if (v->type != jbvBinary)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("stored tree model has a malformed \"%s\"", what)));
-	return v->val.binary.data;
-}
-
-/* A number (JSON number or numeric string) as a float, rounded once. */
-static float
-JsonFloat(JsonbValue *v)
-{
-	char	   *s;
-
-	if (v->type == jbvNumeric)
-		s = DatumGetCString(DirectFunctionCall1(numeric_out,
-												NumericGetDatum(v->val.numeric)));
-	else if (v->type == jbvString)
-		s = pnstrdup(v->val.string.val, v->val.string.len);
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("stored tree model has a malformed number")));
-	return strtof(s, NULL);
-}
-
-/* Element i of a JSON array. */
-static JsonbValue *
-JsonElem(JsonbContainer *a, int i)
-{
-	JsonbValue *v = getIthJsonbValueFromContainer(a, i);
-
-	if (v == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("stored tree model has a short array")));
-	return v;
-}
-
-/* The string value of an object key. */
-static char *
-JsonString(JsonbContainer *c, const char *key)
-{
-	JsonbValue *v = JsonKey(c, key);
-
-	if (v->type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("stored tree model has a malformed \"%s\"", key)));
-	return pnstrdup(v->val.string.val, v->val.string.len);
+	return value;
 }
 
 /*
- * Loads a stored model: XGBoost reads the bytes and writes its JSON, from
- * which the nodes are built in the current memory context.
+ * Loads a stored model: XGBoost reads the bytes and writes its JSON, which
+ * is read here in one pass of PostgreSQL's JSON parser (no jsonb is built:
+ * the callbacks keep the header and the tree arrays as numbers), then the
+ * nodes are built in the current memory context.
  */
 TreeModel *
 TreeModelLoad(const char *bytes, Size len)
@@ -131,13 +298,11 @@ TreeModelLoad(const char *bytes, Size len)
 											  ALLOCSET_DEFAULT_SIZES);
 	TreeModel  *t = palloc0(sizeof(TreeModel));
 	bytea	   *json;
-	Jsonb	   *jb;
-	JsonbContainer *learner;
-	JsonbContainer *param;
-	JsonbContainer *model;
-	JsonbContainer *trees;
-	JsonbContainer *info;
-	char	   *objective;
+	TreeJson	j;
+	JsonSemAction sem;
+	JsonLexContext *lex;
+	JsonParseErrorType err;
+	const char *objective;
 	int			nclass;
 	float		base_score;
 	int			total = 0;
@@ -149,21 +314,28 @@ TreeModelLoad(const char *bytes, Size len)
 		json = XgbBoosterSave(b, "json");
 		XgbBoosterFree(b);
 	}
-	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-											CStringGetDatum(text_to_cstring((text *) json))));
-	learner = JsonContainer(JsonKey(&jb->root, "learner"), "learner");
-	param = JsonContainer(JsonKey(learner, "learner_model_param"),
-						  "learner_model_param");
-	nclass = atoi(JsonString(param, "num_class"));
-	t->nfeatures = atoi(JsonString(param, "num_feature"));
-	base_score = JsonFloat(JsonKey(param, "base_score"));
-	objective = JsonString(JsonContainer(JsonKey(learner, "objective"),
-										 "objective"), "name");
-	model = JsonContainer(JsonKey(JsonContainer(JsonKey(learner, "gradient_booster"),
-												"gradient_booster"), "model"),
-						  "model");
-	trees = JsonContainer(JsonKey(model, "trees"), "trees");
-	info = JsonContainer(JsonKey(model, "tree_info"), "tree_info");
+	memset(&j, 0, sizeof(j));
+	j.array = TA_NONE;
+	memset(&sem, 0, sizeof(sem));
+	sem.semstate = &j;
+	sem.object_start = TreeJsonObjectStart;
+	sem.object_end = TreeJsonEnd;
+	sem.array_start = TreeJsonArrayStart;
+	sem.array_end = TreeJsonEnd;
+	sem.object_field_start = TreeJsonField;
+	sem.scalar = TreeJsonScalar;
+	lex = makeJsonLexContextCstringLen(VARDATA(json), VARSIZE(json) - VARHDRSZ,
+									   GetDatabaseEncoding(), true);
+	err = pg_parse_json(lex, &sem);
+	if (err != JSON_SUCCESS)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored tree model is not valid JSON: %s",
+						json_errdetail(err, lex))));
+	nclass = atoi(TreeJsonNeed(j.num_class, "num_class"));
+	t->nfeatures = atoi(TreeJsonNeed(j.num_feature, "num_feature"));
+	base_score = strtof(TreeJsonNeed(j.base_score, "base_score"), NULL);
+	objective = TreeJsonNeed(j.objective, "objective");
 
 	/* the objective's base margin (ProbToMargin) and transform */
 	t->noutputs = 1;
@@ -203,60 +375,110 @@ TreeModelLoad(const char *bytes, Size len)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("stored tree model has %d classes", t->noutputs)));
 
-	t->ntrees = JsonContainerSize(trees);
+	t->ntrees = j.ntrees;
+	if (j.a[TA_INFO].n != t->ntrees)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored tree model has %d trees and %d tree_info entries",
+						t->ntrees, j.a[TA_INFO].n)));
 	for (int i = 0; i < t->ntrees; i++)
 	{
-		JsonbContainer *tree = JsonContainer(JsonElem(trees, i), "trees");
-
-		total += JsonContainerSize(JsonContainer(JsonKey(tree, "left_children"),
-												 "left_children"));
+		for (int k = 0; k < TA_COUNT; k++)
+			if (j.a[k].count[i] != j.a[TA_LEFT].count[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("stored tree model has a malformed tree"),
+						 errdetail("Tree %d has %d %s for %d nodes.", i,
+								   Max(j.a[k].count[i], 0), TreeArrayNames[k],
+								   Max(j.a[TA_LEFT].count[i], 0))));
+		total += j.a[TA_LEFT].count[i];
 	}
-	t->roots = MemoryContextAlloc(cxt, sizeof(int32) * Max(t->ntrees, 1));
+	t->nblocks = (t->ntrees + TREE_BLOCK - 1) / TREE_BLOCK;
+	t->roots = MemoryContextAlloc(cxt, sizeof(int32) * Max(t->nblocks, 1) * TREE_BLOCK);
 	t->groups = MemoryContextAlloc(cxt, sizeof(int32) * Max(t->ntrees, 1));
-	t->nodes = MemoryContextAllocHuge(cxt, sizeof(TreeNode) * Max(total, 1));
+	t->depths = MemoryContextAllocZero(cxt, sizeof(int32) * Max(t->nblocks, 1));
+	/* one more node: the 0 leaf that pads the last block */
+	t->nodes = MemoryContextAllocHuge(cxt, sizeof(TreeNode) * (total + 1));
+	t->leaves = MemoryContextAllocHuge(cxt, sizeof(float) * (total + 1));
 	total = 0;
 	for (int i = 0; i < t->ntrees; i++)
 	{
-		JsonbContainer *tree = JsonContainer(JsonElem(trees, i), "trees");
-		JsonbContainer *left = JsonContainer(JsonKey(tree, "left_children"), "left_children");
-		JsonbContainer *right = JsonContainer(JsonKey(tree, "right_children"), "right_children");
-		JsonbContainer *cond = JsonContainer(JsonKey(tree, "split_conditions"), "split_conditions");
-		JsonbContainer *feat = JsonContainer(JsonKey(tree, "split_indices"), "split_indices");
-		JsonbContainer *dflt = JsonContainer(JsonKey(tree, "default_left"), "default_left");
-		JsonbContainer *stype = JsonContainer(JsonKey(tree, "split_type"), "split_type");
-		int			n = JsonContainerSize(left);
-		int			g = (int) JsonFloat(JsonElem(info, i));
+		const float *left = j.a[TA_LEFT].v + j.a[TA_LEFT].start[i];
+		const float *right = j.a[TA_RIGHT].v + j.a[TA_RIGHT].start[i];
+		const float *cond = j.a[TA_COND].v + j.a[TA_COND].start[i];
+		const float *feat = j.a[TA_FEATURE].v + j.a[TA_FEATURE].start[i];
+		const float *dflt = j.a[TA_DEFAULT].v + j.a[TA_DEFAULT].start[i];
+		const float *stype = j.a[TA_TYPE].v + j.a[TA_TYPE].start[i];
+		int			n = j.a[TA_LEFT].count[i];
+		int			g = (int) j.a[TA_INFO].v[i];
+		int		   *order = palloc(sizeof(int) * Max(n, 1));	/* BFS: old index */
+		int		   *level = palloc(sizeof(int) * Max(n, 1));
+		int			next = 1;
+		int			depth = 0;
 
 		t->roots[i] = total;
 		t->groups[i] = (g >= 0 && g < t->noutputs) ? g : 0;
-		for (int k = 0; k < n; k++)
+		if (n < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("stored tree model has an empty tree")));
+		/*
+		 * Breadth-first from the root: position k of the new layout holds
+		 * XGBoost's node order[k]; a split's children go to the next two
+		 * free positions.  Each position is filled once, so a malformed
+		 * tree (a node reached twice, or a cycle) overflows n and errors.
+		 */
+		order[0] = 0;
+		level[0] = 0;
+		for (int k = 0; k < next; k++)
 		{
+			int			o = order[k];
 			TreeNode   *node = &t->nodes[total + k];
-			int			l = (int) JsonFloat(JsonElem(left, k));
-			int			r = (int) JsonFloat(JsonElem(right, k));
+			int			l = (int) left[o];
+			int			r = (int) right[o];
+			float		v = cond[o];
+			int			f = (int) feat[o];
 
-			node->value = JsonFloat(JsonElem(cond, k));
-			node->feature = (int) JsonFloat(JsonElem(feat, k));
-			node->default_left = JsonFloat(JsonElem(dflt, k)) != 0.0f;
+			depth = Max(depth, level[k]);
 			if (l < 0)
 			{
-				node->left = node->right = -1;
+				/* a leaf: a self-loop on the constant slot, see TreeNode */
+				node->cond = INFINITY;
+				node->child = total + k;
+				node->feature = (uint32) t->nfeatures | TREE_DEFAULT_LEFT;
+				t->leaves[total + k] = v;
 				continue;
 			}
-			if (JsonFloat(JsonElem(stype, k)) != 0.0f)
+			if (stype[o] != 0.0f)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("stored tree model has categorical splits")));
-			if (l >= n || r < 0 || r >= n || node->feature < 0 ||
-				node->feature >= t->nfeatures)
+			if (l >= n || r < 0 || r >= n || f < 0 || f >= t->nfeatures ||
+				next + 2 > n)
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_CORRUPTED),
 						 errmsg("stored tree model has a malformed tree")));
-			node->left = total + l;
-			node->right = total + r;
+			node->cond = v;
+			node->child = total + next;
+			node->feature = (uint32) f |
+				(dflt[o] != 0.0f ? TREE_DEFAULT_LEFT : 0);
+			t->leaves[total + k] = 0.0f;
+			order[next] = l;
+			level[next++] = level[k] + 1;
+			order[next] = r;
+			level[next++] = level[k] + 1;
 		}
-		total += n;
+		t->depths[i / TREE_BLOCK] = Max(t->depths[i / TREE_BLOCK], depth);
+		total += next;
+		pfree(order);
+		pfree(level);
 	}
+	t->nodes[total].cond = INFINITY;
+	t->nodes[total].child = total;
+	t->nodes[total].feature = (uint32) t->nfeatures | TREE_DEFAULT_LEFT;
+	t->leaves[total] = 0.0f;
+	for (int i = t->ntrees; i < t->nblocks * TREE_BLOCK; i++)
+		t->roots[i] = total;
 	MemoryContextSwitchTo(cxt);
 	MemoryContextDelete(tmp);
 	return t;
@@ -284,32 +506,90 @@ TreeModelTask(const TreeModel *t)
 }
 
 /*
+ * The leaf a row reaches in each tree of block b (xf: the features as
+ * floats, then the constant 0 slot), into k[]: the block's trees are walked
+ * side by side for its deepest tree's number of steps, a leaf staying where
+ * it is (see TreeNode).  A missing value (NaN) follows the node's default
+ * direction; otherwise "feature < condition" goes left, as in XGBoost.
+ */
+static pg_attribute_always_inline void
+TreeWalkBlock(const TreeModel *t, int b, const float *xf, bool missing,
+			  int32 *k)
+{
+	const TreeNode *nodes = t->nodes;
+	int			depth = t->depths[b];
+
+	memcpy(k, t->roots + b * TREE_BLOCK, sizeof(int32) * TREE_BLOCK);
+	for (int d = 0; d < depth; d++)
+		for (int l = 0; l < TREE_BLOCK; l++)
+		{
+			const TreeNode *node = &nodes[k[l]];
+			uint32		f = node->feature;
+			float		v = xf[f & TREE_FEATURE_MASK];
+			int			left = (v < node->cond);
+
+			if (missing)
+				left |= isnan(v) & (f >> 31);
+
+			k[l] = node->child + 1 - left;
+		}
+}
+
+/*
  * The outputs of one row (x: nfeatures values, NaN for missing): the value
  * of a regression, the probability of the positive class, or the class
- * probabilities, into out[0..noutputs-1].
+ * probabilities, into out[0..noutputs-1].  The leaves are added in tree
+ * order, in single precision, as XGBoost adds them.
  */
 void
 TreeModelPredict(const TreeModel *t, const double *x, double *out)
 {
 	float		margin[64];
+	float		xbuf[256];
 	float	   *m = t->noutputs <= 64 ? margin : palloc(sizeof(float) * t->noutputs);
+	float	   *xf = t->nfeatures < 256 ? xbuf :
+		palloc(sizeof(float) * (t->nfeatures + 1));
+	int32		k[TREE_BLOCK];
+	bool		missing = false;
 
-	for (int c = 0; c < t->noutputs; c++)
-		m[c] = t->base_margin;
-	for (int i = 0; i < t->ntrees; i++)
+	for (int j = 0; j < t->nfeatures; j++)
 	{
-		const TreeNode *node = &t->nodes[t->roots[i]];
+		xf[j] = (float) x[j];
+		missing |= isnan(xf[j]);
+	}
+	xf[t->nfeatures] = 0.0f;
+	if (t->noutputs == 1)
+	{
+		float		sum = t->base_margin;
 
-		while (node->left >= 0)
+		for (int b = 0; b < t->nblocks; b++)
 		{
-			double		v = x[node->feature];
+			int			n = Min(TREE_BLOCK, t->ntrees - b * TREE_BLOCK);
 
-			if (isnan(v))
-				node = &t->nodes[node->default_left ? node->left : node->right];
+			if (missing)
+				TreeWalkBlock(t, b, xf, true, k);
 			else
-				node = &t->nodes[(float) v < node->value ? node->left : node->right];
+				TreeWalkBlock(t, b, xf, false, k);
+			for (int l = 0; l < n; l++)
+				sum += t->leaves[k[l]];
 		}
-		m[t->groups[i]] += node->value;
+		m[0] = sum;
+	}
+	else
+	{
+		for (int c = 0; c < t->noutputs; c++)
+			m[c] = t->base_margin;
+		for (int b = 0; b < t->nblocks; b++)
+		{
+			int			n = Min(TREE_BLOCK, t->ntrees - b * TREE_BLOCK);
+
+			if (missing)
+				TreeWalkBlock(t, b, xf, true, k);
+			else
+				TreeWalkBlock(t, b, xf, false, k);
+			for (int l = 0; l < n; l++)
+				m[t->groups[b * TREE_BLOCK + l]] += t->leaves[k[l]];
+		}
 	}
 	switch (t->transform)
 	{
@@ -341,4 +621,6 @@ TreeModelPredict(const TreeModel *t, const double *x, double *out)
 	}
 	if (m != margin)
 		pfree(m);
+	if (xf != xbuf)
+		pfree(xf);
 }

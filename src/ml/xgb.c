@@ -31,6 +31,13 @@
 
 #include "ml/xgb.h"
 
+/* the array interface's name of a native float */
+#ifdef WORDS_BIGENDIAN
+#define XGB_FLOAT_TYPESTR ">f4"
+#else
+#define XGB_FLOAT_TYPESTR "<f4"
+#endif
+
 struct XgbMatrix
 {
 	DMatrixHandle handle;
@@ -119,20 +126,29 @@ XgbBoosterRelease(void *arg)
 
 /*
  * A matrix of nrow × ncol floats, row-major, NaN for missing, with labels
- * and weights (either may be NULL).  XGBoost copies the data.
+ * and weights (either may be NULL).  XGBoost copies the data, with nthread
+ * threads: the path of python's DMatrix over a numpy array (the array
+ * interface, XGDMatrixCreateFromDense).
  */
 XgbMatrix *
 XgbMatrixCreate(const float *data, int64 nrow, int ncol, const float *label,
-				const float *weight)
+				const float *weight, int nthread)
 {
 	XgbMatrix  *m = palloc0(sizeof(XgbMatrix));
+	char	   *array;
+	char	   *config;
 
 	m->cb.func = XgbMatrixRelease;
 	m->cb.arg = m;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &m->cb);
-	XGB_CHECK(XGDMatrixCreateFromMat(data, (bst_ulong) nrow, (bst_ulong) ncol,
-									NAN, &m->handle),
+	array = psprintf("{\"data\": [%lu, true], \"shape\": [" INT64_FORMAT ", %d], "
+					 "\"typestr\": \"%s\", \"version\": 3}",
+					 (unsigned long) (uintptr_t) data, nrow, ncol, XGB_FLOAT_TYPESTR);
+	config = psprintf("{\"missing\": NaN, \"nthread\": %d}", Max(nthread, 1));
+	XGB_CHECK(XGDMatrixCreateFromDense(array, config, &m->handle),
 			 "building the training matrix");
+	pfree(array);
+	pfree(config);
 	if (label != NULL)
 		XGB_CHECK(XGDMatrixSetFloatInfo(m->handle, "label", label,
 									   (bst_ulong) nrow),
@@ -266,6 +282,37 @@ XgbBoosterPredict(XgbBooster *b, XgbMatrix *m, int64 nrow, int nout,
 										 "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, \"strict_shape\": true}",
 										 &shape, &dim, &res),
 			 "predicting the holdout");
+	for (bst_ulong i = 0; i < dim; i++)
+		total *= shape[i];
+	if (total != (bst_ulong) (nrow * nout))
+		elog(ERROR, "XGBoost returned %lu predictions, expected " INT64_FORMAT,
+			 (unsigned long) total, nrow * nout);
+	memcpy(out, res, sizeof(float) * nrow * nout);
+}
+
+/*
+ * Predictions (transformed) of nrow × ncol floats, row-major, NaN for
+ * missing, without a matrix: XGBoost's inplace prediction, as python's
+ * inplace_predict; nrow × nout floats into out.
+ */
+void
+XgbBoosterPredictDense(XgbBooster *b, const float *data, int64 nrow, int ncol,
+					   int nout, float *out)
+{
+	bst_ulong const *shape;
+	bst_ulong	dim;
+	const float *res;
+	bst_ulong	total = 1;
+	char	   *array;
+
+	array = psprintf("{\"data\": [%lu, true], \"shape\": [" INT64_FORMAT ", %d], "
+					 "\"typestr\": \"%s\", \"version\": 3}",
+					 (unsigned long) (uintptr_t) data, nrow, ncol, XGB_FLOAT_TYPESTR);
+	XGB_CHECK(XGBoosterPredictFromDense(b->handle, array,
+									   "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, \"strict_shape\": true, \"missing\": NaN, \"cache_id\": 0}",
+									   NULL, &shape, &dim, &res),
+			 "predicting the holdout");
+	pfree(array);
 	for (bst_ulong i = 0; i < dim; i++)
 		total *= shape[i];
 	if (total != (bst_ulong) (nrow * nout))

@@ -17,7 +17,8 @@ typedef struct XgbMatrix XgbMatrix;
 typedef struct XgbBooster XgbBooster;
 
 extern XgbMatrix *XgbMatrixCreate(const float *data, int64 nrow, int ncol,
-								  const float *label, const float *weight);
+								  const float *label, const float *weight,
+								  int nthread);
 extern void XgbMatrixFree(XgbMatrix *m);
 extern XgbBooster *XgbBoosterCreate(XgbMatrix *train);
 extern XgbBooster *XgbBoosterLoad(const char *bytes, Size len);
@@ -33,6 +34,8 @@ extern int	XgbBoosterRounds(XgbBooster *b);
 extern int	XgbBoosterNumFeatures(XgbBooster *b);
 extern void XgbBoosterPredict(XgbBooster *b, XgbMatrix *m, int64 nrow,
 							  int nout, float *out);
+extern void XgbBoosterPredictDense(XgbBooster *b, const float *data,
+								   int64 nrow, int ncol, int nout, float *out);
 extern bytea *XgbBoosterSave(XgbBooster *b, const char *format);
 extern void XgbFeatureScore(XgbBooster *b, const char *type, int p,
 							double *out);

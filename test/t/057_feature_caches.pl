@@ -2,10 +2,10 @@
 # backends change and commit.  One session keeps loading rows (so it holds
 # cached partition states and cached definitions) while other sessions:
 # truncate the source (the feature table follows; the loading session's
-# states must start over, not go on from the rows truncated away), give
-# the feature table's owner's objects to another role (the loading session
-# must act as the new owner), and set a scorer's challengers (the loading
-# session's next statement must shadow-score them).
+# states must start over, not go on from the rows truncated away), try to
+# give the feature table's owner's objects to another role (refused: the
+# loading session goes on as the owner), and set a scorer's challengers
+# (the loading session's next statement must shadow-score them).
 use strict;
 use warnings;
 use lib 'test/perl';
@@ -74,15 +74,17 @@ $loader->query_safe($insert->(1021, 1024));
 is($node->safe_psql('postgres', 'SELECT check_f()'), '24 rows, 0 mismatches',
 	'a rolled-back TRUNCATE elsewhere leaves the states as they were');
 
-# The owner changes in another session: the loading session acts as the new
-# owner at its next statement (alice keeps no right on the feature table,
-# so a session still acting as alice would fail).
-$node->safe_psql('postgres', 'REASSIGN OWNED BY alice TO bob');
+# REASSIGN OWNED in another session is refused (a feature table acts as
+# its owner by itself): the catalog and the loading session's cached
+# definition still name alice, and the loading session goes on as her.
+my ($rc, $out, $err) = $node->psql('postgres', 'REASSIGN OWNED BY alice TO bob');
+like($err, qr/cannot reassign feature table "f" to role "bob"/,
+	'REASSIGN OWNED of the feature table\'s owner is refused');
 is($node->safe_psql('postgres', q{SELECT owner FROM streamml.feature_tables_catalog WHERE name = 'f'}),
-	'bob', 'the catalog names the new owner');
+	'alice', 'the catalog names the owner still');
 $loader->query_safe($insert->(1025, 1030));
 is($node->safe_psql('postgres', 'SELECT check_f()'), '30 rows, 0 mismatches',
-	'the loading session wrote the features as the new owner');
+	'the loading session goes on writing the features as alice');
 
 # A scorer on the feature table; another session sets its challengers: the
 # loading session's next statement shadow-scores them.

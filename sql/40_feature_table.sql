@@ -296,6 +296,10 @@ SELECT ts, v, d, sm FROM ftt.f_big;
 
 -- Spec errors.
 SELECT streamml.create_feature_table('ftt.e', 'ftt.lt2', '{"order_by": "ts", "features": {"m": {"fn": "mean", "of": "v", "preceding": 1}}, "colour": 1}');
+-- a partitioned source: its partitions could lose rows behind the feature table's back
+CREATE TABLE ftt.parted (s text, ts timestamptz, v float8) PARTITION BY LIST (s);
+SELECT streamml.create_feature_table('ftt.e', 'ftt.parted', '{"order_by": "ts", "features": {"m": {"fn": "mean", "of": "v", "preceding": 1}}}');
+DROP TABLE ftt.parted;
 SELECT streamml.create_feature_table('ftt.e', 'ftt.lt2', '{"features": {"m": {"fn": "mean", "of": "v", "preceding": 1}}}');
 SELECT streamml.create_feature_table('ftt.e', 'ftt.lt2', '{"order_by": "s", "features": {"m": {"fn": "mean", "of": "v", "preceding": 1}}}');
 SELECT streamml.create_feature_table('ftt.e', 'ftt.lt2', '{"order_by": "nope", "features": {"m": {"fn": "mean", "of": "v", "preceding": 1}}}');

@@ -157,6 +157,25 @@ SELECT streamml.create_scorer('e14', 'sc_ticks', 'sc_group');
 -- a group column of another type than the model's groups: its keys would find no group
 SELECT streamml.create_scorer('e15', 'sc_ticks', 'sc_group',
 	'{"features": {"x1": "a", "x2": "b"}, "group_by": "seq"}');
+-- a dropped model's name is not free to another role while a scorer names it:
+-- the scorer would serve the newcomer's model under the old name
+SELECT version FROM streamml.train_linreg('sc_gone', 'sc_train', 'target', ARRAY['x1', 'x2']);
+SELECT streamml.create_scorer('sc_gone_s', 'sc_ticks', 'sc_gone',
+	'{"into": "sc_gone_preds", "features": {"x1": "a", "x2": "b"}}');
+SELECT streamml.drop_model('sc_gone');
+CREATE ROLE sc_taker;
+GRANT SELECT ON sc_train TO sc_taker;
+SET ROLE sc_taker;
+SELECT version FROM streamml.train_linreg('sc_gone', 'sc_train', 'target', ARRAY['x1', 'x2']);
+RESET ROLE;
+SELECT streamml.drop_scorer('sc_gone_s');
+SET ROLE sc_taker;
+SELECT version FROM streamml.train_linreg('sc_gone', 'sc_train', 'target', ARRAY['x1', 'x2']);
+RESET ROLE;
+SELECT streamml.drop_model('sc_gone');
+DROP TABLE sc_gone_preds;
+REVOKE SELECT ON sc_train FROM sc_taker;
+DROP ROLE sc_taker;
 SELECT count(*) FROM streamml.scorers WHERE name LIKE 'e%';
 
 -- An existing predictions table of the right shape, with extra columns

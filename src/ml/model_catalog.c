@@ -573,6 +573,39 @@ ClassesArray(TrainRun *run)
 }
 
 /*
+ * Refuses to create model name (no model has it) while a scorer of a role
+ * whose privileges the caller lacks still names it, as its model or a
+ * challenger: model names are free again once dropped, and the scorer
+ * would go on serving, under the same name and version numbers, the model
+ * of whoever takes the name next.  SPI connected.
+ */
+static void
+ModelCheckNameFree(const char *name)
+{
+	Datum		args[2] = {CStringGetTextDatum(name), ObjectIdGetDatum(GetUserId())};
+
+	if (CatalogExecute("SELECT s.name FROM streamml.scorers_catalog s "
+					   "WHERE NOT EXISTS (SELECT 1 FROM streamml.models m "
+					   "  WHERE m.name OPERATOR(pg_catalog.=) $1) "
+					   "AND NOT pg_catalog.pg_has_role($2, s.owner, 'USAGE') "
+					   "AND (s.model OPERATOR(pg_catalog.=) $1 OR EXISTS ("
+					   "  SELECT 1 FROM pg_catalog.jsonb_array_elements(CASE WHEN "
+					   "  pg_catalog.jsonb_typeof(s.options OPERATOR(pg_catalog.->) 'challengers') "
+					   "  OPERATOR(pg_catalog.=) 'array' THEN s.options OPERATOR(pg_catalog.->) 'challengers' "
+					   "  ELSE '[]'::pg_catalog.jsonb END) c "
+					   "  WHERE c OPERATOR(pg_catalog.=) pg_catalog.to_jsonb($1) "
+					   "  OR c OPERATOR(pg_catalog.->>) 'model' OPERATOR(pg_catalog.=) $1)) "
+					   "LIMIT 1",
+					   2, (Oid[]) {TEXTOID, OIDOID}, args, NULL, SPI_OK_SELECT) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("model name \"%s\" is still used by a scorer of another role", name),
+				 errdetail("Scorer \"%s\" serves a model of that name, which was dropped; a new model of that name would be served in its place.",
+						   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+				 errhint("Choose another name, or ask the scorer's owner to drop it with streamml.drop_scorer.")));
+}
+
+/*
  * Creates the model of a training run, or updates its spec (kind, label,
  * features, source, options, grouping, classes) when the caller may train
  * it: a new model is the caller's; an existing one must be.  The upsert
@@ -593,6 +626,7 @@ ModelUpsert(TrainRun *run, Jsonb *options)
 	for (int i = 0; i < run->nfeaturecols; i++)
 		fc[i] = CStringGetTextDatum(run->featurecols[i]);
 
+	ModelCheckNameFree(run->model);
 	v1[0] = CStringGetTextDatum(run->model);
 	v1[1] = CStringGetTextDatum(kind);
 	v1[2] = CStringGetTextDatum(run->label);

@@ -587,13 +587,14 @@ typedef struct LiveLoss
 
 /*
  * The live loss of a version of model while it was the champion, from the
- * bucket sums of every tracker (SPI connected): the 0/1 loss (error rate)
+ * bucket sums of the trackers of role owner, the monitor's (SPI connected;
+ * another role's predictions table may name any model): the 0/1 loss (error rate)
  * of a classifier, the absolute error of a regression.  newest_min above
  * 0: only its newest buckets, as few as hold at least that many labelled
  * outcomes (all of them when fewer).
  */
 static void
-VersionLiveLoss(const char *model, int32 version, bool classifier,
+VersionLiveLoss(const char *model, int32 version, Oid owner, bool classifier,
 				int64 newest_min, LiveLoss *l)
 {
 	uint64		nb;
@@ -609,9 +610,11 @@ VersionLiveLoss(const char *model, int32 version, bool classifier,
 						"WHERE b.model OPERATOR(pg_catalog.=) $1 "
 						"AND b.version OPERATOR(pg_catalog.=) $2 "
 						"AND b.role OPERATOR(pg_catalog.=) 'champion' "
+						"AND b.owner OPERATOR(pg_catalog.=) $3 "
 						"GROUP BY b.bucket ORDER BY b.bucket DESC",
-						2, (Oid[]) {TEXTOID, INT4OID},
-						(Datum[]) {CStringGetTextDatum(model), Int32GetDatum(version)},
+						3, (Oid[]) {TEXTOID, INT4OID, OIDOID},
+						(Datum[]) {CStringGetTextDatum(model), Int32GetDatum(version),
+						ObjectIdGetDatum(owner)},
 						NULL, SPI_OK_SELECT);
 	for (uint64 i = 0; i < nb; i++)
 	{
@@ -749,10 +752,13 @@ CheckRollback(int32 id)
 		return;
 	}
 
-	VersionLiveLoss(model, deployed, classifier, 0, &lv);
-	VersionLiveLoss(model, previous, classifier, min_rows, &lp);
+	VersionLiveLoss(model, deployed, owner, classifier, 0, &lv);
+	VersionLiveLoss(model, previous, owner, classifier, min_rows, &lp);
 	accept = previous;
-	if (lv.n < min_rows)
+	/* a non-finite loss (infinite predictions or actuals) judges nothing */
+	if (lv.n < min_rows || isnan(lv.mean) || isinf(lv.mean) ||
+		(lp.n >= min_rows && (isnan(lp.mean) || isinf(lp.mean) ||
+							  isnan(lv.var) || isnan(lp.var))))
 		status = "waiting";
 	else if (lp.n < min_rows)
 	{

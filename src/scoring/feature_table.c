@@ -264,8 +264,13 @@ create_feature_table(PG_FUNCTION_ARGS)
 	CheckSourcePrivilege(source, ACL_SELECT, "SELECT");
 	CheckSourcePrivilege(source, ACL_TRIGGER, "TRIGGER");
 	rel = table_open(source, ShareRowExclusiveLock);
-	if (rel->rd_rel->relkind != RELKIND_RELATION &&
-		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("source \"%s\" of a feature table cannot be a partitioned table",
+						RelationGetRelationName(rel)),
+				 errdetail("A partition can be truncated, detached or dropped without the parent's triggers firing: the feature table would keep rows its source lost, and later features would be computed from them.")));
+	if (rel->rd_rel->relkind != RELKIND_RELATION)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("source \"%s\" of a feature table must be a table",

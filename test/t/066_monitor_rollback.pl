@@ -130,6 +130,39 @@ is($node->safe_psql('postgres', q{
 	  FROM streamml.models m, streamml.monitors c WHERE m.name = 'rb'}),
 	'3|3|3|t|1', 'version 3 serves and is the accepted version; no second rollback');
 
+# --- another role's forged outcomes do not count ---
+# mallory's own scorer and tracker; she writes rows naming alice's model
+# into her own predictions table (its model column is free text) and labels
+# them with errors of a million: the check of version 4 must not see them.
+$node->safe_psql('postgres', q{
+	CREATE ROLE mallory;
+	GRANT CREATE ON SCHEMA public TO mallory;
+	SET ROLE mallory;
+	CREATE TABLE mtrain AS SELECT i AS id, i::float8 AS x, 2.0 * i AS y FROM generate_series(1, 50) i;
+	SELECT count(*) FROM streamml.train_linreg('mm', 'mtrain', 'y', ARRAY['x']);
+	CREATE TABLE mlive (id int PRIMARY KEY, x float8);
+	CREATE TABLE mlabels (id int, y float8);
+	SELECT streamml.create_scorer('m_s', 'mlive', 'mm');
+	SELECT streamml.track_outcomes('m_s', 'mlabels', '{"actual": "y"}');
+	RESET ROLE;
+	SELECT count(*) FROM streamml.train_linreg('rb', 'good', 'y', ARRAY['x'], '{"order_by": "ts", "deploy": "always"}');
+	SET ROLE mallory;
+	INSERT INTO m_s (id, model, version, prediction, role, scored_at)
+	  SELECT i, 'rb', 4, 1e6, 'champion', now() FROM generate_series(1, 200) i;
+	INSERT INTO mlabels SELECT i, 0 FROM generate_series(1, 200) i;
+	RESET ROLE;
+	SELECT load(461, 590);
+});
+ok($node->poll_query_until('postgres',
+	q{SELECT rollback_check->>'status' = 'kept' AND (rollback_check->>'version')::int = 4
+	    FROM streamml.monitors}),
+	'version 4 is judged on its owner\'s outcomes only, and kept');
+is($node->safe_psql('postgres', q{
+	SELECT m.deployed_version, (c.rollback_check->>'labelled')::int,
+		   (SELECT count(*) FROM streamml.model_events WHERE event = 'rolled_back')
+	  FROM streamml.models m, streamml.monitors c WHERE m.name = 'rb'}),
+	'4|130|1', 'mallory\'s 200 forged outcomes were not counted: no rollback');
+
 # --- a classifier: the error rate is compared ---
 $node->safe_psql('postgres', q{
 	CREATE TABLE ctrain AS SELECT i AS id, sin(i * 0.7) AS x1,

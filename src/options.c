@@ -22,6 +22,7 @@
 #include "utils/float.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
+#include "utils/elog.h"
 
 #include "options.h"
 #include "pg_streamml.h"
@@ -102,6 +103,26 @@ OptionNumber(Jsonb *options, const char *key, double dflt, double min,
 }
 
 /*
+ * Errors for an integer option outside [min, max], saying only the bound
+ * that exists: "at least 30", not "between 30 and 9223372036854775807".
+ */
+static void
+IntegerRangeError(const char *key, int64 min, int64 max, const char *given)
+{
+	if (max == PG_INT64_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be an integer of at least " INT64_FORMAT,
+						key, min),
+				 errdetail("The value given is %s.", given)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"%s\" must be an integer between " INT64_FORMAT " and " INT64_FORMAT,
+					key, min, max),
+			 errdetail("The value given is %s.", given)));
+}
+
+/*
  * The integer in an option's value; errors outside [min, max].  Read
  * exactly from the value's text (a JSON number, or a string holding one):
  * through float8, 2^63 would wrap to -2^63 and integers past 2^53 would
@@ -130,22 +151,14 @@ OptionValueInteger(JsonbValue *v, const char *key, int64 min, int64 max)
 	if (end != text && *end == '\0' && errno == 0)
 	{
 		if (i < min || i > max)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"%s\" must be an integer between " INT64_FORMAT " and " INT64_FORMAT,
-							key, min, max),
-					 errdetail("The value given is " INT64_FORMAT ".", i)));
+			IntegerRangeError(key, min, max, text);
 		return i;
 	}
 	d = ParseNumber(key, text);
 	/* 2^53: the integers float8 holds exactly */
 	if (d != floor(d) || fabs(d) > 9007199254740992.0 ||
 		d < (double) min || d > (double) max)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be an integer between " INT64_FORMAT " and " INT64_FORMAT,
-						key, min, max),
-				 errdetail("The value given is %s.", text)));
+		IntegerRangeError(key, min, max, text);
 	return (int64) d;
 }
 
@@ -265,4 +278,39 @@ OptionCheckKeys(Jsonb *options, const char *const *known, const char *what)
 					 errhint("The %s options are: %s.", what, list.data)));
 		}
 	}
+}
+
+/* Error context callback of an OptionScope: which nested object is read. */
+static void
+OptionScopeContext(void *arg)
+{
+	OptionScope *scope = (OptionScope *) arg;
+
+	errcontext("%s \"%s\"", scope->kind, scope->name);
+}
+
+/*
+ * Names the nested object being read (kind "option", "feature",
+ * "challenger", "candidate"; its name) in the context line of any error
+ * raised until OptionScopePop: an option's own message names only its key,
+ * which is ambiguous when several objects have it ("min_rows" of a
+ * monitor and of its "rollback").
+ */
+void
+OptionScopePush(OptionScope *scope, const char *kind, const char *name)
+{
+	scope->kind = kind;
+	scope->name = name;
+	scope->callback.callback = OptionScopeContext;
+	scope->callback.arg = scope;
+	scope->callback.previous = error_context_stack;
+	error_context_stack = &scope->callback;
+}
+
+/* Ends an OptionScope; scopes end in the reverse order of their start. */
+void
+OptionScopePop(OptionScope *scope)
+{
+	Assert(error_context_stack == &scope->callback);
+	error_context_stack = scope->callback.previous;
 }

@@ -7,6 +7,14 @@
 
 #include "utils/jsonb.h"
 
+/* A nested object named in error contexts while it is read (options.c). */
+typedef struct OptionScope
+{
+	ErrorContextCallback callback;
+	const char *kind;
+	const char *name;
+} OptionScope;
+
 extern JsonbValue *OptionGet(Jsonb *options, const char *key);
 extern double OptionNumber(Jsonb *options, const char *key, double dflt,
 						   double min, double max);
@@ -23,5 +31,8 @@ extern char *OptionValueString(JsonbValue *v, const char *key);
 extern bool OptionValueBool(JsonbValue *v, const char *key);
 extern void OptionCheckKeys(Jsonb *options, const char *const *known,
 							const char *what);
+extern void OptionScopePush(OptionScope *scope, const char *kind,
+							const char *name);
+extern void OptionScopePop(OptionScope *scope);
 
 #endif							/* STREAMML_OPTIONS_H */

@@ -107,6 +107,7 @@ MonitorRollbackOptions(Jsonb *options, int64 *min_rows, double *alpha)
 	JsonbValue *v = OptionGet(options, "rollback");
 	Jsonb	   *o;
 	static const char *const keys[] = {"min_rows", "alpha", NULL};
+	OptionScope scope;
 
 	*min_rows = 500;
 	*alpha = 0.01;
@@ -119,9 +120,11 @@ MonitorRollbackOptions(Jsonb *options, int64 *min_rows, double *alpha)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"rollback\" must be true, false or an object, for example {\"min_rows\": 500, \"alpha\": 0.01}")));
 	o = JsonbValueToJsonb(v);
+	OptionScopePush(&scope, "option", "rollback");
 	OptionCheckKeys(o, keys, "rollback");
 	*min_rows = OptionInteger(o, "min_rows", 500, 30, PG_INT64_MAX);
 	*alpha = OptionNumber(o, "alpha", 0.01, 1e-12, 0.5);
+	OptionScopePop(&scope);
 	return true;
 }
 

@@ -75,8 +75,15 @@ SELECT round(mean_loss_difference::numeric, 9) FROM streamml.challengers WHERE s
 -- live_metrics shows the two versions side by side
 SELECT model, version, role, predictions, labelled, round(rmse::numeric, 6) AS rmse
   FROM streamml.live_metrics WHERE scorer = 'vc_s' AND group_key IS NULL ORDER BY role;
--- 100 more labels: the batch that reaches min_rows promotes, i.e. deploys, version 2
+-- 100 more labels: the batch that reaches min_rows promotes, i.e. deploys, version 2;
+-- another role inserts them, but the deployment is the scorer owner's doing
+CREATE ROLE vc_labeller;
+GRANT INSERT ON vc_labels TO vc_labeller;
+SET ROLE vc_labeller;
 INSERT INTO vc_labels SELECT i, (i % 10) * 2 + 1 FROM generate_series(51, 150) i;
+RESET ROLE;
+REVOKE ALL ON vc_labels FROM vc_labeller;
+DROP ROLE vc_labeller;
 SELECT model, challengers, last_promotion->>'how' AS how,
 	   last_promotion->>'from' AS "from", last_promotion->>'from_version' AS from_version,
 	   last_promotion->>'to' AS "to", last_promotion->>'to_version' AS to_version,
@@ -84,7 +91,8 @@ SELECT model, challengers, last_promotion->>'how' AS how,
 	   (last_promotion->>'p_value')::float8 < 0.01 AS significant
   FROM streamml.scorers WHERE name = 'vc_s';
 SELECT deployed_version FROM streamml.models WHERE name = 'vc';
-SELECT model, version FROM streamml.deployments WHERE model = 'vc' ORDER BY id;
+SELECT model, version, deployed_by = current_user::regrole AS by_scorer_owner
+  FROM streamml.deployments WHERE model = 'vc' ORDER BY id;
 -- new rows are served by version 2
 INSERT INTO vc_rows SELECT i, i % 10 FROM generate_series(301, 310) i;
 SELECT model, version, role, count(*) FROM vc_s WHERE id > 300 GROUP BY 1, 2, 3;

@@ -386,17 +386,29 @@ ModelHasDeployedVersion(const char *name)
 }
 
 /*
- * Makes a version the deployed one and records the deployment; the caller
- * has checked the privileges.  Errors when the version does not exist.
+ * Makes a version the deployed one and records the deployment by the
+ * current user; the caller has checked the privileges.  Errors when the
+ * version does not exist.
  */
 void
 ModelDeploy(const char *name, int version)
+{
+	ModelDeployBy(name, version, GetUserId());
+}
+
+/*
+ * ModelDeploy recorded as done by role by: a scorer's automatic promotion
+ * acts for the scorer's owner, whoever inserted the outcomes that
+ * triggered it.
+ */
+void
+ModelDeployBy(const char *name, int version, Oid by)
 {
 	Datum		args[3];
 
 	args[0] = CStringGetTextDatum(name);
 	args[1] = Int32GetDatum(version);
-	args[2] = ObjectIdGetDatum(GetUserId());
+	args[2] = ObjectIdGetDatum(by);
 	if (CatalogExecute("SELECT 1 FROM streamml.model_versions v "
 					   "WHERE v.model OPERATOR(pg_catalog.=) $1 "
 					   "AND v.version OPERATOR(pg_catalog.=) $2 LIMIT 1",

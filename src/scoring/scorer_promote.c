@@ -325,13 +325,15 @@ DeployedVersion(const char *model)
 /*
  * Promotes a challenger (SPI connected; privileges checked by the
  * caller): see the top of the file.  A version is deployed first
- * (ModelDeploy, as streamml.deploy does).  Returns false when the
+ * (ModelDeployBy, as streamml.deploy does), recorded as deployed by role
+ * by (the caller, or the scorer's owner when the promotion is automatic).
+ * Returns false when the
  * scorer's champion is no longer old_model (a concurrent promotion won).
  */
 static bool
 PromoteTo(const char *scorer, const char *old_model, Jsonb *options,
 		  const ScorerChallenger *challenger, const char *how, PairSums *stats,
-		  double alpha, int64 min_rows)
+		  double alpha, int64 min_rows, Oid by)
 {
 	int			n;
 	ScorerChallenger *ch = ScorerChallengers(options, &n);
@@ -386,7 +388,7 @@ PromoteTo(const char *scorer, const char *old_model, Jsonb *options,
 		return false;
 	/* a version is served once deployed: by every user of the model */
 	if (challenger->version > 0)
-		ModelDeploy(challenger->model, challenger->version);
+		ModelDeployBy(challenger->model, challenger->version, by);
 	/* the remaining challengers are compared with the new champion afresh */
 	{
 		Datum		bargs[2];
@@ -499,7 +501,7 @@ ScorerAutoPromote(const char *scorer, int32 tracker)
 	}
 	if (best)
 		(void) PromoteTo(scorer, model, options, &best->ch, "auto", best,
-						 alpha, min_rows);
+						 alpha, min_rows, owner);
 }
 
 PG_FUNCTION_INFO_V1(scorer_promote);
@@ -567,7 +569,8 @@ scorer_promote(PG_FUNCTION_ARGS)
 			(void) ModelCheckOwner(want.model, "deploy");
 	}
 	sums = ChallengerSums(scorer, baseline, ch, nch);
-	(void) PromoteTo(scorer, model, options, &want, "manual", &sums[found], 0, 0);
+	(void) PromoteTo(scorer, model, options, &want, "manual", &sums[found], 0, 0,
+					 GetUserId());
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(model));
 }

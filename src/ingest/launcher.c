@@ -468,14 +468,33 @@ LauncherCheckWorkers(const char *stream, int workers)
 				cap;
 
 	WorkerLimits(&total, &per_role, &cap);
-	if (workers > per_role)
+	if (workers <= per_role)
+		return;
+	/* name the limit that binds: the server's, pg_streamml's, the role's */
+	if (workers > cap)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("stream \"%s\" asks for %d workers, but a role may run at most %d",
-						stream, workers, per_role),
-				 errdetail("streamml.max_workers_per_role allows %d, of the %d workers of streamml.max_workers; max_worker_processes = %d, less max_parallel_workers and the pg_streamml launchers, leaves %d.",
-						   per_role, total, max_worker_processes, cap),
-				 errhint("Lower option \"workers\", or ask a superuser to raise streamml.max_workers_per_role or max_worker_processes.")));
+				 errmsg("stream \"%s\" asks for %d workers, but the server leaves pg_streamml only %d",
+						stream, workers, cap),
+				 errdetail("max_worker_processes = %d, less max_parallel_workers and the pg_streamml supervisor and launchers, leaves %d.",
+						   max_worker_processes, cap),
+				 cap > 0 ?
+				 errhint("Lower option \"workers\", or ask a superuser to raise max_worker_processes by %d (a restart is needed).",
+						 workers - cap) :
+				 errhint("Ask a superuser to raise max_worker_processes (a restart is needed) or to lower max_parallel_workers.")));
+	if (workers > total)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("stream \"%s\" asks for %d workers, but streamml.max_workers allows %d",
+						stream, workers, total),
+				 errhint("Lower option \"workers\", or ask a superuser to raise streamml.max_workers.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("stream \"%s\" asks for %d workers, but a role may run at most %d",
+					stream, workers, per_role),
+			 errdetail("streamml.max_workers_per_role allows %d, of the %d workers of streamml.max_workers.",
+					   per_role, total),
+			 errhint("Lower option \"workers\", or ask a superuser to raise streamml.max_workers_per_role.")));
 }
 
 /* ---- the launcher of one database ---- */

@@ -83,7 +83,7 @@ my ($rc, $out, $err) = $node->psql('postgres', q{
 	SELECT streamml.create_stream('a4', 'a', '127.0.0.1:1', 'nowhere', 'json', '{"workers": 7}')});
 like($err, qr/ERROR:  stream "a4" asks for 7 workers, but a role may run at most 6\n/,
 	'create_stream refuses more workers than a role may run');
-like($err, qr/HINT:  Lower option "workers", or ask a superuser to raise streamml.max_workers_per_role or max_worker_processes\./,
+like($err, qr/HINT:  Lower option "workers", or ask a superuser to raise streamml.max_workers_per_role\./,
 	'and says what to do');
 ($rc, $out, $err) = $node->psql('postgres', q{
 	SET ROLE alice; SELECT streamml.alter_stream('a1', '{"workers": 8}')});

@@ -54,7 +54,7 @@ installcheck prove test demo bench citus:
 	bash test/install-deps.sh
 	$(MAKE) $@
 all install:
-	@echo "pg_config (PostgreSQL's server headers) was not found: install postgresql-server-dev-15 (and librdkafka-dev), or set PG_CONFIG." >&2
+	@echo "pg_config (PostgreSQL's server headers) was not found: install postgresql-server-dev-15 (and librdkafka-dev, libxgboost-dev), or set PG_CONFIG." >&2
 	@echo "'make test' and 'make demo' install what they need themselves." >&2
 	@false
 else

@@ -316,7 +316,7 @@ ModelCheckDeployedRead(const char *name, int version_col)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" does not exist", name),
-				 errhint("Train it with streamml.train_logreg or streamml.train_linreg, or ask its owner for access.")));
+				 errhint("Train it with streamml.train_logreg, train_linreg, train_gbt, train_forest, train_tree or train_league, or ask its owner for access.")));
 	version = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							version_col, &isnull);
 	if (isnull)

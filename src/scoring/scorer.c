@@ -734,7 +734,7 @@ create_scorer(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("model \"%s\" does not exist", model),
-					 errhint("Train it with streamml.train_logreg or streamml.train_linreg, or ask its owner for access.")));
+					 errhint("Train it with streamml.train_logreg, train_linreg, train_gbt, train_forest, train_tree or train_league, or ask its owner for access.")));
 		(void) ServedModelGet(model, &info);
 	}
 	CheckFeatureMap(source, options, &info, model);

@@ -42,7 +42,9 @@
 # streams stall (a real Kafka has no such limit).
 #
 # A few minutes on 2 cores with the defaults.  BENCH_LEGS (default "abcd")
-# picks the legs to run.
+# picks the legs to run.  BENCH_PERF=DIR records each of (a)'s stream
+# workers with "perf record -g" into DIR/<table>.data (BENCH_PERF_FREQ
+# samples per second, 499 by default): where the chain's time goes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${BENCH_ROWS:-200000}

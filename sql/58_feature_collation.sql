@@ -44,7 +44,7 @@ SELECT streamml.create_feature_table('ftc.f_' || t, ('ftc.s_' || t)::regclass,
 SELECT i.indexrelid::regclass AS index, pg_get_indexdef(i.indexrelid) AS definition
   FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
  WHERE c.relnamespace = 'ftc'::regnamespace AND c.relname LIKE 'f\_%'
- ORDER BY 1::text;
+ ORDER BY i.indexrelid::regclass::text;
 
 -- 'A' and 'a' are two partitions, one under the case-insensitive collation
 CREATE FUNCTION ftc.load(lo int, hi int) RETURNS void LANGUAGE plpgsql AS $$

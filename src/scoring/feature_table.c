@@ -5,7 +5,8 @@
  *
  * A feature table is three things made together: a table (the kept
  * columns, one float8 column per feature, arrival_seq and late, a unique
- * index on the partition and arrival_seq), a row of
+ * index on the partition and arrival_seq, string partition columns
+ * compared under "C" there), a row of
  * streamml.feature_tables_catalog (written only through CatalogExecute)
  * and triggers on the source: AFTER INSERT (the features), AFTER DELETE
  * (the feature rows go too), AFTER TRUNCATE (so does the feature table)
@@ -334,13 +335,25 @@ create_feature_table(PG_FUNCTION_ARGS)
 	for (int i = 0; i < spec->nfeatures; i++)
 		appendStringInfo(&sql, "%s pg_catalog.float8, ",
 						 quote_identifier(spec->features[i].name));
-	appendStringInfo(&sql, "%s pg_catalog.int8 NOT NULL, %s pg_catalog.bool NOT NULL, UNIQUE (",
+	appendStringInfo(&sql, "%s pg_catalog.int8 NOT NULL, %s pg_catalog.bool NOT NULL)",
 					 FT_SEQ_COLUMN, FT_LATE_COLUMN);
-	for (int i = 0; i < spec->npart; i++)
-		appendStringInfo(&sql, "%s, ", quote_identifier(spec->part_names[i]));
-	appendStringInfo(&sql, "%s))", FT_SEQ_COLUMN);
 	Execute(sql.data, SPI_OK_UTILITY);
 	target = RangeVarGetRelid(rv, NoLock, false);
+
+	/*
+	 * The unique index on (partition, arrival_seq), which every feature row
+	 * enters and catch-up and rebuild read.  A string partition column
+	 * whose equality is byte equality is compared under "C" there: a
+	 * memcmp where its own collation would call strcoll at every step of
+	 * every insert's descent (AppendPartitionWhere matches it).
+	 */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE UNIQUE INDEX ON %s (", QualifiedName(target));
+	for (int i = 0; i < spec->npart; i++)
+		appendStringInfo(&sql, "%s%s, ", quote_identifier(spec->part_names[i]),
+						 spec->part_bytewise[i] ? " COLLATE pg_catalog.\"C\"" : "");
+	appendStringInfo(&sql, "%s)", FT_SEQ_COLUMN);
+	Execute(sql.data, SPI_OK_UTILITY);
 	trigger_name = psprintf("streamml_features_%u", target);
 	/* for a Citus source: distributed like it, triggers on its shell */
 	FeatureCitusDistributeLike(target, source, spec->part_names, spec->npart,

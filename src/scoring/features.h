@@ -86,6 +86,7 @@ typedef struct FeatureSpec
 	AttrNumber *part;			/* source attnums of partition_by */
 	char	  **part_names;
 	Oid		   *part_types;
+	bool	   *part_bytewise;	/* equality is byte equality: COLLATE "C" */
 	AttrNumber	order;			/* source attnum of order_by */
 	char	   *order_name;
 	Oid			order_type;

@@ -13,6 +13,7 @@
 #include <float.h>
 #include <math.h>
 
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -25,6 +26,25 @@
 
 #include "options.h"
 #include "scoring/features.h"
+
+/*
+ * Whether a partition_by column is a string whose equality is byte
+ * equality though its collation is not "C": text, varchar or char under a
+ * deterministic collation.  The feature table's index then compares it
+ * under "C" (memcmp instead of strcoll, in every index insert's descent),
+ * and the queries that read a partition back say COLLATE "C" to use it.
+ */
+static bool
+PartitionIsBytewise(Form_pg_attribute att)
+{
+	Oid			base = getBaseType(att->atttypid);
+
+	if (base != TEXTOID && base != VARCHAROID && base != BPCHAROID)
+		return false;
+	if (!OidIsValid(att->attcollation) || att->attcollation == C_COLLATION_OID)
+		return false;
+	return get_collation_isdeterministic(att->attcollation);
+}
 
 /* Seconds from the Unix epoch to PostgreSQL's, in microseconds. */
 #define UNIX_TO_PG_USECS \
@@ -353,12 +373,15 @@ FeatureSpecRead(Jsonb *specj, TupleDesc desc, const char *table)
 	spec->part = palloc(sizeof(AttrNumber) * Max(spec->npart, 1));
 	spec->part_names = palloc(sizeof(char *) * Max(spec->npart, 1));
 	spec->part_types = palloc(sizeof(Oid) * Max(spec->npart, 1));
+	spec->part_bytewise = palloc(sizeof(bool) * Max(spec->npart, 1));
 	i = 0;
 	foreach(lc, parts)
 	{
 		spec->part[i] = SpecColumn(desc, lfirst(lc), "partition_by", table);
 		spec->part_names[i] = lfirst(lc);
 		spec->part_types[i] = TupleDescAttr(desc, spec->part[i] - 1)->atttypid;
+		spec->part_bytewise[i] =
+			PartitionIsBytewise(TupleDescAttr(desc, spec->part[i] - 1));
 		if (spec->part[i] == spec->order)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -317,7 +317,20 @@ typedef struct KeyOrder
 	AttrNumber *att;			/* the key columns in the predictions table */
 	SortSupport ssup;
 	TupleTableSlot **slots;
+	struct KeyItem *items;		/* room for SCORER_BUFFERED_ROWS */
 } KeyOrder;
+
+/*
+ * A buffered row as the sort sees it: its first key column copied beside
+ * its position, so that most comparisons read one array rather than two
+ * slots each (10,000 separate allocations, a cache miss apiece).
+ */
+typedef struct KeyItem
+{
+	Datum		key;
+	bool		isnull;
+	int			row;
+} KeyItem;
 
 /* Sets up the comparison of the key columns (their default btree order). */
 static void
@@ -329,6 +342,7 @@ KeyOrderInit(KeyOrder *ko, Relation preds, PredictionColumns *pc,
 	ko->nkeys = pc->nkeys;
 	ko->att = pc->key;
 	ko->slots = slots;
+	ko->items = palloc(sizeof(KeyItem) * SCORER_BUFFERED_ROWS);
 	ko->ssup = palloc0(sizeof(SortSupportData) * Max(pc->nkeys, 1));
 	for (int k = 0; k < pc->nkeys; k++)
 	{
@@ -347,17 +361,23 @@ KeyOrderInit(KeyOrder *ko, Relation preds, PredictionColumns *pc,
 	}
 }
 
-/* qsort_arg comparator: buffered rows by key, then in arrival order. */
+/* qsort_arg comparator of KeyItems: by key, then in arrival order. */
 static int
 CompareByKey(const void *a, const void *b, void *arg)
 {
 	KeyOrder   *ko = arg;
-	int			ia = *(const int *) a;
-	int			ib = *(const int *) b;
+	const KeyItem *ka = a;
+	const KeyItem *kb = b;
+	int			ia = ka->row;
+	int			ib = kb->row;
 	TupleTableSlot *sa = ko->slots[ia];
 	TupleTableSlot *sb = ko->slots[ib];
+	int			c0 = ApplySortComparator(ka->key, ka->isnull, kb->key, kb->isnull,
+										 &ko->ssup[0]);
 
-	for (int k = 0; k < ko->nkeys; k++)
+	if (c0 != 0)
+		return c0;
+	for (int k = 1; k < ko->nkeys; k++)
 	{
 		int			c = ApplySortComparator(sa->tts_values[ko->att[k] - 1],
 											sa->tts_isnull[ko->att[k] - 1],
@@ -407,7 +427,19 @@ FlushPredictions(ResultRelInfo *rri, EState *estate, TupleTableSlot **slots,
 	if (rri->ri_NumIndices > 0)
 	{
 		if (ko->nkeys > 0)
-			qsort_arg(perm, n, sizeof(int), CompareByKey, ko);
+		{
+			AttrNumber	a = ko->att[0] - 1;
+
+			for (int i = 0; i < n; i++)
+			{
+				ko->items[i].key = slots[i]->tts_values[a];
+				ko->items[i].isnull = slots[i]->tts_isnull[a];
+				ko->items[i].row = i;
+			}
+			qsort_arg(ko->items, n, sizeof(KeyItem), CompareByKey, ko);
+			for (int i = 0; i < n; i++)
+				perm[i] = ko->items[i].row;
+		}
 		for (int k = 0; k < n; k++)
 			recheck[perm[k]] = ExecInsertIndexTuples(rri, slots[perm[k]], estate,
 													 false, false, NULL, NIL);

@@ -42,7 +42,9 @@
 # streams stall (a real Kafka has no such limit).
 #
 # A few minutes on 2 cores with the defaults.  BENCH_LEGS (default "abcd")
-# picks the legs to run.
+# picks the legs to run.  BENCH_PERF=DIR records each of (a)'s stream
+# workers with "perf record -g" into DIR/<table>.data (BENCH_PERF_FREQ
+# samples per second, 499 by default): where the chain's time goes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${BENCH_ROWS:-200000}
@@ -161,10 +163,29 @@ q -c "CREATE TABLE plain (LIKE shape); CREATE TABLE trades (LIKE shape); CREATE 
 q -c "SELECT streamml.create_feature_table('features', 'trades', '$SPEC9')" >/dev/null
 q -c "SELECT streamml.create_feature_table('features_s', 'trades_s', '$SPEC9')" \
   -c "SELECT streamml.create_scorer('up_s', 'features_s', 'up', '{\"into\": \"preds_s\", \"key\": \"id\"}')" >/dev/null
+# BENCH_PERF=DIR: perf record of each stream's worker into DIR/TABLE.data
+# (to see where the chain's time goes; the figures then carry perf's cost)
+perf_attach()
+{
+	[ -n "${BENCH_PERF:-}" ] || return 0
+	mkdir -p "$BENCH_PERF"
+	(
+		local pid=
+		until [ -n "$pid" ]; do
+			sleep 0.1
+			pid=$(q -c "SELECT worker_pid FROM streamml.stream_stats
+				WHERE stream = '$1' AND worker_pid IS NOT NULL LIMIT 1")
+		done
+		perf record -q -F "${BENCH_PERF_FREQ:-499}" -g -p "$pid" -o "$BENCH_PERF/$1.data" >/dev/null 2>&1
+	) &
+}
+perf_attach plain
 stream_run "$N" ta plain
 alone_rate=$s_rate alone_secs=$s_secs alone_batches=$s_batches alone_load=$(load) alone_cpu=$s_cpu_us
+perf_attach trades
 stream_run "$N" tb trades
 feat_rate=$s_rate feat_secs=$s_secs feat_batches=$s_batches feat_load=$(load) feat_cpu=$s_cpu_us
+perf_attach trades_s
 stream_run "$N" tc trades_s
 chain_rate=$s_rate chain_secs=$s_secs chain_batches=$s_batches chain_load=$(load) chain_cpu=$s_cpu_us
 [ "$(q -c "SELECT count(*) FROM features")" = "$N" ] || { echo "feature table incomplete" >&2; exit 1; }

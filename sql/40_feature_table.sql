@@ -366,6 +366,7 @@ UPDATE ftt.ud SET v = 0 WHERE id = 3;
 UPDATE ftt.ud SET ts = 100 WHERE id = 3;
 UPDATE ftt.ud SET s = 'c' WHERE id = 3;
 UPDATE ftt.ud SET id = 300 WHERE id = 3;
+UPDATE ftt.ud SET v = 1, ts = 200, note = 'two' WHERE id = 3;
 SELECT count(*) FILTER (WHERE note IS NOT NULL) AS noted, sum(v) AS v FROM ftt.ud;
 DELETE FROM ftt.ud WHERE id IN (7, 18, 19, 20);
 SELECT (SELECT count(*) FROM ftt.f_ud) AS feature_rows, (SELECT count(*) FROM ftt.ud) AS source_rows,

@@ -1829,6 +1829,45 @@ feature_table_truncate_trigger(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+/*
+ * The kept columns (the trigger's UPDATE OF list) whose value an UPDATE
+ * changes, quoted and comma-separated, for the refusal's message: those
+ * whose stored image differs, or all of them if none does (a change the
+ * type's equality sees but its image does not, which no built-in type
+ * has).
+ */
+static char *
+ChangedKeptColumns(TriggerData *td, int *n)
+{
+	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	StringInfoData changed;
+	StringInfoData all;
+	int			nchanged = 0;
+
+	initStringInfo(&changed);
+	initStringInfo(&all);
+	for (int i = 0; i < td->tg_trigger->tgnattr; i++)
+	{
+		AttrNumber	att = td->tg_trigger->tgattr[i];
+		Form_pg_attribute a = TupleDescAttr(desc, att - 1);
+		bool		oldnull,
+					newnull;
+		Datum		o = heap_getattr(td->tg_trigtuple, att, desc, &oldnull);
+		Datum		n = heap_getattr(td->tg_newtuple, att, desc, &newnull);
+		char	   *q = psprintf("\"%s\"", NameStr(a->attname));
+
+		appendStringInfo(&all, "%s%s", all.len ? ", " : "", q);
+		if (oldnull != newnull ||
+			(!oldnull && !datum_image_eq(o, n, a->attbyval, a->attlen)))
+		{
+			appendStringInfo(&changed, "%s%s", changed.len ? ", " : "", q);
+			nchanged++;
+		}
+	}
+	*n = nchanged ? nchanged : td->tg_trigger->tgnattr;
+	return nchanged ? changed.data : all.data;
+}
+
 PG_FUNCTION_INFO_V1(feature_table_update_trigger);
 
 /*
@@ -1843,6 +1882,8 @@ Datum
 feature_table_update_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
+	char	   *cols;
+	int			ncols;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_UPDATE(td->tg_event) ||
 		td->tg_trigger->tgnargs != 2)
@@ -1850,10 +1891,13 @@ feature_table_update_trigger(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("feature_table_update_trigger must be an UPDATE trigger"),
 				 errhint("Use streamml.create_feature_table.")));
+	cols = ChangedKeptColumns(td, &ncols);
 	ereport(ERROR,
 			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("cannot change columns of table \"%s\" that feature table \"%s\" keeps",
-					RelationGetRelationName(td->tg_relation), td->tg_trigger->tgargs[1]),
+			 errmsg_plural("cannot change column %s of table \"%s\": feature table \"%s\" keeps it",
+						   "cannot change columns %s of table \"%s\": feature table \"%s\" keeps them",
+						   ncols, cols,
+						   RelationGetRelationName(td->tg_relation), td->tg_trigger->tgargs[1]),
 			 errdetail("A row's features, and those of the rows after it in its partition, were computed from the values it had when it arrived."),
 			 errhint("Delete the row and insert the corrected one (it arrives anew), or drop and re-create the feature table to compute every feature again.")));
 	return PointerGetDatum(NULL);

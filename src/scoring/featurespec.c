@@ -429,7 +429,14 @@ FeatureSpecRead(Jsonb *specj, TupleDesc desc, const char *table)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("feature \"%s\" must be a JSON object",
 								spec->features[i].name)));
-			ReadFeature(spec, &spec->features[i], SubJsonb(&v), desc, table);
+			{
+				OptionScope scope;
+
+				/* its option errors name it: "range" of which feature */
+				OptionScopePush(&scope, "feature", spec->features[i].name);
+				ReadFeature(spec, &spec->features[i], SubJsonb(&v), desc, table);
+				OptionScopePop(&scope);
+			}
 			i++;
 		}
 	}

@@ -448,11 +448,15 @@ ScorerChallengers(Jsonb *options, int *n)
 			Jsonb	   *o = JsonbValueToJsonb(e);
 			static const char *const keys[] = {"model", "version", NULL};
 
+			OptionScope scope;
+
+			OptionScopePush(&scope, "option", "challengers");
 			OptionCheckKeys(o, keys, "challenger");
 			c->model = OptionString(o, "model", NULL);
 			if (c->model == NULL || OptionGet(o, "version") == NULL)
 				ChallengersShapeError();
 			c->version = (int32) OptionInteger(o, "version", 1, 1, PG_INT32_MAX);
+			OptionScopePop(&scope);
 		}
 		else
 			ChallengersShapeError();
@@ -530,6 +534,7 @@ ScorerCheckChallengers(Relation source, Jsonb *options, const char *champion)
 	int			n;
 	ScorerChallenger *ch = ScorerChallengers(options, &n);
 	JsonbValue *ap = OptionGet(options, "auto_promote");
+	OptionScope scope;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -572,9 +577,12 @@ ScorerCheckChallengers(Relation source, Jsonb *options, const char *champion)
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("model \"%s\" does not exist", ch[i].model),
 					 errdetail("It was given as a challenger.")));
+		/* "model has no version 9" and the like: of which challenger */
+		OptionScopePush(&scope, "challenger", ch[i].model);
 		(void) ServedModelGetVersion(ch[i].model, ch[i].version, &info);
 		CheckFeatureMap(source, options, &info, ch[i].model);
 		CheckSameTask(champion, &info, ScorerChallengerName(&ch[i]));
+		OptionScopePop(&scope);
 	}
 	if (ap != NULL)
 	{
@@ -586,9 +594,11 @@ ScorerCheckChallengers(Relation source, Jsonb *options, const char *champion)
 			Jsonb	   *apj = JsonbValueToJsonb(ap);
 			static const char *const keys[] = {"min_rows", "alpha", NULL};
 
+			OptionScopePush(&scope, "option", "auto_promote");
 			OptionCheckKeys(apj, keys, "auto_promote");
 			(void) OptionInteger(apj, "min_rows", 1000, 30, INT_MAX);
 			(void) OptionNumber(apj, "alpha", 0.01, 1e-12, 0.5);
+			OptionScopePop(&scope);
 		}
 		if (n == 0)
 			ereport(ERROR,

@@ -439,3 +439,18 @@ INSERT INTO ftt.w VALUES (7, 'a', 4, 40), (8, 'b', 4, 50);
 SELECT id, arrival_seq, l, note, l2 FROM ftt.f_w ORDER BY id;
 SELECT * FROM ftt.w_log ORDER BY what;
 SELECT streamml.drop_feature_table('ftt.f_w');
+
+-- rows_per_second (src/ratemeter.h, as for streams and scorers): nothing
+-- from one statement alone, a rate once a second statement follows, 0
+-- three seconds after the last
+CREATE TABLE ftt.rate_src (id int PRIMARY KEY, s text, ts int, v float8);
+SELECT streamml.create_feature_table('ftt.rate_f', 'ftt.rate_src',
+	'{"partition_by": "s", "order_by": "ts", "features": {"m": {"fn": "mean", "of": "v", "preceding": 3}}}');
+INSERT INTO ftt.rate_src SELECT i, 'a', i, i FROM generate_series(1, 100) i;
+SELECT rows_processed, rows_per_second FROM streamml.feature_tables WHERE target = 'ftt.rate_f'::regclass;
+SELECT pg_sleep(0.3);
+INSERT INTO ftt.rate_src SELECT i, 'a', i, i FROM generate_series(101, 200) i;
+SELECT rows_processed, rows_per_second > 0 AS flowing FROM streamml.feature_tables WHERE target = 'ftt.rate_f'::regclass;
+SELECT pg_sleep(3.1);
+SELECT rows_per_second FROM streamml.feature_tables WHERE target = 'ftt.rate_f'::regclass;
+SELECT streamml.drop_feature_table('ftt.rate_f');

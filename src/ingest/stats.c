@@ -31,6 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "ingest.h"
+#include "ratemeter.h"
 
 typedef struct StatSlot
 {
@@ -41,8 +42,7 @@ typedef struct StatSlot
 	int64		high_watermark;
 	int64		rows_ingested;
 	int64		rows_rejected;
-	double		rate;			/* rows per second, smoothed */
-	TimestampTz rate_at;
+	RateMeter	rate;			/* rows (and dead letters) per second */
 	TimestampTz last_batch_at;
 	TimestampTz error_at;
 	int64		error_count;	/* times last_error was reported in a row */
@@ -146,10 +146,6 @@ StatsBatch(int32 stream, int32 partition, int64 next_offset, int64 high,
 	s = FindSlot(stream, partition);
 	if (s)
 	{
-		long		secs;
-		int			usecs;
-		double		dt;
-
 		/* A partition's own error lasts until the partition moves on. */
 		if (next_offset >= 0 && next_offset > s->next_offset &&
 			s->next_offset >= 0)
@@ -163,21 +159,7 @@ StatsBatch(int32 stream, int32 partition, int64 next_offset, int64 high,
 		s->pid = pid;
 		if (rows + rejected > 0)
 			s->last_batch_at = now;
-		/* Rows per second over the last second or so, smoothed. */
-		if (s->rate_at == 0)
-			s->rate_at = now;
-		TimestampDifference(s->rate_at, now, &secs, &usecs);
-		dt = secs + usecs / 1e6;
-		if (dt > 0.0)
-		{
-			double		inst = (rows + rejected) / dt;
-			double		w = dt >= 1.0 ? 1.0 : dt;
-
-			s->rate = s->rate * (1.0 - w) + inst * w;
-			s->rate_at = now;
-		}
-		else
-			s->rate_at = now;
+		RateMeterAdd(&s->rate, rows + rejected, now);
 	}
 	LWLockRelease(Stats->lock);
 }
@@ -314,9 +296,7 @@ streamml_stream_stats_raw(PG_FUNCTION_ARGS)
 		n[4] = s->partition < 0;
 		v[5] = Int64GetDatum(s->rows_rejected);
 		n[5] = s->partition < 0;
-		/* A stream idle for a while has no rate any more. */
-		v[6] = Float8GetDatum(TimestampDifferenceExceeds(s->rate_at, now, 3000)
-							  ? 0.0 : s->rate);
+		v[6] = Float8GetDatum(RateMeterRead(&s->rate, now));
 		n[6] = s->partition < 0;
 		v[7] = CStringGetTextDatum(s->last_error);
 		n[7] = s->last_error[0] == '\0';

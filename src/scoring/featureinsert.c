@@ -126,6 +126,7 @@
 #include "utils/typcache.h"
 
 #include "pg_streamml.h"
+#include "ratemeter.h"
 #include "scoring/features.h"
 #include "ingest/citus_batch.h"
 
@@ -146,9 +147,7 @@ typedef struct FtStat
 	int64		late;
 	int64		batches;
 	double		total_ms;
-	double		rate;			/* rows per second, last full second */
-	TimestampTz rate_at;
-	int64		rate_rows;
+	RateMeter	rate;			/* rows per second */
 	char		last_error[256];
 } FtStat;
 
@@ -423,15 +422,7 @@ FtStatCount(Oid target, int64 rows, int64 late, double ms)
 		s->late += late;
 		s->batches++;
 		s->total_ms += ms;
-		s->rate_rows += rows;
-		if (s->rate_at == 0)
-			s->rate_at = now;
-		else if (now - s->rate_at >= USECS_PER_SEC)
-		{
-			s->rate = (double) s->rate_rows * USECS_PER_SEC / (double) (now - s->rate_at);
-			s->rate_at = now;
-			s->rate_rows = 0;
-		}
+		RateMeterAdd(&s->rate, rows, now);
 	}
 	LWLockRelease(Ft->lock);
 }
@@ -486,7 +477,7 @@ feature_table_stats(PG_FUNCTION_ARGS)
 		v[0] = ObjectIdGetDatum(s->target);
 		v[1] = Int64GetDatum(s->rows);
 		v[2] = Int64GetDatum(s->late);
-		v[3] = Float8GetDatum(s->rate);
+		v[3] = Float8GetDatum(RateMeterRead(&s->rate, GetCurrentTimestamp()));
 		if (s->last_error[0])
 			v[4] = CStringGetTextDatum(s->last_error);
 		else

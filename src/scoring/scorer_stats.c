@@ -27,6 +27,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "ratemeter.h"
 #include "scoring/scorer.h"
 
 #define SCORER_STAT_SLOTS 256
@@ -40,8 +41,7 @@ typedef struct ScorerSlot
 	int64		unscorable;
 	int64		batches;
 	double		seconds;		/* time spent scoring, all batches */
-	double		rate;			/* rows per second, smoothed */
-	TimestampTz rate_at;
+	RateMeter	rate;			/* rows per second */
 	TimestampTz last_batch_at;
 	TimestampTz error_at;
 	char		last_error[256];
@@ -145,9 +145,6 @@ static void
 Publish(PendingBatch *p, TimestampTz now)
 {
 	ScorerSlot *s = FindSlot(p->scorer, p->owner);
-	long		secs;
-	int			usecs;
-	double		dt;
 
 	if (s == NULL)
 		return;
@@ -159,18 +156,7 @@ Publish(PendingBatch *p, TimestampTz now)
 	/* a committed batch ends the error it follows */
 	s->last_error[0] = '\0';
 	s->error_at = 0;
-	/* rows per second over the last second or so, smoothed */
-	if (s->rate_at == 0)
-		s->rate_at = now;
-	TimestampDifference(s->rate_at, now, &secs, &usecs);
-	dt = secs + usecs / 1e6;
-	if (dt > 0.0)
-	{
-		double		w = dt >= 1.0 ? 1.0 : dt;
-
-		s->rate = s->rate * (1.0 - w) + (p->rows / dt) * w;
-	}
-	s->rate_at = now;
+	RateMeterAdd(&s->rate, p->rows, now);
 }
 
 /* Publishes the pending counts at commit, drops them at abort. */
@@ -335,9 +321,7 @@ scorer_stats_raw(PG_FUNCTION_ARGS)
 		v[0] = Int32GetDatum(s->scorer);
 		v[1] = Int64GetDatum(s->rows);
 		v[2] = Int64GetDatum(s->unscorable);
-		/* a scorer idle for a while has no rate any more */
-		v[3] = Float8GetDatum(TimestampDifferenceExceeds(s->rate_at, now, 3000)
-							  ? 0.0 : s->rate);
+		v[3] = Float8GetDatum(RateMeterRead(&s->rate, now));
 		v[4] = Int64GetDatum(s->batches);
 		v[5] = Float8GetDatum(s->batches > 0 ? 1000.0 * s->seconds / s->batches : 0.0);
 		n[5] = s->batches == 0;

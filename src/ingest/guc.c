@@ -55,7 +55,7 @@ IngestDefineGucs(void)
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("streamml.max_stat_slots",
 							"Number of stream partitions whose statistics are kept in shared memory.",
-							NULL,
+							"As many feature tables, and as many scorers, have theirs kept too.",
 							&streamml_max_stat_slots,
 							1024, 16, 1000000,
 							PGC_POSTMASTER,

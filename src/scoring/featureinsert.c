@@ -129,11 +129,10 @@
 #include "ratemeter.h"
 #include "scoring/features.h"
 #include "ingest/citus_batch.h"
+#include "ingest/ingest.h"
 
 /* Version counters in shared memory; a power of 2. */
 #define FT_VERSION_SLOTS 8192
-/* Feature tables with statistics in shared memory. */
-#define FT_STAT_SLOTS 128
 /* The advisory lock tag's fourth field for feature table partitions. */
 #define FT_LOCK_KIND 3
 /* Feature rows buffered per table_multi_insert, as COPY buffers them. */
@@ -156,8 +155,13 @@ typedef struct FtShared
 	LWLock	   *lock;			/* the statistics */
 	pg_atomic_uint64 version[FT_VERSION_SLOTS];
 	pg_atomic_uint64 reset[FT_VERSION_SLOTS];	/* bumped by deletes */
-	FtStat		stats[FT_STAT_SLOTS];
+	int			nstats;			/* streamml.max_stat_slots */
+	FtStat		stats[FLEXIBLE_ARRAY_MEMBER];
 } FtShared;
+
+/* The shared memory with nstats statistics slots. */
+#define FT_SHARED_SIZE(nstats) \
+	MAXALIGN(offsetof(FtShared, stats) + sizeof(FtStat) * (nstats))
 
 static FtShared *Ft = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -279,7 +283,7 @@ FtShmemRequest(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(sizeof(FtShared));
+	RequestAddinShmemSpace(FT_SHARED_SIZE(streamml_max_stat_slots));
 	RequestNamedLWLockTranche("pg_streamml feature tables", 1);
 }
 
@@ -292,10 +296,12 @@ FtShmemStartup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	Ft = ShmemInitStruct("pg_streamml feature tables", sizeof(FtShared), &found);
+	Ft = ShmemInitStruct("pg_streamml feature tables",
+						 FT_SHARED_SIZE(streamml_max_stat_slots), &found);
 	if (!found)
 	{
-		memset(Ft, 0, sizeof(FtShared));
+		memset(Ft, 0, FT_SHARED_SIZE(streamml_max_stat_slots));
+		Ft->nstats = streamml_max_stat_slots;
 		Ft->lock = &(GetNamedLWLockTranche("pg_streamml feature tables"))->lock;
 		for (int i = 0; i < FT_VERSION_SLOTS; i++)
 		{
@@ -390,7 +396,7 @@ FtStatSlot(Oid target, bool create)
 {
 	FtStat	   *free_slot = NULL;
 
-	for (int i = 0; i < FT_STAT_SLOTS; i++)
+	for (int i = 0; i < Ft->nstats; i++)
 	{
 		FtStat	   *s = &Ft->stats[i];
 
@@ -398,6 +404,18 @@ FtStatSlot(Oid target, bool create)
 			return s;
 		if (s->target == InvalidOid && free_slot == NULL)
 			free_slot = s;
+	}
+	if (create && free_slot == NULL)
+	{
+		static bool logged = false;
+
+		/* once per backend: the table is kept, its live columns are NULL */
+		if (!logged)
+			ereport(LOG,
+					(errmsg("no statistics slot left for feature table %u: its live columns stay NULL", target),
+					 errhint("Raise streamml.max_stat_slots (%d; a restart is needed), or drop unused feature tables.",
+							 Ft->nstats)));
+		logged = true;
 	}
 	if (!create || free_slot == NULL)
 		return NULL;
@@ -466,7 +484,7 @@ feature_table_stats(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	LWLockAcquire(Ft->lock, LW_SHARED);
-	for (int i = 0; i < FT_STAT_SLOTS; i++)
+	for (int i = 0; i < Ft->nstats; i++)
 	{
 		FtStat	   *s = &Ft->stats[i];
 		Datum		v[6];

@@ -27,10 +27,9 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "ingest/ingest.h"
 #include "ratemeter.h"
 #include "scoring/scorer.h"
-
-#define SCORER_STAT_SLOTS 256
 
 typedef struct ScorerSlot
 {
@@ -50,8 +49,13 @@ typedef struct ScorerSlot
 typedef struct ScorerStatsShared
 {
 	LWLock	   *lock;
-	ScorerSlot	slots[SCORER_STAT_SLOTS];
+	int			nslots;			/* streamml.max_stat_slots */
+	ScorerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } ScorerStatsShared;
+
+/* The shared memory of nslots slots. */
+#define SCORER_STATS_SIZE(nslots) \
+	MAXALIGN(offsetof(ScorerStatsShared, slots) + sizeof(ScorerSlot) * (nslots))
 
 /* Work of this transaction not yet published. */
 typedef struct PendingBatch
@@ -79,7 +83,7 @@ ScorerShmemRequest(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(ScorerStatsShared)));
+	RequestAddinShmemSpace(SCORER_STATS_SIZE(streamml_max_stat_slots));
 	RequestNamedLWLockTranche("pg_streamml scorers", 1);
 }
 
@@ -93,10 +97,11 @@ ScorerShmemStartup(void)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	Shared = ShmemInitStruct("pg_streamml scorer stats",
-							 sizeof(ScorerStatsShared), &found);
+							 SCORER_STATS_SIZE(streamml_max_stat_slots), &found);
 	if (!found)
 	{
-		memset(Shared, 0, sizeof(ScorerStatsShared));
+		memset(Shared, 0, SCORER_STATS_SIZE(streamml_max_stat_slots));
+		Shared->nslots = streamml_max_stat_slots;
 		Shared->lock = &(GetNamedLWLockTranche("pg_streamml scorers"))->lock;
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -118,7 +123,7 @@ FindSlot(int32 scorer, Oid owner)
 {
 	ScorerSlot *free_slot = NULL;
 
-	for (int i = 0; i < SCORER_STAT_SLOTS; i++)
+	for (int i = 0; i < Shared->nslots; i++)
 	{
 		ScorerSlot *s = &Shared->slots[i];
 
@@ -136,6 +141,18 @@ FindSlot(int32 scorer, Oid owner)
 		free_slot->dbid = MyDatabaseId;
 		free_slot->scorer = scorer;
 		free_slot->owner = owner;
+	}
+	else
+	{
+		static bool logged = false;
+
+		/* once per backend: the scorer works, its view shows 0 */
+		if (!logged)
+			ereport(LOG,
+					(errmsg("no statistics slot left for scorer %d: its live counters stay 0", scorer),
+					 errhint("Raise streamml.max_stat_slots (%d; a restart is needed), or drop unused scorers.",
+							 Shared->nslots)));
+		logged = true;
 	}
 	return free_slot;
 }
@@ -284,7 +301,7 @@ ScorerStatsForget(int32 scorer)
 	if (Shared == NULL)
 		return;
 	LWLockAcquire(Shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < SCORER_STAT_SLOTS; i++)
+	for (int i = 0; i < Shared->nslots; i++)
 		if (Shared->slots[i].dbid == MyDatabaseId &&
 			Shared->slots[i].scorer == scorer)
 			Shared->slots[i].dbid = InvalidOid;
@@ -308,7 +325,7 @@ scorer_stats_raw(PG_FUNCTION_ARGS)
 	if (Shared == NULL)
 		PG_RETURN_VOID();
 	LWLockAcquire(Shared->lock, LW_SHARED);
-	for (int i = 0; i < SCORER_STAT_SLOTS; i++)
+	for (int i = 0; i < Shared->nslots; i++)
 	{
 		ScorerSlot *s = &Shared->slots[i];
 		Datum		v[9];

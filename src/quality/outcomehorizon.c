@@ -100,6 +100,8 @@ typedef struct HorizonSetup
 	RegProcedure ob_gt;
 	RegProcedure ob_le;
 	RegProcedure key_eq[MAX_KEYS];
+	RegProcedure key_ge;		/* >=, <= of the first key column */
+	RegProcedure key_le;
 } HorizonSetup;
 
 /* A row of a partition's range, in index order. */
@@ -387,6 +389,16 @@ Setup(OutcomeTracker *t, Relation src, Relation preds, HorizonSetup *s)
 					return false;
 			}
 			pcols[i] = pa;
+			if (i == 0)
+			{
+				Oid			kf = get_opclass_family(GetDefaultOpClass(s->key_types[0],
+																	  BTREE_AM_OID));
+
+				s->key_ge = get_opcode(get_opfamily_member(kf, s->key_types[0], s->key_types[0],
+														   BTGreaterEqualStrategyNumber));
+				s->key_le = get_opcode(get_opfamily_member(kf, s->key_types[0], s->key_types[0],
+														   BTLessEqualStrategyNumber));
+			}
 			s->key_eq[i] = get_opcode(get_opfamily_member(get_opclass_family(GetDefaultOpClass(s->key_types[i], BTREE_AM_OID)),
 														  s->key_types[i], s->key_types[i],
 														  BTEqualStrategyNumber));
@@ -707,6 +719,266 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 #undef ROW
 }
 
+/* Where a prediction row's columns are, and what its records share. */
+typedef struct PredColumns
+{
+	AttrNumber	model;
+	AttrNumber	version;
+	AttrNumber	role;			/* InvalidAttrNumber: no role column */
+	AttrNumber	pred;
+	AttrNumber	prob;
+	AttrNumber	class;
+	AttrNumber	at;
+	char	   *last_model;		/* the model and role of the last record */
+	char	   *last_role;
+	MemoryContext keep;			/* where the records' strings live */
+	TimestampTz now;
+} PredColumns;
+
+/*
+ * Fills the prediction side of a record from a row of the predictions
+ * table (key and actual are the caller's); false when its model is NULL.
+ * Consecutive rows nearly always share their model and role: one string
+ * each until they change.
+ */
+static bool
+PredictionRecord(PredColumns *pc, TupleTableSlot *pslot, OutcomeRecord *r)
+{
+	bool		isnull;
+	Datum		d;
+	text	   *tx;
+	MemoryContext old;
+
+	memset(r, 0, sizeof(OutcomeRecord));
+	d = slot_getattr(pslot, pc->model, &isnull);
+	if (isnull)
+		return false;
+	old = MemoryContextSwitchTo(pc->keep);
+	tx = DatumGetTextPP(d);
+	if (pc->last_model == NULL || strlen(pc->last_model) != VARSIZE_ANY_EXHDR(tx) ||
+		memcmp(pc->last_model, VARDATA_ANY(tx), VARSIZE_ANY_EXHDR(tx)) != 0)
+		pc->last_model = text_to_cstring(tx);
+	r->model = pc->last_model;
+	r->role = "champion";
+	if (pc->role > 0)
+	{
+		d = slot_getattr(pslot, pc->role, &isnull);
+		if (!isnull)
+		{
+			tx = DatumGetTextPP(d);
+			if (pc->last_role == NULL || strlen(pc->last_role) != VARSIZE_ANY_EXHDR(tx) ||
+				memcmp(pc->last_role, VARDATA_ANY(tx), VARSIZE_ANY_EXHDR(tx)) != 0)
+				pc->last_role = text_to_cstring(tx);
+			r->role = pc->last_role;
+		}
+	}
+	d = slot_getattr(pslot, pc->class, &isnull);
+	r->class_label = isnull ? NULL : TextDatumGetCString(d);
+	MemoryContextSwitchTo(old);
+	r->version = DatumGetInt32(slot_getattr(pslot, pc->version, &isnull));
+	r->group_key = "";
+	r->labelled_at = pc->now;
+	r->predicted_at = DatumGetTimestampTz(slot_getattr(pslot, pc->at, &isnull));
+	r->first = true;
+	d = slot_getattr(pslot, pc->pred, &isnull);
+	r->has_prediction = !isnull;
+	r->prediction = isnull ? 0 : DatumGetFloat8(d);
+	d = slot_getattr(pslot, pc->prob, &isnull);
+	r->has_probability = !isnull;
+	r->probability = isnull ? 0 : DatumGetFloat8(d);
+	return true;
+}
+
+/* Appends a record to a growing array. */
+static void
+AppendHit(OutcomeRecord **hits, int *n, int *max, OutcomeRecord *r)
+{
+	if (*n == *max)
+	{
+		*max = Max(2 * *max, 256);
+		*hits = *hits ? repalloc(*hits, sizeof(OutcomeRecord) * *max) :
+			palloc(sizeof(OutcomeRecord) * *max);
+	}
+	(*hits)[(*n)++] = *r;
+}
+
+/*
+ * The prediction rows of the labelled rows, one probe of the predictions
+ * table's index per labelled row: *hits grouped by labelled row, in
+ * arrival order, those of row i from hit_start[i] to hit_start[i + 1].
+ */
+static void
+ProbePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
+				 Relation preds, Relation pidx, Snapshot snap,
+				 TupleTableSlot *pslot, PredColumns *pc,
+				 OutcomeRecord **hits, int *nhits, int *hit_start)
+{
+	IndexScanDesc scan = index_beginscan(preds, pidx, snap, t->nkeys, 0);
+	ScanKeyData sk[MAX_KEYS];
+	OutcomeRecord r;
+	int			max = 0;
+
+	*hits = NULL;
+	*nhits = 0;
+	for (int i = 0; i < lab->n; i++)
+	{
+		Datum	   *lkeys = lab->keys + lab->rows[i].keys;
+
+		hit_start[i] = *nhits;
+		for (int k = 0; k < t->nkeys; k++)
+		{
+			ScanKeyInit(&sk[k], k + 1, BTEqualStrategyNumber, s->key_eq[k], lkeys[k]);
+			sk[k].sk_collation = s->key_colls[k];
+		}
+		index_rescan(scan, sk, t->nkeys, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, pslot))
+			if (PredictionRecord(pc, pslot, &r))
+				AppendHit(hits, nhits, &max, &r);
+	}
+	hit_start[lab->n] = *nhits;
+	index_endscan(scan);
+}
+
+/* An integer key value as int64. */
+static inline int64
+IntKey(Oid type, Datum d)
+{
+	switch (type)
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		default:
+			return DatumGetInt64(d);
+	}
+}
+
+/* For the sort of MergePredictions: a labelled row's key and index. */
+typedef struct KeyIndex
+{
+	int64		key;
+	int			i;
+} KeyIndex;
+
+/* qsort of KeyIndex by key, then index. */
+static int
+CompareKeyIndex(const void *a, const void *b)
+{
+	const KeyIndex *x = a;
+	const KeyIndex *y = b;
+
+	if (x->key != y->key)
+		return (x->key > y->key) - (x->key < y->key);
+	return (x->i > y->i) - (x->i < y->i);
+}
+
+/*
+ * ProbePredictions in one range scan of the predictions table's index, for
+ * a key that is one integer column whose labelled values are dense (a
+ * batch labels rows loaded close together, whose keys mostly are too):
+ * the rows of [min, max] of the labelled keys in index order, merged with
+ * the labelled keys in key order, instead of a descent per labelled row.
+ * False, having done nothing, when it does not apply.
+ */
+static bool
+MergePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
+				 Relation preds, Relation pidx, Snapshot snap,
+				 TupleTableSlot *pslot, PredColumns *pc,
+				 OutcomeRecord **hits, int *nhits, int *hit_start)
+{
+	Oid			type = s->key_types[0];
+	int			n = lab->n;
+	KeyIndex   *order;
+	OutcomeRecord *found = NULL;
+	int		   *found_lab = NULL;
+	int			nfound = 0;
+	int			maxfound = 0;
+	int			max = 0;
+	int		   *next;
+	IndexScanDesc scan;
+	ScanKeyData sk[2];
+	AttrNumber	pa_key;
+	OutcomeRecord r;
+	int			p = 0;
+	bool		sorted = true;
+
+	
+	if (t->nkeys != 1 || n == 0 || !OidIsValid(s->key_ge) || !OidIsValid(s->key_le) ||
+		(type != INT2OID && type != INT4OID && type != INT8OID))
+		return false;
+	order = palloc(sizeof(KeyIndex) * n);
+	for (int i = 0; i < n; i++)
+	{
+		order[i].key = IntKey(type, lab->keys[lab->rows[i].keys]);
+		order[i].i = i;
+		if (i > 0 && order[i].key < order[i - 1].key)
+			sorted = false;
+	}
+	if (!sorted)
+		qsort(order, n, sizeof(KeyIndex), CompareKeyIndex);
+	/* dense enough: at most 4 index entries read per labelled row, plus a page */
+	if ((uint64) order[n - 1].key - (uint64) order[0].key > (uint64) 4 * n + 512)
+	{
+		pfree(order);
+		return false;
+	}
+	pa_key = get_attnum(t->predictions, t->prediction_keys[0]);
+	ScanKeyInit(&sk[0], 1, BTGreaterEqualStrategyNumber, s->key_ge,
+				lab->keys[lab->rows[order[0].i].keys]);
+	ScanKeyInit(&sk[1], 1, BTLessEqualStrategyNumber, s->key_le,
+				lab->keys[lab->rows[order[n - 1].i].keys]);
+	scan = index_beginscan(preds, pidx, snap, 2, 0);
+	index_rescan(scan, sk, 2, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, pslot))
+	{
+		bool		isnull;
+		int64		k = IntKey(type, slot_getattr(pslot, pa_key, &isnull));
+
+		if (isnull)
+			continue;
+		while (p < n && order[p].key < k)
+			p++;
+		if (p == n)
+			break;
+		if (order[p].key != k || !PredictionRecord(pc, pslot, &r))
+			continue;
+		for (int q = p; q < n && order[q].key == k; q++)
+		{
+			if (nfound == maxfound)
+			{
+				maxfound = Max(2 * maxfound, 256);
+				found_lab = found_lab ? repalloc(found_lab, sizeof(int) * maxfound) :
+					palloc(sizeof(int) * maxfound);
+			}
+			found_lab[nfound] = order[q].i;
+			AppendHit(&found, &nfound, &max, &r);
+		}
+	}
+	index_endscan(scan);
+
+	/* grouped by labelled row, in arrival order; each row's in index order */
+	memset(hit_start, 0, sizeof(int) * (n + 1));
+	for (int h = 0; h < nfound; h++)
+		hit_start[found_lab[h] + 1]++;
+	for (int i = 0; i < n; i++)
+		hit_start[i + 1] += hit_start[i];
+	next = palloc(sizeof(int) * Max(n, 1));
+	memcpy(next, hit_start, sizeof(int) * n);
+	*hits = palloc(sizeof(OutcomeRecord) * Max(nfound, 1));
+	for (int h = 0; h < nfound; h++)
+		(*hits)[next[found_lab[h]]++] = found[h];
+	*nhits = nfound;
+	pfree(next);
+	pfree(order);
+	if (found)
+	{
+		pfree(found);
+		pfree(found_lab);
+	}
+	return true;
+}
+
 /*
  * Reads a batch's outcomes in horizon mode and adds them to b (see the top
  * of the file); false, having done nothing, where the C path does not
@@ -738,21 +1010,13 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 	int			maxrec;
 	PendingOutcome *pend;
 	int			npend = 0;
+	PredColumns pc;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "pg_streamml horizon batch",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext scratch = AllocSetContextCreate(cxt, "pg_streamml horizon key",
 												  ALLOCSET_SMALL_SIZES);
 	MemoryContext old;
-	AttrNumber	pa_model,
-				pa_version,
-				pa_role,
-				pa_pred,
-				pa_prob,
-				pa_class,
-				pa_at;
-	char	   *last_model = NULL;
-	char	   *last_role = NULL;
 
 	preds = table_open(t->predictions, AccessShareLock);
 	old = MemoryContextSwitchTo(cxt);
@@ -875,101 +1139,52 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 		}
 
 	/* the predictions of each labelled key, by the primary key */
-	pa_model = get_attnum(t->predictions, "model");
-	pa_version = get_attnum(t->predictions, "version");
-	pa_role = t->has_role ? get_attnum(t->predictions, "role") : InvalidAttrNumber;
-	pa_pred = get_attnum(t->predictions, "prediction");
-	pa_prob = get_attnum(t->predictions, "probability");
-	pa_class = get_attnum(t->predictions, "class");
-	pa_at = get_attnum(t->predictions, "scored_at");
+	pc.model = get_attnum(t->predictions, "model");
+	pc.version = get_attnum(t->predictions, "version");
+	pc.role = t->has_role ? get_attnum(t->predictions, "role") : InvalidAttrNumber;
+	pc.pred = get_attnum(t->predictions, "prediction");
+	pc.prob = get_attnum(t->predictions, "probability");
+	pc.class = get_attnum(t->predictions, "class");
+	pc.at = get_attnum(t->predictions, "scored_at");
+	pc.last_model = NULL;
+	pc.last_role = NULL;
+	pc.keep = old;
+	pc.now = now;
 	nlab = lab.n;
-	maxrec = Max(nlab, 16);
-	MemoryContextSwitchTo(old);
-	recs = palloc(sizeof(OutcomeRecord) * maxrec);
-	pend = palloc(sizeof(PendingOutcome) * Max(nlab, 1));
-	MemoryContextSwitchTo(cxt);
 	pidx = index_open(s->pred_index, AccessShareLock);
 	{
 		TupleTableSlot *pslot = table_slot_create(preds, NULL);
-		IndexScanDesc scan = index_beginscan(preds, pidx, snap, t->nkeys, 0);
-		ScanKeyData sk[MAX_KEYS];
+		int		   *hit_start = palloc0(sizeof(int) * (nlab + 1));
+		OutcomeRecord *hits;
+		int			nhits;
+
+		/* the prediction rows of each labelled row, in index order */
+		if (!MergePredictions(t, s, &lab, preds, pidx, snap, pslot, &pc,
+							  &hits, &nhits, hit_start))
+			ProbePredictions(t, s, &lab, preds, pidx, snap, pslot, &pc,
+							 &hits, &nhits, hit_start);
+		ExecDropSingleTupleTableSlot(pslot);
+
+		/* in arrival order: records, or a pending outcome when none */
+		maxrec = Max(nhits, 1);
+		MemoryContextSwitchTo(old);
+		recs = palloc(sizeof(OutcomeRecord) * maxrec);
+		pend = palloc(sizeof(PendingOutcome) * Max(nlab, 1));
+		MemoryContextSwitchTo(cxt);
 		for (int i = 0; i < nlab; i++)
 		{
 			Labelled   *l = &lab.rows[i];
-			Datum	   *lkeys = lab.keys + l->keys;
-			Datum		key = (Datum) 0;
+			Datum		key;
 			Jsonb	   *j;
-			bool		any = false;
 
-			for (int k = 0; k < t->nkeys; k++)
-			{
-				ScanKeyInit(&sk[k], k + 1, BTEqualStrategyNumber, s->key_eq[k], lkeys[k]);
-				sk[k].sk_collation = s->key_colls[k];
-			}
-			index_rescan(scan, sk, t->nkeys, NULL, 0);
 			/* built in a scratch context, reset per row; the result kept */
 			MemoryContextSwitchTo(scratch);
-			j = KeyJsonb(t, s, lkeys);
+			j = KeyJsonb(t, s, lab.keys + l->keys);
 			MemoryContextSwitchTo(old);
 			key = PointerGetDatum(memcpy(palloc(VARSIZE(j)), j, VARSIZE(j)));
 			MemoryContextSwitchTo(cxt);
 			MemoryContextReset(scratch);
-			while (index_getnext_slot(scan, ForwardScanDirection, pslot))
-			{
-				OutcomeRecord *r;
-				bool		isnull;
-				Datum		d;
-				text	   *tx;
-
-				if (nrec == maxrec)
-				{
-					maxrec *= 2;
-					recs = repalloc(recs, sizeof(OutcomeRecord) * maxrec);
-				}
-				r = &recs[nrec];
-				memset(r, 0, sizeof(OutcomeRecord));
-				d = slot_getattr(pslot, pa_model, &isnull);
-				if (isnull)
-					continue;
-				MemoryContextSwitchTo(old);
-				tx = DatumGetTextPP(d);
-				if (last_model == NULL || strlen(last_model) != VARSIZE_ANY_EXHDR(tx) ||
-					memcmp(last_model, VARDATA_ANY(tx), VARSIZE_ANY_EXHDR(tx)) != 0)
-					last_model = text_to_cstring(tx);
-				r->model = last_model;
-				r->role = "champion";
-				if (pa_role > 0)
-				{
-					d = slot_getattr(pslot, pa_role, &isnull);
-					if (!isnull)
-					{
-						tx = DatumGetTextPP(d);
-						if (last_role == NULL || strlen(last_role) != VARSIZE_ANY_EXHDR(tx) ||
-							memcmp(last_role, VARDATA_ANY(tx), VARSIZE_ANY_EXHDR(tx)) != 0)
-							last_role = text_to_cstring(tx);
-						r->role = last_role;
-					}
-				}
-				d = slot_getattr(pslot, pa_class, &isnull);
-				r->class_label = isnull ? NULL : TextDatumGetCString(d);
-				MemoryContextSwitchTo(cxt);
-				r->key = key;
-				r->version = DatumGetInt32(slot_getattr(pslot, pa_version, &isnull));
-				r->group_key = "";
-				r->labelled_at = now;
-				r->predicted_at = DatumGetTimestampTz(slot_getattr(pslot, pa_at, &isnull));
-				r->first = true;
-				d = slot_getattr(pslot, pa_pred, &isnull);
-				r->has_prediction = !isnull;
-				r->prediction = isnull ? 0 : DatumGetFloat8(d);
-				d = slot_getattr(pslot, pa_prob, &isnull);
-				r->has_probability = !isnull;
-				r->probability = isnull ? 0 : DatumGetFloat8(d);
-				OutcomeRecordFinish(b, r, true, l->actual);
-				nrec++;
-				any = true;
-			}
-			if (!any)
+			if (hit_start[i] == hit_start[i + 1])
 			{
 				PendingOutcome *p = &pend[npend++];
 
@@ -979,10 +1194,19 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 				p->actual_text = NULL;
 				p->group_key = "";
 				p->labelled_at = now;
+				continue;
+			}
+			for (int h = hit_start[i]; h < hit_start[i + 1]; h++)
+			{
+				OutcomeRecord *r = &recs[nrec++];
+
+				*r = hits[h];
+				r->key = key;
+				MemoryContextSwitchTo(old);
+				OutcomeRecordFinish(b, r, true, l->actual);
+				MemoryContextSwitchTo(cxt);
 			}
 		}
-		index_endscan(scan);
-		ExecDropSingleTupleTableSlot(pslot);
 	}
 	index_close(pidx, AccessShareLock);
 	PopActiveSnapshot();

@@ -452,6 +452,88 @@ CompareLabelled(const void *a, const void *b)
 	return c;
 }
 
+/* Whether run a's head comes after run b's (ArrivalOrder's heap). */
+static inline bool
+RunAfter(HorizonSetup *s, Labelled *rows, int *pos, int a, int b)
+{
+	Labelled   *x = &rows[pos[a]];
+	Labelled   *y = &rows[pos[b]];
+
+	return s->ob_float ? x->od > y->od : x->oi > y->oi;
+}
+
+/* Restores the heap property of ArrivalOrder's heap from slot i down. */
+static void
+RunSiftDown(HorizonSetup *s, Labelled *rows, int *pos, int *heap, int n, int i)
+{
+	for (;;)
+	{
+		int			c = 2 * i + 1;
+		int			tmp;
+
+		if (c >= n)
+			break;
+		if (c + 1 < n && RunAfter(s, rows, pos, heap[c], heap[c + 1]))
+			c++;
+		if (!RunAfter(s, rows, pos, heap[i], heap[c]))
+			break;
+		tmp = heap[i];
+		heap[i] = heap[c];
+		heap[c] = tmp;
+		i = c;
+	}
+}
+
+/*
+ * Puts the labelled rows in arrival order (order_by, then key).  The rows
+ * of each partition, runs[r] to runs[r + 1], are in order_by order already
+ * (rows of equal order_by in heap order): a merge of the runs by order_by
+ * (a binary heap of the runs' heads), then each group of equal order_by
+ * sorted by key, is cheaper than sorting them all.
+ */
+static void
+ArrivalOrder(HorizonSetup *s, LabelSet *lab, int *runs, int nruns)
+{
+	int		   *pos = palloc(sizeof(int) * Max(nruns, 1));
+	int		   *heap = palloc(sizeof(int) * Max(nruns, 1));
+	Labelled   *out = palloc(sizeof(Labelled) * Max(lab->n, 1));
+	int			nheap = 0;
+	int			n = 0;
+
+	for (int r = 0; r < nruns; r++)
+		if (runs[r] < runs[r + 1])
+		{
+			pos[r] = runs[r];
+			heap[nheap++] = r;
+		}
+	for (int i = nheap / 2 - 1; i >= 0; i--)
+		RunSiftDown(s, lab->rows, pos, heap, nheap, i);
+	while (nheap > 0)
+	{
+		int			r = heap[0];
+
+		out[n++] = lab->rows[pos[r]++];
+		if (pos[r] == runs[r + 1])
+			heap[0] = heap[--nheap];
+		RunSiftDown(s, lab->rows, pos, heap, nheap, 0);
+	}
+	Assert(n == lab->n);
+	memcpy(lab->rows, out, sizeof(Labelled) * n);
+
+	/* ties of order_by: by key */
+	for (int i = 0, j; i < n; i = j)
+	{
+		for (j = i + 1; j < n && (s->ob_float ? lab->rows[j].od == lab->rows[i].od :
+								  lab->rows[j].oi == lab->rows[i].oi); j++)
+			;
+		if (j - i > 1)
+			qsort(lab->rows + i, j - i, sizeof(Labelled), CompareLabelled);
+	}
+	pfree(out);
+	pfree(heap);
+	pfree(pos);
+}
+
 /* A number as a float8 (the actual column). */
 static double
 ActualNumber(Oid type, Datum d)
@@ -1011,6 +1093,8 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 	PendingOutcome *pend;
 	int			npend = 0;
 	PredColumns pc;
+	int		   *runs;
+	int			nruns = 0;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "pg_streamml horizon batch",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -1123,20 +1207,20 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 	lab.nkeys = 0;
 	lab.keys = palloc(sizeof(Datum) * lab.maxkeys);
 	memset(&ps, 0, sizeof(ps));
+	runs = palloc(sizeof(int) * (nused + 1));
 	for (int k = 0; k < nparts; k++)
 		if (parts[k].used)
+		{
+			runs[nruns++] = lab.n;
 			LabelPartition(t, s, src, sidx, snap, &parts[k], &lab, &ps);
+		}
+	runs[nruns] = lab.n;
 	PartScansEnd(&ps);
 	index_close(sidx, AccessShareLock);
 	SortSetup = s;
 	SortNKeys = t->nkeys;
 	SortKeys = lab.keys;
-	for (int k = 1; k < lab.n; k++)
-		if (CompareLabelled(&lab.rows[k - 1], &lab.rows[k]) > 0)
-		{
-			qsort(lab.rows, lab.n, sizeof(Labelled), CompareLabelled);
-			break;
-		}
+	ArrivalOrder(s, &lab, runs, nruns);
 
 	/* the predictions of each labelled key, by the primary key */
 	pc.model = get_attnum(t->predictions, "model");
@@ -1202,6 +1286,12 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 
 				*r = hits[h];
 				r->key = key;
+				if (t->nkeys == 1 && s->key_types[0] != TEXTOID &&
+					s->key_types[0] != VARCHAROID)
+				{
+					r->key_is_int = true;
+					r->key_int = IntKey(s->key_types[0], lab.keys[l->keys]);
+				}
 				MemoryContextSwitchTo(old);
 				OutcomeRecordFinish(b, r, true, l->actual);
 				MemoryContextSwitchTo(cxt);

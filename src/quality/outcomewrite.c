@@ -571,7 +571,14 @@ OutcomeValues(OutcomeBatch *b, OutcomeRecord *r, Datum *v, bool *n)
 
 	memset(n, false, sizeof(bool) * OUTCOME_COLUMNS);
 	v[0] = Int32GetDatum(t->id);
-	v[1] = Int64GetDatum(KeyHash(r->key, &plain));
+	if (r->key_is_int)
+	{
+		/* KeyHash's answer for jsonb_build_object(name, an integer) */
+		v[1] = Int64GetDatum(r->key_int);
+		plain = true;
+	}
+	else
+		v[1] = Int64GetDatum(KeyHash(r->key, &plain));
 	v[2] = Int32GetDatum(r->version);
 	v[3] = TextOnce(b, &b->text_model, r->model);
 	v[4] = r->key;

@@ -55,6 +55,8 @@ typedef struct OutcomeTracker
 typedef struct OutcomeRecord
 {
 	Datum		key;			/* jsonb */
+	bool		key_is_int;		/* the key is one integer column: */
+	int64		key_int;		/* its value (key_hash without a look at key) */
 	char	   *model;
 	int32		version;
 	char	   *role;			/* 'champion' or 'challenger' */

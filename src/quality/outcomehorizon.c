@@ -1095,6 +1095,7 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 	PredColumns pc;
 	int		   *runs;
 	int			nruns = 0;
+	bool		int_key;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "pg_streamml horizon batch",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -1250,6 +1251,8 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 		ExecDropSingleTupleTableSlot(pslot);
 
 		/* in arrival order: records, or a pending outcome when none */
+		int_key = t->nkeys == 1 && s->key_types[0] != TEXTOID &&
+			s->key_types[0] != VARCHAROID;
 		maxrec = Max(nhits, 1);
 		MemoryContextSwitchTo(old);
 		recs = palloc(sizeof(OutcomeRecord) * maxrec);
@@ -1258,16 +1261,23 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 		for (int i = 0; i < nlab; i++)
 		{
 			Labelled   *l = &lab.rows[i];
-			Datum		key;
+			Datum		key = (Datum) 0;
 			Jsonb	   *j;
 
-			/* built in a scratch context, reset per row; the result kept */
-			MemoryContextSwitchTo(scratch);
-			j = KeyJsonb(t, s, lab.keys + l->keys);
-			MemoryContextSwitchTo(old);
-			key = PointerGetDatum(memcpy(palloc(VARSIZE(j)), j, VARSIZE(j)));
-			MemoryContextSwitchTo(cxt);
-			MemoryContextReset(scratch);
+			/*
+			 * The key as jsonb, built in a scratch context, reset per row;
+			 * the result kept.  Not for the records of a one-integer key:
+			 * what they need of it is the integer (RecordKey).
+			 */
+			if (!int_key || hit_start[i] == hit_start[i + 1])
+			{
+				MemoryContextSwitchTo(scratch);
+				j = KeyJsonb(t, s, lab.keys + l->keys);
+				MemoryContextSwitchTo(old);
+				key = PointerGetDatum(memcpy(palloc(VARSIZE(j)), j, VARSIZE(j)));
+				MemoryContextSwitchTo(cxt);
+				MemoryContextReset(scratch);
+			}
 			if (hit_start[i] == hit_start[i + 1])
 			{
 				PendingOutcome *p = &pend[npend++];
@@ -1286,11 +1296,11 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 
 				*r = hits[h];
 				r->key = key;
-				if (t->nkeys == 1 && s->key_types[0] != TEXTOID &&
-					s->key_types[0] != VARCHAROID)
+				if (int_key)
 				{
 					r->key_is_int = true;
 					r->key_int = IntKey(s->key_types[0], lab.keys[l->keys]);
+					r->key_name = t->prediction_keys[0];
 				}
 				MemoryContextSwitchTo(old);
 				OutcomeRecordFinish(b, r, true, l->actual);

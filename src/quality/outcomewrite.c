@@ -253,6 +253,34 @@ GetClasses(OutcomeBatch *b, const char *model)
 	return c;
 }
 
+/*
+ * The key of a record as jsonb.  A record whose key is one integer column
+ * (key_is_int) may come without it: it is made here, on first use, as
+ * jsonb_build_object(the key's name, the integer) makes it.
+ */
+Datum
+RecordKey(OutcomeRecord *r)
+{
+	if (r->key == (Datum) 0)
+	{
+		JsonbParseState *state = NULL;
+		JsonbValue	v;
+
+		Assert(r->key_is_int && r->key_name != NULL);
+		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+		v.type = jbvString;
+		v.val.string.val = (char *) r->key_name;
+		v.val.string.len = strlen(r->key_name);
+		pushJsonbValue(&state, WJB_KEY, &v);
+		v.type = jbvNumeric;
+		v.val.numeric = int64_to_numeric(r->key_int);
+		pushJsonbValue(&state, WJB_VALUE, &v);
+		r->key = JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT,
+																  NULL)));
+	}
+	return r->key;
+}
+
 /* The columns of a joined row (outcomeinsert.c's statements). */
 enum
 {
@@ -425,6 +453,15 @@ CountOutcome(OutcomeBatch *b, OutcomeRecord *r)
 	}
 }
 
+/* Whether two records have the same key. */
+static bool
+SameKey(OutcomeRecord *x, OutcomeRecord *y)
+{
+	if (x->key_is_int && y->key_is_int)
+		return x->key_int == y->key_int;
+	return DatumGetBool(DirectFunctionCall2(jsonb_eq, RecordKey(x), RecordKey(y)));
+}
+
 /*
  * The paired differences of challengers: for each first outcome of a
  * challenger whose key has a first outcome of the champion in the same
@@ -437,15 +474,18 @@ static void
 CountPairs(OutcomeBatch *b)
 {
 	int			start = 0;
+	bool		challengers = false;
 
+	for (int i = 0; i < b->nrecords && !challengers; i++)
+		challengers = strcmp(b->records[i].role, "challenger") == 0;
+	if (!challengers)
+		return;
 	while (start < b->nrecords)
 	{
 		int			end = start + 1;
 		OutcomeRecord *champ = NULL;
 
-		while (end < b->nrecords &&
-			   DatumGetBool(DirectFunctionCall2(jsonb_eq, b->records[start].key,
-												b->records[end].key)))
+		while (end < b->nrecords && SameKey(&b->records[start], &b->records[end]))
 			end++;
 		for (int i = start; i < end; i++)
 			if (b->records[i].first && b->records[i].has_loss &&
@@ -578,10 +618,11 @@ OutcomeValues(OutcomeBatch *b, OutcomeRecord *r, Datum *v, bool *n)
 		plain = true;
 	}
 	else
-		v[1] = Int64GetDatum(KeyHash(r->key, &plain));
+		v[1] = Int64GetDatum(KeyHash(RecordKey(r), &plain));
 	v[2] = Int32GetDatum(r->version);
 	v[3] = TextOnce(b, &b->text_model, r->model);
-	v[4] = r->key;
+	if (!plain)
+		v[4] = RecordKey(r);
 	n[4] = plain;
 	n[5] = strcmp(r->role, "champion") == 0;
 	if (!n[5])

@@ -521,9 +521,10 @@ static Numeric KeyMax = NULL;
  * integer (keys that grow then insert at the right edge of the unique
  * key), otherwise jsonb_hash_extended(key, 0).  Equal keys have equal
  * key_hash, which is all the unique key (that ends with the key) needs.
- * *plain is set when the key is one integer written without a fraction:
- * jsonb_build_object(its name, key_hash) gives it back exactly, so the
- * stored row leaves it out (NULL; streamml.outcomes rebuilds it).
+ * *plain is set when the key is one integer: jsonb_build_object(its name,
+ * key_hash) gives back a key equal to it (written without a fraction: a
+ * numeric 5.0 comes back as 5), so the stored row leaves it out (NULL;
+ * streamml.outcomes rebuilds it).
  */
 static int64
 KeyHash(Datum key, bool *plain)
@@ -565,8 +566,12 @@ KeyHash(Datum key, bool *plain)
 				if (DatumGetBool(DirectFunctionCall2(numeric_eq, n,
 													 NumericGetDatum(int64_to_numeric(i)))))
 				{
-					/* 5, not 5.0: the text of the rebuilt key is the same */
-					*plain = DatumGetInt32(DirectFunctionCall1(numeric_scale, n)) == 0;
+					/*
+					 * Plain whatever its scale: keys equal as jsonb (5 and
+					 * 5.0) must be stored alike for the unique key to
+					 * find the duplicate.
+					 */
+					*plain = true;
 					return i;
 				}
 			}

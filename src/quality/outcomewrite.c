@@ -256,15 +256,17 @@ GetClasses(OutcomeBatch *b, const char *model)
 /*
  * The key of a record as jsonb.  A record whose key is one integer column
  * (key_is_int) may come without it: it is made here, on first use, as
- * jsonb_build_object(the key's name, the integer) makes it.
+ * jsonb_build_object(the key's name, the integer) makes it, in cxt (which
+ * must live as long as the record).
  */
 Datum
-RecordKey(OutcomeRecord *r)
+RecordKey(OutcomeRecord *r, MemoryContext cxt)
 {
 	if (r->key == (Datum) 0)
 	{
 		JsonbParseState *state = NULL;
 		JsonbValue	v;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
 
 		Assert(r->key_is_int && r->key_name != NULL);
 		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
@@ -277,6 +279,7 @@ RecordKey(OutcomeRecord *r)
 		pushJsonbValue(&state, WJB_VALUE, &v);
 		r->key = JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT,
 																  NULL)));
+		MemoryContextSwitchTo(old);
 	}
 	return r->key;
 }
@@ -453,13 +456,14 @@ CountOutcome(OutcomeBatch *b, OutcomeRecord *r)
 	}
 }
 
-/* Whether two records have the same key. */
+/* Whether two records of a batch have the same key. */
 static bool
-SameKey(OutcomeRecord *x, OutcomeRecord *y)
+SameKey(OutcomeBatch *b, OutcomeRecord *x, OutcomeRecord *y)
 {
 	if (x->key_is_int && y->key_is_int)
 		return x->key_int == y->key_int;
-	return DatumGetBool(DirectFunctionCall2(jsonb_eq, RecordKey(x), RecordKey(y)));
+	return DatumGetBool(DirectFunctionCall2(jsonb_eq, RecordKey(x, b->cxt),
+											RecordKey(y, b->cxt)));
 }
 
 /*
@@ -485,7 +489,7 @@ CountPairs(OutcomeBatch *b)
 		int			end = start + 1;
 		OutcomeRecord *champ = NULL;
 
-		while (end < b->nrecords && SameKey(&b->records[start], &b->records[end]))
+		while (end < b->nrecords && SameKey(b, &b->records[start], &b->records[end]))
 			end++;
 		for (int i = start; i < end; i++)
 			if (b->records[i].first && b->records[i].has_loss &&
@@ -623,11 +627,11 @@ OutcomeValues(OutcomeBatch *b, OutcomeRecord *r, Datum *v, bool *n)
 		plain = true;
 	}
 	else
-		v[1] = Int64GetDatum(KeyHash(RecordKey(r), &plain));
+		v[1] = Int64GetDatum(KeyHash(RecordKey(r, b->cxt), &plain));
 	v[2] = Int32GetDatum(r->version);
 	v[3] = TextOnce(b, &b->text_model, r->model);
 	if (!plain)
-		v[4] = RecordKey(r);
+		v[4] = RecordKey(r, b->cxt);
 	n[4] = plain;
 	n[5] = strcmp(r->role, "champion") == 0;
 	if (!n[5])

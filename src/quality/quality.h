@@ -106,7 +106,7 @@ extern void OutcomeRecordFinish(OutcomeBatch *b, OutcomeRecord *r,
 extern void OutcomeBatchAddRecords(OutcomeBatch *b, OutcomeRecord *records,
 								   int n, PendingOutcome *pending, int npending);
 extern OutcomeRecord *OutcomeBatchRecords(OutcomeBatch *b, int *n);
-extern Datum RecordKey(OutcomeRecord *r);
+extern Datum RecordKey(OutcomeRecord *r, MemoryContext cxt);
 extern void OutcomeBatchFinish(OutcomeBatch *b);
 
 /* outcomes.c */

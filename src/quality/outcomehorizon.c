@@ -936,6 +936,9 @@ IntKey(Oid type, Datum d)
 	}
 }
 
+/* The most keys between two labelled keys that one range scan steps over. */
+#define MERGE_GAP 64
+
 /* For the sort of MergePredictions: a labelled row's key and index. */
 typedef struct KeyIndex
 {
@@ -956,12 +959,16 @@ CompareKeyIndex(const void *a, const void *b)
 }
 
 /*
- * ProbePredictions in one range scan of the predictions table's index, for
- * a key that is one integer column whose labelled values are dense (a
- * batch labels rows loaded close together, whose keys mostly are too):
- * the rows of [min, max] of the labelled keys in index order, merged with
- * the labelled keys in key order, instead of a descent per labelled row.
- * False, having done nothing, when it does not apply.
+ * ProbePredictions by range scans of the predictions table's index, for a
+ * key that is one integer column: the labelled keys in key order, cut into
+ * runs whose consecutive keys are at most MERGE_GAP apart, one range scan
+ * per run, merged with the run's keys.  The keys come from the index
+ * entries; the heap row is read only for a labelled key.  A batch labels
+ * rows loaded close together, whose keys mostly are too: a few descents
+ * per batch instead of one per labelled row, and a step over the entries
+ * between two labelled keys, which costs less than a descent while they
+ * are fewer than MERGE_GAP.  False, having done nothing, when it does not
+ * apply.
  */
 static bool
 MergePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
@@ -980,12 +987,10 @@ MergePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
 	int		   *next;
 	IndexScanDesc scan;
 	ScanKeyData sk[2];
-	AttrNumber	pa_key;
 	OutcomeRecord r;
 	int			p = 0;
 	bool		sorted = true;
 
-	
 	if (t->nkeys != 1 || n == 0 || !OidIsValid(s->key_ge) || !OidIsValid(s->key_le) ||
 		(type != INT2OID && type != INT4OID && type != INT8OID))
 		return false;
@@ -999,43 +1004,51 @@ MergePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
 	}
 	if (!sorted)
 		qsort(order, n, sizeof(KeyIndex), CompareKeyIndex);
-	/* dense enough: at most 4 index entries read per labelled row, plus a page */
-	if ((uint64) order[n - 1].key - (uint64) order[0].key > (uint64) 4 * n + 512)
-	{
-		pfree(order);
-		return false;
-	}
-	pa_key = get_attnum(t->predictions, t->prediction_keys[0]);
-	ScanKeyInit(&sk[0], 1, BTGreaterEqualStrategyNumber, s->key_ge,
-				lab->keys[lab->rows[order[0].i].keys]);
-	ScanKeyInit(&sk[1], 1, BTLessEqualStrategyNumber, s->key_le,
-				lab->keys[lab->rows[order[n - 1].i].keys]);
 	scan = index_beginscan(preds, pidx, snap, 2, 0);
-	index_rescan(scan, sk, 2, NULL, 0);
-	while (index_getnext_slot(scan, ForwardScanDirection, pslot))
+	scan->xs_want_itup = true;	/* the key from the index entry */
+	while (p < n)
 	{
-		bool		isnull;
-		int64		k = IntKey(type, slot_getattr(pslot, pa_key, &isnull));
+		int			last = p;
+		ItemPointer tid;
 
-		if (isnull)
-			continue;
-		while (p < n && order[p].key < k)
-			p++;
-		if (p == n)
-			break;
-		if (order[p].key != k || !PredictionRecord(pc, pslot, &r))
-			continue;
-		for (int q = p; q < n && order[q].key == k; q++)
+		/* a run of keys no more than MERGE_GAP apart: one range scan */
+		while (last + 1 < n &&
+			   (uint64) order[last + 1].key - (uint64) order[last].key <= MERGE_GAP)
+			last++;
+		ScanKeyInit(&sk[0], 1, BTGreaterEqualStrategyNumber, s->key_ge,
+					lab->keys[lab->rows[order[p].i].keys]);
+		ScanKeyInit(&sk[1], 1, BTLessEqualStrategyNumber, s->key_le,
+					lab->keys[lab->rows[order[last].i].keys]);
+		index_rescan(scan, sk, 2, NULL, 0);
+		while ((tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
 		{
-			if (nfound == maxfound)
+			bool		isnull;
+			int64		k = IntKey(type, index_getattr(scan->xs_itup, 1,
+													   scan->xs_itupdesc, &isnull));
+
+			if (isnull)
+				continue;
+			while (p <= last && order[p].key < k)
+				p++;
+			if (p > last)
+				break;
+			/* the heap row only for a labelled key, and if visible */
+			if (order[p].key != k || !index_fetch_heap(scan, pslot) ||
+				!PredictionRecord(pc, pslot, &r))
+				continue;
+			for (int q = p; q <= last && order[q].key == k; q++)
 			{
-				maxfound = Max(2 * maxfound, 256);
-				found_lab = found_lab ? repalloc(found_lab, sizeof(int) * maxfound) :
-					palloc(sizeof(int) * maxfound);
+				if (nfound == maxfound)
+				{
+					maxfound = Max(2 * maxfound, 256);
+					found_lab = found_lab ? repalloc(found_lab, sizeof(int) * maxfound) :
+						palloc(sizeof(int) * maxfound);
+				}
+				found_lab[nfound] = order[q].i;
+				AppendHit(&found, &nfound, &max, &r);
 			}
-			found_lab[nfound] = order[q].i;
-			AppendHit(&found, &nfound, &max, &r);
 		}
+		p = last + 1;
 	}
 	index_endscan(scan);
 

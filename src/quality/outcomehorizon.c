@@ -15,8 +15,11 @@
  * (prev - h, bmax] reads the labelled rows and their labels in index order
  * (rows of equal order_by in the order of their heap tuples, as the probe
  * does); a pointer that only moves forward pairs each row with its label.
- * The labelled rows are then put in arrival order (order_by, key) and the
- * predictions of each key read by the predictions table's primary key.
+ * The labelled rows are then put in arrival order (order_by, key: a merge
+ * of the partitions' runs) and the predictions of their keys read by the
+ * predictions table's primary key: for a key of one integer column, by
+ * range scans over runs of nearby keys (MergePredictions), otherwise one
+ * probe per key.
  *
  * What it reads, it reads with the statement's snapshot after a command
  * counter increment, as SPI would: the batch's rows and the predictions

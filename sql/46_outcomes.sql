@@ -255,6 +255,7 @@ SELECT (SELECT count(*) FROM streamml.outcome_trackers) AS trackers,
 	   (SELECT count(*) FROM streamml.outcomes) AS outcomes,
 	   (SELECT count(*) FROM streamml.quality_buckets) AS buckets,
 	   (SELECT count(*) FROM streamml.live_metrics) AS metrics;
+DELETE FROM streamml.outcome_rows;
 DELETE FROM streamml.outcomes;
 SELECT streamml.untrack_outcomes('oc_s');
 RESET ROLE;

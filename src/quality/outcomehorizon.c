@@ -15,8 +15,11 @@
  * (prev - h, bmax] reads the labelled rows and their labels in index order
  * (rows of equal order_by in the order of their heap tuples, as the probe
  * does); a pointer that only moves forward pairs each row with its label.
- * The labelled rows are then put in arrival order (order_by, key) and the
- * predictions of each key read by the predictions table's primary key.
+ * The labelled rows are then put in arrival order (order_by, key: a merge
+ * of the partitions' runs) and the predictions of their keys read by the
+ * predictions table's primary key: for a key of one integer column, by
+ * range scans over runs of nearby keys (MergePredictions), otherwise one
+ * probe per key.
  *
  * What it reads, it reads with the statement's snapshot after a command
  * counter increment, as SPI would: the batch's rows and the predictions
@@ -100,6 +103,8 @@ typedef struct HorizonSetup
 	RegProcedure ob_gt;
 	RegProcedure ob_le;
 	RegProcedure key_eq[MAX_KEYS];
+	RegProcedure key_ge;		/* >=, <= of the first key column */
+	RegProcedure key_le;
 } HorizonSetup;
 
 /* A row of a partition's range, in index order. */
@@ -387,6 +392,16 @@ Setup(OutcomeTracker *t, Relation src, Relation preds, HorizonSetup *s)
 					return false;
 			}
 			pcols[i] = pa;
+			if (i == 0)
+			{
+				Oid			kf = get_opclass_family(GetDefaultOpClass(s->key_types[0],
+																	  BTREE_AM_OID));
+
+				s->key_ge = get_opcode(get_opfamily_member(kf, s->key_types[0], s->key_types[0],
+														   BTGreaterEqualStrategyNumber));
+				s->key_le = get_opcode(get_opfamily_member(kf, s->key_types[0], s->key_types[0],
+														   BTLessEqualStrategyNumber));
+			}
 			s->key_eq[i] = get_opcode(get_opfamily_member(get_opclass_family(GetDefaultOpClass(s->key_types[i], BTREE_AM_OID)),
 														  s->key_types[i], s->key_types[i],
 														  BTEqualStrategyNumber));
@@ -438,6 +453,88 @@ CompareLabelled(const void *a, const void *b)
 		c = CompareKey(SortSetup->key_types[i], SortSetup->key_colls[i],
 					   SortKeys[x->keys + i], SortKeys[y->keys + i]);
 	return c;
+}
+
+/* Whether run a's head comes after run b's (ArrivalOrder's heap). */
+static inline bool
+RunAfter(HorizonSetup *s, Labelled *rows, int *pos, int a, int b)
+{
+	Labelled   *x = &rows[pos[a]];
+	Labelled   *y = &rows[pos[b]];
+
+	return s->ob_float ? x->od > y->od : x->oi > y->oi;
+}
+
+/* Restores the heap property of ArrivalOrder's heap from slot i down. */
+static void
+RunSiftDown(HorizonSetup *s, Labelled *rows, int *pos, int *heap, int n, int i)
+{
+	for (;;)
+	{
+		int			c = 2 * i + 1;
+		int			tmp;
+
+		if (c >= n)
+			break;
+		if (c + 1 < n && RunAfter(s, rows, pos, heap[c], heap[c + 1]))
+			c++;
+		if (!RunAfter(s, rows, pos, heap[i], heap[c]))
+			break;
+		tmp = heap[i];
+		heap[i] = heap[c];
+		heap[c] = tmp;
+		i = c;
+	}
+}
+
+/*
+ * Puts the labelled rows in arrival order (order_by, then key).  The rows
+ * of each partition, runs[r] to runs[r + 1], are in order_by order already
+ * (rows of equal order_by in heap order): a merge of the runs by order_by
+ * (a binary heap of the runs' heads), then each group of equal order_by
+ * sorted by key, is cheaper than sorting them all.
+ */
+static void
+ArrivalOrder(HorizonSetup *s, LabelSet *lab, int *runs, int nruns)
+{
+	int		   *pos = palloc(sizeof(int) * Max(nruns, 1));
+	int		   *heap = palloc(sizeof(int) * Max(nruns, 1));
+	Labelled   *out = palloc(sizeof(Labelled) * Max(lab->n, 1));
+	int			nheap = 0;
+	int			n = 0;
+
+	for (int r = 0; r < nruns; r++)
+		if (runs[r] < runs[r + 1])
+		{
+			pos[r] = runs[r];
+			heap[nheap++] = r;
+		}
+	for (int i = nheap / 2 - 1; i >= 0; i--)
+		RunSiftDown(s, lab->rows, pos, heap, nheap, i);
+	while (nheap > 0)
+	{
+		int			r = heap[0];
+
+		out[n++] = lab->rows[pos[r]++];
+		if (pos[r] == runs[r + 1])
+			heap[0] = heap[--nheap];
+		RunSiftDown(s, lab->rows, pos, heap, nheap, 0);
+	}
+	Assert(n == lab->n);
+	memcpy(lab->rows, out, sizeof(Labelled) * n);
+
+	/* ties of order_by: by key */
+	for (int i = 0, j; i < n; i = j)
+	{
+		for (j = i + 1; j < n && (s->ob_float ? lab->rows[j].od == lab->rows[i].od :
+								  lab->rows[j].oi == lab->rows[i].oi); j++)
+			;
+		if (j - i > 1)
+			qsort(lab->rows + i, j - i, sizeof(Labelled), CompareLabelled);
+	}
+	pfree(out);
+	pfree(heap);
+	pfree(pos);
 }
 
 /* A number as a float8 (the actual column). */
@@ -707,6 +804,279 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 #undef ROW
 }
 
+/* Where a prediction row's columns are, and what its records share. */
+typedef struct PredColumns
+{
+	AttrNumber	model;
+	AttrNumber	version;
+	AttrNumber	role;			/* InvalidAttrNumber: no role column */
+	AttrNumber	pred;
+	AttrNumber	prob;
+	AttrNumber	class;
+	AttrNumber	at;
+	char	   *last_model;		/* the model and role of the last record */
+	char	   *last_role;
+	MemoryContext keep;			/* where the records' strings live */
+	TimestampTz now;
+} PredColumns;
+
+/*
+ * Fills the prediction side of a record from a row of the predictions
+ * table (key and actual are the caller's); false when its model is NULL.
+ * Consecutive rows nearly always share their model and role: one string
+ * each until they change.
+ */
+static bool
+PredictionRecord(PredColumns *pc, TupleTableSlot *pslot, OutcomeRecord *r)
+{
+	bool		isnull;
+	Datum		d;
+	text	   *tx;
+	MemoryContext old;
+
+	memset(r, 0, sizeof(OutcomeRecord));
+	d = slot_getattr(pslot, pc->model, &isnull);
+	if (isnull)
+		return false;
+	old = MemoryContextSwitchTo(pc->keep);
+	tx = DatumGetTextPP(d);
+	if (pc->last_model == NULL || strlen(pc->last_model) != VARSIZE_ANY_EXHDR(tx) ||
+		memcmp(pc->last_model, VARDATA_ANY(tx), VARSIZE_ANY_EXHDR(tx)) != 0)
+		pc->last_model = text_to_cstring(tx);
+	r->model = pc->last_model;
+	r->role = "champion";
+	if (pc->role > 0)
+	{
+		d = slot_getattr(pslot, pc->role, &isnull);
+		if (!isnull)
+		{
+			tx = DatumGetTextPP(d);
+			if (pc->last_role == NULL || strlen(pc->last_role) != VARSIZE_ANY_EXHDR(tx) ||
+				memcmp(pc->last_role, VARDATA_ANY(tx), VARSIZE_ANY_EXHDR(tx)) != 0)
+				pc->last_role = text_to_cstring(tx);
+			r->role = pc->last_role;
+		}
+	}
+	d = slot_getattr(pslot, pc->class, &isnull);
+	r->class_label = isnull ? NULL : TextDatumGetCString(d);
+	MemoryContextSwitchTo(old);
+	r->version = DatumGetInt32(slot_getattr(pslot, pc->version, &isnull));
+	r->group_key = "";
+	r->labelled_at = pc->now;
+	r->predicted_at = DatumGetTimestampTz(slot_getattr(pslot, pc->at, &isnull));
+	r->first = true;
+	d = slot_getattr(pslot, pc->pred, &isnull);
+	r->has_prediction = !isnull;
+	r->prediction = isnull ? 0 : DatumGetFloat8(d);
+	d = slot_getattr(pslot, pc->prob, &isnull);
+	r->has_probability = !isnull;
+	r->probability = isnull ? 0 : DatumGetFloat8(d);
+	return true;
+}
+
+/* Appends a record to a growing array. */
+static void
+AppendHit(OutcomeRecord **hits, int *n, int *max, OutcomeRecord *r)
+{
+	if (*n == *max)
+	{
+		*max = Max(2 * *max, 256);
+		*hits = *hits ? repalloc(*hits, sizeof(OutcomeRecord) * *max) :
+			palloc(sizeof(OutcomeRecord) * *max);
+	}
+	(*hits)[(*n)++] = *r;
+}
+
+/*
+ * The prediction rows of the labelled rows, one probe of the predictions
+ * table's index per labelled row: *hits grouped by labelled row, in
+ * arrival order, those of row i from hit_start[i] to hit_start[i + 1].
+ */
+static void
+ProbePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
+				 Relation preds, Relation pidx, Snapshot snap,
+				 TupleTableSlot *pslot, PredColumns *pc,
+				 OutcomeRecord **hits, int *nhits, int *hit_start)
+{
+	IndexScanDesc scan = index_beginscan(preds, pidx, snap, t->nkeys, 0);
+	ScanKeyData sk[MAX_KEYS];
+	OutcomeRecord r;
+	int			max = 0;
+
+	*hits = NULL;
+	*nhits = 0;
+	for (int i = 0; i < lab->n; i++)
+	{
+		Datum	   *lkeys = lab->keys + lab->rows[i].keys;
+
+		hit_start[i] = *nhits;
+		for (int k = 0; k < t->nkeys; k++)
+		{
+			ScanKeyInit(&sk[k], k + 1, BTEqualStrategyNumber, s->key_eq[k], lkeys[k]);
+			sk[k].sk_collation = s->key_colls[k];
+		}
+		index_rescan(scan, sk, t->nkeys, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, pslot))
+			if (PredictionRecord(pc, pslot, &r))
+				AppendHit(hits, nhits, &max, &r);
+	}
+	hit_start[lab->n] = *nhits;
+	index_endscan(scan);
+}
+
+/* An integer key value as int64. */
+static inline int64
+IntKey(Oid type, Datum d)
+{
+	switch (type)
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		default:
+			return DatumGetInt64(d);
+	}
+}
+
+/* The most keys between two labelled keys that one range scan steps over. */
+#define MERGE_GAP 64
+
+/* For the sort of MergePredictions: a labelled row's key and index. */
+typedef struct KeyIndex
+{
+	int64		key;
+	int			i;
+} KeyIndex;
+
+/* qsort of KeyIndex by key, then index. */
+static int
+CompareKeyIndex(const void *a, const void *b)
+{
+	const KeyIndex *x = a;
+	const KeyIndex *y = b;
+
+	if (x->key != y->key)
+		return (x->key > y->key) - (x->key < y->key);
+	return (x->i > y->i) - (x->i < y->i);
+}
+
+/*
+ * ProbePredictions by range scans of the predictions table's index, for a
+ * key that is one integer column: the labelled keys in key order, cut into
+ * runs whose consecutive keys are at most MERGE_GAP apart, one range scan
+ * per run, merged with the run's keys.  The keys come from the index
+ * entries; the heap row is read only for a labelled key.  A batch labels
+ * rows loaded close together, whose keys mostly are too: a few descents
+ * per batch instead of one per labelled row, and a step over the entries
+ * between two labelled keys, which costs less than a descent while they
+ * are fewer than MERGE_GAP.  False, having done nothing, when it does not
+ * apply.
+ */
+static bool
+MergePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
+				 Relation preds, Relation pidx, Snapshot snap,
+				 TupleTableSlot *pslot, PredColumns *pc,
+				 OutcomeRecord **hits, int *nhits, int *hit_start)
+{
+	Oid			type = s->key_types[0];
+	int			n = lab->n;
+	KeyIndex   *order;
+	OutcomeRecord *found = NULL;
+	int		   *found_lab = NULL;
+	int			nfound = 0;
+	int			maxfound = 0;
+	int			max = 0;
+	int		   *next;
+	IndexScanDesc scan;
+	ScanKeyData sk[2];
+	OutcomeRecord r;
+	int			p = 0;
+	bool		sorted = true;
+
+	if (t->nkeys != 1 || n == 0 || !OidIsValid(s->key_ge) || !OidIsValid(s->key_le) ||
+		(type != INT2OID && type != INT4OID && type != INT8OID))
+		return false;
+	order = palloc(sizeof(KeyIndex) * n);
+	for (int i = 0; i < n; i++)
+	{
+		order[i].key = IntKey(type, lab->keys[lab->rows[i].keys]);
+		order[i].i = i;
+		if (i > 0 && order[i].key < order[i - 1].key)
+			sorted = false;
+	}
+	if (!sorted)
+		qsort(order, n, sizeof(KeyIndex), CompareKeyIndex);
+	scan = index_beginscan(preds, pidx, snap, 2, 0);
+	scan->xs_want_itup = true;	/* the key from the index entry */
+	while (p < n)
+	{
+		int			last = p;
+		ItemPointer tid;
+
+		/* a run of keys no more than MERGE_GAP apart: one range scan */
+		while (last + 1 < n &&
+			   (uint64) order[last + 1].key - (uint64) order[last].key <= MERGE_GAP)
+			last++;
+		ScanKeyInit(&sk[0], 1, BTGreaterEqualStrategyNumber, s->key_ge,
+					lab->keys[lab->rows[order[p].i].keys]);
+		ScanKeyInit(&sk[1], 1, BTLessEqualStrategyNumber, s->key_le,
+					lab->keys[lab->rows[order[last].i].keys]);
+		index_rescan(scan, sk, 2, NULL, 0);
+		while ((tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
+		{
+			bool		isnull;
+			int64		k = IntKey(type, index_getattr(scan->xs_itup, 1,
+													   scan->xs_itupdesc, &isnull));
+
+			if (isnull)
+				continue;
+			while (p <= last && order[p].key < k)
+				p++;
+			if (p > last)
+				break;
+			/* the heap row only for a labelled key, and if visible */
+			if (order[p].key != k || !index_fetch_heap(scan, pslot) ||
+				!PredictionRecord(pc, pslot, &r))
+				continue;
+			for (int q = p; q <= last && order[q].key == k; q++)
+			{
+				if (nfound == maxfound)
+				{
+					maxfound = Max(2 * maxfound, 256);
+					found_lab = found_lab ? repalloc(found_lab, sizeof(int) * maxfound) :
+						palloc(sizeof(int) * maxfound);
+				}
+				found_lab[nfound] = order[q].i;
+				AppendHit(&found, &nfound, &max, &r);
+			}
+		}
+		p = last + 1;
+	}
+	index_endscan(scan);
+
+	/* grouped by labelled row, in arrival order; each row's in index order */
+	memset(hit_start, 0, sizeof(int) * (n + 1));
+	for (int h = 0; h < nfound; h++)
+		hit_start[found_lab[h] + 1]++;
+	for (int i = 0; i < n; i++)
+		hit_start[i + 1] += hit_start[i];
+	next = palloc(sizeof(int) * Max(n, 1));
+	memcpy(next, hit_start, sizeof(int) * n);
+	*hits = palloc(sizeof(OutcomeRecord) * Max(nfound, 1));
+	for (int h = 0; h < nfound; h++)
+		(*hits)[next[found_lab[h]]++] = found[h];
+	*nhits = nfound;
+	pfree(next);
+	pfree(order);
+	if (found)
+	{
+		pfree(found);
+		pfree(found_lab);
+	}
+	return true;
+}
+
 /*
  * Reads a batch's outcomes in horizon mode and adds them to b (see the top
  * of the file); false, having done nothing, where the C path does not
@@ -738,21 +1108,16 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 	int			maxrec;
 	PendingOutcome *pend;
 	int			npend = 0;
+	PredColumns pc;
+	int		   *runs;
+	int			nruns = 0;
+	bool		int_key;
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "pg_streamml horizon batch",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext scratch = AllocSetContextCreate(cxt, "pg_streamml horizon key",
 												  ALLOCSET_SMALL_SIZES);
 	MemoryContext old;
-	AttrNumber	pa_model,
-				pa_version,
-				pa_role,
-				pa_pred,
-				pa_prob,
-				pa_class,
-				pa_at;
-	char	   *last_model = NULL;
-	char	   *last_role = NULL;
 
 	preds = table_open(t->predictions, AccessShareLock);
 	old = MemoryContextSwitchTo(cxt);
@@ -859,117 +1224,77 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 	lab.nkeys = 0;
 	lab.keys = palloc(sizeof(Datum) * lab.maxkeys);
 	memset(&ps, 0, sizeof(ps));
+	runs = palloc(sizeof(int) * (nused + 1));
 	for (int k = 0; k < nparts; k++)
 		if (parts[k].used)
+		{
+			runs[nruns++] = lab.n;
 			LabelPartition(t, s, src, sidx, snap, &parts[k], &lab, &ps);
+		}
+	runs[nruns] = lab.n;
 	PartScansEnd(&ps);
 	index_close(sidx, AccessShareLock);
 	SortSetup = s;
 	SortNKeys = t->nkeys;
 	SortKeys = lab.keys;
-	for (int k = 1; k < lab.n; k++)
-		if (CompareLabelled(&lab.rows[k - 1], &lab.rows[k]) > 0)
-		{
-			qsort(lab.rows, lab.n, sizeof(Labelled), CompareLabelled);
-			break;
-		}
+	ArrivalOrder(s, &lab, runs, nruns);
 
 	/* the predictions of each labelled key, by the primary key */
-	pa_model = get_attnum(t->predictions, "model");
-	pa_version = get_attnum(t->predictions, "version");
-	pa_role = t->has_role ? get_attnum(t->predictions, "role") : InvalidAttrNumber;
-	pa_pred = get_attnum(t->predictions, "prediction");
-	pa_prob = get_attnum(t->predictions, "probability");
-	pa_class = get_attnum(t->predictions, "class");
-	pa_at = get_attnum(t->predictions, "scored_at");
+	pc.model = get_attnum(t->predictions, "model");
+	pc.version = get_attnum(t->predictions, "version");
+	pc.role = t->has_role ? get_attnum(t->predictions, "role") : InvalidAttrNumber;
+	pc.pred = get_attnum(t->predictions, "prediction");
+	pc.prob = get_attnum(t->predictions, "probability");
+	pc.class = get_attnum(t->predictions, "class");
+	pc.at = get_attnum(t->predictions, "scored_at");
+	pc.last_model = NULL;
+	pc.last_role = NULL;
+	pc.keep = old;
+	pc.now = now;
 	nlab = lab.n;
-	maxrec = Max(nlab, 16);
-	MemoryContextSwitchTo(old);
-	recs = palloc(sizeof(OutcomeRecord) * maxrec);
-	pend = palloc(sizeof(PendingOutcome) * Max(nlab, 1));
-	MemoryContextSwitchTo(cxt);
 	pidx = index_open(s->pred_index, AccessShareLock);
 	{
 		TupleTableSlot *pslot = table_slot_create(preds, NULL);
-		IndexScanDesc scan = index_beginscan(preds, pidx, snap, t->nkeys, 0);
-		ScanKeyData sk[MAX_KEYS];
+		int		   *hit_start = palloc0(sizeof(int) * (nlab + 1));
+		OutcomeRecord *hits;
+		int			nhits;
+
+		/* the prediction rows of each labelled row, in index order */
+		if (!MergePredictions(t, s, &lab, preds, pidx, snap, pslot, &pc,
+							  &hits, &nhits, hit_start))
+			ProbePredictions(t, s, &lab, preds, pidx, snap, pslot, &pc,
+							 &hits, &nhits, hit_start);
+		ExecDropSingleTupleTableSlot(pslot);
+
+		/* in arrival order: records, or a pending outcome when none */
+		int_key = t->nkeys == 1 && s->key_types[0] != TEXTOID &&
+			s->key_types[0] != VARCHAROID;
+		maxrec = Max(nhits, 1);
+		MemoryContextSwitchTo(old);
+		recs = palloc(sizeof(OutcomeRecord) * maxrec);
+		pend = palloc(sizeof(PendingOutcome) * Max(nlab, 1));
+		MemoryContextSwitchTo(cxt);
 		for (int i = 0; i < nlab; i++)
 		{
 			Labelled   *l = &lab.rows[i];
-			Datum	   *lkeys = lab.keys + l->keys;
 			Datum		key = (Datum) 0;
 			Jsonb	   *j;
-			bool		any = false;
 
-			for (int k = 0; k < t->nkeys; k++)
+			/*
+			 * The key as jsonb, built in a scratch context, reset per row;
+			 * the result kept.  Not for the records of a one-integer key:
+			 * what they need of it is the integer (RecordKey).
+			 */
+			if (!int_key || hit_start[i] == hit_start[i + 1])
 			{
-				ScanKeyInit(&sk[k], k + 1, BTEqualStrategyNumber, s->key_eq[k], lkeys[k]);
-				sk[k].sk_collation = s->key_colls[k];
-			}
-			index_rescan(scan, sk, t->nkeys, NULL, 0);
-			/* built in a scratch context, reset per row; the result kept */
-			MemoryContextSwitchTo(scratch);
-			j = KeyJsonb(t, s, lkeys);
-			MemoryContextSwitchTo(old);
-			key = PointerGetDatum(memcpy(palloc(VARSIZE(j)), j, VARSIZE(j)));
-			MemoryContextSwitchTo(cxt);
-			MemoryContextReset(scratch);
-			while (index_getnext_slot(scan, ForwardScanDirection, pslot))
-			{
-				OutcomeRecord *r;
-				bool		isnull;
-				Datum		d;
-				text	   *tx;
-
-				if (nrec == maxrec)
-				{
-					maxrec *= 2;
-					recs = repalloc(recs, sizeof(OutcomeRecord) * maxrec);
-				}
-				r = &recs[nrec];
-				memset(r, 0, sizeof(OutcomeRecord));
-				d = slot_getattr(pslot, pa_model, &isnull);
-				if (isnull)
-					continue;
+				MemoryContextSwitchTo(scratch);
+				j = KeyJsonb(t, s, lab.keys + l->keys);
 				MemoryContextSwitchTo(old);
-				tx = DatumGetTextPP(d);
-				if (last_model == NULL || strlen(last_model) != VARSIZE_ANY_EXHDR(tx) ||
-					memcmp(last_model, VARDATA_ANY(tx), VARSIZE_ANY_EXHDR(tx)) != 0)
-					last_model = text_to_cstring(tx);
-				r->model = last_model;
-				r->role = "champion";
-				if (pa_role > 0)
-				{
-					d = slot_getattr(pslot, pa_role, &isnull);
-					if (!isnull)
-					{
-						tx = DatumGetTextPP(d);
-						if (last_role == NULL || strlen(last_role) != VARSIZE_ANY_EXHDR(tx) ||
-							memcmp(last_role, VARDATA_ANY(tx), VARSIZE_ANY_EXHDR(tx)) != 0)
-							last_role = text_to_cstring(tx);
-						r->role = last_role;
-					}
-				}
-				d = slot_getattr(pslot, pa_class, &isnull);
-				r->class_label = isnull ? NULL : TextDatumGetCString(d);
+				key = PointerGetDatum(memcpy(palloc(VARSIZE(j)), j, VARSIZE(j)));
 				MemoryContextSwitchTo(cxt);
-				r->key = key;
-				r->version = DatumGetInt32(slot_getattr(pslot, pa_version, &isnull));
-				r->group_key = "";
-				r->labelled_at = now;
-				r->predicted_at = DatumGetTimestampTz(slot_getattr(pslot, pa_at, &isnull));
-				r->first = true;
-				d = slot_getattr(pslot, pa_pred, &isnull);
-				r->has_prediction = !isnull;
-				r->prediction = isnull ? 0 : DatumGetFloat8(d);
-				d = slot_getattr(pslot, pa_prob, &isnull);
-				r->has_probability = !isnull;
-				r->probability = isnull ? 0 : DatumGetFloat8(d);
-				OutcomeRecordFinish(b, r, true, l->actual);
-				nrec++;
-				any = true;
+				MemoryContextReset(scratch);
 			}
-			if (!any)
+			if (hit_start[i] == hit_start[i + 1])
 			{
 				PendingOutcome *p = &pend[npend++];
 
@@ -979,10 +1304,25 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 				p->actual_text = NULL;
 				p->group_key = "";
 				p->labelled_at = now;
+				continue;
+			}
+			for (int h = hit_start[i]; h < hit_start[i + 1]; h++)
+			{
+				OutcomeRecord *r = &recs[nrec++];
+
+				*r = hits[h];
+				r->key = key;
+				if (int_key)
+				{
+					r->key_is_int = true;
+					r->key_int = IntKey(s->key_types[0], lab.keys[l->keys]);
+					r->key_name = t->prediction_keys[0];
+				}
+				MemoryContextSwitchTo(old);
+				OutcomeRecordFinish(b, r, true, l->actual);
+				MemoryContextSwitchTo(cxt);
 			}
 		}
-		index_endscan(scan);
-		ExecDropSingleTupleTableSlot(pslot);
 	}
 	index_close(pidx, AccessShareLock);
 	PopActiveSnapshot();

@@ -394,11 +394,11 @@ OutcomeExecute(SPIPlanPtr plan, Datum *values, const char *nulls, int expect)
 	RunAs(BOOTSTRAP_SUPERUSERID, NULL, 0, NULL, plan, values, nulls, expect);
 }
 
-/* The oid of streamml.outcomes. */
+/* The oid of streamml.outcome_rows (the table behind streamml.outcomes). */
 Oid
 OutcomesRelid(void)
 {
-	return get_relname_relid("outcomes", get_namespace_oid(STREAMML_SCHEMA, false));
+	return get_relname_relid("outcome_rows", get_namespace_oid(STREAMML_SCHEMA, false));
 }
 
 /* The oid of streamml.pending_outcomes. */

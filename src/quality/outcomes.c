@@ -284,7 +284,7 @@ TrackerRemove(int32 id, Oid source, Oid predictions)
 
 	DropTrackerTrigger(source, id);
 	DropTrackerTrigger(predictions, id);
-	CatalogExecute("DELETE FROM streamml.outcomes WHERE tracker OPERATOR(pg_catalog.=) $1",
+	CatalogExecute("DELETE FROM streamml.outcome_rows WHERE tracker OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);
 	CatalogExecute("DELETE FROM streamml.pending_outcomes WHERE tracker OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);

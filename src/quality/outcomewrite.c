@@ -14,8 +14,9 @@
  * are added to the buckets by one prepared INSERT ... ON CONFLICT DO
  * UPDATE per bucket row, into this backend's shard.
  *
- * The first outcome of a key wins: streamml.outcomes has a unique key
- * (tracker, key_hash, model, version, key).  The batch is written in a
+ * The first outcome of a key wins: streamml.outcome_rows (the table
+ * behind the view streamml.outcomes) has a unique key (tracker, key_hash,
+ * version, model, key).  The batch is written in a
  * subtransaction; when a key already has an outcome (a duplicate label,
  * or a concurrent load that labelled it first) the unique index errors,
  * the subtransaction is rolled back, and the batch is written again row
@@ -252,6 +253,37 @@ GetClasses(OutcomeBatch *b, const char *model)
 	return c;
 }
 
+/*
+ * The key of a record as jsonb.  A record whose key is one integer column
+ * (key_is_int) may come without it: it is made here, on first use, as
+ * jsonb_build_object(the key's name, the integer) makes it, in cxt (which
+ * must live as long as the record).
+ */
+Datum
+RecordKey(OutcomeRecord *r, MemoryContext cxt)
+{
+	if (r->key == (Datum) 0)
+	{
+		JsonbParseState *state = NULL;
+		JsonbValue	v;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		Assert(r->key_is_int && r->key_name != NULL);
+		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+		v.type = jbvString;
+		v.val.string.val = (char *) r->key_name;
+		v.val.string.len = strlen(r->key_name);
+		pushJsonbValue(&state, WJB_KEY, &v);
+		v.type = jbvNumeric;
+		v.val.numeric = int64_to_numeric(r->key_int);
+		pushJsonbValue(&state, WJB_VALUE, &v);
+		r->key = JsonbPGetDatum(JsonbValueToJsonb(pushJsonbValue(&state, WJB_END_OBJECT,
+																  NULL)));
+		MemoryContextSwitchTo(old);
+	}
+	return r->key;
+}
+
 /* The columns of a joined row (outcomeinsert.c's statements). */
 enum
 {
@@ -424,6 +456,16 @@ CountOutcome(OutcomeBatch *b, OutcomeRecord *r)
 	}
 }
 
+/* Whether two records of a batch have the same key. */
+static bool
+SameKey(OutcomeBatch *b, OutcomeRecord *x, OutcomeRecord *y)
+{
+	if (x->key_is_int && y->key_is_int)
+		return x->key_int == y->key_int;
+	return DatumGetBool(DirectFunctionCall2(jsonb_eq, RecordKey(x, b->cxt),
+											RecordKey(y, b->cxt)));
+}
+
 /*
  * The paired differences of challengers: for each first outcome of a
  * challenger whose key has a first outcome of the champion in the same
@@ -436,15 +478,18 @@ static void
 CountPairs(OutcomeBatch *b)
 {
 	int			start = 0;
+	bool		challengers = false;
 
+	for (int i = 0; i < b->nrecords && !challengers; i++)
+		challengers = strcmp(b->records[i].role, "challenger") == 0;
+	if (!challengers)
+		return;
 	while (start < b->nrecords)
 	{
 		int			end = start + 1;
 		OutcomeRecord *champ = NULL;
 
-		while (end < b->nrecords &&
-			   DatumGetBool(DirectFunctionCall2(jsonb_eq, b->records[start].key,
-												b->records[end].key)))
+		while (end < b->nrecords && SameKey(b, &b->records[start], &b->records[end]))
 			end++;
 		for (int i = start; i < end; i++)
 			if (b->records[i].first && b->records[i].has_loss &&
@@ -477,15 +522,20 @@ static Numeric KeyMax = NULL;
 
 /*
  * The key_hash of an outcome's key: the key's integer when the key is one
- * integer (keys that grow then insert at the right edge of the primary
+ * integer (keys that grow then insert at the right edge of the unique
  * key), otherwise jsonb_hash_extended(key, 0).  Equal keys have equal
- * key_hash, which is all the primary key (that ends with the key) needs.
+ * key_hash, which is all the unique key (that ends with the key) needs.
+ * *plain is set when the key is one integer: jsonb_build_object(its name,
+ * key_hash) gives back a key equal to it (written without a fraction: a
+ * numeric 5.0 comes back as 5), so the stored row leaves it out (NULL;
+ * streamml.outcomes rebuilds it).
  */
 static int64
-KeyHash(Datum key)
+KeyHash(Datum key, bool *plain)
 {
 	Jsonb	   *j = DatumGetJsonbP(key);
 
+	*plain = false;
 	if (JB_ROOT_IS_OBJECT(j) && JB_ROOT_COUNT(j) == 1)
 	{
 		JsonbIterator *it = JsonbIteratorInit(&j->root);
@@ -519,7 +569,15 @@ KeyHash(Datum key)
 				i = DatumGetInt64(DirectFunctionCall1(numeric_int8, n));
 				if (DatumGetBool(DirectFunctionCall2(numeric_eq, n,
 													 NumericGetDatum(int64_to_numeric(i)))))
+				{
+					/*
+					 * Plain whatever its scale: keys equal as jsonb (5 and
+					 * 5.0) must be stored alike for the unique key to
+					 * find the duplicate.
+					 */
+					*plain = true;
 					return i;
+				}
 			}
 			break;
 		}
@@ -546,38 +604,58 @@ TextOnce(OutcomeBatch *b, TextCache *c, const char *str)
 	return c->datum;
 }
 
-/* The values of an outcomes row of a record, in the table's column order. */
+/* The number of columns of streamml.outcome_rows, and where key_hash is. */
+#define OUTCOME_COLUMNS 16
+#define OUTCOME_KEY_HASH 1
+
+/*
+ * The values of a streamml.outcome_rows row of a record, in the table's
+ * column order (quality.sql says what is left NULL and why).
+ */
 static void
 OutcomeValues(OutcomeBatch *b, OutcomeRecord *r, Datum *v, bool *n)
 {
 	OutcomeTracker *t = b->t;
+	bool		plain;
 
-	memset(n, false, sizeof(bool) * 17);
+	memset(n, false, sizeof(bool) * OUTCOME_COLUMNS);
 	v[0] = Int32GetDatum(t->id);
-	v[1] = t->scorer_datum;
-	v[2] = TextOnce(b, &b->text_model, r->model);
-	v[3] = Int32GetDatum(r->version);
-	v[4] = TextOnce(b, &b->text_role, r->role);
-	v[5] = TextOnce(b, &b->text_group, r->group_key);
-	v[6] = r->key;
-	v[7] = Int64GetDatum(KeyHash(r->key));
-	v[8] = Float8GetDatum(r->prediction);
-	n[8] = !r->has_prediction;
-	v[9] = Float8GetDatum(r->probability);
-	n[9] = !r->has_probability;
+	if (r->key_is_int)
+	{
+		/* KeyHash's answer for jsonb_build_object(name, an integer) */
+		v[1] = Int64GetDatum(r->key_int);
+		plain = true;
+	}
+	else
+		v[1] = Int64GetDatum(KeyHash(RecordKey(r, b->cxt), &plain));
+	v[2] = Int32GetDatum(r->version);
+	v[3] = TextOnce(b, &b->text_model, r->model);
+	if (!plain)
+		v[4] = RecordKey(r, b->cxt);
+	n[4] = plain;
+	n[5] = strcmp(r->role, "champion") == 0;
+	if (!n[5])
+		v[5] = TextOnce(b, &b->text_role, r->role);
+	n[6] = r->group_key[0] == '\0';
+	if (!n[6])
+		v[6] = TextOnce(b, &b->text_group, r->group_key);
+	v[7] = Float8GetDatum(r->prediction);
+	n[7] = !r->has_prediction;
+	v[8] = Float8GetDatum(r->probability);
+	n[8] = !r->has_probability;
 	if (r->class_label)
-		v[10] = CStringGetTextDatum(r->class_label);
-	n[10] = r->class_label == NULL;
-	v[11] = Float8GetDatum(r->actual);
-	n[11] = !r->has_actual;
+		v[9] = CStringGetTextDatum(r->class_label);
+	n[9] = r->class_label == NULL;
+	v[10] = Float8GetDatum(r->actual);
+	n[10] = !r->has_actual;
 	if (r->actual_class)
-		v[12] = CStringGetTextDatum(r->actual_class);
-	n[12] = r->actual_class == NULL;
-	v[13] = Float8GetDatum(r->loss);
-	n[13] = !r->has_loss;
-	v[14] = TimestampTzGetDatum(r->predicted_at);
-	v[15] = TimestampTzGetDatum(r->labelled_at);
-	v[16] = ObjectIdGetDatum(t->owner);
+		v[11] = CStringGetTextDatum(r->actual_class);
+	n[11] = r->actual_class == NULL;
+	v[12] = Float8GetDatum(r->loss);
+	n[12] = !r->has_loss;
+	v[13] = TimestampTzGetDatum(r->predicted_at);
+	v[14] = TimestampTzGetDatum(r->labelled_at);
+	v[15] = ObjectIdGetDatum(t->owner);
 }
 
 /*
@@ -716,23 +794,23 @@ FillOutcome(void *arg, int i, Datum *v, bool *n)
 static void
 InsertOutcomesOneByOne(OutcomeBatch *b)
 {
-	Datum		v[17];
-	bool		n[17];
-	char		nulls[17];
+	Datum		v[OUTCOME_COLUMNS];
+	bool		n[OUTCOME_COLUMNS];
+	char		nulls[OUTCOME_COLUMNS];
 
 	if (InsertOnePlan == NULL)
 	{
-		static const Oid types[17] = {INT4OID, TEXTOID, TEXTOID, INT4OID, TEXTOID,
-			TEXTOID, JSONBOID, INT8OID, FLOAT8OID, FLOAT8OID, TEXTOID, FLOAT8OID,
-		TEXTOID, FLOAT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, REGROLEOID};
+		static const Oid types[OUTCOME_COLUMNS] = {INT4OID, INT8OID, INT4OID,
+			TEXTOID, JSONBOID, TEXTOID, TEXTOID, FLOAT8OID, FLOAT8OID, TEXTOID,
+		FLOAT8OID, TEXTOID, FLOAT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID, REGROLEOID};
 
-		InsertOnePlan = OutcomePrepare("INSERT INTO streamml.outcomes (tracker, scorer, model, "
-									   "version, role, group_key, key, key_hash, prediction, "
+		InsertOnePlan = OutcomePrepare("INSERT INTO streamml.outcome_rows (tracker, key_hash, "
+									   "version, model, key, role, group_key, prediction, "
 									   "probability, class, actual, actual_class, loss, "
 									   "predicted_at, labelled_at, owner) VALUES ($1, $2, $3, "
 									   "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
-									   "$16, $17) ON CONFLICT DO NOTHING",
-									   17, (Oid *) types);
+									   "$16) ON CONFLICT DO NOTHING",
+									   OUTCOME_COLUMNS, (Oid *) types);
 	}
 	for (int j = 0; j < b->nrecords; j++)
 	{
@@ -741,7 +819,7 @@ InsertOutcomesOneByOne(OutcomeBatch *b)
 		if (!r->first)
 			continue;
 		OutcomeValues(b, r, v, n);
-		for (int i = 0; i < 17; i++)
+		for (int i = 0; i < OUTCOME_COLUMNS; i++)
 			nulls[i] = n[i] ? 'n' : ' ';
 		OutcomeExecute(InsertOnePlan, v, nulls, SPI_OK_INSERT);
 		if (SPI_processed == 0)
@@ -773,7 +851,8 @@ InsertOutcomes(OutcomeBatch *b, int count)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		MultiInsert(OutcomesRelid(), nfirst, 17, 7, FillOutcome, &f);
+		MultiInsert(OutcomesRelid(), nfirst, OUTCOME_COLUMNS, OUTCOME_KEY_HASH,
+					FillOutcome, &f);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;

@@ -54,7 +54,10 @@ typedef struct OutcomeTracker
  */
 typedef struct OutcomeRecord
 {
-	Datum		key;			/* jsonb */
+	Datum		key;			/* jsonb; 0 when key_is_int: RecordKey makes it */
+	bool		key_is_int;		/* the key is one integer column: */
+	int64		key_int;		/* its value (key_hash without a look at key) */
+	const char *key_name;		/* and its name in the key */
 	char	   *model;
 	int32		version;
 	char	   *role;			/* 'champion' or 'challenger' */
@@ -103,6 +106,7 @@ extern void OutcomeRecordFinish(OutcomeBatch *b, OutcomeRecord *r,
 extern void OutcomeBatchAddRecords(OutcomeBatch *b, OutcomeRecord *records,
 								   int n, PendingOutcome *pending, int npending);
 extern OutcomeRecord *OutcomeBatchRecords(OutcomeBatch *b, int *n);
+extern Datum RecordKey(OutcomeRecord *r, MemoryContext cxt);
 extern void OutcomeBatchFinish(OutcomeBatch *b);
 
 /* outcomes.c */

@@ -36,20 +36,25 @@ COMMENT ON TABLE streamml.outcome_trackers IS
 	'outcome trackers: where the actual values of a scorer''s predictions arrive, and how they are read';
 
 -- One row per (outcome, model version that scored its key): the first
--- outcome of a key wins, later ones are counted as duplicates in the buckets.  key_hash
--- leads the key's part of the primary key, so that inserting compares
--- integers, and jsonb only when they tie: the key itself when it is one
--- integer (growing keys then insert at the index's right edge), otherwise
--- jsonb_hash_extended(key, 0).
-CREATE TABLE streamml.outcomes (
+-- outcome of a key wins, later ones are counted as duplicates in the
+-- buckets.  Users read them through the view streamml.outcomes below; the
+-- stored row is narrow, because a loading transaction writes one per
+-- labelled key: no scorer (the tracker's), role NULL for 'champion',
+-- group_key NULL without a group, and key NULL when it is one integer (it
+-- is then key_hash, under the tracker's key name).  key_hash leads the
+-- key's part of the unique key, so that inserting compares integers, and
+-- jsonb only when they tie: the key itself when it is one integer (growing
+-- keys then insert at the index's right edge), otherwise
+-- jsonb_hash_extended(key, 0).  Model names compare bytewise (COLLATE "C"):
+-- equality is all the unique key needs.
+CREATE TABLE streamml.outcome_rows (
 	tracker integer NOT NULL,
-	scorer text NOT NULL,
-	model text NOT NULL,
-	version integer NOT NULL,
-	role text NOT NULL,
-	group_key text NOT NULL DEFAULT '',
-	key jsonb NOT NULL,
 	key_hash bigint NOT NULL,
+	version integer NOT NULL,
+	model text COLLATE "C" NOT NULL,
+	key jsonb,
+	role text COLLATE "C",
+	group_key text,
 	prediction float8,
 	probability float8,
 	class text,
@@ -59,10 +64,11 @@ CREATE TABLE streamml.outcomes (
 	predicted_at timestamptz NOT NULL,
 	labelled_at timestamptz NOT NULL,
 	owner regrole NOT NULL,
-	PRIMARY KEY (tracker, key_hash, model, version, key)
+	CONSTRAINT outcome_rows_key UNIQUE NULLS NOT DISTINCT
+		(tracker, key_hash, version, model, key)
 );
-COMMENT ON TABLE streamml.outcomes IS
-	'outcomes joined with the predictions of their key: prediction, actual, loss, when each was known';
+COMMENT ON TABLE streamml.outcome_rows IS
+	'the stored rows of streamml.outcomes (read the view)';
 
 -- Outcomes whose key has no prediction yet: joined when it arrives.
 CREATE TABLE streamml.pending_outcomes (
@@ -127,8 +133,8 @@ COMMENT ON TABLE streamml.quality_buckets IS
 ALTER TABLE streamml.outcome_trackers ENABLE ROW LEVEL SECURITY;
 CREATE POLICY outcome_trackers_owner ON streamml.outcome_trackers
 	FOR SELECT USING (pg_catalog.pg_has_role(owner, 'USAGE'));
-ALTER TABLE streamml.outcomes ENABLE ROW LEVEL SECURITY;
-CREATE POLICY outcomes_owner ON streamml.outcomes
+ALTER TABLE streamml.outcome_rows ENABLE ROW LEVEL SECURITY;
+CREATE POLICY outcome_rows_owner ON streamml.outcome_rows
 	FOR SELECT USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 ALTER TABLE streamml.pending_outcomes ENABLE ROW LEVEL SECURITY;
 CREATE POLICY pending_outcomes_owner ON streamml.pending_outcomes
@@ -136,13 +142,29 @@ CREATE POLICY pending_outcomes_owner ON streamml.pending_outcomes
 ALTER TABLE streamml.quality_buckets ENABLE ROW LEVEL SECURITY;
 CREATE POLICY quality_buckets_owner ON streamml.quality_buckets
 	FOR SELECT USING (pg_catalog.pg_has_role(owner, 'USAGE'));
-GRANT SELECT ON streamml.outcome_trackers, streamml.outcomes,
+GRANT SELECT ON streamml.outcome_trackers, streamml.outcome_rows,
 	streamml.pending_outcomes, streamml.quality_buckets TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('streamml.outcome_trackers', '');
 SELECT pg_catalog.pg_extension_config_dump('streamml.outcome_trackers_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('streamml.outcomes', '');
+SELECT pg_catalog.pg_extension_config_dump('streamml.outcome_rows', '');
 SELECT pg_catalog.pg_extension_config_dump('streamml.pending_outcomes', '');
 SELECT pg_catalog.pg_extension_config_dump('streamml.quality_buckets', '');
+
+-- Outcomes as users read them: the stored rows with what the tracker
+-- knows (the scorer, the key's name) put back.
+CREATE VIEW streamml.outcomes WITH (security_invoker = true) AS
+SELECT o.tracker, t.scorer, o.model COLLATE "default" AS model, o.version,
+	   COALESCE(o.role, 'champion') COLLATE "default" AS role,
+	   COALESCE(o.group_key, '') AS group_key,
+	   COALESCE(o.key,
+			pg_catalog.jsonb_build_object(t.prediction_keys[1], o.key_hash)) AS key,
+	   o.key_hash, o.prediction, o.probability, o.class, o.actual,
+	   o.actual_class, o.loss, o.predicted_at, o.labelled_at, o.owner
+  FROM streamml.outcome_rows o
+  JOIN streamml.outcome_trackers t ON t.id OPERATOR(pg_catalog.=) o.tracker;
+COMMENT ON VIEW streamml.outcomes IS
+	'outcomes joined with the predictions of their key: prediction, actual, loss, when each was known';
+GRANT SELECT ON streamml.outcomes TO PUBLIC;
 
 CREATE FUNCTION streamml.track_outcomes(scorer text, source regclass,
 	options jsonb DEFAULT '{}') RETURNS void

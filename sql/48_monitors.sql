@@ -124,6 +124,32 @@ RESET ROLE;
 DROP OWNED BY mo_other;
 DROP ROLE mo_other;
 
+-- Detections that cannot act (cooling down) are logged once, then
+-- counted in detections_suppressed; the next that acts says how many.
+SELECT streamml.create_monitor('mo_sup', 'mo_clf', 'error',
+	'{"detector": "cusum", "params": {"mode": "up", "min_instances": 20, "slack": 0.2, "threshold": 4},
+	  "cooldown": "1 hour"}');
+INSERT INTO mo_live SELECT i, i % 7 FROM generate_series(2001, 2500) i;
+CREATE FUNCTION mo_stretch(first int) RETURNS void LANGUAGE sql AS $$
+	-- 60 labels as learnt, then 10 of the other class: CUSUM detects
+	INSERT INTO mo_labels SELECT i, (i % 7) > 3 FROM generate_series(first, first + 59) i;
+	INSERT INTO mo_labels SELECT i, (i % 7) <= 3 FROM generate_series(first + 60, first + 69) i;
+$$;
+SELECT mo_stretch(2001), mo_stretch(2071), mo_stretch(2141), mo_stretch(2211);
+SELECT detections_suppressed, cooldown_until > now() AS cooling
+  FROM streamml.monitors WHERE name = 'mo_sup';
+SELECT event, details->>'action' AS action, details->>'note' AS note
+  FROM streamml.model_events WHERE monitor = 'mo_sup' ORDER BY id;
+-- the cooldown ends: the next detection acts, and tells of those before it
+UPDATE streamml.monitors_catalog SET cooldown_until = now() - interval '1 second'
+ WHERE name = 'mo_sup';
+SELECT mo_stretch(2281);
+SELECT detections_suppressed FROM streamml.monitors WHERE name = 'mo_sup';
+SELECT event, details->>'action' AS action, details->>'suppressed_before' AS suppressed_before
+  FROM streamml.model_events WHERE monitor = 'mo_sup' ORDER BY id;
+SELECT streamml.drop_monitor('mo_sup');
+DROP FUNCTION mo_stretch(int);
+
 -- drop_monitor: the events stay.  drop_model drops its monitors.
 SELECT streamml.drop_monitor('mo_err');
 SELECT count(*) AS monitors FROM streamml.monitors;

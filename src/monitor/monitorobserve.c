@@ -85,6 +85,7 @@ typedef struct ErrorMonitor
 	int32		deployed;		/* 0: no deployed version */
 	bool		classifier;
 	char	   *cooldown;
+	int64		suppressed;		/* detections that could not act since one did */
 } ErrorMonitor;
 
 /* Has this backend asked for the monitor worker yet? */
@@ -181,7 +182,8 @@ LoadMonitors(Datum models, Oid owner, int *n)
 						  "OPERATOR(pg_catalog.>) pg_catalog.now(), false), "
 						  "c.retrain_requested_at IS NOT NULL OR c.retrain_started_at IS NOT NULL, "
 						  "c.owner, COALESCE(m.deployed_version, 0), "
-						  "m.classes IS NOT NULL, c.cooldown::pg_catalog.text "
+						  "m.classes IS NOT NULL, c.cooldown::pg_catalog.text, "
+						  "c.detections_suppressed "
 						  "FROM streamml.monitors_catalog c JOIN streamml.models m "
 						  "ON m.name OPERATOR(pg_catalog.=) c.model "
 						  "WHERE c.kind OPERATOR(pg_catalog.=) 'error' "
@@ -217,6 +219,7 @@ LoadMonitors(Datum models, Oid owner, int *n)
 		m->deployed = DatumGetInt32(Value(i, 15, &isnull));
 		m->classifier = DatumGetBool(Value(i, 16, &isnull));
 		m->cooldown = Text(i, 17);
+		m->suppressed = DatumGetInt64(Value(i, 18, &isnull));
 	}
 	return ms;
 }
@@ -236,6 +239,7 @@ RestoreDetector(ErrorMonitor *m)
 	{
 		m->observed = 0;
 		m->in_warning = false;
+		m->suppressed = 0;
 	}
 	return d;
 }
@@ -265,6 +269,9 @@ EventDetails(ErrorMonitor *m, DriftDetector *d, const char *action,
 		appendStringInfoString(&b, ", \"note\": ");
 		escape_json(&b, note);
 	}
+	if (m->suppressed > 0)
+		appendStringInfo(&b, ", \"suppressed_before\": " INT64_FORMAT,
+						 m->suppressed);
 	appendStringInfoChar(&b, '}');
 	return b.data;
 }
@@ -272,7 +279,11 @@ EventDetails(ErrorMonitor *m, DriftDetector *d, const char *action,
 /*
  * A detection of monitor m: the event, and the action unless the monitor
  * is cooling down or has seen fewer than min_rows outcomes.  Returns
- * whether it acted.
+ * whether it acted.  Of the detections that cannot act (a detector on a
+ * poorly fitting model may detect every few hundred outcomes), only the
+ * first after an acting one is logged; the others are counted in
+ * monitors.detections_suppressed, and the next acting detection's event
+ * says how many there were ("suppressed_before").
  */
 static bool
 Detected(ErrorMonitor *m, DriftDetector *d)
@@ -289,10 +300,21 @@ Detected(ErrorMonitor *m, DriftDetector *d)
 		note = "a retrain of this monitor is already pending";
 	else
 		act = true;
-	MonitorEvent(m->model, m->deployed, m->name, "drift_detected",
-				 EventDetails(m, d, act ? m->action : NULL, note), m->owner);
-	if (!act)
+	if (!act && m->suppressed > 0)
+	{
+		m->suppressed++;
 		return false;
+	}
+	MonitorEvent(m->model, m->deployed, m->name, "drift_detected",
+				 EventDetails(m, d, act ? m->action : NULL,
+							  act ? note : psprintf("%s; until a detection acts, later ones are counted in monitors.detections_suppressed, not logged", note)),
+				 m->owner);
+	if (!act)
+	{
+		m->suppressed = 1;
+		return false;
+	}
+	m->suppressed = 0;
 	if (strcmp(m->action, "notify") == 0)
 	{
 		StringInfoData p;
@@ -321,7 +343,7 @@ SaveMonitor(ErrorMonitor *m, DriftDetector *d, bool acted)
 	Size		size = d->method->state_size;
 	bytea	   *state = palloc(VARHDRSZ + size - head);
 	StringInfoData js;
-	Datum		args[7];
+	Datum		args[8];
 
 	SET_VARSIZE(state, VARHDRSZ + size - head);
 	memcpy(VARDATA(state), (char *) d + head, size - head);
@@ -337,9 +359,10 @@ SaveMonitor(ErrorMonitor *m, DriftDetector *d, bool acted)
 	args[4] = Int64GetDatum(m->observed);
 	args[5] = BoolGetDatum(m->in_warning);
 	args[6] = BoolGetDatum(acted);
+	args[7] = Int64GetDatum(m->suppressed);
 	CatalogExecute("UPDATE streamml.monitors_catalog SET state = $2, "
 				   "state_version = $3, detector_state = $4::jsonb, observed = $5, "
-				   "in_warning = $6, "
+				   "in_warning = $6, detections_suppressed = $8, "
 				   "cooldown_until = CASE WHEN $7 THEN pg_catalog.now() "
 				   "OPERATOR(pg_catalog.+) cooldown ELSE cooldown_until END, "
 				   "last_action = CASE WHEN $7 THEN action ELSE last_action END, "
@@ -347,8 +370,8 @@ SaveMonitor(ErrorMonitor *m, DriftDetector *d, bool acted)
 				   "retrain_requested_at = CASE WHEN $7 AND action OPERATOR(pg_catalog.=) 'retrain' "
 				   "THEN pg_catalog.now() ELSE retrain_requested_at END "
 				   "WHERE id OPERATOR(pg_catalog.=) $1",
-				   7, (Oid[]) {INT4OID, BYTEAOID, INT4OID, TEXTOID, INT8OID,
-					   BOOLOID, BOOLOID}, args, NULL, SPI_OK_UPDATE);
+				   8, (Oid[]) {INT4OID, BYTEAOID, INT4OID, TEXTOID, INT8OID,
+					   BOOLOID, BOOLOID, INT8OID}, args, NULL, SPI_OK_UPDATE);
 }
 
 /*
@@ -474,7 +497,8 @@ MonitorsObserveOutcomes(const MonitorOutcome *outcomes, int n, Oid owner)
 				continue;
 			m->observed++;
 			sig = DriftUpdate(d, x);
-			if (sig == DRIFT_WARNING && !m->in_warning)
+			/* a warning is logged only where a detection could act */
+			if (sig == DRIFT_WARNING && !m->in_warning && !m->cooling)
 				MonitorEvent(m->model, m->deployed, m->name, "drift_warning",
 							 EventDetails(m, d, NULL, NULL), m->owner);
 			m->in_warning = (sig == DRIFT_WARNING);

@@ -27,6 +27,7 @@ CREATE TABLE streamml.monitors_catalog (
 	detector_state jsonb,		-- error: the detector's state, readable
 	in_warning boolean NOT NULL DEFAULT false,
 	observed bigint NOT NULL DEFAULT 0,	-- values seen since state_version
+	detections_suppressed bigint NOT NULL DEFAULT 0,	-- error: could not act since one did
 	rows_since_training bigint,	-- rows: the last count
 	last_value jsonb,			-- data, rows: the last check's figures
 	next_check_at timestamptz,	-- data, rows: when the worker checks next
@@ -80,7 +81,8 @@ SELECT pg_catalog.pg_extension_config_dump('streamml.model_events_id_seq', '');
 CREATE VIEW streamml.monitors WITH (security_invoker = true) AS
 SELECT c.name, c.model, c.kind, c.action, c.options, c.cooldown,
 	c.detector, c.detector_params, c.detector_state, c.in_warning,
-	c.state_version AS version, c.observed, c.rows_since_training,
+	c.state_version AS version, c.observed, c.detections_suppressed,
+	c.rows_since_training,
 	c.last_value, c.next_check_at, c.last_event, c.last_event_at,
 	c.last_action, c.last_action_at, c.cooldown_until,
 	c.retrain_requested_at, c.retrain_started_at, c.owner, c.created_at,

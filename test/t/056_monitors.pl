@@ -129,7 +129,7 @@ is($node->safe_psql('postgres', q{
 	  FROM streamml.model_events WHERE event IN ('deployed', 'not_deployed') ORDER BY id DESC LIMIT 1}),
 	'deployed|3|t', 'the better version 3 is deployed');
 is($node->safe_psql('postgres', q{
-	SELECT details->>'action' IS NULL, details->>'note'
+	SELECT details->>'action' IS NULL, split_part(details->>'note', ';', 1)
 	  FROM streamml.model_events WHERE monitor = 'cm_notify' AND event = 'drift_detected'
 	 ORDER BY id DESC LIMIT 1}),
 	't|cooling down: no action', 'cooldown holds: cm_notify records the change and does not act');

@@ -19,12 +19,17 @@
  * from that version's trees (XGBoost's continued training, as python's
  * xgb.train(..., xgb_model=...)): "trees" more rounds, and iterations
  * counts them all.  XGBoost copies the matrix, so
- * ours is freed once the library has it.  score scores the holdout (or
+ * ours is freed once the library has it, after its rows are sampled for the
+ * drift bins (feature_bins.c), which thus take no pass of their own.  score scores the holdout (or
  * the training rows, without one) with the metrics aggregates of
  * metrics.c, and the deployed version on the same holdout rows for deploy
  * 'if_better' (a tree version through tree_predict.c, a linear one from
  * its coefficients); record stores XGBoost's binary model and the feature
  * importance in model_versions.
+ *
+ * With a time-ordered holdout and no group_by, the scan also reads the
+ * order_by value of every row, and the cutoff is found from them once it
+ * is over (split_scan.c), instead of by a query of its own before it.
  *
  * Rows whose target or weight is NULL or not finite, whose weight is
  * negative, or which have an infinite feature are skipped and counted.
@@ -264,6 +269,8 @@ TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
 	dtrain = XgbMatrixCreate(train->x, train->n, run->p, train->y,
 							 run->weight ? train->w : NULL, t->threads);
 	g->count = train->n;
+	/* the drift bins sample the rows the model trains on */
+	FeatureBinsAddFloats(run->bins, train->x, train->n);
 	if (in_sample)
 	{
 		/* metrics on the training rows: keep their labels */
@@ -344,8 +351,9 @@ TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
 }
 
 /*
- * The query of the one scan: group key, target, weight, holdout flag and
- * the features, each as float8 (or the one float8[] column).
+ * The query of the one scan: group key, target, weight, holdout flag (or,
+ * when the learner finds the split, the order_by value) and the features,
+ * each as float8 (or the one float8[] column).
  */
 static char *
 TreeScanQuery(TrainRun *run)
@@ -354,7 +362,9 @@ TreeScanQuery(TrainRun *run)
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT %s, %s, %s, %s", run->gexpr, run->yexpr,
-					 run->wexpr, run->test_where ? run->test_where : "false");
+					 run->wexpr,
+					 run->split_in_scan ? psprintf("s.%s", quote_identifier(run->order_by)) :
+					 run->test_where ? run->test_where : "false");
 	if (run->featarray)
 		appendStringInfo(&sql, ", CASE WHEN %s THEN %s END",
 						 FeatureArrayFits(run), run->xexpr);
@@ -433,6 +443,102 @@ SameGroup(const char *key, Datum d)
 	return same;
 }
 
+/*
+ * The order_by values of the rows of a scan that finds its own split
+ * (split_scan.c): of each row kept, in the order of the matrix, and of the
+ * rows skipped, whose training side counts them.
+ */
+typedef struct TreeOrders
+{
+	SplitScan  *split;
+	Datum	   *kept;
+	bool	   *kept_null;
+	int64		nkept;
+	int64		cap;
+	Datum	   *skipped;		/* non-NULL values of skipped rows */
+	int64		nskipped;
+	int64		skipped_cap;
+	int64		skipped_all;	/* every skipped row */
+} TreeOrders;
+
+/* Remembers the order_by value of a row kept (kept) or skipped. */
+static void
+TreeOrdersAdd(TreeOrders *o, Datum v, bool isnull, bool kept)
+{
+	if (kept)
+	{
+		if (o->nkept == o->cap)
+		{
+			o->cap = Max(o->cap * 2, 1024);
+			o->kept = o->kept ? repalloc_huge(o->kept, sizeof(Datum) * o->cap) :
+				MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Datum) * o->cap);
+			o->kept_null = o->kept_null ? repalloc_huge(o->kept_null, o->cap) :
+				MemoryContextAllocHuge(CurrentMemoryContext, o->cap);
+		}
+		o->kept[o->nkept] = v;
+		o->kept_null[o->nkept++] = isnull;
+		return;
+	}
+	o->skipped_all++;
+	if (isnull)
+		return;
+	if (o->nskipped == o->skipped_cap)
+	{
+		o->skipped_cap = Max(o->skipped_cap * 2, 64);
+		o->skipped = o->skipped ? repalloc_huge(o->skipped, sizeof(Datum) * o->skipped_cap) :
+			MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Datum) * o->skipped_cap);
+	}
+	o->skipped[o->nskipped++] = v;
+}
+
+/*
+ * Splits the rows of a scan that found its own cutoff (there is one group):
+ * rows above it move to the holdout, rows at or below it stay in training,
+ * in the order of the scan, rows without an order_by value go; skipped
+ * rows count on their side, as the split by query counts them.  Without
+ * any order_by value, every row trains and is scored (ResolveSplit's rule).
+ */
+static void
+TreeSplitRows(TrainRun *run, TreeOrders *o, TreeGroup *g, TreeRows *train)
+{
+	int			p = run->p;
+	int64		t = 0;
+
+	if (!SplitScanEnd(o->split, run))
+	{
+		g->skipped += o->skipped_all;
+		return;
+	}
+	for (int64 i = 0; i < o->nskipped; i++)
+		if (SplitScanSide(o->split, o->skipped[i], false) == 0)
+			g->skipped++;
+	for (int64 i = 0; i < train->n; i++)
+	{
+		int			side = SplitScanSide(o->split, o->kept[i], o->kept_null[i]);
+
+		if (side == 1)
+			TreeRowsAdd(&g->test, p, train->x + i * p, train->y[i], train->w[i]);
+		else if (side == 0)
+		{
+			if (t != i)
+			{
+				memcpy(train->x + t * p, train->x + i * p, sizeof(float) * p);
+				train->y[t] = train->y[i];
+				train->w[t] = train->w[i];
+			}
+			t++;
+		}
+	}
+	train->n = t;
+	if (o->kept)
+	{
+		pfree(o->kept);
+		pfree(o->kept_null);
+	}
+	if (o->skipped)
+		pfree(o->skipped);
+}
+
 /* A group ends: trains it, or drops it when it has no training rows. */
 static List *
 TreeEndGroup(TrainRun *run, List *groups, TreeGroup *g, TreeRows *train)
@@ -466,6 +572,7 @@ TreeFit(TrainRun *run)
 	int			ncols;
 	Datum	   *values;
 	bool	   *nulls;
+	TreeOrders	orders;
 
 	if (run->tree->objective != NULL &&
 		strncmp(run->tree->objective, "binary:", 7) == 0 && run->nclasses > 2)
@@ -475,7 +582,11 @@ TreeFit(TrainRun *run)
 						run->tree->objective, run->label, run->nclasses),
 				 errhint("Use objective 'multi:softprob', or leave the objective out.")));
 	ResolveFeatureLength(run);
+	run->bins = FeatureBinsBegin(run->p, FeatureNamesArray(run));
 	memset(&train, 0, sizeof(train));
+	memset(&orders, 0, sizeof(orders));
+	if (run->split_in_scan)
+		orders.split = SplitScanBegin(run);
 	x = palloc(sizeof(float) * Max(run->p, 1));
 	ncols = 4 + (run->featarray ? 1 : run->p);
 	values = palloc(sizeof(Datum) * ncols);
@@ -515,7 +626,14 @@ TreeFit(TrainRun *run)
 				g->holdout_score = NAN;
 				g->deployed_score = NAN;
 			}
-			test = !nulls[3] && DatumGetBool(values[3]);
+			if (run->split_in_scan)
+			{
+				/* the side is known once the scan is over */
+				SplitScanAdd(orders.split, values[3], nulls[3]);
+				test = false;
+			}
+			else
+				test = !nulls[3] && DatumGetBool(values[3]);
 			y = nulls[1] ? NAN : DatumGetFloat8(values[1]);
 			w = nulls[2] ? NAN : DatumGetFloat8(values[2]);
 			if (isfinite(w) && w >= 0.0 && !PASS_WEIGHT_OK(w))
@@ -523,16 +641,27 @@ TreeFit(TrainRun *run)
 			if (!isfinite(y) || !isfinite(w) || w < 0.0 ||
 				!TreeRowFeatures(run, values, nulls, x))
 			{
-				if (!test)
+				if (run->split_in_scan)
+					TreeOrdersAdd(&orders, values[3], nulls[3], false);
+				else if (!test)
 					g->skipped++;
 				continue;
 			}
 			TreeRowsAdd(test ? &g->test : &train, run->p, x, (float) y, (float) w);
+			if (run->split_in_scan)
+				TreeOrdersAdd(&orders, values[3], nulls[3], true);
 		}
 		SPI_freetuptable(tt);
 	}
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
+	if (run->split_in_scan)
+	{
+		if (g != NULL)
+			TreeSplitRows(run, &orders, g, &train);
+		else
+			SplitScanEnd(orders.split, run);
+	}
 	groups = TreeEndGroup(run, groups, g, &train);
 	NoticeMalformedRows(run, run->malformed);
 	if (groups == NIL)

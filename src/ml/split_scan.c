@@ -12,9 +12,9 @@
  * again.  A learner that holds its rows in memory anyway (tree.c) can
  * instead hand every order_by value of its scan to SplitScanAdd, and split
  * its rows once the scan is over: SplitScanEnd takes the same order
- * statistic, by a selection in linear expected time (quickselect with a
- * three-way partition, so ties cost nothing, and a sort as the fallback
- * against bad pivots), under the same ordering (the type's default btree
+ * statistic, by a selection in linear expected time (quickselect with
+ * random pivots and a three-way partition, so ties cost nothing, and a
+ * sort as the fallback against bad pivots), under the same ordering (the type's default btree
  * ordering, as ORDER BY uses), and sets the run's cutoff, newest value and
  * WHERE clauses exactly as ResolveSplit would have: a row is in the
  * holdout when its order_by value is above the cutoff, in training when it
@@ -31,6 +31,7 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "common/pg_prng.h"
 #include "fmgr.h"
 #include "utils/lsyscache.h"
 #include "utils/sortsupport.h"
@@ -122,8 +123,9 @@ SplitCompare(const void *a, const void *b, void *arg)
 
 /*
  * The k-th smallest (0-based) of v[0 .. n-1], reordering v: quickselect
- * with a median-of-three pivot and a three-way partition; after too many
- * rounds (bad pivots), a sort of what is left.
+ * with the median of three random elements as the pivot (from a fixed
+ * seed) and a three-way partition; after too many rounds (bad pivots), a
+ * sort of what is left.
  */
 static Datum
 SplitSelect(Datum *v, int64 n, int64 k, SortSupport ssup)
@@ -132,12 +134,15 @@ SplitSelect(Datum *v, int64 n, int64 k, SortSupport ssup)
 	int64		hi = n - 1;
 	int			rounds = 0;
 
+	pg_prng_state prng;
+
+	/* random pivots: the partition leaves sorted input in bad orders */
+	pg_prng_seed(&prng, 20261201);
 	while (lo < hi)
 	{
-		int64		mid = lo + (hi - lo) / 2;
-		Datum		a = v[lo];
-		Datum		b = v[mid];
-		Datum		c = v[hi];
+		Datum		a = v[pg_prng_uint64_range(&prng, lo, hi)];
+		Datum		b = v[pg_prng_uint64_range(&prng, lo, hi)];
+		Datum		c = v[pg_prng_uint64_range(&prng, lo, hi)];
 		Datum		pivot;
 		int64		lt = lo;
 		int64		gt = hi;

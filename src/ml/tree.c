@@ -674,19 +674,30 @@ TreeFit(TrainRun *run)
 
 /*
  * The metrics JSON of predictions pred (n × nout) against labels y, by the
- * evaluation aggregate of the task; on: "holdout" or "training".
+ * evaluation aggregate of the task (classification_metrics by a direct
+ * call, the others by a query over the arrays); on: "holdout" or
+ * "training".
  */
 static char *
 TreeMetrics(TrainRun *run, int64 n, const float *y, const double *pred,
 			int nout, const char *on)
 {
-	Datum	   *yd = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *pd = palloc(sizeof(Datum) * Max(n * nout, 1));
+	Datum	   *yd;
+	Datum	   *pd;
 	Oid			types[2] = {FLOAT8ARRAYOID, FLOAT8ARRAYOID};
 	Datum		values[2];
 	const char *sql;
 	char	   *json;
 
+	if (run->kind == MODEL_LOGISTIC)
+	{
+		/* the aggregate's own code, without passing the rows through SQL */
+		json = ClassificationMetricsText(y, pred, n);
+		json[strlen(json) - 1] = '\0';
+		return psprintf("%s, \"on\": \"%s\"}", json, on);
+	}
+	yd = palloc(sizeof(Datum) * Max(n, 1));
+	pd = palloc(sizeof(Datum) * Max(n * nout, 1));
 	for (int64 i = 0; i < n; i++)
 		yd[i] = Float8GetDatum(y[i]);
 	for (int64 i = 0; i < n * nout; i++)

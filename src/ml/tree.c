@@ -43,10 +43,12 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "tcop/pquery.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/snapmgr.h"
 
@@ -557,6 +559,116 @@ TreeEndGroup(TrainRun *run, List *groups, TreeGroup *g, TreeRows *train)
 }
 
 /*
+ * The rows of one fetch of the scan, as the executor hands them over (a
+ * DestReceiver, instead of SPI's copy of each row as a heap tuple that
+ * would then be taken apart again): each row's features already in single
+ * precision, its target and weight, whether it is usable, its holdout flag
+ * or order_by value, and where a new group starts.
+ */
+typedef struct TreeBatch
+{
+	DestReceiver pub;
+	TrainRun   *run;
+	MemoryContext cxt;			/* the run's: group keys */
+	MemoryContext rowcxt;		/* reset after each fetch */
+	int			n;				/* rows in the batch */
+	float	   *x;				/* TREE_FETCH_ROWS × p */
+	float	   *y;
+	float	   *w;
+	bool	   *usable;			/* target, weight and features are */
+	bool	   *test;			/* the holdout flag of the query */
+	Datum	   *ord;			/* or the order_by value (split_in_scan) */
+	bool	   *ord_null;
+	char	  **new_group;		/* the key where a group starts, else NULL */
+	bool		started;
+	char	   *last_key;
+} TreeBatch;
+
+static const char TreeNoGroup[] = "";
+
+/*
+ * receiveSlot of a TreeBatch: one row of the scan into the batch (the
+ * file's comment says which rows are usable).
+ */
+static bool
+TreeBatchReceive(TupleTableSlot *slot, DestReceiver *self)
+{
+	TreeBatch  *b = (TreeBatch *) self;
+	TrainRun   *run = b->run;
+	int			r = b->n++;
+	Datum	   *values;
+	bool	   *nulls;
+	double		y;
+	double		w;
+	MemoryContext old = MemoryContextSwitchTo(b->rowcxt);
+
+	slot_getallattrs(slot);
+	values = slot->tts_values;
+	nulls = slot->tts_isnull;
+	b->new_group[r] = NULL;
+	if (!b->started || (run->group_by && !SameGroup(b->last_key, values[0])))
+	{
+		b->last_key = run->group_by ?
+			MemoryContextStrdup(b->cxt, TextDatumGetCString(values[0])) :
+			(char *) TreeNoGroup;
+		b->new_group[r] = b->last_key;
+		b->started = true;
+	}
+	b->ord[r] = values[3];
+	b->ord_null[r] = nulls[3];
+	b->test[r] = !run->split_in_scan && !nulls[3] && DatumGetBool(values[3]);
+	y = nulls[1] ? NAN : DatumGetFloat8(values[1]);
+	w = nulls[2] ? NAN : DatumGetFloat8(values[2]);
+	if (isfinite(w) && w >= 0.0 && !PASS_WEIGHT_OK(w))
+		PassWeightOutOfRange(w);
+	b->usable[r] = isfinite(y) && isfinite(w) && w >= 0.0 &&
+		TreeRowFeatures(run, values, nulls, b->x + (int64) r * run->p);
+	b->y[r] = (float) y;
+	b->w[r] = (float) w;
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/* rStartup of a TreeBatch: nothing to do. */
+static void
+TreeBatchStartup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+/* rShutdown and rDestroy of a TreeBatch: nothing to do. */
+static void
+TreeBatchShutdown(DestReceiver *self)
+{
+}
+
+/* A batch of the scan of a run, with room for TREE_FETCH_ROWS rows. */
+static TreeBatch *
+TreeBatchCreate(TrainRun *run)
+{
+	TreeBatch  *b = palloc0(sizeof(TreeBatch));
+	int			n = TREE_FETCH_ROWS;
+
+	b->pub.receiveSlot = TreeBatchReceive;
+	b->pub.rStartup = TreeBatchStartup;
+	b->pub.rShutdown = TreeBatchShutdown;
+	b->pub.rDestroy = TreeBatchShutdown;
+	b->pub.mydest = DestNone;
+	b->run = run;
+	b->cxt = CurrentMemoryContext;
+	b->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "tree scan rows",
+									  ALLOCSET_DEFAULT_SIZES);
+	b->x = palloc(sizeof(float) * n * Max(run->p, 1));
+	b->y = palloc(sizeof(float) * n);
+	b->w = palloc(sizeof(float) * n);
+	b->usable = palloc(sizeof(bool) * n);
+	b->test = palloc(sizeof(bool) * n);
+	b->ord = palloc(sizeof(Datum) * n);
+	b->ord_null = palloc(sizeof(bool) * n);
+	b->new_group = palloc(sizeof(char *) * n);
+	return b;
+}
+
+/*
  * Fits every group of a tree run from one scan of the source.  Returns the
  * groups (TreeGroup), in the order of their keys.
  */
@@ -568,10 +680,7 @@ TreeFit(TrainRun *run)
 	TreeRows	train;
 	SPIPlanPtr	plan;
 	Portal		portal;
-	float	   *x;
-	int			ncols;
-	Datum	   *values;
-	bool	   *nulls;
+	TreeBatch  *b;
 	TreeOrders	orders;
 
 	if (run->tree->objective != NULL &&
@@ -587,10 +696,7 @@ TreeFit(TrainRun *run)
 	memset(&orders, 0, sizeof(orders));
 	if (run->split_in_scan)
 		orders.split = SplitScanBegin(run);
-	x = palloc(sizeof(float) * Max(run->p, 1));
-	ncols = 4 + (run->featarray ? 1 : run->p);
-	values = palloc(sizeof(Datum) * ncols);
-	nulls = palloc(sizeof(bool) * ncols);
+	b = TreeBatchCreate(run);
 
 	plan = SPI_prepare_cursor(TreeScanQuery(run), 0, NULL, 0);
 	if (plan == NULL)
@@ -603,58 +709,43 @@ TreeFit(TrainRun *run)
 	run->passes++;
 	for (;;)
 	{
-		SPITupleTable *tt;
-		uint64		n;
-
-		SPI_cursor_fetch(portal, true, TREE_FETCH_ROWS);
-		tt = SPI_tuptable;
-		n = SPI_processed;
-		if (n == 0)
+		b->n = 0;
+		/* SPI_cursor_fetch, with the batch as the destination */
+		PortalRunFetch(portal, FETCH_FORWARD, TREE_FETCH_ROWS,
+					   (DestReceiver *) b);
+		if (b->n == 0)
 			break;
-		for (uint64 r = 0; r < n; r++)
+		for (int r = 0; r < b->n; r++)
 		{
-			double		y;
-			double		w;
-			bool		test;
-
-			heap_deform_tuple(tt->vals[r], tt->tupdesc, values, nulls);
-			if (g == NULL || (run->group_by && !SameGroup(g->key, values[0])))
+			if (b->new_group[r] != NULL)
 			{
 				groups = TreeEndGroup(run, groups, g, &train);
 				g = palloc0(sizeof(TreeGroup));
-				g->key = run->group_by ? TextDatumGetCString(values[0]) : NULL;
+				g->key = run->group_by ? b->new_group[r] : NULL;
 				g->holdout_score = NAN;
 				g->deployed_score = NAN;
 			}
+			/* with split_in_scan, the side is known once the scan is over */
 			if (run->split_in_scan)
-			{
-				/* the side is known once the scan is over */
-				SplitScanAdd(orders.split, values[3], nulls[3]);
-				test = false;
-			}
-			else
-				test = !nulls[3] && DatumGetBool(values[3]);
-			y = nulls[1] ? NAN : DatumGetFloat8(values[1]);
-			w = nulls[2] ? NAN : DatumGetFloat8(values[2]);
-			if (isfinite(w) && w >= 0.0 && !PASS_WEIGHT_OK(w))
-				PassWeightOutOfRange(w);
-			if (!isfinite(y) || !isfinite(w) || w < 0.0 ||
-				!TreeRowFeatures(run, values, nulls, x))
+				SplitScanAdd(orders.split, b->ord[r], b->ord_null[r]);
+			if (!b->usable[r])
 			{
 				if (run->split_in_scan)
-					TreeOrdersAdd(&orders, values[3], nulls[3], false);
-				else if (!test)
+					TreeOrdersAdd(&orders, b->ord[r], b->ord_null[r], false);
+				else if (!b->test[r])
 					g->skipped++;
 				continue;
 			}
-			TreeRowsAdd(test ? &g->test : &train, run->p, x, (float) y, (float) w);
+			TreeRowsAdd(b->test[r] ? &g->test : &train, run->p,
+						b->x + (int64) r * run->p, b->y[r], b->w[r]);
 			if (run->split_in_scan)
-				TreeOrdersAdd(&orders, values[3], nulls[3], true);
+				TreeOrdersAdd(&orders, b->ord[r], b->ord_null[r], true);
 		}
-		SPI_freetuptable(tt);
+		MemoryContextReset(b->rowcxt);
 	}
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
+	MemoryContextDelete(b->rowcxt);
 	if (run->split_in_scan)
 	{
 		if (g != NULL)

@@ -4,10 +4,11 @@
  *		decision trees with XGBoost (xgb.c), as the training driver
  *		(train.c) sees them through TrainLearner.
  *
- * fit reads the source once, under the run's snapshot, through a cursor:
- * one row per source row with the group key, the target, the weight,
- * whether it is in the holdout, and the features as float8 (NULL and NaN
- * become XGBoost's missing value).  Rows go into a dense single-precision
+ * fit reads the source once, under the run's snapshot, through a cursor
+ * whose rows the executor hands to a DestReceiver of ours (TreeBatch) in
+ * fetches of TREE_FETCH_ROWS: one row per source row with the group key,
+ * the target, the weight, whether it is in the holdout, and the features
+ * as float8 (NULL and NaN become XGBoost's missing value).  Rows go into a dense single-precision
  * matrix per group (n × p × 4 bytes; with group_by the scan is sorted by
  * group so that only one group's matrix is held at a time), holdout rows
  * into a second one.  Each group is then trained with XGBoost's

@@ -21,12 +21,14 @@
  * xgb.train(..., xgb_model=...)): "trees" more rounds, and iterations
  * counts them all.  XGBoost copies the matrix, so
  * ours is freed once the library has it, after its rows are sampled for the
- * drift bins (feature_bins.c), which thus take no pass of their own.  score scores the holdout (or
- * the training rows, without one) with the metrics aggregates of
- * metrics.c, and the deployed version on the same holdout rows for deploy
- * 'if_better' (a tree version through tree_predict.c, a linear one from
- * its coefficients); record stores XGBoost's binary model and the feature
- * importance in model_versions.
+ * drift bins (feature_bins.c), which thus take no pass of their own.
+ * score predicts the holdout with the walk that serves the model
+ * (tree_predict.c, over the bytes record stores; without a holdout,
+ * XGBoost predicts the training rows) and scores it with the metrics
+ * aggregates of metrics.c, and the deployed version on the same holdout
+ * rows for deploy 'if_better' (a tree version through tree_predict.c, a
+ * linear one from its coefficients); record stores XGBoost's binary model
+ * and the feature importance in model_versions.
  *
  * With a time-ordered holdout and no group_by, the scan also reads the
  * order_by value of every row, and the cutoff is found from them once it
@@ -85,6 +87,7 @@ typedef struct TreeGroup
 	int			rounds;
 	int			warm_rounds;	/* rounds of the deployed version continued */
 	char	   *metrics;
+	bytea	   *model_data;		/* the model's bytes, once saved */
 	double		holdout_score;
 	double		holdout_rows;
 	double		deployed_score;
@@ -938,6 +941,33 @@ TreeDeployedPredict(TrainRun *run, TreeGroup *g, int nout, double *pred,
 }
 
 /*
+ * Predictions of a group's new model on its holdout rows, into pred
+ * (n × nout), by the walk that serves it (tree_predict.c) over the bytes
+ * that record will store: the same sums in the same order as XGBoost's,
+ * and on one core faster than the library's own prediction on two.
+ */
+static void
+TreeHoldoutPredict(TrainRun *run, TreeGroup *g, int nout, double *pred)
+{
+	TreeModel  *tm;
+	double	   *x = palloc(sizeof(double) * Max(run->p, 1));
+
+	g->model_data = XgbBoosterSave(g->booster, "ubj");
+	tm = TreeModelLoad(VARDATA(g->model_data), VARSIZE(g->model_data) - VARHDRSZ);
+	for (int64 i = 0; i < g->test.n; i++)
+	{
+		const float *xi = g->test.x + i * run->p;
+
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		for (int j = 0; j < run->p; j++)
+			x[j] = xi[j];
+		TreeModelPredict(tm, x, pred + i * nout);
+	}
+	pfree(x);
+}
+
+/*
  * Scores each group: on its holdout rows (and the deployed version on the
  * same rows, for deploy 'if_better'), else on its training rows.
  */
@@ -970,16 +1000,7 @@ TreeScore(TrainRun *run, List *groups)
 		}
 		pred = MemoryContextAllocHuge(CurrentMemoryContext,
 									  sizeof(double) * g->test.n * nout);
-		{
-			float	   *fp = MemoryContextAllocHuge(CurrentMemoryContext,
-													sizeof(float) * g->test.n * nout);
-
-			XgbBoosterPredictDense(g->booster, g->test.x, g->test.n, run->p,
-								   nout, fp);
-			for (int64 i = 0; i < g->test.n * nout; i++)
-				pred[i] = fp[i];
-			pfree(fp);
-		}
+		TreeHoldoutPredict(run, g, nout, pred);
 		g->metrics = TreeMetrics(run, g->test.n, g->test.y, pred, nout, "holdout");
 		g->holdout_score = MetricsNumber(g->metrics, run->deploy_metric);
 		g->holdout_rows = MetricsNumber(g->metrics, "rows");
@@ -1047,7 +1068,8 @@ TreeRecord(TrainRun *run, List *groups, int version)
 		row.converged = true;
 		row.metrics = g->metrics;
 		row.has_df = false;
-		row.model_data = XgbBoosterSave(g->booster, "ubj");
+		row.model_data = g->model_data ? g->model_data :
+			XgbBoosterSave(g->booster, "ubj");
 		row.importance = TreeImportance(run, g);
 		ModelInsertVersion(run, version, &row);
 	}

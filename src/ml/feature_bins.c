@@ -28,6 +28,16 @@
  *
  * Grouped models get the bins of all their training rows, on every group's
  * row of the version.
+ *
+ * Tree models (tree.c) skip that pass: they hold their training rows in
+ * single precision, and feed each row of the matrix XGBoost trains on to a
+ * reservoir of the same kind (FeatureBinsBegin, FeatureBinsAddFloats,
+ * FeatureBinsText) as they hand it over.  Their bins are thus of the rows
+ * the model trained on (not rows skipped for their target or weight), in
+ * the order of the training scan (by group with group_by), and each
+ * sampled value is the shortest decimal that reads back as its single
+ * precision value (0.1, not 0.100000001490116), so that data of a few
+ * significant digits falls in the bins it fell in at training time.
  */
 #include "postgres.h"
 
@@ -35,6 +45,7 @@
 
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
+#include "common/shortest_dec.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -68,6 +79,7 @@ typedef struct FeatureBinsState
 	int			capacity;		/* rows the sample array has room for */
 	double	   *sample;			/* capacity x p, row-major, grown by doubling */
 	ArrayType  *names;			/* a copy of the names */
+	bool		floats;			/* sampled from single-precision rows */
 	pg_prng_state prng;
 } FeatureBinsState;
 
@@ -94,6 +106,32 @@ FeatureBinsCreate(MemoryContext aggcxt, int p, ArrayType *names)
 	pg_prng_seed(&st->prng, FEATURE_BINS_SEED);
 	MemoryContextSwitchTo(old);
 	return st;
+}
+
+/*
+ * Counts one more complete row and returns the sample slot it goes to, or
+ * -1 when the reservoir keeps its rows (algorithm R: row i, 0-based,
+ * replaces a random slot with probability k / (i + 1)).
+ */
+static inline int64
+FeatureBinsSlot(FeatureBinsState *st)
+{
+	int64		slot;
+
+	if (st->rows < st->size)
+	{
+		if (st->k == st->capacity)
+			FeatureBinsGrow(st, Min(st->size, st->capacity * 2));
+		slot = st->k++;
+	}
+	else
+	{
+		slot = (int64) pg_prng_uint64_range(&st->prng, 0, st->rows);
+		if (slot >= st->size)
+			slot = -1;
+	}
+	st->rows++;
+	return slot;
 }
 
 /*
@@ -128,21 +166,7 @@ feature_bins_accum(PG_FUNCTION_ARGS)
 	for (int j = 0; j < n; j++)
 		if (!isfinite(xs[j]))
 			PG_RETURN_POINTER(st);
-
-	/* algorithm R: row i (0-based) replaces a random slot with p k / (i + 1) */
-	if (st->rows < st->size)
-	{
-		if (st->k == st->capacity)
-			FeatureBinsGrow(st, Min(st->size, st->capacity * 2));
-		slot = st->k++;
-	}
-	else
-	{
-		slot = (int64) pg_prng_uint64_range(&st->prng, 0, st->rows);
-		if (slot >= st->size)
-			slot = -1;
-	}
-	st->rows++;
+	slot = FeatureBinsSlot(st);
 	if (slot >= 0)
 		memcpy(st->sample + slot * st->p, xs, sizeof(double) * st->p);
 	PG_RETURN_POINTER(st);
@@ -301,20 +325,16 @@ AppendNumber(StringInfo buf, double v)
 	pfree(s);
 }
 
-/* feature_bins_final(state): the jsonb above; NULL without rows. */
-PG_FUNCTION_INFO_V1(feature_bins_final);
-Datum
-feature_bins_final(PG_FUNCTION_ARGS)
+/* The JSON text of the bins of a non-empty sample (the file's comment). */
+static char *
+FeatureBinsJson(FeatureBinsState *st)
 {
-	FeatureBinsState *st = PG_ARGISNULL(0) ? NULL : (FeatureBinsState *) PG_GETARG_POINTER(0);
 	Datum	   *names;
 	bool	   *nulls;
 	int			nnames;
 	double	   *col;
 	StringInfoData buf;
 
-	if (st == NULL || st->k == 0)
-		PG_RETURN_NULL();
 	nnames = 0;
 	if (st->names)
 		deconstruct_array(st->names, TEXTOID, -1, false, TYPALIGN_INT,
@@ -369,7 +389,89 @@ feature_bins_final(PG_FUNCTION_ARGS)
 		appendStringInfoString(&buf, "]}");
 	}
 	appendStringInfoString(&buf, "}}");
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+	return buf.data;
+}
+
+/* feature_bins_final(state): the jsonb above; NULL without rows. */
+PG_FUNCTION_INFO_V1(feature_bins_final);
+Datum
+feature_bins_final(PG_FUNCTION_ARGS)
+{
+	FeatureBinsState *st = PG_ARGISNULL(0) ? NULL : (FeatureBinsState *) PG_GETARG_POINTER(0);
+
+	if (st == NULL || st->k == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in,
+										CStringGetDatum(FeatureBinsJson(st))));
+}
+
+/*
+ * A reservoir for a learner that holds its training rows (tree.c): p
+ * features named by names (text[]), in the current memory context.
+ */
+FeatureBinsState *
+FeatureBinsBegin(int p, Datum names)
+{
+	FeatureBinsState *st = FeatureBinsCreate(CurrentMemoryContext, p,
+											 DatumGetArrayTypeP(names));
+
+	st->floats = true;
+	return st;
+}
+
+/*
+ * Adds n rows of single-precision features (n × p, row-major, NaN for
+ * missing); rows with a missing value are left out, as the pass leaves out
+ * rows with a NULL feature.
+ */
+void
+FeatureBinsAddFloats(FeatureBinsState *st, const float *x, int64 n)
+{
+	int			p = st->p;
+
+	for (int64 i = 0; i < n; i++)
+	{
+		const float *xi = x + i * p;
+		bool		complete = true;
+		int64		slot;
+
+		for (int j = 0; j < p; j++)
+			if (isnan(xi[j]))
+			{
+				complete = false;
+				break;
+			}
+		if (!complete)
+			continue;
+		slot = FeatureBinsSlot(st);
+		if (slot >= 0)
+			for (int j = 0; j < p; j++)
+				st->sample[slot * p + j] = xi[j];
+	}
+}
+
+/*
+ * The bins of the rows added, as JSON text, or NULL without a complete
+ * row.  Each sampled single-precision value is first read back from its
+ * shortest decimal form (the file's comment).
+ */
+char *
+FeatureBinsText(FeatureBinsState *st)
+{
+	if (st == NULL || st->k == 0)
+		return NULL;
+	if (st->floats)
+	{
+		char		digits[32];
+
+		for (int64 i = 0; i < (int64) st->k * st->p; i++)
+		{
+			float_to_shortest_decimal_buf((float) st->sample[i], digits);
+			st->sample[i] = strtod(digits, NULL);
+		}
+		st->floats = false;
+	}
+	return FeatureBinsJson(st);
 }
 
 /*
@@ -384,13 +486,18 @@ RecordFeatureBins(TrainRun *run, int version)
 	Datum		values[1];
 	char	   *bins;
 
-	values[0] = FeatureNamesArray(run);
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT streamml.feature_bins(%s, $1)::text FROM %s WHERE %s",
-					 run->xexpr, run->from, run->train_where);
-	RunQuery(run, sql.data, 1, types, values, NULL);
-	run->passes++;
-	bins = ResultText(0, 1);
+	if (run->bins != NULL)
+		bins = FeatureBinsText(run->bins);	/* the learner's own rows */
+	else
+	{
+		values[0] = FeatureNamesArray(run);
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT streamml.feature_bins(%s, $1)::text FROM %s WHERE %s",
+						 run->xexpr, run->from, run->train_where);
+		RunQuery(run, sql.data, 1, types, values, NULL);
+		run->passes++;
+		bins = ResultText(0, 1);
+	}
 	if (bins == NULL)
 		return;
 	{

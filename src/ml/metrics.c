@@ -260,17 +260,14 @@ ScoredRowSort(ScoredRow *rows, int64 n, MemoryContext cxt)
 		pfree(dst);
 }
 
-PG_FUNCTION_INFO_V1(classification_metrics_finalfn);
-
 /*
- * Final function of streamml.classification_metrics: the metrics as jsonb.
- * ROC AUC by the trapezoidal rule over distinct thresholds (ties count
- * half); PR AUC as average precision, Σ (R_k - R_k-1) P_k.
+ * The metrics of a non-empty classification state as JSON text.  ROC AUC
+ * by the trapezoidal rule over distinct thresholds (ties count half); PR
+ * AUC as average precision, Σ (R_k - R_k-1) P_k.
  */
-Datum
-classification_metrics_finalfn(PG_FUNCTION_ARGS)
+static char *
+ClassMetricsText(ClassState *s)
 {
-	ClassState *s;
 	StringInfoData b;
 	double		tp;
 	double		fp;
@@ -283,11 +280,6 @@ classification_metrics_finalfn(PG_FUNCTION_ARGS)
 	double		auc = 0.0;
 	double		ap = 0.0;
 
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	s = (ClassState *) PG_GETARG_POINTER(0);
-	if (s->n == 0)
-		PG_RETURN_NULL();
 	tp = s->confusion[0];
 	fp = s->confusion[1];
 	tn = s->confusion[2];
@@ -333,7 +325,52 @@ classification_metrics_finalfn(PG_FUNCTION_ARGS)
 	JsonAppendNumber(&b, "log_loss", s->loss / s->n);
 	appendStringInfo(&b, ", \"confusion_matrix\": {\"tp\": %.0f, \"fp\": %.0f, \"tn\": %.0f, \"fn\": %.0f}}",
 					 tp, fp, tn, fn);
-	PG_RETURN_DATUM(JsonbFromText(b.data));
+	return b.data;
+}
+
+PG_FUNCTION_INFO_V1(classification_metrics_finalfn);
+
+/* Final function of streamml.classification_metrics: the metrics as jsonb. */
+Datum
+classification_metrics_finalfn(PG_FUNCTION_ARGS)
+{
+	ClassState *s;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	s = (ClassState *) PG_GETARG_POINTER(0);
+	if (s->n == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(JsonbFromText(ClassMetricsText(s)));
+}
+
+/*
+ * streamml.classification_metrics over n (label, probability) pairs held
+ * in memory, as JSON text, without the query: the training of a model
+ * that holds its holdout rows (tree.c) scores them with it.  Labels are
+ * 0 or 1 (as label::int::boolean); NULL when n is 0.
+ */
+char *
+ClassificationMetricsText(const float *label, const double *prob, int64 n)
+{
+	ClassState	s;
+	char	   *text;
+
+	if (n == 0)
+		return NULL;
+	memset(&s, 0, sizeof(s));
+	ClassReserve(&s, n, CurrentMemoryContext);
+	for (int64 i = 0; i < n; i++)
+	{
+		if (isnan(prob[i]) || prob[i] < 0.0 || prob[i] > 1.0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("probability %g is not between 0 and 1", prob[i])));
+		ClassAdd(&s, rint(label[i]) != 0.0, prob[i]);
+	}
+	text = ClassMetricsText(&s);
+	pfree(s.rows);
+	return text;
 }
 
 /*

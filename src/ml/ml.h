@@ -84,5 +84,7 @@ extern void ServedModelScore(CachedModel *m, const void *params,
 /* metrics.c */
 struct StringInfoData;
 extern void JsonAppendNumber(struct StringInfoData *buf, const char *key, double v);
+extern char *ClassificationMetricsText(const float *label, const double *prob,
+									   int64 n);
 
 #endif							/* STREAMML_ML_H */

@@ -95,6 +95,9 @@ typedef struct TrainRun
 	char	   *wexpr_fit;
 	char	   *gexpr;
 	char	   *order_type;
+	Oid			order_typid;	/* order_by's type and collation */
+	Oid			order_collation;
+	bool		split_in_scan;	/* the learner finds the split (split_scan.c) */
 	char	   *train_where;
 	char	   *test_where;
 	char	   *cutoff;
@@ -103,6 +106,8 @@ typedef struct TrainRun
 	int			nclasses;
 	int64		extra_skipped;
 	int64		malformed;		/* rows whose feature array has another length */
+	struct FeatureBinsState *bins;	/* the learner's sample for the drift
+									 * bins, or NULL: a pass of their own */
 	int			passes;
 	double		duration;
 	Snapshot	snapshot;
@@ -244,6 +249,8 @@ extern void ResolveLabel(TrainRun *run, struct TupleDescData *desc);
 extern void ResolveFeatures(TrainRun *run, struct TupleDescData *desc);
 extern void ResolveColumns(TrainRun *run, struct TupleDescData *desc);
 extern void ResolveSplit(TrainRun *run);
+extern void SplitResolved(TrainRun *run, const char *cutoff, const char *max,
+						  int64 null_groups, int64 null_orders);
 extern void ResolveFeatureLength(TrainRun *run);
 extern const char *GroupByClause(TrainRun *run);
 extern void RunQuery(TrainRun *run, const char *sql, int nargs, Oid *types,
@@ -255,6 +262,14 @@ extern Datum FeatureNamesArray(TrainRun *run);
 extern char *FeatureArrayFits(TrainRun *run);
 extern char *ScoreFeaturesExpr(TrainRun *run);
 extern void NoticeMalformedRows(TrainRun *run, int64 n);
+
+/* split_scan.c: the holdout split from the rows of the training scan */
+typedef struct SplitScan SplitScan;
+extern bool SplitInScanPossible(TrainRun *run);
+extern SplitScan *SplitScanBegin(TrainRun *run);
+extern void SplitScanAdd(SplitScan *s, Datum v, bool isnull);
+extern bool SplitScanEnd(SplitScan *s, TrainRun *run);
+extern int	SplitScanSide(SplitScan *s, Datum v, bool isnull);
 
 /* glm_solve.c: the solvers of the generalised linear models */
 extern bool CheckModelSize(TrainRun *run);
@@ -314,5 +329,9 @@ extern void ApplyEncoding(TrainRun *run, struct Encoding *e);
 
 /* feature_bins.c: the reference bins of each feature, for drift */
 extern void RecordFeatureBins(TrainRun *run, int version);
+extern struct FeatureBinsState *FeatureBinsBegin(int p, Datum names);
+extern void FeatureBinsAddFloats(struct FeatureBinsState *st, const float *x,
+								 int64 n);
+extern char *FeatureBinsText(struct FeatureBinsState *st);
 
 #endif							/* STREAMML_TRAIN_H */

@@ -392,24 +392,22 @@ ResolveColumns(TrainRun *run, TupleDesc desc)
 											run->source);
 
 		run->order_type = format_type_be_qualified(type);
+		run->order_typid = type;
+		for (int i = 0; i < desc->natts; i++)
+			if (strcmp(NameStr(TupleDescAttr(desc, i)->attname), run->order_by) == 0)
+				run->order_collation = TupleDescAttr(desc, i)->attcollation;
 	}
 }
 
 /*
  * Counts the rows that no pass reads, in rows_skipped, with a NOTICE each:
- * rows of a NULL group (a group_by run has no model for them) and, with a
- * holdout by order_by, rows of a NULL order_by (in neither side of the
- * split).  Columns col and col + 1 of the current result hold the counts.
+ * ng rows of a NULL group (a group_by run has no model for them) and, with
+ * a holdout by order_by, no rows of a NULL order_by (in neither side of
+ * the split).
  */
 static void
-CountUnreadRows(TrainRun *run, int col)
+NoticeUnreadRows(TrainRun *run, int64 ng, int64 no)
 {
-	char	   *g = run->group_by ? ResultText(0, col) : NULL;
-	char	   *o = run->order_by && run->test_fraction > 0.0 ?
-		ResultText(0, col + 1) : NULL;
-	int64		ng = g ? pg_strtoint64(g) : 0;
-	int64		no = o ? pg_strtoint64(o) : 0;
-
 	if (ng > 0)
 		ereport(NOTICE,
 				(errmsg("skipped " INT64_FORMAT " rows of \"%s\" whose group_by column \"%s\" is null",
@@ -421,6 +419,21 @@ CountUnreadRows(TrainRun *run, int col)
 						no, run->source, run->order_by),
 				 errdetail("The holdout split by order_by cannot place them; they are counted in rows_skipped.")));
 	run->extra_skipped += ng + no;
+}
+
+/*
+ * The counts of unread rows in columns col and col + 1 of the current
+ * result (NULL when the run has no such rows to count), to
+ * NoticeUnreadRows.
+ */
+static void
+CountUnreadRows(TrainRun *run, int col)
+{
+	char	   *g = run->group_by ? ResultText(0, col) : NULL;
+	char	   *o = run->order_by && run->test_fraction > 0.0 ?
+		ResultText(0, col + 1) : NULL;
+
+	NoticeUnreadRows(run, g ? pg_strtoint64(g) : 0, o ? pg_strtoint64(o) : 0);
 }
 
 /*
@@ -454,6 +467,12 @@ ResolveSplit(TrainRun *run)
 		}
 		return;
 	}
+	/* a learner that holds its rows finds the cutoff in its one scan */
+	if (SplitInScanPossible(run))
+	{
+		run->split_in_scan = true;
+		return;
+	}
 	qo = quote_identifier(run->order_by);
 	initStringInfo(&sql);
 	if (run->test_fraction > 0.0)
@@ -465,12 +484,27 @@ ResolveSplit(TrainRun *run)
 						 qo, qo, counts, run->from);
 	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
 	CountUnreadRows(run, 3);
-	run->cutoff = ResultText(0, 1);
-	if (run->cutoff == NULL)
+	SplitResolved(run, ResultText(0, 1), ResultText(0, 2), 0, 0);
+}
+
+/*
+ * Sets the split of a run by order_by from its cutoff and newest value
+ * (text, NULL when no row has one), counting ng rows of a NULL group and
+ * no rows of a NULL order_by as unread: the WHERE clauses of training
+ * (order_by at or below the cutoff) and of the holdout (above it).
+ */
+void
+SplitResolved(TrainRun *run, const char *cutoff, const char *max, int64 ng,
+			  int64 no)
+{
+	const char *qo = quote_identifier(run->order_by);
+
+	NoticeUnreadRows(run, ng, no);
+	if (cutoff == NULL)
 		return;
-	run->cutoff = MemoryContextStrdup(run->cxt, run->cutoff);
+	run->cutoff = MemoryContextStrdup(run->cxt, cutoff);
 	/* the newest row seen, from which retrain counts new rows */
-	run->data_max = MemoryContextStrdup(run->cxt, ResultText(0, 2));
+	run->data_max = MemoryContextStrdup(run->cxt, max);
 	if (run->test_fraction > 0.0)
 	{
 		StringInfoData w;

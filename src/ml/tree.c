@@ -4,10 +4,11 @@
  *		decision trees with XGBoost (xgb.c), as the training driver
  *		(train.c) sees them through TrainLearner.
  *
- * fit reads the source once, under the run's snapshot, through a cursor:
- * one row per source row with the group key, the target, the weight,
- * whether it is in the holdout, and the features as float8 (NULL and NaN
- * become XGBoost's missing value).  Rows go into a dense single-precision
+ * fit reads the source once, under the run's snapshot, through a cursor
+ * whose rows the executor hands to a DestReceiver of ours (TreeBatch) in
+ * fetches of TREE_FETCH_ROWS: one row per source row with the group key,
+ * the target, the weight, whether it is in the holdout, and the features
+ * as float8 (NULL and NaN become XGBoost's missing value).  Rows go into a dense single-precision
  * matrix per group (n × p × 4 bytes; with group_by the scan is sorted by
  * group so that only one group's matrix is held at a time), holdout rows
  * into a second one.  Each group is then trained with XGBoost's
@@ -19,12 +20,19 @@
  * from that version's trees (XGBoost's continued training, as python's
  * xgb.train(..., xgb_model=...)): "trees" more rounds, and iterations
  * counts them all.  XGBoost copies the matrix, so
- * ours is freed once the library has it.  score scores the holdout (or
- * the training rows, without one) with the metrics aggregates of
- * metrics.c, and the deployed version on the same holdout rows for deploy
- * 'if_better' (a tree version through tree_predict.c, a linear one from
- * its coefficients); record stores XGBoost's binary model and the feature
- * importance in model_versions.
+ * ours is freed once the library has it, after its rows are sampled for the
+ * drift bins (feature_bins.c), which thus take no pass of their own.
+ * score predicts the holdout with the walk that serves the model
+ * (tree_predict.c, over the bytes record stores; without a holdout,
+ * XGBoost predicts the training rows) and scores it with the metrics
+ * aggregates of metrics.c, and the deployed version on the same holdout
+ * rows for deploy 'if_better' (a tree version through tree_predict.c, a
+ * linear one from its coefficients); record stores XGBoost's binary model
+ * and the feature importance in model_versions.
+ *
+ * With a time-ordered holdout and no group_by, the scan also reads the
+ * order_by value of every row, and the cutoff is found from them once it
+ * is over (split_scan.c), instead of by a query of its own before it.
  *
  * Rows whose target or weight is NULL or not finite, whose weight is
  * negative, or which have an infinite feature are skipped and counted.
@@ -38,10 +46,12 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "tcop/pquery.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/snapmgr.h"
 
@@ -77,6 +87,7 @@ typedef struct TreeGroup
 	int			rounds;
 	int			warm_rounds;	/* rounds of the deployed version continued */
 	char	   *metrics;
+	bytea	   *model_data;		/* the model's bytes, once saved */
 	double		holdout_score;
 	double		holdout_rows;
 	double		deployed_score;
@@ -264,6 +275,8 @@ TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
 	dtrain = XgbMatrixCreate(train->x, train->n, run->p, train->y,
 							 run->weight ? train->w : NULL, t->threads);
 	g->count = train->n;
+	/* the drift bins sample the rows the model trains on */
+	FeatureBinsAddFloats(run->bins, train->x, train->n);
 	if (in_sample)
 	{
 		/* metrics on the training rows: keep their labels */
@@ -344,8 +357,9 @@ TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
 }
 
 /*
- * The query of the one scan: group key, target, weight, holdout flag and
- * the features, each as float8 (or the one float8[] column).
+ * The query of the one scan: group key, target, weight, holdout flag (or,
+ * when the learner finds the split, the order_by value) and the features,
+ * each as float8 (or the one float8[] column).
  */
 static char *
 TreeScanQuery(TrainRun *run)
@@ -354,7 +368,9 @@ TreeScanQuery(TrainRun *run)
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT %s, %s, %s, %s", run->gexpr, run->yexpr,
-					 run->wexpr, run->test_where ? run->test_where : "false");
+					 run->wexpr,
+					 run->split_in_scan ? psprintf("s.%s", quote_identifier(run->order_by)) :
+					 run->test_where ? run->test_where : "false");
 	if (run->featarray)
 		appendStringInfo(&sql, ", CASE WHEN %s THEN %s END",
 						 FeatureArrayFits(run), run->xexpr);
@@ -433,6 +449,102 @@ SameGroup(const char *key, Datum d)
 	return same;
 }
 
+/*
+ * The order_by values of the rows of a scan that finds its own split
+ * (split_scan.c): of each row kept, in the order of the matrix, and of the
+ * rows skipped, whose training side counts them.
+ */
+typedef struct TreeOrders
+{
+	SplitScan  *split;
+	Datum	   *kept;
+	bool	   *kept_null;
+	int64		nkept;
+	int64		cap;
+	Datum	   *skipped;		/* non-NULL values of skipped rows */
+	int64		nskipped;
+	int64		skipped_cap;
+	int64		skipped_all;	/* every skipped row */
+} TreeOrders;
+
+/* Remembers the order_by value of a row kept (kept) or skipped. */
+static void
+TreeOrdersAdd(TreeOrders *o, Datum v, bool isnull, bool kept)
+{
+	if (kept)
+	{
+		if (o->nkept == o->cap)
+		{
+			o->cap = Max(o->cap * 2, 1024);
+			o->kept = o->kept ? repalloc_huge(o->kept, sizeof(Datum) * o->cap) :
+				MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Datum) * o->cap);
+			o->kept_null = o->kept_null ? repalloc_huge(o->kept_null, o->cap) :
+				MemoryContextAllocHuge(CurrentMemoryContext, o->cap);
+		}
+		o->kept[o->nkept] = v;
+		o->kept_null[o->nkept++] = isnull;
+		return;
+	}
+	o->skipped_all++;
+	if (isnull)
+		return;
+	if (o->nskipped == o->skipped_cap)
+	{
+		o->skipped_cap = Max(o->skipped_cap * 2, 64);
+		o->skipped = o->skipped ? repalloc_huge(o->skipped, sizeof(Datum) * o->skipped_cap) :
+			MemoryContextAllocHuge(CurrentMemoryContext, sizeof(Datum) * o->skipped_cap);
+	}
+	o->skipped[o->nskipped++] = v;
+}
+
+/*
+ * Splits the rows of a scan that found its own cutoff (there is one group):
+ * rows above it move to the holdout, rows at or below it stay in training,
+ * in the order of the scan, rows without an order_by value go; skipped
+ * rows count on their side, as the split by query counts them.  Without
+ * any order_by value, every row trains and is scored (ResolveSplit's rule).
+ */
+static void
+TreeSplitRows(TrainRun *run, TreeOrders *o, TreeGroup *g, TreeRows *train)
+{
+	int			p = run->p;
+	int64		t = 0;
+
+	if (!SplitScanEnd(o->split, run))
+	{
+		g->skipped += o->skipped_all;
+		return;
+	}
+	for (int64 i = 0; i < o->nskipped; i++)
+		if (SplitScanSide(o->split, o->skipped[i], false) == 0)
+			g->skipped++;
+	for (int64 i = 0; i < train->n; i++)
+	{
+		int			side = SplitScanSide(o->split, o->kept[i], o->kept_null[i]);
+
+		if (side == 1)
+			TreeRowsAdd(&g->test, p, train->x + i * p, train->y[i], train->w[i]);
+		else if (side == 0)
+		{
+			if (t != i)
+			{
+				memcpy(train->x + t * p, train->x + i * p, sizeof(float) * p);
+				train->y[t] = train->y[i];
+				train->w[t] = train->w[i];
+			}
+			t++;
+		}
+	}
+	train->n = t;
+	if (o->kept)
+	{
+		pfree(o->kept);
+		pfree(o->kept_null);
+	}
+	if (o->skipped)
+		pfree(o->skipped);
+}
+
 /* A group ends: trains it, or drops it when it has no training rows. */
 static List *
 TreeEndGroup(TrainRun *run, List *groups, TreeGroup *g, TreeRows *train)
@@ -451,6 +563,116 @@ TreeEndGroup(TrainRun *run, List *groups, TreeGroup *g, TreeRows *train)
 }
 
 /*
+ * The rows of one fetch of the scan, as the executor hands them over (a
+ * DestReceiver, instead of SPI's copy of each row as a heap tuple that
+ * would then be taken apart again): each row's features already in single
+ * precision, its target and weight, whether it is usable, its holdout flag
+ * or order_by value, and where a new group starts.
+ */
+typedef struct TreeBatch
+{
+	DestReceiver pub;
+	TrainRun   *run;
+	MemoryContext cxt;			/* the run's: group keys */
+	MemoryContext rowcxt;		/* reset after each fetch */
+	int			n;				/* rows in the batch */
+	float	   *x;				/* TREE_FETCH_ROWS × p */
+	float	   *y;
+	float	   *w;
+	bool	   *usable;			/* target, weight and features are */
+	bool	   *test;			/* the holdout flag of the query */
+	Datum	   *ord;			/* or the order_by value (split_in_scan) */
+	bool	   *ord_null;
+	char	  **new_group;		/* the key where a group starts, else NULL */
+	bool		started;
+	char	   *last_key;
+} TreeBatch;
+
+static const char TreeNoGroup[] = "";
+
+/*
+ * receiveSlot of a TreeBatch: one row of the scan into the batch (the
+ * file's comment says which rows are usable).
+ */
+static bool
+TreeBatchReceive(TupleTableSlot *slot, DestReceiver *self)
+{
+	TreeBatch  *b = (TreeBatch *) self;
+	TrainRun   *run = b->run;
+	int			r = b->n++;
+	Datum	   *values;
+	bool	   *nulls;
+	double		y;
+	double		w;
+	MemoryContext old = MemoryContextSwitchTo(b->rowcxt);
+
+	slot_getallattrs(slot);
+	values = slot->tts_values;
+	nulls = slot->tts_isnull;
+	b->new_group[r] = NULL;
+	if (!b->started || (run->group_by && !SameGroup(b->last_key, values[0])))
+	{
+		b->last_key = run->group_by ?
+			MemoryContextStrdup(b->cxt, TextDatumGetCString(values[0])) :
+			(char *) TreeNoGroup;
+		b->new_group[r] = b->last_key;
+		b->started = true;
+	}
+	b->ord[r] = values[3];
+	b->ord_null[r] = nulls[3];
+	b->test[r] = !run->split_in_scan && !nulls[3] && DatumGetBool(values[3]);
+	y = nulls[1] ? NAN : DatumGetFloat8(values[1]);
+	w = nulls[2] ? NAN : DatumGetFloat8(values[2]);
+	if (isfinite(w) && w >= 0.0 && !PASS_WEIGHT_OK(w))
+		PassWeightOutOfRange(w);
+	b->usable[r] = isfinite(y) && isfinite(w) && w >= 0.0 &&
+		TreeRowFeatures(run, values, nulls, b->x + (int64) r * run->p);
+	b->y[r] = (float) y;
+	b->w[r] = (float) w;
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/* rStartup of a TreeBatch: nothing to do. */
+static void
+TreeBatchStartup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+/* rShutdown and rDestroy of a TreeBatch: nothing to do. */
+static void
+TreeBatchShutdown(DestReceiver *self)
+{
+}
+
+/* A batch of the scan of a run, with room for TREE_FETCH_ROWS rows. */
+static TreeBatch *
+TreeBatchCreate(TrainRun *run)
+{
+	TreeBatch  *b = palloc0(sizeof(TreeBatch));
+	int			n = TREE_FETCH_ROWS;
+
+	b->pub.receiveSlot = TreeBatchReceive;
+	b->pub.rStartup = TreeBatchStartup;
+	b->pub.rShutdown = TreeBatchShutdown;
+	b->pub.rDestroy = TreeBatchShutdown;
+	b->pub.mydest = DestNone;
+	b->run = run;
+	b->cxt = CurrentMemoryContext;
+	b->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "tree scan rows",
+									  ALLOCSET_DEFAULT_SIZES);
+	b->x = palloc(sizeof(float) * n * Max(run->p, 1));
+	b->y = palloc(sizeof(float) * n);
+	b->w = palloc(sizeof(float) * n);
+	b->usable = palloc(sizeof(bool) * n);
+	b->test = palloc(sizeof(bool) * n);
+	b->ord = palloc(sizeof(Datum) * n);
+	b->ord_null = palloc(sizeof(bool) * n);
+	b->new_group = palloc(sizeof(char *) * n);
+	return b;
+}
+
+/*
  * Fits every group of a tree run from one scan of the source.  Returns the
  * groups (TreeGroup), in the order of their keys.
  */
@@ -462,10 +684,8 @@ TreeFit(TrainRun *run)
 	TreeRows	train;
 	SPIPlanPtr	plan;
 	Portal		portal;
-	float	   *x;
-	int			ncols;
-	Datum	   *values;
-	bool	   *nulls;
+	TreeBatch  *b;
+	TreeOrders	orders;
 
 	if (run->tree->objective != NULL &&
 		strncmp(run->tree->objective, "binary:", 7) == 0 && run->nclasses > 2)
@@ -475,11 +695,12 @@ TreeFit(TrainRun *run)
 						run->tree->objective, run->label, run->nclasses),
 				 errhint("Use objective 'multi:softprob', or leave the objective out.")));
 	ResolveFeatureLength(run);
+	run->bins = FeatureBinsBegin(run->p, FeatureNamesArray(run));
 	memset(&train, 0, sizeof(train));
-	x = palloc(sizeof(float) * Max(run->p, 1));
-	ncols = 4 + (run->featarray ? 1 : run->p);
-	values = palloc(sizeof(Datum) * ncols);
-	nulls = palloc(sizeof(bool) * ncols);
+	memset(&orders, 0, sizeof(orders));
+	if (run->split_in_scan)
+		orders.split = SplitScanBegin(run);
+	b = TreeBatchCreate(run);
 
 	plan = SPI_prepare_cursor(TreeScanQuery(run), 0, NULL, 0);
 	if (plan == NULL)
@@ -492,47 +713,50 @@ TreeFit(TrainRun *run)
 	run->passes++;
 	for (;;)
 	{
-		SPITupleTable *tt;
-		uint64		n;
-
-		SPI_cursor_fetch(portal, true, TREE_FETCH_ROWS);
-		tt = SPI_tuptable;
-		n = SPI_processed;
-		if (n == 0)
+		b->n = 0;
+		/* SPI_cursor_fetch, with the batch as the destination */
+		PortalRunFetch(portal, FETCH_FORWARD, TREE_FETCH_ROWS,
+					   (DestReceiver *) b);
+		if (b->n == 0)
 			break;
-		for (uint64 r = 0; r < n; r++)
+		for (int r = 0; r < b->n; r++)
 		{
-			double		y;
-			double		w;
-			bool		test;
-
-			heap_deform_tuple(tt->vals[r], tt->tupdesc, values, nulls);
-			if (g == NULL || (run->group_by && !SameGroup(g->key, values[0])))
+			if (b->new_group[r] != NULL)
 			{
 				groups = TreeEndGroup(run, groups, g, &train);
 				g = palloc0(sizeof(TreeGroup));
-				g->key = run->group_by ? TextDatumGetCString(values[0]) : NULL;
+				g->key = run->group_by ? b->new_group[r] : NULL;
 				g->holdout_score = NAN;
 				g->deployed_score = NAN;
 			}
-			test = !nulls[3] && DatumGetBool(values[3]);
-			y = nulls[1] ? NAN : DatumGetFloat8(values[1]);
-			w = nulls[2] ? NAN : DatumGetFloat8(values[2]);
-			if (isfinite(w) && w >= 0.0 && !PASS_WEIGHT_OK(w))
-				PassWeightOutOfRange(w);
-			if (!isfinite(y) || !isfinite(w) || w < 0.0 ||
-				!TreeRowFeatures(run, values, nulls, x))
+			/* with split_in_scan, the side is known once the scan is over */
+			if (run->split_in_scan)
+				SplitScanAdd(orders.split, b->ord[r], b->ord_null[r]);
+			if (!b->usable[r])
 			{
-				if (!test)
+				if (run->split_in_scan)
+					TreeOrdersAdd(&orders, b->ord[r], b->ord_null[r], false);
+				else if (!b->test[r])
 					g->skipped++;
 				continue;
 			}
-			TreeRowsAdd(test ? &g->test : &train, run->p, x, (float) y, (float) w);
+			TreeRowsAdd(b->test[r] ? &g->test : &train, run->p,
+						b->x + (int64) r * run->p, b->y[r], b->w[r]);
+			if (run->split_in_scan)
+				TreeOrdersAdd(&orders, b->ord[r], b->ord_null[r], true);
 		}
-		SPI_freetuptable(tt);
+		MemoryContextReset(b->rowcxt);
 	}
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
+	MemoryContextDelete(b->rowcxt);
+	if (run->split_in_scan)
+	{
+		if (g != NULL)
+			TreeSplitRows(run, &orders, g, &train);
+		else
+			SplitScanEnd(orders.split, run);
+	}
 	groups = TreeEndGroup(run, groups, g, &train);
 	NoticeMalformedRows(run, run->malformed);
 	if (groups == NIL)
@@ -545,19 +769,30 @@ TreeFit(TrainRun *run)
 
 /*
  * The metrics JSON of predictions pred (n × nout) against labels y, by the
- * evaluation aggregate of the task; on: "holdout" or "training".
+ * evaluation aggregate of the task (classification_metrics by a direct
+ * call, the others by a query over the arrays); on: "holdout" or
+ * "training".
  */
 static char *
 TreeMetrics(TrainRun *run, int64 n, const float *y, const double *pred,
 			int nout, const char *on)
 {
-	Datum	   *yd = palloc(sizeof(Datum) * Max(n, 1));
-	Datum	   *pd = palloc(sizeof(Datum) * Max(n * nout, 1));
+	Datum	   *yd;
+	Datum	   *pd;
 	Oid			types[2] = {FLOAT8ARRAYOID, FLOAT8ARRAYOID};
 	Datum		values[2];
 	const char *sql;
 	char	   *json;
 
+	if (run->kind == MODEL_LOGISTIC)
+	{
+		/* the aggregate's own code, without passing the rows through SQL */
+		json = ClassificationMetricsText(y, pred, n);
+		json[strlen(json) - 1] = '\0';
+		return psprintf("%s, \"on\": \"%s\"}", json, on);
+	}
+	yd = palloc(sizeof(Datum) * Max(n, 1));
+	pd = palloc(sizeof(Datum) * Max(n * nout, 1));
 	for (int64 i = 0; i < n; i++)
 		yd[i] = Float8GetDatum(y[i]);
 	for (int64 i = 0; i < n * nout; i++)
@@ -706,6 +941,33 @@ TreeDeployedPredict(TrainRun *run, TreeGroup *g, int nout, double *pred,
 }
 
 /*
+ * Predictions of a group's new model on its holdout rows, into pred
+ * (n × nout), by the walk that serves it (tree_predict.c) over the bytes
+ * that record will store: the same sums in the same order as XGBoost's,
+ * and on one core faster than the library's own prediction on two.
+ */
+static void
+TreeHoldoutPredict(TrainRun *run, TreeGroup *g, int nout, double *pred)
+{
+	TreeModel  *tm;
+	double	   *x = palloc(sizeof(double) * Max(run->p, 1));
+
+	g->model_data = XgbBoosterSave(g->booster, "ubj");
+	tm = TreeModelLoad(VARDATA(g->model_data), VARSIZE(g->model_data) - VARHDRSZ);
+	for (int64 i = 0; i < g->test.n; i++)
+	{
+		const float *xi = g->test.x + i * run->p;
+
+		if ((i & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+		for (int j = 0; j < run->p; j++)
+			x[j] = xi[j];
+		TreeModelPredict(tm, x, pred + i * nout);
+	}
+	pfree(x);
+}
+
+/*
  * Scores each group: on its holdout rows (and the deployed version on the
  * same rows, for deploy 'if_better'), else on its training rows.
  */
@@ -738,16 +1000,7 @@ TreeScore(TrainRun *run, List *groups)
 		}
 		pred = MemoryContextAllocHuge(CurrentMemoryContext,
 									  sizeof(double) * g->test.n * nout);
-		{
-			float	   *fp = MemoryContextAllocHuge(CurrentMemoryContext,
-													sizeof(float) * g->test.n * nout);
-
-			XgbBoosterPredictDense(g->booster, g->test.x, g->test.n, run->p,
-								   nout, fp);
-			for (int64 i = 0; i < g->test.n * nout; i++)
-				pred[i] = fp[i];
-			pfree(fp);
-		}
+		TreeHoldoutPredict(run, g, nout, pred);
 		g->metrics = TreeMetrics(run, g->test.n, g->test.y, pred, nout, "holdout");
 		g->holdout_score = MetricsNumber(g->metrics, run->deploy_metric);
 		g->holdout_rows = MetricsNumber(g->metrics, "rows");
@@ -815,7 +1068,8 @@ TreeRecord(TrainRun *run, List *groups, int version)
 		row.converged = true;
 		row.metrics = g->metrics;
 		row.has_df = false;
-		row.model_data = XgbBoosterSave(g->booster, "ubj");
+		row.model_data = g->model_data ? g->model_data :
+			XgbBoosterSave(g->booster, "ubj");
 		row.importance = TreeImportance(run, g);
 		ModelInsertVersion(run, version, &row);
 	}

@@ -290,37 +290,6 @@ XgbBoosterPredict(XgbBooster *b, XgbMatrix *m, int64 nrow, int nout,
 	memcpy(out, res, sizeof(float) * nrow * nout);
 }
 
-/*
- * Predictions (transformed) of nrow × ncol floats, row-major, NaN for
- * missing, without a matrix: XGBoost's inplace prediction, as python's
- * inplace_predict; nrow × nout floats into out.
- */
-void
-XgbBoosterPredictDense(XgbBooster *b, const float *data, int64 nrow, int ncol,
-					   int nout, float *out)
-{
-	bst_ulong const *shape;
-	bst_ulong	dim;
-	const float *res;
-	bst_ulong	total = 1;
-	char	   *array;
-
-	array = psprintf("{\"data\": [%lu, true], \"shape\": [" INT64_FORMAT ", %d], "
-					 "\"typestr\": \"%s\", \"version\": 3}",
-					 (unsigned long) (uintptr_t) data, nrow, ncol, XGB_FLOAT_TYPESTR);
-	XGB_CHECK(XGBoosterPredictFromDense(b->handle, array,
-									   "{\"type\": 0, \"training\": false, \"iteration_begin\": 0, \"iteration_end\": 0, \"strict_shape\": true, \"missing\": NaN, \"cache_id\": 0}",
-									   NULL, &shape, &dim, &res),
-			 "predicting the holdout");
-	pfree(array);
-	for (bst_ulong i = 0; i < dim; i++)
-		total *= shape[i];
-	if (total != (bst_ulong) (nrow * nout))
-		elog(ERROR, "XGBoost returned %lu predictions, expected " INT64_FORMAT,
-			 (unsigned long) total, nrow * nout);
-	memcpy(out, res, sizeof(float) * nrow * nout);
-}
-
 /* The model's bytes, in "ubj" or "json" format, as a bytea. */
 bytea *
 XgbBoosterSave(XgbBooster *b, const char *format)

@@ -34,8 +34,6 @@ extern int	XgbBoosterRounds(XgbBooster *b);
 extern int	XgbBoosterNumFeatures(XgbBooster *b);
 extern void XgbBoosterPredict(XgbBooster *b, XgbMatrix *m, int64 nrow,
 							  int nout, float *out);
-extern void XgbBoosterPredictDense(XgbBooster *b, const float *data,
-								   int64 nrow, int ncol, int nout, float *out);
 extern bytea *XgbBoosterSave(XgbBooster *b, const char *format);
 extern void XgbFeatureScore(XgbBooster *b, const char *type, int p,
 							double *out);

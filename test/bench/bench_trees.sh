@@ -181,6 +181,7 @@ printf '%-62s %8.3f s   anchor %8.3f s   ratio %s (goal <= 1.0)\n' \
 echo "  (ours: max_parallel_workers_per_gather $((threads - 1)), plan: $plan; inplace_predict nthread $threads;"
 echo "   sum of the probabilities: ours $sum_db, xgboost's $sum_xgb)"
 echo "peak memory of the training backend (VmHWM): ${hwm} MB; the dense float matrix is"
-echo " $(echo "$rows * 10 * 4 / 1048576" | bc) MB (n x p x 4 bytes), XGBoost's copy and its histogram index come on top"
+echo " $(echo "$rows * 10 * 4 / 1048576" | bc) MB (n x p x 4 bytes) plus each row's order_by value for the holdout's cutoff"
+echo " (8 bytes, twice while the cutoff is selected); XGBoost's copy and its histogram index come on top"
 echo "(each time the best of 3 runs, ours and the anchor's taken in turn; python3-xgboost's time"
 echo " includes building its DMatrix, as ours does)"

@@ -53,11 +53,21 @@ SELECT rows_used, rows_skipped, metrics->>'rows' AS holdout_rows
   FROM streamml.train_tree('split_tx', 'split_t', 'y', ARRAY['x1', 'x2'],
 	'{"test_fraction": 0.3, "order_by": "tx", "threads": 1}');
 SELECT data_cutoff, data_max FROM streamml.model_versions WHERE model = 'split_tx';
--- every order_by value NULL: no cutoff, every row trains and is scored
+-- every order_by value NULL: no split can be made, an error (before, every
+-- row trained, was counted skipped, and was scored as the holdout); the
+-- query path (a GLM, a grouped tree) says the same; without a holdout
+-- every row trains
 CREATE TABLE split_nulls AS SELECT NULL::int AS t, x1, x2, y FROM split_t;
 SELECT rows_used, rows_skipped, metrics->>'on' AS "on", metrics->>'rows' AS rows
   FROM streamml.train_tree('split_nulls', 'split_nulls', 'y', ARRAY['x1', 'x2'],
 	'{"test_fraction": 0.3, "order_by": "t", "threads": 1}');
+SELECT rows_used FROM streamml.train_logreg('split_nulls', 'split_nulls', 'y', ARRAY['x1', 'x2'],
+	'{"test_fraction": 0.3, "order_by": "t"}');
+SELECT rows_used FROM streamml.train_tree('split_nulls', 'split_nulls', 'y', ARRAY['x1', 'x2'],
+	'{"test_fraction": 0.3, "order_by": "t", "threads": 1, "group_by": "x1"}');
+SELECT rows_used, rows_skipped
+  FROM streamml.train_tree('split_nulls', 'split_nulls', 'y', ARRAY['x1', 'x2'],
+	'{"test_fraction": 0, "order_by": "t", "threads": 1}');
 -- the drift bins of a tree run: its training rows without a missing value,
 -- as the shortest decimals of their single-precision values
 SELECT (v.feature_bins->>'rows')::bigint = (SELECT pg_catalog.count(*) FROM split_t, split_expected e

@@ -423,17 +423,29 @@ NoticeUnreadRows(TrainRun *run, int64 ng, int64 no)
 
 /*
  * The counts of unread rows in columns col and col + 1 of the current
- * result (NULL when the run has no such rows to count), to
- * NoticeUnreadRows.
+ * result (0 when the run has no such rows to count): of a NULL group and
+ * of a NULL order_by.
  */
 static void
-CountUnreadRows(TrainRun *run, int col)
+UnreadCounts(TrainRun *run, int col, int64 *ng, int64 *no)
 {
 	char	   *g = run->group_by ? ResultText(0, col) : NULL;
 	char	   *o = run->order_by && run->test_fraction > 0.0 ?
 		ResultText(0, col + 1) : NULL;
 
-	NoticeUnreadRows(run, g ? pg_strtoint64(g) : 0, o ? pg_strtoint64(o) : 0);
+	*ng = g ? pg_strtoint64(g) : 0;
+	*no = o ? pg_strtoint64(o) : 0;
+}
+
+/* UnreadCounts, told to NoticeUnreadRows. */
+static void
+CountUnreadRows(TrainRun *run, int col)
+{
+	int64		ng;
+	int64		no;
+
+	UnreadCounts(run, col, &ng, &no);
+	NoticeUnreadRows(run, ng, no);
 }
 
 /*
@@ -447,6 +459,8 @@ ResolveSplit(TrainRun *run)
 	const char *qo;
 	StringInfoData sql;
 	char	   *counts;
+	int64		ng;
+	int64		no;
 
 	run->train_where = run->group_by ?
 		psprintf("%s IS NOT NULL", run->gexpr) : "true";
@@ -483,8 +497,8 @@ ResolveSplit(TrainRun *run)
 		appendStringInfo(&sql, "SELECT (pg_catalog.max(s.%s))::text, (pg_catalog.max(s.%s))::text, %s FROM %s",
 						 qo, qo, counts, run->from);
 	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
-	CountUnreadRows(run, 3);
-	SplitResolved(run, ResultText(0, 1), ResultText(0, 2), 0, 0);
+	UnreadCounts(run, 3, &ng, &no);
+	SplitResolved(run, ResultText(0, 1), ResultText(0, 2), ng, no);
 }
 
 /*
@@ -499,6 +513,18 @@ SplitResolved(TrainRun *run, const char *cutoff, const char *max, int64 ng,
 {
 	const char *qo = quote_identifier(run->order_by);
 
+	/*
+	 * Rows, but none with an order_by value: there is no split to make,
+	 * and training on them while counting them skipped (and scoring the
+	 * "holdout" on the training rows) would report wrong figures.
+	 */
+	if (cutoff == NULL && no > 0 && run->test_fraction > 0.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("every row of \"%s\" has a NULL order_by column \"%s\"",
+						run->source, run->order_by),
+				 errdetail("The holdout split by order_by needs rows with a value."),
+				 errhint("Fill the column, or set option \"test_fraction\" to 0 to train on every row without a holdout.")));
 	NoticeUnreadRows(run, ng, no);
 	if (cutoff == NULL)
 		return;

@@ -294,3 +294,19 @@ INSERT INTO sc_trades VALUES (6001, 'A', 0.1, 0.1);
 SELECT count(*) FILTER (WHERE id = 6001) AS new, count(*) > 0 AS kept FROM sc_logit_preds;
 SELECT streamml.drop_scorer('sc_logit_preds');
 SELECT count(*) FROM pg_trigger WHERE tgrelid = 'sc_trades'::regclass AND NOT tgisinternal;
+
+-- A numeric feature beyond float8's range (src/number.h): the scorer and
+-- predict on the row agree, one row unscorable, no error for the statement.
+CREATE TABLE sc_num_train AS SELECT i AS id, i::numeric AS x, 2.0 * i + 1 AS y
+  FROM generate_series(1, 50) i;
+SELECT version FROM streamml.train_linreg('sc_num', 'sc_num_train', 'y', ARRAY['x']);
+CREATE TABLE sc_num_src (id int PRIMARY KEY, x numeric);
+SELECT streamml.create_scorer('sc_num_s', 'sc_num_src', 'sc_num');
+INSERT INTO sc_num_src VALUES (1, 3), (2, 1e400), (3, 'NaN');
+SELECT s.id, round(p.prediction::numeric, 6) AS scored,
+	   round(streamml.predict('sc_num', s)::numeric, 6) AS predicted
+  FROM sc_num_src s JOIN sc_num_s p USING (id) ORDER BY s.id;
+SELECT rows_processed, rows_unscorable FROM streamml.scorers WHERE name = 'sc_num_s';
+SELECT streamml.drop_scorer('sc_num_s');
+SELECT streamml.drop_model('sc_num');
+DROP TABLE sc_num_train, sc_num_src, sc_num_s;

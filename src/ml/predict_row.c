@@ -38,6 +38,7 @@
 #include "ml/categorical.h"
 #include "ml/group_key.h"
 #include "ml/predict_row.h"
+#include "number.h"
 
 /* Rows of this backend with an unseen category, by model and column. */
 typedef struct UnseenKey
@@ -75,31 +76,6 @@ struct RowReader
 	double	   *x;				/* p values */
 };
 
-/* One feature value as float8, or NaN for NULL. */
-static double
-DatumFloat8(Datum d, Oid type)
-{
-	switch (type)
-	{
-		case INT2OID:
-			return DatumGetInt16(d);
-		case INT4OID:
-			return DatumGetInt32(d);
-		case INT8OID:
-			return (double) DatumGetInt64(d);
-		case FLOAT4OID:
-			return DatumGetFloat4(d);
-		case FLOAT8OID:
-			return DatumGetFloat8(d);
-		case BOOLOID:
-			return DatumGetBool(d) ? 1.0 : 0.0;
-		case NUMERICOID:
-			return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
-		default:
-			elog(ERROR, "unexpected feature type %u", type);
-	}
-	return NAN;
-}
 
 /* Finds the attribute of a column name in a row type, or errors. */
 static int
@@ -299,7 +275,7 @@ RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
 					ok = false;
 				continue;
 			}
-			*xi = r->nulls[att] ? NAN : DatumFloat8(r->values[att], r->types[i]);
+			*xi = r->nulls[att] ? NAN : NumberOrInf(r->values[att], r->types[i]);
 			if (r->nulls[att] && !missing_ok)
 				ok = false;
 		}
@@ -333,7 +309,7 @@ RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
 		{
 			int			att = r->attnums[i];
 
-			x[i] = r->nulls[att] ? NAN : DatumFloat8(r->values[att], r->types[i]);
+			x[i] = r->nulls[att] ? NAN : NumberOrInf(r->values[att], r->types[i]);
 			if (r->nulls[att] && !missing_ok)
 				ok = false;
 		}

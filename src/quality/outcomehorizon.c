@@ -68,6 +68,7 @@
 #include "utils/tuplestore.h"
 #include "utils/typcache.h"
 
+#include "number.h"
 #include "quality/quality.h"
 
 #define MAX_KEYS INDEX_MAX_KEYS
@@ -537,26 +538,6 @@ ArrivalOrder(HorizonSetup *s, LabelSet *lab, int *runs, int nruns)
 	pfree(pos);
 }
 
-/* A number as a float8 (the actual column). */
-static double
-ActualNumber(Oid type, Datum d)
-{
-	switch (type)
-	{
-		case INT2OID:
-			return DatumGetInt16(d);
-		case INT4OID:
-			return DatumGetInt32(d);
-		case INT8OID:
-			return (double) DatumGetInt64(d);
-		case FLOAT4OID:
-			return DatumGetFloat4(d);
-		case NUMERICOID:
-			return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
-		default:
-			return DatumGetFloat8(d);
-	}
-}
 
 /* The key of a labelled row as jsonb, as jsonb_build_object makes it. */
 static Jsonb *
@@ -734,7 +715,7 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 			tmin++;
 		d = slot_getattr(slot, s->a_actual, &isnull);
 		r->has_actual = !isnull;
-		r->actual = isnull ? 0 : ActualNumber(t->actual_type, d);
+		r->actual = isnull ? 0 : NumberCast(d, t->actual_type);
 		r->keys_ok = true;
 		for (int k = 0; k < t->nkeys; k++)
 		{

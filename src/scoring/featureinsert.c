@@ -126,6 +126,7 @@
 #include "utils/typcache.h"
 
 #include "pg_streamml.h"
+#include "number.h"
 #include "ratemeter.h"
 #include "scoring/features.h"
 #include "ingest/citus_batch.h"
@@ -724,7 +725,7 @@ Replay(FtLoad *ld, PartState *ps, SPITupleTable *tt, int64 from, int64 to,
 			{
 				Datum		d = SPI_getbinval(tup, tt->tupdesc, 4 + j, &nulls[j]);
 
-				vals[j] = nulls[j] ? 0.0 : OfValue(spec->of_types[j], d);
+				vals[j] = nulls[j] ? 0.0 : NumberCast(d, spec->of_types[j]);
 			}
 			PartStateAdd(ps, spec, key, vals, nulls, NULL, NULL);
 		}
@@ -1420,7 +1421,7 @@ LoadAsOwner(void *arg)
 		{
 			Datum		d = slot_getattr(slot, spec->of[j], &nulls[j]);
 
-			vals[j] = nulls[j] ? 0.0 : OfValue(spec->of_types[j], d);
+			vals[j] = nulls[j] ? 0.0 : NumberCast(d, spec->of_types[j]);
 		}
 		late = PartStateIsLate(ps, k);
 		if (late)

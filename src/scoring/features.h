@@ -116,7 +116,6 @@ extern FeatureSpec *FeatureSpecRead(Jsonb *spec, TupleDesc desc,
 									const char *table);
 extern char *FeatureSql(FeatureSpec *spec, const char *source);
 extern double OrderKey(FeatureSpec *spec, Datum d, const char *table);
-extern double OfValue(Oid type, Datum d);
 
 /* featurestate.c */
 extern PartState *PartStateCreate(FeatureSpec *spec, MemoryContext cxt);

@@ -665,23 +665,3 @@ OrderKey(FeatureSpec *spec, Datum d, const char *table)
 	return k;
 }
 
-/* A non-NULL "of" value as float8, as the SQL cast ::float8 gives it. */
-double
-OfValue(Oid type, Datum d)
-{
-	switch (type)
-	{
-		case INT2OID:
-			return (double) DatumGetInt16(d);
-		case INT4OID:
-			return (double) DatumGetInt32(d);
-		case INT8OID:
-			return (double) DatumGetInt64(d);
-		case FLOAT4OID:
-			return (double) DatumGetFloat4(d);
-		case FLOAT8OID:
-			return DatumGetFloat8(d);
-		default:
-			return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
-	}
-}

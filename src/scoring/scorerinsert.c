@@ -69,6 +69,7 @@
 #include "ml/categorical.h"
 #include "ml/group_key.h"
 #include "ml/ml.h"
+#include "number.h"
 #include "pg_streamml.h"
 #include "scoring/scorer.h"
 
@@ -274,32 +275,7 @@ FeatureValue(TupleTableSlot *slot, const FeatureReader *f, double *x)
 
 	if (slot->tts_isnull[f->attnum - 1])
 		return false;
-	switch (f->type)
-	{
-		case FLOAT8OID:
-			*x = DatumGetFloat8(d);
-			break;
-		case FLOAT4OID:
-			*x = DatumGetFloat4(d);
-			break;
-		case INT2OID:
-			*x = DatumGetInt16(d);
-			break;
-		case INT4OID:
-			*x = DatumGetInt32(d);
-			break;
-		case INT8OID:
-			*x = (double) DatumGetInt64(d);
-			break;
-		case BOOLOID:
-			*x = DatumGetBool(d) ? 1.0 : 0.0;
-			break;
-		default:
-			if (numeric_is_nan(DatumGetNumeric(d)))
-				return false;
-			*x = DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
-			break;
-	}
+	*x = NumberOrInf(d, f->type);
 	return isfinite(*x);
 }
 

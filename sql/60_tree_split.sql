@@ -32,7 +32,8 @@ SELECT s.rows_used = e.train_rows AS rows_ok,
 	'{"test_fraction": 0.3, "order_by": "t", "threads": 1}') s, split_expected e;
 SELECT v.data_cutoff = e.cutoff::text AS cutoff_ok, v.data_max = e.newest::text AS newest_ok
   FROM streamml.model_versions v, split_expected e WHERE v.model = 'split_tree';
--- the same rows by the query split: a per-group run with one group
+-- the same rows by the query split: a per-group run with one group (its
+-- rows_skipped leaves out the NULL order_by rows, which are in no group)
 SELECT rows_used, rows_skipped, metrics->>'rows' AS holdout_rows
   FROM streamml.train_tree('split_tree_g', 'split_t', 'y', ARRAY['x1', 'x2'],
 	'{"test_fraction": 0.3, "order_by": "t", "group_by": "g", "threads": 1}');
@@ -76,5 +77,16 @@ SELECT (v.feature_bins->>'rows')::bigint = (SELECT pg_catalog.count(*) FROM spli
 	   (SELECT pg_catalog.min(x2)::float4::text FROM split_t, split_expected e
 		 WHERE t <= e.cutoff AND y IS NOT NULL AND x1 < 'infinity' AND x1 IS NOT NULL) AS x2_min_float4
   FROM streamml.model_versions v WHERE v.model = 'split_tree';
+-- a group whose every row is skipped gets no model, and a NOTICE says so
+CREATE TABLE split_empty AS
+SELECT t, x1, x2, CASE WHEN t % 3 = 0 THEN NULL ELSE y END AS y,
+	   CASE WHEN t % 3 = 0 THEN 'b' ELSE 'a' END AS g
+  FROM split_t WHERE t IS NOT NULL;
+SELECT group_key, rows_used FROM streamml.train_logreg('split_empty', 'split_empty', 'y', ARRAY['x2'],
+	'{"group_by": "g"}') ORDER BY 1;
+SELECT group_key, rows_used FROM streamml.train_tree('split_empty', 'split_empty', 'y', ARRAY['x2'],
+	'{"group_by": "g", "threads": 1}') ORDER BY 1;
+SELECT streamml.drop_model('split_empty');
+DROP TABLE split_empty;
 SELECT streamml.drop_model(m) FROM (VALUES ('split_tree'), ('split_tree_g'), ('split_ts'), ('split_tx'), ('split_nulls')) d(m);
 DROP TABLE split_t, split_expected, split_nulls;

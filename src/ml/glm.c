@@ -109,6 +109,8 @@ GlmFit(TrainRun *run)
 			if (g->gamma == NULL)
 			{
 				run->extra_skipped += g->skipped;
+				run->empty_groups++;
+				run->empty_group_rows += g->skipped;
 				continue;
 			}
 			groups = lappend(groups, g);
@@ -229,7 +231,7 @@ GlmRecord(TrainRun *run, List *groups, int version)
 		row.means = GroupVector(g, g->mean);
 		row.scales = GroupVector(g, g->scale);
 		row.rows_used = g->count;
-		row.rows_skipped = g->skipped + run->extra_skipped;
+		row.rows_skipped = g->skipped + RUN_SKIPPED(run);
 		row.iterations = g->iterations;
 		row.converged = g->converged;
 		row.metrics = g->metrics;
@@ -248,7 +250,7 @@ GlmOutcome(TrainRun *run, void *group, TrainOutcome *out)
 
 	out->key = g->key;
 	out->rows_used = g->count;
-	out->rows_skipped = g->skipped + run->extra_skipped;
+	out->rows_skipped = g->skipped + RUN_SKIPPED(run);
 	out->iterations = g->iterations;
 	out->converged = g->converged;
 	out->separable = g->separable;

@@ -251,6 +251,14 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, ModelFamily family,
 	ResolveCategories(run);
 
 	groups = learner->fit(run);
+	/* a group without one usable training row gets no model: say so */
+	if (run->group_by && run->empty_groups > 0)
+		ereport(NOTICE,
+				(errmsg_plural(INT64_FORMAT " group of model \"%s\" has no training row to learn from: no model for it",
+							   INT64_FORMAT " groups of model \"%s\" have no training row to learn from: no model for them",
+							   run->empty_groups, run->empty_groups, run->model),
+				 errdetail("Their " INT64_FORMAT " skipped rows are in no group's rows_skipped.",
+						   run->empty_group_rows)));
 	learner->score(run, groups);
 	ngroups = list_length(groups);
 	outcomes = palloc(sizeof(TrainOutcome) * ngroups);

@@ -104,14 +104,26 @@ typedef struct TrainRun
 	char	   *data_max;		/* newest order_by value of the run */
 	char	  **classes;
 	int			nclasses;
-	int64		extra_skipped;
+	int64		extra_skipped;	/* skipped outside any group's rows: a NULL
+								 * group or order_by, a group left without
+								 * training rows; see RUN_SKIPPED */
 	int64		malformed;		/* rows whose feature array has another length */
+	int64		empty_groups;	/* groups left without training rows */
+	int64		empty_group_rows;	/* and their skipped rows */
 	struct FeatureBinsState *bins;	/* the learner's sample for the drift
 									 * bins, or NULL: a pass of their own */
 	int			passes;
 	double		duration;
 	Snapshot	snapshot;
 } TrainRun;
+
+/*
+ * The run-level skips a group's rows_skipped includes: all of them when
+ * the run has one group; none in a per-group run, where they belong to no
+ * group (the run's NOTICEs count them) and adding them to every group
+ * would count them once per group.
+ */
+#define RUN_SKIPPED(run) ((run)->group_by ? 0 : (run)->extra_skipped)
 
 /* One model being fitted: the whole source, or one group of it. */
 typedef struct GroupFit

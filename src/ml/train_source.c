@@ -412,11 +412,13 @@ NoticeUnreadRows(TrainRun *run, int64 ng, int64 no)
 		ereport(NOTICE,
 				(errmsg("skipped " INT64_FORMAT " rows of \"%s\" whose group_by column \"%s\" is null",
 						ng, run->source, run->group_by),
-				 errdetail("A per-group model has no group for them; they are counted in rows_skipped.")));
+				 errdetail("A per-group model has no group for them; no group's rows_skipped counts them.")));
 	if (no > 0)
 		ereport(NOTICE,
 				(errmsg("skipped " INT64_FORMAT " rows of \"%s\" whose order_by column \"%s\" is null",
 						no, run->source, run->order_by),
+				 run->group_by ?
+				 errdetail("The holdout split by order_by cannot place them; no group's rows_skipped counts them.") :
 				 errdetail("The holdout split by order_by cannot place them; they are counted in rows_skipped.")));
 	run->extra_skipped += ng + no;
 }

@@ -554,6 +554,8 @@ TreeEndGroup(TrainRun *run, List *groups, TreeGroup *g, TreeRows *train)
 	if (train->n == 0)
 	{
 		run->extra_skipped += g->skipped;
+		run->empty_groups++;
+		run->empty_group_rows += g->skipped;
 		TreeRowsFree(train);
 		TreeRowsFree(&g->test);
 		return groups;
@@ -1063,7 +1065,7 @@ TreeRecord(TrainRun *run, List *groups, int version)
 		row.means = empty;
 		row.scales = empty;
 		row.rows_used = g->count;
-		row.rows_skipped = g->skipped + run->extra_skipped;
+		row.rows_skipped = g->skipped + RUN_SKIPPED(run);
 		row.iterations = g->rounds;
 		row.converged = true;
 		row.metrics = g->metrics;
@@ -1083,7 +1085,7 @@ TreeOutcome(TrainRun *run, void *group, TrainOutcome *out)
 
 	out->key = g->key;
 	out->rows_used = g->count;
-	out->rows_skipped = g->skipped + run->extra_skipped;
+	out->rows_skipped = g->skipped + RUN_SKIPPED(run);
 	out->iterations = g->rounds;
 	out->converged = true;
 	out->separable = false;

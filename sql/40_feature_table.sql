@@ -454,3 +454,21 @@ SELECT rows_processed, rows_per_second > 0 AS flowing FROM streamml.feature_tabl
 SELECT pg_sleep(3.1);
 SELECT rows_per_second FROM streamml.feature_tables WHERE target = 'ftt.rate_f'::regclass;
 SELECT streamml.drop_feature_table('ftt.rate_f');
+
+-- The UPDATE trigger function is callable by anyone who makes a trigger
+-- with it: as a statement trigger, or without a column list, it refuses
+-- (once it read the rows a statement trigger does not have: a crash)
+CREATE ROLE ft_nobody;
+SET ROLE ft_nobody;
+CREATE TEMP TABLE ft_boom (a int);
+CREATE TRIGGER t BEFORE UPDATE OF a ON ft_boom FOR EACH STATEMENT
+  EXECUTE FUNCTION streamml.feature_table_update_trigger('0', 'x');
+UPDATE ft_boom SET a = 2;
+DROP TRIGGER t ON ft_boom;
+CREATE TRIGGER t BEFORE UPDATE ON ft_boom FOR EACH ROW
+  EXECUTE FUNCTION streamml.feature_table_update_trigger('0', 'x');
+INSERT INTO ft_boom VALUES (1);
+UPDATE ft_boom SET a = 2;
+DROP TABLE ft_boom;
+RESET ROLE;
+DROP ROLE ft_nobody;

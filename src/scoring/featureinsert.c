@@ -1895,11 +1895,15 @@ feature_table_update_trigger(PG_FUNCTION_ARGS)
 	char	   *cols;
 	int			ncols;
 
+	/* a statement trigger has no rows to name: refused like any misuse */
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_UPDATE(td->tg_event) ||
-		td->tg_trigger->tgnargs != 2)
+		!TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		td->tg_trigger->tgnargs != 2 || td->tg_trigger->tgnattr < 1 ||
+		td->tg_trigtuple == NULL || td->tg_newtuple == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("feature_table_update_trigger must be an UPDATE trigger"),
+				 errmsg("feature_table_update_trigger must be a BEFORE UPDATE OF row trigger"),
 				 errhint("Use streamml.create_feature_table.")));
 	cols = ChangedKeptColumns(td, &ncols);
 	ereport(ERROR,

@@ -311,3 +311,22 @@ SELECT streamml.untrack_outcomes('oc_h');
 INSERT INTO oc_ticks VALUES (152, 'S0', now(), 1);
 DROP ROLE oc_other;
 DELETE FROM streamml.scorers_catalog WHERE name IN ('oc_s', 'oc_h');
+
+-- A predictions table whose column type an ALTER changed is refused when
+-- outcomes arrive (it was read as its old type: a crash), and by the
+-- scorer when rows arrive.
+CREATE TABLE oc_alt_train AS SELECT i::float8 AS x, 2.0 * i + 1 AS y FROM generate_series(1, 50) i;
+SELECT version FROM streamml.train_linreg('oc_alt', 'oc_alt_train', 'y', ARRAY['x']);
+CREATE TABLE oc_alt_src (id bigint PRIMARY KEY, x float8);
+SELECT streamml.create_scorer('oc_alt_s', 'oc_alt_src', 'oc_alt');
+INSERT INTO oc_alt_src SELECT i, i % 10 FROM generate_series(1, 50) i;
+CREATE TABLE oc_alt_lab (id bigint, y float8);
+SELECT streamml.track_outcomes('oc_alt_s', 'oc_alt_lab', '{"actual": "y"}');
+ALTER TABLE oc_alt_s ALTER COLUMN class TYPE int USING 12345;
+INSERT INTO oc_alt_lab SELECT i, i FROM generate_series(1, 20) i;
+INSERT INTO oc_alt_src VALUES (51, 1);
+SELECT count(*) FROM streamml.outcomes WHERE scorer = 'oc_alt_s';
+SELECT streamml.untrack_outcomes('oc_alt_s');
+SELECT streamml.drop_scorer('oc_alt_s');
+SELECT streamml.drop_model('oc_alt');
+DROP TABLE oc_alt_train, oc_alt_src, oc_alt_lab, oc_alt_s;

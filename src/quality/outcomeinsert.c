@@ -39,6 +39,7 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
@@ -62,6 +63,7 @@
 
 #include "pg_streamml.h"
 #include "quality/quality.h"
+#include "scoring/scorer.h"
 
 #define OUTCOME_NPARAMS 5
 
@@ -464,6 +466,13 @@ TriggerTracker(TriggerData *td, const char *fn, bool on_source)
 						t->scorer),
 				 errhint("Stop tracking them with streamml.untrack_outcomes('%s').",
 						 t->scorer)));
+	/* its columns are read in C as their types: an ALTER may have changed one */
+	{
+		Relation	preds = table_open(t->predictions, AccessShareLock);
+
+		ScorerCheckPredictionColumns(preds);
+		table_close(preds, AccessShareLock);
+	}
 	if (pg_class_aclcheck(t->source, t->owner, ACL_SELECT) != ACLCHECK_OK ||
 		pg_class_aclcheck(t->predictions, t->owner, ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,

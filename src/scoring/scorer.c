@@ -132,6 +132,25 @@ PredictionColumn(Relation preds, const char *name, Oid type, int32 typmod)
 }
 
 /*
+ * Errors unless a predictions table's own columns (all but the key) have
+ * their types: the outcome trackers read them in C, and a column whose
+ * type an ALTER TABLE changed would be read as the wrong type.  role may
+ * be missing (a table made before challengers).
+ */
+void
+ScorerCheckPredictionColumns(Relation preds)
+{
+	(void) PredictionColumn(preds, "model", TEXTOID, -1);
+	(void) PredictionColumn(preds, "version", INT4OID, -1);
+	(void) PredictionColumn(preds, "prediction", FLOAT8OID, -1);
+	(void) PredictionColumn(preds, "probability", FLOAT8OID, -1);
+	(void) PredictionColumn(preds, "class", TEXTOID, -1);
+	(void) PredictionColumn(preds, "scored_at", TIMESTAMPTZOID, -1);
+	if (get_attnum(RelationGetRelid(preds), "role") != InvalidAttrNumber)
+		(void) PredictionColumn(preds, "role", TEXTOID, -1);
+}
+
+/*
  * Checks the shape of a predictions table against its source and finds
  * its columns: a plain table, the key columns with the source's types,
  * the prediction columns, a unique index on (key columns, model) or on

@@ -46,6 +46,7 @@ typedef struct ScorerChallenger
 
 /* scorer.c */
 struct RelationData;
+extern void ScorerCheckPredictionColumns(Relation preds);
 extern void ScorerCheckPredictions(struct RelationData *preds,
 								   struct RelationData *source, int nkeys,
 								   char **keys, PredictionColumns *pc,

@@ -48,7 +48,7 @@ SELECT a.metrics = b.metrics AS same_metrics
 SELECT rows_used, rows_skipped, metrics->>'rows' AS holdout_rows
   FROM streamml.train_tree('split_ts', 'split_t', 'y', ARRAY['x1', 'x2'],
 	'{"test_fraction": 0.3, "order_by": "ts", "threads": 1}');
-SELECT data_cutoff = (SELECT pg_catalog.percentile_disc(0.7) WITHIN GROUP (ORDER BY ts)::text FROM split_t) AS ts_cutoff_ok
+SELECT data_cutoff::timestamptz = (SELECT pg_catalog.percentile_disc(0.7) WITHIN GROUP (ORDER BY ts) FROM split_t) AS ts_cutoff_ok
   FROM streamml.model_versions WHERE model = 'split_ts';
 SELECT rows_used, rows_skipped, metrics->>'rows' AS holdout_rows
   FROM streamml.train_tree('split_tx', 'split_t', 'y', ARRAY['x1', 'x2'],
@@ -77,6 +77,27 @@ SELECT (v.feature_bins->>'rows')::bigint = (SELECT pg_catalog.count(*) FROM spli
 	   (SELECT pg_catalog.min(x2)::float4::text FROM split_t, split_expected e
 		 WHERE t <= e.cutoff AND y IS NOT NULL AND x1 < 'infinity' AND x1 IS NOT NULL) AS x2_min_float4
   FROM streamml.model_versions v WHERE v.model = 'split_tree';
+-- the session's extra_float_digits does not round the cutoff: a float8
+-- order_by splits alike in the scan and by query (training prints its
+-- values exactly, whatever the session's settings)
+CREATE TABLE split_fine AS SELECT (1764547200.1234567 + i * 0.0000003)::float8 AS o,
+	   pg_catalog.sin(i) AS x, pg_catalog.sin(i) + pg_catalog.cos(i) AS y, 1 AS g
+  FROM pg_catalog.generate_series(1, 1000) i;
+SET extra_float_digits = 0;
+SET DateStyle = 'SQL, DMY';
+SELECT rows_used, metrics->>'rows' AS holdout_rows FROM streamml.train_gbt('split_fine_t', 'split_fine', 'y', ARRAY['x'],
+	'{"test_fraction": 0.2, "order_by": "o", "threads": 1, "trees": 3}');
+SELECT rows_used, metrics->>'rows' AS holdout_rows FROM streamml.train_gbt('split_fine_g', 'split_fine', 'y', ARRAY['x'],
+	'{"test_fraction": 0.2, "order_by": "o", "group_by": "g", "threads": 1, "trees": 3}');
+SELECT rows_used, metrics->>'rows' AS holdout_rows FROM streamml.train_linreg('split_fine_l', 'split_fine', 'y', ARRAY['x'],
+	'{"test_fraction": 0.2, "order_by": "o"}');
+RESET extra_float_digits;
+RESET DateStyle;
+SELECT count(DISTINCT data_cutoff) AS cutoffs,
+	   bool_and(data_cutoff::float8 = (SELECT pg_catalog.percentile_disc(0.8) WITHIN GROUP (ORDER BY o) FROM split_fine)) AS exact
+  FROM streamml.model_versions WHERE model LIKE 'split_fine_%';
+SELECT streamml.drop_model(m) FROM (VALUES ('split_fine_t'), ('split_fine_g'), ('split_fine_l')) d(m);
+DROP TABLE split_fine;
 -- a group whose every row is skipped gets no model, and a NOTICE says so
 CREATE TABLE split_empty AS
 SELECT t, x1, x2, CASE WHEN t % 3 = 0 THEN NULL ELSE y END AS y,

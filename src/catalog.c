@@ -88,6 +88,36 @@ RunAsOwnerWithPath(Oid owner, const char *path, void (*f) (void *), void *arg)
 	SetUserIdAndSecContext(save_user, save_sec);
 }
 
+/*
+ * Pins the settings that change how values print as text (floats'
+ * digits, dates' order, intervals' style) to ones that print every value
+ * exactly and unambiguously, until TextSettingsRestore(the returned
+ * level).  Training keeps values as text (the holdout cutoff, the newest
+ * order_by value, group keys) and reads them back, maybe in another
+ * session: with extra_float_digits 0 a float8 cutoff printed rounded and
+ * split the rows elsewhere than the run did.
+ */
+int
+TextSettingsPin(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("extra_float_digits", "1", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("DateStyle", "ISO, MDY", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/* Ends TextSettingsPin: the session's own settings again. */
+void
+TextSettingsRestore(int nest)
+{
+	AtEOXact_GUC(true, nest);
+}
+
 /* RunAsOwnerWithPath with the search_path pinned to pg_catalog, pg_temp. */
 void
 RunAsOwner(Oid owner, void (*f) (void *), void *arg)

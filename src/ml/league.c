@@ -752,6 +752,7 @@ LeagueRun(FunctionCallInfo fcinfo, text *model, text *source, text *target,
 	ListCell   *lc;
 	int			deployed_version;
 	char	   *order_by;
+	int			text_nest;
 
 	InitMaterializedSRF(fcinfo, 0);
 	lg->model = text_to_cstring(model);
@@ -786,6 +787,7 @@ LeagueRun(FunctionCallInfo fcinfo, text *model, text *source, text *target,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	text_nest = TextSettingsPin();
 	ModelCheckTrainOwner(lg->model);
 	lg->snapshot = RegisterSnapshot(GetActiveSnapshot());
 	LeagueResolveTarget(lg);
@@ -845,6 +847,7 @@ LeagueRun(FunctionCallInfo fcinfo, text *model, text *source, text *target,
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	UnregisterSnapshot(lg->snapshot);
+	TextSettingsRestore(text_nest);
 	SPI_finish();
 }
 

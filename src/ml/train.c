@@ -218,6 +218,7 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, ModelFamily family,
 	int			version;
 	bool		deployed;
 	ErrorContextCallback errcallback;
+	int			text_nest;
 
 	INSTR_TIME_SET_CURRENT(start);
 	InitMaterializedSRF(fcinfo, 0);
@@ -241,6 +242,7 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, ModelFamily family,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	text_nest = TextSettingsPin();
 	ModelCheckTrainOwner(run->model);
 	/* one snapshot, the calling statement's, for every pass of the run */
 	run->snapshot = RegisterSnapshot(GetActiveSnapshot());
@@ -290,6 +292,7 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, ModelFamily family,
 	}
 
 	UnregisterSnapshot(run->snapshot);
+	TextSettingsRestore(text_nest);
 	SPI_finish();
 	error_context_stack = errcallback.previous;
 	return (Datum) 0;

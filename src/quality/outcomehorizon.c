@@ -31,7 +31,8 @@
  * are calendar days there) or an integer or float8, number keys or text
  * keys, a number "actual", no group column, and a predictions table whose
  * primary key starts with the key columns.  Elsewhere the caller runs the
- * SQL statement.
+ * SQL statement; so does a batch with a NaN float8 order_by (NaN sorts
+ * above every number in SQL, and the C comparisons would disagree).
  */
 #include "postgres.h"
 
@@ -1099,6 +1100,7 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 	MemoryContext scratch = AllocSetContextCreate(cxt, "pg_streamml horizon key",
 												  ALLOCSET_SMALL_SIZES);
 	MemoryContext old;
+	bool		saw_nan = false;
 
 	preds = table_open(t->predictions, AccessShareLock);
 	old = MemoryContextSwitchTo(cxt);
@@ -1135,6 +1137,12 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 		if (pnull || onull)
 			continue;
 		ObValue(s, t->order_type, o, &oi, &od);
+		/* NaN sorts above every number in SQL, not in C: SQL's statement */
+		if (s->ob_float && isnan(od))
+		{
+			saw_nan = true;
+			break;
+		}
 		if (last != NULL && PartEqual(s, last->part, p))
 			bp = last;
 		else
@@ -1190,6 +1198,13 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 	}
 	tuplestore_select_read_pointer(ts, 0);
 	ExecDropSingleTupleTableSlot(tslot);
+	if (saw_nan)
+	{
+		MemoryContextSwitchTo(old);
+		table_close(preds, AccessShareLock);
+		MemoryContextDelete(cxt);
+		return false;
+	}
 
 	/* what SPI would see: the batch and its predictions */
 	PushActiveSnapshot(GetTransactionSnapshot());

@@ -148,6 +148,7 @@ typedef struct FtStat
 	int64		batches;
 	double		total_ms;
 	RateMeter	rate;			/* rows per second */
+	TransactionId xid;			/* the last transaction that wrote it */
 	char		last_error[256];
 } FtStat;
 
@@ -406,6 +407,15 @@ FtStatSlot(Oid target, bool create)
 		if (s->target == InvalidOid && free_slot == NULL)
 			free_slot = s;
 	}
+	/* full: a slot last written by an aborted transaction may be of a
+	 * feature table that never existed (made and rolled back) */
+	for (int i = 0; create && free_slot == NULL && i < Ft->nstats; i++)
+	{
+		FtStat	   *s = &Ft->stats[i];
+
+		if (TransactionIdIsNormal(s->xid) && TransactionIdDidAbort(s->xid))
+			free_slot = s;
+	}
 	if (create && free_slot == NULL)
 	{
 		static bool logged = false;
@@ -442,6 +452,7 @@ FtStatCount(Oid target, int64 rows, int64 late, double ms)
 		s->batches++;
 		s->total_ms += ms;
 		RateMeterAdd(&s->rate, rows, now);
+		s->xid = GetTopTransactionIdIfAny();
 	}
 	LWLockRelease(Ft->lock);
 }
@@ -455,7 +466,10 @@ FtStatError(Oid target, const char *message)
 	LWLockAcquire(Ft->lock, LW_EXCLUSIVE);
 	s = FtStatSlot(target, true);
 	if (s)
+	{
 		strlcpy(s->last_error, message, sizeof(s->last_error));
+		s->xid = GetTopTransactionIdIfAny();
+	}
 	LWLockRelease(Ft->lock);
 }
 

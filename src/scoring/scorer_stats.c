@@ -43,6 +43,7 @@ typedef struct ScorerSlot
 	RateMeter	rate;			/* rows per second */
 	TimestampTz last_batch_at;
 	TimestampTz error_at;
+	TransactionId xid;			/* the last transaction that wrote it */
 	char		last_error[256];
 } ScorerSlot;
 
@@ -135,6 +136,15 @@ FindSlot(int32 scorer, Oid owner)
 		if (s->dbid == InvalidOid && free_slot == NULL)
 			free_slot = s;
 	}
+	/* full: a slot last written by an aborted transaction (the error of a
+	 * scorer made and rolled back) may be of a scorer that never existed */
+	for (int i = 0; free_slot == NULL && i < Shared->nslots; i++)
+	{
+		ScorerSlot *s = &Shared->slots[i];
+
+		if (TransactionIdIsNormal(s->xid) && TransactionIdDidAbort(s->xid))
+			free_slot = s;
+	}
 	if (free_slot)
 	{
 		memset(free_slot, 0, sizeof(ScorerSlot));
@@ -170,6 +180,7 @@ Publish(PendingBatch *p, TimestampTz now)
 	s->batches += p->batches;
 	s->seconds += p->seconds;
 	s->last_batch_at = now;
+	s->xid = InvalidTransactionId;	/* committed: never reclaimed */
 	/* a committed batch ends the error it follows */
 	s->last_error[0] = '\0';
 	s->error_at = 0;
@@ -290,6 +301,7 @@ ScorerStatsError(int32 scorer, Oid owner, const char *msg)
 	{
 		strlcpy(s->last_error, msg, sizeof(s->last_error));
 		s->error_at = GetCurrentTimestamp();
+		s->xid = GetTopTransactionIdIfAny();
 	}
 	LWLockRelease(Shared->lock);
 }

@@ -59,5 +59,36 @@ is($node->safe_psql('postgres', q{
 	    || (SELECT rows_processed FROM streamml.feature_tables WHERE name = 'f18')}),
 	'5 5', 'a dropped one frees its slot');
 
+# slots taken by transactions that rolled back (a feature table and a
+# scorer made, loaded with a failing row, and rolled back) are reclaimed
+# when the slots run out, not kept until a restart
+$node->safe_psql('postgres', q{
+	SELECT streamml.drop_scorer('sc' || i) FROM generate_series(2, 17) i;
+	SELECT streamml.drop_feature_table('f' || i) FROM generate_series(2, 17) i;
+	CREATE TABLE leak (id int PRIMARY KEY, s text, x float8 CHECK (x < 100));
+});
+for my $i (1 .. 20)
+{
+	$node->psql('postgres', qq{
+		BEGIN;
+		SELECT streamml.create_scorer('leak_s$i', 'leak', 'm');
+		SELECT streamml.create_feature_table('leak_f$i', 'leak',
+			'{"partition_by": "s", "order_by": "id", "features": {"x_mean": {"fn": "mean", "of": "x", "preceding": 2}}}');
+		INSERT INTO leak VALUES (1, 'a', 1);
+		INSERT INTO leak VALUES (2, 'a', 1000);
+		ROLLBACK;});
+}
+$node->safe_psql('postgres', q{
+	CREATE TABLE r19 (id int PRIMARY KEY, s text, x float8);
+	SELECT streamml.create_scorer('sc19', 'r19', 'm');
+	SELECT streamml.create_feature_table('f19', 'r19',
+		'{"partition_by": "s", "order_by": "id", "features": {"x_mean": {"fn": "mean", "of": "x", "preceding": 2}}}');
+	INSERT INTO r19 SELECT j, 'a', j % 10 FROM generate_series(1, 7) j;
+});
+is($node->safe_psql('postgres', q{
+	SELECT (SELECT rows_processed FROM streamml.scorers WHERE name = 'sc19') || ' '
+	    || (SELECT rows_processed FROM streamml.feature_tables WHERE name = 'f19')}),
+	'7 7', 'slots of rolled-back work are reclaimed when the slots run out');
+
 $node->stop;
 done_testing();

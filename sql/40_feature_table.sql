@@ -472,3 +472,16 @@ UPDATE ft_boom SET a = 2;
 DROP TABLE ft_boom;
 RESET ROLE;
 DROP ROLE ft_nobody;
+
+-- feature_table_stats() shows a role its own feature tables only
+CREATE TABLE ftt.vis_src (id int PRIMARY KEY, s text, ts int, v float8);
+SELECT streamml.create_feature_table('ftt.vis_f', 'ftt.vis_src',
+	'{"partition_by": "s", "order_by": "ts", "features": {"m": {"fn": "mean", "of": "v", "preceding": 3}}}');
+INSERT INTO ftt.vis_src VALUES (1, 'a', 1, 1);
+CREATE ROLE ft_peer;
+SELECT count(*) > 0 AS superuser_sees FROM streamml.feature_table_stats() WHERE target = 'ftt.vis_f'::regclass;
+SET ROLE ft_peer;
+SELECT count(*) AS peer_sees FROM streamml.feature_table_stats();
+RESET ROLE;
+DROP ROLE ft_peer;
+SELECT streamml.drop_feature_table('ftt.vis_f');

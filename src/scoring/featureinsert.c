@@ -112,6 +112,7 @@
 #include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
@@ -143,6 +144,7 @@ typedef struct FtStat
 {
 	Oid			db;
 	Oid			target;			/* InvalidOid: free */
+	Oid			owner;			/* the feature table's, who may see it */
 	int64		rows;
 	int64		late;
 	int64		batches;
@@ -438,7 +440,7 @@ FtStatSlot(Oid target, bool create)
 
 /* Counts a statement's rows in the statistics. */
 static void
-FtStatCount(Oid target, int64 rows, int64 late, double ms)
+FtStatCount(Oid target, Oid owner, int64 rows, int64 late, double ms)
 {
 	FtStat	   *s;
 	TimestampTz now = GetCurrentTimestamp();
@@ -453,13 +455,14 @@ FtStatCount(Oid target, int64 rows, int64 late, double ms)
 		s->total_ms += ms;
 		RateMeterAdd(&s->rate, rows, now);
 		s->xid = GetTopTransactionIdIfAny();
+		s->owner = owner;
 	}
 	LWLockRelease(Ft->lock);
 }
 
 /* Records the error a statement raised. */
 static void
-FtStatError(Oid target, const char *message)
+FtStatError(Oid target, Oid owner, const char *message)
 {
 	FtStat	   *s;
 
@@ -469,6 +472,7 @@ FtStatError(Oid target, const char *message)
 	{
 		strlcpy(s->last_error, message, sizeof(s->last_error));
 		s->xid = GetTopTransactionIdIfAny();
+		s->owner = owner;
 	}
 	LWLockRelease(Ft->lock);
 }
@@ -496,16 +500,24 @@ Datum
 feature_table_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	FtStat	   *copy = palloc(sizeof(FtStat) * Ft->nstats);
+	int			ncopy = 0;
 
 	InitMaterializedSRF(fcinfo, 0);
+	/* copied under the lock; the privilege checks need the catalogs */
 	LWLockAcquire(Ft->lock, LW_SHARED);
 	for (int i = 0; i < Ft->nstats; i++)
+		if (Ft->stats[i].target != InvalidOid && Ft->stats[i].db == MyDatabaseId)
+			copy[ncopy++] = Ft->stats[i];
+	LWLockRelease(Ft->lock);
+	for (int i = 0; i < ncopy; i++)
 	{
-		FtStat	   *s = &Ft->stats[i];
+		FtStat	   *s = &copy[i];
 		Datum		v[6];
 		bool		n[6] = {0};
 
-		if (s->target == InvalidOid || s->db != MyDatabaseId)
+		/* a role sees its own feature tables' statistics, as for scorers */
+		if (!superuser() && !has_privs_of_role(GetUserId(), s->owner))
 			continue;
 		v[0] = ObjectIdGetDatum(s->target);
 		v[1] = Int64GetDatum(s->rows);
@@ -521,7 +533,6 @@ feature_table_stats(PG_FUNCTION_ARGS)
 			n[5] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 	}
-	LWLockRelease(Ft->lock);
 	return (Datum) 0;
 }
 
@@ -1736,7 +1747,7 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 
 		edata = CopyErrorData();
 		MemoryContextSwitchTo(cxt);
-		FtStatError(target, edata->message);
+		FtStatError(target, ld.owner, edata->message);
 		FreeErrorData(edata);
 		PG_RE_THROW();
 	}
@@ -1746,7 +1757,7 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 	INSTR_TIME_SET_CURRENT(duration);
 	INSTR_TIME_SUBTRACT(duration, start);
 	if (ld.nrows > 0 && !deleted)
-		FtStatCount(target, ld.nrows, ld.nlate, INSTR_TIME_GET_MILLISEC(duration));
+		FtStatCount(target, ld.owner, ld.nrows, ld.nlate, INSTR_TIME_GET_MILLISEC(duration));
 }
 
 /* Loads rows into a feature table (the back-fill of create_feature_table). */

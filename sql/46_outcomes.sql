@@ -326,6 +326,8 @@ ALTER TABLE oc_alt_s ALTER COLUMN class TYPE int USING 12345;
 INSERT INTO oc_alt_lab SELECT i, i FROM generate_series(1, 20) i;
 INSERT INTO oc_alt_src VALUES (51, 1);
 SELECT count(*) FROM streamml.outcomes WHERE scorer = 'oc_alt_s';
+-- a scorer whose outcomes are tracked is not dropped behind its tracker
+SELECT streamml.drop_scorer('oc_alt_s');
 SELECT streamml.untrack_outcomes('oc_alt_s');
 SELECT streamml.drop_scorer('oc_alt_s');
 SELECT streamml.drop_model('oc_alt');

@@ -932,6 +932,15 @@ drop_scorer(PG_FUNCTION_ARGS)
 									 SPI_tuptable->tupdesc, 1, &isnull));
 	sourceid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 3, &isnull));
+	/* a tracker left behind would fail every insert into its labels */
+	if (CatalogExecute("SELECT 1 FROM streamml.outcome_trackers "
+					   "WHERE scorer OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop scorer \"%s\" because its outcomes are tracked", name),
+				 errhint("Stop tracking them first: SELECT streamml.untrack_outcomes('%s').",
+						 name)));
 	ScorerDelete(id, sourceid);
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -98,6 +98,17 @@ SELECT count(DISTINCT data_cutoff) AS cutoffs,
   FROM streamml.model_versions WHERE model LIKE 'split_fine_%';
 SELECT streamml.drop_model(m) FROM (VALUES ('split_fine_t'), ('split_fine_g'), ('split_fine_l')) d(m);
 DROP TABLE split_fine;
+-- a value beyond single precision (XGBoost's) skips its row, as an
+-- infinite one does: in a feature, a label, the holdout
+CREATE TABLE split_huge AS SELECT i AS t, pg_catalog.sin(i) AS x,
+	   pg_catalog.sin(i) + pg_catalog.cos(i) AS y FROM pg_catalog.generate_series(1, 200) i;
+UPDATE split_huge SET x = 1e300 WHERE t = 5;
+UPDATE split_huge SET y = -1e300 WHERE t IN (7, 190);
+SELECT rows_used, rows_skipped, metrics->>'rows' AS holdout_rows
+  FROM streamml.train_gbt('split_huge', 'split_huge', 'y', ARRAY['x'],
+	'{"test_fraction": 0.2, "order_by": "t", "threads": 1, "trees": 3}');
+SELECT streamml.drop_model('split_huge');
+DROP TABLE split_huge;
 -- a group whose every row is skipped gets no model, and a NOTICE says so
 CREATE TABLE split_empty AS
 SELECT t, x1, x2, CASE WHEN t % 3 = 0 THEN NULL ELSE y END AS y,

@@ -310,3 +310,7 @@ SELECT rows_processed, rows_unscorable FROM streamml.scorers WHERE name = 'sc_nu
 SELECT streamml.drop_scorer('sc_num_s');
 SELECT streamml.drop_model('sc_num');
 DROP TABLE sc_num_train, sc_num_src, sc_num_s;
+-- a key column named twice
+CREATE TABLE sc_dupkey (id int, x1 float8, x2 float8);
+SELECT streamml.create_scorer('sc_dupkey_s', 'sc_dupkey', 'sc_logit', '{"key": ["id", "id"]}');
+DROP TABLE sc_dupkey;

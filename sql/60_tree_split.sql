@@ -109,6 +109,14 @@ SELECT rows_used, rows_skipped, metrics->>'rows' AS holdout_rows
 	'{"test_fraction": 0.2, "order_by": "t", "threads": 1, "trees": 3}');
 SELECT streamml.drop_model('split_huge');
 DROP TABLE split_huge;
+-- a boolean order_by is refused, by the scan and by the query alike
+CREATE TABLE split_bool AS SELECT (i % 2 = 0) AS b, pg_catalog.sin(i) AS x, pg_catalog.cos(i) AS y, 1 AS g
+  FROM pg_catalog.generate_series(1, 50) i;
+SELECT rows_used FROM streamml.train_tree('split_bool', 'split_bool', 'y', ARRAY['x'],
+	'{"test_fraction": 0.2, "order_by": "b", "threads": 1}');
+SELECT rows_used FROM streamml.train_tree('split_bool', 'split_bool', 'y', ARRAY['x'],
+	'{"test_fraction": 0.2, "order_by": "b", "group_by": "g", "threads": 1}');
+DROP TABLE split_bool;
 -- a group whose every row is skipped gets no model, and a NOTICE says so
 CREATE TABLE split_empty AS
 SELECT t, x1, x2, CASE WHEN t % 3 = 0 THEN NULL ELSE y END AS y,

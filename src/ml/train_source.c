@@ -391,6 +391,12 @@ ResolveColumns(TrainRun *run, TupleDesc desc)
 		Oid			type = SourceColumnType(desc, run->order_by, "order_by",
 											run->source);
 
+		/* a split in time needs an order with more than two places */
+		if (getBaseType(type) == BOOLOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("order_by column \"%s\" is boolean", run->order_by),
+					 errdetail("The holdout is the newest rows by order_by: a time, a number or a sequence.")));
 		run->order_type = format_type_be_qualified(type);
 		run->order_typid = type;
 		for (int i = 0; i < desc->natts; i++)

@@ -321,7 +321,17 @@ KeyColumns(Relation source, Jsonb *options)
 					ereport(ERROR,
 							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 							 errmsg("option \"key\" must be a column name or an array of column names")));
-				keys = lappend(keys, pnstrdup(e.val.string.val, e.val.string.len));
+				{
+					char	   *k = pnstrdup(e.val.string.val, e.val.string.len);
+					ListCell   *lc;
+
+					foreach(lc, keys)
+						if (strcmp(lfirst(lc), k) == 0)
+							ereport(ERROR,
+									(errcode(ERRCODE_DUPLICATE_COLUMN),
+									 errmsg("option \"key\" names column \"%s\" twice", k)));
+					keys = lappend(keys, k);
+				}
 			}
 		if (keys != NIL)
 			return keys;

@@ -485,3 +485,24 @@ SELECT count(*) AS peer_sees FROM streamml.feature_table_stats();
 RESET ROLE;
 DROP ROLE ft_peer;
 SELECT streamml.drop_feature_table('ftt.vis_f');
+
+-- A feature table whose column an ALTER retyped is refused at the next
+-- load (its rows are read back by their types: read as another type, they
+-- crashed the server or gave wrong features); altered back, it goes on
+CREATE TABLE ftt.alt_src (id int, sym text, ts int, price numeric);
+SELECT streamml.create_feature_table('ftt.alt_f', 'ftt.alt_src',
+	'{"partition_by": "sym", "order_by": "ts", "keep": ["id", "sym", "ts", "price"],
+	  "features": {"l1": {"fn": "lag", "of": "price", "n": 1}}}');
+INSERT INTO ftt.alt_src SELECT i, 'A', i, i FROM generate_series(1, 10) i;
+ALTER TABLE ftt.alt_f ALTER price TYPE float8;
+INSERT INTO ftt.alt_src VALUES (11, 'A', 11, 11);
+ALTER TABLE ftt.alt_f ALTER price TYPE numeric;
+ALTER TABLE ftt.alt_f ALTER arrival_seq TYPE text;
+INSERT INTO ftt.alt_src VALUES (11, 'A', 11, 11);
+ALTER TABLE ftt.alt_f ALTER arrival_seq TYPE bigint USING arrival_seq::bigint;
+ALTER TABLE ftt.alt_f ALTER l1 TYPE real;
+INSERT INTO ftt.alt_src VALUES (11, 'A', 11, 11);
+ALTER TABLE ftt.alt_f ALTER l1 TYPE float8;
+INSERT INTO ftt.alt_src VALUES (11, 'A', 11, 11);
+SELECT id, l1 FROM ftt.alt_f ORDER BY id DESC LIMIT 2;
+SELECT streamml.drop_feature_table('ftt.alt_f');

@@ -652,6 +652,50 @@ ResetOf(Oid target, uint32 hash)
 	return &Ft->reset[hash_combine(hash, (uint32) target) & (FT_VERSION_SLOTS - 1)];
 }
 
+/* Errors unless column name of feature table rel has type type. */
+static void
+FtCheckColumnType(Relation rel, const char *name, Oid type)
+{
+	AttrNumber	a = get_attnum(RelationGetRelid(rel), name);
+	Oid			have = a == InvalidAttrNumber ? InvalidOid :
+		TupleDescAttr(RelationGetDescr(rel), a - 1)->atttypid;
+
+	if (a == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("feature table \"%s\" has no column \"%s\"",
+						RelationGetRelationName(rel), name),
+				 errhint("Drop the feature table and create it again.")));
+	if (have != type)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of feature table \"%s\" is of type %s, not %s",
+						name, RelationGetRelationName(rel),
+						format_type_be(have), format_type_be(type)),
+				 errhint("Alter it back, or drop the feature table and create it again.")));
+}
+
+/*
+ * Errors unless the feature table's columns still have the types it was
+ * made with: the kept columns the source's, arrival_seq bigint, late
+ * boolean, the features double precision.  Rows are read back from it in
+ * C by those types (Refresh, Replay), so a column an ALTER TABLE retyped
+ * would be read as the wrong type.
+ */
+static void
+FtCheckColumnTypes(FtLoad *ld, Relation rel)
+{
+	FeatureSpec *spec = ld->spec;
+
+	for (int i = 0; i < spec->nkeep; i++)
+		FtCheckColumnType(rel, spec->keep_names[i],
+						  TupleDescAttr(ld->desc, spec->keep[i] - 1)->atttypid);
+	FtCheckColumnType(rel, FT_SEQ_COLUMN, INT8OID);
+	FtCheckColumnType(rel, FT_LATE_COLUMN, BOOLOID);
+	for (int i = 0; i < spec->nfeatures; i++)
+		FtCheckColumnType(rel, spec->features[i].name, FLOAT8OID);
+}
+
 /* The SELECT list that reads a partition's rows back. */
 static void
 AppendReadColumns(StringInfo sql, FeatureSpec *spec)
@@ -1395,6 +1439,7 @@ LoadAsOwner(void *arg)
 	{
 		Relation	rel = table_open(ld->target, RowExclusiveLock);
 
+		FtCheckColumnTypes(ld, rel);
 		if (ld->cache->relnode != rel->rd_node.relNode)
 		{
 			FtForgetCache(ld->cache);

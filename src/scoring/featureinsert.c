@@ -123,6 +123,7 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
@@ -150,7 +151,6 @@ typedef struct FtStat
 	int64		batches;
 	double		total_ms;
 	RateMeter	rate;			/* rows per second */
-	TransactionId xid;			/* the last transaction that wrote it */
 	char		last_error[256];
 } FtStat;
 
@@ -409,15 +409,6 @@ FtStatSlot(Oid target, bool create)
 		if (s->target == InvalidOid && free_slot == NULL)
 			free_slot = s;
 	}
-	/* full: a slot last written by an aborted transaction may be of a
-	 * feature table that never existed (made and rolled back) */
-	for (int i = 0; create && free_slot == NULL && i < Ft->nstats; i++)
-	{
-		FtStat	   *s = &Ft->stats[i];
-
-		if (TransactionIdIsNormal(s->xid) && TransactionIdDidAbort(s->xid))
-			free_slot = s;
-	}
 	if (create && free_slot == NULL)
 	{
 		static bool logged = false;
@@ -438,6 +429,36 @@ FtStatSlot(Oid target, bool create)
 	return free_slot;
 }
 
+/*
+ * Frees the slots of this database's feature tables that no longer exist:
+ * made by a statement whose transaction (the one that created the feature
+ * table, say) rolled back, or dropped without drop_feature_table.  Called
+ * when the slots run out; the catalog is read without the lock held.
+ */
+static void
+FtStatReclaim(void)
+{
+	Oid		   *targets = palloc(sizeof(Oid) * Ft->nstats);
+	int			n = 0;
+	int			ngone = 0;
+
+	LWLockAcquire(Ft->lock, LW_SHARED);
+	for (int i = 0; i < Ft->nstats; i++)
+		if (Ft->stats[i].target != InvalidOid && Ft->stats[i].db == MyDatabaseId)
+			targets[n++] = Ft->stats[i].target;
+	LWLockRelease(Ft->lock);
+	for (int i = 0; i < n; i++)
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(targets[i])))
+			targets[ngone++] = targets[i];
+	LWLockAcquire(Ft->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < Ft->nstats; i++)
+		for (int j = 0; j < ngone; j++)
+			if (Ft->stats[i].target == targets[j] && Ft->stats[i].db == MyDatabaseId)
+				Ft->stats[i].target = InvalidOid;
+	LWLockRelease(Ft->lock);
+	pfree(targets);
+}
+
 /* Counts a statement's rows in the statistics. */
 static void
 FtStatCount(Oid target, Oid owner, int64 rows, int64 late, double ms)
@@ -447,6 +468,13 @@ FtStatCount(Oid target, Oid owner, int64 rows, int64 late, double ms)
 
 	LWLockAcquire(Ft->lock, LW_EXCLUSIVE);
 	s = FtStatSlot(target, true);
+	if (s == NULL)
+	{
+		LWLockRelease(Ft->lock);
+		FtStatReclaim();
+		LWLockAcquire(Ft->lock, LW_EXCLUSIVE);
+		s = FtStatSlot(target, true);
+	}
 	if (s)
 	{
 		s->rows += rows;
@@ -454,7 +482,6 @@ FtStatCount(Oid target, Oid owner, int64 rows, int64 late, double ms)
 		s->batches++;
 		s->total_ms += ms;
 		RateMeterAdd(&s->rate, rows, now);
-		s->xid = GetTopTransactionIdIfAny();
 		s->owner = owner;
 	}
 	LWLockRelease(Ft->lock);
@@ -466,12 +493,13 @@ FtStatError(Oid target, Oid owner, const char *message)
 {
 	FtStat	   *s;
 
+	/* an existing slot only: this runs while the error unwinds, and a slot
+	 * made here could be of a feature table that is rolling back */
 	LWLockAcquire(Ft->lock, LW_EXCLUSIVE);
-	s = FtStatSlot(target, true);
+	s = FtStatSlot(target, false);
 	if (s)
 	{
 		strlcpy(s->last_error, message, sizeof(s->last_error));
-		s->xid = GetTopTransactionIdIfAny();
 		s->owner = owner;
 	}
 	LWLockRelease(Ft->lock);

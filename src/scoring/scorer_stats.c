@@ -43,7 +43,6 @@ typedef struct ScorerSlot
 	RateMeter	rate;			/* rows per second */
 	TimestampTz last_batch_at;
 	TimestampTz error_at;
-	TransactionId xid;			/* the last transaction that wrote it */
 	char		last_error[256];
 } ScorerSlot;
 
@@ -118,9 +117,14 @@ ScorerInit(void)
 	shmem_startup_hook = ScorerShmemStartup;
 }
 
-/* The slot of a scorer of this database, made if missing; lock held. */
+/*
+ * The slot of a scorer of this database, made if missing and create; lock
+ * held.  Only committed work makes a slot (Publish): a slot made for an
+ * error could be of a scorer whose creation rolls back, and nothing would
+ * free it.
+ */
 static ScorerSlot *
-FindSlot(int32 scorer, Oid owner)
+FindSlot(int32 scorer, Oid owner, bool create)
 {
 	ScorerSlot *free_slot = NULL;
 
@@ -136,15 +140,8 @@ FindSlot(int32 scorer, Oid owner)
 		if (s->dbid == InvalidOid && free_slot == NULL)
 			free_slot = s;
 	}
-	/* full: a slot last written by an aborted transaction (the error of a
-	 * scorer made and rolled back) may be of a scorer that never existed */
-	for (int i = 0; free_slot == NULL && i < Shared->nslots; i++)
-	{
-		ScorerSlot *s = &Shared->slots[i];
-
-		if (TransactionIdIsNormal(s->xid) && TransactionIdDidAbort(s->xid))
-			free_slot = s;
-	}
+	if (!create)
+		return NULL;
 	if (free_slot)
 	{
 		memset(free_slot, 0, sizeof(ScorerSlot));
@@ -171,7 +168,7 @@ FindSlot(int32 scorer, Oid owner)
 static void
 Publish(PendingBatch *p, TimestampTz now)
 {
-	ScorerSlot *s = FindSlot(p->scorer, p->owner);
+	ScorerSlot *s = FindSlot(p->scorer, p->owner, true);
 
 	if (s == NULL)
 		return;
@@ -180,7 +177,6 @@ Publish(PendingBatch *p, TimestampTz now)
 	s->batches += p->batches;
 	s->seconds += p->seconds;
 	s->last_batch_at = now;
-	s->xid = InvalidTransactionId;	/* committed: never reclaimed */
 	/* a committed batch ends the error it follows */
 	s->last_error[0] = '\0';
 	s->error_at = 0;
@@ -287,7 +283,10 @@ ScorerStatsBatch(int32 scorer, Oid owner, int64 rows, int64 unscorable,
 	p->seconds += seconds;
 }
 
-/* Shows the error that stopped a batch, at once. */
+/*
+ * Shows the error that stopped a batch, at once, on a scorer that has
+ * committed work since the server started (see FindSlot).
+ */
 void
 ScorerStatsError(int32 scorer, Oid owner, const char *msg)
 {
@@ -296,12 +295,11 @@ ScorerStatsError(int32 scorer, Oid owner, const char *msg)
 	if (Shared == NULL)
 		return;
 	LWLockAcquire(Shared->lock, LW_EXCLUSIVE);
-	s = FindSlot(scorer, owner);
+	s = FindSlot(scorer, owner, false);
 	if (s)
 	{
 		strlcpy(s->last_error, msg, sizeof(s->last_error));
 		s->error_at = GetCurrentTimestamp();
-		s->xid = GetTopTransactionIdIfAny();
 	}
 	LWLockRelease(Shared->lock);
 }

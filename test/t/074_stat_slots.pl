@@ -90,5 +90,22 @@ is($node->safe_psql('postgres', q{
 	    || (SELECT rows_processed FROM streamml.feature_tables WHERE name = 'f19')}),
 	'7 7', 'slots of rolled-back work are reclaimed when the slots run out');
 
+# a live feature table whose last statement rolled back keeps its slot
+# when others fill the rest: only a table that no longer exists loses it
+$node->safe_psql('postgres', q{
+	BEGIN; INSERT INTO r19 VALUES (100, 'a', 1); ROLLBACK;
+	DO $$ BEGIN
+	FOR i IN 20..40 LOOP
+		EXECUTE format('CREATE TABLE r%s (id int PRIMARY KEY, s text, x float8)', i);
+		PERFORM streamml.create_feature_table('f' || i, ('r' || i)::regclass,
+			'{"partition_by": "s", "order_by": "id", "features": {"x_mean": {"fn": "mean", "of": "x", "preceding": 2}}}');
+		EXECUTE format('INSERT INTO r%s VALUES (1, ''a'', 1)', i);
+	END LOOP;
+	END $$;
+});
+is($node->safe_psql('postgres', q{
+	SELECT rows_processed IS NOT NULL FROM streamml.feature_tables WHERE name = 'f19'}),
+	't', 'a live feature table keeps its slot');
+
 $node->stop;
 done_testing();

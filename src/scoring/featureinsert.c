@@ -493,10 +493,10 @@ FtStatError(Oid target, Oid owner, const char *message)
 {
 	FtStat	   *s;
 
-	/* an existing slot only: this runs while the error unwinds, and a slot
-	 * made here could be of a feature table that is rolling back */
+	/* a slot made here may be of a feature table that is rolling back:
+	 * FtStatReclaim frees it when the slots run out */
 	LWLockAcquire(Ft->lock, LW_EXCLUSIVE);
-	s = FtStatSlot(target, false);
+	s = FtStatSlot(target, true);
 	if (s)
 	{
 		strlcpy(s->last_error, message, sizeof(s->last_error));

@@ -755,6 +755,8 @@ create_scorer(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* slots of scorers that rolled back are freed if the slots ran out */
+	ScorerStatsReclaim();
 
 	/* the model, as the caller may use it (errors as predict does) */
 	{

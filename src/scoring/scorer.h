@@ -74,5 +74,6 @@ extern void ScorerStatsBatch(int32 scorer, Oid owner, int64 rows,
 							 int64 unscorable, double seconds);
 extern void ScorerStatsError(int32 scorer, Oid owner, const char *msg);
 extern void ScorerStatsForget(int32 scorer);
+extern void ScorerStatsReclaim(void);
 
 #endif							/* STREAMML_SCORER_H */

@@ -17,17 +17,20 @@
 #include <math.h>
 
 #include "access/xact.h"
+#include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "ingest/ingest.h"
+#include "pg_streamml.h"
 #include "ratemeter.h"
 #include "scoring/scorer.h"
 
@@ -119,9 +122,8 @@ ScorerInit(void)
 
 /*
  * The slot of a scorer of this database, made if missing and create; lock
- * held.  Only committed work makes a slot (Publish): a slot made for an
- * error could be of a scorer whose creation rolls back, and nothing would
- * free it.
+ * held.  A slot made for an error may be of a scorer whose creation rolls
+ * back: ScorerStatsReclaim frees those when the slots run out.
  */
 static ScorerSlot *
 FindSlot(int32 scorer, Oid owner, bool create)
@@ -283,10 +285,7 @@ ScorerStatsBatch(int32 scorer, Oid owner, int64 rows, int64 unscorable,
 	p->seconds += seconds;
 }
 
-/*
- * Shows the error that stopped a batch, at once, on a scorer that has
- * committed work since the server started (see FindSlot).
- */
+/* Shows the error that stopped a batch, at once. */
 void
 ScorerStatsError(int32 scorer, Oid owner, const char *msg)
 {
@@ -295,11 +294,70 @@ ScorerStatsError(int32 scorer, Oid owner, const char *msg)
 	if (Shared == NULL)
 		return;
 	LWLockAcquire(Shared->lock, LW_EXCLUSIVE);
-	s = FindSlot(scorer, owner, false);
+	s = FindSlot(scorer, owner, true);
 	if (s)
 	{
 		strlcpy(s->last_error, msg, sizeof(s->last_error));
 		s->error_at = GetCurrentTimestamp();
+	}
+	LWLockRelease(Shared->lock);
+}
+
+/*
+ * When every slot is taken, frees those of this database's scorers that no
+ * longer exist (their creation rolled back after an error made the slot).
+ * create_scorer calls it, SPI connected, before the new scorer's first
+ * batch needs a slot; the catalog is read without the lock held.
+ */
+void
+ScorerStatsReclaim(void)
+{
+	Datum	   *ids;
+	int			n = 0;
+	bool		full = true;
+	ArrayType  *arr;
+	uint64		nlive;
+	int32	   *live;
+
+	if (Shared == NULL)
+		return;
+	ids = palloc(sizeof(Datum) * Shared->nslots);
+	LWLockAcquire(Shared->lock, LW_SHARED);
+	for (int i = 0; i < Shared->nslots; i++)
+	{
+		if (Shared->slots[i].dbid == InvalidOid)
+			full = false;
+		else if (Shared->slots[i].dbid == MyDatabaseId)
+			ids[n++] = Int32GetDatum(Shared->slots[i].scorer);
+	}
+	LWLockRelease(Shared->lock);
+	if (!full || n == 0)
+		return;
+	arr = construct_array(ids, n, INT4OID, 4, true, TYPALIGN_INT);
+	nlive = CatalogExecute("SELECT id FROM streamml.scorers_catalog "
+						   "WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
+						   1, (Oid[]) {INT4ARRAYOID},
+						   (Datum[]) {PointerGetDatum(arr)}, NULL, SPI_OK_SELECT);
+	live = palloc(sizeof(int32) * Max(nlive, 1));
+	for (uint64 i = 0; i < nlive; i++)
+	{
+		bool		isnull;
+
+		live[i] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+											  SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	LWLockAcquire(Shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < Shared->nslots; i++)
+	{
+		ScorerSlot *s = &Shared->slots[i];
+		bool		alive = false;
+
+		if (s->dbid != MyDatabaseId)
+			continue;
+		for (uint64 j = 0; j < nlive && !alive; j++)
+			alive = (live[j] == s->scorer);
+		if (!alive)
+			s->dbid = InvalidOid;
 	}
 	LWLockRelease(Shared->lock);
 }

@@ -124,6 +124,16 @@ SELECT count(*) AS outcomes,
 	   count(*) FILTER (WHERE c.actual IS NOT DISTINCT FROM s.actual) AS same
   FROM (SELECT key, actual FROM streamml.outcomes WHERE scorer = 'oh_cf_s') c
   FULL JOIN (SELECT key, actual FROM streamml.outcomes WHERE scorer = 'oh_sf_s') s USING (key);
+-- an infinite order_by, or one the horizon is lost on (1e17 + 3 = 1e17),
+-- is not its own label: the label is after the row, on both paths
+INSERT INTO oh_cf VALUES (21, 'C', 1, 1, 1), (22, 'C', 5, 1, 2), (23, 'C', 'Infinity', 1, 3), (24, 'C', 6, 1, 4);
+INSERT INTO oh_sf VALUES (21, 'C', 1, 1, 1), (22, 'C', 5, 1, 2), (23, 'C', 'Infinity', 1, 3), (24, 'C', 6, 1, 4);
+INSERT INTO oh_cf VALUES (25, 'C', 10, 1, 5), (26, 'C', 'Infinity', 1, 6), (27, 'C', 1e17, 1, 7), (28, 'C', 1e17 + 16, 1, 8);
+INSERT INTO oh_sf VALUES (25, 'C', 10, 1, 5), (26, 'C', 'Infinity', 1, 6), (27, 'C', 1e17, 1, 7), (28, 'C', 1e17 + 16, 1, 8);
+SELECT c.key->>'id' AS id, c.actual AS c_path, s.actual AS sql_path
+  FROM (SELECT key, actual FROM streamml.outcomes WHERE scorer = 'oh_cf_s') c
+  FULL JOIN (SELECT key, actual FROM streamml.outcomes WHERE scorer = 'oh_sf_s') s USING (key)
+ WHERE (COALESCE(c.key, s.key)->>'id')::int > 20 ORDER BY 1;
 SELECT streamml.untrack_outcomes(s) FROM unnest(ARRAY['oh_cf_s', 'oh_sf_s']) s;
 SELECT streamml.drop_scorer(s) FROM unnest(ARRAY['oh_cf_s', 'oh_sf_s']) s;
 DROP TABLE oh_cf, oh_sf;

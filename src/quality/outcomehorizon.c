@@ -760,7 +760,9 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 			continue;
 		if (j <= i)
 			j = i + 1;
-		while (j < nrows && (s->ob_float ? ROW(j)->od < r->od + s->h_float :
+		/* at or after r + h, and after r (as the SQL statement has it) */
+		while (j < nrows && (s->ob_float ?
+							 (ROW(j)->od < r->od + s->h_float || ROW(j)->od <= r->od) :
 							 ROW(j)->oi < r->oi + s->h_int))
 			j++;
 		if (j >= nrows || !ROW(j)->has_actual)

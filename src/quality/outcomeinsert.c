@@ -254,7 +254,9 @@ SourceSqlKey(OutcomeTracker *t, bool rls)
  * The statement of the source trigger, horizon mode: per partition of
  * the batch, the rows whose order_by + horizon lies in (the partition's
  * newest order_by before the batch, its newest in the batch] are labelled
- * by the first row at or after that point.  The newest before the batch
+ * by the first row at or after that point, and after the row itself (an
+ * infinite order_by, or one so large that adding the horizon leaves it
+ * as it is, is not its own label).  The newest before the batch
  * is read from the table: the newest below the batch's oldest, or the
  * batch's oldest itself when older rows share it or when the partition is
  * new (its rows are then all in the batch).  The batch's partitions are
@@ -295,10 +297,10 @@ SourceSqlHorizon(OutcomeTracker *t)
 					 ", r.%s AS ord FROM bo CROSS JOIN LATERAL (SELECT * FROM %s r WHERE r.%s = bo.part "
 					 "AND r.%s > bo.prev - %s AND r.%s <= bo.bmax - %s) r "
 					 "CROSS JOIN LATERAL (SELECT s.%s AS %s FROM %s s WHERE s.%s = r.%s "
-					 "AND s.%s >= r.%s + %s ORDER BY s.%s LIMIT 1) l "
+					 "AND s.%s >= r.%s + %s AND s.%s > r.%s ORDER BY s.%s LIMIT 1) l "
 					 "WHERE l.%s IS NOT NULL",
 					 ob, src, part, ob, h, ob, h, act, act, src, part, part, ob, ob, h, ob,
-					 act);
+					 ob, ob, act);
 	for (int i = 0; i < t->nkeys; i++)
 		appendStringInfo(&s, " AND r.%s IS NOT NULL", quote_identifier(t->key_columns[i]));
 	appendStringInfoChar(&s, ')');

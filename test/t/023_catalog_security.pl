@@ -315,14 +315,15 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE public.glab (id int, y boolean);
 	SELECT streamml.create_scorer('gsc2', 'public.gsrc', 'gm', '{"into": "gpreds"}');
 	SELECT streamml.track_outcomes('gsc2', 'public.glab', '{"actual": "y"}');
-	SELECT streamml.drop_scorer('gsc2');
 });
+# (a tracker cannot outlive its scorer: drop_scorer refuses a tracked one)
 ($rc, $out, $err) = $node->psql('postgres', 'REASSIGN OWNED BY gil TO admin');
-like($err, qr/cannot reassign outcome tracker "gsc2" to role "admin"/,
-	'REASSIGN OWNED refuses to move an outcome tracker');
+like($err, qr/cannot reassign (outcome tracker|scorer) "gsc2" to role "admin"/,
+	'REASSIGN OWNED refuses to move an outcome tracker and its scorer');
 $node->safe_psql('postgres', q{
 	SET ROLE gil;
 	SELECT streamml.untrack_outcomes('gsc2');
+	SELECT streamml.drop_scorer('gsc2');
 	SELECT streamml.create_monitor('gmon', 'gm', 'rows', '{"order_by": "id"}');
 });
 ($rc, $out, $err) = $node->psql('postgres', 'REASSIGN OWNED BY gil TO admin');

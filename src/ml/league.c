@@ -279,8 +279,6 @@ LeagueResolveTarget(League *lg)
 static void
 LeagueScoreDeployed(League *lg)
 {
-	Datum		arg = CStringGetTextDatum(lg->model);
-	bool		isnull;
 	StringInfoData sql;
 	const char *qo = quote_identifier(lg->order_by);
 	const char *qt = quote_identifier(lg->target);
@@ -291,19 +289,9 @@ LeagueScoreDeployed(League *lg)
 	ResourceOwner owner = CurrentResourceOwner;
 	const char *agg;
 
-	CatalogExecute("SELECT m.deployed_version FROM streamml.models m "
-				   "WHERE m.name OPERATOR(pg_catalog.=) $1",
-				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
+	lg->deployed_version = ModelDeployedVersion(lg->model);
+	if (lg->deployed_version == 0)
 		return;
-	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 1, &isnull);
-
-		if (isnull)
-			return;
-		lg->deployed_version = DatumGetInt32(d);
-	}
 	if (lg->regression)
 		agg = psprintf("streamml.regression_metrics((s.%s)::float8, streamml.predict(%s, s))",
 					   qt, quote_literal_cstr(lg->model));

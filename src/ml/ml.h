@@ -30,7 +30,7 @@ extern void ModelCheckTrainOwner(const char *model);
 extern bool ModelVisible(const char *name, Oid owner);
 extern void ModelDeploy(const char *name, int version);
 extern void ModelDeployBy(const char *name, int version, Oid by);
-extern bool ModelHasDeployedVersion(const char *name);
+extern int32 ModelDeployedVersion(const char *name);
 extern Oid	ModelGroupType(const char *name);
 extern void ModelDelete(const char *name, Oid owner);
 extern int	ModelCheckDeployedRead(const char *name, int version_col);

@@ -373,16 +373,20 @@ ModelGroupType(const char *name)
 	return isnull ? InvalidOid : DatumGetObjectId(d);
 }
 
-/* True when model name has a deployed version (SPI connected). */
-bool
-ModelHasDeployedVersion(const char *name)
+/* The deployed version of model name, 0 when none (SPI connected). */
+int32
+ModelDeployedVersion(const char *name)
 {
 	Datum		arg = CStringGetTextDatum(name);
+	bool		isnull;
+	Datum		d;
 
-	return CatalogExecute("SELECT 1 FROM streamml.models "
-						  "WHERE name OPERATOR(pg_catalog.=) $1 "
-						  "AND deployed_version IS NOT NULL",
-						  1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) > 0;
+	if (CatalogExecute("SELECT deployed_version FROM streamml.models "
+					   "WHERE name OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) != 1)
+		return 0;
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt32(d);
 }
 
 /*

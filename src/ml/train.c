@@ -112,7 +112,7 @@ DecideDeploy(TrainRun *run, TrainOutcome *outcomes, int n, Jsonb *options,
 		strlcpy(LastDeployDecision.metric, run->deploy_metric, sizeof(LastDeployDecision.metric));
 		LastDeployDecision.new_score = rows > 0 ? new_score / rows : NAN;
 		LastDeployDecision.old_score = have_old && rows > 0 ? old_score / rows : NAN;
-		if (rows == 0 && ModelHasDeployedVersion(run->model))
+		if (rows == 0 && ModelDeployedVersion(run->model) > 0)
 		{
 			/* nothing to compare on: the version served stays */
 			ereport(NOTICE,

@@ -306,22 +306,6 @@ ChallengersWithout(ScorerChallenger *ch, int *n, const ScorerChallenger *drop)
 	return s.data;
 }
 
-/* The deployed version of a model, 0 when none (SPI connected). */
-static int32
-DeployedVersion(const char *model)
-{
-	Datum		arg = CStringGetTextDatum(model);
-	bool		isnull;
-	Datum		d;
-
-	if (CatalogExecute("SELECT m.deployed_version FROM streamml.models m "
-					   "WHERE m.name OPERATOR(pg_catalog.=) $1",
-					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) != 1)
-		return 0;
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? 0 : DatumGetInt32(d);
-}
-
 /*
  * Promotes a challenger (SPI connected; privileges checked by the
  * caller): see the top of the file.  A version is deployed first
@@ -345,7 +329,7 @@ PromoteTo(const char *scorer, const char *old_model, Jsonb *options,
 	int32		from_version = 0;
 
 	if (challenger->version > 0)
-		from_version = DeployedVersion(old_model);
+		from_version = ModelDeployedVersion(old_model);
 	initStringInfo(&rec);
 	appendStringInfoString(&rec, "{\"from\": ");
 	escape_json(&rec, old_model);

@@ -339,15 +339,7 @@ for my $round (1 .. 2)
 	  or diag('no progress before the crash');
 	my $loaded = $node->safe_psql('postgres', $burst_count);
 	ok($loaded < $produced, "kill -9 number $round comes with $loaded of $produced loaded");
-	my @children = split /\n/, $node->safe_psql('postgres',
-		'SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()');
-	$node->kill9;
-	for (1 .. 100)
-	{
-		last unless grep { kill 0, $_ } @children;
-		sleep 0.1;
-	}
-	ok(!(grep { kill 0, $_ } @children), "children exited after kill -9 number $round");
+	streamml_kill9($node, "children exited after kill -9 number $round");
 	$node->start;
 }
 produce_burst();

@@ -105,15 +105,7 @@ for my $round (1 .. 3)
 	$node->poll_query_until('postgres',
 		"SELECT count(*) > " . ($total - $per_round + 500) . " FROM ctrades")
 	  or diag('no progress before the crash');
-	my @children = split /\n/, $node->safe_psql('postgres',
-		'SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()');
-	$node->kill9;
-	for (1 .. 100)
-	{
-		last unless grep { kill 0, $_ } @children;
-		sleep 0.1;
-	}
-	ok(!(grep { kill 0, $_ } @children), "children exited after kill -9 number $round");
+	streamml_kill9($node, "children exited after kill -9 number $round");
 	$node->start;
 }
 ok(produce($bootstrap, 'crash', trades($total + 1, $total + $per_round)), 'produced the last chunk');

@@ -55,15 +55,7 @@ sub crash_during
 	my ($what, $progress) = @_;
 	$node->poll_query_until('postgres', $progress)
 	  or diag("no progress before the crash during $what");
-	my @children = split /\n/, $node->safe_psql('postgres',
-		'SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()');
-	$node->kill9;
-	for (1 .. 100)
-	{
-		last unless grep { kill 0, $_ } @children;
-		sleep 0.1;
-	}
-	ok(!(grep { kill 0, $_ } @children), "children exited after kill -9 during $what");
+	streamml_kill9($node, "children exited after kill -9 during $what");
 	$node->start;
 }
 

@@ -14,6 +14,7 @@ use lib 'test/perl';
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(sleep);
+use StreamML::TestNode;
 use StreamML::Citus;
 use StreamML::DevBroker qw(produce);
 
@@ -62,15 +63,7 @@ sub crash
 	$coord->poll_query_until('postgres',
 		"SELECT count(*) > " . ($total - $per_round) . " FROM ticks")
 	  or diag('no progress before the crash');
-	my @children = split /\n/, $node->safe_psql('postgres',
-		'SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()');
-	$node->kill9;
-	for (1 .. 100)
-	{
-		last unless grep { kill 0, $_ } @children;
-		sleep 0.1;
-	}
-	ok(!(grep { kill 0, $_ } @children), "children exited after kill -9 of the $what");
+	streamml_kill9($node, "children exited after kill -9 of the $what");
 	sleep 1;
 	$node->start;
 	# Citus's maintenance daemon recovers prepared transactions every

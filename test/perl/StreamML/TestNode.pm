@@ -7,8 +7,10 @@ use strict;
 use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
+use Test::More;
+use Time::HiRes qw(sleep);
 
-our @EXPORT = qw(streamml_node);
+our @EXPORT = qw(streamml_node streamml_kill9);
 
 # streamml_node(NAME, preload => 0|1, conf => "extra postgresql.conf lines")
 # returns an initialised (not yet started) node.
@@ -27,6 +29,26 @@ EOC
 	  if $preload;
 	$node->append_conf('postgresql.conf', $opts{conf}) if $opts{conf};
 	return $node;
+}
+
+
+# streamml_kill9(NODE, MESSAGE): kill -9 of the node's postmaster, then a
+# test (named MESSAGE) that every process it had (backends, stream and
+# monitor workers) exited, so that the node can start again on a clean
+# shared memory.  The crash tests' one way to break a server for real.
+sub streamml_kill9
+{
+	my ($node, $message) = @_;
+	my @children = split /\n/, $node->safe_psql('postgres',
+		'SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()');
+	$node->kill9;
+	for (1 .. 100)
+	{
+		last unless grep { kill 0, $_ } @children;
+		sleep 0.1;
+	}
+	ok(!(grep { kill 0, $_ } @children), $message);
+	return;
 }
 
 1;

@@ -16,6 +16,7 @@ use Test::More;
 use Time::HiRes qw(sleep);
 use StreamML::TestNode;
 use StreamML::DevBroker qw(produce);
+use StreamML::Trades;
 
 my $broker = StreamML::DevBroker->start(
 	brokers => 1,
@@ -79,60 +80,20 @@ $node->safe_psql('postgres', qq{
 # Each symbol always in the same Kafka partition (so each is loaded in
 # order by one worker), prices a random walk, a trade every ~0.4 s, a gap
 # longer than the windows now and then, 5% of prices NULL (unscorable rows).
-my $total = 0;
-my %last_ts = map { $_ => 0 } 0 .. $nsym - 1;
-my %price = map { $_ => 100 + $_ } 0 .. $nsym - 1;
-srand(54);
-
-# The JSON of the next trade of symbol s.
-sub trade
-{
-	my ($s) = @_;
-	my $id = ++$total;
-	$last_ts{$s} += 0.001 + int(rand(800)) / 1000 + (rand() < 0.01 ? 70 : 0);
-	$price{$s} += rand() - 0.5;
-	my $p = sprintf('%.4f', $price{$s});
-	my $price = rand() < 0.05 ? 'null' : $p;
-	return [ sprintf('S%02d', $s),
-		sprintf('{"id": %d, "symbol": "S%02d", "ts": %.3f, "price": %s, "notional": %s}',
-			$id, $s, 1767225600 + $last_ts{$s}, $price, $p * 3) ];
-}
-
-# Produces n trades per partition, round robin over the symbols.
-sub produce_chunk
-{
-	my ($n) = @_;
-	for my $part (0, 1)
-	{
-		my @msgs;
-		for my $i (1 .. $n)
-		{
-			push @msgs, trade(2 * ($i % ($nsym / 2)) + $part);
-		}
-		ok(produce($bootstrap, 'trades', \@msgs, partition => $part),
-			"produced $n trades into partition $part");
-	}
-}
+my $trades = StreamML::Trades->new(nsym => $nsym, seed => 54, bootstrap => $bootstrap);
 
 my $per_round = 2500;
 for my $round (1 .. 3)
 {
-	my $before = $total;
-	produce_chunk($per_round);
+	my $before = $trades->total;
+	$trades->produce_chunk($per_round);
 	$node->poll_query_until('postgres', "SELECT count(*) > $before + 500 FROM preds")
 	  or diag('no progress before the crash');
-	my @children = split /\n/, $node->safe_psql('postgres',
-		'SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()');
-	$node->kill9;
-	for (1 .. 100)
-	{
-		last unless grep { kill 0, $_ } @children;
-		sleep 0.1;
-	}
-	ok(!(grep { kill 0, $_ } @children), "children exited after kill -9 number $round");
+	streamml_kill9($node, "children exited after kill -9 number $round");
 	$node->start;
 }
-produce_chunk(500);
+$trades->produce_chunk(500);
+my $total = $trades->total;
 ok($node->poll_query_until('postgres', 'SELECT count(*) FROM preds', $total),
 	"all $total trades scored after three crashes");
 

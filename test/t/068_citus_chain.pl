@@ -20,8 +20,10 @@ use lib 'test/perl';
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(sleep);
+use StreamML::TestNode;
 use StreamML::Citus;
 use StreamML::DevBroker qw(produce);
+use StreamML::Trades;
 
 my ($coord, $w1, $w2) = citus_cluster_or_skip('citus_chain');
 
@@ -92,37 +94,7 @@ like($err, qr/cannot delete from table "trades"/, 'a DELETE in a WITH too');
 
 # Each symbol always in the same Kafka partition (so each is loaded in
 # order by one worker), prices a random walk, 5% of prices NULL.
-my $total = 0;
-my %last_ts = map { $_ => 0 } 0 .. $nsym - 1;
-my %price = map { $_ => 100 + $_ } 0 .. $nsym - 1;
-srand(68);
-
-# The JSON of the next trade of symbol s.
-sub trade
-{
-	my ($s) = @_;
-	my $id = ++$total;
-	$last_ts{$s} += 0.001 + int(rand(800)) / 1000 + (rand() < 0.01 ? 70 : 0);
-	$price{$s} += rand() - 0.5;
-	my $p = sprintf('%.4f', $price{$s});
-	my $price = rand() < 0.05 ? 'null' : $p;
-	return [ sprintf('S%02d', $s),
-		sprintf('{"id": %d, "symbol": "S%02d", "ts": %.3f, "price": %s, "notional": %s}',
-			$id, $s, 1767225600 + $last_ts{$s}, $price, $p * 3) ];
-}
-
-# Produces n trades per partition, round robin over the symbols.
-sub produce_chunk
-{
-	my ($n) = @_;
-	for my $part (0, 1)
-	{
-		my @msgs;
-		push @msgs, trade(2 * ($_ % ($nsym / 2)) + $part) for 1 .. $n;
-		ok(produce($bootstrap, 'trades', \@msgs, partition => $part),
-			"produced $n trades into partition $part");
-	}
-}
+my $trades = StreamML::Trades->new(nsym => $nsym, seed => 68, bootstrap => $bootstrap);
 
 # kill -9 of a node in the middle of the load, its restart, and Citus's
 # recovery of the prepared transactions.
@@ -133,16 +105,8 @@ sub crash
 	  or diag('no progress before the crash');
 	diag('kill -9 of the ' . $what . ' with '
 		  . $coord->safe_psql('postgres', 'SELECT count(*) FROM preds')
-		  . " of $total trades scored");
-	my @children = split /\n/, $node->safe_psql('postgres',
-		'SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()');
-	$node->kill9;
-	for (1 .. 100)
-	{
-		last unless grep { kill 0, $_ } @children;
-		sleep 0.1;
-	}
-	ok(!(grep { kill 0, $_ } @children), "children exited after kill -9 of the $what");
+		  . " of " . $trades->total . " trades scored");
+	streamml_kill9($node, "children exited after kill -9 of the $what");
 	sleep 1;
 	$node->start;
 	$coord->poll_query_until('postgres', 'SELECT recover_prepared_transactions() >= 0')
@@ -152,11 +116,12 @@ sub crash
 my $per_round = 2000;
 for my $victim ([ $coord, 'coordinator' ], [ $w1, 'worker node' ], [ $coord, 'coordinator' ])
 {
-	my $before = $total;
-	produce_chunk($per_round);
+	my $before = $trades->total;
+	$trades->produce_chunk($per_round);
 	crash(@$victim, $before);
 }
-produce_chunk(300);
+$trades->produce_chunk(300);
+my $total = $trades->total;
 ok($coord->poll_query_until('postgres', 'SELECT count(*) FROM preds', $total),
 	"all $total trades scored after the crashes");
 $coord->safe_psql('postgres', 'SELECT recover_prepared_transactions()');

@@ -111,6 +111,26 @@ INSERT INTO trees_text VALUES (1, 2, '3');
 SELECT streamml.predict('t_reg', r) FROM trees_text r;
 SELECT streamml.predict('t_reg', ARRAY[1, 2]::float8[]);
 SELECT streamml.predict('t_reg', ARRAY[1, 2, 'Infinity']::float8[]) IS NULL AS inf_is_null;
+-- a finite value beyond float's range is infinite to XGBoost: training
+-- skips its row, and serving gives it no prediction, by every path
+SELECT streamml.predict('t_reg', ARRAY[1, 2, 1e300]::float8[]) IS NULL AS huge_is_null,
+	   streamml.predict('t_reg', ROW(0, 'a', 1, 2, -1e300, 0, 0, true, 'a')::trees) IS NULL AS huge_row_is_null,
+	   streamml.predict('t_reg', ARRAY[1, 2, 3e38]::float8[]) IS NOT NULL AS float_max_scores;
+-- A scorer serves a tree model as predict does: a NULL or NaN feature is a
+-- missing value (XGBoost's default direction), not an unscorable row; an
+-- infinite one, or one beyond float's range, is unscorable.
+CREATE TABLE trees_live (LIKE trees, PRIMARY KEY (id));
+SELECT streamml.create_scorer('t_live', 'trees_live', 't_reg');
+INSERT INTO trees_live SELECT * FROM trees;
+INSERT INTO trees_live (id, x1, x2, x3) VALUES (-1, 1, 2, 'NaN'), (-2, 1, 2, 'Infinity'),
+	(-3, 1, 2, 1e300), (-4, NULL, NULL, NULL);
+SELECT count(*) AS rows, count(p.prediction) AS scored,
+	   count(*) FILTER (WHERE p.prediction IS DISTINCT FROM streamml.predict('t_reg', t)) AS differ_from_predict,
+	   count(*) FILTER (WHERE t.x3 IS NULL AND p.prediction IS NOT NULL) AS missing_scored
+  FROM t_live p JOIN trees_live t USING (id);
+SELECT id, prediction IS NULL AS unscorable FROM t_live WHERE id < 0 ORDER BY id DESC;
+SELECT rows_processed, rows_unscorable FROM streamml.scorers WHERE name = 't_live';
+SELECT streamml.drop_scorer('t_live');
 SELECT streamml.predict_proba('t_reg', ARRAY[1, 2, 3]::float8[]);
 SELECT streamml.predict('t_multi', ARRAY[1, 2, 3]::float8[]);
 SELECT streamml.evaluate('t_reg', 'trees', 'yr', ARRAY['x1', 'x2', 'x3']);

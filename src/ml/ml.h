@@ -59,6 +59,8 @@ typedef struct ServedModelInfo
 	int			nfeatures;
 	char	  **features;		/* names, as trained */
 	const char *group_by;		/* the group column, NULL when not grouped */
+	bool		trees;			/* has trees: a NULL or NaN feature is a
+								 * missing value, not unscorable */
 	int			nclasses;		/* 0 for a regression */
 	char	  **classes;		/* labels, by class index */
 	/* categorical feature columns (categorical.h), NULL when none: then
@@ -78,7 +80,7 @@ extern CachedModel *ServedModelGetVersion(const char *name, int32 version,
 										  ServedModelInfo *info);
 extern const void *ServedModelParams(CachedModel *m, const char *group_key,
 									 int len);
-extern void ServedModelScore(CachedModel *m, const void *params,
+extern bool ServedModelScore(CachedModel *m, const void *params,
 							 const double *x, ServedPrediction *r);
 
 /* metrics.c */

@@ -758,6 +758,14 @@ ModelScore(CachedModel *m, const double *coef, const TreeModel *tree,
 {
 	if (tree != NULL)
 	{
+		/* a value the tree cannot take, as training would not: no outputs */
+		for (int j = 0; j < m->p; j++)
+			if (!TreeValueFits(x[j]))
+			{
+				for (int c = 0; c < m->blocks; c++)
+					out[c] = NAN;
+				return;
+			}
 		TreeModelPredict(tree, x, out);
 		return;
 	}
@@ -1224,6 +1232,7 @@ ServedModelGetVersion(const char *name, int32 version, ServedModelInfo *info)
 	info->encoding = m->enc;
 	info->ncolumns = m->ncolumns;
 	info->columns = m->columns;
+	info->trees = m->trees;
 	return m;
 }
 
@@ -1240,14 +1249,17 @@ ServedModelParams(CachedModel *m, const char *group_key, int len)
 }
 
 /*
- * Scores one feature vector (finite values, nfeatures of them) with the
- * parameters of ServedModelParams, whatever the kind of model: the value
- * of a regression or the class index of a classifier in r->value, the
- * probability of the positive class of a binary model (NaN otherwise) and
- * the class index (-1 for a regression).  The one place a new kind of
- * model needs a case to be served to C callers.
+ * Scores one feature vector (nfeatures values: finite, or NaN for a missing
+ * value when info->trees) with the parameters of ServedModelParams,
+ * whatever the kind of model: the value of a regression or the class index
+ * of a classifier in r->value, the probability of the positive class of a
+ * binary model (NaN otherwise) and the class index (-1 for a regression).
+ * False, with r unset, when the row has no prediction, as streamml.predict
+ * gives NULL: a missing value in a linear group of a league's version, a
+ * value beyond the range a tree takes.  The one place a new kind of model
+ * needs a case to be served to C callers.
  */
-void
+bool
 ServedModelScore(CachedModel *m, const void *params, const double *x,
 				 ServedPrediction *r)
 {
@@ -1269,6 +1281,12 @@ ServedModelScore(CachedModel *m, const void *params, const double *x,
 	}
 	out = m->blocks <= 64 ? buf : palloc(sizeof(double) * m->blocks);
 	ModelScore(m, coef, tree, x, out);
+	if (isnan(out[0]))
+	{
+		if (out != buf)
+			pfree(out);
+		return false;
+	}
 	switch (m->kind)
 	{
 		case 'l':
@@ -1292,4 +1310,5 @@ ServedModelScore(CachedModel *m, const void *params, const double *x,
 	}
 	if (out != buf)
 		pfree(out);
+	return true;
 }

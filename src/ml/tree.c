@@ -387,18 +387,6 @@ TreeScanQuery(TrainRun *run)
 }
 
 /*
- * Whether a value survives XGBoost's single precision: NaN (missing) does;
- * an infinity, or a finite double beyond float's range that would become
- * one, does not (XGBoost refuses the matrix), so its row is skipped as an
- * infinite value is.
- */
-static inline bool
-FitsFloat4(double v)
-{
-	return isnan(v) || fabs(v) <= FLT_MAX;
-}
-
-/*
  * Reads one row's features into x (NaN for NULL or NaN); false when one is
  * infinite or the feature array does not fit.
  */
@@ -429,7 +417,7 @@ TreeRowFeatures(TrainRun *run, Datum *values, bool *nulls, float *x)
 		{
 			double		v = enulls[j] ? NAN : DatumGetFloat8(elems[j]);
 
-			if (!FitsFloat4(v))
+			if (!TreeValueFits(v))
 				return false;
 			x[j] = (float) v;
 		}
@@ -441,7 +429,7 @@ TreeRowFeatures(TrainRun *run, Datum *values, bool *nulls, float *x)
 	{
 		double		v = nulls[4 + j] ? NAN : DatumGetFloat8(values[4 + j]);
 
-		if (!FitsFloat4(v))
+		if (!TreeValueFits(v))
 			return false;
 		x[j] = (float) v;
 	}
@@ -640,8 +628,8 @@ TreeBatchReceive(TupleTableSlot *slot, DestReceiver *self)
 	w = nulls[2] ? NAN : DatumGetFloat8(values[2]);
 	if (isfinite(w) && w >= 0.0 && !PASS_WEIGHT_OK(w))
 		PassWeightOutOfRange(w);
-	b->usable[r] = isfinite(y) && FitsFloat4(y) && isfinite(w) &&
-		FitsFloat4(w) && w >= 0.0 &&
+	b->usable[r] = isfinite(y) && TreeValueFits(y) && isfinite(w) &&
+		TreeValueFits(w) && w >= 0.0 &&
 		TreeRowFeatures(run, values, nulls, b->x + (int64) r * run->p);
 	b->y[r] = (float) y;
 	b->w[r] = (float) w;

@@ -8,6 +8,9 @@
 
 #include "postgres.h"
 
+#include <float.h>
+#include <math.h>
+
 typedef struct TreeModel TreeModel;
 
 extern TreeModel *TreeModelLoad(const char *bytes, Size len);
@@ -15,5 +18,17 @@ extern int	TreeModelOutputs(const TreeModel *t);
 extern int	TreeModelFeatures(const TreeModel *t);
 extern char TreeModelTask(const TreeModel *t);
 extern void TreeModelPredict(const TreeModel *t, const double *x, double *out);
+
+/*
+ * Whether a feature value is one a tree model takes: NaN (a missing value)
+ * is; an infinity, or a finite double beyond float's range that XGBoost's
+ * single precision would make one, is not.  Training skips such a row and
+ * serving gives it no prediction, so the two agree.
+ */
+static inline bool
+TreeValueFits(double v)
+{
+	return isnan(v) || fabs(v) <= FLT_MAX;
+}
 
 #endif							/* STREAMML_TREE_PREDICT_H */

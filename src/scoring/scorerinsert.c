@@ -267,16 +267,24 @@ LoadDefinition(ScoreBatch *b)
 	b->challengers = d->challengers;
 }
 
-/* A feature value as a double; false when NULL, NaN or infinite. */
+/*
+ * A feature value as a double; false when it makes the row unscorable:
+ * infinite, or NULL or NaN unless the model takes missing values (trees,
+ * which take NULL as NaN, as streamml.predict does).
+ */
 static inline bool
-FeatureValue(TupleTableSlot *slot, const FeatureReader *f, double *x)
+FeatureValue(TupleTableSlot *slot, const FeatureReader *f, bool missing_ok,
+			 double *x)
 {
 	Datum		d = slot->tts_values[f->attnum - 1];
 
 	if (slot->tts_isnull[f->attnum - 1])
-		return false;
+	{
+		*x = NAN;
+		return missing_ok;
+	}
 	*x = NumberOrInf(d, f->type);
-	return isfinite(*x);
+	return isfinite(*x) || (missing_ok && isnan(*x));
 }
 
 /*
@@ -717,6 +725,7 @@ ScoreRows(void *arg)
 		TupleTableSlot *out;
 		bool		scorable = true;
 		const void *p = mr->params;
+		ServedPrediction r;
 
 		CHECK_FOR_INTERRUPTS();
 		/* the slots live as long as the statement, in its memory */
@@ -731,19 +740,22 @@ ScoreRows(void *arg)
 
 		if (mr->info.encoding == NULL)
 			for (int j = 0; j < mr->info.nfeatures && scorable; j++)
-				scorable = FeatureValue(src, &mr->features[j], &mr->x[j]);
+				scorable = FeatureValue(src, &mr->features[j], mr->info.trees,
+										&mr->x[j]);
 		else
 			for (int i = 0; i < mr->info.ncolumns && scorable; i++)
 			{
 				double	   *xi = mr->x + mr->info.encoding->first[i];
 				int			a = mr->features[i].attnum - 1;
 
-				/* a category missing (NULL, or unseen without an other level) is unscorable, as a NULL feature */
+				/* a category missing (NULL, or unseen without an other level) is as a NULL feature */
 				if (mr->features[i].cat)
 					scorable = CatReadDatum(mr->features[i].cat, src->tts_values[a],
-											src->tts_isnull[a], xi) != CAT_MISSING;
+											src->tts_isnull[a], xi) != CAT_MISSING ||
+						mr->info.trees;
 				else
-					scorable = FeatureValue(src, &mr->features[i], xi);
+					scorable = FeatureValue(src, &mr->features[i], mr->info.trees,
+											xi);
 			}
 		if (scorable && mr->group_att != InvalidAttrNumber)
 		{
@@ -772,10 +784,9 @@ ScoreRows(void *arg)
 			scorable = p != NULL;
 		}
 		if (scorable)
+			scorable = ServedModelScore(mr->m, p, mr->x, &r);
+		if (scorable)
 		{
-			ServedPrediction r;
-
-			ServedModelScore(mr->m, p, mr->x, &r);
 			out->tts_values[pc.prediction - 1] = Float8GetDatum(r.value);
 			out->tts_isnull[pc.prediction - 1] = false;
 			if (!isnan(r.probability))

@@ -148,6 +148,11 @@ SELECT streamml.create_scorer('e10', 'sc_trades', 'sc_logit', '{"into": "sc_bad_
 CREATE TABLE sc_bad_type (id bigint, model text, version int, prediction float8,
 	probability float8, class text, role text, scored_at timestamptz);
 SELECT streamml.create_scorer('e11', 'sc_trades', 'sc_logit', '{"into": "sc_bad_type"}');
+-- a generated column is named as such (its type may be right)
+CREATE TABLE sc_generated (id int, model text, version int, prediction float8,
+	probability float8, class text, role text GENERATED ALWAYS AS ('served') STORED,
+	scored_at timestamptz);
+SELECT streamml.create_scorer('e11', 'sc_trades', 'sc_logit', '{"into": "sc_generated"}');
 CREATE TABLE sc_no_unique (id int, model text, version int, prediction float8,
 	probability float8, class text, role text, scored_at timestamptz);
 SELECT streamml.create_scorer('e12', 'sc_trades', 'sc_logit', '{"into": "sc_no_unique"}');

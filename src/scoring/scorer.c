@@ -113,8 +113,13 @@ PredictionColumn(Relation preds, const char *name, Oid type, int32 typmod)
 
 		if (att->attisdropped || strcmp(NameStr(att->attname), name) != 0)
 			continue;
-		if (att->atttypid != type || (typmod >= 0 && att->atttypmod != typmod) ||
-			att->attgenerated)
+		if (att->attgenerated)
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("column \"%s\" of predictions table \"%s\" is a generated column",
+							name, RelationGetRelationName(preds)),
+					 errdetail("The scorer writes this column itself.")));
+		if (att->atttypid != type || (typmod >= 0 && att->atttypmod != typmod))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("column \"%s\" of predictions table \"%s\" is of type %s, not %s",

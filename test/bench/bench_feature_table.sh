@@ -210,32 +210,40 @@ q -c "SELECT 'feature table: ' || rows_processed || ' rows, ' || round(mean_batc
 # same shape and indexes, in the order the chain wrote them; the backend's
 # CPU time per row.  The goal of 0.5x leaves the chain the stream's own
 # CPU per row for everything it adds: a feature row and a prediction
-# cannot cost less than COPY writing them.
+# cannot cost less than COPY writing them.  Also the two rows written with
+# no index at all (heap only), below any design that keeps them as rows.
 write_cpu()
 {
-	local src=$1
-	q -c "CREATE TABLE ${src}_w (LIKE $src INCLUDING INDEXES)"
-	q -c "\\copy (SELECT * FROM $src ORDER BY ctid) TO '$work/$src.bin' (FORMAT binary)"
+	local src=$1 like=$2 dest=${1}_w${3:-}
+	q -c "CREATE TABLE $dest (LIKE $src $like)"
+	[ -f "$work/$src.bin" ] ||
+		q -c "\\copy (SELECT * FROM $src ORDER BY ctid) TO '$work/$src.bin' (FORMAT binary)"
 	cat > "$work/write.sql" <<SQL
 \o $work/pid
 SELECT pg_backend_pid();
 \o
 \! awk '{ print \$14 + \$15 }' /proc/\$(cat $work/pid)/stat > $work/cpu0
-\copy ${src}_w FROM '$work/$src.bin' (FORMAT binary)
+\copy $dest FROM '$work/$src.bin' (FORMAT binary)
 \! awk '{ print \$14 + \$15 }' /proc/\$(cat $work/pid)/stat > $work/cpu1
 SQL
 	q -f "$work/write.sql" >/dev/null
 	awk -v a="$(cat "$work/cpu0")" -v b="$(cat "$work/cpu1")" -v hz="$(getconf CLK_TCK)" -v n="$N" \
 		'BEGIN { printf "%.2f", (b - a) / hz * 1e6 / n }'
 }
-w_trades=$(write_cpu trades_s)
-w_features=$(write_cpu features_s)
-w_preds=$(write_cpu preds_s)
-printf '    PostgreSQL writing the same rows by COPY (FORMAT binary), nothing computed (backend CPU per row): trades %s us, feature rows %s us, predictions %s us\n' \
-	"$w_trades" "$w_features" "$w_preds"
+w_trades=$(write_cpu trades_s "INCLUDING INDEXES")
+w_features=$(write_cpu features_s "INCLUDING INDEXES")
+w_preds=$(write_cpu preds_s "INCLUDING INDEXES")
+# and with no index at all: the heap rows alone
+h_features=$(write_cpu features_s "" _heap)
+h_preds=$(write_cpu preds_s "" _heap)
+printf '    PostgreSQL writing the same rows by COPY (FORMAT binary), nothing computed (backend CPU per row): trades %s us, feature rows %s us, predictions %s us; the same two without any index: %s us, %s us\n' \
+	"$w_trades" "$w_features" "$w_preds" "$h_features" "$h_preds"
 printf '    so writing a feature row and a prediction per trade, at COPY'"'"'s cost, puts any chain at %sx the stream alone on a free core at best (%s us beside %s + %s + %s us); 0.5x leaves %s us for both\n' \
 	"$(awk -v a="$alone_cpu" -v f="$w_features" -v p="$w_preds" 'BEGIN { printf "%.2f", a / (a + f + p) }')" \
 	"$alone_cpu" "$alone_cpu" "$w_features" "$w_preds" "$alone_cpu"
+printf '    without any index the two rows alone cost %s us per trade at COPY'"'"'s speed, %sx the %s us that 0.5x leaves for them\n' \
+	"$(awk -v f="$h_features" -v p="$h_preds" 'BEGIN { printf "%.2f", f + p }')" \
+	"$(awk -v a="$alone_cpu" -v f="$h_features" -v p="$h_preds" 'BEGIN { printf "%.2f", (f + p) / a }')" "$alone_cpu"
 fi
 
 if [[ $LEGS == *b* ]]; then

@@ -284,10 +284,26 @@ RecordFailure(MemoryContext cxt, int32 id, const char *during, const char *fix)
 		char	   *name = Text(0, 2);
 		Oid			owner = DatumGetObjectId(Value(0, 3, &isnull));
 
+		char	   *details = ErrorJson(e, during);
+
 		ereport(LOG,
 				(errmsg("pg_streamml monitor \"%s\": %s failed: %s", name, during,
 						e->message)));
-		MonitorEvent(model, 0, name, "monitor_error", ErrorJson(e, during), owner);
+		/*
+		 * A check that fails the same way at every interval (a dropped
+		 * column, say) records its error once: the monitor's last event
+		 * is that error until something else happens.
+		 */
+		if (CatalogExecute("SELECT 1 FROM (SELECT e.event, e.details FROM streamml.model_events e "
+						   "WHERE e.model OPERATOR(pg_catalog.=) $1 AND e.monitor OPERATOR(pg_catalog.=) $2 "
+						   "ORDER BY e.id DESC LIMIT 1) l "
+						   "WHERE l.event OPERATOR(pg_catalog.=) 'monitor_error' "
+						   "AND l.details OPERATOR(pg_catalog.=) $3::jsonb",
+						   3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID},
+						   (Datum[]) {CStringGetTextDatum(model), CStringGetTextDatum(name),
+							   CStringGetTextDatum(details)},
+						   NULL, SPI_OK_SELECT) == 0)
+			MonitorEvent(model, 0, name, "monitor_error", details, owner);
 		CatalogExecute(fix, 1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_UPDATE);
 	}
 	End();
@@ -435,6 +451,20 @@ CheckMonitor(int32 id)
 	features = DatumGetArrayTypePCopy(Value(0, 12, &isnull));
 	columns = DatumGetArrayTypePCopy(Value(0, 13, &isnull));
 	search_path = Text(0, 14);
+	/*
+	 * The model's options are its last training run's: a retrain without
+	 * order_by leaves a monitor that relied on them without one.  The
+	 * check fails (a monitor_error event), as create_monitor would refuse.
+	 */
+	if (order_by == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("monitor \"%s\" has no \"order_by\"", name),
+				 errdetail("Model \"%s\" was last trained without option \"order_by\", and the monitor's options name none; %s.",
+						   model, strcmp(kind, "data") == 0 ?
+						   "the monitor finds the newest rows by it" :
+						   "the monitor counts the rows newer than the training data by it"),
+				 errhint("Train the model again with option \"order_by\", or drop the monitor and create it with one.")));
 
 	memset(&a, 0, sizeof(a));
 	initStringInfo(&sql);

@@ -245,5 +245,25 @@ is($node->safe_psql('postgres', q{
 	  FROM streamml.model_events WHERE monitor = 'cm_data'}),
 	'psi|["x1"]|t|1000|3', 'the event names the drifted feature, its PSI and the version');
 
+# --- a retrain without order_by takes the order_by the data monitor relied
+# on (the model's options are its last run's): the check fails with a
+# monitor_error event, recorded once however often it fails, and nothing
+# crashes ---
+my $started = $node->safe_psql('postgres', q{SELECT pg_postmaster_start_time()});
+$node->safe_psql('postgres', q{
+	SELECT count(*) FROM streamml.train_logreg('cm',
+		'SELECT l.id, l.ts, l.x1, b.y FROM live l JOIN labels b USING (id) ORDER BY l.ts DESC LIMIT 300',
+		'y', ARRAY['x1'], '{"deploy": "never"}')});
+ok($node->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM streamml.model_events WHERE monitor = 'cm_data' AND event = 'monitor_error'}),
+	'the data monitor without order_by records an error');
+sleep 3.5;	# three more checks, at intervals of 1 second
+is($node->safe_psql('postgres', q{
+	SELECT count(*), min(details->>'message'), min(details->>'sqlstate')
+	  FROM streamml.model_events WHERE monitor = 'cm_data' AND event = 'monitor_error'}),
+	'1|monitor "cm_data" has no "order_by"|55000', 'the same error is recorded once');
+is($node->safe_psql('postgres', q{SELECT pg_postmaster_start_time()}), $started,
+	'no crash: the server was not restarted');
+
 $node->stop;
 done_testing();

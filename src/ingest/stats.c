@@ -3,7 +3,10 @@
  *		Live statistics of the streams, in shared memory, and the SRF under
  *		the streamml.stream_stats view.
  *
- * One slot per (stream, partition), found by linear search: a server runs
+ * One slot per (database, stream, partition), found by linear search
+ * (stream ids are numbered per database, and each database may run its
+ * own streams; every process that writes a slot is connected to the
+ * stream's database): a server runs
  * a few streams with a few hundred partitions at most, and each worker
  * updates its slots once per batch, not per message, and about once a
  * second while idle (watermarks, so that lag stays current).  Partition -1
@@ -35,6 +38,7 @@
 
 typedef struct StatSlot
 {
+	Oid			dbid;			/* the stream's database */
 	int32		stream;			/* 0 when free */
 	int32		partition;
 	Oid			owner;			/* the stream's owner, who may see it */
@@ -111,7 +115,8 @@ FindSlot(int32 stream, int32 partition)
 	{
 		StatSlot   *s = &Stats->slots[i];
 
-		if (s->stream == stream && s->partition == partition)
+		if (s->stream == stream && s->partition == partition &&
+			s->dbid == MyDatabaseId)
 		{
 			if (OidIsValid(stats_owner))
 				s->owner = stats_owner;
@@ -123,6 +128,7 @@ FindSlot(int32 stream, int32 partition)
 	if (free_slot)
 	{
 		memset(free_slot, 0, sizeof(StatSlot));
+		free_slot->dbid = MyDatabaseId;
 		free_slot->stream = stream;
 		free_slot->partition = partition;
 		free_slot->owner = stats_owner;
@@ -207,8 +213,8 @@ StatsClearError(int32 stream, int pid)
 	{
 		StatSlot   *s = &Stats->slots[i];
 
-		if (s->stream == stream && s->last_error[0] != '\0' &&
-			s->partition == -1)
+		if (s->stream == stream && s->dbid == MyDatabaseId &&
+			s->last_error[0] != '\0' && s->partition == -1)
 		{
 			s->last_error[0] = '\0';
 			s->error_count = 0;
@@ -228,6 +234,7 @@ ForgetSlots(int32 stream, const int32 *partition)
 	LWLockAcquire(Stats->lock, LW_EXCLUSIVE);
 	for (i = 0; i < Stats->nslots; i++)
 		if (Stats->slots[i].stream == stream &&
+			Stats->slots[i].dbid == MyDatabaseId &&
 			(partition == NULL || Stats->slots[i].partition == *partition))
 			Stats->slots[i].stream = 0;
 	LWLockRelease(Stats->lock);
@@ -271,7 +278,7 @@ streamml_stream_stats_raw(PG_FUNCTION_ARGS)
 		Datum		v[12];
 		bool		n[12] = {0};
 
-		if (s->stream == 0)
+		if (s->stream == 0 || s->dbid != MyDatabaseId)
 			continue;
 		if (!superuser() && !has_privs_of_role(GetUserId(), s->owner))
 			continue;

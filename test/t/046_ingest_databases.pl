@@ -2,8 +2,10 @@
 # streamml.database; a broker that cannot be reached says why at once.
 #  - a database created after the server started, with the extension
 #    created there, loads its stream without a restart, and again after one;
-#  - a database whose streams are all stopped has no launcher, so it can be
+#  - a database whose streams are all dropped has no launcher, so it can be
 #    dropped;
+#  - stream_stats keeps each database's streams apart (their ids are
+#    numbered per database);
 #  - a broker name that does not resolve, or a port that refuses, shows in
 #    stream_stats within about a second, saying so, and the error is logged
 #    once and then counted (error_count, last_error_at);
@@ -65,10 +67,20 @@ is($node->safe_psql('postgres', q{
 	SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_stat_activity
 	WHERE backend_type = 'pg_streamml launcher'}),
 	'app,app2', 'a launcher in each database with streams');
-$node->safe_psql('app2', q{SELECT streamml.stop_stream('events2')});
+# Stream ids are numbered per database: both streams are stream 1, and
+# each database's stream_stats shows its own.
+my $stats = q{SELECT s.name, sum(t.rows_ingested) FROM streamml.stream_stats t
+	JOIN streamml.streams s ON s.name = t.stream GROUP BY 1};
+ok($node->poll_query_until('app2', $stats, 'events2|150'),
+	'stream_stats of app2 counts its own rows only');
+# (app's counters start at the restart: the 50 rows since)
+is($node->safe_psql('app', $stats), 'events|50', 'and app its own');
+$node->safe_psql('app2', q{SELECT streamml.drop_stream('events2')});
 ok($node->poll_query_until('postgres', q{
 	SELECT count(*) FROM pg_stat_activity WHERE datname = 'app2'}, '0'),
-	'with its streams stopped, the database has no launcher and no consumer');
+	'with its streams dropped, the database has no launcher and no consumer');
+is($node->safe_psql('app', $stats), 'events|50',
+	'dropping stream 1 of app2 leaves the statistics of stream 1 of app');
 $node->safe_psql('postgres', 'DROP DATABASE app2');
 pass('so it can be dropped');
 ok($node->poll_query_until('app', 'SELECT count(*) FROM pg_stat_activity

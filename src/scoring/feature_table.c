@@ -175,15 +175,15 @@ CreateChangeTriggers(Oid source, Oid target, const char *name,
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE TRIGGER %s AFTER DELETE ON %s "
 					 "REFERENCING OLD TABLE AS streamml_old_rows "
-					 "FOR EACH STATEMENT EXECUTE FUNCTION streamml.feature_table_delete_trigger('%u')",
+					 "FOR EACH STATEMENT EXECUTE FUNCTION streamml.feature_table_delete_trigger(%s)",
 					 quote_identifier(psprintf("%s" FT_DELETE_SUFFIX, trigger_name)),
-					 QualifiedName(source), target);
+					 QualifiedName(source), quote_literal_cstr(name));
 	Execute(sql.data, SPI_OK_UTILITY);
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE TRIGGER %s AFTER TRUNCATE ON %s "
-					 "FOR EACH STATEMENT EXECUTE FUNCTION streamml.feature_table_truncate_trigger('%u')",
+					 "FOR EACH STATEMENT EXECUTE FUNCTION streamml.feature_table_truncate_trigger(%s)",
 					 quote_identifier(psprintf("%s" FT_TRUNCATE_SUFFIX, trigger_name)),
-					 QualifiedName(source), target);
+					 QualifiedName(source), quote_literal_cstr(name));
 	Execute(sql.data, SPI_OK_UTILITY);
 
 	initStringInfo(&cols);
@@ -208,9 +208,9 @@ CreateChangeTriggers(Oid source, Oid target, const char *name,
 		resetStringInfo(&sql);
 		appendStringInfo(&sql, "CREATE TRIGGER %s BEFORE UPDATE OF %s ON %s "
 						 "FOR EACH ROW WHEN (%s) "
-						 "EXECUTE FUNCTION streamml.feature_table_update_trigger('%u', %s)",
+						 "EXECUTE FUNCTION streamml.feature_table_update_trigger(%s)",
 						 quote_identifier(psprintf("%s" FT_UPDATE_SUFFIX, trigger_name)),
-						 cols.data, QualifiedName(source), when.data, target,
+						 cols.data, QualifiedName(source), when.data,
 						 quote_literal_cstr(name));
 		Execute(sql.data, SPI_OK_UTILITY);
 	}
@@ -364,8 +364,9 @@ create_feature_table(PG_FUNCTION_ARGS)
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE TRIGGER %s AFTER INSERT ON %s "
 					 "REFERENCING NEW TABLE AS streamml_new_rows "
-					 "FOR EACH STATEMENT EXECUTE FUNCTION streamml.feature_table_trigger('%u')",
-					 quote_identifier(trigger_name), QualifiedName(source), target);
+					 "FOR EACH STATEMENT EXECUTE FUNCTION streamml.feature_table_trigger(%s)",
+					 quote_identifier(trigger_name), QualifiedName(source),
+					 quote_literal_cstr(name));
 	Execute(sql.data, SPI_OK_UTILITY);
 	ObjectAddressSet(trig, TriggerRelationId, get_trigger_oid(source, trigger_name, false));
 	ObjectAddressSet(tab, RelationRelationId, target);

@@ -227,6 +227,22 @@ static HTAB *FtDefs = NULL;
 /* streamml.feature_tables_catalog, once a definition was read */
 static Oid	FtCatalogOid = InvalidOid;
 
+/*
+ * The feature table a trigger serves, by the trigger's oid.  A trigger
+ * names its feature table by the catalog's name, not by an oid, so that it
+ * survives pg_dump and pg_restore (which give the tables new oids but keep
+ * names and the catalog's rows); the name is resolved once, then again
+ * after any change of the catalog.
+ */
+typedef struct FtTrigger
+{
+	Oid			tgoid;			/* hash key */
+	bool		valid;
+	Oid			target;
+} FtTrigger;
+
+static HTAB *FtTriggers = NULL;
+
 /* What one load works on. */
 typedef struct FtLoad
 {
@@ -372,6 +388,14 @@ FtRelcacheCallback(Datum arg, Oid relid)
 	HASH_SEQ_STATUS hs;
 	FtDef	   *d;
 
+	if (FtTriggers != NULL && (relid == InvalidOid || relid == FtCatalogOid))
+	{
+		FtTrigger  *t;
+
+		hash_seq_init(&hs, FtTriggers);
+		while ((t = hash_seq_search(&hs)) != NULL)
+			t->valid = false;
+	}
 	if (FtDefs == NULL)
 		return;
 	hash_seq_init(&hs, FtDefs);
@@ -1777,6 +1801,64 @@ FtCheckTrigger(FtDef *def, Relation source, const char *trigger_name,
 }
 
 /*
+ * The feature table (its oid) that trigger td serves: its argument is the
+ * feature table's name in the catalog.  Errors when there is none.
+ */
+static Oid
+FtTriggerTarget(TriggerData *td)
+{
+	FtTrigger  *t;
+	bool		found;
+	const char *name = td->tg_trigger->tgargs[0];
+
+	if (FtTriggers == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(FtTrigger);
+		FtTriggers = hash_create("pg_streamml feature table triggers", 16, &ctl,
+								 HASH_ELEM | HASH_BLOBS);
+	}
+	if (!OidIsValid(FtCatalogOid))
+		FtCatalogOid = get_relname_relid("feature_tables_catalog",
+										 get_namespace_oid("streamml", false));
+	AcceptInvalidationMessages();
+	t = hash_search(FtTriggers, &td->tg_trigger->tgoid, HASH_ENTER, &found);
+	if (found && t->valid)
+		return t->target;
+	/* valid from before the read, as FtDefGet's entries */
+	t->valid = true;
+	t->target = InvalidOid;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (CatalogExecute("SELECT target FROM streamml.feature_tables_catalog "
+					   "WHERE name OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(name)},
+					   NULL, SPI_OK_SELECT) == 1)
+	{
+		bool		isnull;
+
+		t->target = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1,
+												   &isnull));
+	}
+	SPI_finish();
+	if (!OidIsValid(t->target))
+	{
+		t->valid = false;
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("feature table \"%s\" does not exist", name),
+				 errdetail("Trigger \"%s\" on table \"%s\" loads it.",
+						   td->tg_trigger->tgname,
+						   RelationGetRelationName(td->tg_relation)),
+				 errhint("Drop the trigger.")));
+	}
+	return t->target;
+}
+
+/*
  * Computes and writes the features of rows (each with source's columns,
  * desc) into feature table target, as its owner.  The rows are in arrival
  * order: a statement's transition table, or the back-fill's batches.
@@ -1845,7 +1927,7 @@ PG_FUNCTION_INFO_V1(feature_table_trigger);
 
 /*
  * SQL streamml.feature_table_trigger(): the AFTER INSERT statement trigger
- * on a feature table's source; its argument is the feature table's oid.
+ * on a feature table's source; its argument is the feature table's name.
  */
 Datum
 feature_table_trigger(PG_FUNCTION_ARGS)
@@ -1862,7 +1944,7 @@ feature_table_trigger(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("feature_table_trigger must be an AFTER INSERT statement trigger with a NEW TABLE"),
 				 errhint("Use streamml.create_feature_table.")));
-	target = atooid(td->tg_trigger->tgargs[0]);
+	target = FtTriggerTarget(td);
 	FeatureTableLoadChecked(target, td->tg_relation, td->tg_newtable,
 							RelationGetDescr(td->tg_relation),
 							td->tg_trigger->tgname, NULL);
@@ -1873,7 +1955,7 @@ PG_FUNCTION_INFO_V1(feature_table_delete_trigger);
 
 /*
  * SQL streamml.feature_table_delete_trigger(): the AFTER DELETE statement
- * trigger on a feature table's source (argument: the feature table's oid);
+ * trigger on a feature table's source (argument: the feature table's name);
  * deletes the feature rows of the deleted rows (DeleteAsOwner).
  */
 Datum
@@ -1892,7 +1974,7 @@ feature_table_delete_trigger(PG_FUNCTION_ARGS)
 				 errhint("Use streamml.create_feature_table.")));
 	if (tuplestore_tuple_count(td->tg_oldtable) == 0)
 		return PointerGetDatum(NULL);
-	FeatureTableLoadChecked(atooid(td->tg_trigger->tgargs[0]), td->tg_relation,
+	FeatureTableLoadChecked(FtTriggerTarget(td), td->tg_relation,
 							td->tg_oldtable, RelationGetDescr(td->tg_relation),
 							td->tg_trigger->tgname, td);
 	return PointerGetDatum(NULL);
@@ -1903,7 +1985,7 @@ PG_FUNCTION_INFO_V1(feature_table_truncate_trigger);
 /*
  * SQL streamml.feature_table_truncate_trigger(): the AFTER TRUNCATE
  * statement trigger on a feature table's source (argument: the feature
- * table's oid): truncates the feature table in the same transaction, as
+ * table's name): truncates the feature table in the same transaction, as
  * its owner (TruncateAsOwner).  Rows loaded next start their partitions
  * over, arrival_seq from 1.
  */
@@ -1924,7 +2006,7 @@ feature_table_truncate_trigger(PG_FUNCTION_ARGS)
 				 errmsg("feature_table_truncate_trigger must be an AFTER TRUNCATE statement trigger"),
 				 errhint("Use streamml.create_feature_table.")));
 	memset(&ld, 0, sizeof(ld));
-	ld.target = atooid(td->tg_trigger->tgargs[0]);
+	ld.target = FtTriggerTarget(td);
 	ld.source = td->tg_relation;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -1984,7 +2066,7 @@ PG_FUNCTION_INFO_V1(feature_table_update_trigger);
  * for an UPDATE that changes a column the feature table keeps: those
  * columns (partition_by, order_by and the "of" columns among them) made
  * the row's features and the features of the rows after it, so changing
- * them is refused.  Arguments: the feature table's oid and name.
+ * them is refused.  Argument: the feature table's name.
  */
 Datum
 feature_table_update_trigger(PG_FUNCTION_ARGS)
@@ -1997,7 +2079,7 @@ feature_table_update_trigger(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_UPDATE(td->tg_event) ||
 		!TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		td->tg_trigger->tgnargs != 2 || td->tg_trigger->tgnattr < 1 ||
+		td->tg_trigger->tgnargs != 1 || td->tg_trigger->tgnattr < 1 ||
 		td->tg_trigtuple == NULL || td->tg_newtuple == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -2009,7 +2091,7 @@ feature_table_update_trigger(PG_FUNCTION_ARGS)
 			 errmsg_plural("cannot change column %s of table \"%s\": feature table \"%s\" keeps it",
 						   "cannot change columns %s of table \"%s\": feature table \"%s\" keeps them",
 						   ncols, cols,
-						   RelationGetRelationName(td->tg_relation), td->tg_trigger->tgargs[1]),
+						   RelationGetRelationName(td->tg_relation), td->tg_trigger->tgargs[0]),
 			 errdetail("A row's features, and those of the rows after it in its partition, were computed from the values it had when it arrived."),
 			 errhint("Delete the row and insert the corrected one (it arrives anew), or drop and re-create the feature table to compute every feature again.")));
 	return PointerGetDatum(NULL);

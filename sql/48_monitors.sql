@@ -34,6 +34,12 @@ SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"interval": "0 seconds"}
 SELECT streamml.create_monitor('m', 'mo_clf', 'error', '{"channel": ""}');
 SELECT streamml.create_monitor('m', 'mo_clf', 'error', jsonb_build_object('channel', repeat('c', 64)));
 SELECT streamml.create_monitor(repeat('m', 64), 'mo_clf', 'error');
+-- what a data or rows monitor reads is checked at creation, as its owner
+-- would read it at each check, in PostgreSQL's words
+SELECT streamml.create_monitor('m', 'mo_clf', 'rows', '{"order_by": "nosuchcol"}');
+SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"source": "nosuch_table"}');
+SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"features": ["nosuch"]}');
+SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"features": [1]}');
 SELECT streamml.drop_monitor('nope');
 
 -- Defaults: a one-sided CUSUM of the error indicator for classifiers,

@@ -46,11 +46,13 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "ml/ml.h"
+#include "ml/train.h"
 #include "monitor/drift.h"
 #include "monitor/monitor.h"
 #include "options.h"
@@ -135,6 +137,76 @@ JsonbFromText(const char *s)
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
 }
 
+/* Plans the statement arg (text) and runs it: a probe of a source. */
+static void
+RunProbe(void *arg)
+{
+	if (SPI_execute((const char *) arg, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the monitor's source");
+}
+
+/*
+ * Checks, as the owner would read them at each check, what a 'data' or
+ * 'rows' monitor reads: its source (the option's, resolved with the
+ * creator's search_path, or the model's), the order_by column and, for
+ * 'data', the model's feature columns there; and that option "features"
+ * names features of the model.  A misspelt name fails here, in
+ * PostgreSQL's words, rather than at every check afterwards.
+ */
+static void
+ProbeMonitorSource(const char *kind, const char *model, Jsonb *options,
+				   Oid owner, const char *order_by, const char *model_source,
+				   const char *model_path, ArrayType *features,
+				   ArrayType *columns)
+{
+	const char *opt_source = OptionString(options, "source", NULL);
+	JsonbValue *only = OptionGet(options, "features");
+	StringInfoData sql;
+	Datum	   *fn,
+			   *fc;
+	int			nf;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT s.%s", quote_identifier(order_by));
+	deconstruct_array(features, TEXTOID, -1, false, TYPALIGN_INT, &fn, NULL, &nf);
+	deconstruct_array(columns, TEXTOID, -1, false, TYPALIGN_INT, &fc, NULL, &nf);
+	if (strcmp(kind, "data") == 0)
+		for (int i = 0; i < nf; i++)
+			appendStringInfo(&sql, ", s.%s",
+							 quote_identifier(TextDatumGetCString(fc[i])));
+	appendStringInfo(&sql, " FROM %s LIMIT 0",
+					 SourceFromItem(opt_source ? opt_source : model_source));
+	RunAsOwnerWithPath(owner, opt_source ? namespace_search_path : model_path,
+					   RunProbe, sql.data);
+	if (only != NULL && only->type == jbvBinary)
+	{
+		JsonbIterator *it = JsonbIteratorInit(only->val.binary.data);
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			bool		known = false;
+			char	   *f;
+
+			if (tok != WJB_ELEM)
+				continue;
+			if (v.type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"features\" must be an array of feature names")));
+			f = pnstrdup(v.val.string.val, v.val.string.len);
+			for (int i = 0; i < nf && !known; i++)
+				known = strcmp(f, TextDatumGetCString(fn[i])) == 0;
+			if (!known)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"features\" names \"%s\", which is not a feature of model \"%s\"",
+								f, model)));
+		}
+	}
+}
+
 PG_FUNCTION_INFO_V1(create_monitor);
 
 /*
@@ -154,6 +226,10 @@ create_monitor(PG_FUNCTION_ARGS)
 	char	   *detector = NULL;
 	char	   *params = NULL;
 	char	   *model_order_by;
+	char	   *model_source;
+	char	   *model_path;
+	ArrayType  *model_features;
+	ArrayType  *model_columns;
 	bool		classifier;
 	Oid			owner;
 	Datum		args[11];
@@ -186,12 +262,19 @@ create_monitor(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	owner = ModelCheckOwner(model, "monitor");
 	args[0] = CStringGetTextDatum(model);
-	CatalogExecute("SELECT m.classes IS NOT NULL, m.options->>'order_by' "
+	CatalogExecute("SELECT m.classes IS NOT NULL, m.options->>'order_by', m.source, "
+				   "m.search_path, m.features, m.feature_columns "
 				   "FROM streamml.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {TEXTOID}, args, NULL, SPI_OK_SELECT);
 	classifier = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 1, &isnull));
 	model_order_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	model_source = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+	model_path = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+	model_features = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0],
+														  SPI_tuptable->tupdesc, 5, &isnull));
+	model_columns = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0],
+														 SPI_tuptable->tupdesc, 6, &isnull));
 
 	args[0] = CStringGetTextDatum(name);
 	if (CatalogExecute("SELECT 1 FROM streamml.monitors_catalog "
@@ -308,6 +391,10 @@ create_monitor(PG_FUNCTION_ARGS)
 	{
 		(void) IntervalOption(options, "interval", "1 minute");
 	}
+	if (strcmp(kind, "error") != 0)
+		ProbeMonitorSource(kind, model, options, owner,
+						   OptionString(options, "order_by", model_order_by),
+						   model_source, model_path, model_features, model_columns);
 
 	args[1] = CStringGetTextDatum(model);
 	args[2] = CStringGetTextDatum(kind);

@@ -57,14 +57,17 @@ ParseTreeOptions(TrainRun *run, Jsonb *options)
 	const char *gather = GetConfigOption("max_parallel_workers_per_gather",
 										 false, false);
 
-	if (!(run->family == FAMILY_GBT) &&
-		(OptionGet(options, "early_stopping") != NULL ||
-		 (single && OptionGet(options, "trees") != NULL)))
+	if (!(run->family == FAMILY_GBT) && OptionGet(options, "early_stopping") != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" is for gradient-boosted trees only",
-						OptionGet(options, "early_stopping") ? "early_stopping" : "trees"),
+				 errmsg("option \"early_stopping\" is for gradient-boosted trees only"),
 				 errhint("Use streamml.train_gbt.")));
+	if (single && OptionGet(options, "trees") != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"trees\" is for gradient-boosted trees and random forests"),
+				 errdetail("A decision tree is one tree."),
+				 errhint("Use streamml.train_gbt or streamml.train_forest.")));
 	t->objective = OptionString(options, "objective", NULL);
 	if (forest)
 	{

@@ -97,6 +97,8 @@ CREATE TABLE streamml.leaderboard (
 );
 COMMENT ON TABLE streamml.leaderboard IS
 	'the last league run of each league model: every candidate per group, its holdout metric and rank, or its error';
+COMMENT ON COLUMN streamml.leaderboard.deployed_version IS
+	'the version this league run deployed (its champion, or the one version its groups'' champions were copied into); NULL when it deployed none, the deployed version then staying streamml.models.deployed_version';
 SELECT pg_catalog.pg_extension_config_dump('streamml.leaderboard', '');
 ALTER TABLE streamml.leaderboard ENABLE ROW LEVEL SECURITY;
 CREATE POLICY leaderboard_read ON streamml.leaderboard FOR SELECT

@@ -366,6 +366,15 @@ RunAs(Oid user, const char *sql, int nargs, Oid *types, SPIPlanPtr plan,
 	(void) set_config_option("enable_bitmapscan", "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
+	/*
+	 * and no JIT: the disabled scans' cost penalty lifts a plan that no
+	 * index serves far above jit_above_cost, and compiling a batch's
+	 * statement costs far more than running it (about half a second per
+	 * statement where the source of a horizon tracker had no index)
+	 */
+	(void) set_config_option("jit", "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	if (plan == NULL)
 	{
 		plan = SPI_prepare(sql, nargs, types);

@@ -49,6 +49,8 @@ typedef struct TreeParams
 	int			seed;
 	int			threads;
 	char	   *objective;		/* NULL: follows the target */
+	double		base_score;		/* the trees' starting prediction; NaN:
+								 * estimated from the training rows */
 } TreeParams;
 
 typedef struct TrainRun

@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -36,7 +38,7 @@ static const char *const TreeOptions[] = {
 	"subsample", "colsample_bytree", "colsample_bynode", "lambda", "alpha",
 	"max_bin", "early_stopping", "seed", "threads", "weight", "group_by",
 	"test_fraction", "order_by", "deploy", "deploy_metric", "warm_start",
-	"max_categories", "other_level", NULL
+	"max_categories", "other_level", "base_score", NULL
 };
 
 /*
@@ -98,6 +100,9 @@ ParseTreeOptions(TrainRun *run, Jsonb *options)
 	t->early_stopping = (int) OptionInteger(options, "early_stopping", 0, 0,
 											100000);
 	t->seed = (int) OptionInteger(options, "seed", 0, 0, PG_INT32_MAX);
+	/* NaN: estimated from the training rows (tree.c, TreeBaseScore) */
+	t->base_score = OptionGet(options, "base_score") ?
+		OptionNumber(options, "base_score", 0.0, -1e30, 1e30) : NAN;
 	threads = gather ? atoi(gather) + 1 : 1;
 	t->threads = (int) OptionInteger(options, "threads", Max(threads, 1), 1,
 									 1024);

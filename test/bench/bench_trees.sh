@@ -82,8 +82,11 @@ def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 if what == "train":
+    # the same parameters as train_gbt's, base_score included: the share of
+    # positives of the training rows (pg_streamml's default; src/ml/tree.c)
+    base = min(max(float(np.mean(ytr.astype(np.float32), dtype=np.float64)), 1e-6), 1 - 1e-6)
     params = {"objective": "binary:logistic", "tree_method": "hist", "max_depth": 6,
-              "eta": 0.3, "nthread": threads, "verbosity": 0}
+              "eta": 0.3, "nthread": threads, "verbosity": 0, "base_score": base}
     c, t = cpu(), time.perf_counter()
     d = xgb.DMatrix(Xtr, label=ytr, nthread=threads)
     b = xgb.train(params, d, num_boost_round=100)

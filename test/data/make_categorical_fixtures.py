@@ -52,8 +52,17 @@ X = np.column_stack([enc.transform(cats), year])
 
 params = {"tree_method": "hist", "nthread": 1, "seed": 0, "verbosity": 0,
           "max_depth": 4, "eta": 0.3, "objective": "reg:squarederror"}
-b = xgb.train(params, xgb.DMatrix(X.astype(np.float32), label=y,
-                                  missing=np.nan), num_boost_round=20)
+
+
+def base_score(label):
+    """pg_streamml's base_score for squared error (src/ml/tree.c,
+    TreeBaseScore): the mean of the float32 labels."""
+    return float(np.mean(np.asarray(label, dtype=np.float32), dtype=np.float64))
+
+
+b = xgb.train(dict(params, base_score=base_score(y)),
+              xgb.DMatrix(X.astype(np.float32), label=y, missing=np.nan),
+              num_boost_round=20)
 gbt = b.predict(xgb.DMatrix(X.astype(np.float32), missing=np.nan))
 
 # The full one-hot and the intercept are collinear (each column's slots sum
@@ -101,8 +110,9 @@ tx = np.array([[float(r[c]) if r[c] != "" else np.nan
                 for c in ("x1", "x2", "x3")] for r in t], dtype=np.float32)
 ty = np.array([float(r["yr"]) for r in t])
 first = tid <= 2000
-b1 = xgb.train(params, xgb.DMatrix(tx[first], label=ty[first],
-                                   missing=np.nan), num_boost_round=10)
+b1 = xgb.train(dict(params, base_score=base_score(ty[first])),
+               xgb.DMatrix(tx[first], label=ty[first], missing=np.nan),
+               num_boost_round=10)
 b2 = xgb.train(params, xgb.DMatrix(tx, label=ty, missing=np.nan),
                num_boost_round=10, xgb_model=b1)
 warm = b2.predict(xgb.DMatrix(tx, missing=np.nan))

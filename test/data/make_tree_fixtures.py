@@ -46,9 +46,25 @@ def params(**kw):
     return p
 
 
+def base_score(label, objective):
+    """pg_streamml's base_score (src/ml/tree.c, TreeBaseScore): the mean of
+    the float32 labels (the share of positives for binary:logistic, within
+    [1e-6, 1 - 1e-6]); None for the objectives XGBoost starts itself."""
+    m = float(np.mean(np.asarray(label, dtype=np.float32), dtype=np.float64))
+    if objective == "binary:logistic":
+        return min(max(m, 1e-6), 1 - 1e-6)
+    if objective in ("reg:squarederror", "reg:pseudohubererror") or \
+            (objective == "count:poisson" and m > 0):
+        return m
+    return None
+
+
 def fit_predict(cols, label, rounds, rows=None, **kw):
     rows = np.arange(n) if rows is None else rows
     d = xgb.DMatrix(X[np.ix_(rows, cols)], label=label[rows], missing=np.nan)
+    bs = base_score(label[rows], kw.get("objective"))
+    if bs is not None:
+        kw["base_score"] = bs
     b = xgb.train(params(**kw), d, num_boost_round=rounds)
     return b.predict(xgb.DMatrix(X[np.ix_(rows, cols)], missing=np.nan))
 

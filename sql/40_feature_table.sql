@@ -506,3 +506,23 @@ ALTER TABLE ftt.alt_f ALTER l1 TYPE float8;
 INSERT INTO ftt.alt_src VALUES (11, 'A', 11, 11);
 SELECT id, l1 FROM ftt.alt_f ORDER BY id DESC LIMIT 2;
 SELECT streamml.drop_feature_table('ftt.alt_f');
+
+-- A trigger on another table that names a feature table is refused before
+-- anything is built from its table's columns: a refused load must not leave
+-- a definition of the wrong columns cached in the backend (here price and
+-- qty swapped), which later loads of the real source would use
+CREATE TABLE ftt.own_src (id int, sym text, ts int, price float8, qty float8);
+SELECT streamml.create_feature_table('ftt.own_f', 'ftt.own_src',
+	'{"partition_by": "sym", "order_by": "ts", "keep": ["id", "sym", "ts", "price", "qty"],
+	  "features": {"lag_price": {"fn": "lag", "of": "price", "n": 1}}}');
+CREATE TABLE ftt.swapped (id int, sym text, ts int, qty float8, price float8);
+DO $$ BEGIN
+	EXECUTE (SELECT format('CREATE TRIGGER %I AFTER INSERT ON ftt.swapped REFERENCING NEW TABLE AS streamml_new_rows
+		FOR EACH STATEMENT EXECUTE FUNCTION streamml.feature_table_trigger(%L)', trigger_name, name)
+	  FROM streamml.feature_tables_catalog WHERE name = 'ftt.own_f');
+END $$;
+INSERT INTO ftt.swapped VALUES (1, 'C', 1, 5, 6);
+INSERT INTO ftt.own_src VALUES (1, 'C', 1, 100, 1), (2, 'C', 2, 200, 2), (3, 'C', 3, 300, 3);
+SELECT id, price, qty, lag_price FROM ftt.own_f ORDER BY id;
+DROP TABLE ftt.swapped;
+SELECT streamml.drop_feature_table('ftt.own_f');

@@ -71,3 +71,15 @@ SELECT v.kind IN ('gbt', 'forest', 'tree') AS tree_champion,
 	   streamml.evaluate('wl', 'trees_w', 'yr', ARRAY['x1', 'x2', 'x3']) e,
 	   (SELECT streamml.regression_metrics(yr, streamml.predict('wl', t)) AS a FROM trees_w t) a
  WHERE m.name = 'wl';
+
+-- evaluate treats a value beyond float4's range as predict does (no
+-- prediction: the row is skipped), and its scoring function takes a model
+-- name and version, read from the catalog as the caller: never model
+-- bytes from SQL (a hand-made model crashed the server through it)
+CREATE TABLE trees_huge AS SELECT * FROM trees_w WHERE id <= 100;
+UPDATE trees_huge SET x1 = 1e300 WHERE id <= 3;
+SELECT (e->>'rows')::int AS rows, (e->>'rows_skipped')::int AS skipped,
+	   (SELECT count(*) FROM trees_huge t WHERE streamml.predict('w', t) IS NULL) AS predict_nulls
+  FROM streamml.evaluate('w', 'trees_huge', 'yr', ARRAY['x1', 'x2']) e;
+SELECT streamml.ml_score_tree('nosuch', 1, '', ARRAY[1, 2, 3]::float8[]);
+SELECT streamml.ml_score_tree(ARRAY['\x00'::bytea], ARRAY['']::text[], '', ARRAY[1]::float8[]);

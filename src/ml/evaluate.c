@@ -23,8 +23,10 @@
  * those are counted apart, for one NOTICE, as training does.
  *
  * Tree models (gbt, forest, tree, and a league's tree champion) are scored
- * by streamml.ml_score_tree with the deployed versions' XGBoost bytes as a
- * parameter, each parsed once per query (per parallel worker); NULL
+ * by streamml.ml_score_tree, given the model's name and deployed version: it
+ * reads the version's XGBoost bytes from the catalog, as the caller, and
+ * parses them once per query (per parallel worker), never bytes a caller
+ * passes (XGBoost's loader is not made for hostile input); NULL
  * features are missing values for them, as in training.  Categorical
  * feature columns are encoded with the version's stored encoding
  * (categorical.c); rows with a value outside a column's levels are
@@ -35,7 +37,6 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -139,22 +140,9 @@ EvaluateLoadModel(TrainRun *run, Datum *params, Datum *keys, bool *trees,
 	kd = palloc(sizeof(Datum) * SPI_processed);
 	if (*trees)
 	{
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			char	   *key = ResultText(r, 6);
-			Datum		md = SPI_getbinval(SPI_tuptable->vals[r],
-										   SPI_tuptable->tupdesc, 9, &isnull);
-
-			if (isnull)
-				continue;
-			kd[ngroups] = CStringGetTextDatum(key ? key : "");
-			pd[ngroups] = PointerGetDatum(PG_DETOAST_DATUM_COPY(md));
-			ngroups++;
-		}
-		*params = PointerGetDatum(construct_array(pd, ngroups, BYTEAOID, -1,
-												  false, TYPALIGN_INT));
-		*keys = PointerGetDatum(construct_array(kd, ngroups, TEXTOID, -1, false,
-												TYPALIGN_INT));
+		/* ml_score_tree reads the version's trees itself */
+		*params = CStringGetTextDatum(run->model);
+		*keys = Int32GetDatum(version);
 		run->p = p;
 		return version;
 	}
@@ -291,7 +279,10 @@ evaluate(PG_FUNCTION_ARGS)
 	run->snapshot = RegisterSnapshot(GetActiveSnapshot());
 	version = EvaluateLoadModel(run, &values[0], &values[1], &trees, &enc);
 	if (trees)
-		types[0] = BYTEAARRAYOID;
+	{
+		types[0] = TEXTOID;
+		types[1] = INT4OID;
+	}
 
 	run->from = SourceFromItem(run->source);
 	initStringInfo(&sql);
@@ -410,12 +401,11 @@ evaluate(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
-/* The deployed tree models of an ml_score_tree call, parsed once. */
+/* The tree models of an ml_score_tree call site, parsed once. */
 typedef struct ScoreTreeCache
 {
-	Pointer		arg;			/* the models argument they came from */
-	Size		size;			/* its size and hash, to tell another one */
-	uint32		hash;
+	char	   *model;			/* the model and version they are of */
+	int32		version;
 	int			n;
 	char	  **keys;
 	TreeModel **models;
@@ -423,16 +413,62 @@ typedef struct ScoreTreeCache
 	double	   *out;
 } ScoreTreeCache;
 
+/*
+ * The trees of each group of version version of model, read as the caller
+ * (row-level security: only a model the caller may use) into c.
+ */
+static void
+ScoreTreeLoad(ScoreTreeCache *c, MemoryContext cxt, const char *model,
+			  int32 version)
+{
+	MemoryContext old;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT v.group_key, v.model_data FROM streamml.model_versions v "
+							  "WHERE v.model OPERATOR(pg_catalog.=) $1 "
+							  "AND v.version OPERATOR(pg_catalog.=) $2 "
+							  "AND v.model_data IS NOT NULL",
+							  2, (Oid[]) {TEXTOID, INT4OID},
+							  (Datum[]) {CStringGetTextDatum(model), Int32GetDatum(version)},
+							  NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the trees of model \"%s\"", model);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("version %d of model \"%s\" has no trees", version, model)));
+	old = MemoryContextSwitchTo(cxt);
+	c->model = pstrdup(model);
+	c->version = version;
+	c->n = (int) SPI_processed;
+	c->keys = palloc(sizeof(char *) * c->n);
+	c->models = palloc(sizeof(TreeModel *) * c->n);
+	for (int i = 0; i < c->n; i++)
+	{
+		bool		isnull;
+		char	   *key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i],
+													  SPI_tuptable->tupdesc, 2,
+													  &isnull));
+
+		c->keys[i] = pstrdup(key ? key : "");
+		c->models[i] = TreeModelLoad(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+	}
+	c->last = 0;
+	c->out = palloc(sizeof(double) * 1024);
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+}
+
 PG_FUNCTION_INFO_V1(ml_score_tree);
 
 /*
- * SQL streamml.ml_score_tree(models, group_keys, group_key, features): the
+ * SQL streamml.ml_score_tree(model, version, group_key, features): the
  * outputs (value, probability of the positive class, or the class
- * probabilities) of the tree model of group group_key ('' without groups)
- * among explicit XGBoost models.  NULL and NaN features are missing
- * values; NULL for an infinite one or an unknown group.  Used by evaluate.
- * The models are parsed once per call site, and again only when another
- * models argument comes (its size or hash differs).
+ * probabilities) of the trees of group group_key ('' without groups) of a
+ * version of a model.  NULL and NaN features are missing values; NULL for
+ * an infinite one, one beyond float4's range, or an unknown group.  Used
+ * by evaluate.  The trees are read and parsed once per call site.
  */
 Datum
 ml_score_tree(PG_FUNCTION_ARGS)
@@ -444,51 +480,17 @@ ml_score_tree(PG_FUNCTION_ARGS)
 	ArrayType  *fa;
 	const double *x;
 	int			n;
+	char	   *model;
+	int32		version;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		PG_RETURN_NULL();
-	/* evaluate passes one parameter: the same pointer on every row */
-	if (c != NULL && DatumGetPointer(PG_GETARG_DATUM(0)) != c->arg)
+	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	version = PG_GETARG_INT32(1);
+	if (c == NULL || c->version != version || strcmp(c->model, model) != 0)
 	{
-		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(0);
-
-		if (VARSIZE(a) != c->size ||
-			DatumGetUInt32(hash_any((unsigned char *) a, VARSIZE(a))) != c->hash)
-			c = NULL;
-		else
-			c->arg = DatumGetPointer(PG_GETARG_DATUM(0));
-	}
-	if (c == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-		Datum	   *md;
-		Datum	   *kd;
-		int			nk;
-		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(0);
-
-		c = palloc0(sizeof(ScoreTreeCache));
-		c->arg = DatumGetPointer(PG_GETARG_DATUM(0));
-		c->size = VARSIZE(a);
-		c->hash = DatumGetUInt32(hash_any((unsigned char *) a, VARSIZE(a)));
-		deconstruct_array(a, BYTEAOID, -1, false,
-						  TYPALIGN_INT, &md, NULL, &c->n);
-		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false,
-						  TYPALIGN_INT, &kd, NULL, &nk);
-		if (nk != c->n)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("ml_score_tree needs as many group keys as models")));
-		c->keys = palloc(sizeof(char *) * Max(c->n, 1));
-		c->models = palloc(sizeof(TreeModel *) * Max(c->n, 1));
-		for (int i = 0; i < c->n; i++)
-		{
-			bytea	   *b = DatumGetByteaPP(md[i]);
-
-			c->keys[i] = TextDatumGetCString(kd[i]);
-			c->models[i] = TreeModelLoad(VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
-		}
-		c->out = palloc(sizeof(double) * 1024);
-		MemoryContextSwitchTo(old);
+		c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ScoreTreeCache));
+		ScoreTreeLoad(c, fcinfo->flinfo->fn_mcxt, model, version);
 		fcinfo->flinfo->fn_extra = c;
 	}
 	g = PG_GETARG_TEXT_PP(2);
@@ -516,6 +518,10 @@ ml_score_tree(PG_FUNCTION_ARGS)
 	x = FeaturesWithMissing(fa, n);
 	if (x == NULL || TreeModelOutputs(c->models[k]) > 1024)
 		PG_RETURN_NULL();
+	/* a value the trees cannot take, as predict and training treat it */
+	for (int j = 0; j < TreeModelFeatures(c->models[k]); j++)
+		if (!TreeValueFits(x[j]))
+			PG_RETURN_NULL();
 	TreeModelPredict(c->models[k], x, c->out);
 	PG_RETURN_ARRAYTYPE_P(Float8ArrayBuild(c->out, TreeModelOutputs(c->models[k])));
 }

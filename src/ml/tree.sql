@@ -116,14 +116,14 @@ CREATE FUNCTION streamml.train_league(model text, source text, target text,
 COMMENT ON FUNCTION streamml.train_league(text, text, text, text[], jsonb) IS
 	'trains candidate models (by default the seed''s ElasticNet, tree, forest and gbt) on one time-ordered holdout, ranks them and deploys the champion if it beats the deployed version';
 
--- Evaluating tree models (src/ml/evaluate.c): the outputs of explicit
--- XGBoost models, one per group key.
-CREATE FUNCTION streamml.ml_score_tree(models bytea[], group_keys text[],
+-- Evaluating tree models (src/ml/evaluate.c): the outputs of the trees of
+-- a group of a model version, read from the catalog as the caller.
+CREATE FUNCTION streamml.ml_score_tree(model text, version integer,
 	group_key text, features float8[]) RETURNS float8[]
 	AS 'MODULE_PATHNAME', 'ml_score_tree'
-	LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION streamml.ml_score_tree(bytea[], text[], text, float8[]) IS
-	'outputs (value, positive-class probability or class probabilities) of the XGBoost model of a group, NULL features as missing; used by streamml.evaluate';
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.ml_score_tree(text, integer, text, float8[]) IS
+	'outputs (value, positive-class probability or class probabilities) of the trees of a group of a model version, NULL features as missing; used by streamml.evaluate';
 
 -- Categorical features at serving (src/ml/predict_row.c).
 CREATE FUNCTION streamml.unseen_categories()

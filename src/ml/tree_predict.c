@@ -283,6 +283,31 @@ TreeJsonNeed(const char *value, const char *key)
 	return value;
 }
 
+/* Bounds of what a stored model may declare (the walk's feature bits). */
+#define TREE_MAX_FEATURES (1 << 24)
+#define TREE_MAX_CLASSES 100000
+
+/*
+ * A count the model's JSON declares (num_feature, num_class): an integer
+ * in [lo, hi], else the model is refused as corrupt, never read with a
+ * wrapped-around value.
+ */
+static int
+TreeJsonCount(const char *s, const char *what, long lo, long hi)
+{
+	char	   *end;
+	long		v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored tree model declares %s \"%s\", outside [%ld, %ld]",
+						what, s, lo, hi)));
+	return (int) v;
+}
+
 /*
  * Loads a stored model: XGBoost reads the bytes and writes its JSON, which
  * is read here in one pass of PostgreSQL's JSON parser (no jsonb is built:
@@ -332,8 +357,10 @@ TreeModelLoad(const char *bytes, Size len)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("stored tree model is not valid JSON: %s",
 						json_errdetail(err, lex))));
-	nclass = atoi(TreeJsonNeed(j.num_class, "num_class"));
-	t->nfeatures = atoi(TreeJsonNeed(j.num_feature, "num_feature"));
+	nclass = TreeJsonCount(TreeJsonNeed(j.num_class, "num_class"), "num_class",
+						   0, TREE_MAX_CLASSES);
+	t->nfeatures = TreeJsonCount(TreeJsonNeed(j.num_feature, "num_feature"),
+								 "num_feature", 0, TREE_MAX_FEATURES);
 	base_score = strtof(TreeJsonNeed(j.base_score, "base_score"), NULL);
 	objective = TreeJsonNeed(j.objective, "objective");
 

@@ -22,6 +22,7 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <ctype.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -90,6 +91,23 @@ XgbCheck(int ret, const char *what)
 	if (ret == 0)
 		return;
 	msg = XGBGetLastError();
+	/*
+	 * Without the library's stack trace: its addresses would tell any role
+	 * where the libraries are mapped (and it is no use to a user)
+	 */
+	if (msg != NULL)
+	{
+		char	   *copy = pstrdup(msg);
+		char	   *trace = strstr(copy, "Stack trace:");
+
+		if (trace != NULL)
+		{
+			*trace = '\0';
+			while (trace > copy && isspace((unsigned char) trace[-1]))
+				*--trace = '\0';
+		}
+		msg = copy;
+	}
 	/* bad_alloc inside the library is an out-of-memory, as PostgreSQL's */
 	if (msg != NULL && strstr(msg, "bad_alloc") != NULL)
 		ereport(ERROR,

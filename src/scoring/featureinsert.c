@@ -1698,10 +1698,14 @@ TruncateAsOwner(void *arg)
 /*
  * The definition of feature table target, from this backend's cache or
  * read from the catalog (SPI connected) and its spec read against desc,
- * the source's columns.  An error leaves nothing cached.
+ * the columns of table source, which must be the feature table's source:
+ * a spec is only ever built from the source's own columns, so that a
+ * trigger on another table that names the feature table (refused by
+ * FtCheckTrigger) cannot leave a spec of its columns cached.  An error
+ * leaves nothing cached.
  */
 static FtDef *
-FtDefGet(Oid target, TupleDesc desc)
+FtDefGet(Oid target, Oid source, TupleDesc desc)
 {
 	FtDef	   *d;
 	bool		found;
@@ -1765,6 +1769,11 @@ FtDefGet(Oid target, TupleDesc desc)
 		d->source = DatumGetObjectId(SPI_getbinval(tup, td, 3, &isnull));
 		d->spec_text = SPI_getvalue(tup, td, 4);
 		d->trigger_name = SPI_getvalue(tup, td, 5);
+		if (d->source != source)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("trigger does not belong to feature table \"%s\"", d->name),
+					 errdetail("Only the trigger create_feature_table made on its source may load it.")));
 		d->spec = FeatureSpecRead(DatumGetJsonbP(SPI_getbinval(tup, td, 4, &isnull)),
 								  desc, d->name);
 		MemoryContextSwitchTo(old);
@@ -1825,7 +1834,7 @@ FtTriggerTarget(TriggerData *td)
 										 get_namespace_oid("streamml", false));
 	AcceptInvalidationMessages();
 	t = hash_search(FtTriggers, &td->tg_trigger->tgoid, HASH_ENTER, &found);
-	if (found && t->valid)
+	if (found && t->valid && OidIsValid(t->target))
 		return t->target;
 	/* valid from before the read, as FtDefGet's entries */
 	t->valid = true;
@@ -1884,7 +1893,7 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	def = FtDefGet(target, desc);
+	def = FtDefGet(target, RelationGetRelid(source), desc);
 	ld.name = def->name;
 	ld.owner = def->owner;
 	FtCheckTrigger(def, source, trigger_name, deleted ? FT_DELETE_SUFFIX : "");
@@ -2010,7 +2019,8 @@ feature_table_truncate_trigger(PG_FUNCTION_ARGS)
 	ld.source = td->tg_relation;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	def = FtDefGet(ld.target, RelationGetDescr(td->tg_relation));
+	def = FtDefGet(ld.target, RelationGetRelid(td->tg_relation),
+				   RelationGetDescr(td->tg_relation));
 	FtCheckTrigger(def, td->tg_relation, td->tg_trigger->tgname, FT_TRUNCATE_SUFFIX);
 	ld.name = def->name;
 	ld.owner = def->owner;

@@ -40,6 +40,15 @@ SELECT streamml.create_monitor('m', 'mo_clf', 'rows', '{"order_by": "nosuchcol"}
 SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"source": "nosuch_table"}');
 SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"features": ["nosuch"]}');
 SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"features": [1]}');
+-- a "source" table is stored by its schema-qualified name, resolved with
+-- the creator's search_path: the worker reads it under its own
+CREATE SCHEMA mo_s;
+CREATE TABLE mo_s.mo_src AS SELECT * FROM mo_train;
+SET search_path = mo_s, public;
+SELECT streamml.create_monitor('mo_canon', 'mo_clf', 'data', '{"source": "mo_src", "interval": "1 hour"}');
+RESET search_path;
+SELECT options->>'source' AS source FROM streamml.monitors WHERE name = 'mo_canon';
+SELECT streamml.drop_monitor('mo_canon');
 SELECT streamml.drop_monitor('nope');
 
 -- Defaults: a one-sided CUSUM of the error indicator for classifiers,

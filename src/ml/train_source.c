@@ -69,12 +69,16 @@ SourceNeedsSearchPath(const char *source)
 	return SourceIsQuery(source);
 }
 
-/* Builds the FROM item for the source: a quoted relation or a subquery. */
+/*
+ * Builds the FROM item for the source: a quoted relation or a subquery (on
+ * a line of its own, so that a comment ending the query cannot take the
+ * closing parenthesis and what callers append after it).
+ */
 char *
 SourceFromItem(const char *source)
 {
 	if (SourceIsQuery(source))
-		return psprintf("(%s) s", source);
+		return psprintf("(%s\n) s", source);
 	return psprintf("%s s", SourceCanonical(source));
 }
 

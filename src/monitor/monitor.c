@@ -48,6 +48,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
@@ -390,6 +391,23 @@ create_monitor(PG_FUNCTION_ARGS)
 	else
 	{
 		(void) IntervalOption(options, "interval", "1 minute");
+	}
+	/*
+	 * a "source" table by its schema-qualified name, resolved now, as a
+	 * model's is: the worker reads it under its own search_path
+	 */
+	if (OptionString(options, "source", NULL) != NULL)
+	{
+		StringInfoData b;
+
+		initStringInfo(&b);
+		appendStringInfoString(&b, "{\"source\": ");
+		escape_json(&b, SourceCanonical(OptionString(options, "source", NULL)));
+		appendStringInfoChar(&b, '}');
+		options = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+													 JsonbPGetDatum(options),
+													 DirectFunctionCall1(jsonb_in,
+																		 CStringGetDatum(b.data))));
 	}
 	if (strcmp(kind, "error") != 0)
 		ProbeMonitorSource(kind, model, options, owner,

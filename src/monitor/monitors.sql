@@ -28,6 +28,7 @@ CREATE TABLE streamml.monitors_catalog (
 	in_warning boolean NOT NULL DEFAULT false,
 	observed bigint NOT NULL DEFAULT 0,	-- values seen since state_version
 	detections_suppressed bigint NOT NULL DEFAULT 0,	-- error: could not act since one did
+	failing boolean NOT NULL DEFAULT false,	-- its last check or retrain failed: the same error is not recorded again
 	rows_since_training bigint,	-- rows: the last count
 	last_value jsonb,			-- data, rows: the last check's figures
 	next_check_at timestamptz,	-- data, rows: when the worker checks next

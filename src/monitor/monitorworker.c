@@ -291,19 +291,26 @@ RecordFailure(MemoryContext cxt, int32 id, const char *during, const char *fix)
 						e->message)));
 		/*
 		 * A check that fails the same way at every interval (a dropped
-		 * column, say) records its error once: the monitor's last event
-		 * is that error until something else happens.
+		 * column, say) records its error once: while the monitor is
+		 * failing (no check succeeded since its last error), an error the
+		 * same as its last event is not recorded again.  A monitor made
+		 * anew, or one that recovered, records it.
 		 */
-		if (CatalogExecute("SELECT 1 FROM (SELECT e.event, e.details FROM streamml.model_events e "
+		if (CatalogExecute("SELECT 1 FROM streamml.monitors_catalog c, LATERAL "
+						   "(SELECT e.event, e.details FROM streamml.model_events e "
 						   "WHERE e.model OPERATOR(pg_catalog.=) $1 AND e.monitor OPERATOR(pg_catalog.=) $2 "
 						   "ORDER BY e.id DESC LIMIT 1) l "
-						   "WHERE l.event OPERATOR(pg_catalog.=) 'monitor_error' "
+						   "WHERE c.id OPERATOR(pg_catalog.=) $4 AND c.failing "
+						   "AND l.event OPERATOR(pg_catalog.=) 'monitor_error' "
 						   "AND l.details OPERATOR(pg_catalog.=) $3::jsonb",
-						   3, (Oid[]) {TEXTOID, TEXTOID, TEXTOID},
+						   4, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, INT4OID},
 						   (Datum[]) {CStringGetTextDatum(model), CStringGetTextDatum(name),
-							   CStringGetTextDatum(details)},
+							   CStringGetTextDatum(details), arg},
 						   NULL, SPI_OK_SELECT) == 0)
 			MonitorEvent(model, 0, name, "monitor_error", details, owner);
+		CatalogExecute("UPDATE streamml.monitors_catalog SET failing = true "
+					   "WHERE id OPERATOR(pg_catalog.=) $1",
+					   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_UPDATE);
 		CatalogExecute(fix, 1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_UPDATE);
 	}
 	End();
@@ -1086,6 +1093,11 @@ CheckOne(int32 id, MemoryContext cxt)
 	{
 		Begin("pg_streamml monitor: checking");
 		CheckMonitor(id);
+		/* a check that succeeds ends a run of failures */
+		CatalogExecute("UPDATE streamml.monitors_catalog SET failing = false "
+					   "WHERE id OPERATOR(pg_catalog.=) $1 AND failing",
+					   1, (Oid[]) {INT4OID}, (Datum[]) {Int32GetDatum(id)},
+					   NULL, SPI_OK_UPDATE);
 		End();
 	}
 	PG_CATCH();

@@ -264,6 +264,22 @@ is($node->safe_psql('postgres', q{
 	'1|monitor "cm_data" has no "order_by"|55000', 'the same error is recorded once');
 is($node->safe_psql('postgres', q{SELECT pg_postmaster_start_time()}), $started,
 	'no crash: the server was not restarted');
+# recovery (a retrain with order_by: the checks succeed again), then the
+# same failure again: recorded again, as a new run of failures
+$node->safe_psql('postgres', q{
+	SELECT count(*) FROM streamml.train_logreg('cm',
+		'SELECT l.id, l.ts, l.x1, b.y FROM live l JOIN labels b USING (id) ORDER BY l.ts DESC LIMIT 300',
+		'y', ARRAY['x1'], '{"deploy": "never", "order_by": "ts"}')});
+ok($node->poll_query_until('postgres',
+	q{SELECT NOT failing FROM streamml.monitors_catalog WHERE name = 'cm_data'}),
+	'a successful check ends the run of failures');
+$node->safe_psql('postgres', q{
+	SELECT count(*) FROM streamml.train_logreg('cm',
+		'SELECT l.id, l.ts, l.x1, b.y FROM live l JOIN labels b USING (id) ORDER BY l.ts DESC LIMIT 300',
+		'y', ARRAY['x1'], '{"deploy": "never"}')});
+ok($node->poll_query_until('postgres',
+	q{SELECT count(*) = 2 FROM streamml.model_events WHERE monitor = 'cm_data' AND event = 'monitor_error'}),
+	'the same error after a recovery is recorded again');
 
 $node->stop;
 done_testing();

@@ -20,10 +20,14 @@ SELECT unnest(ARRAY[0, 1, 1023, 1024, 1025, 2047, 2048, -1, -1023, -1024, -1025,
 	-9223372036854775808, -9223372036854775807, 9223372036854775807,
 	9223372036854774784, 9223372036854774783]::bigint[]) AS id;
 INSERT INTO ks_rows SELECT id, 1 FROM ks_keys;
--- one batch labels each key twice: the first label (y = 1) wins
+-- one batch labels each key twice: one outcome per key and model, the
+-- other label a duplicate (which of two labels of one statement comes
+-- first is not defined: they have the same time)
 INSERT INTO ks_labels SELECT id, v FROM ks_keys, (VALUES (1), (2)) v(v);
-SELECT model, count(*) AS outcomes, count(*) FILTER (WHERE actual = 1) AS first_labels
+SELECT model, count(*) AS outcomes, count(DISTINCT key_hash) AS keys
   FROM streamml.outcomes WHERE scorer = 'ks_s' GROUP BY model ORDER BY model;
+CREATE TEMP TABLE ks_first AS
+SELECT model, key_hash, actual FROM streamml.outcomes WHERE scorer = 'ks_s';
 -- the sets: one per model and 1,024 keys
 SELECT s.model, s.key_set, length(s.bits) AS bytes,
 	   (SELECT count(*) FROM generate_series(0, 1023) b
@@ -37,12 +41,15 @@ BEGIN;
 INSERT INTO ks_labels SELECT id, 4 FROM ks_keys WHERE id % 2 = 0;
 INSERT INTO ks_labels SELECT id, 5 FROM ks_keys;
 COMMIT;
-SELECT count(*) AS outcomes, count(*) FILTER (WHERE actual <> 1) AS later_labels,
+SELECT count(*) AS outcomes,
+	   count(*) FILTER (WHERE f.actual IS DISTINCT FROM o.actual) AS changed,
 	   (SELECT sum(labelled) FROM streamml.live_metrics
 		 WHERE scorer = 'ks_s' AND group_key IS NULL) AS labelled,
 	   (SELECT sum(duplicates) FROM streamml.live_metrics
 		 WHERE scorer = 'ks_s' AND group_key IS NULL) AS duplicates
-  FROM streamml.outcomes WHERE scorer = 'ks_s';
+  FROM streamml.outcomes o
+  LEFT JOIN ks_first f ON f.model = o.model AND f.key_hash = o.key_hash
+ WHERE o.scorer = 'ks_s';
 
 -- a rolled-back batch rolls its bits back: the key is labelled again later
 INSERT INTO ks_rows VALUES (5000, 1), (5001, 1);

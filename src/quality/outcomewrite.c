@@ -14,15 +14,18 @@
  * are added to the buckets by one prepared INSERT ... ON CONFLICT DO
  * UPDATE per bucket row, into this backend's shard.
  *
- * The first outcome of a key wins: streamml.outcome_rows (the table
- * behind the view streamml.outcomes) has a unique key (tracker, key_hash,
- * version, model, key).  The batch is written in a
- * subtransaction; when a key already has an outcome (a duplicate label,
- * or a concurrent load that labelled it first) the unique index errors,
- * the subtransaction is rolled back, and the batch is written again row
- * by row with INSERT ... ON CONFLICT DO NOTHING, which tells the first
- * outcomes from the duplicates.  A batch without duplicates, the normal
- * case, never takes that path.
+ * The first outcome of a key wins.  A key that is one integer is looked
+ * up in the tracker's bit sets first (outcomekeys.c): those already
+ * labelled are duplicates and are not written.  Other keys have a unique
+ * key in streamml.outcome_rows (the table behind the view
+ * streamml.outcomes): (tracker, key_hash, version, model, key), where key
+ * is stored.  The batch is written in a subtransaction; when such a key
+ * already has an outcome (a duplicate label, or a concurrent load that
+ * labelled it first) the unique index errors, the subtransaction is
+ * rolled back, and the batch is written again row by row with INSERT ...
+ * ON CONFLICT DO NOTHING, which tells the first outcomes from the
+ * duplicates.  A batch without duplicates, the normal case, never takes
+ * that path.
  *
  * Loss of an outcome: binary classifiers (a probability and two classes):
  * log loss with the probability clipped to [1e-15, 1 - 1e-15]; other

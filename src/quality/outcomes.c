@@ -333,6 +333,8 @@ TrackerRemove(int32 id, Oid source, Oid predictions)
 	DropTrackerTrigger(predictions, id);
 	CatalogExecute("DELETE FROM streamml.outcome_rows WHERE tracker OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);
+	CatalogExecute("DELETE FROM streamml.outcome_key_sets WHERE tracker OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);
 	CatalogExecute("DELETE FROM streamml.pending_outcomes WHERE tracker OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);
 	CatalogExecute("DELETE FROM streamml.quality_buckets WHERE tracker OPERATOR(pg_catalog.=) $1",

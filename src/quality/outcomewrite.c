@@ -14,15 +14,18 @@
  * are added to the buckets by one prepared INSERT ... ON CONFLICT DO
  * UPDATE per bucket row, into this backend's shard.
  *
- * The first outcome of a key wins: streamml.outcome_rows (the table
- * behind the view streamml.outcomes) has a unique key (tracker, key_hash,
- * version, model, key).  The batch is written in a
- * subtransaction; when a key already has an outcome (a duplicate label,
- * or a concurrent load that labelled it first) the unique index errors,
- * the subtransaction is rolled back, and the batch is written again row
- * by row with INSERT ... ON CONFLICT DO NOTHING, which tells the first
- * outcomes from the duplicates.  A batch without duplicates, the normal
- * case, never takes that path.
+ * The first outcome of a key wins.  A key that is one integer is looked
+ * up in the tracker's bit sets first (outcomekeys.c): those already
+ * labelled are duplicates and are not written.  Other keys have a unique
+ * key in streamml.outcome_rows (the table behind the view
+ * streamml.outcomes): (tracker, key_hash, version, model, key), where key
+ * is stored.  The batch is written in a subtransaction; when such a key
+ * already has an outcome (a duplicate label, or a concurrent load that
+ * labelled it first) the unique index errors, the subtransaction is
+ * rolled back, and the batch is written again row by row with INSERT ...
+ * ON CONFLICT DO NOTHING, which tells the first outcomes from the
+ * duplicates.  A batch without duplicates, the normal case, never takes
+ * that path.
  *
  * Loss of an outcome: binary classifiers (a probability and two classes):
  * log loss with the probability clipped to [1e-15, 1 - 1e-15]; other
@@ -586,6 +589,25 @@ KeyHash(Datum key, bool *plain)
 											 Int64GetDatum(0)));
 }
 
+/* The key_hash of a record (KeyHash), and key_plain, worked out once. */
+static int64
+RecordKeyHash(OutcomeBatch *b, OutcomeRecord *r)
+{
+	if (!r->hashed)
+	{
+		if (r->key_is_int)
+		{
+			/* KeyHash's answer for jsonb_build_object(name, an integer) */
+			r->key_hash = r->key_int;
+			r->key_plain = true;
+		}
+		else
+			r->key_hash = KeyHash(RecordKey(r, b->cxt), &r->key_plain);
+		r->hashed = true;
+	}
+	return r->key_hash;
+}
+
 /*
  * The text datum of a string that consecutive rows nearly always share
  * (model, role, group): made again only when the string changes.
@@ -616,23 +638,15 @@ static void
 OutcomeValues(OutcomeBatch *b, OutcomeRecord *r, Datum *v, bool *n)
 {
 	OutcomeTracker *t = b->t;
-	bool		plain;
 
 	memset(n, false, sizeof(bool) * OUTCOME_COLUMNS);
 	v[0] = Int32GetDatum(t->id);
-	if (r->key_is_int)
-	{
-		/* KeyHash's answer for jsonb_build_object(name, an integer) */
-		v[1] = Int64GetDatum(r->key_int);
-		plain = true;
-	}
-	else
-		v[1] = Int64GetDatum(KeyHash(RecordKey(r, b->cxt), &plain));
+	v[1] = Int64GetDatum(RecordKeyHash(b, r));
 	v[2] = Int32GetDatum(r->version);
 	v[3] = TextOnce(b, &b->text_model, r->model);
-	if (!plain)
+	if (!r->key_plain)
 		v[4] = RecordKey(r, b->cxt);
-	n[4] = plain;
+	n[4] = r->key_plain;
 	n[5] = strcmp(r->role, "champion") == 0;
 	if (!n[5])
 		v[5] = TextOnce(b, &b->text_role, r->role);
@@ -828,8 +842,46 @@ InsertOutcomesOneByOne(OutcomeBatch *b)
 }
 
 /*
- * Writes the first outcomes: in one subtransaction with table_multi_insert;
- * on a unique violation (a key already labelled), one by one instead.
+ * Marks the first outcomes whose key is one integer and already has an
+ * outcome of the same model version as duplicates (first = false), by
+ * the tracker's key sets (outcomekeys.c); returns how many first outcomes
+ * are left.
+ */
+static int
+CheckKeySets(OutcomeBatch *b, int count)
+{
+	const char **models = palloc(sizeof(char *) * count);
+	int32	   *versions = palloc(sizeof(int32) * count);
+	int64	   *keys = palloc(sizeof(int64) * count);
+	bool	  **firsts = palloc(sizeof(bool *) * count);
+	int			n = 0;
+	int			left = 0;
+
+	for (int j = 0; j < b->nrecords; j++)
+	{
+		OutcomeRecord *r = &b->records[j];
+
+		if (!r->first)
+			continue;
+		RecordKeyHash(b, r);
+		if (!r->key_plain)
+			continue;
+		models[n] = r->model;
+		versions[n] = r->version;
+		keys[n] = r->key_hash;
+		firsts[n++] = &r->first;
+	}
+	OutcomeKeySetsCheck(b->t, models, versions, keys, firsts, n);
+	for (int j = 0; j < b->nrecords; j++)
+		left += b->records[j].first;
+	return left;
+}
+
+/*
+ * Writes the first outcomes, once those of one-integer keys that were
+ * labelled before are told apart (CheckKeySets): in one subtransaction
+ * with table_multi_insert; on a unique violation (another key already
+ * labelled), one by one instead.
  */
 static void
 InsertOutcomes(OutcomeBatch *b, int count)
@@ -840,6 +892,9 @@ InsertOutcomes(OutcomeBatch *b, int count)
 	FirstRows	f;
 	volatile int nfirst = 0;
 
+	if (count == 0)
+		return;
+	count = CheckKeySets(b, count);
 	if (count == 0)
 		return;
 	f.b = b;

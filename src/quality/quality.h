@@ -58,6 +58,9 @@ typedef struct OutcomeRecord
 	bool		key_is_int;		/* the key is one integer column: */
 	int64		key_int;		/* its value (key_hash without a look at key) */
 	const char *key_name;		/* and its name in the key */
+	bool		hashed;			/* key_hash and key_plain are known: */
+	bool		key_plain;		/* the key is one integer, key_hash */
+	int64		key_hash;		/* streamml.outcome_rows.key_hash */
 	char	   *model;
 	int32		version;
 	char	   *role;			/* 'champion' or 'challenger' */
@@ -108,6 +111,11 @@ extern void OutcomeBatchAddRecords(OutcomeBatch *b, OutcomeRecord *records,
 extern OutcomeRecord *OutcomeBatchRecords(OutcomeBatch *b, int *n);
 extern Datum RecordKey(OutcomeRecord *r, MemoryContext cxt);
 extern void OutcomeBatchFinish(OutcomeBatch *b);
+
+/* outcomekeys.c */
+extern void OutcomeKeySetsCheck(OutcomeTracker *t, const char **models,
+								const int32 *versions, const int64 *keys,
+								bool **firsts, int n);
 
 /* outcomes.c */
 extern bool OutcomeNumericType(Oid type);

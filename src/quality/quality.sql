@@ -41,12 +41,13 @@ COMMENT ON TABLE streamml.outcome_trackers IS
 -- stored row is narrow, because a loading transaction writes one per
 -- labelled key: no scorer (the tracker's), role NULL for 'champion',
 -- group_key NULL without a group, and key NULL when it is one integer (it
--- is then key_hash, under the tracker's key name).  key_hash leads the
--- key's part of the unique key, so that inserting compares integers, and
--- jsonb only when they tie: the key itself when it is one integer (growing
--- keys then insert at the index's right edge), otherwise
--- jsonb_hash_extended(key, 0).  Model names compare bytewise (COLLATE "C"):
--- equality is all the unique key needs.
+-- is then key_hash, under the tracker's key name; otherwise key_hash is
+-- jsonb_hash_extended(key, 0)).  Which keys already have an outcome: for
+-- one-integer keys, the bit sets of streamml.outcome_key_sets below (one
+-- row per 1,024 keys, not one index entry per outcome); for the others,
+-- the partial unique index here, key_hash first so that inserting compares
+-- integers, and jsonb only when they tie.  Model names compare bytewise
+-- (COLLATE "C"): equality is all the unique key needs.
 CREATE TABLE streamml.outcome_rows (
 	tracker integer NOT NULL,
 	key_hash bigint NOT NULL,
@@ -63,12 +64,27 @@ CREATE TABLE streamml.outcome_rows (
 	loss float8,
 	predicted_at timestamptz NOT NULL,
 	labelled_at timestamptz NOT NULL,
-	owner regrole NOT NULL,
-	CONSTRAINT outcome_rows_key UNIQUE NULLS NOT DISTINCT
-		(tracker, key_hash, version, model, key)
+	owner regrole NOT NULL
 );
+CREATE UNIQUE INDEX outcome_rows_key ON streamml.outcome_rows
+	(tracker, key_hash, version, model, key) WHERE key IS NOT NULL;
 COMMENT ON TABLE streamml.outcome_rows IS
 	'the stored rows of streamml.outcomes (read the view)';
+
+-- The one-integer keys that have an outcome, per tracker, model and
+-- version (src/quality/outcomekeys.c): bit (key mod 1024) of the 128 bytes
+-- of the row of key_set = key div 1024 (rounded down).
+CREATE TABLE streamml.outcome_key_sets (
+	tracker integer NOT NULL,
+	model text COLLATE "C" NOT NULL,
+	version integer NOT NULL,
+	key_set bigint NOT NULL,
+	bits bytea NOT NULL,
+	owner regrole NOT NULL,
+	PRIMARY KEY (tracker, model, version, key_set)
+);
+COMMENT ON TABLE streamml.outcome_key_sets IS
+	'which one-integer keys of a tracker have an outcome, per model and version: bit sets of 1,024 keys';
 
 -- Outcomes whose key has no prediction yet: joined when it arrives.
 CREATE TABLE streamml.pending_outcomes (
@@ -136,6 +152,9 @@ CREATE POLICY outcome_trackers_owner ON streamml.outcome_trackers
 ALTER TABLE streamml.outcome_rows ENABLE ROW LEVEL SECURITY;
 CREATE POLICY outcome_rows_owner ON streamml.outcome_rows
 	FOR SELECT USING (pg_catalog.pg_has_role(owner, 'USAGE'));
+ALTER TABLE streamml.outcome_key_sets ENABLE ROW LEVEL SECURITY;
+CREATE POLICY outcome_key_sets_owner ON streamml.outcome_key_sets
+	FOR SELECT USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 ALTER TABLE streamml.pending_outcomes ENABLE ROW LEVEL SECURITY;
 CREATE POLICY pending_outcomes_owner ON streamml.pending_outcomes
 	FOR SELECT USING (pg_catalog.pg_has_role(owner, 'USAGE'));
@@ -143,10 +162,11 @@ ALTER TABLE streamml.quality_buckets ENABLE ROW LEVEL SECURITY;
 CREATE POLICY quality_buckets_owner ON streamml.quality_buckets
 	FOR SELECT USING (pg_catalog.pg_has_role(owner, 'USAGE'));
 GRANT SELECT ON streamml.outcome_trackers, streamml.outcome_rows,
-	streamml.pending_outcomes, streamml.quality_buckets TO PUBLIC;
+	streamml.outcome_key_sets, streamml.pending_outcomes, streamml.quality_buckets TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('streamml.outcome_trackers', '');
 SELECT pg_catalog.pg_extension_config_dump('streamml.outcome_trackers_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('streamml.outcome_rows', '');
+SELECT pg_catalog.pg_extension_config_dump('streamml.outcome_key_sets', '');
 SELECT pg_catalog.pg_extension_config_dump('streamml.pending_outcomes', '');
 SELECT pg_catalog.pg_extension_config_dump('streamml.quality_buckets', '');
 

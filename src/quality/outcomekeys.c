@@ -1,0 +1,363 @@
+/*
+ * outcomekeys.c
+ *		Which one-integer keys already have an outcome, per tracker, model
+ *		and version: bit sets of 1,024 keys, one row per set, instead of
+ *		one unique index entry per outcome.
+ *
+ * The first outcome of a key (per model version that scored it) wins.
+ * For a key that is one integer (its key_hash is the key itself, so equal
+ * key_hash is equal key: quality.sql), whether it already has an outcome
+ * is bit (key mod 1024) of the row (tracker, version, model, key div 1024)
+ * of streamml.outcome_key_sets.  A stream's keys are mostly dense (ids), so
+ * a batch of 10,000 outcomes touches about ten such rows: per batch, one
+ * SELECT ... FOR UPDATE of the batch's rows, one UPDATE of those that
+ * exist and one INSERT ... ON CONFLICT DO NOTHING of those that do not,
+ * where the unique index of outcome_rows made one btree entry and WAL
+ * record per outcome.  Other keys (jsonb hashed) keep that unique index
+ * (partial: key IS NOT NULL), whose hashes may collide.
+ *
+ * Exactness.  The rows are locked in one order (model, version, set) by
+ * every batch, so concurrent batches of one tracker take turns on a set
+ * and never deadlock: the second reads the bits the first committed (READ
+ * COMMITTED re-reads a row that changed while it waited; a transaction
+ * snapshot gets a serialization failure instead, as a unique index would
+ * give).  A set that a concurrent batch inserted first is not inserted
+ * (ON CONFLICT DO NOTHING waits for that batch's end) and is read again,
+ * locked, in the next round.  Bits are set in arrival order within the
+ * batch, so the earliest outcome of a key wins, as with the index; a
+ * rolled-back batch rolls its bits back.  The rows are written only here
+ * (as the bootstrap superuser) and deleted with their tracker.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "quality/quality.h"
+
+#define SET_KEYS 1024
+#define SET_BYTES (SET_KEYS / 8)
+#define MAX_ROUNDS 8
+
+/* A key to check: its model version, value, and the record's flag. */
+typedef struct KeyItem
+{
+	const char *model;
+	int32		version;
+	int64		key;
+	int64		set;			/* key div 1024 (rounded down) */
+	int			offset;			/* key mod 1024, in [0, 1024) */
+	int			order;			/* arrival order in the batch */
+	bool	   *first;
+} KeyItem;
+
+/* A set the batch touches: its items are items[start .. end). */
+typedef struct KeySet
+{
+	int			start;
+	int			end;
+	bool		found;			/* read (and locked) in this round */
+	bool		done;
+	uint8		bits[SET_BYTES];
+} KeySet;
+
+static SPIPlanPtr LockPlan = NULL;
+static SPIPlanPtr UpdatePlan = NULL;
+static SPIPlanPtr InsertPlan = NULL;
+
+/* qsort order of items: model (bytewise), version, key, arrival. */
+static int
+CompareItems(const void *a, const void *b)
+{
+	const KeyItem *x = a;
+	const KeyItem *y = b;
+	int			c = strcmp(x->model, y->model);
+
+	if (c != 0)
+		return c;
+	if (x->version != y->version)
+		return x->version < y->version ? -1 : 1;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return (x->order > y->order) - (x->order < y->order);
+}
+
+/* Prepares the three statements, once per backend. */
+static void
+PreparePlans(void)
+{
+	if (LockPlan != NULL)
+		return;
+	LockPlan = OutcomePrepare("SELECT k.model, k.version, k.key_set, k.bits "
+							  "FROM streamml.outcome_key_sets k "
+							  "JOIN ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), "
+							  "pg_catalog.unnest($3::pg_catalog.int4[]), "
+							  "pg_catalog.unnest($4::pg_catalog.int8[])) u(m, v, s) "
+							  "ON k.model OPERATOR(pg_catalog.=) (u.m COLLATE \"C\") "
+							  "AND k.version OPERATOR(pg_catalog.=) u.v "
+							  "AND k.key_set OPERATOR(pg_catalog.=) u.s "
+							  "WHERE k.tracker OPERATOR(pg_catalog.=) $1 "
+							  "ORDER BY k.model, k.version, k.key_set FOR UPDATE OF k",
+							  4, (Oid[]) {INT4OID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID});
+	UpdatePlan = OutcomePrepare("UPDATE streamml.outcome_key_sets k SET bits = u.b "
+								"FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), "
+								"pg_catalog.unnest($3::pg_catalog.int4[]), "
+								"pg_catalog.unnest($4::pg_catalog.int8[]), "
+								"pg_catalog.unnest($5::pg_catalog.bytea[])) u(m, v, s, b) "
+								"WHERE k.tracker OPERATOR(pg_catalog.=) $1 "
+								"AND k.model OPERATOR(pg_catalog.=) (u.m COLLATE \"C\") "
+								"AND k.version OPERATOR(pg_catalog.=) u.v "
+								"AND k.key_set OPERATOR(pg_catalog.=) u.s",
+								5, (Oid[]) {INT4OID, TEXTARRAYOID, INT4ARRAYOID,
+								INT8ARRAYOID, BYTEAARRAYOID});
+	InsertPlan = OutcomePrepare("INSERT INTO streamml.outcome_key_sets (tracker, model, "
+								"version, key_set, bits, owner) "
+								"SELECT $1, u.m, u.v, u.s, u.b, $6 "
+								"FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), "
+								"pg_catalog.unnest($3::pg_catalog.int4[]), "
+								"pg_catalog.unnest($4::pg_catalog.int8[]), "
+								"pg_catalog.unnest($5::pg_catalog.bytea[])) u(m, v, s, b) "
+								"ORDER BY u.m COLLATE \"C\", u.v, u.s "
+								"ON CONFLICT DO NOTHING RETURNING model, version, key_set",
+								6, (Oid[]) {INT4OID, TEXTARRAYOID, INT4ARRAYOID,
+								INT8ARRAYOID, BYTEAARRAYOID, REGROLEOID});
+}
+
+/* The arrays of sets (model, version, set[, bits]) chosen by pick. */
+static int
+SetArrays(KeyItem *items, KeySet *sets, int nsets, bool (*pick) (KeySet *s),
+		  Datum *args, bool with_bits)
+{
+	Datum	   *m = palloc(sizeof(Datum) * nsets);
+	Datum	   *v = palloc(sizeof(Datum) * nsets);
+	Datum	   *s = palloc(sizeof(Datum) * nsets);
+	Datum	   *b = palloc(sizeof(Datum) * nsets);
+	int			n = 0;
+
+	for (int i = 0; i < nsets; i++)
+	{
+		KeyItem    *it = &items[sets[i].start];
+
+		if (!pick(&sets[i]))
+			continue;
+		m[n] = CStringGetTextDatum(it->model);
+		v[n] = Int32GetDatum(it->version);
+		s[n] = Int64GetDatum(it->set);
+		if (with_bits)
+		{
+			bytea	   *bits = palloc(VARHDRSZ + SET_BYTES);
+
+			SET_VARSIZE(bits, VARHDRSZ + SET_BYTES);
+			memcpy(VARDATA(bits), sets[i].bits, SET_BYTES);
+			b[n] = PointerGetDatum(bits);
+		}
+		n++;
+	}
+	args[1] = PointerGetDatum(construct_array(m, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_array(v, n, INT4OID, 4, true, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(s, n, INT8OID, 8, FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+	if (with_bits)
+		args[4] = PointerGetDatum(construct_array(b, n, BYTEAOID, -1, false,
+												  TYPALIGN_INT));
+	return n;
+}
+
+/* pick(): sets not yet done. */
+static bool
+PickTodo(KeySet *s)
+{
+	return !s->done;
+}
+
+/* pick(): sets read and locked in this round. */
+static bool
+PickFound(KeySet *s)
+{
+	return !s->done && s->found;
+}
+
+/* pick(): sets that do not exist yet. */
+static bool
+PickMissing(KeySet *s)
+{
+	return !s->done && !s->found;
+}
+
+/* The set of a (model, version, set) read back, by bisection. */
+static KeySet *
+FindSet(KeyItem *items, KeySet *sets, int nsets, const char *model,
+		int32 version, int64 set)
+{
+	int			lo = 0;
+	int			hi = nsets - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+		KeyItem    *it = &items[sets[mid].start];
+		int			c = strcmp(model, it->model);
+
+		if (c == 0)
+			c = version < it->version ? -1 : version > it->version;
+		if (c == 0)
+			c = set < it->set ? -1 : set > it->set;
+		if (c == 0)
+			return &sets[mid];
+		if (c < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	elog(ERROR, "outcome key set %s/%d/" INT64_FORMAT " not asked for", model,
+		 version, set);
+	return NULL;
+}
+
+/*
+ * Marks the items of a set whose key already has an outcome (its bit is
+ * set in bits, or an earlier item of the batch has the same key) as not
+ * first, and sets the bits of the others.  The caller marks it done once
+ * the bits are written.
+ */
+static void
+ApplySet(KeyItem *items, KeySet *s)
+{
+	for (int i = s->start; i < s->end; i++)
+	{
+		uint8		mask = 1 << (items[i].offset % 8);
+
+		if (s->bits[items[i].offset / 8] & mask)
+			*items[i].first = false;
+		else
+			s->bits[items[i].offset / 8] |= mask;
+	}
+}
+
+/*
+ * Marks the first outcomes of a batch whose one-integer key already has an
+ * outcome of the same model version (recorded here or by an earlier
+ * batch) as duplicates (*first = false), and records the others.  The n
+ * outcomes come in arrival order: model, version, key (the integer) and
+ * the record's first flag.  SPI must be connected.
+ */
+void
+OutcomeKeySetsCheck(OutcomeTracker *t, const char **models, const int32 *versions,
+					const int64 *keys, bool **firsts, int n)
+{
+	KeyItem    *items;
+	KeySet	   *sets;
+	int			nsets = 0;
+	Datum		args[6];
+
+	if (n == 0)
+		return;
+	PreparePlans();
+	items = palloc(sizeof(KeyItem) * n);
+	for (int i = 0; i < n; i++)
+	{
+		/* two's complement: key & 1023 is key mod 1024, in [0, 1024) */
+		int			off = (int) (keys[i] & (SET_KEYS - 1));
+
+		items[i].model = models[i];
+		items[i].version = versions[i];
+		items[i].key = keys[i];
+		items[i].offset = off;
+		items[i].set = (keys[i] - off) / SET_KEYS;
+		items[i].order = i;
+		items[i].first = firsts[i];
+	}
+	qsort(items, n, sizeof(KeyItem), CompareItems);
+	sets = palloc0(sizeof(KeySet) * n);
+	for (int i = 0; i < n; i++)
+	{
+		if (i == 0 || strcmp(items[i].model, items[i - 1].model) != 0 ||
+			items[i].version != items[i - 1].version ||
+			items[i].set != items[i - 1].set)
+			sets[nsets++].start = i;
+		sets[nsets - 1].end = i + 1;
+	}
+	args[0] = Int32GetDatum(t->id);
+	args[5] = ObjectIdGetDatum(t->owner);
+	for (int round = 0;; round++)
+	{
+		int			left = 0;
+		uint64		got;
+
+		if (round == MAX_ROUNDS)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not record the outcomes of tracker %d: concurrent batches kept inserting its key sets",
+							t->id)));
+		/* lock the sets that exist, and read their bits */
+		if (SetArrays(items, sets, nsets, PickTodo, args, false) == 0)
+			break;
+		OutcomeExecute(LockPlan, args, NULL, SPI_OK_SELECT);
+		got = SPI_processed;
+		for (int i = 0; i < nsets; i++)
+			sets[i].found = false;
+		for (uint64 r = 0; r < got; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			char	   *model = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+			int32		version = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+			int64		set = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+			bytea	   *bits = DatumGetByteaPP(SPI_getbinval(tup, desc, 4, &isnull));
+			KeySet	   *s = FindSet(items, sets, nsets, model, version, set);
+
+			if (VARSIZE_ANY_EXHDR(bits) != SET_BYTES)
+				elog(ERROR, "outcome key set of tracker %d has %d bytes, not %d",
+					 t->id, (int) VARSIZE_ANY_EXHDR(bits), SET_BYTES);
+			memcpy(s->bits, VARDATA_ANY(bits), SET_BYTES);
+			s->found = true;
+		}
+		/* existing sets: duplicates are their set bits; write the new ones */
+		for (int i = 0; i < nsets; i++)
+			if (PickFound(&sets[i]))
+				ApplySet(items, &sets[i]);
+		if (got > 0)
+		{
+			SetArrays(items, sets, nsets, PickFound, args, true);
+			OutcomeExecute(UpdatePlan, args, NULL, SPI_OK_UPDATE);
+			for (int i = 0; i < nsets; i++)
+				if (sets[i].found)
+					sets[i].done = true;
+		}
+		/* new sets: inserted unless a concurrent batch inserted them first */
+		for (int i = 0; i < nsets; i++)
+		{
+			if (!PickMissing(&sets[i]))
+				continue;
+			memset(sets[i].bits, 0, SET_BYTES);
+			for (int j = sets[i].start; j < sets[i].end; j++)
+				sets[i].bits[items[j].offset / 8] |= 1 << (items[j].offset % 8);
+			left++;
+		}
+		if (left == 0)
+			break;
+		SetArrays(items, sets, nsets, PickMissing, args, true);
+		OutcomeExecute(InsertPlan, args, NULL, SPI_OK_INSERT_RETURNING);
+		got = SPI_processed;
+		for (uint64 r = 0; r < got; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			char	   *model = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+			int32		version = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+			int64		set = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+			KeySet	   *s = FindSet(items, sets, nsets, model, version, set);
+
+			/* inserted: from no bits, only the batch's own repeats */
+			memset(s->bits, 0, SET_BYTES);
+			ApplySet(items, s);
+			s->done = true;
+		}
+		if (got == (uint64) left)
+			break;
+	}
+}

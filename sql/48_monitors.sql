@@ -40,6 +40,7 @@ SELECT streamml.create_monitor('m', 'mo_clf', 'rows', '{"order_by": "nosuchcol"}
 SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"source": "nosuch_table"}');
 SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"features": ["nosuch"]}');
 SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"features": [1]}');
+SELECT streamml.create_monitor('m', 'mo_clf', 'rows', '{"order_by": ""}');
 -- a "source" table is stored by its schema-qualified name, resolved with
 -- the creator's search_path: the worker reads it under its own
 CREATE SCHEMA mo_s;

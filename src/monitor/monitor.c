@@ -316,6 +316,10 @@ create_monitor(PG_FUNCTION_ARGS)
 	{
 		char	   *ob = OptionString(options, "order_by", model_order_by);
 
+		if (ob != NULL && ob[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"order_by\" must name a column")));
 		if (ob == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -357,8 +357,22 @@ Setup(OutcomeTracker *t, Relation src, Relation preds, HorizonSetup *s)
 	}
 	{
 		Relation	ir = index_open(s->src_index, AccessShareLock);
-		bool		same = ir->rd_indcollation[0] == s->part_coll;
+		Oid			icoll = ir->rd_indcollation[0];
+		bool		same = icoll == s->part_coll;
 
+		/*
+		 * An index in another deterministic collation (COLLATE "C", whose
+		 * comparisons are a memcmp) serves too: the batch only looks its
+		 * partitions up by equality, which every deterministic collation
+		 * decides bytewise, as the SQL statement's "=" does.
+		 */
+		if (!same && OidIsValid(icoll) && OidIsValid(s->part_coll) &&
+			get_collation_isdeterministic(icoll) &&
+			get_collation_isdeterministic(s->part_coll))
+		{
+			s->part_coll = icoll;
+			same = true;
+		}
 		fmgr_info_copy(&s->part_cmp, index_getprocinfo(ir, 1, BTORDER_PROC),
 					   CurrentMemoryContext);
 		index_close(ir, AccessShareLock);

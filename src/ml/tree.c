@@ -19,8 +19,11 @@
  * deployed version is of the same family, task and features continues
  * from that version's trees (XGBoost's continued training, as python's
  * xgb.train(..., xgb_model=...)): "trees" more rounds, and iterations
- * counts them all.  XGBoost copies the matrix, so
- * ours is freed once the library has it, after its rows are sampled for the
+ * counts them all.  XGBoost reads the training matrix once into its
+ * quantile matrix (xgb.c's XgbTrainMatrixCreate: each value's histogram
+ * bin, as python's QuantileDMatrix; the same trees as from a DMatrix, which
+ * would first copy the rows and bin that copy in the first round), so ours
+ * is freed once the library has it, after its rows are sampled for the
  * drift bins (feature_bins.c), which thus take no pass of their own.
  * score predicts the holdout with the walk that serves the model
  * (tree_predict.c, over the bytes record stores; without a holdout,
@@ -310,7 +313,7 @@ TreeDeployedBooster(TrainRun *run, TreeGroup *g)
 
 /*
  * Trains one group on its training rows, which are freed as soon as
- * XGBoost has copied them; keeps the holdout rows for score.
+ * XGBoost has binned them; keeps the holdout rows for score.
  */
 static void
 TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
@@ -324,9 +327,33 @@ TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
 	double		base_score = TreeBaseScore(run, train->y,
 										   run->weight ? train->w : NULL,
 										   train->n);
+	bytea	   *prev = NULL;
 
-	dtrain = XgbMatrixCreate(train->x, train->n, run->p, train->y,
-							 run->weight ? train->w : NULL, t->threads);
+	/* warm_start: more rounds on the deployed version's trees */
+	if (run->warm_start)
+	{
+		prev = TreeDeployedBooster(run, g);
+		if (prev == NULL)
+			ereport(NOTICE,
+					(errmsg("model \"%s\"%s%s has no deployed %s version with the same features and task: warm_start trains it from scratch",
+							run->model, g->key ? " group " : "",
+							g->key ? quote_literal_cstr(g->key) : "",
+							FamilyName(run))));
+	}
+
+	/*
+	 * A quantile matrix bins the rows by its own cuts, which are the split
+	 * values of the trees trained on it; the trees of a deployed version have
+	 * other split values, which only the rows themselves answer exactly (the
+	 * first round predicts them on the training rows): then a DMatrix.
+	 */
+	if (prev == NULL)
+		dtrain = XgbTrainMatrixCreate(train->x, train->n, run->p, train->y,
+									  run->weight ? train->w : NULL,
+									  t->threads, t->max_bin);
+	else
+		dtrain = XgbMatrixCreate(train->x, train->n, run->p, train->y,
+								 run->weight ? train->w : NULL, t->threads);
 	g->count = train->n;
 	/* the drift bins sample the rows the model trains on */
 	FeatureBinsAddFloats(run->bins, train->x, train->n);
@@ -345,26 +372,14 @@ TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
 	if (t->early_stopping > 0 && g->test.n > 0)
 		dtest = XgbMatrixCreate(g->test.x, g->test.n, run->p, g->test.y,
 								run->weight ? g->test.w : NULL, t->threads);
-	/* warm_start: more rounds on the deployed version's trees */
 	g->booster = NULL;
 	g->warm_rounds = 0;
-	if (run->warm_start)
+	if (prev != NULL)
 	{
-		bytea	   *prev = TreeDeployedBooster(run, g);
-
-		if (prev != NULL)
-		{
-			g->booster = XgbBoosterLoadFrom(dtrain, VARDATA_ANY(prev),
-											VARSIZE_ANY_EXHDR(prev));
-			g->warm_rounds = XgbBoosterRounds(g->booster);
-			pfree(prev);
-		}
-		else
-			ereport(NOTICE,
-					(errmsg("model \"%s\"%s%s has no deployed %s version with the same features and task: warm_start trains it from scratch",
-							run->model, g->key ? " group " : "",
-							g->key ? quote_literal_cstr(g->key) : "",
-							FamilyName(run))));
+		g->booster = XgbBoosterLoadFrom(dtrain, VARDATA_ANY(prev),
+										VARSIZE_ANY_EXHDR(prev));
+		g->warm_rounds = XgbBoosterRounds(g->booster);
+		pfree(prev);
 	}
 	if (g->booster == NULL)
 	{

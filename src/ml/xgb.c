@@ -178,6 +178,109 @@ XgbMatrixCreate(const float *data, int64 nrow, int ncol, const float *label,
 	return m;
 }
 
+/*
+ * The one batch that XGBoost's data iterator hands to the proxy matrix of
+ * XgbTrainMatrixCreate: our rows, and the first failure of a library call
+ * made in the callbacks (they run inside the library's C++ frames, where
+ * no ereport may jump through: the caller reports it once the library has
+ * returned).
+ */
+typedef struct XgbBatch
+{
+	DMatrixHandle proxy;
+	char	   *array;			/* array interface of the rows */
+	const float *label;
+	const float *weight;
+	bst_ulong	nrow;
+	bool		given;			/* the batch was handed over since the reset */
+	int			failed;			/* a callback's failing library call, or 0 */
+} XgbBatch;
+
+/* next callback of the iterator: hands the one batch over, then ends. */
+static int
+XgbBatchNext(DataIterHandle handle)
+{
+	XgbBatch   *b = handle;
+	int			ret;
+
+	if (b->given || b->failed)
+		return 0;
+	b->given = true;
+	ret = XGProxyDMatrixSetDataDense(b->proxy, b->array);
+	if (ret == 0 && b->label != NULL)
+		ret = XGDMatrixSetFloatInfo(b->proxy, "label", b->label, b->nrow);
+	if (ret == 0 && b->weight != NULL)
+		ret = XGDMatrixSetFloatInfo(b->proxy, "weight", b->weight, b->nrow);
+	if (ret != 0)
+	{
+		b->failed = ret;
+		return 0;
+	}
+	return 1;
+}
+
+/* reset callback of the iterator: the batch is to be handed over again. */
+static void
+XgbBatchReset(DataIterHandle handle)
+{
+	XgbBatch   *b = handle;
+
+	b->given = false;
+}
+
+/*
+ * The training matrix of a booster of the histogram method: nrow × ncol
+ * floats, row-major, NaN for missing, with labels and weights (either may
+ * be NULL), as python's xgboost.QuantileDMatrix over a numpy array builds
+ * it.  XGBoost reads our rows through a one-batch iterator, sketches their
+ * quantiles and keeps only each value's bin (max_bin bins per feature, the
+ * booster's max_bin), instead of first copying the rows (XgbMatrixCreate,
+ * python's DMatrix) and binning that copy in the first round: the same
+ * cuts, bins and so the same trees, with one pass and one copy fewer.  The
+ * matrix serves training from scratch and the prediction of its own rows
+ * by the trees trained on it (whose split values are its cuts); not the
+ * continued training of other trees, whose split values its bins do not
+ * answer exactly.
+ */
+XgbMatrix *
+XgbTrainMatrixCreate(const float *data, int64 nrow, int ncol,
+					 const float *label, const float *weight, int nthread,
+					 int max_bin)
+{
+	XgbMatrix  *m = palloc0(sizeof(XgbMatrix));
+	XgbMatrix  *proxy = palloc0(sizeof(XgbMatrix));
+	XgbBatch	batch;
+	char	   *config;
+
+	m->cb.func = XgbMatrixRelease;
+	m->cb.arg = m;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &m->cb);
+	proxy->cb.func = XgbMatrixRelease;
+	proxy->cb.arg = proxy;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &proxy->cb);
+	XGB_CHECK(XGProxyDMatrixCreate(&proxy->handle), "building the training matrix");
+	memset(&batch, 0, sizeof(batch));
+	batch.proxy = proxy->handle;
+	batch.array = psprintf("{\"data\": [%lu, true], \"shape\": [" INT64_FORMAT ", %d], "
+						   "\"typestr\": \"%s\", \"version\": 3}",
+						   (unsigned long) (uintptr_t) data, nrow, ncol,
+						   XGB_FLOAT_TYPESTR);
+	batch.label = label;
+	batch.weight = weight;
+	batch.nrow = (bst_ulong) nrow;
+	config = psprintf("{\"missing\": NaN, \"nthread\": %d, \"max_bin\": %d}",
+					  Max(nthread, 1), max_bin);
+	XGB_CHECK(XGQuantileDMatrixCreateFromCallback(&batch, proxy->handle, NULL,
+												  XgbBatchReset, XgbBatchNext,
+												  config, &m->handle),
+			  "building the training matrix");
+	XgbCheck(batch.failed, "building the training matrix");
+	XgbMatrixRelease(proxy);
+	pfree(batch.array);
+	pfree(config);
+	return m;
+}
+
 /* Frees a matrix now (its memory context would later). */
 void
 XgbMatrixFree(XgbMatrix *m)

@@ -19,6 +19,9 @@ typedef struct XgbBooster XgbBooster;
 extern XgbMatrix *XgbMatrixCreate(const float *data, int64 nrow, int ncol,
 								  const float *label, const float *weight,
 								  int nthread);
+extern XgbMatrix *XgbTrainMatrixCreate(const float *data, int64 nrow, int ncol,
+									   const float *label, const float *weight,
+									   int nthread, int max_bin);
 extern void XgbMatrixFree(XgbMatrix *m);
 extern XgbBooster *XgbBoosterCreate(XgbMatrix *train);
 extern XgbBooster *XgbBoosterLoad(const char *bytes, Size len);

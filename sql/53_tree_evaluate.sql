@@ -83,3 +83,17 @@ SELECT (e->>'rows')::int AS rows, (e->>'rows_skipped')::int AS skipped,
   FROM streamml.evaluate('w', 'trees_huge', 'yr', ARRAY['x1', 'x2']) e;
 SELECT streamml.ml_score_tree('nosuch', 1, '', ARRAY[1, 2, 3]::float8[]);
 SELECT streamml.ml_score_tree(ARRAY['\x00'::bytea], ARRAY['']::text[], '', ARRAY[1]::float8[]);
+
+-- base_score: refused where the objective cannot take it or does not use
+-- it; warm_start does not continue trees of another objective (their
+-- scale differs: Poisson's trees add to a log)
+SELECT * FROM streamml.train_gbt('bs', 'trees_w', 'yr', ARRAY['x1'], '{"trees": 2, "threads": 1, "objective": "count:poisson", "base_score": -1}');
+SELECT * FROM streamml.train_gbt('bs', 'trees_w', 'yb', ARRAY['x1'], '{"trees": 2, "threads": 1, "base_score": 1}');
+SELECT * FROM streamml.train_gbt('bs', 'trees_w', 'yr', ARRAY['x1'], '{"trees": 2, "threads": 1, "objective": "reg:absoluteerror", "base_score": 7}');
+SELECT * FROM streamml.train_gbt('bs', 'trees_w', 'yc', ARRAY['x1'], '{"trees": 2, "threads": 1, "base_score": 0.5}');
+CREATE TABLE trees_pos AS SELECT id, x1, abs(yr) AS y FROM trees_w;
+SELECT version, deployed FROM streamml.train_gbt('bs', 'trees_pos', 'y', ARRAY['x1'],
+	'{"trees": 20, "threads": 1, "objective": "count:poisson"}');
+SELECT version, iterations FROM streamml.train_gbt('bs', 'trees_pos', 'y', ARRAY['x1'],
+	'{"trees": 2, "threads": 1, "warm_start": true}');
+SELECT streamml.ml_score_tree('bs', 2, '', ARRAY[1, 2]::float8[]);

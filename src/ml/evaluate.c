@@ -510,7 +510,7 @@ ml_score_tree(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	fa = PG_GETARG_ARRAYTYPE_P(3);
 	n = ARR_NDIM(fa) == 1 ? ARR_DIMS(fa)[0] : 0;
-	if (ARR_ELEMTYPE(fa) != FLOAT8OID || n < TreeModelFeatures(c->models[k]))
+	if (ARR_ELEMTYPE(fa) != FLOAT8OID || n != TreeModelFeatures(c->models[k]))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the tree model reads %d features, got %d",

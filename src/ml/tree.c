@@ -222,7 +222,29 @@ TreeBaseScore(TrainRun *run, const float *y, const float *w, int64 n)
 	double		mean;
 
 	if (!isnan(run->tree->base_score))
-		return run->tree->base_score;
+	{
+		double		b = run->tree->base_score;
+
+		/* a start the objective cannot take, or does not use */
+		if (strcmp(objective, "reg:absoluteerror") == 0 ||
+			strcmp(objective, "multi:softprob") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"base_score\" is not used by objective \"%s\"", objective),
+					 errdetail(strcmp(objective, "multi:softprob") == 0 ?
+							   "The same start for every class cancels in the class probabilities." :
+							   "XGBoost starts absolute error at the target's median itself.")));
+		if (strcmp(objective, "count:poisson") == 0 && !(b > 0.0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"base_score\" must be above 0 for objective \"count:poisson\"")));
+		if (strcmp(objective, "binary:logistic") == 0 && !(b > 0.0 && b < 1.0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"base_score\" must be between 0 and 1 for objective \"binary:logistic\""),
+					 errdetail("It is the probability of the positive class the trees start from.")));
+		return b;
+	}
 	if (strcmp(objective, "reg:squarederror") != 0 &&
 		strcmp(objective, "reg:pseudohubererror") != 0 &&
 		strcmp(objective, "count:poisson") != 0 &&
@@ -306,7 +328,8 @@ TreeDeployedBooster(TrainRun *run, TreeGroup *g)
 	SPI_freetuptable(SPI_tuptable);
 	tm = TreeModelLoad(VARDATA_ANY(bytes), VARSIZE_ANY_EXHDR(bytes));
 	if (TreeModelOutputs(tm) != nout ||
-		(TreeModelTask(tm) == 'l') != (run->kind == MODEL_LINEAR))
+		(TreeModelTask(tm) == 'l') != (run->kind == MODEL_LINEAR) ||
+		strcmp(TreeModelObjective(tm), TreeObjective(run)) != 0)
 		return NULL;
 	return bytes;
 }
@@ -335,7 +358,7 @@ TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
 		prev = TreeDeployedBooster(run, g);
 		if (prev == NULL)
 			ereport(NOTICE,
-					(errmsg("model \"%s\"%s%s has no deployed %s version with the same features and task: warm_start trains it from scratch",
+					(errmsg("model \"%s\"%s%s has no deployed %s version with the same features, task and objective: warm_start trains it from scratch",
 							run->model, g->key ? " group " : "",
 							g->key ? quote_literal_cstr(g->key) : "",
 							FamilyName(run))));
@@ -890,6 +913,12 @@ TreeMetrics(TrainRun *run, int64 n, const float *y, const double *pred,
 					   nout, nout);
 	RunQuery(run, sql, 2, types, values, NULL);
 	json = ResultText(0, 1);
+	/* no finite prediction at all (a base_score the objective cannot take) */
+	if (json == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("model \"%s\" gives no finite prediction on its %s rows", run->model, on),
+				 errhint("Check the options base_score and objective.")));
 	json[strlen(json) - 1] = '\0';
 	json = psprintf("%s, \"on\": \"%s\"}", json, on);
 	pfree(yd);

@@ -67,6 +67,7 @@ struct TreeModel
 	int			noutputs;		/* 1, or the number of classes */
 	char		task;			/* 'l' regression, 'g' binary, 'm' multiclass */
 	char		transform;		/* 'i' identity, 'e' exp, 's' sigmoid, 'x' softmax */
+	char	   *objective;		/* XGBoost's name of it */
 	float		base_margin;
 	int			ntrees;
 	int			nblocks;		/* ceil(ntrees / TREE_BLOCK) */
@@ -363,6 +364,7 @@ TreeModelLoad(const char *bytes, Size len)
 								 "num_feature", 0, TREE_MAX_FEATURES);
 	base_score = strtof(TreeJsonNeed(j.base_score, "base_score"), NULL);
 	objective = TreeJsonNeed(j.objective, "objective");
+	t->objective = MemoryContextStrdup(cxt, objective);
 
 	/* the objective's base margin (ProbToMargin) and transform */
 	t->noutputs = 1;
@@ -523,6 +525,13 @@ int
 TreeModelFeatures(const TreeModel *t)
 {
 	return t->nfeatures;
+}
+
+/* The model's objective, XGBoost's name (reg:squarederror, ...). */
+const char *
+TreeModelObjective(const TreeModel *t)
+{
+	return t->objective;
 }
 
 /* 'l' regression, 'g' binary, 'm' multiclass. */

@@ -17,6 +17,7 @@ extern TreeModel *TreeModelLoad(const char *bytes, Size len);
 extern int	TreeModelOutputs(const TreeModel *t);
 extern int	TreeModelFeatures(const TreeModel *t);
 extern char TreeModelTask(const TreeModel *t);
+extern const char *TreeModelObjective(const TreeModel *t);
 extern void TreeModelPredict(const TreeModel *t, const double *x, double *out);
 
 /*

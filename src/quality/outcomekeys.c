@@ -216,6 +216,20 @@ FindSet(KeyItem *items, KeySet *sets, int nsets, const char *model,
 	return NULL;
 }
 
+/* The set of row r of SPI's result: (model, version, key_set, ...). */
+static KeySet *
+SetOfRow(KeyItem *items, KeySet *sets, int nsets, uint64 r)
+{
+	HeapTuple	tup = SPI_tuptable->vals[r];
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	bool		isnull;
+
+	return FindSet(items, sets, nsets,
+				   TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull)),
+				   DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull)),
+				   DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)));
+}
+
 /*
  * Marks the items of a set whose key already has an outcome (its bit is
  * set in bits, or an earlier item of the batch has the same key) as not
@@ -300,14 +314,11 @@ OutcomeKeySetsCheck(OutcomeTracker *t, const char **models, const int32 *version
 			sets[i].found = false;
 		for (uint64 r = 0; r < got; r++)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		isnull;
-			char	   *model = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-			int32		version = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-			int64		set = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-			bytea	   *bits = DatumGetByteaPP(SPI_getbinval(tup, desc, 4, &isnull));
-			KeySet	   *s = FindSet(items, sets, nsets, model, version, set);
+			KeySet	   *s = SetOfRow(items, sets, nsets, r);
+			bytea	   *bits = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[r],
+															 SPI_tuptable->tupdesc,
+															 4, &isnull));
 
 			if (VARSIZE_ANY_EXHDR(bits) != SET_BYTES)
 				elog(ERROR, "outcome key set of tracker %d has %d bytes, not %d",
@@ -344,13 +355,7 @@ OutcomeKeySetsCheck(OutcomeTracker *t, const char **models, const int32 *version
 		got = SPI_processed;
 		for (uint64 r = 0; r < got; r++)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		isnull;
-			char	   *model = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
-			int32		version = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-			int64		set = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-			KeySet	   *s = FindSet(items, sets, nsets, model, version, set);
+			KeySet	   *s = SetOfRow(items, sets, nsets, r);
 
 			/* inserted: from no bits, only the batch's own repeats */
 			memset(s->bits, 0, SET_BYTES);

@@ -1696,6 +1696,34 @@ TruncateAsOwner(void *arg)
 }
 
 /*
+ * Makes this backend's caches of feature tables (definitions by target,
+ * targets by trigger) and finds the catalog's oid, once.
+ */
+static void
+FtCachesSetUp(void)
+{
+	HASHCTL		ctl;
+
+	if (FtDefs == NULL)
+	{
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(FtDef);
+		FtDefs = hash_create("pg_streamml feature table definitions", 16, &ctl,
+							 HASH_ELEM | HASH_BLOBS);
+	}
+	if (FtTriggers == NULL)
+	{
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(FtTrigger);
+		FtTriggers = hash_create("pg_streamml feature table triggers", 16, &ctl,
+								 HASH_ELEM | HASH_BLOBS);
+	}
+	if (!OidIsValid(FtCatalogOid))
+		FtCatalogOid = get_relname_relid("feature_tables_catalog",
+										 get_namespace_oid("streamml", false));
+}
+
+/*
  * The definition of feature table target, from this backend's cache or
  * read from the catalog (SPI connected) and its spec read against desc,
  * the columns of table source, which must be the feature table's source:
@@ -1716,18 +1744,7 @@ FtDefGet(Oid target, Oid source, TupleDesc desc)
 	MemoryContext volatile cxt = NULL;
 	MemoryContext old = CurrentMemoryContext;
 
-	if (FtDefs == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(Oid);
-		ctl.entrysize = sizeof(FtDef);
-		FtDefs = hash_create("pg_streamml feature table definitions", 16, &ctl,
-							 HASH_ELEM | HASH_BLOBS);
-	}
-	if (!OidIsValid(FtCatalogOid))
-		FtCatalogOid = get_relname_relid("feature_tables_catalog",
-										 get_namespace_oid("streamml", false));
+	FtCachesSetUp();
 	d = hash_search(FtDefs, &target, HASH_ENTER, &found);
 	if (!found)
 	{
@@ -1820,18 +1837,7 @@ FtTriggerTarget(TriggerData *td)
 	bool		found;
 	const char *name = td->tg_trigger->tgargs[0];
 
-	if (FtTriggers == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(Oid);
-		ctl.entrysize = sizeof(FtTrigger);
-		FtTriggers = hash_create("pg_streamml feature table triggers", 16, &ctl,
-								 HASH_ELEM | HASH_BLOBS);
-	}
-	if (!OidIsValid(FtCatalogOid))
-		FtCatalogOid = get_relname_relid("feature_tables_catalog",
-										 get_namespace_oid("streamml", false));
+	FtCachesSetUp();
 	AcceptInvalidationMessages();
 	t = hash_search(FtTriggers, &td->tg_trigger->tgoid, HASH_ENTER, &found);
 	if (found && t->valid && OidIsValid(t->target))

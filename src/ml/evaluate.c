@@ -480,17 +480,20 @@ ml_score_tree(PG_FUNCTION_ARGS)
 	ArrayType  *fa;
 	const double *x;
 	int			n;
-	char	   *model;
+	text	   *model;
 	int32		version;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		PG_RETURN_NULL();
-	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	model = PG_GETARG_TEXT_PP(0);
 	version = PG_GETARG_INT32(1);
-	if (c == NULL || c->version != version || strcmp(c->model, model) != 0)
+	/* the same model and version on every row: compared, not copied */
+	if (c == NULL || c->version != version ||
+		strlen(c->model) != VARSIZE_ANY_EXHDR(model) ||
+		memcmp(c->model, VARDATA_ANY(model), VARSIZE_ANY_EXHDR(model)) != 0)
 	{
 		c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ScoreTreeCache));
-		ScoreTreeLoad(c, fcinfo->flinfo->fn_mcxt, model, version);
+		ScoreTreeLoad(c, fcinfo->flinfo->fn_mcxt, text_to_cstring(model), version);
 		fcinfo->flinfo->fn_extra = c;
 	}
 	g = PG_GETARG_TEXT_PP(2);
@@ -518,10 +521,8 @@ ml_score_tree(PG_FUNCTION_ARGS)
 	x = FeaturesWithMissing(fa, n);
 	if (x == NULL || TreeModelOutputs(c->models[k]) > 1024)
 		PG_RETURN_NULL();
-	/* a value the trees cannot take, as predict and training treat it */
-	for (int j = 0; j < TreeModelFeatures(c->models[k]); j++)
-		if (!TreeValueFits(x[j]))
-			PG_RETURN_NULL();
-	TreeModelPredict(c->models[k], x, c->out);
+	/* NULL for a value the trees cannot take, as predict gives */
+	if (!TreeModelPredict(c->models[k], x, c->out))
+		PG_RETURN_NULL();
 	PG_RETURN_ARRAYTYPE_P(Float8ArrayBuild(c->out, TreeModelOutputs(c->models[k])));
 }

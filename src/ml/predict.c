@@ -758,15 +758,8 @@ ModelScore(CachedModel *m, const double *coef, const TreeModel *tree,
 {
 	if (tree != NULL)
 	{
-		/* a value the tree cannot take, as training would not: no outputs */
-		for (int j = 0; j < m->p; j++)
-			if (!TreeValueFits(x[j]))
-			{
-				for (int c = 0; c < m->blocks; c++)
-					out[c] = NAN;
-				return;
-			}
-		TreeModelPredict(tree, x, out);
+		/* NaN outputs for a value the tree cannot take */
+		(void) TreeModelPredict(tree, x, out);
 		return;
 	}
 	switch (m->kind)

@@ -575,9 +575,11 @@ TreeWalkBlock(const TreeModel *t, int b, const float *xf, bool missing,
  * The outputs of one row (x: nfeatures values, NaN for missing): the value
  * of a regression, the probability of the positive class, or the class
  * probabilities, into out[0..noutputs-1].  The leaves are added in tree
- * order, in single precision, as XGBoost adds them.
+ * order, in single precision, as XGBoost adds them.  False, with NaN
+ * outputs, when a value is one the trees cannot take (TreeValueFits), as
+ * training skips its row.
  */
-void
+bool
 TreeModelPredict(const TreeModel *t, const double *x, double *out)
 {
 	float		margin[64];
@@ -587,11 +589,23 @@ TreeModelPredict(const TreeModel *t, const double *x, double *out)
 		palloc(sizeof(float) * (t->nfeatures + 1));
 	int32		k[TREE_BLOCK];
 	bool		missing = false;
+	bool		fits = true;
 
 	for (int j = 0; j < t->nfeatures; j++)
 	{
+		fits &= TreeValueFits(x[j]);
 		xf[j] = (float) x[j];
 		missing |= isnan(xf[j]);
+	}
+	if (!fits)
+	{
+		for (int c = 0; c < t->noutputs; c++)
+			out[c] = NAN;
+		if (m != margin)
+			pfree(m);
+		if (xf != xbuf)
+			pfree(xf);
+		return false;
 	}
 	xf[t->nfeatures] = 0.0f;
 	if (t->noutputs == 1)
@@ -659,4 +673,5 @@ TreeModelPredict(const TreeModel *t, const double *x, double *out)
 		pfree(m);
 	if (xf != xbuf)
 		pfree(xf);
+	return true;
 }

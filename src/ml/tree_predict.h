@@ -18,7 +18,7 @@ extern int	TreeModelOutputs(const TreeModel *t);
 extern int	TreeModelFeatures(const TreeModel *t);
 extern char TreeModelTask(const TreeModel *t);
 extern const char *TreeModelObjective(const TreeModel *t);
-extern void TreeModelPredict(const TreeModel *t, const double *x, double *out);
+extern bool TreeModelPredict(const TreeModel *t, const double *x, double *out);
 
 /*
  * Whether a feature value is one a tree model takes: NaN (a missing value)

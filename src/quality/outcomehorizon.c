@@ -257,6 +257,23 @@ FindIndex(Relation rel, int ncols, const AttrNumber *cols, const Oid *types)
 }
 
 /*
+ * Whether table relid has the (partition_by, order_by) index the C path
+ * reads a horizon tracker's batches by: track_outcomes warns without one.
+ */
+bool
+OutcomeHorizonIndexExists(Oid relid, const char *partition_by,
+						  const char *order_by)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	AttrNumber	cols[2] = {get_attnum(relid, partition_by), get_attnum(relid, order_by)};
+	Oid			types[2] = {get_atttype(relid, cols[0]), get_atttype(relid, cols[1])};
+	bool		found = OidIsValid(FindIndex(rel, 2, cols, types));
+
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
  * Whether the C path applies to a tracker (see the top of the file); fills
  * s.  Both relations are open.
  */

@@ -34,12 +34,8 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
-#include "access/table.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -49,8 +45,6 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/lsyscache.h"
-#include "utils/rel.h"
-#include "utils/relcache.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -185,47 +179,6 @@ OptionInterval(Jsonb *options, const char *key, const char *dflt)
 				 errdetail("\"%s\" was given.", s)));
 	return DatumGetCString(DirectFunctionCall1(interval_out,
 											   IntervalPGetDatum(iv)));
-}
-
-/*
- * Whether relid has a plain btree index whose first key columns are a1, a2:
- * what a horizon tracker's batches find their labels by.
- */
-static bool
-HasIndexOn(Oid relid, AttrNumber a1, AttrNumber a2)
-{
-	Relation	rel = table_open(relid, AccessShareLock);
-	List	   *indexes = RelationGetIndexList(rel);
-	ListCell   *lc;
-	bool		found = false;
-
-	foreach(lc, indexes)
-	{
-		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(lfirst_oid(lc)));
-		Form_pg_index ix;
-
-		if (!HeapTupleIsValid(tup))
-			continue;
-		ix = (Form_pg_index) GETSTRUCT(tup);
-		found = ix->indnkeyatts >= 2 && ix->indkey.values[0] == a1 &&
-			ix->indkey.values[1] == a2 && ix->indisvalid &&
-			heap_attisnull(tup, Anum_pg_index_indpred, NULL);
-		ReleaseSysCache(tup);
-		if (found)
-		{
-			HeapTuple	ct = SearchSysCache1(RELOID, ObjectIdGetDatum(lfirst_oid(lc)));
-
-			found = HeapTupleIsValid(ct) &&
-				((Form_pg_class) GETSTRUCT(ct))->relam == BTREE_AM_OID;
-			if (HeapTupleIsValid(ct))
-				ReleaseSysCache(ct);
-		}
-		if (found)
-			break;
-	}
-	list_free(indexes);
-	table_close(rel, AccessShareLock);
-	return found;
 }
 
 /* The horizon of the horizon mode, as a literal of the step of order_by. */
@@ -547,8 +500,7 @@ track_outcomes(PG_FUNCTION_ARGS)
 		(void) SourceColumnType(source, partition_by, "option \"partition_by\"");
 		horizon = HorizonLiteral(options,
 								 SourceColumnType(source, order_by, "option \"order_by\""));
-		if (!HasIndexOn(source, get_attnum(source, partition_by),
-						get_attnum(source, order_by)))
+		if (!OutcomeHorizonIndexExists(source, partition_by, order_by))
 			ereport(WARNING,
 					(errmsg("table \"%s\" has no index on (%s, %s)",
 							get_rel_name(source), quote_identifier(partition_by),

@@ -126,6 +126,8 @@ extern void OutcomeTrackersDropOwned(Datum roles);
 struct TriggerData;
 extern bool OutcomeHorizonBatch(OutcomeTracker *t, struct TriggerData *td,
 								OutcomeBatch *b, TimestampTz now);
+extern bool OutcomeHorizonIndexExists(Oid relid, const char *partition_by,
+									  const char *order_by);
 
 /* outcomeinsert.c */
 extern char *OutcomeActualNumberExpr(OutcomeTracker *t, const char *alias);

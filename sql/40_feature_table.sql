@@ -337,8 +337,8 @@ SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ftt.trades'::regclass;
 SELECT to_regclass('ftt.f_example');
 INSERT INTO ftt.trades (symbol, ts, price) VALUES ('AAA', '2026-02-01', 1);
 SELECT count(*) = (SELECT count(*) FROM ftt.trades) AS complete FROM ftt.f_all;
--- dropping the table itself stops the trigger too; drop_feature_table
--- then removes the catalog row
+-- dropping the table itself stops the trigger too, and takes the catalog
+-- row along (relations.c)
 DROP TABLE ftt.f_all;
 INSERT INTO ftt.trades (symbol, ts, price) VALUES ('AAA', '2026-02-02', 1);
 SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ftt.trades'::regclass;

@@ -303,8 +303,8 @@ SELECT (SELECT count(*) FROM streamml.outcomes WHERE scorer = 'oc_s') AS outcome
 		   AND tgrelid IN ('oc_labels'::regclass, 'oc_preds'::regclass)) AS triggers;
 INSERT INTO oc_labels VALUES (5, true, 'odd', now());
 SELECT streamml.untrack_outcomes('oc_s');
--- A dropped predictions table stops the loads with a clear error, until
--- the tracker goes.
+-- A dropped predictions table takes its scorer and tracker along
+-- (relations.c): the loads go on.
 DROP TABLE oc_tpreds;
 INSERT INTO oc_ticks VALUES (151, 'S0', now(), 1);
 SELECT streamml.untrack_outcomes('oc_h');

@@ -27,3 +27,14 @@ CREATE FUNCTION streamml.catalog_cache_invalidate() RETURNS trigger
 COMMENT ON FUNCTION streamml.catalog_cache_invalidate() IS
 	'trigger: tells every backend that a catalog table it caches rows of changed';
 REVOKE ALL ON FUNCTION streamml.catalog_cache_invalidate() FROM PUBLIC;
+
+-- At the end of every DROP: the feature tables, scorers and outcome
+-- trackers whose tables were dropped go with them (src/relations.c).
+CREATE FUNCTION streamml.relations_dropped() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'relations_dropped'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.relations_dropped() IS
+	'event trigger on sql_drop: removes the feature tables, scorers and outcome trackers whose source, table or predictions table was dropped';
+REVOKE ALL ON FUNCTION streamml.relations_dropped() FROM PUBLIC;
+CREATE EVENT TRIGGER streamml_relations_dropped ON sql_drop
+	EXECUTE FUNCTION streamml.relations_dropped();

@@ -181,7 +181,7 @@ DropOwned(Datum roles)
 		SPITupleTable *tt = SPI_tuptable;
 
 		for (uint64 i = 0; i < n; i++)
-			FeatureTableRemove(SPI_getvalue(tt->vals[i], tt->tupdesc, 1));
+			FeatureTableRemove(SPI_getvalue(tt->vals[i], tt->tupdesc, 1), true);
 	}
 	OutcomeTrackersDropOwned(roles);
 	ScorersDropOwned(roles);

@@ -121,6 +121,7 @@ extern void OutcomeKeySetsCheck(OutcomeTracker *t, const char **models,
 extern bool OutcomeNumericType(Oid type);
 extern OutcomeTracker *OutcomeTrackerLoad(int32 id);
 extern void OutcomeTrackersDropOwned(Datum roles);
+extern void OutcomeTrackersRelationsDropped(Datum relids);
 
 /* outcomehorizon.c */
 struct TriggerData;

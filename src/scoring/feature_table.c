@@ -397,11 +397,12 @@ create_feature_table(PG_FUNCTION_ARGS)
 }
 
 /*
- * Drops a feature table's table, trigger and catalog row.  The caller has
- * checked that the current user may (the owner, or DROP OWNED).
+ * Drops a feature table's table (when drop_table), triggers and catalog
+ * row.  The caller has checked that the current user may (the owner, or
+ * DROP OWNED), or the source or the table was dropped already.
  */
 void
-FeatureTableRemove(const char *name)
+FeatureTableRemove(const char *name, bool drop_table)
 {
 	Oid			owner;
 	Oid			source;
@@ -412,8 +413,12 @@ FeatureTableRemove(const char *name)
 
 	if (!LookUp(name, &owner, &source, &target, &trigger_name, &spec))
 		return;
+	/* first, so that the DROP's event trigger (relations.c) finds no row */
+	CatalogExecute("DELETE FROM streamml.feature_tables_catalog "
+				   "WHERE name OPERATOR(pg_catalog.=) $1",
+				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_DELETE);
 	/* the table, as the user; its trigger goes with it (DEPENDENCY_AUTO) */
-	if (get_rel_name(target) != NULL)
+	if (drop_table && get_rel_name(target) != NULL)
 		Execute(psprintf("DROP TABLE %s", QualifiedName(target)), SPI_OK_UTILITY);
 	if (get_rel_name(source) != NULL)
 	{
@@ -435,9 +440,6 @@ FeatureTableRemove(const char *name)
 			}
 		}
 	}
-	CatalogExecute("DELETE FROM streamml.feature_tables_catalog "
-				   "WHERE name OPERATOR(pg_catalog.=) $1",
-				   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_DELETE);
 	FeatureStatsForget(target);
 }
 
@@ -465,9 +467,38 @@ drop_feature_table(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of feature table \"%s\"", name),
 				 errdetail("Only the owner of a feature table (or a member of the owning role) can drop it.")));
-	FeatureTableRemove(name);
+	FeatureTableRemove(name, true);
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * DROP of tables (relations.c): the feature tables whose source or table
+ * is one of the dropped relations (an oid[]) are forgotten, with a NOTICE
+ * each.  A table whose source was dropped is kept, a plain table now: its
+ * rows are the user's, and PostgreSQL drops no table the DROP did not
+ * name.  SPI connected.
+ */
+void
+FeatureTablesRelationsDropped(Datum relids)
+{
+	uint64		n;
+	SPITupleTable *tt;
+
+	n = CatalogExecute("SELECT f.name FROM streamml.feature_tables_catalog f "
+					   "WHERE f.source OPERATOR(pg_catalog.=) ANY ($1) "
+					   "OR f.target OPERATOR(pg_catalog.=) ANY ($1)",
+					   1, (Oid[]) {OIDARRAYOID}, &relids, NULL, SPI_OK_SELECT);
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < n; i++)
+	{
+		char	   *name = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+
+		FeatureTableRemove(name, false);
+		ereport(NOTICE,
+				(errmsg("drop cascades to feature table \"%s\"", name),
+				 errdetail("Its source or its table was dropped; a table left behind is kept as a plain table.")));
+	}
 }
 
 PG_FUNCTION_INFO_V1(feature_sql);

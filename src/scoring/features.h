@@ -134,6 +134,7 @@ extern void FeatureTableLoad(Oid target, Relation source,
 extern void FeatureStatsForget(Oid target);
 
 /* feature_table.c */
-extern void FeatureTableRemove(const char *name);
+extern void FeatureTableRemove(const char *name, bool drop_table);
+extern void FeatureTablesRelationsDropped(Datum relids);
 
 #endif							/* STREAMML_FEATURES_H */

@@ -902,7 +902,9 @@ ScorerDelete(int32 id, Oid sourceid)
 
 	rel = get_rel_name(sourceid);
 	nsp = rel ? get_namespace_name(get_rel_namespace(sourceid)) : NULL;
-	if (rel && nsp)
+	/* its trigger may have gone with a dropped predictions table */
+	if (rel && nsp &&
+		OidIsValid(get_trigger_oid(sourceid, psprintf("streamml_scorer_%d", id), true)))
 	{
 		Relation	source = table_open(sourceid, ShareRowExclusiveLock);
 		int			nest = FeatureCitusShellOnlyBegin(sourceid);
@@ -961,6 +963,35 @@ drop_scorer(PG_FUNCTION_ARGS)
 	ScorerDelete(id, sourceid);
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * DROP of tables (relations.c): the scorers reading or writing one of the
+ * dropped relations (an oid[]) go, with a NOTICE each; their outcome
+ * trackers went first.  SPI connected.
+ */
+void
+ScorersRelationsDropped(Datum relids)
+{
+	uint64		n;
+	SPITupleTable *tt;
+
+	n = CatalogExecute("SELECT s.id, s.source, s.name FROM streamml.scorers_catalog s "
+					   "WHERE s.source OPERATOR(pg_catalog.=) ANY ($1) "
+					   "OR s.predictions OPERATOR(pg_catalog.=) ANY ($1)",
+					   1, (Oid[]) {OIDARRAYOID}, &relids, NULL, SPI_OK_SELECT);
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		ScorerDelete(DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)),
+					 DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)));
+		ereport(NOTICE,
+				(errmsg("drop cascades to scorer \"%s\"",
+						SPI_getvalue(tt->vals[i], tt->tupdesc, 3)),
+				 errdetail("Its source or predictions table was dropped; the predictions table, if any is left, is kept.")));
+	}
 }
 
 /* DROP OWNED (roles.c): the roles' scorers go.  SPI connected. */

@@ -64,6 +64,7 @@ extern char *ScorerChallengerName(const ScorerChallenger *c);
 extern void ScorerCheckChallengers(struct RelationData *source, Jsonb *options,
 								   const char *champion);
 extern void ScorersDropOwned(Datum roles);
+extern void ScorersRelationsDropped(Datum relids);
 
 /* scorer_promote.c */
 extern void ScorerAutoPromote(const char *scorer, int32 tracker);

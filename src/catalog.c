@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/shortest_dec.h"
 #include "catalog/pg_authid.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -116,6 +117,21 @@ void
 TextSettingsRestore(int nest)
 {
 	AtEOXact_GUC(true, nest);
+}
+
+/*
+ * The text of a float8 as float8::text gives it under TextSettingsPin
+ * (the shortest text that reads back exactly; NaN, Infinity, -Infinity),
+ * whatever the session's extra_float_digits: for text that is compared
+ * with text printed elsewhere (class labels) or stored (JSON numbers).
+ */
+char *
+Float8TextExact(double v)
+{
+	char	   *s = palloc(DOUBLE_SHORTEST_DECIMAL_LEN);
+
+	double_to_shortest_decimal_buf(v, s);
+	return s;
 }
 
 /* RunAsOwnerWithPath with the search_path pinned to pg_catalog, pg_temp. */

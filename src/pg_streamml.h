@@ -19,6 +19,7 @@ extern uint64 CatalogExecute(const char *sql, int nargs, Oid *types,
 							 Datum *values, const char *nulls, int expect);
 extern void RunAsOwner(Oid owner, void (*f) (void *), void *arg);
 extern int	TextSettingsPin(void);
+extern char *Float8TextExact(double v);
 extern void TextSettingsRestore(int nest);
 extern void RunAsOwnerWithPath(Oid owner, const char *path,
 							   void (*f) (void *), void *arg);

@@ -53,6 +53,7 @@
 #include "ml/predict_row.h"
 #include "ml/train.h"
 #include "ml/tree_predict.h"
+#include "pg_streamml.h"
 
 /*
  * Reads the model's kind, classes, grouping and deployed coefficients into
@@ -266,6 +267,7 @@ evaluate(PG_FUNCTION_ARGS)
 	const char *xexpr;
 	const char *malformed = "0::int8";
 	Datum		result;
+	int			text_nest;
 
 	run->cxt = CurrentMemoryContext;
 	run->model = text_to_cstring(PG_GETARG_TEXT_PP(0));
@@ -276,6 +278,8 @@ evaluate(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* a label's text (float8::text) is matched with the classes' exact text */
+	text_nest = TextSettingsPin();
 	run->snapshot = RegisterSnapshot(GetActiveSnapshot());
 	version = EvaluateLoadModel(run, &values[0], &values[1], &trees, &enc);
 	if (trees)
@@ -396,6 +400,7 @@ evaluate(PG_FUNCTION_ARGS)
 	result = SPI_datumTransfer(DirectFunctionCall1(jsonb_in,
 												   CStringGetDatum(out.data)),
 							   false, -1);
+	TextSettingsRestore(text_nest);
 	UnregisterSnapshot(run->snapshot);
 	SPI_finish();
 	PG_RETURN_DATUM(result);

@@ -319,7 +319,7 @@ CompareDoubles(const void *a, const void *b)
 static void
 AppendNumber(StringInfo buf, double v)
 {
-	char	   *s = float8out_internal(v);
+	char	   *s = Float8TextExact(v);
 
 	appendStringInfoString(buf, s);
 	pfree(s);

@@ -27,6 +27,7 @@
 
 #include "options.h"
 #include "monitor/drift.h"
+#include "pg_streamml.h"
 
 static const DriftMethod *const DriftMethods[] = {
 	&DriftAdwinMethod,
@@ -75,7 +76,7 @@ DriftAppendNumber(StringInfo buf, const char *key, double v)
 {
 	if (isfinite(v))
 	{
-		char	   *s = float8out_internal(v);
+		char	   *s = Float8TextExact(v);
 
 		appendStringInfo(buf, ", \"%s\": %s", key, s);
 		pfree(s);

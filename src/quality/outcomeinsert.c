@@ -74,8 +74,16 @@ typedef struct TrackerPlans
 	SPIPlanPtr	source_plan;	/* the batch's outcomes, joined */
 	SPIPlanPtr	source_rls_plan;	/* the same, filtered by the source's RLS */
 	SPIPlanPtr	pending_plan;	/* are there pending outcomes? */
+	SPIPlanPtr	pending_batch_plan;	/* the batch's predictions, as arrays */
 	SPIPlanPtr	pending_join_plan;	/* pending outcomes of the batch's keys */
 } TrackerPlans;
+
+/* The arrays PendingBatchSql makes, the parameters after the common ones. */
+#define PENDING_NARRAYS 8
+static const Oid PendingArrayTypes[PENDING_NARRAYS] = {
+	JSONBARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID,
+	FLOAT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID
+};
 
 static HTAB *Plans = NULL;
 
@@ -309,15 +317,32 @@ SourceSqlHorizon(OutcomeTracker *t)
 }
 
 /*
- * The statement of the predictions trigger when the tracker has pending
- * outcomes: those of the batch's keys are taken out of pending_outcomes
- * and joined with the batch's predictions (catalog rows: privileged).
+ * The statement of the predictions trigger, as the tracker's owner, when
+ * the tracker has pending outcomes: the batch's predictions as arrays of
+ * built-in types (PendingArrayTypes), their keys as jsonb.  The keys are
+ * values of the owner's types, whose conversion to json may call the
+ * owner's code (a cast to json): it runs as the owner, never in the
+ * privileged statement below.
  */
 static char *
-PendingJoinSql(OutcomeTracker *t)
+PendingBatchSql(OutcomeTracker *t)
 {
-	return psprintf("WITH n AS (SELECT %s AS key, n.model, n.version, %s AS role, "
-					"n.prediction, n.probability, n.class, n.scored_at FROM streamml_new n)"
+	return psprintf("SELECT array_agg(%s), array_agg(n.model), array_agg(n.version), "
+					"array_agg(%s), array_agg(n.prediction), array_agg(n.probability), "
+					"array_agg(n.class), array_agg(n.scored_at) FROM streamml_new n",
+					OutcomeKeyExpr(t, "n", false), RoleExpr(t, "n"));
+}
+
+/*
+ * Then, privileged (catalog rows), over those arrays and nothing of the
+ * user's: the pending outcomes of the batch's keys are taken out of
+ * pending_outcomes and joined with the batch's predictions.
+ */
+static char *
+PendingJoinSql(void)
+{
+	return psprintf("WITH n AS (SELECT * FROM unnest($6, $7, $8, $9, $10, $11, $12, $13) "
+					"AS n(key, model, version, role, prediction, probability, class, scored_at))"
 					", pdel AS (DELETE FROM streamml.pending_outcomes o WHERE o.tracker = $1 "
 					"AND o.key IN (SELECT n.key FROM n) RETURNING o.key, o.actual_number, "
 					"o.actual_text, o.group_key, o.labelled_at)"
@@ -326,8 +351,7 @@ PendingJoinSql(OutcomeTracker *t)
 					" SELECT b.key, b.actual_number, b.actual_text, b.group_key, "
 					"b.labelled_at, b.rn, n.model, n.version, n.role, n.prediction, "
 					"n.probability, n.class, n.scored_at FROM b JOIN n ON n.key = b.key "
-					"ORDER BY b.labelled_at, b.key, n.model, n.version",
-					OutcomeKeyExpr(t, "n", false), RoleExpr(t, "n"));
+					"ORDER BY b.labelled_at, b.key, n.model, n.version");
 }
 
 /* ---- execution ---- */
@@ -345,7 +369,9 @@ RunAs(Oid user, const char *sql, int nargs, Oid *types, SPIPlanPtr plan,
 	Oid			save_user;
 	int			save_sec;
 	int			nest;
+	int			text_nest;
 	int			rc = 0;
+	bool		execute = plan != NULL;
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(user, save_sec | SECURITY_LOCAL_USERID_CHANGE |
@@ -375,6 +401,8 @@ RunAs(Oid user, const char *sql, int nargs, Oid *types, SPIPlanPtr plan,
 	(void) set_config_option("jit", "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
+	/* an actual's text (a class label) must not follow the session's digits */
+	text_nest = TextSettingsPin();
 	if (plan == NULL)
 	{
 		plan = SPI_prepare(sql, nargs, types);
@@ -386,9 +414,10 @@ RunAs(Oid user, const char *sql, int nargs, Oid *types, SPIPlanPtr plan,
 	}
 	else
 		rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	TextSettingsRestore(text_nest);
 	AtEOXact_GUC(true, nest);
 	SetUserIdAndSecContext(save_user, save_sec);
-	if (values != NULL && rc != expect)
+	if (execute && rc != expect)
 		elog(ERROR, "outcome statement failed: %s", SPI_result_code_string(rc));
 	return plan;
 }
@@ -444,6 +473,7 @@ GetPlans(OutcomeTracker *t)
 		p->source_plan = NULL;
 		p->source_rls_plan = NULL;
 		p->pending_plan = NULL;
+		p->pending_batch_plan = NULL;
 		p->pending_join_plan = NULL;
 	}
 	return p;
@@ -729,10 +759,36 @@ outcome_prediction_trigger(PG_FUNCTION_ARGS)
 	OutcomeExecute(p->pending_plan, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
+		Datum		jv[OUTCOME_NPARAMS + PENDING_NARRAYS];
+		char		jn[OUTCOME_NPARAMS + PENDING_NARRAYS + 1];
+		Oid			jt[OUTCOME_NPARAMS + PENDING_NARRAYS];
+
+		memcpy(jt, ParamTypes, sizeof(Oid) * OUTCOME_NPARAMS);
+		memcpy(jt + OUTCOME_NPARAMS, PendingArrayTypes, sizeof(PendingArrayTypes));
+		memcpy(jv, values, sizeof(Datum) * OUTCOME_NPARAMS);
+		memset(jn, ' ', sizeof(jn) - 1);
+		jn[sizeof(jn) - 1] = '\0';
+		if (p->pending_batch_plan == NULL)
+			p->pending_batch_plan = RunAs(t->owner, PendingBatchSql(t), 0, NULL,
+										  NULL, NULL, NULL, 0);
+		RunAs(t->owner, NULL, 0, NULL, p->pending_batch_plan, NULL, NULL, SPI_OK_SELECT);
+		if (SPI_processed != 1)
+			elog(ERROR, "could not read the predictions of a batch");
+		for (int i = 0; i < PENDING_NARRAYS; i++)
+		{
+			bool		isnull;
+
+			if (SPI_gettypeid(SPI_tuptable->tupdesc, i + 1) != PendingArrayTypes[i])
+				elog(ERROR, "the predictions of a batch have an unexpected type");
+			jv[OUTCOME_NPARAMS + i] = SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, i + 1, &isnull);
+			if (isnull)
+				jn[OUTCOME_NPARAMS + i] = 'n';
+		}
 		if (p->pending_join_plan == NULL)
-			p->pending_join_plan = OutcomePrepare(PendingJoinSql(t), OUTCOME_NPARAMS,
-												  (Oid *) ParamTypes);
-		OutcomeExecute(p->pending_join_plan, values, NULL, SPI_OK_SELECT);
+			p->pending_join_plan = OutcomePrepare(PendingJoinSql(),
+												  OUTCOME_NPARAMS + PENDING_NARRAYS, jt);
+		OutcomeExecute(p->pending_join_plan, jv, jn, SPI_OK_SELECT);
 		OutcomeBatchAddJoined(b, SPI_tuptable, SPI_processed, false);
 	}
 	OutcomeBatchFinish(b);

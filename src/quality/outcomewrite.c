@@ -332,8 +332,7 @@ OutcomeRecordFinish(OutcomeBatch *b, OutcomeRecord *r, bool has_number,
 	r->is_cls = c->n >= 0 || r->class_label != NULL;
 	r->is_bin = r->has_probability && c->n == 2;
 	if (r->is_cls && r->actual_text == NULL && has_number)
-		r->actual_text = DatumGetCString(DirectFunctionCall1(float8out,
-															 Float8GetDatum(actual_number)));
+		r->actual_text = Float8TextExact(actual_number);
 	if (c->n >= 0)
 	{
 		for (int i = 0; i < c->n && r->actual_text; i++)
@@ -955,8 +954,7 @@ FillPending(void *arg, int i, Datum *v, bool *n)
 	if (o->actual_text)
 		v[3] = CStringGetTextDatum(o->actual_text);
 	else if (o->has_number)
-		v[3] = CStringGetTextDatum(DatumGetCString(DirectFunctionCall1(float8out,
-																	   Float8GetDatum(o->actual_number))));
+		v[3] = CStringGetTextDatum(Float8TextExact(o->actual_number));
 	else
 		n[3] = true;
 	v[4] = CStringGetTextDatum(o->group_key ? o->group_key : "");

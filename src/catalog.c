@@ -23,6 +23,8 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rls.h"
 
 #include "pg_streamml.h"
 
@@ -132,6 +134,29 @@ Float8TextExact(double v)
 
 	double_to_shortest_decimal_buf(v, s);
 	return s;
+}
+
+/*
+ * Errors (with sqlstate) when row-level security of table source applies to
+ * role owner, the owner of the feature table or scorer (kind) name: its
+ * trigger reads the statement's transition table, which no policy
+ * filters, so it would see the rows a policy hides from its owner.  (An
+ * outcome tracker instead checks each row against the table:
+ * outcomeinsert.c.)
+ */
+void
+CheckSourceRowSecurity(Oid source, Oid owner, const char *kind,
+					   const char *name, int sqlstate)
+{
+	if (check_enable_rls(source, owner, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(sqlstate),
+				 errmsg("row-level security of table \"%s\" applies to the owner of %s \"%s\"",
+						get_rel_name(source), kind, name),
+				 errdetail("The %s reads every row inserted into the table, also those a policy hides from its owner.",
+						   kind),
+				 errhint("Let a role the policies do not apply to (the table's owner, or one with BYPASSRLS) own the %s.",
+						 kind)));
 }
 
 /* RunAsOwnerWithPath with the search_path pinned to pg_catalog, pg_temp. */

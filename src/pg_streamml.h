@@ -20,6 +20,8 @@ extern uint64 CatalogExecute(const char *sql, int nargs, Oid *types,
 extern void RunAsOwner(Oid owner, void (*f) (void *), void *arg);
 extern int	TextSettingsPin(void);
 extern char *Float8TextExact(double v);
+extern void CheckSourceRowSecurity(Oid source, Oid owner, const char *kind,
+								   const char *name, int sqlstate);
 extern void TextSettingsRestore(int nest);
 extern void RunAsOwnerWithPath(Oid owner, const char *path,
 							   void (*f) (void *), void *arg);

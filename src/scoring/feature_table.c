@@ -264,6 +264,8 @@ create_feature_table(PG_FUNCTION_ARGS)
 				 errmsg("feature table name must not be empty")));
 	CheckSourcePrivilege(source, ACL_SELECT, "SELECT");
 	CheckSourcePrivilege(source, ACL_TRIGGER, "TRIGGER");
+	CheckSourceRowSecurity(source, GetUserId(), "feature table", name,
+						   ERRCODE_FEATURE_NOT_SUPPORTED);
 	rel = table_open(source, ShareRowExclusiveLock);
 	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,

@@ -1903,6 +1903,9 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 	ld.name = def->name;
 	ld.owner = def->owner;
 	FtCheckTrigger(def, source, trigger_name, deleted ? FT_DELETE_SUFFIX : "");
+	if (!deleted)
+		CheckSourceRowSecurity(RelationGetRelid(source), def->owner, "feature table",
+							   def->name, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE);
 	ld.spec_text = def->spec_text;
 	ld.spec = def->spec;
 

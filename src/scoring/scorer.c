@@ -757,6 +757,7 @@ create_scorer(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table %s", RelationGetRelationName(source)),
 				 errdetail("A scorer puts a trigger on its source, which requires the TRIGGER privilege on it (or ownership).")));
+	CheckSourceRowSecurity(sourceid, user, "scorer", name, ERRCODE_FEATURE_NOT_SUPPORTED);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -602,6 +602,8 @@ ScoreRows(void *arg)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("the owner of scorer \"%s\" has no SELECT privilege on table \"%s\"",
 						b->name, RelationGetRelationName(source))));
+	CheckSourceRowSecurity(b->sourceid, b->owner, "scorer", b->name,
+						   ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE);
 
 	/*
 	 * The champion, then the challengers, as the owner may use them.  A

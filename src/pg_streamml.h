@@ -20,6 +20,12 @@ extern uint64 CatalogExecute(const char *sql, int nargs, Oid *types,
 extern void RunAsOwner(Oid owner, void (*f) (void *), void *arg);
 extern int	TextSettingsPin(void);
 extern char *Float8TextExact(double v);
+
+/* partitions.c */
+extern bool RelationIsPartOf(Oid rel, Oid source);
+extern void PartitionTriggersSync(Oid source, const char *trigname, const char *function,
+								  const char *newtable, int32 id);
+extern void PartitionTriggersDrop(const char *trigname, const char *function);
 extern void CheckSourceRowSecurity(Oid source, Oid owner, const char *kind,
 								   const char *name, int sqlstate);
 extern void TextSettingsRestore(int nest);

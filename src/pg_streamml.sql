@@ -38,3 +38,16 @@ COMMENT ON FUNCTION streamml.relations_dropped() IS
 REVOKE ALL ON FUNCTION streamml.relations_dropped() FROM PUBLIC;
 CREATE EVENT TRIGGER streamml_relations_dropped ON sql_drop
 	EXECUTE FUNCTION streamml.relations_dropped();
+
+-- At the end of CREATE TABLE and ALTER TABLE: the triggers of scorers and
+-- outcome trackers on every partition of a partitioned source follow its
+-- partitions (src/partitions.c).
+CREATE FUNCTION streamml.partitions_changed() RETURNS event_trigger
+	AS 'MODULE_PATHNAME', 'partitions_changed'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION streamml.partitions_changed() IS
+	'event trigger on ddl_command_end of CREATE TABLE and ALTER TABLE: puts the triggers of scorers and outcome trackers on new partitions of their source, and takes them off detached ones';
+REVOKE ALL ON FUNCTION streamml.partitions_changed() FROM PUBLIC;
+CREATE EVENT TRIGGER streamml_partitions_changed ON ddl_command_end
+	WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+	EXECUTE FUNCTION streamml.partitions_changed();

@@ -495,7 +495,7 @@ TriggerTracker(TriggerData *td, const char *fn, bool on_source)
 	id = pg_strtoint32(td->tg_trigger->tgargs[0]);
 	t = OutcomeTrackerLoad(id);
 	rel = RelationGetRelid(td->tg_relation);
-	if (t == NULL || rel != (on_source ? t->source : t->predictions))
+	if (t == NULL || (on_source ? !RelationIsPartOf(rel, t->source) : rel != t->predictions))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("trigger \"%s\" on \"%s\" belongs to no outcome tracker of this table",

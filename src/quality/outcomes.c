@@ -284,6 +284,7 @@ TrackerRemove(int32 id, Oid source, Oid predictions)
 
 	DropTrackerTrigger(source, id);
 	DropTrackerTrigger(predictions, id);
+	PartitionTriggersDrop(psprintf("streamml_tracker_%d", id), "outcome_trigger");
 	CatalogExecute("DELETE FROM streamml.outcome_rows WHERE tracker OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);
 	CatalogExecute("DELETE FROM streamml.outcome_key_sets WHERE tracker OPERATOR(pg_catalog.=) $1",
@@ -572,6 +573,9 @@ track_outcomes(PG_FUNCTION_ARGS)
 							"EXECUTE FUNCTION streamml.outcome_prediction_trigger('%d')",
 							id, RelQualifiedName(preds), id),
 				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	/* and on every partition of the source (partitions.c) */
+	PartitionTriggersSync(source, psprintf("streamml_tracker_%d", id),
+						  "outcome_trigger", "streamml_new", id);
 	t = OutcomeTrackerLoad(id);
 	OutcomeCountPredictions(t);
 	SPI_finish();

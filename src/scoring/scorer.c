@@ -884,6 +884,9 @@ create_scorer(PG_FUNCTION_ARGS)
 		nest = FeatureCitusShellOnlyBegin(sourceid);
 		CatalogExecute(sql.data, 0, NULL, NULL, NULL, SPI_OK_UTILITY);
 		FeatureCitusShellOnlyEnd(nest);
+		/* and on every partition, which a statement can name (partitions.c) */
+		PartitionTriggersSync(sourceid, psprintf("streamml_scorer_%d", id),
+							  "scorer_trigger", "streamml_new_rows", id);
 	}
 	SPI_finish();
 	table_close(source, NoLock);
@@ -916,6 +919,7 @@ ScorerDelete(int32 id, Oid sourceid)
 		FeatureCitusShellOnlyEnd(nest);
 		table_close(source, NoLock);
 	}
+	PartitionTriggersDrop(psprintf("streamml_scorer_%d", id), "scorer_trigger");
 	CatalogExecute("DELETE FROM streamml.scorers_catalog "
 				   "WHERE id OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);

@@ -591,7 +591,7 @@ ScoreRows(void *arg)
 	int			maxatt = 0;
 	Tuplestorestate *ts = b->td->tg_newtable;
 
-	if (RelationGetRelid(source) != b->sourceid)
+	if (!RelationIsPartOf(RelationGetRelid(source), b->sourceid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("trigger \"%s\" of scorer \"%s\" fired on table \"%s\", not on the scorer's source",

@@ -1,0 +1,61 @@
+-- A scorer or outcome tracker on a partitioned table sees the rows of
+-- every statement that inserts into it, whichever table the statement
+-- names: the parent, a partition, a partition of a partition, one created
+-- or attached later (src/partitions.c).  A detached partition is no longer
+-- watched.
+CREATE TABLE ps_train AS SELECT i::float8 AS x, 2.0 * i + 1 AS y FROM generate_series(1, 50) i;
+SELECT version FROM streamml.train_linreg('ps_m', 'ps_train', 'y', ARRAY['x']);
+CREATE TABLE ps_src (id int, ts int, x float8) PARTITION BY RANGE (ts);
+CREATE TABLE ps_src_1 PARTITION OF ps_src FOR VALUES FROM (0) TO (100);
+CREATE TABLE ps_src_2 PARTITION OF ps_src FOR VALUES FROM (100) TO (200)
+	PARTITION BY RANGE (ts);
+CREATE TABLE ps_src_2a PARTITION OF ps_src_2 FOR VALUES FROM (100) TO (150);
+CREATE TABLE ps_src_2b PARTITION OF ps_src_2 FOR VALUES FROM (150) TO (200);
+SELECT streamml.create_scorer('ps_s', 'ps_src', 'ps_m', '{"key": ["id", "ts"], "into": "ps_p"}');
+SELECT c.relname, count(t.tgname) AS triggers
+  FROM pg_class c LEFT JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname LIKE 'streamml_scorer_%'
+ WHERE c.relname LIKE 'ps_src%' GROUP BY 1 ORDER BY 1;
+
+-- through the parent (its trigger only: each row once), then each level
+INSERT INTO ps_src VALUES (1, 10, 1), (2, 120, 2), (3, 170, 3);
+INSERT INTO ps_src_1 VALUES (4, 20, 4);
+INSERT INTO ps_src_2 VALUES (5, 110, 5);
+INSERT INTO ps_src_2b VALUES (6, 160, 6);
+COPY ps_src_2a FROM STDIN;
+7	130	7
+\.
+SELECT id, ts, prediction FROM ps_p ORDER BY id;
+
+-- partitions made or attached later are watched; a detached one is not
+CREATE TABLE ps_src_3 PARTITION OF ps_src FOR VALUES FROM (200) TO (300);
+CREATE TABLE ps_src_4 (id int, ts int, x float8);
+ALTER TABLE ps_src ATTACH PARTITION ps_src_4 FOR VALUES FROM (300) TO (400);
+INSERT INTO ps_src_3 VALUES (8, 250, 8);
+INSERT INTO ps_src_4 VALUES (9, 350, 9);
+ALTER TABLE ps_src DETACH PARTITION ps_src_1;
+INSERT INTO ps_src_1 VALUES (10, 30, 10);
+SELECT id, ts FROM ps_p WHERE id >= 8 ORDER BY id;
+SELECT c.relname, count(t.tgname) AS triggers
+  FROM pg_class c LEFT JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname LIKE 'streamml_scorer_%'
+ WHERE c.relname LIKE 'ps_src%' GROUP BY 1 ORDER BY 1;
+
+-- an outcome tracker whose labels table is partitioned: the same
+CREATE TABLE ps_labels (id int, ts int, y float8) PARTITION BY LIST (id);
+CREATE TABLE ps_labels_low PARTITION OF ps_labels FOR VALUES IN (1, 2, 3, 4, 5);
+CREATE TABLE ps_labels_high PARTITION OF ps_labels DEFAULT;
+SELECT streamml.track_outcomes('ps_s', 'ps_labels', '{"actual": "y"}');
+INSERT INTO ps_labels VALUES (1, 10, 3);
+INSERT INTO ps_labels_low VALUES (2, 120, 5);
+INSERT INTO ps_labels_high VALUES (9, 350, 19);
+SELECT key, actual FROM streamml.outcomes WHERE scorer = 'ps_s' ORDER BY actual;
+
+-- dropping the scorer (after its tracker) takes every trigger along
+SELECT streamml.untrack_outcomes('ps_s');
+SELECT streamml.drop_scorer('ps_s');
+SELECT count(*) AS triggers FROM pg_trigger
+ WHERE (tgname LIKE 'streamml_scorer_%' OR tgname LIKE 'streamml_tracker_%')
+   AND tgrelid::regclass::text LIKE 'ps\_%';
+
+-- cleanup
+SELECT streamml.drop_model('ps_m');
+DROP TABLE ps_src, ps_src_1, ps_labels, ps_p, ps_train;

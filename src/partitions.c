@@ -1,0 +1,212 @@
+/*
+ * partitions.c
+ *		The statement triggers of a scorer or outcome tracker on every
+ *		partition of a partitioned source, kept in step with the partitions.
+ *
+ * A statement trigger fires for the table a statement names: an INSERT or
+ * COPY into a partitioned table fires the parent's trigger, whose
+ * transition table holds the rows of every partition, but an INSERT or
+ * COPY straight into a partition fires only the partition's own triggers
+ * (PostgreSQL clones row triggers to partitions, not statement triggers).
+ * So a scorer or tracker on a partitioned source puts the same trigger
+ * (name, function, argument) on every partition at every level, each of
+ * which a statement can name, and its trigger function accepts a table
+ * that is the source or one of its partitions (RelationIsPartOf).  A
+ * statement through the parent fires the parent's trigger only, so no
+ * row is seen twice.
+ *
+ * Partitions come and go: an event trigger at the end of CREATE TABLE and
+ * ALTER TABLE (streamml.partitions_changed()) brings the triggers of every
+ * scorer and tracker whose source the command touched in step
+ * (PartitionTriggersSync): a new or attached partition gets them, a
+ * detached one loses them.  A dropped partition's go with it.
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
+#include "storage/lockdefs.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "pg_streamml.h"
+
+/* True when relation rel is table source or one of its partitions. */
+bool
+RelationIsPartOf(Oid rel, Oid source)
+{
+	if (rel == source)
+		return true;
+	if (!get_rel_relispartition(rel))
+		return false;
+	return list_member_oid(get_partition_ancestors(rel), source);
+}
+
+/*
+ * Puts the trigger trigname (AFTER INSERT, FOR EACH STATEMENT, transition
+ * table newtable, executing streamml.function('id')) on every partition
+ * of source that lacks it, and drops it from every other table but source
+ * that has it with that function (a detached partition).  SPI connected;
+ * as the bootstrap superuser, as the trigger on source was made.
+ */
+void
+PartitionTriggersSync(Oid source, const char *trigname, const char *function,
+					  const char *newtable, int32 id)
+{
+	List	   *members = NIL;
+	ListCell   *lc;
+	Oid			funcoid;
+	Datum		args[2];
+	uint64		n;
+
+	if (get_rel_relkind(source) == RELKIND_PARTITIONED_TABLE)
+		members = find_all_inheritors(source, ShareRowExclusiveLock, NULL);
+	foreach(lc, members)
+	{
+		Oid			rel = lfirst_oid(lc);
+
+		if (rel == source || OidIsValid(get_trigger_oid(rel, trigname, true)))
+			continue;
+		CatalogExecute(psprintf("CREATE TRIGGER %s AFTER INSERT ON %s "
+								"REFERENCING NEW TABLE AS %s FOR EACH STATEMENT "
+								"EXECUTE FUNCTION streamml.%s('%d')",
+								quote_identifier(trigname),
+								quote_qualified_identifier(get_namespace_name(get_rel_namespace(rel)),
+														   get_rel_name(rel)),
+								quote_identifier(newtable), quote_identifier(function), id),
+					   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	}
+
+	/* the tables that have it but are no longer partitions of source */
+	funcoid = LookupFuncName(list_make2(makeString(STREAMML_SCHEMA),
+										makeString(pstrdup(function))),
+							 0, NULL, false);
+	args[0] = CStringGetTextDatum(trigname);
+	args[1] = ObjectIdGetDatum(funcoid);
+	n = CatalogExecute("SELECT t.tgrelid FROM pg_catalog.pg_trigger t "
+					   "WHERE t.tgname OPERATOR(pg_catalog.=) $1::pg_catalog.name "
+					   "AND t.tgfoid OPERATOR(pg_catalog.=) $2",
+					   2, (Oid[]) {TEXTOID, OIDOID}, args, NULL, SPI_OK_SELECT);
+	if (n > 0)
+	{
+		SPITupleTable *tt = SPI_tuptable;
+
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+			Oid			rel = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc,
+															 1, &isnull));
+
+			if (rel == source || list_member_oid(members, rel))
+				continue;
+			CatalogExecute(psprintf("DROP TRIGGER IF EXISTS %s ON %s",
+									quote_identifier(trigname),
+									quote_qualified_identifier(get_namespace_name(get_rel_namespace(rel)),
+															   get_rel_name(rel))),
+						   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+		}
+	}
+}
+
+/*
+ * Drops trigger trigname, with function streamml.function, from every
+ * table that has it (the source's partitions, and tables detached from
+ * it).  SPI connected.
+ */
+void
+PartitionTriggersDrop(const char *trigname, const char *function)
+{
+	PartitionTriggersSync(InvalidOid, trigname, function, NULL, 0);
+}
+
+PG_FUNCTION_INFO_V1(partitions_changed);
+
+/*
+ * SQL streamml.partitions_changed(): the event trigger at the end of
+ * CREATE TABLE and ALTER TABLE (the file's comment).  Cheap when the
+ * command made or changed no partition or partitioned table: one query.
+ */
+Datum
+partitions_changed(PG_FUNCTION_ARGS)
+{
+	List	   *touched = NIL;
+	uint64		n;
+	Datum		arr;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("streamml.partitions_changed() must be called as an event trigger")));
+	if (creating_extension || !OidIsValid(get_extension_oid("pg_streamml", true)))
+		PG_RETURN_VOID();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	n = CatalogExecute("SELECT DISTINCT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c "
+					   "JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.objid "
+					   "WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+					   "AND (r.relispartition OR r.relkind OPERATOR(pg_catalog.=) 'p')",
+					   0, NULL, NULL, NULL, SPI_OK_SELECT);
+	if (n == 0)
+	{
+		SPI_finish();
+		PG_RETURN_VOID();
+	}
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Oid			rel = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+
+		touched = lappend_oid(touched, rel);
+		if (get_rel_relispartition(rel))
+			touched = list_concat(touched, get_partition_ancestors(rel));
+	}
+	{
+		Datum	   *d = palloc(sizeof(Datum) * list_length(touched));
+		int			k = 0;
+		ListCell   *lc;
+
+		foreach(lc, touched)
+			d[k++] = ObjectIdGetDatum(lfirst_oid(lc));
+		arr = PointerGetDatum(construct_array(d, k, OIDOID, sizeof(Oid), true,
+											  TYPALIGN_INT));
+	}
+	n = CatalogExecute("SELECT s.source, 'streamml_scorer_' OPERATOR(pg_catalog.||) s.id, "
+					   "'scorer_trigger', 'streamml_new_rows', s.id "
+					   "FROM streamml.scorers_catalog s WHERE s.source OPERATOR(pg_catalog.=) ANY ($1) "
+					   "UNION ALL SELECT t.source, 'streamml_tracker_' OPERATOR(pg_catalog.||) t.id, "
+					   "'outcome_trigger', 'streamml_new', t.id "
+					   "FROM streamml.outcome_trackers t WHERE t.source OPERATOR(pg_catalog.=) ANY ($1)",
+					   1, (Oid[]) {OIDARRAYOID}, &arr, NULL, SPI_OK_SELECT);
+	if (n > 0)
+	{
+		SPITupleTable *tt = SPI_tuptable;
+
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			PartitionTriggersSync(DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)),
+								  SPI_getvalue(tt->vals[i], tt->tupdesc, 2),
+								  SPI_getvalue(tt->vals[i], tt->tupdesc, 3),
+								  SPI_getvalue(tt->vals[i], tt->tupdesc, 4),
+								  DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 5, &isnull)));
+		}
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}

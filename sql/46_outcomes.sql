@@ -70,6 +70,7 @@ SELECT streamml.track_outcomes('oc_s', 'oc_labels', '{"actual": "nope"}');
 SELECT streamml.track_outcomes('oc_s', 'oc_labels', '{"actual": "y", "key": ["id", "grp"]}');
 SELECT streamml.track_outcomes('oc_s', 'oc_labels', '{"actual": "y", "colour": 1}');
 SELECT streamml.track_outcomes('oc_s', 'oc_labels', '{"actual": "y", "bucket": "-1 minute"}');
+SELECT streamml.track_outcomes('oc_s', 'oc_labels', '{"actual": "y", "bucket": "0.000001 s"}');
 SELECT streamml.track_outcomes('oc_s', 'oc_labels', '{"actual": "y", "at": "grp"}');
 SELECT streamml.track_outcomes('oc_s', 'oc_labels', '{"actual": "y", "order_by": "at"}');
 SELECT streamml.track_outcomes('oc_s', 'oc_preds', '{"actual": "prediction"}');

@@ -31,6 +31,8 @@ SELECT streamml.create_monitor('m', 'mo_clf', 'error', '{"action": "retrain", "t
 SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"method": "chi2"}');
 SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"features": "x"}');
 SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"interval": "0 seconds"}');
+SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"interval": "0.5 seconds"}');
+SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"features": []}');
 SELECT streamml.create_monitor('m', 'mo_clf', 'error', '{"channel": ""}');
 SELECT streamml.create_monitor('m', 'mo_clf', 'error', jsonb_build_object('channel', repeat('c', 64)));
 SELECT streamml.create_monitor(repeat('m', 64), 'mo_clf', 'error');

@@ -83,3 +83,11 @@ DROP SCHEMA hv CASCADE;
 SELECT streamml.drop_model('hv_m');
 DROP TABLE hv_train;
 DROP ROLE hv_user;
+
+-- The histogram helpers refuse what no histogram holds.
+SELECT streamml.label_lag_quantile(ARRAY[-5, 10]::bigint[], 0.5);
+SELECT streamml.label_lag_quantile(ARRAY[9223372036854775807, 1]::bigint[], 0.5);
+SELECT streamml.histogram_add(ARRAY[9223372036854775807]::bigint[], ARRAY[1]::bigint[]);
+SELECT streamml.score_bin('NaN', true);
+SELECT streamml.score_bin(1.5, false);
+SELECT streamml.score_bin(1, true), streamml.score_bin(0, false);

@@ -95,6 +95,13 @@ IntervalOption(Jsonb *options, const char *key, const char *dflt)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"%s\" must be a positive interval", key),
 				 errdetail("The value given is '%s'.", s)));
+	/* the monitor worker wakes at most once a second */
+	if (strcmp(key, "interval") == 0 && iv->month == 0 && iv->day == 0 &&
+		iv->time < USECS_PER_SEC)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"interval\" must be at least 1 second"),
+				 errdetail("The value given is '%s'.", s)));
 	return s;
 }
 
@@ -387,10 +394,11 @@ create_monitor(PG_FUNCTION_ARGS)
 		(void) IntervalOption(options, "interval", "1 minute");
 		(void) OptionString(options, "source", "");
 		if (f != NULL && (f->type != jbvBinary ||
-						  !JsonContainerIsArray(f->val.binary.data)))
+						  !JsonContainerIsArray(f->val.binary.data) ||
+						  JsonContainerSize(f->val.binary.data) == 0))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"features\" must be an array of feature names")));
+					 errmsg("option \"features\" must be a non-empty array of feature names")));
 	}
 	else
 	{

@@ -31,22 +31,35 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 
 #include "quality/quality.h"
 
-/* The counts of a histogram argument, checked; *n is set. */
+/*
+ * The counts of a histogram argument, checked: none negative, and their
+ * sum within bigint, so that no sum over them overflows; *n is set.
+ */
 static int64 *
 HistogramData(ArrayType *a, int *n)
 {
+	int64	   *v;
+	int64		total = 0;
+
 	if (ARR_NDIM(a) > 1 || ARR_HASNULL(a) || ARR_ELEMTYPE(a) != INT8OID)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a histogram must be a one-dimensional bigint[] without NULLs")));
 	*n = ARR_NDIM(a) == 0 ? 0 : ARR_DIMS(a)[0];
-	return (int64 *) ARR_DATA_PTR(a);
+	v = (int64 *) ARR_DATA_PTR(a);
+	for (int i = 0; i < *n; i++)
+		if (v[i] < 0 || pg_add_s64_overflow(total, v[i], &total))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a histogram's counts must not be negative, nor sum beyond bigint")));
+	return v;
 }
 
 /* A new histogram of n bins, all zero. */
@@ -99,7 +112,10 @@ histogram_add(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("cannot add histograms of %d and %d bins", na, nb)));
 	for (int i = 0; i < na; i++)
-		av[i] += bv[i];
+		if (pg_add_s64_overflow(av[i], bv[i], &av[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("histogram count out of range")));
 	PG_RETURN_ARRAYTYPE_P(a);
 }
 
@@ -233,11 +249,20 @@ ScoreBin(double p, bool positive)
 
 PG_FUNCTION_INFO_V1(score_bin);
 
-/* SQL streamml.score_bin(probability, positive) → int (0..199). */
+/*
+ * SQL streamml.score_bin(probability, positive) → int (0..199); errors for
+ * a probability outside [0, 1].
+ */
 Datum
 score_bin(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT32(ScoreBin(PG_GETARG_FLOAT8(0), PG_GETARG_BOOL(1)));
+	double		p = PG_GETARG_FLOAT8(0);
+
+	if (!(p >= 0.0 && p <= 1.0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("probability must be between 0 and 1, not %g", p)));
+	PG_RETURN_INT32(ScoreBin(p, PG_GETARG_BOOL(1)));
 }
 
 /*

@@ -517,6 +517,18 @@ track_outcomes(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("options \"partition_by\" and \"order_by\" need \"horizon\"")));
 	bucket = OptionInterval(options, "bucket", "1 minute");
+	/* a bucket is a row of quality_buckets per model and group: not per microsecond */
+	if (DatumGetBool(DirectFunctionCall2(interval_lt,
+										 DirectFunctionCall3(interval_in, CStringGetDatum(bucket),
+															 ObjectIdGetDatum(InvalidOid),
+															 Int32GetDatum(-1)),
+										 DirectFunctionCall3(interval_in, CStringGetDatum("1 second"),
+															 ObjectIdGetDatum(InvalidOid),
+															 Int32GetDatum(-1)))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"bucket\" must be at least 1 second"),
+				 errdetail("\"%s\" was given.", bucket)));
 	grace = OptionInterval(options, "grace", "1 hour");
 
 	/* the catalog row */

@@ -630,25 +630,19 @@ untrack_outcomes(PG_FUNCTION_ARGS)
 }
 
 /*
- * DROP of tables (relations.c): the trackers whose source or predictions
- * table is one of the dropped relations (an oid[]), and those of a scorer
- * that goes with them (its source dropped), go with their outcomes, as
- * untrack_outcomes does, with a NOTICE each.  SPI connected.
+ * Removes the trackers a condition on outcome_trackers t ($1 the oid[]
+ * arg) selects, as untrack_outcomes does; with a NOTICE each when notice.
+ * SPI connected.
  */
-void
-OutcomeTrackersRelationsDropped(Datum relids)
+static void
+TrackersRemoveWhere(const char *where, Datum arg, bool notice)
 {
 	uint64		n;
 	SPITupleTable *tt;
 
-	n = CatalogExecute("SELECT t.id, t.source, t.predictions, t.scorer "
-					   "FROM streamml.outcome_trackers t "
-					   "WHERE t.source OPERATOR(pg_catalog.=) ANY ($1) "
-					   "OR t.predictions OPERATOR(pg_catalog.=) ANY ($1) "
-					   "OR t.scorer IN (SELECT s.name FROM streamml.scorers_catalog s "
-					   "WHERE s.source OPERATOR(pg_catalog.=) ANY ($1) "
-					   "OR s.predictions OPERATOR(pg_catalog.=) ANY ($1))",
-					   1, (Oid[]) {OIDARRAYOID}, &relids, NULL, SPI_OK_SELECT);
+	n = CatalogExecute(psprintf("SELECT t.id, t.source, t.predictions, t.scorer "
+								"FROM streamml.outcome_trackers t WHERE %s", where),
+					   1, (Oid[]) {OIDARRAYOID}, &arg, NULL, SPI_OK_SELECT);
 	tt = SPI_tuptable;
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -657,30 +651,33 @@ OutcomeTrackersRelationsDropped(Datum relids)
 		TrackerRemove(DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)),
 					  DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)),
 					  DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull)));
-		ereport(NOTICE,
-				(errmsg("drop cascades to the outcome tracker of scorer \"%s\"",
-						SPI_getvalue(tt->vals[i], tt->tupdesc, 4)),
-				 errdetail("A table it reads or writes, or its scorer's source, was dropped; its outcomes went with it, as with streamml.untrack_outcomes.")));
+		if (notice)
+			ereport(NOTICE,
+					(errmsg("drop cascades to the outcome tracker of scorer \"%s\"",
+							SPI_getvalue(tt->vals[i], tt->tupdesc, 4)),
+					 errdetail("A table it reads or writes, or its scorer's source, was dropped; its outcomes went with it, as with streamml.untrack_outcomes.")));
 	}
+}
+
+/*
+ * DROP of tables (relations.c): the trackers whose source or predictions
+ * table is one of the dropped relations (an oid[]), and those of a scorer
+ * that goes with them (its source dropped), go with their outcomes.
+ */
+void
+OutcomeTrackersRelationsDropped(Datum relids)
+{
+	TrackersRemoveWhere("t.source OPERATOR(pg_catalog.=) ANY ($1) "
+						"OR t.predictions OPERATOR(pg_catalog.=) ANY ($1) "
+						"OR t.scorer IN (SELECT s.name FROM streamml.scorers_catalog s "
+						"WHERE s.source OPERATOR(pg_catalog.=) ANY ($1) "
+						"OR s.predictions OPERATOR(pg_catalog.=) ANY ($1))",
+						relids, true);
 }
 
 /* DROP OWNED (roles.c): the roles' trackers go.  SPI connected. */
 void
 OutcomeTrackersDropOwned(Datum roles)
 {
-	uint64		n;
-	SPITupleTable *tt;
-
-	n = CatalogExecute("SELECT id, source, predictions FROM streamml.outcome_trackers "
-					   "WHERE owner OPERATOR(pg_catalog.=) ANY ($1)",
-					   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT);
-	tt = SPI_tuptable;
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-
-		TrackerRemove(DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)),
-					  DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)),
-					  DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull)));
-	}
+	TrackersRemoveWhere("t.owner OPERATOR(pg_catalog.=) ANY ($1)", roles, false);
 }

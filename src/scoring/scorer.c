@@ -971,20 +971,18 @@ drop_scorer(PG_FUNCTION_ARGS)
 }
 
 /*
- * DROP of tables (relations.c): the scorers reading or writing one of the
- * dropped relations (an oid[]) go, with a NOTICE each; their outcome
- * trackers went first.  SPI connected.
+ * Deletes the scorers a condition on scorers_catalog s ($1 the oid[] arg)
+ * selects; with a NOTICE each when notice.  SPI connected.
  */
-void
-ScorersRelationsDropped(Datum relids)
+static void
+ScorersDeleteWhere(const char *where, Datum arg, bool notice)
 {
 	uint64		n;
 	SPITupleTable *tt;
 
-	n = CatalogExecute("SELECT s.id, s.source, s.name FROM streamml.scorers_catalog s "
-					   "WHERE s.source OPERATOR(pg_catalog.=) ANY ($1) "
-					   "OR s.predictions OPERATOR(pg_catalog.=) ANY ($1)",
-					   1, (Oid[]) {OIDARRAYOID}, &relids, NULL, SPI_OK_SELECT);
+	n = CatalogExecute(psprintf("SELECT s.id, s.source, s.name FROM streamml.scorers_catalog s "
+								"WHERE %s", where),
+					   1, (Oid[]) {OIDARRAYOID}, &arg, NULL, SPI_OK_SELECT);
 	tt = SPI_tuptable;
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -992,29 +990,28 @@ ScorersRelationsDropped(Datum relids)
 
 		ScorerDelete(DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)),
 					 DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)));
-		ereport(NOTICE,
-				(errmsg("drop cascades to scorer \"%s\"",
-						SPI_getvalue(tt->vals[i], tt->tupdesc, 3)),
-				 errdetail("Its source or predictions table was dropped; the predictions table, if any is left, is kept.")));
+		if (notice)
+			ereport(NOTICE,
+					(errmsg("drop cascades to scorer \"%s\"",
+							SPI_getvalue(tt->vals[i], tt->tupdesc, 3)),
+					 errdetail("Its source or predictions table was dropped; the predictions table, if any is left, is kept.")));
 	}
+}
+
+/*
+ * DROP of tables (relations.c): the scorers reading or writing one of the
+ * dropped relations (an oid[]) go; their outcome trackers went first.
+ */
+void
+ScorersRelationsDropped(Datum relids)
+{
+	ScorersDeleteWhere("s.source OPERATOR(pg_catalog.=) ANY ($1) "
+					   "OR s.predictions OPERATOR(pg_catalog.=) ANY ($1)", relids, true);
 }
 
 /* DROP OWNED (roles.c): the roles' scorers go.  SPI connected. */
 void
 ScorersDropOwned(Datum roles)
 {
-	uint64		n;
-	SPITupleTable *tt;
-
-	n = CatalogExecute("SELECT s.id, s.source FROM streamml.scorers_catalog s "
-					   "WHERE s.owner OPERATOR(pg_catalog.=) ANY ($1)",
-					   1, (Oid[]) {OIDARRAYOID}, &roles, NULL, SPI_OK_SELECT);
-	tt = SPI_tuptable;
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-
-		ScorerDelete(DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull)),
-					 DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull)));
-	}
+	ScorersDeleteWhere("s.owner OPERATOR(pg_catalog.=) ANY ($1)", roles, false);
 }

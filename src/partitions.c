@@ -146,15 +146,8 @@ partitions_changed(PG_FUNCTION_ARGS)
 	uint64		n;
 	Datum		arr;
 
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("streamml.partitions_changed() must be called as an event trigger")));
-	if (creating_extension || !OidIsValid(get_extension_oid("pg_streamml", true)))
+	if (!StreammlEventTriggerBegin(fcinfo, "streamml.partitions_changed()"))
 		PG_RETURN_VOID();
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	n = CatalogExecute("SELECT DISTINCT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c "
 					   "JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.objid "
 					   "WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "

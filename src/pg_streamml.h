@@ -21,6 +21,9 @@ extern void RunAsOwner(Oid owner, void (*f) (void *), void *arg);
 extern int	TextSettingsPin(void);
 extern char *Float8TextExact(double v);
 
+/* relations.c */
+extern bool StreammlEventTriggerBegin(FunctionCallInfo fcinfo, const char *fn);
+
 /* partitions.c */
 extern bool RelationIsPartOf(Oid rel, Oid source);
 extern void PartitionTriggersSync(Oid source, const char *trigname, const char *function,

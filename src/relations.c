@@ -43,6 +43,25 @@
 #include "scoring/features.h"
 #include "scoring/scorer.h"
 
+/*
+ * Checks that fcinfo is an event trigger's call of function fn, and says
+ * whether the extension's event trigger has work: not while the extension
+ * is created or dropped (its catalog may be gone).  Connects SPI when so.
+ */
+bool
+StreammlEventTriggerBegin(FunctionCallInfo fcinfo, const char *fn)
+{
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("%s must be called as an event trigger", fn)));
+	if (creating_extension || !OidIsValid(get_extension_oid("pg_streamml", true)))
+		return false;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	return true;
+}
+
 PG_FUNCTION_INFO_V1(relations_dropped);
 
 /*
@@ -56,16 +75,8 @@ relations_dropped(PG_FUNCTION_ARGS)
 	Datum		relids;
 	bool		isnull;
 
-	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("streamml.relations_dropped() must be called as an event trigger")));
-	/* DROP EXTENSION itself, or its catalog gone already */
-	if (creating_extension || !OidIsValid(get_extension_oid("pg_streamml", true)))
+	if (!StreammlEventTriggerBegin(fcinfo, "streamml.relations_dropped()"))
 		PG_RETURN_VOID();
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	CatalogExecute("SELECT pg_catalog.array_agg(d.objid) FROM "
 				   "pg_catalog.pg_event_trigger_dropped_objects() d "
 				   "WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "

@@ -250,7 +250,8 @@ SELECT pg_temp.evil_bins(x, NULL) FROM rows;
 SELECT pg_temp.bins_of(s) = (SELECT streamml.feature_bins(x, ARRAY['a', 'b']) FROM rows) AS same
   FROM (SELECT pg_temp.bins_state(x, ARRAY['a', 'b']) AS s FROM rows) q;
 
--- The aggregates in parallel (states through the parallel leader): the
+-- The aggregates in parallel (states through the parallel leader, and
+-- for psi and wasserstein_distance through data_drift_deserialize): the
 -- same results as serially.
 RESET ROLE;
 CREATE TABLE states_rows AS
@@ -266,7 +267,9 @@ SELECT streamml.ml_moments(y, x, 1) AS m,
 	   streamml.classification_metrics(y = 1, prob) AS c,
 	   streamml.regression_metrics(y, prob) AS r,
 	   streamml.multiclass_metrics(cls, ARRAY[0.2, 0.3, 0.5]) AS mc,
-	   streamml.feature_bins(x, ARRAY['a', 'b']) AS b
+	   streamml.feature_bins(x, ARRAY['a', 'b']) AS b,
+	   streamml.psi(x[2], ARRAY[-3, -1, 1, 3], ARRAY[0.3, 0.3, 0.4]) AS psi,
+	   streamml.wasserstein_distance(x[2], ARRAY[-3, -1, 1, 3], ARRAY[0.3, 0.3, 0.4]) AS wd
   FROM states_rows;
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
@@ -277,7 +280,8 @@ EXPLAIN (COSTS OFF) SELECT streamml.irls_pass(y, x, 1,
 SELECT pg_temp.close(p.m, s.m) AS moments, pg_temp.close(p.irls, s.irls) AS irls,
 	   pg_temp.close(p.c, s.c) AS classification, pg_temp.close(p.r, s.r) AS regression,
 	   pg_temp.close(p.mc, s.mc) AS multiclass,
-	   p.b -> 'rows' = s.b -> 'rows' AS bins_rows
+	   p.b -> 'rows' = s.b -> 'rows' AS bins_rows,
+	   abs(p.psi - s.psi) < 1e-12 AS psi, abs(p.wd - s.wd) < 1e-12 AS wasserstein
   FROM serial s,
 	   (SELECT streamml.ml_moments(y, x, 1) AS m,
 			   streamml.irls_pass(y, x, 1, ARRAY[2, 30, 0, 0.05, 0.5, -0.2, 0.3, 0.1],
@@ -285,7 +289,10 @@ SELECT pg_temp.close(p.m, s.m) AS moments, pg_temp.close(p.irls, s.irls) AS irls
 			   streamml.classification_metrics(y = 1, prob) AS c,
 			   streamml.regression_metrics(y, prob) AS r,
 			   streamml.multiclass_metrics(cls, ARRAY[0.2, 0.3, 0.5]) AS mc,
-			   streamml.feature_bins(x, ARRAY['a', 'b']) AS b
+			   streamml.feature_bins(x, ARRAY['a', 'b']) AS b,
+			   streamml.psi(x[2], ARRAY[-3, -1, 1, 3], ARRAY[0.3, 0.3, 0.4]) AS psi,
+			   streamml.wasserstein_distance(x[2], ARRAY[-3, -1, 1, 3],
+											 ARRAY[0.3, 0.3, 0.4]) AS wd
 		  FROM states_rows) p;
 RESET ROLE;
 DROP TABLE states_rows;

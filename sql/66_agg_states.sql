@@ -155,6 +155,10 @@ SELECT pg_temp.irls_of(int4send(1) || int4send(2) || '\x00'::bytea
 	|| pg_temp.zeros(16 + 24 + 32 + 16 + 25)) FROM (VALUES (1)) v;
 SELECT pg_temp.irls_of(int4send(1) || int4send(2) || '\x00'::bytea || pg_temp.zeros(16)
 	|| float8send('-Infinity') || pg_temp.zeros(16 + 32 + 16 + 24)) FROM (VALUES (1)) v;
+-- two states of as many coefficients, of other features and classes
+SELECT pg_temp.irls_of(s) FROM (VALUES
+	(int4send(5) || int4send(2) || '\x00'::bytea || pg_temp.zeros(16 + 24 + 32 + 48 + 168)),
+	(int4send(1) || int4send(3) || '\x00'::bytea || pg_temp.zeros(16 + 24 + 32 + 48 + 168))) v(s);
 -- a real state, flattened and read back: the same sums
 SELECT pg_temp.close(pg_temp.irls_of(s), (SELECT streamml.irls_pass(y, x, w,
 		ARRAY[2, 10, 0, 0.1, 0.5, -0.2, 0.3, 0.1], NULL, NULL) FROM rows)) AS same
@@ -215,6 +219,10 @@ SELECT pg_temp.close(pg_temp.multi_of(s),
 -- The attacker's state (p = -1, k = -100000), fed to the aggregate.
 SELECT pg_temp.bins_of(decode('ffffffff' || '0000000000000001' || 'fffe7960'
 	   || repeat('4142434445464748', 1000) || 'ffffffff', 'hex')) FROM (VALUES (1)) v;
+-- more features than a sample holds values
+SELECT pg_temp.bins_of(int4send(5000000) || int8send(0) || int4send(0) || int4send(-1))
+  FROM (VALUES (1)) v;
+SELECT streamml.feature_bins(array_fill(1.0, ARRAY[5000000])::float8[], NULL);
 -- fewer rows sampled than seen (the combine would read past the sample)
 SELECT pg_temp.bins_of(int4send(1) || int8send(1000) || int4send(0) || int4send(-1))
   FROM (VALUES (1)) v;

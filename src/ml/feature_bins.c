@@ -169,7 +169,15 @@ feature_bins_accum(PG_FUNCTION_ARGS)
 	n = ARR_DIMS(x)[0];
 	xs = (double *) ARR_DATA_PTR(x);
 	if (st == NULL)
+	{
+		/* a sample of one row must fit its bound, and a flat state's */
+		if (n > FEATURE_BINS_MAX_VALUES)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("feature_bins takes at most %d features, not %d",
+							FEATURE_BINS_MAX_VALUES, n)));
 		st = FeatureBinsCreate(aggcxt, n, PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
+	}
 	if (n != st->p)
 		PG_RETURN_POINTER(st);
 	for (int j = 0; j < n; j++)
@@ -289,8 +297,8 @@ feature_bins_serialize(PG_FUNCTION_ARGS)
 
 /*
  * feature_bins_deserialize(bytes, internal), which checks every field
- * (passes.h) before it allocates or reads by them: p >= 1, as a feature
- * array has; a sample of min(rows, size) rows, as algorithm R and the
+ * (passes.h) before it allocates or reads by them: p between 1 and the
+ * bound on the values sampled, as the transition takes; a sample of min(rows, size) rows, as algorithm R and the
  * combine function keep (which rely on it: a side whose sample ran out
  * before its rows would be read past its end); finite values, as the
  * transition keeps; the names as strings of the server encoding; and
@@ -315,7 +323,7 @@ feature_bins_deserialize(PG_FUNCTION_ARGS)
 	p = (int) pq_getmsgint(&buf, 4);
 	rows = pq_getmsgint64(&buf);
 	k = (int) pq_getmsgint(&buf, 4);
-	PASS_STATE_CHECK(p >= 1 && p <= (int) (MaxAllocSize / sizeof(double)), agg,
+	PASS_STATE_CHECK(p >= 1 && p <= FEATURE_BINS_MAX_VALUES, agg,
 					 "It has %d features.", p);
 	PASS_STATE_CHECK(rows >= 0 && k == Min(rows, (int64) FeatureBinsSize(p)), agg,
 					 "It samples %d rows of " INT64_FORMAT ".", k, rows);

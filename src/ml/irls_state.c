@@ -443,7 +443,7 @@ irls_pass_combinefn(PG_FUNCTION_ARGS)
 	}
 	else
 		a = (IrlsState *) PG_GETARG_POINTER(0);
-	if (a->k != b->k || a->gradonly != b->gradonly)
+	if (a->p != b->p || a->classes != b->classes || a->gradonly != b->gradonly)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot combine irls_pass states of different sizes")));

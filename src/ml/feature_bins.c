@@ -298,11 +298,11 @@ feature_bins_serialize(PG_FUNCTION_ARGS)
 /*
  * feature_bins_deserialize(bytes, internal), which checks every field
  * (passes.h) before it allocates or reads by them: p between 1 and the
- * bound on the values sampled, as the transition takes; a sample of min(rows, size) rows, as algorithm R and the
- * combine function keep (which rely on it: a side whose sample ran out
- * before its rows would be read past its end); finite values, as the
- * transition keeps; the names as strings of the server encoding; and
- * nothing after them.
+ * bound on the values sampled, as the transition takes; a sample of
+ * min(rows, size) rows, as algorithm R and the combine function keep
+ * (which rely on it: a side whose sample ran out before its rows would be
+ * read past its end); finite values, as the transition keeps; the names
+ * as strings of the server encoding; and nothing after them.
  */
 PG_FUNCTION_INFO_V1(feature_bins_deserialize);
 Datum

@@ -57,7 +57,9 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
+#include "mb/pg_wchar.h"
 #include "ml/ml.h"
+#include "ml/passes.h"
 #include "ml/train.h"
 #include "pg_streamml.h"
 
@@ -91,6 +93,13 @@ FeatureBinsGrow(FeatureBinsState *st, int capacity)
 	st->capacity = capacity;
 }
 
+/* The most rows sampled for p features. */
+static inline int
+FeatureBinsSize(int p)
+{
+	return Max(1, Min(FEATURE_BINS_SAMPLE, FEATURE_BINS_MAX_VALUES / Max(p, 1)));
+}
+
 /* A new, empty state for p features in the aggregate context. */
 static FeatureBinsState *
 FeatureBinsCreate(MemoryContext aggcxt, int p, ArrayType *names)
@@ -99,7 +108,7 @@ FeatureBinsCreate(MemoryContext aggcxt, int p, ArrayType *names)
 	FeatureBinsState *st = palloc0(sizeof(FeatureBinsState));
 
 	st->p = p;
-	st->size = Max(1, Min(FEATURE_BINS_SAMPLE, FEATURE_BINS_MAX_VALUES / Max(p, 1)));
+	st->size = FeatureBinsSize(p);
 	st->capacity = Min(st->size, 64);
 	st->sample = MemoryContextAllocHuge(aggcxt, sizeof(double) * st->capacity * Max(p, 1));
 	st->names = names ? DatumGetArrayTypePCopy(PointerGetDatum(names)) : NULL;
@@ -160,7 +169,15 @@ feature_bins_accum(PG_FUNCTION_ARGS)
 	n = ARR_DIMS(x)[0];
 	xs = (double *) ARR_DATA_PTR(x);
 	if (st == NULL)
+	{
+		/* a sample of one row must fit its bound, and a flat state's */
+		if (n > FEATURE_BINS_MAX_VALUES)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("feature_bins takes at most %d features, not %d",
+							FEATURE_BINS_MAX_VALUES, n)));
 		st = FeatureBinsCreate(aggcxt, n, PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
+	}
 	if (n != st->p)
 		PG_RETURN_POINTER(st);
 	for (int j = 0; j < n; j++)
@@ -204,7 +221,10 @@ feature_bins_combine(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(c);
 	}
 	if (a->p != b->p)
-		elog(ERROR, "feature_bins: workers saw different numbers of features");
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot combine feature_bins samples of %d and %d features",
+						a->p, b->p)));
 
 	c = FeatureBinsCreate(aggcxt, a->p, a->names ? a->names : b->names);
 	FeatureBinsGrow(c, c->size);
@@ -249,7 +269,11 @@ feature_bins_serialize(PG_FUNCTION_ARGS)
 	pq_sendint32(&buf, st->k);
 	for (int64 i = 0; i < n; i++)
 		pq_sendfloat8(&buf, st->sample[i]);
-	/* the names, as a count and strings (array_send needs an flinfo) */
+	/*
+	 * the names, as a count and strings (array_send needs an flinfo), in
+	 * the server encoding: pq_sendstring would convert them to the
+	 * client's
+	 */
 	if (st->names)
 	{
 		Datum	   *names;
@@ -260,48 +284,85 @@ feature_bins_serialize(PG_FUNCTION_ARGS)
 						  &names, &nulls, &nnames);
 		pq_sendint32(&buf, nnames);
 		for (int i = 0; i < nnames; i++)
-			pq_sendstring(&buf, nulls[i] ? "" : TextDatumGetCString(names[i]));
+		{
+			char	   *name = nulls[i] ? "" : TextDatumGetCString(names[i]);
+
+			pq_sendbytes(&buf, name, strlen(name) + 1);
+		}
 	}
 	else
 		pq_sendint32(&buf, -1);
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
-/* feature_bins_deserialize(bytes, internal) */
+/*
+ * feature_bins_deserialize(bytes, internal), which checks every field
+ * (passes.h) before it allocates or reads by them: p between 1 and the
+ * bound on the values sampled, as the transition takes; a sample of
+ * min(rows, size) rows, as algorithm R and the combine function keep
+ * (which rely on it: a side whose sample ran out before its rows would be
+ * read past its end); finite values, as the transition keeps; the names
+ * as strings of the server encoding; and nothing after them.
+ */
 PG_FUNCTION_INFO_V1(feature_bins_deserialize);
 Datum
 feature_bins_deserialize(PG_FUNCTION_ARGS)
 {
+	const char *agg = "streamml.feature_bins";
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
 	StringInfoData buf;
 	FeatureBinsState *st;
 	int			p;
+	int64		rows;
+	int			k;
 	int			len;
-	int64		n;
 
-	buf.data = VARDATA_ANY(b);
-	buf.len = VARSIZE_ANY_EXHDR(b);
-	buf.maxlen = buf.len;
-	buf.cursor = 0;
-	p = pq_getmsgint(&buf, 4);
+	PassAggContext(fcinfo, "feature_bins_deserialize");
+	PassReadBuffer(&buf, b);
+	PassStateCheckHeader(agg, &buf, 4 + 8 + 4);
+	p = (int) pq_getmsgint(&buf, 4);
+	rows = pq_getmsgint64(&buf);
+	k = (int) pq_getmsgint(&buf, 4);
+	PASS_STATE_CHECK(p >= 1 && p <= FEATURE_BINS_MAX_VALUES, agg,
+					 "It has %d features.", p);
+	PASS_STATE_CHECK(rows >= 0 && k == Min(rows, (int64) FeatureBinsSize(p)), agg,
+					 "It samples %d rows of " INT64_FORMAT ".", k, rows);
+	PASS_STATE_CHECK((uint64) (buf.len - buf.cursor) >=
+					 (uint64) k * p * sizeof(double) + 4, agg,
+					 "The state has %d bytes, fewer than its sample of %d rows of %d values.",
+					 buf.len, k, p);
 	st = FeatureBinsCreate(CurrentMemoryContext, p, NULL);
-	st->rows = pq_getmsgint64(&buf);
-	st->k = pq_getmsgint(&buf, 4);
-	if (st->k > st->capacity)
-		FeatureBinsGrow(st, st->k);
-	n = (int64) st->k * st->p;
-	for (int64 i = 0; i < n; i++)
+	st->rows = rows;
+	if (k > st->capacity)
+		FeatureBinsGrow(st, k);
+	st->k = k;
+	for (int64 i = 0; i < (int64) k * p; i++)
+	{
 		st->sample[i] = pq_getmsgfloat8(&buf);
-	len = pq_getmsgint(&buf, 4);
+		PASS_STATE_CHECK(isfinite(st->sample[i]), agg,
+						 "Its sample holds %g.", st->sample[i]);
+	}
+	len = (int) pq_getmsgint(&buf, 4);
+	PASS_STATE_CHECK(len >= -1 && len <= buf.len - buf.cursor, agg,
+					 "It has %d names in %d bytes.", len, buf.len - buf.cursor);
 	if (len >= 0)
 	{
 		Datum	   *names = palloc(sizeof(Datum) * Max(len, 1));
 
 		for (int i = 0; i < len; i++)
-			names[i] = CStringGetTextDatum(pq_getmsgstring(&buf));
+		{
+			const char *name = buf.data + buf.cursor;
+			const char *end = memchr(name, '\0', buf.len - buf.cursor);
+
+			PASS_STATE_CHECK(end != NULL, agg, "Its name %d is not terminated.", i + 1);
+			pg_verifymbstr(name, end - name, false);
+			names[i] = CStringGetTextDatum(name);
+			buf.cursor += end - name + 1;
+		}
 		st->names = construct_array(names, len, TEXTOID, -1, false, TYPALIGN_INT);
 	}
-	pq_getmsgend(&buf);
+	PASS_STATE_CHECK(buf.cursor == buf.len, agg,
+					 "It has %d bytes after its names.", buf.len - buf.cursor);
 	PG_RETURN_POINTER(st);
 }
 

@@ -70,23 +70,40 @@ typedef struct IrlsState
 	double	   *br;				/* PASS_BLOCK residuals */
 } IrlsState;
 
-/* Allocates the accumulators of a state for p features and K classes. */
+/*
+ * Allocates the accumulators (gradient and Hessian) of a state for p
+ * features and K classes, after checking that they fit: K (p + 1)
+ * coefficients, a Hessian of that order at most PASS_MAX_ORDER, a block
+ * of rows one allocation.
+ */
 static void
 IrlsAlloc(IrlsState *state, int p, int classes, bool gradonly)
 {
+	int			blocks = (classes == 2) ? 1 : classes;
+	int64		k = (int64) blocks * ((int64) p + 1);
+
+	if (!gradonly)
+		PassCheckOrder((int) Min(k, (int64) PG_INT32_MAX));
+	if (p < 0 || classes < 2 || k >= PASS_MAX_COLUMNS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("irls_pass cannot accumulate %d features and %d classes",
+						p, classes)));
 	state->p = p;
 	state->classes = classes;
-	state->blocks = (classes == 2) ? 1 : classes;
-	state->k = state->blocks * (p + 1);
+	state->blocks = blocks;
+	state->k = (int) k;
 	state->gradonly = gradonly;
-	if (!gradonly)
-		PassCheckOrder(state->k);
 	state->grad = palloc0(sizeof(double) * state->k);
 	state->hess = gradonly ? NULL :
-		palloc0(sizeof(double) * PACKED_SIZE(state->k));
+		palloc0(sizeof(double) * PACKED_SIZE((Size) state->k));
 }
 
-/* Decodes the parameters for this state's group from the params argument. */
+/*
+ * Decodes the parameters for this state's group from the params argument,
+ * allocating the state's accumulators for them, or, for a state made from
+ * a flat one (IrlsPassComplete), checking that they are of its size.
+ */
 static void
 IrlsLoadParams(IrlsState *state, FunctionCallInfo fcinfo)
 {
@@ -148,24 +165,36 @@ IrlsLoadParams(IrlsState *state, FunctionCallInfo fcinfo)
 					 errmsg("irls_pass has no parameters for group \"%s\"",
 							text_to_cstring(key))));
 	}
-	d += row * len;
-	classes = (int) d[0];
+	if (len < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("irls_pass parameters have an invalid length %d", len)));
+	d += (int64) row * len;
 	/* K = -2: a binary pass without the Hessian */
-	gradonly = (classes == -2);
-	if (gradonly)
-		classes = 2;
-	if (classes < 2)
+	gradonly = (d[0] == -2.0);
+	if (!gradonly && !(d[0] >= 2.0 && d[0] <= PASS_MAX_ORDER && d[0] == rint(d[0])))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("irls_pass needs at least 2 classes")));
+	classes = gradonly ? 2 : (int) d[0];
 	blocks = (classes == 2) ? 1 : classes;
 	p = (len - 1 - blocks) / (2 + blocks);
-	if (p < 0 || 1 + 2 * p + blocks * (p + 1) != len)
+	if (p < 0 || 1 + 2 * (int64) p + blocks * ((int64) p + 1) != len)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("irls_pass parameters have an invalid length %d", len)));
 
-	IrlsAlloc(state, p, classes, gradonly);
+	if (state->grad == NULL)
+		IrlsAlloc(state, p, classes, gradonly);
+	else if (state->p != p || state->classes != classes ||
+			 state->gradonly != gradonly)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("irls_pass state does not match its parameters"),
+				 errdetail("The state is of %d features and %d classes%s, the parameters of %d features and %d classes%s.",
+						   state->p, state->classes,
+						   state->gradonly ? " without the Hessian" : "",
+						   p, classes, gradonly ? " without the Hessian" : "")));
 	state->mean = palloc(sizeof(double) * (len - 1));
 	memcpy(state->mean, d + 1, sizeof(double) * (len - 1));
 	state->invs = state->mean + p;
@@ -176,6 +205,16 @@ IrlsLoadParams(IrlsState *state, FunctionCallInfo fcinfo)
 	state->block = palloc0(sizeof(double) * (p + 1) * PASS_BLOCK);
 	state->bh = palloc0(sizeof(double) * PASS_BLOCK);
 	state->br = palloc0(sizeof(double) * PASS_BLOCK);
+}
+
+/*
+ * Completes a state made from a flat one, which carries only the sums, for
+ * a transition (pass_state.c): the parameters, from the row's arguments.
+ */
+void
+IrlsPassComplete(FunctionCallInfo fcinfo, void *state)
+{
+	IrlsLoadParams((IrlsState *) state, fcinfo);
 }
 
 /*
@@ -404,7 +443,7 @@ irls_pass_combinefn(PG_FUNCTION_ARGS)
 	}
 	else
 		a = (IrlsState *) PG_GETARG_POINTER(0);
-	if (a->k != b->k || a->gradonly != b->gradonly)
+	if (a->p != b->p || a->classes != b->classes || a->gradonly != b->gradonly)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot combine irls_pass states of different sizes")));
@@ -452,25 +491,62 @@ irls_pass_serialfn(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
+/*
+ * Bytes of the header of a flat irls_pass state: p, classes, gradonly, two
+ * counts, w, loss, correct, the confusion matrix.
+ */
+#define IRLS_FLAT_HEADER (4 + 4 + 1 + 2 * 8 + 3 * 8 + 4 * 8)
+
 PG_FUNCTION_INFO_V1(irls_pass_deserialfn);
 
-/* Deserialises the sums of an irls_pass state. */
+/*
+ * Deserialises the sums of an irls_pass state, checking every field
+ * (passes.h) before it allocates by them.  The state has no parameters:
+ * a transition completes it (IrlsPassComplete).
+ */
 Datum
 irls_pass_deserialfn(PG_FUNCTION_ARGS)
 {
+	const char *agg = "streamml.irls_pass";
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
-	IrlsState  *state = palloc0(sizeof(IrlsState));
+	IrlsState  *state;
 	StringInfoData buf;
 	int			p;
 	int			classes;
+	int			gradbyte;
+	int64		k;
+	int64		count;
+	int64		skipped;
 
 	PassAggContext(fcinfo, "irls_pass_deserialfn");
 	PassReadBuffer(&buf, b);
-	p = pq_getmsgint(&buf, 4);
-	classes = pq_getmsgint(&buf, 4);
-	IrlsAlloc(state, p, classes, pq_getmsgbyte(&buf) != 0);
-	state->count = pq_getmsgint64(&buf);
-	state->skipped = pq_getmsgint64(&buf);
+	PassStateCheckHeader(agg, &buf, IRLS_FLAT_HEADER);
+	p = (int) pq_getmsgint(&buf, 4);
+	classes = (int) pq_getmsgint(&buf, 4);
+	gradbyte = pq_getmsgbyte(&buf);
+	count = pq_getmsgint64(&buf);
+	skipped = pq_getmsgint64(&buf);
+	PASS_STATE_CHECK(p >= 0 && p < PASS_MAX_COLUMNS, agg,
+					 "It has %d features.", p);
+	PASS_STATE_CHECK(classes >= 2 && classes <= PASS_MAX_ORDER, agg,
+					 "It has %d classes.", classes);
+	PASS_STATE_CHECK(gradbyte == 0 || (gradbyte == 1 && classes == 2), agg,
+					 "Its gradient-only flag is %d with %d classes.",
+					 gradbyte, classes);
+	k = (int64) (classes == 2 ? 1 : classes) * ((int64) p + 1);
+	PASS_STATE_CHECK(k < PASS_MAX_COLUMNS && (gradbyte == 1 || k <= PASS_MAX_ORDER),
+					 agg, "It has " INT64_FORMAT " coefficients, above the limit of %d.",
+					 k, gradbyte == 1 ? PASS_MAX_COLUMNS - 1 : PASS_MAX_ORDER);
+	PASS_STATE_CHECK(count >= 0 && skipped >= 0, agg,
+					 "It counts " INT64_FORMAT " rows used and " INT64_FORMAT " skipped.",
+					 count, skipped);
+	PassStateCheckLength(agg, &buf, 3 * sizeof(double) + 4 * sizeof(double) +
+						 sizeof(double) * (uint64) (k + (gradbyte ? 0 : PACKED_SIZE(k))));
+
+	state = palloc0(sizeof(IrlsState));
+	IrlsAlloc(state, p, classes, gradbyte != 0);
+	state->count = count;
+	state->skipped = skipped;
 	state->w = pq_getmsgfloat8(&buf);
 	state->loss = pq_getmsgfloat8(&buf);
 	state->correct = pq_getmsgfloat8(&buf);
@@ -478,7 +554,13 @@ irls_pass_deserialfn(PG_FUNCTION_ARGS)
 	pq_copymsgbytes(&buf, (char *) state->grad, sizeof(double) * state->k);
 	if (!state->gradonly)
 		pq_copymsgbytes(&buf, (char *) state->hess,
-						sizeof(double) * PACKED_SIZE(state->k));
+						sizeof(double) * PACKED_SIZE((Size) state->k));
+	PASS_STATE_CHECK(isfinite(state->w) && state->w >= 0.0, agg,
+					 "Its sum of weights is %g.", state->w);
+	PASS_STATE_CHECK(state->correct >= 0.0 && state->correct <= count, agg,
+					 "It counts %g rows right of " INT64_FORMAT ".",
+					 state->correct, count);
+	PassStateCheckFinite(agg, "confusion counts", state->confusion, 4, true);
 	PG_RETURN_POINTER(state);
 }
 

@@ -168,28 +168,54 @@ classification_metrics_serialfn(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(classification_metrics_deserialfn);
 
-/* Deserialises a classification state. */
+/*
+ * Deserialises a classification state, checking every field (passes.h):
+ * the number of rows against the length before anything is allocated, and
+ * every row (a score between 0 and 1, a label 0 or 1, which the sort and
+ * the areas under the curves rely on) against the confusion matrix.
+ */
 Datum
 classification_metrics_deserialfn(PG_FUNCTION_ARGS)
 {
+	const char *agg = "streamml.classification_metrics";
 	MemoryContext cxt = PassAggContext(fcinfo, "classification_metrics_deserialfn");
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
-	ClassState *s = MemoryContextAllocZero(cxt, sizeof(ClassState));
+	ClassState *s;
 	StringInfoData buf;
 	int64		n;
+	double		confusion[4] = {0};
 
 	PassReadBuffer(&buf, b);
+	PassStateCheckHeader(agg, &buf, 8 + 8 + 4 * 8);
 	n = pq_getmsgint64(&buf);
-	/* the state is a bytea that SQL can pass: check it is one of ours */
-	if (n < 0 || (uint64) (buf.len - buf.cursor) !=
-		sizeof(double) * 5 + (uint64) n * sizeof(ScoredRow))
-		elog(ERROR, "invalid classification_metrics state");
+	PASS_STATE_CHECK(n >= 0 && n <= (buf.len - buf.cursor) / (int64) sizeof(ScoredRow),
+					 agg, "It counts " INT64_FORMAT " rows in %d bytes.", n, buf.len);
+	PassStateCheckLength(agg, &buf, sizeof(double) * 5 +
+						 (uint64) n * sizeof(ScoredRow));
+	s = MemoryContextAllocZero(cxt, sizeof(ClassState));
 	s->loss = pq_getmsgfloat8(&buf);
 	pq_copymsgbytes(&buf, (char *) s->confusion, sizeof(s->confusion));
 	ClassReserve(s, n, cxt);
 	if (n > 0)
 		pq_copymsgbytes(&buf, (char *) s->rows, sizeof(ScoredRow) * n);
 	s->n = n;
+	PASS_STATE_CHECK(isfinite(s->loss) && s->loss >= 0.0, agg,
+					 "Its log-loss is %g.", s->loss);
+	for (int64 i = 0; i < n; i++)
+	{
+		double		score = s->rows[i].score;
+		double		label = s->rows[i].label;
+
+		PASS_STATE_CHECK(score >= 0.0 && score <= 1.0 &&
+						 (label == 0.0 || label == 1.0), agg,
+						 "Its row " INT64_FORMAT " has score %g and label %g.",
+						 i + 1, score, label);
+		/* tp, fp, tn, fn at 0.5, as ClassAdd counts them */
+		confusion[score >= 0.5 ? (label == 1.0 ? 0 : 1) : (label == 1.0 ? 3 : 2)] += 1.0;
+	}
+	for (int i = 0; i < 4; i++)
+		PASS_STATE_CHECK(s->confusion[i] == confusion[i], agg,
+						 "Its confusion matrix does not count its rows.");
 	PG_RETURN_POINTER(s);
 }
 
@@ -501,17 +527,30 @@ regression_metrics_serialfn(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(regression_metrics_deserialfn);
 
-/* Deserialises a regression state. */
+/* Deserialises a regression state, checking every field (passes.h). */
 Datum
 regression_metrics_deserialfn(PG_FUNCTION_ARGS)
 {
+	const char *agg = "streamml.regression_metrics";
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
-	RegState   *s = palloc(sizeof(RegState));
+	RegState   *s;
 
 	PassAggContext(fcinfo, "regression_metrics_deserialfn");
-	if (VARSIZE_ANY_EXHDR(b) != sizeof(RegState))
-		elog(ERROR, "invalid regression_metrics state");
+	PASS_STATE_CHECK(VARSIZE_ANY_EXHDR(b) == sizeof(RegState), agg,
+					 "The state has %d bytes instead of %d.",
+					 (int) VARSIZE_ANY_EXHDR(b), (int) sizeof(RegState));
+	s = palloc(sizeof(RegState));
 	memcpy(s, VARDATA_ANY(b), sizeof(RegState));
+	PASS_STATE_CHECK(s->n >= 0.0 && s->n <= 9007199254740992.0 && s->n == rint(s->n),
+					 agg, "It counts %g rows.", s->n);
+	PASS_STATE_CHECK(s->e >= PASS_EXP_MIN && s->e <= PASS_EXP_MAX, agg,
+					 "Its unit is 2^%d.", s->e);
+	PASS_STATE_CHECK(isfinite(s->mean), agg, "Its mean is %g.", s->mean);
+	PASS_STATE_CHECK(isfinite(s->abs_err) && s->abs_err >= 0.0 &&
+					 isfinite(s->sq_err) && s->sq_err >= 0.0, agg,
+					 "Its sums of errors are %g and %g.", s->abs_err, s->sq_err);
+	PASS_STATE_CHECK(isfinite(s->m2) && s->m2 >= 0.0, agg,
+					 "Its sum of squared deviations is %g.", s->m2);
 	PG_RETURN_POINTER(s);
 }
 
@@ -540,6 +579,12 @@ regression_metrics_finalfn(PG_FUNCTION_ARGS)
 	appendStringInfoChar(&b, '}');
 	PG_RETURN_DATUM(JsonbFromText(b.data));
 }
+
+/*
+ * The most classes of streamml.multiclass_metrics, as of a model
+ * (train_source.c): a state of k classes holds k² counts.
+ */
+#define MULTICLASS_MAX_CLASSES 1000
 
 /* State of streamml.multiclass_metrics: counts, loss, confusion matrix. */
 typedef struct MultiState
@@ -580,7 +625,14 @@ multiclass_metrics_transfn(PG_FUNCTION_ARGS)
 	y = PG_GETARG_INT32(1);
 	pr = Float8ArrayData(PG_GETARG_ARRAYTYPE_P(2), &k, "probabilities");
 	if (s == NULL)
+	{
+		if (k > MULTICLASS_MAX_CLASSES)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("multiclass_metrics takes at most %d classes, not %d",
+							MULTICLASS_MAX_CLASSES, k)));
 		s = MultiAlloc(cxt, k);
+	}
 	if (k != s->k || y < 0 || y >= k)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -639,24 +691,44 @@ multiclass_metrics_serialfn(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(multiclass_metrics_deserialfn);
 
-/* Deserialises a multiclass state. */
+/*
+ * Deserialises a multiclass state, checking every field (passes.h): the
+ * number of classes against the length, the counts against each other.
+ */
 Datum
 multiclass_metrics_deserialfn(PG_FUNCTION_ARGS)
 {
+	const char *agg = "streamml.multiclass_metrics";
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
 	MultiState *s;
 	int32		k;
+	double		total = 0.0;
 
 	PassAggContext(fcinfo, "multiclass_metrics_deserialfn");
-	/* the state is a bytea that SQL can pass: check it is one of ours */
-	if (VARSIZE_ANY_EXHDR(b) < offsetof(MultiState, confusion))
-		elog(ERROR, "invalid multiclass_metrics state");
+	PASS_STATE_CHECK(VARSIZE_ANY_EXHDR(b) >= offsetof(MultiState, confusion), agg,
+					 "The state has %d bytes, fewer than its header of %d.",
+					 (int) VARSIZE_ANY_EXHDR(b), (int) offsetof(MultiState, confusion));
 	memcpy(&k, VARDATA_ANY(b), sizeof(int32));
-	if (k < 1 || k > 1000 ||
-		VARSIZE_ANY_EXHDR(b) != offsetof(MultiState, confusion) + sizeof(double) * k * k)
-		elog(ERROR, "invalid multiclass_metrics state");
+	PASS_STATE_CHECK(k >= 1 && k <= MULTICLASS_MAX_CLASSES, agg,
+					 "It has %d classes.", k);
+	PASS_STATE_CHECK(VARSIZE_ANY_EXHDR(b) ==
+					 offsetof(MultiState, confusion) + sizeof(double) * k * k, agg,
+					 "The state has %d bytes where its header calls for %d.",
+					 (int) VARSIZE_ANY_EXHDR(b),
+					 (int) (offsetof(MultiState, confusion) + sizeof(double) * k * k));
 	s = palloc(VARSIZE_ANY_EXHDR(b));
 	memcpy(s, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+	PASS_STATE_CHECK(s->n >= 0.0 && s->n <= 9007199254740992.0 && s->n == rint(s->n),
+					 agg, "It counts %g rows.", s->n);
+	PASS_STATE_CHECK(s->correct >= 0.0 && s->correct <= s->n, agg,
+					 "It counts %g rows right of %g.", s->correct, s->n);
+	PASS_STATE_CHECK(isfinite(s->loss) && s->loss >= 0.0, agg,
+					 "Its log-loss is %g.", s->loss);
+	PassStateCheckFinite(agg, "confusion counts", s->confusion, (int64) k * k, true);
+	for (int i = 0; i < k * k; i++)
+		total += s->confusion[i];
+	PASS_STATE_CHECK(total == s->n, agg,
+					 "Its confusion matrix counts %g rows of %g.", total, s->n);
 	PG_RETURN_POINTER(s);
 }
 

@@ -367,15 +367,65 @@ MomentsFlush(MomentsState *state)
 	state->w = wnew;
 }
 
-/* Returns the aggregate's memory context or errors. */
+/*
+ * Returns the aggregate's memory context, or errors when the function was
+ * called from SQL outside an aggregate (any role can: the bytea-state
+ * functions of the aggregates are SQL functions).
+ */
 MemoryContext
 PassAggContext(FunctionCallInfo fcinfo, const char *name)
 {
 	MemoryContext aggcontext;
 
 	if (!AggCheckCallContext(fcinfo, &aggcontext))
-		elog(ERROR, "%s called in non-aggregate context", name);
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s called in non-aggregate context", name)));
 	return aggcontext;
+}
+
+/*
+ * Allocates a state for the nfeatures and comoments arguments of the
+ * six-argument form of streamml.ml_moments, or checks that a state made
+ * from a flat one (MomentsComplete) is of them.
+ */
+static void
+MomentsStart(FunctionCallInfo fcinfo, MomentsState *state)
+{
+	int			p;
+	bool		full;
+
+	if (PG_ARGISNULL(4) || PG_GETARG_INT32(4) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ml_moments needs the number of features")));
+	p = PG_GETARG_INT32(4);
+	full = PG_ARGISNULL(5) || PG_GETARG_BOOL(5);
+	if (p >= PASS_MAX_COLUMNS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("ml_moments cannot accumulate %d features", p),
+				 errdetail("The limit is %d.", PASS_MAX_COLUMNS - 1)));
+	if (state->p < 0)
+		MomentsAlloc(state, p, full);
+	else if (state->p != p || state->full != full)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ml_moments state does not match its arguments"),
+				 errdetail("The state is of %d features%s, the arguments of %d%s.",
+						   state->p, state->full ? " with co-moments" : "",
+						   p, full ? " with co-moments" : "")));
+}
+
+/*
+ * Completes a state made from a flat one for a transition (pass_state.c):
+ * in the six-argument form, the state must be of nfeatures and comoments.
+ */
+void
+MomentsComplete(FunctionCallInfo fcinfo, void *state)
+{
+	if (PG_NARGS() > 4)
+		MomentsStart(fcinfo, (MomentsState *) state);
 }
 
 PG_FUNCTION_INFO_V1(ml_moments_transfn);
@@ -405,14 +455,7 @@ ml_moments_transfn(PG_FUNCTION_ARGS)
 		state = palloc0(sizeof(MomentsState));
 		state->p = -1;
 		if (PG_NARGS() > 4)
-		{
-			if (PG_ARGISNULL(4) || PG_GETARG_INT32(4) < 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("ml_moments needs the number of features")));
-			MomentsAlloc(state, PG_GETARG_INT32(4),
-						 PG_ARGISNULL(5) || PG_GETARG_BOOL(5));
-		}
+			MomentsStart(fcinfo, state);
 		MemoryContextSwitchTo(old);
 	}
 	else
@@ -575,35 +618,80 @@ ml_moments_serialfn(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
+/* Bytes of the header of a flat moments state: p, full, 3 counts, w. */
+#define MOMENTS_FLAT_HEADER (4 + 1 + 3 * 8 + 8)
+
 PG_FUNCTION_INFO_V1(ml_moments_deserialfn);
 
-/* Deserialises a moments state. */
+/*
+ * Deserialises a moments state, checking every field (passes.h) before it
+ * allocates by them.
+ */
 Datum
 ml_moments_deserialfn(PG_FUNCTION_ARGS)
 {
+	const char *agg = "streamml.ml_moments";
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
-	MomentsState *state = palloc0(sizeof(MomentsState));
+	MomentsState *state;
 	StringInfoData buf;
 	int			p;
-	bool		full;
+	int			fullbyte;
+	int64		count;
+	int64		skipped;
+	int64		malformed;
+	double		w;
+	uint64		rest = 0;
 
 	PassAggContext(fcinfo, "ml_moments_deserialfn");
 	PassReadBuffer(&buf, b);
-	p = pq_getmsgint(&buf, 4);
-	full = pq_getmsgbyte(&buf) != 0;
+	PassStateCheckHeader(agg, &buf, MOMENTS_FLAT_HEADER);
+	p = (int) pq_getmsgint(&buf, 4);
+	fullbyte = pq_getmsgbyte(&buf);
+	count = pq_getmsgint64(&buf);
+	skipped = pq_getmsgint64(&buf);
+	malformed = pq_getmsgint64(&buf);
+	w = pq_getmsgfloat8(&buf);
+	PASS_STATE_CHECK(p >= -1 && p < PASS_MAX_COLUMNS, agg,
+					 "It has %d features.", p);
+	PASS_STATE_CHECK(fullbyte == 0 || fullbyte == 1, agg,
+					 "Its co-moments flag is %d.", fullbyte);
+	PASS_STATE_CHECK(p < 0 || fullbyte == 0 || p < PASS_MAX_ORDER, agg,
+					 "It keeps the co-moments of %d columns, above the limit of %d.",
+					 p + 1, PASS_MAX_ORDER);
+	PASS_STATE_CHECK(count >= 0 && skipped >= 0 && malformed >= 0 &&
+					 malformed <= skipped, agg,
+					 "It counts " INT64_FORMAT " rows used, " INT64_FORMAT " skipped and " INT64_FORMAT " malformed.",
+					 count, skipped, malformed);
+	PASS_STATE_CHECK(isfinite(w) && w >= 0.0, agg,
+					 "Its sum of weights is %g.", w);
+	PASS_STATE_CHECK(p >= 0 || (count == 0 && w == 0.0), agg,
+					 "It has rows but no features.");
+	if (p >= 0)
+		rest = ((uint64) p + 1) * (sizeof(int) + sizeof(double)) +
+			sizeof(double) * (uint64) MomentsComomSize(p, fullbyte != 0);
+	PassStateCheckLength(agg, &buf, rest);
+
+	state = palloc0(sizeof(MomentsState));
 	state->p = -1;
 	if (p >= 0)
-		MomentsAlloc(state, p, full);
-	state->count = pq_getmsgint64(&buf);
-	state->skipped = pq_getmsgint64(&buf);
-	state->malformed = pq_getmsgint64(&buf);
-	state->w = pq_getmsgfloat8(&buf);
+		MomentsAlloc(state, p, fullbyte != 0);
+	state->count = count;
+	state->skipped = skipped;
+	state->malformed = malformed;
+	state->w = w;
 	if (p >= 0)
 	{
 		pq_copymsgbytes(&buf, (char *) state->exps, sizeof(int) * (p + 1));
 		pq_copymsgbytes(&buf, (char *) state->mean, sizeof(double) * (p + 1));
 		pq_copymsgbytes(&buf, (char *) state->comom,
-						sizeof(double) * MomentsComomSize(p, full));
+						sizeof(double) * MomentsComomSize(p, state->full));
+		for (int i = 0; i <= p; i++)
+			PASS_STATE_CHECK(state->exps[i] >= PASS_EXP_MIN &&
+							 state->exps[i] <= PASS_EXP_MAX, agg,
+							 "The unit of its column %d is 2^%d.", i, state->exps[i]);
+		PassStateCheckFinite(agg, "means", state->mean, p + 1, false);
+		PassStateCheckFinite(agg, "co-moments", state->comom,
+							 MomentsComomSize(p, state->full), false);
 	}
 	PG_RETURN_POINTER(state);
 }

@@ -10,6 +10,7 @@
 
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "utils/memutils.h"
 
 /* What PassReadRow found in a row. */
 typedef enum PassRow
@@ -85,11 +86,47 @@ PassReadBuffer(StringInfo buf, bytea *b)
 }
 
 /*
+ * Flat states are bytea that SQL can hand to the aggregates' functions (an
+ * initcond, a combine or final function called on any bytea, a state from
+ * a Citus worker), so every deserialisation checks every field before it
+ * allocates or reads by it (pass_state.c): the error of a state that no
+ * aggregate of ours made, with a detail saying what is wrong with it.
+ */
+#define PASS_STATE_CHECK(cond, agg, ...) \
+	do { \
+		if (unlikely(!(cond))) \
+			ereport(ERROR, \
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION), \
+					 errmsg("invalid %s state", (agg)), \
+					 errdetail(__VA_ARGS__))); \
+	} while (0)
+
+extern void PassStateCheckHeader(const char *agg, StringInfo buf, int header);
+extern void PassStateCheckLength(const char *agg, StringInfo buf, uint64 rest);
+extern void PassStateCheckFinite(const char *agg, const char *what,
+								 const double *v, int64 n, bool nonnegative);
+
+/*
+ * Completes the C state a transition function is given when the aggregate's
+ * state was flat, with what a flat state does not carry, from the row's
+ * arguments (the transition's fcinfo); errors when they do not fit it.
+ */
+typedef void (*PassStateCompleteFn) (FunctionCallInfo fcinfo, void *state);
+extern void MomentsComplete(FunctionCallInfo fcinfo, void *state);
+extern void IrlsPassComplete(FunctionCallInfo fcinfo, void *state);
+
+/*
  * Rows are buffered in blocks of PASS_BLOCK, feature-major (value i of row r
  * at [i * PASS_BLOCK + r]), and added to the packed cross-product matrices
  * a block at a time by PassBlockSyrk.
  */
 #define PASS_BLOCK 32
+
+/*
+ * The most columns (label and features) a pass can buffer: a block of
+ * rows must fit one allocation.  Checked on flat states, before allocating.
+ */
+#define PASS_MAX_COLUMNS ((int) (MaxAllocSize / (sizeof(double) * PASS_BLOCK)))
 
 extern void PassBlockSyrk(double *packed, const double *z, const double *a,
 						  int n);

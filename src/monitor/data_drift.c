@@ -42,6 +42,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "ml/passes.h"
 #include "monitor/drift.h"
 
 /* A fraction of 0 counts as this much in PSI (Evidently's value). */
@@ -422,40 +423,81 @@ data_drift_serialize(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
-/* data_drift_deserialize(bytes, internal) */
+/*
+ * data_drift_deserialize(bytes, internal).  Only a parallel worker's state
+ * reaches it (an internal-state aggregate is a superuser's to define, and
+ * the function is strict in its internal argument), but it checks the
+ * state as the bytea-state aggregates do (ml/passes.h): the number of bins
+ * and of values against the length before it allocates by them, ascending
+ * edges, counts that add up, finite values.
+ */
 PG_FUNCTION_INFO_V1(data_drift_deserialize);
 Datum
 data_drift_deserialize(PG_FUNCTION_ARGS)
 {
+	const char *agg = "data drift";
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
 	StringInfoData buf;
 	DataDriftState *st = palloc0(sizeof(DataDriftState));
+	int64		total = 0;
+	int			keep;
+	uint64		bins;
 
-	buf.data = VARDATA_ANY(b);
-	buf.len = VARSIZE_ANY_EXHDR(b);
-	buf.maxlen = buf.len;
-	buf.cursor = 0;
-	st->k = pq_getmsgint(&buf, 4);
-	st->keep_values = pq_getmsgbyte(&buf);
+	if (!AggCheckCallContext(fcinfo, NULL))
+		elog(ERROR, "data_drift_deserialize called in non-aggregate context");
+	PassReadBuffer(&buf, b);
+	PassStateCheckHeader(agg, &buf, 4 + 1 + 8);
+	st->k = (int) pq_getmsgint(&buf, 4);
+	keep = pq_getmsgbyte(&buf);
 	st->n = pq_getmsgint64(&buf);
+	PASS_STATE_CHECK(st->k >= 1 && st->k <= DATA_DRIFT_MAX_BINS, agg,
+					 "It has %d bins.", st->k);
+	PASS_STATE_CHECK(keep == 0 || keep == 1, agg,
+					 "Its keep-values flag is %d.", keep);
+	st->keep_values = (keep == 1);
+	bins = sizeof(double) * ((uint64) st->k + 1) +
+		(sizeof(double) + sizeof(int64)) * (uint64) st->k;
+	PASS_STATE_CHECK((uint64) (buf.len - buf.cursor) >= bins + sizeof(int64), agg,
+					 "The state has %d bytes, fewer than its %d bins take.",
+					 buf.len, st->k);
 	st->edges = palloc(sizeof(double) * (st->k + 1));
 	st->fractions = palloc(sizeof(double) * st->k);
 	st->counts = palloc(sizeof(int64) * st->k);
 	for (int i = 0; i <= st->k; i++)
+	{
 		st->edges[i] = pq_getmsgfloat8(&buf);
+		/* as CheckReference has them */
+		PASS_STATE_CHECK(i == 0 || !(st->edges[i] < st->edges[i - 1]), agg,
+						 "Its edge %d is %g.", i + 1, st->edges[i]);
+	}
 	for (int i = 0; i < st->k; i++)
 	{
 		st->fractions[i] = pq_getmsgfloat8(&buf);
 		st->counts[i] = pq_getmsgint64(&buf);
+		PASS_STATE_CHECK(st->counts[i] >= 0 && st->counts[i] <= st->n, agg,
+						 "Its bin %d counts " INT64_FORMAT " values.",
+						 i + 1, st->counts[i]);
+		total += st->counts[i];
 	}
+	PASS_STATE_CHECK(st->n >= 0 && total == st->n, agg,
+					 "Its bins count " INT64_FORMAT " values of " INT64_FORMAT ".",
+					 total, st->n);
 	st->nvalues = st->maxvalues = pq_getmsgint64(&buf);
+	PASS_STATE_CHECK(st->nvalues >= 0 &&
+					 st->nvalues <= (buf.len - buf.cursor) / (int64) sizeof(double) &&
+					 (st->keep_values || st->nvalues == 0), agg,
+					 "It keeps " INT64_FORMAT " values.", st->nvalues);
+	PassStateCheckLength(agg, &buf, sizeof(double) * (uint64) st->nvalues);
 	if (st->nvalues > 0)
 	{
 		st->values = palloc_extended(sizeof(double) * st->nvalues, MCXT_ALLOC_HUGE);
 		for (int64 i = 0; i < st->nvalues; i++)
+		{
 			st->values[i] = pq_getmsgfloat8(&buf);
+			PASS_STATE_CHECK(isfinite(st->values[i]), agg,
+							 "It keeps the value %g.", st->values[i]);
+		}
 	}
-	pq_getmsgend(&buf);
 	PG_RETURN_POINTER(st);
 }
 

@@ -1,7 +1,8 @@
--- Dropping a table takes the feature tables, scorers and outcome trackers
--- that use it along (src/relations.c, an event trigger on sql_drop): no
--- catalog row is left naming a relation that is gone, names are free
--- again, and a source whose scorer lost its predictions table still loads.
+-- A table that feature tables, scorers and outcome trackers depend on is
+-- dropped only with CASCADE, which takes them along (src/relations.c, an
+-- event trigger on sql_drop): no catalog row is left naming a relation
+-- that is gone, names are free again, and a source whose scorer lost its
+-- predictions table still loads.
 CREATE ROLE rd_user;
 GRANT CREATE ON SCHEMA public TO rd_user;
 SET ROLE rd_user;
@@ -17,8 +18,10 @@ SELECT streamml.create_scorer('rd_s', 'rd_f', 'rd_m', '{"key": "id", "into": "rd
 SELECT streamml.track_outcomes('rd_s', 'rd_f', '{"actual": "price", "horizon": "5 seconds",
 	"partition_by": "symbol", "order_by": "ts"}');
 
--- the predictions table: its tracker and scorer go, and the source loads
+-- the predictions table: refused without CASCADE, as for a view; with
+-- it, its tracker and scorer go, and the source loads
 DROP TABLE rd_p;
+DROP TABLE rd_p CASCADE;
 SELECT count(*) AS scorers FROM streamml.scorers WHERE name = 'rd_s';
 SELECT count(*) AS trackers FROM streamml.outcome_trackers WHERE scorer = 'rd_s';
 INSERT INTO rd_ticks VALUES (1000, '1', '2026-01-02', 1);
@@ -30,6 +33,7 @@ SELECT streamml.create_scorer('rd_s', 'rd_f', 'rd_m', '{"key": "id", "into": "rd
 SELECT streamml.track_outcomes('rd_s', 'rd_f', '{"actual": "price", "horizon": "5 seconds",
 	"partition_by": "symbol", "order_by": "ts"}');
 DROP TABLE rd_ticks;
+DROP TABLE rd_ticks CASCADE;
 SELECT count(*) AS feature_tables FROM streamml.feature_tables WHERE name = 'rd_f';
 SELECT name, source::text FROM streamml.scorers WHERE name = 'rd_s';
 SELECT count(*) AS kept_rows FROM rd_f;
@@ -39,7 +43,8 @@ SELECT count(*) AS kept_rows FROM rd_f;
 CREATE TABLE rd_labels (id bigint, price float8);
 SELECT streamml.untrack_outcomes('rd_s');
 SELECT streamml.track_outcomes('rd_s', 'rd_labels', '{"actual": "price"}');
-DROP TABLE rd_f;
+DROP TABLE rd_f, rd_labels;
+DROP TABLE rd_f CASCADE;
 SELECT count(*) AS scorers FROM streamml.scorers WHERE name = 'rd_s';
 SELECT count(*) AS trackers FROM streamml.outcome_trackers WHERE scorer = 'rd_s';
 INSERT INTO rd_labels VALUES (1, 1);
@@ -69,9 +74,19 @@ SELECT count(*) AS feature_tables FROM streamml.feature_tables WHERE name = 'rd_
 -- the event trigger is no function to call
 SELECT streamml.relations_dropped();
 
+-- another role's DROP gets PostgreSQL's own error, and learns nothing
+CREATE ROLE rd_other;
+SET ROLE rd_other;
+DROP TABLE rd_p2;
+RESET ROLE;
+DROP ROLE rd_other;
+
 -- drops of tables nothing uses say nothing
 CREATE TABLE rd_unrelated (x int);
 DROP TABLE rd_unrelated;
+
+-- drop_feature_table is refused while a scorer reads its table
+SELECT streamml.drop_feature_table('rd_f');
 
 -- cleanup
 SELECT streamml.drop_scorer('rd_s');

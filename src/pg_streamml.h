@@ -9,6 +9,8 @@
 #ifndef PG_STREAMML_H
 #define PG_STREAMML_H
 
+#include "nodes/parsenodes.h"
+
 #define STREAMML_VERSION "0.1.0"
 
 /* The schema every SQL object of the extension lives in. */
@@ -23,6 +25,7 @@ extern char *Float8TextExact(double v);
 
 /* relations.c */
 extern bool StreammlEventTriggerBegin(FunctionCallInfo fcinfo, const char *fn);
+extern void RelationsDropCheck(DropStmt *stmt);
 
 /* partitions.c */
 extern bool RelationIsPartOf(Oid rel, Oid source);

@@ -24,6 +24,16 @@
  *						not name or cascade to).
  *
  * each with a NOTICE, as PostgreSQL reports what a drop cascades to.
+ *
+ * As for PostgreSQL's own dependencies, a plain DROP TABLE (RESTRICT) of
+ * a table these objects depend on is refused, naming them
+ * (RelationsDropCheck, from the utility hook, before the drop): the
+ * source or predictions table of a scorer or tracker, a feature table's
+ * source.  Only for the table's owner (anyone else gets PostgreSQL's own
+ * "must be owner"), and only for DROP TABLE: DROP ... CASCADE, DROP SCHEMA
+ * ... CASCADE and DROP OWNED reach the event trigger.  A feature table's
+ * own table is not a dependency: dropping it is dropping the feature
+ * table.
  * Streams are not removed: a stream whose table was dropped keeps its
  * offsets, and alter_stream can point it at a new table to go on where it
  * stopped.  Models and monitors name their tables by text, and report an
@@ -31,12 +41,20 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "utils/acl.h"
 #include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 
 #include "pg_streamml.h"
 #include "quality/quality.h"
@@ -98,4 +116,85 @@ relations_dropped(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * Refuses a DROP TABLE without CASCADE of a table that a feature table,
+ * scorer or outcome tracker depends on (the file's comment), as
+ * PostgreSQL refuses one that a view depends on.
+ */
+void
+RelationsDropCheck(DropStmt *stmt)
+{
+	Datum	   *d;
+	int			k = 0;
+	ListCell   *lc;
+	bool		pushed = false;
+	uint64		n;
+
+	if (stmt->removeType != OBJECT_TABLE || stmt->behavior == DROP_CASCADE ||
+		creating_extension || !OidIsValid(get_extension_oid("pg_streamml", true)))
+		return;
+	d = palloc(sizeof(Datum) * Max(list_length(stmt->objects), 1));
+	foreach(lc, stmt->objects)
+	{
+		Oid			rel = RangeVarGetRelid(makeRangeVarFromNameList(lfirst(lc)),
+										   NoLock, true);
+
+		if (OidIsValid(rel) && pg_class_ownercheck(rel, GetUserId()))
+			d[k++] = ObjectIdGetDatum(rel);
+	}
+	if (k == 0)
+		return;
+	if (!ActiveSnapshotSet())
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pushed = true;
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	{
+		Datum		arr = PointerGetDatum(construct_array(d, k, OIDOID, sizeof(Oid),
+														  true, TYPALIGN_INT));
+
+		n = CatalogExecute("SELECT r.rel, r.what FROM ("
+						   "SELECT f.source AS rel, 'feature table \"' OPERATOR(pg_catalog.||) f.name "
+						   "OPERATOR(pg_catalog.||) '\"' AS what FROM streamml.feature_tables_catalog f "
+						   "UNION ALL SELECT s.source, 'scorer \"' OPERATOR(pg_catalog.||) s.name "
+						   "OPERATOR(pg_catalog.||) '\"' FROM streamml.scorers_catalog s "
+						   "UNION ALL SELECT s.predictions, 'scorer \"' OPERATOR(pg_catalog.||) s.name "
+						   "OPERATOR(pg_catalog.||) '\"' FROM streamml.scorers_catalog s "
+						   "UNION ALL SELECT t.source, 'the outcome tracker of scorer \"' "
+						   "OPERATOR(pg_catalog.||) t.scorer OPERATOR(pg_catalog.||) '\"' "
+						   "FROM streamml.outcome_trackers t "
+						   "UNION ALL SELECT t.predictions, 'the outcome tracker of scorer \"' "
+						   "OPERATOR(pg_catalog.||) t.scorer OPERATOR(pg_catalog.||) '\"' "
+						   "FROM streamml.outcome_trackers t) r "
+						   "WHERE r.rel OPERATOR(pg_catalog.=) ANY ($1) ORDER BY 2",
+						   1, (Oid[]) {OIDARRAYOID}, &arr, NULL, SPI_OK_SELECT);
+	}
+	if (n > 0)
+	{
+		StringInfoData detail;
+		bool		isnull;
+		Oid			first = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc, 1, &isnull));
+
+		initStringInfo(&detail);
+		for (uint64 i = 0; i < n; i++)
+			appendStringInfo(&detail, "%s%s depends on table %s", i > 0 ? "\n" : "",
+							 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2),
+							 get_rel_name(DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																		 SPI_tuptable->tupdesc,
+																		 1, &isnull))));
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop table %s because other objects depend on it",
+						get_rel_name(first)),
+				 errdetail("%s", detail.data),
+				 errhint("Drop them first (streamml.untrack_outcomes, drop_scorer, drop_feature_table), or use DROP ... CASCADE to drop them too.")));
+	}
+	SPI_finish();
+	if (pushed)
+		PopActiveSnapshot();
 }

@@ -413,6 +413,10 @@ StreammlProcessUtility(PlannedStmt *pstmt, const char *queryString,
 			break;
 	}
 
+	/* a table a scorer, tracker or feature table depends on (relations.c) */
+	if (IsA(stmt, DropStmt))
+		RelationsDropCheck((DropStmt *) stmt);
+
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 							queryEnv, dest, qc);

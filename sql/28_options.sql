@@ -63,3 +63,15 @@ SELECT deployed FROM streamml.train_linreg('kw', 'kw', 'y', ARRAY['x'],
 SELECT rows_used FROM streamml.train_linreg('kw', 'kw', 'y', ARRAY['X']);
 SELECT streamml.drop_model('kw');
 DROP TABLE kw;
+-- The target is no feature, and a classifier's target has at most
+-- max_classes distinct values (a number with more is a regression target).
+CREATE TABLE mc AS SELECT i::float8 AS x, (i * 7 % 150)::float8 AS y, i % 2 = 0 AS b
+  FROM generate_series(1, 300) i;
+SELECT version FROM streamml.train_logreg('mc', 'mc', 'b', ARRAY['x', 'b']);
+SELECT version FROM streamml.train_gbt('mc', 'mc', 'y', ARRAY['x', 'y'], '{"trees": 2}');
+SELECT version FROM streamml.train_logreg('mc', 'mc', 'y', ARRAY['x']);
+SELECT version FROM streamml.train_logreg('mc', 'mc', 'y', ARRAY['x'], '{"max_classes": 1001}');
+SELECT version FROM streamml.train_logreg('mc', 'mc', 'y', ARRAY['x'],
+	'{"max_classes": 150, "max_iter": 2}');
+SELECT streamml.drop_model('mc');
+DROP TABLE mc;

@@ -71,6 +71,7 @@ typedef struct TrainRun
 								 * NULL (categorical.c) */
 	char	  **slotexpr;		/* SQL of each of the p features */
 	int			max_categories; /* options of the categorical encoding */
+	int			max_classes;	/* most classes of a classifier's target */
 	bool		other_level;
 	/* options */
 	double		l2;

@@ -26,7 +26,7 @@
 static const char *const LogregOptions[] = {
 	"l1", "l2", "standardize", "max_iter", "tol", "class_weight", "weight",
 	"group_by", "test_fraction", "order_by", "warm_start", "deploy",
-	"deploy_metric", "solver", "max_categories", "other_level", NULL
+	"deploy_metric", "solver", "max_categories", "other_level", "max_classes", NULL
 };
 static const char *const LinregOptions[] = {
 	"l1", "l2", "standardize", "weight", "group_by", "test_fraction", "order_by",
@@ -38,7 +38,7 @@ static const char *const TreeOptions[] = {
 	"subsample", "colsample_bytree", "colsample_bynode", "lambda", "alpha",
 	"max_bin", "early_stopping", "seed", "threads", "weight", "group_by",
 	"test_fraction", "order_by", "deploy", "deploy_metric", "warm_start",
-	"max_categories", "other_level", "base_score", NULL
+	"max_categories", "other_level", "base_score", "max_classes", NULL
 };
 
 /*
@@ -185,6 +185,12 @@ ParseOptions(TrainRun *run, Jsonb *options)
 	run->max_categories = (int) OptionInteger(options, "max_categories", 32,
 											  2, 100000);
 	run->other_level = OptionBool(options, "other_level", true);
+	/*
+	 * A classifier fits one class per distinct target value: a number with
+	 * hundreds of values is a regression target, and a softmax over them
+	 * takes minutes.  100 classes by default, up to 1000 when asked.
+	 */
+	run->max_classes = (int) OptionInteger(options, "max_classes", 100, 2, 1000);
 	run->class_weight = OptionGet(options, "class_weight");
 	if (run->family != FAMILY_GLM)
 		ParseTreeOptions(run, options);

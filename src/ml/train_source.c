@@ -196,6 +196,13 @@ ResultFloat8Array(int row, int col, int *n, MemoryContext cxt)
 	return copy;
 }
 
+/* The most classes run's target may have: option max_classes (100). */
+static int
+MaxClasses(TrainRun *run)
+{
+	return run->max_classes > 0 ? run->max_classes : 100;
+}
+
 /*
  * Resolves the label: its SQL expression as float8 (0/1, or the class index
  * of a multinomial model) and the classes, by a DISTINCT query when the type
@@ -208,6 +215,13 @@ ResolveLabel(TrainRun *run, TupleDesc desc)
 	const char *ql = quote_identifier(run->label);
 	StringInfoData sql;
 
+	/* a model that reads its target scores perfectly and predicts nothing */
+	for (int i = 0; i < run->nfeaturecols; i++)
+		if (strcmp(run->featurecols[i], run->label) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("column \"%s\" is both the target and a feature", run->label),
+					 errdetail("A model that reads its target scores perfectly on every holdout and predicts nothing.")));
 	if (run->family != FAMILY_GLM)
 		TreeResolveTask(run, type);
 	if (run->kind == MODEL_LINEAR)
@@ -233,12 +247,12 @@ ResolveLabel(TrainRun *run, TupleDesc desc)
 	initStringInfo(&sql);
 	if (TypeIsNumeric(type))
 		appendStringInfo(&sql,
-						 "SELECT v::text FROM (SELECT DISTINCT (s.%s)::float8 AS v FROM %s WHERE (s.%s) IS NOT NULL) d ORDER BY v LIMIT 1001",
-						 ql, run->from, ql);
+						 "SELECT v::text FROM (SELECT DISTINCT (s.%s)::float8 AS v FROM %s WHERE (s.%s) IS NOT NULL) d ORDER BY v LIMIT %d",
+						 ql, run->from, ql, MaxClasses(run) + 1);
 	else
 		appendStringInfo(&sql,
-						 "SELECT v FROM (SELECT DISTINCT (s.%s)::text AS v FROM %s WHERE (s.%s) IS NOT NULL) d ORDER BY v LIMIT 1001",
-						 ql, run->from, ql);
+						 "SELECT v FROM (SELECT DISTINCT (s.%s)::text AS v FROM %s WHERE (s.%s) IS NOT NULL) d ORDER BY v LIMIT %d",
+						 ql, run->from, ql, MaxClasses(run) + 1);
 	RunQuery(run, sql.data, 0, NULL, NULL, NULL);
 	run->nclasses = SPI_processed;
 	if (run->nclasses < 2)
@@ -246,11 +260,15 @@ ResolveLabel(TrainRun *run, TupleDesc desc)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("label column \"%s\" has a single class", run->label),
 				 errdetail("Classification needs at least two distinct label values in the training data.")));
-	if (run->nclasses > 1000)
+	if (run->nclasses > MaxClasses(run))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("label column \"%s\" has more than 1000 classes",
-						run->label)));
+				 errmsg("label column \"%s\" has more than %d classes",
+						run->label, MaxClasses(run)),
+				 errdetail("A classifier fits one class per distinct value of its target."),
+				 TypeIsNumeric(type) ?
+				 errhint("To predict a number, train a regression (streamml.train_linreg, or train_gbt and the other tree trainers with a numeric target); for more classes, raise option \"max_classes\" (at most 1000).") :
+				 errhint("For more classes, raise option \"max_classes\" (at most 1000).")));
 	run->classes = palloc(sizeof(char *) * run->nclasses);
 	for (int i = 0; i < run->nclasses; i++)
 		run->classes[i] = MemoryContextStrdup(run->cxt, ResultText(i, 1));

@@ -476,6 +476,12 @@ CheckMonitor(int32 id)
 	memset(&a, 0, sizeof(a));
 	initStringInfo(&sql);
 	initStringInfo(&details);
+	if (strcmp(kind, "rows") == 0 && last == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" was last trained without option \"order_by\"", model),
+				 errdetail("Monitor \"%s\" counts the rows newer than the training data, which a version knows only when trained with \"order_by\".",
+						   name)));
 	if (strcmp(kind, "rows") == 0)
 	{
 		int64		min_rows = OptionInteger(options, "min_rows", 1000, 0, PG_INT64_MAX);

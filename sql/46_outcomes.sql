@@ -71,6 +71,9 @@ SELECT streamml.track_outcomes('oc_s', 'oc_labels', '{"actual": "y", "key": ["id
 SELECT streamml.track_outcomes('oc_s', 'oc_labels', '{"actual": "y", "colour": 1}');
 SELECT streamml.track_outcomes('oc_s', 'oc_labels', '{"actual": "y", "bucket": "-1 minute"}');
 SELECT streamml.track_outcomes('oc_s', 'oc_labels', '{"actual": "y", "bucket": "0.000001 s"}');
+CREATE TABLE oc_nokey (ident int, y boolean);
+SELECT streamml.track_outcomes('oc_s', 'oc_nokey', '{"actual": "y"}');
+DROP TABLE oc_nokey;
 SELECT streamml.track_outcomes('oc_s', 'oc_labels', '{"actual": "y", "at": "grp"}');
 SELECT streamml.track_outcomes('oc_s', 'oc_labels', '{"actual": "y", "order_by": "at"}');
 SELECT streamml.track_outcomes('oc_s', 'oc_preds', '{"actual": "prediction"}');
@@ -306,7 +309,7 @@ INSERT INTO oc_labels VALUES (5, true, 'odd', now());
 SELECT streamml.untrack_outcomes('oc_s');
 -- A dropped predictions table takes its scorer and tracker along
 -- (relations.c): the loads go on.
-DROP TABLE oc_tpreds;
+DROP TABLE oc_tpreds CASCADE;
 INSERT INTO oc_ticks VALUES (151, 'S0', now(), 1);
 SELECT streamml.untrack_outcomes('oc_h');
 INSERT INTO oc_ticks VALUES (152, 'S0', now(), 1);

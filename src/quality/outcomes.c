@@ -430,6 +430,17 @@ track_outcomes(PG_FUNCTION_ARGS)
 	skeys = OptionKeyColumns(options, &nskeys);
 	if (skeys == NULL)
 	{
+		/* the scorer's key columns, by name: say so when one is missing */
+		for (int i = 0; i < npkeys; i++)
+			if (get_attnum(source, pkeys[i]) == InvalidAttrNumber)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("table \"%s\" has no column \"%s\" of the key of scorer \"%s\"",
+								get_rel_name(source), pkeys[i], scorer),
+						 errdetail("Without option \"key\", an outcome's key columns are named as the scorer's (%d of them).",
+								   npkeys),
+						 errhint("Name the table's columns that hold the scorer's key with option \"key\", e.g. {\"key\": [\"%s\"]}.",
+								 pkeys[0])));
 		skeys = pkeys;
 		nskeys = npkeys;
 	}

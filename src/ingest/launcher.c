@@ -474,8 +474,9 @@ LauncherCheckWorkers(const char *stream, int workers)
 	if (workers > cap)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("stream \"%s\" asks for %d workers, but the server leaves pg_streamml only %d",
-						stream, workers, cap),
+				 errmsg_plural("stream \"%s\" asks for %d worker, but the server leaves pg_streamml only %d",
+							   "stream \"%s\" asks for %d workers, but the server leaves pg_streamml only %d",
+							   workers, stream, workers, cap),
 				 errdetail("max_worker_processes = %d, less max_parallel_workers and the pg_streamml supervisor and launchers, leaves %d.",
 						   max_worker_processes, cap),
 				 cap > 0 ?
@@ -485,13 +486,15 @@ LauncherCheckWorkers(const char *stream, int workers)
 	if (workers > total)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("stream \"%s\" asks for %d workers, but streamml.max_workers allows %d",
-						stream, workers, total),
+				 errmsg_plural("stream \"%s\" asks for %d worker, but streamml.max_workers allows %d",
+							   "stream \"%s\" asks for %d workers, but streamml.max_workers allows %d",
+							   workers, stream, workers, total),
 				 errhint("Lower option \"workers\", or ask a superuser to raise streamml.max_workers.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("stream \"%s\" asks for %d workers, but a role may run at most %d",
-					stream, workers, per_role),
+			 errmsg_plural("stream \"%s\" asks for %d worker, but a role may run at most %d",
+						   "stream \"%s\" asks for %d workers, but a role may run at most %d",
+						   workers, stream, workers, per_role),
 			 errdetail("streamml.max_workers_per_role allows %d, of the %d workers of streamml.max_workers.",
 					   per_role, total),
 			 errhint("Lower option \"workers\", or ask a superuser to raise streamml.max_workers_per_role.")));

@@ -1077,7 +1077,7 @@ LabelPartitionBySeq(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation s
 		if (!s->ob_float && (oi >= EXACT_IN_DOUBLE || oi <= -EXACT_IN_DOUBLE))
 			goto fail;
 		d = slot_getattr(slot, s->a_late, &isnull);
-		late = !isnull && DatumGetBool(d);
+		late = isnull || DatumGetBool(d);	/* no promise without a flag */
 
 		/* what the trigger's flags promise, on the rows read */
 		if (have_nl && (s->ob_float ? od > nl_f : oi > nl_i))

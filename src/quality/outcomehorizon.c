@@ -67,7 +67,6 @@
 #include "utils/datetime.h"
 #include "utils/datum.h"
 #include "utils/fmgroids.h"
-#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -272,101 +271,39 @@ FindIndex(Relation rel, int ncols, const AttrNumber *cols, const Oid *types)
 	return found;
 }
 
-/* A relation's answer to FeatureTableOrderedBy, cached per backend. */
-typedef struct FtOrder
-{
-	Oid			relid;
-	bool		is_ft;			/* a feature table with one partition column */
-	char		part[NAMEDATALEN];
-	char		order[NAMEDATALEN];
-} FtOrder;
-
-#define FT_ORDERS 16
-static FtOrder FtOrders[FT_ORDERS];
-static int	NFtOrders = 0;
-static bool FtOrdersCallback = false;
-
 /*
- * Forgets the cached answers at every relcache invalidation: the feature
- * tables' catalog sends one at each change (catalog_cache_invalidate).
+ * The partition column of a feature table partitioned by one column, and
+ * its order_by, from its catalog row (%s: the table's regclass), as a
+ * subquery of two columns, no row when the table is no feature table.
  */
-static void
-FtOrdersInvalidate(Datum arg, Oid relid)
-{
-	NFtOrders = 0;
-}
-
-/*
- * Whether relation relid is a feature table (streamml.feature_tables_catalog)
- * partitioned by column part alone and ordered by column order.  The
- * catalog row is read once per backend, then until a change.  SPI connected.
- */
-static bool
-FeatureTableOrderedBy(Oid relid, const char *part, const char *order)
-{
-	FtOrder    *f = NULL;
-
-	for (int i = 0; i < NFtOrders; i++)
-		if (FtOrders[i].relid == relid)
-		{
-			f = &FtOrders[i];
-			break;
-		}
-	if (f == NULL)
-	{
-		Datum		arg = ObjectIdGetDatum(relid);
-		FtOrder		e;
-
-		if (!FtOrdersCallback)
-		{
-			CacheRegisterRelcacheCallback(FtOrdersInvalidate, (Datum) 0);
-			FtOrdersCallback = true;
-		}
-		memset(&e, 0, sizeof(e));
-		e.relid = relid;
-		if (CatalogExecute("SELECT CASE pg_catalog.jsonb_typeof(spec OPERATOR(pg_catalog.->) 'partition_by') "
-						   "WHEN 'string' THEN spec OPERATOR(pg_catalog.->>) 'partition_by' "
-						   "WHEN 'array' THEN CASE WHEN pg_catalog.jsonb_array_length(spec "
-						   "OPERATOR(pg_catalog.->) 'partition_by') OPERATOR(pg_catalog.=) 1 "
-						   "THEN spec OPERATOR(pg_catalog.->) 'partition_by' OPERATOR(pg_catalog.->>) 0 END END, "
-						   "spec OPERATOR(pg_catalog.->>) 'order_by' "
-						   "FROM streamml.feature_tables_catalog "
-						   "WHERE target OPERATOR(pg_catalog.=) $1",
-						   1, (Oid[]) {REGCLASSOID}, &arg, NULL, SPI_OK_SELECT) == 1)
-		{
-			char	   *p = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-			char	   *o = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-
-			if (p != NULL && o != NULL && strlen(p) < NAMEDATALEN && strlen(o) < NAMEDATALEN)
-			{
-				e.is_ft = true;
-				strlcpy(e.part, p, NAMEDATALEN);
-				strlcpy(e.order, o, NAMEDATALEN);
-			}
-		}
-		if (NFtOrders == FT_ORDERS)
-			NFtOrders = 0;
-		f = &FtOrders[NFtOrders++];
-		*f = e;
-	}
-	return f->is_ft && strcmp(f->part, part) == 0 && strcmp(f->order, order) == 0;
-}
+const char *OutcomeFeatureTableSql =
+"SELECT CASE pg_catalog.jsonb_typeof(f.spec OPERATOR(pg_catalog.->) 'partition_by') "
+"WHEN 'string' THEN f.spec OPERATOR(pg_catalog.->>) 'partition_by' "
+"WHEN 'array' THEN CASE WHEN pg_catalog.jsonb_array_length(f.spec "
+"OPERATOR(pg_catalog.->) 'partition_by') OPERATOR(pg_catalog.=) 1 "
+"THEN f.spec OPERATOR(pg_catalog.->) 'partition_by' OPERATOR(pg_catalog.->>) 0 END END "
+"AS ft_part, f.spec OPERATOR(pg_catalog.->>) 'order_by' AS ft_order "
+"FROM streamml.feature_tables_catalog f WHERE f.target OPERATOR(pg_catalog.=) %s";
 
 /*
  * The unique (partition, arrival_seq) index of rel when rel is a feature
  * table partitioned by column a_part alone and ordered by column a_ob (its
- * late column in *a_late), or InvalidOid.  Its late flags then order the
- * rows of a partition enough for LabelPartitionBySeq.  SPI connected.
+ * catalog says so: ft_part and ft_order, NULL when rel is no feature
+ * table), or InvalidOid; its late column in *a_late.  Its late flags then
+ * order the rows of a partition enough for LabelPartitionBySeq.
  */
 static Oid
-FeatureSeqIndex(Relation rel, AttrNumber a_part, AttrNumber a_ob, AttrNumber *a_late)
+FeatureSeqIndex(Relation rel, AttrNumber a_part, AttrNumber a_ob,
+				const char *ft_part, const char *ft_order, AttrNumber *a_late)
 {
 	Oid			relid = RelationGetRelid(rel);
 	TupleDesc	desc = RelationGetDescr(rel);
 	AttrNumber	cols[2];
 	Oid			types[2];
 
-	if (a_part <= 0 || a_ob <= 0)
+	if (a_part <= 0 || a_ob <= 0 || ft_part == NULL || ft_order == NULL ||
+		strcmp(NameStr(TupleDescAttr(desc, a_part - 1)->attname), ft_part) != 0 ||
+		strcmp(NameStr(TupleDescAttr(desc, a_ob - 1)->attname), ft_order) != 0)
 		return InvalidOid;
 	cols[0] = a_part;
 	cols[1] = get_attnum(relid, FT_SEQ_COLUMN);
@@ -377,9 +314,6 @@ FeatureSeqIndex(Relation rel, AttrNumber a_part, AttrNumber a_ob, AttrNumber *a_
 		return InvalidOid;
 	types[0] = TupleDescAttr(desc, a_part - 1)->atttypid;
 	types[1] = INT8OID;
-	if (!FeatureTableOrderedBy(relid, NameStr(TupleDescAttr(desc, a_part - 1)->attname),
-							   NameStr(TupleDescAttr(desc, a_ob - 1)->attname)))
-		return InvalidOid;
 	return FindIndex(rel, 2, cols, types);
 }
 
@@ -397,8 +331,19 @@ OutcomeHorizonIndexExists(Oid relid, const char *partition_by,
 	AttrNumber	cols[2] = {get_attnum(relid, partition_by), get_attnum(relid, order_by)};
 	Oid			types[2] = {get_atttype(relid, cols[0]), get_atttype(relid, cols[1])};
 	AttrNumber	a_late;
-	bool		found = OidIsValid(FindIndex(rel, 2, cols, types)) ||
-		OidIsValid(FeatureSeqIndex(rel, cols[0], cols[1], &a_late));
+	Datum		arg = ObjectIdGetDatum(relid);
+	char	   *ft_part = NULL;
+	char	   *ft_order = NULL;
+	bool		found;
+
+	if (CatalogExecute(psprintf(OutcomeFeatureTableSql, "$1"), 1, (Oid[]) {REGCLASSOID},
+					   &arg, NULL, SPI_OK_SELECT) == 1)
+	{
+		ft_part = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		ft_order = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	}
+	found = OidIsValid(FindIndex(rel, 2, cols, types)) ||
+		OidIsValid(FeatureSeqIndex(rel, cols[0], cols[1], ft_part, ft_order, &a_late));
 
 	table_close(rel, AccessShareLock);
 	return found;
@@ -484,7 +429,8 @@ Setup(OutcomeTracker *t, Relation src, Relation preds, HorizonSetup *s)
 	if (!OidIsValid(s->src_index))
 	{
 		/* a feature table's own index, in arrival order */
-		s->src_index = FeatureSeqIndex(src, s->a_part, s->a_ob, &s->a_late);
+		s->src_index = FeatureSeqIndex(src, s->a_part, s->a_ob, t->source_ft_part,
+									   t->source_ft_order, &s->a_late);
 		if (!OidIsValid(s->src_index))
 			return false;
 		s->by_seq = true;

@@ -21,12 +21,21 @@
  * range scans over runs of nearby keys (MergePredictions), otherwise one
  * probe per key.
  *
+ * A feature table needs no (partition_by, order_by) index when it is
+ * partitioned by partition_by alone and ordered by order_by: its own
+ * unique (partition, arrival_seq) index serves, read backwards from each
+ * partition's newest row (LabelPartitionBySeq), because its late flags
+ * bound the order_by of every older row; the rows read are then sorted
+ * into the btree's order.  A source with its own (partition_by, order_by)
+ * index is read by that one.
+ *
  * What it reads, it reads with the statement's snapshot after a command
  * counter increment, as SPI would: the batch's rows and the predictions
  * the scorer wrote for them are visible.  It applies only where the SQL
  * statement's meaning is plain to reproduce: a plain table without
  * row-level security for the tracker's owner, a btree index on
- * (partition_by, order_by, ...) with the types' default operator classes,
+ * (partition_by, order_by, ...) with the types' default operator classes
+ * (or a feature table's, above),
  * order_by a timestamp (and for timestamptz a horizon without days, which
  * are calendar days there) or an integer or float8, number keys or text
  * keys, a number "actual", no group column, and a predictions table whose
@@ -52,6 +61,7 @@
 #include "commands/defrem.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
+#include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -70,7 +80,9 @@
 #include "utils/typcache.h"
 
 #include "number.h"
+#include "pg_streamml.h"
 #include "quality/quality.h"
+#include "scoring/features.h"
 
 #define MAX_KEYS INDEX_MAX_KEYS
 
@@ -107,6 +119,8 @@ typedef struct HorizonSetup
 	RegProcedure key_eq[MAX_KEYS];
 	RegProcedure key_ge;		/* >=, <= of the first key column */
 	RegProcedure key_le;
+	bool		by_seq;			/* src_index: a feature table's (partition, arrival_seq) */
+	AttrNumber	a_late;			/* its late column */
 } HorizonSetup;
 
 /* A row of a partition's range, in index order. */
@@ -114,6 +128,7 @@ typedef struct RangeRow
 {
 	int64		oi;				/* order_by (integer or timestamp) */
 	double		od;				/* order_by (float8) */
+	ItemPointerData tid;		/* its heap tuple (LabelPartitionBySeq's sort) */
 	bool		has_actual;
 	double		actual;
 	bool		keys_ok;		/* no NULL key column */
@@ -257,8 +272,56 @@ FindIndex(Relation rel, int ncols, const AttrNumber *cols, const Oid *types)
 }
 
 /*
- * Whether table relid has the (partition_by, order_by) index the C path
- * reads a horizon tracker's batches by: track_outcomes warns without one.
+ * The partition column of a feature table partitioned by one column, and
+ * its order_by, from its catalog row (%s: the table's regclass), as a
+ * subquery of two columns, no row when the table is no feature table.
+ */
+const char *OutcomeFeatureTableSql =
+"SELECT CASE pg_catalog.jsonb_typeof(f.spec OPERATOR(pg_catalog.->) 'partition_by') "
+"WHEN 'string' THEN f.spec OPERATOR(pg_catalog.->>) 'partition_by' "
+"WHEN 'array' THEN CASE WHEN pg_catalog.jsonb_array_length(f.spec "
+"OPERATOR(pg_catalog.->) 'partition_by') OPERATOR(pg_catalog.=) 1 "
+"THEN f.spec OPERATOR(pg_catalog.->) 'partition_by' OPERATOR(pg_catalog.->>) 0 END END "
+"AS ft_part, f.spec OPERATOR(pg_catalog.->>) 'order_by' AS ft_order "
+"FROM streamml.feature_tables_catalog f WHERE f.target OPERATOR(pg_catalog.=) %s";
+
+/*
+ * The unique (partition, arrival_seq) index of rel when rel is a feature
+ * table partitioned by column a_part alone and ordered by column a_ob (its
+ * catalog says so: ft_part and ft_order, NULL when rel is no feature
+ * table), or InvalidOid; its late column in *a_late.  Its late flags then
+ * order the rows of a partition enough for LabelPartitionBySeq.
+ */
+static Oid
+FeatureSeqIndex(Relation rel, AttrNumber a_part, AttrNumber a_ob,
+				const char *ft_part, const char *ft_order, AttrNumber *a_late)
+{
+	Oid			relid = RelationGetRelid(rel);
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	cols[2];
+	Oid			types[2];
+
+	if (a_part <= 0 || a_ob <= 0 || ft_part == NULL || ft_order == NULL ||
+		strcmp(NameStr(TupleDescAttr(desc, a_part - 1)->attname), ft_part) != 0 ||
+		strcmp(NameStr(TupleDescAttr(desc, a_ob - 1)->attname), ft_order) != 0)
+		return InvalidOid;
+	cols[0] = a_part;
+	cols[1] = get_attnum(relid, FT_SEQ_COLUMN);
+	*a_late = get_attnum(relid, FT_LATE_COLUMN);
+	if (cols[1] <= 0 || *a_late <= 0 ||
+		TupleDescAttr(desc, cols[1] - 1)->atttypid != INT8OID ||
+		TupleDescAttr(desc, *a_late - 1)->atttypid != BOOLOID)
+		return InvalidOid;
+	types[0] = TupleDescAttr(desc, a_part - 1)->atttypid;
+	types[1] = INT8OID;
+	return FindIndex(rel, 2, cols, types);
+}
+
+/*
+ * Whether table relid has an index the C path reads a horizon tracker's
+ * batches by: its own (partition_by, order_by) index, or, for a feature
+ * table partitioned by partition_by and ordered by order_by, the feature
+ * table's own.  track_outcomes warns without one.  SPI connected.
  */
 bool
 OutcomeHorizonIndexExists(Oid relid, const char *partition_by,
@@ -267,7 +330,20 @@ OutcomeHorizonIndexExists(Oid relid, const char *partition_by,
 	Relation	rel = table_open(relid, AccessShareLock);
 	AttrNumber	cols[2] = {get_attnum(relid, partition_by), get_attnum(relid, order_by)};
 	Oid			types[2] = {get_atttype(relid, cols[0]), get_atttype(relid, cols[1])};
-	bool		found = OidIsValid(FindIndex(rel, 2, cols, types));
+	AttrNumber	a_late;
+	Datum		arg = ObjectIdGetDatum(relid);
+	char	   *ft_part = NULL;
+	char	   *ft_order = NULL;
+	bool		found;
+
+	if (CatalogExecute(psprintf(OutcomeFeatureTableSql, "$1"), 1, (Oid[]) {REGCLASSOID},
+					   &arg, NULL, SPI_OK_SELECT) == 1)
+	{
+		ft_part = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		ft_order = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	}
+	found = OidIsValid(FindIndex(rel, 2, cols, types)) ||
+		OidIsValid(FeatureSeqIndex(rel, cols[0], cols[1], ft_part, ft_order, &a_late));
 
 	table_close(rel, AccessShareLock);
 	return found;
@@ -351,7 +427,14 @@ Setup(OutcomeTracker *t, Relation src, Relation preds, HorizonSetup *s)
 	types[1] = t->order_type;
 	s->src_index = FindIndex(src, 2, cols, types);
 	if (!OidIsValid(s->src_index))
-		return false;
+	{
+		/* a feature table's own index, in arrival order */
+		s->src_index = FeatureSeqIndex(src, s->a_part, s->a_ob, t->source_ft_part,
+									   t->source_ft_order, &s->a_late);
+		if (!OidIsValid(s->src_index))
+			return false;
+		s->by_seq = true;
+	}
 	s->part_coll = AttCollation(src, s->a_part);
 	get_typlenbyval(part_type, &s->part_len, &s->part_byval);
 	{
@@ -623,6 +706,7 @@ typedef struct PartScans
 	TupleTableSlot *slot;
 	IndexScanDesc below;		/* partition = p AND order_by < x */
 	IndexScanDesc range[4];		/* by number of keys: 2 or 3 */
+	IndexScanDesc seq;			/* partition = p, by arrival_seq (by_seq) */
 	char	   *rows;
 	int			maxrows;
 } PartScans;
@@ -643,11 +727,68 @@ PartScansEnd(PartScans *ps)
 {
 	if (ps->below)
 		index_endscan(ps->below);
+	if (ps->seq)
+		index_endscan(ps->seq);
 	for (int i = 0; i < 4; i++)
 		if (ps->range[i])
 			index_endscan(ps->range[i]);
 	if (ps->slot)
 		ExecDropSingleTupleTableSlot(ps->slot);
+}
+
+/*
+ * Appends to *out each row of a partition's range (nrows RangeRows of
+ * rowsize bytes at rows, in order_by order, rows of equal order_by in the
+ * order of their heap tuples) whose order_by is in (prev - h, bmax - h],
+ * with its label: the first row of the range at or after its order_by + h,
+ * and after it.
+ */
+static void
+LabelRows(OutcomeTracker *t, HorizonSetup *s, char *rows, int nrows, Size rowsize,
+		  int64 prev_i, double prev_f, int64 bmax_i, double bmax_f, LabelSet *out)
+{
+#define ROW(i) ((RangeRow *) (rows + (Size) (i) * rowsize))
+
+	for (int i = 0, j = 0; i < nrows; i++)
+	{
+		RangeRow   *r = ROW(i);
+		bool		in;
+		Labelled   *l;
+
+		if (s->ob_float)
+			in = r->od > prev_f - s->h_float && r->od <= bmax_f - s->h_float;
+		else
+			in = r->oi > prev_i - s->h_int && r->oi <= bmax_i - s->h_int;
+		if (!in || !r->keys_ok)
+			continue;
+		if (j <= i)
+			j = i + 1;
+		/* at or after r + h, and after r (as the SQL statement has it) */
+		while (j < nrows && (s->ob_float ?
+							 (ROW(j)->od < r->od + s->h_float || ROW(j)->od <= r->od) :
+							 ROW(j)->oi < r->oi + s->h_int))
+			j++;
+		if (j >= nrows || !ROW(j)->has_actual)
+			continue;
+		if (out->n == out->max)
+		{
+			out->max *= 2;
+			out->rows = repalloc(out->rows, sizeof(Labelled) * out->max);
+		}
+		if (out->nkeys + t->nkeys > out->maxkeys)
+		{
+			out->maxkeys = 2 * out->maxkeys + t->nkeys;
+			out->keys = repalloc(out->keys, sizeof(Datum) * out->maxkeys);
+		}
+		l = &out->rows[out->n++];
+		l->oi = r->oi;
+		l->od = r->od;
+		l->actual = ROW(j)->actual;
+		l->keys = out->nkeys;
+		memcpy(out->keys + out->nkeys, r->keys, sizeof(Datum) * t->nkeys);
+		out->nkeys += t->nkeys;
+	}
+#undef ROW
 }
 
 /*
@@ -775,47 +916,223 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 		prev_i = below ? below_i : bmin_i;
 		prev_f = below ? below_f : bmin_f;
 	}
+	LabelRows(t, s, rows, nrows, rowsize, prev_i, prev_f, bmax_i, bmax_f, out);
+#undef ROW
+}
 
-	/* each row with order_by in (prev - h, bmax - h], its label */
-	for (int i = 0, j = 0; i < nrows; i++)
+/* The magnitude below which an int64 order_by is exact as a float8. */
+#define EXACT_IN_DOUBLE (((int64) 1) << 53)
+
+/* qsort_arg of RangeRows: order_by, then heap tuple (a btree's order). */
+static int
+CompareRangeRows(const void *a, const void *b, void *arg)
+{
+	const RangeRow *x = a;
+	const RangeRow *y = b;
+	HorizonSetup *s = arg;
+	int			c;
+
+	if (s->ob_float)
+		c = (x->od > y->od) - (x->od < y->od);
+	else
+		c = (x->oi > y->oi) - (x->oi < y->oi);
+	return c != 0 ? c : ItemPointerCompare((ItemPointer) &x->tid, (ItemPointer) &y->tid);
+}
+
+/*
+ * LabelPartition for a feature table's partition, read by its own
+ * (partition, arrival_seq) index (by_seq) backwards from its newest row.
+ *
+ * The feature trigger marks a row late when its order_by is below the
+ * newest of its partition (featurestate.c; after a delete, the newest of
+ * the rows left: featureinsert.c's Refresh), and keeps the flag; so every
+ * row before (in arrival_seq) a row that is not late has an order_by at
+ * most that row's.  (The trigger compares order_by as float8: exact for
+ * every integer a feature table takes, and for a timestamp below 2^53
+ * microseconds from 2000 in magnitude; a row beyond is not relied on.)
+ * The backward scan so learns what the (partition_by, order_by) index
+ * would tell: at the first row not late below the batch's oldest
+ * order_by, bmin, no older row has bmin or more, so the count of rows at
+ * bmin and the newest below it are known, hence prev; at the first row not
+ * late at or below prev - h, no older row is in the range (prev - h,
+ * bmax].  The rows read in the range are put in order_by order, rows of
+ * equal order_by in the order of their heap tuples (as the btree has them)
+ * and labelled as LabelPartition labels them.  The rows read are checked
+ * against the same property (a feature table written by hand could break
+ * it); false, having appended nothing, when it fails, or when a row read
+ * is not exact in float8.
+ */
+static bool
+LabelPartitionBySeq(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
+					Snapshot snap, BatchPart *bp, LabelSet *out, PartScans *ps)
+{
+	TupleTableSlot *slot;
+	IndexScanDesc scan;
+	ScanKeyData sk;
+	int64		bmin_i = bp->bmin_i;
+	double		bmin_f = bp->bmin_f;
+	int64		bmax_i = bp->bmax_i;
+	double		bmax_f = bp->bmax_f;
+	bool		have_prev = false;
+	int64		prev_i = 0;
+	double		prev_f = 0;
+	int64		lo_i = 0;
+	double		lo_f = 0;
+	int			tmin = 0;		/* rows at bmin */
+	bool		below = false;	/* the newest below bmin */
+	int64		below_i = 0;
+	double		below_f = 0;
+	bool		have_nl = false;	/* the oldest row read that is not late */
+	int64		nl_i = 0;
+	double		nl_f = 0;
+	char	   *rows;
+	int			nrows = 0;
+	int			maxrows;
+	Size		rowsize = MAXALIGN(offsetof(RangeRow, keys) + sizeof(Datum) * t->nkeys);
+
+#define ROW(i) ((RangeRow *) (rows + (Size) (i) * rowsize))
+
+	if (ps->slot == NULL)
 	{
-		RangeRow   *r = ROW(i);
-		bool		in;
-		Labelled   *l;
-
-		if (s->ob_float)
-			in = r->od > prev_f - s->h_float && r->od <= bmax_f - s->h_float;
-		else
-			in = r->oi > prev_i - s->h_int && r->oi <= bmax_i - s->h_int;
-		if (!in || !r->keys_ok)
-			continue;
-		if (j <= i)
-			j = i + 1;
-		/* at or after r + h, and after r (as the SQL statement has it) */
-		while (j < nrows && (s->ob_float ?
-							 (ROW(j)->od < r->od + s->h_float || ROW(j)->od <= r->od) :
-							 ROW(j)->oi < r->oi + s->h_int))
-			j++;
-		if (j >= nrows || !ROW(j)->has_actual)
-			continue;
-		if (out->n == out->max)
-		{
-			out->max *= 2;
-			out->rows = repalloc(out->rows, sizeof(Labelled) * out->max);
-		}
-		if (out->nkeys + t->nkeys > out->maxkeys)
-		{
-			out->maxkeys = 2 * out->maxkeys + t->nkeys;
-			out->keys = repalloc(out->keys, sizeof(Datum) * out->maxkeys);
-		}
-		l = &out->rows[out->n++];
-		l->oi = r->oi;
-		l->od = r->od;
-		l->actual = ROW(j)->actual;
-		l->keys = out->nkeys;
-		memcpy(out->keys + out->nkeys, r->keys, sizeof(Datum) * t->nkeys);
-		out->nkeys += t->nkeys;
+		ps->slot = table_slot_create(src, NULL);
+		ps->maxrows = 256;
+		ps->rows = palloc(rowsize * ps->maxrows);
 	}
+	slot = ps->slot;
+	rows = ps->rows;
+	maxrows = ps->maxrows;
+
+	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, s->part_eq, bp->part);
+	sk.sk_collation = s->part_coll;
+	if (ps->seq == NULL)
+		ps->seq = index_beginscan(src, sidx, snap, 1, 0);
+	scan = ps->seq;
+	index_rescan(scan, &sk, 1, NULL, 0);
+	while (index_getnext_slot(scan, BackwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, s->a_ob, &isnull);
+		int64		oi = 0;
+		double		od = 0;
+		bool		late;
+		RangeRow   *r;
+
+		if (isnull)
+			continue;
+		ObValue(s, t->order_type, d, &oi, &od);
+		if (!s->ob_float && (oi >= EXACT_IN_DOUBLE || oi <= -EXACT_IN_DOUBLE))
+			goto fail;
+		d = slot_getattr(slot, s->a_late, &isnull);
+		late = isnull || DatumGetBool(d);	/* no promise without a flag */
+
+		/* what the trigger's flags promise, on the rows read */
+		if (have_nl && (s->ob_float ? od > nl_f : oi > nl_i))
+			goto fail;
+		if (!late)
+		{
+			have_nl = true;
+			nl_i = oi;
+			nl_f = od;
+		}
+
+		if (!have_prev)
+		{
+			/* before prev is known: the rows at bmin and the newest below */
+			if (s->ob_float ? od == bmin_f : oi == bmin_i)
+				tmin++;
+			else if ((s->ob_float ? od < bmin_f : oi < bmin_i) &&
+					 (!below || (s->ob_float ? od > below_f : oi > below_i)))
+			{
+				below = true;
+				below_i = oi;
+				below_f = od;
+			}
+			if (!late && (s->ob_float ? od < bmin_f : oi < bmin_i))
+			{
+				/* no older row is at bmin or above: prev is known */
+				have_prev = true;
+				prev_i = tmin > bp->nmin ? bmin_i : below_i;
+				prev_f = tmin > bp->nmin ? bmin_f : below_f;
+				lo_i = prev_i >= PG_INT64_MIN + s->h_int ? prev_i - s->h_int : PG_INT64_MIN;
+				lo_f = prev_f - s->h_float;
+			}
+		}
+		if (have_prev && !late && (s->ob_float ? od <= lo_f : oi <= lo_i))
+			break;				/* no older row is in the range */
+
+		/* rows above bmax are in no range; the others are filtered below */
+		if (s->ob_float ? od > bmax_f : oi > bmax_i)
+			continue;
+		if (nrows == maxrows)
+		{
+			maxrows *= 2;
+			rows = repalloc(rows, rowsize * maxrows);
+		}
+		r = ROW(nrows);
+		r->oi = oi;
+		r->od = od;
+		r->tid = slot->tts_tid;
+		d = slot_getattr(slot, s->a_actual, &isnull);
+		r->has_actual = !isnull;
+		r->actual = isnull ? 0 : NumberCast(d, t->actual_type);
+		r->keys_ok = true;
+		for (int k = 0; k < t->nkeys; k++)
+		{
+			d = slot_getattr(slot, s->a_keys[k], &isnull);
+			if (isnull)
+				r->keys_ok = false;
+			else if (s->key_types[k] == TEXTOID || s->key_types[k] == VARCHAROID)
+				r->keys[k] = PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+			else
+				r->keys[k] = d;
+		}
+		nrows++;
+	}
+	ps->rows = rows;
+	ps->maxrows = maxrows;
+	if (!have_prev)
+	{
+		/* every row read: prev as outcomeinsert.c's statement has it */
+		prev_i = tmin > bp->nmin ? bmin_i : (below ? below_i : bmin_i);
+		prev_f = tmin > bp->nmin ? bmin_f : (below ? below_f : bmin_f);
+		lo_i = prev_i >= PG_INT64_MIN + s->h_int ? prev_i - s->h_int : PG_INT64_MIN;
+		lo_f = prev_f - s->h_float;
+	}
+
+	/* the range (prev - h, bmax], in the btree's order */
+	{
+		int			n = 0;
+
+		for (int i = 0; i < nrows; i++)
+			if (s->ob_float ? ROW(i)->od > lo_f : ROW(i)->oi > lo_i)
+			{
+				if (n != i)
+					memcpy(ROW(n), ROW(i), rowsize);
+				n++;
+			}
+		nrows = n;
+	}
+	if (nrows > 1)
+	{
+		/* read newest first: reversed, the rows are mostly in order already */
+		char	   *tmp = palloc(rowsize);
+
+		for (int i = 0, j = nrows - 1; i < j; i++, j--)
+		{
+			memcpy(tmp, ROW(i), rowsize);
+			memcpy(ROW(i), ROW(j), rowsize);
+			memcpy(ROW(j), tmp, rowsize);
+		}
+		pfree(tmp);
+		qsort_arg(rows, nrows, rowsize, CompareRangeRows, s);
+	}
+	LabelRows(t, s, rows, nrows, rowsize, prev_i, prev_f, bmax_i, bmax_f, out);
+	return true;
+
+fail:
+	ps->rows = rows;
+	ps->maxrows = maxrows;
+	return false;
 #undef ROW
 }
 
@@ -1258,7 +1575,19 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 		if (parts[k].used)
 		{
 			runs[nruns++] = lab.n;
-			LabelPartition(t, s, src, sidx, snap, &parts[k], &lab, &ps);
+			if (!s->by_seq)
+				LabelPartition(t, s, src, sidx, snap, &parts[k], &lab, &ps);
+			else if (!LabelPartitionBySeq(t, s, src, sidx, snap, &parts[k], &lab, &ps))
+			{
+				/* the SQL statement reads this batch */
+				PartScansEnd(&ps);
+				index_close(sidx, AccessShareLock);
+				PopActiveSnapshot();
+				MemoryContextSwitchTo(old);
+				table_close(preds, AccessShareLock);
+				MemoryContextDelete(cxt);
+				return false;
+			}
 		}
 	runs[nruns] = lab.n;
 	PartScansEnd(&ps);

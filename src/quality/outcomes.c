@@ -222,10 +222,12 @@ OutcomeTrackerLoad(int32 id)
 	bool		isnull;
 	int			n;
 
-	if (CatalogExecute("SELECT owner, source, predictions, mode, key_columns, "
-					   "prediction_keys, actual, at, group_column, horizon, "
-					   "partition_by, order_by, bucket::text, scorer "
-					   "FROM streamml.outcome_trackers WHERE id OPERATOR(pg_catalog.=) $1",
+	if (CatalogExecute(psprintf("SELECT owner, source, predictions, mode, key_columns, "
+								"prediction_keys, actual, at, group_column, horizon, "
+								"partition_by, order_by, bucket::text, scorer, ft.* "
+								"FROM streamml.outcome_trackers t LEFT JOIN LATERAL (%s) ft ON true "
+								"WHERE id OPERATOR(pg_catalog.=) $1",
+								psprintf(OutcomeFeatureTableSql, "t.source")),
 					   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_SELECT) == 0)
 		return NULL;
 	tup = SPI_tuptable->vals[0];
@@ -249,6 +251,8 @@ OutcomeTrackerLoad(int32 id)
 	t->bucket = SPI_getvalue(tup, desc, 13);
 	t->scorer = SPI_getvalue(tup, desc, 14);
 	t->scorer_datum = CStringGetTextDatum(t->scorer);
+	t->source_ft_part = SPI_getvalue(tup, desc, 15);
+	t->source_ft_order = SPI_getvalue(tup, desc, 16);
 	t->has_role = get_attnum(t->predictions, "role") > 0;
 	t->actual_type = get_atttype(t->source, get_attnum(t->source, t->actual));
 	if (t->order_by)

@@ -45,6 +45,8 @@ typedef struct OutcomeTracker
 	bool		has_role;		/* the predictions table has a role column */
 	Oid			actual_type;
 	Oid			order_type;
+	char	   *source_ft_part;	/* source a feature table: its one partition */
+	char	   *source_ft_order;	/* column and order_by (else NULL) */
 } OutcomeTracker;
 
 /*
@@ -127,6 +129,7 @@ extern void OutcomeTrackersRelationsDropped(Datum relids);
 struct TriggerData;
 extern bool OutcomeHorizonBatch(OutcomeTracker *t, struct TriggerData *td,
 								OutcomeBatch *b, TimestampTz now);
+extern const char *OutcomeFeatureTableSql;
 extern bool OutcomeHorizonIndexExists(Oid relid, const char *partition_by,
 									  const char *order_by);
 

@@ -55,7 +55,10 @@
  *	   newest rows of the partition, newest first, back to the oldest row a
  *	   frame, a lag or an ewma can still use (featurespec.c's need_*), then
  *	   replayed in arrival order.  Stored late flags are replayed as they
- *	   were decided.  ewma's history is cut where the weights of older rows
+ *	   were decided; a late row newer than the newest non-late one (a
+ *	   delete took the rows it was late behind) still raises the key below
+ *	   which rows are late, so that no row kept before a row that is not
+ *	   late has a greater order_by.  ewma's history is cut where the weights of older rows
  *	   fall below 2^-60 of the newest, far below the 1e-9 of the contract.
  *
  *	4. Any abort (of a transaction or a subtransaction: a stream bisecting a
@@ -893,6 +896,8 @@ Refresh(FtLoad *ld, PartEntry *e)
 		int64	   *nonnull = palloc0(sizeof(int64) * Max(spec->nof, 1));
 		bool		have_newest = false;
 		double		newest = 0;
+		bool		have_late = false;
+		double		late_max = 0;
 
 		args[spec->npart] = Int64GetDatum(limit);
 		rc = SPI_execute_snapshot(ld->cache->rebuild_plan, args, NULL,
@@ -908,10 +913,18 @@ Refresh(FtLoad *ld, PartEntry *e)
 			double		key;
 			bool		enough;
 
-			if (DatumGetBool(SPI_getbinval(tt->vals[r], tt->tupdesc, 2, &isnull)))
-				continue;		/* late rows change no state */
 			key = OrderKey(spec, SPI_getbinval(tt->vals[r], tt->tupdesc, 3, &isnull),
 						   ld->name);
+			if (DatumGetBool(SPI_getbinval(tt->vals[r], tt->tupdesc, 2, &isnull)))
+			{
+				/* late rows change no state; see below for their keys */
+				if (!have_newest && (!have_late || key > late_max))
+				{
+					late_max = key;
+					have_late = true;
+				}
+				continue;
+			}
 			if (!have_newest)
 			{
 				newest = key;
@@ -940,6 +953,16 @@ Refresh(FtLoad *ld, PartEntry *e)
 		PartStateReset(e->ps, spec);
 		if (n > 0)
 			Replay(ld, e->ps, tt, cut >= 0 ? cut : n - 1, 0, -1);
+
+		/*
+		 * A late row above the newest non-late one is left only where a
+		 * delete took the rows that made it late: a row is late below it
+		 * too, so that every row kept before a row that is not late has an
+		 * order_by at most its own (what outcomehorizon.c reads a feature
+		 * table's partitions by).
+		 */
+		if (have_late)
+			PartStateRaiseNewest(e->ps, late_max);
 		SPI_freetuptable(tt);
 		break;
 	}

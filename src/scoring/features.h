@@ -126,6 +126,7 @@ extern void PartStateAdd(PartState *ps, FeatureSpec *spec, double key,
 						 bool *outnull);
 extern int64 PartStateSeq(PartState *ps);
 extern void PartStateSetSeq(PartState *ps, int64 seq);
+extern void PartStateRaiseNewest(PartState *ps, double key);
 
 /* featureinsert.c */
 extern void FeatureTablesInit(void);

@@ -130,6 +130,22 @@ PartStateIsLate(PartState *ps, double key)
 	return ps->any && key < ps->newest;
 }
 
+/*
+ * Raises the partition's newest key to key if it is below (a rebuild found
+ * late rows above its newest non-late one: see featureinsert.c's Refresh),
+ * so that a row is late exactly when its key is below that of some row
+ * kept before it.
+ */
+void
+PartStateRaiseNewest(PartState *ps, double key)
+{
+	if (!ps->any || key > ps->newest)
+	{
+		ps->any = true;
+		ps->newest = key;
+	}
+}
+
 /* Makes room for one more row in the ring. */
 static void
 RingGrow(PartState *ps)

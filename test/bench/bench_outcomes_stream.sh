@@ -125,11 +125,9 @@ produce ta "$work/rows.json"
 produce tb "$work/rows.json"
 pipeline anchor
 pipeline tracked
-# the horizon tracker's (symbol, ts) index is part of the outcomes' cost:
-# only the tracked pipeline has it (track_outcomes warns without one); its
-# symbol in COLLATE "C", which the horizon lookups accept (equality only)
-q -c "CREATE INDEX ON tracked_f (symbol COLLATE \"C\", ts)" \
-  -c "SELECT streamml.track_outcomes('tracked_s', 'tracked_f', '{\"actual\": \"price\", \"horizon\": \"1 second\", \"partition_by\": \"symbol\", \"order_by\": \"ts\"}')" \
+# no (symbol, ts) index: the horizon reads go by the feature table's own
+# (symbol, arrival_seq) index, which both pipelines keep
+q -c "SELECT streamml.track_outcomes('tracked_s', 'tracked_f', '{\"actual\": \"price\", \"horizon\": \"1 second\", \"partition_by\": \"symbol\", \"order_by\": \"ts\"}')" \
   -c "SELECT streamml.create_monitor('tracked_m', 'next_price', 'error')" >/dev/null
 stream_run ta anchor
 a_rate=$s_rate a_secs=$s_secs a_batches=$s_batches a_cpu=$s_cpu

@@ -39,6 +39,36 @@ SELECT c.relname, count(t.tgname) AS triggers
   FROM pg_class c LEFT JOIN pg_trigger t ON t.tgrelid = c.oid AND t.tgname LIKE 'streamml_scorer_%'
  WHERE c.relname LIKE 'ps_src%' GROUP BY 1 ORDER BY 1;
 
+-- CREATE SCHEMA's partitions too; a foreign partition cannot be watched
+-- (no transition tables): refused, and so is attaching a table that is
+-- itself watched (rows inserted through the parent would be missed)
+CREATE SCHEMA ps_schema CREATE TABLE ps_src_5 PARTITION OF public.ps_src FOR VALUES FROM (400) TO (500);
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'ps_schema.ps_src_5'::regclass
+   AND tgname LIKE 'streamml_scorer_%';
+CREATE FOREIGN DATA WRAPPER ps_fdw;
+CREATE SERVER ps_server FOREIGN DATA WRAPPER ps_fdw;
+CREATE FOREIGN TABLE ps_src_f PARTITION OF ps_src FOR VALUES FROM (500) TO (600) SERVER ps_server;
+CREATE TABLE ps_watched (id int, ts int, x float8);
+SELECT streamml.create_scorer('ps_w', 'ps_watched', 'ps_m', '{"key": ["id", "ts"], "into": "ps_wp"}');
+ALTER TABLE ps_src ATTACH PARTITION ps_watched FOR VALUES FROM (600) TO (700);
+SELECT streamml.drop_scorer('ps_w');
+DROP TABLE ps_wp, ps_watched;
+
+-- a partition is no source, nor a predictions table: the parent's
+-- statements would bypass its triggers
+SELECT streamml.create_scorer('ps_bad', 'ps_src_2a', 'ps_m', '{"key": ["id", "ts"]}');
+CREATE TABLE ps_fsrc (id int, sym text, ts int, x float8) PARTITION BY LIST (sym);
+CREATE TABLE ps_fsrc_a PARTITION OF ps_fsrc FOR VALUES IN ('a');
+SELECT streamml.create_feature_table('ps_ft', 'ps_fsrc_a', '{"partition_by": "sym",
+	"order_by": "ts", "features": {"n": {"fn": "count", "preceding": 0}}}');
+CREATE TABLE ps_pp (id int, ts int, model text, version int, prediction float8,
+	probability float8, class text, scored_at timestamptz) PARTITION BY LIST (model);
+CREATE TABLE ps_pp_m PARTITION OF ps_pp FOR VALUES IN ('ps_m');
+ALTER TABLE ps_pp_m ADD PRIMARY KEY (id, ts, model);
+CREATE TABLE ps_plain (id int, ts int, x float8);
+SELECT streamml.create_scorer('ps_bad', 'ps_plain', 'ps_m', '{"key": ["id", "ts"], "into": "ps_pp_m"}');
+DROP TABLE ps_fsrc, ps_pp, ps_plain;
+
 -- an outcome tracker whose labels table is partitioned: the same
 CREATE TABLE ps_labels (id int, ts int, y float8) PARTITION BY LIST (id);
 CREATE TABLE ps_labels_low PARTITION OF ps_labels FOR VALUES IN (1, 2, 3, 4, 5);
@@ -48,6 +78,9 @@ INSERT INTO ps_labels VALUES (1, 10, 3);
 INSERT INTO ps_labels_low VALUES (2, 120, 5);
 INSERT INTO ps_labels_high VALUES (9, 350, 19);
 SELECT key, actual FROM streamml.outcomes WHERE scorer = 'ps_s' ORDER BY actual;
+SELECT streamml.track_outcomes('ps_s2', 'ps_labels_low', '{"actual": "y"}');
+-- a plain DROP of the partitioned source is refused, naming the scorer
+DROP TABLE ps_src;
 
 -- dropping the scorer (after its tracker) takes every trigger along
 SELECT streamml.untrack_outcomes('ps_s');
@@ -59,3 +92,6 @@ SELECT count(*) AS triggers FROM pg_trigger
 -- cleanup
 SELECT streamml.drop_model('ps_m');
 DROP TABLE ps_src, ps_src_1, ps_labels, ps_p, ps_train;
+DROP SCHEMA ps_schema;
+DROP SERVER ps_server;
+DROP FOREIGN DATA WRAPPER ps_fdw;

@@ -15,11 +15,20 @@
  * statement through the parent fires the parent's trigger only, so no
  * row is seen twice.
  *
- * Partitions come and go: an event trigger at the end of CREATE TABLE and
- * ALTER TABLE (streamml.partitions_changed()) brings the triggers of every
- * scorer and tracker whose source the command touched in step
- * (PartitionTriggersSync): a new or attached partition gets them, a
- * detached one loses them.  A dropped partition's go with it.
+ * Partitions come and go: an event trigger at the end of CREATE TABLE,
+ * CREATE FOREIGN TABLE, CREATE SCHEMA and ALTER TABLE
+ * (streamml.partitions_changed()) brings the triggers of every scorer and
+ * tracker whose source the command touched in step (PartitionTriggersSync):
+ * a new or attached partition gets them, a detached one loses them.  A
+ * dropped partition's go with it.  The partitions are listed without
+ * locks: CREATE TRIGGER locks the one it changes, and nothing else is
+ * locked where the triggers are in place (a partition's owner altering it
+ * must not block inserts into its siblings).
+ *
+ * What cannot be watched is refused (PartitionSourceCheck, and the event
+ * trigger, which then fails the DDL): a source that is itself a partition
+ * (a statement naming its parent fires only the parent's triggers, so its
+ * rows would be missed), and a foreign partition (no transition tables).
  */
 #include "postgres.h"
 
@@ -43,6 +52,52 @@
 #include "utils/lsyscache.h"
 
 #include "pg_streamml.h"
+
+/* Errors: foreign partition rel of source cannot be watched. */
+static void
+ForeignPartitionError(Oid rel, Oid source)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("partition \"%s\" of table \"%s\" is a foreign table",
+					get_rel_name(rel), get_rel_name(source)),
+			 errdetail("A scorer or outcome tracker of \"%s\" must see the rows inserted into each partition, and a foreign table's triggers have no transition tables.",
+					   get_rel_name(source))));
+}
+
+/*
+ * Errors unless the rows inserted into table source can all be watched by
+ * statement triggers, for the kind (scorer, outcome tracker, feature
+ * table) name: source is no partition, and none of its partitions is a
+ * foreign table.
+ */
+void
+PartitionSourceCheck(Oid source, const char *kind)
+{
+	if (get_rel_relispartition(source))
+	{
+		Oid			parent = get_partition_parent(source, true);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" is a partition of \"%s\"",
+						get_rel_name(source), get_rel_name(parent)),
+				 errdetail("A statement that inserts through \"%s\" fires only its statement triggers: the %s would miss its rows.",
+						   get_rel_name(parent), kind),
+				 errhint("Give the %s the partitioned table%s.", kind,
+						 strcmp(kind, "feature table") == 0 ?
+						 " as its source, or a plain table (a feature table's source is neither partitioned nor a partition)" :
+						 ": on a partitioned table it watches every partition")));
+	}
+	if (get_rel_relkind(source) == RELKIND_PARTITIONED_TABLE)
+	{
+		ListCell   *lc;
+
+		foreach(lc, find_all_inheritors(source, NoLock, NULL))
+			if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_FOREIGN_TABLE)
+				ForeignPartitionError(lfirst_oid(lc), source);
+	}
+}
 
 /* True when relation rel is table source or one of its partitions. */
 bool
@@ -73,13 +128,16 @@ PartitionTriggersSync(Oid source, const char *trigname, const char *function,
 	uint64		n;
 
 	if (get_rel_relkind(source) == RELKIND_PARTITIONED_TABLE)
-		members = find_all_inheritors(source, ShareRowExclusiveLock, NULL);
+		members = find_all_inheritors(source, NoLock, NULL);
 	foreach(lc, members)
 	{
 		Oid			rel = lfirst_oid(lc);
 
-		if (rel == source || OidIsValid(get_trigger_oid(rel, trigname, true)))
+		if (rel == source || get_rel_name(rel) == NULL ||
+			OidIsValid(get_trigger_oid(rel, trigname, true)))
 			continue;
+		if (get_rel_relkind(rel) == RELKIND_FOREIGN_TABLE)
+			ForeignPartitionError(rel, source);
 		CatalogExecute(psprintf("CREATE TRIGGER %s AFTER INSERT ON %s "
 								"REFERENCING NEW TABLE AS %s FOR EACH STATEMENT "
 								"EXECUTE FUNCTION streamml.%s('%d')",
@@ -143,6 +201,7 @@ Datum
 partitions_changed(PG_FUNCTION_ARGS)
 {
 	List	   *touched = NIL;
+	List	   *descendants = NIL;
 	uint64		n;
 	Datum		arr;
 
@@ -167,6 +226,38 @@ partitions_changed(PG_FUNCTION_ARGS)
 		touched = lappend_oid(touched, rel);
 		if (get_rel_relispartition(rel))
 			touched = list_concat(touched, get_partition_ancestors(rel));
+		/* an attached table may hold sources: they are partitions now */
+		if (get_rel_relkind(rel) == RELKIND_PARTITIONED_TABLE)
+			descendants = list_concat(descendants, find_all_inheritors(rel, NoLock, NULL));
+		else
+			descendants = lappend_oid(descendants, rel);
+	}
+	{
+		Datum	   *d = palloc(sizeof(Datum) * Max(list_length(descendants), 1));
+		int			k = 0;
+		ListCell   *lc;
+		Datum		darr;
+
+		foreach(lc, descendants)
+			if (get_rel_relispartition(lfirst_oid(lc)))
+				d[k++] = ObjectIdGetDatum(lfirst_oid(lc));
+		darr = PointerGetDatum(construct_array(d, k, OIDOID, sizeof(Oid), true,
+											   TYPALIGN_INT));
+		if (k > 0 &&
+			CatalogExecute("SELECT r.what, r.source FROM ("
+						   "SELECT 'feature table' AS what, f.source FROM streamml.feature_tables_catalog f "
+						   "UNION ALL SELECT 'scorer', s.source FROM streamml.scorers_catalog s "
+						   "UNION ALL SELECT 'outcome tracker', t.source FROM streamml.outcome_trackers t) r "
+						   "WHERE r.source OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1",
+						   1, (Oid[]) {OIDARRAYOID}, &darr, NULL, SPI_OK_SELECT) > 0)
+		{
+			bool		isnull;
+
+			PartitionSourceCheck(DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+																SPI_tuptable->tupdesc, 2,
+																&isnull)),
+								 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		}
 	}
 	{
 		Datum	   *d = palloc(sizeof(Datum) * list_length(touched));

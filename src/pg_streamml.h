@@ -29,6 +29,7 @@ extern void RelationsDropCheck(DropStmt *stmt);
 
 /* partitions.c */
 extern bool RelationIsPartOf(Oid rel, Oid source);
+extern void PartitionSourceCheck(Oid source, const char *kind);
 extern void PartitionTriggersSync(Oid source, const char *trigname, const char *function,
 								  const char *newtable, int32 id);
 extern void PartitionTriggersDrop(const char *trigname, const char *function);

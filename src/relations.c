@@ -42,6 +42,8 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
@@ -142,7 +144,17 @@ RelationsDropCheck(DropStmt *stmt)
 										   NoLock, true);
 
 		if (OidIsValid(rel) && pg_class_ownercheck(rel, GetUserId()))
-			d[k++] = ObjectIdGetDatum(rel);
+		{
+			/* a partitioned table's partitions go with it */
+			List	   *members = get_rel_relkind(rel) == RELKIND_PARTITIONED_TABLE ?
+				find_all_inheritors(rel, NoLock, NULL) : list_make1_oid(rel);
+			ListCell   *mc;
+
+			d = repalloc(d, sizeof(Datum) * (k + list_length(members) +
+											 list_length(stmt->objects)));
+			foreach(mc, members)
+				d[k++] = ObjectIdGetDatum(lfirst_oid(mc));
+		}
 	}
 	if (k == 0)
 		return;

@@ -375,6 +375,7 @@ track_outcomes(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table", get_rel_name(source)),
 				 errdetail("Outcomes are read from the rows inserted into a table.")));
+	PartitionSourceCheck(source, "outcome tracker");
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -266,6 +266,7 @@ create_feature_table(PG_FUNCTION_ARGS)
 	CheckSourcePrivilege(source, ACL_TRIGGER, "TRIGGER");
 	CheckSourceRowSecurity(source, GetUserId(), "feature table", name,
 						   ERRCODE_FEATURE_NOT_SUPPORTED);
+	PartitionSourceCheck(source, "feature table");
 	rel = table_open(source, ShareRowExclusiveLock);
 	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,

@@ -180,12 +180,12 @@ ScorerCheckPredictions(Relation preds, Relation source, int nkeys,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a scorer cannot write its predictions into its source \"%s\"",
 						RelationGetRelationName(source))));
-	if (preds->rd_rel->relkind != RELKIND_RELATION)
+	if (preds->rd_rel->relkind != RELKIND_RELATION || preds->rd_rel->relispartition)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("predictions table \"%s\" is not a plain table",
 						RelationGetRelationName(preds)),
-				 errdetail("Scorers write to tables that are neither partitioned, foreign nor views.")));
+				 errdetail("Scorers write to tables that are neither partitioned, partitions, foreign nor views.")));
 	if (preds->trigdesc &&
 		(preds->trigdesc->trig_insert_before_row ||
 		 preds->trigdesc->trig_insert_instead_row))
@@ -758,6 +758,7 @@ create_scorer(PG_FUNCTION_ARGS)
 				 errmsg("permission denied for table %s", RelationGetRelationName(source)),
 				 errdetail("A scorer puts a trigger on its source, which requires the TRIGGER privilege on it (or ownership).")));
 	CheckSourceRowSecurity(sourceid, user, "scorer", name, ERRCODE_FEATURE_NOT_SUPPORTED);
+	PartitionSourceCheck(sourceid, "scorer");
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

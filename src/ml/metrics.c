@@ -219,6 +219,27 @@ classification_metrics_deserialfn(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(s);
 }
 
+/*
+ * The sort key of a score: unsigned 64-bit integers in the order of the
+ * scores, decreasing.  The bits of a double order as an integer's once the
+ * sign bit of a non-negative value is set and every bit of a negative one
+ * is flipped; the result is flipped again for the decreasing order.  NaN
+ * never gets here (the transition refuses it); -0 and +0 end adjacent, and
+ * the AUC's loop takes them as one threshold, as ScoredRowCompare does.
+ */
+static inline uint64
+ScoreKey(double score)
+{
+	uint64		u;
+
+	memcpy(&u, &score, sizeof(u));
+	if (u & UINT64CONST(0x8000000000000000))
+		u = ~u;
+	else
+		u |= UINT64CONST(0x8000000000000000);
+	return ~u;
+}
+
 /* Orders scored rows by decreasing score. */
 static int
 ScoredRowCompare(const void *a, const void *b)
@@ -229,49 +250,76 @@ ScoredRowCompare(const void *a, const void *b)
 	return (x < y) ? 1 : (x > y) ? -1 : 0;
 }
 
-/* Sorted runs of this many rows are merged, checking for interrupts. */
-#define SORT_RUN 65536
+/* Fewer rows than this are sorted by qsort, without the radix's tables. */
+#define SORT_RADIX_MIN 4096
+
+/* Bits of the key sorted per pass of ScoredRowSort. */
+#define SORT_DIGIT_BITS 11
+#define SORT_DIGITS ((64 + SORT_DIGIT_BITS - 1) / SORT_DIGIT_BITS)
+#define SORT_BUCKETS (1 << SORT_DIGIT_BITS)
+
+/* Interrupts are checked every this many rows of a pass. */
+#define SORT_CHECK_ROWS 65536
 
 /*
- * Sorts scored rows by decreasing score, interruptibly: qsort (which cannot
- * be interrupted) on runs of SORT_RUN rows, then bottom-up merges with an
- * interrupt check every SORT_RUN rows.  Ties may end in any order.
+ * Sorts scored rows by decreasing score, interruptibly: a least significant
+ * digit radix sort of ScoreKey, SORT_DIGIT_BITS bits a pass, skipping the
+ * passes whose digit is the same in every row (the high bits of
+ * probabilities mostly are), with an interrupt check every SORT_CHECK_ROWS
+ * rows.  Linear in n (a qsort of 200,000 rows took about 30 ms, this
+ * takes a few); ties may end in any order.  Fewer than SORT_RADIX_MIN rows
+ * (a qsort of them is quick) are sorted by qsort.
  */
 static void
 ScoredRowSort(ScoredRow *rows, int64 n, MemoryContext cxt)
 {
+	int64	   *count;
 	ScoredRow  *src = rows;
 	ScoredRow  *dst;
 
-	for (int64 i = 0; i < n; i += SORT_RUN)
+	if (n < SORT_RADIX_MIN)
 	{
-		CHECK_FOR_INTERRUPTS();
-		qsort(rows + i, Min(SORT_RUN, n - i), sizeof(ScoredRow),
-			  ScoredRowCompare);
-	}
-	if (n <= SORT_RUN)
+		qsort(rows, n, sizeof(ScoredRow), ScoredRowCompare);
 		return;
-	dst = MemoryContextAllocHuge(cxt, sizeof(ScoredRow) * n);
-	for (int64 width = SORT_RUN; width < n; width *= 2)
+	}
+	count = MemoryContextAllocZero(cxt, sizeof(int64) * SORT_DIGITS * SORT_BUCKETS);
+	for (int64 i = 0; i < n; i++)
 	{
+		uint64		key = ScoreKey(rows[i].score);
+
+		if ((i & (SORT_CHECK_ROWS - 1)) == 0)
+			CHECK_FOR_INTERRUPTS();
+		for (int d = 0; d < SORT_DIGITS; d++)
+			count[d * SORT_BUCKETS + ((key >> (d * SORT_DIGIT_BITS)) & (SORT_BUCKETS - 1))]++;
+	}
+	dst = MemoryContextAllocHuge(cxt, sizeof(ScoredRow) * n);
+	for (int d = 0; d < SORT_DIGITS; d++)
+	{
+		int64	   *c = count + d * SORT_BUCKETS;
+		int64		at = 0;
+		bool		one = false;
 		ScoredRow  *t;
 
-		for (int64 lo = 0; lo < n; lo += 2 * width)
+		/* one digit value for every row: this pass would keep the order */
+		for (int b = 0; b < SORT_BUCKETS; b++)
+			if (c[b] == n)
+				one = true;
+		if (one)
+			continue;
+		for (int b = 0; b < SORT_BUCKETS; b++)
 		{
-			int64		mid = Min(lo + width, n);
-			int64		hi = Min(lo + 2 * width, n);
-			int64		a = lo;
-			int64		b = mid;
+			int64		k = c[b];
 
-			for (int64 k = lo; k < hi; k++)
-			{
-				if ((k & (SORT_RUN - 1)) == 0)
-					CHECK_FOR_INTERRUPTS();
-				if (b >= hi || (a < mid && src[a].score >= src[b].score))
-					dst[k] = src[a++];
-				else
-					dst[k] = src[b++];
-			}
+			c[b] = at;
+			at += k;
+		}
+		for (int64 i = 0; i < n; i++)
+		{
+			uint64		key = ScoreKey(src[i].score);
+
+			if ((i & (SORT_CHECK_ROWS - 1)) == 0)
+				CHECK_FOR_INTERRUPTS();
+			dst[c[(key >> (d * SORT_DIGIT_BITS)) & (SORT_BUCKETS - 1)]++] = src[i];
 		}
 		t = src;
 		src = dst;
@@ -284,6 +332,7 @@ ScoredRowSort(ScoredRow *rows, int64 n, MemoryContext cxt)
 	}
 	else
 		pfree(dst);
+	pfree(count);
 }
 
 /*

@@ -26,7 +26,8 @@
  * is freed once the library has it, after its rows are sampled for the
  * drift bins (feature_bins.c), which thus take no pass of their own.
  * score predicts the holdout with the walk that serves the model
- * (tree_predict.c, over the bytes record stores; without a holdout,
+ * (tree_predict.c, over the bytes record stores, on the run's "threads":
+ * the backend's and helper threads of its own; without a holdout,
  * XGBoost predicts the training rows) and scores it with the metrics
  * aggregates of metrics.c, and the deployed version on the same holdout
  * rows for deploy 'if_better' (a tree version through tree_predict.c, a
@@ -39,17 +40,23 @@
  *
  * Rows whose target or weight is NULL or not finite, whose weight is
  * negative, or which have an infinite feature are skipped and counted.
+ *
+ * At DEBUG1, each phase of a run (the scan, the split, XGBoost's matrix,
+ * the rounds, the holdout's prediction and metrics, recording) logs its
+ * wall and CPU seconds (every thread of the process).
  */
 #include "postgres.h"
 
 #include <float.h>
 #include <math.h>
+#include <sys/resource.h>
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "portability/instr_time.h"
 #include "tcop/pquery.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -66,6 +73,46 @@
 #include "ml/xgb.h"
 
 #define TREE_FETCH_ROWS 10000
+
+/* The clocks of a phase of a run, for the DEBUG1 timing of its phases. */
+typedef struct TreeClock
+{
+	instr_time	wall;
+	double		cpu;			/* CPU seconds of the process, every thread */
+} TreeClock;
+
+/* The clocks of the current phase of a tree run. */
+static TreeClock tree_clock;
+
+/* Starts a phase's clocks. */
+static void
+TreeClockStart(TreeClock *c)
+{
+	struct rusage ru;
+
+	INSTR_TIME_SET_CURRENT(c->wall);
+	getrusage(RUSAGE_SELF, &ru);
+	c->cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/*
+ * Logs at DEBUG1 the wall and CPU seconds of a phase since its clocks
+ * started, and starts them again for the next one.
+ */
+static void
+TreeClockLog(TreeClock *c, const char *phase)
+{
+	TreeClock	now;
+
+	if (!message_level_is_interesting(DEBUG1))
+		return;
+	TreeClockStart(&now);
+	INSTR_TIME_SUBTRACT(now.wall, c->wall);
+	elog(DEBUG1, "tree run phase %s: %.3f s, %.3f CPU s", phase,
+		 INSTR_TIME_GET_DOUBLE(now.wall), now.cpu - c->cpu);
+	TreeClockStart(c);
+}
 
 /* Rows of one part (training or holdout) of a group, in single precision. */
 typedef struct TreeRows
@@ -377,9 +424,11 @@ TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
 	else
 		dtrain = XgbMatrixCreate(train->x, train->n, run->p, train->y,
 								 run->weight ? train->w : NULL, t->threads);
+	TreeClockLog(&tree_clock, "XGBoost's matrix");
 	g->count = train->n;
 	/* the drift bins sample the rows the model trains on */
 	FeatureBinsAddFloats(run->bins, train->x, train->n);
+	TreeClockLog(&tree_clock, "drift bins");
 	if (in_sample)
 	{
 		/* metrics on the training rows: keep their labels */
@@ -421,6 +470,8 @@ TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
 
 		CHECK_FOR_INTERRUPTS();
 		XgbBoosterUpdate(g->booster, i, dtrain);
+		if (i == 0)
+			TreeClockLog(&tree_clock, "first round");
 		g->rounds = done;
 		if (dtest != NULL)
 		{
@@ -436,6 +487,7 @@ TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
 		}
 	}
 	CHECK_FOR_INTERRUPTS();
+	TreeClockLog(&tree_clock, "other rounds");
 	if (dtest != NULL)
 	{
 		XgbBoosterSlice(g->booster, best_round);
@@ -794,6 +846,7 @@ TreeFit(TrainRun *run)
 				 errmsg("objective \"%s\" needs two classes, but target column \"%s\" has %d",
 						run->tree->objective, run->label, run->nclasses),
 				 errhint("Use objective 'multi:softprob', or leave the objective out.")));
+	TreeClockStart(&tree_clock);
 	ResolveFeatureLength(run);
 	run->bins = FeatureBinsBegin(run->p, FeatureNamesArray(run));
 	memset(&train, 0, sizeof(train));
@@ -850,12 +903,14 @@ TreeFit(TrainRun *run)
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
 	MemoryContextDelete(b->rowcxt);
+	TreeClockLog(&tree_clock, "scan");
 	if (run->split_in_scan)
 	{
 		if (g != NULL)
 			TreeSplitRows(run, &orders, g, &train);
 		else
 			SplitScanEnd(orders.split, run);
+		TreeClockLog(&tree_clock, "cutoff and split");
 	}
 	groups = TreeEndGroup(run, groups, g, &train);
 	NoticeMalformedRows(run, run->malformed);
@@ -957,7 +1012,6 @@ TreeDeployedPredict(TrainRun *run, TreeGroup *g, int nout, double *pred,
 	bool		isnull;
 	Datum		d;
 	char	   *kind;
-	double	   *x = palloc(sizeof(double) * run->p);
 
 	*stored = NAN;
 	values[0] = CStringGetTextDatum(run->model);
@@ -989,12 +1043,8 @@ TreeDeployedPredict(TrainRun *run, TreeGroup *g, int nout, double *pred,
 		if (TreeModelOutputs(tm) != nout || TreeModelFeatures(tm) > run->p ||
 			(TreeModelTask(tm) == 'l') != (run->kind == MODEL_LINEAR))
 			return false;
-		for (int64 i = 0; i < g->test.n; i++)
-		{
-			for (int j = 0; j < run->p; j++)
-				x[j] = g->test.x[i * run->p + j];
-			TreeModelPredict(tm, x, pred + i * nout);
-		}
+		TreeModelPredictRows(tm, g->test.x, g->test.n, run->p, pred,
+							 run->tree->threads);
 		return true;
 	}
 	else
@@ -1050,27 +1100,19 @@ TreeDeployedPredict(TrainRun *run, TreeGroup *g, int nout, double *pred,
  * Predictions of a group's new model on its holdout rows, into pred
  * (n × nout), by the walk that serves it (tree_predict.c) over the bytes
  * that record will store: the same sums in the same order as XGBoost's,
- * and on one core faster than the library's own prediction on two.
+ * on the run's "threads" (about half the CPU time of the library's own
+ * prediction).
  */
 static void
-TreeHoldoutPredict(TrainRun *run, TreeGroup *g, int nout, double *pred)
+TreeHoldoutPredict(TrainRun *run, TreeGroup *g, double *pred)
 {
 	TreeModel  *tm;
-	double	   *x = palloc(sizeof(double) * Max(run->p, 1));
 
 	g->model_data = XgbBoosterSave(g->booster, "ubj");
 	tm = TreeModelLoad(VARDATA(g->model_data), VARSIZE(g->model_data) - VARHDRSZ);
-	for (int64 i = 0; i < g->test.n; i++)
-	{
-		const float *xi = g->test.x + i * run->p;
-
-		if ((i & 0xFFFF) == 0)
-			CHECK_FOR_INTERRUPTS();
-		for (int j = 0; j < run->p; j++)
-			x[j] = xi[j];
-		TreeModelPredict(tm, x, pred + i * nout);
-	}
-	pfree(x);
+	TreeClockLog(&tree_clock, "model saved and loaded");
+	TreeModelPredictRows(tm, g->test.x, g->test.n, run->p, pred,
+						 run->tree->threads);
 }
 
 /*
@@ -1106,10 +1148,12 @@ TreeScore(TrainRun *run, List *groups)
 		}
 		pred = MemoryContextAllocHuge(CurrentMemoryContext,
 									  sizeof(double) * g->test.n * nout);
-		TreeHoldoutPredict(run, g, nout, pred);
+		TreeHoldoutPredict(run, g, pred);
+		TreeClockLog(&tree_clock, "holdout prediction");
 		g->metrics = TreeMetrics(run, g->test.n, g->test.y, pred, nout, "holdout");
 		g->holdout_score = MetricsNumber(g->metrics, run->deploy_metric);
 		g->holdout_rows = MetricsNumber(g->metrics, "rows");
+		TreeClockLog(&tree_clock, "holdout metrics");
 		if (strcmp(run->deploy, "if_better") == 0)
 		{
 			double		stored;
@@ -1121,6 +1165,7 @@ TreeScore(TrainRun *run, List *groups)
 								  run->deploy_metric);
 			else
 				g->deployed_score = stored;
+			TreeClockLog(&tree_clock, "deployed version's holdout");
 		}
 		pfree(pred);
 	}
@@ -1179,6 +1224,7 @@ TreeRecord(TrainRun *run, List *groups, int version)
 		row.importance = TreeImportance(run, g);
 		ModelInsertVersion(run, version, &row);
 	}
+	TreeClockLog(&tree_clock, "record");
 }
 
 /* What the driver reports and decides deployment on, of a tree group. */

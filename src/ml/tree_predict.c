@@ -1,7 +1,8 @@
 /*
  * tree_predict.c
  *		Scoring tree models (gradient-boosted trees, forests, single trees)
- *		in the backend, one row at a time, without XGBoost's threads.
+ *		in the backend, one row at a time, without XGBoost's threads, or
+ *		many rows on threads of our own.
  *
  * A stored model (XGBoost's UBJSON bytes in model_versions.model_data) is
  * loaded once per cache load: XGBoost reads the bytes
@@ -23,12 +24,21 @@
  * (identity, exp, sigmoid or softmax, in single precision).  So the
  * predictions equal XGBoost's own (the regression tests check them against
  * python3-xgboost within 1e-6), with no call into the library per row.
+ *
+ * Training predicts its holdout, many rows at once, with
+ * TreeModelPredictRows: the same walk on the backend's thread and on
+ * helper POSIX threads that call nothing of PostgreSQL's (the function's
+ * comment says how interrupts and errors stay in the backend's thread).
  */
 #include "postgres.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include "common/jsonapi.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -572,42 +582,17 @@ TreeWalkBlock(const TreeModel *t, int b, const float *xf, bool missing,
 }
 
 /*
- * The outputs of one row (x: nfeatures values, NaN for missing): the value
- * of a regression, the probability of the positive class, or the class
- * probabilities, into out[0..noutputs-1].  The leaves are added in tree
- * order, in single precision, as XGBoost adds them.  False, with NaN
- * outputs, when a value is one the trees cannot take (TreeValueFits), as
- * training skips its row.
+ * The outputs of one row whose features are already single precision (xf:
+ * nfeatures values, then the constant 0 slot; missing: whether one is NaN),
+ * into out[0..noutputs-1], with m (noutputs floats) as scratch.  Calls
+ * nothing of PostgreSQL's, so TreeModelPredictRows's threads run it.
  */
-bool
-TreeModelPredict(const TreeModel *t, const double *x, double *out)
+static pg_attribute_always_inline void
+TreePredictFloats(const TreeModel *t, const float *xf, bool missing,
+				  float *m, double *out)
 {
-	float		margin[64];
-	float		xbuf[256];
-	float	   *m = t->noutputs <= 64 ? margin : palloc(sizeof(float) * t->noutputs);
-	float	   *xf = t->nfeatures < 256 ? xbuf :
-		palloc(sizeof(float) * (t->nfeatures + 1));
 	int32		k[TREE_BLOCK];
-	bool		missing = false;
-	bool		fits = true;
 
-	for (int j = 0; j < t->nfeatures; j++)
-	{
-		fits &= TreeValueFits(x[j]);
-		xf[j] = (float) x[j];
-		missing |= isnan(xf[j]);
-	}
-	if (!fits)
-	{
-		for (int c = 0; c < t->noutputs; c++)
-			out[c] = NAN;
-		if (m != margin)
-			pfree(m);
-		if (xf != xbuf)
-			pfree(xf);
-		return false;
-	}
-	xf[t->nfeatures] = 0.0f;
 	if (t->noutputs == 1)
 	{
 		float		sum = t->base_margin;
@@ -669,9 +654,208 @@ TreeModelPredict(const TreeModel *t, const double *x, double *out)
 			out[0] = m[0];
 			break;
 	}
+}
+
+/*
+ * The outputs of one row (x: nfeatures values, NaN for missing): the value
+ * of a regression, the probability of the positive class, or the class
+ * probabilities, into out[0..noutputs-1].  The leaves are added in tree
+ * order, in single precision, as XGBoost adds them.  False, with NaN
+ * outputs, when a value is one the trees cannot take (TreeValueFits), as
+ * training skips its row.
+ */
+bool
+TreeModelPredict(const TreeModel *t, const double *x, double *out)
+{
+	float		margin[64];
+	float		xbuf[256];
+	float	   *m = t->noutputs <= 64 ? margin : palloc(sizeof(float) * t->noutputs);
+	float	   *xf = t->nfeatures < 256 ? xbuf :
+		palloc(sizeof(float) * (t->nfeatures + 1));
+	bool		missing = false;
+	bool		fits = true;
+
+	for (int j = 0; j < t->nfeatures; j++)
+	{
+		fits &= TreeValueFits(x[j]);
+		xf[j] = (float) x[j];
+		missing |= isnan(xf[j]);
+	}
+	if (fits)
+	{
+		xf[t->nfeatures] = 0.0f;
+		TreePredictFloats(t, xf, missing, m, out);
+	}
+	else
+		for (int c = 0; c < t->noutputs; c++)
+			out[c] = NAN;
 	if (m != margin)
 		pfree(m);
 	if (xf != xbuf)
 		pfree(xf);
-	return true;
+	return fits;
+}
+
+/*
+ * Many rows scored by several threads (TreeModelPredictRows): the rows are
+ * taken in chunks of TREE_CHUNK_ROWS from a shared counter, so a thread
+ * slowed by the machine's other work just takes fewer of them.  A chunk
+ * taken is always finished; "stop" only keeps new ones from being taken.
+ */
+#define TREE_CHUNK_ROWS 8192
+
+typedef struct TreeRowsJob
+{
+	const TreeModel *t;
+	const float *x;				/* n rows, stride floats apart */
+	int64		n;
+	int			stride;
+	double	   *out;			/* n × noutputs */
+	pg_atomic_uint64 next;		/* the first row of the next chunk */
+	pg_atomic_uint32 stop;
+} TreeRowsJob;
+
+/* One thread's part of a TreeRowsJob, with its scratch. */
+typedef struct TreeRowsPart
+{
+	TreeRowsJob *job;
+	float	   *xf;				/* nfeatures + 1 */
+	float	   *m;				/* noutputs */
+	pthread_t	thread;
+	bool		started;
+} TreeRowsPart;
+
+/*
+ * Scores the rows of one chunk, first .. first + TREE_CHUNK_ROWS - 1; a
+ * row with an infinite feature gets NaN outputs, as in TreeModelPredict.
+ * Calls nothing of PostgreSQL's.
+ */
+static void
+TreeRowsChunk(TreeRowsPart *part, int64 first)
+{
+	TreeRowsJob *job = part->job;
+	const TreeModel *t = job->t;
+	int64		end = Min(first + TREE_CHUNK_ROWS, job->n);
+
+	for (int64 i = first; i < end; i++)
+	{
+		const float *xi = job->x + i * job->stride;
+		double	   *out = job->out + i * t->noutputs;
+		bool		missing = false;
+		bool		fits = true;
+
+		for (int j = 0; j < t->nfeatures; j++)
+		{
+			part->xf[j] = xi[j];
+			missing |= isnan(xi[j]);
+			fits &= !isinf(xi[j]);
+		}
+		if (fits)
+			TreePredictFloats(t, part->xf, missing, part->m, out);
+		else
+			for (int c = 0; c < t->noutputs; c++)
+				out[c] = NAN;
+	}
+}
+
+/*
+ * The next chunk of a job for a thread to take, into *first; false when
+ * the rows are all taken or the job stops.
+ */
+static bool
+TreeRowsTake(TreeRowsJob *job, int64 *first)
+{
+	if (pg_atomic_read_u32(&job->stop) != 0)
+		return false;
+	*first = (int64) pg_atomic_fetch_add_u64(&job->next, TREE_CHUNK_ROWS);
+	return *first < job->n;
+}
+
+/* The body of a helper thread: chunks until none is left.  No PostgreSQL. */
+static void *
+TreeRowsThread(void *arg)
+{
+	TreeRowsPart *part = arg;
+	int64		first;
+
+	while (TreeRowsTake(part->job, &first))
+		TreeRowsChunk(part, first);
+	return NULL;
+}
+
+/*
+ * The outputs of n rows of single-precision features (row i's at x + i *
+ * stride, the model's nfeatures of them, NaN for missing), into out (n ×
+ * noutputs), each as TreeModelPredict gives it, on up to "threads" threads:
+ * the calling backend's and threads - 1 POSIX threads of its own, which
+ * only walk the trees (no palloc, no elog, no interrupt: their scratch is
+ * allocated here, and they start with every signal blocked, as XGBoost's
+ * threads do in xgb.c, so PostgreSQL's handlers only run in the backend's
+ * own thread).  The backend's thread checks for interrupts between its
+ * chunks: when one is pending, the helpers are stopped and joined first,
+ * and only then is it served, so an error never leaves a thread reading
+ * freed memory.  A thread that cannot be started leaves its share to the
+ * others.
+ */
+void
+TreeModelPredictRows(const TreeModel *t, const float *x, int64 n, int stride,
+					 double *out, int threads)
+{
+	TreeRowsJob job;
+	TreeRowsPart *parts;
+	int64		first;
+	int			nparts;
+	sigset_t	all;
+	sigset_t	old;
+
+	nparts = (int) Max(1, Min((int64) threads, (n + TREE_CHUNK_ROWS - 1) / TREE_CHUNK_ROWS));
+	job.t = t;
+	job.x = x;
+	job.n = n;
+	job.stride = stride;
+	job.out = out;
+	pg_atomic_init_u64(&job.next, 0);
+	pg_atomic_init_u32(&job.stop, 0);
+	parts = palloc0(sizeof(TreeRowsPart) * nparts);
+	for (int i = 0; i < nparts; i++)
+	{
+		parts[i].job = &job;
+		parts[i].xf = palloc(sizeof(float) * (t->nfeatures + 1));
+		parts[i].xf[t->nfeatures] = 0.0f;
+		parts[i].m = palloc(sizeof(float) * Max(t->noutputs, 1));
+	}
+	/* the helpers inherit a mask that blocks every signal */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (int i = 1; i < nparts; i++)
+		parts[i].started = pthread_create(&parts[i].thread, NULL,
+										  TreeRowsThread, &parts[i]) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	while (TreeRowsTake(&job, &first))
+	{
+		TreeRowsChunk(&parts[0], first);
+		if (InterruptPending)
+			break;
+	}
+	/* stop the helpers (a no-op when the rows are all taken) and wait */
+	pg_atomic_write_u32(&job.stop, 1);
+	for (int i = 1; i < nparts; i++)
+		if (parts[i].started)
+			pthread_join(parts[i].thread, NULL);
+	/* alone now: serve an interrupt, and finish what is left, if any */
+	pg_atomic_write_u32(&job.stop, 0);
+	do
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!TreeRowsTake(&job, &first))
+			break;
+		TreeRowsChunk(&parts[0], first);
+	} while (true);
+	for (int i = 0; i < nparts; i++)
+	{
+		pfree(parts[i].xf);
+		pfree(parts[i].m);
+	}
+	pfree(parts);
 }

@@ -19,6 +19,8 @@ extern int	TreeModelFeatures(const TreeModel *t);
 extern char TreeModelTask(const TreeModel *t);
 extern const char *TreeModelObjective(const TreeModel *t);
 extern bool TreeModelPredict(const TreeModel *t, const double *x, double *out);
+extern void TreeModelPredictRows(const TreeModel *t, const float *x, int64 n,
+								 int stride, double *out, int threads);
 
 /*
  * Whether a feature value is one a tree model takes: NaN (a missing value)

@@ -135,6 +135,31 @@ typedef struct RangeRow
 	Datum		keys[FLEXIBLE_ARRAY_MEMBER];
 } RangeRow;
 
+/*
+ * Fills a range row's actual and key columns from the source row in slot
+ * (its order_by is the caller's); text keys are copied out of the slot.
+ */
+static void
+RangeRowFill(OutcomeTracker *t, HorizonSetup *s, TupleTableSlot *slot, RangeRow *r)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, s->a_actual, &isnull);
+
+	r->has_actual = !isnull;
+	r->actual = isnull ? 0 : NumberCast(d, t->actual_type);
+	r->keys_ok = true;
+	for (int k = 0; k < t->nkeys; k++)
+	{
+		d = slot_getattr(slot, s->a_keys[k], &isnull);
+		if (isnull)
+			r->keys_ok = false;
+		else if (s->key_types[k] == TEXTOID || s->key_types[k] == VARCHAROID)
+			r->keys[k] = PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+		else
+			r->keys[k] = d;
+	}
+}
+
 /* A labelled row: its order_by, key values (in LabelSet.keys) and label. */
 typedef struct Labelled
 {
@@ -886,20 +911,7 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 		ObValue(s, t->order_type, d, &r->oi, &r->od);
 		if (s->ob_float ? r->od == bmin_f : r->oi == bmin_i)
 			tmin++;
-		d = slot_getattr(slot, s->a_actual, &isnull);
-		r->has_actual = !isnull;
-		r->actual = isnull ? 0 : NumberCast(d, t->actual_type);
-		r->keys_ok = true;
-		for (int k = 0; k < t->nkeys; k++)
-		{
-			d = slot_getattr(slot, s->a_keys[k], &isnull);
-			if (isnull)
-				r->keys_ok = false;
-			else if (s->key_types[k] == TEXTOID || s->key_types[k] == VARCHAROID)
-				r->keys[k] = PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
-			else
-				r->keys[k] = d;
-		}
+		RangeRowFill(t, s, slot, r);
 		nrows++;
 	}
 	ps->rows = rows;
@@ -1072,20 +1084,7 @@ LabelPartitionBySeq(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation s
 		r->oi = oi;
 		r->od = od;
 		r->tid = slot->tts_tid;
-		d = slot_getattr(slot, s->a_actual, &isnull);
-		r->has_actual = !isnull;
-		r->actual = isnull ? 0 : NumberCast(d, t->actual_type);
-		r->keys_ok = true;
-		for (int k = 0; k < t->nkeys; k++)
-		{
-			d = slot_getattr(slot, s->a_keys[k], &isnull);
-			if (isnull)
-				r->keys_ok = false;
-			else if (s->key_types[k] == TEXTOID || s->key_types[k] == VARCHAROID)
-				r->keys[k] = PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
-			else
-				r->keys[k] = d;
-		}
+		RangeRowFill(t, s, slot, r);
 		nrows++;
 	}
 	ps->rows = rows;

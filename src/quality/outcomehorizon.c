@@ -736,6 +736,21 @@ typedef struct PartScans
 	int			maxrows;
 } PartScans;
 
+/*
+ * Makes a partition's slot and row buffer on first use (kept for the
+ * batch's later partitions).
+ */
+static void
+PartRowsBegin(PartScans *ps, Relation src, Size rowsize)
+{
+	if (ps->slot == NULL)
+	{
+		ps->slot = table_slot_create(src, NULL);
+		ps->maxrows = 256;
+		ps->rows = palloc(rowsize * ps->maxrows);
+	}
+}
+
 /* An index scan of ps with nkeys keys, begun on first use. */
 static IndexScanDesc
 PartScan(PartScans *ps, IndexScanDesc *scan, Relation src, Relation sidx,
@@ -847,12 +862,7 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 
 #define ROW(i) ((RangeRow *) (rows + (Size) (i) * rowsize))
 
-	if (ps->slot == NULL)
-	{
-		ps->slot = table_slot_create(src, NULL);
-		ps->maxrows = 256;
-		ps->rows = palloc(rowsize * ps->maxrows);
-	}
+	PartRowsBegin(ps, src, rowsize);
 	slot = ps->slot;
 	rows = ps->rows;
 	maxrows = ps->maxrows;
@@ -1004,12 +1014,7 @@ LabelPartitionBySeq(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation s
 
 #define ROW(i) ((RangeRow *) (rows + (Size) (i) * rowsize))
 
-	if (ps->slot == NULL)
-	{
-		ps->slot = table_slot_create(src, NULL);
-		ps->maxrows = 256;
-		ps->rows = palloc(rowsize * ps->maxrows);
-	}
+	PartRowsBegin(ps, src, rowsize);
 	slot = ps->slot;
 	rows = ps->rows;
 	maxrows = ps->maxrows;

@@ -324,7 +324,7 @@ $node->safe_psql('postgres', q{
 	SET ROLE gil;
 	SELECT streamml.untrack_outcomes('gsc2');
 	SELECT streamml.drop_scorer('gsc2');
-	SELECT streamml.create_monitor('gmon', 'gm', 'rows', '{"order_by": "id"}');
+	SELECT streamml.create_monitor('gmon', 'gm', 'error');
 });
 ($rc, $out, $err) = $node->psql('postgres', 'REASSIGN OWNED BY gil TO admin');
 like($err, qr/cannot reassign monitor "gmon" to role "admin"/,

@@ -20,6 +20,10 @@ SELECT streamml.create_scorer('sg_s_int', 'sg_src', 'sg_int') IS NOT NULL AS int
 SELECT streamml.create_scorer('sg_s_ts', 'sg_src', 'sg_ts') IS NOT NULL AS ts_scorer;
 SELECT streamml.create_scorer('sg_s_f', 'sg_src', 'sg_f') IS NOT NULL AS float_scorer;
 SELECT streamml.create_scorer('sg_s_b', 'sg_src', 'sg_b') IS NOT NULL AS bool_scorer;
+-- a source without the model's group column: the error says how to name it
+CREATE TABLE sg_nogroup (id int PRIMARY KEY, x float8, grp int);
+SELECT streamml.create_scorer('sg_s_ng', 'sg_nogroup', 'sg_int');
+DROP TABLE sg_nogroup;
 -- groups 0..3 (3 has no model), a NULL group every 7th row, values
 -- repeated and interleaved within each statement
 INSERT INTO sg_src

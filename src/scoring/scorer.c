@@ -797,9 +797,21 @@ create_scorer(PG_FUNCTION_ARGS)
 				 errdetail("Option \"group_by\" names the column of the group key of a model trained with group_by.")));
 	if (group != NULL)
 	{
-		AttrNumber	ga = ScorerSourceColumn(source, group, "the group key", false);
-		Oid			gt = TupleDescAttr(RelationGetDescr(source), ga - 1)->atttypid;
-		Oid			trained = ModelGroupType(model);
+		AttrNumber	ga;
+		Oid			gt;
+		Oid			trained;
+
+		if (get_attnum(RelationGetRelid(source), group) == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of table \"%s\" does not exist", group,
+							RelationGetRelationName(source)),
+					 errdetail("Model \"%s\" was trained per group of \"%s\": the scorer reads each row's group from it.",
+							   model, group),
+					 errhint("Name the source's column that holds the group with option \"group_by\", e.g. {\"group_by\": \"sym\"}.")));
+		ga = ScorerSourceColumn(source, group, "the group key", false);
+		gt = TupleDescAttr(RelationGetDescr(source), ga - 1)->atttypid;
+		trained = ModelGroupType(model);
 
 		/* keys of another type would find no group: every row unscorable */
 		if (OidIsValid(trained) && !GroupKeyTypesAgree(gt, trained))

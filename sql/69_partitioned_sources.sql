@@ -54,6 +54,18 @@ ALTER TABLE ps_src ATTACH PARTITION ps_watched FOR VALUES FROM (600) TO (700);
 SELECT streamml.drop_scorer('ps_w');
 DROP TABLE ps_wp, ps_watched;
 
+-- a trigger is known by its function and argument, not its name: one its
+-- partition's owner renamed is not doubled by the next partition DDL
+DO $$ BEGIN
+	EXECUTE format('ALTER TRIGGER %I ON ps_src_3 RENAME TO my_name',
+		(SELECT tgname FROM pg_trigger WHERE tgrelid = 'ps_src_3'::regclass
+		  AND tgname LIKE 'streamml_scorer_%'));
+END $$;
+CREATE TABLE ps_src_6 PARTITION OF ps_src FOR VALUES FROM (700) TO (800);
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'ps_src_3'::regclass AND NOT tgisinternal;
+INSERT INTO ps_src_3 VALUES (11, 260, 11);
+SELECT id, ts FROM ps_p WHERE id = 11;
+
 -- a partition is no source, nor a predictions table: the parent's
 -- statements would bypass its triggers
 SELECT streamml.create_scorer('ps_bad', 'ps_src_2a', 'ps_m', '{"key": ["id", "ts"]}');
@@ -86,7 +98,7 @@ DROP TABLE ps_src;
 SELECT streamml.untrack_outcomes('ps_s');
 SELECT streamml.drop_scorer('ps_s');
 SELECT count(*) AS triggers FROM pg_trigger
- WHERE (tgname LIKE 'streamml_scorer_%' OR tgname LIKE 'streamml_tracker_%')
+ WHERE (tgname LIKE 'streamml_scorer_%' OR tgname LIKE 'streamml_tracker_%' OR tgname = 'my_name')
    AND tgrelid::regclass::text LIKE 'ps\_%';
 
 -- cleanup

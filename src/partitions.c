@@ -111,30 +111,60 @@ RelationIsPartOf(Oid rel, Oid source)
 }
 
 /*
- * Puts the trigger trigname (AFTER INSERT, FOR EACH STATEMENT, transition
- * table newtable, executing streamml.function('id')) on every partition
- * of source that lacks it, and drops it from every other table but source
- * that has it with that function (a detached partition).  SPI connected;
- * as the bootstrap superuser, as the trigger on source was made.
+ * Puts the trigger of streamml.function('id') (AFTER INSERT, FOR EACH
+ * STATEMENT, transition table newtable, named trigname) on every
+ * partition of source that lacks one, and drops it from every other table
+ * but source that has it (a detached partition).  A trigger is known by
+ * its function and argument, not its name, which a table's owner may
+ * change: a renamed one is not doubled, and goes when it should.  SPI
+ * connected; as the bootstrap superuser, as the trigger on source was
+ * made.
  */
 void
 PartitionTriggersSync(Oid source, const char *trigname, const char *function,
 					  const char *newtable, int32 id)
 {
 	List	   *members = NIL;
+	List	   *have = NIL;
 	ListCell   *lc;
-	Oid			funcoid;
 	Datum		args[2];
 	uint64		n;
+	SPITupleTable *tt;
 
 	if (get_rel_relkind(source) == RELKIND_PARTITIONED_TABLE)
 		members = find_all_inheritors(source, NoLock, NULL);
+
+	/* the tables that have it, by function and argument */
+	args[0] = ObjectIdGetDatum(LookupFuncName(list_make2(makeString(STREAMML_SCHEMA),
+														 makeString(pstrdup(function))),
+											  0, NULL, false));
+	args[1] = CStringGetTextDatum(psprintf("%d\\000", id));
+	n = CatalogExecute("SELECT t.tgrelid, t.tgname FROM pg_catalog.pg_trigger t "
+					   "WHERE t.tgfoid OPERATOR(pg_catalog.=) $1 "
+					   "AND t.tgnargs OPERATOR(pg_catalog.=) 1 "
+					   "AND pg_catalog.encode(t.tgargs, 'escape') OPERATOR(pg_catalog.=) $2",
+					   2, (Oid[]) {OIDOID, TEXTOID}, args, NULL, SPI_OK_SELECT);
+	tt = SPI_tuptable;
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Oid			rel = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+
+		have = lappend_oid(have, rel);
+		if (rel == source || list_member_oid(members, rel) || get_rel_name(rel) == NULL)
+			continue;
+		CatalogExecute(psprintf("DROP TRIGGER IF EXISTS %s ON %s",
+								quote_identifier(SPI_getvalue(tt->vals[i], tt->tupdesc, 2)),
+								quote_qualified_identifier(get_namespace_name(get_rel_namespace(rel)),
+														   get_rel_name(rel))),
+					   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	}
+
 	foreach(lc, members)
 	{
 		Oid			rel = lfirst_oid(lc);
 
-		if (rel == source || get_rel_name(rel) == NULL ||
-			OidIsValid(get_trigger_oid(rel, trigname, true)))
+		if (rel == source || get_rel_name(rel) == NULL || list_member_oid(have, rel))
 			continue;
 		if (get_rel_relkind(rel) == RELKIND_FOREIGN_TABLE)
 			ForeignPartitionError(rel, source);
@@ -147,47 +177,17 @@ PartitionTriggersSync(Oid source, const char *trigname, const char *function,
 								quote_identifier(newtable), quote_identifier(function), id),
 					   0, NULL, NULL, NULL, SPI_OK_UTILITY);
 	}
-
-	/* the tables that have it but are no longer partitions of source */
-	funcoid = LookupFuncName(list_make2(makeString(STREAMML_SCHEMA),
-										makeString(pstrdup(function))),
-							 0, NULL, false);
-	args[0] = CStringGetTextDatum(trigname);
-	args[1] = ObjectIdGetDatum(funcoid);
-	n = CatalogExecute("SELECT t.tgrelid FROM pg_catalog.pg_trigger t "
-					   "WHERE t.tgname OPERATOR(pg_catalog.=) $1::pg_catalog.name "
-					   "AND t.tgfoid OPERATOR(pg_catalog.=) $2",
-					   2, (Oid[]) {TEXTOID, OIDOID}, args, NULL, SPI_OK_SELECT);
-	if (n > 0)
-	{
-		SPITupleTable *tt = SPI_tuptable;
-
-		for (uint64 i = 0; i < n; i++)
-		{
-			bool		isnull;
-			Oid			rel = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc,
-															 1, &isnull));
-
-			if (rel == source || list_member_oid(members, rel))
-				continue;
-			CatalogExecute(psprintf("DROP TRIGGER IF EXISTS %s ON %s",
-									quote_identifier(trigname),
-									quote_qualified_identifier(get_namespace_name(get_rel_namespace(rel)),
-															   get_rel_name(rel))),
-						   0, NULL, NULL, NULL, SPI_OK_UTILITY);
-		}
-	}
 }
 
 /*
- * Drops trigger trigname, with function streamml.function, from every
- * table that has it (the source's partitions, and tables detached from
- * it).  SPI connected.
+ * Drops the trigger of streamml.function('id') from every table that has
+ * it (the source's partitions, and tables detached from it; the source's
+ * own too).  SPI connected.
  */
 void
-PartitionTriggersDrop(const char *trigname, const char *function)
+PartitionTriggersDrop(const char *function, int32 id)
 {
-	PartitionTriggersSync(InvalidOid, trigname, function, NULL, 0);
+	PartitionTriggersSync(InvalidOid, NULL, function, NULL, id);
 }
 
 PG_FUNCTION_INFO_V1(partitions_changed);

@@ -32,7 +32,7 @@ extern bool RelationIsPartOf(Oid rel, Oid source);
 extern void PartitionSourceCheck(Oid source, const char *kind);
 extern void PartitionTriggersSync(Oid source, const char *trigname, const char *function,
 								  const char *newtable, int32 id);
-extern void PartitionTriggersDrop(const char *trigname, const char *function);
+extern void PartitionTriggersDrop(const char *function, int32 id);
 extern void CheckSourceRowSecurity(Oid source, Oid owner, const char *kind,
 								   const char *name, int sqlstate);
 extern void TextSettingsRestore(int nest);

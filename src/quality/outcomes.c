@@ -288,7 +288,7 @@ TrackerRemove(int32 id, Oid source, Oid predictions)
 
 	DropTrackerTrigger(source, id);
 	DropTrackerTrigger(predictions, id);
-	PartitionTriggersDrop(psprintf("streamml_tracker_%d", id), "outcome_trigger");
+	PartitionTriggersDrop("outcome_trigger", id);
 	CatalogExecute("DELETE FROM streamml.outcome_rows WHERE tracker OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);
 	CatalogExecute("DELETE FROM streamml.outcome_key_sets WHERE tracker OPERATOR(pg_catalog.=) $1",

@@ -932,7 +932,7 @@ ScorerDelete(int32 id, Oid sourceid)
 		FeatureCitusShellOnlyEnd(nest);
 		table_close(source, NoLock);
 	}
-	PartitionTriggersDrop(psprintf("streamml_scorer_%d", id), "scorer_trigger");
+	PartitionTriggersDrop("scorer_trigger", id);
 	CatalogExecute("DELETE FROM streamml.scorers_catalog "
 				   "WHERE id OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);

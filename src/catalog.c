@@ -22,6 +22,8 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rls.h"
@@ -157,6 +159,20 @@ CheckSourceRowSecurity(Oid source, Oid owner, const char *kind,
 						   kind),
 				 errhint("Let a role the policies do not apply to (the table's owner, or one with BYPASSRLS) own the %s.",
 						 kind)));
+}
+
+/* A list of oids as an oid[] datum, for a catalog statement's ANY ($1). */
+Datum
+OidListArray(List *oids)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(list_length(oids), 1));
+	int			k = 0;
+	ListCell   *lc;
+
+	foreach(lc, oids)
+		d[k++] = ObjectIdGetDatum(lfirst_oid(lc));
+	return PointerGetDatum(construct_array(d, k, OIDOID, sizeof(Oid), true,
+										   TYPALIGN_INT));
 }
 
 /* RunAsOwnerWithPath with the search_path pinned to pg_catalog, pg_temp. */

@@ -201,7 +201,8 @@ Datum
 partitions_changed(PG_FUNCTION_ARGS)
 {
 	List	   *touched = NIL;
-	List	   *descendants = NIL;
+	List	   *partitions = NIL;
+	ListCell   *lc;
 	uint64		n;
 	Datum		arr;
 
@@ -227,29 +228,21 @@ partitions_changed(PG_FUNCTION_ARGS)
 		if (get_rel_relispartition(rel))
 			touched = list_concat(touched, get_partition_ancestors(rel));
 		/* an attached table may hold sources: they are partitions now */
-		if (get_rel_relkind(rel) == RELKIND_PARTITIONED_TABLE)
-			descendants = list_concat(descendants, find_all_inheritors(rel, NoLock, NULL));
-		else
-			descendants = lappend_oid(descendants, rel);
-	}
-	{
-		Datum	   *d = palloc(sizeof(Datum) * Max(list_length(descendants), 1));
-		int			k = 0;
-		ListCell   *lc;
-		Datum		darr;
-
-		foreach(lc, descendants)
+		foreach(lc, get_rel_relkind(rel) == RELKIND_PARTITIONED_TABLE ?
+				find_all_inheritors(rel, NoLock, NULL) : list_make1_oid(rel))
 			if (get_rel_relispartition(lfirst_oid(lc)))
-				d[k++] = ObjectIdGetDatum(lfirst_oid(lc));
-		darr = PointerGetDatum(construct_array(d, k, OIDOID, sizeof(Oid), true,
-											   TYPALIGN_INT));
-		if (k > 0 &&
-			CatalogExecute("SELECT r.what, r.source FROM ("
+				partitions = lappend_oid(partitions, lfirst_oid(lc));
+	}
+	if (partitions != NIL)
+	{
+		Datum		parr = OidListArray(partitions);
+
+		if (CatalogExecute("SELECT r.what, r.source FROM ("
 						   "SELECT 'feature table' AS what, f.source FROM streamml.feature_tables_catalog f "
 						   "UNION ALL SELECT 'scorer', s.source FROM streamml.scorers_catalog s "
 						   "UNION ALL SELECT 'outcome tracker', t.source FROM streamml.outcome_trackers t) r "
 						   "WHERE r.source OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1",
-						   1, (Oid[]) {OIDARRAYOID}, &darr, NULL, SPI_OK_SELECT) > 0)
+						   1, (Oid[]) {OIDARRAYOID}, &parr, NULL, SPI_OK_SELECT) > 0)
 		{
 			bool		isnull;
 
@@ -259,16 +252,7 @@ partitions_changed(PG_FUNCTION_ARGS)
 								 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 		}
 	}
-	{
-		Datum	   *d = palloc(sizeof(Datum) * list_length(touched));
-		int			k = 0;
-		ListCell   *lc;
-
-		foreach(lc, touched)
-			d[k++] = ObjectIdGetDatum(lfirst_oid(lc));
-		arr = PointerGetDatum(construct_array(d, k, OIDOID, sizeof(Oid), true,
-											  TYPALIGN_INT));
-	}
+	arr = OidListArray(touched);
 	n = CatalogExecute("SELECT s.source, 'streamml_scorer_' OPERATOR(pg_catalog.||) s.id, "
 					   "'scorer_trigger', 'streamml_new_rows', s.id "
 					   "FROM streamml.scorers_catalog s WHERE s.source OPERATOR(pg_catalog.=) ANY ($1) "

@@ -22,10 +22,12 @@ extern uint64 CatalogExecute(const char *sql, int nargs, Oid *types,
 extern void RunAsOwner(Oid owner, void (*f) (void *), void *arg);
 extern int	TextSettingsPin(void);
 extern char *Float8TextExact(double v);
+extern Datum OidListArray(List *oids);
 
 /* relations.c */
 extern bool StreammlEventTriggerBegin(FunctionCallInfo fcinfo, const char *fn);
-extern void RelationsDropCheck(DropStmt *stmt);
+extern List *RelationsDropTargets(DropStmt *stmt);
+extern void RelationsDropCheck(Datum relids, Oid unused);
 
 /* partitions.c */
 extern bool RelationIsPartOf(Oid rel, Oid source);

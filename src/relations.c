@@ -56,7 +56,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/snapmgr.h"
 
 #include "pg_streamml.h"
 #include "quality/quality.h"
@@ -121,70 +120,60 @@ relations_dropped(PG_FUNCTION_ARGS)
 }
 
 /*
- * Refuses a DROP TABLE without CASCADE of a table that a feature table,
- * scorer or outcome tracker depends on (the file's comment), as
- * PostgreSQL refuses one that a view depends on.
+ * The tables a DROP TABLE without CASCADE removes that the current user
+ * owns (a partitioned table's partitions with it), for RelationsDropCheck;
+ * NIL when there is nothing to check.
  */
-void
-RelationsDropCheck(DropStmt *stmt)
+List *
+RelationsDropTargets(DropStmt *stmt)
 {
-	Datum	   *d;
-	int			k = 0;
+	List	   *rels = NIL;
 	ListCell   *lc;
-	bool		pushed = false;
-	uint64		n;
 
 	if (stmt->removeType != OBJECT_TABLE || stmt->behavior == DROP_CASCADE ||
-		creating_extension || !OidIsValid(get_extension_oid("pg_streamml", true)))
-		return;
-	d = palloc(sizeof(Datum) * Max(list_length(stmt->objects), 1));
+		creating_extension)
+		return NIL;
 	foreach(lc, stmt->objects)
 	{
 		Oid			rel = RangeVarGetRelid(makeRangeVarFromNameList(lfirst(lc)),
 										   NoLock, true);
 
-		if (OidIsValid(rel) && pg_class_ownercheck(rel, GetUserId()))
-		{
-			/* a partitioned table's partitions go with it */
-			List	   *members = get_rel_relkind(rel) == RELKIND_PARTITIONED_TABLE ?
-				find_all_inheritors(rel, NoLock, NULL) : list_make1_oid(rel);
-			ListCell   *mc;
+		if (!OidIsValid(rel) || !pg_class_ownercheck(rel, GetUserId()))
+			continue;
+		if (get_rel_relkind(rel) == RELKIND_PARTITIONED_TABLE)
+			rels = list_concat(rels, find_all_inheritors(rel, NoLock, NULL));
+		else
+			rels = lappend_oid(rels, rel);
+	}
+	return rels;
+}
 
-			d = repalloc(d, sizeof(Datum) * (k + list_length(members) +
-											 list_length(stmt->objects)));
-			foreach(mc, members)
-				d[k++] = ObjectIdGetDatum(lfirst_oid(mc));
-		}
-	}
-	if (k == 0)
-		return;
-	if (!ActiveSnapshotSet())
-	{
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pushed = true;
-	}
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	{
-		Datum		arr = PointerGetDatum(construct_array(d, k, OIDOID, sizeof(Oid),
-														  true, TYPALIGN_INT));
+/*
+ * Refuses the drop of tables relids (an oid[], from RelationsDropTargets)
+ * when a feature table, scorer or outcome tracker depends on one (the
+ * file's comment), as PostgreSQL refuses one that a view depends on.  SPI
+ * connected (roles.c's WithCatalog).
+ */
+void
+RelationsDropCheck(Datum relids, Oid unused)
+{
+	uint64		n;
 
-		n = CatalogExecute("SELECT r.rel, r.what FROM ("
-						   "SELECT f.source AS rel, 'feature table \"' OPERATOR(pg_catalog.||) f.name "
-						   "OPERATOR(pg_catalog.||) '\"' AS what FROM streamml.feature_tables_catalog f "
-						   "UNION ALL SELECT s.source, 'scorer \"' OPERATOR(pg_catalog.||) s.name "
-						   "OPERATOR(pg_catalog.||) '\"' FROM streamml.scorers_catalog s "
-						   "UNION ALL SELECT s.predictions, 'scorer \"' OPERATOR(pg_catalog.||) s.name "
-						   "OPERATOR(pg_catalog.||) '\"' FROM streamml.scorers_catalog s "
-						   "UNION ALL SELECT t.source, 'the outcome tracker of scorer \"' "
-						   "OPERATOR(pg_catalog.||) t.scorer OPERATOR(pg_catalog.||) '\"' "
-						   "FROM streamml.outcome_trackers t "
-						   "UNION ALL SELECT t.predictions, 'the outcome tracker of scorer \"' "
-						   "OPERATOR(pg_catalog.||) t.scorer OPERATOR(pg_catalog.||) '\"' "
-						   "FROM streamml.outcome_trackers t) r "
-						   "WHERE r.rel OPERATOR(pg_catalog.=) ANY ($1) ORDER BY 2",
-						   1, (Oid[]) {OIDARRAYOID}, &arr, NULL, SPI_OK_SELECT);
-	}
+	n = CatalogExecute("SELECT r.rel, r.what FROM ("
+					   "SELECT f.source AS rel, 'feature table \"' OPERATOR(pg_catalog.||) f.name "
+					   "OPERATOR(pg_catalog.||) '\"' AS what FROM streamml.feature_tables_catalog f "
+					   "UNION ALL SELECT s.source, 'scorer \"' OPERATOR(pg_catalog.||) s.name "
+					   "OPERATOR(pg_catalog.||) '\"' FROM streamml.scorers_catalog s "
+					   "UNION ALL SELECT s.predictions, 'scorer \"' OPERATOR(pg_catalog.||) s.name "
+					   "OPERATOR(pg_catalog.||) '\"' FROM streamml.scorers_catalog s "
+					   "UNION ALL SELECT t.source, 'the outcome tracker of scorer \"' "
+					   "OPERATOR(pg_catalog.||) t.scorer OPERATOR(pg_catalog.||) '\"' "
+					   "FROM streamml.outcome_trackers t "
+					   "UNION ALL SELECT t.predictions, 'the outcome tracker of scorer \"' "
+					   "OPERATOR(pg_catalog.||) t.scorer OPERATOR(pg_catalog.||) '\"' "
+					   "FROM streamml.outcome_trackers t) r "
+					   "WHERE r.rel OPERATOR(pg_catalog.=) ANY ($1) ORDER BY 2",
+					   1, (Oid[]) {OIDARRAYOID}, &relids, NULL, SPI_OK_SELECT);
 	if (n > 0)
 	{
 		StringInfoData detail;
@@ -206,7 +195,4 @@ RelationsDropCheck(DropStmt *stmt)
 				 errdetail("%s", detail.data),
 				 errhint("Drop them first (streamml.untrack_outcomes, drop_scorer, drop_feature_table), or use DROP ... CASCADE to drop them too.")));
 	}
-	SPI_finish();
-	if (pushed)
-		PopActiveSnapshot();
 }

@@ -415,7 +415,12 @@ StreammlProcessUtility(PlannedStmt *pstmt, const char *queryString,
 
 	/* a table a scorer, tracker or feature table depends on (relations.c) */
 	if (IsA(stmt, DropStmt))
-		RelationsDropCheck((DropStmt *) stmt);
+	{
+		List	   *rels = RelationsDropTargets((DropStmt *) stmt);
+
+		if (rels != NIL)
+			WithCatalog(RelationsDropCheck, OidListArray(rels), InvalidOid);
+	}
 
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,

@@ -751,6 +751,21 @@ PartRowsBegin(PartScans *ps, Relation src, Size rowsize)
 	}
 }
 
+/*
+ * Row n of a partition's buffer of rows of rowsize bytes, the buffer grown
+ * (doubled) when n is past its end.
+ */
+static RangeRow *
+PartRowsAdd(PartScans *ps, Size rowsize, int n)
+{
+	if (n == ps->maxrows)
+	{
+		ps->maxrows *= 2;
+		ps->rows = repalloc(ps->rows, rowsize * ps->maxrows);
+	}
+	return (RangeRow *) (ps->rows + (Size) n * rowsize);
+}
+
 /* An index scan of ps with nkeys keys, begun on first use. */
 static IndexScanDesc
 PartScan(PartScans *ps, IndexScanDesc *scan, Relation src, Relation sidx,
@@ -856,7 +871,6 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 	int			tmin = 0;
 	char	   *rows;			/* RangeRows of rowsize bytes, one allocation */
 	int			nrows = 0;
-	int			maxrows;
 	Datum		bound = (Datum) 0;
 	Size		rowsize = MAXALIGN(offsetof(RangeRow, keys) + sizeof(Datum) * t->nkeys);
 
@@ -865,7 +879,6 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 	PartRowsBegin(ps, src, rowsize);
 	slot = ps->slot;
 	rows = ps->rows;
-	maxrows = ps->maxrows;
 
 	/* the newest order_by below the batch's oldest */
 	ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, s->part_eq, part);
@@ -912,20 +925,14 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 
 		if (isnull)
 			continue;
-		if (nrows == maxrows)
-		{
-			maxrows *= 2;
-			rows = repalloc(rows, rowsize * maxrows);
-		}
-		r = ROW(nrows);
+		r = PartRowsAdd(ps, rowsize, nrows);
+		rows = ps->rows;
 		ObValue(s, t->order_type, d, &r->oi, &r->od);
 		if (s->ob_float ? r->od == bmin_f : r->oi == bmin_i)
 			tmin++;
 		RangeRowFill(t, s, slot, r);
 		nrows++;
 	}
-	ps->rows = rows;
-	ps->maxrows = maxrows;
 
 	/* prev, as outcomeinsert.c's statement has it */
 	if (tmin > nmin)
@@ -1009,7 +1016,6 @@ LabelPartitionBySeq(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation s
 	double		nl_f = 0;
 	char	   *rows;
 	int			nrows = 0;
-	int			maxrows;
 	Size		rowsize = MAXALIGN(offsetof(RangeRow, keys) + sizeof(Datum) * t->nkeys);
 
 #define ROW(i) ((RangeRow *) (rows + (Size) (i) * rowsize))
@@ -1017,7 +1023,6 @@ LabelPartitionBySeq(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation s
 	PartRowsBegin(ps, src, rowsize);
 	slot = ps->slot;
 	rows = ps->rows;
-	maxrows = ps->maxrows;
 
 	ScanKeyInit(&sk, 1, BTEqualStrategyNumber, s->part_eq, bp->part);
 	sk.sk_collation = s->part_coll;
@@ -1080,20 +1085,14 @@ LabelPartitionBySeq(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation s
 		/* rows above bmax are in no range; the others are filtered below */
 		if (s->ob_float ? od > bmax_f : oi > bmax_i)
 			continue;
-		if (nrows == maxrows)
-		{
-			maxrows *= 2;
-			rows = repalloc(rows, rowsize * maxrows);
-		}
-		r = ROW(nrows);
+		r = PartRowsAdd(ps, rowsize, nrows);
+		rows = ps->rows;
 		r->oi = oi;
 		r->od = od;
 		r->tid = slot->tts_tid;
 		RangeRowFill(t, s, slot, r);
 		nrows++;
 	}
-	ps->rows = rows;
-	ps->maxrows = maxrows;
 	if (!have_prev)
 	{
 		/* every row read: prev as outcomeinsert.c's statement has it */
@@ -1134,8 +1133,6 @@ LabelPartitionBySeq(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation s
 	return true;
 
 fail:
-	ps->rows = rows;
-	ps->maxrows = maxrows;
 	return false;
 #undef ROW
 }

@@ -101,6 +101,9 @@ SELECT count(*) AS triggers FROM pg_trigger
  WHERE (tgname LIKE 'streamml_scorer_%' OR tgname LIKE 'streamml_tracker_%' OR tgname = 'my_name')
    AND tgrelid::regclass::text LIKE 'ps\_%';
 
+-- the event trigger is no function to call
+SELECT streamml.partitions_changed();
+
 -- cleanup
 SELECT streamml.drop_model('ps_m');
 DROP TABLE ps_src, ps_src_1, ps_labels, ps_p, ps_train;

@@ -157,6 +157,16 @@ SELECT fs_batch('fs_c', $q$SELECT i, 'A' || (i % 2), 14 + (i - 60) / 4.0, 1, 100
 	FROM generate_series(61, 80) i$q$);
 SELECT count(*) FILTER (WHERE late) AS late, count(*) AS rows FROM fs_c_f;
 SELECT * FROM fs_compare('fs_c');
+-- keys 50 apart over a span of more than 4,096 (a run of the predictions'
+-- index read without its upper bound), then the keys between them, whose
+-- range steps over the first ones' entries
+SELECT fs_batch('fs_c', $q$SELECT 100000 + 50 * i, 'B' || (i % 2), 20 + i / 4.0, 1, 100 + i
+	FROM generate_series(1, 200) i$q$);
+SELECT fs_batch('fs_c', $q$SELECT 100025 + 50 * i, 'B' || (i % 2), 70 + i / 4.0, 1, 300 + i
+	FROM generate_series(1, 200) i$q$);
+SELECT fs_batch('fs_c', $q$SELECT 100030 + 50 * i, 'B' || (i % 2), 120 + i / 4.0, 1, 500 + i
+	FROM generate_series(1, 100) i$q$);
+SELECT * FROM fs_compare('fs_c');
 
 -- a tracker ordered by another column than its feature table: it warns
 -- (the feature table's index does not serve it)

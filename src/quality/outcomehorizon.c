@@ -1275,6 +1275,9 @@ IntKey(Oid type, Datum d)
 /* The most keys between two labelled keys that one range scan steps over. */
 #define MERGE_GAP 64
 
+/* The span of keys above which a range scan is read without its upper bound. */
+#define MERGE_OPEN_SPAN 4096
+
 /* For the sort of MergePredictions: a labelled row's key and index. */
 typedef struct KeyIndex
 {
@@ -1322,6 +1325,8 @@ MergePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
 	int			max = 0;
 	int		   *next;
 	IndexScanDesc scan;
+	IndexScanDesc open_scan = NULL;
+	IndexScanDesc closed_scan = NULL;
 	ScanKeyData sk[2];
 	OutcomeRecord r;
 	int			p = 0;
@@ -1340,8 +1345,6 @@ MergePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
 	}
 	if (!sorted)
 		qsort(order, n, sizeof(KeyIndex), CompareKeyIndex);
-	scan = index_beginscan(preds, pidx, snap, 2, 0);
-	scan->xs_want_itup = true;	/* the key from the index entry */
 	while (p < n)
 	{
 		int			last = p;
@@ -1355,7 +1358,33 @@ MergePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
 					lab->keys[lab->rows[order[p].i].keys]);
 		ScanKeyInit(&sk[1], 1, BTLessEqualStrategyNumber, s->key_le,
 					lab->keys[lab->rows[order[last].i].keys]);
-		index_rescan(scan, sk, 2, NULL, 0);
+
+		/*
+		 * A long run, read without its upper bound: every entry the scan
+		 * reads is checked against each key of the scan (a function call
+		 * apiece), and the merge below stops past the run's last key, at
+		 * the cost of the rest of that leaf page.
+		 */
+		if ((uint64) order[last].key - (uint64) order[p].key > MERGE_OPEN_SPAN)
+		{
+			if (open_scan == NULL)
+			{
+				open_scan = index_beginscan(preds, pidx, snap, 1, 0);
+				open_scan->xs_want_itup = true;
+			}
+			scan = open_scan;
+			index_rescan(scan, sk, 1, NULL, 0);
+		}
+		else
+		{
+			if (closed_scan == NULL)
+			{
+				closed_scan = index_beginscan(preds, pidx, snap, 2, 0);
+				closed_scan->xs_want_itup = true;	/* the key from the entry */
+			}
+			scan = closed_scan;
+			index_rescan(scan, sk, 2, NULL, 0);
+		}
 		while ((tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
 		{
 			bool		isnull;
@@ -1386,7 +1415,10 @@ MergePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
 		}
 		p = last + 1;
 	}
-	index_endscan(scan);
+	if (open_scan)
+		index_endscan(open_scan);
+	if (closed_scan)
+		index_endscan(closed_scan);
 
 	/* grouped by labelled row, in arrival order; each row's in index order */
 	memset(hit_start, 0, sizeof(int) * (n + 1));

@@ -44,3 +44,15 @@ SELECT rows_used
 	'{"trees": 20, "max_depth": 4, "threads": 1}');
 SELECT max(abs(streamml.predict('wt_unweighted', t) - e.gbt_reg_w)) > 1e-3 AS differs
   FROM weighted_trees t JOIN weighted_expected e USING (id);
+
+-- Training rows that all weigh zero teach nothing: no model, as for a GLM
+-- (the whole source: an error; one group: a NOTICE and no model for it).
+CREATE TABLE wt_zero AS
+SELECT i::float8 AS x, (i % 3)::float8 AS y, 'g' || (i % 2) AS grp,
+	   CASE WHEN i % 2 = 0 THEN 0 ELSE 1 END::float8 AS w, 0::float8 AS w0
+  FROM generate_series(1, 200) i;
+SELECT rows_used FROM streamml.train_gbt('wt_zero', 'wt_zero', 'y', ARRAY['x'],
+	'{"weight": "w0", "trees": 3, "threads": 1}');
+SELECT group_key, rows_used FROM streamml.train_gbt('wt_zero', 'wt_zero', 'y', ARRAY['x'],
+	'{"weight": "w", "trees": 3, "threads": 1, "group_by": "grp"}');
+DROP TABLE wt_zero;

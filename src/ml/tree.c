@@ -698,13 +698,21 @@ TreeSplitRows(TrainRun *run, TreeOrders *o, TreeGroup *g, TreeRows *train)
 static List *
 TreeEndGroup(TrainRun *run, List *groups, TreeGroup *g, TreeRows *train)
 {
+	double		wsum = 0;
+
 	if (g == NULL)
 		return groups;
-	if (train->n == 0)
+	/* rows that all weigh zero teach nothing: as no rows, as a GLM has it */
+	if (run->weight)
+		for (int64 i = 0; i < train->n && wsum == 0; i++)
+			wsum += train->w[i];
+	if (train->n == 0 || (run->weight && wsum == 0))
 	{
-		run->extra_skipped += g->skipped;
+		int64		dropped = g->skipped + (train->n > 0 ? train->n + g->test.n : 0);
+
+		run->extra_skipped += dropped;
 		run->empty_groups++;
-		run->empty_group_rows += g->skipped;
+		run->empty_group_rows += dropped;
 		TreeRowsFree(train);
 		TreeRowsFree(&g->test);
 		return groups;
@@ -918,7 +926,7 @@ TreeFit(TrainRun *run)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("no usable rows in \"%s\"", run->source),
-				 errdetail("Rows whose target or weight is null or not finite, or with an infinite feature, are skipped.")));
+				 errdetail("Rows whose target or weight is null, negative or not finite, or with an infinite feature, are skipped, and so are training rows that all weigh zero.")));
 	return groups;
 }
 

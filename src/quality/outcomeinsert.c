@@ -642,6 +642,19 @@ outcome_trigger(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Whether text t (NULL: the role "champion" of a NULL role) has the bytes
+ * of string str.
+ */
+static bool
+TextEquals(text *t, const char *str)
+{
+	const char *d = t ? VARDATA_ANY(t) : "champion";
+	size_t		len = t ? VARSIZE_ANY_EXHDR(t) : strlen("champion");
+
+	return strlen(str) == len && memcmp(d, str, len) == 0;
+}
+
+/*
  * Counts the batch's predictions (the transition table) into the batch's
  * sums, in C: per model, version, role and bucket.
  */
@@ -658,9 +671,6 @@ CountBatchPredictions(OutcomeBatch *b, OutcomeTracker *t, TriggerData *td)
 	AttrNumber	maxatt = Max(Max(a_model, a_version), Max(a_prob, Max(a_at, a_role)));
 	Tuplestorestate *ts = td->tg_newtable;
 	TupleTableSlot *slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
-	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext,
-												 "outcome prediction rows",
-												 ALLOCSET_SMALL_SIZES);
 	char	   *model = NULL;
 	char	   *role = NULL;
 	int32		version = 0;
@@ -673,35 +683,35 @@ CountBatchPredictions(OutcomeBatch *b, OutcomeTracker *t, TriggerData *td)
 	ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
 	tuplestore_select_read_pointer(ts, ptr);
 	tuplestore_rescan(ts);
-	/* runs of rows of the same model, version, role and time are summed */
+
+	/*
+	 * Runs of rows of the same model, version, role and time are summed;
+	 * a row's model and role are compared as bytes with the run's, and
+	 * copied out only when a new run starts.
+	 */
 	while (tuplestore_gettupleslot(ts, true, false, slot))
 	{
-		MemoryContext old = MemoryContextSwitchTo(rowcxt);
-		char	   *m;
-		char	   *r;
+		text	   *m;
+		text	   *r = NULL;
 		int32		v;
 		TimestampTz s;
 
 		slot_getsomeattrs(slot, maxatt);
 		if (slot->tts_isnull[a_model - 1] || slot->tts_isnull[a_version - 1] ||
 			slot->tts_isnull[a_at - 1])
-		{
-			MemoryContextSwitchTo(old);
 			continue;
-		}
-		m = TextDatumGetCString(slot->tts_values[a_model - 1]);
-		r = (a_role > 0 && !slot->tts_isnull[a_role - 1]) ?
-			TextDatumGetCString(slot->tts_values[a_role - 1]) : "champion";
+		m = DatumGetTextPP(slot->tts_values[a_model - 1]);
+		if (a_role > 0 && !slot->tts_isnull[a_role - 1])
+			r = DatumGetTextPP(slot->tts_values[a_role - 1]);
 		v = DatumGetInt32(slot->tts_values[a_version - 1]);
 		s = DatumGetTimestampTz(slot->tts_values[a_at - 1]);
-		MemoryContextSwitchTo(old);
-		if (model == NULL || v != version || s != at || strcmp(m, model) != 0 ||
-			strcmp(r, role) != 0)
+		if (model == NULL || v != version || s != at ||
+			!TextEquals(m, model) || !TextEquals(r, role))
 		{
 			if (model != NULL)
 				OutcomeBatchCountPredictions(b, model, version, role, at, n, conf_n, conf_sum);
-			model = pstrdup(m);
-			role = pstrdup(r);
+			model = text_to_cstring(m);
+			role = r ? text_to_cstring(r) : pstrdup("champion");
 			version = v;
 			at = s;
 			n = conf_n = 0;
@@ -715,13 +725,16 @@ CountBatchPredictions(OutcomeBatch *b, OutcomeTracker *t, TriggerData *td)
 			conf_n++;
 			conf_sum += Max(pr, 1 - pr);
 		}
-		MemoryContextReset(rowcxt);
+		/* a value that had to be detoasted */
+		if ((Pointer) m != DatumGetPointer(slot->tts_values[a_model - 1]))
+			pfree(m);
+		if (r && (Pointer) r != DatumGetPointer(slot->tts_values[a_role - 1]))
+			pfree(r);
 	}
 	if (model != NULL)
 		OutcomeBatchCountPredictions(b, model, version, role, at, n, conf_n, conf_sum);
 	tuplestore_select_read_pointer(ts, 0);
 	ExecDropSingleTupleTableSlot(slot);
-	MemoryContextDelete(rowcxt);
 }
 
 PG_FUNCTION_INFO_V1(outcome_prediction_trigger);

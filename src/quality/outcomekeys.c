@@ -84,6 +84,15 @@ CompareItems(const void *a, const void *b)
 	return (x->order > y->order) - (x->order < y->order);
 }
 
+/* Whether sorted item i is the first of its set. */
+static inline bool
+StartsSet(const KeyItem *items, int i)
+{
+	return i == 0 || strcmp(items[i].model, items[i - 1].model) != 0 ||
+		items[i].version != items[i - 1].version ||
+		items[i].set != items[i - 1].set;
+}
+
 /* Prepares the three statements, once per backend. */
 static void
 PreparePlans(void)
@@ -284,12 +293,14 @@ OutcomeKeySetsCheck(OutcomeTracker *t, const char **models, const int32 *version
 		items[i].first = firsts[i];
 	}
 	qsort(items, n, sizeof(KeyItem), CompareItems);
-	sets = palloc0(sizeof(KeySet) * n);
+	/* as many sets as items that start one (a dense batch has a few) */
+	for (int i = 0; i < n; i++)
+		nsets += StartsSet(items, i);
+	sets = palloc0(sizeof(KeySet) * nsets);
+	nsets = 0;
 	for (int i = 0; i < n; i++)
 	{
-		if (i == 0 || strcmp(items[i].model, items[i - 1].model) != 0 ||
-			items[i].version != items[i - 1].version ||
-			items[i].set != items[i - 1].set)
+		if (StartsSet(items, i))
 			sets[nsets++].start = i;
 		sets[nsets - 1].end = i + 1;
 	}

@@ -125,9 +125,15 @@ SELECT streamml.create_scorer('sc_part_scorer', 'sc_part', 'sc_logit', '{"key": 
 INSERT INTO sc_part VALUES (1, 50, 0.1, 0.2), (2, 150, 0.3, 0.4);
 SELECT id, ts, version FROM sc_part_scorer ORDER BY id;
 
--- A key scored twice is an error, and the statement's rows go with it.
+-- A key scored twice is an error, and the statement's rows go with it;
+-- its hint says how it comes.  So is a key loaded again after a TRUNCATE
+-- of the source (its prediction stays).
 INSERT INTO sc_part VALUES (1, 50, 0.1, 0.2);
 SELECT count(*) FROM sc_part;
+BEGIN;
+TRUNCATE sc_part;
+INSERT INTO sc_part VALUES (2, 150, 0.3, 0.4);
+ROLLBACK;
 
 -- Errors at creation.
 CREATE TABLE sc_nokey (a int, x1 float8, x2 float8);

@@ -930,6 +930,7 @@ scorer_trigger(PG_FUNCTION_ARGS)
 	PG_CATCH();
 	{
 		ErrorData  *e;
+		char	   *preds_name;
 
 		error_context_stack = errcb.previous;
 		MemoryContextSwitchTo(cxt);
@@ -940,6 +941,15 @@ scorer_trigger(PG_FUNCTION_ARGS)
 			/* the scorer's fault, not a row's: a stream retries the batch */
 			FlushErrorState();
 			e->sqlerrcode = ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+			ReThrowError(e);
+		}
+		if (b.in_rows && e->sqlerrcode == ERRCODE_UNIQUE_VIOLATION && e->hint == NULL &&
+			e->table_name && (preds_name = get_rel_name(b.predsid)) != NULL &&
+			strcmp(e->table_name, preds_name) == 0)
+		{
+			/* a key scored before: say how that comes, and what to do */
+			FlushErrorState();
+			e->hint = pstrdup("A source row is scored once per key and model version: a row loaded again under the key of a row scored before (the source truncated, or rows deleted and loaded again) needs the old prediction deleted from the predictions table first.");
 			ReThrowError(e);
 		}
 		PG_RE_THROW();

@@ -327,18 +327,24 @@ CatLevelsArray(const CatColumn *c)
 }
 
 /*
- * The SQL expression of slot k of a categorical column of the source (s):
- * 1 when the value is that level (k < nlevels) or not any level (the
- * other slot), 0 otherwise, NULL for NULL.
+ * The SQL expression of slot k of a categorical column of the source (s),
+ * as serving reads the column (CatReadDatum): 1 when the value is that
+ * level (k < nlevels) or not any level (the other slot), 0 otherwise, NULL
+ * for NULL; without an other slot, NULL in every slot for a value that is
+ * not a level (missing, as serving has it).  A constant array of nine
+ * levels or more is looked up by hash (PostgreSQL's hashed ScalarArrayOp).
  */
 char *
 CatSlotExpr(const char *column, const CatColumn *c, int k)
 {
 	const char *qc = quote_identifier(column);
 
-	if (k < c->nlevels)
+	if (k < c->nlevels && c->other)
 		return psprintf("((s.%s)::text = %s)::int::float8", qc,
 						quote_literal_cstr(c->levels[k]));
+	if (k < c->nlevels)
+		return psprintf("CASE WHEN (s.%s)::text = ANY (%s) THEN ((s.%s)::text = %s)::int::float8 END",
+						qc, CatLevelsArray(c), qc, quote_literal_cstr(c->levels[k]));
 	return psprintf("((s.%s)::text <> ALL (%s))::int::float8", qc,
 					CatLevelsArray(c));
 }

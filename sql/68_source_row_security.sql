@@ -37,6 +37,24 @@ SELECT streamml.create_scorer('rs_s2', 'rs_src', 'rs_m', '{"into": "rs_p2"}');
 INSERT INTO rs_src VALUES (2, current_user, now(), 1, 'mine');
 SELECT count(*) AS predictions FROM rs_p2;
 
+-- A feature table whose owner lost SELECT on its source stops loading
+-- with the error (the revoke must hold, as for a scorer); granted again,
+-- it loads.
+ALTER TABLE rs_src DISABLE ROW LEVEL SECURITY;
+SET ROLE rs_user;
+SELECT streamml.create_feature_table('rs_f2', 'rs_src',
+	'{"order_by": "ts", "keep": ["id", "secret"], "features": {"n": {"fn": "count", "preceding": 0}}}');
+RESET ROLE;
+REVOKE SELECT ON rs_src FROM rs_user;
+INSERT INTO rs_src VALUES (3, current_user, now(), 1, 'after the revoke');
+DELETE FROM rs_src WHERE id = 2;
+GRANT SELECT ON rs_src TO rs_user;
+INSERT INTO rs_src VALUES (3, current_user, now(), 1, 'granted again');
+SET ROLE rs_user;
+SELECT id, secret FROM rs_f2 ORDER BY id;
+SELECT streamml.drop_feature_table('rs_f2');
+RESET ROLE;
+
 -- cleanup
 SELECT streamml.drop_scorer('rs_s2');
 SET ROLE rs_user;

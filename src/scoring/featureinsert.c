@@ -1926,6 +1926,13 @@ FeatureTableLoadChecked(Oid target, Relation source, Tuplestorestate *rows,
 	ld.name = def->name;
 	ld.owner = def->owner;
 	FtCheckTrigger(def, source, trigger_name, deleted ? FT_DELETE_SUFFIX : "");
+	/* the rows are the source's: read only while the owner may read it */
+	if (pg_class_aclcheck(RelationGetRelid(source), def->owner, ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the owner of feature table \"%s\" has no SELECT privilege on table \"%s\"",
+						def->name, RelationGetRelationName(source)),
+				 errhint("Grant SELECT on the table to the feature table's owner again, or drop the feature table.")));
 	if (!deleted)
 		CheckSourceRowSecurity(RelationGetRelid(source), def->owner, "feature table",
 							   def->name, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE);

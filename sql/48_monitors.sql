@@ -32,6 +32,10 @@ SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"method": "chi2"}');
 SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"features": "x"}');
 SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"interval": "0 seconds"}');
 SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"interval": "0.5 seconds"}');
+-- now() plus an interval or a cooldown must stay a timestamp (one such
+-- monitor stopped the database's monitor worker at every check)
+SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"interval": "100000000 years"}');
+SELECT streamml.create_monitor('m', 'mo_clf', 'error', '{"cooldown": "1000 years"}');
 SELECT streamml.create_monitor('m', 'mo_clf', 'data', '{"features": []}');
 SELECT streamml.create_monitor('m', 'mo_clf', 'error', '{"channel": ""}');
 SELECT streamml.create_monitor('m', 'mo_clf', 'error', jsonb_build_object('channel', repeat('c', 64)));

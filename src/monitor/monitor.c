@@ -95,6 +95,14 @@ IntervalOption(Jsonb *options, const char *key, const char *dflt)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"%s\" must be a positive interval", key),
 				 errdetail("The value given is '%s'.", s)));
+	/* now() plus it must stay a timestamp: at most 100 years */
+	if ((double) iv->month * DAYS_PER_MONTH * USECS_PER_DAY +
+		(double) iv->day * USECS_PER_DAY + (double) iv->time >
+		100.0 * DAYS_PER_YEAR * USECS_PER_DAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be at most 100 years", key),
+				 errdetail("The value given is '%s'.", s)));
 	/* the monitor worker wakes at most once a second */
 	if (strcmp(key, "interval") == 0 && iv->month == 0 && iv->day == 0 &&
 		iv->time < USECS_PER_SEC)

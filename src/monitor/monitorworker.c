@@ -259,6 +259,41 @@ ErrorJson(ErrorData *e, const char *during)
 }
 
 /*
+ * Runs RecordFailure's fix of monitor name ($1 = arg) in a subtransaction:
+ * one that fails too is logged, and the worker goes on with the other
+ * monitors (the error of one monitor never stops the worker).
+ */
+static void
+RunFix(MemoryContext cxt, const char *name, const char *fix, Datum arg)
+{
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		CatalogExecute(fix, 1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_UPDATE);
+		ReleaseCurrentSubTransaction();
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ereport(LOG,
+				(errmsg("pg_streamml monitor \"%s\": could not record the state after its error: %s",
+						name, e->message)));
+		FreeErrorData(e);
+	}
+	PG_END_TRY();
+}
+
+/*
  * After an error in a transaction of the worker: rolls it back and
  * records monitor_error for monitor id, then runs fix (an UPDATE of the
  * monitor with $1 = id) in a new transaction.
@@ -311,7 +346,7 @@ RecordFailure(MemoryContext cxt, int32 id, const char *during, const char *fix)
 		CatalogExecute("UPDATE streamml.monitors_catalog SET failing = true "
 					   "WHERE id OPERATOR(pg_catalog.=) $1",
 					   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_UPDATE);
-		CatalogExecute(fix, 1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_UPDATE);
+		RunFix(cxt, name, fix, arg);
 	}
 	End();
 	FreeErrorData(e);

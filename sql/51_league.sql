@@ -54,8 +54,36 @@ SELECT v.group_key, v.kind
 SELECT grp, count(streamml.predict('pergroup', l)) AS served
   FROM league2 l GROUP BY grp ORDER BY grp;
 
+-- Two failing candidates are each reported under their own name and
+-- error; a league whose candidates all fail is an error (it was a crash).
+SELECT rank, candidate, kind, deployed, error
+  FROM streamml.train_league('mixed2', 'league', 'ynl', ARRAY['u', 'v'],
+	'{"order_by": "t", "threads": 1, "candidates": [
+	  {"name": "bad1", "trainer": "gbt", "options": {"max_depth": -5}}, "tree",
+	  {"name": "bad2", "trainer": "linreg", "options": {"l2": -1}}]}')
+ ORDER BY rank NULLS LAST, candidate;
+SELECT * FROM streamml.train_league('e', 'league', 'ynl', ARRAY['ynl', 'u'],
+	'{"order_by": "t", "threads": 1}');
+SELECT * FROM streamml.train_league('e', 'league', 'ynl', ARRAY['ynl', 'u'],
+	'{"order_by": "t", "threads": 1}');
+
+-- The deployed version is scored on the holdout from the whole row, also
+-- for a source with a column named like the query's alias (s).
+CREATE TABLE league_s AS SELECT t, u, v, ynl, t AS s FROM league;
+SELECT count(*) FROM streamml.train_league('alias_s', 'league_s', 'ynl', ARRAY['u', 'v'],
+	'{"order_by": "t", "threads": 1, "candidates": ["tree"]}');
+SELECT count(*) FROM streamml.train_league('alias_s', 'league_s', 'ynl', ARRAY['u', 'v'],
+	'{"order_by": "t", "threads": 1, "candidates": ["tree"]}');
+
 -- Errors.
 SELECT * FROM streamml.train_league('e', 'league', 'ynl', ARRAY['u', 'v']);
+-- what every candidate shares is the league's, not a candidate's
+SELECT * FROM streamml.train_league('e', 'league', 'ynl', ARRAY['u', 'v'],
+	'{"order_by": "t", "deploy": "never", "candidates": [
+	  {"name": "sneaky", "trainer": "gbt", "options": {"deploy": "always"}}]}');
+SELECT * FROM streamml.train_league('e', 'league', 'ynl', ARRAY['u', 'v'],
+	'{"order_by": "t", "candidates": [
+	  {"name": "own_holdout", "trainer": "gbt", "options": {"test_fraction": 0.01}}]}');
 SELECT * FROM streamml.train_league('e', 'league', 'ynl', ARRAY['u', 'v'],
 	'{"order_by": "t", "candidates": ["svm"]}');
 SELECT * FROM streamml.train_league('e', 'league', 'ynl', ARRAY['u', 'v'],

@@ -182,6 +182,22 @@ ParseCandidates(Jsonb *options, bool regression)
 								c->trainer)));
 			o = OptionGet(obj, "options");
 			c->options = o ? JsonbToCString(NULL, &JsonbValueToJsonb(o)->root, 64) : "{}";
+			if (o != NULL && o->type == jbvBinary)
+			{
+				/* what every candidate must share is the league's */
+				static const char *const league_keys[] = {"test_fraction", "order_by",
+					"deploy", "deploy_metric", "group_by", "weight", "warm_start", NULL};
+				Jsonb	   *own = JsonbValueToJsonb(o);
+
+				for (int k = 0; league_keys[k] != NULL; k++)
+					if (JB_ROOT_IS_OBJECT(own) && OptionGet(own, league_keys[k]) != NULL)
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								 errmsg("option \"%s\" of candidate \"%s\" is the league's",
+										league_keys[k], c->name),
+								 errdetail("Every candidate is trained on the same rows and holdout, and only the league deploys."),
+								 errhint("Give it in the league's options.")));
+			}
 		}
 		else
 			ereport(ERROR,
@@ -293,10 +309,10 @@ LeagueScoreDeployed(League *lg)
 	if (lg->deployed_version == 0)
 		return;
 	if (lg->regression)
-		agg = psprintf("streamml.regression_metrics((s.%s)::float8, streamml.predict(%s, s))",
+		agg = psprintf("streamml.regression_metrics((s.%s)::float8, streamml.predict(%s, s.*))",
 					   qt, quote_literal_cstr(lg->model));
 	else if (lg->binary)
-		agg = psprintf("streamml.classification_metrics((s.%s)::text = %s, streamml.predict_proba(%s, s))",
+		agg = psprintf("streamml.classification_metrics((s.%s)::text = %s, streamml.predict_proba(%s, s.*))",
 					   qt, quote_literal_cstr(lg->positive),
 					   quote_literal_cstr(lg->model));
 	else
@@ -474,14 +490,16 @@ LeagueTrain(League *lg, Candidate *c)
 	PG_CATCH();
 	{
 		ErrorData  *edata;
-		Entry	   *e = palloc0(sizeof(Entry));
+		Entry	   *e;
 
+		/* out of ErrorContext first: FlushErrorState resets it */
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
+		e = palloc0(sizeof(Entry));
 		/* a cancel or a lost connection ends the league, as any statement */
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
 			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)

@@ -85,7 +85,16 @@ RunAsOwnerWithPath(Oid owner, const char *path, void (*f) (void *), void *arg)
 	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	nest = NewGUCNestLevel();
-	(void) set_config_option("search_path", path ? path : "pg_catalog, pg_temp",
+	/*
+	 * A stored path gets pg_catalog first, explicitly: the extension's own
+	 * SQL around the owner's (its operators between built-in types) then
+	 * finds pg_catalog's before any of a schema another role can write,
+	 * even where the path listed pg_catalog after it.
+	 */
+	(void) set_config_option("search_path",
+							 path == NULL ? "pg_catalog, pg_temp" :
+							 path[strspn(path, " \t\n")] == '\0' ? "pg_catalog" :
+							 psprintf("pg_catalog, %s", path),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 	f(arg);

@@ -26,6 +26,7 @@
 
 #include <math.h>
 
+#include "access/stratnum.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -237,6 +238,7 @@ typedef struct League
 	bool		binary;
 	char	   *positive;		/* the positive class of a binary target */
 	Oid			target_type;
+	Oid			order_type;		/* the order_by column's */
 	Snapshot	snapshot;
 	List	   *candidates;
 	List	   *entries;		/* Entry */
@@ -262,8 +264,8 @@ LeagueResolveTarget(League *lg)
 		elog(ERROR, "could not read the source");
 	lg->target_type = SourceColumnType(SPI_tuptable->tupdesc, lg->target,
 									   "target", lg->source);
-	SourceColumnType(SPI_tuptable->tupdesc, lg->order_by, "order_by",
-					 lg->source);
+	lg->order_type = SourceColumnType(SPI_tuptable->tupdesc, lg->order_by, "order_by",
+									  lg->source);
 	lg->regression = TypeIsNumeric(lg->target_type);
 	if (!lg->regression)
 	{
@@ -320,9 +322,10 @@ LeagueScoreDeployed(League *lg)
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "WITH c AS (SELECT pg_catalog.percentile_disc(%.17g) WITHIN GROUP (ORDER BY s.%s) AS cut FROM %s) "
-					 "SELECT %s, (%s->>%s)::float8, (%s->>'rows')::float8 FROM %s, c WHERE s.%s > c.cut%s%s%s",
+					 "SELECT %s, (%s->>%s)::float8, (%s->>'rows')::float8 FROM %s, c WHERE s.%s %s c.cut%s%s%s",
 					 1.0 - lg->test_fraction, qo, lg->from, g, agg,
 					 quote_literal_cstr(lg->metric), agg, lg->from, qo,
+					 OrderOperator(lg->order_type, BTGreaterStrategyNumber),
 					 lg->group_by ? " AND " : "", lg->group_by ? g : "",
 					 lg->group_by ? " IS NOT NULL GROUP BY 1" : "");
 	BeginInternalSubTransaction(NULL);

@@ -402,9 +402,9 @@ RetrainAsOwner(void *arg)
 		appendStringInfo(&sql, "SELECT pg_catalog.count(*) FROM %s",
 						 SourceFromItem(text_to_cstring(a->source)));
 		if (a->last != NULL)
-			appendStringInfo(&sql, " WHERE s.%s > %s",
-							 quote_identifier(a->order_by),
-							 quote_literal_cstr(a->last));
+			appendStringInfo(&sql, " WHERE %s",
+							 NewerRowsCondition(SourceFromItem(text_to_cstring(a->source)),
+												a->order_by, a->last));
 		if (SPI_execute(sql.data, true, 0) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "could not count the new rows of model \"%s\"", name);
 		fresh = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],

@@ -252,6 +252,9 @@ extern void ResolveClassWeights(TrainRun *run, List *groups);
 
 /* train_source.c: the source, its columns and the queries over it */
 extern char *SourceFromItem(const char *source);
+extern char *OrderOperator(Oid type, int strategy);
+extern char *NewerRowsCondition(const char *from, const char *order_by,
+								const char *last);
 extern char *SourceCanonical(const char *source);
 extern bool SourceNeedsSearchPath(const char *source);
 extern Oid	SourceColumnType(struct TupleDescData *desc, const char *column,

@@ -15,13 +15,18 @@
  */
 #include "postgres.h"
 
+#include "access/stratnum.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/syscache.h"
 
 #include "ml/categorical.h"
 #include "ml/ml.h"
@@ -566,14 +571,15 @@ SplitResolved(TrainRun *run, const char *cutoff, const char *max, int64 ng,
 		StringInfoData w;
 
 		initStringInfo(&w);
-		appendStringInfo(&w, "%s AND s.%s <= ", run->train_where, qo);
+		appendStringInfo(&w, "%s AND s.%s %s ", run->train_where, qo,
+						 OrderOperator(run->order_typid, BTLessEqualStrategyNumber));
 		AppendLiteral(&w, run->cutoff);
 		appendStringInfo(&w, "::%s", run->order_type);
 		run->train_where = w.data;
 		initStringInfo(&w);
-		appendStringInfo(&w, "%s AND s.%s > ",
+		appendStringInfo(&w, "%s AND s.%s %s ",
 						 run->group_by ? psprintf("%s IS NOT NULL", run->gexpr) : "true",
-						 qo);
+						 qo, OrderOperator(run->order_typid, BTGreaterStrategyNumber));
 		AppendLiteral(&w, run->cutoff);
 		appendStringInfo(&w, "::%s", run->order_type);
 		run->test_where = w.data;
@@ -626,6 +632,69 @@ FeatureArrayFits(TrainRun *run)
 
 	return psprintf("(pg_catalog.array_ndims(s.%s) = 1 AND pg_catalog.array_length(s.%s, 1) = %d)",
 					col, col, run->p);
+}
+
+/*
+ * The comparison operator of strategy (BTLessStrategyNumber ...) of the
+ * default btree ordering of a type (a domain's, its base type's), as
+ * OPERATOR(schema.op): what the extension's own SQL compares order_by
+ * values with.  Qualified, so that a source read under its owner's
+ * search_path never finds another role's operator of the same name first
+ * (one on varchar or an enum would match a varchar or enum column more
+ * closely than pg_catalog's on text or anyenum).  Errors for a type
+ * without a default btree ordering.
+ */
+char *
+OrderOperator(Oid type, int strategy)
+{
+	Oid			base = getBaseType(type);
+	Oid			opclass = GetDefaultOpClass(base, BTREE_AM_OID);
+	Oid			input;
+	Oid			op;
+	HeapTuple	tup;
+	Form_pg_operator form;
+	char	   *sql;
+
+	if (!OidIsValid(opclass))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("type %s has no default ordering", format_type_be(type)),
+				 errdetail("An order_by column is compared by its type's default btree operator class.")));
+	input = get_opclass_input_type(opclass);
+	/* a polymorphic class (anyenum, anyarray) has its operators there */
+	op = get_opfamily_member(get_opclass_family(opclass), input, input, strategy);
+	if (!OidIsValid(op))
+		elog(ERROR, "no btree operator of strategy %d for type %s", strategy,
+			 format_type_be(type));
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(op));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", op);
+	form = (Form_pg_operator) GETSTRUCT(tup);
+	sql = psprintf("OPERATOR(%s.%s)",
+				   quote_identifier(get_namespace_name(form->oprnamespace)),
+				   NameStr(form->oprname));
+	ReleaseSysCache(tup);
+	return sql;
+}
+
+/*
+ * The condition "order_by is above last" over the rows s of source from
+ * (SourceFromItem's), with the column's type read from the source (SPI
+ * connected): how new rows are counted.
+ */
+char *
+NewerRowsCondition(const char *from, const char *order_by, const char *last)
+{
+	const char *qo = quote_identifier(order_by);
+	Oid			type;
+	int			ret;
+
+	ret = SPI_execute(psprintf("SELECT s.%s FROM %s LIMIT 0", qo, from), true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the order_by column of the source");
+	type = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
+	return psprintf("s.%s %s %s::%s", qo, OrderOperator(type, BTGreaterStrategyNumber),
+					quote_literal_cstr(last), format_type_be_qualified(type));
 }
 
 /*

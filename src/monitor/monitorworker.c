@@ -394,6 +394,10 @@ typedef struct CheckArgs
 	int			nargs;
 	Oid		   *types;
 	Datum	   *values;
+	/* when set, sql gets WHERE order_by is above newer_last */
+	const char *newer_from;
+	const char *newer_order_by;
+	const char *newer_last;
 	/* results */
 	int64		count;
 	int			nvalues;
@@ -407,6 +411,10 @@ RunCheck(void *arg)
 	CheckArgs  *a = arg;
 	bool		isnull;
 
+	if (a->newer_last != NULL)
+		a->sql = psprintf("%s WHERE %s", a->sql,
+						  NewerRowsCondition(a->newer_from, a->newer_order_by,
+											 a->newer_last));
 	if (SPI_execute_with_args(a->sql, a->nargs, a->types, a->values, NULL,
 							  true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "a monitor check returned no row");
@@ -523,10 +531,14 @@ CheckMonitor(int32 id)
 
 		appendStringInfo(&sql, "SELECT pg_catalog.count(*) FROM %s",
 						 SourceFromItem(source));
-		if (last != NULL)
-			appendStringInfo(&sql, " WHERE s.%s > %s", quote_identifier(order_by),
-							 quote_literal_cstr(last));
 		a.sql = sql.data;
+		if (last != NULL)
+		{
+			/* the rows above the newest of the last run (as its owner sees them) */
+			a.newer_from = SourceFromItem(source);
+			a.newer_order_by = order_by;
+			a.newer_last = last;
+		}
 		RunAsOwnerWithPath(owner, search_path, RunCheck, &a);
 		fired = a.count >= min_rows;
 		appendStringInfo(&details, "{\"new_rows\": " INT64_FORMAT ", \"min_rows\": " INT64_FORMAT,

@@ -19,6 +19,7 @@
 #include "common/shortest_dec.h"
 #include "catalog/pg_authid.h"
 #include "commands/trigger.h"
+#include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
@@ -62,6 +63,35 @@ CatalogExecute(const char *sql, int nargs, Oid *types, Datum *values,
 	return SPI_processed;
 }
 
+/* A search_path with pg_catalog put first (unchanged when it is). */
+static char *
+PathCatalogFirst(const char *path)
+{
+	const char *p = path + strspn(path, " \t\n");
+
+	if (*p == '\0')
+		return "pg_catalog";
+	if (strncmp(p, "pg_catalog", 10) == 0 &&
+		(p[10] == ',' || p[10] == ' ' || p[10] == '\0'))
+		return pstrdup(path);
+	return psprintf("pg_catalog, %s", path);
+}
+
+/*
+ * The session's search_path as a model stores it: without the leading
+ * pg_catalog that CatalogFirstPath put first (pg_catalog is searched
+ * first anyway when a path does not name it).
+ */
+char *
+StoredSearchPath(void)
+{
+	const char *p = namespace_search_path + strspn(namespace_search_path, " \t\n");
+
+	if (strncmp(p, "pg_catalog,", 11) == 0)
+		return pstrdup(p + 11 + strspn(p + 11, " \t\n"));
+	return pstrdup(namespace_search_path);
+}
+
 /*
  * Runs f(arg) as role owner inside a security-restricted operation, with
  * the search_path pinned to path (pg_catalog and pg_temp when NULL) and
@@ -92,9 +122,7 @@ RunAsOwnerWithPath(Oid owner, const char *path, void (*f) (void *), void *arg)
 	 * even where the path listed pg_catalog after it.
 	 */
 	(void) set_config_option("search_path",
-							 path == NULL ? "pg_catalog, pg_temp" :
-							 path[strspn(path, " \t\n")] == '\0' ? "pg_catalog" :
-							 psprintf("pg_catalog, %s", path),
+							 path == NULL ? "pg_catalog, pg_temp" : PathCatalogFirst(path),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 	f(arg);
@@ -123,6 +151,23 @@ TextSettingsPin(void)
 	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	return nest;
+}
+
+/*
+ * Puts pg_catalog first in the session's search_path, at the GUC nest
+ * level of the last TextSettingsPin (its TextSettingsRestore undoes it):
+ * for a run in the caller's own session (training, a league, evaluate)
+ * whose SQL wraps the caller's query source, so that the extension's
+ * operators between built-in types are pg_catalog's even when the path
+ * lists pg_catalog after a schema another role can write (as
+ * RunAsOwnerWithPath does for a stored path).
+ */
+void
+CatalogFirstPath(void)
+{
+	(void) set_config_option("search_path", PathCatalogFirst(namespace_search_path),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 }
 
 /* Ends TextSettingsPin: the session's own settings again. */

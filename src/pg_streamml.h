@@ -38,6 +38,8 @@ extern void PartitionTriggersDrop(const char *function, int32 id);
 extern void CheckSourceRowSecurity(Oid source, Oid owner, const char *kind,
 								   const char *name, int sqlstate);
 extern void TextSettingsRestore(int nest);
+extern void CatalogFirstPath(void);
+extern char *StoredSearchPath(void);
 extern void RunAsOwnerWithPath(Oid owner, const char *path,
 							   void (*f) (void *), void *arg);
 

@@ -280,6 +280,7 @@ evaluate(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	/* a label's text (float8::text) is matched with the classes' exact text */
 	text_nest = TextSettingsPin();
+	CatalogFirstPath();
 	run->snapshot = RegisterSnapshot(GetActiveSnapshot());
 	version = EvaluateLoadModel(run, &values[0], &values[1], &trees, &enc);
 	if (trees)

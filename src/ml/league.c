@@ -797,6 +797,7 @@ LeagueRun(FunctionCallInfo fcinfo, text *model, text *source, text *target,
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	text_nest = TextSettingsPin();
+	CatalogFirstPath();
 	ModelCheckTrainOwner(lg->model);
 	lg->snapshot = RegisterSnapshot(GetActiveSnapshot());
 	LeagueResolveTarget(lg);

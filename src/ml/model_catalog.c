@@ -658,7 +658,7 @@ ModelUpsert(TrainRun *run, Jsonb *options)
 	v1[9] = ObjectIdGetDatum(GetUserId());
 	/* a query source keeps the path it was written for (RunAsOwnerWithPath) */
 	v1[10] = SourceNeedsSearchPath(run->source) ?
-		CStringGetTextDatum(namespace_search_path) : (Datum) 0;
+		CStringGetTextDatum(StoredSearchPath()) : (Datum) 0;
 	n1[10] = SourceNeedsSearchPath(run->source) ? ' ' : 'n';
 	v1[11] = ObjectIdGetDatum(run->group_type);
 	n1[11] = run->group_by ? ' ' : 'n';

@@ -243,6 +243,7 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, ModelFamily family,
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	text_nest = TextSettingsPin();
+	CatalogFirstPath();
 	ModelCheckTrainOwner(run->model);
 	/* one snapshot, the calling statement's, for every pass of the run */
 	run->snapshot = RegisterSnapshot(GetActiveSnapshot());

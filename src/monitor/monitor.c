@@ -52,6 +52,7 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
+#include "ml/categorical.h"
 #include "ml/ml.h"
 #include "ml/train.h"
 #include "monitor/drift.h"
@@ -181,13 +182,15 @@ ProbeMonitorSource(const char *kind, const char *model, Jsonb *options,
 	Datum	   *fn,
 			   *fc;
 	int			nf;
+	int			nc;
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT s.%s", quote_identifier(order_by));
+	/* a categorical column has a feature (one-hot slot) per level */
 	deconstruct_array(features, TEXTOID, -1, false, TYPALIGN_INT, &fn, NULL, &nf);
-	deconstruct_array(columns, TEXTOID, -1, false, TYPALIGN_INT, &fc, NULL, &nf);
+	deconstruct_array(columns, TEXTOID, -1, false, TYPALIGN_INT, &fc, NULL, &nc);
 	if (strcmp(kind, "data") == 0)
-		for (int i = 0; i < nf; i++)
+		for (int i = 0; i < nc; i++)
 			appendStringInfo(&sql, ", s.%s",
 							 quote_identifier(TextDatumGetCString(fc[i])));
 	appendStringInfo(&sql, " FROM %s LIMIT 0",
@@ -212,8 +215,11 @@ ProbeMonitorSource(const char *kind, const char *model, Jsonb *options,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("option \"features\" must be an array of feature names")));
 			f = pnstrdup(v.val.string.val, v.val.string.len);
+			/* a feature, or a feature column (all its slots) */
 			for (int i = 0; i < nf && !known; i++)
 				known = strcmp(f, TextDatumGetCString(fn[i])) == 0;
+			for (int i = 0; i < nc && !known; i++)
+				known = strcmp(f, TextDatumGetCString(fc[i])) == 0;
 			if (!known)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -221,6 +227,74 @@ ProbeMonitorSource(const char *kind, const char *model, Jsonb *options,
 								f, model)));
 		}
 	}
+}
+
+/* Whether string array only (option "features") has name. */
+static bool
+OnlyNames(Jsonb *only, const char *name)
+{
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.val = (char *) name;
+	v.val.string.len = strlen(name);
+	return findJsonbValueFromContainer(&only->root, JB_FARRAY, &v) != NULL;
+}
+
+/*
+ * The features a 'data' monitor compares, and the SQL of each over the
+ * source's rows s, as training encoded them: per feature column of the
+ * model (columns), its value as float8, or for a categorical column of
+ * the deployed version's encoding (model_versions.encoding, NULL: none)
+ * each one-hot slot as CatSlotExpr has it, whose stored bins are then the
+ * level's frequency.  only (option "features", or NULL) keeps the slots it
+ * names, or all those of a column it names.  Returns how many, with
+ * palloc'd arrays *names and *exprs.
+ */
+int
+MonitorDataSlots(ArrayType *columns, Jsonb *encoding, Jsonb *only,
+				 char ***names, char ***exprs)
+{
+	Datum	   *fc;
+	int			nc;
+	char	  **cols;
+	Encoding   *e;
+	int			n = 0;
+	int			max;
+
+	deconstruct_array(columns, TEXTOID, -1, false, TYPALIGN_INT, &fc, NULL, &nc);
+	cols = palloc(sizeof(char *) * Max(nc, 1));
+	for (int i = 0; i < nc; i++)
+		cols[i] = TextDatumGetCString(fc[i]);
+	e = encoding ? EncodingFromJsonb(encoding, cols, nc) : NULL;
+	max = e ? e->p : nc;
+	*names = palloc(sizeof(char *) * Max(max, 1));
+	*exprs = palloc(sizeof(char *) * Max(max, 1));
+	for (int i = 0; i < nc; i++)
+	{
+		CatColumn  *c = e ? e->cols[i] : NULL;
+		bool		whole = only == NULL || OnlyNames(only, cols[i]);
+
+		if (c == NULL)
+		{
+			if (!whole)
+				continue;
+			(*names)[n] = cols[i];
+			(*exprs)[n++] = psprintf("(s.%s)::pg_catalog.float8",
+									 quote_identifier(cols[i]));
+			continue;
+		}
+		for (int k = 0; k < CatColumnWidth(c); k++)
+		{
+			char	   *slot = CatSlotName(cols[i], c, k);
+
+			if (!whole && !OnlyNames(only, slot))
+				continue;
+			(*names)[n] = slot;
+			(*exprs)[n++] = CatSlotExpr(cols[i], c, k);
+		}
+	}
+	return n;
 }
 
 PG_FUNCTION_INFO_V1(create_monitor);

@@ -44,6 +44,8 @@ extern bool MonitorRollbackOptions(Jsonb *options, int64 *min_rows,
 								   double *alpha);
 
 /* monitorworker.c */
+extern int	MonitorDataSlots(ArrayType *columns, Jsonb *encoding, Jsonb *only,
+							 char ***names, char ***exprs);
 extern void MonitorWorkerStartAtCommit(void);
 extern void MonitorWorkerStartIfMonitors(void);
 

@@ -464,8 +464,8 @@ CheckMonitor(int32 id)
 	Oid			owner;
 	bool		cooling;
 	int32		deployed;
-	ArrayType  *features,
-			   *columns;
+	ArrayType  *columns;
+	Jsonb	   *encoding;
 	CheckArgs	a;
 	StringInfoData sql;
 	StringInfoData details;
@@ -479,8 +479,12 @@ CheckMonitor(int32 id)
 				   "(SELECT v.data_max FROM streamml.model_versions v "
 				   " WHERE v.model OPERATOR(pg_catalog.=) m.name "
 				   " ORDER BY v.version DESC, v.data_max DESC NULLS LAST LIMIT 1), "
-				   "COALESCE(m.deployed_version, 0), m.features, m.feature_columns, "
-				   "CASE WHEN c.options OPERATOR(pg_catalog.?) 'source' THEN c.search_path ELSE m.search_path END "
+				   "COALESCE(m.deployed_version, 0), m.feature_columns, "
+				   "CASE WHEN c.options OPERATOR(pg_catalog.?) 'source' THEN c.search_path ELSE m.search_path END, "
+				   "(SELECT v.encoding FROM streamml.model_versions v "
+				   " WHERE v.model OPERATOR(pg_catalog.=) m.name "
+				   " AND v.version OPERATOR(pg_catalog.=) m.deployed_version "
+				   " ORDER BY v.group_key NULLS FIRST LIMIT 1) "
 				   "FROM streamml.monitors_catalog c JOIN streamml.models m "
 				   "ON m.name OPERATOR(pg_catalog.=) c.model "
 				   "WHERE c.id OPERATOR(pg_catalog.=) $1 FOR UPDATE OF c",
@@ -498,9 +502,13 @@ CheckMonitor(int32 id)
 	order_by = Text(0, 9);
 	last = Text(0, 10);
 	deployed = DatumGetInt32(Value(0, 11, &isnull));
-	features = DatumGetArrayTypePCopy(Value(0, 12, &isnull));
-	columns = DatumGetArrayTypePCopy(Value(0, 13, &isnull));
-	search_path = Text(0, 14);
+	columns = DatumGetArrayTypePCopy(Value(0, 12, &isnull));
+	search_path = Text(0, 13);
+	{
+		Datum		d = Value(0, 14, &isnull);
+
+		encoding = isnull ? NULL : DatumGetJsonbPCopy(d);
+	}
 	/*
 	 * The model's options are its last training run's: a retrain without
 	 * order_by leaves a monitor that relied on them without one.  The
@@ -565,10 +573,10 @@ CheckMonitor(int32 id)
 		int64		window = OptionInteger(options, "window", 1000, 1, PG_INT32_MAX);
 		int64		min_rows = OptionInteger(options, "min_rows", 100, 0, PG_INT64_MAX);
 		JsonbValue *only = OptionGet(options, "features");
-		Datum	   *fn,
-				   *fc;
-		int			nf;
 		List	   *used = NIL;
+		char	  **names;
+		char	  **exprs;
+		int			nslots;
 		int			k = 0;
 		bool		first = true;
 
@@ -576,34 +584,21 @@ CheckMonitor(int32 id)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("model \"%s\" has no deployed version", model)));
-		deconstruct_array(features, TEXTOID, -1, false, TYPALIGN_INT, &fn, NULL, &nf);
-		deconstruct_array(columns, TEXTOID, -1, false, TYPALIGN_INT, &fc, NULL, &nf);
+		nslots = MonitorDataSlots(columns, encoding,
+								  only ? JsonbValueToJsonb(only) : NULL, &names, &exprs);
 		appendStringInfoString(&sql, "SELECT pg_catalog.count(*)");
-		for (int i = 0; i < nf; i++)
+		for (int i = 0; i < nslots; i++)
 		{
-			char	   *f = TextDatumGetCString(fn[i]);
-
-			if (only != NULL)
-			{
-				Jsonb	   *j = JsonbValueToJsonb(only);
-				JsonbValue	v;
-
-				v.type = jbvString;
-				v.val.string.val = f;
-				v.val.string.len = strlen(f);
-				if (findJsonbValueFromContainer(&j->root, JB_FARRAY, &v) == NULL)
-					continue;
-			}
-			used = lappend(used, f);
-			appendStringInfo(&sql, ", streamml.%s($1, %s, (w.%s)::pg_catalog.float8)",
-							 ks ? "ks_statistic" : "psi", quote_literal_cstr(f),
-							 quote_identifier(TextDatumGetCString(fc[i])));
+			used = lappend(used, names[i]);
+			appendStringInfo(&sql, ", streamml.%s($1, %s, %s)",
+							 ks ? "ks_statistic" : "psi", quote_literal_cstr(names[i]),
+							 exprs[i]);
 		}
 		if (used == NIL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"features\" names no feature of model \"%s\"", model)));
-		appendStringInfo(&sql, " FROM (SELECT s.* FROM %s ORDER BY s.%s DESC LIMIT %lld) w",
+		appendStringInfo(&sql, " FROM (SELECT s.* FROM %s ORDER BY s.%s DESC LIMIT %lld) s",
 						 SourceFromItem(source), quote_identifier(order_by),
 						 (long long) window);
 		a.sql = sql.data;

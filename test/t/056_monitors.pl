@@ -281,5 +281,49 @@ ok($node->poll_query_until('postgres',
 	q{SELECT count(*) = 2 FROM streamml.model_events WHERE monitor = 'cm_data' AND event = 'monitor_error'}),
 	'the same error after a recovery is recorded again');
 
+# --- a data monitor of a model with a categorical feature: each one-hot
+# slot is compared as training encoded it (the level's frequency), beside
+# the numeric feature after it, and a shift of the categories is detected ---
+$node->safe_psql('postgres', q{
+	CREATE TABLE shop (id int PRIMARY KEY, ts timestamptz NOT NULL, channel text, amount float8, y float8);
+	INSERT INTO shop SELECT i, '2026-01-01'::timestamptz + i * interval '1 second',
+		   (ARRAY['web', 'app', 'store'])[1 + i % 3], 10 + sin(i), i % 7
+	  FROM generate_series(1, 900) i;
+	SELECT count(*) FROM streamml.train_linreg('shop_m', 'shop', 'y', ARRAY['channel', 'amount'],
+		'{"order_by": "ts", "test_fraction": 0.2}');
+	SELECT streamml.create_monitor('shop_data', 'shop_m', 'data',
+		'{"window": 300, "min_rows": 100, "interval": "1 second"}');
+	SELECT streamml.create_monitor('shop_one', 'shop_m', 'data',
+		'{"window": 300, "interval": "1 second", "features": ["amount", "channel=web"]}');
+});
+ok($node->poll_query_until('postgres',
+	q{SELECT count(*) = 2 FROM streamml.monitors WHERE name LIKE 'shop%' AND last_value IS NOT NULL}),
+	'the data monitors of a categorical model checked');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(f, ',' ORDER BY f), bool_and((last_value->'features'->>f)::float8 < 0.1)
+	  FROM streamml.monitors m, jsonb_object_keys(m.last_value->'features') f
+	 WHERE m.name = 'shop_data'}),
+	'amount,channel=app,channel=store,channel=web|t',
+	'every slot compared, as in training: PSI below 0.1');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(f, ',' ORDER BY f) FROM streamml.monitors m,
+		   jsonb_object_keys(m.last_value->'features') f WHERE m.name = 'shop_one'}),
+	'amount,channel=web', 'option features picks slots and columns by name');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) FROM streamml.model_events WHERE monitor LIKE 'shop%'}),
+	'0', 'no event: no drift, no error');
+$node->safe_psql('postgres', q{
+	INSERT INTO shop SELECT i, '2026-01-01'::timestamptz + i * interval '1 second',
+		   CASE WHEN i % 10 = 0 THEN 'app' ELSE 'web' END, 10 + sin(i), i % 7
+	  FROM generate_series(901, 1200) i;
+});
+ok($node->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM streamml.model_events WHERE monitor = 'shop_data' AND event = 'drift_detected'}),
+	'the shift of the categories is detected');
+is($node->safe_psql('postgres', q{
+	SELECT details->'drifted' FROM streamml.model_events
+	 WHERE monitor = 'shop_data' AND event = 'drift_detected'}),
+	'["channel=app", "channel=store", "channel=web"]', 'the event names the drifted levels');
+
 $node->stop;
 done_testing();

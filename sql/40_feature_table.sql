@@ -134,6 +134,19 @@ SELECT * FROM ftt.compare('ftt.f_all', 'id');
 -- arrival_seq numbers each symbol's rows in order
 SELECT symbol, count(*), min(arrival_seq), max(arrival_seq) FROM ftt.f_all GROUP BY symbol ORDER BY symbol;
 
+-- A back-fill reads whole rows, also of a source with a column named s
+-- (the alias of its query, which the column hid: every such back-fill
+-- failed) and with a dropped column.
+CREATE TABLE ftt.cols_s (s text, ts int, v float8, gone int);
+INSERT INTO ftt.cols_s VALUES ('a', 1, 1, 0), ('a', 2, 2, 0);
+ALTER TABLE ftt.cols_s DROP COLUMN gone;
+INSERT INTO ftt.cols_s VALUES ('a', 3, 4), ('b', 1, 8);
+SELECT streamml.create_feature_table('ftt.f_cols_s', 'ftt.cols_s', '{"partition_by": "s",
+	"order_by": "ts", "features": {"l": {"fn": "lag", "of": "v"}}}');
+SELECT * FROM ftt.f_cols_s ORDER BY s, ts;
+SELECT streamml.drop_feature_table('ftt.f_cols_s');
+DROP TABLE ftt.cols_s;
+
 -- A feature table made afterwards back-fills the existing rows; the
 -- issue's example.
 SELECT streamml.create_feature_table('ftt.f_example', 'ftt.trades', $${
@@ -320,6 +333,9 @@ SELECT streamml.create_feature_table('ftt.e', 'ftt.trades', '{"order_by": "ts", 
 SELECT streamml.create_feature_table('ftt.e', 'ftt.lt2', '{"order_by": "ts", "features": {"m": {"fn": "lag", "of": "v", "n": 0}}}');
 SELECT streamml.create_feature_table('ftt.e', 'ftt.lt2', '{"order_by": "ts", "features": {"v": {"fn": "lag", "of": "v"}}}');
 SELECT streamml.create_feature_table('ftt.e', 'ftt.lt2', '{"order_by": "ts", "features": {"late": {"fn": "lag", "of": "v"}}}');
+-- a feature is a column: a name PostgreSQL would truncate is refused
+SELECT streamml.create_feature_table('ftt.e', 'ftt.lt2', '{"order_by": "ts", "features": {"arrival_seq_and_a_name_longer_than_sixty_three_bytes_in_all_zz_zz": {"fn": "lag", "of": "v"}}}');
+SELECT streamml.create_feature_table('ftt.e', 'ftt.lt2', '{"order_by": "ts", "features": {"": {"fn": "lag", "of": "v"}}}');
 SELECT streamml.create_feature_table('ftt.e', 'ftt.lt2', '{"order_by": "ts", "late": "drop", "features": {"m": {"fn": "lag", "of": "v"}}}');
 SELECT streamml.create_feature_table('ftt.f_lt2', 'ftt.lt2', '{"order_by": "ts", "features": {"m": {"fn": "lag", "of": "v"}}}');
 SELECT streamml.create_feature_table('ftt.e', 'ftt.lt2', '{"order_by": "ts", "features": {"m": {"fn": "lag", "of": "v", "n": 1, "extra": 2}}}');

@@ -115,9 +115,14 @@ Backfill(Oid target, Relation source, FeatureSpec *spec)
 	char	   *sql;
 	Portal		portal;
 
-	/* whole rows keep the table's layout, dropped columns included */
-	/* (a Citus table's rows have no order across shards beyond order_by) */
-	sql = psprintf("SELECT s FROM %s s ORDER BY s.%s%s",
+	/*
+	 * Whole rows keep the table's layout, dropped columns included: (s.*)
+	 * cast to the table's own row type, which a column named s cannot
+	 * hide, as it hides the whole-row reference s.  (A Citus table's rows
+	 * have no order across shards beyond order_by.)
+	 */
+	sql = psprintf("SELECT (s.*)::%s FROM %s s ORDER BY s.%s%s",
+				   QualifiedName(RelationGetRelid(source)),
 				   QualifiedName(RelationGetRelid(source)),
 				   quote_identifier(spec->order_name),
 				   LoaderIsCitusTable(RelationGetRelid(source)) ? "" : ", s.ctid");

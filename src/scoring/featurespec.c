@@ -421,7 +421,16 @@ FeatureSpecRead(Jsonb *specj, TupleDesc desc, const char *table)
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
 		if (tok == WJB_KEY)
+		{
 			spec->features[i].name = pnstrdup(v.val.string.val, v.val.string.len);
+			/* a column name: PostgreSQL would truncate a longer one */
+			if (v.val.string.len == 0 || v.val.string.len >= NAMEDATALEN)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_NAME),
+						 errmsg("feature name \"%s\" must be 1 to %d bytes",
+								spec->features[i].name, NAMEDATALEN - 1),
+						 errdetail("Each feature is a column of the feature table.")));
+		}
 		else if (tok == WJB_VALUE)
 		{
 			if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))

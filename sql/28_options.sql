@@ -73,5 +73,16 @@ SELECT version FROM streamml.train_logreg('mc', 'mc', 'y', ARRAY['x']);
 SELECT version FROM streamml.train_logreg('mc', 'mc', 'y', ARRAY['x'], '{"max_classes": 1001}');
 SELECT version FROM streamml.train_logreg('mc', 'mc', 'y', ARRAY['x'],
 	'{"max_classes": 150, "max_iter": 2}');
+-- nor the group_by column; a feature column is named once, every class
+-- weighing zero teaches nothing, and two features may not share a name
+SELECT version FROM streamml.train_linreg('mc', 'mc', 'y', ARRAY['x'], '{"group_by": "y"}');
+SELECT version FROM streamml.train_gbt('mc', 'mc', 'y', ARRAY['x'], '{"group_by": "y", "trees": 2}');
+SELECT version FROM streamml.train_linreg('mc', 'mc', 'y', ARRAY['x', 'x']);
+SELECT version FROM streamml.train_logreg('mc', 'mc', 'b', ARRAY['x'],
+	'{"class_weight": {"true": 0, "false": 0}}');
+CREATE TABLE mc_names AS SELECT i::float8 AS x, (ARRAY['a=b', 'z'])[1 + i % 2] AS c,
+	(ARRAY['b', 'y'])[1 + i % 2] AS "c=a", i % 3 AS y FROM generate_series(1, 60) i;
+SELECT version FROM streamml.train_linreg('mc', 'mc_names', 'y', ARRAY['x', 'c', 'c=a']);
+DROP TABLE mc_names;
 SELECT streamml.drop_model('mc');
 DROP TABLE mc;

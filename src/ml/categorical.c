@@ -365,6 +365,47 @@ CatSlotName(const char *column, const CatColumn *c, int k)
 					k < c->nlevels ? c->levels[k] : CAT_OTHER_NAME);
 }
 
+/* qsort of strings. */
+static int
+CompareNames(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * Errors when two features of an encoding have one name (a column "c=a"
+ * beside a column "c" with a level "a"): the catalog, the coefficients and
+ * the feature bins name each feature, and would mix the two up.
+ */
+static void
+CheckSlotNames(TrainRun *run, Encoding *e)
+{
+	char	  **names;
+	int			p;
+
+	if (e == NULL)
+		return;
+	p = e->p;
+	names = palloc(sizeof(char *) * Max(p, 1));
+	for (int i = 0; i < run->nfeaturecols; i++)
+	{
+		if (e->cols[i] == NULL)
+			names[e->first[i]] = run->featurecols[i];
+		else
+			for (int k = 0; k < CatColumnWidth(e->cols[i]); k++)
+				names[e->first[i] + k] = CatSlotName(run->featurecols[i], e->cols[i], k);
+	}
+	qsort(names, p, sizeof(char *), CompareNames);
+	for (int j = 1; j < p; j++)
+		if (strcmp(names[j - 1], names[j]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_COLUMN),
+					 errmsg("two features would be named \"%s\"", names[j]),
+					 errdetail("A categorical column's features are named column=level, and another feature column or level gives the same name."),
+					 errhint("Rename a column, or leave one of them out.")));
+	pfree(names);
+}
+
 /*
  * Builds the run's feature expressions from an encoding (NULL: every
  * column numeric): one SQL expression per slot (run->slotexpr), the
@@ -402,6 +443,7 @@ ApplyEncoding(TrainRun *run, Encoding *e)
 		for (int k = 0; k < CatColumnWidth(c); k++)
 			run->slotexpr[s++] = CatSlotExpr(run->featurecols[i], c, k);
 	}
+	CheckSlotNames(run, e);
 	initStringInfo(&x);
 	appendStringInfoString(&x, "ARRAY[");
 	for (int j = 0; j < p; j++)

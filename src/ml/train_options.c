@@ -287,6 +287,18 @@ ResolveClassWeights(TrainRun *run, List *groups)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"class_weight\" must be 'balanced' or an object of class weights")));
+	{
+		/* every class weighing zero: no row counts, nothing to learn */
+		bool		any = false;
+
+		for (int c = 0; c < run->nclasses; c++)
+			any |= weights[c] > 0.0;
+		if (!any)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"class_weight\" weighs every class zero"),
+					 errdetail("No row would count: the model would learn nothing.")));
+	}
 
 	initStringInfo(&e);
 	appendStringInfo(&e, "(%s) * (ARRAY[", run->wexpr);

@@ -227,6 +227,12 @@ ResolveLabel(TrainRun *run, TupleDesc desc)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("column \"%s\" is both the target and a feature", run->label),
 					 errdetail("A model that reads its target scores perfectly on every holdout and predicts nothing.")));
+	/* nor one per value of its target: each group's target is constant */
+	if (run->group_by && strcmp(run->group_by, run->label) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("column \"%s\" is both the target and the group_by column", run->label),
+				 errdetail("Each group's target would be one value: a model per value of the target predicts it from itself.")));
 	if (run->family != FAMILY_GLM)
 		TreeResolveTask(run, type);
 	if (run->kind == MODEL_LINEAR)
@@ -335,6 +341,11 @@ SetFeatureColumns(TrainRun *run, ArrayType *fa)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("feature names must not be null")));
 		run->featurecols[i] = TextDatumGetCString(fd[i]);
+		for (int j = 0; j < i; j++)
+			if (strcmp(run->featurecols[j], run->featurecols[i]) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_COLUMN),
+						 errmsg("feature column \"%s\" is named twice", run->featurecols[i])));
 	}
 	run->nfeaturecols = nf;
 }

@@ -175,18 +175,25 @@ GlmFit(TrainRun *run)
 		if (g->naliased > 0)
 		{
 			StringInfoData names;
+			bool		levels = run->enc != NULL;
 
 			initStringInfo(&names);
 			for (int j = 0; j < g->p; j++)
 				if (g->aliased[j])
+				{
 					appendStringInfo(&names, "%s%s", names.len > 0 ? ", " : "",
 									 quote_identifier(FeatureName(run, j)));
+					levels &= FeatureIsLevel(run, j);
+				}
+			/* a categorical column's levels sum to 1, as the intercept does */
 			ereport(WARNING,
 					(errcode(ERRCODE_WARNING),
 					 errmsg("model \"%s\"%s%s has aliased features: %s",
 							run->model, g->key ? " in group " : "",
 							g->key ? quote_literal_cstr(g->key) : "", names.data),
 					 errdetail("Each is an exact linear combination of the features before it, so its coefficient is not identifiable; it is held at 0 with no standard error (R's lm reports NA)."),
+					 levels ?
+					 errhint("They are levels of categorical columns, whose one-hot features sum to 1 beside the intercept: one level per column is held at 0 as the reference level, and predictions are unaffected.") :
 					 errhint("Drop the aliased features; model_versions.aliased lists them.")));
 		}
 		if (g->separable)

@@ -276,6 +276,7 @@ extern void RunQuery(TrainRun *run, const char *sql, int nargs, Oid *types,
 extern char *ResultText(int row, int col);
 extern double *ResultFloat8Array(int row, int col, int *n, MemoryContext cxt);
 extern char *FeatureName(TrainRun *run, int j);
+extern bool FeatureIsLevel(TrainRun *run, int j);
 extern Datum FeatureNamesArray(TrainRun *run);
 extern char *FeatureArrayFits(TrainRun *run);
 extern char *ScoreFeaturesExpr(TrainRun *run);

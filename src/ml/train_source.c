@@ -597,6 +597,20 @@ SplitResolved(TrainRun *run, const char *cutoff, const char *max, int64 ng,
 	}
 }
 
+/* Whether feature j is a one-hot slot of a categorical column. */
+bool
+FeatureIsLevel(TrainRun *run, int j)
+{
+	Encoding   *e = run->enc;
+
+	if (e == NULL || run->featarray)
+		return false;
+	for (int i = e->ncolumns - 1; i >= 0; i--)
+		if (e->first[i] <= j)
+			return e->cols[i] != NULL;
+	return false;
+}
+
 /*
  * The name of feature j, as the catalog records it: the column, name[j]
  * of one array column, or column=level of a categorical column.

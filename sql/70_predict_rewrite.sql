@@ -155,6 +155,12 @@ SELECT count(*) AS rows, count(*) FILTER (WHERE p IS DISTINCT FROM q) AS differ
 			   streamml.predict('pr_lin', ROW(t.*)::pr) AS q
 		  FROM pr t GROUP BY t.id) x;
 SELECT count(*) AS rows FROM (SELECT streamml.predict('pr_lin', t) FROM pr t GROUP BY t) x;
+-- grouping sets null the grouped row, not its columns, in a set without
+-- it: the row form stays, and the empty set's prediction is NULL
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT streamml.predict('pr_lin', t) FROM pr t GROUP BY GROUPING SETS ((t), ());
+SELECT streamml.predict('pr_lin', t) AS p FROM pr t WHERE t.id < 3
+ GROUP BY GROUPING SETS ((t), ()) ORDER BY 1;
 SELECT count(*) AS rows FROM pr t WHERE streamml.predict_proba('pr_gbt', t) > 0.5;
 SELECT count(*) AS rows FROM (SELECT * FROM pr OFFSET 0) s
  WHERE streamml.predict_proba('pr_gbt', s) > 0.5;

@@ -21,10 +21,11 @@
  * NULL), so the row's nullness travels in the tableoid: NULL only where
  * the whole row is, on the nullable side of an outer join.  Every other
  * row argument (ROW(...), a subquery's or a function's row, a Var of an
- * outer query level, a foreign table's row) keeps the row form, as does a
- * table with more columns than a call can take, and a row form whose
- * privileges or settings were changed (its EXECUTE privilege is checked
- * only where it is called; such a change replans).
+ * outer query level, a foreign table's row, any row of a query with
+ * grouping sets) keeps the row form, as does a table with more columns
+ * than a call can take, and a row form whose privileges or settings were
+ * changed (its EXECUTE privilege is checked only where it is called; such
+ * a change replans).
  */
 #include "postgres.h"
 
@@ -104,8 +105,12 @@ PredictSimplify(SupportRequestSimplify *req)
 	int			ncolumns = 0;
 	FuncExpr   *result;
 
-	if (req->root == NULL || list_length(call->args) != 2 ||
-		!IsA(lsecond(call->args), Var))
+	/*
+	 * Grouping sets null a grouped row in the sets without it, not its
+	 * columns: there the columns are not the row.
+	 */
+	if (req->root == NULL || req->root->parse->groupingSets != NIL ||
+		list_length(call->args) != 2 || !IsA(lsecond(call->args), Var))
 		return NULL;
 	row = (Var *) lsecond(call->args);
 	/* an outer level's row: its relation may not be planned to give columns */

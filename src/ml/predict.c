@@ -876,10 +876,12 @@ PredictClass(FunctionCallInfo fcinfo, bool grouped)
 
 /*
  * Shared body of the row forms: the model's feature columns (and group
- * column) read by name from the composite row in argument 1.
+ * column) read by name from the composite row in argument 1, or, for the
+ * columns forms (rowtype valid), from the columns of a row of that type
+ * passed from argument PREDICT_FIRST_COLUMN on.
  */
 static Datum
-PredictRow(FunctionCallInfo fcinfo, char what)
+PredictRowOrColumns(FunctionCallInfo fcinfo, char what, Oid rowtype)
 {
 	PredictCallCache *cc = CallCache(fcinfo);
 	CachedModel *m = ResolveModel(fcinfo);
@@ -893,9 +895,18 @@ PredictRow(FunctionCallInfo fcinfo, char what)
 	if (m->enc == NULL && m->ncolumns != m->p && !(m->ncolumns == 1 && m->p > 1))
 		elog(ERROR, "model \"%s\" has %d feature columns for %d features",
 			 m->name, m->ncolumns, m->p);
-	ok = RowRead(&cc->row, fcinfo->flinfo->fn_mcxt, PG_GETARG_HEAPTUPLEHEADER(1),
-				 m->name, m->columns, m->ncolumns, m->p, m->trees,
-				 m->grouped ? m->group_by : NULL, m->enc, &x, &gkey, &gkeylen);
+	if (OidIsValid(rowtype))
+		ok = RowReadArgs(&cc->row, fcinfo->flinfo->fn_mcxt, fcinfo, rowtype,
+						 PREDICT_FIRST_COLUMN, m->name, m->columns,
+						 m->ncolumns, m->p, m->trees,
+						 m->grouped ? m->group_by : NULL, m->enc, &x, &gkey,
+						 &gkeylen);
+	else
+		ok = RowRead(&cc->row, fcinfo->flinfo->fn_mcxt,
+					 PG_GETARG_HEAPTUPLEHEADER(1), m->name, m->columns,
+					 m->ncolumns, m->p, m->trees,
+					 m->grouped ? m->group_by : NULL, m->enc, &x, &gkey,
+					 &gkeylen);
 	if (m->grouped && gkey == NULL)
 		PG_RETURN_NULL();
 	coef = ResolveParams(fcinfo, m->grouped, gkey, gkeylen, &m, &tree);
@@ -908,7 +919,7 @@ PG_FUNCTION_INFO_V1(predict_row);
 Datum
 predict_row(PG_FUNCTION_ARGS)
 {
-	return PredictRow(fcinfo, 'v');
+	return PredictRowOrColumns(fcinfo, 'v', InvalidOid);
 }
 
 PG_FUNCTION_INFO_V1(predict_proba_row);
@@ -917,7 +928,7 @@ PG_FUNCTION_INFO_V1(predict_proba_row);
 Datum
 predict_proba_row(PG_FUNCTION_ARGS)
 {
-	return PredictRow(fcinfo, 'p');
+	return PredictRowOrColumns(fcinfo, 'p', InvalidOid);
 }
 
 PG_FUNCTION_INFO_V1(predict_class_row);
@@ -926,7 +937,49 @@ PG_FUNCTION_INFO_V1(predict_class_row);
 Datum
 predict_class_row(PG_FUNCTION_ARGS)
 {
-	return PredictRow(fcinfo, 'c');
+	return PredictRowOrColumns(fcinfo, 'c', InvalidOid);
+}
+
+/*
+ * Shared body of the columns forms, which the planner puts in place of a
+ * row form over a table's whole row (predict_support.c): model, row type,
+ * the row's tableoid, then the row's columns.  Not strict, as the columns
+ * may be NULL: the row form's strictness by hand, where a NULL tableoid is
+ * a NULL row (the nullable side of an outer join).
+ */
+static Datum
+PredictColumns(FunctionCallInfo fcinfo, char what)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	return PredictRowOrColumns(fcinfo, what, PG_GETARG_OID(1));
+}
+
+PG_FUNCTION_INFO_V1(predict_columns);
+
+/* SQL streamml.predict_columns(model, row_type, row_table, columns). */
+Datum
+predict_columns(PG_FUNCTION_ARGS)
+{
+	return PredictColumns(fcinfo, 'v');
+}
+
+PG_FUNCTION_INFO_V1(predict_proba_columns);
+
+/* SQL streamml.predict_proba_columns(model, row_type, row_table, columns). */
+Datum
+predict_proba_columns(PG_FUNCTION_ARGS)
+{
+	return PredictColumns(fcinfo, 'p');
+}
+
+PG_FUNCTION_INFO_V1(predict_class_columns);
+
+/* SQL streamml.predict_class_columns(model, row_type, row_table, columns). */
+Datum
+predict_class_columns(PG_FUNCTION_ARGS)
+{
+	return PredictColumns(fcinfo, 'c');
 }
 
 PG_FUNCTION_INFO_V1(predict);

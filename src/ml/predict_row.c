@@ -8,7 +8,11 @@
  * The columns are found once per call site and row type (a RowReader in
  * the call's memory), then each row is deformed once, up to the last
  * column the model reads (slot_getsomeattrs on a slot of the reader): the
- * columns after it are never looked at.  A NULL feature
+ * columns after it are never looked at.  Over a table's whole row the
+ * planner passes the columns themselves instead of the row
+ * (predict_support.c): the reader then maps the row type's columns to the
+ * call's arguments once, by name as for a row, and takes each row's
+ * values from the arguments, with no row to form or deform.  A NULL feature
  * makes the prediction NULL for a linear model and is a missing value
  * (NaN) for a tree model, as in training; an infinite one makes it NULL.
  *
@@ -69,9 +73,10 @@ struct RowReader
 	int			group_att;		/* -1 without group */
 	GroupKeyOut group_out;		/* its key text (group_key.c) */
 	TupleDesc	desc;
-	TupleTableSlot *slot;		/* holds the row being read */
+	TupleTableSlot *slot;		/* holds the row being read (a row) */
 	int			natts;			/* columns deformed: up to the last one read */
-	Datum	   *values;			/* the slot's */
+	int		   *argnos;			/* per attribute, its argument (columns), or -1 */
+	Datum	   *values;			/* the slot's, or copied from the arguments */
 	bool	   *nulls;
 	double	   *x;				/* p values */
 };
@@ -144,11 +149,49 @@ RowReadCategory(RowReader *r, int i, double *x)
 	return res != CAT_MISSING;
 }
 
-/* Builds the reader of a row type for a model's columns. */
+/*
+ * Maps the columns of a row type to the arguments of a call that passes
+ * them (from argument first on: every column not dropped, in order), and
+ * gives the reader arrays for the values of the columns it reads.
+ */
+static void
+RowReaderMapArguments(RowReader *r, FunctionCallInfo fcinfo, int first)
+{
+	int			argno = first;
+	bool		match = true;
+
+	r->argnos = palloc(sizeof(int) * Max(r->desc->natts, 1));
+	for (int i = 0; i < r->desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(r->desc, i);
+
+		r->argnos[i] = -1;
+		if (att->attisdropped)
+			continue;
+		/* the planner passes these columns; a plan is remade when they change */
+		if (argno >= PG_NARGS() ||
+			get_fn_expr_argtype(fcinfo->flinfo, argno) != att->atttypid)
+			match = false;
+		r->argnos[i] = argno++;
+	}
+	if (!match || argno != PG_NARGS())
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the arguments are not the columns of row type %s",
+						format_type_be(r->typid)),
+				 errhint("Call the row form: streamml.predict(model, row).")));
+	r->values = palloc0(sizeof(Datum) * Max(r->desc->natts, 1));
+	r->nulls = palloc0(sizeof(bool) * Max(r->desc->natts, 1));
+}
+
+/*
+ * Builds the reader of a row type for a model's columns: over a row, or
+ * (fcinfo not NULL) over a call's arguments from argument first on.
+ */
 static RowReader *
 RowReaderBuild(MemoryContext cxt, Oid typid, int32 typmod, const char *model,
 			   char **columns, int ncolumns, int p, const char *group_by,
-			   const Encoding *enc)
+			   const Encoding *enc, FunctionCallInfo fcinfo, int first)
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	RowReader  *r = palloc0(sizeof(RowReader));
@@ -217,45 +260,35 @@ RowReaderBuild(MemoryContext cxt, Oid typid, int32 typmod, const char *model,
 	r->natts = r->group_att + 1;
 	for (int i = 0; i < ncolumns; i++)
 		r->natts = Max(r->natts, r->attnums[i] + 1);
-	r->slot = MakeSingleTupleTableSlot(r->desc, &TTSOpsHeapTuple);
-	r->values = r->slot->tts_values;
-	r->nulls = r->slot->tts_isnull;
+	if (fcinfo != NULL)
+		RowReaderMapArguments(r, fcinfo, first);
+	else
+	{
+		r->slot = MakeSingleTupleTableSlot(r->desc, &TTSOpsHeapTuple);
+		r->values = r->slot->tts_values;
+		r->nulls = r->slot->tts_isnull;
+	}
 	r->x = palloc(sizeof(double) * Max(p, 1));
 	MemoryContextSwitchTo(old);
 	return r;
 }
 
 /*
- * Reads the features of a row into *xp (p values, the reader's buffer) and
- * its group key (a palloc'd string, NULL when the group column is NULL).  Returns false when
- * the prediction is NULL: a NULL feature of a model without missing values
- * (missing_ok false), an infinite one, or a feature array that does not fit.
+ * Reads the features of the row whose columns the reader holds (values,
+ * nulls) into *xp (p values, the reader's buffer) and its group key (NULL
+ * when the group column is NULL).  Returns false when the prediction is
+ * NULL: a NULL feature of a model without missing values (missing_ok
+ * false), an infinite one, or a feature array that does not fit.
  */
-bool
-RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
-		const char *model, char **columns, int ncolumns, int p,
-		bool missing_ok, const char *group_by, const Encoding *enc,
-		double **xp, const char **group_key, int *group_len)
+static bool
+RowReadValues(RowReader *r, int ncolumns, int p, bool missing_ok,
+			  const Encoding *enc, double **xp, const char **group_key,
+			  int *group_len)
 {
-	RowReader  *r = *reader;
-	double	   *x;
-	Oid			typid = HeapTupleHeaderGetTypeId(row);
-	int32		typmod = HeapTupleHeaderGetTypMod(row);
-	HeapTupleData tuple;
+	double	   *x = r->x;
 	bool		ok = true;
 
-	if (r == NULL || r->typid != typid || r->typmod != typmod ||
-		r->columns != columns || r->group_by != group_by || r->enc != enc)
-		*reader = r = RowReaderBuild(cxt, typid, typmod, model, columns,
-									 ncolumns, p, group_by, enc);
-	*xp = x = r->x;
-	tuple.t_len = HeapTupleHeaderGetDatumLength(row);
-	ItemPointerSetInvalid(&tuple.t_self);
-	tuple.t_tableOid = InvalidOid;
-	tuple.t_data = row;
-	ExecStoreHeapTuple(&tuple, r->slot, false);
-	slot_getsomeattrs(r->slot, r->natts);
-
+	*xp = x;
 	*group_key = NULL;
 	*group_len = 0;
 	/* the key as training wrote it, the same in every session */
@@ -317,6 +350,71 @@ RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
 		if (isinf(x[j]) || (isnan(x[j]) && !missing_ok))
 			ok = false;
 	return ok;
+}
+
+/*
+ * Reads the features of a composite row into *xp and its group key (a
+ * palloc'd string, NULL when the group column is NULL), as RowReadValues.
+ */
+bool
+RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
+		const char *model, char **columns, int ncolumns, int p,
+		bool missing_ok, const char *group_by, const Encoding *enc,
+		double **xp, const char **group_key, int *group_len)
+{
+	RowReader  *r = *reader;
+	Oid			typid = HeapTupleHeaderGetTypeId(row);
+	int32		typmod = HeapTupleHeaderGetTypMod(row);
+	HeapTupleData tuple;
+
+	if (r == NULL || r->slot == NULL || r->typid != typid ||
+		r->typmod != typmod || r->columns != columns ||
+		r->group_by != group_by || r->enc != enc)
+		*reader = r = RowReaderBuild(cxt, typid, typmod, model, columns,
+									 ncolumns, p, group_by, enc, NULL, 0);
+	tuple.t_len = HeapTupleHeaderGetDatumLength(row);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = row;
+	ExecStoreHeapTuple(&tuple, r->slot, false);
+	slot_getsomeattrs(r->slot, r->natts);
+	return RowReadValues(r, ncolumns, p, missing_ok, enc, xp, group_key,
+						 group_len);
+}
+
+/*
+ * Reads the features of a row of type typid whose columns are the call's
+ * arguments from argument first on (every column not dropped, in order),
+ * as RowRead reads a composite row of that type: the same columns by name,
+ * the same errors, the same values.
+ */
+bool
+RowReadArgs(RowReader **reader, MemoryContext cxt, FunctionCallInfo fcinfo,
+			Oid typid, int first, const char *model, char **columns,
+			int ncolumns, int p, bool missing_ok, const char *group_by,
+			const Encoding *enc, double **xp, const char **group_key,
+			int *group_len)
+{
+	RowReader  *r = *reader;
+
+	if (r == NULL || r->argnos == NULL || r->typid != typid ||
+		r->columns != columns || r->group_by != group_by || r->enc != enc)
+		*reader = r = RowReaderBuild(cxt, typid, -1, model, columns, ncolumns,
+									 p, group_by, enc, fcinfo, first);
+	for (int i = 0; i < ncolumns; i++)
+	{
+		int			att = r->attnums[i];
+
+		r->values[att] = fcinfo->args[r->argnos[att]].value;
+		r->nulls[att] = fcinfo->args[r->argnos[att]].isnull;
+	}
+	if (r->group_att >= 0)
+	{
+		r->values[r->group_att] = fcinfo->args[r->argnos[r->group_att]].value;
+		r->nulls[r->group_att] = fcinfo->args[r->argnos[r->group_att]].isnull;
+	}
+	return RowReadValues(r, ncolumns, p, missing_ok, enc, xp, group_key,
+						 group_len);
 }
 
 /*

@@ -35,20 +35,49 @@ CREATE FUNCTION streamml.train_tree(model text, source text, target text,
 COMMENT ON FUNCTION streamml.train_tree(text, text, text, text[], jsonb) IS
 	'trains a single decision tree (XGBoost) and records a new model version';
 
--- Serving a whole row: the model's feature columns read by name.
+-- Serving a whole row: the model's feature columns read by name.  Over a
+-- table's whole row the planner calls the columns forms instead, which take
+-- the row's columns (src/ml/predict_support.c); they are internal.
+CREATE FUNCTION streamml.predict_columns(model text, row_type regtype,
+	row_table oid, VARIADIC "columns" "any") RETURNS float8
+	AS 'MODULE_PATHNAME', 'predict_columns'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict_columns(text, regtype, oid, "any") IS
+	'internal: streamml.predict(model, row) over a table''s whole row, as the planner rewrites it; call the row form';
+CREATE FUNCTION streamml.predict_proba_columns(model text, row_type regtype,
+	row_table oid, VARIADIC "columns" "any") RETURNS float8
+	AS 'MODULE_PATHNAME', 'predict_proba_columns'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict_proba_columns(text, regtype, oid, "any") IS
+	'internal: streamml.predict_proba(model, row) over a table''s whole row, as the planner rewrites it; call the row form';
+CREATE FUNCTION streamml.predict_class_columns(model text, row_type regtype,
+	row_table oid, VARIADIC "columns" "any") RETURNS text
+	AS 'MODULE_PATHNAME', 'predict_class_columns'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict_class_columns(text, regtype, oid, "any") IS
+	'internal: streamml.predict_class(model, row) over a table''s whole row, as the planner rewrites it; call the row form';
+CREATE FUNCTION streamml.predict_row_support(internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'predict_row_support'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION streamml.predict_row_support(internal) IS
+	'internal: planner support function of the row forms of predict, predict_proba and predict_class (calls over a table''s whole row take its columns)';
+
 CREATE FUNCTION streamml.predict(model text, "row" record) RETURNS float8
 	AS 'MODULE_PATHNAME', 'predict_row'
-	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+	LANGUAGE C STABLE STRICT PARALLEL SAFE
+	SUPPORT streamml.predict_row_support;
 COMMENT ON FUNCTION streamml.predict(text, record) IS
 	'prediction of the deployed version for a composite row, reading the model''s feature (and group) columns by name';
 CREATE FUNCTION streamml.predict_proba(model text, "row" record) RETURNS float8
 	AS 'MODULE_PATHNAME', 'predict_proba_row'
-	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+	LANGUAGE C STABLE STRICT PARALLEL SAFE
+	SUPPORT streamml.predict_row_support;
 COMMENT ON FUNCTION streamml.predict_proba(text, record) IS
 	'probability of the positive class for a composite row, reading the model''s feature (and group) columns by name';
 CREATE FUNCTION streamml.predict_class(model text, "row" record) RETURNS text
 	AS 'MODULE_PATHNAME', 'predict_class_row'
-	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+	LANGUAGE C STABLE STRICT PARALLEL SAFE
+	SUPPORT streamml.predict_row_support;
 COMMENT ON FUNCTION streamml.predict_class(text, record) IS
 	'most probable class label for a composite row, reading the model''s feature (and group) columns by name';
 

@@ -33,6 +33,8 @@ SELECT streamml.predict_proba('bygrp', ARRAY[1, 2, 3]::float8[]);
 SELECT streamml.predict_proba('bygrp', 'C', ARRAY[1, 2, 3]::float8[]);
 SELECT streamml.predict_proba('churn', 'A', ARRAY[1, 2, 3, 4, 5]::float8[]);
 SELECT streamml.predict_proba('price', ARRAY[1, 2, 3]::float8[]);
+-- also for a row with a missing feature: the call is wrong, not the row
+SELECT streamml.predict_proba('price', ARRAY[1, NULL, 3]::float8[]);
 SELECT streamml.predict_proba('churn', ARRAY[1, NULL, 3, 4, 5]::float8[]) IS NULL AS null_in_null_out;
 
 -- Evaluation aggregates, callable directly.

@@ -793,20 +793,13 @@ ModelScore(CachedModel *m, const double *coef, const TreeModel *tree,
 }
 
 /*
- * The result of predict ('v': value of a regression, 0/1 of a binary
- * model), predict_proba ('p': probability of the positive class) or
- * predict_class ('c': the label of the most probable class) for one row.
+ * Errors when what ('v' predict, 'p' predict_proba, 'c' predict_class)
+ * does not fit the model's kind, before any row is looked at: a row with
+ * a NULL feature must not make a wrong call look right.
  */
-static Datum
-PredictOutput(FunctionCallInfo fcinfo, char what, CachedModel *m,
-			  const double *coef, const TreeModel *tree, const double *x)
+static void
+CheckOutputKind(CachedModel *m, char what)
 {
-	double		buf[64];
-	double	   *out;
-	int			c = 0;
-
-	if (x == NULL)
-		PG_RETURN_NULL();
 	if (what == 'v' && m->kind == 'm')
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -823,6 +816,24 @@ PredictOutput(FunctionCallInfo fcinfo, char what, CachedModel *m,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("model \"%s\" is a regression", m->name),
 				 errhint("Use streamml.predict.")));
+}
+
+/*
+ * The result of predict ('v': value of a regression, 0/1 of a binary
+ * model), predict_proba ('p': probability of the positive class) or
+ * predict_class ('c': the label of the most probable class) for one row.
+ */
+static Datum
+PredictOutput(FunctionCallInfo fcinfo, char what, CachedModel *m,
+			  const double *coef, const TreeModel *tree, const double *x)
+{
+	double		buf[64];
+	double	   *out;
+	int			c = 0;
+
+	CheckOutputKind(m, what);
+	if (x == NULL)
+		PG_RETURN_NULL();
 	out = m->blocks <= 64 ? buf : palloc(sizeof(double) * m->blocks);
 	ModelScore(m, coef, tree, x, out);
 	/* a linear group of a league model given a missing value */
@@ -908,7 +919,10 @@ PredictRowOrColumns(FunctionCallInfo fcinfo, char what, Oid rowtype)
 					 m->grouped ? m->group_by : NULL, m->enc, &x, &gkey,
 					 &gkeylen);
 	if (m->grouped && gkey == NULL)
+	{
+		CheckOutputKind(m, what);
 		PG_RETURN_NULL();
+	}
 	coef = ResolveParams(fcinfo, m->grouped, gkey, gkeylen, &m, &tree);
 	return PredictOutput(fcinfo, what, m, coef, tree, ok ? x : NULL);
 }

@@ -642,6 +642,11 @@ LeagueDecide(League *lg)
 		deploy = true;
 	else
 		deploy = LeagueHigherIsBetter ? new_score > old_score : new_score < old_score;
+	/* both holdout scores, for the deployed or not_deployed event of a monitor */
+	LastDeployDecision.valid = true;
+	strlcpy(LastDeployDecision.metric, lg->metric, sizeof(LastDeployDecision.metric));
+	LastDeployDecision.new_score = rows > 0 ? new_score / rows : NAN;
+	LastDeployDecision.old_score = have_old && rows > 0 ? old_score / rows : NAN;
 	if (!deploy)
 	{
 		if (strcmp(lg->deploy, "if_better") == 0)

@@ -1096,6 +1096,15 @@ RetrainMonitor(int32 id, MemoryContext cxt)
 			call.version = call.deployed ? deployed_now :
 				DatumGetInt32(Value(0, 2, &isnull));
 		}
+		/* the rows that version used, every group's (a league returns none) */
+		CatalogExecute("SELECT COALESCE(pg_catalog.sum(v.rows_used), 0)::pg_catalog.int8 "
+					   "FROM streamml.model_versions v WHERE v.model OPERATOR(pg_catalog.=) $1 "
+					   "AND v.version OPERATOR(pg_catalog.=) $2",
+					   2, (Oid[]) {TEXTOID, INT4OID},
+					   (Datum[]) {CStringGetTextDatum(model), Int32GetDatum(call.version)},
+					   NULL, SPI_OK_SELECT);
+		if (SPI_processed == 1)
+			call.rows_used = DatumGetInt64(Value(0, 1, &isnull));
 		MemoryContextSwitchTo(cxt);
 		resetStringInfo(&b);
 		appendStringInfo(&b, "{\"version\": %d, \"rows_used\": " INT64_FORMAT

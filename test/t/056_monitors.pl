@@ -325,5 +325,27 @@ is($node->safe_psql('postgres', q{
 	 WHERE monitor = 'shop_data' AND event = 'drift_detected'}),
 	'["channel=app", "channel=store", "channel=web"]', 'the event names the drifted levels');
 
+# --- a rows monitor retraining a league: its events carry the rows the
+# champion used and both holdout scores, as for any model ---
+$node->safe_psql('postgres', q{
+	SELECT count(*) FROM streamml.train_league('shop_l', 'shop', 'y', ARRAY['amount'],
+		'{"order_by": "ts", "candidates": ["tree", "gbt"], "threads": 1}');
+	SELECT streamml.create_monitor('shop_rows', 'shop_l', 'rows',
+		'{"action": "retrain", "min_rows": 20, "interval": "1 second", "cooldown": "1 hour"}');
+	INSERT INTO shop SELECT i, '2026-01-01'::timestamptz + i * interval '1 second',
+		   'web', 10 + sin(i), i % 7 FROM generate_series(1201, 1260) i;
+});
+ok($node->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM streamml.model_events
+	   WHERE monitor = 'shop_rows' AND event IN ('deployed', 'not_deployed')}),
+	'the league retrained');
+is($node->safe_psql('postgres', q{
+	SELECT (f.details->>'rows_used')::int > 0, d.details ? 'metric',
+		   (d.details->>'holdout')::float8 IS NOT NULL, d.details ? 'deployed_holdout'
+	  FROM streamml.model_events f, streamml.model_events d
+	 WHERE f.monitor = 'shop_rows' AND f.event = 'retrain_finished'
+	   AND d.monitor = 'shop_rows' AND d.event IN ('deployed', 'not_deployed')}),
+	't|t|t|t', 'retrain_finished has the rows used; the decision both holdout scores');
+
 $node->stop;
 done_testing();

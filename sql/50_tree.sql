@@ -106,6 +106,9 @@ SELECT * FROM streamml.train_gbt('t_err', 'trees_dates', 'x1', ARRAY['d']);
 SELECT * FROM streamml.train_gbt('t_err', 'trees', 'yr', ARRAY['x1'], '{"max_depth": -1}');
 -- wrong row types for predict
 SELECT streamml.predict('t_reg', dd) FROM trees_dates dd LIMIT 1;
+-- a record naming a column twice: which one is meant is unknown
+SELECT streamml.predict('t_reg', r) FROM (SELECT 1.0::float8 AS x1, 2.0::float8 AS x2,
+	3.0::float8 AS x3, 4.0::float8 AS x2) r;
 CREATE TABLE trees_text (x1 float8, x2 float8, x3 text);
 INSERT INTO trees_text VALUES (1, 2, '3');
 SELECT streamml.predict('t_reg', r) FROM trees_text r;

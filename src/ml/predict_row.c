@@ -82,23 +82,35 @@ struct RowReader
 };
 
 
-/* Finds the attribute of a column name in a row type, or errors. */
+/*
+ * Finds the attribute of a column name in a row type, or errors (also
+ * when a record names two columns so: which one is meant is unknown).
+ */
 static int
 RowAttribute(TupleDesc desc, const char *column, const char *model,
 			 Oid typid)
 {
+	int			found = -1;
+
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		if (!att->attisdropped && strcmp(NameStr(att->attname), column) == 0)
-			return i;
+		if (att->attisdropped || strcmp(NameStr(att->attname), column) != 0)
+			continue;
+		if (found >= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_AMBIGUOUS_COLUMN),
+					 errmsg("row of type %s has two columns \"%s\", which model \"%s\" reads",
+							format_type_be(typid), column, model)));
+		found = i;
 	}
-	ereport(ERROR,
-			(errcode(ERRCODE_UNDEFINED_COLUMN),
-			 errmsg("row of type %s has no column \"%s\", which model \"%s\" reads",
-					format_type_be(typid), column, model)));
-	return -1;
+	if (found < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("row of type %s has no column \"%s\", which model \"%s\" reads",
+						format_type_be(typid), column, model)));
+	return found;
 }
 
 /* The unseen-category counter of a model's column, created at zero. */

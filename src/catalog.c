@@ -27,6 +27,7 @@
 #include "utils/array.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/resowner.h"
 #include "utils/rls.h"
 
 #include "pg_streamml.h"
@@ -61,6 +62,43 @@ CatalogExecute(const char *sql, int nargs, Oid *types, Datum *values,
 	if (rc != expect)
 		elog(ERROR, "catalog statement failed: %s", SPI_result_code_string(rc));
 	return SPI_processed;
+}
+
+/*
+ * Runs f(arg) in a subtransaction.  Returns NULL when it succeeded; when it
+ * raised an error, rolls the subtransaction back and returns the error,
+ * copied into memory context cxt (the caller decides: rethrow it with
+ * ReThrowError, log it, or go on).  The caller's memory context and
+ * resource owner are current again either way.
+ */
+ErrorData *
+TrySubtransaction(void (*f) (void *), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile e = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		f(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		/* out of ErrorContext first: FlushErrorState resets it */
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_END_TRY();
+	return e;
 }
 
 /* A search_path with pg_catalog put first (unchanged when it is). */

@@ -39,6 +39,7 @@ extern void CheckSourceRowSecurity(Oid source, Oid owner, const char *kind,
 								   const char *name, int sqlstate);
 extern void TextSettingsRestore(int nest);
 extern void CatalogFirstPath(void);
+extern struct ErrorData *TrySubtransaction(void (*f) (void *), void *arg);
 extern char *StoredSearchPath(void);
 extern void RunAsOwnerWithPath(Oid owner, const char *path,
 							   void (*f) (void *), void *arg);

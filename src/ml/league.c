@@ -289,6 +289,50 @@ LeagueResolveTarget(League *lg)
 }
 
 /*
+ * Adds the scores of SPI's result (group key, score, rows per row) to the
+ * league's deployed scores.
+ */
+static void
+AddDeployedScores(League *lg)
+{
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		DeployedScore *ds = palloc0(sizeof(DeployedScore));
+		char	   *key = ResultText(r, 1);
+		char	   *score = ResultText(r, 2);
+		char	   *rows = ResultText(r, 3);
+
+		ds->group_key = key ? pstrdup(key) : NULL;
+		ds->score = score ? strtod(score, NULL) : NAN;
+		ds->rows = rows ? strtod(rows, NULL) : 0;
+		lg->deployed_scores = lappend(lg->deployed_scores, ds);
+	}
+}
+
+/* The deployed version's scoring: its SQL and where the scores go. */
+typedef struct DeployedRun
+{
+	League	   *lg;
+	const char *sql;
+	MemoryContext cxt;
+} DeployedRun;
+
+/* Scores the deployed version (in LeagueScoreDeployed's subtransaction). */
+static void
+ScoreDeployed(void *arg)
+{
+	DeployedRun *a = arg;
+	SPIPlanPtr	plan = SPI_prepare(a->sql, 0, NULL);
+
+	if (plan == NULL ||
+		SPI_execute_snapshot(plan, NULL, NULL, a->lg->snapshot,
+							 InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not score the deployed version");
+	MemoryContextSwitchTo(a->cxt);
+	AddDeployedScores(a->lg);
+}
+
+/*
  * Scores the deployed version on the league's holdout rows (the newest
  * test_fraction by order_by), per group, by the row form of predict; in a
  * subtransaction, so that a version that cannot score these rows only
@@ -303,9 +347,10 @@ LeagueScoreDeployed(League *lg)
 	const char *g = lg->group_by ?
 		psprintf("streamml.group_key(s.%s)", quote_identifier(lg->group_by)) :
 		"NULL::text";
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
 	const char *agg;
+	DeployedRun run;
+	ErrorData  *edata;
+	Datum		args[2];
 
 	lg->deployed_version = ModelDeployedVersion(lg->model);
 	if (lg->deployed_version == 0)
@@ -328,70 +373,29 @@ LeagueScoreDeployed(League *lg)
 					 OrderOperator(lg->order_type, BTGreaterStrategyNumber),
 					 lg->group_by ? " AND " : "", lg->group_by ? g : "",
 					 lg->group_by ? " IS NOT NULL GROUP BY 1" : "");
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql.data, 0, NULL);
-
-		if (plan == NULL ||
-			SPI_execute_snapshot(plan, NULL, NULL, lg->snapshot,
-								 InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not score the deployed version");
-		MemoryContextSwitchTo(cxt);
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			DeployedScore *ds = palloc0(sizeof(DeployedScore));
-			char	   *key = ResultText(r, 1);
-			char	   *score = ResultText(r, 2);
-			char	   *rows = ResultText(r, 3);
-
-			ds->group_key = key ? pstrdup(key) : NULL;
-			ds->score = score ? strtod(score, NULL) : NAN;
-			ds->rows = rows ? strtod(rows, NULL) : 0;
-			lg->deployed_scores = lappend(lg->deployed_scores, ds);
-		}
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		lg->deployed_scores = NIL;
-		ereport(NOTICE,
-				(errmsg("the deployed version %d of model \"%s\" cannot score the league's holdout; its stored metrics stand in",
-						lg->deployed_version, lg->model)));
-		/* its stored holdout score, per group */
-		{
-			Datum		args[2];
-
-			args[0] = CStringGetTextDatum(lg->model);
-			args[1] = CStringGetTextDatum(lg->metric);
-			CatalogExecute("SELECT v.group_key, (v.metrics->>$2)::float8, (v.metrics->>'rows')::float8 "
-						   "FROM streamml.model_versions v, streamml.models m "
-						   "WHERE m.name OPERATOR(pg_catalog.=) $1 AND v.model OPERATOR(pg_catalog.=) m.name "
-						   "AND v.version OPERATOR(pg_catalog.=) m.deployed_version",
-						   2, (Oid[]) {TEXTOID, TEXTOID}, args, NULL, SPI_OK_SELECT);
-			for (uint64 r = 0; r < SPI_processed; r++)
-			{
-				DeployedScore *ds = palloc0(sizeof(DeployedScore));
-				char	   *key = ResultText(r, 1);
-				char	   *score = ResultText(r, 2);
-				char	   *rows = ResultText(r, 3);
-
-				ds->group_key = key ? pstrdup(key) : NULL;
-				ds->score = score ? strtod(score, NULL) : NAN;
-				ds->rows = rows ? strtod(rows, NULL) : 0;
-				lg->deployed_scores = lappend(lg->deployed_scores, ds);
-			}
-		}
-	}
-	PG_END_TRY();
+	run.lg = lg;
+	run.sql = sql.data;
+	run.cxt = CurrentMemoryContext;
+	edata = TrySubtransaction(ScoreDeployed, &run);
+	if (edata == NULL)
+		return;
+	/* a cancel or a lost connection ends the league, as any statement */
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+		edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+		ReThrowError(edata);
+	lg->deployed_scores = NIL;
+	ereport(NOTICE,
+			(errmsg("the deployed version %d of model \"%s\" cannot score the league's holdout; its stored metrics stand in",
+					lg->deployed_version, lg->model)));
+	/* its stored holdout score, per group */
+	args[0] = CStringGetTextDatum(lg->model);
+	args[1] = CStringGetTextDatum(lg->metric);
+	CatalogExecute("SELECT v.group_key, (v.metrics->>$2)::float8, (v.metrics->>'rows')::float8 "
+				   "FROM streamml.model_versions v, streamml.models m "
+				   "WHERE m.name OPERATOR(pg_catalog.=) $1 AND v.model OPERATOR(pg_catalog.=) m.name "
+				   "AND v.version OPERATOR(pg_catalog.=) m.deployed_version",
+				   2, (Oid[]) {TEXTOID, TEXTOID}, args, NULL, SPI_OK_SELECT);
+	AddDeployedScores(lg);
 }
 
 /* The options of a candidate's run: the league's common ones, then its own. */
@@ -436,6 +440,48 @@ CandidateOptions(League *lg, Candidate *c)
 	return DirectFunctionCall2(jsonb_concat, base, own);
 }
 
+/* A candidate's run: its SQL, arguments, and where its entries go. */
+typedef struct CandidateRun
+{
+	League	   *lg;
+	Candidate  *c;
+	const char *sql;
+	Oid		   *types;
+	Datum	   *values;
+	MemoryContext cxt;
+} CandidateRun;
+
+/* Trains a candidate (in LeagueTrain's subtransaction); adds its entries. */
+static void
+TrainCandidate(void *arg)
+{
+	CandidateRun *a = arg;
+	SPIPlanPtr	plan = SPI_prepare(a->sql, 5, a->types);
+
+	if (plan == NULL)
+		elog(ERROR, "could not plan candidate \"%s\"", a->c->name);
+	/* read-only: the candidate reads under the league's snapshot */
+	if (SPI_execute_snapshot(plan, a->values, NULL, a->lg->snapshot,
+							 InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not train candidate \"%s\"", a->c->name);
+	MemoryContextSwitchTo(a->cxt);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		Entry	   *e = palloc0(sizeof(Entry));
+		char	   *key = ResultText(r, 2);
+		char	   *score = ResultText(r, 4);
+		char	   *rows = ResultText(r, 5);
+
+		e->cand = a->c;
+		e->version = atoi(ResultText(r, 1));
+		e->group_key = key ? pstrdup(key) : NULL;
+		e->metrics = pstrdup(ResultText(r, 3));
+		e->score = score ? strtod(score, NULL) : NAN;
+		e->rows = rows ? strtod(rows, NULL) : 0;
+		a->lg->entries = lappend(a->lg->entries, e);
+	}
+}
+
 /*
  * Trains one candidate in a subtransaction, under the league's snapshot;
  * adds its leaderboard entries (one per group, or one with its error).
@@ -443,79 +489,41 @@ CandidateOptions(League *lg, Candidate *c)
 static void
 LeagueTrain(League *lg, Candidate *c)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
 	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, JSONBOID};
 	Datum		values[5];
-	char	   *sql;
+	CandidateRun run;
+	ErrorData  *edata;
+	Entry	   *e;
 
 	values[0] = CStringGetTextDatum(lg->model);
 	values[1] = CStringGetTextDatum(lg->source);
 	values[2] = CStringGetTextDatum(lg->target);
 	values[3] = PointerGetDatum(lg->features);
 	values[4] = CandidateOptions(lg, c);
-	sql = psprintf("SELECT t.version, t.group_key, t.metrics::text, "
-				   "(t.metrics->>%s)::float8, (t.metrics->>'rows')::float8 "
-				   "FROM streamml.train_%s($1, $2, $3, $4, $5) t",
-				   quote_literal_cstr(lg->metric), c->trainer);
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, 5, types);
-
-		if (plan == NULL)
-			elog(ERROR, "could not plan candidate \"%s\"", c->name);
-		/* read-only: the candidate reads under the league's snapshot */
-		if (SPI_execute_snapshot(plan, values, NULL, lg->snapshot,
-								 InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not train candidate \"%s\"", c->name);
-		MemoryContextSwitchTo(cxt);
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			Entry	   *e = palloc0(sizeof(Entry));
-			char	   *key = ResultText(r, 2);
-			char	   *score = ResultText(r, 4);
-			char	   *rows = ResultText(r, 5);
-
-			e->cand = c;
-			e->version = atoi(ResultText(r, 1));
-			e->group_key = key ? pstrdup(key) : NULL;
-			e->metrics = pstrdup(ResultText(r, 3));
-			e->score = score ? strtod(score, NULL) : NAN;
-			e->rows = rows ? strtod(rows, NULL) : 0;
-			lg->entries = lappend(lg->entries, e);
-		}
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-		Entry	   *e;
-
-		/* out of ErrorContext first: FlushErrorState resets it */
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		e = palloc0(sizeof(Entry));
-		/* a cancel or a lost connection ends the league, as any statement */
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
-			ReThrowError(edata);
-		e->cand = c;
-		e->error = edata->message;
-		e->score = NAN;
-		lg->entries = lappend(lg->entries, e);
-		ereport(NOTICE,
-				(errmsg("candidate \"%s\" of league \"%s\" failed: %s",
-						c->name, lg->model, edata->message)));
-	}
-	PG_END_TRY();
+	run.lg = lg;
+	run.c = c;
+	run.sql = psprintf("SELECT t.version, t.group_key, t.metrics::text, "
+					   "(t.metrics->>%s)::float8, (t.metrics->>'rows')::float8 "
+					   "FROM streamml.train_%s($1, $2, $3, $4, $5) t",
+					   quote_literal_cstr(lg->metric), c->trainer);
+	run.types = types;
+	run.values = values;
+	run.cxt = CurrentMemoryContext;
+	edata = TrySubtransaction(TrainCandidate, &run);
+	if (edata == NULL)
+		return;
+	/* a cancel or a lost connection ends the league, as any statement */
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+		edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+		ReThrowError(edata);
+	e = palloc0(sizeof(Entry));
+	e->cand = c;
+	e->error = edata->message;
+	e->score = NAN;
+	lg->entries = lappend(lg->entries, e);
+	ereport(NOTICE,
+			(errmsg("candidate \"%s\" of league \"%s\" failed: %s",
+					c->name, lg->model, edata->message)));
 }
 
 /* Orders entries: successful first, by score (the metric's direction). */

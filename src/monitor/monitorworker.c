@@ -258,39 +258,40 @@ ErrorJson(ErrorData *e, const char *during)
 	return b.data;
 }
 
+/* What RunFix runs in its subtransaction. */
+typedef struct FixArgs
+{
+	const char *fix;
+	Datum		arg;
+} FixArgs;
+
+/* Runs a fix statement with $1. */
+static void
+FixStatement(void *p)
+{
+	FixArgs    *a = p;
+
+	CatalogExecute(a->fix, 1, (Oid[]) {INT4OID}, &a->arg, NULL, SPI_OK_UPDATE);
+}
+
 /*
  * Runs RecordFailure's fix of monitor name ($1 = arg) in a subtransaction:
  * one that fails too is logged, and the worker goes on with the other
  * monitors (the error of one monitor never stops the worker).
  */
 static void
-RunFix(MemoryContext cxt, const char *name, const char *fix, Datum arg)
+RunFix(const char *name, const char *fix, Datum arg)
 {
-	ResourceOwner owner = CurrentResourceOwner;
+	FixArgs		a = {fix, arg};
+	ErrorData  *e = TrySubtransaction(FixStatement, &a);
 
-	BeginInternalSubTransaction(NULL);
-	PG_TRY();
+	if (e != NULL)
 	{
-		CatalogExecute(fix, 1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_UPDATE);
-		ReleaseCurrentSubTransaction();
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *e;
-
-		MemoryContextSwitchTo(cxt);
-		e = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
 		ereport(LOG,
 				(errmsg("pg_streamml monitor \"%s\": could not record the state after its error: %s",
 						name, e->message)));
 		FreeErrorData(e);
 	}
-	PG_END_TRY();
 }
 
 /*
@@ -346,7 +347,7 @@ RecordFailure(MemoryContext cxt, int32 id, const char *during, const char *fix)
 		CatalogExecute("UPDATE streamml.monitors_catalog SET failing = true "
 					   "WHERE id OPERATOR(pg_catalog.=) $1",
 					   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_UPDATE);
-		RunFix(cxt, name, fix, arg);
+		RunFix(name, fix, arg);
 	}
 	End();
 	FreeErrorData(e);

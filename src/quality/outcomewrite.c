@@ -792,6 +792,7 @@ typedef struct FirstRows
 {
 	OutcomeBatch *b;
 	int		   *rows;
+	int			nfirst;
 } FirstRows;
 
 /* fill() of the first outcomes of a batch. */
@@ -876,6 +877,16 @@ CheckKeySets(OutcomeBatch *b, int count)
 	return left;
 }
 
+/* Writes the f->nfirst first outcomes in bulk (InsertOutcomes). */
+static void
+InsertFirstRows(void *arg)
+{
+	FirstRows  *f = arg;
+
+	MultiInsert(OutcomesRelid(), f->nfirst, OUTCOME_COLUMNS, OUTCOME_KEY_HASH,
+				FillOutcome, f);
+}
+
 /*
  * Writes the first outcomes, once those of one-integer keys that were
  * labelled before are told apart (CheckKeySets): in one subtransaction
@@ -885,11 +896,9 @@ CheckKeySets(OutcomeBatch *b, int count)
 static void
 InsertOutcomes(OutcomeBatch *b, int count)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	bool		retry = false;
 	FirstRows	f;
-	volatile int nfirst = 0;
+	int			nfirst = 0;
+	ErrorData  *e;
 
 	if (count == 0)
 		return;
@@ -901,34 +910,15 @@ InsertOutcomes(OutcomeBatch *b, int count)
 	for (int j = 0; j < b->nrecords; j++)
 		if (b->records[j].first)
 			f.rows[nfirst++] = j;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	f.nfirst = nfirst;
+	e = TrySubtransaction(InsertFirstRows, &f);
+	if (e != NULL)
 	{
-		MultiInsert(OutcomesRelid(), nfirst, OUTCOME_COLUMNS, OUTCOME_KEY_HASH,
-					FillOutcome, &f);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *e;
-
-		/* the subtransaction goes first, whatever the error */
-		MemoryContextSwitchTo(cxt);
-		e = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
+		/* the subtransaction went first, whatever the error */
 		if (e->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
 			ReThrowError(e);
-		retry = true;
-	}
-	PG_END_TRY();
-	if (retry)
 		InsertOutcomesOneByOne(b);
+	}
 }
 
 /* The pending outcomes of a batch. */

@@ -282,3 +282,36 @@ REVOKE SELECT ON pr FROM pr70_user;
 SELECT streamml.revoke_model('pr_lin', 'pr70_user');
 DROP ROLE pr70_user;
 RESET max_parallel_workers_per_gather;
+
+-- The columns forms refuse a row type of 0 (it stood for the row form and
+-- read argument 1 as a row: a crash).
+SELECT streamml.predict_columns('pr_lin', 0, 0, 0);
+-- A row of a LATERAL subquery's UNION ALL leg keeps the row form (the
+-- rewritten leg asked for columns its scan did not give).
+SELECT round(sum(v.p)::numeric, 6) AS lateral_sum,
+	   round((SELECT sum(streamml.predict('pr_lin', ROW(t.*)::pr)) + sum(u.x1)
+			    FROM pr t, pr u WHERE u.id = t.id)::numeric, 6) AS expected
+  FROM pr t, LATERAL (SELECT streamml.predict('pr_lin', t) AS p
+					  UNION ALL SELECT u.x1 FROM pr u WHERE u.id = t.id) v;
+-- A retrain on the columns in another order while an executor runs on (a
+-- cursor over a transaction): its rows are read as the new version reads
+-- them, not by the old version's column positions.
+CREATE TABLE pr_swap2 (x1 float8, x2 float8, y float8);
+INSERT INTO pr_swap2 SELECT i, (i * 7) % 13, 10 * i + 0.5 * ((i * 7) % 13)
+  FROM generate_series(1, 100) i;
+SELECT version FROM streamml.train_linreg('pr_sw', 'pr_swap2', 'y', ARRAY['x1', 'x2']);
+-- a plpgsql function's simple expression keeps its state (and the reader
+-- of its row form) across the statements of a transaction
+CREATE FUNCTION pr_sw_f(r pr_swap2) RETURNS float8 LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN streamml.predict('pr_sw', r);
+END $$;
+BEGIN;
+SELECT round(pr_sw_f(t)::numeric, 6) AS before FROM pr_swap2 t WHERE x1 = 3;
+SELECT version FROM streamml.train_linreg('pr_sw', 'pr_swap2', 'y', ARRAY['x2', 'x1']);
+SELECT abs(pr_sw_f(t) - streamml.predict('pr_sw', ARRAY[t.x2, t.x1])) < 1e-6 AS as_fresh
+  FROM pr_swap2 t WHERE x1 IN (3, 4) ORDER BY x1;
+COMMIT;
+DROP FUNCTION pr_sw_f(pr_swap2);
+SELECT streamml.drop_model('pr_sw');
+DROP TABLE pr_swap2;

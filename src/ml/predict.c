@@ -118,6 +118,7 @@ typedef struct PredictCallCache
 	const TreeModel *tree;
 	GroupKeyOut group_out;		/* the group argument's key text */
 	RowReader  *row;			/* the row forms' reader */
+	uint64		row_generation; /* of the model cache it was built for */
 } PredictCallCache;
 
 static MemoryContext ModelCacheContext = NULL;
@@ -906,6 +907,17 @@ PredictRowOrColumns(FunctionCallInfo fcinfo, char what, Oid rowtype)
 	if (m->enc == NULL && m->ncolumns != m->p && !(m->ncolumns == 1 && m->p > 1))
 		elog(ERROR, "model \"%s\" has %d feature columns for %d features",
 			 m->name, m->ncolumns, m->p);
+
+	/*
+	 * The reader knows its model's columns by their address; a model cache
+	 * emptied since (a retrain, a deploy) may have put another version's
+	 * columns at the same one: build it again.
+	 */
+	if (cc->row_generation != ModelCacheGeneration)
+	{
+		cc->row = NULL;
+		cc->row_generation = ModelCacheGeneration;
+	}
 	if (OidIsValid(rowtype))
 		ok = RowReadArgs(&cc->row, fcinfo->flinfo->fn_mcxt, fcinfo, rowtype,
 						 PREDICT_FIRST_COLUMN, m->name, m->columns,
@@ -966,6 +978,12 @@ PredictColumns(FunctionCallInfo fcinfo, char what)
 {
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
+	/* InvalidOid means the row form to PredictRowOrColumns */
+	if (!OidIsValid(PG_GETARG_OID(1)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("row_type must be a row type"),
+				 errhint("Call the row form: streamml.predict(model, row).")));
 	return PredictRowOrColumns(fcinfo, what, PG_GETARG_OID(1));
 }
 

@@ -22,7 +22,7 @@
  * the whole row is, on the nullable side of an outer join.  Every other
  * row argument (ROW(...), a subquery's or a function's row, a Var of an
  * outer query level, a foreign table's row, any row of a query with
- * grouping sets) keeps the row form, as does a table with more columns
+ * grouping sets or LATERAL) keeps the row form, as does a table with more columns
  * than a call can take, and a row form whose privileges or settings were
  * changed (its EXECUTE privilege is checked only where it is called; such
  * a change replans).
@@ -112,6 +112,16 @@ PredictSimplify(SupportRequestSimplify *req)
 	if (req->root == NULL || req->root->parse->groupingSets != NIL ||
 		list_length(call->args) != 2 || !IsA(lsecond(call->args), Var))
 		return NULL;
+
+	/*
+	 * Nor in a query with LATERAL: a subquery pulled up into this level
+	 * (a UNION ALL leg) can reach here after the columns its lateral
+	 * references need from the row's relation were settled, and the
+	 * columns would not be there to read.
+	 */
+	for (PlannerInfo *r = req->root; r != NULL; r = r->parent_root)
+		if (r->hasLateralRTEs)
+			return NULL;
 	row = (Var *) lsecond(call->args);
 	/* an outer level's row: its relation may not be planned to give columns */
 	if (row->varattno != InvalidAttrNumber || row->varlevelsup != 0 ||

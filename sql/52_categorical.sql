@@ -205,3 +205,20 @@ SELECT count(DISTINCT encoding) AS encodings, count(DISTINCT features) AS featur
 SELECT version, iterations FROM streamml.train_gbt('vg_warm', 'games', 'global_sales',
 	ARRAY['platform', 'genre', 'publisher', 'year'], '{"trees": 5, "threads": 1}');
 SELECT count(DISTINCT encoding) AS encodings FROM streamml.model_versions WHERE model = 'vg_warm';
+
+-- A column of a nondeterministic collation: training finds its levels and
+-- encodes its slots by bytes, as serving reads them ('a' and 'A' are two
+-- levels, not one whose rows serving then found unseen).
+CREATE COLLATION vg_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE vg_ci_src (id int, cat text COLLATE vg_ci, y float8);
+INSERT INTO vg_ci_src SELECT i, (ARRAY['a', 'A', 'b', 'c'])[1 + i % 4], i % 4 + (i % 7) * 0.01
+  FROM generate_series(1, 400) i;
+SELECT rows_used FROM streamml.train_linreg('vg_ci_m', 'vg_ci_src', 'y', ARRAY['cat']);
+SELECT encoding FROM streamml.model_versions WHERE model = 'vg_ci_m';
+SELECT count(*) FILTER (WHERE streamml.predict('vg_ci_m', t) IS NULL) AS unscored,
+	   abs((streamml.regression_metrics(y, streamml.predict('vg_ci_m', t))->>'rmse')::float8 -
+		   (SELECT (metrics->>'rmse')::float8 FROM streamml.model_versions WHERE model = 'vg_ci_m')) < 1e-9 AS same_rmse
+  FROM vg_ci_src t;
+SELECT streamml.drop_model('vg_ci_m');
+DROP TABLE vg_ci_src;
+DROP COLLATION vg_ci;

@@ -340,12 +340,12 @@ CatSlotExpr(const char *column, const CatColumn *c, int k)
 	const char *qc = quote_identifier(column);
 
 	if (k < c->nlevels && c->other)
-		return psprintf("((s.%s)::text = %s)::int::float8", qc,
+		return psprintf("((s.%s)::text COLLATE \"C\" = %s)::int::float8", qc,
 						quote_literal_cstr(c->levels[k]));
 	if (k < c->nlevels)
-		return psprintf("CASE WHEN (s.%s)::text = ANY (%s) THEN ((s.%s)::text = %s)::int::float8 END",
+		return psprintf("CASE WHEN (s.%s)::text COLLATE \"C\" = ANY (%s) THEN ((s.%s)::text COLLATE \"C\" = %s)::int::float8 END",
 						qc, CatLevelsArray(c), qc, quote_literal_cstr(c->levels[k]));
-	return psprintf("((s.%s)::text <> ALL (%s))::int::float8", qc,
+	return psprintf("((s.%s)::text COLLATE \"C\" <> ALL (%s))::int::float8", qc,
 					CatLevelsArray(c));
 }
 
@@ -353,7 +353,7 @@ CatSlotExpr(const char *column, const CatColumn *c, int k)
 char *
 CatUnseenExpr(const char *column, const CatColumn *c)
 {
-	return psprintf("((s.%s)::text <> ALL (%s))", quote_identifier(column),
+	return psprintf("((s.%s)::text COLLATE \"C\" <> ALL (%s))", quote_identifier(column),
 					CatLevelsArray(c));
 }
 
@@ -533,7 +533,7 @@ ResolveCategories(TrainRun *run)
 	for (int i = 0, first = 1; i < run->nfeaturecols; i++)
 		if (TypeIsCategorical(run->coltypes[i]))
 		{
-			appendStringInfo(&sql, "%s(%d, (s.%s)::text)", first ? "" : ", ", i,
+			appendStringInfo(&sql, "%s(%d, (s.%s)::text COLLATE \"C\")", first ? "" : ", ", i,
 							 quote_identifier(run->featurecols[i]));
 			first = 0;
 		}

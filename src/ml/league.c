@@ -289,6 +289,18 @@ LeagueResolveTarget(League *lg)
 }
 
 /*
+ * Rethrows an error a subtransaction of the league caught when it ends the
+ * league, as it ends any statement: a cancel or a lost connection.
+ */
+static void
+RethrowIfEnding(ErrorData *edata)
+{
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+		edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+		ReThrowError(edata);
+}
+
+/*
  * Adds the scores of SPI's result (group key, score, rows per row) to the
  * league's deployed scores.
  */
@@ -379,10 +391,7 @@ LeagueScoreDeployed(League *lg)
 	edata = TrySubtransaction(ScoreDeployed, &run);
 	if (edata == NULL)
 		return;
-	/* a cancel or a lost connection ends the league, as any statement */
-	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-		edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
-		ReThrowError(edata);
+	RethrowIfEnding(edata);
 	lg->deployed_scores = NIL;
 	ereport(NOTICE,
 			(errmsg("the deployed version %d of model \"%s\" cannot score the league's holdout; its stored metrics stand in",
@@ -512,10 +521,7 @@ LeagueTrain(League *lg, Candidate *c)
 	edata = TrySubtransaction(TrainCandidate, &run);
 	if (edata == NULL)
 		return;
-	/* a cancel or a lost connection ends the league, as any statement */
-	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-		edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
-		ReThrowError(edata);
+	RethrowIfEnding(edata);
 	e = palloc0(sizeof(Entry));
 	e->cand = c;
 	e->error = edata->message;

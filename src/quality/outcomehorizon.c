@@ -81,6 +81,7 @@
 
 #include "number.h"
 #include "pg_streamml.h"
+#include "quality/predstash.h"
 #include "quality/quality.h"
 #include "scoring/features.h"
 
@@ -1207,6 +1208,40 @@ PredictionRecord(PredColumns *pc, TupleTableSlot *pslot, OutcomeRecord *r)
 	return true;
 }
 
+/*
+ * PredictionRecord of a row of the statement's copy of its predictions
+ * (predstash.c): the same record as from the row in the table.
+ */
+static void
+StashRecord(PredColumns *pc, const PredStashRow *sr, OutcomeRecord *r)
+{
+	MemoryContext old;
+
+	memset(r, 0, sizeof(OutcomeRecord));
+	old = MemoryContextSwitchTo(pc->keep);
+	if (pc->last_model == NULL || strcmp(pc->last_model, sr->model) != 0)
+		pc->last_model = pstrdup(sr->model);
+	r->model = pc->last_model;
+	r->role = "champion";
+	if (pc->role > 0)
+	{
+		if (pc->last_role == NULL || strcmp(pc->last_role, sr->role) != 0)
+			pc->last_role = pstrdup(sr->role);
+		r->role = pc->last_role;
+	}
+	r->class_label = sr->class_label ? pstrdup(sr->class_label) : NULL;
+	MemoryContextSwitchTo(old);
+	r->version = sr->version;
+	r->group_key = "";
+	r->labelled_at = pc->now;
+	r->predicted_at = sr->scored_at;
+	r->first = true;
+	r->has_prediction = sr->has_prediction;
+	r->prediction = sr->prediction;
+	r->has_probability = sr->has_probability;
+	r->probability = sr->probability;
+}
+
 /* Appends a record to a growing array. */
 static void
 AppendHit(OutcomeRecord **hits, int *n, int *max, OutcomeRecord *r)
@@ -1312,7 +1347,7 @@ CompareKeyIndex(const void *a, const void *b)
 static bool
 MergePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
 				 Relation preds, Relation pidx, Snapshot snap,
-				 TupleTableSlot *pslot, PredColumns *pc,
+				 TupleTableSlot *pslot, PredColumns *pc, PredStash *stash,
 				 OutcomeRecord **hits, int *nhits, int *hit_start)
 {
 	Oid			type = s->key_types[0];
@@ -1336,12 +1371,31 @@ MergePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
 		(type != INT2OID && type != INT4OID && type != INT8OID))
 		return false;
 	order = palloc(sizeof(KeyIndex) * n);
-	for (int i = 0; i < n; i++)
+	n = 0;
+	for (int i = 0; i < lab->n; i++)
 	{
-		order[i].key = IntKey(type, lab->keys[lab->rows[i].keys]);
-		order[i].i = i;
-		if (i > 0 && order[i].key < order[i - 1].key)
+		int64		key = IntKey(type, lab->keys[lab->rows[i].keys]);
+		const PredStashRow *sr;
+
+		/* a key the statement scored, whose one row is in the copy */
+		if (stash && key > t->stash_floor && (sr = PredStashLookup(stash, key)) != NULL)
+		{
+			StashRecord(pc, sr, &r);
+			if (nfound == maxfound)
+			{
+				maxfound = Max(2 * maxfound, 256);
+				found_lab = found_lab ? repalloc(found_lab, sizeof(int) * maxfound) :
+					palloc(sizeof(int) * maxfound);
+			}
+			found_lab[nfound] = i;
+			AppendHit(&found, &nfound, &max, &r);
+			continue;
+		}
+		order[n].key = key;
+		order[n].i = i;
+		if (n > 0 && order[n].key < order[n - 1].key)
 			sorted = false;
+		n++;
 	}
 	if (!sorted)
 		qsort(order, n, sizeof(KeyIndex), CompareKeyIndex);
@@ -1421,6 +1475,7 @@ MergePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
 		index_endscan(closed_scan);
 
 	/* grouped by labelled row, in arrival order; each row's in index order */
+	n = lab->n;
 	memset(hit_start, 0, sizeof(int) * (n + 1));
 	for (int h = 0; h < nfound; h++)
 		hit_start[found_lab[h] + 1]++;
@@ -1449,7 +1504,7 @@ MergePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
  */
 bool
 OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
-					TimestampTz now)
+					TimestampTz now, PredStash *stash)
 {
 	Relation	src = td->tg_relation;
 	Relation	preds;
@@ -1651,7 +1706,7 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 		int			nhits;
 
 		/* the prediction rows of each labelled row, in index order */
-		if (!MergePredictions(t, s, &lab, preds, pidx, snap, pslot, &pc,
+		if (!MergePredictions(t, s, &lab, preds, pidx, snap, pslot, &pc, stash,
 							  &hits, &nhits, hit_start))
 			ProbePredictions(t, s, &lab, preds, pidx, snap, pslot, &pc,
 							 &hits, &nhits, hit_start);

@@ -62,6 +62,7 @@
 #include "utils/tuplestore.h"
 
 #include "pg_streamml.h"
+#include "quality/predstash.h"
 #include "quality/quality.h"
 #include "scoring/scorer.h"
 
@@ -589,6 +590,7 @@ outcome_trigger(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTimestamp();
 	OutcomeBatch *b;
 	SPIPlanPtr	plan;
+	PredStash  *stash;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -599,6 +601,8 @@ outcome_trigger(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	t = TriggerTracker(td, "outcome_trigger", true);
+	/* the statement's own predictions, which the scorer kept (predstash.c) */
+	stash = PredStashTake(td, t->scorer, t->predictions);
 	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "SPI_register_trigger_data failed");
 	TrackerParams(t, values, now);
@@ -607,7 +611,7 @@ outcome_trigger(PG_FUNCTION_ARGS)
 	{
 		/* one index range scan per partition of the batch, where it applies */
 		b = OutcomeBatchBegin(t, now);
-		if (OutcomeHorizonBatch(t, td, b, now))
+		if (OutcomeHorizonBatch(t, td, b, now, t->stash_armed ? stash : NULL))
 		{
 			OutcomeBatchFinish(b);
 			SPI_finish();
@@ -754,11 +758,30 @@ outcome_prediction_trigger(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("outcome_prediction_trigger must be called as a trigger")));
+	/* an UPDATE of the predictions: the in-memory join stops (predstash.c) */
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		if (!TRIGGER_FIRED_AFTER(td->tg_event) ||
+			!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) || td->tg_trigger->tgnargs != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+					 errmsg("outcome_prediction_trigger must be an AFTER FOR EACH STATEMENT trigger of an outcome tracker")));
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		t = OutcomeTrackerLoad(pg_strtoint32(td->tg_trigger->tgargs[0]));
+		if (t != NULL && t->stash_armed)
+			OutcomeTrackersDisarm(t->id);
+		SPI_finish();
+		return PointerGetDatum(NULL);
+	}
 	if (td->tg_newtable == NULL || tuplestore_tuple_count(td->tg_newtable) == 0)
 		return PointerGetDatum(NULL);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	t = TriggerTracker(td, "outcome_prediction_trigger", false);
+	/* rows another writer than the scorer inserted: the same */
+	if (t->stash_armed && !PredStashScorerWriting(t->predictions))
+		OutcomeTrackersDisarm(t->id);
 	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "SPI_register_trigger_data failed");
 	TrackerParams(t, values, now);

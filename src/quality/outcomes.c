@@ -34,6 +34,8 @@
  */
 #include "postgres.h"
 
+#include "access/table.h"
+#include "storage/lmgr.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -51,6 +53,7 @@
 #include "ingest/citus_batch.h"
 #include "options.h"
 #include "pg_streamml.h"
+#include "quality/predstash.h"
 #include "quality/quality.h"
 
 static const char *const TrackOptionKeys[] = {
@@ -224,7 +227,7 @@ OutcomeTrackerLoad(int32 id)
 
 	if (CatalogExecute(psprintf("SELECT owner, source, predictions, mode, key_columns, "
 								"prediction_keys, actual, at, group_column, horizon, "
-								"partition_by, order_by, bucket::text, scorer, ft.* "
+								"partition_by, order_by, bucket::text, scorer, stash_floor, ft.* "
 								"FROM streamml.outcome_trackers t LEFT JOIN LATERAL (%s) ft ON true "
 								"WHERE id OPERATOR(pg_catalog.=) $1",
 								psprintf(OutcomeFeatureTableSql, "t.source")),
@@ -251,8 +254,14 @@ OutcomeTrackerLoad(int32 id)
 	t->bucket = SPI_getvalue(tup, desc, 13);
 	t->scorer = SPI_getvalue(tup, desc, 14);
 	t->scorer_datum = CStringGetTextDatum(t->scorer);
-	t->source_ft_part = SPI_getvalue(tup, desc, 15);
-	t->source_ft_order = SPI_getvalue(tup, desc, 16);
+	{
+		Datum		f = SPI_getbinval(tup, desc, 15, &isnull);
+
+		t->stash_armed = !isnull;
+		t->stash_floor = isnull ? 0 : DatumGetInt64(f);
+	}
+	t->source_ft_part = SPI_getvalue(tup, desc, 16);
+	t->source_ft_order = SPI_getvalue(tup, desc, 17);
 	t->has_role = get_attnum(t->predictions, "role") > 0;
 	t->actual_type = get_atttype(t->source, get_attnum(t->source, t->actual));
 	if (t->order_by)
@@ -269,15 +278,91 @@ RelQualifiedName(Oid rel)
 									  get_rel_name(rel));
 }
 
-/* Drops a trigger of the extension from a table, if both still exist. */
+/* Drops trigger streamml_tracker_<id><suffix> from a table, if both still exist. */
 static void
-DropTrackerTrigger(Oid rel, int32 id)
+DropTrackerTrigger(Oid rel, int32 id, const char *suffix)
 {
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(rel)))
 		return;
-	CatalogExecute(psprintf("DROP TRIGGER IF EXISTS streamml_tracker_%d ON %s",
-							id, RelQualifiedName(rel)),
+	CatalogExecute(psprintf("DROP TRIGGER IF EXISTS streamml_tracker_%d%s ON %s",
+							id, suffix, RelQualifiedName(rel)),
 				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+}
+
+/*
+ * After a change of scorer's models (promote, set_challengers), sets the
+ * floor of its trackers' in-memory joins again (predstash.c): to their
+ * predictions table's last key, under a lock that keeps every writer of
+ * the table out until the change commits, waited for (wait) or taken only
+ * when free (an automatic promotion, inside a load: waiting could
+ * deadlock with another load); NULL when it is not taken.  SPI connected.
+ */
+void
+OutcomeTrackersRearm(const char *scorer, bool wait)
+{
+	Datum		arg = CStringGetTextDatum(scorer);
+	uint64		n;
+	int32	   *ids;
+	Oid		   *preds;
+	char	  **keys;
+
+	n = CatalogExecute("SELECT id, predictions, prediction_keys FROM streamml.outcome_trackers "
+					   "WHERE scorer OPERATOR(pg_catalog.=) $1 ORDER BY id",
+					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT);
+	ids = palloc(sizeof(int32) * Max(n, 1));
+	preds = palloc(sizeof(Oid) * Max(n, 1));
+	keys = palloc(sizeof(char *) * Max(n, 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			nk;
+		char	  **kv;
+
+		ids[i] = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		preds[i] = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		kv = TextArrayStrings(SPI_getbinval(tup, desc, 3, &isnull), &nk);
+		keys[i] = nk == 1 ? kv[0] : NULL;
+	}
+	for (uint64 i = 0; i < n; i++)
+	{
+		Datum		fargs[2];
+		char		fnulls[3] = "n ";
+		bool		fnull = true;
+
+		if (keys[i] != NULL &&
+			(wait ? (LockRelationOid(preds[i], ShareRowExclusiveLock), true) :
+			 ConditionalLockRelationOid(preds[i], ShareRowExclusiveLock)))
+		{
+			Relation	rel = table_open(preds[i], NoLock);
+
+			fargs[0] = PredStashFloor(rel, get_attnum(preds[i], keys[i]),
+									  get_attnum(preds[i], "model"), &fnull);
+			table_close(rel, NoLock);
+		}
+		if (!fnull)
+			fnulls[0] = ' ';
+		fargs[1] = Int32GetDatum(ids[i]);
+		CatalogExecute("UPDATE streamml.outcome_trackers SET stash_floor = $1 "
+					   "WHERE id OPERATOR(pg_catalog.=) $2",
+					   2, (Oid[]) {INT8OID, INT4OID}, fargs, fnulls, SPI_OK_UPDATE);
+	}
+}
+
+/*
+ * Stops the in-memory join of tracker id with its loading statement's
+ * predictions: the predictions table may now hold rows its floor does not
+ * cover (predstash.c).  SPI connected.
+ */
+void
+OutcomeTrackersDisarm(int32 id)
+{
+	Datum		arg = Int32GetDatum(id);
+
+	CatalogExecute("UPDATE streamml.outcome_trackers SET stash_floor = NULL "
+				   "WHERE id OPERATOR(pg_catalog.=) $1 AND stash_floor IS NOT NULL",
+				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_UPDATE);
 }
 
 /* Removes a tracker: its triggers and every row of it (SPI connected). */
@@ -286,8 +371,9 @@ TrackerRemove(int32 id, Oid source, Oid predictions)
 {
 	Datum		arg = Int32GetDatum(id);
 
-	DropTrackerTrigger(source, id);
-	DropTrackerTrigger(predictions, id);
+	DropTrackerTrigger(source, id, "");
+	DropTrackerTrigger(predictions, id, "");
+	DropTrackerTrigger(predictions, id, "_update");
 	PartitionTriggersDrop("outcome_trigger", id);
 	CatalogExecute("DELETE FROM streamml.outcome_rows WHERE tracker OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_DELETE);
@@ -601,6 +687,29 @@ track_outcomes(PG_FUNCTION_ARGS)
 							"EXECUTE FUNCTION streamml.outcome_prediction_trigger('%d')",
 							id, RelQualifiedName(preds), id),
 				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	CatalogExecute(psprintf("CREATE TRIGGER streamml_tracker_%d_update AFTER UPDATE ON %s "
+							"FOR EACH STATEMENT "
+							"EXECUTE FUNCTION streamml.outcome_prediction_trigger('%d')",
+							id, RelQualifiedName(preds), id),
+				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	/*
+	 * The floor of the in-memory join (predstash.c): CREATE TRIGGER's lock
+	 * keeps every writer of the predictions table out until we commit.
+	 */
+	{
+		Relation	prel = table_open(preds, AccessShareLock);
+		bool		fnull;
+		Datum		fargs[2];
+
+		fargs[0] = PredStashFloor(prel, npkeys == 1 ? get_attnum(preds, pkeys[0]) :
+								  InvalidAttrNumber, get_attnum(preds, "model"), &fnull);
+		fargs[1] = Int32GetDatum(id);
+		table_close(prel, AccessShareLock);
+		if (!fnull)
+			CatalogExecute("UPDATE streamml.outcome_trackers SET stash_floor = $1 "
+						   "WHERE id OPERATOR(pg_catalog.=) $2",
+						   2, (Oid[]) {INT8OID, INT4OID}, fargs, NULL, SPI_OK_UPDATE);
+	}
 	/* and on every partition of the source (partitions.c) */
 	PartitionTriggersSync(source, psprintf("streamml_tracker_%d", id),
 						  "outcome_trigger", "streamml_new", id);

@@ -47,6 +47,8 @@ typedef struct OutcomeTracker
 	Oid			order_type;
 	char	   *source_ft_part;	/* source a feature table: its one partition */
 	char	   *source_ft_order;	/* column and order_by (else NULL) */
+	bool		stash_armed;	/* stash_floor is set (predstash.c): */
+	int64		stash_floor;
 } OutcomeTracker;
 
 /*
@@ -124,11 +126,15 @@ extern bool OutcomeNumericType(Oid type);
 extern OutcomeTracker *OutcomeTrackerLoad(int32 id);
 extern void OutcomeTrackersDropOwned(Datum roles);
 extern void OutcomeTrackersRelationsDropped(Datum relids);
+extern void OutcomeTrackersDisarm(int32 id);
+extern void OutcomeTrackersRearm(const char *scorer, bool wait);
 
 /* outcomehorizon.c */
 struct TriggerData;
+struct PredStash;
 extern bool OutcomeHorizonBatch(OutcomeTracker *t, struct TriggerData *td,
-								OutcomeBatch *b, TimestampTz now);
+								OutcomeBatch *b, TimestampTz now,
+								struct PredStash *stash);
 extern const char *OutcomeFeatureTableSql;
 extern bool OutcomeHorizonIndexExists(Oid relid, const char *partition_by,
 									  const char *order_by);

@@ -30,7 +30,11 @@ CREATE TABLE streamml.outcome_trackers (
 	bucket interval NOT NULL,
 	grace interval NOT NULL,
 	options jsonb NOT NULL DEFAULT '{}',
-	created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	-- keys above it that the loading statement scored are joined with that
+	-- statement's predictions in memory (src/quality/predstash.c); NULL:
+	-- every key's predictions are read from the predictions table
+	stash_floor bigint
 );
 COMMENT ON TABLE streamml.outcome_trackers IS
 	'outcome trackers: where the actual values of a scorer''s predictions arrive, and how they are read';

@@ -79,6 +79,7 @@
 #include "ml/ml.h"
 #include "options.h"
 #include "pg_streamml.h"
+#include "quality/quality.h"
 #include "scoring/scorer.h"
 
 /* The sums of a challenger's pairs since its baseline. */
@@ -355,6 +356,12 @@ PromoteTo(const char *scorer, const char *old_model, Jsonb *options,
 						 alpha, min_rows);
 	appendStringInfoChar(&rec, '}');
 
+	/*
+	 * Its trackers' predictions tables hold the former champion's rows:
+	 * the floors of their in-memory joins move above them (a lock taken
+	 * before the scorer's row is, as a load takes them)
+	 */
+	OutcomeTrackersRearm(scorer, strcmp(how, "auto") != 0);
 	args[0] = CStringGetTextDatum(scorer);
 	args[1] = CStringGetTextDatum(challenger->model);
 	args[2] = CStringGetTextDatum(ChallengersWithout(ch, &n, challenger));
@@ -690,6 +697,8 @@ scorer_set_challengers(PG_FUNCTION_ARGS)
 	}
 	relation_close(source, AccessShareLock);
 
+	/* its trackers' predictions tables may hold rows of models it drops */
+	OutcomeTrackersRearm(scorer, true);
 	args[1] = JsonbPGetDatum(newopts);
 	args[2] = CurrentBaseline(scorer, ch, nch);
 	CatalogExecute("UPDATE streamml.scorers_catalog SET options = $2, challenger_baseline = $3 "

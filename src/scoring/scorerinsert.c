@@ -71,6 +71,7 @@
 #include "ml/ml.h"
 #include "number.h"
 #include "pg_streamml.h"
+#include "quality/predstash.h"
 #include "scoring/scorer.h"
 
 /*
@@ -207,6 +208,18 @@ ReadDefinition(ScoreBatch *b, ScorerDef *d)
 	MemoryContextSwitchTo(old);
 	SPI_finish();
 	d->cxt = cxt;
+}
+
+/*
+ * Whether the definition LoadDefinition gave is still the catalog's: no
+ * change of it has committed since (that this backend has heard of).
+ */
+static bool
+DefinitionValid(int32 id)
+{
+	ScorerDef  *d = ScorerDefs ? hash_search(ScorerDefs, &id, HASH_FIND, NULL) : NULL;
+
+	return d != NULL && d->valid;
 }
 
 /* Fills b with the scorer's definition, from the cache or the catalog. */
@@ -401,6 +414,8 @@ FlushPredictions(ResultRelInfo *rri, EState *estate, TupleTableSlot **slots,
 		}
 		return;
 	}
+	/* what a tracker of this statement takes of them (predstash.c) */
+	PredStashAdd(slots, n);
 	table_multi_insert(rri->ri_RelationDesc, slots, n, estate->es_output_cid,
 					   0, bistate);
 	for (int i = 0; i < n; i++)
@@ -590,6 +605,8 @@ ScoreRows(void *arg)
 	int			ptr;
 	int			maxatt = 0;
 	Tuplestorestate *ts = b->td->tg_newtable;
+	Oid			prev_writer = InvalidOid;
+	bool		fresh;
 
 	if (!RelationIsPartOf(RelationGetRelid(source), b->sourceid))
 		ereport(ERROR,
@@ -672,6 +689,16 @@ ScoreRows(void *arg)
 		AfterTriggerBeginQuery();
 		tcs = MakeTransitionCaptureState(preds->trigdesc, b->predsid, CMD_INSERT);
 		ExecBSInsertTriggers(estate, rri);
+		/*
+		 * A tracker's triggers know these rows are the scorer's, and its
+		 * tracker may join them in memory (predstash.c), unless a change of
+		 * the scorer committed while we waited for the table's lock (a
+		 * promotion): its rows may then be of a model no longer served.
+		 */
+		fresh = DefinitionValid(b->id);
+		prev_writer = PredStashSetWriter(fresh ? b->predsid : InvalidOid);
+		if (citus == NULL && fresh)
+			PredStashBegin(preds, &pc, b->td, b->name);
 	}
 
 	/* the other columns of the predictions table get their defaults */
@@ -856,6 +883,7 @@ ScoreRows(void *arg)
 	{
 		ExecASInsertTriggers(estate, rri, tcs);
 		AfterTriggerEndQuery(estate);
+		PredStashSetWriter(prev_writer);
 	}
 	FreeBulkInsertState(bistate);
 	for (int i = 0; i < SCORER_BUFFERED_ROWS && slots[i]; i++)
@@ -912,6 +940,8 @@ scorer_trigger(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("streamml.scorer_trigger must be an AFTER INSERT statement trigger with a transition table and the scorer's id")));
+	/* no copy of an earlier statement's predictions outlives this call */
+	PredStashReset();
 	/* a statement that inserted nothing has nothing to score */
 	if (tuplestore_tuple_count(td->tg_newtable) == 0)
 		return PointerGetDatum(NULL);

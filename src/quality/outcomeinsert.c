@@ -494,7 +494,7 @@ TriggerTracker(TriggerData *td, const char *fn, bool on_source)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("%s must be an AFTER INSERT FOR EACH STATEMENT trigger of an outcome tracker", fn)));
 	id = pg_strtoint32(td->tg_trigger->tgargs[0]);
-	t = OutcomeTrackerLoad(id);
+	t = OutcomeTrackerCached(id);
 	rel = RelationGetRelid(td->tg_relation);
 	if (t == NULL || (on_source ? !RelationIsPartOf(rel, t->source) : rel != t->predictions))
 		ereport(ERROR,

@@ -46,7 +46,9 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -224,6 +226,7 @@ OutcomeTrackerLoad(int32 id)
 	TupleDesc	desc;
 	bool		isnull;
 	int			n;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	if (CatalogExecute(psprintf("SELECT owner, source, predictions, mode, key_columns, "
 								"prediction_keys, actual, at, group_column, horizon, "
@@ -233,6 +236,8 @@ OutcomeTrackerLoad(int32 id)
 								psprintf(OutcomeFeatureTableSql, "t.source")),
 					   1, (Oid[]) {INT4OID}, &arg, NULL, SPI_OK_SELECT) == 0)
 		return NULL;
+	/* (SPI returns in its own context) */
+	MemoryContextSwitchTo(cxt);
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	t = palloc0(sizeof(OutcomeTracker));
@@ -268,6 +273,116 @@ OutcomeTrackerLoad(int32 id)
 		t->order_type = get_atttype(t->source,
 									get_attnum(t->source, t->order_by));
 	return t;
+}
+
+/*
+ * Trackers read by the outcome triggers, cached per backend so that a
+ * batch reads no catalog: the statement trigger on outcome_trackers (and
+ * on feature_tables_catalog, which a tracker's load reads too) sends a
+ * relcache invalidation at every change, as does an ALTER of a tracker's
+ * source or predictions table, which drops the entry when it commits (in
+ * this backend, at its next command).  A change of stash_floor so reaches
+ * the next statement of every backend (predstash.c), as a new read would.
+ */
+typedef struct TrackerCacheEntry
+{
+	int32		id;				/* hash key */
+	bool		valid;
+	MemoryContext cxt;			/* t's memory, or NULL */
+	OutcomeTracker *t;
+} TrackerCacheEntry;
+
+static HTAB *TrackerCache = NULL;
+static Oid	TrackersCatalogOid = InvalidOid;
+static Oid	FeatureCatalogOid = InvalidOid;
+
+/* Relcache callback: a change of a catalog or relation a tracker reads. */
+static void
+TrackerRelcacheCallback(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS hs;
+	TrackerCacheEntry *e;
+
+	if (TrackerCache == NULL)
+		return;
+	hash_seq_init(&hs, TrackerCache);
+	while ((e = hash_seq_search(&hs)) != NULL)
+		if (relid == InvalidOid || relid == TrackersCatalogOid ||
+			relid == FeatureCatalogOid ||
+			(e->t != NULL && (relid == e->t->source || relid == e->t->predictions)))
+			e->valid = false;
+}
+
+/*
+ * OutcomeTrackerLoad through the backend's cache (SPI connected): the
+ * result is the cache's, not to be changed, valid until the transaction
+ * ends at least.
+ */
+OutcomeTracker *
+OutcomeTrackerCached(int32 id)
+{
+	TrackerCacheEntry *e;
+	bool		found;
+
+	if (TrackerCache == NULL)
+	{
+		HASHCTL		ctl;
+		Oid			ns = get_namespace_oid(STREAMML_SCHEMA, false);
+
+		ctl.keysize = sizeof(int32);
+		ctl.entrysize = sizeof(TrackerCacheEntry);
+		TrackerCache = hash_create("pg_streamml outcome trackers", 16, &ctl,
+								   HASH_ELEM | HASH_BLOBS);
+		TrackersCatalogOid = get_relname_relid("outcome_trackers", ns);
+		FeatureCatalogOid = get_relname_relid("feature_tables_catalog", ns);
+		CacheRegisterRelcacheCallback(TrackerRelcacheCallback, (Datum) 0);
+	}
+	e = hash_search(TrackerCache, &id, HASH_ENTER, &found);
+	if (!found)
+	{
+		e->valid = false;
+		e->cxt = NULL;
+		e->t = NULL;
+	}
+	/* what invalidations are pending arrive now, before we look */
+	AcceptInvalidationMessages();
+	if (!e->valid)
+	{
+		MemoryContext cxt;
+		MemoryContext old;
+
+		/* a caller further up the stack may still use it: free it at commit */
+		if (e->cxt)
+			MemoryContextSetParent(e->cxt, TopTransactionContext);
+		e->cxt = NULL;
+		e->t = NULL;
+		cxt = AllocSetContextCreate(TopMemoryContext, "pg_streamml outcome tracker",
+									ALLOCSET_SMALL_SIZES);
+		/* valid from before the read: a change committing meanwhile clears it */
+		e->valid = true;
+		old = MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			e->t = OutcomeTrackerLoad(id);
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(cxt);
+			e->valid = false;
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(old);
+		if (e->t == NULL)
+		{
+			MemoryContextDelete(cxt);
+			e->valid = false;
+			return NULL;
+		}
+		e->cxt = cxt;
+	}
+	return e->t;
 }
 
 /* The schema-qualified, quoted name of a relation. */

@@ -124,6 +124,7 @@ extern void OutcomeKeySetsCheck(OutcomeTracker *t, const char **models,
 /* outcomes.c */
 extern bool OutcomeNumericType(Oid type);
 extern OutcomeTracker *OutcomeTrackerLoad(int32 id);
+extern OutcomeTracker *OutcomeTrackerCached(int32 id);
 extern void OutcomeTrackersDropOwned(Datum roles);
 extern void OutcomeTrackersRelationsDropped(Datum relids);
 extern void OutcomeTrackersDisarm(int32 id);

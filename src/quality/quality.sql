@@ -212,6 +212,12 @@ COMMENT ON FUNCTION streamml.outcome_trigger() IS
 	'trigger: joins the outcomes of each statement that inserts into a tracker''s source with their predictions';
 REVOKE ALL ON FUNCTION streamml.outcome_trigger() FROM PUBLIC;
 
+-- The outcome triggers' cache of trackers (src/quality/outcomes.c) is
+-- forgotten in every backend when a tracker is created, changed or removed.
+CREATE TRIGGER outcome_trackers_changed
+	AFTER INSERT OR DELETE OR UPDATE OR TRUNCATE ON streamml.outcome_trackers
+	FOR EACH STATEMENT EXECUTE FUNCTION streamml.catalog_cache_invalidate();
+
 -- The outcome writer's cache of which models have 'error' monitors
 -- (src/monitor/monitorobserve.c) is forgotten in every backend when a
 -- monitor is created, dropped or re-targeted.

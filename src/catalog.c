@@ -34,11 +34,13 @@
 
 /*
  * Runs one catalog statement (SPI must be connected) as the bootstrap
- * superuser; errors unless SPI returns expect.  Returns SPI_processed.
+ * superuser, from its text or, when cache is given, from the plan kept
+ * there (prepared from the text first if *cache is NULL); errors unless SPI
+ * returns expect.  Returns SPI_processed.
  */
-uint64
-CatalogExecute(const char *sql, int nargs, Oid *types, Datum *values,
-			   const char *nulls, int expect)
+static uint64
+CatalogRun(const char *sql, SPIPlanPtr *cache, int nargs, Oid *types,
+		   Datum *values, const char *nulls, int expect)
 {
 	Oid			save_user;
 	int			save_sec;
@@ -54,14 +56,49 @@ CatalogExecute(const char *sql, int nargs, Oid *types, Datum *values,
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
+	if (cache != NULL && *cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, types);
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not prepare catalog statement: %s",
+				 SPI_result_code_string(SPI_result));
+		*cache = plan;
+	}
 	/* reads in a parallel worker must not advance the command counter */
-	rc = SPI_execute_with_args(sql, nargs, types, values, nulls,
-							   IsInParallelMode(), 0);
+	if (cache != NULL)
+		rc = SPI_execute_plan(*cache, values, nulls, IsInParallelMode(), 0);
+	else
+		rc = SPI_execute_with_args(sql, nargs, types, values, nulls,
+								   IsInParallelMode(), 0);
 	AtEOXact_GUC(true, save_nest);
 	SetUserIdAndSecContext(save_user, save_sec);
 	if (rc != expect)
 		elog(ERROR, "catalog statement failed: %s", SPI_result_code_string(rc));
 	return SPI_processed;
+}
+
+/*
+ * Runs one catalog statement (SPI must be connected) as the bootstrap
+ * superuser; errors unless SPI returns expect.  Returns SPI_processed.
+ */
+uint64
+CatalogExecute(const char *sql, int nargs, Oid *types, Datum *values,
+			   const char *nulls, int expect)
+{
+	return CatalogRun(sql, NULL, nargs, types, values, nulls, expect);
+}
+
+/*
+ * CatalogExecute of a statement run per batch: prepared on first use, its
+ * plan kept in *plan for the backend (sql, nargs and types the same at
+ * every call with that plan).
+ */
+uint64
+CatalogExecuteKept(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
+				   Datum *values, const char *nulls, int expect)
+{
+	return CatalogRun(sql, plan, nargs, types, values, nulls, expect);
 }
 
 /*

@@ -17,8 +17,12 @@
 #define STREAMML_SCHEMA "streamml"
 
 /* catalog.c: the one writer of the catalog tables */
+struct _SPI_plan;
 extern uint64 CatalogExecute(const char *sql, int nargs, Oid *types,
 							 Datum *values, const char *nulls, int expect);
+extern uint64 CatalogExecuteKept(struct _SPI_plan **plan, const char *sql,
+								 int nargs, Oid *types, Datum *values,
+								 const char *nulls, int expect);
 extern void RunAsOwner(Oid owner, void (*f) (void *), void *arg);
 extern int	TextSettingsPin(void);
 extern char *Float8TextExact(double v);

@@ -102,6 +102,11 @@ static HTAB *MonitoredModels = NULL;
 static Oid	MonitorsCatalogRelid = InvalidOid;
 static uint64 MonitoredGeneration = 0;	/* bumped by every invalidation */
 
+/* The plans of the statements run per batch, kept for the backend. */
+static SPIPlanPtr LoadPlan = NULL;
+static SPIPlanPtr SavePlan = NULL;
+static SPIPlanPtr MonitoredPlan = NULL;
+
 /* Relcache callback: a change of monitors_catalog (or of everything). */
 static void
 MonitoredModelsInvalidate(Datum arg, Oid relid)
@@ -175,7 +180,7 @@ LoadMonitors(Datum models, Oid owner, int *n)
 	ErrorMonitor *ms;
 	uint64		rows;
 
-	rows = CatalogExecute("SELECT c.id, c.name, c.model, c.action, c.options, "
+	rows = CatalogExecuteKept(&LoadPlan, "SELECT c.id, c.name, c.model, c.action, c.options, "
 						  "c.detector, c.detector_params, c.state, "
 						  "COALESCE(c.state_version, 0), c.observed, "
 						  "c.in_warning, COALESCE(c.cooldown_until "
@@ -360,7 +365,7 @@ SaveMonitor(ErrorMonitor *m, DriftDetector *d, bool acted)
 	args[5] = BoolGetDatum(m->in_warning);
 	args[6] = BoolGetDatum(acted);
 	args[7] = Int64GetDatum(m->suppressed);
-	CatalogExecute("UPDATE streamml.monitors_catalog SET state = $2, "
+	CatalogExecuteKept(&SavePlan, "UPDATE streamml.monitors_catalog SET state = $2, "
 				   "state_version = $3, detector_state = $4::jsonb, observed = $5, "
 				   "in_warning = $6, detections_suppressed = $8, "
 				   "cooldown_until = CASE WHEN $7 THEN pg_catalog.now() "
@@ -436,7 +441,7 @@ MonitorsObserveOutcomes(const MonitorOutcome *outcomes, int n, Oid owner)
 	marray = PointerGetDatum(construct_array(names, nnames, TEXTOID, -1, false,
 											 TYPALIGN_INT));
 	/* which models have monitors at all, and whether any is the owner's */
-	found = CatalogExecute("SELECT DISTINCT c.model, c.owner OPERATOR(pg_catalog.=) $2 "
+	found = CatalogExecuteKept(&MonitoredPlan, "SELECT DISTINCT c.model, c.owner OPERATOR(pg_catalog.=) $2 "
 						   "FROM streamml.monitors_catalog c "
 						   "WHERE c.kind OPERATOR(pg_catalog.=) 'error' "
 						   "AND c.model OPERATOR(pg_catalog.=) ANY ($1)",

@@ -67,6 +67,9 @@
 
 #define OUTCOME_BUFFERED_ROWS 2000
 
+/* The plan of the classes' look-up, kept for the backend. */
+static SPIPlanPtr ClassesPlan = NULL;
+
 /* The columns of a bucket row after its key, in the order of the sums. */
 static const char *const SumColumns[] = {
 	"predictions", "scored_conf_n", "scored_conf_sum", "labelled",
@@ -236,7 +239,7 @@ GetClasses(OutcomeBatch *b, const char *model)
 	c->model = pstrdup(model);
 	c->n = -1;
 	arg = CStringGetTextDatum(model);
-	if (CatalogExecute("SELECT classes FROM streamml.models WHERE name OPERATOR(pg_catalog.=) $1",
+	if (CatalogExecuteKept(&ClassesPlan, "SELECT classes FROM streamml.models WHERE name OPERATOR(pg_catalog.=) $1",
 					   1, (Oid[]) {TEXTOID}, &arg, NULL, SPI_OK_SELECT) > 0)
 	{
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

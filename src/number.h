@@ -74,4 +74,19 @@ NumberOrInf(Datum d, Oid type)
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
 }
 
+/* An integer key column's value (smallint, integer or bigint) as int64. */
+static inline int64
+IntegerValue(Oid type, Datum d)
+{
+	switch (type)
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		default:
+			return DatumGetInt64(d);
+	}
+}
+
 #endif							/* STREAMML_NUMBER_H */

@@ -1292,21 +1292,6 @@ ProbePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
 	index_endscan(scan);
 }
 
-/* An integer key value as int64. */
-static inline int64
-IntKey(Oid type, Datum d)
-{
-	switch (type)
-	{
-		case INT2OID:
-			return DatumGetInt16(d);
-		case INT4OID:
-			return DatumGetInt32(d);
-		default:
-			return DatumGetInt64(d);
-	}
-}
-
 /* The most keys between two labelled keys that one range scan steps over. */
 #define MERGE_GAP 64
 
@@ -1374,7 +1359,7 @@ MergePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
 	n = 0;
 	for (int i = 0; i < lab->n; i++)
 	{
-		int64		key = IntKey(type, lab->keys[lab->rows[i].keys]);
+		int64		key = IntegerValue(type, lab->keys[lab->rows[i].keys]);
 		const PredStashRow *sr;
 
 		/* a key the statement scored, whose one row is in the copy */
@@ -1442,7 +1427,7 @@ MergePredictions(OutcomeTracker *t, HorizonSetup *s, LabelSet *lab,
 		while ((tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
 		{
 			bool		isnull;
-			int64		k = IntKey(type, index_getattr(scan->xs_itup, 1,
+			int64		k = IntegerValue(type, index_getattr(scan->xs_itup, 1,
 													   scan->xs_itupdesc, &isnull));
 
 			if (isnull)
@@ -1761,7 +1746,7 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 				if (int_key)
 				{
 					r->key_is_int = true;
-					r->key_int = IntKey(s->key_types[0], lab.keys[l->keys]);
+					r->key_int = IntegerValue(s->key_types[0], lab.keys[l->keys]);
 					r->key_name = t->prediction_keys[0];
 				}
 				MemoryContextSwitchTo(old);

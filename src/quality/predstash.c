@@ -73,6 +73,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
+#include "number.h"
 #include "quality/predstash.h"
 
 /* A statement writing more rows keeps none (10 MB of rows or so). */
@@ -93,13 +94,7 @@ struct PredStash
 	int			nest_level;
 	AttrNumber	key;
 	Oid			keytype;
-	AttrNumber	model;
-	AttrNumber	version;
-	AttrNumber	prediction;
-	AttrNumber	probability;
-	AttrNumber	class_label;
-	AttrNumber	role;
-	AttrNumber	scored_at;
+	PredictionColumns pc;		/* where the other columns are */
 	bool		sorted;
 	int			n;
 	int			max;
@@ -160,21 +155,6 @@ PredStashReset(void)
 	Taken = NULL;
 	StashFree(st);
 	StashFree(tk);
-}
-
-/* An integer key value as int64. */
-static int64
-KeyValue(Oid type, Datum d)
-{
-	switch (type)
-	{
-		case INT2OID:
-			return DatumGetInt16(d);
-		case INT4OID:
-			return DatumGetInt32(d);
-		default:
-			return DatumGetInt64(d);
-	}
 }
 
 /* Whether a trigger fires in this session (as TriggerEnabled has it). */
@@ -250,7 +230,7 @@ PredStashFloor(Relation preds, AttrNumber keyatt, AttrNumber modelatt, bool *isn
 		Datum		d = index_getattr(scan->xs_itup, 1, scan->xs_itupdesc, &knull);
 
 		if (!knull)
-			floor = KeyValue(TupleDescAttr(RelationGetDescr(preds), keyatt - 1)->atttypid, d);
+			floor = IntegerValue(TupleDescAttr(RelationGetDescr(preds), keyatt - 1)->atttypid, d);
 	}
 	index_endscan(scan);
 	index_close(idx, AccessShareLock);
@@ -306,13 +286,8 @@ PredStashBegin(Relation preds, const PredictionColumns *pc, TriggerData *td,
 	st->nest_level = GetCurrentTransactionNestLevel();
 	st->key = pc->key[0];
 	st->keytype = keytype;
-	st->model = pc->model;
-	st->version = pc->version;
-	st->prediction = pc->prediction;
-	st->probability = pc->probability;
-	st->class_label = pc->class_label;
-	st->role = pc->role;
-	st->scored_at = pc->scored_at;
+	st->pc = *pc;
+	st->pc.key = NULL;			/* (the scorer's memory) */
 	st->sorted = true;
 	st->max = 1024;
 	st->rows = MemoryContextAlloc(cxt, sizeof(PredStashRow) * st->max);
@@ -384,25 +359,25 @@ PredStashAdd(TupleTableSlot **slots, int n)
 		slot_getallattrs(slot);
 		v = slot->tts_values;
 		nulls = slot->tts_isnull;
-		if (nulls[st->key - 1] || nulls[st->model - 1] || nulls[st->version - 1] ||
-			nulls[st->scored_at - 1] || (st->role > 0 && nulls[st->role - 1]))
+		if (nulls[st->key - 1] || nulls[st->pc.model - 1] || nulls[st->pc.version - 1] ||
+			nulls[st->pc.scored_at - 1] || (st->pc.role > 0 && nulls[st->pc.role - 1]))
 		{
 			PredStashReset();
 			return;
 		}
-		r->key = KeyValue(st->keytype, v[st->key - 1]);
-		r->version = DatumGetInt32(v[st->version - 1]);
-		r->has_prediction = !nulls[st->prediction - 1];
-		r->prediction = r->has_prediction ? DatumGetFloat8(v[st->prediction - 1]) : 0;
-		r->has_probability = !nulls[st->probability - 1];
-		r->probability = r->has_probability ? DatumGetFloat8(v[st->probability - 1]) : 0;
-		r->scored_at = DatumGetTimestampTz(v[st->scored_at - 1]);
-		r->model = StashColumnString(st, 0, v[st->model - 1]);
-		r->role = st->role > 0 ? StashColumnString(st, 1, v[st->role - 1]) : "champion";
-		r->class_label = nulls[st->class_label - 1] ? NULL :
-			StashColumnString(st, 2, v[st->class_label - 1]);
+		r->key = IntegerValue(st->keytype, v[st->key - 1]);
+		r->version = DatumGetInt32(v[st->pc.version - 1]);
+		r->has_prediction = !nulls[st->pc.prediction - 1];
+		r->prediction = r->has_prediction ? DatumGetFloat8(v[st->pc.prediction - 1]) : 0;
+		r->has_probability = !nulls[st->pc.probability - 1];
+		r->probability = r->has_probability ? DatumGetFloat8(v[st->pc.probability - 1]) : 0;
+		r->scored_at = DatumGetTimestampTz(v[st->pc.scored_at - 1]);
+		r->model = StashColumnString(st, 0, v[st->pc.model - 1]);
+		r->role = st->pc.role > 0 ? StashColumnString(st, 1, v[st->pc.role - 1]) : "champion";
+		r->class_label = nulls[st->pc.class_label - 1] ? NULL :
+			StashColumnString(st, 2, v[st->pc.class_label - 1]);
 		if (r->model == NULL || r->role == NULL ||
-			(!nulls[st->class_label - 1] && r->class_label == NULL))
+			(!nulls[st->pc.class_label - 1] && r->class_label == NULL))
 		{
 			PredStashReset();
 			return;

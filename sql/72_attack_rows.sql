@@ -1,0 +1,46 @@
+-- Attacks on rows that could go unseen or be read wrongly (attacker 8).
+--
+-- A table with inheritance children is no source of a scorer, outcome
+-- tracker or feature table: a SELECT of it reads its children's rows, but
+-- an INSERT into a child fires only the child's triggers, so their rows
+-- would get no prediction, outcome or features, without a word.  Refused
+-- at creation, and by CREATE TABLE ... INHERITS and ALTER TABLE ... INHERIT
+-- of a watched table (the event trigger streamml.partitions_changed()).
+CREATE TABLE ar_train AS
+SELECT i::float8 AS x1, (i * 7 % 13)::float8 AS x2, 2.0 * i - 0.5 * (i * 7 % 13) AS y
+  FROM generate_series(1, 60) i;
+SELECT version FROM streamml.train_linreg('ar_m', 'ar_train', 'y', ARRAY['x1', 'x2']);
+CREATE TABLE ar_src (id int PRIMARY KEY, ts int, x1 float8, x2 float8);
+CREATE TABLE ar_src_kid () INHERITS (ar_src);
+SELECT streamml.create_scorer('ar_s', 'ar_src', 'ar_m', '{"into": "ar_pred"}');
+SELECT streamml.create_feature_table('ar_f', 'ar_src',
+	'{"order_by": "ts", "features": {"m": {"fn": "mean", "of": "x1", "preceding": 2}}}');
+DROP TABLE ar_src_kid;
+SELECT streamml.create_scorer('ar_s', 'ar_src', 'ar_m', '{"into": "ar_pred"}');
+-- a child made or attached later is refused
+CREATE TABLE ar_src_kid () INHERITS (ar_src);
+CREATE TABLE ar_src_kid2 (id int NOT NULL, ts int, x1 float8, x2 float8);
+ALTER TABLE ar_src_kid2 INHERIT ar_src;
+-- the source itself may become a child (its own triggers still fire)
+CREATE TABLE ar_src_parent (id int NOT NULL, ts int, x1 float8, x2 float8);
+ALTER TABLE ar_src INHERIT ar_src_parent;
+INSERT INTO ar_src VALUES (1, 1, 1, 2);
+SELECT id, version, round(prediction::numeric, 6) AS prediction FROM ar_pred;
+-- a grandchild through a child that is no source is refused too
+ALTER TABLE ar_src NO INHERIT ar_src_parent;
+CREATE TABLE ar_out (id int, y float8);
+SELECT streamml.track_outcomes('ar_s', 'ar_out', '{"actual": "y"}');
+CREATE TABLE ar_out_kid () INHERITS (ar_out);
+CREATE TABLE ar_mid (id int, y float8);
+CREATE TABLE ar_mid_kid () INHERITS (ar_mid);
+ALTER TABLE ar_mid INHERIT ar_out;
+-- a feature table, and a table with no watched ancestor
+CREATE TABLE ar_ft_src (id int, ts int, x1 float8);
+SELECT streamml.create_feature_table('ar_f', 'ar_ft_src',
+	'{"order_by": "ts", "features": {"m": {"fn": "mean", "of": "x1", "preceding": 2}}}');
+CREATE TABLE ar_ft_kid () INHERITS (ar_ft_src);
+CREATE TABLE ar_free_kid () INHERITS (ar_mid);
+SELECT streamml.untrack_outcomes('ar_s');
+CREATE TABLE ar_out_kid () INHERITS (ar_out);
+SELECT streamml.track_outcomes('ar_s', 'ar_out', '{"actual": "y"}');
+DROP TABLE ar_out_kid, ar_free_kid, ar_mid_kid, ar_mid, ar_src_parent;

@@ -44,3 +44,50 @@ SELECT streamml.untrack_outcomes('ar_s');
 CREATE TABLE ar_out_kid () INHERITS (ar_out);
 SELECT streamml.track_outcomes('ar_s', 'ar_out', '{"actual": "y"}');
 DROP TABLE ar_out_kid, ar_free_kid, ar_mid_kid, ar_mid, ar_src_parent;
+
+-- The row form's reader of a row type lives as long as its call site: a
+-- PL/pgSQL simple expression keeps it for the transaction.  Columns
+-- renamed (or dropped and added) in the transaction are read by their new
+-- names, not by the old names' positions (which swapped x1 and x2 here).
+CREATE TABLE ar_rn (x1 float8, x2 float8);
+INSERT INTO ar_rn VALUES (1, 10), (3, 5);
+CREATE FUNCTION ar_rn_f(r ar_rn) RETURNS float8 LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN streamml.predict('ar_m', r);
+END $$;
+BEGIN;
+SELECT round(ar_rn_f(t)::numeric, 6) AS kept,
+	   round(streamml.predict('ar_m', ARRAY[t.x1, t.x2])::numeric, 6) AS expected
+  FROM ar_rn t ORDER BY t.x1;
+ALTER TABLE ar_rn RENAME COLUMN x1 TO tmp;
+ALTER TABLE ar_rn RENAME COLUMN x2 TO x1;
+ALTER TABLE ar_rn RENAME COLUMN tmp TO x2;
+SELECT round(ar_rn_f(t)::numeric, 6) AS kept,
+	   round(streamml.predict('ar_m', ARRAY[t.x1, t.x2])::numeric, 6) AS expected
+  FROM ar_rn t ORDER BY t.x1;
+ALTER TABLE ar_rn DROP COLUMN x1;
+ALTER TABLE ar_rn ADD COLUMN x1 float8 DEFAULT 2;
+SELECT round(ar_rn_f(t)::numeric, 6) AS kept,
+	   round(streamml.predict('ar_m', ARRAY[t.x1, t.x2])::numeric, 6) AS expected
+  FROM ar_rn t ORDER BY t.x2;
+COMMIT;
+-- a composite type altered likewise
+CREATE TYPE ar_ct AS (x2 float8, x1 float8);
+CREATE FUNCTION ar_ct_f(a float8, b float8) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+	r ar_ct := ROW(a, b);
+BEGIN
+	RETURN streamml.predict('ar_m', r);
+END $$;
+BEGIN;
+SELECT round(ar_ct_f(1, 10)::numeric, 6) AS kept,
+	   round(streamml.predict('ar_m', ARRAY[10, 1]::float8[])::numeric, 6) AS expected;
+ALTER TYPE ar_ct RENAME ATTRIBUTE x1 TO tmp;
+ALTER TYPE ar_ct RENAME ATTRIBUTE x2 TO x1;
+ALTER TYPE ar_ct RENAME ATTRIBUTE tmp TO x2;
+SELECT round(ar_ct_f(1, 10)::numeric, 6) AS kept,
+	   round(streamml.predict('ar_m', ARRAY[1, 10]::float8[])::numeric, 6) AS expected;
+COMMIT;
+DROP FUNCTION ar_rn_f(ar_rn), ar_ct_f(float8, float8);
+DROP TABLE ar_rn;
+DROP TYPE ar_ct;

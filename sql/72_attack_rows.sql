@@ -91,3 +91,21 @@ COMMIT;
 DROP FUNCTION ar_rn_f(ar_rn), ar_ct_f(float8, float8);
 DROP TABLE ar_rn;
 DROP TYPE ar_ct;
+
+-- Data drift aggregates with extreme references.  Fractions near DBL_MAX
+-- are normalised as any others (their sum was infinite, every fraction
+-- became 0 and the PSI was that of a reference of empty bins): the same
+-- PSI as for fractions 0.5, 0.5.
+SELECT round(streamml.psi(x, '{0,1,2}', '{1e308,1e308}')::numeric, 9) AS huge,
+	   round(streamml.psi(x, '{0,1,2}', '{0.5,0.5}')::numeric, 9) AS plain,
+	   round(streamml.psi(x, '{0,1,2}', '{1e-320,1e-320}')::numeric, 9) AS tiny
+  FROM generate_series(0, 1, 0.1) x;
+-- A bin wider than DBL_MAX: W1 of values in [0, 1] against a reference
+-- uniform on [-1.7e308, 1.7e308] is a quarter of the width (it was NaN);
+-- scaled down, the same figure.
+SELECT streamml.wasserstein_distance(x, '{-1.7e308,1.7e308}', '{1}') / 1.7e308 AS huge,
+	   streamml.wasserstein_distance(x * 1e-300, '{-1.7e8,1.7e8}', '{1}') / 1.7e8 AS scaled
+  FROM generate_series(0, 1, 0.1) x;
+-- a distance beyond DBL_MAX is float8's overflow error, not Infinity
+SELECT streamml.wasserstein_distance(x, '{-1.7e308,-1.6e308}', '{1}')
+  FROM (VALUES (1.7e308::float8)) v(x);

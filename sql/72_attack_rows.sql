@@ -109,3 +109,40 @@ SELECT streamml.wasserstein_distance(x, '{-1.7e308,1.7e308}', '{1}') / 1.7e308 A
 -- a distance beyond DBL_MAX is float8's overflow error, not Infinity
 SELECT streamml.wasserstein_distance(x, '{-1.7e308,-1.6e308}', '{1}')
   FROM (VALUES (1.7e308::float8)) v(x);
+
+-- Drift detectors whose sums overflow: finite values of great magnitude
+-- made ADWIN's and CUSUM's variance infinite or NaN, and the detector
+-- never detected again (a clear step at row 501 went unseen).
+-- drift_detect reports float8's overflow error; unscaled, the step is seen.
+SELECT streamml.drift_detect('cusum', x * 1e300)->'detections'
+  FROM (SELECT CASE WHEN i > 500 THEN 2 ELSE 1 END + (i % 7) * 0.1 AS x
+		  FROM generate_series(1, 1000) i) s;
+SELECT streamml.drift_detect('adwin', x * 1e300)->'detections'
+  FROM (SELECT CASE WHEN i > 500 THEN 2 ELSE 1 END + (i % 7) * 0.1 AS x
+		  FROM generate_series(1, 1000) i) s;
+SELECT streamml.drift_detect('page_hinkley', x)->'detections'
+  FROM (VALUES (1e308::float8), (-1e308), (1e308)) v(x);
+SELECT streamml.drift_detect('cusum', x * 1e150)->'detections' AS cusum,
+	   streamml.drift_detect('adwin', x * 1e150)->'detections' AS adwin
+  FROM (SELECT CASE WHEN i > 500 THEN 2 ELSE 1 END + (i % 7) * 0.1 AS x
+		  FROM generate_series(1, 1000) i) s;
+-- An 'error' monitor leaves such an outcome's error out, as it does an
+-- infinite one: the load goes on and the detector keeps finite sums.
+CREATE TABLE ar_mo_src (id int PRIMARY KEY, x1 float8, x2 float8);
+SELECT streamml.create_scorer('ar_mo_s', 'ar_mo_src', 'ar_m', '{"into": "ar_mo_pred"}');
+CREATE TABLE ar_mo_out (id int, y float8);
+SELECT streamml.track_outcomes('ar_mo_s', 'ar_mo_out', '{"actual": "y"}');
+SELECT streamml.create_monitor('ar_mo_mon', 'ar_m', 'error',
+	'{"detector": "cusum", "params": {"min_instances": 3}}');
+INSERT INTO ar_mo_src SELECT i, i, i * 7 % 13 FROM generate_series(1, 10) i;
+INSERT INTO ar_mo_out VALUES (1, 2), (2, 3.5);
+INSERT INTO ar_mo_out VALUES (3, 1e200);
+INSERT INTO ar_mo_out SELECT i, 2.0 * i - 0.5 * (i * 7 % 13) + 0.25 * (i % 2)
+  FROM generate_series(4, 10) i;
+SELECT name, observed, detector_state->'sigma' IS NOT NULL AS sigma_finite,
+	   detector_state->'sum_increase' IS NOT NULL AS sums_finite
+  FROM streamml.monitors WHERE name = 'ar_mo_mon';
+SELECT count(*) AS outcomes FROM streamml.outcomes WHERE scorer = 'ar_mo_s';
+SELECT streamml.drop_monitor('ar_mo_mon');
+SELECT streamml.untrack_outcomes('ar_mo_s');
+SELECT streamml.drop_scorer('ar_mo_s');

@@ -146,3 +146,18 @@ SELECT count(*) AS outcomes FROM streamml.outcomes WHERE scorer = 'ar_mo_s';
 SELECT streamml.drop_monitor('ar_mo_mon');
 SELECT streamml.untrack_outcomes('ar_mo_s');
 SELECT streamml.drop_scorer('ar_mo_s');
+
+-- A feature's "range" (or "half_life") beyond int64 microseconds is out of
+-- range: '213503983 days' wrapped around to a window of 16 hours, and
+-- '213503982 days' was "not positive".
+CREATE TABLE ar_iv (id int, ts timestamptz, x float8);
+SELECT streamml.create_feature_table('ar_iv_f', 'ar_iv',
+	'{"order_by": "ts", "features": {"s": {"fn": "sum", "of": "x", "range": "213503983 days"}}}');
+SELECT streamml.create_feature_table('ar_iv_f', 'ar_iv',
+	'{"order_by": "ts", "features": {"s": {"fn": "sum", "of": "x", "range": "213503982 days"}}}');
+SELECT streamml.create_feature_table('ar_iv_f', 'ar_iv',
+	'{"order_by": "ts", "features": {"s": {"fn": "ewma", "of": "x", "half_life": "106751992 days"}}}');
+SELECT streamml.create_feature_table('ar_iv_f', 'ar_iv',
+	'{"order_by": "ts", "features": {"s": {"fn": "sum", "of": "x", "range": "106751990 days"}}}');
+SELECT streamml.drop_feature_table('ar_iv_f');
+DROP TABLE ar_iv;

@@ -161,3 +161,13 @@ SELECT streamml.create_feature_table('ar_iv_f', 'ar_iv',
 	'{"order_by": "ts", "features": {"s": {"fn": "sum", "of": "x", "range": "106751990 days"}}}');
 SELECT streamml.drop_feature_table('ar_iv_f');
 DROP TABLE ar_iv;
+
+-- multiclass_metrics takes probabilities between 0 and 1, as
+-- classification_metrics does: a NaN never won the argmax, so a row of
+-- class 0 with probabilities {NaN, 0.5} counted as correct.
+SELECT streamml.multiclass_metrics(c, p)
+  FROM (VALUES (0, '{NaN,0.5}'::float8[])) v(c, p);
+SELECT streamml.multiclass_metrics(c, p)
+  FROM (VALUES (1, '{-0.5,1.5}'::float8[])) v(c, p);
+SELECT streamml.multiclass_metrics(c, p)
+  FROM (VALUES (0, '{0.7,0.3}'::float8[]), (1, '{0,1}')) v(c, p);

@@ -171,3 +171,12 @@ SELECT streamml.multiclass_metrics(c, p)
   FROM (VALUES (1, '{-0.5,1.5}'::float8[])) v(c, p);
 SELECT streamml.multiclass_metrics(c, p)
   FROM (VALUES (0, '{0.7,0.3}'::float8[]), (1, '{0,1}')) v(c, p);
+
+-- feature_bins of a feature with values of both signs near DBL_MAX: the
+-- deciles between them were NaN (their difference is infinite), and the
+-- result failed as invalid JSON.
+SELECT (b->'features'->'a'->'bins'->>0)::float8 AS lowest,
+	   (b->'features'->'a'->'bins'->>5)::float8 AS median,
+	   b->'features'->'a'->'fractions' AS fractions
+  FROM (SELECT streamml.feature_bins(ARRAY[x], ARRAY['a']) AS b
+		  FROM (VALUES (1.7e308::float8), (-1.7e308)) v(x)) s;

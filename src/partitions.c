@@ -28,7 +28,11 @@
  * What cannot be watched is refused (PartitionSourceCheck, and the event
  * trigger, which then fails the DDL): a source that is itself a partition
  * (a statement naming its parent fires only the parent's triggers, so its
- * rows would be missed), and a foreign partition (no transition tables).
+ * rows would be missed), a foreign partition (no transition tables), and a
+ * plain table with inheritance children (CREATE TABLE ... INHERITS, ALTER
+ * TABLE ... INHERIT): a SELECT of the source reads the children's rows,
+ * but an INSERT into a child fires only the child's triggers, so the
+ * scorer, tracker or feature table would miss those rows without a word.
  */
 #include "postgres.h"
 
@@ -68,12 +72,14 @@ ForeignPartitionError(Oid rel, Oid source)
 /*
  * Errors unless the rows inserted into table source can all be watched by
  * statement triggers, for the kind (scorer, outcome tracker, feature
- * table) name: source is no partition, and none of its partitions is a
- * foreign table.
+ * table) name: source is no partition, none of its partitions is a
+ * foreign table, and a plain table has no inheritance children.
  */
 void
 PartitionSourceCheck(Oid source, const char *kind)
 {
+	List	   *children;
+
 	if (get_rel_relispartition(source))
 	{
 		Oid			parent = get_partition_parent(source, true);
@@ -97,6 +103,17 @@ PartitionSourceCheck(Oid source, const char *kind)
 			if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_FOREIGN_TABLE)
 				ForeignPartitionError(lfirst_oid(lc), source);
 	}
+	/* relhassubclass may be stale (true after the last child went): ask pg_inherits */
+	if (get_rel_relkind(source) == RELKIND_RELATION &&
+		(children = find_inheritance_children(source, NoLock)) != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" has inheritance child \"%s\"",
+						get_rel_name(source), get_rel_name(linitial_oid(children))),
+				 errdetail("A SELECT of \"%s\" reads the rows of its children, but an INSERT into a child fires only the child's triggers: the %s would miss its rows.",
+						   get_rel_name(source), kind),
+				 errhint("Give the %s a table without inheritance children (a partitioned table is watched whole).",
+						 kind)));
 }
 
 /* True when relation rel is table source or one of its partitions. */
@@ -190,6 +207,37 @@ PartitionTriggersDrop(const char *function, int32 id)
 	PartitionTriggersSync(InvalidOid, NULL, function, NULL, id);
 }
 
+/*
+ * Errors (through PartitionSourceCheck) when one of children, tables that
+ * a command made inheritance children or left so, has an ancestor that a
+ * feature table, scorer or outcome tracker watches.  SPI connected.
+ */
+static void
+InheritanceChildrenCheck(List *children)
+{
+	Datum		arr = OidListArray(children);
+
+	if (CatalogExecute("WITH RECURSIVE a(rel) AS ("
+					   "SELECT i.inhparent FROM pg_catalog.pg_inherits i "
+					   "WHERE i.inhrelid OPERATOR(pg_catalog.=) ANY ($1) "
+					   "UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i "
+					   "JOIN a ON i.inhrelid OPERATOR(pg_catalog.=) a.rel) "
+					   "SELECT r.what, r.source FROM ("
+					   "SELECT 'feature table' AS what, f.source FROM streamml.feature_tables_catalog f "
+					   "UNION ALL SELECT 'scorer', s.source FROM streamml.scorers_catalog s "
+					   "UNION ALL SELECT 'outcome tracker', t.source FROM streamml.outcome_trackers t) r "
+					   "WHERE r.source OPERATOR(pg_catalog.=) ANY (SELECT a.rel FROM a) LIMIT 1",
+					   1, (Oid[]) {OIDARRAYOID}, &arr, NULL, SPI_OK_SELECT) > 0)
+	{
+		bool		isnull;
+
+		PartitionSourceCheck(DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+															SPI_tuptable->tupdesc, 2,
+															&isnull)),
+							 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	}
+}
+
 PG_FUNCTION_INFO_V1(partitions_changed);
 
 /*
@@ -202,6 +250,7 @@ partitions_changed(PG_FUNCTION_ARGS)
 {
 	List	   *touched = NIL;
 	List	   *partitions = NIL;
+	List	   *children = NIL;
 	ListCell   *lc;
 	uint64		n;
 	Datum		arr;
@@ -211,7 +260,9 @@ partitions_changed(PG_FUNCTION_ARGS)
 	n = CatalogExecute("SELECT DISTINCT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c "
 					   "JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.objid "
 					   "WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
-					   "AND (r.relispartition OR r.relkind OPERATOR(pg_catalog.=) 'p')",
+					   "AND (r.relispartition OR r.relkind OPERATOR(pg_catalog.=) 'p' "
+					   "OR EXISTS (SELECT FROM pg_catalog.pg_inherits i "
+					   "WHERE i.inhrelid OPERATOR(pg_catalog.=) r.oid))",
 					   0, NULL, NULL, NULL, SPI_OK_SELECT);
 	if (n == 0)
 	{
@@ -224,6 +275,13 @@ partitions_changed(PG_FUNCTION_ARGS)
 		Oid			rel = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 														 SPI_tuptable->tupdesc, 1, &isnull));
 
+		/* an inheritance child (CREATE TABLE ... INHERITS, ALTER TABLE ... INHERIT) */
+		if (!get_rel_relispartition(rel) &&
+			get_rel_relkind(rel) != RELKIND_PARTITIONED_TABLE)
+		{
+			children = lappend_oid(children, rel);
+			continue;
+		}
 		touched = lappend_oid(touched, rel);
 		if (get_rel_relispartition(rel))
 			touched = list_concat(touched, get_partition_ancestors(rel));
@@ -232,6 +290,13 @@ partitions_changed(PG_FUNCTION_ARGS)
 				find_all_inheritors(rel, NoLock, NULL) : list_make1_oid(rel))
 			if (get_rel_relispartition(lfirst_oid(lc)))
 				partitions = lappend_oid(partitions, lfirst_oid(lc));
+	}
+	if (children != NIL)
+		InheritanceChildrenCheck(children);
+	if (touched == NIL)
+	{
+		SPI_finish();
+		PG_RETURN_VOID();
 	}
 	if (partitions != NIL)
 	{

@@ -46,7 +46,7 @@ CREATE FUNCTION streamml.partitions_changed() RETURNS event_trigger
 	AS 'MODULE_PATHNAME', 'partitions_changed'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION streamml.partitions_changed() IS
-	'event trigger on ddl_command_end of CREATE TABLE, CREATE FOREIGN TABLE, CREATE SCHEMA and ALTER TABLE: puts the triggers of scorers and outcome trackers on new partitions of their source, and takes them off detached ones';
+	'event trigger on ddl_command_end of CREATE TABLE, CREATE FOREIGN TABLE, CREATE SCHEMA and ALTER TABLE: puts the triggers of scorers and outcome trackers on new partitions of their source, and takes them off detached ones; refuses an inheritance child of a watched table';
 REVOKE ALL ON FUNCTION streamml.partitions_changed() FROM PUBLIC;
 CREATE EVENT TRIGGER streamml_partitions_changed ON ddl_command_end
 	WHEN TAG IN ('CREATE TABLE', 'CREATE FOREIGN TABLE', 'CREATE SCHEMA', 'ALTER TABLE')

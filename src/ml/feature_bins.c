@@ -419,8 +419,15 @@ FeatureBinsJson(FeatureBinsState *st)
 			double		h = (st->k - 1) * (double) q / FEATURE_BINS;
 			int			lo = (int) floor(h);
 			int			hi = Min(lo + 1, st->k - 1);
+			double		t = h - lo;
+			double		span = col[hi] - col[lo];
 
-			edges[q] = col[lo] + (h - lo) * (col[hi] - col[lo]);
+			/*
+			 * Values of both signs near DBL_MAX: their difference is
+			 * infinite and 0 times it NaN, which no JSON number holds.
+			 */
+			edges[q] = isinf(span) ? col[lo] * (1 - t) + col[hi] * t :
+				col[lo] + t * span;
 		}
 		/* shares: bin i is [e_i, e_i+1), the last closed (data_drift.c) */
 		for (int i = 0; i < st->k; i++)

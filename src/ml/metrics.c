@@ -687,9 +687,17 @@ multiclass_metrics_transfn(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("class %d and %d probabilities do not match %d classes",
 						y, k, s->k)));
-	for (int c = 1; c < k; c++)
+	/* as classification_metrics: a NaN never won the argmax, nor lost it */
+	for (int c = 0; c < k; c++)
+	{
+		if (isnan(pr[c]) || pr[c] < 0.0 || pr[c] > 1.0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("probability %g is not between 0 and 1", pr[c]),
+					 errdetail("It is the probability of class %d.", c)));
 		if (pr[c] > pr[best])
 			best = c;
+	}
 	s->n += 1.0;
 	s->correct += (best == y);
 	s->loss -= log(Min(Max(pr[y], 1e-15), 1.0));

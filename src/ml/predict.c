@@ -1222,7 +1222,8 @@ PG_FUNCTION_INFO_V1(ml_score_classes);
 /*
  * SQL streamml.ml_score_classes(params, group_keys, group_key, features):
  * the class probabilities (softmax) of explicit multinomial coefficients,
- * K blocks of [b0, b1..bp] per group row.
+ * K blocks of [b0, b1..bp] per group row; NULL when a linear predictor is
+ * beyond float8 (its softmax would be NaN).
  */
 Datum
 ml_score_classes(PG_FUNCTION_ARGS)
@@ -1258,6 +1259,9 @@ ml_score_classes(PG_FUNCTION_ARGS)
 		pr[c] = LinearPredictor(coef + c * (p + 1), x, p);
 		maxeta = Max(maxeta, pr[c]);
 	}
+	/* a linear predictor beyond float8 (huge features) scores no class */
+	if (!isfinite(maxeta))
+		PG_RETURN_NULL();
 	for (int c = 0; c < k; c++)
 	{
 		pr[c] = exp(pr[c] - maxeta);

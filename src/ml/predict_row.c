@@ -6,7 +6,9 @@
  *		with a named type), and its group column for a per-group model.
  *
  * The columns are found once per call site and row type (a RowReader in
- * the call's memory), then each row is deformed once, up to the last
+ * the call's memory; made again when the type's definition changes, as a
+ * column renamed in a transaction whose PL/pgSQL keeps the call site), then
+ * each row is deformed once, up to the last
  * column the model reads (slot_getsomeattrs on a slot of the reader): the
  * columns after it are never looked at.  Over a table's whole row the
  * planner passes the columns themselves instead of the row
@@ -62,6 +64,8 @@ struct RowReader
 {
 	Oid			typid;
 	int32		typmod;
+	TypeCacheEntry *tce;		/* the row type's typcache entry; NULL: record */
+	uint64		desc_id;		/* its tupDesc_identifier when built */
 	char	  **columns;		/* the model's, to tell a new model */
 	const char *group_by;
 	int			ncolumns;
@@ -81,6 +85,19 @@ struct RowReader
 	double	   *x;				/* p values */
 };
 
+
+/*
+ * Whether the definition of the reader's row type changed since it was
+ * built: any ALTER of the type or its table (a column renamed included)
+ * clears the typcache entry's tupDesc_identifier (entries live as long as
+ * the backend), and its next load gives a new one.  A record type's
+ * registered descriptor never changes.  One load per row: no lookup.
+ */
+static inline bool
+RowTypeChanged(RowReader *r)
+{
+	return r->tce != NULL && r->tce->tupDesc_identifier != r->desc_id;
+}
 
 /*
  * Finds the attribute of a column name in a row type, or errors (also
@@ -213,6 +230,11 @@ RowReaderBuild(MemoryContext cxt, Oid typid, int32 typmod, const char *model,
 	ReleaseTupleDesc(desc);
 	r->typid = typid;
 	r->typmod = typmod;
+	if (typid != RECORDOID)
+	{
+		r->tce = lookup_type_cache(typid, TYPECACHE_TUPDESC);
+		r->desc_id = r->tce->tupDesc_identifier;
+	}
 	r->columns = columns;
 	r->group_by = group_by;
 	r->ncolumns = ncolumns;
@@ -379,9 +401,14 @@ RowRead(RowReader **reader, MemoryContext cxt, HeapTupleHeader row,
 	int32		typmod = HeapTupleHeaderGetTypMod(row);
 	HeapTupleData tuple;
 
+	/*
+	 * A reader kept across statements (a PL/pgSQL simple expression, a
+	 * cursor) must not outlive its type's definition: columns renamed in
+	 * the transaction would be read by their old names' positions.
+	 */
 	if (r == NULL || r->slot == NULL || r->typid != typid ||
 		r->typmod != typmod || r->columns != columns ||
-		r->group_by != group_by || r->enc != enc)
+		r->group_by != group_by || r->enc != enc || RowTypeChanged(r))
 		*reader = r = RowReaderBuild(cxt, typid, typmod, model, columns,
 									 ncolumns, p, group_by, enc, NULL, 0);
 	tuple.t_len = HeapTupleHeaderGetDatumLength(row);
@@ -410,7 +437,8 @@ RowReadArgs(RowReader **reader, MemoryContext cxt, FunctionCallInfo fcinfo,
 	RowReader  *r = *reader;
 
 	if (r == NULL || r->argnos == NULL || r->typid != typid ||
-		r->columns != columns || r->group_by != group_by || r->enc != enc)
+		r->columns != columns || r->group_by != group_by || r->enc != enc ||
+		RowTypeChanged(r))
 		*reader = r = RowReaderBuild(cxt, typid, -1, model, columns, ncolumns,
 									 p, group_by, enc, fcinfo, first);
 	for (int i = 0; i < ncolumns; i++)

@@ -40,6 +40,7 @@
 #include "libpq/pqformat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/memutils.h"
 
 #include "ml/passes.h"
@@ -102,6 +103,7 @@ static void
 CheckReference(double *edges, int nedges, double *fractions, int nfractions)
 {
 	double		sum = 0.0;
+	double		max = 0.0;
 
 	if (nedges < 2 || nedges > DATA_DRIFT_MAX_BINS + 1)
 		ereport(ERROR,
@@ -128,12 +130,21 @@ CheckReference(double *edges, int nedges, double *fractions, int nfractions)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("fractions must not be negative"),
 					 errdetail("Fraction %d is %g.", i + 1, fractions[i])));
-		sum += fractions[i];
+		max = fmax(max, fractions[i]);
 	}
-	if (!(sum > 0.0))
+	if (!(max > 0.0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("fractions must not all be 0")));
+	/*
+	 * Scaled by the largest first: the sum of fractions near DBL_MAX would
+	 * be infinite, and every fraction 0 after the division.
+	 */
+	for (int i = 0; i < nfractions; i++)
+	{
+		fractions[i] /= max;
+		sum += fractions[i];
+	}
 	for (int i = 0; i < nfractions; i++)
 		fractions[i] /= sum;
 }
@@ -390,6 +401,11 @@ data_drift_combine(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("bins must be the same for every row of a group")));
+	/* (normalised alike: the same numbers give the same bytes) */
+	if (memcmp(a->fractions, b->fractions, sizeof(double) * a->k) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("fractions must be the same for every row of a group")));
 	for (int i = 0; i < a->k; i++)
 		a->counts[i] += b->counts[i];
 	a->n += b->n;
@@ -571,7 +587,9 @@ CompareDoubles(const void *a, const void *b)
 static double
 RefCdfOn(const DataDriftState *st, const double *cum, double a, double b, double x)
 {
-	double		m = a + (b - a) / 2;
+	double		m = isinf(b - a) ? a / 2 + b / 2 : a + (b - a) / 2;
+	double		lo,
+				width;
 	int			j;
 
 	if (m < st->edges[0])
@@ -580,7 +598,13 @@ RefCdfOn(const DataDriftState *st, const double *cum, double a, double b, double
 		return 1.0;
 	/* the bin j with e_j <= m < e_{j+1}, so e_j < e_{j+1} */
 	j = BinOf(st, m);
-	return cum[j] + st->fractions[j] * (x - st->edges[j]) / (st->edges[j + 1] - st->edges[j]);
+	lo = st->edges[j];
+	width = st->edges[j + 1] - lo;
+	/* a bin wider than DBL_MAX (edges of both signs): its halves */
+	if (isinf(width))
+		return cum[j] + st->fractions[j] * (x / 2 - lo / 2) /
+			(st->edges[j + 1] / 2 - lo / 2);
+	return cum[j] + st->fractions[j] * (x - lo) / width;
 }
 
 /* The integral over [a, b] of |c - f|, f linear from fa to fb. */
@@ -589,14 +613,25 @@ AbsLinearArea(double a, double b, double c, double fa, double fb)
 {
 	double		da = c - fa,
 				db = c - fb;
+	double		width = b - a;
+	double		scale = 1.0;
 
+	/*
+	 * An interval wider than DBL_MAX (ends of both signs) by its half: the
+	 * area (at most the width) is then finite unless it truly overflows.
+	 */
+	if (isinf(width))
+	{
+		width = b / 2 - a / 2;
+		scale = 2.0;
+	}
 	if ((da >= 0 && db >= 0) || (da <= 0 && db <= 0))
-		return fabs(da + db) / 2 * (b - a);
+		return fabs(da + db) / 2 * width * scale;
 	/* crossing at t in (0, 1) */
 	{
 		double		t = da / (da - db);
 
-		return (b - a) * (t * fabs(da) + (1 - t) * fabs(db)) / 2;
+		return width * (t * fabs(da) + (1 - t) * fabs(db)) / 2 * scale;
 	}
 }
 
@@ -654,5 +689,8 @@ wasserstein_distance_final(PG_FUNCTION_ARGS)
 		while (e <= st->k && st->edges[e] <= prev)
 			e++;
 	}
+	/* a distance beyond DBL_MAX, as float8 arithmetic reports one */
+	if (isinf(w))
+		float_overflow_error();
 	PG_RETURN_FLOAT8(w);
 }

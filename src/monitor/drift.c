@@ -172,6 +172,13 @@ drift_detect_accum(PG_FUNCTION_ARGS)
 				 errdetail("Row " INT64_FORMAT " in the aggregate's order has x = %g.", st->rows, x)));
 
 	sig = DriftUpdate(st->detector, x);
+	if (unlikely(!DriftFinite(st->detector)))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("value out of range: overflow"),
+				 errdetail("The %s detector's sums overflow float8 at row " INT64_FORMAT " in the aggregate's order (x = %g).",
+						   st->detector->method->name, st->rows, x),
+				 errhint("Scale x down.")));
 	if (sig == DRIFT_DETECTED)
 		PositionAdd(aggcxt, &st->detections, st->rows);
 	else if (sig == DRIFT_WARNING && !st->in_warning)

@@ -41,6 +41,13 @@ typedef struct DriftMethod
 	 * then be saved as its bytes past the head: monitors), else 0.
 	 */
 	Size		state_size;
+	/*
+	 * Whether the detector's statistics are finite after an update (NULL:
+	 * they always are).  Finite inputs of great magnitude overflow sums
+	 * and variances, and a detector with an infinite or NaN statistic
+	 * never detects again (or always does): it must not go on silently.
+	 */
+	bool		(*finite) (DriftDetector *d);
 } DriftMethod;
 
 /* The common head of every detector struct. */
@@ -59,6 +66,13 @@ static inline DriftSignal
 DriftUpdate(DriftDetector *d, double x)
 {
 	return d->method->update(d, x);
+}
+
+/* Whether a detector's statistics are finite (DriftMethod.finite). */
+static inline bool
+DriftFinite(DriftDetector *d)
+{
+	return d->method->finite == NULL || d->method->finite(d);
 }
 
 /* data_drift.c: PSI of counts per bin against reference fractions */

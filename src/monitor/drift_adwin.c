@@ -319,6 +319,15 @@ AdwinState(DriftDetector *d, StringInfo buf)
 static const char *const AdwinParams[] =
 {"delta", "clock", "max_buckets", "min_window_length", "grace_period", NULL};
 
+/* Whether the window's total and variance are finite. */
+static bool
+AdwinFinite(DriftDetector *d)
+{
+	Adwin	   *a = (Adwin *) d;
+
+	return isfinite(a->total) && isfinite(a->variance);
+}
+
 const DriftMethod DriftAdwinMethod = {
-	"adwin", AdwinParams, AdwinCreate, AdwinUpdate, AdwinState, 0
+	"adwin", AdwinParams, AdwinCreate, AdwinUpdate, AdwinState, 0, AdwinFinite
 };

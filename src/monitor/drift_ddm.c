@@ -135,7 +135,7 @@ static const char *const DdmParams[] =
 {"warm_start", "warning_threshold", "drift_threshold", NULL};
 
 const DriftMethod DriftDdmMethod = {
-	"ddm", DdmParams, DdmCreate, DdmUpdate, DdmState, sizeof(Ddm)
+	"ddm", DdmParams, DdmCreate, DdmUpdate, DdmState, sizeof(Ddm), NULL
 };
 
 /* ---- EDDM ---- */
@@ -256,5 +256,5 @@ EddmState(DriftDetector *det, StringInfo buf)
 static const char *const EddmParams[] = {"warm_start", "alpha", "beta", NULL};
 
 const DriftMethod DriftEddmMethod = {
-	"eddm", EddmParams, EddmCreate, EddmUpdate, EddmState, sizeof(Eddm)
+	"eddm", EddmParams, EddmCreate, EddmUpdate, EddmState, sizeof(Eddm), NULL
 };

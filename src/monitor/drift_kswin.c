@@ -406,5 +406,5 @@ static const char *const KswinParams[] =
 {"alpha", "window_size", "stat_size", "seed", NULL};
 
 const DriftMethod DriftKswinMethod = {
-	"kswin", KswinParams, KswinCreate, KswinUpdate, KswinState, 0
+	"kswin", KswinParams, KswinCreate, KswinUpdate, KswinState, 0, NULL
 };

@@ -161,9 +161,20 @@ PageHinkleyState(DriftDetector *d, StringInfo buf)
 static const char *const PageHinkleyParams[] =
 {"min_instances", "delta", "threshold", "alpha", "mode", NULL};
 
+/* Whether the mean and the sums are finite (min_increase starts infinite). */
+static bool
+PageHinkleyFinite(DriftDetector *d)
+{
+	PageHinkley *ph = (PageHinkley *) d;
+
+	return isfinite(ph->mean) && isfinite(ph->sum_increase) &&
+		isfinite(ph->sum_decrease);
+}
+
 const DriftMethod DriftPageHinkleyMethod = {
 	"page_hinkley", PageHinkleyParams,
-	PageHinkleyCreate, PageHinkleyUpdate, PageHinkleyState, sizeof(PageHinkley)
+	PageHinkleyCreate, PageHinkleyUpdate, PageHinkleyState, sizeof(PageHinkley),
+	PageHinkleyFinite
 };
 
 /* ---- CUSUM ---- */
@@ -293,6 +304,18 @@ CusumState(DriftDetector *d, StringInfo buf)
 static const char *const CusumParams[] =
 {"min_instances", "slack", "threshold", "mode", NULL};
 
+/* Whether the means, the variance, the reference's sigma and the sums are finite. */
+static bool
+CusumFinite(DriftDetector *d)
+{
+	Cusum	   *c = (Cusum *) d;
+
+	return isfinite(c->mean) && isfinite(c->var_mean) && isfinite(c->var_s) &&
+		isfinite(c->sigma) && isfinite(c->sum_increase) &&
+		isfinite(c->sum_decrease);
+}
+
 const DriftMethod DriftCusumMethod = {
-	"cusum", CusumParams, CusumCreate, CusumUpdate, CusumState, sizeof(Cusum)
+	"cusum", CusumParams, CusumCreate, CusumUpdate, CusumState, sizeof(Cusum),
+	CusumFinite
 };

@@ -482,10 +482,14 @@ MonitorsObserveOutcomes(const MonitorOutcome *outcomes, int n, Oid owner)
 		ErrorMonitor *m = &ms[k];
 		DriftDetector *d;
 		bool		acted = false;
+		Size		head = sizeof(DriftDetector);
+		char	   *before = NULL;
 
 		if (m->deployed == 0)
 			continue;
 		d = RestoreDetector(m);
+		if (d->method->finite != NULL && d->method->state_size > head)
+			before = palloc(d->method->state_size - head);
 		for (int i = 0; i < n; i++)
 		{
 			const MonitorOutcome *o = &outcomes[i];
@@ -500,8 +504,20 @@ MonitorsObserveOutcomes(const MonitorOutcome *outcomes, int n, Oid owner)
 				fabs(o->prediction - o->actual);
 			if (!isfinite(x))
 				continue;
-			m->observed++;
+			if (before != NULL)
+				memcpy(before, (char *) d + head, d->method->state_size - head);
 			sig = DriftUpdate(d, x);
+			/*
+			 * An error so large that the detector's sums overflow is left
+			 * out as an infinite one is: kept, it would leave the detector
+			 * blind (or firing) for good, and failing the load is worse.
+			 */
+			if (!DriftFinite(d))
+			{
+				memcpy((char *) d + head, before, d->method->state_size - head);
+				continue;
+			}
+			m->observed++;
 			/* a warning is logged only where a detection could act */
 			if (sig == DRIFT_WARNING && !m->in_warning && !m->cooling)
 				MonitorEvent(m->model, m->deployed, m->name, "drift_warning",

@@ -15,6 +15,7 @@
 
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -180,7 +181,13 @@ IntervalUsecs(const char *text, const char *key, const char *feature,
 				 errmsg("\"%s\" of feature \"%s\" must not contain months or years",
 						key, feature),
 				 errhint("Write it in days or smaller units.")));
-	usecs = (int64) iv->day * USECS_PER_DAY + iv->time;
+	/* 213503983 days wrapped around to 16 hours */
+	if (pg_mul_s64_overflow((int64) iv->day, USECS_PER_DAY, &usecs) ||
+		pg_add_s64_overflow(usecs, iv->time, &usecs))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("\"%s\" of feature \"%s\" is out of range", key, feature),
+				 errdetail("It must be less than 106751991 days.")));
 	if (usecs <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

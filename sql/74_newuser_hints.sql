@@ -46,3 +46,21 @@ SELECT streamml.drop_model('nu_gbt');
 SELECT streamml.drop_model('nu_forest2');
 SELECT streamml.drop_model('nu_league');
 DROP TABLE nu_tree;
+
+-- streamml.retrain of a league returns the rows of train_*, with each
+-- candidate's rows_used, rows_skipped and iterations (they were NULL),
+-- as model_versions has them.
+CREATE TABLE nu_lg AS
+SELECT i AS id, (i % 17)::float8 AS x, CASE WHEN i % 50 = 0 THEN NULL ELSE (i % 5)::float8 END AS z,
+	   (i % 17) * 0.1 + (i % 5) * 0.013 AS v
+  FROM generate_series(1, 500) i;
+SELECT count(*) FROM streamml.train_league('nu_lg', 'nu_lg', 'v', ARRAY['x', 'z'],
+	'{"order_by": "id", "candidates": ["gbt", "elasticnet"]}');
+CREATE TEMP TABLE nu_lg_run AS SELECT * FROM streamml.retrain('nu_lg');
+SELECT r.metrics->>'candidate' AS candidate, r.rows_used, r.rows_skipped, r.iterations, r.converged,
+	   (r.rows_used, r.rows_skipped, r.iterations) = (v.rows_used, v.rows_skipped, v.iterations) AS as_catalog
+  FROM nu_lg_run r
+  JOIN streamml.model_versions v ON v.model = r.model AND v.version = r.version
+ ORDER BY 1;
+SELECT streamml.drop_model('nu_lg');
+DROP TABLE nu_lg;

@@ -32,15 +32,15 @@ SELECT (v.metrics->>'roc_auc')::float8 > 0.8 AS learned,
 		  FROM hth h WHERE id > 25000) m
  WHERE v.model = 'hth_b';
 
--- regression (a tree run holds its targets in single precision, as it
--- hands them to XGBoost, and scores its holdout against them)
+-- regression (a tree run hands XGBoost its targets in single precision,
+-- but scores its holdout against the targets themselves, as evaluate does)
 SELECT rows_used, (metrics->>'rows')::int AS holdout_rows
   FROM streamml.train_gbt('hth_r', 'hth', 'yr', ARRAY['x1', 'x2', 'x3'],
 	'{"trees": 30, "max_depth": 5, "threads": 2, "test_fraction": 0.5, "order_by": "id"}');
 SELECT abs((v.metrics->>'rmse')::float8 - (a->>'rmse')::float8) < 1e-12 AS same_rmse,
 	   abs((v.metrics->>'mae')::float8 - (a->>'mae')::float8) < 1e-12 AS same_mae
   FROM streamml.model_versions v,
-	   (SELECT streamml.regression_metrics(yr::float4::float8, streamml.predict('hth_r', h)) AS a
+	   (SELECT streamml.regression_metrics(yr, streamml.predict('hth_r', h)) AS a
 		  FROM hth h WHERE id > 25000) m
  WHERE v.model = 'hth_r';
 

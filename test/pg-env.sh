@@ -39,6 +39,9 @@ pg_env_start()
 	pg_env_as_owner tee -a "$PG_ENV_DIR/data/postgresql.conf" >/dev/null <<EOC
 shared_preload_libraries = 'pg_streamml,pg_cron'
 cron.database_name = 'postgres'
+# no TCP (listen_addresses below), so pg_cron runs its jobs in background
+# workers instead of connecting to localhost, which would fail every job
+cron.use_background_workers = on
 listen_addresses = ''
 unix_socket_directories = '$PG_ENV_DIR'
 port = $PGPORT

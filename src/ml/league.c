@@ -71,6 +71,8 @@ typedef struct Entry
 	char	   *error;
 	int			rank;
 	bool		deployed;
+	char	   *counts[4];		/* the trainer's rows_used, rows_skipped,
+								 * iterations, converged (NULL: none) */
 } Entry;
 
 /* A group's deployed-version score on the holdout. */
@@ -487,6 +489,13 @@ TrainCandidate(void *arg)
 		e->metrics = pstrdup(ResultText(r, 3));
 		e->score = score ? strtod(score, NULL) : NAN;
 		e->rows = rows ? strtod(rows, NULL) : 0;
+		/* the trainer's own counts, which streamml.retrain returns */
+		for (int i = 0; i < 4; i++)
+		{
+			char	   *v = ResultText(r, 6 + i);
+
+			e->counts[i] = v ? pstrdup(v) : NULL;
+		}
 		a->lg->entries = lappend(a->lg->entries, e);
 	}
 }
@@ -512,7 +521,8 @@ LeagueTrain(League *lg, Candidate *c)
 	run.lg = lg;
 	run.c = c;
 	run.sql = psprintf("SELECT t.version, t.group_key, t.metrics::text, "
-					   "(t.metrics->>%s)::float8, (t.metrics->>'rows')::float8 "
+					   "(t.metrics->>%s)::float8, (t.metrics->>'rows')::float8, "
+					   "t.rows_used, t.rows_skipped, t.iterations, t.converged "
 					   "FROM streamml.train_%s($1, $2, $3, $4, $5) t",
 					   quote_literal_cstr(lg->metric), c->trainer);
 	run.types = types;
@@ -846,8 +856,17 @@ LeagueRun(FunctionCallInfo fcinfo, text *model, text *source, text *target,
 			nulls[1] = e->version == 0;
 			values[2] = e->group_key ? CStringGetTextDatum(e->group_key) : (Datum) 0;
 			nulls[2] = e->group_key == NULL;
-			nulls[3] = nulls[4] = nulls[5] = true;
-			values[6] = BoolGetDatum(e->error == NULL);
+			nulls[3] = e->counts[0] == NULL;
+			nulls[4] = e->counts[1] == NULL;
+			nulls[5] = e->counts[2] == NULL;
+			if (!nulls[3])
+				values[3] = DirectFunctionCall1(int8in, CStringGetDatum(e->counts[0]));
+			if (!nulls[4])
+				values[4] = DirectFunctionCall1(int8in, CStringGetDatum(e->counts[1]));
+			if (!nulls[5])
+				values[5] = DirectFunctionCall1(int4in, CStringGetDatum(e->counts[2]));
+			values[6] = BoolGetDatum(e->error == NULL &&
+									 (e->counts[3] == NULL || strcmp(e->counts[3], "t") == 0));
 			values[7] = BoolGetDatum(e->deployed);
 			values[8] = DirectFunctionCall2(jsonb_concat,
 											DirectFunctionCall1(jsonb_in, CStringGetDatum(m)),

@@ -29,7 +29,11 @@
  * (tree_predict.c, over the bytes record stores, on the run's "threads":
  * the backend's and helper threads of its own; without a holdout,
  * XGBoost predicts the training rows) and scores it with the metrics
- * aggregates of metrics.c, and the deployed version on the same holdout
+ * aggregates of metrics.c against the targets as read (kept in double
+ * precision beside the single-precision ones XGBoost trains on, so the
+ * metrics equal evaluate's and a league's score of a deployed version;
+ * against the rounded targets they differed by about 1e-8, enough to make
+ * an identical champion "better"), and the deployed version on the same holdout
  * rows for deploy 'if_better' (a tree version through tree_predict.c, a
  * linear one from its coefficients); record stores XGBoost's binary model
  * and the feature importance in model_versions.
@@ -120,7 +124,8 @@ typedef struct TreeRows
 	int64		n;
 	int64		cap;
 	float	   *x;				/* n × p, row-major, NaN for missing */
-	float	   *y;
+	float	   *y;				/* the target as XGBoost takes it */
+	double	   *yd;				/* the target itself, for the metrics */
 	float	   *w;
 } TreeRows;
 
@@ -132,7 +137,7 @@ typedef struct TreeGroup
 	int64		skipped;
 	TreeRows	test;			/* the holdout rows */
 	float	   *train_pred;		/* in-sample predictions, without a holdout */
-	float	   *train_y;
+	double	   *train_y;
 	int64		ntrain;
 	XgbBooster *booster;
 	int			rounds;
@@ -197,9 +202,13 @@ TreeResolveTask(TrainRun *run, Oid type)
 	}
 }
 
-/* Appends one row to a part, growing it by doubling. */
+/*
+ * Appends one row to a part, growing it by doubling.  The target is kept
+ * in double precision too: the metrics compare the predictions with the
+ * target itself, as evaluate and predict do, not with its float rounding.
+ */
 static inline void
-TreeRowsAdd(TreeRows *r, int p, const float *x, float y, float w)
+TreeRowsAdd(TreeRows *r, int p, const float *x, double y, float w)
 {
 	if (r->n == r->cap)
 	{
@@ -209,18 +218,21 @@ TreeRowsAdd(TreeRows *r, int p, const float *x, float y, float w)
 		{
 			r->x = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * cap * p);
 			r->y = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * cap);
+			r->yd = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(double) * cap);
 			r->w = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(float) * cap);
 		}
 		else
 		{
 			r->x = repalloc_huge(r->x, sizeof(float) * cap * p);
 			r->y = repalloc_huge(r->y, sizeof(float) * cap);
+			r->yd = repalloc_huge(r->yd, sizeof(double) * cap);
 			r->w = repalloc_huge(r->w, sizeof(float) * cap);
 		}
 		r->cap = cap;
 	}
 	memcpy(r->x + r->n * p, x, sizeof(float) * p);
-	r->y[r->n] = y;
+	r->y[r->n] = (float) y;
+	r->yd[r->n] = y;
 	r->w[r->n] = w;
 	r->n++;
 }
@@ -233,6 +245,8 @@ TreeRowsFree(TreeRows *r)
 	{
 		pfree(r->x);
 		pfree(r->y);
+		if (r->yd)
+			pfree(r->yd);
 		pfree(r->w);
 	}
 	memset(r, 0, sizeof(TreeRows));
@@ -433,9 +447,10 @@ TreeTrainGroup(TrainRun *run, TreeGroup *g, TreeRows *train)
 	{
 		/* metrics on the training rows: keep their labels */
 		g->ntrain = train->n;
-		g->train_y = train->y;
-		train->y = NULL;
+		g->train_y = train->yd;
+		train->yd = NULL;
 		pfree(train->x);
+		pfree(train->y);
 		pfree(train->w);
 		memset(train, 0, sizeof(TreeRows));
 	}
@@ -672,13 +687,14 @@ TreeSplitRows(TrainRun *run, TreeOrders *o, TreeGroup *g, TreeRows *train)
 		int			side = SplitScanSide(o->split, o->kept[i], o->kept_null[i]);
 
 		if (side == 1)
-			TreeRowsAdd(&g->test, p, train->x + i * p, train->y[i], train->w[i]);
+			TreeRowsAdd(&g->test, p, train->x + i * p, train->yd[i], train->w[i]);
 		else if (side == 0)
 		{
 			if (t != i)
 			{
 				memcpy(train->x + t * p, train->x + i * p, sizeof(float) * p);
 				train->y[t] = train->y[i];
+				train->yd[t] = train->yd[i];
 				train->w[t] = train->w[i];
 			}
 			t++;
@@ -736,7 +752,7 @@ typedef struct TreeBatch
 	MemoryContext rowcxt;		/* reset after each fetch */
 	int			n;				/* rows in the batch */
 	float	   *x;				/* TREE_FETCH_ROWS × p */
-	float	   *y;
+	double	   *y;
 	float	   *w;
 	bool	   *usable;			/* target, weight and features are */
 	bool	   *test;			/* the holdout flag of the query */
@@ -787,7 +803,7 @@ TreeBatchReceive(TupleTableSlot *slot, DestReceiver *self)
 	b->usable[r] = isfinite(y) && TreeValueFits(y) && isfinite(w) &&
 		TreeValueFits(w) && w >= 0.0 &&
 		TreeRowFeatures(run, values, nulls, b->x + (int64) r * run->p);
-	b->y[r] = (float) y;
+	b->y[r] = y;
 	b->w[r] = (float) w;
 	MemoryContextSwitchTo(old);
 	return true;
@@ -822,7 +838,7 @@ TreeBatchCreate(TrainRun *run)
 	b->rowcxt = AllocSetContextCreate(CurrentMemoryContext, "tree scan rows",
 									  ALLOCSET_DEFAULT_SIZES);
 	b->x = palloc(sizeof(float) * n * Max(run->p, 1));
-	b->y = palloc(sizeof(float) * n);
+	b->y = palloc(sizeof(double) * n);
 	b->w = palloc(sizeof(float) * n);
 	b->usable = palloc(sizeof(bool) * n);
 	b->test = palloc(sizeof(bool) * n);
@@ -937,7 +953,7 @@ TreeFit(TrainRun *run)
  * "training".
  */
 static char *
-TreeMetrics(TrainRun *run, int64 n, const float *y, const double *pred,
+TreeMetrics(TrainRun *run, int64 n, const double *y, const double *pred,
 			int nout, const char *on)
 {
 	Datum	   *yd;
@@ -950,7 +966,12 @@ TreeMetrics(TrainRun *run, int64 n, const float *y, const double *pred,
 	if (run->kind == MODEL_LOGISTIC)
 	{
 		/* the aggregate's own code, without passing the rows through SQL */
-		json = ClassificationMetricsText(y, pred, n);
+		float	   *label = palloc(sizeof(float) * Max(n, 1));
+
+		for (int64 i = 0; i < n; i++)
+			label[i] = (float) y[i];
+		json = ClassificationMetricsText(label, pred, n);
+		pfree(label);
 		json[strlen(json) - 1] = '\0';
 		return psprintf("%s, \"on\": \"%s\"}", json, on);
 	}
@@ -1158,7 +1179,7 @@ TreeScore(TrainRun *run, List *groups)
 									  sizeof(double) * g->test.n * nout);
 		TreeHoldoutPredict(run, g, pred);
 		TreeClockLog(&tree_clock, "holdout prediction");
-		g->metrics = TreeMetrics(run, g->test.n, g->test.y, pred, nout, "holdout");
+		g->metrics = TreeMetrics(run, g->test.n, g->test.yd, pred, nout, "holdout");
 		g->holdout_score = MetricsNumber(g->metrics, run->deploy_metric);
 		g->holdout_rows = MetricsNumber(g->metrics, "rows");
 		TreeClockLog(&tree_clock, "holdout metrics");
@@ -1168,7 +1189,7 @@ TreeScore(TrainRun *run, List *groups)
 
 			if (TreeDeployedPredict(run, g, nout, pred, &stored))
 				g->deployed_score =
-					MetricsNumber(TreeMetrics(run, g->test.n, g->test.y, pred,
+					MetricsNumber(TreeMetrics(run, g->test.n, g->test.yd, pred,
 											  nout, "holdout"),
 								  run->deploy_metric);
 			else

@@ -372,17 +372,21 @@ create_monitor(PG_FUNCTION_ARGS)
 	 * does not know it, and every row would count.
 	 */
 	if (strcmp(kind, "rows") == 0 &&
-		CatalogExecute("SELECT 1 FROM (SELECT v.data_max FROM streamml.model_versions v "
+		CatalogExecute("SELECT CASE m.kind WHEN 'logistic' THEN 'train_logreg' "
+					   "WHEN 'multinomial' THEN 'train_logreg' "
+					   "WHEN 'linear' THEN 'train_linreg' "
+					   "ELSE 'train_' OPERATOR(pg_catalog.||) m.kind END "
+					   "FROM streamml.models m, (SELECT v.data_max FROM streamml.model_versions v "
 					   "WHERE v.model OPERATOR(pg_catalog.=) $1 "
 					   "ORDER BY v.version DESC, v.data_max DESC NULLS LAST LIMIT 1) l "
-					   "WHERE l.data_max IS NULL",
+					   "WHERE m.name OPERATOR(pg_catalog.=) $1 AND l.data_max IS NULL",
 					   1, (Oid[]) {TEXTOID}, args, NULL, SPI_OK_SELECT) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("model \"%s\" was last trained without option \"order_by\"", model),
 				 errdetail("A 'rows' monitor counts the rows newer than the training data, which a version knows only when trained with \"order_by\"."),
-				 errhint("Train the model again with option \"order_by\", e.g. streamml.retrain('%s', '{\"order_by\": \"ts\"}'), then create the monitor.",
-						 model)));
+				 errhint("Train the model again with streamml.%s and option \"order_by\" (streamml.retrain takes no training options), then create the monitor.",
+						 SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1))));
 
 	args[0] = CStringGetTextDatum(name);
 	if (CatalogExecute("SELECT 1 FROM streamml.monitors_catalog "

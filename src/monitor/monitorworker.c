@@ -1097,7 +1097,7 @@ RetrainMonitor(int32 id, MemoryContext cxt)
 			call.version = call.deployed ? deployed_now :
 				DatumGetInt32(Value(0, 2, &isnull));
 		}
-		/* the rows that version used, every group's (a league returns none) */
+		/* the rows that version used, every group's (a league returns a row per candidate) */
 		CatalogExecute("SELECT COALESCE(pg_catalog.sum(v.rows_used), 0)::pg_catalog.int8 "
 					   "FROM streamml.model_versions v WHERE v.model OPERATOR(pg_catalog.=) $1 "
 					   "AND v.version OPERATOR(pg_catalog.=) $2",

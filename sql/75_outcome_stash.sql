@@ -126,6 +126,52 @@ INSERT INTO ps_c VALUES (801, 'E', 5, 1, 1);
 COMMIT;
 SELECT count(*) FROM streamml.outcomes WHERE scorer = 'ps_c_s' AND key = '{"id": 800}';
 
+-- A per-group model (the tracker takes its group column): the C path reads
+-- each outcome's group from its labelled row, as streamml.group_key gives
+-- it, and gives the SQL statement's outcomes and live_metrics per group.
+CREATE TABLE ps_gtrain AS
+SELECT i::float8 AS x, CASE WHEN i % 2 = 0 THEN 'A' ELSE 'B' END AS sym,
+	   CASE WHEN i % 2 = 0 THEN 2.0 ELSE 3.0 END * i AS y
+  FROM generate_series(1, 60) i;
+SELECT model, version FROM streamml.train_linreg('ps_g', 'ps_gtrain', 'y', ARRAY['x'],
+	'{"group_by": "sym"}');
+CREATE TABLE ps_gc (id bigint, sym text, t int, x float8, price float8);
+CREATE INDEX ON ps_gc (sym COLLATE "C", t);
+CREATE TABLE ps_gs (id bigint, sym text, t int, x float8, price float8);
+CREATE INDEX ON ps_gs (sym, t) WHERE sym IS NOT NULL;
+SELECT streamml.create_scorer(s, t, 'ps_g', '{"key": "id"}')
+  FROM (VALUES ('ps_gc_s', 'ps_gc'::regclass), ('ps_gs_s', 'ps_gs'::regclass)) v(s, t);
+SELECT streamml.track_outcomes(s, t, '{"actual": "price", "horizon": 2,
+	"partition_by": "sym", "order_by": "t"}')
+  FROM (VALUES ('ps_gc_s', 'ps_gc'::regclass), ('ps_gs_s', 'ps_gs'::regclass)) v(s, t);
+SELECT scorer, group_column, stash_floor FROM streamml.outcome_trackers
+ WHERE scorer LIKE 'ps\_g%' ORDER BY 1;
+-- groups A and B, C unknown to the model (NULL predictions), NULL partitions
+INSERT INTO ps_gc SELECT i, CASE WHEN i % 17 = 0 THEN NULL ELSE chr(65 + i % 3) END,
+	i / 3 + 1, i % 10, 100 + i FROM generate_series(1, 120) i;
+INSERT INTO ps_gs SELECT i, CASE WHEN i % 17 = 0 THEN NULL ELSE chr(65 + i % 3) END,
+	i / 3 + 1, i % 10, 100 + i FROM generate_series(1, 120) i;
+INSERT INTO ps_gc SELECT i, chr(65 + i % 3), i / 3 + 1, i % 10, 100 + i
+  FROM generate_series(121, 200) i;
+INSERT INTO ps_gs SELECT i, chr(65 + i % 3), i / 3 + 1, i % 10, 100 + i
+  FROM generate_series(121, 200) i;
+SELECT count(*) AS outcomes,
+	   count(*) FILTER (WHERE c.key IS NULL OR s.key IS NULL
+						OR c.group_key IS DISTINCT FROM s.group_key
+						OR c.actual IS DISTINCT FROM s.actual
+						OR c.prediction IS DISTINCT FROM s.prediction) AS differing
+  FROM (SELECT * FROM streamml.outcomes WHERE scorer = 'ps_gc_s') c
+  FULL JOIN (SELECT * FROM streamml.outcomes WHERE scorer = 'ps_gs_s') s
+	ON s.key = c.key AND s.model = c.model AND s.version = c.version;
+SELECT group_key, sum(labelled) AS labelled, round(sum(rmse * labelled)::numeric, 6) AS rmse_w
+  FROM streamml.live_metrics WHERE scorer = 'ps_gc_s' GROUP BY 1 ORDER BY 1;
+SELECT group_key, sum(labelled) AS labelled, round(sum(rmse * labelled)::numeric, 6) AS rmse_w
+  FROM streamml.live_metrics WHERE scorer = 'ps_gs_s' GROUP BY 1 ORDER BY 1;
+SELECT streamml.untrack_outcomes(s) FROM unnest(ARRAY['ps_gc_s', 'ps_gs_s']) s;
+SELECT streamml.drop_scorer(s) FROM unnest(ARRAY['ps_gc_s', 'ps_gs_s']) s;
+DROP TABLE ps_gc, ps_gs, ps_gc_s, ps_gs_s, ps_gtrain;
+SELECT streamml.drop_model('ps_g');
+
 SELECT streamml.untrack_outcomes(s) FROM unnest(ARRAY['ps_c_s', 'ps_s_s']) s;
 SELECT streamml.drop_scorer(s) FROM unnest(ARRAY['ps_c_s', 'ps_s_s']) s;
 DROP TABLE ps_c, ps_s, ps_c_s, ps_s_s, ps_train;

@@ -38,7 +38,8 @@
  * (or a feature table's, above),
  * order_by a timestamp (and for timestamptz a horizon without days, which
  * are calendar days there) or an integer or float8, number keys or text
- * keys, a number "actual", no group column, and a predictions table whose
+ * keys, a number "actual" (a group column's key read from the labelled
+ * row, as streamml.group_key makes it), and a predictions table whose
  * primary key starts with the key columns.  Elsewhere the caller runs the
  * SQL statement; so does a batch with a NaN float8 order_by (NaN sorts
  * above every number in SQL, and the C comparisons would disagree).
@@ -79,6 +80,7 @@
 #include "utils/tuplestore.h"
 #include "utils/typcache.h"
 
+#include "ml/group_key.h"
 #include "number.h"
 #include "pg_streamml.h"
 #include "quality/predstash.h"
@@ -122,6 +124,14 @@ typedef struct HorizonSetup
 	RegProcedure key_le;
 	bool		by_seq;			/* src_index: a feature table's (partition, arrival_seq) */
 	AttrNumber	a_late;			/* its late column */
+	AttrNumber	a_group;		/* the group column, or InvalidAttrNumber */
+	GroupKeyOut group_out;		/* its key text (group_key.c) */
+	bool		group_byval;
+	int16		group_len;
+	MemoryContext group_cxt;	/* where the key texts live (the records') */
+	bool		has_last_group; /* the last group value and its text */
+	Datum		last_group;
+	char	   *last_group_key;
 } HorizonSetup;
 
 /* A row of a partition's range, in index order. */
@@ -133,12 +143,40 @@ typedef struct RangeRow
 	bool		has_actual;
 	double		actual;
 	bool		keys_ok;		/* no NULL key column */
+	char	   *group_key;		/* '' without a group */
 	Datum		keys[FLEXIBLE_ARRAY_MEMBER];
 } RangeRow;
 
 /*
- * Fills a range row's actual and key columns from the source row in slot
- * (its order_by is the caller's); text keys are copied out of the slot.
+ * The group key of a source row (slot), as streamml.group_key gives it, ''
+ * for NULL or without a group: the text made once per run of equal values.
+ */
+static char *
+RowGroupKey(HorizonSetup *s, TupleTableSlot *slot)
+{
+	bool		isnull;
+	Datum		d;
+	MemoryContext old;
+
+	if (s->a_group == InvalidAttrNumber)
+		return "";
+	d = slot_getattr(slot, s->a_group, &isnull);
+	if (isnull)
+		return "";
+	if (s->has_last_group &&
+		datumIsEqual(d, s->last_group, s->group_byval, s->group_len))
+		return s->last_group_key;
+	old = MemoryContextSwitchTo(s->group_cxt);
+	s->last_group = datumCopy(d, s->group_byval, s->group_len);
+	s->last_group_key = GroupKeyCString(&s->group_out, d);
+	MemoryContextSwitchTo(old);
+	s->has_last_group = true;
+	return s->last_group_key;
+}
+
+/*
+ * Fills a range row's actual, key and group columns from the source row in
+ * slot (its order_by is the caller's); text keys are copied out of the slot.
  */
 static void
 RangeRowFill(OutcomeTracker *t, HorizonSetup *s, TupleTableSlot *slot, RangeRow *r)
@@ -159,6 +197,7 @@ RangeRowFill(OutcomeTracker *t, HorizonSetup *s, TupleTableSlot *slot, RangeRow 
 		else
 			r->keys[k] = d;
 	}
+	r->group_key = RowGroupKey(s, slot);
 }
 
 /* A labelled row: its order_by, key values (in LabelSet.keys) and label. */
@@ -167,6 +206,7 @@ typedef struct Labelled
 	int64		oi;
 	double		od;
 	double		actual;
+	char	   *group_key;
 	int			keys;			/* index of the first in LabelSet.keys */
 } Labelled;
 
@@ -387,8 +427,7 @@ Setup(OutcomeTracker *t, Relation src, Relation preds, HorizonSetup *s)
 	Oid			types[2];
 
 	memset(s, 0, sizeof(HorizonSetup));
-	if (src->rd_rel->relkind != RELKIND_RELATION || t->group_column != NULL ||
-		t->nkeys > MAX_KEYS ||
+	if (src->rd_rel->relkind != RELKIND_RELATION || t->nkeys > MAX_KEYS ||
 		check_enable_rls(t->source, t->owner, false) == RLS_ENABLED)
 		return false;
 	s->a_part = get_attnum(t->source, t->partition_by);
@@ -396,6 +435,18 @@ Setup(OutcomeTracker *t, Relation src, Relation preds, HorizonSetup *s)
 	s->a_actual = get_attnum(t->source, t->actual);
 	if (s->a_part <= 0 || s->a_ob <= 0 || s->a_actual <= 0)
 		return false;
+	/* a per-group model's group: each outcome's, as streamml.group_key has it */
+	if (t->group_column != NULL)
+	{
+		Oid			gtype;
+
+		s->a_group = get_attnum(t->source, t->group_column);
+		if (s->a_group <= 0)
+			return false;
+		gtype = TupleDescAttr(RelationGetDescr(src), s->a_group - 1)->atttypid;
+		GroupKeyOutInit(&s->group_out, gtype, t->group_column, CurrentMemoryContext);
+		get_typlenbyval(gtype, &s->group_len, &s->group_byval);
+	}
 	switch (t->actual_type)
 	{
 		case INT2OID:
@@ -840,6 +891,7 @@ LabelRows(OutcomeTracker *t, HorizonSetup *s, char *rows, int nrows, Size rowsiz
 		l->oi = r->oi;
 		l->od = r->od;
 		l->actual = ROW(j)->actual;
+		l->group_key = r->group_key;
 		l->keys = out->nkeys;
 		memcpy(out->keys + out->nkeys, r->keys, sizeof(Datum) * t->nkeys);
 		out->nkeys += t->nkeys;
@@ -1534,6 +1586,8 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 		MemoryContextDelete(cxt);
 		return false;
 	}
+	/* group keys live as long as the records (the batch's sums keep them) */
+	s->group_cxt = old;
 
 	/*
 	 * The batch's partitions, with their oldest and newest order_by: an
@@ -1733,7 +1787,7 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 				p->has_number = true;
 				p->actual_number = l->actual;
 				p->actual_text = NULL;
-				p->group_key = "";
+				p->group_key = l->group_key;
 				p->labelled_at = now;
 				continue;
 			}
@@ -1743,6 +1797,7 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 
 				*r = hits[h];
 				r->key = key;
+				r->group_key = l->group_key;
 				if (int_key)
 				{
 					r->key_is_int = true;

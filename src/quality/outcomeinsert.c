@@ -105,7 +105,11 @@ QualifiedName(Oid rel)
 /*
  * The key of a row as jsonb, named by the predictions table's key
  * columns, from the source's key columns (source_side) or the predictions
- * table's.
+ * table's.  The jsonb depends on the key's values alone, so that a key
+ * written in one session meets the same key written in another, and on
+ * either side: a timestamptz is written in UTC (to_jsonb would use the
+ * session's TimeZone), a char(n) without its padding, as it compares with
+ * text (the other settings that reach to_jsonb are pinned: RunAs).
  */
 char *
 OutcomeKeyExpr(OutcomeTracker *t, const char *alias, bool source_side)
@@ -113,12 +117,21 @@ OutcomeKeyExpr(OutcomeTracker *t, const char *alias, bool source_side)
 	StringInfoData e;
 
 	initStringInfo(&e);
-	appendStringInfoString(&e, "jsonb_build_object(");
+	appendStringInfoString(&e, "pg_catalog.jsonb_build_object(");
 	for (int i = 0; i < t->nkeys; i++)
-		appendStringInfo(&e, "%s%s, %s.%s", i > 0 ? ", " : "",
-						 quote_literal_cstr(t->prediction_keys[i]), alias,
-						 quote_identifier(source_side ? t->key_columns[i] :
-										  t->prediction_keys[i]));
+	{
+		Oid			rel = source_side ? t->source : t->predictions;
+		const char *col = source_side ? t->key_columns[i] : t->prediction_keys[i];
+		Oid			type = getBaseType(get_atttype(rel, get_attnum(rel, col)));
+		char	   *ref = psprintf("%s.%s", alias, quote_identifier(col));
+
+		if (type == TIMESTAMPTZOID)
+			ref = psprintf("pg_catalog.timezone('UTC', %s)", ref);
+		else if (type == BPCHAROID)
+			ref = psprintf("(%s)::pg_catalog.text", ref);
+		appendStringInfo(&e, "%s%s, %s", i > 0 ? ", " : "",
+						 quote_literal_cstr(t->prediction_keys[i]), ref);
+	}
 	appendStringInfoChar(&e, ')');
 	return e.data;
 }

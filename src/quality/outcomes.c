@@ -166,6 +166,9 @@ OptionKeyColumns(Jsonb *options, int *n)
 	return NULL;
 }
 
+/* The longest bucket, horizon or grace: 100 years, in days. */
+#define OUTCOME_MAX_DAYS INT64CONST(36525)
+
 /* An interval option, positive; returns its canonical text. */
 static char *
 OptionInterval(Jsonb *options, const char *key, const char *dflt)
@@ -181,6 +184,13 @@ OptionInterval(Jsonb *options, const char *key, const char *dflt)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"%s\" must be a positive interval of days, hours, minutes or seconds", key),
+				 errdetail("\"%s\" was given.", s)));
+	/* in microseconds, as the batches use it, without overflow */
+	if (iv->day > OUTCOME_MAX_DAYS || iv->time > OUTCOME_MAX_DAYS * USECS_PER_DAY ||
+		iv->time + iv->day * USECS_PER_DAY > OUTCOME_MAX_DAYS * USECS_PER_DAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be at most 36525 days (100 years)", key),
 				 errdetail("\"%s\" was given.", s)));
 	return DatumGetCString(DirectFunctionCall1(interval_out,
 											   IntervalPGetDatum(iv)));

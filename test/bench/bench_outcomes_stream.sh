@@ -20,9 +20,9 @@
 # first-to-last commit (track_commit_timestamp).  Goal: >= 0.8x the anchor.
 # Two rounds, each pipeline into its own tables from the start of its
 # topic: the anchor first, then the tracked pipeline; then another tracked
-# pipeline first and another anchor: what runs second finds the first
-# one's dirty pages and autovacuum work.  Both rounds are printed, and the
-# ratio of the two sides' mean rates.  shared_buffers is 1 GB, as a server
+# pipeline first and another anchor.  Before each, VACUUM and CHECKPOINT,
+# so that none finds the earlier ones' dirty pages and autovacuum work.
+# Both rounds are printed, and the ratio of the two sides' mean rates.  shared_buffers is 1 GB, as a server
 # of this machine's 24 GB would have (the default 128 MB is less than one
 # pipeline writes at 500k rows).
 # On a shared machine the rates also measure how much CPU the worker got
@@ -102,6 +102,9 @@ pipeline()
 stream_run()
 {
 	local topic=$1 table=$2
+	# every pipeline starts from the same state: the earlier ones' rows
+	# vacuumed and their pages written out
+	q -c 'VACUUM' -c 'CHECKPOINT'
 	q -c "SELECT streamml.create_stream('$table', '$table', '$KAFKA_BROKERS', '$topic',
 		'json', '{\"workers\": $WORKERS}')" >/dev/null
 	local deadline=$((SECONDS + 900))

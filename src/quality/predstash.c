@@ -26,8 +26,9 @@
  *   which every row written comes from the new models, or from a load that
  *   took the table's lock after the change and so heard of it: a load whose
  *   scorer read its definition before the change and the lock after it
- *   writes rows the tracker's trigger on the predictions table takes as not
- *   the scorer's (PredStashSetWriter is not told).  The floor becomes NULL,
+ *   finds its models changed (scorerinsert.c, ModelsStillServed) and writes
+ *   rows the tracker's trigger on the predictions table takes as not the
+ *   scorer's (PredStashSetWriter is not told).  The floor becomes NULL,
  *   and the copy unused, when rows that are not the scorer's are inserted
  *   into the predictions table (its tracker trigger sees them:
  *   PredStashScorerWriting), at any UPDATE of it, and at an automatic

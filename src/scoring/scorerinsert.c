@@ -573,6 +573,33 @@ ModelReaderInit(ScoreBatch *b, ModelReader *r, const char *model,
 	}
 }
 
+/*
+ * Whether the models this statement scores with are still the scorer's: a
+ * change may have committed while it waited for the predictions table's
+ * lock.  The cached definition is still valid, or, read again, names the
+ * same champion and challengers (any change of the catalog, a new scorer's
+ * row included, drops every cached definition).
+ */
+static bool
+ModelsStillServed(ScoreBatch *b)
+{
+	ScoreBatch	now;
+
+	if (DefinitionValid(b->id))
+		return true;
+	memset(&now, 0, sizeof(now));
+	now.td = b->td;
+	now.id = b->id;
+	LoadDefinition(&now);
+	if (strcmp(now.model, b->model) != 0 || now.nchallengers != b->nchallengers)
+		return false;
+	for (int i = 0; i < b->nchallengers; i++)
+		if (strcmp(now.challengers[i].model, b->challengers[i].model) != 0 ||
+			now.challengers[i].version != b->challengers[i].version)
+			return false;
+	return true;
+}
+
 /* Scores the statement's rows as the scorer's owner (see the top). */
 static void
 ScoreRows(void *arg)
@@ -695,7 +722,7 @@ ScoreRows(void *arg)
 		 * the scorer committed while we waited for the table's lock (a
 		 * promotion): its rows may then be of a model no longer served.
 		 */
-		fresh = DefinitionValid(b->id);
+		fresh = ModelsStillServed(b);
 		prev_writer = PredStashSetWriter(fresh ? b->predsid : InvalidOid);
 		if (citus == NULL && fresh)
 			PredStashBegin(preds, &pc, b->td, b->name);

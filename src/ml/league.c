@@ -41,6 +41,7 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
+#include "ml/group_key.h"
 #include "ml/ml.h"
 #include "ml/train.h"
 #include "options.h"
@@ -268,6 +269,15 @@ LeagueResolveTarget(League *lg)
 									   "target", lg->source);
 	lg->order_type = SourceColumnType(SPI_tuptable->tupdesc, lg->order_by, "order_by",
 									  lg->source);
+	/* the columns every candidate reads, under the league's option names */
+	if (lg->group_by)
+		GroupKeyCheckType(SourceColumnType(SPI_tuptable->tupdesc, lg->group_by, "group_by",
+										   lg->source), lg->group_by);
+	if (lg->weight && !TypeIsNumeric(SourceColumnType(SPI_tuptable->tupdesc, lg->weight,
+													   "weight", lg->source)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("weight column \"%s\" must be numeric", lg->weight)));
 	lg->regression = TypeIsNumeric(lg->target_type);
 	if (!lg->regression)
 	{
@@ -288,6 +298,10 @@ LeagueResolveTarget(League *lg)
 	}
 	if (lg->metric == NULL)
 		lg->metric = lg->regression ? "rmse" : lg->binary ? "roc_auc" : "log_loss";
+	/* the user's metric, before any candidate trains and under its name */
+	CheckMetricOption("metric", lg->metric,
+					  lg->regression ? MODEL_LINEAR :
+					  lg->binary ? MODEL_LOGISTIC : MODEL_MULTINOMIAL);
 }
 
 /*

@@ -325,6 +325,8 @@ extern DeployDecision LastDeployDecision;
 
 /* holdout.c: scoring a run, and the deployed version for comparison */
 extern void ResolveDeployMetric(TrainRun *run);
+extern void CheckMetricOption(const char *option, const char *metric,
+							  ModelKind kind);
 extern bool MetricHigherIsBetter(const char *metric);
 extern bool LoadDeployed(TrainRun *run, List *groups, bool for_warm_start);
 extern void HoldoutScore(TrainRun *run, List *groups);

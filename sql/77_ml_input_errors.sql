@@ -1,0 +1,26 @@
+-- Errors of training inputs that used to surface late, under another
+-- name, or not at all (fixes8).
+
+-- A league's "metric" is checked against the task before any candidate
+-- trains, under the name the user gave; so are its group_by and weight
+-- columns.
+CREATE TABLE lg77 (t int, x float8, z float8, yc text, yn float8, w text, g text);
+INSERT INTO lg77
+SELECT i, (i * 37 % 101) / 10.0, (i * 53 % 89) / 10.0,
+	   CASE WHEN (i * 37 % 101) > 50 THEN 'up' ELSE 'down' END,
+	   (i * 37 % 101) / 5.0 + (i * 53 % 89) / 20.0, 'heavy', CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END
+  FROM generate_series(1, 400) i;
+SELECT * FROM streamml.train_league('lg77', 'lg77', 'yc', ARRAY['x', 'z'],
+	'{"order_by": "t", "metric": "rmse", "threads": 1}');
+SELECT * FROM streamml.train_league('lg77', 'lg77', 'yn', ARRAY['x', 'z'],
+	'{"order_by": "t", "metric": "roc_auc", "threads": 1}');
+SELECT * FROM streamml.train_league('lg77', 'lg77', 'yn', ARRAY['x', 'z'],
+	'{"order_by": "t", "group_by": "nope", "threads": 1}');
+SELECT * FROM streamml.train_league('lg77', 'lg77', 'yn', ARRAY['x', 'z'],
+	'{"order_by": "t", "weight": "w", "threads": 1}');
+SELECT count(*) AS versions FROM streamml.model_versions WHERE model = 'lg77';
+-- a metric of the task is taken
+SELECT rank, candidate, metric
+  FROM streamml.train_league('lg77', 'lg77', 'yc', ARRAY['x', 'z'],
+	'{"order_by": "t", "metric": "accuracy", "threads": 1,
+	  "candidates": ["elasticnet"]}');

@@ -24,3 +24,18 @@ SELECT rank, candidate, metric
   FROM streamml.train_league('lg77', 'lg77', 'yc', ARRAY['x', 'z'],
 	'{"order_by": "t", "metric": "accuracy", "threads": 1,
 	  "candidates": ["elasticnet"]}');
+
+-- A league's notices about the source's rows come once per league, not
+-- once per candidate: every candidate reads the same rows.
+CREATE TABLE lg77n AS SELECT * FROM lg77;
+UPDATE lg77n SET t = NULL WHERE t % 50 = 0;
+UPDATE lg77n SET g = NULL WHERE t % 40 = 1;
+SELECT count(*) AS candidates
+  FROM streamml.train_league('lg77n', 'lg77n', 'yn', ARRAY['x', 'z'],
+	'{"order_by": "t", "threads": 1}');
+SELECT count(*) AS candidate_groups
+  FROM streamml.train_league('lg77g', 'lg77n', 'yn', ARRAY['x', 'z'],
+	'{"order_by": "t", "group_by": "g", "threads": 1}');
+-- a training run alone says it too
+SELECT rows_skipped FROM streamml.train_linreg('lg77l', 'lg77n', 'yn', ARRAY['x', 'z'],
+	'{"order_by": "t", "test_fraction": 0.2}');

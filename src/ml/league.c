@@ -84,6 +84,38 @@ typedef struct DeployedScore
 	double		rows;
 } DeployedScore;
 
+/*
+ * The notices about the source's rows (rows skipped for a NULL order_by or
+ * group, malformed feature arrays, empty groups) that a league's candidates
+ * have sent: every candidate reads the same rows, so each is sent once per
+ * league, not once per candidate.  Active only while a league trains its
+ * candidates; the texts live in the league's memory context.
+ */
+static bool LeagueNoticesActive = false;
+static List *LeagueNoticesSent = NIL;
+static MemoryContext LeagueNoticesCxt = NULL;
+
+/*
+ * True when a notice about the source's rows, identified by its text,
+ * should be sent: always outside a league, the first time within one.
+ */
+bool
+LeagueNoticeFirst(const char *text)
+{
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (!LeagueNoticesActive)
+		return true;
+	foreach(lc, LeagueNoticesSent)
+		if (strcmp((const char *) lfirst(lc), text) == 0)
+			return false;
+	old = MemoryContextSwitchTo(LeagueNoticesCxt);
+	LeagueNoticesSent = lappend(LeagueNoticesSent, pstrdup(text));
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
 /* The default candidates: the seed's four. */
 static List *
 DefaultCandidates(bool regression)
@@ -846,11 +878,24 @@ LeagueRun(FunctionCallInfo fcinfo, text *model, text *source, text *target,
 	LeagueResolveTarget(lg);
 	lg->candidates = ParseCandidates(options, lg->regression);
 	LeagueScoreDeployed(lg);
-	foreach(lc, lg->candidates)
+	/* the candidates' notices about the source's rows: once each */
+	LeagueNoticesCxt = CurrentMemoryContext;
+	LeagueNoticesSent = NIL;
+	LeagueNoticesActive = true;
+	PG_TRY();
 	{
-		CHECK_FOR_INTERRUPTS();
-		LeagueTrain(lg, lfirst(lc));
+		foreach(lc, lg->candidates)
+		{
+			CHECK_FOR_INTERRUPTS();
+			LeagueTrain(lg, lfirst(lc));
+		}
 	}
+	PG_FINALLY();
+	{
+		LeagueNoticesActive = false;
+		LeagueNoticesSent = NIL;
+	}
+	PG_END_TRY();
 	deployed_version = LeagueDecide(lg);
 	LeagueRecord(lg, deployed_version);
 

@@ -336,6 +336,7 @@ struct FunctionCallInfoBaseData;
 extern void LeagueRun(struct FunctionCallInfoBaseData *fcinfo, text *model,
 					  text *source, text *target, ArrayType *features,
 					  Jsonb *options, bool retrain_rows);
+extern bool LeagueNoticeFirst(const char *text);
 
 /* model_catalog.c: the record of a training run */
 extern void ModelUpsert(TrainRun *run, Jsonb *options);

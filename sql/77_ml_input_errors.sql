@@ -39,3 +39,9 @@ SELECT count(*) AS candidate_groups
 -- a training run alone says it too
 SELECT rows_skipped FROM streamml.train_linreg('lg77l', 'lg77n', 'yn', ARRAY['x', 'z'],
 	'{"order_by": "t", "test_fraction": 0.2}');
+
+-- The Grafana panel "Deployed models" tells a per-group model's rows
+-- apart by their group_key (the panel's own SQL, read from the dashboard).
+\set panel `python3 -c "import json; print(' '.join(t['rawSql'] for p in json.load(open('docker/grafana/dashboards/streamml.json'))['panels'] if p['title'] == 'Deployed models' for t in p['targets']))"`
+SELECT model, group_key, deployed_version > 0 AS deployed
+  FROM (:panel) panel WHERE model = 'lg77g' ORDER BY group_key;

@@ -45,3 +45,19 @@ SELECT rows_skipped FROM streamml.train_linreg('lg77l', 'lg77n', 'yn', ARRAY['x'
 \set panel `python3 -c "import json; print(' '.join(t['rawSql'] for p in json.load(open('docker/grafana/dashboards/streamml.json'))['panels'] if p['title'] == 'Deployed models' for t in p['targets']))"`
 SELECT model, group_key, deployed_version > 0 AS deployed
   FROM (:panel) panel WHERE model = 'lg77g' ORDER BY group_key;
+
+-- regression_metrics: finite values whose error overflows float8 are
+-- float8's overflow error (22003), never a row silently left out of the
+-- RMSE; NaN and infinite values are left out, and "rows" says so.
+SELECT streamml.regression_metrics(a, p)
+  FROM (VALUES (1.0::float8, 2.0::float8), (1.7e308, -1.7e308)) v(a, p);
+\echo :LAST_ERROR_SQLSTATE
+SELECT streamml.regression_metrics(a, p)
+  FROM (VALUES (1.0::float8, 2.0::float8), (-1e308, 1e308)) v(a, p);
+\echo :LAST_ERROR_SQLSTATE
+SELECT m->>'rows' AS rows, (m->>'rmse')::float8 AS rmse, (m->>'mae')::float8 AS mae
+  FROM (SELECT streamml.regression_metrics(a, p) AS m
+		  FROM (VALUES (1.0::float8, 2.0::float8), (1e308, -1e307), ('NaN', 1),
+					   (2, 'Infinity')) v(a, p)) r;
+SELECT streamml.regression_metrics(a, p)
+  FROM (VALUES (3.0::float8, 1.0::float8), ('-Infinity', 1), (NULL, 1)) v(a, p);

@@ -61,3 +61,32 @@ SELECT m->>'rows' AS rows, (m->>'rmse')::float8 AS rmse, (m->>'mae')::float8 AS 
 					   (2, 'Infinity')) v(a, p)) r;
 SELECT streamml.regression_metrics(a, p)
   FROM (VALUES (3.0::float8, 1.0::float8), ('-Infinity', 1), (NULL, 1)) v(a, p);
+
+-- feature_bins: every row has as many features as names names (without
+-- names, as the first row); names are distinct and not NULL.  A row of
+-- another width, or a name given twice, used to drop rows or a feature
+-- silently.
+SELECT streamml.feature_bins(x, ARRAY['a', 'b'])
+  FROM (VALUES (ARRAY[1.0, 2.0]::float8[]), (ARRAY[3.0]), (ARRAY[4.0, 5.0])) v(x);
+\echo :LAST_ERROR_SQLSTATE
+SELECT streamml.feature_bins(x, ARRAY['a'])
+  FROM (VALUES (ARRAY[1.0, 2.0]::float8[]), (ARRAY[4.0, 5.0])) v(x);
+SELECT streamml.feature_bins(x, NULL)
+  FROM (VALUES (ARRAY[1.0, 2.0]::float8[]), (ARRAY[3.0, 4.0, 5.0])) v(x);
+SELECT streamml.feature_bins(x, NULL)
+  FROM (VALUES (ARRAY[1.0, 2.0]::float8[]), ('{}')) v(x);
+SELECT streamml.feature_bins(x, ARRAY['a', 'a'])
+  FROM (VALUES (ARRAY[1.0, 2.0]::float8[])) v(x);
+SELECT streamml.feature_bins(x, ARRAY['a', NULL])
+  FROM (VALUES (ARRAY[1.0, 2.0]::float8[])) v(x);
+SELECT streamml.feature_bins(x, '{}')
+  FROM (VALUES (ARRAY[1.0, 2.0]::float8[])) v(x);
+-- valid rows: NULL rows and rows with a NULL or non-finite feature are
+-- left out, as training leaves them out
+SELECT b->'rows' AS rows, b->'features'->'a'->'bins'->>0 AS a_min,
+	   b->'features'->'b'->'bins'->>10 AS b_max
+  FROM (SELECT streamml.feature_bins(x, ARRAY['a', 'b']) AS b
+		  FROM (VALUES (ARRAY[1.0, 2.0]::float8[]), (NULL), (ARRAY[3.0, NULL]),
+					   (ARRAY['NaN', 1.0]), (ARRAY[4.0, 5.0])) v(x)) q;
+SELECT jsonb_object_keys(streamml.feature_bins(x, NULL)->'features') AS names
+  FROM (VALUES (ARRAY[1.0, 2.0]::float8[])) v(x) ORDER BY 1;

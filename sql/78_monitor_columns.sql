@@ -25,12 +25,17 @@ SELECT streamml.create_monitor('mc', 'mc78', 'data', '{"source": "mc78_other"}')
 SELECT streamml.create_monitor('mc', 'mc78', 'data',
 	'{"source": "SELECT id AS t, x, z FROM mc78"}');
 \echo :LAST_ERROR_SQLSTATE
+-- deploy_metric, which a retrain compares, is a metric of the model's task
+SELECT streamml.create_monitor('mc', 'mc78', 'error',
+	'{"action": "retrain", "deploy_metric": "roc_auc"}');
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) AS monitors FROM streamml.monitors WHERE model = 'mc78';
 
 -- the columns there are taken
 SELECT streamml.create_monitor('mc_rows', 'mc78', 'rows', '{"order_by": "id"}');
 SELECT streamml.create_monitor('mc_data', 'mc78', 'data');
-SELECT streamml.create_monitor('mc_err', 'mc78', 'error', '{"action": "retrain"}');
+SELECT streamml.create_monitor('mc_err', 'mc78', 'error',
+	'{"action": "retrain", "deploy_metric": "MAE"}');
 SELECT name, kind FROM streamml.monitors WHERE model = 'mc78' ORDER BY name;
 SELECT streamml.drop_monitor('mc_rows');
 SELECT streamml.drop_monitor('mc_data');

@@ -341,6 +341,7 @@ create_monitor(PG_FUNCTION_ARGS)
 	ArrayType  *model_features;
 	ArrayType  *model_columns;
 	bool		classifier;
+	int			nclasses = 0;
 	Oid			owner;
 	Datum		args[11];
 	char		nulls[11];
@@ -373,7 +374,8 @@ create_monitor(PG_FUNCTION_ARGS)
 	owner = ModelCheckOwner(model, "monitor");
 	args[0] = CStringGetTextDatum(model);
 	CatalogExecute("SELECT m.classes IS NOT NULL, m.options->>'order_by', m.source, "
-				   "m.search_path, m.features, m.feature_columns "
+				   "m.search_path, m.features, m.feature_columns, "
+				   "pg_catalog.cardinality(m.classes) "
 				   "FROM streamml.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {TEXTOID}, args, NULL, SPI_OK_SELECT);
 	classifier = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
@@ -385,6 +387,9 @@ create_monitor(PG_FUNCTION_ARGS)
 														  SPI_tuptable->tupdesc, 5, &isnull));
 	model_columns = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0],
 														 SPI_tuptable->tupdesc, 6, &isnull));
+	if (classifier)
+		nclasses = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 7, &isnull));
 
 	/*
 	 * A 'rows' monitor counts the rows newer than the newest version's
@@ -436,7 +441,15 @@ create_monitor(PG_FUNCTION_ARGS)
 					 errmsg("option \"channel\" must be a channel name of 1 to %d bytes",
 							NAMEDATALEN - 1)));
 	}
-	(void) OptionString(options, "deploy_metric", "");
+	{
+		/* a metric of the model's task, now rather than at every retrain */
+		char	   *metric = OptionKeyword(options, "deploy_metric", NULL);
+
+		if (metric != NULL)
+			CheckMetricOption("deploy_metric", metric,
+							  !classifier ? MODEL_LINEAR :
+							  nclasses == 2 ? MODEL_LOGISTIC : MODEL_MULTINOMIAL);
+	}
 	{
 		int64		rb_rows;
 		double		rb_alpha;

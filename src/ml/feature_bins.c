@@ -15,7 +15,8 @@
  * interpolation between order statistics, numpy's default) and each bin's
  * share of the sample (ties can make shares differ from 0.1).  With fewer
  * rows than the sample size the bins are exact.  Rows with a NULL or
- * non-finite feature are skipped, as training skips them.
+ * non-finite feature are skipped, as training skips them; a row of another
+ * width than names (distinct, one per feature) is an error.
  *
  * Parallel workers each keep a reservoir; combining two draws a uniform
  * sample of their union: each pick comes from a side with probability
@@ -143,9 +144,57 @@ FeatureBinsSlot(FeatureBinsState *st)
 	return slot;
 }
 
+/* qsort comparator for C strings, by pointer. */
+static int
+CompareNames(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * The number of features that names (text[]) names, which every row must
+ * have: errors unless it is a one-dimensional array of distinct, non-NULL
+ * names, so that no feature's bins are dropped or named twice.
+ */
+static int
+FeatureBinsWidth(ArrayType *names)
+{
+	Datum	   *d;
+	bool	   *nulls;
+	int			n;
+	char	  **sorted;
+
+	if (ARR_NDIM(names) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("feature_bins names must be a one-dimensional array of at least one name")));
+	deconstruct_array(names, TEXTOID, -1, false, TYPALIGN_INT, &d, &nulls, &n);
+	sorted = palloc(sizeof(char *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("feature_bins name %d is NULL", i + 1)));
+		sorted[i] = TextDatumGetCString(d[i]);
+	}
+	qsort(sorted, n, sizeof(char *), CompareNames);
+	for (int i = 1; i < n; i++)
+		if (strcmp(sorted[i - 1], sorted[i]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("feature_bins names \"%s\" twice", sorted[i]),
+					 errdetail("The bins are keyed by feature name: one of the two would be lost.")));
+	pfree(sorted);
+	return n;
+}
+
 /*
  * feature_bins_accum(state, features float8[], names text[]): adds one
- * training row to the reservoir.
+ * training row to the reservoir.  Every row has as many features as names
+ * names (without names, as the first row): a row of another width is an
+ * error, not a row left out.  A row with a NULL or non-finite feature is
+ * left out, as training leaves it out.
  */
 PG_FUNCTION_INFO_V1(feature_bins_accum);
 Datum
@@ -164,22 +213,35 @@ feature_bins_accum(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1))
 		PG_RETURN_POINTER(st);
 	x = PG_GETARG_ARRAYTYPE_P(1);
-	if (ARR_NDIM(x) != 1 || ARR_HASNULL(x))
-		PG_RETURN_POINTER(st);
-	n = ARR_DIMS(x)[0];
-	xs = (double *) ARR_DATA_PTR(x);
+	n = ARR_NDIM(x) == 1 ? ARR_DIMS(x)[0] : 0;
 	if (st == NULL)
 	{
+		ArrayType  *names = PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2);
+		int			p = names ? FeatureBinsWidth(names) : n;
+
+		if (p == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("feature_bins needs at least one feature")));
 		/* a sample of one row must fit its bound, and a flat state's */
-		if (n > FEATURE_BINS_MAX_VALUES)
+		if (p > FEATURE_BINS_MAX_VALUES)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("feature_bins takes at most %d features, not %d",
-							FEATURE_BINS_MAX_VALUES, n)));
-		st = FeatureBinsCreate(aggcxt, n, PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2));
+							FEATURE_BINS_MAX_VALUES, p)));
+		st = FeatureBinsCreate(aggcxt, p, names);
 	}
-	if (n != st->p)
+	if (ARR_NDIM(x) > 1 || n != st->p)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("feature_bins row has %d features, not %d", ARR_NDIM(x) > 1 ?
+						ArrayGetNItems(ARR_NDIM(x), ARR_DIMS(x)) : n, st->p),
+				 st->names ?
+				 errdetail("Its names name %d features.", st->p) :
+				 errdetail("The first row had %d.", st->p)));
+	if (ARR_HASNULL(x))
 		PG_RETURN_POINTER(st);
+	xs = (double *) ARR_DATA_PTR(x);
 	for (int j = 0; j < n; j++)
 		if (!isfinite(xs[j]))
 			PG_RETURN_POINTER(st);
@@ -220,11 +282,12 @@ feature_bins_combine(PG_FUNCTION_ARGS)
 		memcpy(c->sample, b->sample, sizeof(double) * b->k * b->p);
 		PG_RETURN_POINTER(c);
 	}
+	/* without names, parallel workers' first rows may differ */
 	if (a->p != b->p)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("cannot combine feature_bins samples of %d and %d features",
-						a->p, b->p)));
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("feature_bins rows have %d and %d features", a->p, b->p),
+				 errhint("Give the features' names: every row must have as many.")));
 
 	c = FeatureBinsCreate(aggcxt, a->p, a->names ? a->names : b->names);
 	FeatureBinsGrow(c, c->size);
@@ -345,6 +408,9 @@ feature_bins_deserialize(PG_FUNCTION_ARGS)
 	len = (int) pq_getmsgint(&buf, 4);
 	PASS_STATE_CHECK(len >= -1 && len <= buf.len - buf.cursor, agg,
 					 "It has %d names in %d bytes.", len, buf.len - buf.cursor);
+	/* the transition takes its width from its names */
+	PASS_STATE_CHECK(len == -1 || len == p, agg,
+					 "It has %d names for %d features.", len, p);
 	if (len >= 0)
 	{
 		Datum	   *names = palloc(sizeof(Datum) * Max(len, 1));
@@ -560,8 +626,12 @@ RecordFeatureBins(TrainRun *run, int version)
 	{
 		values[0] = FeatureNamesArray(run);
 		initStringInfo(&sql);
+		/*
+		 * the rows training reads: a feature array of another length is
+		 * NULL here (skipped, as training skips it), not an error
+		 */
 		appendStringInfo(&sql, "SELECT streamml.feature_bins(%s, $1)::text FROM %s WHERE %s",
-						 run->xexpr, run->from, run->train_where);
+						 ScoreFeaturesExpr(run), run->from, run->train_where);
 		RunQuery(run, sql.data, 1, types, values, NULL);
 		run->passes++;
 		bins = ResultText(0, 1);

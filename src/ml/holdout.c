@@ -32,30 +32,39 @@
 #include "ml/passes.h"
 #include "ml/train.h"
 
-/* Errors unless deploy_metric is a metric the holdout reports for this kind. */
-static void
-CheckDeployMetric(TrainRun *run)
+/*
+ * Errors unless metric, the value of option "option" (deploy_metric of a
+ * training run, metric of a league), is one the holdout reports for models
+ * of this kind; the hint lists them.  Every caller checks it before it
+ * trains anything.
+ */
+void
+CheckMetricOption(const char *option, const char *metric, ModelKind kind)
 {
 	static const char *const linear[] = {"rmse", "mae", "r2", NULL};
 	static const char *const logistic[] = {"roc_auc", "pr_auc", "accuracy",
 	"precision", "recall", "f1", "log_loss", NULL};
 	static const char *const multinomial[] = {"accuracy", "log_loss", NULL};
-	const char *const *known = run->kind == MODEL_LINEAR ? linear :
-		run->kind == MODEL_LOGISTIC ? logistic : multinomial;
+	const char *const *known = kind == MODEL_LINEAR ? linear :
+		kind == MODEL_LOGISTIC ? logistic : multinomial;
 	StringInfoData list;
 
 	initStringInfo(&list);
 	for (int i = 0; known[i] != NULL; i++)
 	{
-		if (strcmp(known[i], run->deploy_metric) == 0)
+		if (strcmp(known[i], metric) == 0)
 			return;
 		appendStringInfo(&list, "%s%s", i > 0 ? ", " : "", known[i]);
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("option \"deploy_metric\" names an unknown metric: \"%s\"",
-					run->deploy_metric),
-			 errhint("The metrics of this kind of model are: %s.", list.data)));
+			 errmsg("option \"%s\" names an unknown metric: \"%s\"",
+					option, metric),
+			 errhint("The metrics of %s are: %s.",
+					 kind == MODEL_LINEAR ? "a regression (a numeric target)" :
+					 kind == MODEL_LOGISTIC ? "a binary classification (a target of two classes)" :
+					 "a multiclass classification (a target of more than two classes)",
+					 list.data)));
 }
 
 /* True when a larger value of the metric is better. */
@@ -314,7 +323,7 @@ ResolveDeployMetric(TrainRun *run)
 		run->deploy_metric = "rmse";
 	else if (run->deploy_metric == NULL)
 		run->deploy_metric = run->kind == MODEL_LOGISTIC ? "roc_auc" : "accuracy";
-	CheckDeployMetric(run);
+	CheckMetricOption("deploy_metric", run->deploy_metric, run->kind);
 }
 
 /*

@@ -41,6 +41,7 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
+#include "ml/group_key.h"
 #include "ml/ml.h"
 #include "ml/train.h"
 #include "options.h"
@@ -82,6 +83,38 @@ typedef struct DeployedScore
 	double		score;
 	double		rows;
 } DeployedScore;
+
+/*
+ * The notices about the source's rows (rows skipped for a NULL order_by or
+ * group, malformed feature arrays, empty groups) that a league's candidates
+ * have sent: every candidate reads the same rows, so each is sent once per
+ * league, not once per candidate.  Active only while a league trains its
+ * candidates; the texts live in the league's memory context.
+ */
+static bool LeagueNoticesActive = false;
+static List *LeagueNoticesSent = NIL;
+static MemoryContext LeagueNoticesCxt = NULL;
+
+/*
+ * True when a notice about the source's rows, identified by its text,
+ * should be sent: always outside a league, the first time within one.
+ */
+bool
+LeagueNoticeFirst(const char *text)
+{
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (!LeagueNoticesActive)
+		return true;
+	foreach(lc, LeagueNoticesSent)
+		if (strcmp((const char *) lfirst(lc), text) == 0)
+			return false;
+	old = MemoryContextSwitchTo(LeagueNoticesCxt);
+	LeagueNoticesSent = lappend(LeagueNoticesSent, pstrdup(text));
+	MemoryContextSwitchTo(old);
+	return true;
+}
 
 /* The default candidates: the seed's four. */
 static List *
@@ -268,6 +301,15 @@ LeagueResolveTarget(League *lg)
 									   "target", lg->source);
 	lg->order_type = SourceColumnType(SPI_tuptable->tupdesc, lg->order_by, "order_by",
 									  lg->source);
+	/* the columns every candidate reads, under the league's option names */
+	if (lg->group_by)
+		GroupKeyCheckType(SourceColumnType(SPI_tuptable->tupdesc, lg->group_by, "group_by",
+										   lg->source), lg->group_by);
+	if (lg->weight && !TypeIsNumeric(SourceColumnType(SPI_tuptable->tupdesc, lg->weight,
+													   "weight", lg->source)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("weight column \"%s\" must be numeric", lg->weight)));
 	lg->regression = TypeIsNumeric(lg->target_type);
 	if (!lg->regression)
 	{
@@ -288,6 +330,10 @@ LeagueResolveTarget(League *lg)
 	}
 	if (lg->metric == NULL)
 		lg->metric = lg->regression ? "rmse" : lg->binary ? "roc_auc" : "log_loss";
+	/* the user's metric, before any candidate trains and under its name */
+	CheckMetricOption("metric", lg->metric,
+					  lg->regression ? MODEL_LINEAR :
+					  lg->binary ? MODEL_LOGISTIC : MODEL_MULTINOMIAL);
 }
 
 /*
@@ -832,11 +878,24 @@ LeagueRun(FunctionCallInfo fcinfo, text *model, text *source, text *target,
 	LeagueResolveTarget(lg);
 	lg->candidates = ParseCandidates(options, lg->regression);
 	LeagueScoreDeployed(lg);
-	foreach(lc, lg->candidates)
+	/* the candidates' notices about the source's rows: once each */
+	LeagueNoticesCxt = CurrentMemoryContext;
+	LeagueNoticesSent = NIL;
+	LeagueNoticesActive = true;
+	PG_TRY();
 	{
-		CHECK_FOR_INTERRUPTS();
-		LeagueTrain(lg, lfirst(lc));
+		foreach(lc, lg->candidates)
+		{
+			CHECK_FOR_INTERRUPTS();
+			LeagueTrain(lg, lfirst(lc));
+		}
 	}
+	PG_FINALLY();
+	{
+		LeagueNoticesActive = false;
+		LeagueNoticesSent = NIL;
+	}
+	PG_END_TRY();
 	deployed_version = LeagueDecide(lg);
 	LeagueRecord(lg, deployed_version);
 

@@ -13,7 +13,11 @@
  *
  * regression_metrics keeps its sums in units of a power of two that follows
  * the largest magnitude seen (passes.h), so that squared errors of values
- * near 1e200 do not overflow nor those near 1e-200 underflow.
+ * near 1e200 do not overflow nor those near 1e-200 underflow.  A row whose
+ * actual or prediction is NaN or infinite is left out like a NULL one
+ * ("rows" counts the others); finite ones whose error is beyond float8's
+ * range are an error, as their subtraction in SQL is (22003), never a
+ * smaller RMSE.
  */
 #include "postgres.h"
 
@@ -494,6 +498,7 @@ regression_metrics_transfn(PG_FUNCTION_ARGS)
 	MemoryContext cxt = PassAggContext(fcinfo, "regression_metrics_transfn");
 	RegState   *s;
 	double		y;
+	double		p;
 	double		e;
 	double		d;
 
@@ -507,9 +512,18 @@ regression_metrics_transfn(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_POINTER(s);
 	y = PG_GETARG_FLOAT8(1);
-	e = y - PG_GETARG_FLOAT8(2);
-	if (!isfinite(y) || !isfinite(e))
+	p = PG_GETARG_FLOAT8(2);
+	/* a NaN or infinite value has no error to add: left out, as NULL is */
+	if (!isfinite(y) || !isfinite(p))
 		PG_RETURN_POINTER(s);
+	e = y - p;
+	/* finite values whose error float8 cannot hold: its subtraction's error */
+	if (!isfinite(e))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("value out of range: overflow"),
+				 errdetail("The error of prediction %g for actual %g is beyond float8's range.",
+						   p, y)));
 	ex = PassExponent(Max(fabs(y), fabs(e)));
 	if (ex > s->e)
 		RegRescale(s, ex);

@@ -255,7 +255,9 @@ TrainModel(FunctionCallInfo fcinfo, ModelKind kind, ModelFamily family,
 
 	groups = learner->fit(run);
 	/* a group without one usable training row gets no model: say so */
-	if (run->group_by && run->empty_groups > 0)
+	if (run->group_by && run->empty_groups > 0 &&
+		LeagueNoticeFirst(psprintf("empty groups " INT64_FORMAT " " INT64_FORMAT,
+								   run->empty_groups, run->empty_group_rows)))
 		ereport(NOTICE,
 				(errmsg_plural(INT64_FORMAT " group of model \"%s\" has no training row to learn from: no model for it",
 							   INT64_FORMAT " groups of model \"%s\" have no training row to learn from: no model for them",

@@ -325,6 +325,8 @@ extern DeployDecision LastDeployDecision;
 
 /* holdout.c: scoring a run, and the deployed version for comparison */
 extern void ResolveDeployMetric(TrainRun *run);
+extern void CheckMetricOption(const char *option, const char *metric,
+							  ModelKind kind);
 extern bool MetricHigherIsBetter(const char *metric);
 extern bool LoadDeployed(TrainRun *run, List *groups, bool for_warm_start);
 extern void HoldoutScore(TrainRun *run, List *groups);
@@ -334,6 +336,7 @@ struct FunctionCallInfoBaseData;
 extern void LeagueRun(struct FunctionCallInfoBaseData *fcinfo, text *model,
 					  text *source, text *target, ArrayType *features,
 					  Jsonb *options, bool retrain_rows);
+extern bool LeagueNoticeFirst(const char *text);
 
 /* model_catalog.c: the record of a training run */
 extern void ModelUpsert(TrainRun *run, Jsonb *options);

@@ -444,7 +444,8 @@ ResolveColumns(TrainRun *run, TupleDesc desc)
 }
 
 /*
- * Counts the rows that no pass reads, in rows_skipped, with a NOTICE each:
+ * Counts the rows that no pass reads, in rows_skipped, with a NOTICE each
+ * (once per league, LeagueNoticeFirst):
  * ng rows of a NULL group (a group_by run has no model for them) and, with
  * a holdout by order_by, no rows of a NULL order_by (in neither side of
  * the split).
@@ -452,18 +453,28 @@ ResolveColumns(TrainRun *run, TupleDesc desc)
 static void
 NoticeUnreadRows(TrainRun *run, int64 ng, int64 no)
 {
+	char	   *text;
+
 	if (ng > 0)
-		ereport(NOTICE,
-				(errmsg("skipped " INT64_FORMAT " rows of \"%s\" whose group_by column \"%s\" is null",
-						ng, run->source, run->group_by),
-				 errdetail("A per-group model has no group for them; no group's rows_skipped counts them.")));
+	{
+		text = psprintf("skipped " INT64_FORMAT " rows of \"%s\" whose group_by column \"%s\" is null",
+						ng, run->source, run->group_by);
+		if (LeagueNoticeFirst(text))
+			ereport(NOTICE,
+					(errmsg_internal("%s", text),
+					 errdetail("A per-group model has no group for them; no group's rows_skipped counts them.")));
+	}
 	if (no > 0)
-		ereport(NOTICE,
-				(errmsg("skipped " INT64_FORMAT " rows of \"%s\" whose order_by column \"%s\" is null",
-						no, run->source, run->order_by),
-				 run->group_by ?
-				 errdetail("The holdout split by order_by cannot place them; no group's rows_skipped counts them.") :
-				 errdetail("The holdout split by order_by cannot place them; they are counted in rows_skipped.")));
+	{
+		text = psprintf("skipped " INT64_FORMAT " rows of \"%s\" whose order_by column \"%s\" is null",
+						no, run->source, run->order_by);
+		if (LeagueNoticeFirst(text))
+			ereport(NOTICE,
+					(errmsg_internal("%s", text),
+					 run->group_by ?
+					 errdetail("The holdout split by order_by cannot place them; no group's rows_skipped counts them.") :
+					 errdetail("The holdout split by order_by cannot place them; they are counted in rows_skipped.")));
+	}
 	run->extra_skipped += ng + no;
 }
 
@@ -741,12 +752,17 @@ ScoreFeaturesExpr(TrainRun *run)
 void
 NoticeMalformedRows(TrainRun *run, int64 n)
 {
+	char	   *text;
+
 	if (n <= 0)
 		return;
-	ereport(NOTICE,
-			(errmsg("skipped " INT64_FORMAT " rows of \"%s\" whose feature array \"%s\" does not have %d elements",
-					n, run->source, run->featurecols[0], run->p),
-			 errdetail("They are counted in rows_skipped.")));
+	text = psprintf("skipped " INT64_FORMAT " rows of \"%s\" whose feature array \"%s\" does not have %d elements",
+					n, run->source, run->featurecols[0], run->p);
+	/* once per league: its candidates read the same rows */
+	if (LeagueNoticeFirst(text))
+		ereport(NOTICE,
+				(errmsg_internal("%s", text),
+				 errdetail("They are counted in rows_skipped.")));
 }
 
 /*

@@ -154,21 +154,44 @@ JsonbFromText(const char *s)
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
 }
 
-/* Plans the statement arg (text) and runs it: a probe of a source. */
+/* What a probe of a monitor's source reads, and the columns it must have. */
+typedef struct SourceProbe
+{
+	const char *sql;			/* SELECT * FROM the source LIMIT 0 */
+	const char *source;			/* the source, as errors name it */
+	const char *order_by;
+	Datum	   *columns;		/* the model's feature columns (text), or */
+	int			ncolumns;		/* none */
+} SourceProbe;
+
+/*
+ * Reads the source's columns (a SourceProbe) and errors, in PostgreSQL's
+ * words (undefined column, naming it and the source), unless it has the
+ * order_by column and the feature columns.
+ */
 static void
 RunProbe(void *arg)
 {
-	if (SPI_execute((const char *) arg, true, 0) != SPI_OK_SELECT)
+	SourceProbe *p = (SourceProbe *) arg;
+	TupleDesc	desc;
+
+	if (SPI_execute(p->sql, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the monitor's source");
+	desc = SPI_tuptable->tupdesc;
+	(void) SourceColumnType(desc, p->order_by, "order_by", p->source);
+	for (int i = 0; i < p->ncolumns; i++)
+		(void) SourceColumnType(desc, TextDatumGetCString(p->columns[i]),
+								"feature", p->source);
 }
 
 /*
- * Checks, as the owner would read them at each check, what a 'data' or
- * 'rows' monitor reads: its source (the option's, resolved with the
- * creator's search_path, or the model's), the order_by column and, for
- * 'data', the model's feature columns there; and that option "features"
- * names features of the model.  A misspelt name fails here, in
- * PostgreSQL's words, rather than at every check afterwards.
+ * Checks, as the owner would read them at each check, what a monitor
+ * reads: its source (the option's, resolved with the creator's
+ * search_path, or the model's), the order_by column and, for 'data', the
+ * model's feature columns there; and that option "features" names
+ * features of the model.  A misspelt name fails here, in PostgreSQL's
+ * words, rather than at every check afterwards.  An 'error' monitor reads
+ * the model's source only to retrain: there, its order_by column.
  */
 static void
 ProbeMonitorSource(const char *kind, const char *model, Jsonb *options,
@@ -178,25 +201,22 @@ ProbeMonitorSource(const char *kind, const char *model, Jsonb *options,
 {
 	const char *opt_source = OptionString(options, "source", NULL);
 	JsonbValue *only = OptionGet(options, "features");
-	StringInfoData sql;
+	SourceProbe probe;
 	Datum	   *fn,
 			   *fc;
 	int			nf;
 	int			nc;
 
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT s.%s", quote_identifier(order_by));
 	/* a categorical column has a feature (one-hot slot) per level */
 	deconstruct_array(features, TEXTOID, -1, false, TYPALIGN_INT, &fn, NULL, &nf);
 	deconstruct_array(columns, TEXTOID, -1, false, TYPALIGN_INT, &fc, NULL, &nc);
-	if (strcmp(kind, "data") == 0)
-		for (int i = 0; i < nc; i++)
-			appendStringInfo(&sql, ", s.%s",
-							 quote_identifier(TextDatumGetCString(fc[i])));
-	appendStringInfo(&sql, " FROM %s LIMIT 0",
-					 SourceFromItem(opt_source ? opt_source : model_source));
+	probe.source = opt_source ? opt_source : model_source;
+	probe.sql = psprintf("SELECT * FROM %s LIMIT 0", SourceFromItem(probe.source));
+	probe.order_by = order_by;
+	probe.columns = fc;
+	probe.ncolumns = strcmp(kind, "data") == 0 ? nc : 0;
 	RunAsOwnerWithPath(owner, opt_source ? namespace_search_path : model_path,
-					   RunProbe, sql.data);
+					   RunProbe, &probe);
 	if (only != NULL && only->type == jbvBinary)
 	{
 		JsonbIterator *it = JsonbIteratorInit(only->val.binary.data);
@@ -321,6 +341,7 @@ create_monitor(PG_FUNCTION_ARGS)
 	ArrayType  *model_features;
 	ArrayType  *model_columns;
 	bool		classifier;
+	int			nclasses = 0;
 	Oid			owner;
 	Datum		args[11];
 	char		nulls[11];
@@ -353,7 +374,8 @@ create_monitor(PG_FUNCTION_ARGS)
 	owner = ModelCheckOwner(model, "monitor");
 	args[0] = CStringGetTextDatum(model);
 	CatalogExecute("SELECT m.classes IS NOT NULL, m.options->>'order_by', m.source, "
-				   "m.search_path, m.features, m.feature_columns "
+				   "m.search_path, m.features, m.feature_columns, "
+				   "pg_catalog.cardinality(m.classes) "
 				   "FROM streamml.models m WHERE m.name OPERATOR(pg_catalog.=) $1",
 				   1, (Oid[]) {TEXTOID}, args, NULL, SPI_OK_SELECT);
 	classifier = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
@@ -365,6 +387,9 @@ create_monitor(PG_FUNCTION_ARGS)
 														  SPI_tuptable->tupdesc, 5, &isnull));
 	model_columns = DatumGetArrayTypePCopy(SPI_getbinval(SPI_tuptable->vals[0],
 														 SPI_tuptable->tupdesc, 6, &isnull));
+	if (classifier)
+		nclasses = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 7, &isnull));
 
 	/*
 	 * A 'rows' monitor counts the rows newer than the newest version's
@@ -416,7 +441,15 @@ create_monitor(PG_FUNCTION_ARGS)
 					 errmsg("option \"channel\" must be a channel name of 1 to %d bytes",
 							NAMEDATALEN - 1)));
 	}
-	(void) OptionString(options, "deploy_metric", "");
+	{
+		/* a metric of the model's task, now rather than at every retrain */
+		char	   *metric = OptionKeyword(options, "deploy_metric", NULL);
+
+		if (metric != NULL)
+			CheckMetricOption("deploy_metric", metric,
+							  !classifier ? MODEL_LINEAR :
+							  nclasses == 2 ? MODEL_LOGISTIC : MODEL_MULTINOMIAL);
+	}
 	{
 		int64		rb_rows;
 		double		rb_alpha;
@@ -525,7 +558,7 @@ create_monitor(PG_FUNCTION_ARGS)
 													 DirectFunctionCall1(jsonb_in,
 																		 CStringGetDatum(b.data))));
 	}
-	if (strcmp(kind, "error") != 0)
+	if (strcmp(kind, "error") != 0 || strcmp(action, "retrain") == 0)
 		ProbeMonitorSource(kind, model, options, owner,
 						   OptionString(options, "order_by", model_order_by),
 						   model_source, model_path, model_features, model_columns);

@@ -1048,19 +1048,22 @@ RetrainMonitor(int32 id, MemoryContext cxt)
 			appendStringInfoString(&overrides, ", \"order_by\": ");
 			escape_json(&overrides, OptionString(options, "order_by", NULL));
 		}
-		if (OptionGet(options, "deploy_metric"))
-		{
-			appendStringInfoString(&overrides, ", \"deploy_metric\": ");
-			escape_json(&overrides, OptionString(options, "deploy_metric", NULL));
-		}
-		appendStringInfoChar(&overrides, '}');
-		CatalogExecute("SELECT options FROM streamml.models WHERE name OPERATOR(pg_catalog.=) $1",
+		CatalogExecute("SELECT options, kind OPERATOR(pg_catalog.=) 'league' FROM streamml.models "
+					   "WHERE name OPERATOR(pg_catalog.=) $1",
 					   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(model)},
 					   NULL, SPI_OK_SELECT);
 		if (SPI_processed != 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("model \"%s\" does not exist", model)));
+		/* a league compares its candidates by its option "metric" */
+		if (OptionGet(options, "deploy_metric"))
+		{
+			appendStringInfo(&overrides, ", \"%s\": ",
+							 DatumGetBool(Value(0, 2, &isnull)) ? "metric" : "deploy_metric");
+			escape_json(&overrides, OptionString(options, "deploy_metric", NULL));
+		}
+		appendStringInfoChar(&overrides, '}');
 		MemoryContextSwitchTo(cxt);
 		orig = PointerGetDatum(DatumGetJsonbPCopy(Value(0, 1, &isnull)));
 		CatalogExecute("UPDATE streamml.models SET options = options OPERATOR(pg_catalog.||) $2::jsonb "

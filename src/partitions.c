@@ -56,6 +56,7 @@
 #include "utils/lsyscache.h"
 
 #include "pg_streamml.h"
+#include "quality/quality.h"
 
 /* Errors: foreign partition rel of source cannot be watched. */
 static void
@@ -257,6 +258,8 @@ partitions_changed(PG_FUNCTION_ARGS)
 
 	if (!StreammlEventTriggerBegin(fcinfo, "streamml.partitions_changed()"))
 		PG_RETURN_VOID();
+	/* an ALTER TABLE of a tracker's predictions table may rewrite its rows */
+	OutcomeTrackersPredictionsAltered();
 	n = CatalogExecute("SELECT DISTINCT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c "
 					   "JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.objid "
 					   "WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "

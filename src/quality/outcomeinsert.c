@@ -782,7 +782,7 @@ outcome_prediction_trigger(PG_FUNCTION_ARGS)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		t = OutcomeTrackerLoad(pg_strtoint32(td->tg_trigger->tgargs[0]));
-		if (t != NULL && t->stash_armed)
+		if (t != NULL)
 			OutcomeTrackersDisarm(t->id);
 		SPI_finish();
 		return PointerGetDatum(NULL);
@@ -792,8 +792,11 @@ outcome_prediction_trigger(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	t = TriggerTracker(td, "outcome_prediction_trigger", false);
-	/* rows another writer than the scorer inserted: the same */
-	if (t->stash_armed && !PredStashScorerWriting(t->predictions))
+	/*
+	 * rows another writer than the scorer inserted: the same (whatever the
+	 * cached tracker says: it may have been read under an older snapshot)
+	 */
+	if (!PredStashScorerWriting(td->tg_relation, t->scorer))
 		OutcomeTrackersDisarm(t->id);
 	if (SPI_register_trigger_data(td) != SPI_OK_TD_REGISTER)
 		elog(ERROR, "SPI_register_trigger_data failed");

@@ -391,6 +391,9 @@ OutcomeTrackerCached(int32 id)
 			return NULL;
 		}
 		e->cxt = cxt;
+		/* read under a transaction snapshot: for this statement only */
+		if (IsolationUsesXactSnapshot())
+			e->valid = false;
 	}
 	return e->t;
 }
@@ -473,6 +476,23 @@ OutcomeTrackersRearm(const char *scorer, bool wait)
 					   "WHERE id OPERATOR(pg_catalog.=) $2",
 					   2, (Oid[]) {INT8OID, INT4OID}, fargs, fnulls, SPI_OK_UPDATE);
 	}
+}
+
+/*
+ * In the event trigger at the end of CREATE and ALTER TABLE: stops the
+ * in-memory join of the trackers whose predictions table the command
+ * changed (ALTER ... TYPE ... USING rewrites rows without a trigger).
+ * SPI connected.
+ */
+void
+OutcomeTrackersPredictionsAltered(void)
+{
+	CatalogExecute("UPDATE streamml.outcome_trackers t SET stash_floor = NULL "
+				   "FROM pg_catalog.pg_event_trigger_ddl_commands() c "
+				   "WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+				   "AND c.objid OPERATOR(pg_catalog.=) t.predictions "
+				   "AND t.stash_floor IS NOT NULL",
+				   0, NULL, NULL, NULL, SPI_OK_UPDATE);
 }
 
 /*
@@ -816,6 +836,14 @@ track_outcomes(PG_FUNCTION_ARGS)
 							"FOR EACH STATEMENT "
 							"EXECUTE FUNCTION streamml.outcome_prediction_trigger('%d')",
 							id, RelQualifiedName(preds), id),
+				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	/*
+	 * Both fire whatever session_replication_role is: they are what tells
+	 * the in-memory join that rows were written by hand (predstash.c)
+	 */
+	CatalogExecute(psprintf("ALTER TABLE %s ENABLE ALWAYS TRIGGER streamml_tracker_%d, "
+							"ENABLE ALWAYS TRIGGER streamml_tracker_%d_update",
+							RelQualifiedName(preds), id, id),
 				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
 	/*
 	 * The floor of the in-memory join (predstash.c): CREATE TRIGGER's lock

@@ -68,6 +68,7 @@
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
+#include "catalog/namespace.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -108,7 +109,7 @@ struct PredStash
 
 static PredStash *Stash = NULL;
 static PredStash *Taken = NULL;
-static Oid	Writer = InvalidOid;
+static PredStashWriter Writer = {InvalidOid, NULL};
 static bool CallbacksRegistered = false;
 
 /* Transaction end: the copies lived in the transaction's memory. */
@@ -121,7 +122,7 @@ StashXactCallback(XactEvent event, void *arg)
 	{
 		Stash = NULL;
 		Taken = NULL;
-		Writer = InvalidOid;
+		Writer.predsid = InvalidOid;
 	}
 }
 
@@ -133,7 +134,7 @@ StashSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 	if (event == SUBXACT_EVENT_ABORT_SUB)
 	{
 		PredStashReset();
-		Writer = InvalidOid;
+		Writer.predsid = InvalidOid;
 	}
 }
 
@@ -262,7 +263,7 @@ PredStashBegin(Relation preds, const PredictionColumns *pc, TriggerData *td,
 	}
 	PredStashReset();
 	if (pc->nkeys != 1 || trig == NULL || preds->rd_rules != NULL ||
-		IsolationIsSerializable() || pc->model <= 0)
+		IsolationUsesXactSnapshot() || pc->model <= 0)
 		return;
 	keytype = TupleDescAttr(RelationGetDescr(preds), pc->key[0] - 1)->atttypid;
 	if (keytype != INT2OID && keytype != INT4OID && keytype != INT8OID)
@@ -390,23 +391,47 @@ PredStashAdd(TupleTableSlot **slots, int n)
 }
 
 /*
- * Says which predictions table the scorer is writing now (its statement
- * triggers included), InvalidOid when none; returns what it said before.
+ * Says which scorer is writing which predictions table now (its statement
+ * triggers included; predsid InvalidOid: none); returns what was said
+ * before, for PredStashRestoreWriter.
  */
-Oid
-PredStashSetWriter(Oid predsid)
+PredStashWriter
+PredStashSetWriter(Oid predsid, const char *scorer)
 {
-	Oid			prev = Writer;
+	PredStashWriter prev = Writer;
 
-	Writer = predsid;
+	Writer.predsid = predsid;
+	Writer.scorer = scorer;
 	return prev;
 }
 
-/* Whether the rows being inserted into predsid are the scorer's. */
-bool
-PredStashScorerWriting(Oid predsid)
+/* Puts back what PredStashSetWriter returned. */
+void
+PredStashRestoreWriter(PredStashWriter w)
 {
-	return OidIsValid(predsid) && Writer == predsid;
+	Writer = w;
+}
+
+/*
+ * Whether the rows being inserted into preds are scorer's own: scorer is
+ * writing them, and no trigger or rule but the extension's can be adding
+ * rows of its own meanwhile (a user's trigger on the table inserting into
+ * it).
+ */
+bool
+PredStashScorerWriting(Relation preds, const char *scorer)
+{
+	TriggerDesc *trig = preds->trigdesc;
+	Oid			ns;
+
+	if (!OidIsValid(Writer.predsid) || Writer.predsid != RelationGetRelid(preds) ||
+		Writer.scorer == NULL || strcmp(Writer.scorer, scorer) != 0)
+		return false;
+	ns = get_namespace_oid("streamml", false);
+	for (int i = 0; trig != NULL && i < trig->numtriggers; i++)
+		if (get_func_namespace(trig->triggers[i].tgfoid) != ns)
+			return false;
+	return preds->rd_rules == NULL;
 }
 
 /* qsort of PredStashRows by key (a key's rows are not read: two or more). */
@@ -442,7 +467,7 @@ PredStashTake(TriggerData *td, const char *scorer, Oid predsid)
 		st->sourceid != RelationGetRelid(td->tg_relation) ||
 		st->newtable != (const void *) td->tg_newtable ||
 		st->nest_level != GetCurrentTransactionNestLevel() || trig == NULL ||
-		IsolationIsSerializable())
+		IsolationUsesXactSnapshot())
 		return NULL;
 	/* the triggers fire in this order (by name) */
 	for (int i = 0; i < trig->numtriggers; i++)

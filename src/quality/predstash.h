@@ -38,12 +38,19 @@ extern void PredStashReset(void);
 extern void PredStashBegin(Relation preds, const PredictionColumns *pc,
 						   TriggerData *td, const char *scorer);
 extern void PredStashAdd(TupleTableSlot **slots, int n);
-extern Oid	PredStashSetWriter(Oid predsid);
+/* Which scorer is writing which predictions table now. */
+typedef struct PredStashWriter
+{
+	Oid			predsid;
+	const char *scorer;
+} PredStashWriter;
+extern PredStashWriter PredStashSetWriter(Oid predsid, const char *scorer);
+extern void PredStashRestoreWriter(PredStashWriter w);
 
 /* the tracker's side (outcomeinsert.c, outcomehorizon.c, outcomes.c) */
 extern PredStash *PredStashTake(TriggerData *td, const char *scorer, Oid predsid);
 extern const PredStashRow *PredStashLookup(PredStash *st, int64 key);
-extern bool PredStashScorerWriting(Oid predsid);
+extern bool PredStashScorerWriting(Relation preds, const char *scorer);
 extern Datum PredStashFloor(Relation preds, AttrNumber keyatt, AttrNumber modelatt,
 							bool *isnull);
 

@@ -128,6 +128,7 @@ extern OutcomeTracker *OutcomeTrackerCached(int32 id);
 extern void OutcomeTrackersDropOwned(Datum roles);
 extern void OutcomeTrackersRelationsDropped(Datum relids);
 extern void OutcomeTrackersDisarm(int32 id);
+extern void OutcomeTrackersPredictionsAltered(void);
 extern void OutcomeTrackersRearm(const char *scorer, bool wait);
 
 /* outcomehorizon.c */

@@ -267,6 +267,12 @@ LoadDefinition(ScoreBatch *b)
 			PG_RE_THROW();
 		}
 		PG_END_TRY();
+		/*
+		 * read under a transaction snapshot (REPEATABLE READ): right for
+		 * this transaction only, so read again at the next statement
+		 */
+		if (IsolationUsesXactSnapshot())
+			d->valid = false;
 	}
 	b->name = d->name;
 	b->owner = d->owner;
@@ -585,6 +591,9 @@ ModelsStillServed(ScoreBatch *b)
 {
 	ScoreBatch	now;
 
+	/* a transaction snapshot would read the definition as it was */
+	if (IsolationUsesXactSnapshot())
+		return false;
 	if (DefinitionValid(b->id))
 		return true;
 	memset(&now, 0, sizeof(now));
@@ -632,7 +641,7 @@ ScoreRows(void *arg)
 	int			ptr;
 	int			maxatt = 0;
 	Tuplestorestate *ts = b->td->tg_newtable;
-	Oid			prev_writer = InvalidOid;
+	PredStashWriter prev_writer = {InvalidOid, NULL};
 	bool		fresh;
 
 	if (!RelationIsPartOf(RelationGetRelid(source), b->sourceid))
@@ -723,7 +732,7 @@ ScoreRows(void *arg)
 		 * promotion): its rows may then be of a model no longer served.
 		 */
 		fresh = ModelsStillServed(b);
-		prev_writer = PredStashSetWriter(fresh ? b->predsid : InvalidOid);
+		prev_writer = PredStashSetWriter(fresh ? b->predsid : InvalidOid, b->name);
 		if (citus == NULL && fresh)
 			PredStashBegin(preds, &pc, b->td, b->name);
 	}
@@ -910,7 +919,7 @@ ScoreRows(void *arg)
 	{
 		ExecASInsertTriggers(estate, rri, tcs);
 		AfterTriggerEndQuery(estate);
-		PredStashSetWriter(prev_writer);
+		PredStashRestoreWriter(prev_writer);
 	}
 	FreeBulkInsertState(bistate);
 	for (int i = 0; i < SCORER_BUFFERED_ROWS && slots[i]; i++)

@@ -1829,6 +1829,9 @@ FtDefGet(Oid target, Oid source, TupleDesc desc)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	/* read under a transaction snapshot (REPEATABLE READ): this statement's */
+	if (IsolationUsesXactSnapshot())
+		d->valid = false;
 	return d;
 }
 
@@ -1893,6 +1896,9 @@ FtTriggerTarget(TriggerData *td)
 						   RelationGetRelationName(td->tg_relation)),
 				 errhint("Drop the trigger.")));
 	}
+	/* read under a transaction snapshot: for this statement only */
+	if (IsolationUsesXactSnapshot())
+		t->valid = false;
 	return t->target;
 }
 

@@ -76,6 +76,7 @@
 #include "utils/snapmgr.h"
 
 #include "number.h"
+#include "pg_streamml.h"
 #include "quality/predstash.h"
 
 /* A statement writing more rows keeps none (10 MB of rows or so). */
@@ -427,7 +428,7 @@ PredStashScorerWriting(Relation preds, const char *scorer)
 	if (!OidIsValid(Writer.predsid) || Writer.predsid != RelationGetRelid(preds) ||
 		Writer.scorer == NULL || strcmp(Writer.scorer, scorer) != 0)
 		return false;
-	ns = get_namespace_oid("streamml", false);
+	ns = get_namespace_oid(STREAMML_SCHEMA, false);
 	for (int i = 0; trig != NULL && i < trig->numtriggers; i++)
 		if (get_func_namespace(trig->triggers[i].tgfoid) != ns)
 			return false;

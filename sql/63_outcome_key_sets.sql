@@ -71,6 +71,30 @@ INSERT INTO ks_labels VALUES (6000, 9);
 SELECT key_hash, actual, count(*) AS models FROM streamml.outcomes
  WHERE scorer = 'ks_s' AND key_hash = 6000 GROUP BY 1, 2;
 
+-- a batch reads and writes its own sets only, however many the tracker
+-- has: 300 more sets, then twelve batches of one key each (past the plan
+-- cache's five custom plans: a generic plan once joined the batch's sets
+-- with all the tracker's, a merge join read at every batch), then one in
+-- a transaction whose own counts of the table are read
+INSERT INTO ks_rows SELECT 100000 + 1024 * i, 1 FROM generate_series(0, 311) i;
+INSERT INTO ks_labels SELECT 100000 + 1024 * i, 1 FROM generate_series(0, 299) i;
+SELECT format('INSERT INTO ks_labels VALUES (%s, 1)', 100000 + 1024 * i)
+  FROM generate_series(300, 310) i \gexec
+CREATE TEMP VIEW ks_counts AS
+SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) AS rows_read, n_tup_upd AS updated,
+	   n_tup_ins AS inserted
+  FROM pg_stat_xact_user_tables
+ WHERE schemaname = 'streamml' AND relname = 'outcome_key_sets';
+BEGIN;
+SELECT rows_read AS read0, updated AS updated0, inserted AS inserted0 FROM ks_counts \gset
+INSERT INTO ks_labels VALUES (100000 + 1024 * 311, 1), (100000 + 1024 * 5, 2);
+SELECT rows_read - :read0 AS rows_read, updated - :updated0 AS updated,
+	   inserted - :inserted0 AS inserted
+  FROM ks_counts;
+COMMIT;
+SELECT count(*) AS outcomes, count(DISTINCT key_hash) AS keys FROM streamml.outcomes
+ WHERE scorer = 'ks_s' AND key_hash >= 100000;
+
 -- a key of two columns is hashed (jsonb_hash_extended): it keeps the
 -- unique index on outcome_rows, and its duplicates are found there
 CREATE TABLE ks_two (a int, b text, x float8, PRIMARY KEY (a, b));

@@ -17,7 +17,7 @@
  * (partial: key IS NOT NULL), whose hashes may collide.
  *
  * Exactness.  The rows are locked in one order (model, version, set) by
- * every batch, so concurrent batches of one tracker take turns on a set
+ * every batch (the order of the arrays the lock probes by), so concurrent batches of one tracker take turns on a set
  * and never deadlock: the second reads the bits the first committed (READ
  * COMMITTED re-reads a row that changed while it waited; a transaction
  * snapshot gets a serialization failure instead, as a unique index would
@@ -31,9 +31,11 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "storage/itemptr.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 
 #include "quality/quality.h"
 
@@ -60,6 +62,7 @@ typedef struct KeySet
 	int			end;
 	bool		found;			/* read (and locked) in this round */
 	bool		done;
+	ItemPointerData tid;		/* where, when found */
 	uint8		bits[SET_BYTES];
 } KeySet;
 
@@ -93,34 +96,40 @@ StartsSet(const KeyItem *items, int i)
 		items[i].set != items[i - 1].set;
 }
 
-/* Prepares the three statements, once per backend. */
+/*
+ * Prepares the three statements, once per backend.  Each reaches the rows
+ * of the batch's sets only, whatever plan the planner makes of statistics
+ * taken while the table was small: a row's lock is a LATERAL subquery with
+ * FOR UPDATE (which the planner does not pull up into a join, so it stays
+ * one index probe per set), in the order of the arrays (sorted: model,
+ * version, set); the update goes by the locked rows' ctids (a TID scan),
+ * joined with their new bits by hash (UpdateSets).
+ * A join of the arrays with the table was once planned as a merge join
+ * over all the tracker's sets, read at every batch: linear in the keys the
+ * tracker ever saw.
+ */
 static void
 PreparePlans(void)
 {
 	if (LockPlan != NULL)
 		return;
-	LockPlan = OutcomePrepare("SELECT k.model, k.version, k.key_set, k.bits "
-							  "FROM streamml.outcome_key_sets k "
-							  "JOIN ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), "
+	LockPlan = OutcomePrepare("SELECT k.model, k.version, k.key_set, k.bits, k.ctid "
+							  "FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), "
 							  "pg_catalog.unnest($3::pg_catalog.int4[]), "
 							  "pg_catalog.unnest($4::pg_catalog.int8[])) u(m, v, s) "
-							  "ON k.model OPERATOR(pg_catalog.=) (u.m COLLATE \"C\") "
-							  "AND k.version OPERATOR(pg_catalog.=) u.v "
-							  "AND k.key_set OPERATOR(pg_catalog.=) u.s "
+							  "CROSS JOIN LATERAL (SELECT k.model, k.version, k.key_set, "
+							  "k.bits, k.ctid FROM streamml.outcome_key_sets k "
 							  "WHERE k.tracker OPERATOR(pg_catalog.=) $1 "
-							  "ORDER BY k.model, k.version, k.key_set FOR UPDATE OF k",
+							  "AND k.model OPERATOR(pg_catalog.=) (u.m COLLATE \"C\") "
+							  "AND k.version OPERATOR(pg_catalog.=) u.v "
+							  "AND k.key_set OPERATOR(pg_catalog.=) u.s FOR UPDATE) k",
 							  4, (Oid[]) {INT4OID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID});
 	UpdatePlan = OutcomePrepare("UPDATE streamml.outcome_key_sets k SET bits = u.b "
-								"FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]), "
-								"pg_catalog.unnest($3::pg_catalog.int4[]), "
-								"pg_catalog.unnest($4::pg_catalog.int8[]), "
-								"pg_catalog.unnest($5::pg_catalog.bytea[])) u(m, v, s, b) "
-								"WHERE k.tracker OPERATOR(pg_catalog.=) $1 "
-								"AND k.model OPERATOR(pg_catalog.=) (u.m COLLATE \"C\") "
-								"AND k.version OPERATOR(pg_catalog.=) u.v "
-								"AND k.key_set OPERATOR(pg_catalog.=) u.s",
-								5, (Oid[]) {INT4OID, TEXTARRAYOID, INT4ARRAYOID,
-								INT8ARRAYOID, BYTEAARRAYOID});
+								"FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.tid[]), "
+								"pg_catalog.unnest($2::pg_catalog.bytea[])) u(t, b) "
+								"WHERE k.ctid OPERATOR(pg_catalog.=) ANY ($1) "
+								"AND k.ctid OPERATOR(pg_catalog.=) u.t",
+								2, (Oid[]) {TIDARRAYOID, BYTEAARRAYOID});
 	InsertPlan = OutcomePrepare("INSERT INTO streamml.outcome_key_sets (tracker, model, "
 								"version, key_set, bits, owner) "
 								"SELECT $1, u.m, u.v, u.s, u.b, $6 "
@@ -132,6 +141,17 @@ PreparePlans(void)
 								"ON CONFLICT DO NOTHING RETURNING model, version, key_set",
 								6, (Oid[]) {INT4OID, TEXTARRAYOID, INT4ARRAYOID,
 								INT8ARRAYOID, BYTEAARRAYOID, REGROLEOID});
+}
+
+/* A set's bits as a bytea. */
+static Datum
+SetBits(KeySet *set)
+{
+	bytea	   *bits = palloc(VARHDRSZ + SET_BYTES);
+
+	SET_VARSIZE(bits, VARHDRSZ + SET_BYTES);
+	memcpy(VARDATA(bits), set->bits, SET_BYTES);
+	return PointerGetDatum(bits);
 }
 
 /* The arrays of sets (model, version, set[, bits]) chosen by pick. */
@@ -155,13 +175,7 @@ SetArrays(KeyItem *items, KeySet *sets, int nsets, bool (*pick) (KeySet *s),
 		v[n] = Int32GetDatum(it->version);
 		s[n] = Int64GetDatum(it->set);
 		if (with_bits)
-		{
-			bytea	   *bits = palloc(VARHDRSZ + SET_BYTES);
-
-			SET_VARSIZE(bits, VARHDRSZ + SET_BYTES);
-			memcpy(VARDATA(bits), sets[i].bits, SET_BYTES);
-			b[n] = PointerGetDatum(bits);
-		}
+			b[n] = SetBits(&sets[i]);
 		n++;
 	}
 	args[1] = PointerGetDatum(construct_array(m, n, TEXTOID, -1, false, TYPALIGN_INT));
@@ -193,6 +207,55 @@ static bool
 PickMissing(KeySet *s)
 {
 	return !s->done && !s->found;
+}
+
+/*
+ * The update's arguments: the ctids and new bits of the sets found (and
+ * locked) in this round; their number.
+ */
+static int
+UpdateArrays(KeySet *sets, int nsets, Datum *args)
+{
+	Datum	   *t = palloc(sizeof(Datum) * nsets);
+	Datum	   *b = palloc(sizeof(Datum) * nsets);
+	int			n = 0;
+
+	for (int i = 0; i < nsets; i++)
+	{
+		if (!PickFound(&sets[i]))
+			continue;
+		t[n] = PointerGetDatum(&sets[i].tid);
+		b[n] = SetBits(&sets[i]);
+		n++;
+	}
+	args[0] = PointerGetDatum(construct_array(t, n, TIDOID, sizeof(ItemPointerData),
+											  false, TYPALIGN_SHORT));
+	args[1] = PointerGetDatum(construct_array(b, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	return n;
+}
+
+/*
+ * Writes the new bits of the sets found (and locked) in this round; their
+ * rows are reached by ctid, and matched with their bits by a hash join
+ * (planned so whatever the estimates: a nested loop would compare every
+ * row with every set, quadratic in a batch of sparse keys).
+ */
+static void
+UpdateSets(OutcomeTracker *t, KeySet *sets, int nsets)
+{
+	Datum		args[2];
+	int			n = UpdateArrays(sets, nsets, args);
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("enable_nestloop", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_mergejoin", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	OutcomeExecute(UpdatePlan, args, NULL, SPI_OK_UPDATE);
+	AtEOXact_GUC(true, nest);
+	if (SPI_processed != (uint64) n)
+		elog(ERROR, "updated " UINT64_FORMAT " outcome key sets of tracker %d, not %d",
+			 SPI_processed, t->id, n);
 }
 
 /* The set of a (model, version, set) read back, by bisection. */
@@ -335,6 +398,9 @@ OutcomeKeySetsCheck(OutcomeTracker *t, const char **models, const int32 *version
 				elog(ERROR, "outcome key set of tracker %d has %d bytes, not %d",
 					 t->id, (int) VARSIZE_ANY_EXHDR(bits), SET_BYTES);
 			memcpy(s->bits, VARDATA_ANY(bits), SET_BYTES);
+			s->tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[r],
+													   SPI_tuptable->tupdesc,
+													   5, &isnull));
 			s->found = true;
 		}
 		/* existing sets: duplicates are their set bits; write the new ones */
@@ -343,8 +409,7 @@ OutcomeKeySetsCheck(OutcomeTracker *t, const char **models, const int32 *version
 				ApplySet(items, &sets[i]);
 		if (got > 0)
 		{
-			SetArrays(items, sets, nsets, PickFound, args, true);
-			OutcomeExecute(UpdatePlan, args, NULL, SPI_OK_UPDATE);
+			UpdateSets(t, sets, nsets);
 			for (int i = 0; i < nsets; i++)
 				if (sets[i].found)
 					sets[i].done = true;

@@ -314,10 +314,14 @@ SourceSqlHorizon(OutcomeTracker *t)
 					 part, ob, ob, part, ob, part, ob, src, part, ob, ob, src, part, ob);
 	appendStringInfoString(&s, ", b AS (SELECT ");
 	AppendOutcomeColumns(&s, t, "r", "l", "$2::timestamptz");
-	/* with no row before the batch, prev is the batch's oldest: all rows */
+	/*
+	 * with no row before the batch, prev is the batch's oldest: all rows;
+	 * OFFSET 0 keeps each partition's range a parameterized index scan, not
+	 * a join the planner may make a merge join over the whole source
+	 */
 	appendStringInfo(&s,
 					 ", r.%s AS ord FROM bo CROSS JOIN LATERAL (SELECT * FROM %s r WHERE r.%s = bo.part "
-					 "AND r.%s > bo.prev - %s AND r.%s <= bo.bmax - %s) r "
+					 "AND r.%s > bo.prev - %s AND r.%s <= bo.bmax - %s OFFSET 0) r "
 					 "CROSS JOIN LATERAL (SELECT s.%s AS %s FROM %s s WHERE s.%s = r.%s "
 					 "AND s.%s >= r.%s + %s AND s.%s > r.%s ORDER BY s.%s LIMIT 1) l "
 					 "WHERE l.%s IS NOT NULL",

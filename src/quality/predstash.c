@@ -79,6 +79,24 @@
 #include "pg_streamml.h"
 #include "quality/predstash.h"
 
+/*
+ * An entry of a copy's index by key (its row in rows): what is sorted, not
+ * the rows themselves, four times as wide.
+ */
+typedef struct StashOrder
+{
+	int64		key;
+	int32		row;
+} StashOrder;
+
+/* sort_stash_order(): sort_template's quicksort with the comparison inlined */
+#define ST_SORT sort_stash_order
+#define ST_ELEMENT_TYPE StashOrder
+#define ST_COMPARE(a, b) (((a)->key > (b)->key) - ((a)->key < (b)->key))
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
 /* A statement writing more rows keeps none (10 MB of rows or so). */
 #define STASH_MAX_ROWS (256 * 1024)
 
@@ -98,10 +116,11 @@ struct PredStash
 	AttrNumber	key;
 	Oid			keytype;
 	PredictionColumns pc;		/* where the other columns are */
-	bool		sorted;
+	bool		sorted;			/* rows came in key order */
 	int			n;
 	int			max;
 	PredStashRow *rows;
+	StashOrder *order;			/* else: the rows by key, made by the tracker */
 	int			nstrings;
 	char	   *strings[STASH_MAX_STRINGS];
 	Datum		last_datum[3];	/* the last model, role and class datum */
@@ -435,16 +454,6 @@ PredStashScorerWriting(Relation preds, const char *scorer)
 	return preds->rd_rules == NULL;
 }
 
-/* qsort of PredStashRows by key (a key's rows are not read: two or more). */
-static int
-CompareRows(const void *a, const void *b)
-{
-	const PredStashRow *x = a;
-	const PredStashRow *y = b;
-
-	return (x->key > y->key) - (x->key < y->key);
-}
-
 /*
  * Takes the copy of scorer's statement into predsid for the tracker whose
  * trigger call is td, or NULL when there is none it may read (see the top
@@ -483,10 +492,15 @@ PredStashTake(TriggerData *td, const char *scorer, Oid predsid)
 	for (int i = mine + 1; i < me; i++)
 		if (get_func_namespace(trig->triggers[i].tgfoid) != st->ext_namespace)
 			return NULL;
-	if (!st->sorted)
+	if (!st->sorted && st->order == NULL)
 	{
-		qsort(st->rows, st->n, sizeof(PredStashRow), CompareRows);
-		st->sorted = true;
+		st->order = MemoryContextAlloc(st->cxt, sizeof(StashOrder) * Max(st->n, 1));
+		for (int i = 0; i < st->n; i++)
+		{
+			st->order[i].key = st->rows[i].key;
+			st->order[i].row = i;
+		}
+		sort_stash_order(st->order, st->n);
 	}
 	return st;
 }
@@ -498,17 +512,19 @@ PredStashLookup(PredStash *st, int64 key)
 	int			lo = 0;
 	int			hi = st->n;
 
+#define STASH_KEY(i) (st->sorted ? st->rows[i].key : st->order[i].key)
 	while (lo < hi)
 	{
 		int			mid = lo + (hi - lo) / 2;
 
-		if (st->rows[mid].key < key)
+		if (STASH_KEY(mid) < key)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo == st->n || st->rows[lo].key != key ||
-		(lo + 1 < st->n && st->rows[lo + 1].key == key))
+	if (lo == st->n || STASH_KEY(lo) != key ||
+		(lo + 1 < st->n && STASH_KEY(lo + 1) == key))
 		return NULL;
-	return &st->rows[lo];
+#undef STASH_KEY
+	return st->sorted ? &st->rows[lo] : &st->rows[st->order[lo].row];
 }

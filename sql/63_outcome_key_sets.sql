@@ -95,6 +95,27 @@ COMMIT;
 SELECT count(*) AS outcomes, count(DISTINCT key_hash) AS keys FROM streamml.outcomes
  WHERE scorer = 'ks_s' AND key_hash >= 100000;
 
+-- and a batch of predictions reads the pending outcomes of its own keys
+-- only, however many the tracker has (a hash join once read them all)
+INSERT INTO ks_labels SELECT 900000 + i, 1 FROM generate_series(1, 500) i;
+SELECT format('INSERT INTO ks_rows VALUES (%s, 1)', 900000 + i)
+  FROM generate_series(1, 7) i \gexec
+CREATE TEMP VIEW ks_pending_counts AS
+SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) AS rows_read, n_tup_del AS deleted
+  FROM pg_stat_xact_user_tables
+ WHERE schemaname = 'streamml' AND relname = 'pending_outcomes';
+BEGIN;
+SELECT rows_read AS read0, deleted AS deleted0 FROM ks_pending_counts \gset
+INSERT INTO ks_rows VALUES (900100, 1), (900200, 1);
+SELECT rows_read - :read0 AS rows_read, deleted - :deleted0 AS deleted
+  FROM ks_pending_counts;
+COMMIT;
+SELECT count(*) AS outcomes, count(DISTINCT key_hash) AS keys,
+	   (SELECT count(*) FROM streamml.pending_outcomes p
+		  JOIN streamml.outcome_trackers t ON t.id = p.tracker
+		 WHERE t.scorer = 'ks_s') AS pending
+  FROM streamml.outcomes WHERE scorer = 'ks_s' AND key_hash > 900000;
+
 -- a key of two columns is hashed (jsonb_hash_extended): it keeps the
 -- unique index on outcome_rows, and its duplicates are found there
 CREATE TABLE ks_two (a int, b text, x float8, PRIMARY KEY (a, b));

@@ -354,15 +354,23 @@ PendingBatchSql(OutcomeTracker *t)
 /*
  * Then, privileged (catalog rows), over those arrays and nothing of the
  * user's: the pending outcomes of the batch's keys are taken out of
- * pending_outcomes and joined with the batch's predictions.
+ * pending_outcomes and joined with the batch's predictions.  They are
+ * found by one probe of the (tracker, key) index per key of the batch (a
+ * LATERAL subquery that OFFSET 0 keeps one), and deleted by ctid (a TID
+ * scan), whatever plan the planner makes of statistics taken while the
+ * table was small: a semi-join with the batch was planned as a hash join
+ * over all the tracker's pending outcomes, read at every batch.
  */
 static char *
 PendingJoinSql(void)
 {
 	return psprintf("WITH n AS (SELECT * FROM unnest($6, $7, $8, $9, $10, $11, $12, $13) "
 					"AS n(key, model, version, role, prediction, probability, class, scored_at))"
-					", pdel AS (DELETE FROM streamml.pending_outcomes o WHERE o.tracker = $1 "
-					"AND o.key IN (SELECT n.key FROM n) RETURNING o.key, o.actual_number, "
+					", pdel AS (DELETE FROM streamml.pending_outcomes o WHERE o.ctid = ANY (ARRAY("
+					"SELECT p.ctid FROM (SELECT DISTINCT k.key FROM unnest($6) k(key)) k "
+					"CROSS JOIN LATERAL (SELECT p.ctid FROM streamml.pending_outcomes p "
+					"WHERE p.tracker = $1 AND p.key = k.key OFFSET 0) p)) "
+					"RETURNING o.key, o.actual_number, "
 					"o.actual_text, o.group_key, o.labelled_at)"
 					", b AS (SELECT pdel.*, row_number() OVER (PARTITION BY pdel.key "
 					"ORDER BY pdel.labelled_at) AS rn FROM pdel)"

@@ -118,6 +118,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
@@ -860,6 +861,31 @@ Replay(FtLoad *ld, PartState *ps, SPITupleTable *tt, int64 from, int64 to,
 }
 
 /*
+ * Runs a statement that reads a partition back (PreparePlans) by its
+ * (partition, arrival_seq) index, newest first or from a point on, what
+ * the statistics say: a kept plan made while the table was nearly empty
+ * (a stream's first partitions) read a whole partition by bitmap and
+ * sorted it, to take its newest rows.
+ */
+static int
+ExecuteByIndex(SPIPlanPtr plan, Datum *args)
+{
+	int			nest = NewGUCNestLevel();
+	int			rc;
+
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	rc = SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(), InvalidSnapshot,
+							  true, false, 0);
+	AtEOXact_GUC(true, nest);
+	return rc;
+}
+
+/*
  * Brings a partition's state up to date with the feature table: replays
  * the rows written since (catch up) or, when it has none, rebuilds it.
  */
@@ -875,9 +901,7 @@ Refresh(FtLoad *ld, PartEntry *e)
 	if (e->valid)
 	{
 		args[spec->npart] = Int64GetDatum(PartStateSeq(e->ps));
-		rc = SPI_execute_snapshot(ld->cache->catchup_plan, args, NULL,
-								  GetLatestSnapshot(), InvalidSnapshot,
-								  true, false, 0);
+		rc = ExecuteByIndex(ld->cache->catchup_plan, args);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "feature table catch-up failed: %s", SPI_result_code_string(rc));
 		if (SPI_processed > 0)
@@ -900,9 +924,7 @@ Refresh(FtLoad *ld, PartEntry *e)
 		double		late_max = 0;
 
 		args[spec->npart] = Int64GetDatum(limit);
-		rc = SPI_execute_snapshot(ld->cache->rebuild_plan, args, NULL,
-								  GetLatestSnapshot(), InvalidSnapshot,
-								  true, false, 0);
+		rc = ExecuteByIndex(ld->cache->rebuild_plan, args);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "feature table rebuild failed: %s", SPI_result_code_string(rc));
 		tt = SPI_tuptable;

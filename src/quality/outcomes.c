@@ -568,6 +568,24 @@ CheckTriggerPrivilege(Oid relid, Oid owner, const char *scorer)
 }
 
 /*
+ * Creates the statement trigger streamml_tracker_<id><suffix> AFTER event
+ * ON rel (a qualified name), calling streamml.func(id); an INSERT trigger
+ * reads the statement's rows as the transition table streamml_new.
+ */
+static void
+CreateTrackerTrigger(int32 id, const char *suffix, const char *event,
+					 const char *rel, const char *func)
+{
+	CatalogExecute(psprintf("CREATE TRIGGER streamml_tracker_%d%s AFTER %s ON %s %s"
+							"FOR EACH STATEMENT EXECUTE FUNCTION streamml.%s('%d')",
+							id, suffix, event, rel,
+							strcmp(event, "INSERT") == 0 ?
+							"REFERENCING NEW TABLE AS streamml_new " : "",
+							func, id),
+				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+}
+
+/*
  * SQL streamml.track_outcomes(scorer, source, options): see the top of
  * the file.
  */
@@ -822,21 +840,11 @@ track_outcomes(PG_FUNCTION_ARGS)
 	}
 
 	/* the triggers, then the predictions already made */
-	CatalogExecute(psprintf("CREATE TRIGGER streamml_tracker_%d AFTER INSERT ON %s "
-							"REFERENCING NEW TABLE AS streamml_new FOR EACH STATEMENT "
-							"EXECUTE FUNCTION streamml.outcome_trigger('%d')",
-							id, RelQualifiedName(source), id),
-				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
-	CatalogExecute(psprintf("CREATE TRIGGER streamml_tracker_%d AFTER INSERT ON %s "
-							"REFERENCING NEW TABLE AS streamml_new FOR EACH STATEMENT "
-							"EXECUTE FUNCTION streamml.outcome_prediction_trigger('%d')",
-							id, RelQualifiedName(preds), id),
-				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
-	CatalogExecute(psprintf("CREATE TRIGGER streamml_tracker_%d_update AFTER UPDATE ON %s "
-							"FOR EACH STATEMENT "
-							"EXECUTE FUNCTION streamml.outcome_prediction_trigger('%d')",
-							id, RelQualifiedName(preds), id),
-				   0, NULL, NULL, NULL, SPI_OK_UTILITY);
+	CreateTrackerTrigger(id, "", "INSERT", RelQualifiedName(source), "outcome_trigger");
+	CreateTrackerTrigger(id, "", "INSERT", RelQualifiedName(preds),
+						 "outcome_prediction_trigger");
+	CreateTrackerTrigger(id, "_update", "UPDATE", RelQualifiedName(preds),
+						 "outcome_prediction_trigger");
 	/*
 	 * Both fire whatever session_replication_role is: they are what tells
 	 * the in-memory join that rows were written by hand (predstash.c)

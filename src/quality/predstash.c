@@ -193,6 +193,21 @@ TriggerFires(const Trigger *tg)
 }
 
 /*
+ * Whether triggers [from, to) of trig all call the extension's functions
+ * (its schema is ns: none can write the predictions table), and, when
+ * firing is asked for, all fire in this session.
+ */
+static bool
+ExtensionTriggersOnly(const TriggerDesc *trig, int from, int to, Oid ns, bool firing)
+{
+	for (int i = from; i < to; i++)
+		if (get_func_namespace(trig->triggers[i].tgfoid) != ns ||
+			(firing && !TriggerFires(&trig->triggers[i])))
+			return false;
+	return true;
+}
+
+/*
  * The unique, immediate, valid index of rel on exactly (keyatt, modelatt),
  * without predicate, keyatt an integer in the default ascending order, or
  * InvalidOid.
@@ -289,10 +304,8 @@ PredStashBegin(Relation preds, const PredictionColumns *pc, TriggerData *td,
 	if (keytype != INT2OID && keytype != INT4OID && keytype != INT8OID)
 		return;
 	/* the extension's triggers only, all firing (a tracker's sees writers) */
-	for (int i = 0; i < trig->numtriggers; i++)
-		if (get_func_namespace(trig->triggers[i].tgfoid) != ns ||
-			!TriggerFires(&trig->triggers[i]))
-			return;
+	if (!ExtensionTriggersOnly(trig, 0, trig->numtriggers, ns, true))
+		return;
 	if (!OidIsValid(KeyModelIndex(preds, pc->key[0], pc->model)))
 		return;
 	cxt = AllocSetContextCreate(TopTransactionContext, "pg_streamml prediction stash",
@@ -442,15 +455,14 @@ bool
 PredStashScorerWriting(Relation preds, const char *scorer)
 {
 	TriggerDesc *trig = preds->trigdesc;
-	Oid			ns;
 
 	if (!OidIsValid(Writer.predsid) || Writer.predsid != RelationGetRelid(preds) ||
 		Writer.scorer == NULL || strcmp(Writer.scorer, scorer) != 0)
 		return false;
-	ns = get_namespace_oid(STREAMML_SCHEMA, false);
-	for (int i = 0; trig != NULL && i < trig->numtriggers; i++)
-		if (get_func_namespace(trig->triggers[i].tgfoid) != ns)
-			return false;
+	if (trig != NULL &&
+		!ExtensionTriggersOnly(trig, 0, trig->numtriggers,
+							   get_namespace_oid(STREAMML_SCHEMA, false), false))
+		return false;
 	return preds->rd_rules == NULL;
 }
 
@@ -487,11 +499,9 @@ PredStashTake(TriggerData *td, const char *scorer, Oid predsid)
 		if (trig->triggers[i].tgoid == td->tg_trigger->tgoid)
 			me = i;
 	}
-	if (mine < 0 || me <= mine || !TriggerFires(&trig->triggers[mine]))
+	if (mine < 0 || me <= mine || !TriggerFires(&trig->triggers[mine]) ||
+		!ExtensionTriggersOnly(trig, mine + 1, me, st->ext_namespace, false))
 		return NULL;
-	for (int i = mine + 1; i < me; i++)
-		if (get_func_namespace(trig->triggers[i].tgfoid) != st->ext_namespace)
-			return NULL;
 	if (!st->sorted && st->order == NULL)
 	{
 		st->order = MemoryContextAlloc(st->cxt, sizeof(StashOrder) * Max(st->n, 1));

@@ -57,7 +57,8 @@ plot 'ingest.tsv' using 1:2 with lines lw 1.5 lc rgb '#08519c' title 'ingested (
 report_data dead.tsv "SELECT reason, count(*) FROM dead_letter_reasons GROUP BY reason ORDER BY 2 DESC, 1"
 report_chart dead "Dead letters by reason (bad messages injected on purpose)" 1 "
 set style fill solid 0.8; set boxwidth 0.6; set yrange [0:*]; set ylabel 'messages'
-set xtics rotate by -15 font ',9'
+set offsets 0, 0, graph 0.15, 0
+set xtics rotate by -15 font ',9' noenhanced
 plot 'dead.tsv' using 0:2:xticlabels(1) with boxes lc rgb '#d62728' title 'dead letters'"
 
 report_table "The last league per symbol (streamml.leaderboard): candidates ranked by holdout RMSE" "SELECT group_key AS symbol, rank, candidate, kind, version, round(score::numeric, 3) AS holdout_rmse, deployed, deployed_version AS served FROM streamml.leaderboard WHERE model = 'price_60s' ORDER BY group_key, rank NULLS LAST"

@@ -19,3 +19,32 @@ SELECT streamml.schedule_training('nu10_m', '0 0 1 1 *');
 SELECT streamml.unschedule_training('nu10_m');
 \c contrib_regression
 DROP DATABASE nu10_app WITH (FORCE);
+
+-- An 'error' monitor created before its model's outcomes are tracked (a
+-- legitimate order) would wait in silence, "observed" 0, for a tracker the
+-- user may not know it needs: a NOTICE says so, with what to create. Once
+-- a tracker of the owner follows a scorer of the model, no NOTICE.
+CREATE TABLE nu10_rows (id int PRIMARY KEY, x float8);
+CREATE TABLE nu10_train AS
+SELECT i AS id, (i % 10)::float8 AS x, (i % 10) + (i % 3) > 5 AS y
+  FROM generate_series(1, 200) i;
+SELECT version FROM streamml.train_logreg('nu10_clf', 'nu10_train', 'y', ARRAY['x']);
+SELECT streamml.create_monitor('nu10_err1', 'nu10_clf', 'error');
+SELECT streamml.create_scorer('nu10_s', 'nu10_rows', 'nu10_clf');
+-- a scorer alone feeds nothing either
+SELECT streamml.create_monitor('nu10_err2', 'nu10_clf', 'error');
+CREATE TABLE nu10_labels (id int, y boolean);
+SELECT streamml.track_outcomes('nu10_s', 'nu10_labels', '{"actual": "y"}');
+SELECT streamml.create_monitor('nu10_err3', 'nu10_clf', 'error');
+-- data and rows monitors read the source, not outcomes: no NOTICE
+SELECT streamml.create_monitor('nu10_data', 'nu10_clf', 'data', '{"order_by": "id"}');
+SELECT streamml.drop_monitor('nu10_data');
+-- followed, the hint feeds the first monitor
+INSERT INTO nu10_rows SELECT i, (i % 10)::float8 FROM generate_series(1, 50) i;
+INSERT INTO nu10_labels SELECT i, (i % 10) + (i % 3) > 5 FROM generate_series(1, 50) i;
+SELECT name, observed FROM streamml.monitors WHERE name LIKE 'nu10_err%' ORDER BY name;
+SELECT streamml.drop_monitor(n) FROM unnest(ARRAY['nu10_err1', 'nu10_err2', 'nu10_err3']) n;
+SELECT streamml.untrack_outcomes('nu10_s');
+SELECT streamml.drop_scorer('nu10_s');
+SELECT streamml.drop_model('nu10_clf');
+DROP TABLE nu10_rows, nu10_train, nu10_labels, nu10_s;

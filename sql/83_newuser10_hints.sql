@@ -48,3 +48,29 @@ SELECT streamml.untrack_outcomes('nu10_s');
 SELECT streamml.drop_scorer('nu10_s');
 SELECT streamml.drop_model('nu10_clf');
 DROP TABLE nu10_rows, nu10_train, nu10_labels, nu10_s;
+
+-- A per-group model's outcomes are split by group in live_metrics only
+-- when the outcomes' table has the group column (or option "group" names
+-- one): without it, the tracker said nothing and live_metrics had total
+-- rows only. A NOTICE says so; followed, the groups appear.
+CREATE TABLE nu10_g_train AS
+SELECT i AS id, CASE WHEN i % 2 = 0 THEN 'A' ELSE 'B' END AS sym,
+	   (i % 10)::float8 AS x, (i % 10) + (i % 3) > 5 AS y
+  FROM generate_series(1, 400) i;
+SELECT group_key FROM streamml.train_logreg('nu10_g', 'nu10_g_train', 'y', ARRAY['x'],
+	'{"group_by": "sym", "l2": 0.1}') ORDER BY 1;
+CREATE TABLE nu10_g_rows (id int PRIMARY KEY, sym text, x float8);
+SELECT streamml.create_scorer('nu10_gs', 'nu10_g_rows', 'nu10_g');
+CREATE TABLE nu10_g_labels (id int, y boolean);
+SELECT streamml.track_outcomes('nu10_gs', 'nu10_g_labels', '{"actual": "y"}');
+SELECT streamml.untrack_outcomes('nu10_gs');
+ALTER TABLE nu10_g_labels ADD COLUMN sym text;
+SELECT streamml.track_outcomes('nu10_gs', 'nu10_g_labels', '{"actual": "y"}');
+INSERT INTO nu10_g_rows SELECT id, sym, x FROM nu10_g_train WHERE id <= 20;
+INSERT INTO nu10_g_labels SELECT id, y, sym FROM nu10_g_train WHERE id <= 20;
+SELECT group_key, labelled FROM streamml.live_metrics WHERE scorer = 'nu10_gs'
+ ORDER BY group_key NULLS LAST;
+SELECT streamml.untrack_outcomes('nu10_gs');
+SELECT streamml.drop_scorer('nu10_gs');
+SELECT streamml.drop_model('nu10_g');
+DROP TABLE nu10_g_train, nu10_g_rows, nu10_g_labels, nu10_gs;

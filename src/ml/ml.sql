@@ -409,12 +409,18 @@ BEGIN
 		RAISE EXCEPTION 'extension "pg_cron" is not installed in database "%"',
 				current_database()
 			USING ERRCODE = 'object_not_in_prerequisite_state',
-				  DETAIL = 'Scheduled training runs as a pg_cron job.',
-				  HINT = format('Run CREATE EXTENSION pg_cron in database %I (cron.database_name)%s.',
-								streamml.ml_pg_cron_database(),
-								CASE WHEN streamml.ml_pg_cron_database() <> current_database()
-									 THEN ', or set cron.database_name to this database'
-									 ELSE '' END);
+				  -- pg_cron keeps its jobs in one database: from another one,
+				  -- installing it there does not help; say what does
+				  DETAIL = CASE WHEN streamml.ml_pg_cron_database() = current_database()
+								THEN 'Scheduled training runs as a pg_cron job.'
+								ELSE format('Scheduled training runs as a pg_cron job, and pg_cron keeps its jobs in database %I (cron.database_name).',
+											streamml.ml_pg_cron_database()) END,
+				  HINT = CASE WHEN streamml.ml_pg_cron_database() = current_database()
+							  THEN format('Run CREATE EXTENSION pg_cron in database %I (cron.database_name).',
+										  current_database())
+							  ELSE format('Set cron.database_name = %L in postgresql.conf, restart the server and run CREATE EXTENSION pg_cron here; or, from database %I, schedule SELECT * FROM streamml.retrain(''<model>'') with cron.schedule_in_database(..., database => %L).',
+										  current_database(), streamml.ml_pg_cron_database(),
+										  current_database()) END;
 	END IF;
 END
 $$;

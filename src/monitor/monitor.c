@@ -317,6 +317,33 @@ MonitorDataSlots(ArrayType *columns, Jsonb *encoding, Jsonb *only,
 	return n;
 }
 
+/*
+ * An 'error' monitor sees the outcomes of its owner's trackers of scorers
+ * that serve its model: created before any (a legitimate order), it would
+ * otherwise wait in silence, its "observed" 0, for a tracker that the user
+ * may not know it needs.  Says so once, at creation.
+ */
+static void
+NoticeUnfedErrorMonitor(const char *name, const char *model, Oid owner)
+{
+	Datum		args[2];
+
+	args[0] = CStringGetTextDatum(model);
+	args[1] = ObjectIdGetDatum(owner);
+	if (CatalogExecute("SELECT 1 FROM streamml.outcome_trackers t "
+					   "JOIN streamml.scorers_catalog s "
+					   "ON s.name OPERATOR(pg_catalog.=) t.scorer "
+					   "WHERE s.model OPERATOR(pg_catalog.=) $1 "
+					   "AND t.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $2 LIMIT 1",
+					   2, (Oid[]) {TEXTOID, OIDOID}, args, NULL, SPI_OK_SELECT) > 0)
+		return;
+	ereport(NOTICE,
+			(errmsg("monitor \"%s\" has no outcomes of model \"%s\" to watch yet",
+					name, model),
+			 errdetail("An error monitor reads the outcomes that its owner's trackers join with the predictions of a scorer serving the model, and none tracks them."),
+			 errhint("Create a scorer of the model with streamml.create_scorer and track its outcomes with streamml.track_outcomes.")));
+}
+
 PG_FUNCTION_INFO_V1(create_monitor);
 
 /*
@@ -587,6 +614,8 @@ create_monitor(PG_FUNCTION_ARGS)
 				   11, (Oid[]) {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID,
 					   TEXTOID, TEXTOID, TEXTOID, OIDOID, BOOLOID, TEXTOID},
 				   args, nulls, SPI_OK_INSERT);
+	if (strcmp(kind, "error") == 0)
+		NoticeUnfedErrorMonitor(name, model, owner);
 	SPI_finish();
 	MonitorWorkerStartAtCommit();
 	PG_RETURN_VOID();

@@ -357,11 +357,13 @@ RecordFailure(MemoryContext cxt, int32 id, const char *during, const char *fix)
 
 /*
  * The action of monitor id after a check fired (SPI connected, the
- * monitor's row locked): notify or mark a retrain; cooldown starts.
+ * monitor's row locked): notify or mark a retrain; cooldown starts.  A
+ * notification names the deployed version the check read, as the error
+ * monitors' and rollbacks' do.
  */
 static void
-Act(int32 id, const char *name, const char *model, const char *action,
-	Jsonb *options, const char *event, const char *details)
+Act(int32 id, const char *name, const char *model, int32 version,
+	const char *action, Jsonb *options, const char *event, const char *details)
 {
 	Datum		arg = Int32GetDatum(id);
 
@@ -374,7 +376,8 @@ Act(int32 id, const char *name, const char *model, const char *action,
 		escape_json(&p, name);
 		appendStringInfoString(&p, ", \"model\": ");
 		escape_json(&p, model);
-		appendStringInfo(&p, ", \"event\": \"%s\", \"details\": %s}", event, details);
+		appendStringInfo(&p, ", \"version\": %d, \"event\": \"%s\", \"details\": %s}",
+						 version, event, details);
 		MonitorNotify(OptionString(options, "channel", "streamml_monitors"), p.data);
 	}
 	CatalogExecute("UPDATE streamml.monitors_catalog SET "
@@ -652,7 +655,7 @@ CheckMonitor(int32 id)
 		const char *event = strcmp(kind, "rows") == 0 ? "new_rows" : "drift_detected";
 
 		MonitorEvent(model, deployed, name, event, details.data, owner);
-		Act(id, name, model, action, options, event, details.data);
+		Act(id, name, model, deployed, action, options, event, details.data);
 	}
 	CatalogExecute("UPDATE streamml.monitors_catalog SET next_check_at = "
 				   "pg_catalog.now() OPERATOR(pg_catalog.+) "

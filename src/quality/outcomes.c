@@ -748,6 +748,13 @@ track_outcomes(PG_FUNCTION_ARGS)
 
 			if (g && get_attnum(source, g) > 0)
 				group = g;
+			else if (g)
+				ereport(NOTICE,
+						(errmsg("the live metrics of scorer \"%s\" will not be split by group",
+								scorer),
+						 errdetail("Model \"%s\" is trained per value of \"%s\", and table \"%s\" has no such column.",
+								   model, g, get_rel_name(source)),
+						 errhint("Add the column to the outcomes' table, or name the one that holds the group with option \"group\".")));
 		}
 	}
 	if (OptionGet(options, "horizon"))

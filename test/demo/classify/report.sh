@@ -10,6 +10,7 @@ plot 'acc.tsv' using 1:2 with lines lw 2 lc rgb '#08519c' title 'cumulative', ''
 report_data proba.tsv "SELECT p_malignant, malignant::int FROM live_accuracy"
 report_chart proba "Predicted probability of malignant, by the true label" 2 "
 set xlabel 'predicted probability of malignant'; set ylabel 'rows'; set style fill solid 0.5; set boxwidth 0.045
+set xrange [0:1]; set yrange [0:*]; set key top center
 bin(x) = 0.05 * floor(x / 0.05) + 0.025
 plot 'proba.tsv' using (bin(\$1)):(\$2 == 0 ? 1 : 0) smooth frequency with boxes lc rgb '#3182bd' title 'benign', \
      '' using (bin(\$1)):(\$2 == 1 ? 1 : 0) smooth frequency with boxes lc rgb '#d62728' title 'malignant'"

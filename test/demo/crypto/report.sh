@@ -31,19 +31,27 @@ while IFS=$'\t' read -r sym ver; do
 	n=$((n + 1))
 # (only the versions that served an eighth of the replay or more: with
 # retrains by two monitors a version may serve a few seconds, too short
-# for a line; the table below has them all)
-done < <(psql -X -At -F $'\t' -c 'SELECT symbol, version FROM report_rows WHERE version IS NOT NULL AND actual IS NOT NULL
-	GROUP BY 1, 2 HAVING max(ts) - min(ts) >= (SELECT (max(ts) - min(ts)) / 8 FROM report_rows) ORDER BY 1, 2')
+# for a line; the table below has them all. When none did, as in a short
+# replay on a loaded machine whose first league came late, every version
+# with outcomes: an empty plot would stop the demo)
+done < <(psql -X -At -F $'\t' -c 'WITH v AS (SELECT symbol, version,
+		max(ts) - min(ts) >= (SELECT (max(ts) - min(ts)) / 8 FROM report_rows) AS long
+	FROM report_rows WHERE version IS NOT NULL AND actual IS NOT NULL GROUP BY 1, 2)
+	SELECT symbol, version FROM v WHERE long OR NOT EXISTS (SELECT 1 FROM v WHERE long) ORDER BY 1, 2')
 arrows=$(psql -X -At -c "SELECT format('set arrow from %s, graph 0 to %s, graph 1 nohead dt 2 lc rgb ''%s''; set label ''%s'' at %s, graph 0.97 rotate by 90 right font '',9'' tc rgb ''%s''',
 		e, e, c, k, e, c, c)
 	FROM (SELECT extract(epoch FROM data_ts) AS e, kind || coalesce(' v' || version, '') AS k,
 	             CASE kind WHEN 'drift' THEN '#d62728' WHEN 'deploy' THEN '#2ca02c' ELSE '#777777' END AS c
 	        FROM model_events WHERE kind IN ('drift', 'deploy', 'kept') ORDER BY id) e")
-report_chart rmse "Live RMSE (latest 100 outcomes) by symbol and model version (those that served an eighth of the time or more); deploy and drift events marked" "$n" "
+if [ "$n" -eq 0 ]; then
+	report_text "<p>No prediction has its outcome yet (the price 60 s later): no live RMSE to chart.</p>"
+else
+	report_chart rmse "Live RMSE (latest 100 outcomes) by symbol and model version (those that served an eighth of the time or more); deploy and drift events marked" "$n" "
 set xdata time; set timefmt '%s'; set format x '%H:%M'
 set xlabel 'trade time (UTC)'; set ylabel 'RMSE (USDT)'
 $arrows
 plot $plot"
+fi
 
 report_data ingest.tsv "SELECT extract(epoch FROM at) - extract(epoch FROM min(at) OVER ()),
 		(rows + dead - lag(rows + dead) OVER w) / extract(epoch FROM at - lag(at) OVER w), coalesce(lag, 0)
@@ -57,7 +65,8 @@ plot 'ingest.tsv' using 1:2 with lines lw 1.5 lc rgb '#08519c' title 'ingested (
 report_data dead.tsv "SELECT reason, count(*) FROM dead_letter_reasons GROUP BY reason ORDER BY 2 DESC, 1"
 report_chart dead "Dead letters by reason (bad messages injected on purpose)" 1 "
 set style fill solid 0.8; set boxwidth 0.6; set yrange [0:*]; set ylabel 'messages'
-set xtics rotate by -15 font ',9'
+set offsets 0, 0, graph 0.15, 0
+set xtics rotate by -15 font ',9' noenhanced
 plot 'dead.tsv' using 0:2:xticlabels(1) with boxes lc rgb '#d62728' title 'dead letters'"
 
 report_table "The last league per symbol (streamml.leaderboard): candidates ranked by holdout RMSE" "SELECT group_key AS symbol, rank, candidate, kind, version, round(score::numeric, 3) AS holdout_rmse, deployed, deployed_version AS served FROM streamml.leaderboard WHERE model = 'price_60s' ORDER BY group_key, rank NULLS LAST"

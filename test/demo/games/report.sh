@@ -15,11 +15,12 @@ plot 'genre.tsv' using 2:xticlabels(1) lc rgb '#3182bd' title 'actual', '' using
 report_data dead.tsv "SELECT reason, count(*) FROM dead_letter_reasons GROUP BY reason ORDER BY 2 DESC, 1"
 report_chart dead "Dead letters by reason" 1 "
 set style fill solid 0.8; set boxwidth 0.6; set yrange [0:*]; set ylabel 'games'
-set xtics font ',9'
+set offsets 0, 0, graph 0.15, 0
+set xtics font ',9' noenhanced
 plot 'dead.tsv' using 0:2:xticlabels(1) with boxes lc rgb '#d62728' title 'dead letters'"
 report_table "Live metrics of the games scored on arrival" "SELECT * FROM live_metrics"
 report_table "The league: a random forest and a linear model on the same holdout (streamml.leaderboard)" "SELECT rank, candidate, kind, version, round(score::numeric, 4) AS holdout_rmse, round((metrics->>'r2')::numeric, 4) AS holdout_r2, deployed FROM streamml.leaderboard WHERE model = 'global_sales' ORDER BY rank NULLS LAST"
 report_table "Live metrics by time bucket (streamml.live_metrics)" "SELECT bucket, version, labelled, round(rmse::numeric, 4) AS rmse, round(mae::numeric, 4) AS mae, round(r2::numeric, 4) AS r2 FROM streamml.live_metrics WHERE model = 'global_sales' AND group_key IS NULL ORDER BY bucket"
-report_table "Largest misses" "SELECT rank, name, platform, year, genre, publisher, actual, round(predicted::numeric, 3) AS predicted FROM game_predictions ORDER BY abs(predicted - actual) DESC LIMIT 10"
+report_table "Largest misses" "SELECT rank, name, platform, year, genre, publisher, actual, round(predicted::numeric, 3) AS predicted FROM game_predictions WHERE predicted IS NOT NULL ORDER BY abs(predicted - actual) DESC LIMIT 10"
 report_table "Some dead letters" "SELECT reason, payload FROM (SELECT DISTINCT ON (reason) reason, payload FROM dead_letter_reasons ORDER BY reason, id) d"
 report_end

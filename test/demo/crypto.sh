@@ -37,12 +37,15 @@ sql -f $dir/03_model_watcher.sql >/dev/null
 ) &
 demo_bg_pids+=($!)
 # The watcher until the first training (pg_cron runs it once a minute);
-# the monitor worker takes over then.
+# the monitor worker takes over then.  The replay holds after its first 400
+# trades until the first league is deployed (first_model: made here), so
+# that the report does not depend on how fast this machine trains it.
+first_model=$(mktemp -u /tmp/streamml-demo-first-model.XXXXXX)
 (
 	while :; do
 		out=$(PGOPTIONS='-c client_min_messages=warning' psql -X -Atc 'SELECT watch_price_model()' 2>&1) || true
 		case "$out" in
-		"nothing to do") break ;;
+		"nothing to do") touch "$first_model"; break ;;
 		waiting*) sleep 0.3 ;;
 		*) echo "  watcher: $out"; sleep 0.3 ;;
 		esac
@@ -52,11 +55,12 @@ demo_bg_pids+=($!)
 say "replaying the real BTCUSDT trades at ${speed}x (plus $synthetic synthetic symbol(s) with a regime change half-way, and bad messages on purpose)"
 replay_log=$(mktemp)
 python3 test/demo/replay_trades.py --file test/data/binance-btcusdt-trades.csv \
-	--speed "$speed" --limit "$limit" --synthetic "$synthetic" 2>"$replay_log" |
+	--speed "$speed" --limit "$limit" --synthetic "$synthetic" \
+	--hold-after 400 --hold-file "$first_model" 2>"$replay_log" |
 	kcat -q -b "$KAFKA_BROKERS" -t trades -P -K "$(printf '\t')" -X linger.ms=5 -X partitioner=murmur2_random
 cat "$replay_log"
 sent=$(sed -n 's/^replayed \([0-9]*\) messages.*/\1/p' "$replay_log")
-rm -f "$replay_log"
+rm -f "$replay_log" "$first_model"
 
 say "waiting until all $sent messages are in trades or in streamml.dead_letters"
 for _ in $(seq 1 300); do

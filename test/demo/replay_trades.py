@@ -17,6 +17,11 @@ BTC trades' times whose volatility and drift change abruptly after
 --regime-at (a fraction of the replay): the regime change that should make
 the model's live error jump and the watcher retrain.
 
+--hold-after N --hold-file F holds the replay after N real trades until file
+F exists (at most --hold-timeout seconds), its pace resuming from there:
+the demo's watcher makes F once the first league is deployed, so that what
+the report shows does not depend on how fast this machine trains it.
+
 --bad-every K injects, every K messages, one bad message on purpose: a
 negative price, a trade time in the future, a price that is not a number,
 a message that is not JSON, a trade without symbol.  They must land in
@@ -28,6 +33,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -66,6 +72,9 @@ def main():
     ap.add_argument("--regime-at", type=float, default=0.5)
     ap.add_argument("--bad-every", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=4)
+    ap.add_argument("--hold-after", type=int, default=0)
+    ap.add_argument("--hold-file")
+    ap.add_argument("--hold-timeout", type=float, default=300.0)
     args = ap.parse_args()
 
     with open(args.file, newline="") as f:
@@ -82,6 +91,16 @@ def main():
     bad = 0
     out = sys.stdout
     for n, row in enumerate(rows):
+        if args.hold_file and args.hold_after and n == args.hold_after:
+            out.flush()
+            held = time.monotonic()
+            while not os.path.exists(args.hold_file):
+                if time.monotonic() - held > args.hold_timeout:
+                    print("replay: %s did not appear in %.0f s; going on" %
+                          (args.hold_file, args.hold_timeout), file=sys.stderr)
+                    break
+                time.sleep(0.1)
+            start += time.monotonic() - held
         t_ms = int(row["timestamp"]) // 1000
         due = start + (t_ms - first_ms) / 1000.0 / args.speed
         delay = due - time.monotonic()

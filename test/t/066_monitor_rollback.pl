@@ -49,18 +49,7 @@ $node->safe_psql('postgres', q{
 is($node->safe_psql('postgres', q{SELECT rollback_version FROM streamml.monitors}), '1',
 	'the monitor accepts the version deployed when it was created');
 
-# a listener that looks for notifications every half second, for 2 minutes
-my ($listen_out, $listen_err) = ('', '');
-my $listen_in = "LISTEN rb_events;\n" . ("SELECT pg_sleep(0.5);\n" x 240);
-my $listener = IPC::Run::start(
-	[ 'psql', '-X', '-d', $node->connstr('postgres') ],
-	'<', \$listen_in, '>', \$listen_out, '2>', \$listen_err);
-my $listening = time() + 60;
-while ($listen_out !~ /^LISTEN/m && time() < $listening)
-{
-	$listener->pump_nb;
-	sleep(0.1);
-}
+my $listener = streamml_listen($node, 'rb_events');
 
 # --- a worse version is deployed by hand ---
 $node->safe_psql('postgres', q{
@@ -102,13 +91,7 @@ is($node->safe_psql('postgres', q{
 		   c.rollback_version, c.rollback_check->>'status'
 	  FROM streamml.models m, streamml.monitors c WHERE m.name = 'rb'}),
 	'1|1|1|rolled_back', 'version 1 is deployed again (a deployment), and stays the accepted one');
-my $deadline = time() + 60;
-while ($listen_out !~ /Asynchronous notification/ && time() < $deadline)
-{
-	$listener->pump_nb;
-	sleep(0.2);
-}
-$listener->kill_kill;
+my $listen_out = streamml_listened($listener, sub { $_[0] =~ /Asynchronous notification/ }, 60);
 like($listen_out, qr/Asynchronous notification "rb_events" with payload "\{"monitor": "rb_guard", "model": "rb", "version": 1, "event": "rolled_back", "details": \{"by": "monitor", "from_version": 2, "status": "rolled_back"/,
 	'the notifying monitor sent the rollback on its channel');
 $node->safe_psql('postgres', q{SELECT load(321, 330)});

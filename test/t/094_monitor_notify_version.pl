@@ -26,18 +26,7 @@ $node->safe_psql('postgres', q{
 	SELECT count(*) FROM streamml.train_linreg('nv_m', 'nv', 'y', ARRAY['x'], '{"order_by": "ts"}');
 });
 
-my ($listen_out, $listen_err) = ('', '');
-my $listen_in = "LISTEN nv_events;\n" . ("SELECT pg_sleep(0.5);\n" x 240);
-my $listener = IPC::Run::start(
-	[ 'psql', '-X', '-d', $node->connstr('postgres') ],
-	'<', \$listen_in, '>', \$listen_out, '2>', \$listen_err);
-my $listening = time() + 60;
-while ($listen_out !~ /^LISTEN/m && time() < $listening)
-{
-	$listener->pump_nb;
-	sleep(0.1);
-}
-like($listen_out, qr/^LISTEN/m, 'the listener listens');
+my $listener = streamml_listen($node, 'nv_events');
 
 # new rows far from the training data: the 'rows' monitor fires on their
 # number, the 'data' monitor on their distribution
@@ -51,14 +40,8 @@ $node->safe_psql('postgres', q{
 		'{"action": "notify", "channel": "nv_events", "window": 300, "interval": "1 second"}');
 });
 
-my $deadline = time() + 90;
-while (($listen_out !~ /"event": "new_rows"/ || $listen_out !~ /"event": "drift_detected"/)
-	&& time() < $deadline)
-{
-	$listener->pump_nb;
-	sleep(0.2);
-}
-$listener->kill_kill;
+my $listen_out = streamml_listened($listener,
+	sub { $_[0] =~ /"event": "new_rows"/ && $_[0] =~ /"event": "drift_detected"/ }, 90);
 like($listen_out,
 	qr/payload "\{"monitor": "nv_rows", "model": "nv_m", "version": 2, "event": "new_rows", "details": \{/,
 	'the rows monitor\'s payload names the deployed version');

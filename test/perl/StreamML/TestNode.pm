@@ -7,10 +7,11 @@ use strict;
 use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
+use IPC::Run;
 use Test::More;
-use Time::HiRes qw(sleep);
+use Time::HiRes qw(sleep time);
 
-our @EXPORT = qw(streamml_node streamml_kill9);
+our @EXPORT = qw(streamml_node streamml_kill9 streamml_listen streamml_listened);
 
 # streamml_node(NAME, preload => 0|1, conf => "extra postgresql.conf lines")
 # returns an initialised (not yet started) node.
@@ -49,6 +50,43 @@ sub streamml_kill9
 	}
 	ok(!(grep { kill 0, $_ } @children), $message);
 	return;
+}
+
+# streamml_listen(NODE, CHANNEL): a psql session that LISTENs on CHANNEL
+# and looks for notifications every half second for 2 minutes, once a test
+# (named "the listener listens") saw it listen.  For streamml_listened.
+sub streamml_listen
+{
+	my ($node, $channel) = @_;
+	my $out = '';
+	my $err = '';
+	my $in = "LISTEN $channel;\n" . ("SELECT pg_sleep(0.5);\n" x 240);
+	my $handle = IPC::Run::start([ 'psql', '-X', '-d', $node->connstr('postgres') ],
+		'<', \$in, '>', \$out, '2>', \$err);
+	my $listening = time() + 60;
+	while ($out !~ /^LISTEN/m && time() < $listening)
+	{
+		$handle->pump_nb;
+		sleep 0.1;
+	}
+	like($out, qr/^LISTEN/m, 'the listener listens');
+	return { handle => $handle, out => \$out };
+}
+
+# streamml_listened(LISTENER, DONE, SECONDS): what the listener printed
+# once DONE (a sub given that text) says so, or SECONDS have passed; the
+# listener then stops.
+sub streamml_listened
+{
+	my ($listener, $done, $seconds) = @_;
+	my $deadline = time() + $seconds;
+	while (!$done->(${ $listener->{out} }) && time() < $deadline)
+	{
+		$listener->{handle}->pump_nb;
+		sleep 0.2;
+	}
+	$listener->{handle}->kill_kill;
+	return ${ $listener->{out} };
 }
 
 1;

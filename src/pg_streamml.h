@@ -36,6 +36,7 @@ extern void RelationsDropCheck(Datum relids, Oid unused);
 /* partitions.c */
 extern bool RelationIsPartOf(Oid rel, Oid source);
 extern void PartitionSourceCheck(Oid source, const char *kind);
+extern void PredictionsTableCheck(Oid preds, const char *scorer);
 extern void PartitionTriggersSync(Oid source, const char *trigname, const char *function,
 								  const char *newtable, int32 id);
 extern void PartitionTriggersDrop(const char *function, int32 id);

@@ -653,6 +653,7 @@ track_outcomes(PG_FUNCTION_ARGS)
 				 errmsg("the source of outcomes cannot be the predictions table of scorer \"%s\"",
 						scorer)));
 	CheckPredictionsTable(preds);
+	PredictionsTableCheck(preds, scorer);
 	/* its statements are written for one node (a LATERAL probe per outcome) */
 	if (LoaderIsCitusTable(preds) || LoaderIsCitusTable(source))
 		ereport(ERROR,

@@ -1,0 +1,68 @@
+-- Attacks on outcome trackers (attacker 10), each compared with the SQL
+-- statement's answers as regress 79 does: the C path and its in-memory
+-- join (table ta_c) must give the SQL statement's outcomes (twin ta_s,
+-- read in SQL because its index is partial).  Expected: no differing rows.
+SET client_min_messages = warning;
+CREATE TABLE ta_train AS
+SELECT i::float8 AS x, 2.0 * i + 1 AS y FROM generate_series(1, 50) i;
+SELECT version FROM streamml.train_linreg('ta_m1', 'ta_train', 'y', ARRAY['x']);
+SELECT version FROM streamml.train_linreg('ta_m2', 'ta_train', 'y', ARRAY['x'],
+	'{"l2": 10}');
+CREATE TABLE ta_c (id bigint, sym text, t int, x float8, price float8);
+CREATE INDEX ON ta_c (sym COLLATE "C", t);
+CREATE TABLE ta_s (id bigint, sym text, t int, x float8, price float8);
+CREATE INDEX ON ta_s (sym, t) WHERE sym IS NOT NULL;
+SELECT streamml.create_scorer('ta_c_s', 'ta_c', 'ta_m1', '{"key": "id"}');
+SELECT streamml.create_scorer('ta_s_s', 'ta_s', 'ta_m1', '{"key": "id"}');
+SELECT count(*) FROM (SELECT streamml.track_outcomes(s, t, '{"actual": "price",
+	"horizon": 2, "partition_by": "sym", "order_by": "t"}')
+  FROM (VALUES ('ta_c_s', 'ta_c'::regclass), ('ta_s_s', 'ta_s'::regclass)) v(s, t)) x;
+RESET client_min_messages;
+CREATE FUNCTION ta_batch(q text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE 'INSERT INTO ta_c ' || q;
+	EXECUTE 'INSERT INTO ta_s ' || q;
+END
+$$;
+-- a statement run on both predictions tables (TBL)
+CREATE FUNCTION ta_preds(q text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE replace(q, 'TBL', 'ta_c_s');
+	EXECUTE replace(q, 'TBL', 'ta_s_s');
+END
+$$;
+-- the outcomes of the two tables that differ
+CREATE VIEW ta_diff AS
+SELECT coalesce(c.key, s.key) AS key, coalesce(c.model, s.model) AS model,
+	   c.prediction AS memory, s.prediction AS sql
+  FROM (SELECT * FROM streamml.outcomes WHERE scorer = 'ta_c_s') c
+  FULL JOIN (SELECT * FROM streamml.outcomes WHERE scorer = 'ta_s_s') s
+	ON s.key = c.key AND s.model = c.model AND s.version = c.version
+ WHERE c.key IS NULL OR s.key IS NULL OR c.actual IS DISTINCT FROM s.actual
+	OR c.prediction IS DISTINCT FROM s.prediction OR c.role IS DISTINCT FROM s.role;
+SELECT ta_batch($q$SELECT i, CASE WHEN i % 2 = 0 THEN 'A' ELSE 'B' END, i / 2 + 1,
+	i % 10, 100 + i FROM generate_series(1, 101) i$q$);
+SELECT count(*) AS differing FROM ta_diff;
+
+-- 1. Rows that reach the predictions table without its statement trigger:
+-- through an inheritance child (a read of the table reads them, an INSERT
+-- into the child fires the child's triggers only) or through a parent it
+-- is attached to as a partition.  Both are refused, as for sources.
+SELECT ta_preds($$CREATE TABLE TBL_child () INHERITS (TBL)$$);
+CREATE TABLE ta_other (LIKE ta_c_s);
+ALTER TABLE ta_other INHERIT ta_c_s;
+SELECT ta_preds($$CREATE TABLE TBL_parent (LIKE TBL INCLUDING DEFAULTS)
+	PARTITION BY RANGE (id)$$);
+SELECT ta_preds($$ALTER TABLE TBL_parent ATTACH PARTITION TBL
+	FOR VALUES FROM (MINVALUE) TO (MAXVALUE)$$);
+-- a tracker is not made on a predictions table that has a child already
+CREATE TABLE ta_xp (id bigint, x float8, price float8);
+SELECT streamml.create_scorer('ta_xp_s', 'ta_xp', 'ta_m1', '{"key": "id"}');
+CREATE TABLE ta_xp_s_child () INHERITS (ta_xp_s);
+SELECT streamml.track_outcomes('ta_xp_s', 'ta_xp', '{"actual": "price"}');
+DROP TABLE ta_xp_s_child;
+SELECT streamml.track_outcomes('ta_xp_s', 'ta_xp', '{"actual": "price"}');
+SELECT streamml.untrack_outcomes('ta_xp_s');
+SELECT streamml.drop_scorer('ta_xp_s');
+SELECT ta_batch($q$VALUES (700, 'H', 1, 1, 1), (701, 'H', 5, 1, 2)$q$);
+SELECT * FROM ta_diff ORDER BY 1, 2;

@@ -47,6 +47,7 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "parser/parse_coerce.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/backendid.h"
@@ -109,7 +110,10 @@ QualifiedName(Oid rel)
  * written in one session meets the same key written in another, and on
  * either side: a timestamptz is written in UTC (to_jsonb would use the
  * session's TimeZone), a char(n) without its padding, as it compares with
- * text (the other settings that reach to_jsonb are pinned: RunAs).
+ * text, an interval as justify_interval gives it (1 day and 24 hours are
+ * equal intervals), a bytea in hex (bytea_output would choose); the other
+ * settings that reach to_jsonb are pinned (RunAs), and key types whose text
+ * still differs between equal values are refused (OutcomeKeyTypesCheck).
  */
 char *
 OutcomeKeyExpr(OutcomeTracker *t, const char *alias, bool source_side)
@@ -129,11 +133,82 @@ OutcomeKeyExpr(OutcomeTracker *t, const char *alias, bool source_side)
 			ref = psprintf("pg_catalog.timezone('UTC', %s)", ref);
 		else if (type == BPCHAROID)
 			ref = psprintf("(%s)::pg_catalog.text", ref);
+		else if (type == INTERVALOID)
+			ref = psprintf("pg_catalog.justify_interval(%s)", ref);
+		else if (type == BYTEAOID)
+			ref = psprintf("pg_catalog.encode(%s, 'hex')", ref);
 		appendStringInfo(&e, "%s%s, %s", i > 0 ? ", " : "",
 						 quote_literal_cstr(t->prediction_keys[i]), ref);
 	}
 	appendStringInfoChar(&e, ')');
 	return e.data;
+}
+
+/*
+ * Whether OutcomeKeyExpr writes equal values of type (a base type) as the
+ * same jsonb whatever the session's settings: scalars but money (its text
+ * follows lc_monetary), and arrays of scalars that to_jsonb writes as they
+ * are (not timestamptz, char(n), interval, bytea or money, which
+ * OutcomeKeyExpr converts only alone).  Not composites, ranges or
+ * multiranges, whose members' text is not converted either.
+ */
+static bool
+OutcomeKeyTypeCanonical(Oid type, bool element)
+{
+	Oid			elem = get_element_type(type);
+	char		typtype = get_typtype(type);
+
+	if (OidIsValid(elem))
+		return !element && OutcomeKeyTypeCanonical(getBaseType(elem), true);
+	if (typtype != TYPTYPE_BASE && typtype != TYPTYPE_ENUM)
+		return false;
+	if (type == CASHOID)
+		return false;
+	return !element || (type != TIMESTAMPTZOID && type != BPCHAROID &&
+						type != INTERVALOID && type != BYTEAOID);
+}
+
+/*
+ * Errors unless the key columns skeys of table source can carry the keys of
+ * the n key columns pkeys of scorer's predictions table preds: each of a
+ * type whose jsonb is the same for equal values (OutcomeKeyTypeCanonical),
+ * and of the predictions key's type, or both numbers or both strings, so
+ * that the two compare and give the same jsonb.
+ */
+void
+OutcomeKeyTypesCheck(Oid source, char **skeys, Oid preds, char **pkeys, int n,
+					 const char *scorer)
+{
+	for (int i = 0; i < n; i++)
+	{
+		Oid			stype = getBaseType(get_atttype(source, get_attnum(source, skeys[i])));
+		Oid			ptype = getBaseType(get_atttype(preds, get_attnum(preds, pkeys[i])));
+		char		scat = TypeCategory(stype);
+		char		pcat = TypeCategory(ptype);
+
+		if (!OutcomeKeyTypeCanonical(ptype, false) || !OutcomeKeyTypeCanonical(stype, false))
+		{
+			bool		preds_side = !OutcomeKeyTypeCanonical(ptype, false);
+
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("key column \"%s\" of table \"%s\" has type %s, which an outcome key cannot have",
+							preds_side ? pkeys[i] : skeys[i],
+							get_rel_name(preds_side ? preds : source),
+							format_type_be(preds_side ? ptype : stype)),
+					 errdetail("An outcome meets its prediction by the text of its key, and equal values of this type can have different texts (by the session's settings, or inside an array or record)."),
+					 errhint("Key scorer \"%s\" and its outcomes by a column of a scalar type, such as an integer, text, uuid, date or timestamp.",
+							 scorer)));
+		}
+		if (stype != ptype &&
+			!(scat == pcat && (scat == TYPCATEGORY_NUMERIC || scat == TYPCATEGORY_STRING)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("key column \"%s\" of table \"%s\" has type %s, but key column \"%s\" of scorer \"%s\" has type %s",
+							skeys[i], get_rel_name(source), format_type_be(stype),
+							pkeys[i], scorer, format_type_be(ptype)),
+					 errdetail("An outcome's key must compare equal to its prediction's, and be written alike.")));
+	}
 }
 
 /* The actual value as a float8, NULL when it is not a number. */

@@ -688,6 +688,7 @@ track_outcomes(PG_FUNCTION_ARGS)
 						nskeys, scorer, npkeys)));
 	for (int i = 0; i < nskeys; i++)
 		(void) SourceColumnType(source, skeys[i], "a key column");
+	OutcomeKeyTypesCheck(source, skeys, preds, pkeys, nskeys, scorer);
 	actual = OptionString(options, "actual", NULL);
 	if (actual == NULL)
 		ereport(ERROR,

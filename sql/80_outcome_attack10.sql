@@ -117,3 +117,70 @@ SELECT key, actual FROM streamml.outcomes WHERE scorer = 'ta_kn_s' ORDER BY actu
 SELECT streamml.untrack_outcomes(s) FROM unnest(ARRAY['ta_kb_s', 'ta_ki_s', 'ta_kn_s']) s;
 SELECT streamml.drop_scorer(s)
   FROM unnest(ARRAY['ta_kb_s', 'ta_ki_s', 'ta_ka_s', 'ta_km_s', 'ta_kn_s']) s;
+
+-- 3. Another role's type in a column that a tracker or a training run
+-- reads: its owner can attach a cast to it, which the tracker's statements
+-- (as the scorer's owner, at every insert) and a retrain (as the model's
+-- owner, by pg_cron or a monitor) would call.  Before, the owner of a
+-- labels table became superuser by inserting a row.  Refused now, at every
+-- statement (the type may change after the tracker or model was made).
+CREATE ROLE ta_mallory;
+GRANT CREATE ON SCHEMA public TO ta_mallory;
+CREATE TABLE ta_src (id int, x float8);
+SELECT streamml.create_scorer('ta_src_s', 'ta_src', 'ta_m1', '{"key": "id"}');
+SET ROLE ta_mallory;
+CREATE TABLE ta_labels (id int, v float8);
+CREATE TABLE ta_feed (c text, x float8, y float8);
+INSERT INTO ta_feed SELECT CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END, i, 2 * i + i % 2
+  FROM generate_series(1, 40) i;
+GRANT SELECT, TRIGGER ON ta_labels TO PUBLIC;
+GRANT SELECT ON ta_feed TO PUBLIC;
+CREATE TABLE ta_pwned (who text, superuser boolean);
+GRANT INSERT ON ta_pwned TO PUBLIC;
+CREATE TYPE ta_e AS ENUM ('a', 'b');
+CREATE FUNCTION ta_e_text(ta_e) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.ta_pwned SELECT current_user, rolsuper FROM pg_roles
+	 WHERE rolname = current_user;
+	BEGIN
+		EXECUTE 'ALTER ROLE ta_mallory SUPERUSER';
+	EXCEPTION WHEN insufficient_privilege THEN NULL;
+	END;
+	RETURN 'a';
+END
+$$;
+CREATE FUNCTION ta_e_float8(ta_e) RETURNS float8 LANGUAGE sql
+	AS $$ SELECT length(ta_e_text($1))::float8 $$;
+CREATE CAST (ta_e AS text) WITH FUNCTION ta_e_text(ta_e);
+CREATE CAST (ta_e AS float8) WITH FUNCTION ta_e_float8(ta_e);
+RESET ROLE;
+SET client_min_messages = error;
+SELECT streamml.track_outcomes('ta_src_s', 'ta_labels', '{"actual": "v"}');
+SELECT version FROM streamml.train_linreg('ta_mr', 'ta_feed', 'y', ARRAY['x', 'c']);
+INSERT INTO ta_src VALUES (1, 1), (2, 2);
+SET ROLE ta_mallory;
+ALTER TABLE ta_labels ALTER v TYPE ta_e USING 'a';
+INSERT INTO ta_labels VALUES (1, 'a');
+ALTER TABLE ta_feed ALTER c TYPE ta_e USING c::ta_e;
+RESET ROLE;
+SELECT model, version FROM streamml.retrain('ta_mr');
+-- a type of the reader's own is trusted
+SET ROLE ta_mallory;
+CREATE TABLE ta_own (c ta_e, x float8, y float8);
+INSERT INTO ta_own SELECT c, x, y FROM ta_feed;
+DELETE FROM ta_pwned;
+SELECT version FROM streamml.train_linreg('ta_mo', 'ta_own', 'y', ARRAY['x', 'c']);
+SELECT count(*) > 0 AS own_cast_called FROM ta_pwned;
+RESET ROLE;
+RESET client_min_messages;
+SELECT rolsuper FROM pg_roles WHERE rolname = 'ta_mallory';
+SELECT count(*) FROM ta_pwned WHERE who <> 'ta_mallory';
+SELECT streamml.untrack_outcomes('ta_src_s');
+SELECT streamml.drop_scorer('ta_src_s');
+SELECT streamml.drop_model(m) FROM unnest(ARRAY['ta_mr', 'ta_mo']) m;
+DROP TABLE ta_labels, ta_feed, ta_own, ta_pwned;
+DROP FUNCTION ta_e_float8(ta_e) CASCADE;
+DROP FUNCTION ta_e_text(ta_e) CASCADE;
+DROP TYPE ta_e;
+REVOKE CREATE ON SCHEMA public FROM ta_mallory;
+DROP ROLE ta_mallory;

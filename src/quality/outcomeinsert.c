@@ -603,6 +603,7 @@ TriggerTracker(TriggerData *td, const char *fn, bool on_source)
 		ScorerCheckPredictionColumns(preds);
 		table_close(preds, AccessShareLock);
 	}
+	OutcomeTrackerTypesCheck(t);
 	if (pg_class_aclcheck(t->source, t->owner, ACL_SELECT) != ACLCHECK_OK ||
 		pg_class_aclcheck(t->predictions, t->owner, ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
@@ -614,6 +615,30 @@ TriggerTracker(TriggerData *td, const char *fn, bool on_source)
 						   GetUserNameFromId(t->owner, true) : "?",
 						   get_rel_name(t->source), get_rel_name(t->predictions))));
 	return t;
+}
+
+/*
+ * Errors unless the tracker's owner can trust the types of the columns its
+ * statements read (CheckColumnTypeTrusted): they run as the owner at every
+ * insert, and another role that owns the source (or one of those types)
+ * could otherwise have them call its code, as the owner, by a cast on a
+ * type of its own, given to a column after the tracker was made.
+ */
+void
+OutcomeTrackerTypesCheck(OutcomeTracker *t)
+{
+	const char *what = psprintf("outcome tracker of scorer \"%s\"", t->scorer);
+	const char *cols[] = {t->actual, t->at, t->group_column, t->partition_by,
+	t->order_by};
+
+	for (int i = 0; i < t->nkeys; i++)
+	{
+		CheckColumnTypeTrusted(t->source, t->key_columns[i], t->owner, what);
+		CheckColumnTypeTrusted(t->predictions, t->prediction_keys[i], t->owner, what);
+	}
+	for (int i = 0; i < lengthof(cols); i++)
+		if (cols[i] != NULL)
+			CheckColumnTypeTrusted(t->source, cols[i], t->owner, what);
 }
 
 /* The parameters of every statement: tracker, now, shard, owner, scorer. */

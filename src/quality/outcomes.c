@@ -869,6 +869,7 @@ track_outcomes(PG_FUNCTION_ARGS)
 	PartitionTriggersSync(source, psprintf("streamml_tracker_%d", id),
 						  "outcome_trigger", "streamml_new", id);
 	t = OutcomeTrackerLoad(id);
+	OutcomeTrackerTypesCheck(t);
 	OutcomeCountPredictions(t);
 	SPI_finish();
 	PG_RETURN_VOID();

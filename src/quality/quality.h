@@ -145,6 +145,7 @@ extern bool OutcomeHorizonIndexExists(Oid relid, const char *partition_by,
 extern char *OutcomeActualNumberExpr(OutcomeTracker *t, const char *alias);
 extern char *OutcomeActualTextExpr(OutcomeTracker *t, const char *alias);
 extern char *OutcomeKeyExpr(OutcomeTracker *t, const char *alias, bool source_side);
+extern void OutcomeTrackerTypesCheck(OutcomeTracker *t);
 extern void OutcomeKeyTypesCheck(Oid source, char **skeys, Oid preds, char **pkeys, int n,
 								 const char *scorer);
 extern void OutcomeCountPredictions(OutcomeTracker *t);

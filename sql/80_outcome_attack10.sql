@@ -184,3 +184,34 @@ DROP FUNCTION ta_e_text(ta_e) CASCADE;
 DROP TYPE ta_e;
 REVOKE CREATE ON SCHEMA public FROM ta_mallory;
 DROP ROLE ta_mallory;
+
+-- 4. The source of outcomes altered after track_outcomes: its statements
+-- were kept as first planned, so every insert failed with the tracker's
+-- own SQL in the message (a column renamed or given a type it cannot
+-- read), or read the actual value as the type it had (a text column
+-- parsed as float8).  Now the columns are checked at every statement, and
+-- a type change plans the statements again.  A regression's actual value
+-- of text is refused: every outcome had a NULL actual, counted as labelled.
+CREATE TABLE ta_alt (id int, x float8);
+CREATE TABLE ta_alt_out (id int, v float8);
+CREATE TABLE ta_alt_txt (id int, v text);
+SELECT streamml.create_scorer('ta_alt_s', 'ta_alt', 'ta_m1', '{"key": "id"}');
+SELECT streamml.track_outcomes('ta_alt_s', 'ta_alt_txt', '{"actual": "v"}');
+SELECT streamml.track_outcomes('ta_alt_s', 'ta_alt_out', '{"actual": "v"}');
+INSERT INTO ta_alt SELECT i, i FROM generate_series(1, 5) i;
+INSERT INTO ta_alt_out VALUES (1, 3);
+ALTER TABLE ta_alt_out ALTER v TYPE numeric;
+INSERT INTO ta_alt_out VALUES (2, 5.5);
+ALTER TABLE ta_alt_out ALTER v TYPE text;
+INSERT INTO ta_alt_out VALUES (3, '7');
+ALTER TABLE ta_alt_out ALTER v TYPE interval USING '1 day';
+INSERT INTO ta_alt_out VALUES (4, '1 day');
+ALTER TABLE ta_alt_out ALTER v TYPE float8 USING 9;
+ALTER TABLE ta_alt_out RENAME id TO ident;
+INSERT INTO ta_alt_out VALUES (4, 9);
+ALTER TABLE ta_alt_out RENAME ident TO id;
+INSERT INTO ta_alt_out VALUES (4, 9);
+SELECT key, prediction, actual FROM streamml.outcomes WHERE scorer = 'ta_alt_s'
+ ORDER BY key;
+SELECT streamml.untrack_outcomes('ta_alt_s');
+SELECT streamml.drop_scorer('ta_alt_s');

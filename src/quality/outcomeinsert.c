@@ -73,6 +73,7 @@
 typedef struct TrackerPlans
 {
 	int32		id;				/* hash key */
+	uint64		generation;		/* of the tracker they were made for */
 	SPIPlanPtr	source_plan;	/* the batch's outcomes, joined */
 	SPIPlanPtr	source_rls_plan;	/* the same, filtered by the source's RLS */
 	SPIPlanPtr	pending_plan;	/* are there pending outcomes? */
@@ -181,10 +182,22 @@ OutcomeKeyTypesCheck(Oid source, char **skeys, Oid preds, char **pkeys, int n,
 {
 	for (int i = 0; i < n; i++)
 	{
-		Oid			stype = getBaseType(get_atttype(source, get_attnum(source, skeys[i])));
-		Oid			ptype = getBaseType(get_atttype(preds, get_attnum(preds, pkeys[i])));
-		char		scat = TypeCategory(stype);
-		char		pcat = TypeCategory(ptype);
+		Oid			stype;
+		Oid			ptype;
+		char		scat;
+		char		pcat;
+
+		if (get_attnum(preds, pkeys[i]) <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of table \"%s\" does not exist",
+							pkeys[i], get_rel_name(preds)),
+					 errdetail("It is a key column of the predictions of scorer \"%s\".",
+							   scorer)));
+		stype = getBaseType(get_atttype(source, get_attnum(source, skeys[i])));
+		ptype = getBaseType(get_atttype(preds, get_attnum(preds, pkeys[i])));
+		scat = TypeCategory(stype);
+		pcat = TypeCategory(ptype);
 
 		if (!OutcomeKeyTypeCanonical(ptype, false) || !OutcomeKeyTypeCanonical(stype, false))
 		{
@@ -557,6 +570,21 @@ GetPlans(OutcomeTracker *t)
 							HASH_ELEM | HASH_BLOBS);
 	}
 	p = hash_search(Plans, &t->id, HASH_ENTER, &found);
+	/*
+	 * made for an older read of the tracker: their SQL may follow columns
+	 * as they were (an actual value read as the type it had)
+	 */
+	if (found && p->generation != t->generation)
+	{
+		SPIPlanPtr	plans[] = {p->source_plan, p->source_rls_plan, p->pending_plan,
+		p->pending_batch_plan, p->pending_join_plan};
+
+		for (int i = 0; i < lengthof(plans); i++)
+			if (plans[i] != NULL)
+				SPI_freeplan(plans[i]);
+		found = false;
+	}
+	p->generation = t->generation;
 	if (!found)
 	{
 		p->source_plan = NULL;
@@ -603,6 +631,7 @@ TriggerTracker(TriggerData *td, const char *fn, bool on_source)
 		ScorerCheckPredictionColumns(preds);
 		table_close(preds, AccessShareLock);
 	}
+	OutcomeTrackerColumnsCheck(t);
 	OutcomeTrackerTypesCheck(t);
 	if (pg_class_aclcheck(t->source, t->owner, ACL_SELECT) != ACLCHECK_OK ||
 		pg_class_aclcheck(t->predictions, t->owner, ACL_SELECT) != ACLCHECK_OK)

@@ -215,3 +215,37 @@ SELECT key, prediction, actual FROM streamml.outcomes WHERE scorer = 'ta_alt_s'
  ORDER BY key;
 SELECT streamml.untrack_outcomes('ta_alt_s');
 SELECT streamml.drop_scorer('ta_alt_s');
+
+-- 5. Horizon order_by values at the ends of their type's range: the C
+-- path computed prev - horizon in int64, which -infinity (the smallest
+-- int64) wrapped around to a huge number, and then labelled no row of the
+-- partition in that batch (the SQL statement keeps -infinity infinite: it
+-- labelled key 2 with the row at infinity).  Such batches are now read by
+-- the SQL statement, whose answers the C path gives elsewhere.
+SET client_min_messages = warning;
+CREATE TABLE ta_tc (id bigint, sym text, ts timestamptz, x float8, price float8);
+CREATE INDEX ON ta_tc (sym COLLATE "C", ts);
+CREATE TABLE ta_ts (id bigint, sym text, ts timestamptz, x float8, price float8);
+CREATE INDEX ON ta_ts (sym, ts) WHERE sym IS NOT NULL;
+SELECT streamml.create_scorer('ta_tc_s', 'ta_tc', 'ta_m1', '{"key": "id"}');
+SELECT streamml.create_scorer('ta_ts_s', 'ta_ts', 'ta_m1', '{"key": "id"}');
+SELECT count(*) FROM (SELECT streamml.track_outcomes(s, t, '{"actual": "price",
+	"horizon": "1 minute", "partition_by": "sym", "order_by": "ts"}')
+  FROM (VALUES ('ta_tc_s', 'ta_tc'::regclass), ('ta_ts_s', 'ta_ts'::regclass)) v(s, t)) x;
+RESET client_min_messages;
+CREATE FUNCTION ta_tbatch(q text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	EXECUTE 'INSERT INTO ta_tc ' || q;
+	EXECUTE 'INSERT INTO ta_ts ' || q;
+END
+$$;
+SELECT ta_tbatch($q$VALUES (1, 'A', '-infinity'::timestamptz, 1, 1),
+	(2, 'A', '2026-01-01', 1, 2), (3, 'A', 'infinity', 1, 3)$q$);
+SELECT ta_tbatch($q$VALUES (4, 'B', '2026-01-01'::timestamptz, 1, 1), (5, 'B', 'infinity', 1, 2)$q$);
+SELECT ta_tbatch($q$VALUES (6, 'B', 'infinity'::timestamptz, 1, 3)$q$);
+SELECT ta_tbatch($q$VALUES (7, 'C', '-infinity'::timestamptz, 1, 1)$q$);
+SELECT ta_tbatch($q$VALUES (8, 'C', '2020-01-01'::timestamptz, 1, 3)$q$);
+SELECT scorer, key, actual FROM streamml.outcomes WHERE scorer IN ('ta_tc_s', 'ta_ts_s')
+ ORDER BY key, scorer;
+SELECT streamml.untrack_outcomes(s) FROM unnest(ARRAY['ta_tc_s', 'ta_ts_s']) s;
+SELECT streamml.drop_scorer(s) FROM unnest(ARRAY['ta_tc_s', 'ta_ts_s']) s;

@@ -249,3 +249,24 @@ SELECT scorer, key, actual FROM streamml.outcomes WHERE scorer IN ('ta_tc_s', 't
  ORDER BY key, scorer;
 SELECT streamml.untrack_outcomes(s) FROM unnest(ARRAY['ta_tc_s', 'ta_ts_s']) s;
 SELECT streamml.drop_scorer(s) FROM unnest(ARRAY['ta_tc_s', 'ta_ts_s']) s;
+
+-- 6. A key column of a nondeterministic collation: 'abc' and 'ABC' are
+-- one key to the scorer and to the SQL join of a label with its
+-- prediction, but not to a pending outcome's key (its text): a label that
+-- came first waited for ever, one that came second was joined.  Refused.
+CREATE COLLATION ta_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE ta_ci_src (id text COLLATE ta_ci, x float8);
+CREATE TABLE ta_ci_out (id text COLLATE ta_ci, v float8);
+CREATE TABLE ta_c_out (id text COLLATE "C", v float8);
+SELECT streamml.create_scorer('ta_ci_s', 'ta_ci_src', 'ta_m1', '{"key": "id"}');
+SELECT streamml.track_outcomes('ta_ci_s', 'ta_ci_out', '{"actual": "v"}');
+-- (its predictions table's key has the default collation: a "C" key meets it)
+SELECT streamml.track_outcomes('ta_ci_s', 'ta_c_out', '{"actual": "v"}');
+INSERT INTO ta_c_out VALUES ('abc', 1);
+INSERT INTO ta_ci_src VALUES ('abc', 1), ('ABC', 2);
+INSERT INTO ta_c_out VALUES ('ABC', 2);
+SELECT key, prediction, actual FROM streamml.outcomes WHERE scorer = 'ta_ci_s' ORDER BY key;
+SELECT streamml.untrack_outcomes('ta_ci_s');
+SELECT streamml.track_outcomes('ta_ci_s', 'ta_ci_src', '{"actual": "x", "horizon": 1,
+	"partition_by": "id", "order_by": "x"}');
+SELECT streamml.drop_scorer('ta_ci_s');

@@ -170,6 +170,30 @@ OutcomeKeyTypeCanonical(Oid type, bool element)
 }
 
 /*
+ * Errors when key column col of table rel has a nondeterministic collation:
+ * strings it holds equal (abc and ABC, case-insensitive) have different
+ * texts, so an outcome would meet its prediction in one order (the SQL
+ * join by the column) and not in the other (the pending outcome's key).
+ */
+static void
+KeyCollationCheck(Oid rel, const char *col, const char *scorer)
+{
+	Oid			type;
+	int32		typmod;
+	Oid			coll;
+
+	get_atttypetypmodcoll(rel, get_attnum(rel, col), &type, &typmod, &coll);
+	if (OidIsValid(coll) && !get_collation_isdeterministic(coll))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("key column \"%s\" of table \"%s\" has nondeterministic collation \"%s\"",
+						col, get_rel_name(rel), get_collation_name(coll)),
+				 errdetail("An outcome meets its prediction by the text of its key, and strings this collation holds equal can differ in text."),
+				 errhint("Key scorer \"%s\" and its outcomes by a column of a deterministic collation, such as \"C\".",
+						 scorer)));
+}
+
+/*
  * Errors unless the key columns skeys of table source can carry the keys of
  * the n key columns pkeys of scorer's predictions table preds: each of a
  * type whose jsonb is the same for equal values (OutcomeKeyTypeCanonical),
@@ -198,6 +222,8 @@ OutcomeKeyTypesCheck(Oid source, char **skeys, Oid preds, char **pkeys, int n,
 		ptype = getBaseType(get_atttype(preds, get_attnum(preds, pkeys[i])));
 		scat = TypeCategory(stype);
 		pcat = TypeCategory(ptype);
+		KeyCollationCheck(source, skeys[i], scorer);
+		KeyCollationCheck(preds, pkeys[i], scorer);
 
 		if (!OutcomeKeyTypeCanonical(ptype, false) || !OutcomeKeyTypeCanonical(stype, false))
 		{

@@ -33,6 +33,10 @@
  * TABLE ... INHERIT): a SELECT of the source reads the children's rows,
  * but an INSERT into a child fires only the child's triggers, so the
  * scorer, tracker or feature table would miss those rows without a word.
+ * An outcome tracker's predictions table is watched too (its pending
+ * outcomes and in-memory join hear of every row written there by its
+ * statement trigger): it may be neither a partition nor have inheritance
+ * children (PredictionsTableCheck).
  */
 #include "postgres.h"
 
@@ -115,6 +119,57 @@ PartitionSourceCheck(Oid source, const char *kind)
 						   get_rel_name(source), kind),
 				 errhint("Give the %s a table without inheritance children (a partitioned table is watched whole).",
 						 kind)));
+}
+
+/*
+ * Errors unless every row that reaches table preds, the predictions table
+ * of an outcome tracker of scorer, fires preds' own statement triggers, as
+ * the tracker's pending outcomes and in-memory join need (predstash.c):
+ * preds is no partition (a statement through its parent fires only the
+ * parent's triggers) and has no inheritance children (a read of preds
+ * reads the children's rows, which an INSERT into a child brought without
+ * preds' triggers).
+ */
+void
+PredictionsTableCheck(Oid preds, const char *scorer)
+{
+	List	   *children;
+
+	if (get_rel_relispartition(preds))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("predictions table \"%s\" is a partition of \"%s\"",
+						get_rel_name(preds),
+						get_rel_name(get_partition_parent(preds, true))),
+				 errdetail("A statement that inserts through \"%s\" fires only its statement triggers: the outcome tracker of scorer \"%s\" would miss its rows.",
+						   get_rel_name(get_partition_parent(preds, true)), scorer)));
+	if ((children = find_inheritance_children(preds, NoLock)) != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("predictions table \"%s\" has inheritance child \"%s\"",
+						get_rel_name(preds), get_rel_name(linitial_oid(children))),
+				 errdetail("A read of \"%s\" reads the rows of its children, but an INSERT into a child fires only the child's triggers: the outcome tracker of scorer \"%s\" would miss its rows.",
+						   get_rel_name(preds), scorer)));
+}
+
+/*
+ * PredictionsTableCheck of the first outcome tracker whose predictions
+ * table is one of relids (an oid[] datum).  SPI connected.
+ */
+static void
+PredictionsTablesCheck(Datum relids)
+{
+	if (CatalogExecute("SELECT t.predictions, t.scorer FROM streamml.outcome_trackers t "
+					   "WHERE t.predictions OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1",
+					   1, (Oid[]) {OIDARRAYOID}, &relids, NULL, SPI_OK_SELECT) > 0)
+	{
+		bool		isnull;
+
+		PredictionsTableCheck(DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+															 SPI_tuptable->tupdesc, 1,
+															 &isnull)),
+							  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+	}
 }
 
 /* True when relation rel is table source or one of its partitions. */
@@ -209,14 +264,31 @@ PartitionTriggersDrop(const char *function, int32 id)
 }
 
 /*
- * Errors (through PartitionSourceCheck) when one of children, tables that
- * a command made inheritance children or left so, has an ancestor that a
- * feature table, scorer or outcome tracker watches.  SPI connected.
+ * Errors (through PartitionSourceCheck, PredictionsTableCheck) when one of
+ * children, tables that a command made inheritance children or left so,
+ * has an ancestor that a feature table, scorer or outcome tracker watches,
+ * or that is an outcome tracker's predictions table.  SPI connected.
  */
 static void
 InheritanceChildrenCheck(List *children)
 {
 	Datum		arr = OidListArray(children);
+
+	if (CatalogExecute("WITH RECURSIVE a(rel) AS ("
+					   "SELECT i.inhparent FROM pg_catalog.pg_inherits i "
+					   "WHERE i.inhrelid OPERATOR(pg_catalog.=) ANY ($1) "
+					   "UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i "
+					   "JOIN a ON i.inhrelid OPERATOR(pg_catalog.=) a.rel) "
+					   "SELECT pg_catalog.array_agg(a.rel) FROM a",
+					   1, (Oid[]) {OIDARRAYOID}, &arr, NULL, SPI_OK_SELECT) > 0)
+	{
+		bool		isnull;
+		Datum		ancestors = SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			PredictionsTablesCheck(ancestors);
+	}
 
 	if (CatalogExecute("WITH RECURSIVE a(rel) AS ("
 					   "SELECT i.inhparent FROM pg_catalog.pg_inherits i "
@@ -304,6 +376,8 @@ partitions_changed(PG_FUNCTION_ARGS)
 	if (partitions != NIL)
 	{
 		Datum		parr = OidListArray(partitions);
+
+		PredictionsTablesCheck(parr);
 
 		if (CatalogExecute("SELECT r.what, r.source FROM ("
 						   "SELECT 'feature table' AS what, f.source FROM streamml.feature_tables_catalog f "

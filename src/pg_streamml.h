@@ -27,6 +27,9 @@ extern void RunAsOwner(Oid owner, void (*f) (void *), void *arg);
 extern int	TextSettingsPin(void);
 extern char *Float8TextExact(double v);
 extern Datum OidListArray(List *oids);
+extern void CheckTypeTrusted(Oid type, Oid owner, const char *col, const char *relname,
+							 const char *what);
+extern void CheckColumnTypeTrusted(Oid rel, const char *col, Oid owner, const char *what);
 
 /* relations.c */
 extern bool StreammlEventTriggerBegin(FunctionCallInfo fcinfo, const char *fn);
@@ -36,6 +39,7 @@ extern void RelationsDropCheck(Datum relids, Oid unused);
 /* partitions.c */
 extern bool RelationIsPartOf(Oid rel, Oid source);
 extern void PartitionSourceCheck(Oid source, const char *kind);
+extern void PredictionsTableCheck(Oid preds, const char *scorer);
 extern void PartitionTriggersSync(Oid source, const char *trigname, const char *function,
 								  const char *newtable, int32 id);
 extern void PartitionTriggersDrop(const char *function, int32 id);

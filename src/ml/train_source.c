@@ -23,11 +23,13 @@
 #include "commands/defrem.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
+#include "pg_streamml.h"
 #include "ml/categorical.h"
 #include "ml/ml.h"
 #include "ml/group_key.h"
@@ -87,7 +89,11 @@ SourceFromItem(const char *source)
 	return psprintf("%s s", SourceCanonical(source));
 }
 
-/* Finds a column of the source by name; errors naming it when absent. */
+/*
+ * Finds a column of the source by name; errors naming it when absent, or
+ * when its type is another role's (CheckTypeTrusted): the run's SQL casts
+ * it, and a retrain runs as the model's owner, by pg_cron or a monitor.
+ */
 Oid
 SourceColumnType(TupleDesc desc, const char *column, const char *role,
 				 const char *source)
@@ -97,7 +103,11 @@ SourceColumnType(TupleDesc desc, const char *column, const char *role,
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
 		if (!att->attisdropped && strcmp(NameStr(att->attname), column) == 0)
+		{
+			CheckTypeTrusted(att->atttypid, GetUserId(), column, source,
+							 "training or evaluation of a model");
 			return att->atttypid;
+		}
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_COLUMN),

@@ -185,6 +185,30 @@ RunProbe(void *arg)
 }
 
 /*
+ * RunProbe of a check of a monitor (the monitor worker's, as the owner):
+ * the columns of source it reads, order_by and, when columns is not NULL,
+ * the model's feature columns, are still there and of types the owner
+ * trusts (SourceColumnType): another role that owns the source may have
+ * changed a column's type since create_monitor.
+ */
+void
+MonitorProbeSource(const char *source, const char *order_by, ArrayType *columns)
+{
+	SourceProbe probe;
+	Datum	   *fc = NULL;
+	int			nc = 0;
+
+	if (columns != NULL)
+		deconstruct_array(columns, TEXTOID, -1, false, TYPALIGN_INT, &fc, NULL, &nc);
+	probe.source = source;
+	probe.sql = psprintf("SELECT * FROM %s LIMIT 0", SourceFromItem(source));
+	probe.order_by = order_by;
+	probe.columns = fc;
+	probe.ncolumns = nc;
+	RunProbe(&probe);
+}
+
+/*
  * Checks, as the owner would read them at each check, what a monitor
  * reads: its source (the option's, resolved with the creator's
  * search_path, or the model's), the order_by column and, for 'data', the

@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/jsonb.h"
 
 /* One new outcome, as the outcome writer hands it to the monitors. */
@@ -42,6 +43,8 @@ extern void MonitorEventsReassignOwned(Datum roles, Oid newowner);
 extern void MonitorNotify(const char *channel, const char *payload);
 extern bool MonitorRollbackOptions(Jsonb *options, int64 *min_rows,
 								   double *alpha);
+extern void MonitorProbeSource(const char *source, const char *order_by,
+							   ArrayType *columns);
 
 /* monitorworker.c */
 extern int	MonitorDataSlots(ArrayType *columns, Jsonb *encoding, Jsonb *only,

@@ -402,6 +402,10 @@ typedef struct CheckArgs
 	const char *newer_from;
 	const char *newer_order_by;
 	const char *newer_last;
+	/* the source, order_by and feature columns the check reads (probed) */
+	const char *probe_source;
+	const char *probe_order_by;
+	ArrayType  *probe_columns;
 	/* results */
 	int64		count;
 	int			nvalues;
@@ -415,6 +419,7 @@ RunCheck(void *arg)
 	CheckArgs  *a = arg;
 	bool		isnull;
 
+	MonitorProbeSource(a->probe_source, a->probe_order_by, a->probe_columns);
 	if (a->newer_last != NULL)
 		a->sql = psprintf("%s WHERE %s", a->sql,
 						  NewerRowsCondition(a->newer_from, a->newer_order_by,
@@ -544,6 +549,8 @@ CheckMonitor(int32 id)
 		appendStringInfo(&sql, "SELECT pg_catalog.count(*) FROM %s",
 						 SourceFromItem(source));
 		a.sql = sql.data;
+		a.probe_source = source;
+		a.probe_order_by = order_by;
 		if (last != NULL)
 		{
 			/* the rows above the newest of the last run (as its owner sees them) */
@@ -606,6 +613,9 @@ CheckMonitor(int32 id)
 						 SourceFromItem(source), quote_identifier(order_by),
 						 (long long) window);
 		a.sql = sql.data;
+		a.probe_source = source;
+		a.probe_order_by = order_by;
+		a.probe_columns = columns;
 		a.nargs = 1;
 		a.types = (Oid[]) {TEXTOID};
 		a.values = (Datum[]) {CStringGetTextDatum(model)};

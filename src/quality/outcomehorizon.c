@@ -42,7 +42,11 @@
  * row, as streamml.group_key makes it), and a predictions table whose
  * primary key starts with the key columns.  Elsewhere the caller runs the
  * SQL statement; so does a batch with a NaN float8 order_by (NaN sorts
- * above every number in SQL, and the C comparisons would disagree).
+ * above every number in SQL, and the C comparisons would disagree), and
+ * one that meets an order_by within the horizon of its type's ends (an
+ * infinite timestamp, which SQL's arithmetic keeps infinite, or a value
+ * whose sum or difference with the horizon SQL refuses as out of range,
+ * where int64 arithmetic would wrap around: ObExtreme).
  */
 #include "postgres.h"
 
@@ -238,6 +242,40 @@ typedef struct BatchPart
 static HorizonSetup *SortSetup;
 static int	SortNKeys;
 static Datum *SortKeys;
+
+/*
+ * Whether an integer or timestamp order_by value oi is within the horizon
+ * of its type's ends (see the top of the file): oi + h or oi - h leaves the
+ * type's range (for a timestamp, its finite range).
+ */
+static inline bool
+ObExtreme(HorizonSetup *s, Oid type, int64 oi)
+{
+	int64		lo;
+	int64		hi;
+
+	switch (type)
+	{
+		case INT2OID:
+			lo = PG_INT16_MIN;
+			hi = PG_INT16_MAX;
+			break;
+		case INT4OID:
+			lo = PG_INT32_MIN;
+			hi = PG_INT32_MAX;
+			break;
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			lo = MIN_TIMESTAMP;
+			hi = END_TIMESTAMP - 1;
+			break;
+		default:
+			lo = PG_INT64_MIN;
+			hi = PG_INT64_MAX;
+			break;
+	}
+	return s->h_int < 0 || oi < lo + s->h_int || oi > hi - s->h_int;
+}
 
 /* An order_by value as int64 or float8. */
 static void
@@ -901,9 +939,10 @@ LabelRows(OutcomeTracker *t, HorizonSetup *s, char *rows, int nrows, Size rowsiz
 
 /*
  * Labels the rows of one partition of the batch (see the top of the
- * file), appending them to *out.
+ * file), appending them to *out; false, with out partly filled, when it
+ * meets an order_by the SQL statement must read (ObExtreme).
  */
-static void
+static bool
 LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 			   Snapshot snap, BatchPart *bp, LabelSet *out, PartScans *ps)
 {
@@ -949,6 +988,8 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 		{
 			below = true;
 			ObValue(s, t->order_type, d, &below_i, &below_f);
+			if (!s->ob_float && ObExtreme(s, t->order_type, below_i))
+				return false;
 		}
 	}
 
@@ -981,6 +1022,8 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 		r = PartRowsAdd(ps, rowsize, nrows);
 		rows = ps->rows;
 		ObValue(s, t->order_type, d, &r->oi, &r->od);
+		if (!s->ob_float && ObExtreme(s, t->order_type, r->oi))
+			return false;
 		if (s->ob_float ? r->od == bmin_f : r->oi == bmin_i)
 			tmin++;
 		RangeRowFill(t, s, slot, r);
@@ -999,6 +1042,7 @@ LabelPartition(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation sidx,
 		prev_f = below ? below_f : bmin_f;
 	}
 	LabelRows(t, s, rows, nrows, rowsize, prev_i, prev_f, bmax_i, bmax_f, out);
+	return true;
 #undef ROW
 }
 
@@ -1095,7 +1139,8 @@ LabelPartitionBySeq(OutcomeTracker *t, HorizonSetup *s, Relation src, Relation s
 		if (isnull)
 			continue;
 		ObValue(s, t->order_type, d, &oi, &od);
-		if (!s->ob_float && (oi >= EXACT_IN_DOUBLE || oi <= -EXACT_IN_DOUBLE))
+		if (!s->ob_float && (oi >= EXACT_IN_DOUBLE || oi <= -EXACT_IN_DOUBLE ||
+							 ObExtreme(s, t->order_type, oi)))
 			goto fail;
 		d = slot_getattr(slot, s->a_late, &isnull);
 		late = isnull || DatumGetBool(d);	/* no promise without a flag */
@@ -1615,7 +1660,7 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 			continue;
 		ObValue(s, t->order_type, o, &oi, &od);
 		/* NaN sorts above every number in SQL, not in C: SQL's statement */
-		if (s->ob_float && isnan(od))
+		if (s->ob_float ? isnan(od) : ObExtreme(s, t->order_type, oi))
 		{
 			saw_nan = true;
 			break;
@@ -1702,9 +1747,9 @@ OutcomeHorizonBatch(OutcomeTracker *t, TriggerData *td, OutcomeBatch *b,
 		if (parts[k].used)
 		{
 			runs[nruns++] = lab.n;
-			if (!s->by_seq)
-				LabelPartition(t, s, src, sidx, snap, &parts[k], &lab, &ps);
-			else if (!LabelPartitionBySeq(t, s, src, sidx, snap, &parts[k], &lab, &ps))
+			if (!(s->by_seq ?
+				  LabelPartitionBySeq(t, s, src, sidx, snap, &parts[k], &lab, &ps) :
+				  LabelPartition(t, s, src, sidx, snap, &parts[k], &lab, &ps)))
 			{
 				/* the SQL statement reads this batch */
 				PartScansEnd(&ps);

@@ -47,6 +47,7 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "parser/parse_coerce.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/backendid.h"
@@ -72,6 +73,7 @@
 typedef struct TrackerPlans
 {
 	int32		id;				/* hash key */
+	uint64		generation;		/* of the tracker they were made for */
 	SPIPlanPtr	source_plan;	/* the batch's outcomes, joined */
 	SPIPlanPtr	source_rls_plan;	/* the same, filtered by the source's RLS */
 	SPIPlanPtr	pending_plan;	/* are there pending outcomes? */
@@ -109,7 +111,10 @@ QualifiedName(Oid rel)
  * written in one session meets the same key written in another, and on
  * either side: a timestamptz is written in UTC (to_jsonb would use the
  * session's TimeZone), a char(n) without its padding, as it compares with
- * text (the other settings that reach to_jsonb are pinned: RunAs).
+ * text, an interval as justify_interval gives it (1 day and 24 hours are
+ * equal intervals), a bytea in hex (bytea_output would choose); the other
+ * settings that reach to_jsonb are pinned (RunAs), and key types whose text
+ * still differs between equal values are refused (OutcomeKeyTypesCheck).
  */
 char *
 OutcomeKeyExpr(OutcomeTracker *t, const char *alias, bool source_side)
@@ -129,11 +134,120 @@ OutcomeKeyExpr(OutcomeTracker *t, const char *alias, bool source_side)
 			ref = psprintf("pg_catalog.timezone('UTC', %s)", ref);
 		else if (type == BPCHAROID)
 			ref = psprintf("(%s)::pg_catalog.text", ref);
+		else if (type == INTERVALOID)
+			ref = psprintf("pg_catalog.justify_interval(%s)", ref);
+		else if (type == BYTEAOID)
+			ref = psprintf("pg_catalog.encode(%s, 'hex')", ref);
 		appendStringInfo(&e, "%s%s, %s", i > 0 ? ", " : "",
 						 quote_literal_cstr(t->prediction_keys[i]), ref);
 	}
 	appendStringInfoChar(&e, ')');
 	return e.data;
+}
+
+/*
+ * Whether OutcomeKeyExpr writes equal values of type (a base type) as the
+ * same jsonb whatever the session's settings: scalars but money (its text
+ * follows lc_monetary), and arrays of scalars that to_jsonb writes as they
+ * are (not timestamptz, char(n), interval, bytea or money, which
+ * OutcomeKeyExpr converts only alone).  Not composites, ranges or
+ * multiranges, whose members' text is not converted either.
+ */
+static bool
+OutcomeKeyTypeCanonical(Oid type, bool element)
+{
+	Oid			elem = get_element_type(type);
+	char		typtype = get_typtype(type);
+
+	if (OidIsValid(elem))
+		return !element && OutcomeKeyTypeCanonical(getBaseType(elem), true);
+	if (typtype != TYPTYPE_BASE && typtype != TYPTYPE_ENUM)
+		return false;
+	if (type == CASHOID)
+		return false;
+	return !element || (type != TIMESTAMPTZOID && type != BPCHAROID &&
+						type != INTERVALOID && type != BYTEAOID);
+}
+
+/*
+ * Errors when key column col of table rel has a nondeterministic collation:
+ * strings it holds equal (abc and ABC, case-insensitive) have different
+ * texts, so an outcome would meet its prediction in one order (the SQL
+ * join by the column) and not in the other (the pending outcome's key).
+ */
+static void
+KeyCollationCheck(Oid rel, const char *col, const char *scorer)
+{
+	Oid			type;
+	int32		typmod;
+	Oid			coll;
+
+	get_atttypetypmodcoll(rel, get_attnum(rel, col), &type, &typmod, &coll);
+	if (OidIsValid(coll) && !get_collation_isdeterministic(coll))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("key column \"%s\" of table \"%s\" has nondeterministic collation \"%s\"",
+						col, get_rel_name(rel), get_collation_name(coll)),
+				 errdetail("An outcome meets its prediction by the text of its key, and strings this collation holds equal can differ in text."),
+				 errhint("Key scorer \"%s\" and its outcomes by a column of a deterministic collation, such as \"C\".",
+						 scorer)));
+}
+
+/*
+ * Errors unless the key columns skeys of table source can carry the keys of
+ * the n key columns pkeys of scorer's predictions table preds: each of a
+ * type whose jsonb is the same for equal values (OutcomeKeyTypeCanonical),
+ * and of the predictions key's type, or both numbers or both strings, so
+ * that the two compare and give the same jsonb.
+ */
+void
+OutcomeKeyTypesCheck(Oid source, char **skeys, Oid preds, char **pkeys, int n,
+					 const char *scorer)
+{
+	for (int i = 0; i < n; i++)
+	{
+		Oid			stype;
+		Oid			ptype;
+		char		scat;
+		char		pcat;
+
+		if (get_attnum(preds, pkeys[i]) <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of table \"%s\" does not exist",
+							pkeys[i], get_rel_name(preds)),
+					 errdetail("It is a key column of the predictions of scorer \"%s\".",
+							   scorer)));
+		stype = getBaseType(get_atttype(source, get_attnum(source, skeys[i])));
+		ptype = getBaseType(get_atttype(preds, get_attnum(preds, pkeys[i])));
+		scat = TypeCategory(stype);
+		pcat = TypeCategory(ptype);
+		KeyCollationCheck(source, skeys[i], scorer);
+		KeyCollationCheck(preds, pkeys[i], scorer);
+
+		if (!OutcomeKeyTypeCanonical(ptype, false) || !OutcomeKeyTypeCanonical(stype, false))
+		{
+			bool		preds_side = !OutcomeKeyTypeCanonical(ptype, false);
+
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("key column \"%s\" of table \"%s\" has type %s, which an outcome key cannot have",
+							preds_side ? pkeys[i] : skeys[i],
+							get_rel_name(preds_side ? preds : source),
+							format_type_be(preds_side ? ptype : stype)),
+					 errdetail("An outcome meets its prediction by the text of its key, and equal values of this type can have different texts (by the session's settings, or inside an array or record)."),
+					 errhint("Key scorer \"%s\" and its outcomes by a column of a scalar type, such as an integer, text, uuid, date or timestamp.",
+							 scorer)));
+		}
+		if (stype != ptype &&
+			!(scat == pcat && (scat == TYPCATEGORY_NUMERIC || scat == TYPCATEGORY_STRING)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("key column \"%s\" of table \"%s\" has type %s, but key column \"%s\" of scorer \"%s\" has type %s",
+							skeys[i], get_rel_name(source), format_type_be(stype),
+							pkeys[i], scorer, format_type_be(ptype)),
+					 errdetail("An outcome's key must compare equal to its prediction's, and be written alike.")));
+	}
 }
 
 /* The actual value as a float8, NULL when it is not a number. */
@@ -494,6 +608,21 @@ GetPlans(OutcomeTracker *t)
 							HASH_ELEM | HASH_BLOBS);
 	}
 	p = hash_search(Plans, &t->id, HASH_ENTER, &found);
+	/*
+	 * made for an older read of the tracker: their SQL may follow columns
+	 * as they were (an actual value read as the type it had)
+	 */
+	if (found && p->generation != t->generation)
+	{
+		SPIPlanPtr	plans[] = {p->source_plan, p->source_rls_plan, p->pending_plan,
+		p->pending_batch_plan, p->pending_join_plan};
+
+		for (int i = 0; i < lengthof(plans); i++)
+			if (plans[i] != NULL)
+				SPI_freeplan(plans[i]);
+		found = false;
+	}
+	p->generation = t->generation;
 	if (!found)
 	{
 		p->source_plan = NULL;
@@ -540,6 +669,8 @@ TriggerTracker(TriggerData *td, const char *fn, bool on_source)
 		ScorerCheckPredictionColumns(preds);
 		table_close(preds, AccessShareLock);
 	}
+	OutcomeTrackerColumnsCheck(t);
+	OutcomeTrackerTypesCheck(t);
 	if (pg_class_aclcheck(t->source, t->owner, ACL_SELECT) != ACLCHECK_OK ||
 		pg_class_aclcheck(t->predictions, t->owner, ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
@@ -551,6 +682,30 @@ TriggerTracker(TriggerData *td, const char *fn, bool on_source)
 						   GetUserNameFromId(t->owner, true) : "?",
 						   get_rel_name(t->source), get_rel_name(t->predictions))));
 	return t;
+}
+
+/*
+ * Errors unless the tracker's owner can trust the types of the columns its
+ * statements read (CheckColumnTypeTrusted): they run as the owner at every
+ * insert, and another role that owns the source (or one of those types)
+ * could otherwise have them call its code, as the owner, by a cast on a
+ * type of its own, given to a column after the tracker was made.
+ */
+void
+OutcomeTrackerTypesCheck(OutcomeTracker *t)
+{
+	const char *what = psprintf("outcome tracker of scorer \"%s\"", t->scorer);
+	const char *cols[] = {t->actual, t->at, t->group_column, t->partition_by,
+	t->order_by};
+
+	for (int i = 0; i < t->nkeys; i++)
+	{
+		CheckColumnTypeTrusted(t->source, t->key_columns[i], t->owner, what);
+		CheckColumnTypeTrusted(t->predictions, t->prediction_keys[i], t->owner, what);
+	}
+	for (int i = 0; i < lengthof(cols); i++)
+		if (cols[i] != NULL)
+			CheckColumnTypeTrusted(t->source, cols[i], t->owner, what);
 }
 
 /* The parameters of every statement: tracker, now, shard, owner, scorer. */

@@ -223,6 +223,97 @@ HorizonLiteral(Jsonb *options, Oid order_type)
 	return NULL;
 }
 
+/* Numbers OutcomeTrackerLoad's results: a new read, a new number. */
+static uint64 TrackerGeneration = 0;
+
+/*
+ * Errors when column col of t's source, which the tracker reads as what,
+ * is gone (dropped or renamed since track_outcomes); returns its type.
+ */
+static Oid
+TrackerColumnType(OutcomeTracker *t, const char *col, const char *what)
+{
+	AttrNumber	att = get_attnum(t->source, col);
+
+	if (att <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of table \"%s\" does not exist",
+						col, get_rel_name(t->source)),
+				 errdetail("The outcome tracker of scorer \"%s\" reads it as %s.",
+						   t->scorer, what),
+				 errhint("Give the table the column back, or track its outcomes again: streamml.untrack_outcomes('%s'), then streamml.track_outcomes.",
+						 t->scorer)));
+	return get_atttype(t->source, att);
+}
+
+/*
+ * Errors unless the columns of t's source that the tracker reads are still
+ * there and of types its statements can read, as track_outcomes checked
+ * them: an ALTER TABLE of the source since (a column dropped, renamed or
+ * given another type) otherwise failed every insert with the tracker's
+ * own SQL in the message, or read the actual value as its old type.
+ */
+void
+OutcomeTrackerColumnsCheck(OutcomeTracker *t)
+{
+	Oid			type;
+
+	for (int i = 0; i < t->nkeys; i++)
+		(void) TrackerColumnType(t, t->key_columns[i], "a key column");
+	OutcomeKeyTypesCheck(t->source, t->key_columns, t->predictions,
+						 t->prediction_keys, t->nkeys, t->scorer);
+	type = getBaseType(TrackerColumnType(t, t->actual, "option \"actual\""));
+	if (!OutcomeNumericType(type) && type != TEXTOID && type != VARCHAROID &&
+		type != BPCHAROID && !type_is_enum(type))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" must be a number, boolean, text or enum, not %s",
+						t->actual, format_type_be(type)),
+				 errdetail("The outcome tracker of scorer \"%s\" reads the actual value from it.",
+						   t->scorer)));
+	if (t->regression && !OutcomeNumericType(type))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" must be a number or boolean, not %s",
+						t->actual, format_type_be(type)),
+				 errdetail("Scorer \"%s\" serves a regression model, whose outcomes are numbers: the actual value of every outcome would be NULL.",
+						   t->scorer)));
+	if (t->at)
+	{
+		type = getBaseType(TrackerColumnType(t, t->at, "option \"at\""));
+		if (type != TIMESTAMPTZOID && type != TIMESTAMPOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" must be a timestamptz or timestamp, not %s",
+							t->at, format_type_be(type)),
+					 errdetail("The outcome tracker of scorer \"%s\" reads the time of an outcome from it.",
+							   t->scorer)));
+	}
+	if (t->group_column)
+		(void) TrackerColumnType(t, t->group_column, "option \"group\"");
+	if (t->partition_by)
+		(void) TrackerColumnType(t, t->partition_by, "option \"partition_by\"");
+	if (t->order_by)
+	{
+		char	   *end;
+		bool		numeric_horizon;
+
+		type = getBaseType(TrackerColumnType(t, t->order_by, "option \"order_by\""));
+		(void) strtod(t->horizon, &end);
+		numeric_horizon = end != t->horizon && *end == '\0';
+		if (numeric_horizon ? !(OutcomeNumericType(type) && type != BOOLOID) :
+			(type != TIMESTAMPTZOID && type != TIMESTAMPOID))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" must be %s, not %s", t->order_by,
+							numeric_horizon ? "a number" : "a timestamp or timestamptz",
+							format_type_be(type)),
+					 errdetail("The outcome tracker of scorer \"%s\" orders its rows by it, with a horizon of %s.",
+							   t->scorer, t->horizon)));
+	}
+}
+
 /*
  * Reads a tracker's catalog row by id (SPI connected), or NULL when it is
  * gone.  Allocated in the current memory context.
@@ -240,7 +331,10 @@ OutcomeTrackerLoad(int32 id)
 
 	if (CatalogExecute(psprintf("SELECT owner, source, predictions, mode, key_columns, "
 								"prediction_keys, actual, at, group_column, horizon, "
-								"partition_by, order_by, bucket::text, scorer, stash_floor, ft.* "
+								"partition_by, order_by, bucket::text, scorer, stash_floor, ft.*, "
+								"(SELECT m.classes IS NULL FROM streamml.scorers_catalog s "
+								"JOIN streamml.models m ON m.name OPERATOR(pg_catalog.=) s.model "
+								"WHERE s.name OPERATOR(pg_catalog.=) t.scorer) "
 								"FROM streamml.outcome_trackers t LEFT JOIN LATERAL (%s) ft ON true "
 								"WHERE id OPERATOR(pg_catalog.=) $1",
 								psprintf(OutcomeFeatureTableSql, "t.source")),
@@ -252,6 +346,7 @@ OutcomeTrackerLoad(int32 id)
 	desc = SPI_tuptable->tupdesc;
 	t = palloc0(sizeof(OutcomeTracker));
 	t->id = id;
+	t->generation = ++TrackerGeneration;
 	t->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
 	t->source = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
 	t->predictions = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
@@ -277,6 +372,11 @@ OutcomeTrackerLoad(int32 id)
 	}
 	t->source_ft_part = SPI_getvalue(tup, desc, 16);
 	t->source_ft_order = SPI_getvalue(tup, desc, 17);
+	{
+		Datum		r = SPI_getbinval(tup, desc, 18, &isnull);
+
+		t->regression = !isnull && DatumGetBool(r);
+	}
 	t->has_role = get_attnum(t->predictions, "role") > 0;
 	t->actual_type = get_atttype(t->source, get_attnum(t->source, t->actual));
 	if (t->order_by)
@@ -671,6 +771,7 @@ track_outcomes(PG_FUNCTION_ARGS)
 				 errmsg("the source of outcomes cannot be the predictions table of scorer \"%s\"",
 						scorer)));
 	CheckPredictionsTable(preds);
+	PredictionsTableCheck(preds, scorer);
 	/* its statements are written for one node (a LATERAL probe per outcome) */
 	if (LoaderIsCitusTable(preds) || LoaderIsCitusTable(source))
 		ereport(ERROR,
@@ -705,6 +806,7 @@ track_outcomes(PG_FUNCTION_ARGS)
 						nskeys, scorer, npkeys)));
 	for (int i = 0; i < nskeys; i++)
 		(void) SourceColumnType(source, skeys[i], "a key column");
+	OutcomeKeyTypesCheck(source, skeys, preds, pkeys, nskeys, scorer);
 	actual = OptionString(options, "actual", NULL);
 	if (actual == NULL)
 		ereport(ERROR,
@@ -882,6 +984,8 @@ track_outcomes(PG_FUNCTION_ARGS)
 	PartitionTriggersSync(source, psprintf("streamml_tracker_%d", id),
 						  "outcome_trigger", "streamml_new", id);
 	t = OutcomeTrackerLoad(id);
+	OutcomeTrackerColumnsCheck(t);
+	OutcomeTrackerTypesCheck(t);
 	OutcomeCountPredictions(t);
 	SPI_finish();
 	PG_RETURN_VOID();

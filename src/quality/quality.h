@@ -26,6 +26,7 @@ extern int	ScoreBin(double probability, bool positive);
 typedef struct OutcomeTracker
 {
 	int32		id;
+	uint64		generation;		/* which read of the catalog row (plans) */
 	char	   *scorer;
 	Datum		scorer_datum;	/* the scorer's name as text */
 	Oid			owner;
@@ -44,6 +45,7 @@ typedef struct OutcomeTracker
 	char	   *bucket;			/* interval literal */
 	bool		has_role;		/* the predictions table has a role column */
 	Oid			actual_type;
+	bool		regression;		/* the scorer's model has no classes */
 	Oid			order_type;
 	char	   *source_ft_part;	/* source a feature table: its one partition */
 	char	   *source_ft_order;	/* column and order_by (else NULL) */
@@ -145,6 +147,10 @@ extern bool OutcomeHorizonIndexExists(Oid relid, const char *partition_by,
 extern char *OutcomeActualNumberExpr(OutcomeTracker *t, const char *alias);
 extern char *OutcomeActualTextExpr(OutcomeTracker *t, const char *alias);
 extern char *OutcomeKeyExpr(OutcomeTracker *t, const char *alias, bool source_side);
+extern void OutcomeTrackerTypesCheck(OutcomeTracker *t);
+extern void OutcomeTrackerColumnsCheck(OutcomeTracker *t);
+extern void OutcomeKeyTypesCheck(Oid source, char **skeys, Oid preds, char **pkeys, int n,
+								 const char *scorer);
 extern void OutcomeCountPredictions(OutcomeTracker *t);
 struct _SPI_plan;
 extern struct _SPI_plan *OutcomePrepare(const char *sql, int nargs, Oid *types);

@@ -27,12 +27,6 @@
 #include "utils/array.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
-#include "utils/syscache.h"
-#include "utils/typcache.h"
-#include "utils/fmgroids.h"
-#include "access/htup_details.h"
-#include "catalog/pg_type.h"
-#include "utils/builtins.h"
 #include "utils/resowner.h"
 #include "utils/rls.h"
 
@@ -338,106 +332,4 @@ catalog_cache_invalidate(PG_FUNCTION_ARGS)
 				 errmsg("catalog_cache_invalidate must be called as a trigger")));
 	CacheInvalidateRelcache(td->tg_relation);
 	return PointerGetDatum(NULL);
-}
-
-/*
- * The first type in type or what it is made of (a domain's base type, an
- * array's element, a record's attributes, a range's subtype) that role
- * owner cannot trust, or InvalidOid: one that is not built in and that
- * another role than owner owns (a superuser's are trusted).  The owner of
- * a type may attach code to its values: a cast from it (to text, to json,
- * which to_jsonb calls), implicit casts that a comparison takes.
- */
-static Oid
-UntrustedType(Oid type, Oid owner, int depth)
-{
-	HeapTuple	tup;
-	Form_pg_type t;
-	Oid			found = InvalidOid;
-
-	if (type < FirstNormalObjectId || depth > 16)
-		return depth > 16 ? type : InvalidOid;
-	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
-	if (!HeapTupleIsValid(tup))
-		return InvalidOid;
-	t = (Form_pg_type) GETSTRUCT(tup);
-	if (t->typowner != owner && !superuser_arg(t->typowner))
-		found = type;
-	else if (t->typtype == TYPTYPE_DOMAIN)
-		found = UntrustedType(t->typbasetype, owner, depth + 1);
-	else if (OidIsValid(t->typelem) && IsTrueArrayType(t))
-		found = UntrustedType(t->typelem, owner, depth + 1);
-	else if (t->typtype == TYPTYPE_RANGE)
-		found = UntrustedType(get_range_subtype(type), owner, depth + 1);
-	else if (t->typtype == TYPTYPE_MULTIRANGE)
-		found = UntrustedType(get_multirange_range(type), owner, depth + 1);
-	else if (t->typtype == TYPTYPE_COMPOSITE)
-	{
-		TupleDesc	desc = lookup_rowtype_tupdesc(type, -1);
-
-		for (int i = 0; i < desc->natts && !OidIsValid(found); i++)
-			if (!TupleDescAttr(desc, i)->attisdropped)
-				found = UntrustedType(TupleDescAttr(desc, i)->atttypid, owner, depth + 1);
-		ReleaseTupleDesc(desc);
-	}
-	ReleaseSysCache(tup);
-	return found;
-}
-
-/* The name of role, or "?" when it is gone. */
-static const char *
-RoleName(Oid role)
-{
-	const char *name = GetUserNameFromId(role, true);
-
-	return name ? name : "?";
-}
-
-/* The owner of type. */
-static Oid
-TypeOwner(Oid type)
-{
-	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
-	Oid			owner = InvalidOid;
-
-	if (HeapTupleIsValid(tup))
-	{
-		owner = ((Form_pg_type) GETSTRUCT(tup))->typowner;
-		ReleaseSysCache(tup);
-	}
-	return owner;
-}
-
-/*
- * Errors unless role owner, whose statements read column col of table (or
- * query) relname, of type type (what: the kind and name of the object that
- * reads it), can trust the type (UntrustedType): otherwise the type's
- * owner could have the statements, run as owner whoever inserts or
- * whenever a retrain runs, call code of theirs.
- */
-void
-CheckTypeTrusted(Oid type, Oid owner, const char *col, const char *relname,
-				 const char *what)
-{
-	Oid			bad = UntrustedType(type, owner, 0);
-
-	if (OidIsValid(bad))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("column \"%s\" of \"%s\" has type %s, owned by role %s",
-						col, relname, format_type_be(bad), RoleName(TypeOwner(bad))),
-				 errdetail("The %s reads it as role %s, and the owner of a type can attach functions to its values (casts).",
-						   what, RoleName(owner)),
-				 errhint("Give the column a built-in type, or a type owned by role %s.",
-						 RoleName(owner))));
-}
-
-/* CheckTypeTrusted of column col of table rel (none: no error). */
-void
-CheckColumnTypeTrusted(Oid rel, const char *col, Oid owner, const char *what)
-{
-	AttrNumber	att = get_attnum(rel, col);
-
-	if (att > 0)
-		CheckTypeTrusted(get_atttype(rel, att), owner, col, get_rel_name(rel), what);
 }

@@ -27,6 +27,8 @@ extern void RunAsOwner(Oid owner, void (*f) (void *), void *arg);
 extern int	TextSettingsPin(void);
 extern char *Float8TextExact(double v);
 extern Datum OidListArray(List *oids);
+/* trust.c */
+extern void CheckRelationTrusted(Oid relid, Oid reader, const char *what);
 extern void CheckTypeTrusted(Oid type, Oid owner, const char *col, const char *relname,
 							 const char *what);
 extern void CheckColumnTypeTrusted(Oid rel, const char *col, Oid owner, const char *what);

@@ -289,6 +289,7 @@ evaluate(PG_FUNCTION_ARGS)
 		types[1] = INT4OID;
 	}
 
+	SourceCheckTrusted(run->source, "evaluation of a model");
 	run->from = SourceFromItem(run->source);
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT * FROM %s LIMIT 0", run->from);

@@ -289,6 +289,7 @@ LeagueResolveTarget(League *lg)
 	int			ret;
 	SPIPlanPtr	plan;
 
+	SourceCheckTrusted(lg->source, "training of a league");
 	lg->from = SourceFromItem(lg->source);
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT * FROM %s LIMIT 0", lg->from);

@@ -251,6 +251,7 @@ extern void ParseOptions(TrainRun *run, Jsonb *options);
 extern void ResolveClassWeights(TrainRun *run, List *groups);
 
 /* train_source.c: the source, its columns and the queries over it */
+extern void SourceCheckTrusted(const char *source, const char *what);
 extern char *SourceFromItem(const char *source);
 extern char *OrderOperator(Oid type, int strategy);
 extern char *NewerRowsCondition(const char *from, const char *order_by,

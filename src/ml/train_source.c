@@ -77,6 +77,22 @@ SourceNeedsSearchPath(const char *source)
 }
 
 /*
+ * Errors when the source relation would run another role's code as the
+ * current user, who is about to read it (CheckRelationTrusted: another
+ * role's view or policies that call functions that are not built in):
+ * before anything reads it, since planning may already run such code.  A
+ * query source is the current user's own SQL.
+ */
+void
+SourceCheckTrusted(const char *source, const char *what)
+{
+	if (!SourceIsQuery(source))
+		CheckRelationTrusted(DatumGetObjectId(DirectFunctionCall1(regclassin,
+																  CStringGetDatum(source))),
+							 GetUserId(), what);
+}
+
+/*
  * Builds the FROM item for the source: a quoted relation or a subquery (on
  * a line of its own, so that a comment ending the query cannot take the
  * closing parenthesis and what callers append after it).
@@ -827,6 +843,7 @@ ResolveSource(TrainRun *run)
 	StringInfoData sql;
 	TupleDesc	desc;
 
+	SourceCheckTrusted(run->source, "training of a model");
 	run->from = SourceFromItem(run->source);
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT * FROM %s LIMIT 0", run->from);

@@ -175,6 +175,7 @@ RunProbe(void *arg)
 	SourceProbe *p = (SourceProbe *) arg;
 	TupleDesc	desc;
 
+	SourceCheckTrusted(p->source, "monitor's check");
 	if (SPI_execute(p->sql, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the monitor's source");
 	desc = SPI_tuptable->tupdesc;

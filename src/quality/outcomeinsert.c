@@ -686,7 +686,8 @@ TriggerTracker(TriggerData *td, const char *fn, bool on_source)
 
 /*
  * Errors unless the tracker's owner can trust the types of the columns its
- * statements read (CheckColumnTypeTrusted): they run as the owner at every
+ * statements read (CheckColumnTypeTrusted) and the policies of its tables
+ * (CheckRelationTrusted): they run as the owner at every
  * insert, and another role that owns the source (or one of those types)
  * could otherwise have them call its code, as the owner, by a cast on a
  * type of its own, given to a column after the tracker was made.
@@ -706,6 +707,9 @@ OutcomeTrackerTypesCheck(OutcomeTracker *t)
 	for (int i = 0; i < lengthof(cols); i++)
 		if (cols[i] != NULL)
 			CheckColumnTypeTrusted(t->source, cols[i], t->owner, what);
+	/* nor policies that call another role's code (the source is a table) */
+	CheckRelationTrusted(t->source, t->owner, what);
+	CheckRelationTrusted(t->predictions, t->owner, what);
 }
 
 /* The parameters of every statement: tracker, now, shard, owner, scorer. */

@@ -1,0 +1,297 @@
+/*
+ * trust.c
+ *		What the extension reads as a role other than the one that wrote
+ *		it: checks that another role's objects cannot run code of theirs
+ *		as the reader.
+ *
+ * Outcome trackers, training runs, evaluations and monitors read tables
+ * as their owner, automatically and again and again (at every insert into
+ * a tracked source, at every retrain or monitor check), long after the
+ * owner set them up.  A table's owner, or a type's, can attach code that
+ * such a read runs as the reader:
+ *
+ *	a column's type		a cast from a type of its own (to text, to json,
+ *						which to_jsonb calls; an implicit cast a
+ *						comparison takes): CheckTypeTrusted;
+ *	a view				whose functions run as the reader, whether or not
+ *						it has security_invoker (only its tables are read
+ *						with the view owner's privileges);
+ *	row-level security	policies, whose expressions run as the reader.
+ *
+ * CheckRelationTrusted refuses another role's view or policy that calls a
+ * function or operator that is not built in (a policy with a sublink, or a
+ * view with security_invoker, whatever it calls), and checks what a view
+ * reads, relation by relation.
+ *
+ * Each is refused (42501) unless the object is built in, or belongs to the
+ * reader or to a superuser; the checks run at every statement, since a
+ * column's type, a view's options and a table's policies may change after
+ * the tracker, model or monitor was made, and before anything is planned
+ * (the planner inlines SQL functions and folds immutable ones).  A query
+ * source is the reader's own SQL, not checked.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "rewrite/rewriteHandler.h"
+#include "rewrite/rowsecurity.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+#include "pg_streamml.h"
+
+/*
+ * The first type in type or what it is made of (a domain's base type, an
+ * array's element, a record's attributes, a range's subtype) that role
+ * owner cannot trust, or InvalidOid: one that is not built in and that
+ * another role than owner owns (a superuser's are trusted).  The owner of
+ * a type may attach code to its values: a cast from it (to text, to json,
+ * which to_jsonb calls), implicit casts that a comparison takes.
+ */
+static Oid
+UntrustedType(Oid type, Oid owner, int depth)
+{
+	HeapTuple	tup;
+	Form_pg_type t;
+	Oid			found = InvalidOid;
+
+	if (type < FirstNormalObjectId || depth > 16)
+		return depth > 16 ? type : InvalidOid;
+	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	t = (Form_pg_type) GETSTRUCT(tup);
+	if (t->typowner != owner && !superuser_arg(t->typowner))
+		found = type;
+	else if (t->typtype == TYPTYPE_DOMAIN)
+		found = UntrustedType(t->typbasetype, owner, depth + 1);
+	else if (OidIsValid(t->typelem) && IsTrueArrayType(t))
+		found = UntrustedType(t->typelem, owner, depth + 1);
+	else if (t->typtype == TYPTYPE_RANGE)
+		found = UntrustedType(get_range_subtype(type), owner, depth + 1);
+	else if (t->typtype == TYPTYPE_MULTIRANGE)
+		found = UntrustedType(get_multirange_range(type), owner, depth + 1);
+	else if (t->typtype == TYPTYPE_COMPOSITE)
+	{
+		TupleDesc	desc = lookup_rowtype_tupdesc(type, -1);
+
+		for (int i = 0; i < desc->natts && !OidIsValid(found); i++)
+			if (!TupleDescAttr(desc, i)->attisdropped)
+				found = UntrustedType(TupleDescAttr(desc, i)->atttypid, owner, depth + 1);
+		ReleaseTupleDesc(desc);
+	}
+	ReleaseSysCache(tup);
+	return found;
+}
+
+/* The name of role, or "?" when it is gone. */
+static const char *
+RoleName(Oid role)
+{
+	const char *name = GetUserNameFromId(role, true);
+
+	return name ? name : "?";
+}
+
+/* The owner of type. */
+static Oid
+TypeOwner(Oid type)
+{
+	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(type));
+	Oid			owner = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		owner = ((Form_pg_type) GETSTRUCT(tup))->typowner;
+		ReleaseSysCache(tup);
+	}
+	return owner;
+}
+
+/*
+ * Errors unless role owner, whose statements read column col of table (or
+ * query) relname, of type type (what: the kind and name of the object that
+ * reads it), can trust the type (UntrustedType): otherwise the type's
+ * owner could have the statements, run as owner whoever inserts or
+ * whenever a retrain runs, call code of theirs.
+ */
+void
+CheckTypeTrusted(Oid type, Oid owner, const char *col, const char *relname,
+				 const char *what)
+{
+	Oid			bad = UntrustedType(type, owner, 0);
+
+	if (OidIsValid(bad))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("column \"%s\" of \"%s\" has type %s, owned by role %s",
+						col, relname, format_type_be(bad), RoleName(TypeOwner(bad))),
+				 errdetail("The %s reads it as role %s, and the owner of a type can attach functions to its values (casts).",
+						   what, RoleName(owner)),
+				 errhint("Give the column a built-in type, or a type owned by role %s.",
+						 RoleName(owner))));
+}
+
+/* CheckTypeTrusted of column col of table rel (none: no error). */
+void
+CheckColumnTypeTrusted(Oid rel, const char *col, Oid owner, const char *what)
+{
+	AttrNumber	att = get_attnum(rel, col);
+
+	if (att > 0)
+		CheckTypeTrusted(get_atttype(rel, att), owner, col, get_rel_name(rel), what);
+}
+
+/* check_functions_in_node callback: a function that is not built in. */
+static bool
+NotBuiltIn(Oid func, void *context)
+{
+	return func >= FirstNormalObjectId;
+}
+
+/* Whether expression node calls a function that is not built in. */
+static bool
+CallsUserFunction(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, NotBuiltIn, context))
+		return true;
+	return expression_tree_walker(node, CallsUserFunction, context);
+}
+
+/*
+ * The first row-level security policy of rel that may run code of its
+ * table's owner as its reader (a function or operator not built in, or a
+ * sublink, which reads other tables with their own rules), or NULL.
+ */
+static const char *
+UntrustedPolicy(Relation rel)
+{
+	ListCell   *lc;
+
+	if (rel->rd_rsdesc == NULL)
+		return NULL;
+	foreach(lc, rel->rd_rsdesc->policies)
+	{
+		RowSecurityPolicy *p = lfirst(lc);
+
+		if (p->hassublinks || CallsUserFunction((Node *) p->qual, NULL) ||
+			CallsUserFunction((Node *) p->with_check_qual, NULL))
+			return p->policy_name;
+	}
+	return NULL;
+}
+
+static void CheckRelation(Oid relid, Oid reader, const char *what, int depth);
+
+/* A walk of a view's query (ViewWalker). */
+typedef struct ViewWalk
+{
+	Oid			view;
+	Oid			reader;
+	const char *what;
+	int			depth;
+	bool		foreign;		/* the view is another role's */
+	bool		calls;			/* found: a function not built in */
+} ViewWalk;
+
+/*
+ * Checks what a view's query reads (CheckRelation of each relation but the
+ * view itself, its rule's OLD and NEW) and, for another role's view, notes
+ * a call of a function that is not built in.
+ */
+static bool
+ViewWalker(Node *node, ViewWalk *w)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION && rte->relid != w->view)
+			CheckRelation(rte->relid, w->reader, w->what, w->depth + 1);
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, ViewWalker, w, QTW_EXAMINE_RTES_BEFORE);
+	if (w->foreign && check_functions_in_node(node, NotBuiltIn, NULL))
+		w->calls = true;
+	return expression_tree_walker(node, ViewWalker, w);
+}
+
+/*
+ * CheckRelationTrusted at a depth of views (a view's query is checked too,
+ * each relation it reads, to a depth of 32).
+ */
+static void
+CheckRelation(Oid relid, Oid reader, const char *what, int depth)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	Oid			owner = rel->rd_rel->relowner;
+	bool		foreign = owner != reader && !superuser_arg(owner);
+	char	   *name = pstrdup(RelationGetRelationName(rel));
+	const char *policy = NULL;
+	ViewWalk	w = {relid, reader, what, depth, foreign, false};
+
+	if (depth > 32)
+		ereport(ERROR,
+				(errcode(ERRCODE_STATEMENT_TOO_COMPLEX),
+				 errmsg("views nested too deeply to check, at \"%s\"", name)));
+	if (rel->rd_rel->relkind == RELKIND_VIEW)
+	{
+		if (foreign && RelationHasSecurityInvoker(rel))
+			w.calls = true;
+		else
+			(void) ViewWalker((Node *) get_view_query(rel), &w);
+	}
+	else if (foreign && rel->rd_rel->relrowsecurity)
+		policy = UntrustedPolicy(rel);
+	if (policy)
+		policy = pstrdup(policy);
+	relation_close(rel, AccessShareLock);
+	if (w.calls)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("view \"%s\" of role %s calls a function that is not built in",
+						name, RoleName(owner)),
+				 errdetail("The %s reads it as role %s, and a view's functions run as its reader: the view's owner could have them run code of theirs as role %s.",
+						   what, RoleName(reader), RoleName(reader)),
+				 errhint("Read a view of role %s, or one that calls built-in functions only (and without security_invoker).",
+						 RoleName(reader))));
+	if (policy)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("policy \"%s\" of table \"%s\", owned by role %s, calls a function that is not built in",
+						policy, name, RoleName(owner)),
+				 errdetail("The %s reads the table as role %s, and a policy's expressions run as the reader: the table's owner could have them run code of theirs as role %s.",
+						   what, RoleName(reader), RoleName(reader)),
+				 errhint("Policies of another role's table read by role %s may use built-in functions and operators only, without subqueries.",
+						 RoleName(reader))));
+}
+
+/*
+ * Errors unless role reader can read relation relid without running code
+ * of another role as itself (see the top of the file): another role's
+ * view that calls a function that is not built in (or has
+ * security_invoker), another role's table with a row-level security policy
+ * that does, or a view that reads such a relation.  Another role: not the
+ * reader, not a superuser.  what: the kind and name of the object that
+ * reads it.
+ */
+void
+CheckRelationTrusted(Oid relid, Oid reader, const char *what)
+{
+	CheckRelation(relid, reader, what, 0);
+}

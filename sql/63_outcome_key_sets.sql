@@ -1,6 +1,8 @@
--- Which one-integer keys have an outcome: the bit sets of
--- streamml.outcome_key_sets (src/quality/outcomekeys.c), one row per 1,024
--- keys, model and version, instead of one unique index entry per outcome.
+-- Which one-integer keys have an outcome: the sets of
+-- streamml.outcome_key_sets (src/quality/outcomekeys.c), one row per 8,192
+-- keys, model and version (their offsets, two bytes each, or a bitmap of
+-- 1,024 bytes once they are more than 511), instead of one unique index
+-- entry per outcome.
 -- The first outcome of a key wins whatever the batch, the set, the sign
 -- of the key or the order of arrival; other keys keep the unique index.
 CREATE TABLE ks_train AS
@@ -16,7 +18,8 @@ SELECT streamml.create_scorer('ks_s', 'ks_rows', 'ks_reg', '{"challengers": ["ks
 CREATE TABLE ks_labels (id bigint, y float8);
 SELECT streamml.track_outcomes('ks_s', 'ks_labels', '{"actual": "y"}');
 CREATE TEMP TABLE ks_keys AS
-SELECT unnest(ARRAY[0, 1, 1023, 1024, 1025, 2047, 2048, -1, -1023, -1024, -1025,
+SELECT unnest(ARRAY[0, 1, 1023, 1024, 1025, 2047, 2048, 8191, 8192, 8193,
+	-1, -1023, -1024, -1025, -8192, -8193,
 	-9223372036854775808, -9223372036854775807, 9223372036854775807,
 	9223372036854774784, 9223372036854774783]::bigint[]) AS id;
 INSERT INTO ks_rows SELECT id, 1 FROM ks_keys;
@@ -28,10 +31,11 @@ SELECT model, count(*) AS outcomes, count(DISTINCT key_hash) AS keys
   FROM streamml.outcomes WHERE scorer = 'ks_s' GROUP BY model ORDER BY model;
 CREATE TEMP TABLE ks_first AS
 SELECT model, key_hash, actual FROM streamml.outcomes WHERE scorer = 'ks_s';
--- the sets: one per model and 1,024 keys
+-- the sets: one per model and 8,192 keys, each key's offset in two bytes
 SELECT s.model, s.key_set, length(s.bits) AS bytes,
-	   (SELECT count(*) FROM generate_series(0, 1023) b
-		 WHERE get_bit(s.bits, b) = 1) AS keys
+	   (SELECT string_agg((get_byte(s.bits, 2 * i) * 256 + get_byte(s.bits, 2 * i + 1))::text,
+						  ',' ORDER BY i)
+		  FROM generate_series(0, length(s.bits) / 2 - 1) i) AS offsets
   FROM streamml.outcome_key_sets s JOIN streamml.outcome_trackers t ON t.id = s.tracker
  WHERE t.scorer = 'ks_s' AND s.model = 'ks_reg' ORDER BY s.key_set;
 -- later batches: every key again (all duplicates), in another order, and
@@ -71,14 +75,35 @@ INSERT INTO ks_labels VALUES (6000, 9);
 SELECT key_hash, actual, count(*) AS models FROM streamml.outcomes
  WHERE scorer = 'ks_s' AND key_hash = 6000 GROUP BY 1, 2;
 
+-- a set of more than 511 keys is a bitmap of 1,024 bytes: 510 keys are
+-- offsets, then 90 more (and 10 duplicates) make it a bitmap, in which
+-- the duplicates of later batches are found as before
+INSERT INTO ks_rows SELECT 8192 * 5 + i, 1 FROM generate_series(0, 599) i;
+INSERT INTO ks_labels SELECT 8192 * 5 + i, 1 FROM generate_series(0, 509) i;
+CREATE TEMP VIEW ks_set5 AS
+SELECT s.model, length(s.bits) AS bytes
+  FROM streamml.outcome_key_sets s JOIN streamml.outcome_trackers t ON t.id = s.tracker
+ WHERE t.scorer = 'ks_s' AND s.key_set = 5;
+SELECT * FROM ks_set5 ORDER BY model;
+INSERT INTO ks_labels SELECT 8192 * 5 + i, 2 FROM generate_series(500, 599) i;
+SELECT v.model, v.bytes, (SELECT count(*) FROM generate_series(0, 8191) b
+							WHERE get_bit(s.bits, b) = 1) AS keys
+  FROM ks_set5 v JOIN streamml.outcome_key_sets s ON s.model = v.model AND s.key_set = 5
+  JOIN streamml.outcome_trackers t ON t.id = s.tracker AND t.scorer = 'ks_s'
+ ORDER BY model;
+INSERT INTO ks_labels SELECT 8192 * 5 + i, 3 FROM generate_series(0, 599, 7) i;
+SELECT count(*) AS outcomes, count(*) FILTER (WHERE actual = 2) AS from_second,
+	   count(*) FILTER (WHERE actual = 3) AS from_third
+  FROM streamml.outcomes WHERE scorer = 'ks_s' AND key_hash BETWEEN 8192 * 5 AND 8192 * 5 + 599;
+
 -- a batch reads and writes its own sets only, however many the tracker
 -- has: 300 more sets, then twelve batches of one key each (past the plan
 -- cache's five custom plans: a generic plan once joined the batch's sets
 -- with all the tracker's, a merge join read at every batch), then one in
 -- a transaction whose own counts of the table are read
-INSERT INTO ks_rows SELECT 100000 + 1024 * i, 1 FROM generate_series(0, 311) i;
-INSERT INTO ks_labels SELECT 100000 + 1024 * i, 1 FROM generate_series(0, 299) i;
-SELECT format('INSERT INTO ks_labels VALUES (%s, 1)', 100000 + 1024 * i)
+INSERT INTO ks_rows SELECT 100000 + 8192 * i, 1 FROM generate_series(0, 311) i;
+INSERT INTO ks_labels SELECT 100000 + 8192 * i, 1 FROM generate_series(0, 299) i;
+SELECT format('INSERT INTO ks_labels VALUES (%s, 1)', 100000 + 8192 * i)
   FROM generate_series(300, 310) i \gexec
 CREATE TEMP VIEW ks_counts AS
 SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) AS rows_read, n_tup_upd AS updated,
@@ -87,7 +112,7 @@ SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) AS rows_read, n_tup_upd AS upda
  WHERE schemaname = 'streamml' AND relname = 'outcome_key_sets';
 BEGIN;
 SELECT rows_read AS read0, updated AS updated0, inserted AS inserted0 FROM ks_counts \gset
-INSERT INTO ks_labels VALUES (100000 + 1024 * 311, 1), (100000 + 1024 * 5, 2);
+INSERT INTO ks_labels VALUES (100000 + 8192 * 311, 1), (100000 + 8192 * 5, 2);
 SELECT rows_read - :read0 AS rows_read, updated - :updated0 AS updated,
 	   inserted - :inserted0 AS inserted
   FROM ks_counts;
@@ -114,7 +139,7 @@ SELECT count(*) AS outcomes, count(DISTINCT key_hash) AS keys,
 	   (SELECT count(*) FROM streamml.pending_outcomes p
 		  JOIN streamml.outcome_trackers t ON t.id = p.tracker
 		 WHERE t.scorer = 'ks_s') AS pending
-  FROM streamml.outcomes WHERE scorer = 'ks_s' AND key_hash > 900000;
+  FROM streamml.outcomes WHERE scorer = 'ks_s' AND key_hash BETWEEN 900000 AND 900500;
 
 -- a key of two columns is hashed (jsonb_hash_extended): it keeps the
 -- unique index on outcome_rows, and its duplicates are found there

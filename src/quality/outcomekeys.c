@@ -1,24 +1,31 @@
 /*
  * outcomekeys.c
  *		Which one-integer keys already have an outcome, per tracker, model
- *		and version: bit sets of 1,024 keys, one row per set, instead of
- *		one unique index entry per outcome.
+ *		and version: sets of 8,192 keys, one row per set, instead of one
+ *		unique index entry per outcome.
  *
  * The first outcome of a key (per model version that scored it) wins.
  * For a key that is one integer (its key_hash is the key itself, so equal
  * key_hash is equal key: quality.sql), whether it already has an outcome
- * is bit (key mod 1024) of the row (tracker, version, model, key div 1024)
- * of streamml.outcome_key_sets.  A stream's keys are mostly dense (ids), so
- * a batch of 10,000 outcomes touches about ten such rows: per batch, one
- * SELECT ... FOR UPDATE of the batch's rows, one UPDATE of those that
- * exist and one INSERT ... ON CONFLICT DO NOTHING of those that do not,
- * where the unique index of outcome_rows made one btree entry and WAL
- * record per outcome.  Other keys (jsonb hashed) keep that unique index
- * (partial: key IS NOT NULL), whose hashes may collide.
+ * is whether offset (key mod 8192) is in the row (tracker, version, model,
+ * key div 8192) of streamml.outcome_key_sets.  A stream's keys are mostly
+ * dense (ids), so a batch of 10,000 outcomes touches a few such rows (a
+ * few per Kafka partition whose keys interleave with the others'): per
+ * batch, one SELECT ... FOR UPDATE of the batch's rows, one UPDATE of
+ * those that exist and one INSERT ... ON CONFLICT DO NOTHING of those that
+ * do not, where the unique index of outcome_rows made one btree entry and
+ * WAL record per outcome.  Other keys (jsonb hashed) keep that unique
+ * index (partial: key IS NOT NULL), whose hashes may collide.
+ *
+ * A set is stored as Roaring bitmaps store a container: the offsets in it,
+ * sorted, two bytes each (big-endian), while there are at most 511 of
+ * them (sparse keys: a row of a few bytes); else a bitmap of 1,024 bytes,
+ * bit (offset mod 8) of byte (offset div 8).  Its length tells which: 1,024
+ * bytes, a bitmap; fewer (even), offsets.  In memory a set is a bitmap.
  *
  * Exactness.  The rows are locked in one order (model, version, set) by
- * every batch (the order of the arrays the lock probes by), so concurrent batches of one tracker take turns on a set
- * and never deadlock: the second reads the bits the first committed (READ
+ * every batch (the order of the arrays the lock probes by), so concurrent
+ * batches of one tracker take turns on a set and never deadlock: the second reads the bits the first committed (READ
  * COMMITTED re-reads a row that changed while it waited; a transaction
  * snapshot gets a serialization failure instead, as a unique index would
  * give).  A set that a concurrent batch inserted first is not inserted
@@ -31,6 +38,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "port/pg_bitutils.h"
 #include "storage/itemptr.h"
 #include "executor/spi.h"
 #include "utils/array.h"
@@ -39,8 +47,9 @@
 
 #include "quality/quality.h"
 
-#define SET_KEYS 1024
-#define SET_BYTES (SET_KEYS / 8)
+#define SET_KEYS 8192
+#define SET_BYTES (SET_KEYS / 8)	/* a set as a bitmap */
+#define SET_MAX_OFFSETS (SET_BYTES / 2 - 1) /* a set as offsets, at most */
 #define MAX_ROUNDS 8
 
 /* A key to check: its model version, value, and the record's flag. */
@@ -49,8 +58,8 @@ typedef struct KeyItem
 	const char *model;
 	int32		version;
 	int64		key;
-	int64		set;			/* key div 1024 (rounded down) */
-	int			offset;			/* key mod 1024, in [0, 1024) */
+	int64		set;			/* key div 8192 (rounded down) */
+	int			offset;			/* key mod 8192, in [0, 8192) */
 	int			order;			/* arrival order in the batch */
 	bool	   *first;
 } KeyItem;
@@ -143,15 +152,69 @@ PreparePlans(void)
 								INT8ARRAYOID, BYTEAARRAYOID, REGROLEOID});
 }
 
-/* A set's bits as a bytea. */
+/*
+ * A set's bits as stored (see the top of the file): its offsets, sorted,
+ * two bytes each, when there are few; else its bitmap.
+ */
 static Datum
 SetBits(KeySet *set)
 {
-	bytea	   *bits = palloc(VARHDRSZ + SET_BYTES);
+	int			n = 0;
+	bytea	   *bits;
+	uint8	   *out;
 
-	SET_VARSIZE(bits, VARHDRSZ + SET_BYTES);
-	memcpy(VARDATA(bits), set->bits, SET_BYTES);
+	for (int i = 0; i < SET_BYTES; i++)
+		n += pg_popcount32(set->bits[i]);
+	if (n > SET_MAX_OFFSETS)
+	{
+		bits = palloc(VARHDRSZ + SET_BYTES);
+		SET_VARSIZE(bits, VARHDRSZ + SET_BYTES);
+		memcpy(VARDATA(bits), set->bits, SET_BYTES);
+		return PointerGetDatum(bits);
+	}
+	bits = palloc(VARHDRSZ + 2 * n);
+	SET_VARSIZE(bits, VARHDRSZ + 2 * n);
+	out = (uint8 *) VARDATA(bits);
+	for (int i = 0; i < SET_BYTES; i++)
+		for (int b = 0; set->bits[i] != 0 && b < 8; b++)
+			if (set->bits[i] & (1 << b))
+			{
+				int			offset = i * 8 + b;
+
+				*out++ = (uint8) (offset >> 8);
+				*out++ = (uint8) (offset & 0xff);
+			}
 	return PointerGetDatum(bits);
+}
+
+/*
+ * Reads a stored set into the bitmap of s (see the top of the file); the
+ * tracker's id for the error of a malformed one.
+ */
+static void
+ReadSetBits(KeySet *s, bytea *bits, int32 tracker)
+{
+	int			len = VARSIZE_ANY_EXHDR(bits);
+	const uint8 *in = (const uint8 *) VARDATA_ANY(bits);
+
+	if (len == SET_BYTES)
+	{
+		memcpy(s->bits, in, SET_BYTES);
+		return;
+	}
+	if (len % 2 != 0 || len / 2 > SET_MAX_OFFSETS)
+		elog(ERROR, "outcome key set of tracker %d has %d bytes: neither a bitmap of %d nor up to %d offsets",
+			 tracker, len, SET_BYTES, SET_MAX_OFFSETS);
+	memset(s->bits, 0, SET_BYTES);
+	for (int i = 0; i < len; i += 2)
+	{
+		int			offset = (in[i] << 8) | in[i + 1];
+
+		if (offset >= SET_KEYS)
+			elog(ERROR, "outcome key set of tracker %d has offset %d, beyond %d",
+				 tracker, offset, SET_KEYS - 1);
+		s->bits[offset / 8] |= 1 << (offset % 8);
+	}
 }
 
 /* The arrays of sets (model, version, set[, bits]) chosen by pick. */
@@ -344,7 +407,7 @@ OutcomeKeySetsCheck(OutcomeTracker *t, const char **models, const int32 *version
 	items = palloc(sizeof(KeyItem) * n);
 	for (int i = 0; i < n; i++)
 	{
-		/* two's complement: key & 1023 is key mod 1024, in [0, 1024) */
+		/* two's complement: key & 8191 is key mod 8192, in [0, 8192) */
 		int			off = (int) (keys[i] & (SET_KEYS - 1));
 
 		items[i].model = models[i];
@@ -394,10 +457,7 @@ OutcomeKeySetsCheck(OutcomeTracker *t, const char **models, const int32 *version
 															 SPI_tuptable->tupdesc,
 															 4, &isnull));
 
-			if (VARSIZE_ANY_EXHDR(bits) != SET_BYTES)
-				elog(ERROR, "outcome key set of tracker %d has %d bytes, not %d",
-					 t->id, (int) VARSIZE_ANY_EXHDR(bits), SET_BYTES);
-			memcpy(s->bits, VARDATA_ANY(bits), SET_BYTES);
+			ReadSetBits(s, bits, t->id);
 			s->tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[r],
 													   SPI_tuptable->tupdesc,
 													   5, &isnull));

@@ -48,7 +48,7 @@ COMMENT ON TABLE streamml.outcome_trackers IS
 -- is then key_hash, under the tracker's key name; otherwise key_hash is
 -- jsonb_hash_extended(key, 0)).  Which keys already have an outcome: for
 -- one-integer keys, the bit sets of streamml.outcome_key_sets below (one
--- row per 1,024 keys, not one index entry per outcome); for the others,
+-- row per 8,192 keys, not one index entry per outcome); for the others,
 -- the partial unique index here, key_hash first so that inserting compares
 -- integers, and jsonb only when they tie.  Model names compare bytewise
 -- (COLLATE "C"): equality is all the unique key needs.
@@ -76,8 +76,10 @@ COMMENT ON TABLE streamml.outcome_rows IS
 	'the stored rows of streamml.outcomes (read the view)';
 
 -- The one-integer keys that have an outcome, per tracker, model and
--- version (src/quality/outcomekeys.c): bit (key mod 1024) of the 128 bytes
--- of the row of key_set = key div 1024 (rounded down).
+-- version (src/quality/outcomekeys.c): offset key mod 8192 in the row of
+-- key_set = key div 8192 (rounded down), whose bits are the set's offsets,
+-- two bytes each (big-endian, sorted) while there are at most 511, else a
+-- bitmap of 1,024 bytes (bit offset mod 8 of byte offset div 8).
 CREATE TABLE streamml.outcome_key_sets (
 	tracker integer NOT NULL,
 	model text COLLATE "C" NOT NULL,
@@ -88,7 +90,7 @@ CREATE TABLE streamml.outcome_key_sets (
 	PRIMARY KEY (tracker, model, version, key_set)
 );
 COMMENT ON TABLE streamml.outcome_key_sets IS
-	'which one-integer keys of a tracker have an outcome, per model and version: bit sets of 1,024 keys';
+	'which one-integer keys of a tracker have an outcome, per model and version: sets of 8,192 keys';
 
 -- Outcomes whose key has no prediction yet: joined when it arrives.
 CREATE TABLE streamml.pending_outcomes (

@@ -26,6 +26,7 @@ extern void ModelCatalogInit(void);
 extern void ModelCatalogChanged(void);
 extern uint64 ModelCatalogGeneration(bool *stale);
 extern Oid	ModelCheckOwner(const char *name, const char *action);
+extern void ModelDoesNotExist(const char *name, const char *detail) pg_attribute_noreturn();
 extern void ModelCheckTrainOwner(const char *model);
 extern bool ModelVisible(const char *name, Oid owner);
 extern void ModelDeploy(const char *name, int version);

@@ -174,6 +174,21 @@ model_cache_invalidate(PG_FUNCTION_ARGS)
 /* ---- ownership ---- */
 
 /*
+ * The error of a model name that names no model the current user may see
+ * (one owner of its words and hint); detail, when not NULL, says where the
+ * name was given.
+ */
+void
+ModelDoesNotExist(const char *name, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("model \"%s\" does not exist", name),
+			 detail ? errdetail_internal("%s", detail) : 0,
+			 errhint("Train it with streamml.train_logreg, train_linreg, train_gbt, train_forest, train_tree or train_league, or ask its owner for access.")));
+}
+
+/*
  * Looks a model up for a change by the caller (SPI connected): errors
  * unless it exists, the caller can see it and has the privileges of its
  * owner.  Returns the owner.  A model the caller cannot see does not
@@ -195,9 +210,7 @@ ModelCheckOwner(const char *name, const char *action)
 									   SPI_tuptable->tupdesc, 1, &isnull));
 	visible = OidIsValid(owner) && ModelVisible(name, owner);
 	if (!visible)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist", name)));
+		ModelDoesNotExist(name, NULL);
 	if (!has_privs_of_role(GetUserId(), owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -313,10 +326,7 @@ ModelCheckDeployedRead(const char *name, int version_col)
 	Datum		version;
 
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist", name),
-				 errhint("Train it with streamml.train_logreg, train_linreg, train_gbt, train_forest, train_tree or train_league, or ask its owner for access.")));
+		ModelDoesNotExist(name, NULL);
 	version = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							version_col, &isnull);
 	if (isnull)

@@ -495,9 +495,7 @@ ModelLookupVersion(const char *name, int len, int32 pinned)
 	bool		found;
 
 	if (len >= NAMEDATALEN)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%.*s\" does not exist", len, name)));
+		ModelDoesNotExist(psprintf("%.*s", len, name), NULL);
 	if (ModelCacheContext == NULL)
 		ModelCacheContext = AllocSetContextCreate(TopMemoryContext,
 												  "pg_streamml model cache",

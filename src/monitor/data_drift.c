@@ -43,6 +43,7 @@
 #include "utils/float.h"
 #include "utils/memutils.h"
 
+#include "ml/ml.h"
 #include "ml/passes.h"
 #include "monitor/drift.h"
 
@@ -114,8 +115,8 @@ CheckReference(double *edges, int nedges, double *fractions, int nfractions)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("fractions must hold one number per bin"),
-				 errdetail("bins holds %d edges, so %d bins, and fractions holds %d numbers.",
-						   nedges, nedges - 1, nfractions)));
+				 errdetail("bins holds %d edges, so %d bin%s, and fractions holds %d numbers.",
+						   nedges, nedges - 1, nedges - 1 == 1 ? "" : "s", nfractions)));
 	for (int i = 1; i < nedges; i++)
 		if (edges[i] < edges[i - 1])
 			ereport(ERROR,
@@ -281,9 +282,7 @@ ModelFeatureState(MemoryContext aggcxt, text *model, text *feature, bool keep_va
 		elog(ERROR, "reading the feature bins of model \"%s\" failed: %s", m,
 			 SPI_result_code_string(ret));
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist", m)));
+		ModelDoesNotExist(m, NULL);
 	tup = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 	version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));

@@ -73,6 +73,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "ml/ml.h"
 #include "ml/train.h"
 #include "monitor/monitor.h"
 #include "options.h"
@@ -1066,9 +1067,7 @@ RetrainMonitor(int32 id, MemoryContext cxt)
 					   1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(model)},
 					   NULL, SPI_OK_SELECT);
 		if (SPI_processed != 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("model \"%s\" does not exist", model)));
+			ModelDoesNotExist(model, NULL);
 		/* a league compares its candidates by its option "metric" */
 		if (OptionGet(options, "deploy_metric"))
 		{

@@ -607,10 +607,7 @@ ScorerCheckChallengers(Relation source, Jsonb *options, const char *champion)
 													SPI_tuptable->tupdesc, 1,
 													&isnull));
 		if (!OidIsValid(mowner) || !ModelVisible(ch[i].model, mowner))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("model \"%s\" does not exist", ch[i].model),
-					 errdetail("It was given as a challenger.")));
+			ModelDoesNotExist(ch[i].model, "It was given as a challenger.");
 		/* "model has no version 9" and the like: of which challenger */
 		OptionScopePush(&scope, "challenger", ch[i].model);
 		(void) ServedModelGetVersion(ch[i].model, ch[i].version, &info);
@@ -779,10 +776,7 @@ create_scorer(PG_FUNCTION_ARGS)
 													SPI_tuptable->tupdesc, 1,
 													&isnull));
 		if (!OidIsValid(mowner) || !ModelVisible(model, mowner))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("model \"%s\" does not exist", model),
-					 errhint("Train it with streamml.train_logreg, train_linreg, train_gbt, train_forest, train_tree or train_league, or ask its owner for access.")));
+			ModelDoesNotExist(model, NULL);
 		(void) ServedModelGet(model, &info);
 	}
 	CheckFeatureMap(source, options, &info, model);

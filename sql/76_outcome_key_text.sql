@@ -56,6 +56,25 @@ SELECT streamml.create_scorer('kh_s', 'kh', 'kt_m', '{"key": "id"}');
 SELECT streamml.track_outcomes('kh_s', 'kh', '{"actual": "price", "horizon": "36526 days",
 	"partition_by": "sym", "order_by": "ts"}');
 
+-- an "at" column of type timestamp (without time zone) is read as UTC,
+-- whatever the loading session's TimeZone: the same label is known at the
+-- same time
+CREATE TABLE ka_src (id int PRIMARY KEY, x float8);
+CREATE TABLE ka_out (id int, y float8, known timestamp);
+SELECT streamml.create_scorer('ka_s', 'ka_src', 'kt_m');
+SELECT streamml.track_outcomes('ka_s', 'ka_out', '{"actual": "y", "at": "known"}');
+INSERT INTO ka_src VALUES (1, 1), (2, 2);
+SET timezone = 'America/New_York';
+INSERT INTO ka_out VALUES (1, 1.5, '2026-06-01 12:00');
+SET timezone = 'Asia/Tokyo';
+INSERT INTO ka_out VALUES (2, 2.5, '2026-06-01 12:00');
+SET timezone = 'UTC';
+SELECT key->>'id' AS id, labelled_at FROM streamml.outcomes WHERE scorer = 'ka_s' ORDER BY 1;
+RESET timezone;
+SELECT streamml.untrack_outcomes('ka_s');
+SELECT streamml.drop_scorer('ka_s');
+DROP TABLE ka_src, ka_out, ka_s;
+
 SELECT streamml.untrack_outcomes(s) FROM unnest(ARRAY['kt_s', 'kc_s']) s;
 SELECT streamml.drop_scorer(s) FROM unnest(ARRAY['kt_s', 'kc_s', 'kh_s']) s;
 DROP TABLE kt_src, kt_out, kt_s, kc_src, kc_out, kc_s, kh, kh_s, kt_train;

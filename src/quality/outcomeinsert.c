@@ -352,9 +352,19 @@ static char *
 SourceSqlKey(OutcomeTracker *t, bool rls)
 {
 	StringInfoData s;
-	char	   *at = t->at ?
-		psprintf("coalesce((a.%s)::timestamptz, $2)", quote_identifier(t->at)) :
-		pstrdup("$2");
+	char	   *at = pstrdup("$2");
+
+	/*
+	 * a timestamp without time zone is read as UTC, not in the loading
+	 * session's TimeZone: the same row is known at the same time whoever
+	 * loads it
+	 */
+	if (t->at && getBaseType(get_atttype(t->source, get_attnum(t->source, t->at))) ==
+		TIMESTAMPOID)
+		at = psprintf("coalesce(pg_catalog.timezone('UTC', (a.%s)::timestamp), $2)",
+					  quote_identifier(t->at));
+	else if (t->at)
+		at = psprintf("coalesce((a.%s)::timestamptz, $2)", quote_identifier(t->at));
 
 	initStringInfo(&s);
 	appendStringInfo(&s, "WITH na AS (SELECT a.*, row_number() OVER () AS ord "

@@ -35,7 +35,7 @@ CREATE TABLE at_pol (x float8, y float8, tenant text);
 INSERT INTO at_pol SELECT i, 2 * i + 1, 'a' FROM generate_series(1, 40) i;
 ALTER TABLE at_pol ENABLE ROW LEVEL SECURITY;
 CREATE POLICY at_pol_p ON at_pol FOR SELECT TO at_alice USING ((tenant::at_tdom)::text = 'a');
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO at_alice;
+GRANT SELECT ON at_data, at_domview, at_compview, at_coldefview, at_spyview, at_swap, at_pol TO at_alice;
 RESET ROLE;
 REVOKE SELECT ON at_calls FROM at_alice;
 
@@ -59,6 +59,35 @@ RESET ROLE;
 SET ROLE at_alice;
 SELECT rows_used FROM streamml.retrain('at_m6');
 SELECT rows_used FROM streamml.retrain('at_m7');
+RESET ROLE;
+SELECT who, how, count(*) FROM at_calls GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- built-in functions that run SQL given as text (query_to_xml, ts_stat),
+-- read a relation given by name (table_to_xml), or act with the reader's
+-- privileges (volatile: set_config, setval, lo_unlink): refused in
+-- another role's view or policy
+SET ROLE at_mallory;
+CREATE VIEW at_xmlview AS SELECT x, y FROM at_data
+ WHERE query_to_xml('SELECT at_spy(''query_to_xml'')', false, false, '') IS NOT NULL;
+CREATE VIEW at_tabxmlview AS SELECT x, y FROM at_data
+ WHERE table_to_xml('at_spyview'::regclass, false, false, '') IS NOT NULL;
+CREATE VIEW at_tsview AS SELECT x, y FROM at_data
+ WHERE EXISTS (SELECT FROM ts_stat('SELECT to_tsvector(at_spy(''ts_stat'')::text)'));
+CREATE VIEW at_setview AS SELECT x, y FROM at_data
+ WHERE set_config('work_mem', '64kB', true) IS NOT NULL;
+CREATE TABLE at_pol2 (x float8, y float8);
+INSERT INTO at_pol2 SELECT i, 2 * i + 1 FROM generate_series(1, 40) i;
+ALTER TABLE at_pol2 ENABLE ROW LEVEL SECURITY;
+CREATE POLICY at_pol2_p ON at_pol2 FOR SELECT TO at_alice
+ USING (query_to_xml('SELECT at_spy(''policy query_to_xml'')', false, false, '') IS NOT NULL);
+GRANT SELECT ON at_xmlview, at_tabxmlview, at_tsview, at_setview, at_pol2 TO at_alice;
+RESET ROLE;
+SET ROLE at_alice;
+SELECT rows_used FROM streamml.train_linreg('at_m8', 'at_xmlview', 'y', ARRAY['x']);
+SELECT rows_used FROM streamml.train_linreg('at_m8', 'at_tabxmlview', 'y', ARRAY['x']);
+SELECT rows_used FROM streamml.train_linreg('at_m8', 'at_tsview', 'y', ARRAY['x']);
+SELECT rows_used FROM streamml.train_linreg('at_m8', 'at_setview', 'y', ARRAY['x']);
+SELECT rows_used FROM streamml.train_linreg('at_m8', 'at_pol2', 'y', ARRAY['x']);
 RESET ROLE;
 SELECT who, how, count(*) FROM at_calls GROUP BY 1, 2 ORDER BY 1, 2;
 

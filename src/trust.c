@@ -42,6 +42,7 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -52,6 +53,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/syscache.h"
@@ -161,25 +163,73 @@ CheckColumnTypeTrusted(Oid rel, const char *col, Oid owner, const char *what)
 		CheckTypeTrusted(get_atttype(rel, att), owner, col, get_rel_name(rel), what);
 }
 
-/* check_functions_in_node callback: a function that is not built in. */
+/*
+ * check_functions_in_node callback: a function that another role's view or
+ * policy may not have its reader call, one that is not built in, or a
+ * built-in one that acts as its caller beyond computing a value (its oid
+ * then set in *(Oid *) context): a volatile one (set_config, setval,
+ * lo_unlink, pg_terminate_backend act with the reader's privileges) or
+ * one that runs SQL or reads a relation given as a value (query_to_xml,
+ * ts_stat, which are volatile; table_to_xml and its kin, which are
+ * stable), whose code no walk of the view sees.
+ */
 static bool
-NotBuiltIn(Oid func, void *context)
+UntrustedCall(Oid func, void *context)
 {
-	return func >= FirstNormalObjectId;
+	if (func >= FirstNormalObjectId)
+		return true;
+	switch (func)
+	{
+		case F_TABLE_TO_XML:
+		case F_TABLE_TO_XMLSCHEMA:
+		case F_TABLE_TO_XML_AND_XMLSCHEMA:
+		case F_SCHEMA_TO_XML:
+		case F_SCHEMA_TO_XMLSCHEMA:
+		case F_SCHEMA_TO_XML_AND_XMLSCHEMA:
+		case F_DATABASE_TO_XML:
+		case F_DATABASE_TO_XMLSCHEMA:
+		case F_DATABASE_TO_XML_AND_XMLSCHEMA:
+			break;
+		default:
+			if (func_volatile(func) != PROVOLATILE_VOLATILE)
+				return false;
+	}
+	*(Oid *) context = func;
+	return true;
 }
 
-/* Whether expression node calls a function that is not built in. */
+/*
+ * Whether expression node calls a function that another role's policy may
+ * not (UntrustedCall; context as there).
+ */
 static bool
 CallsUserFunction(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
-	if (check_functions_in_node(node, NotBuiltIn, context))
+	if (check_functions_in_node(node, UntrustedCall, context))
 		return true;
 	return expression_tree_walker(node, CallsUserFunction, context);
 }
 
 static void CheckRelation(Oid relid, Oid reader, const char *what, int depth);
+
+/*
+ * Errors for built-in function func (UntrustedCall) that another role's
+ * object (a view, a policy) calls, read by what as role reader.
+ */
+static void
+BuiltInCallError(Oid func, const char *object, Oid reader, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s calls function %s, which acts as its caller",
+					object, format_procedure(func)),
+			 errdetail("The %s reads it as role %s: a volatile function, or one that runs SQL or reads a relation it is given, would act as role %s on behalf of the object's owner.",
+					   what, RoleName(reader), RoleName(reader)),
+			 errhint("Another role's views and policies read by role %s may call stable or immutable built-in functions only.",
+					 RoleName(reader))));
+}
 
 /* A walk of a view's query (ViewWalker). */
 typedef struct ViewWalk
@@ -189,7 +239,8 @@ typedef struct ViewWalk
 	const char *what;
 	int			depth;
 	bool		foreign;		/* the view is another role's */
-	bool		calls;			/* found: a function not built in */
+	bool		calls;			/* found: a call UntrustedCall refuses */
+	Oid			func;			/* found: such a built-in function */
 	Oid			type;			/* found: a value of an untrusted type made */
 } ViewWalk;
 
@@ -255,24 +306,26 @@ MakesUntrustedValue(Node *node, ViewWalk *w)
  * (foreign), one that calls a function or operator that is not built in,
  * or has a sublink (which reads other tables with their own rules); and
  * whoever owns the table, one that makes a value of a type reader cannot
- * trust (UntrustedValueType, set in *type).
+ * trust (UntrustedValueType, set in *type).  *func: the built-in
+ * function refused (UntrustedCall), if that was the reason.
  */
 static const char *
-UntrustedPolicy(Relation rel, Oid reader, bool foreign, Oid *type)
+UntrustedPolicy(Relation rel, Oid reader, bool foreign, Oid *type, Oid *func)
 {
 	ListCell   *lc;
 
 	*type = InvalidOid;
+	*func = InvalidOid;
 	if (rel->rd_rsdesc == NULL)
 		return NULL;
 	foreach(lc, rel->rd_rsdesc->policies)
 	{
 		RowSecurityPolicy *p = lfirst(lc);
-		ViewWalk	w = {InvalidOid, reader, NULL, 0, foreign, false, InvalidOid};
+		ViewWalk	w = {InvalidOid, reader, NULL, 0, foreign, false, InvalidOid, InvalidOid};
 
 		if (foreign &&
-			(p->hassublinks || CallsUserFunction((Node *) p->qual, NULL) ||
-			 CallsUserFunction((Node *) p->with_check_qual, NULL)))
+			(p->hassublinks || CallsUserFunction((Node *) p->qual, func) ||
+			 CallsUserFunction((Node *) p->with_check_qual, func)))
 			return p->policy_name;
 		if (MakesUntrustedValue((Node *) p->qual, &w) ||
 			MakesUntrustedValue((Node *) p->with_check_qual, &w))
@@ -324,7 +377,7 @@ ViewWalker(Node *node, ViewWalk *w)
 		return query_tree_walker((Query *) node, ViewWalker, w, QTW_EXAMINE_RTES_BEFORE);
 	if (!OidIsValid(w->type))
 		w->type = UntrustedValueType(node, w->reader);
-	if (w->foreign && check_functions_in_node(node, NotBuiltIn, NULL))
+	if (w->foreign && check_functions_in_node(node, UntrustedCall, &w->func))
 		w->calls = true;
 	return expression_tree_walker(node, ViewWalker, w);
 }
@@ -341,8 +394,9 @@ CheckRelation(Oid relid, Oid reader, const char *what, int depth)
 	bool		foreign = owner != reader && !superuser_arg(owner);
 	char	   *name = pstrdup(RelationGetRelationName(rel));
 	const char *policy = NULL;
-	ViewWalk	w = {relid, reader, what, depth, foreign, false, InvalidOid};
+	ViewWalk	w = {relid, reader, what, depth, foreign, false, InvalidOid, InvalidOid};
 	Oid			policytype = InvalidOid;
+	Oid			policyfunc = InvalidOid;
 
 	if (depth > 32)
 		ereport(ERROR,
@@ -356,7 +410,7 @@ CheckRelation(Oid relid, Oid reader, const char *what, int depth)
 			(void) ViewWalker((Node *) get_view_query(rel), &w);
 	}
 	else if (rel->rd_rel->relrowsecurity)
-		policy = UntrustedPolicy(rel, reader, foreign, &policytype);
+		policy = UntrustedPolicy(rel, reader, foreign, &policytype, &policyfunc);
 	if (policy)
 		policy = pstrdup(policy);
 	relation_close(rel, AccessShareLock);
@@ -366,6 +420,14 @@ CheckRelation(Oid relid, Oid reader, const char *what, int depth)
 		UntrustedValueError(policytype,
 							psprintf("policy \"%s\" of table \"%s\"", policy, name),
 							reader, what);
+	if (w.calls && OidIsValid(w.func))
+		BuiltInCallError(w.func, psprintf("view \"%s\" of role %s", name, RoleName(owner)),
+						 reader, what);
+	if (policy && OidIsValid(policyfunc))
+		BuiltInCallError(policyfunc,
+						 psprintf("policy \"%s\" of table \"%s\", owned by role %s,",
+								  policy, name, RoleName(owner)),
+						 reader, what);
 	if (w.calls)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -419,7 +481,7 @@ CheckQueryTrusted(const char *sql, Oid reader, const char *what)
 	{
 		Query	   *q = parse_analyze_fixedparams(lfirst_node(RawStmt, lc), sql,
 												  NULL, 0, NULL);
-		ViewWalk	w = {InvalidOid, reader, what, 0, false, false, InvalidOid};
+		ViewWalk	w = {InvalidOid, reader, what, 0, false, false, InvalidOid, InvalidOid};
 
 		(void) ViewWalker((Node *) q, &w);
 		if (OidIsValid(w.type))

@@ -28,7 +28,9 @@
  * reader or to a superuser; the checks run at every statement, since a
  * column's type, a view's options and a table's policies may change after
  * the tracker, model or monitor was made, and before anything is planned
- * (the planner inlines SQL functions and folds immutable ones).
+ * (the planner inlines SQL functions and folds immutable ones).  What was
+ * checked stays locked until the reader's transaction ends, so that what
+ * is read is what was checked (TAP 095).
  *
  * A view's or policy's expressions, anyone's, may not make a value of a
  * type the reader cannot trust either (UntrustedValueType): a domain's
@@ -413,7 +415,12 @@ CheckRelation(Oid relid, Oid reader, const char *what, int depth)
 		policy = UntrustedPolicy(rel, reader, foreign, &policytype, &policyfunc);
 	if (policy)
 		policy = pstrdup(policy);
-	relation_close(rel, AccessShareLock);
+	/*
+	 * Keep the lock to the end of the transaction: released, another role
+	 * could replace the view (or change the policies) checked here before
+	 * the read plans it.
+	 */
+	relation_close(rel, NoLock);
 	if (OidIsValid(w.type))
 		UntrustedValueError(w.type, psprintf("view \"%s\"", name), reader, what);
 	if (policy && OidIsValid(policytype))

@@ -91,6 +91,20 @@ SELECT rows_used FROM streamml.train_linreg('at_m8', 'at_pol2', 'y', ARRAY['x'])
 RESET ROLE;
 SELECT who, how, count(*) FROM at_calls GROUP BY 1, 2 ORDER BY 1, 2;
 
+-- alice's own view, or query source, calling mallory's function: mallory
+-- may replace its body at any time, so it is refused; alice's own
+-- function is called
+SET ROLE at_alice;
+CREATE FUNCTION at_own(v float8) RETURNS float8 LANGUAGE sql AS 'SELECT v';
+CREATE VIEW at_alice_calls AS SELECT x, y FROM at_data WHERE at_spy('alice view');
+SELECT rows_used FROM streamml.train_linreg('at_m9', 'at_alice_calls', 'y', ARRAY['x']);
+SELECT rows_used FROM streamml.train_linreg('at_m9',
+	'SELECT x, y FROM at_data WHERE at_spy(''alice query'')', 'y', ARRAY['x']);
+SELECT rows_used FROM streamml.train_linreg('at_m9',
+	'SELECT x, at_own(y) AS y FROM at_data', 'y', ARRAY['x']);
+RESET ROLE;
+SELECT who, how, count(*) FROM at_calls GROUP BY 1, 2 ORDER BY 1, 2;
+
 -- cleanup
 SET ROLE at_alice;
 SELECT streamml.drop_model(name) FROM streamml.models WHERE name LIKE 'at\_m%';

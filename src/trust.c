@@ -244,7 +244,59 @@ typedef struct ViewWalk
 	bool		calls;			/* found: a call UntrustedCall refuses */
 	Oid			func;			/* found: such a built-in function */
 	Oid			type;			/* found: a value of an untrusted type made */
+	Oid			other;			/* found: another role's function called */
 } ViewWalk;
+
+/*
+ * check_functions_in_node callback: a function of another role than the
+ * reader (not built in, not a superuser's), called by the reader's own
+ * view or query source, whose owner may replace its body at any time; set
+ * in ((ViewWalk *) context)->other.
+ */
+static bool
+OtherRolesFunction(Oid func, void *context)
+{
+	ViewWalk   *w = (ViewWalk *) context;
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (func < FirstNormalObjectId)
+		return false;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(func));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	if (owner == w->reader || superuser_arg(owner))
+		return false;
+	w->other = func;
+	return true;
+}
+
+/*
+ * Errors for function func of another role that object (the reader's own
+ * view, or query source) calls, read by what as role reader.
+ */
+static void
+OtherRolesFunctionError(Oid func, const char *object, Oid reader, const char *what)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(func));
+	Oid			owner = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+		ReleaseSysCache(tup);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s calls function %s, owned by role %s",
+					object, format_procedure(func), RoleName(owner)),
+			 errdetail("The %s runs it as role %s, again and again, and the function's owner may replace its body at any time.",
+					   what, RoleName(reader)),
+			 errhint("Call built-in functions, or functions owned by role %s.",
+					 RoleName(reader))));
+}
 
 /*
  * The first type that reader cannot trust (UntrustedType) of a value that
@@ -323,7 +375,7 @@ UntrustedPolicy(Relation rel, Oid reader, bool foreign, Oid *type, Oid *func)
 	foreach(lc, rel->rd_rsdesc->policies)
 	{
 		RowSecurityPolicy *p = lfirst(lc);
-		ViewWalk	w = {InvalidOid, reader, NULL, 0, foreign, false, InvalidOid, InvalidOid};
+		ViewWalk	w = {InvalidOid, reader, NULL, 0, foreign, false, InvalidOid, InvalidOid, InvalidOid};
 
 		if (foreign &&
 			(p->hassublinks || CallsUserFunction((Node *) p->qual, func) ||
@@ -381,6 +433,8 @@ ViewWalker(Node *node, ViewWalk *w)
 		w->type = UntrustedValueType(node, w->reader);
 	if (w->foreign && check_functions_in_node(node, UntrustedCall, &w->func))
 		w->calls = true;
+	else if (!w->foreign && !OidIsValid(w->other))
+		(void) check_functions_in_node(node, OtherRolesFunction, w);
 	return expression_tree_walker(node, ViewWalker, w);
 }
 
@@ -396,7 +450,7 @@ CheckRelation(Oid relid, Oid reader, const char *what, int depth)
 	bool		foreign = owner != reader && !superuser_arg(owner);
 	char	   *name = pstrdup(RelationGetRelationName(rel));
 	const char *policy = NULL;
-	ViewWalk	w = {relid, reader, what, depth, foreign, false, InvalidOid, InvalidOid};
+	ViewWalk	w = {relid, reader, what, depth, foreign, false, InvalidOid, InvalidOid, InvalidOid};
 	Oid			policytype = InvalidOid;
 	Oid			policyfunc = InvalidOid;
 
@@ -427,6 +481,8 @@ CheckRelation(Oid relid, Oid reader, const char *what, int depth)
 		UntrustedValueError(policytype,
 							psprintf("policy \"%s\" of table \"%s\"", policy, name),
 							reader, what);
+	if (OidIsValid(w.other))
+		OtherRolesFunctionError(w.other, psprintf("view \"%s\"", name), reader, what);
 	if (w.calls && OidIsValid(w.func))
 		BuiltInCallError(w.func, psprintf("view \"%s\" of role %s", name, RoleName(owner)),
 						 reader, what);
@@ -488,10 +544,12 @@ CheckQueryTrusted(const char *sql, Oid reader, const char *what)
 	{
 		Query	   *q = parse_analyze_fixedparams(lfirst_node(RawStmt, lc), sql,
 												  NULL, 0, NULL);
-		ViewWalk	w = {InvalidOid, reader, what, 0, false, false, InvalidOid, InvalidOid};
+		ViewWalk	w = {InvalidOid, reader, what, 0, false, false, InvalidOid, InvalidOid, InvalidOid};
 
 		(void) ViewWalker((Node *) q, &w);
 		if (OidIsValid(w.type))
 			UntrustedValueError(w.type, "the query source", reader, what);
+		if (OidIsValid(w.other))
+			OtherRolesFunctionError(w.other, "the query source", reader, what);
 	}
 }

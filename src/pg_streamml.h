@@ -29,6 +29,7 @@ extern char *Float8TextExact(double v);
 extern Datum OidListArray(List *oids);
 /* trust.c */
 extern void CheckRelationTrusted(Oid relid, Oid reader, const char *what);
+extern void CheckQueryTrusted(const char *sql, Oid reader, const char *what);
 extern void CheckTypeTrusted(Oid type, Oid owner, const char *col, const char *relname,
 							 const char *what);
 extern void CheckColumnTypeTrusted(Oid rel, const char *col, Oid owner, const char *what);

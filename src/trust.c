@@ -16,7 +16,8 @@
  *	a view				whose functions run as the reader, whether or not
  *						it has security_invoker (only its tables are read
  *						with the view owner's privileges);
- *	row-level security	policies, whose expressions run as the reader.
+ *	row-level security	policies, whose expressions run as the reader;
+ *	a domain			whose CHECK constraints run at a coercion to it.
  *
  * CheckRelationTrusted refuses another role's view or policy that calls a
  * function or operator that is not built in (a policy with a sublink, or a
@@ -27,22 +28,34 @@
  * reader or to a superuser; the checks run at every statement, since a
  * column's type, a view's options and a table's policies may change after
  * the tracker, model or monitor was made, and before anything is planned
- * (the planner inlines SQL functions and folds immutable ones).  A query
- * source is the reader's own SQL, not checked.
+ * (the planner inlines SQL functions and folds immutable ones).  What was
+ * checked stays locked until the reader's transaction ends, so that what
+ * is read is what was checked (TAP 095).
+ *
+ * A view's or policy's expressions, anyone's, may not make a value of a
+ * type the reader cannot trust either (UntrustedValueType): a domain's
+ * CHECK constraints run at a coercion to it, or at the input of a row or
+ * array holding it, with built-in functions only.  A query source is the
+ * reader's own SQL, but what it reads is another role's and may change:
+ * CheckQueryTrusted checks its relations as CheckRelationTrusted does.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
+#include "parser/analyze.h"
 #include "rewrite/rewriteHandler.h"
 #include "rewrite/rowsecurity.h"
+#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/syscache.h"
@@ -152,48 +165,73 @@ CheckColumnTypeTrusted(Oid rel, const char *col, Oid owner, const char *what)
 		CheckTypeTrusted(get_atttype(rel, att), owner, col, get_rel_name(rel), what);
 }
 
-/* check_functions_in_node callback: a function that is not built in. */
+/*
+ * check_functions_in_node callback: a function that another role's view or
+ * policy may not have its reader call, one that is not built in, or a
+ * built-in one that acts as its caller beyond computing a value (its oid
+ * then set in *(Oid *) context): a volatile one (set_config, setval,
+ * lo_unlink, pg_terminate_backend act with the reader's privileges) or
+ * one that runs SQL or reads a relation given as a value (query_to_xml,
+ * ts_stat, which are volatile; table_to_xml and its kin, which are
+ * stable), whose code no walk of the view sees.
+ */
 static bool
-NotBuiltIn(Oid func, void *context)
+UntrustedCall(Oid func, void *context)
 {
-	return func >= FirstNormalObjectId;
+	if (func >= FirstNormalObjectId)
+		return true;
+	switch (func)
+	{
+		case F_TABLE_TO_XML:
+		case F_TABLE_TO_XMLSCHEMA:
+		case F_TABLE_TO_XML_AND_XMLSCHEMA:
+		case F_SCHEMA_TO_XML:
+		case F_SCHEMA_TO_XMLSCHEMA:
+		case F_SCHEMA_TO_XML_AND_XMLSCHEMA:
+		case F_DATABASE_TO_XML:
+		case F_DATABASE_TO_XMLSCHEMA:
+		case F_DATABASE_TO_XML_AND_XMLSCHEMA:
+			break;
+		default:
+			if (func_volatile(func) != PROVOLATILE_VOLATILE)
+				return false;
+	}
+	*(Oid *) context = func;
+	return true;
 }
 
-/* Whether expression node calls a function that is not built in. */
+/*
+ * Whether expression node calls a function that another role's policy may
+ * not (UntrustedCall; context as there).
+ */
 static bool
 CallsUserFunction(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
-	if (check_functions_in_node(node, NotBuiltIn, context))
+	if (check_functions_in_node(node, UntrustedCall, context))
 		return true;
 	return expression_tree_walker(node, CallsUserFunction, context);
 }
 
-/*
- * The first row-level security policy of rel that may run code of its
- * table's owner as its reader (a function or operator not built in, or a
- * sublink, which reads other tables with their own rules), or NULL.
- */
-static const char *
-UntrustedPolicy(Relation rel)
-{
-	ListCell   *lc;
-
-	if (rel->rd_rsdesc == NULL)
-		return NULL;
-	foreach(lc, rel->rd_rsdesc->policies)
-	{
-		RowSecurityPolicy *p = lfirst(lc);
-
-		if (p->hassublinks || CallsUserFunction((Node *) p->qual, NULL) ||
-			CallsUserFunction((Node *) p->with_check_qual, NULL))
-			return p->policy_name;
-	}
-	return NULL;
-}
-
 static void CheckRelation(Oid relid, Oid reader, const char *what, int depth);
+
+/*
+ * Errors for built-in function func (UntrustedCall) that another role's
+ * object (a view, a policy) calls, read by what as role reader.
+ */
+static void
+BuiltInCallError(Oid func, const char *object, Oid reader, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s calls function %s, which acts as its caller",
+					object, format_procedure(func)),
+			 errdetail("The %s reads it as role %s: a volatile function, or one that runs SQL or reads a relation it is given, would act as role %s on behalf of the object's owner.",
+					   what, RoleName(reader), RoleName(reader)),
+			 errhint("Another role's views and policies read by role %s may call stable or immutable built-in functions only.",
+					 RoleName(reader))));
+}
 
 /* A walk of a view's query (ViewWalker). */
 typedef struct ViewWalk
@@ -203,8 +241,173 @@ typedef struct ViewWalk
 	const char *what;
 	int			depth;
 	bool		foreign;		/* the view is another role's */
-	bool		calls;			/* found: a function not built in */
+	bool		calls;			/* found: a call UntrustedCall refuses */
+	Oid			func;			/* found: such a built-in function */
+	Oid			type;			/* found: a value of an untrusted type made */
+	Oid			other;			/* found: another role's function called */
 } ViewWalk;
+
+/*
+ * check_functions_in_node callback: a function of another role than the
+ * reader (not built in, not a superuser's), called by the reader's own
+ * view or query source, whose owner may replace its body at any time; set
+ * in ((ViewWalk *) context)->other.
+ */
+static bool
+OtherRolesFunction(Oid func, void *context)
+{
+	ViewWalk   *w = (ViewWalk *) context;
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (func < FirstNormalObjectId)
+		return false;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(func));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	if (owner == w->reader || superuser_arg(owner))
+		return false;
+	w->other = func;
+	return true;
+}
+
+/*
+ * Errors for function func of another role that object (the reader's own
+ * view, or query source) calls, read by what as role reader.
+ */
+static void
+OtherRolesFunctionError(Oid func, const char *object, Oid reader, const char *what)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(func));
+	Oid			owner = InvalidOid;
+
+	if (HeapTupleIsValid(tup))
+	{
+		owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+		ReleaseSysCache(tup);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s calls function %s, owned by role %s",
+					object, format_procedure(func), RoleName(owner)),
+			 errdetail("The %s runs it as role %s, again and again, and the function's owner may replace its body at any time.",
+					   what, RoleName(reader)),
+			 errhint("Call built-in functions, or functions owned by role %s.",
+					 RoleName(reader))));
+}
+
+/*
+ * The first type that reader cannot trust (UntrustedType) of a value that
+ * expression node makes by running code of its type, or InvalidOid: a
+ * domain's CHECK constraints run at a coercion to it (CoerceToDomain), and
+ * at the input of a row or an array that holds it (a cast from text, a
+ * built-in that fills a row of the type, as jsonb_populate_record does; a
+ * function's or XMLTABLE's column definition list), all as the reader,
+ * whoever wrote the expression.
+ */
+static Oid
+UntrustedValueType(Node *node, Oid reader)
+{
+	Oid			found = InvalidOid;
+	ListCell   *lc;
+
+	switch (nodeTag(node))
+	{
+		case T_CoerceToDomain:
+		case T_CoerceViaIO:
+		case T_ArrayCoerceExpr:
+		case T_ConvertRowtypeExpr:
+		case T_FuncExpr:
+		case T_OpExpr:
+		case T_Aggref:
+		case T_WindowFunc:
+		case T_SubscriptingRef:
+			return UntrustedType(exprType(node), reader, 0);
+		case T_RangeTblFunction:
+			foreach(lc, ((RangeTblFunction *) node)->funccoltypes)
+				if (!OidIsValid(found))
+					found = UntrustedType(lfirst_oid(lc), reader, 0);
+			return found;
+		case T_TableFunc:
+			foreach(lc, ((TableFunc *) node)->coltypes)
+				if (!OidIsValid(found))
+					found = UntrustedType(lfirst_oid(lc), reader, 0);
+			return found;
+		default:
+			return InvalidOid;
+	}
+}
+
+/* expression_tree_walker callback: UntrustedValueType anywhere in node. */
+static bool
+MakesUntrustedValue(Node *node, ViewWalk *w)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, MakesUntrustedValue, w, 0);
+	w->type = UntrustedValueType(node, w->reader);
+	if (OidIsValid(w->type))
+		return true;
+	return expression_tree_walker(node, MakesUntrustedValue, w);
+}
+
+/*
+ * The first row-level security policy of rel that may run code of another
+ * role than reader as reader, or NULL: when the table is another role's
+ * (foreign), one that calls a function or operator that is not built in,
+ * or has a sublink (which reads other tables with their own rules); and
+ * whoever owns the table, one that makes a value of a type reader cannot
+ * trust (UntrustedValueType, set in *type).  *func: the built-in
+ * function refused (UntrustedCall), if that was the reason.
+ */
+static const char *
+UntrustedPolicy(Relation rel, Oid reader, bool foreign, Oid *type, Oid *func)
+{
+	ListCell   *lc;
+
+	*type = InvalidOid;
+	*func = InvalidOid;
+	if (rel->rd_rsdesc == NULL)
+		return NULL;
+	foreach(lc, rel->rd_rsdesc->policies)
+	{
+		RowSecurityPolicy *p = lfirst(lc);
+		ViewWalk	w = {InvalidOid, reader, NULL, 0, foreign, false, InvalidOid, InvalidOid, InvalidOid};
+
+		if (foreign &&
+			(p->hassublinks || CallsUserFunction((Node *) p->qual, func) ||
+			 CallsUserFunction((Node *) p->with_check_qual, func)))
+			return p->policy_name;
+		if (MakesUntrustedValue((Node *) p->qual, &w) ||
+			MakesUntrustedValue((Node *) p->with_check_qual, &w))
+		{
+			*type = w.type;
+			return p->policy_name;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Errors for a value of type type, which role reader cannot trust, that
+ * the expressions of object (a view, a policy, a query) make, read by
+ * what.
+ */
+static void
+UntrustedValueError(Oid type, const char *object, Oid reader, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s makes a value of type %s, owned by role %s",
+					object, format_type_be(type), RoleName(TypeOwner(type))),
+			 errdetail("The %s reads it as role %s, and the owner of a type can attach functions to its values (a domain's CHECK constraints), which run as the reader.",
+					   what, RoleName(reader)),
+			 errhint("Use built-in types, or types owned by role %s.",
+					 RoleName(reader))));
+}
 
 /*
  * Checks what a view's query reads (CheckRelation of each relation but the
@@ -226,8 +429,12 @@ ViewWalker(Node *node, ViewWalk *w)
 	}
 	if (IsA(node, Query))
 		return query_tree_walker((Query *) node, ViewWalker, w, QTW_EXAMINE_RTES_BEFORE);
-	if (w->foreign && check_functions_in_node(node, NotBuiltIn, NULL))
+	if (!OidIsValid(w->type))
+		w->type = UntrustedValueType(node, w->reader);
+	if (w->foreign && check_functions_in_node(node, UntrustedCall, &w->func))
 		w->calls = true;
+	else if (!w->foreign && !OidIsValid(w->other))
+		(void) check_functions_in_node(node, OtherRolesFunction, w);
 	return expression_tree_walker(node, ViewWalker, w);
 }
 
@@ -243,7 +450,9 @@ CheckRelation(Oid relid, Oid reader, const char *what, int depth)
 	bool		foreign = owner != reader && !superuser_arg(owner);
 	char	   *name = pstrdup(RelationGetRelationName(rel));
 	const char *policy = NULL;
-	ViewWalk	w = {relid, reader, what, depth, foreign, false};
+	ViewWalk	w = {relid, reader, what, depth, foreign, false, InvalidOid, InvalidOid, InvalidOid};
+	Oid			policytype = InvalidOid;
+	Oid			policyfunc = InvalidOid;
 
 	if (depth > 32)
 		ereport(ERROR,
@@ -256,11 +465,32 @@ CheckRelation(Oid relid, Oid reader, const char *what, int depth)
 		else
 			(void) ViewWalker((Node *) get_view_query(rel), &w);
 	}
-	else if (foreign && rel->rd_rel->relrowsecurity)
-		policy = UntrustedPolicy(rel);
+	else if (rel->rd_rel->relrowsecurity)
+		policy = UntrustedPolicy(rel, reader, foreign, &policytype, &policyfunc);
 	if (policy)
 		policy = pstrdup(policy);
-	relation_close(rel, AccessShareLock);
+	/*
+	 * Keep the lock to the end of the transaction: released, another role
+	 * could replace the view (or change the policies) checked here before
+	 * the read plans it.
+	 */
+	relation_close(rel, NoLock);
+	if (OidIsValid(w.type))
+		UntrustedValueError(w.type, psprintf("view \"%s\"", name), reader, what);
+	if (policy && OidIsValid(policytype))
+		UntrustedValueError(policytype,
+							psprintf("policy \"%s\" of table \"%s\"", policy, name),
+							reader, what);
+	if (OidIsValid(w.other))
+		OtherRolesFunctionError(w.other, psprintf("view \"%s\"", name), reader, what);
+	if (w.calls && OidIsValid(w.func))
+		BuiltInCallError(w.func, psprintf("view \"%s\" of role %s", name, RoleName(owner)),
+						 reader, what);
+	if (policy && OidIsValid(policyfunc))
+		BuiltInCallError(policyfunc,
+						 psprintf("policy \"%s\" of table \"%s\", owned by role %s,",
+								  policy, name, RoleName(owner)),
+						 reader, what);
 	if (w.calls)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -294,4 +524,32 @@ void
 CheckRelationTrusted(Oid relid, Oid reader, const char *what)
 {
 	CheckRelation(relid, reader, what, 0);
+}
+
+/*
+ * Errors unless role reader can run query sql (a model's, league's or
+ * monitor's query source, the reader's own SQL) without running code of
+ * another role as itself: each relation it reads is checked as
+ * CheckRelationTrusted checks it (another role may change its view or
+ * policies, or replace its table by a view, after the query was written),
+ * and it may not make a value of a type reader cannot trust.  The query is
+ * parsed and analysed only, which runs none of its functions.
+ */
+void
+CheckQueryTrusted(const char *sql, Oid reader, const char *what)
+{
+	ListCell   *lc;
+
+	foreach(lc, pg_parse_query(sql))
+	{
+		Query	   *q = parse_analyze_fixedparams(lfirst_node(RawStmt, lc), sql,
+												  NULL, 0, NULL);
+		ViewWalk	w = {InvalidOid, reader, what, 0, false, false, InvalidOid, InvalidOid, InvalidOid};
+
+		(void) ViewWalker((Node *) q, &w);
+		if (OidIsValid(w.type))
+			UntrustedValueError(w.type, "the query source", reader, what);
+		if (OidIsValid(w.other))
+			OtherRolesFunctionError(w.other, "the query source", reader, what);
+	}
 }

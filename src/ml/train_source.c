@@ -81,12 +81,15 @@ SourceNeedsSearchPath(const char *source)
  * current user, who is about to read it (CheckRelationTrusted: another
  * role's view or policies that call functions that are not built in):
  * before anything reads it, since planning may already run such code.  A
- * query source is the current user's own SQL.
+ * query source is the current user's own SQL, but the relations it reads
+ * are checked the same way (CheckQueryTrusted).
  */
 void
 SourceCheckTrusted(const char *source, const char *what)
 {
-	if (!SourceIsQuery(source))
+	if (SourceIsQuery(source))
+		CheckQueryTrusted(source, GetUserId(), what);
+	else
 		CheckRelationTrusted(DatumGetObjectId(DirectFunctionCall1(regclassin,
 																  CStringGetDatum(source))),
 							 GetUserId(), what);

@@ -44,6 +44,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 
 #include "quality/quality.h"
 
@@ -188,11 +189,31 @@ SetBits(KeySet *set)
 }
 
 /*
- * Reads a stored set into the bitmap of s (see the top of the file); the
- * tracker's id for the error of a malformed one.
+ * Errors for a stored set of the items' set that is malformed (detail:
+ * how): the rows are written here only, so a superuser edited or damaged
+ * it, and a key of its set can neither be found a duplicate nor recorded.
  */
 static void
-ReadSetBits(KeySet *s, bytea *bits, int32 tracker)
+MalformedSet(const KeyItem *it, OutcomeTracker *t, const char *how)
+{
+	const char *source = get_rel_name(t->source);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("outcome key set " INT64_FORMAT " of model \"%s\" version %d is malformed, in the outcomes of scorer \"%s\" labelled by \"%s\"",
+					it->set, it->model, it->version, t->scorer,
+					source ? source : "?"),
+			 errdetail("Its bits %s; a set is either a bitmap of %d bytes or up to %d offsets below %d, two bytes each (big-endian).",
+					   how, SET_BYTES, SET_MAX_OFFSETS, SET_KEYS),
+			 errhint("Rows of streamml.outcome_key_sets are written by the extension only: restore the row (the offsets of the keys of the model version's outcomes in streamml.outcome_rows, key_hash - 8192 * key_set) or the database.")));
+}
+
+/*
+ * Reads a stored set into the bitmap of s (see the top of the file); the
+ * items and tracker for the error of a malformed one (MalformedSet).
+ */
+static void
+ReadSetBits(KeySet *s, const KeyItem *items, bytea *bits, OutcomeTracker *t)
 {
 	int			len = VARSIZE_ANY_EXHDR(bits);
 	const uint8 *in = (const uint8 *) VARDATA_ANY(bits);
@@ -203,16 +224,16 @@ ReadSetBits(KeySet *s, bytea *bits, int32 tracker)
 		return;
 	}
 	if (len % 2 != 0 || len / 2 > SET_MAX_OFFSETS)
-		elog(ERROR, "outcome key set of tracker %d has %d bytes: neither a bitmap of %d nor up to %d offsets",
-			 tracker, len, SET_BYTES, SET_MAX_OFFSETS);
+		MalformedSet(&items[s->start], t,
+					 psprintf("have %d bytes", len));
 	memset(s->bits, 0, SET_BYTES);
 	for (int i = 0; i < len; i += 2)
 	{
 		int			offset = (in[i] << 8) | in[i + 1];
 
 		if (offset >= SET_KEYS)
-			elog(ERROR, "outcome key set of tracker %d has offset %d, beyond %d",
-				 tracker, offset, SET_KEYS - 1);
+			MalformedSet(&items[s->start], t,
+						 psprintf("hold offset %d", offset));
 		s->bits[offset / 8] |= 1 << (offset % 8);
 	}
 }
@@ -457,7 +478,7 @@ OutcomeKeySetsCheck(OutcomeTracker *t, const char **models, const int32 *version
 															 SPI_tuptable->tupdesc,
 															 4, &isnull));
 
-			ReadSetBits(s, bits, t->id);
+			ReadSetBits(s, items, bits, t);
 			s->tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[r],
 													   SPI_tuptable->tupdesc,
 													   5, &isnull));

@@ -25,13 +25,17 @@
  *
  * Exactness.  The rows are locked in one order (model, version, set) by
  * every batch (the order of the arrays the lock probes by), so concurrent
- * batches of one tracker take turns on a set and never deadlock: the second reads the bits the first committed (READ
- * COMMITTED re-reads a row that changed while it waited; a transaction
- * snapshot gets a serialization failure instead, as a unique index would
- * give).  A set that a concurrent batch inserted first is not inserted
- * (ON CONFLICT DO NOTHING waits for that batch's end) and is read again,
- * locked, in the next round.  Bits are set in arrival order within the
- * batch, so the earliest outcome of a key wins, as with the index; a
+ * batches of one tracker take turns on a set and do not deadlock with one
+ * another: the second reads the bits the first committed (READ COMMITTED
+ * re-reads a row that changed while it waited; a transaction snapshot gets
+ * a serialization failure instead, as a unique index would give).  (Two
+ * transactions of several batches each can still lock two sets in
+ * opposite orders, one batch each, and one of them gets a deadlock error,
+ * nothing lost: as two unique index entries would.)  A set that a
+ * concurrent batch inserted first is not inserted (ON CONFLICT DO NOTHING
+ * waits for that batch's end) and is read again, locked, in the next
+ * round.  Bits are set in arrival order within the batch, so the earliest
+ * outcome of a key wins, as with the index; a
  * rolled-back batch rolls its bits back.  The rows are written only here
  * (as the bootstrap superuser) and deleted with their tracker.
  */

@@ -439,6 +439,24 @@ ViewWalker(Node *node, ViewWalk *w)
 }
 
 /*
+ * Errors for another role's object (a view, a policy) that calls a
+ * function that is not built in, read by what as role reader: reads, what
+ * of the object is read; runs, as whom its code runs; kind, whose owner;
+ * hint, what to do instead.
+ */
+static void
+ForeignCodeError(const char *object, const char *reads, const char *runs,
+				 const char *kind, const char *hint, Oid reader, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s calls a function that is not built in", object),
+			 errdetail("The %s reads %s as role %s, and %s: the %s's owner could have them run code of theirs as role %s.",
+					   what, reads, RoleName(reader), runs, kind, RoleName(reader)),
+			 errhint("%s", hint)));
+}
+
+/*
  * CheckRelationTrusted at a depth of views (a view's query is checked too,
  * each relation it reads, to a depth of 32).
  */
@@ -492,23 +510,18 @@ CheckRelation(Oid relid, Oid reader, const char *what, int depth)
 								  policy, name, RoleName(owner)),
 						 reader, what);
 	if (w.calls)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("view \"%s\" of role %s calls a function that is not built in",
-						name, RoleName(owner)),
-				 errdetail("The %s reads it as role %s, and a view's functions run as its reader: the view's owner could have them run code of theirs as role %s.",
-						   what, RoleName(reader), RoleName(reader)),
-				 errhint("Read a view of role %s, or one that calls built-in functions only (and without security_invoker).",
-						 RoleName(reader))));
+		ForeignCodeError(psprintf("view \"%s\" of role %s", name, RoleName(owner)),
+						 "it", "a view's functions run as its reader", "view",
+						 psprintf("Read a view of role %s, or one that calls built-in functions only (and without security_invoker).",
+								  RoleName(reader)),
+						 reader, what);
 	if (policy)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("policy \"%s\" of table \"%s\", owned by role %s, calls a function that is not built in",
-						policy, name, RoleName(owner)),
-				 errdetail("The %s reads the table as role %s, and a policy's expressions run as the reader: the table's owner could have them run code of theirs as role %s.",
-						   what, RoleName(reader), RoleName(reader)),
-				 errhint("Policies of another role's table read by role %s may use built-in functions and operators only, without subqueries.",
-						 RoleName(reader))));
+		ForeignCodeError(psprintf("policy \"%s\" of table \"%s\", owned by role %s,",
+								  policy, name, RoleName(owner)),
+						 "the table", "a policy's expressions run as the reader", "table",
+						 psprintf("Policies of another role's table read by role %s may use built-in functions and operators only, without subqueries.",
+								  RoleName(reader)),
+						 reader, what);
 }
 
 /*
